@@ -1,0 +1,265 @@
+"""The one interface every execution strategy implements, and the schedule-following core.
+
+A strategy sees a DecisionView at each decision step and answers with actions (place a
+child, cancel a child). It never talks to a venue: the engine checks every child against
+the execution policy and sends it. TWAP, VWAP, POV and IS differ only in their target
+schedule; how they follow it (post passively, rest in the dark, take to catch up) is
+shared here and routed by one SmartOrderRouter.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+from execution.algos.params import ParamError, ParamSpec, validate_params
+from execution.algos.router import Place, SmartOrderRouter, VenueInfo, VenueQuoteView
+
+SESSION_SECONDS = 390 * 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderContext:
+    """What a strategy knows about its order and instrument before it starts."""
+
+    order_id: str
+    side: int  # +1 buy, -1 sell
+    qty: int
+    start_s: float
+    end_s: float
+    limit_px_ticks: int | None
+    tick_size: float
+    reference_price: float
+    adv_shares: float
+    daily_volatility: float
+    spread_ticks: float
+    volume_profile: tuple[float, ...]  # bucket weights over the session, summing to 1
+    venues: tuple[VenueInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingChild:
+    client_order_id: str
+    venue: str
+    px_ticks: int | None
+    leaves_qty: int
+    intent: str  # "passive", "dark" or "take"
+    sent_at: float
+    cancel_pending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionView:
+    now: float
+    filled_qty: int
+    working: tuple[WorkingChild, ...]
+    quotes: tuple[VenueQuoteView, ...]
+    nbb: int
+    nbo: int
+    volume_since_start: float  # the whole market, all venues, ours included
+    our_volume: float  # this order's fills
+
+    @property
+    def others_volume(self) -> float:
+        return max(self.volume_since_start - self.our_volume, 0.0)
+
+    @property
+    def mid_ticks(self) -> float:
+        return (self.nbb + self.nbo) / 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    client_order_id: str
+    reason: str = "REPRICE"
+
+
+Action = Place | Cancel
+
+COMMON_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("decision_interval_s", "float", 30.0, "Time between decisions.", "s", 1.0, 600.0),
+    ParamSpec(
+        "catch_up_slices",
+        "float",
+        1.0,
+        "Take liquidity once the order is this many decision slices behind its schedule.",
+        "slices",
+        0.1,
+        20.0,
+    ),
+    ParamSpec(
+        "max_take_ticks",
+        "int",
+        2,
+        "How far beyond the touch an aggressive child may walk the book.",
+        "ticks",
+        0,
+        50,
+    ),
+    ParamSpec(
+        "dark_fraction",
+        "float",
+        0.3,
+        "Share of the resting quantity offered at the midpoint in dark venues.",
+        "",
+        0.0,
+        1.0,
+    ),
+    ParamSpec(
+        "improve_wide_spread",
+        "bool",
+        True,
+        "Post one tick inside the spread when it is wider than one tick.",
+    ),
+    ParamSpec(
+        "complete",
+        "bool",
+        True,
+        "Take whatever is left in the last decision slice so the order finishes.",
+    ),
+)
+
+
+def profile_fraction(profile: Sequence[float], a_s: float, b_s: float) -> float:
+    """Share of the day's expected volume between two times (piecewise-constant buckets)."""
+    if b_s <= a_s:
+        return 0.0
+    n = len(profile)
+    width = SESSION_SECONDS / n
+
+    def cum(t: float) -> float:
+        t = min(max(t, 0.0), SESSION_SECONDS)
+        b = min(int(t / width), n - 1)
+        return sum(profile[:b]) + profile[b] * (t - b * width) / width
+
+    return cum(b_s) - cum(a_s)
+
+
+class Strategy(ABC):
+    """Base of every strategy. Subclasses set name, label, extra params and the schedule."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    extra_params: ClassVar[tuple[ParamSpec, ...]] = ()
+    default_overrides: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, ctx: OrderContext, params: Mapping[str, Any] | None = None) -> None:
+        self.ctx = ctx
+        self.params = validate_params(self.schema(), params or {})
+        self.router = SmartOrderRouter(ctx.venues)
+        self.setup()
+
+    @classmethod
+    def schema(cls) -> tuple[ParamSpec, ...]:
+        common = tuple(
+            replace(p, default=cls.default_overrides[p.name])
+            if p.name in cls.default_overrides
+            else p
+            for p in COMMON_PARAMS
+        )
+        return (*cls.extra_params, *common)
+
+    def setup(self) -> None:  # noqa: B027  (optional hook, not abstract)
+        """Recompute anything derived from params (called again after an amendment)."""
+
+    def amend(self, changes: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        specs = {p.name: p for p in self.schema()}
+        for key in changes:
+            if key in specs and not specs[key].amendable:
+                raise ParamError(key, "cannot be changed while the order works")
+        merged = validate_params(self.schema(), {**self.params, **changes})
+        before = {k: self.params[k] for k in changes}
+        self.params = merged
+        self.setup()
+        return before, {k: merged[k] for k in changes}
+
+    @property
+    def decision_interval_s(self) -> float:
+        return float(self.params["decision_interval_s"])
+
+    @abstractmethod
+    def schedule_fraction(self, t: float) -> float:
+        """Planned fraction of the order done by time t (for charts and schedule deviation)."""
+
+    def targets(self, view: DecisionView) -> tuple[float, float]:
+        """Shares the order should have done now, and by the next decision."""
+        q = self.ctx.qty
+        nxt = min(view.now + self.decision_interval_s, self.ctx.end_s)
+        return q * self.schedule_fraction(view.now), q * self.schedule_fraction(nxt)
+
+    def decide(self, view: DecisionView) -> list[Action]:
+        ctx, p = self.ctx, self.params
+        side = ctx.side
+        actions: list[Action] = []
+        target_now, target_next = self.targets(view)
+        live = [c for c in view.working if not c.cancel_pending]
+        working_qty = sum(c.leaves_qty for c in view.working)
+        leaves = ctx.qty - view.filled_qty
+        last_slice = view.now + self.decision_interval_s >= ctx.end_s
+        if last_slice and p["complete"]:
+            target_now = target_next = float(ctx.qty)
+
+        # Passive orders that lost the touch are repriced: cancelled now, replaced below.
+        for c in live:
+            if c.intent == "passive" and not self.router.at_touch(side, c, view):
+                actions.append(Cancel(c.client_order_id))
+        kept = [
+            c
+            for c in live
+            if c.intent != "take"
+            and not any(
+                isinstance(a, Cancel) and a.client_order_id == c.client_order_id for a in actions
+            )
+        ]
+        resting_qty = sum(c.leaves_qty for c in kept)
+        free = leaves - working_qty
+
+        behind = target_now - view.filled_qty
+        slice_qty = max(target_next - target_now, 1.0)
+        taking = 0
+        if behind > p["catch_up_slices"] * slice_qty or (last_slice and p["complete"]):
+            want = int(min(behind if not last_slice else leaves, leaves))
+            if want > free and kept:
+                # Free quantity from resting children so the catch-up can go now.
+                for c in sorted(kept, key=lambda c: c.intent != "dark"):
+                    actions.append(Cancel(c.client_order_id, "CATCH_UP"))
+                free += resting_qty
+                kept, resting_qty = [], 0
+            want = min(want, free)
+            if want > 0:
+                orders = self.router.take(side, want, view, ctx.limit_px_ticks, p["max_take_ticks"])
+                actions.extend(orders)
+                taking = sum(o.qty for o in orders)
+                free -= taking
+
+        desired_resting = target_next - view.filled_qty - taking
+        add = int(min(desired_resting - resting_qty, free))
+        if add >= 1 and not last_slice:
+            dark_qty = int(add * p["dark_fraction"]) if self.router.has_dark(view) else 0
+            if dark_qty >= 1:
+                actions.extend(self.router.dark(side, dark_qty, view, ctx.limit_px_ticks))
+            lit_qty = add - sum(
+                a.qty for a in actions if isinstance(a, Place) and a.intent == "dark"
+            )
+            if lit_qty >= 1:
+                actions.extend(
+                    self.router.passive(
+                        side, lit_qty, view, ctx.limit_px_ticks, p["improve_wide_spread"]
+                    )
+                )
+        return actions
+
+
+@dataclass
+class _Registry:
+    strategies: dict[str, type[Strategy]] = field(default_factory=dict)
+
+
+REGISTRY = _Registry()
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    REGISTRY.strategies[cls.name] = cls
+    return cls

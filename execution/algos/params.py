@@ -1,0 +1,95 @@
+"""Strategy parameter schemas: one declaration drives validation, the CLI and the web form."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class ParamError(ValueError):
+    """Bad strategy parameter; `key` names it so a form can show the message beside it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    name: str
+    type: str  # "float", "int", "bool" or "choice"
+    default: Any
+    help: str
+    unit: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    amendable: bool = True  # may change while the order works
+
+    def coerce(self, value: Any) -> Any:
+        """The value as this parameter's type, or ParamError saying what is wrong."""
+        if self.type == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+            raise ParamError(self.name, f"must be true or false, got {value!r}")
+        if self.type == "choice":
+            if value not in self.choices:
+                raise ParamError(
+                    self.name, f"must be one of {', '.join(self.choices)}, got {value!r}"
+                )
+            return value
+        if isinstance(value, bool):
+            raise ParamError(self.name, f"must be a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ParamError(self.name, f"must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ParamError(self.name, f"must be finite, got {value!r}")
+        if self.type == "int":
+            if number != int(number):
+                raise ParamError(self.name, f"must be a whole number, got {value!r}")
+            number = int(number)
+        if self.minimum is not None and number < self.minimum:
+            raise ParamError(
+                self.name, f"must be at least {self.minimum:g}{_unit(self.unit)}, got {value!r}"
+            )
+        if self.maximum is not None and number > self.maximum:
+            raise ParamError(
+                self.name, f"must be at most {self.maximum:g}{_unit(self.unit)}, got {value!r}"
+            )
+        return number
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able form of the spec, for the web form and the docs."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "default": self.default,
+            "unit": self.unit,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "choices": list(self.choices),
+            "help": self.help,
+            "amendable": self.amendable,
+        }
+
+
+def _unit(unit: str) -> str:
+    return f" {unit}" if unit else ""
+
+
+def validate_params(schema: Sequence[ParamSpec], raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults filled in, every value coerced; unknown names are an error, not ignored."""
+    by_name = {p.name: p for p in schema}
+    unknown = sorted(set(raw) - set(by_name))
+    if unknown:
+        raise ParamError(
+            unknown[0], f"unknown parameter; this strategy takes {', '.join(sorted(by_name))}"
+        )
+    return {p.name: p.coerce(raw[p.name]) if p.name in raw else p.default for p in schema}

@@ -1,0 +1,112 @@
+"""TWAP, VWAP, POV and IS: four schedules over one way of working an order."""
+
+from __future__ import annotations
+
+import math
+
+from execution.algos.almgren_chriss import schedule_fraction as ac_fraction
+from execution.algos.base import SESSION_SECONDS, DecisionView, Strategy, profile_fraction, register
+from execution.algos.params import ParamSpec
+
+
+def _elapsed(t: float, start: float, end: float) -> float:
+    return min(max((t - start) / (end - start), 0.0), 1.0)
+
+
+@register
+class TWAP(Strategy):
+    name = "twap"
+    label = "TWAP"
+
+    def schedule_fraction(self, t: float) -> float:
+        return _elapsed(t, self.ctx.start_s, self.ctx.end_s)
+
+
+@register
+class VWAP(Strategy):
+    """Follows the instrument's expected intraday volume curve across the order's window."""
+
+    name = "vwap"
+    label = "VWAP"
+
+    def setup(self) -> None:
+        c = self.ctx
+        self._window = profile_fraction(c.volume_profile, c.start_s, c.end_s) or 1.0
+
+    def schedule_fraction(self, t: float) -> float:
+        c = self.ctx
+        t = min(max(t, c.start_s), c.end_s)
+        return min(profile_fraction(c.volume_profile, c.start_s, t) / self._window, 1.0)
+
+
+@register
+class POV(Strategy):
+    """Targets a share of the volume the market actually trades, as it is observed."""
+
+    name = "pov"
+    label = "POV"
+    extra_params = (
+        ParamSpec(
+            "participation_rate",
+            "float",
+            0.1,
+            "Target share of market volume (ours included).",
+            "",
+            0.005,
+            0.5,
+        ),
+    )
+
+    # POV follows the market's volume, not a clock: by default it does not rush the end.
+    default_overrides = {"complete": False}
+
+    def schedule_fraction(self, t: float) -> float:
+        c = self.ctx
+        expected = c.adv_shares * profile_fraction(c.volume_profile, c.start_s, min(t, c.end_s))
+        rate = float(self.params["participation_rate"])
+        return min(rate * expected / c.qty, 1.0)
+
+    def targets(self, view: DecisionView) -> tuple[float, float]:
+        rate = self.params["participation_rate"]
+        c = self.ctx
+        now_target = min(rate / (1.0 - rate) * view.others_volume, c.qty)
+        nxt = min(view.now + self.decision_interval_s, c.end_s)
+        ahead = rate * c.adv_shares * profile_fraction(c.volume_profile, view.now, nxt)
+        return now_target, min(now_target + ahead, c.qty)
+
+
+@register
+class IS(Strategy):
+    """Implementation shortfall: the Almgren–Chriss optimal trajectory for risk aversion λ.
+
+    σ is the instrument's daily volatility in dollars per share; the temporary-impact
+    coefficient η is set so that the linear model's cost of trading this order evenly over
+    its window matches the square-root law's (Y = 0.5), so λ trades off the same cost the
+    order will actually pay against the variance of its remaining position.
+    """
+
+    name = "is"
+    label = "Implementation shortfall"
+    extra_params = (
+        ParamSpec(
+            "risk_aversion",
+            "float",
+            1e-6,
+            "Almgren–Chriss λ: aversion to the variance of cost. Higher trades earlier.",
+            "1/$",
+            0.0,
+            1e-2,
+        ),
+    )
+
+    def setup(self) -> None:
+        c = self.ctx
+        days = (c.end_s - c.start_s) / SESSION_SECONDS
+        sigma = c.daily_volatility * c.reference_price  # $/share/sqrt(day)
+        cost_per_share = 0.5 * sigma * math.sqrt(c.qty / c.adv_shares)
+        eta = cost_per_share / (c.qty / days)  # $/share per (share/day)
+        lam = self.params["risk_aversion"]
+        self.kappa_T = math.sqrt(lam * sigma**2 / eta) * days if lam > 0 else 0.0
+
+    def schedule_fraction(self, t: float) -> float:
+        return ac_fraction(_elapsed(t, self.ctx.start_s, self.ctx.end_s), kappa_T=self.kappa_T)

@@ -1,0 +1,517 @@
+"""Backtest execution strategies on scenario files and compare them episode by episode.
+
+    python -m execution.backtest SCENARIO.json [SCENARIO.json ...] \\
+        --strategies twap,vwap,pov,is --episodes 200 [--seed S] [--jobs J] \\
+        [--param is.risk_aversion=1e-6 ...] [--json results.json]
+
+Episode k of a scenario uses seed S + k (S defaults to the scenario's own seed), and every
+strategy sees the same seeds, so strategies are compared on the same simulated days: the
+"vs TWAP" column is the mean of per-episode differences against TWAP. TWAP is always run
+as that baseline; when it was not asked for, its row is marked and it is left out of the
+JSON. docs/BACKTEST.md describes the table and the JSON.
+
+Exit status: 0 done, 2 bad arguments / scenario / parameter (nothing is run), 1 the JSON
+file could not be written, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from execution.algos.params import ParamError, validate_params
+from execution.algos.registry import strategy_class, strategy_names
+from execution.backtest_stats import mean, mean_defined, paired_difference, standard_error
+from execution.sim.episode import EpisodeResult, run_episode
+from execution.sim.scenario import Scenario, ScenarioError, load_scenario
+
+BASELINE = "twap"
+DEFAULT_EPISODES = 200
+EXIT_OK, EXIT_WRITE_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+SESSION_OPEN_MINUTE = 9 * 60 + 30
+
+
+class UsageError(Exception):
+    """A problem with the command line or its inputs, reported as one line, exit status 2."""
+
+
+# ---------------------------------------------------------------- episodes (worker side)
+
+
+@functools.lru_cache(maxsize=32)
+def _scenario(path: str) -> Scenario:
+    return load_scenario(path)
+
+
+def run_one(
+    scenario_file: str, strategy: str, seed: int, params: Mapping[str, Any]
+) -> EpisodeResult:
+    """One episode. Module-level and fed only picklable arguments, so spawn workers can run it.
+
+    Every process, the parent included when --jobs is 1, re-reads the scenario from its
+    file: a Scenario holds a mappingproxy and cannot be pickled, and one code path for every
+    --jobs keeps results identical whatever the number of processes.
+    """
+    return run_episode(_scenario(scenario_file), strategy, seed, params)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    index: int  # position in the flat job list, so unordered completions can be put back
+    scenario_file: str
+    strategy: str
+    seed: int
+    params: dict[str, Any]
+
+
+def _run_job(job: _Job) -> tuple[int, EpisodeResult]:
+    return job.index, run_one(job.scenario_file, job.strategy, job.seed, job.params)
+
+
+# ---------------------------------------------------------------- the plan
+
+
+@dataclass
+class StrategyRun:
+    strategy: str
+    params: dict[str, Any]
+    requested: bool  # False: TWAP run only as the baseline of the paired difference
+    results: list[EpisodeResult | None]
+
+    @property
+    def done(self) -> bool:
+        return all(r is not None for r in self.results)
+
+    def finished(self) -> list[EpisodeResult]:
+        out = [r for r in self.results if r is not None]
+        if len(out) != len(self.results):
+            raise RuntimeError(f"{self.strategy}: episodes still running")
+        return out
+
+
+@dataclass
+class ScenarioRun:
+    file: str  # as given on the command line
+    scenario: Scenario
+    seed: int  # base seed S: episode k uses S + k
+    episodes: int
+    runs: list[StrategyRun] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return all(r.done for r in self.runs)
+
+    @property
+    def baseline(self) -> StrategyRun:
+        return next(r for r in self.runs if r.strategy == BASELINE)
+
+
+def _parse_strategies(text: str) -> list[str]:
+    names = list(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    if not names:
+        raise UsageError("--strategies: give at least one strategy, e.g. twap,vwap")
+    for name in names:
+        try:
+            strategy_class(name)
+        except ParamError as exc:
+            raise UsageError(f"--strategies: {exc.message}") from None
+    return names
+
+
+def _parse_params(items: Sequence[str], run: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """--param STRATEGY.NAME=VALUE items -> validated params (defaults filled in) per strategy."""
+    raw: dict[str, dict[str, str]] = {name: {} for name in run}
+    for item in items:
+        target, eq, value = item.partition("=")
+        strategy, dot, name = target.partition(".")
+        if not (eq and dot and strategy and name):
+            raise UsageError(
+                f"--param {item!r}: expected STRATEGY.NAME=VALUE, e.g. is.risk_aversion=1e-6"
+            )
+        try:
+            strategy_class(strategy)
+        except ParamError as exc:
+            raise UsageError(f"--param {target}: {exc.message}") from None
+        if strategy not in raw:
+            raise UsageError(
+                f"--param {target}: strategy {strategy!r} is not being run (see --strategies)"
+            )
+        raw[strategy][name] = value
+    validated: dict[str, dict[str, Any]] = {}
+    for strategy, values in raw.items():
+        try:
+            validated[strategy] = validate_params(strategy_class(strategy).schema(), values)
+        except ParamError as exc:
+            raise UsageError(f"--param {strategy}.{exc.key}: {exc.message}") from None
+    return validated
+
+
+def _load_scenarios(files: Sequence[str]) -> list[tuple[str, Scenario]]:
+    loaded = []
+    for path in files:
+        try:
+            loaded.append((path, load_scenario(path)))
+        except ScenarioError as exc:
+            # File-level errors are keyed by the path itself; do not print it twice.
+            detail = exc.message if exc.key == path else str(exc)
+            raise UsageError(f"{path}: {detail}") from None
+    return loaded
+
+
+def _plan(args: argparse.Namespace) -> list[ScenarioRun]:
+    requested = _parse_strategies(args.strategies)
+    to_run = requested if BASELINE in requested else [BASELINE, *requested]
+    params = _parse_params(args.param or [], to_run)
+    if args.json is not None:
+        parent = Path(args.json).resolve().parent
+        if not parent.is_dir():
+            raise UsageError(f"--json {args.json}: directory {parent} does not exist")
+    plans = []
+    for path, scenario in _load_scenarios(args.scenarios):
+        seed = scenario.seed if args.seed is None else args.seed
+        plan = ScenarioRun(path, scenario, seed, args.episodes)
+        for name in to_run:
+            plan.runs.append(
+                StrategyRun(name, params[name], name in requested, [None] * args.episodes)
+            )
+        plans.append(plan)
+    return plans
+
+
+# ---------------------------------------------------------------- running
+
+
+class Progress:
+    """Episodes done / total and elapsed time on stderr.
+
+    A redrawn bar on a terminal; in a log (not a TTY), one line per finished
+    scenario/strategy so the log stays readable.
+    """
+
+    WIDTH = 24
+
+    def __init__(self, total: int, stream: TextIO, clock: Callable[[], float]) -> None:
+        self.total = total
+        self.stream = stream
+        self.clock = clock
+        self.started = clock()
+        self.done = 0
+        self.tty = stream.isatty()
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def episode(self) -> None:
+        self.done += 1
+        if self.tty:
+            self.draw()
+
+    def group(self, scenario: str, strategy: str, episodes: int, seconds: float) -> None:
+        if not self.tty:
+            print(
+                f"done {scenario} {strategy}: {_count(episodes, 'episode')}, {seconds:.1f} s "
+                f"({self.done}/{self.total} episodes, {self.elapsed():.1f} s elapsed)",
+                file=self.stream,
+                flush=True,
+            )
+
+    def draw(self) -> None:
+        filled = self.WIDTH * self.done // max(self.total, 1)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        elapsed = self.elapsed()
+        eta = ""
+        if 0 < self.done < self.total:
+            eta = f", ~{elapsed / self.done * (self.total - self.done):.0f} s left"
+        self.stream.write(
+            f"\r[{bar}] {self.done}/{self.total} episodes, {elapsed:.1f} s{eta}\x1b[K"
+        )
+        self.stream.flush()
+
+    def clear(self) -> None:
+        """Wipe the bar so a table printed to the same terminal does not land on it."""
+        if self.tty:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+    def finish(self) -> None:
+        if self.tty:
+            self.draw()
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _jobs(plans: Sequence[ScenarioRun]) -> list[tuple[_Job, StrategyRun, int]]:
+    out: list[tuple[_Job, StrategyRun, int]] = []
+    for plan in plans:
+        path = os.path.abspath(plan.file)
+        for run in plan.runs:
+            for k in range(plan.episodes):
+                job = _Job(len(out), path, run.strategy, plan.seed + k, run.params)
+                out.append((job, run, k))
+    return out
+
+
+def _completions(jobs: Sequence[_Job], workers: int) -> Iterator[tuple[int, EpisodeResult]]:
+    if workers <= 1:
+        for job in jobs:
+            yield _run_job(job)
+        return
+    # "spawn" everywhere: fork is unsafe with threads and unavailable on some platforms, and
+    # one start method on every OS means one behaviour to test.
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(processes=min(workers, len(jobs))) as pool:
+        yield from pool.imap_unordered(_run_job, jobs, chunksize=1)
+
+
+def execute(
+    plans: Sequence[ScenarioRun],
+    workers: int,
+    progress: Progress,
+    on_scenario_done: Callable[[ScenarioRun], None],
+) -> None:
+    """Run every episode, filling the plans in place; report each scenario once it is complete."""
+    jobs = _jobs(plans)
+    slot = {job.index: (run, k) for job, run, k in jobs}
+    owner = {id(run): plan for plan in plans for run in plan.runs}
+    reported = 0
+    for index, result in _completions([job for job, _, _ in jobs], workers):
+        run, k = slot[index]
+        run.results[k] = result
+        progress.episode()
+        if run.done:
+            plan = owner[id(run)]
+            seconds = math.fsum(r.elapsed_s for r in run.finished())
+            progress.group(plan.scenario.name, run.strategy, plan.episodes, seconds)
+        # Tables come out in command-line order even when a later scenario finishes first.
+        while reported < len(plans) and plans[reported].done:
+            on_scenario_done(plans[reported])
+            reported += 1
+
+
+# ---------------------------------------------------------------- summaries
+
+
+def summarise(plan: ScenarioRun, run: StrategyRun) -> dict[str, Any]:
+    """The JSON object for one (scenario, strategy); docs/BACKTEST.md lists the keys."""
+    results = run.finished()
+    shortfall = [r.shortfall_bps for r in results]
+    baseline = [r.shortfall_bps for r in plan.baseline.finished()]
+    return {
+        "scenario": plan.scenario.name,
+        "scenario_file": plan.file,
+        "strategy": run.strategy,
+        "params": dict(run.params),
+        "episodes": len(results),
+        "seed": plan.seed,
+        "shortfall_bps": shortfall,
+        "mean_shortfall_bps": mean(shortfall),
+        "stderr_bps": standard_error(shortfall),
+        "paired_vs_twap_bps": paired_difference(shortfall, baseline).to_dict(),
+        "fill_rate": mean([r.fill_rate for r in results]),
+        "participation": mean([r.participation for r in results]),
+        "vwap_slippage_bps": mean_defined([r.vwap_slippage_bps for r in results]),
+        "elapsed_s": math.fsum(r.elapsed_s for r in results),
+    }
+
+
+def _clock(minute: float) -> str:
+    seconds = round((SESSION_OPEN_MINUTE + minute) * 60)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h:02d}:{m:02d}" + (f":{s:02d}" if s else "")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def scenario_header(plan: ScenarioRun) -> str:
+    sc, o = plan.scenario, plan.scenario.order
+    window = (
+        f"{_clock(o.start_minute)}-{_clock(o.end_minute)} ({o.end_minute - o.start_minute:g} min)"
+    )
+    adv_pct = o.quantity / sc.instrument.adv_shares * 100
+    last = plan.seed + plan.episodes - 1
+    seeds = f"seed {plan.seed}" if plan.episodes == 1 else f"seeds {plan.seed}-{last}"
+    return (
+        f"{sc.name}: {sc.instrument.symbol} {o.side} {o.quantity:,} sh, {window}, "
+        f"{adv_pct:.1f}% ADV, {_count(plan.episodes, 'episode')}, {seeds}"
+    )
+
+
+_COLUMNS = (
+    "strategy",
+    "shortfall (bps)",
+    "s.e. (bps)",
+    "vs TWAP (bps)",
+    "95% CI (bps)",
+    "fill (%)",
+    "particip. (%)",
+    "vs VWAP (bps)",
+    "time (s)",
+)
+_NONE = "-"
+
+
+def _num(value: float | None, decimals: int, scale: float = 1.0) -> str:
+    return _NONE if value is None else f"{value * scale:.{decimals}f}"
+
+
+def format_table(plan: ScenarioRun) -> str:
+    """The scenario's header line and one row per strategy, numbers right-aligned."""
+    rows: list[tuple[str, ...]] = []
+    for run in plan.runs:
+        s = summarise(plan, run)
+        paired = s["paired_vs_twap_bps"]
+        is_baseline = run.strategy == BASELINE
+        ci = _NONE
+        if not is_baseline and paired["ci95_low"] is not None:
+            ci = f"[{paired['ci95_low']:.2f}, {paired['ci95_high']:.2f}]"
+        rows.append(
+            (
+                run.strategy + ("" if run.requested else "*"),
+                _num(s["mean_shortfall_bps"], 2),
+                _num(s["stderr_bps"], 2),
+                _NONE if is_baseline else _num(paired["mean"], 2),
+                ci,
+                _num(s["fill_rate"], 1, 100.0),
+                _num(s["participation"], 1, 100.0),
+                _num(s["vwap_slippage_bps"], 2),
+                _num(s["elapsed_s"], 2),
+            )
+        )
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(_COLUMNS)]
+
+    def line(cells: Sequence[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
+        return "  ".join([first, *rest]).rstrip()
+
+    lines = [scenario_header(plan), line(_COLUMNS), *(line(r) for r in rows)]
+    if not all(r.requested for r in plan.runs):
+        lines.append(f"* {BASELINE} was not requested: run only as the baseline of 'vs TWAP'.")
+    return "\n".join(lines)
+
+
+def results_json(plans: Sequence[ScenarioRun]) -> list[dict[str, Any]]:
+    """One object per requested (scenario, strategy), in command-line order."""
+    return [summarise(plan, run) for plan in plans for run in plan.runs if run.requested]
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m execution.backtest",
+        description="Backtest execution strategies on scenario files (see docs/BACKTEST.md).",
+    )
+    parser.add_argument("scenarios", nargs="+", metavar="SCENARIO.json", help="scenario files")
+    parser.add_argument(
+        "--strategies",
+        default=",".join(strategy_names()),
+        help="comma-separated strategies to run (default: %(default)s); "
+        "twap is always run as the baseline of the paired comparison",
+    )
+    parser.add_argument(
+        "--episodes",
+        type=_positive_int,
+        default=DEFAULT_EPISODES,
+        help="episodes per scenario and strategy (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_seed,
+        default=None,
+        help="base seed S: episode k uses S + k (default: each scenario's own seed)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        help="worker processes; results do not depend on it (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        metavar="STRATEGY.NAME=VALUE",
+        help="set a strategy parameter, e.g. is.risk_aversion=1e-6 (repeatable)",
+    )
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write per-episode results to this JSON file"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # exits with status 2 on its own usage errors
+    _scenario.cache_clear()  # a scenario file may have changed since an earlier in-process call
+    try:
+        plans = _plan(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    total = sum(len(plan.runs) * plan.episodes for plan in plans)
+    progress = Progress(total, sys.stderr, time.monotonic)
+    first = True
+
+    def print_table(plan: ScenarioRun) -> None:
+        nonlocal first
+        progress.clear()
+        print(("" if first else "\n") + format_table(plan), flush=True)
+        first = False
+        if progress.done < progress.total and progress.tty:
+            progress.draw()
+
+    try:
+        execute(plans, args.jobs, progress, print_table)
+    except KeyboardInterrupt:
+        progress.clear()
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    progress.finish()
+
+    if args.json is not None:
+        try:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump(results_json(plans), fh, indent=1)
+                fh.write("\n")
+        except OSError as exc:
+            print(f"error: --json {args.json}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_WRITE_FAILED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

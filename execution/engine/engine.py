@@ -1,0 +1,485 @@
+"""The execution engine: works parent orders in one simulated market.
+
+It owns the only path from a strategy to a venue: every child a strategy asks for is
+checked against the order's execution policy, denied with a reason code or sent, and
+every venue report comes back as domain events applied to the order state machines.
+Time is the market's simulated clock; nothing here reads wall time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from execution.algos.base import Cancel, DecisionView, OrderContext, Strategy, WorkingChild
+from execution.algos.registry import strategy_class
+from execution.algos.router import Place, VenueInfo, VenueQuoteView
+from execution.engine.events import (
+    ChildAccepted,
+    ChildCanceled,
+    ChildCancelRejected,
+    ChildCancelRequested,
+    ChildDenied,
+    ChildFilled,
+    ChildRejected,
+    ChildSubmitted,
+    DomainEvent,
+    ParentAccepted,
+    ParentAmended,
+    ParentProgress,
+    ParentStatusChanged,
+)
+from execution.engine.orders import (
+    ChildOrder,
+    ChildStatus,
+    InvalidTransition,
+    ParentOrder,
+    ParentStatus,
+    ticks_to_px,
+)
+from execution.engine.policy import ChildCheck, DenyReason, ExecutionPolicy, check_child
+from execution.sim.market import (
+    ACCEPTED,
+    CANCEL_REJECTED,
+    CANCELED,
+    FILLED,
+    REJECTED,
+    Market,
+    OrderRequest,
+    VenueReport,
+)
+
+SIDES = {"buy": 1, "sell": -1}
+
+
+@dataclass(frozen=True, slots=True)
+class ParentOrderSpec:
+    order_id: str
+    side: str
+    qty: int
+    start_s: float
+    end_s: float
+    strategy: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    limit_px: Decimal | None = None
+    max_participation: float | None = 0.5
+    max_child_qty: int | None = None
+    allowed_venues: frozenset[str] | None = None
+
+
+@dataclass(slots=True)
+class _Working:
+    spec: ParentOrderSpec
+    parent: ParentOrder
+    strategy: Strategy
+    policy: ExecutionPolicy
+    seq: int = 0
+    next_decision: float = 0.0
+    children: dict[str, ChildOrder] = field(default_factory=dict)
+    open_children: dict[str, ChildOrder] = field(default_factory=dict)
+    child_count: int = 0
+    sent_at: dict[str, float] = field(default_factory=dict)
+    wind_down_to: ParentStatus | None = None
+    wind_down_reason: str = ""
+    volume_at_start: float = 0.0
+    notional_at_start: float = 0.0
+    arrival_mid_ticks: float | None = None
+    end_mid_ticks: float | None = None
+    volume_in_window: float = 0.0
+    notional_in_window: float = 0.0
+    fees: float = 0.0
+
+    @property
+    def working_qty(self) -> int:
+        return sum(c.leaves_qty for c in self.open_children.values())
+
+
+class ExecutionEngine:
+    def __init__(
+        self, market: Market, *, on_event: Callable[[DomainEvent], None] | None = None
+    ) -> None:
+        self.market = market
+        self.tick = Decimal(repr(market.cal.tick_size))
+        self.on_event = on_event
+        self.events: list[DomainEvent] = []
+        self.orders: dict[str, _Working] = {}
+        self._child_index: dict[str, _Working] = {}
+        sc = market.scenario
+        self._venues = tuple(VenueInfo(v.name, v.kind, v.volume_share) for v in sc.venues)
+        self._fee_bps = {v.name: v.fee_bps for v in sc.venues}
+
+    # -- orders in ----------------------------------------------------------------------
+
+    def add_order(self, spec: ParentOrderSpec) -> str:
+        """Accept a parent order (validating its strategy parameters; ParamError if bad)."""
+        if spec.order_id in self.orders:
+            raise ValueError(f"order {spec.order_id} already exists")
+        if spec.side not in SIDES:
+            raise ValueError(f"side must be buy or sell, got {spec.side!r}")
+        side = SIDES[spec.side]
+        sc = self.market.scenario
+        limit_ticks = None
+        if spec.limit_px is not None:
+            raw = Decimal(spec.limit_px) / self.tick
+            # Round the limit inward: a buy limit never rounds up, a sell never down.
+            limit_ticks = math.floor(raw) if side > 0 else math.ceil(raw)
+        ctx = OrderContext(
+            order_id=spec.order_id,
+            side=side,
+            qty=spec.qty,
+            start_s=spec.start_s,
+            end_s=spec.end_s,
+            limit_px_ticks=limit_ticks,
+            tick_size=sc.instrument.tick_size,
+            reference_price=sc.instrument.reference_price,
+            adv_shares=sc.instrument.adv_shares,
+            daily_volatility=sc.instrument.daily_volatility,
+            spread_ticks=sc.instrument.spread_ticks,
+            volume_profile=sc.volume_profile,
+            venues=self._venues,
+        )
+        strategy = strategy_class(spec.strategy)(ctx, spec.params)
+        policy = ExecutionPolicy(
+            start_s=spec.start_s,
+            end_s=spec.end_s,
+            limit_px_ticks=limit_ticks,
+            allowed_venues=spec.allowed_venues,
+            max_child_qty=spec.max_child_qty,
+            max_participation=spec.max_participation,
+            participation_grace_qty=max(100, round(0.0005 * sc.instrument.adv_shares)),
+        )
+        w = _Working(
+            spec, ParentOrder(order_id=spec.order_id, side=side, qty=spec.qty), strategy, policy
+        )
+        w.next_decision = max(spec.start_s, self.market.now)
+        self.orders[spec.order_id] = w
+        self._emit(
+            w,
+            ParentAccepted,
+            side=spec.side,
+            qty=spec.qty,
+            strategy=spec.strategy,
+            params=dict(strategy.params),
+            start_s=spec.start_s,
+            end_s=spec.end_s,
+            limit_px=spec.limit_px,
+        )
+        return spec.order_id
+
+    # -- controls -----------------------------------------------------------------------
+
+    def pause(self, order_id: str, reason: str = "paused") -> None:
+        w = self.orders[order_id]
+        self._cancel_all(w, "PAUSE")
+        self._status(w, ParentStatus.PAUSED, reason)
+
+    def resume(self, order_id: str, reason: str = "resumed") -> None:
+        w = self.orders[order_id]
+        self._status(w, ParentStatus.WORKING, reason)
+        w.next_decision = self.market.now
+
+    def cancel(self, order_id: str, reason: str = "canceled") -> None:
+        w = self.orders[order_id]
+        if w.parent.status == ParentStatus.NEW:
+            self._status(w, ParentStatus.CANCELED, reason)
+            return
+        self._wind_down(w, ParentStatus.CANCELED, reason)
+
+    def amend(self, order_id: str, changes: Mapping[str, Any]) -> None:
+        w = self.orders[order_id]
+        if w.parent.is_done or w.parent.status == ParentStatus.PENDING_CANCEL:
+            raise InvalidTransition(f"{order_id}: cannot amend a {w.parent.status} order")
+        before, after = w.strategy.amend(changes)
+        self._emit(w, ParentAmended, before=before, after=after)
+        w.next_decision = self.market.now  # takes effect at the next step, not a slice later
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def run_until(self, until: float) -> None:
+        while True:
+            due = [w.next_decision for w in self.orders.values() if not w.parent.is_done]
+            t = min([until, *due])
+            self._on_reports(self.market.advance(t))
+            now = self.market.now
+            for w in list(self.orders.values()):
+                if not w.parent.is_done and w.next_decision <= now:
+                    self._step(w, now)
+            if t >= until:
+                break
+
+    def run_to_end(self) -> None:
+        end = max((w.spec.end_s for w in self.orders.values()), default=0.0)
+        self.run_until(end)
+        # Let cancels and late reports land, then close anything still winding down.
+        self.run_until(min(end + 1.0, 390 * 60.0))
+        for w in self.orders.values():
+            if not w.parent.is_done:
+                for c in list(w.open_children.values()):
+                    self._emit_child(
+                        w, c, ChildCanceled, canceled_qty=c.leaves_qty, reason="SESSION_END"
+                    )
+                    del w.open_children[c.client_order_id]
+                self._finish_wind_down(w)
+
+    @property
+    def all_done(self) -> bool:
+        return all(w.parent.is_done for w in self.orders.values())
+
+    def _step(self, w: _Working, now: float) -> None:
+        p = w.parent
+        if p.status == ParentStatus.NEW:
+            if now < w.spec.start_s:
+                w.next_decision = w.spec.start_s
+                return
+            self._start(w, now)
+        if p.status == ParentStatus.PENDING_CANCEL:
+            w.next_decision = now + 1.0
+            self._finish_wind_down(w)
+            return
+        if now >= w.spec.end_s:
+            w.end_mid_ticks = self.market.mid_ticks()
+            self._close_window(w)
+            self._wind_down(w, ParentStatus.EXPIRED, "window ended")
+            return
+        w.next_decision = min(now + w.strategy.decision_interval_s, w.spec.end_s)
+        if p.status != ParentStatus.WORKING:
+            return
+        for action in w.strategy.decide(self._view(w, now)):
+            if isinstance(action, Cancel):
+                c = w.open_children.get(action.client_order_id)
+                if c is not None and c.status != ChildStatus.PENDING_CANCEL:
+                    self._request_cancel(w, c, action.reason)
+            else:
+                self._place(w, action, now)
+
+    def _start(self, w: _Working, now: float) -> None:
+        tape = self.market.tape
+        w.volume_at_start = tape.volume
+        w.notional_at_start = tape.notional_ticks
+        w.arrival_mid_ticks = self.market.mid_ticks()
+        self._status(w, ParentStatus.WORKING, "started")
+
+    def _close_window(self, w: _Working) -> None:
+        tape = self.market.tape
+        w.volume_in_window = tape.volume - w.volume_at_start
+        w.notional_in_window = tape.notional_ticks - w.notional_at_start
+
+    def _view(self, w: _Working, now: float) -> DecisionView:
+        m = self.market
+        quotes = tuple(
+            VenueQuoteView(q.name, q.kind, q.up, q.bid, q.bid_qty, q.ask, q.ask_qty)
+            for q in m.quotes()
+        )
+        nbb, nbo = m.nbbo()
+        working = tuple(
+            WorkingChild(
+                c.client_order_id,
+                c.venue,
+                c.px_ticks,
+                c.leaves_qty,
+                c.intent,
+                w.sent_at.get(c.client_order_id, 0.0),
+                c.status == ChildStatus.PENDING_CANCEL,
+            )
+            for c in w.open_children.values()
+        )
+        return DecisionView(
+            now=now,
+            filled_qty=w.parent.filled_qty,
+            working=working,
+            quotes=quotes,
+            nbb=nbb,
+            nbo=nbo,
+            volume_since_start=m.tape.volume - w.volume_at_start,
+            our_volume=float(w.parent.filled_qty),
+        )
+
+    # -- children -----------------------------------------------------------------------
+
+    def _place(self, w: _Working, a: Place, now: float) -> None:
+        w.child_count += 1
+        cid = f"{w.spec.order_id}-C{w.child_count}"
+        p = w.parent
+        child = ChildOrder(
+            client_order_id=cid,
+            parent_id=p.order_id,
+            venue=a.venue,
+            side=p.side,
+            qty=a.qty,
+            px_ticks=a.px_ticks,
+            intent=a.intent,
+        )
+        w.children[cid] = child
+        working = w.working_qty
+        m = self.market
+        denial = check_child(
+            w.policy,
+            ChildCheck(
+                side=p.side,
+                qty=a.qty,
+                px_ticks=a.px_ticks,
+                venue=a.venue,
+                now=now,
+                leaves_unallocated=p.qty - p.filled_qty - working,
+                ours_qty=p.filled_qty + working,
+                others_volume=max(m.tape.volume - w.volume_at_start - p.filled_qty, 0.0),
+                venue_known=a.venue in m.by_name,
+            ),
+        )
+        side = "buy" if p.side > 0 else "sell"
+        px = ticks_to_px(a.px_ticks, self.tick) if a.px_ticks is not None else None
+        if denial is not None:
+            reason, detail = denial
+            self._emit_child(
+                w,
+                child,
+                ChildDenied,
+                side=side,
+                qty=a.qty,
+                px=px,
+                reason=reason.value,
+                detail=detail,
+            )
+            return
+        dark = m.kind_of[m.by_name[a.venue].index] == "dark"
+        self._emit_child(
+            w,
+            child,
+            ChildSubmitted,
+            side=side,
+            qty=a.qty,
+            px=px,
+            order_type="midpoint" if dark else "limit",
+            tif="IOC" if a.ioc else "DAY",
+            intent=a.intent,
+        )
+        w.open_children[cid] = child
+        w.sent_at[cid] = now
+        self._child_index[cid] = w
+        m.submit(OrderRequest(cid, a.venue, p.side, a.qty, a.px_ticks, a.ioc, p.order_id))
+
+    def _request_cancel(self, w: _Working, c: ChildOrder, reason: str) -> None:
+        self._emit_child(w, c, ChildCancelRequested, reason=reason)
+        self.market.cancel(c.client_order_id, c.venue)
+
+    def _cancel_all(self, w: _Working, reason: str) -> None:
+        for c in list(w.open_children.values()):
+            if c.status != ChildStatus.PENDING_CANCEL:
+                self._request_cancel(w, c, reason)
+
+    def _wind_down(self, w: _Working, final: ParentStatus, reason: str) -> None:
+        w.wind_down_to, w.wind_down_reason = final, reason
+        self._cancel_all(w, reason.upper().replace(" ", "_"))
+        if w.parent.status != ParentStatus.PENDING_CANCEL:
+            self._status(w, ParentStatus.PENDING_CANCEL, reason)
+        self._finish_wind_down(w)
+
+    def _finish_wind_down(self, w: _Working) -> None:
+        if w.open_children or w.parent.status != ParentStatus.PENDING_CANCEL:
+            return
+        if w.end_mid_ticks is None:
+            w.end_mid_ticks = self.market.mid_ticks()
+            self._close_window(w)
+        if w.parent.filled_qty == w.parent.qty:
+            final = ParentStatus.FILLED
+        else:
+            final = w.wind_down_to or ParentStatus.CANCELED
+        self._status(w, final, w.wind_down_reason)
+
+    # -- venue reports ------------------------------------------------------------------
+
+    def _on_reports(self, reports: list[VenueReport]) -> None:
+        for r in reports:
+            w = self._child_index.get(r.oid)
+            if w is None:
+                continue
+            c = w.children[r.oid]
+            if r.kind == ACCEPTED:
+                self._emit_child(w, c, ChildAccepted, ts=r.ts)
+            elif r.kind == REJECTED:
+                self._emit_child(w, c, ChildRejected, ts=r.ts, reason=r.reason)
+            elif r.kind == FILLED:
+                self._fill(w, c, r)
+            elif r.kind == CANCELED:
+                if c.is_open:
+                    self._emit_child(
+                        w, c, ChildCanceled, ts=r.ts, canceled_qty=c.leaves_qty, reason=r.reason
+                    )
+            elif r.kind == CANCEL_REJECTED and c.status == ChildStatus.PENDING_CANCEL:
+                self._emit_child(w, c, ChildCancelRejected, ts=r.ts, reason=r.reason)
+            if not c.is_open:
+                w.open_children.pop(c.client_order_id, None)
+        for w in self.orders.values():
+            if w.parent.status == ParentStatus.PENDING_CANCEL:
+                self._finish_wind_down(w)
+
+    def _fill(self, w: _Working, c: ChildOrder, r: VenueReport) -> None:
+        px = ticks_to_px(r.px_ticks, self.tick)
+        ev = self._emit_child(
+            w,
+            c,
+            ChildFilled,
+            ts=r.ts,
+            trade_id=r.trade_id,
+            px=px,
+            qty=r.qty,
+            liquidity=r.liquidity,
+            leaves_qty=c.leaves_qty - r.qty,
+        )
+        w.parent.apply(ev, px_ticks=r.px_ticks)
+        w.fees += r.qty * r.px_ticks * self._fee_bps.get(r.venue, 0.0) / 1e4
+        p = w.parent
+        avg = p.avg_px_ticks
+        self._emit(
+            w,
+            ParentProgress,
+            ts=r.ts,
+            filled_qty=p.filled_qty,
+            leaves_qty=p.qty - p.filled_qty,
+            working_qty=w.working_qty,
+            avg_px=ticks_to_px(avg, self.tick) if avg is not None else None,
+            target_qty=round(p.qty * w.strategy.schedule_fraction(r.ts)),
+        )
+        if p.filled_qty == p.qty and p.status in (ParentStatus.WORKING, ParentStatus.PAUSED):
+            if w.end_mid_ticks is None:
+                w.end_mid_ticks = self.market.mid_ticks()
+                self._close_window(w)
+            self._status(w, ParentStatus.FILLED, "filled", ts=r.ts)
+
+    # -- emitting -----------------------------------------------------------------------
+
+    def _status(
+        self, w: _Working, status: ParentStatus, reason: str, ts: float | None = None
+    ) -> None:
+        ev = self._emit(
+            w,
+            ParentStatusChanged,
+            ts=ts,
+            status=status.value,
+            previous=w.parent.status.value,
+            reason=reason,
+        )
+        w.parent.apply(ev)
+
+    def _emit(self, w: _Working, cls: type[Any], ts: float | None = None, **fields: Any) -> Any:
+        w.seq += 1
+        ev = cls(
+            order_id=w.spec.order_id, seq=w.seq, ts=self.market.now if ts is None else ts, **fields
+        )
+        self.events.append(ev)
+        if self.on_event is not None:
+            self.on_event(ev)
+        return ev
+
+    def _emit_child(
+        self, w: _Working, c: ChildOrder, cls: type[Any], ts: float | None = None, **fields: Any
+    ) -> Any:
+        ev = self._emit(w, cls, ts=ts, client_order_id=c.client_order_id, venue=c.venue, **fields)
+        c.apply(ev)
+        return ev
+
+
+__all__ = ["DenyReason", "ExecutionEngine", "ParentOrderSpec"]

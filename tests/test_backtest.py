@@ -1,0 +1,322 @@
+"""Tests for execution.backtest (the command) and execution.backtest_stats (its statistics)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from execution import backtest
+from execution.algos.registry import strategy_class
+from execution.backtest_stats import (
+    PairedDifference,
+    mean,
+    mean_defined,
+    paired_difference,
+    sample_sd,
+    standard_error,
+)
+from execution.sim.scenario import load_scenario
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCENARIO_DIR = REPO_ROOT / "execution" / "scenarios"
+MIDCAP = str(SCENARIO_DIR / "demo-midcap-buy.json")
+MIDCAP_SEED = 7101
+EPISODES = "2"
+
+REQUIRED_KEYS = {
+    "scenario",
+    "strategy",
+    "params",
+    "episodes",
+    "seed",
+    "shortfall_bps",
+    "mean_shortfall_bps",
+    "stderr_bps",
+    "fill_rate",
+    "participation",
+    "vwap_slippage_bps",
+    "elapsed_s",
+}
+OPTIONAL_KEYS = {"paired_vs_twap_bps", "scenario_file"}
+
+
+def run_main(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, *args: str
+) -> tuple[list[Any], str, str]:
+    out = tmp_path / f"results-{len(list(tmp_path.iterdir()))}.json"
+    code = backtest.main([*args, "--json", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(out.read_text()), captured.out, captured.err
+
+
+def by_strategy(results: list[Any]) -> dict[str, Any]:
+    return {r["strategy"]: r for r in results}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """twap and is on the midcap scenario, two episodes, default seed, one process."""
+    out = tmp_path_factory.mktemp("ref") / "r.json"
+    code = backtest.main(
+        [MIDCAP, "--strategies", "twap,is", "--episodes", EPISODES, "--json", str(out)]
+    )
+    assert code == 0
+    return by_strategy(json.loads(out.read_text()))
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def test_mean_sd_and_standard_error_by_hand() -> None:
+    values = [1.0, 2.0, 3.0, 4.0]
+    assert mean(values) == 2.5
+    # squared deviations 2.25 + 0.25 + 0.25 + 2.25 = 5, over n - 1 = 3
+    assert sample_sd(values) == pytest.approx(math.sqrt(5 / 3))
+    assert standard_error(values) == pytest.approx(math.sqrt(5 / 3) / 2)
+
+
+def test_spread_of_one_value_is_undefined_not_zero() -> None:
+    assert sample_sd([4.0]) is None
+    assert standard_error([4.0]) is None
+    assert paired_difference([4.0], [1.0]) == PairedDifference(3.0, None, None)
+
+
+def test_mean_of_nothing_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        mean([])
+
+
+def test_paired_difference_by_hand() -> None:
+    # differences 2, 3, 4: mean 3, sd 1, half-width 1.96 / sqrt(3)
+    d = paired_difference([3.0, 5.0, 7.0], [1.0, 2.0, 3.0])
+    half = 1.96 / math.sqrt(3)
+    assert d.mean == pytest.approx(3.0)
+    assert d.ci95_low == pytest.approx(3.0 - half)
+    assert d.ci95_high == pytest.approx(3.0 + half)
+    assert d.to_dict() == {"mean": d.mean, "ci95_low": d.ci95_low, "ci95_high": d.ci95_high}
+
+
+def test_paired_difference_ignores_noise_both_share() -> None:
+    # Wildly different days, same gap every day: the gap is known exactly.
+    d = paired_difference([101.0, -49.0, 11.0], [100.0, -50.0, 10.0])
+    assert (d.mean, d.ci95_low, d.ci95_high) == pytest.approx((1.0, 1.0, 1.0))
+
+
+def test_paired_difference_needs_equal_lengths() -> None:
+    with pytest.raises(ValueError):
+        paired_difference([1.0, 2.0], [1.0])
+
+
+def test_mean_defined_skips_undefined_values() -> None:
+    assert mean_defined([None, 1.0, 3.0]) == 2.0
+    assert mean_defined([None, None]) is None
+
+
+# ---------------------------------------------------------------- results
+
+
+def test_json_has_exactly_the_documented_keys_and_types(reference: dict[str, Any]) -> None:
+    assert set(reference) == {"twap", "is"}
+    for name, r in reference.items():
+        assert REQUIRED_KEYS <= set(r) <= REQUIRED_KEYS | OPTIONAL_KEYS
+        assert r["scenario"] == "demo-midcap-buy"
+        assert r["scenario_file"] == MIDCAP
+        assert r["strategy"] == name
+        # The full validated params: every name in the schema, defaults filled in.
+        assert set(r["params"]) == {p.name for p in strategy_class(name).schema()}
+        assert r["episodes"] == 2 and type(r["episodes"]) is int
+        assert r["seed"] == MIDCAP_SEED and type(r["seed"]) is int
+        assert len(r["shortfall_bps"]) == 2
+        assert all(isinstance(x, float) for x in r["shortfall_bps"])
+        assert r["mean_shortfall_bps"] == pytest.approx(mean(r["shortfall_bps"]))
+        assert r["stderr_bps"] == pytest.approx(standard_error(r["shortfall_bps"]))
+        assert 0.0 < r["fill_rate"] <= 1.0
+        assert 0.0 < r["participation"] <= 1.0
+        assert isinstance(r["vwap_slippage_bps"], float)
+        assert r["elapsed_s"] > 0.0
+        assert set(r["paired_vs_twap_bps"]) == {"mean", "ci95_low", "ci95_high"}
+    assert reference["twap"]["paired_vs_twap_bps"] == {
+        "mean": 0.0,
+        "ci95_low": 0.0,
+        "ci95_high": 0.0,
+    }
+    diffs = [
+        a - b
+        for a, b in zip(
+            reference["is"]["shortfall_bps"], reference["twap"]["shortfall_bps"], strict=True
+        )
+    ]
+    assert reference["is"]["paired_vs_twap_bps"]["mean"] == pytest.approx(mean(diffs))
+
+
+def test_jobs_do_not_change_results_and_twap_is_run_as_baseline(
+    reference: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    results, out, _ = run_main(
+        capsys, tmp_path, MIDCAP, "--strategies", "is", "--episodes", EPISODES, "--jobs", "2"
+    )
+    # TWAP was not asked for: it is in the table, marked, but not in the JSON.
+    assert [r["strategy"] for r in results] == ["is"]
+    assert results[0]["shortfall_bps"] == reference["is"]["shortfall_bps"]
+    assert results[0]["paired_vs_twap_bps"] == reference["is"]["paired_vs_twap_bps"]
+    assert any(line.startswith("twap* ") for line in out.splitlines())
+    assert "twap was not requested" in out
+
+
+def test_same_seed_same_numbers_and_episode_k_uses_seed_plus_k(
+    reference: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    again, _, _ = run_main(
+        capsys,
+        tmp_path,
+        MIDCAP,
+        "--strategies",
+        "twap",
+        "--episodes",
+        EPISODES,
+        "--seed",
+        str(MIDCAP_SEED),
+    )
+    assert again[0]["shortfall_bps"] == reference["twap"]["shortfall_bps"]
+    assert again[0]["mean_shortfall_bps"] == reference["twap"]["mean_shortfall_bps"]
+
+    shifted, _, _ = run_main(
+        capsys,
+        tmp_path,
+        MIDCAP,
+        "--strategies",
+        "twap",
+        "--episodes",
+        EPISODES,
+        "--seed",
+        str(MIDCAP_SEED + 1),
+    )
+    assert shifted[0]["seed"] == MIDCAP_SEED + 1
+    assert shifted[0]["shortfall_bps"] != reference["twap"]["shortfall_bps"]
+    # Episode 0 of seed S + 1 is the same simulated day as episode 1 of seed S.
+    assert shifted[0]["shortfall_bps"][0] == reference["twap"]["shortfall_bps"][1]
+
+
+def test_param_reaches_the_strategy(
+    reference: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    results, _, _ = run_main(
+        capsys,
+        tmp_path,
+        MIDCAP,
+        "--strategies",
+        "is",
+        "--episodes",
+        EPISODES,
+        "--param",
+        "is.risk_aversion=1e-4",
+    )
+    assert results[0]["params"]["risk_aversion"] == 1e-4
+    assert results[0]["shortfall_bps"] != reference["is"]["shortfall_bps"]
+
+
+def test_table_header_columns_and_alignment(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _, out, err = run_main(capsys, tmp_path, MIDCAP, "--strategies", "twap", "--episodes", "1")
+    lines = out.splitlines()
+    assert (
+        lines[0]
+        == "demo-midcap-buy: HBRK buy 120,000 sh, 10:15-13:15 (180 min), 8.0% ADV, 1 episode, seed 7101"
+    )
+    for column in (
+        "shortfall (bps)",
+        "s.e. (bps)",
+        "vs TWAP (bps)",
+        "95% CI (bps)",
+        "fill (%)",
+        "time (s)",
+    ):
+        assert column in lines[1]
+    # Numbers are right-aligned, so every row ends where the header does.
+    assert len(lines[2]) == len(lines[1])
+    assert lines[2].split()[:3] == ["twap", lines[2].split()[1], "-"]  # one episode: no s.e.
+    # stderr is not a terminal here: one progress line per finished scenario/strategy.
+    assert "done demo-midcap-buy twap: 1 episode," in err
+
+
+def test_every_repo_scenario_loads() -> None:
+    files = sorted(SCENARIO_DIR.glob("*.json"))
+    assert len(files) >= 3
+    for f in files:
+        load_scenario(f)
+
+
+# ---------------------------------------------------------------- bad input: exit 2, no traceback
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "execution.backtest", *args, "--episodes", "1"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def scenario_without(tmp_path: Path, section: str, key: str) -> str:
+    data = json.loads(Path(MIDCAP).read_text())
+    del data[section][key]
+    path = tmp_path / "incomplete.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def bad_json(tmp_path: Path) -> str:
+    path = tmp_path / "broken.json"
+    path.write_text('{"name": "x",')
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("make_args", "named"),
+    [
+        (lambda t: [bad_json(t)], ["broken.json", "invalid JSON"]),
+        (
+            lambda t: [scenario_without(t, "order", "quantity")],
+            ["incomplete.json", "order.quantity"],
+        ),
+        (lambda t: [str(t / "missing.json")], ["missing.json", "not found"]),
+        (lambda t: [MIDCAP, "--strategies", "twap,nosuch"], ["nosuch"]),
+        (lambda t: [MIDCAP, "--param", "twap.nope=1"], ["twap.nope"]),
+        (lambda t: [MIDCAP, "--param", "is.risk_aversion=abc"], ["is.risk_aversion", "abc"]),
+        (lambda t: [MIDCAP, "--param", "is.risk_aversion=1"], ["is.risk_aversion", "at most"]),
+        (lambda t: [MIDCAP, "--param", "nosuch.x=1"], ["nosuch"]),
+        (lambda t: [MIDCAP, "--param", "risk_aversion"], ["STRATEGY.NAME=VALUE"]),
+        (lambda t: [MIDCAP, "--jobs", "0"], ["--jobs"]),
+    ],
+    ids=[
+        "bad-json",
+        "missing-key",
+        "missing-file",
+        "unknown-strategy",
+        "unknown-param",
+        "param-not-a-number",
+        "param-out-of-range",
+        "param-unknown-strategy",
+        "param-malformed",
+        "argparse-usage",
+    ],
+)
+def test_bad_input_exits_2_naming_the_problem(
+    make_args: Any, named: list[str], tmp_path: Path
+) -> None:
+    proc = run_cli(*make_args(tmp_path))
+    assert proc.returncode == 2, proc.stderr
+    for text in named:
+        assert text in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""  # nothing was run
