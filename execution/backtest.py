@@ -22,6 +22,7 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -72,6 +73,12 @@ class _Job:
     strategy: str
     seed: int
     params: dict[str, Any]
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group; only the parent should handle it, so the
+    # user sees one "interrupted" line rather than a traceback from every worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_job(job: _Job) -> tuple[int, EpisodeResult]:
@@ -269,7 +276,7 @@ def _completions(jobs: Sequence[_Job], workers: int) -> Iterator[tuple[int, Epis
     # "spawn" everywhere: fork is unsafe with threads and unavailable on some platforms, and
     # one start method on every OS means one behaviour to test.
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(processes=min(workers, len(jobs))) as pool:
+    with ctx.Pool(processes=min(workers, len(jobs)), initializer=_ignore_sigint) as pool:
         yield from pool.imap_unordered(_run_job, jobs, chunksize=1)
 
 

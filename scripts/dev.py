@@ -31,9 +31,12 @@ DEV_REQUIREMENTS = ROOT / "requirements-dev.txt"
 PURE_PACKAGES = (
     "execution/sim",
     "execution/algos",
+    "execution/engine",
     "execution/features",
     "execution/learning",
-    "execution/backtest",
+    "execution/backtest.py",
+    "execution/backtest_stats.py",
+    "tca/metrics.py",
 )
 
 DEMO_BACKTEST = ("execution/scenarios/demo-midcap-buy.json", "--episodes", "5")
@@ -100,7 +103,7 @@ def ensure_venv(requirements: Path) -> None:
 
 
 def static_checks() -> None:
-    pure = [p for p in PURE_PACKAGES if (ROOT / p).is_dir()]
+    pure = [p for p in PURE_PACKAGES if (ROOT / p).exists()]
     step("ruff check .", [BIN / "ruff", "check", "."])
     step("ruff format --check .", [BIN / "ruff", "format", "--check", "."])
     step(f"mypy {' '.join(pure)}", [BIN / "mypy", *pure])

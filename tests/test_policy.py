@@ -15,16 +15,28 @@ BUY, SELL = 1, -1
 
 def policy(**kw: Any) -> ExecutionPolicy:
     base: dict[str, Any] = {
-        "start_s": 600.0, "end_s": 3600.0, "limit_px_ticks": None, "allowed_venues": None,
-        "max_child_qty": None, "max_participation": 0.5, "participation_grace_qty": 100,
+        "start_s": 600.0,
+        "end_s": 3600.0,
+        "limit_px_ticks": None,
+        "allowed_venues": None,
+        "max_child_qty": None,
+        "max_participation": 0.5,
+        "participation_grace_qty": 100,
     }
     return ExecutionPolicy(**{**base, **kw})
 
 
 def child(**kw: Any) -> ChildCheck:
     base: dict[str, Any] = {
-        "side": BUY, "qty": 100, "px_ticks": 10_000, "venue": "LIT1", "now": 1200.0,
-        "leaves_unallocated": 10_000, "ours_qty": 0, "others_volume": 50_000.0, "venue_known": True,
+        "side": BUY,
+        "qty": 100,
+        "px_ticks": 10_000,
+        "venue": "LIT1",
+        "now": 1200.0,
+        "leaves_unallocated": 10_000,
+        "ours_qty": 0,
+        "others_volume": 50_000.0,
+        "venue_known": True,
     }
     return ChildCheck(**{**base, **kw})
 
@@ -105,7 +117,10 @@ def test_limit_price_by_side(side: int, px: int, denied: bool) -> None:
 
 @pytest.mark.parametrize("side", [BUY, SELL])
 def test_unpriced_child_under_a_limit_is_denied(side: int) -> None:
-    assert reason(policy(limit_px_ticks=10_000), child(side=side, px_ticks=None)) == DenyReason.LIMIT_PRICE
+    assert (
+        reason(policy(limit_px_ticks=10_000), child(side=side, px_ticks=None))
+        == DenyReason.LIMIT_PRICE
+    )
 
 
 def test_unpriced_child_without_a_limit_is_allowed() -> None:
@@ -119,14 +134,20 @@ def test_participation_cap_at_half() -> None:
     # 50% of the market: as much as everyone else together, plus the grace.
     p = policy(max_participation=0.5, participation_grace_qty=100)
     assert reason(p, child(ours_qty=900, qty=200, others_volume=1000.0)) is None
-    assert reason(p, child(ours_qty=900, qty=201, others_volume=1000.0)) == DenyReason.MAX_PARTICIPATION
+    assert (
+        reason(p, child(ours_qty=900, qty=201, others_volume=1000.0))
+        == DenyReason.MAX_PARTICIPATION
+    )
 
 
 def test_participation_cap_at_a_fifth() -> None:
     # 20%: a quarter of what the others traded (our 250 of a 1250 total), plus the grace.
     p = policy(max_participation=0.2, participation_grace_qty=50)
     assert reason(p, child(ours_qty=200, qty=100, others_volume=1000.0)) is None
-    assert reason(p, child(ours_qty=200, qty=101, others_volume=1000.0)) == DenyReason.MAX_PARTICIPATION
+    assert (
+        reason(p, child(ours_qty=200, qty=101, others_volume=1000.0))
+        == DenyReason.MAX_PARTICIPATION
+    )
 
 
 def test_grace_lets_the_first_child_go_at_the_open() -> None:
@@ -161,7 +182,9 @@ def test_participation_means_a_share_of_the_volume(
     slack = cap * (others + beyond) - beyond
     assume(abs(slack) > 1e-6 * (others + ours + qty + 1))  # not on the float boundary
     p = policy(max_participation=cap, participation_grace_qty=grace)
-    got = reason(p, child(qty=qty, ours_qty=ours, others_volume=float(others), leaves_unallocated=qty))
+    got = reason(
+        p, child(qty=qty, ours_qty=ours, others_volume=float(others), leaves_unallocated=qty)
+    )
     assert (got == DenyReason.MAX_PARTICIPATION) == (slack < 0)
 
 
@@ -175,7 +198,11 @@ BREAKS: list[tuple[DenyReason, dict[str, Any], dict[str, Any]]] = [
     (DenyReason.MAX_CHILD_QTY, {"max_child_qty": 60}, {}),
     (DenyReason.VENUE_NOT_ALLOWED, {"allowed_venues": frozenset({"LIT2"})}, {}),
     (DenyReason.LIMIT_PRICE, {"limit_px_ticks": 9_000}, {}),
-    (DenyReason.MAX_PARTICIPATION, {"max_participation": 0.01, "participation_grace_qty": 0}, {"ours_qty": 1000}),
+    (
+        DenyReason.MAX_PARTICIPATION,
+        {"max_participation": 0.01, "participation_grace_qty": 0},
+        {"ours_qty": 1000},
+    ),
 ]
 
 
@@ -225,7 +252,9 @@ def test_a_child_within_every_bound_is_never_denied(
         px = data.draw(st.integers(min_value=1, max_value=limit))
     else:
         px = data.draw(st.integers(min_value=limit, max_value=limit + 10_000))
-    venues = data.draw(st.one_of(st.none(), st.frozensets(st.sampled_from(["LIT1", "LIT2", "DARK1"]), min_size=1)))
+    venues = data.draw(
+        st.one_of(st.none(), st.frozensets(st.sampled_from(["LIT1", "LIT2", "DARK1"]), min_size=1))
+    )
     venue = data.draw(st.sampled_from(sorted(venues) if venues else ["LIT1", "LIT2", "DARK1"]))
     max_child = data.draw(st.one_of(st.none(), st.integers(min_value=qty, max_value=20_000)))
     leaves = data.draw(st.integers(min_value=qty, max_value=1_000_000))
@@ -236,11 +265,25 @@ def test_a_child_within_every_bound_is_never_denied(
         need = (ours + qty) * (1.0 - cap) / cap
         others = max(others, need * 1.001 + 1.0)
     p = ExecutionPolicy(
-        start_s=start, end_s=end, limit_px_ticks=limit, allowed_venues=venues,
-        max_child_qty=max_child, max_participation=cap, participation_grace_qty=grace,
+        start_s=start,
+        end_s=end,
+        limit_px_ticks=limit,
+        allowed_venues=venues,
+        max_child_qty=max_child,
+        max_participation=cap,
+        participation_grace_qty=grace,
     )
-    c = ChildCheck(side=side, qty=qty, px_ticks=px, venue=venue, now=now, leaves_unallocated=leaves,
-                   ours_qty=ours, others_volume=others, venue_known=True)
+    c = ChildCheck(
+        side=side,
+        qty=qty,
+        px_ticks=px,
+        venue=venue,
+        now=now,
+        leaves_unallocated=leaves,
+        ours_qty=ours,
+        others_volume=others,
+        venue_known=True,
+    )
     assert check_child(p, c) is None
 
 
@@ -249,4 +292,3 @@ def test_limit_is_exactly_the_worst_acceptable_price(side: int, px: int) -> None
     got = reason(policy(limit_px_ticks=10_000), child(side=side, px_ticks=px))
     through = px > 10_000 if side == BUY else px < 10_000
     assert (got == DenyReason.LIMIT_PRICE) == through
-

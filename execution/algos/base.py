@@ -18,6 +18,7 @@ from execution.algos.params import ParamError, ParamSpec, validate_params
 from execution.algos.router import Place, SmartOrderRouter, VenueInfo, VenueQuoteView
 
 SESSION_SECONDS = 390 * 60.0
+FINAL_SWEEP_INTERVAL_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,10 @@ class OrderContext:
     spread_ticks: float
     volume_profile: tuple[float, ...]  # bucket weights over the session, summing to 1
     venues: tuple[VenueInfo, ...]
+    # The parts of the execution policy a well-behaved strategy plans within (the engine
+    # still checks every child; these just keep it from asking for what will be denied).
+    allowed_venues: frozenset[str] | None = None
+    max_child_qty: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +153,10 @@ class Strategy(ABC):
     def __init__(self, ctx: OrderContext, params: Mapping[str, Any] | None = None) -> None:
         self.ctx = ctx
         self.params = validate_params(self.schema(), params or {})
-        self.router = SmartOrderRouter(ctx.venues)
+        allowed = ctx.venues
+        if ctx.allowed_venues is not None:
+            allowed = tuple(v for v in ctx.venues if v.name in ctx.allowed_venues)
+        self.router = SmartOrderRouter(allowed)
         self.setup()
 
     @classmethod
@@ -179,6 +187,13 @@ class Strategy(ABC):
     def decision_interval_s(self) -> float:
         return float(self.params["decision_interval_s"])
 
+    def next_decision_after(self, now: float) -> float:
+        """In the last slice, decide more often so the completion sweep can mop up."""
+        step = self.decision_interval_s
+        if now + step >= self.ctx.end_s:
+            step = min(step, FINAL_SWEEP_INTERVAL_S)
+        return min(now + step, self.ctx.end_s)
+
     @abstractmethod
     def schedule_fraction(self, t: float) -> float:
         """Planned fraction of the order done by time t (for charts and schedule deviation)."""
@@ -190,6 +205,19 @@ class Strategy(ABC):
         return q * self.schedule_fraction(view.now), q * self.schedule_fraction(nxt)
 
     def decide(self, view: DecisionView) -> list[Action]:
+        actions = self._decide(view)
+        cap = self.ctx.max_child_qty
+        if cap is None:
+            return actions
+        sliced: list[Action] = []
+        for a in actions:
+            while isinstance(a, Place) and a.qty > cap:
+                sliced.append(replace(a, qty=cap))
+                a = replace(a, qty=a.qty - cap)
+            sliced.append(a)
+        return sliced
+
+    def _decide(self, view: DecisionView) -> list[Action]:
         ctx, p = self.ctx, self.params
         side = ctx.side
         actions: list[Action] = []

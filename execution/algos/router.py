@@ -52,7 +52,18 @@ class _HasQuotes(Protocol):  # what the router reads of a DecisionView (no impor
 
 class SmartOrderRouter:
     def __init__(self, venues: tuple[VenueInfo, ...]) -> None:
+        """`venues`: those this order may use; quotes from any other are ignored."""
         self.share = {v.name: v.volume_share for v in venues}
+
+    def _usable(self, view: _HasQuotes, kind: str) -> list[VenueQuoteView]:
+        return [
+            q
+            for q in view.quotes
+            if q.kind == kind
+            and q.up
+            and q.name in self.share
+            and (kind == "dark" or q.ask > q.bid)
+        ]
 
     @staticmethod
     def _within(side: int, px: int, limit: int | None) -> int:
@@ -61,7 +72,7 @@ class SmartOrderRouter:
         return min(px, limit) if side == BUY else max(px, limit)
 
     def has_dark(self, view: _HasQuotes) -> bool:
-        return any(q.kind == "dark" and q.up for q in view.quotes)
+        return bool(self._usable(view, "dark"))
 
     def at_touch(self, side: int, child: object, view: _HasQuotes) -> bool:
         """Is a resting lit child still at (or better than) the best price on its venue?"""
@@ -77,7 +88,7 @@ class SmartOrderRouter:
     def passive(
         self, side: int, qty: int, view: _HasQuotes, limit: int | None, improve: bool
     ) -> list[Place]:
-        lit = [q for q in view.quotes if q.kind == "lit" and q.up and q.ask > q.bid]
+        lit = self._usable(view, "lit")
         if not lit or qty < 1:
             return []
 
@@ -85,23 +96,26 @@ class SmartOrderRouter:
             queue = q.bid_qty if side == BUY else q.ask_qty
             return self.share.get(q.name, 0.0) / (queue + qty)
 
-        best = max(lit, key=odds)
-        px = best.bid if side == BUY else best.ask
-        if improve and best.ask - best.bid > 1:
-            # Alone at a new best price: first in the queue, for one tick of price.
-            px = px + 1 if side == BUY else px - 1
+        if improve and view.nbo - view.nbb > 1:
+            # Alone at a new national best price, one tick inside, on the venue with the most
+            # flow: first in the queue, for one tick of price.
             best = max(lit, key=lambda q: self.share.get(q.name, 0.0))
+            px = view.nbb + 1 if side == BUY else view.nbo - 1
+        else:
+            best = max(lit, key=odds)
+            px = best.bid if side == BUY else best.ask
         px = self._within(side, px, limit)
         return [Place(best.name, qty, px, False, "passive")]
 
     def dark(self, side: int, qty: int, view: _HasQuotes, limit: int | None) -> list[Place]:
-        dark = [q for q in view.quotes if q.kind == "dark" and q.up]
+        dark = self._usable(view, "dark")
         total = sum(self.share.get(q.name, 0.0) for q in dark)
         if not dark or total <= 0 or qty < 1:
             return []
         out, left = [], qty
         for i, q in enumerate(dark):
-            part = left if i == len(dark) - 1 else int(qty * self.share.get(q.name, 0.0) / total)
+            share = self.share.get(q.name, 0.0) / total
+            part = left if i == len(dark) - 1 else min(left, round(qty * share))
             if part >= 1:
                 out.append(Place(q.name, part, limit, False, "dark"))
                 left -= part
@@ -110,7 +124,7 @@ class SmartOrderRouter:
     def take(
         self, side: int, qty: int, view: _HasQuotes, limit: int | None, max_ticks: int
     ) -> list[Place]:
-        lit = [q for q in view.quotes if q.kind == "lit" and q.up and q.ask > q.bid]
+        lit = self._usable(view, "lit")
         if not lit or qty < 1:
             return []
         touch = view.nbo if side == BUY else view.nbb

@@ -140,6 +140,8 @@ class ExecutionEngine:
             spread_ticks=sc.instrument.spread_ticks,
             volume_profile=sc.volume_profile,
             venues=self._venues,
+            allowed_venues=spec.allowed_venues,
+            max_child_qty=spec.max_child_qty,
         )
         strategy = strategy_class(spec.strategy)(ctx, spec.params)
         policy = ExecutionPolicy(
@@ -244,7 +246,7 @@ class ExecutionEngine:
             self._close_window(w)
             self._wind_down(w, ParentStatus.EXPIRED, "window ended")
             return
-        w.next_decision = min(now + w.strategy.decision_interval_s, w.spec.end_s)
+        w.next_decision = w.strategy.next_decision_after(now)
         if p.status != ParentStatus.WORKING:
             return
         for action in w.strategy.decide(self._view(w, now)):
@@ -327,6 +329,7 @@ class ExecutionEngine:
                 ours_qty=p.filled_qty + working,
                 others_volume=max(m.tape.volume - w.volume_at_start - p.filled_qty, 0.0),
                 venue_known=a.venue in m.by_name,
+                parent_working=p.status == ParentStatus.WORKING,
             ),
         )
         side = "buy" if p.side > 0 else "sell"
@@ -418,18 +421,26 @@ class ExecutionEngine:
 
     def _fill(self, w: _Working, c: ChildOrder, r: VenueReport) -> None:
         px = ticks_to_px(r.px_ticks, self.tick)
-        ev = self._emit_child(
+
+        def apply_both(ev: ChildFilled) -> None:
+            # The child checks first (live, no overfill, no repeated trade id); the parent
+            # then checks what only it can see, across children.
+            c.apply(ev)
+            w.parent.apply(ev, px_ticks=r.px_ticks)
+
+        self._emit(
             w,
-            c,
             ChildFilled,
+            apply=apply_both,
             ts=r.ts,
+            client_order_id=c.client_order_id,
+            venue=c.venue,
             trade_id=r.trade_id,
             px=px,
             qty=r.qty,
             liquidity=r.liquidity,
             leaves_qty=c.leaves_qty - r.qty,
         )
-        w.parent.apply(ev, px_ticks=r.px_ticks)
         w.fees += r.qty * r.px_ticks * self._fee_bps.get(r.venue, 0.0) / 1e4
         p = w.parent
         avg = p.avg_px_ticks
@@ -454,21 +465,36 @@ class ExecutionEngine:
     def _status(
         self, w: _Working, status: ParentStatus, reason: str, ts: float | None = None
     ) -> None:
-        ev = self._emit(
+        self._emit(
             w,
             ParentStatusChanged,
+            apply=w.parent.apply,
             ts=ts,
             status=status.value,
             previous=w.parent.status.value,
             reason=reason,
         )
-        w.parent.apply(ev)
 
-    def _emit(self, w: _Working, cls: type[Any], ts: float | None = None, **fields: Any) -> Any:
-        w.seq += 1
+    def _emit(
+        self,
+        w: _Working,
+        cls: type[Any],
+        *,
+        apply: Callable[[Any], None] | None = None,
+        ts: float | None = None,
+        **fields: Any,
+    ) -> Any:
+        """Build the next event of an order, apply it, and only then record and publish it:
+        an event the state machine refuses is never seen by anyone."""
         ev = cls(
-            order_id=w.spec.order_id, seq=w.seq, ts=self.market.now if ts is None else ts, **fields
+            order_id=w.spec.order_id,
+            seq=w.seq + 1,
+            ts=self.market.now if ts is None else ts,
+            **fields,
         )
+        if apply is not None:
+            apply(ev)
+        w.seq += 1
         self.events.append(ev)
         if self.on_event is not None:
             self.on_event(ev)
@@ -477,9 +503,9 @@ class ExecutionEngine:
     def _emit_child(
         self, w: _Working, c: ChildOrder, cls: type[Any], ts: float | None = None, **fields: Any
     ) -> Any:
-        ev = self._emit(w, cls, ts=ts, client_order_id=c.client_order_id, venue=c.venue, **fields)
-        c.apply(ev)
-        return ev
+        return self._emit(
+            w, cls, apply=c.apply, ts=ts, client_order_id=c.client_order_id, venue=c.venue, **fields
+        )
 
 
 __all__ = ["DenyReason", "ExecutionEngine", "ParentOrderSpec"]

@@ -47,8 +47,9 @@ _LIVE = frozenset({C.ACCEPTED, C.PARTIALLY_FILLED, C.PENDING_CANCEL})
 CHILD_TRANSITIONS: dict[type[ChildEvent], frozenset[ChildStatus]] = {
     ChildSubmitted: frozenset({C.INITIALIZED}),
     ChildDenied: frozenset({C.INITIALIZED}),
-    ChildAccepted: frozenset({C.SUBMITTED}),
-    ChildRejected: frozenset({C.SUBMITTED}),
+    # A cancel may be requested before the venue's ack or reject has come back.
+    ChildAccepted: frozenset({C.SUBMITTED, C.PENDING_CANCEL}),
+    ChildRejected: frozenset({C.SUBMITTED, C.PENDING_CANCEL}),
     ChildFilled: _LIVE,
     ChildCancelRequested: frozenset({C.SUBMITTED, C.ACCEPTED, C.PARTIALLY_FILLED}),
     ChildCancelRejected: frozenset({C.PENDING_CANCEL}),
@@ -61,6 +62,7 @@ CHILD_TERMINAL = frozenset({C.DENIED, C.REJECTED, C.FILLED, C.CANCELED})
 class ChildOrder:
     __slots__ = (
         "_before_cancel",
+        "_trade_ids",
         "client_order_id",
         "filled_qty",
         "intent",
@@ -93,6 +95,7 @@ class ChildOrder:
         self.filled_qty = 0
         self.status = ChildStatus.INITIALIZED
         self._before_cancel = ChildStatus.ACCEPTED
+        self._trade_ids: set[str] = set()
 
     @property
     def leaves_qty(self) -> int:
@@ -112,13 +115,28 @@ class ChildOrder:
             raise InvalidTransition(
                 f"{event.kind} for {event.client_order_id} applied to {self.client_order_id}"
             )
+        # While a cancel is pending, only the venue's answer to the order itself may still
+        # come, and only once.
+        if (
+            self.status == C.PENDING_CANCEL
+            and isinstance(event, (ChildAccepted, ChildRejected))
+            and self._before_cancel != C.SUBMITTED
+        ):
+            raise InvalidTransition(
+                f"{self.client_order_id}: {event.kind} after the venue already answered"
+            )
+        if isinstance(event, ChildFilled) and event.trade_id in self._trade_ids:
+            raise InvalidTransition(f"{self.client_order_id}: duplicate trade {event.trade_id}")
         match event:
             case ChildSubmitted():
                 self.status = C.SUBMITTED
             case ChildDenied():
                 self.status = C.DENIED
             case ChildAccepted():
-                self.status = C.ACCEPTED
+                if self.status == C.PENDING_CANCEL:
+                    self._before_cancel = C.ACCEPTED
+                else:
+                    self.status = C.ACCEPTED
             case ChildRejected():
                 self.status = C.REJECTED
             case ChildFilled(qty=qty):
@@ -127,6 +145,7 @@ class ChildOrder:
                         f"{self.client_order_id}: fill of {qty} overfills {self.filled_qty}/{self.qty}"
                     )
                 self.filled_qty += qty
+                self._trade_ids.add(event.trade_id)
                 if self.filled_qty == self.qty:
                     self.status = C.FILLED
                 elif self.status != C.PENDING_CANCEL:

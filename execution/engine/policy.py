@@ -41,10 +41,13 @@ class ChildCheck:
     ours_qty: int  # our filled plus working quantity
     others_volume: float  # market volume by others since the order started
     venue_known: bool
+    parent_working: bool = True
 
 
 def check_child(policy: ExecutionPolicy, c: ChildCheck) -> tuple[DenyReason, str] | None:
     """None when the child may go; else the reason code and a sentence for people."""
+    if not c.parent_working:
+        return DenyReason.ORDER_NOT_WORKING, "the parent order is not working"
     if not policy.start_s <= c.now < policy.end_s:
         return (
             DenyReason.OUTSIDE_WINDOW,

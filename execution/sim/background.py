@@ -65,7 +65,12 @@ def intensity_shape(scenario: Scenario, t: float) -> float:
 
 
 def draw_day(scenario: Scenario, cal: Calibration, seed: int) -> BackgroundDay:
-    rng = rng_for(seed, STREAM_BACKGROUND)
+    # One generator per column: a column's i-th draw then belongs to the i-th event whatever
+    # the day's length, so a regime later in the day leaves the morning exactly as it was.
+    (r_time, r_kind, r_venue, r_u1, r_u2, r_u3, r_price) = (
+        np.random.default_rng(s)
+        for s in np.random.SeedSequence([int(seed) & 0xFFFFFFFF, STREAM_BACKGROUND]).spawn(7)
+    )
     knots = np.array(_knots(scenario))
     mids = (knots[:-1] + knots[1:]) / 2.0
     shape = np.array([intensity_shape(scenario, float(m)) for m in mids])
@@ -73,10 +78,10 @@ def draw_day(scenario: Scenario, cal: Calibration, seed: int) -> BackgroundDay:
     cum = np.concatenate([[0.0], np.cumsum(shape * per_second * np.diff(knots))])
 
     expected = float(cum[-1])
-    draws = rng.exponential(1.0, size=int(expected + 6.0 * np.sqrt(expected) + 64))
+    draws = r_time.exponential(1.0, size=int(expected + 6.0 * np.sqrt(expected) + 64))
     arrivals = np.cumsum(draws)
     while arrivals[-1] < cum[-1]:  # practically never; keeps the day complete regardless
-        more = np.cumsum(rng.exponential(1.0, size=1024)) + arrivals[-1]
+        more = np.cumsum(r_time.exponential(1.0, size=1024)) + arrivals[-1]
         arrivals = np.concatenate([arrivals, more])
     arrivals = arrivals[arrivals < cum[-1]]
     times = np.interp(arrivals, cum, knots)
@@ -88,24 +93,24 @@ def draw_day(scenario: Scenario, cal: Calibration, seed: int) -> BackgroundDay:
         [lit_w, lit_w * k.limit_orders_per_trade, lit_w * k.cancels_per_trade, cal.dark_prints]
     )
     cdf = np.cumsum(weights / weights.sum())
-    kinds = np.searchsorted(cdf, rng.random(n), side="right").clip(0, 3)
+    kinds = np.searchsorted(cdf, r_kind.random(n), side="right").clip(0, 3)
 
     lit_idx = [i for i, v in enumerate(scenario.venues) if v.kind == "lit"]
     dark_idx = [i for i, v in enumerate(scenario.venues) if v.kind == "dark"]
-    venue_u = rng.random(n)
+    venue_u = r_venue.random(n)
     venues = _pick(venue_u, scenario, lit_idx)
     if dark_idx:
         dark_venues = _pick(venue_u, scenario, dark_idx)
         venues = np.where(kinds == KIND_DARK, dark_venues, venues)
 
-    u1, u2, u3 = rng.random(n), rng.random(n), rng.random(n)
+    u1, u2, u3 = r_u1.random(n), r_u2.random(n), r_u3.random(n)
 
     # Fundamental price: Brownian in ticks, variance spread evenly over the session and
     # scaled by the regime's volatility multiplier (squared: it multiplies sigma).
     vol_mult, liq = _regime_columns(scenario, times)
     dt = np.diff(np.concatenate([[0.0], times]))
     sigma_per_sqrt_s = cal.sigma_ticks_per_day / np.sqrt(SESSION_SECONDS)
-    steps = rng.standard_normal(n) * sigma_per_sqrt_s * vol_mult * np.sqrt(dt)
+    steps = r_price.standard_normal(n) * sigma_per_sqrt_s * vol_mult * np.sqrt(dt)
     fundamental = cal.reference_ticks + np.cumsum(steps)
 
     return BackgroundDay(

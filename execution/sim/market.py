@@ -206,6 +206,7 @@ class Market:
         self._actions: list[tuple[float, int, int, Any]] = []
         self._action_seq = 0
         self._orders: dict[str, tuple[RestingOrder, LitBook | DarkPool]] = {}
+        self._arrivals: dict[str, float] = {}
         self.reports: list[VenueReport] = []
         self._fills: list[Execution] = []
         self.events_processed = 0
@@ -256,10 +257,13 @@ class Market:
         # Latency jitters; drawn from our own stream so background draws stay aligned.
         arrival = self.now + base * (0.75 + 0.5 * float(self._ours_rng.random()))
         self._schedule(arrival, _ACT_NEW, req)
+        self._arrivals[req.oid] = arrival
         return arrival
 
     def cancel(self, oid: str, venue: str) -> float:
+        # One session per venue: a cancel never overtakes the order it cancels.
         arrival = self.now + self.latency_s.get(venue, 0.003)
+        arrival = max(arrival, self._arrivals.get(oid, 0.0) + 1e-6)
         self._schedule(arrival, _ACT_CANCEL, oid)
         return arrival
 

@@ -146,13 +146,14 @@ class LitBook:
                 qty -= take_bg
                 if qty <= 0:
                     break
-                x = min(int(qty), o.leaves) if qty >= 1 else 0
+                # Background sizes are fractional: forgive float dust when sizing our fill.
+                x = min(int(qty + 1e-6), o.leaves)
                 if x > 0:
                     o.leaves -= x
                     qty -= x
                     traded += x
                     fills.append(Execution(o.oid, float(px), x, "maker"))
-                if qty < 1:
+                if qty < 1 - 1e-6:
                     break
             rest = min(qty, bg - eaten_bg) if qty > 0 else 0.0
             eaten_bg += max(rest, 0.0)
@@ -211,9 +212,10 @@ class LitBook:
         px = self.bid if side == BUY else self.ask
         ours = (self.our_bids if side == BUY else self.our_asks).get(px)
         if ours:
-            need = max(o.ahead for o in ours) + sum(o.leaves for o in ours)
+            need = max(o.ahead for o in ours) + sum(o.leaves for o in ours) + 1.0
             self._trade_level(side, px, need, fills)
-        self._advance_best(side)
+        if not self._has_ours(side, px):
+            self._advance_best(side)
 
     def rest(self, order: RestingOrder) -> None:
         side = order.side

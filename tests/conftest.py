@@ -1,0 +1,31 @@
+"""Shared fixtures: the repo's own scenarios, and the shared ones where they exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from execution.sim.scenario import Scenario, load_scenario
+
+REPO = Path(__file__).resolve().parent.parent
+REPO_SCENARIOS = REPO / "execution" / "scenarios"
+SHARED_SCENARIOS = REPO.parent / "shared" / "scenarios"
+
+
+def repo_scenario(name: str) -> Scenario:
+    return load_scenario(REPO_SCENARIOS / f"{name}.json")
+
+
+def shared_scenario_paths() -> list[Path]:
+    return sorted(SHARED_SCENARIOS.glob("*.json")) if SHARED_SCENARIOS.is_dir() else []
+
+
+@pytest.fixture
+def midcap() -> Scenario:
+    return repo_scenario("demo-midcap-buy")
+
+
+def require_shared() -> None:
+    if not SHARED_SCENARIOS.is_dir():
+        pytest.skip("../shared/scenarios is not here (a user's fresh clone); CI has it")

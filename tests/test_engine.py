@@ -1,0 +1,220 @@
+"""The engine: event stream, execution policy, controls, several orders in one market."""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import time
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from execution.algos.base import REGISTRY, Action, DecisionView
+from execution.algos.params import ParamError
+from execution.algos.router import Place
+from execution.algos.strategies import TWAP
+from execution.engine.engine import ExecutionEngine, ParentOrderSpec
+from execution.engine.events import (
+    ChildDenied,
+    ChildFilled,
+    ChildSubmitted,
+    DomainEvent,
+    ParentAmended,
+    ParentProgress,
+    ParentStatusChanged,
+)
+from execution.engine.orders import ParentStatus
+from execution.sim.market import Market
+from execution.sim.scenario import Scenario
+
+
+def spec(sc: Scenario, strategy: str = "twap", **kw: Any) -> ParentOrderSpec:
+    o = sc.order
+    base: dict[str, Any] = dict(
+        order_id="P1",
+        side=o.side,
+        qty=o.quantity,
+        start_s=o.start_minute * 60.0,
+        end_s=o.end_minute * 60.0,
+        strategy=strategy,
+    )
+    base.update(kw)
+    return ParentOrderSpec(**base)
+
+
+def run(sc: Scenario, *specs: ParentOrderSpec, seed: int = 1) -> ExecutionEngine:
+    e = ExecutionEngine(Market(sc, seed))
+    for s in specs:
+        e.add_order(s)
+    e.run_to_end()
+    return e
+
+
+def of(events: list[DomainEvent], cls: type[Any], order_id: str = "P1") -> list[Any]:
+    return [e for e in events if isinstance(e, cls) and e.order_id == order_id]
+
+
+@pytest.mark.parametrize("strategy", ["twap", "vwap", "pov", "is"])
+def test_event_stream_is_ordered_and_consistent(midcap: Scenario, strategy: str) -> None:
+    e = run(midcap, spec(midcap, strategy))
+    events = [ev for ev in e.events if ev.order_id == "P1"]
+    assert [ev.seq for ev in events] == list(range(1, len(events) + 1))
+    assert all(a.ts <= b.ts + 1e-9 for a, b in itertools.pairwise(events))
+    fills = of(events, ChildFilled)
+    p = e.orders["P1"].parent
+    assert sum(f.qty for f in fills) == p.filled_qty > 0
+    assert len({(f.venue, f.trade_id) for f in fills}) == len(fills)
+    assert all(isinstance(f.px, Decimal) for f in fills)
+    final = of(events, ParentStatusChanged)[-1].status
+    assert final in ("FILLED", "EXPIRED") and p.is_done
+    if strategy != "pov":
+        assert final == "FILLED"
+    start, end = midcap.order.start_minute * 60, midcap.order.end_minute * 60
+    assert all(start <= s.ts < end for s in of(events, ChildSubmitted))
+
+
+def test_a_limit_price_is_never_traded_through(midcap: Scenario) -> None:
+    limit = Decimal("39.95")  # below the open: only part can fill
+    e = run(midcap, spec(midcap, limit_px=limit))
+    fills = of(e.events, ChildFilled)
+    assert fills and all(f.px <= limit for f in fills)
+    assert all(s.px is not None and s.px <= limit for s in of(e.events, ChildSubmitted))
+
+
+class Rogue(TWAP):
+    """Asks for what the policy forbids: oversized children on a venue it may not use."""
+
+    name = "rogue"
+
+    def decide(self, view: DecisionView) -> list[Action]:
+        px = view.nbo + 50 if self.ctx.side > 0 else view.nbb - 50
+        return [
+            Place("DARK-POOL-1", 10, None, False, "dark"),
+            Place("LIT-NORTH", 5000, px, True, "take"),
+            Place("LIT-NOWHERE", 10, px, True, "take"),
+        ]
+
+
+def test_policy_denies_whatever_the_strategy_asks(
+    midcap: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(REGISTRY.strategies, "rogue", Rogue)
+    limit = Decimal("40.10")
+    e = run(
+        midcap,
+        spec(
+            midcap,
+            strategy="rogue",
+            max_child_qty=1000,
+            limit_px=limit,
+            allowed_venues=frozenset({"LIT-NORTH", "LIT-SOUTH"}),
+        ),
+    )
+    reasons = Counter(d.reason for d in of(e.events, ChildDenied))
+    assert {"MAX_CHILD_QTY", "VENUE_NOT_ALLOWED"} <= set(reasons)
+    assert of(e.events, ChildSubmitted) == []
+    assert e.orders["P1"].parent.filled_qty == 0
+
+
+def test_a_well_behaved_strategy_plans_within_the_policy(midcap: Scenario) -> None:
+    e = run(
+        midcap,
+        spec(midcap, max_child_qty=500, allowed_venues=frozenset({"LIT-NORTH", "LIT-SOUTH"})),
+    )
+    assert of(e.events, ChildDenied) == []
+    sent = of(e.events, ChildSubmitted)
+    assert sent and all(s.qty <= 500 and s.venue != "DARK-POOL-1" for s in sent)
+
+
+def test_participation_cap_holds(midcap: Scenario) -> None:
+    e = run(
+        midcap, spec(midcap, strategy="is", params={"risk_aversion": 1e-4}, max_participation=0.1)
+    )
+    w = e.orders["P1"]
+    assert any(d.reason == "MAX_PARTICIPATION" for d in of(e.events, ChildDenied))
+    grace = max(100, round(0.0005 * midcap.instrument.adv_shares))
+    others = w.volume_in_window - w.parent.filled_qty
+    assert w.parent.filled_qty <= 0.1 / 0.9 * others + grace
+
+
+def test_pause_resume_cancel_and_amend(midcap: Scenario) -> None:
+    e = ExecutionEngine(Market(midcap, 2))
+    e.add_order(spec(midcap, strategy="pov", params={"participation_rate": 0.05}))
+    start = midcap.order.start_minute * 60
+    e.run_until(start + 1800)
+    e.pause("P1", "trader paused")
+    paused_at = e.market.now
+    e.run_until(start + 3600)
+    submitted = of(e.events, ChildSubmitted)
+    assert all(s.ts <= paused_at for s in submitted)
+    assert not e.orders["P1"].open_children
+    filled_paused = e.orders["P1"].parent.filled_qty
+
+    e.resume("P1")
+    e.amend("P1", {"participation_rate": 0.2})
+    amended = of(e.events, ParentAmended)[-1]
+    assert amended.before == {"participation_rate": 0.05} and amended.after == {
+        "participation_rate": 0.2
+    }
+    e.run_until(start + 5400)
+    assert e.orders["P1"].parent.filled_qty > filled_paused
+    with pytest.raises(ParamError):
+        e.amend("P1", {"participation_rate": 7})
+
+    e.cancel("P1", "trader cancelled")
+    e.run_until(start + 5410)
+    p = e.orders["P1"].parent
+    assert p.status == ParentStatus.CANCELED and p.filled_qty > 0  # fills are kept
+    statuses = [s.status for s in of(e.events, ParentStatusChanged)]
+    assert statuses == ["WORKING", "PAUSED", "WORKING", "PENDING_CANCEL", "CANCELED"]
+
+
+def test_amendment_takes_effect_within_one_decision_step(midcap: Scenario) -> None:
+    e = ExecutionEngine(Market(midcap, 3))
+    e.add_order(spec(midcap, strategy="pov", params={"participation_rate": 0.02}))
+    start = midcap.order.start_minute * 60
+    e.run_until(start + 1800)
+    e.amend("P1", {"participation_rate": 0.3})
+    at = e.market.now
+    e.run_until(start + 1800 + 30)
+    after = [s for s in of(e.events, ChildSubmitted) if s.ts >= at]
+    assert after and after[0].ts - at < 1.0
+
+
+def test_two_orders_in_one_market_add_their_impact(midcap: Scenario) -> None:
+    alone = run(midcap, spec(midcap), seed=4)
+    both = run(midcap, spec(midcap), spec(midcap, order_id="P2"), seed=4)
+    avg_alone = alone.orders["P1"].parent.avg_px_ticks
+    avg_both = both.orders["P1"].parent.avg_px_ticks
+    assert avg_alone is not None and avg_both is not None
+    assert avg_both > avg_alone + 1  # ticks: the other buyer pushed the price up too
+    assert of(both.events, ParentProgress, "P2")
+
+
+def test_the_engine_reads_no_wall_clock(midcap: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    def forbidden(*_: Any, **__: Any) -> float:
+        raise AssertionError("the engine must use the simulated clock")
+
+    for name in ("time", "monotonic", "perf_counter", "time_ns"):
+        monkeypatch.setattr(time, name, forbidden)
+
+    class NoNow(datetime.datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return forbidden()
+
+    monkeypatch.setattr(datetime, "datetime", NoNow)
+    e = run(midcap, spec(midcap))
+    assert e.orders["P1"].parent.filled_qty > 0
+
+
+def test_bad_orders_are_refused_with_a_reason(midcap: Scenario) -> None:
+    e = ExecutionEngine(Market(midcap, 1))
+    with pytest.raises(ParamError, match="strategy"):
+        e.add_order(spec(midcap, strategy="magic"))
+    with pytest.raises(ParamError, match="decision_interval_s"):
+        e.add_order(spec(midcap, params={"decision_interval_s": 0}))
+    with pytest.raises(ValueError, match="side"):
+        e.add_order(spec(midcap, side="hold"))
