@@ -68,6 +68,12 @@ class ParentOrderSpec:
     max_participation: float | None = 0.5
     max_child_qty: int | None = None
     allowed_venues: frozenset[str] | None = None
+    # Resuming an order another engine worked (its worker died): what it had done, and
+    # the last sequence number of its event stream, which continues from there.
+    prior_filled_qty: int = 0
+    prior_notional_ticks: float = 0.0
+    prior_seq: int = 0
+    prior_children: int = 0  # child ids continue too: they are unique per parent order
 
 
 @dataclass(slots=True)
@@ -153,8 +159,15 @@ class ExecutionEngine:
             max_participation=spec.max_participation,
             participation_grace_qty=max(100, round(0.0005 * sc.instrument.adv_shares)),
         )
+        parent = ParentOrder(order_id=spec.order_id, side=side, qty=spec.qty)
+        if not 0 <= spec.prior_filled_qty < spec.qty:
+            raise ValueError(
+                f"prior filled quantity {spec.prior_filled_qty} is not below {spec.qty}"
+            )
+        parent.filled_qty = spec.prior_filled_qty
+        parent.notional_ticks = spec.prior_notional_ticks
         w = _Working(
-            spec, ParentOrder(order_id=spec.order_id, side=side, qty=spec.qty), strategy, policy
+            spec, parent, strategy, policy, seq=spec.prior_seq, child_count=spec.prior_children
         )
         w.next_decision = max(spec.start_s, self.market.now)
         self.orders[spec.order_id] = w

@@ -1,0 +1,196 @@
+"""Orders, fills and the engine's event stream, as persisted.
+
+The engine's domain events are the source of truth: each is stored once (unique per
+parent order and sequence number) and the order, child and fill rows are projections of
+them written in the same transaction. Prices are Decimal with one precision, declared here.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from execution.engine.orders import ChildStatus, ParentStatus
+
+PRICE = {"max_digits": 18, "decimal_places": 6}
+
+# The database knows one status the engine does not: an order whose worker died. Its
+# working children were cancelled; the trader can resume it on another worker.
+SUSPENDED = "SUSPENDED"
+PARENT_STATUS_CHOICES = [(s.value, s.value.replace("_", " ").title()) for s in ParentStatus] + [
+    (SUSPENDED, "Suspended")
+]
+CHILD_STATUS_CHOICES = [(s.value, s.value.replace("_", " ").title()) for s in ChildStatus]
+SIDE_CHOICES = [("buy", "Buy"), ("sell", "Sell")]
+
+
+class Instrument(models.Model):
+    symbol = models.CharField(max_length=16, unique=True)
+    name = models.CharField(max_length=128, blank=True)
+    # A scenario in FORMAT.md's shape: instrument, venues, profile, regimes, outages. Its
+    # "order" part is ignored; orders come from traders.
+    scenario = models.JSONField()
+    tick_size = models.DecimalField(**PRICE)
+    reference_price = models.DecimalField(**PRICE)
+    adv_shares = models.BigIntegerField()
+    restricted = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["symbol"]
+
+    def __str__(self) -> str:
+        return self.symbol
+
+
+class ParentOrder(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+    )
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="orders")
+    side = models.CharField(max_length=4, choices=SIDE_CHOICES)
+    quantity = models.BigIntegerField()
+    start_minute = models.FloatField()
+    end_minute = models.FloatField()
+    limit_price = models.DecimalField(null=True, blank=True, **PRICE)
+    strategy = models.CharField(max_length=32)
+    params = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=16, choices=PARENT_STATUS_CHOICES, default=ParentStatus.NEW.value
+    )
+    status_reason = models.CharField(max_length=255, blank=True)
+    filled_qty = models.BigIntegerField(default=0)
+    working_qty = models.BigIntegerField(default=0)
+    avg_price = models.DecimalField(null=True, blank=True, **PRICE)
+    arrival_price = models.DecimalField(null=True, blank=True, **PRICE)
+    target_qty = models.BigIntegerField(default=0)
+    last_seq = models.IntegerField(default=0)
+    session = models.ForeignKey("MarketSession", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [
+            ("trade", "Enter and control one's own parent orders"),
+            ("view_all_orders", "See every trader's orders"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(quantity__gt=0), name="parent_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    start_minute__gte=0,
+                    end_minute__lte=390,
+                    start_minute__lt=models.F("end_minute"),
+                ),
+                name="parent_window_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(filled_qty__gte=0, filled_qty__lte=models.F("quantity")),
+                name="parent_never_overfilled",
+            ),
+        ]
+
+    @property
+    def engine_id(self) -> str:
+        return f"P{self.pk}"
+
+
+class ChildOrder(models.Model):
+    parent = models.ForeignKey(ParentOrder, on_delete=models.CASCADE, related_name="children")
+    client_order_id = models.CharField(max_length=64, unique=True)
+    venue = models.CharField(max_length=32)
+    side = models.CharField(max_length=4, choices=SIDE_CHOICES)
+    quantity = models.BigIntegerField()
+    price = models.DecimalField(null=True, blank=True, **PRICE)
+    order_type = models.CharField(max_length=16)
+    tif = models.CharField(max_length=8)
+    intent = models.CharField(max_length=16)
+    status = models.CharField(max_length=20, choices=CHILD_STATUS_CHOICES)
+    reason = models.CharField(max_length=64, blank=True)
+    filled_qty = models.BigIntegerField(default=0)
+    sim_ts = models.FloatField()  # simulated seconds after the open, when sent
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Fill(models.Model):
+    parent = models.ForeignKey(ParentOrder, on_delete=models.CASCADE, related_name="fills")
+    child = models.ForeignKey(ChildOrder, on_delete=models.CASCADE, related_name="fills")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT)
+    venue = models.CharField(max_length=32)
+    trade_id = models.CharField(max_length=64)  # the venue's, prefixed by the market session
+    price = models.DecimalField(**PRICE)
+    quantity = models.BigIntegerField()
+    liquidity = models.CharField(max_length=16)
+    sim_ts = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # A retried step can never record the same execution twice.
+            models.UniqueConstraint(
+                fields=["instrument", "venue", "trade_id"], name="fill_unique_per_venue_trade"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(quantity__gt=0), name="fill_quantity_positive"
+            ),
+        ]
+
+
+class OrderEvent(models.Model):
+    """The engine's event stream, exactly: what blotters replay to catch up."""
+
+    parent = models.ForeignKey(ParentOrder, on_delete=models.CASCADE, related_name="events")
+    seq = models.IntegerField()
+    kind = models.CharField(max_length=32)
+    sim_ts = models.FloatField()
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["parent_id", "seq"]
+        constraints = [models.UniqueConstraint(fields=["parent", "seq"], name="event_unique_seq")]
+
+
+class MarketSession(models.Model):
+    """One worker's simulated market for one instrument. At most one RUNNING per instrument."""
+
+    RUNNING, STOPPED, DEAD = "RUNNING", "STOPPED", "DEAD"
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="sessions")
+    status = models.CharField(max_length=8, default=RUNNING)
+    worker = models.CharField(max_length=128)
+    seed = models.BigIntegerField()
+    speed = models.FloatField()
+    sim_ts = models.FloatField(default=0.0)
+    started_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instrument"],
+                condition=models.Q(status="RUNNING"),
+                name="one_running_session_per_instrument",
+            )
+        ]
+
+
+class ControlRequest(models.Model):
+    """A person's pause/resume/cancel/amend, picked up by the worker at its next step."""
+
+    PAUSE, RESUME, CANCEL, AMEND = "pause", "resume", "cancel", "amend"
+    ACTIONS = [(a, a) for a in (PAUSE, RESUME, CANCEL, AMEND)]
+    parent = models.ForeignKey(ParentOrder, on_delete=models.CASCADE, related_name="controls")
+    action = models.CharField(max_length=8, choices=ACTIONS)
+    changes = models.JSONField(default=dict)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["id"]

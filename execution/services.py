@@ -1,0 +1,236 @@
+"""Writes: submitting orders, controls, and persisting the engine's events (HackSoft style).
+
+Every broadcast happens after the transaction that wrote it commits (Zulip's
+send_event_on_commit): a blotter never shows a fill the database does not have.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from execution.algos.params import ParamError, validate_params
+from execution.algos.registry import strategy_class
+from execution.engine.orders import PARENT_TERMINAL, ParentStatus
+from execution.models import SUSPENDED, ControlRequest, Instrument, OrderEvent, ParentOrder
+from oversight.audit import audit_record
+from oversight.roles import TRADE
+
+ORDERS_ALL_GROUP = "orders.all"
+logger = logging.getLogger(__name__)
+
+
+def orders_user_group(user_id: int) -> str:
+    return f"orders.user.{user_id}"
+
+
+def parent_order_submit(
+    *,
+    user: Any,
+    instrument: Instrument,
+    side: str,
+    quantity: int,
+    start_minute: float,
+    end_minute: float,
+    strategy: str,
+    params: dict[str, Any] | None = None,
+    limit_price: Decimal | str | None = None,
+) -> ParentOrder:
+    """Validate and create a parent order; dispatch it to a market worker after commit.
+
+    Raises ValidationError with a message per field.
+    """
+    errors: dict[str, list[str]] = {}
+    if not user.has_perm(TRADE):
+        raise ValidationError("you are not allowed to trade")
+    if instrument.restricted:
+        errors.setdefault("instrument", []).append(f"{instrument.symbol} is restricted")
+    if side not in ("buy", "sell"):
+        errors.setdefault("side", []).append("must be buy or sell")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+        errors.setdefault("quantity", []).append("must be a positive whole number of shares")
+    if not (0 <= start_minute < end_minute <= 390):
+        errors.setdefault("end_minute", []).append(
+            "the window must satisfy 0 <= start < end <= 390"
+        )
+    limit = None
+    if limit_price not in (None, ""):
+        try:
+            limit = Decimal(str(limit_price))
+        except InvalidOperation:
+            errors.setdefault("limit_price", []).append("must be a price")
+        else:
+            tick = instrument.tick_size
+            if not limit.is_finite() or limit <= 0:
+                errors.setdefault("limit_price", []).append("must be positive")
+            elif limit % tick != 0:
+                errors.setdefault("limit_price", []).append(
+                    f"must be a multiple of the tick size {tick}"
+                )
+    clean: dict[str, Any] = {}
+    try:
+        clean = validate_params(strategy_class(strategy).schema(), params or {})
+    except ParamError as e:
+        errors.setdefault("strategy" if e.key == "strategy" else f"param_{e.key}", []).append(
+            e.message
+        )
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        order = ParentOrder.objects.create(
+            owner=user,
+            instrument=instrument,
+            side=side,
+            quantity=quantity,
+            start_minute=start_minute,
+            end_minute=end_minute,
+            limit_price=limit,
+            strategy=strategy,
+            params=clean,
+        )
+        audit_record(actor=user, action="order.submit", obj=order, after=_order_json(order))
+        transaction.on_commit(lambda: _dispatch(instrument.pk))
+    return order
+
+
+def _dispatch(instrument_id: int) -> None:
+    """Ask a worker to run the instrument's market. The order is already committed as NEW:
+    if the broker is unreachable it waits there (and says so in the audit trail) until a
+    worker for its instrument runs, rather than failing the trader's request."""
+    from execution.tasks import market_session_run
+
+    try:
+        market_session_run.delay(instrument_id)
+    except Exception as e:  # any broker failure: the order is safe in the database
+        logger.warning("could not dispatch market for instrument %s: %s", instrument_id, e)
+        audit_record(actor=None, action="market.dispatch_failed", reason=str(e)[:500])
+
+
+CONTROLS = {
+    ControlRequest.PAUSE: {ParentStatus.WORKING.value, ParentStatus.NEW.value},
+    ControlRequest.RESUME: {ParentStatus.PAUSED.value, SUSPENDED},
+    ControlRequest.CANCEL: {
+        ParentStatus.WORKING.value,
+        ParentStatus.PAUSED.value,
+        ParentStatus.NEW.value,
+        SUSPENDED,
+    },
+    ControlRequest.AMEND: {
+        ParentStatus.WORKING.value,
+        ParentStatus.PAUSED.value,
+        ParentStatus.NEW.value,
+    },
+}
+
+
+def order_control_request(
+    *,
+    user: Any,
+    order: ParentOrder,
+    action: str,
+    changes: dict[str, Any] | None = None,
+    reason: str = "",
+) -> ControlRequest:
+    """A person asks the worker to pause, resume, cancel or amend; it applies it next step."""
+    if action not in CONTROLS:
+        raise ValidationError({"action": [f"unknown action {action!r}"]})
+    if order.owner_id != user.pk or not user.has_perm(TRADE):
+        raise ValidationError("only the order's trader may control it")
+    if order.status not in CONTROLS[action]:
+        raise ValidationError({"action": [f"cannot {action} an order that is {order.status}"]})
+    clean: dict[str, Any] = {}
+    if action == ControlRequest.AMEND:
+        specs = {p.name: p for p in strategy_class(order.strategy).schema()}
+        try:
+            merged = validate_params(specs.values(), {**order.params, **(changes or {})})
+        except ParamError as e:
+            raise ValidationError({f"param_{e.key}": [e.message]}) from None
+        bad = [k for k in (changes or {}) if not specs[k].amendable]
+        if bad:
+            raise ValidationError({f"param_{bad[0]}": ["cannot be changed while the order works"]})
+        clean = {k: merged[k] for k in (changes or {})}
+        if not clean:
+            raise ValidationError({"changes": ["nothing to amend"]})
+    with transaction.atomic():
+        req = ControlRequest.objects.create(
+            parent=order, action=action, changes=clean, requested_by=user
+        )
+        audit_record(
+            actor=user,
+            action=f"order.{action}.request",
+            obj=order,
+            before=_order_json(order),
+            after={"changes": clean} if clean else None,
+            reason=reason,
+        )
+        if order.status == SUSPENDED and action == ControlRequest.CANCEL:
+            # No worker holds it and nothing works at a venue: cancel it here and now.
+            _suspended_cancel(order, req, user)
+        elif order.status == SUSPENDED:
+            transaction.on_commit(lambda: _dispatch(order.instrument_id))
+    return req
+
+
+def _suspended_cancel(order: ParentOrder, req: ControlRequest, user: Any) -> None:
+    locked = ParentOrder.objects.select_for_update().get(pk=order.pk)
+    seq = locked.last_seq + 1
+    reason = f"canceled by {user} while suspended"
+    payload = {
+        "engine_order_id": locked.engine_id,
+        "seq": seq,
+        "ts": 0.0,
+        "kind": "ParentStatusChanged",
+        "status": ParentStatus.CANCELED.value,
+        "previous": SUSPENDED,
+        "reason": reason,
+    }
+    OrderEvent.objects.create(
+        parent=locked, seq=seq, kind="ParentStatusChanged", sim_ts=0.0, payload=payload
+    )
+    ParentOrder.objects.filter(pk=locked.pk).update(
+        status=ParentStatus.CANCELED.value, status_reason=reason, last_seq=seq
+    )
+    ControlRequest.objects.filter(pk=req.pk).update(applied_at=timezone.now(), outcome="applied")
+    message = (locked.owner_id, {**payload, "order_id": locked.pk})
+    transaction.on_commit(lambda: broadcast_events([message]))
+
+
+def _order_json(o: ParentOrder) -> dict[str, Any]:
+    return {
+        "id": o.pk,
+        "instrument": o.instrument.symbol,
+        "side": o.side,
+        "quantity": o.quantity,
+        "start_minute": o.start_minute,
+        "end_minute": o.end_minute,
+        "limit_price": str(o.limit_price) if o.limit_price is not None else None,
+        "strategy": o.strategy,
+        "params": o.params,
+        "status": o.status,
+    }
+
+
+def broadcast_events(messages: list[tuple[int, dict[str, Any]]]) -> None:
+    """Send stored events to the blotters: the owner's group and the risk managers'."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    send = async_to_sync(layer.group_send)
+    by_owner: dict[int, list[dict[str, Any]]] = {}
+    for owner_id, ev in messages:
+        by_owner.setdefault(owner_id, []).append(ev)
+    for owner_id, evs in by_owner.items():
+        msg = {"type": "order.events", "events": evs}
+        send(orders_user_group(owner_id), msg)
+        send(ORDERS_ALL_GROUP, msg)
+
+
+def order_is_open(o: ParentOrder) -> bool:
+    return o.status not in {s.value for s in PARENT_TERMINAL}

@@ -1,0 +1,409 @@
+"""A market worker: one instrument's simulated market, every working order on it, persisted.
+
+It owns the instrument's MarketSession (at most one RUNNING per instrument, enforced by a
+unique constraint), paces simulated time at `speed` times wall time, picks up new orders
+and control requests at each step, and writes each step's events and their projections in
+one transaction, broadcasting them only after it commits.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from execution.algos.params import ParamError
+from execution.engine.engine import ExecutionEngine, ParentOrderSpec
+from execution.engine.events import (
+    ChildDenied,
+    ChildEvent,
+    ChildFilled,
+    ChildSubmitted,
+    DomainEvent,
+)
+from execution.engine.orders import InvalidTransition, ParentStatus, ticks_to_px
+from execution.events_codec import event_to_json
+from execution.models import (
+    SUSPENDED,
+    ChildOrder,
+    ControlRequest,
+    Fill,
+    Instrument,
+    MarketSession,
+    OrderEvent,
+    ParentOrder,
+)
+from execution.services import broadcast_events
+from execution.sim.calibration import SESSION_SECONDS
+from execution.sim.market import Market
+from execution.sim.scenario import parse_scenario
+from oversight.audit import audit_record
+
+
+class SessionTaken(Exception):
+    """Another worker runs this instrument's market."""
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class MarketWorker:
+    def __init__(
+        self,
+        instrument: Instrument,
+        *,
+        speed: float,
+        seed: int | None = None,
+        wall_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.instrument = instrument
+        self.speed = speed
+        self.wall_clock = wall_clock
+        data = dict(instrument.scenario)
+        # The scenario's own order is not traded; a placeholder keeps the format valid.
+        data["order"] = {
+            "side": "buy",
+            "quantity": 1,
+            "start_minute": 0,
+            "end_minute": 390,
+            "limit_price": None,
+        }
+        self.scenario = parse_scenario(data)
+        self.seed = self.scenario.seed if seed is None else seed
+        self.market = Market(self.scenario, self.seed)
+        self.engine = ExecutionEngine(self.market)
+        self.session: MarketSession | None = None
+        self._published = 0
+        self._orders: dict[str, ParentOrder] = {}
+        self._child_rows: dict[str, ChildOrder] = {}
+        self._wall_start = 0.0
+
+    # -- ownership ----------------------------------------------------------------------
+
+    def claim(self) -> MarketSession:
+        sessions_reap(instrument=self.instrument)  # a dead owner must not block the market
+        try:
+            with transaction.atomic():
+                self.session = MarketSession.objects.create(
+                    instrument=self.instrument,
+                    worker=worker_name(),
+                    seed=self.seed,
+                    speed=self.speed,
+                    heartbeat_at=timezone.now(),
+                )
+        except IntegrityError:
+            raise SessionTaken(self.instrument.symbol) from None
+        self._wall_start = self.wall_clock()
+        audit_record(
+            actor=None,
+            action="session.start",
+            obj=self.session,
+            after={"instrument": self.instrument.symbol, "seed": self.seed, "speed": self.speed},
+        )
+        return self.session
+
+    def release(self, status: str = MarketSession.STOPPED) -> None:
+        if self.session is not None:
+            MarketSession.objects.filter(pk=self.session.pk).update(
+                status=status, sim_ts=self.market.now
+            )
+            audit_record(
+                actor=None, action="session.stop", obj=self.session, after={"status": status}
+            )
+
+    # -- the loop -----------------------------------------------------------------------
+
+    @property
+    def sim_target(self) -> float:
+        elapsed = self.wall_clock() - self._wall_start
+        return min(elapsed * self.speed, SESSION_SECONDS)
+
+    def step(self, sim_until: float | None = None) -> int:
+        """Advance to `sim_until` (default: where wall time says), persist, broadcast.
+
+        Returns the number of events written.
+        """
+        assert self.session is not None, "claim() first"
+        self._pick_up_orders()
+        self._apply_controls()
+        target = self.sim_target if sim_until is None else sim_until
+        if target > self.market.now:
+            self.engine.run_until(target)
+        return self._persist()
+
+    @property
+    def has_open_orders(self) -> bool:
+        return any(not w.parent.is_done for w in self.engine.orders.values())
+
+    def run(
+        self, *, idle_exit_s: float = 5.0, tick_s: float = 0.2, max_wall_s: float | None = None
+    ) -> None:
+        """Step until the session ends, or nothing has been open for idle_exit_s of wall time."""
+        started = self.wall_clock()
+        idle_since: float | None = None
+        try:
+            while self.market.now < SESSION_SECONDS:
+                self.step()
+                now = self.wall_clock()
+                if self.has_open_orders or self._has_new_orders():
+                    idle_since = None
+                else:
+                    idle_since = idle_since or now
+                    if now - idle_since >= idle_exit_s:
+                        break
+                if max_wall_s is not None and now - started >= max_wall_s:
+                    break
+                time.sleep(tick_s)
+        finally:
+            self.release()
+
+    # -- orders in ----------------------------------------------------------------------
+
+    def _has_new_orders(self) -> bool:
+        return ParentOrder.objects.filter(
+            instrument=self.instrument, status=ParentStatus.NEW.value, session=None
+        ).exists()
+
+    def _pick_up_orders(self) -> None:
+        assert self.session is not None
+        new = ParentOrder.objects.filter(
+            instrument=self.instrument, status=ParentStatus.NEW.value, session=None
+        )
+        resumed = ParentOrder.objects.filter(
+            instrument=self.instrument,
+            status=SUSPENDED,
+            controls__action=ControlRequest.RESUME,
+            controls__applied_at=None,
+        ).distinct()
+        for order in [*new, *resumed]:
+            # Compare-and-set: only one worker takes an order.
+            if not ParentOrder.objects.filter(
+                pk=order.pk, session=order.session_id, status=order.status
+            ).update(session=self.session):
+                continue
+            now = self.market.now
+            tick = float(self.instrument.tick_size)
+            spec = ParentOrderSpec(
+                order_id=order.engine_id,
+                side=order.side,
+                qty=order.quantity,
+                start_s=max(order.start_minute * 60.0, now),
+                end_s=order.end_minute * 60.0,
+                strategy=order.strategy,
+                params=order.params,
+                limit_px=order.limit_price,
+                prior_filled_qty=order.filled_qty,
+                prior_notional_ticks=float(order.avg_price or 0) / tick * order.filled_qty,
+                prior_seq=order.last_seq,
+                prior_children=ChildOrder.objects.filter(parent=order).count(),
+            )
+            if order.status == SUSPENDED:
+                ControlRequest.objects.filter(
+                    parent=order, action=ControlRequest.RESUME, applied_at=None
+                ).update(applied_at=timezone.now(), outcome=f"resumed on {worker_name()}")
+                audit_record(
+                    actor=None,
+                    action="order.resume.applied",
+                    obj=order,
+                    reason=f"resumed on {worker_name()}",
+                )
+            if spec.end_s <= now + 1.0:
+                self._reject(
+                    order,
+                    f"the window ended at minute {order.end_minute:g}; the market is at {now / 60:.1f}",
+                )
+                continue
+            try:
+                self.engine.add_order(spec)
+            except (ParamError, ValueError) as e:
+                self._reject(order, str(e))
+                continue
+            self._orders[order.engine_id] = order
+
+    def _reject(self, order: ParentOrder, reason: str) -> None:
+        ParentOrder.objects.filter(pk=order.pk).update(
+            status=ParentStatus.REJECTED.value, status_reason=reason[:255]
+        )
+        audit_record(actor=None, action="order.reject", obj=order, reason=reason)
+
+    def _apply_controls(self) -> None:
+        ids = [o.pk for o in self._orders.values()]
+        for req in ControlRequest.objects.filter(parent_id__in=ids, applied_at=None).select_related(
+            "parent"
+        ):
+            eid = f"P{req.parent_id}"
+            outcome = "applied"
+            try:
+                if req.action == ControlRequest.PAUSE:
+                    self.engine.pause(eid, f"paused by {req.requested_by}")
+                elif req.action == ControlRequest.RESUME:
+                    self.engine.resume(eid, f"resumed by {req.requested_by}")
+                elif req.action == ControlRequest.CANCEL:
+                    self.engine.cancel(eid, f"canceled by {req.requested_by}")
+                else:
+                    self.engine.amend(eid, req.changes)
+            except (InvalidTransition, ParamError, KeyError) as e:
+                outcome = f"refused: {e}"[:255]
+            ControlRequest.objects.filter(pk=req.pk).update(
+                applied_at=timezone.now(), outcome=outcome
+            )
+            audit_record(
+                actor=None,
+                action=f"order.{req.action}.{'applied' if outcome == 'applied' else 'refused'}",
+                obj=req.parent,
+                after={"changes": req.changes} if req.changes else None,
+                reason=outcome,
+            )
+
+    # -- events out ---------------------------------------------------------------------
+
+    def _persist(self) -> int:
+        assert self.session is not None
+        events = self.engine.events[self._published :]
+        with transaction.atomic():
+            MarketSession.objects.filter(pk=self.session.pk).update(
+                heartbeat_at=timezone.now(), sim_ts=self.market.now
+            )
+            if not events:
+                return 0
+            messages = self._write(events)
+            transaction.on_commit(lambda: broadcast_events(messages))
+        self._published += len(events)
+        return len(events)
+
+    def _write(self, events: list[DomainEvent]) -> list[tuple[int, dict[str, Any]]]:
+        tick = Decimal(repr(self.market.cal.tick_size))
+        session_prefix = f"S{self.session.pk}:" if self.session else ""
+        rows, messages, touched = [], [], set()
+        # This worker owns its orders' children, so their rows are cached, not re-read.
+        children = self._child_rows
+        touched_children: set[str] = set()
+        for ev in events:
+            order = self._orders[ev.order_id]
+            payload = event_to_json(ev)
+            rows.append(
+                OrderEvent(parent=order, seq=ev.seq, kind=ev.kind, sim_ts=ev.ts, payload=payload)
+            )
+            messages.append((order.owner_id, {**payload, "order_id": order.pk}))
+            touched.add(ev.order_id)
+            if isinstance(ev, ChildEvent):
+                touched_children.add(ev.client_order_id)
+            if isinstance(ev, ChildSubmitted | ChildDenied):
+                child = ChildOrder.objects.create(
+                    parent=order,
+                    client_order_id=ev.client_order_id,
+                    venue=ev.venue,
+                    side=ev.side,
+                    quantity=ev.qty,
+                    price=ev.px,
+                    order_type=getattr(ev, "order_type", "limit"),
+                    tif=getattr(ev, "tif", ""),
+                    intent=getattr(ev, "intent", ""),
+                    status="SUBMITTED" if isinstance(ev, ChildSubmitted) else "DENIED",
+                    reason=getattr(ev, "reason", ""),
+                    sim_ts=ev.ts,
+                )
+                children[child.client_order_id] = child
+            elif isinstance(ev, ChildFilled):
+                Fill.objects.create(
+                    parent=order,
+                    child=children[ev.client_order_id],
+                    instrument=self.instrument,
+                    venue=ev.venue,
+                    trade_id=session_prefix + ev.trade_id,
+                    price=ev.px,
+                    quantity=ev.qty,
+                    liquidity=ev.liquidity,
+                    sim_ts=ev.ts,
+                )
+        OrderEvent.objects.bulk_create(rows)
+        # Projections: the engine's current state of every order and child touched.
+        for eid in touched:
+            w = self.engine.orders[eid]
+            p = w.parent
+            order = self._orders[eid]
+            for cid in touched_children.intersection(w.children):
+                c = w.children[cid]
+                row = children.get(cid)
+                if row is not None and (
+                    row.status != c.status.value or row.filled_qty != c.filled_qty
+                ):
+                    ChildOrder.objects.filter(pk=row.pk).update(
+                        status=c.status.value, filled_qty=c.filled_qty
+                    )
+                    row.status, row.filled_qty = c.status.value, c.filled_qty
+            avg = ticks_to_px(p.avg_px_ticks, tick) if p.avg_px_ticks is not None else None
+            arrival = (
+                ticks_to_px(w.arrival_mid_ticks, tick) if w.arrival_mid_ticks is not None else None
+            )
+            last_status = next(
+                (
+                    e
+                    for e in reversed(events)
+                    if e.order_id == eid and e.kind == "ParentStatusChanged"
+                ),
+                None,
+            )
+            fields = dict(
+                status=p.status.value,
+                filled_qty=p.filled_qty,
+                working_qty=w.working_qty,
+                avg_price=avg,
+                arrival_price=arrival,
+                last_seq=w.seq,
+                target_qty=round(p.qty * w.strategy.schedule_fraction(self.market.now)),
+                params=dict(w.strategy.params),
+            )
+            if last_status is not None:
+                fields["status_reason"] = getattr(last_status, "reason", "")[:255]
+            ParentOrder.objects.filter(pk=order.pk).update(**fields)
+        return messages
+
+
+def sessions_reap(
+    *, stale_after_s: float = 10.0, instrument: Instrument | None = None
+) -> list[int]:
+    """Mark sessions whose worker stopped heartbeating as DEAD and suspend their orders.
+
+    Their working children are cancelled, as a venue does on disconnect (the simulated
+    venues died with the worker); fills already committed stay.
+    """
+    cutoff = timezone.now() - timezone.timedelta(seconds=stale_after_s)
+    dead = []
+    stale = MarketSession.objects.filter(status=MarketSession.RUNNING, heartbeat_at__lt=cutoff)
+    if instrument is not None:
+        stale = stale.filter(instrument=instrument)
+    for s in stale:
+        with transaction.atomic():
+            if not MarketSession.objects.filter(pk=s.pk, status=MarketSession.RUNNING).update(
+                status=MarketSession.DEAD
+            ):
+                continue
+            open_statuses = [
+                ParentStatus.WORKING.value,
+                ParentStatus.PAUSED.value,
+                ParentStatus.PENDING_CANCEL.value,
+                ParentStatus.NEW.value,
+            ]
+            for order in ParentOrder.objects.filter(session=s, status__in=open_statuses):
+                ChildOrder.objects.filter(
+                    parent=order,
+                    status__in=["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"],
+                ).update(status="CANCELED", reason="WORKER_LOST")
+                ParentOrder.objects.filter(pk=order.pk).update(
+                    status=SUSPENDED,
+                    status_reason="market worker stopped; working child orders cancelled",
+                    working_qty=0,
+                )
+                audit_record(
+                    actor=None, action="order.suspend", obj=order, reason="worker heartbeat lost"
+                )
+            dead.append(s.pk)
+    return dead

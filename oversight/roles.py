@@ -1,0 +1,41 @@
+"""The three roles, as Django groups with permissions: the one place that says who may do what."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, Permission
+
+TRADER = "trader"
+RISK_MANAGER = "risk_manager"
+ADMIN = "admin"
+ROLES = (TRADER, RISK_MANAGER, ADMIN)
+
+# app_label.codename, as declared in the models' Meta.permissions.
+TRADE = "execution.trade"  # enter and control one's own orders
+VIEW_ALL_ORDERS = "execution.view_all_orders"
+MANAGE_USERS = "oversight.manage_users"
+
+ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    TRADER: (TRADE,),
+    RISK_MANAGER: (VIEW_ALL_ORDERS,),
+    ADMIN: (MANAGE_USERS,),  # admins manage users but cannot trade
+}
+
+
+def roles_ensure() -> None:
+    """Create the groups and give each exactly its permissions (idempotent)."""
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = [
+            Permission.objects.get(
+                content_type__app_label=p.split(".")[0], codename=p.split(".")[1]
+            )
+            for p in perms
+        ]
+        group.permissions.set(wanted)
+
+
+def role_of(user: AbstractBaseUser | AnonymousUser) -> str:
+    if not user.is_authenticated:
+        return ""
+    names = set(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
+    return next((r for r in ROLES if r in names), "")

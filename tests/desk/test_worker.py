@@ -1,0 +1,194 @@
+"""The market worker against the real database and channel layer: persistence, controls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db.models import Sum
+
+from execution.models import (
+    SUSPENDED,
+    ChildOrder,
+    ControlRequest,
+    Fill,
+    Instrument,
+    MarketSession,
+    OrderEvent,
+    ParentOrder,
+)
+from execution.services import order_control_request, parent_order_submit
+from execution.worker import MarketWorker, SessionTaken, sessions_reap
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def submit(user: User, instrument: Instrument, **kw: Any) -> ParentOrder:
+    args: dict[str, Any] = dict(
+        user=user,
+        instrument=instrument,
+        side="buy",
+        quantity=20_000,
+        start_minute=0,
+        end_minute=30,
+        strategy="twap",
+        params={},
+    )
+    args.update(kw)
+    return parent_order_submit(**args)
+
+
+def worker(instrument: Instrument) -> MarketWorker:
+    w = MarketWorker(instrument, speed=60.0, seed=7, wall_clock=lambda: 0.0)
+    w.claim()
+    return w
+
+
+def run_to(w: MarketWorker, until_s: float, step_s: float = 60.0) -> None:
+    t = w.market.now
+    while t < until_s:
+        t = min(t + step_s, until_s)
+        w.step(sim_until=t)
+
+
+def test_worker_persists_the_event_stream_and_its_projections(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument)
+    w = worker(instrument)
+    run_to(w, 31 * 60)
+    order.refresh_from_db()
+    assert order.status == "FILLED" and order.filled_qty == 20_000
+    seqs = list(OrderEvent.objects.filter(parent=order).values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1)) and order.last_seq == len(seqs)
+    fills = Fill.objects.filter(parent=order)
+    assert fills.aggregate(q=Sum("quantity"))["q"] == 20_000
+    assert len({(f.venue, f.trade_id) for f in fills}) == fills.count()
+    for child in ChildOrder.objects.filter(parent=order):
+        assert child.filled_qty == (
+            Fill.objects.filter(child=child).aggregate(q=Sum("quantity"))["q"] or 0
+        )
+        assert child.status in ("FILLED", "CANCELED", "REJECTED", "DENIED")
+    engine_parent = w.engine.orders[order.engine_id].parent
+    assert order.avg_price is not None
+    assert abs(float(order.avg_price) - engine_parent.avg_px_ticks * 0.01) < 1e-6
+    assert order.arrival_price is not None
+
+
+def test_one_market_per_instrument(instrument: Instrument) -> None:
+    first = worker(instrument)
+    with pytest.raises(SessionTaken):
+        MarketWorker(instrument, speed=60.0).claim()
+    first.release()
+    MarketWorker(instrument, speed=60.0).claim()  # free again once released
+
+
+def test_controls_take_effect_at_the_next_step(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(
+            alice, instrument, strategy="pov", params={"participation_rate": 0.05}, end_minute=120
+        )
+    w = worker(instrument)
+    run_to(w, 10 * 60)
+    order.refresh_from_db()
+    assert order.status == "WORKING"
+    order_control_request(
+        user=alice, order=order, action="amend", changes={"participation_rate": 0.2}
+    )
+    order_control_request(user=alice, order=order, action="pause")
+    w.step(sim_until=w.market.now + 1)
+    order.refresh_from_db()
+    assert order.status == "PAUSED" and order.params["participation_rate"] == 0.2
+    assert not ControlRequest.objects.filter(parent=order, applied_at=None).exists()
+    order_control_request(user=alice, order=order, action="cancel", reason="done for today")
+    w.step(sim_until=w.market.now + 2)
+    order.refresh_from_db()
+    assert order.status == "CANCELED" and order.filled_qty > 0
+    kinds = list(OrderEvent.objects.filter(parent=order).values_list("kind", flat=True))
+    assert "ParentAmended" in kinds
+
+
+def test_a_dead_workers_orders_are_suspended_and_their_children_cancelled(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=120)
+    w = worker(instrument)
+    run_to(w, 20 * 60)
+    live = ["ACCEPTED", "PARTIALLY_FILLED", "SUBMITTED", "PENDING_CANCEL"]
+    assert ChildOrder.objects.filter(parent=order, status__in=live).exists(), (
+        "TWAP rests passive orders"
+    )
+    MarketSession.objects.filter(pk=w.session.pk).update(heartbeat_at="2000-01-01T00:00:00Z")
+    assert sessions_reap(stale_after_s=5) == [w.session.pk]
+    order.refresh_from_db()
+    assert order.status == SUSPENDED and "worker" in order.status_reason
+    assert not ChildOrder.objects.filter(parent=order, status__in=live).exists()
+    filled_before = order.filled_qty
+    assert Fill.objects.filter(parent=order).aggregate(q=Sum("quantity"))["q"] == filled_before
+
+
+def test_only_the_orders_trader_controls_it(
+    instrument: Instrument,
+    alice: User,
+    bob: User,
+    rita: User,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from django.core.exceptions import ValidationError
+
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument)
+    for other in (bob, rita):
+        with pytest.raises(ValidationError):
+            order_control_request(user=other, order=order, action="cancel")
+    with pytest.raises(ValidationError, match="participation_rate"):
+        order_control_request(
+            user=alice, order=order, action="amend", changes={"participation_rate": 0.2}
+        )
+
+
+def test_a_suspended_order_resumes_on_another_worker_without_losing_or_repeating_anything(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)
+    first = worker(instrument)
+    run_to(first, 20 * 60)
+    MarketSession.objects.filter(pk=first.session.pk).update(heartbeat_at="2000-01-01T00:00:00Z")
+    sessions_reap(stale_after_s=5)
+    order.refresh_from_db()
+    filled_at_death, seq_at_death = order.filled_qty, order.last_seq
+    assert order.status == SUSPENDED and 0 < filled_at_death < order.quantity
+
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(user=alice, order=order, action="resume")
+    second = MarketWorker(instrument, speed=60.0, seed=8, wall_clock=lambda: 0.0)
+    second.claim()
+    run_to(second, 61 * 60)
+    order.refresh_from_db()
+    assert order.status == "FILLED" and order.filled_qty == order.quantity
+    seqs = list(OrderEvent.objects.filter(parent=order).values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > seq_at_death
+    assert Fill.objects.filter(parent=order).aggregate(q=Sum("quantity"))["q"] == order.quantity
+
+
+def test_a_suspended_order_can_be_cancelled_without_a_worker(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)
+    w = worker(instrument)
+    run_to(w, 10 * 60)
+    MarketSession.objects.filter(pk=w.session.pk).update(heartbeat_at="2000-01-01T00:00:00Z")
+    sessions_reap(stale_after_s=5)
+    order.refresh_from_db()
+    last = order.last_seq
+    order_control_request(user=alice, order=order, action="cancel")
+    order.refresh_from_db()
+    assert order.status == "CANCELED" and order.last_seq == last + 1
+    assert OrderEvent.objects.get(parent=order, seq=last + 1).payload["status"] == "CANCELED"
