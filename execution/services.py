@@ -7,6 +7,7 @@ send_event_on_commit): a blotter never shows a fill the database does not have.
 from __future__ import annotations
 
 import logging
+import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -227,7 +228,8 @@ def broadcast_events(messages: list[tuple[int, dict[str, Any]]]) -> None:
     for owner_id, ev in messages:
         by_owner.setdefault(owner_id, []).append(ev)
     for owner_id, evs in by_owner.items():
-        msg = {"type": "order.events", "events": evs}
+        # sent_at (wall clock, s): lets a blotter or a benchmark see commit-to-screen latency.
+        msg = {"type": "order.events", "events": evs, "sent_at": time.time()}
         send(orders_user_group(owner_id), msg)
         send(ORDERS_ALL_GROUP, msg)
 

@@ -62,8 +62,13 @@ class MarketWorker:
         speed: float,
         seed: int | None = None,
         wall_clock: Callable[[], float] = time.monotonic,
+        poll_interval_s: float = 0.25,
     ) -> None:
         self.instrument = instrument
+        # New orders, controls and the heartbeat are database round trips: at most this
+        # often (real time), which at 60x is well inside one 30-second decision step.
+        self.poll_interval_s = poll_interval_s
+        self._next_poll = 0.0
         self.speed = speed
         self.wall_clock = wall_clock
         data = dict(instrument.scenario)
@@ -131,12 +136,15 @@ class MarketWorker:
         Returns the number of events written.
         """
         assert self.session is not None, "claim() first"
-        self._pick_up_orders()
-        self._apply_controls()
+        polled = time.monotonic() >= self._next_poll
+        if polled:
+            self._next_poll = time.monotonic() + self.poll_interval_s
+            self._pick_up_orders()
+            self._apply_controls()
         target = self.sim_target if sim_until is None else sim_until
         if target > self.market.now:
             self.engine.run_until(target)
-        return self._persist()
+        return self._persist(heartbeat=polled)
 
     @property
     def has_open_orders(self) -> bool:
@@ -264,13 +272,16 @@ class MarketWorker:
 
     # -- events out ---------------------------------------------------------------------
 
-    def _persist(self) -> int:
+    def _persist(self, *, heartbeat: bool = True) -> int:
         assert self.session is not None
         events = self.engine.events[self._published :]
+        if not events and not heartbeat:
+            return 0
         with transaction.atomic():
-            MarketSession.objects.filter(pk=self.session.pk).update(
-                heartbeat_at=timezone.now(), sim_ts=self.market.now
-            )
+            if heartbeat:
+                MarketSession.objects.filter(pk=self.session.pk).update(
+                    heartbeat_at=timezone.now(), sim_ts=self.market.now
+                )
             if not events:
                 return 0
             messages = self._write(events)
@@ -285,6 +296,8 @@ class MarketWorker:
         # This worker owns its orders' children, so their rows are cached, not re-read.
         children = self._child_rows
         touched_children: set[str] = set()
+        new_children: list[ChildOrder] = []
+        new_fills: list[Fill] = []
         for ev in events:
             order = self._orders[ev.order_id]
             payload = event_to_json(ev)
@@ -296,7 +309,7 @@ class MarketWorker:
             if isinstance(ev, ChildEvent):
                 touched_children.add(ev.client_order_id)
             if isinstance(ev, ChildSubmitted | ChildDenied):
-                child = ChildOrder.objects.create(
+                child = ChildOrder(
                     parent=order,
                     client_order_id=ev.client_order_id,
                     venue=ev.venue,
@@ -311,8 +324,9 @@ class MarketWorker:
                     sim_ts=ev.ts,
                 )
                 children[child.client_order_id] = child
+                new_children.append(child)
             elif isinstance(ev, ChildFilled):
-                Fill.objects.create(
+                new_fill = Fill(
                     parent=order,
                     child=children[ev.client_order_id],
                     instrument=self.instrument,
@@ -323,6 +337,10 @@ class MarketWorker:
                     liquidity=ev.liquidity,
                     sim_ts=ev.ts,
                 )
+                new_fills.append(new_fill)
+        # Three bulk inserts a step, children first: the fills point at them.
+        ChildOrder.objects.bulk_create(new_children)
+        Fill.objects.bulk_create(new_fills)
         OrderEvent.objects.bulk_create(rows)
         # Projections: the engine's current state of every order and child touched.
         for eid in touched:

@@ -92,7 +92,7 @@ def test_live_events_reach_the_owner_and_risk_not_other_traders_and_catch_up_is_
             strategy="twap",
             params={},
         )
-    w = MarketWorker(instrument, speed=60.0, seed=3, wall_clock=lambda: 0.0)
+    w = MarketWorker(instrument, speed=60.0, seed=3, wall_clock=lambda: 0.0, poll_interval_s=0.0)
     w.claim()
 
     h_alice, h_rita, h_bob = session_headers(alice), session_headers(rita), session_headers(bob)

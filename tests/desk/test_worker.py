@@ -40,7 +40,7 @@ def submit(user: User, instrument: Instrument, **kw: Any) -> ParentOrder:
 
 
 def worker(instrument: Instrument) -> MarketWorker:
-    w = MarketWorker(instrument, speed=60.0, seed=7, wall_clock=lambda: 0.0)
+    w = MarketWorker(instrument, speed=60.0, seed=7, wall_clock=lambda: 0.0, poll_interval_s=0.0)
     w.claim()
     return w
 
@@ -167,7 +167,7 @@ def test_a_suspended_order_resumes_on_another_worker_without_losing_or_repeating
 
     with django_capture_on_commit_callbacks(execute=False):
         order_control_request(user=alice, order=order, action="resume")
-    second = MarketWorker(instrument, speed=60.0, seed=8, wall_clock=lambda: 0.0)
+    second = MarketWorker(instrument, speed=60.0, seed=8, wall_clock=lambda: 0.0, poll_interval_s=0.0)
     second.claim()
     run_to(second, 61 * 60)
     order.refresh_from_db()
