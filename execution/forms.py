@@ -1,0 +1,104 @@
+"""The order ticket: parses what the browser sent; the rules live in services.parent_order_submit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from execution.algos.params import ParamError, ParamSpec
+from execution.algos.registry import strategy_class, strategy_names
+from execution.models import SIDE_CHOICES, Instrument
+
+PARAM_PREFIX = "param_"
+STRATEGY_LABELS = {"twap": "TWAP", "vwap": "VWAP", "pov": "POV", "is": "IS (Almgren–Chriss)"}
+
+
+def strategy_schemas() -> dict[str, list[dict[str, Any]]]:
+    """Every strategy's parameter schema, as the ticket's JavaScript reads it."""
+    return {
+        name: [p.describe() for p in strategy_class(name).schema()] for name in strategy_names()
+    }
+
+
+def strategy_choices() -> list[tuple[str, str]]:
+    return [(n, STRATEGY_LABELS.get(n, n.upper())) for n in strategy_names()]
+
+
+class OrderTicketForm(forms.Form):
+    instrument = forms.ModelChoiceField(queryset=Instrument.objects.all(), empty_label=None)
+    side = forms.ChoiceField(choices=SIDE_CHOICES, widget=forms.RadioSelect, initial="buy")
+    # Whole shares; the range rules (and their messages) are the service's.
+    quantity = forms.IntegerField(widget=forms.NumberInput(attrs={"step": 100, "min": 1}))
+    start_minute = forms.FloatField(
+        label="Start", initial=0, widget=forms.NumberInput(attrs={"step": 1, "min": 0, "max": 390})
+    )
+    end_minute = forms.FloatField(
+        label="End", initial=60, widget=forms.NumberInput(attrs={"step": 1, "min": 0, "max": 390})
+    )
+    limit_price = forms.DecimalField(
+        required=False, widget=forms.NumberInput(attrs={"step": "any", "placeholder": "none"})
+    )
+    strategy = forms.ChoiceField(choices=strategy_choices, initial="twap")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.param_errors: dict[str, list[str]] = {}
+
+    def selected_strategy(self) -> str:
+        name = self.data.get("strategy") if self.is_bound else None
+        return name if name in strategy_names() else str(self.fields["strategy"].initial)
+
+    def schema(self) -> list[ParamSpec]:
+        return list(strategy_class(self.selected_strategy()).schema())
+
+    def raw_params(self) -> dict[str, str]:
+        """The selected strategy's parameters the trader filled in (blank: the default)."""
+        out: dict[str, str] = {}
+        for spec in self.schema():
+            value = self.data.get(PARAM_PREFIX + spec.name, "")
+            if isinstance(value, str) and value.strip() != "":
+                out[spec.name] = value.strip()
+        return out
+
+    def check_params(self) -> None:
+        """Each parameter on its own, so all their messages show at once."""
+        raw = self.raw_params()
+        for spec in self.schema():
+            if spec.name in raw:
+                try:
+                    spec.coerce(raw[spec.name])
+                except ParamError as e:
+                    self.param_errors.setdefault(PARAM_PREFIX + spec.name, []).append(e.message)
+
+    def add_service_errors(self, message_dict: dict[str, list[str]]) -> None:
+        for key, messages in message_dict.items():
+            if key.startswith(PARAM_PREFIX):
+                known = self.param_errors.setdefault(key, [])
+                known.extend(m for m in messages if m not in known)
+            elif key in self.fields:
+                for m in messages:
+                    self.add_error(key, m)
+            else:
+                for m in messages:
+                    self.add_error(None, m)
+
+    def param_fields(self) -> list[dict[str, Any]]:
+        """What the template renders for the selected strategy's parameters."""
+        fields = []
+        for spec in self.schema():
+            key = PARAM_PREFIX + spec.name
+            value = self.data.get(key, "") if self.is_bound else ""
+            if value == "":
+                value = spec.default
+            if spec.type == "bool":
+                value = "true" if str(value).lower() in ("true", "1", "yes") else "false"
+            fields.append(
+                {
+                    "spec": spec.describe(),
+                    "key": key,
+                    "value": value,
+                    "errors": self.param_errors.get(key, []),
+                }
+            )
+        return fields

@@ -1,0 +1,122 @@
+"""Seed the demo: one instrument per repo scenario and one demo user per role (idempotent).
+
+    manage.py seed_demo
+
+Instruments come from ``execution/scenarios/*.json`` (the repo's own; a fresh clone has no
+``../shared/``), keyed by the scenario's ``instrument.symbol``; re-running updates them in
+place. Users: ``trader`` (group trader), ``risk`` (group risk_manager), ``admin`` (group
+admin, staff). Their password is ``OVERSIGHT_DEMO_PASSWORD`` when set; otherwise, only in
+debug mode, the documented demo password ``DEMO_PASSWORD``; outside debug mode without the
+variable the command refuses, so a production database never gets a known password.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from execution.models import Instrument
+from execution.sim.scenario import ScenarioError, parse_scenario
+from oversight.roles import ADMIN, RISK_MANAGER, TRADER, roles_ensure
+
+SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+DEMO_PASSWORD = "oversight-demo"
+PASSWORD_ENV = "OVERSIGHT_DEMO_PASSWORD"
+
+# username, role (group), is_staff
+DEMO_USERS: tuple[tuple[str, str, bool], ...] = (
+    ("trader", TRADER, False),
+    ("risk", RISK_MANAGER, False),
+    ("admin", ADMIN, True),
+)
+
+
+def demo_password() -> str:
+    """The demo users' password, or CommandError when none may be used."""
+    password = os.environ.get(PASSWORD_ENV, "")
+    if password:
+        return password
+    if settings.DEBUG:
+        return DEMO_PASSWORD
+    raise CommandError(
+        f"set {PASSWORD_ENV} to seed the demo users outside debug mode "
+        f"(the built-in demo password is only used with OVERSIGHT_DEBUG=1)"
+    )
+
+
+def instrument_fields(path: Path) -> tuple[str, dict[str, Any]]:
+    """(symbol, field values) of the Instrument a scenario file describes."""
+    try:
+        data = json.loads(path.read_text())
+        inst = data["instrument"]
+        symbol = str(inst["symbol"])
+        # The worker replaces the scenario's order; validate the market part the same way.
+        parse_scenario(
+            {
+                **data,
+                "order": {
+                    "side": "buy",
+                    "quantity": 1,
+                    "start_minute": 0,
+                    "end_minute": 390,
+                    "limit_price": None,
+                },
+            }
+        )
+        fields = {
+            "name": str(inst.get("name") or data.get("name") or symbol)[:128],
+            "scenario": data,
+            "tick_size": Decimal(str(inst["tick_size"])),
+            "reference_price": Decimal(str(inst["reference_price"])),
+            "adv_shares": int(inst["adv_shares"]),
+        }
+    except (OSError, ValueError, KeyError, TypeError, ScenarioError) as e:
+        raise CommandError(f"{path.name}: not a usable scenario: {e}") from e
+    return symbol, fields
+
+
+class Command(BaseCommand):
+    help = "Create the demo instruments (execution/scenarios/*.json) and one demo user per role."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--scenarios", type=Path, default=SCENARIOS_DIR, help="folder of scenario JSON files"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        password = demo_password()
+        paths = sorted(Path(options["scenarios"]).glob("*.json"))
+        if not paths:
+            raise CommandError(f"no scenario files in {options['scenarios']}")
+        specs = [instrument_fields(p) for p in paths]
+        User = get_user_model()
+        with transaction.atomic():
+            roles_ensure()
+            for symbol, fields in specs:
+                _, created = Instrument.objects.update_or_create(symbol=symbol, defaults=fields)
+                self.stdout.write(f"instrument {symbol}: {'created' if created else 'up to date'}")
+            for username, role, staff in DEMO_USERS:
+                user, created = User.objects.get_or_create(username=username)
+                changed = created
+                if user.is_staff != staff or not user.is_active:
+                    user.is_staff, user.is_active = staff, True
+                    changed = True
+                if not user.check_password(password):
+                    user.set_password(password)
+                    changed = True
+                if changed:
+                    user.save()
+                user.groups.set([Group.objects.get(name=role)])
+        shown = password if not os.environ.get(PASSWORD_ENV) else f"(from {PASSWORD_ENV})"
+        self.stdout.write("Demo logins:")
+        for username, role, _ in DEMO_USERS:
+            self.stdout.write(f"  {username:<7} / {shown:<16} {role}")

@@ -1,0 +1,388 @@
+"""The trader's screens: blotter, order ticket, order detail and controls. Thin: reads go
+through selectors, writes through services, the estimate through the pure pretrade module."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from execution.algos.pretrade import pretrade_estimate, window_volume_fraction
+from execution.forms import PARAM_PREFIX, OrderTicketForm, strategy_schemas
+from execution.models import ControlRequest, Instrument, OrderEvent, ParentOrder
+from execution.selectors import can_watch_orders, orders_visible_to
+from execution.services import CONTROLS, order_control_request, order_is_open, parent_order_submit
+from execution.sim.scenario import ScenarioError, parse_scenario
+from oversight.roles import TRADE
+
+SESSION_OPEN_S = 9 * 3600 + 30 * 60
+BLOTTER_ROWS = 200
+WORKING_CHILD = ("SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL")
+
+
+def session_clock(ts: float | None, *, ms: bool = True) -> str:
+    """Simulated seconds after the open as the session's wall clock (09:30:00.000 = 0)."""
+    if ts is None:
+        return ""
+    total_ms = round((SESSION_OPEN_S + ts) * 1000)
+    s, milli = divmod(total_ms, 1000)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h:02d}:{m:02d}:{sec:02d}.{milli:03d}" if ms else f"{h:02d}:{m:02d}:{sec:02d}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def _plain(d: Decimal) -> str:
+    return format(d.normalize(), "f")
+
+
+def _require_watcher(request: HttpRequest) -> None:
+    if not can_watch_orders(request.user):
+        raise PermissionDenied("traders and risk managers only")
+
+
+def _shortfall_bps(order: ParentOrder) -> float | None:
+    if order.avg_price is None or not order.arrival_price:
+        return None
+    sign = 1 if order.side == "buy" else -1
+    return float(sign * (order.avg_price - order.arrival_price) / order.arrival_price * 10_000)
+
+
+@cache
+def _scenario_for(instrument_id: int, scenario_json: str) -> Any:
+    return parse_scenario(json.loads(scenario_json))
+
+
+def _estimate(instrument: Instrument, quantity: int, start: float, end: float) -> dict[str, Any]:
+    scenario = _scenario_for(instrument.pk, json.dumps(instrument.scenario, sort_keys=True))
+    inst = scenario.instrument
+    spread_bps = inst.spread_ticks * inst.tick_size / inst.reference_price * 1e4
+    est = pretrade_estimate(
+        quantity=quantity,
+        adv_shares=float(instrument.adv_shares),
+        daily_volatility=inst.daily_volatility,
+        spread_bps=spread_bps,
+        window_volume_fraction=window_volume_fraction(scenario.volume_profile, start, end),
+        window_minutes=end - start,
+    )
+    out = est.to_json()
+    px = float(instrument.reference_price)
+    out["cost_usd"] = round(est.cost_bps / 1e4 * quantity * px, 2)
+    out["notional_usd"] = round(quantity * px, 2)
+    return out
+
+
+def _order_row(order: ParentOrder, user: Any, now_s: float | None = None) -> dict[str, Any]:
+    children = list(order.children.all())
+    working = sum(1 for c in children if c.status in WORKING_CHILD)
+    end_s = order.end_minute * 60
+    clock = now_s if now_s is not None else (order.session.sim_ts if order.session else None)
+    time_left = None
+    if order_is_open(order) and clock is not None:
+        time_left = max(0.0, end_s - max(order.start_minute * 60, clock))
+    try:
+        participation = _estimate(
+            order.instrument, order.quantity, order.start_minute, order.end_minute
+        )["participation_pct"]
+    except (ScenarioError, ValueError):
+        participation = None
+    return {
+        "o": order,
+        "pct": round(100 * order.filled_qty / order.quantity, 1) if order.quantity else 0,
+        "shortfall_bps": _shortfall_bps(order),
+        "participation_pct": participation,
+        "time_left_s": time_left,
+        "window": f"{session_clock(order.start_minute * 60, ms=False)}–{session_clock(end_s, ms=False)}",
+        # Newest first, as the live page adds them.
+        "children": [{"c": c, "at": session_clock(c.sim_ts)} for c in reversed(children)],
+        "fills": [{"f": f, "at": session_clock(f.sim_ts)} for f in list(order.fills.all())[::-1]],
+        "working_children": working,
+        "mine": order.owner_id == user.pk and user.has_perm(TRADE),
+        "qty_fmt": f"{order.quantity:,}",
+        "filled_fmt": f"{order.filled_qty:,}",
+        "working_fmt": f"{order.working_qty:,}",
+        "time_left_fmt": _duration(time_left),
+        "params_json": json.dumps(order.params),
+        "allowed": sorted(a for a, states in CONTROLS.items() if order.status in states),
+    }
+
+
+def _page_config(request: HttpRequest) -> dict[str, Any]:
+    return {
+        "ws_path": "/ws/blotter/",
+        "controls": {a: sorted(s) for a, s in CONTROLS.items()},
+        "schemas": strategy_schemas(),
+        "row_url": reverse("order_row", args=[0]).replace("/0/", "/{id}/"),
+        "control_url": reverse("order_control", args=[0]).replace("/0/", "/{id}/"),
+        "detail_url": reverse("order_detail", args=[0]).replace("/0/", "/{id}/"),
+        # Every visible order, shown or not: the socket's catch-up replays only what is new.
+        "last_seq": {
+            str(pk): seq
+            for pk, seq in orders_visible_to(request.user)
+            .select_related(None)
+            .values_list("id", "last_seq")
+        },
+    }
+
+
+def _visible(request: HttpRequest) -> Any:
+    return (
+        orders_visible_to(request.user)
+        .select_related("session")
+        .prefetch_related("children", "fills")
+    )
+
+
+@login_required
+@require_GET
+def blotter(request: HttpRequest) -> HttpResponse:
+    _require_watcher(request)
+    config = _page_config(request)  # first: a row read after it is never behind it
+    rows = [_order_row(o, request.user) for o in _visible(request)[:BLOTTER_ROWS]]
+    return render(
+        request,
+        "execution/blotter.html",
+        {
+            "rows": rows,
+            "config": config,
+            "can_trade": request.user.has_perm(TRADE),
+        },
+    )
+
+
+@login_required
+@require_GET
+def order_row(request: HttpRequest, pk: int) -> HttpResponse:
+    """One blotter row, for an order that appeared after the page loaded."""
+    _require_watcher(request)
+    order = get_object_or_404(_visible(request), pk=pk)
+    return render(request, "execution/_order_row.html", {"r": _order_row(order, request.user)})
+
+
+@login_required
+@permission_required(TRADE, raise_exception=True)
+def order_new(request: HttpRequest) -> HttpResponse:
+    form = OrderTicketForm(request.POST or None)
+    if request.method == "POST":
+        form.check_params()
+        # The service is asked even when a parameter is already known to be bad, so the
+        # trader sees every field's message at once; it creates nothing unless all pass.
+        if form.is_valid():
+            d = form.cleaned_data
+            try:
+                order = parent_order_submit(
+                    user=request.user,
+                    instrument=d["instrument"],
+                    side=d["side"],
+                    quantity=d["quantity"],
+                    start_minute=d["start_minute"],
+                    end_minute=d["end_minute"],
+                    strategy=d["strategy"],
+                    params=form.raw_params(),
+                    limit_price=d["limit_price"],
+                )
+            except ValidationError as e:
+                if hasattr(e, "error_dict"):
+                    form.add_service_errors(e.message_dict)
+                else:
+                    form.add_service_errors({"__all__": e.messages})
+            else:
+                messages.success(
+                    request,
+                    f"Order {order.pk} submitted: {order.side} {order.quantity:,} {order.instrument.symbol} "
+                    f"by {order.strategy.upper()}",
+                )
+                return redirect("blotter")
+    param_fields = form.param_fields()
+    return render(
+        request,
+        "execution/ticket.html",
+        {
+            "form": form,
+            "param_fields": param_fields,
+            "param_fields_have_errors": any(pf["errors"] for pf in param_fields),
+            "schemas": strategy_schemas(),
+            "instruments": {
+                str(i.pk): {
+                    "symbol": i.symbol,
+                    "tick": str(i.tick_size),
+                    "px": str(i.reference_price),
+                }
+                for i in Instrument.objects.all()
+            },
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+@require_GET
+def order_estimate(request: HttpRequest) -> JsonResponse:
+    if not request.user.has_perm(TRADE):
+        return JsonResponse({"error": "traders only"}, status=403)
+    try:
+        instrument = Instrument.objects.get(pk=int(request.GET.get("instrument", "")))
+        quantity = int(request.GET.get("quantity", ""))
+        start = float(request.GET.get("start_minute", ""))
+        end = float(request.GET.get("end_minute", ""))
+    except (ValueError, Instrument.DoesNotExist):
+        return JsonResponse({"error": "fill in instrument, quantity and window"}, status=400)
+    if quantity <= 0 or not (0 <= start < end <= 390):
+        return JsonResponse(
+            {"error": "quantity must be positive and 0 ≤ start < end ≤ 390"}, status=400
+        )
+    try:
+        return JsonResponse(_estimate(instrument, quantity, start, end))
+    except (ScenarioError, ValueError) as e:
+        return JsonResponse({"error": str(e)}, status=400)
+
+
+def _chart_data(order: ParentOrder) -> dict[str, Any]:
+    fills: dict[str, dict[str, list[Any]]] = {}
+    cum: dict[str, list[Any]] = {"x": [], "y": []}
+    target: dict[str, list[Any]] = {"x": [], "y": []}
+    total = 0
+    # Only up to the row's last_seq: the page resumes the websocket from there.
+    for e in OrderEvent.objects.filter(
+        parent=order, seq__lte=order.last_seq, kind__in=("ChildFilled", "ParentProgress")
+    ).order_by("seq"):
+        p = e.payload
+        at = "1970-01-01 " + session_clock(e.sim_ts)
+        if e.kind == "ChildFilled":
+            v = fills.setdefault(p["venue"], {"x": [], "y": [], "qty": []})
+            v["x"].append(at)
+            v["y"].append(float(p["px"]))
+            v["qty"].append(p["qty"])
+            total += int(p["qty"])
+            cum["x"].append(at)
+            cum["y"].append(total)
+        else:
+            target["x"].append(at)
+            target["y"].append(p["target_qty"])
+    return {
+        "fills": fills,
+        "cum": cum,
+        "target": target,
+        "quantity": order.quantity,
+        "start_s": order.start_minute * 60,
+        "end_s": order.end_minute * 60,
+    }
+
+
+@login_required
+@require_GET
+def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_watcher(request)
+    config = _page_config(request)
+    order = get_object_or_404(_visible(request), pk=pk)
+    config["order_id"] = order.pk
+    return render(
+        request,
+        "execution/order_detail.html",
+        {
+            "r": _order_row(order, request.user),
+            "o": order,
+            "chart": _chart_data(order),
+            "config": config,
+            "controls": ControlRequest.objects.filter(parent=order).select_related("requested_by"),
+        },
+    )
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _control_changes(request: HttpRequest) -> dict[str, str]:
+    """The amend dialog's non-blank parameter fields; the service validates each one."""
+    return {
+        key.removeprefix(PARAM_PREFIX): value.strip()
+        for key, value in request.POST.items()
+        if key.startswith(PARAM_PREFIX) and value.strip() != ""
+    }
+
+
+@login_required
+@require_POST
+def order_control(request: HttpRequest, pk: int) -> HttpResponseBase:
+    order = get_object_or_404(orders_visible_to(request.user), pk=pk)
+    if not (request.user.has_perm(TRADE) and order.owner_id == request.user.pk):
+        if _wants_json(request):
+            return JsonResponse(
+                {"ok": False, "errors": {"__all__": ["only the order's trader may control it"]}},
+                status=403,
+            )
+        raise PermissionDenied("only the order's trader may control it")
+    action = request.POST.get("action", "")
+    changes = _control_changes(request) if action == ControlRequest.AMEND else None
+    try:
+        req = order_control_request(
+            user=request.user,
+            order=order,
+            action=action,
+            changes=changes,
+            reason=request.POST.get("reason", "")[:255],
+        )
+    except ValidationError as e:
+        errors = e.message_dict if hasattr(e, "error_dict") else {"__all__": e.messages}
+        if _wants_json(request):
+            return JsonResponse({"ok": False, "errors": errors}, status=400)
+        for key, msgs in errors.items():
+            label = "" if key in ("__all__", "action") else key.removeprefix(PARAM_PREFIX) + ": "
+            for m in msgs:
+                messages.error(request, f"Order {order.pk}: {label}{m}")
+        return _back(request, order)
+    text = f"Order {order.pk}: {action} requested; the worker applies it at its next step"
+    if _wants_json(request):
+        return JsonResponse(
+            {"ok": True, "message": text, "request_id": req.pk, "changes": req.changes}
+        )
+    messages.success(request, text)
+    return _back(request, order)
+
+
+def _back(request: HttpRequest, order: ParentOrder) -> HttpResponse:
+    nxt = request.POST.get("next", "")
+    if nxt and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+        return redirect(nxt)
+    return redirect("blotter")
+
+
+@cache
+def _plotly_js() -> tuple[bytes, str]:
+    from plotly.offline import get_plotlyjs
+
+    body = get_plotlyjs().encode()
+    return body, hashlib.sha256(body).hexdigest()[:16]
+
+
+@require_GET
+def plotly_js(request: HttpRequest) -> HttpResponse:
+    """plotly.js from the installed plotly package: a trading floor may have no internet."""
+    body, etag = _plotly_js()
+    quoted = f'"{etag}"'
+    if request.headers.get("If-None-Match") == quoted:
+        resp = HttpResponse(status=304)
+    else:
+        resp = HttpResponse(body, content_type="application/javascript; charset=utf-8")
+    resp["ETag"] = quoted
+    resp["Cache-Control"] = "public, max-age=86400"
+    return resp

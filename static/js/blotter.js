@@ -1,0 +1,597 @@
+// Live blotter and order page: websocket with reconnect and resume by sequence number,
+// cell flash on change, expandable rows, sortable columns, confirmed controls, live chart.
+(function () {
+  "use strict";
+
+  const config = JSON.parse(document.getElementById("page-config").textContent);
+  const table = document.getElementById("blotter");
+  const detailOrderId = config.order_id ? String(config.order_id) : null; // order page
+  const WORKING = new Set(["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"]);
+  const TERMINAL = new Set(["FILLED", "CANCELED", "EXPIRED", "REJECTED"]);
+  const SESSION_OPEN_S = 9 * 3600 + 30 * 60;
+
+  // Highest sequence number applied per order: what a reconnect resumes from.
+  const lastSeq = new Map();
+  // Events that arrived ahead of a gap, per order, until the gap is filled.
+  const pending = new Map();
+  // Orders whose row is being fetched, with the events that arrived meanwhile.
+  const fetching = new Map();
+
+  for (const [id, seq] of Object.entries(config.last_seq || {})) lastSeq.set(id, seq);
+  document.querySelectorAll("tbody.order").forEach((tb) => {
+    lastSeq.set(tb.dataset.orderId, Number(tb.dataset.lastSeq) || 0);
+  });
+
+  // ------------------------------------------------------------------ formatting
+  const qtyFmt = (n) => Number(n).toLocaleString("en-US");
+  const fixed = (x, d) => (x === null || x === undefined || x === "" ? "—" : Number(x).toFixed(d));
+  function clock(ts) {
+    const total = Math.round((SESSION_OPEN_S + Number(ts)) * 1000);
+    const ms = total % 1000, s = Math.floor(total / 1000);
+    const p = (n, w) => String(n).padStart(w || 2, "0");
+    return `${p(Math.floor(s / 3600))}:${p(Math.floor(s / 60) % 60)}:${p(s % 60)}.${p(ms, 3)}`;
+  }
+  function duration(sec) {
+    const s = Math.max(0, Math.round(sec));
+    return `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+  }
+  const orderIdOf = (ev) => String(ev.order_id).replace(/^P/, "");
+
+  function flash(el, cls) {
+    if (!el) return;
+    el.classList.remove("flash", "flash-new");
+    void el.offsetWidth; // restart the animation
+    el.classList.add(cls || "flash");
+  }
+  function setCell(tb, field, text, sortValue) {
+    const el = tb.querySelector(`[data-field="${field}"]`);
+    if (!el) return;
+    if (sortValue !== undefined) el.dataset.sort = sortValue;
+    if (el.textContent !== text) {
+      el.textContent = text;
+      flash(el.closest("td") || el);
+    }
+  }
+  function el(tag, attrs, text) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function td(text, cls, field) {
+    const e = el("td", cls ? { class: cls } : {}, text);
+    if (field) e.dataset.field = field;
+    return e;
+  }
+
+  // ------------------------------------------------------------------ applying events
+  function applyProgress(tb, ev) {
+    const qty = Number(tb.dataset.qty);
+    tb.dataset.filled = ev.filled_qty;
+    const pct = qty ? Math.round((1000 * ev.filled_qty) / qty) / 10 : 0;
+    setCell(tb, "filled", qtyFmt(ev.filled_qty));
+    setCell(tb, "pct", String(pct));
+    const prog = tb.querySelector('[data-field="progress"]');
+    if (prog) {
+      prog.dataset.sort = pct;
+      prog.querySelector(".bar span").style.width = pct + "%";
+      prog.querySelector(".bar").setAttribute("aria-valuenow", ev.filled_qty);
+    }
+    setCell(tb, "working", qtyFmt(ev.working_qty), ev.working_qty);
+    setCell(tb, "avg_px", fixed(ev.avg_px, 4), ev.avg_px || "");
+    const arrival = Number(tb.dataset.arrival);
+    if (ev.avg_px && arrival) {
+      const sign = tb.dataset.side === "buy" ? 1 : -1;
+      const bps = ((sign * (Number(ev.avg_px) - arrival)) / arrival) * 1e4;
+      setCell(tb, "is_bps", bps.toFixed(1), bps);
+    } else if (ev.avg_px && !tb.dataset.arrival) {
+      refreshRow(tb.dataset.orderId); // the arrival price is on the order row, not in events
+    }
+    updateClock(tb, ev.ts);
+    chartProgress(tb.dataset.orderId, ev);
+  }
+
+  function updateClock(tb, ts) {
+    if (TERMINAL.has(tb.dataset.status)) {
+      setCell(tb, "time_left", "—", "");
+      return;
+    }
+    const left = Number(tb.dataset.endS) - Math.max(Number(tb.dataset.startS), Number(ts));
+    setCell(tb, "time_left", duration(left), left);
+  }
+
+  function applyStatus(tb, ev) {
+    tb.dataset.status = ev.status;
+    const cell = tb.querySelector('[data-field="status"]');
+    if (cell) {
+      const label = ev.status.replace(/_/g, " ").toLowerCase().replace(/\b\w/g, (c) => c.toUpperCase());
+      cell.dataset.sort = ev.status;
+      cell.replaceChildren(el("span", { class: `badge st-${ev.status}`, title: ev.reason || "" }, label));
+      flash(cell);
+    }
+    const reason = document.querySelector('[data-field="reason"]');
+    if (reason && detailOrderId === tb.dataset.orderId) reason.textContent = ev.reason || "";
+    updateButtons(tb);
+    updateClock(tb, ev.ts);
+  }
+
+  function updateButtons(tb) {
+    tb.querySelectorAll("[data-control-form] button[name=action]").forEach((b) => {
+      const allowed = (config.controls[b.value] || []).includes(tb.dataset.status);
+      b.disabled = !allowed;
+    });
+  }
+
+  function childRow(tb, coid) {
+    return tb.querySelector(`tbody[data-children] tr[data-coid="${CSS.escape(coid)}"]`);
+  }
+  function setChildStatus(tr, status) {
+    if (!tr) return;
+    const cell = tr.querySelector('[data-field="cstatus"]');
+    cell.replaceChildren(el("span", { class: `badge cst-${status}` }, status));
+    tr.dataset.status = status;
+    flash(cell);
+  }
+  function recountChildren(tb) {
+    const rows = tb.querySelectorAll("tbody[data-children] tr");
+    let working = 0;
+    rows.forEach((r) => {
+      const s = r.dataset.status || r.querySelector('[data-field="cstatus"]').textContent.trim();
+      if (WORKING.has(s)) working += 1;
+    });
+    tb.dataset.workingChildren = working;
+    setCell(tb, "children-count", `(${rows.length})`);
+  }
+
+  function applyChild(tb, ev) {
+    const body = tb.querySelector("tbody[data-children]");
+    let tr = childRow(tb, ev.client_order_id);
+    switch (ev.kind) {
+      case "ChildSubmitted":
+      case "ChildDenied": {
+        if (tr) break;
+        tr = el("tr", { "data-coid": ev.client_order_id });
+        tr.append(
+          td(clock(ev.ts), "num"),
+          td(ev.client_order_id, "mono"),
+          td(ev.venue),
+          td(String(ev.qty), "num"),
+          td(ev.px === null || ev.px === undefined ? "mid" : fixed(ev.px, 2), "num"),
+          td(ev.kind === "ChildDenied" ? "denied" : `${ev.order_type} ${ev.tif}`),
+          td(ev.kind === "ChildDenied" ? ev.reason : ev.intent),
+          td("", "", "cstatus"),
+          td("0", "num", "cfilled"),
+        );
+        body.prepend(tr);
+        setChildStatus(tr, ev.kind === "ChildDenied" ? "DENIED" : "SUBMITTED");
+        flash(tr, "flash-new");
+        break;
+      }
+      case "ChildAccepted":
+        setChildStatus(tr, "ACCEPTED");
+        break;
+      case "ChildRejected":
+        setChildStatus(tr, "REJECTED");
+        break;
+      case "ChildCancelRequested":
+        setChildStatus(tr, "PENDING_CANCEL");
+        break;
+      case "ChildCancelRejected":
+        if (tr) setChildStatus(tr, Number(tr.querySelector('[data-field="cfilled"]').textContent) > 0 ? "PARTIALLY_FILLED" : "ACCEPTED");
+        break;
+      case "ChildCanceled":
+        setChildStatus(tr, "CANCELED");
+        break;
+      case "ChildFilled": {
+        if (tr) {
+          const cf = tr.querySelector('[data-field="cfilled"]');
+          cf.textContent = String(Number(cf.textContent) + Number(ev.qty));
+          setChildStatus(tr, Number(ev.leaves_qty) === 0 ? "FILLED" : "PARTIALLY_FILLED");
+        }
+        const fills = tb.querySelector("tbody[data-fills]");
+        const key = `${ev.venue}/${ev.trade_id}`;
+        if (!fills.querySelector(`tr[data-trade="${CSS.escape(key)}"]`)) {
+          const f = el("tr", { "data-trade": key });
+          f.append(td(clock(ev.ts), "num"), td(ev.venue), td(ev.trade_id, "mono"), td(fixed(ev.px, 2), "num"), td(String(ev.qty), "num"), td(ev.liquidity));
+          fills.prepend(f);
+          flash(f, "flash-new");
+          setCell(tb, "fills-count", `(${fills.rows.length})`);
+        }
+        chartFill(tb.dataset.orderId, ev);
+        break;
+      }
+      default:
+        return;
+    }
+    recountChildren(tb);
+  }
+
+  function applyEvent(tb, ev) {
+    if (ev.kind === "ParentProgress") applyProgress(tb, ev);
+    else if (ev.kind === "ParentStatusChanged") applyStatus(tb, ev);
+    else if (ev.kind === "ParentAmended") {
+      try {
+        tb.dataset.params = JSON.stringify({ ...JSON.parse(tb.dataset.params || "{}"), ...(ev.after || {}) });
+      } catch (e) { /* keep the old parameters */ }
+    } else if (ev.kind && ev.kind.startsWith("Child")) applyChild(tb, ev);
+  }
+
+  // Apply in sequence order, exactly once; hold back anything after a gap.
+  function offer(ev) {
+    const id = orderIdOf(ev);
+    if (fetching.has(id)) {
+      fetching.get(id).push(ev);
+      return;
+    }
+    const tb = document.getElementById(`order-${id}`);
+    if (!tb) {
+      if (table && !detailOrderId) {
+        fetching.set(id, [ev]);
+        fetchRow(id);
+      } else {
+        // The order page ignores other orders but remembers where they are.
+        lastSeq.set(id, Math.max(lastSeq.get(id) || 0, Number(ev.seq)));
+      }
+      return;
+    }
+    const q = pending.get(id) || [];
+    q.push(ev);
+    q.sort((a, b) => a.seq - b.seq);
+    let last = lastSeq.get(id) || 0;
+    while (q.length && q[0].seq <= last + 1) {
+      const next = q.shift();
+      if (next.seq <= last) continue; // a duplicate: already shown
+      applyEvent(tb, next);
+      last = next.seq;
+    }
+    lastSeq.set(id, last);
+    tb.dataset.lastSeq = last;
+    if (q.length) {
+      pending.set(id, q);
+      // A push was lost or overtook the replay: ask for what is missing.
+      if (!gapTimer) gapTimer = setTimeout(() => {
+        gapTimer = null;
+        if (gaps() && socket && socket.readyState === 1) resume();
+      }, 1000);
+    } else pending.delete(id);
+  }
+  let gapTimer = null;
+
+  function gaps() {
+    return [...pending.values()].some((q) => q.length);
+  }
+
+  // ------------------------------------------------------------------ rows from the server
+  async function loadRow(id) {
+    const resp = await fetch(config.row_url.replace("{id}", id), { headers: { Accept: "text/html" }, credentials: "same-origin" });
+    if (!resp.ok) return null;
+    const holder = document.createElement("table");
+    holder.innerHTML = await resp.text();
+    return holder.querySelector("tbody.order");
+  }
+
+  async function fetchRow(id) {
+    let tb = null;
+    try {
+      tb = await loadRow(id);
+    } catch (e) {
+      tb = null;
+    }
+    const queued = fetching.get(id) || [];
+    fetching.delete(id);
+    if (!tb) return;
+    document.querySelectorAll("tbody.empty-state").forEach((e) => e.remove());
+    table.tHead.after(tb);
+    wireRow(tb);
+    lastSeq.set(id, Math.max(lastSeq.get(id) || 0, Number(tb.dataset.lastSeq) || 0));
+    flash(tb.querySelector("tr.main"), "flash-new");
+    queued.forEach(offer);
+  }
+
+  const refreshing = new Set();
+  async function refreshRow(id) {
+    if (refreshing.has(id)) return;
+    refreshing.add(id);
+    try {
+      const old = document.getElementById(`order-${id}`);
+      const tb = await loadRow(id);
+      if (!old || !tb) return;
+      const seq = Number(tb.dataset.lastSeq) || 0;
+      if (seq < (lastSeq.get(id) || 0)) return; // ours is newer; keep it
+      const expanded = old.querySelector("button.toggle").getAttribute("aria-expanded") === "true";
+      old.replaceWith(tb);
+      wireRow(tb);
+      if (expanded) toggle(tb, true);
+      lastSeq.set(id, seq);
+    } catch (e) {
+      /* the live row stays */
+    } finally {
+      // One refresh is enough to pick up the arrival price.
+      setTimeout(() => refreshing.delete(id), 5000);
+    }
+  }
+
+  // ------------------------------------------------------------------ websocket
+  let socket = null;
+  let attempt = 0;
+  const conn = document.getElementById("conn");
+  function showConn(text, ok) {
+    if (!conn) return;
+    conn.hidden = false;
+    conn.textContent = text;
+    conn.className = "conn " + (ok ? "ok" : "down");
+  }
+
+  function resume() {
+    const last = {};
+    lastSeq.forEach((seq, id) => { last[id] = seq; });
+    socket.send(JSON.stringify({ type: "resume", last_seq: last }));
+  }
+
+  function connect() {
+    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + config.ws_path;
+    socket = new WebSocket(url);
+    socket.addEventListener("open", () => {
+      attempt = 0;
+      showConn("● live", true);
+      resume();
+    });
+    socket.addEventListener("message", (msg) => {
+      let data;
+      try {
+        data = JSON.parse(msg.data);
+      } catch (e) {
+        return;
+      }
+      if (data.type !== "events") return;
+      data.events.forEach(offer);
+      // A replay fills every gap it can; one left means more to fetch (or a lost push).
+      if (data.replay && gaps()) setTimeout(() => socket.readyState === 1 && resume(), 250);
+    });
+    socket.addEventListener("close", (e) => {
+      if (e.code === 4403) {
+        showConn("not allowed", false);
+        return;
+      }
+      attempt += 1;
+      const wait = Math.min(10000, 500 * 2 ** Math.min(attempt, 5));
+      showConn(`reconnecting in ${Math.round(wait / 1000)}s`, false);
+      setTimeout(connect, wait);
+    });
+  }
+
+  // ------------------------------------------------------------------ rows: expand, sort
+  function toggle(tb, open) {
+    const btn = tb.querySelector("button.toggle");
+    const row = tb.querySelector("tr.detail");
+    const show = open === undefined ? row.hidden : open;
+    row.hidden = !show;
+    btn.setAttribute("aria-expanded", String(show));
+  }
+
+  function wireRow(tb) {
+    tb.querySelector("button.toggle").addEventListener("click", () => toggle(tb));
+    const form = tb.querySelector("[data-control-form]");
+    if (form) form.addEventListener("submit", (e) => askControl(e, tb));
+    updateButtons(tb);
+  }
+  document.querySelectorAll("tbody.order").forEach(wireRow);
+
+  if (table) {
+    table.querySelectorAll("th button.sort").forEach((b) => {
+      b.addEventListener("click", () => {
+        const th = b.closest("th");
+        const col = Number(b.dataset.col);
+        const numeric = b.hasAttribute("data-numeric") || col === 1;
+        const dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
+        table.querySelectorAll("th[aria-sort]").forEach((t) => t.removeAttribute("aria-sort"));
+        th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
+        const key = (tb) => {
+          const cell = tb.querySelector("tr.main").cells[col];
+          const v = cell.dataset.sort !== undefined ? cell.dataset.sort : cell.textContent.trim();
+          return numeric ? (v === "" ? -Infinity : Number(v)) : v;
+        };
+        const bodies = [...table.tBodies].filter((t) => t.classList.contains("order"));
+        bodies.sort((a, c) => {
+          const x = key(a), y = key(c);
+          return (x < y ? -1 : x > y ? 1 : 0) * dir;
+        });
+        bodies.forEach((t) => table.append(t));
+      });
+    });
+  }
+
+  // ------------------------------------------------------------------ controls with confirmation
+  const dialog = document.getElementById("control-dialog");
+  let pendingControl = null;
+
+  function describe(action, tb) {
+    const id = tb.dataset.orderId, sym = tb.dataset.symbol;
+    const n = Number(tb.dataset.workingChildren) || 0;
+    const kids = `${n} working child order${n === 1 ? "" : "s"} in ${sym}`;
+    const filled = qtyFmt(tb.dataset.filled || 0);
+    switch (action) {
+      case "pause":
+        return `Pause order ${id}: cancel ${kids} and send no new ones until resumed.`;
+      case "resume":
+        return tb.dataset.status === "SUSPENDED"
+          ? `Resume order ${id} on another market worker: the strategy starts sending child orders in ${sym} again.`
+          : `Resume order ${id}: the strategy starts sending child orders in ${sym} again.`;
+      case "cancel":
+        return `Cancel order ${id}: cancel ${kids}. The order ends CANCELED with its ${filled} filled shares kept. This cannot be undone.`;
+      case "amend":
+        return `Amend order ${id} (${tb.dataset.strategy.toUpperCase()}): changed parameters take effect at the worker's next decision.`;
+      default:
+        return `${action} order ${id}`;
+    }
+  }
+
+  function amendFields(tb) {
+    const box = document.getElementById("control-params");
+    box.replaceChildren();
+    const schema = (config.schemas || {})[tb.dataset.strategy] || [];
+    let params = {};
+    try {
+      params = JSON.parse(tb.dataset.params || "{}");
+    } catch (e) { /* defaults */ }
+    schema.filter((p) => p.amendable).forEach((p) => {
+      const wrap = el("div", { class: "field" });
+      const key = "param_" + p.name;
+      const label = el("label", { for: "amend_" + key }, p.name + (p.unit ? ` (${p.unit})` : ""));
+      const current = params[p.name] !== undefined ? params[p.name] : p.default;
+      let input;
+      if (p.type === "bool" || p.type === "choice") {
+        input = el("select", { id: "amend_" + key, name: key });
+        const opts = p.type === "bool" ? [["true", "yes"], ["false", "no"]] : p.choices.map((c) => [c, c]);
+        opts.forEach(([v, t]) => {
+          const o = el("option", { value: v }, t);
+          if (String(current) === v) o.selected = true;
+          input.append(o);
+        });
+      } else {
+        input = el("input", { id: "amend_" + key, name: key, value: String(current), inputmode: "decimal" });
+      }
+      input.dataset.original = input.value;
+      wrap.append(label, input, el("small", { class: "help" }, p.help));
+      box.append(wrap);
+    });
+  }
+
+  function askControl(e, tb) {
+    e.preventDefault();
+    if (!dialog || typeof dialog.showModal !== "function") {
+      e.target.submit();
+      return;
+    }
+    const action = e.submitter ? e.submitter.value : "";
+    pendingControl = { action, tb, form: e.target, opener: e.submitter };
+    dialog.classList.toggle("danger", action === "cancel");
+    document.getElementById("control-title").textContent = `${action[0].toUpperCase()}${action.slice(1)} order ${tb.dataset.orderId}?`;
+    document.getElementById("control-what").textContent = describe(action, tb);
+    document.getElementById("control-go").textContent = action === "cancel" ? "Cancel the order" : `Confirm ${action}`;
+    document.getElementById("control-reason").value = "";
+    const err = document.getElementById("control-error");
+    err.hidden = true;
+    err.textContent = "";
+    if (action === "amend") amendFields(tb);
+    else document.getElementById("control-params").replaceChildren();
+    dialog.showModal();
+    // A destructive action starts on "Back", so a stray Enter does not confirm it.
+    const first = action === "cancel"
+      ? document.getElementById("control-back")
+      : dialog.querySelector("#control-params input, #control-params select") || document.getElementById("control-go");
+    first.focus();
+  }
+
+  function say(text, kind) {
+    let list = document.querySelector("ul.messages");
+    if (!list) {
+      list = el("ul", { class: "messages", role: "status", "aria-live": "polite" });
+      document.querySelector("header.topbar").after(list);
+    }
+    const li = el("li", { class: `msg msg-${kind}` }, text);
+    list.prepend(li);
+    setTimeout(() => li.remove(), 8000);
+  }
+
+  if (dialog) {
+    document.getElementById("control-back").addEventListener("click", () => dialog.close());
+    dialog.addEventListener("close", () => {
+      if (pendingControl && pendingControl.opener) pendingControl.opener.focus();
+    });
+    document.getElementById("control-dialog-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (!pendingControl) return;
+      const { action, tb, form } = pendingControl;
+      const body = new FormData();
+      body.append("csrfmiddlewaretoken", form.querySelector("[name=csrfmiddlewaretoken]").value);
+      body.append("action", action);
+      body.append("reason", document.getElementById("control-reason").value);
+      if (action === "amend") {
+        dialog.querySelectorAll("#control-params [name]").forEach((i) => {
+          if (i.value !== i.dataset.original) body.append(i.name, i.value);
+        });
+      }
+      const err = document.getElementById("control-error");
+      let data = null;
+      try {
+        const resp = await fetch(config.control_url.replace("{id}", tb.dataset.orderId), {
+          method: "POST", body, credentials: "same-origin", headers: { Accept: "application/json" },
+        });
+        data = await resp.json();
+      } catch (x) {
+        data = { ok: false, errors: { __all__: ["the server did not answer; try again"] } };
+      }
+      if (data.ok) {
+        dialog.close();
+        say(data.message, "success");
+        return;
+      }
+      const lines = Object.entries(data.errors || {}).flatMap(([k, msgs]) =>
+        msgs.map((m) => (k === "__all__" || k === "action" ? m : `${k.replace(/^param_/, "")}: ${m}`)));
+      err.textContent = lines.join(" ");
+      err.hidden = false;
+    });
+  }
+
+  // ------------------------------------------------------------------ order page chart
+  const chartEl = document.getElementById("chart");
+  const chartDataEl = document.getElementById("chart-data");
+  let chart = null;
+  let drawQueued = false;
+  const at = (ts) => "1970-01-01 " + clock(ts);
+  const VENUE_COLOURS = ["#4da3ff", "#f0b429", "#c38bff", "#2fd0c4", "#ff8a5c", "#9ccc65"];
+
+  function chartTraces() {
+    const venues = Object.keys(chart.fills).sort();
+    const traces = venues.map((v, i) => ({
+      type: "scatter", mode: "markers", name: v, x: chart.fills[v].x, y: chart.fills[v].y,
+      marker: { size: 7, color: VENUE_COLOURS[i % VENUE_COLOURS.length], opacity: 0.85 },
+      customdata: chart.fills[v].qty, hovertemplate: `${v} %{y:.2f} × %{customdata}<br>%{x|%H:%M:%S.%L}<extra></extra>`,
+    }));
+    traces.push({ type: "scatter", mode: "lines", name: "filled", x: chart.cum.x, y: chart.cum.y, yaxis: "y2", line: { shape: "hv", color: "#2fbf71", width: 2 } });
+    traces.push({ type: "scatter", mode: "lines", name: "schedule", x: chart.target.x, y: chart.target.y, yaxis: "y2", line: { dash: "dot", color: "#8a96a3", width: 1.5 } });
+    return traces;
+  }
+  function draw() {
+    drawQueued = false;
+    const layout = {
+      paper_bgcolor: "#161c23", plot_bgcolor: "#161c23", font: { color: "#d8dee6", size: 11 },
+      margin: { l: 56, r: 60, t: 28, b: 30 }, legend: { orientation: "h", x: 0, y: 1.1 },
+      // The whole window, so the schedule still to come has its room.
+      xaxis: { type: "date", tickformat: "%H:%M", gridcolor: "#2a3440", range: [at(chart.start_s), at(chart.end_s)] },
+      yaxis: { title: { text: "fill px" }, gridcolor: "#2a3440", tickformat: ".2f" },
+      yaxis2: { title: { text: "shares" }, overlaying: "y", side: "right", range: [0, chart.quantity * 1.05], showgrid: false },
+    };
+    window.Plotly.react(chartEl, chartTraces(), layout, { displaylogo: false, responsive: true });
+  }
+  function queueDraw() {
+    if (!chart || drawQueued || !window.Plotly) return;
+    drawQueued = true;
+    requestAnimationFrame(draw);
+  }
+  function chartFill(id, ev) {
+    if (!chart || id !== detailOrderId) return;
+    const v = (chart.fills[ev.venue] = chart.fills[ev.venue] || { x: [], y: [], qty: [] });
+    v.x.push(at(ev.ts));
+    v.y.push(Number(ev.px));
+    v.qty.push(ev.qty);
+    const prev = chart.cum.y.length ? chart.cum.y[chart.cum.y.length - 1] : 0;
+    chart.cum.x.push(at(ev.ts));
+    chart.cum.y.push(prev + Number(ev.qty));
+    queueDraw();
+  }
+  function chartProgress(id, ev) {
+    if (!chart || id !== detailOrderId) return;
+    chart.target.x.push(at(ev.ts));
+    chart.target.y.push(ev.target_qty);
+    queueDraw();
+  }
+  if (chartEl && chartDataEl) {
+    chart = JSON.parse(chartDataEl.textContent);
+    const start = () => (window.Plotly ? draw() : setTimeout(start, 50));
+    start();
+  }
+
+  connect();
+})();

@@ -1,0 +1,147 @@
+// Order ticket: strategy parameter fields generated from the schemas rendered into the page,
+// and the pre-trade estimate fetched as the ticket changes.
+(function () {
+  "use strict";
+
+  const form = document.getElementById("ticket");
+  const schemas = JSON.parse(document.getElementById("strategy-schemas").textContent);
+  const instruments = JSON.parse(document.getElementById("instruments").textContent);
+  const estimateUrl = JSON.parse(document.getElementById("estimate-url").textContent);
+  const box = document.getElementById("param-fields");
+  const strategy = form.elements.strategy;
+  // What the trader typed per parameter name, kept when switching strategies.
+  const typed = {};
+
+  function el(tag, attrs, text) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function field(p) {
+    const key = "param_" + p.name;
+    const wrap = el("div", { class: "field" });
+    const label = el("label", { for: "id_" + key }, p.name);
+    if (p.unit) label.append(" ", el("span", { class: "muted" }, `(${p.unit})`));
+    const value = typed[p.name] !== undefined ? typed[p.name] : String(p.default);
+    let input;
+    if (p.type === "bool" || p.type === "choice") {
+      input = el("select", { id: "id_" + key, name: key });
+      const opts = p.type === "bool" ? [["true", "yes"], ["false", "no"]] : p.choices.map((c) => [c, c]);
+      opts.forEach(([v, t]) => {
+        const o = el("option", { value: v }, t);
+        if (value === v) o.selected = true;
+        input.append(o);
+      });
+    } else {
+      input = el("input", { id: "id_" + key, name: key, value, inputmode: "decimal" });
+    }
+    const range = [p.minimum !== null ? `min ${p.minimum}` : "", p.maximum !== null ? `max ${p.maximum}` : ""].filter(Boolean).join(", ");
+    const help = el("small", { id: "help_" + key, class: "help" }, p.help + (range ? ` (${range})` : ""));
+    input.setAttribute("aria-describedby", "help_" + key);
+    wrap.append(label, input, help);
+    return wrap;
+  }
+
+  // Only what the trader changed carries over; untouched fields take the new strategy's
+  // defaults (POV's `complete` differs from the others').
+  const remember = (e) => {
+    if (e.target.name && e.target.name.startsWith("param_")) typed[e.target.name.slice(6)] = e.target.value;
+  };
+  box.addEventListener("input", remember);
+  box.addEventListener("change", remember);
+  // Values the server sent back with errors count as typed.
+  if (form.querySelector(".has-error, [role=alert]")) {
+    box.querySelectorAll("[name^=param_]").forEach((i) => { typed[i.name.slice(6)] = i.value; });
+  }
+
+  strategy.addEventListener("change", () => {
+    box.replaceChildren(...(schemas[strategy.value] || []).map(field));
+  });
+
+  // --- the window in the session's clock
+  const clockOut = document.getElementById("window-clock");
+  const hhmm = (minute) => {
+    const m = Math.round(570 + Number(minute));
+    return `${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
+  };
+  function showWindow() {
+    const a = form.elements.start_minute.value, b = form.elements.end_minute.value;
+    if (a === "" || b === "" || Number(b) <= Number(a)) {
+      clockOut.textContent = "";
+      return;
+    }
+    const len = Number(b) - Number(a);
+    clockOut.textContent = `${hhmm(a)} → ${hhmm(b)} in the simulated session (${Math.floor(len / 60)}h${String(Math.round(len % 60)).padStart(2, "0")})`;
+  }
+
+  // --- limit price step from the instrument's tick
+  function showTick() {
+    const inst = instruments[form.elements.instrument.value];
+    if (!inst) return;
+    const lp = form.elements.limit_price;
+    lp.step = inst.tick;
+    lp.placeholder = `none (ref ${inst.px}, tick ${inst.tick})`;
+  }
+
+  // --- pre-trade estimate
+  const out = (k) => document.querySelector(`[data-est="${k}"]`);
+  const warnings = document.getElementById("est-warnings");
+  const errorOut = document.getElementById("est-error");
+  let timer = null;
+  let generation = 0;
+  function scheduleEstimate() {
+    clearTimeout(timer);
+    timer = setTimeout(estimate, 250);
+  }
+  async function estimate() {
+    const q = new URLSearchParams({
+      instrument: form.elements.instrument.value,
+      quantity: form.elements.quantity.value,
+      start_minute: form.elements.start_minute.value,
+      end_minute: form.elements.end_minute.value,
+    });
+    const mine = ++generation;
+    let data;
+    try {
+      const resp = await fetch(`${estimateUrl}?${q}`, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      data = await resp.json();
+    } catch (e) {
+      data = { error: "estimate unavailable" };
+    }
+    if (mine !== generation) return; // a newer request is on its way
+    warnings.replaceChildren();
+    document.querySelectorAll("[data-est]").forEach((e) => { e.textContent = "—"; });
+    if (data.error) {
+      errorOut.textContent = data.error;
+      return;
+    }
+    errorOut.textContent = "";
+    const fmt = {
+      cost_bps: (v) => v.toFixed(1), uncertainty_bps: (v) => v.toFixed(1), spread_cost_bps: (v) => v.toFixed(1),
+      impact_bps: (v) => v.toFixed(1), participation_pct: (v) => v.toFixed(1), adv_pct: (v) => v.toFixed(1),
+      cost_usd: (v) => v.toLocaleString("en-US", { maximumFractionDigits: 0 }),
+      notional_usd: (v) => v.toLocaleString("en-US", { maximumFractionDigits: 0 }),
+      window_volume: (v) => v.toLocaleString("en-US"),
+    };
+    for (const [k, f] of Object.entries(fmt)) if (out(k) && data[k] !== undefined) out(k).textContent = f(data[k]);
+    data.warnings.forEach((w) => warnings.append(el("li", { role: "alert" }, "⚠ " + w)));
+  }
+
+  ["instrument", "quantity", "start_minute", "end_minute"].forEach((name) => {
+    const e = form.elements[name];
+    e.addEventListener("input", scheduleEstimate);
+    e.addEventListener("change", scheduleEstimate);
+  });
+  ["start_minute", "end_minute"].forEach((n) => form.elements[n].addEventListener("input", showWindow));
+  form.elements.instrument.addEventListener("change", showTick);
+
+  // Focus the first field with an error, else the quantity.
+  const bad = form.querySelector(".has-error input, .has-error select");
+  (bad || form.elements.quantity).focus();
+
+  showWindow();
+  showTick();
+  estimate();
+})();

@@ -1,0 +1,210 @@
+"""A real Celery worker process works a TWAP order end to end through the database.
+
+No mocks: the order goes in through the service layer, the task through the Redis broker
+(REDIS_URL, or the embedded one settings_test starts), and a `celery -A oversight worker`
+subprocess runs the market against the test database (SQLite file or PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.db.models import Sum
+
+from execution.engine.orders import PARENT_TERMINAL, ParentStatus
+from execution.models import Fill, Instrument, MarketSession, OrderEvent, ParentOrder
+from execution.services import parent_order_submit
+from execution.tasks import market_session_run
+from oversight.roles import TRADER, roles_ensure
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIO = REPO / "execution" / "scenarios" / "demo-midcap-buy.json"
+TERMINAL = {s.value for s in PARENT_TERMINAL}
+WAIT_S = 60.0
+
+
+def test_a_django_process_dispatches_to_the_project_broker():
+    """What Daphne's process does: set Django up, import the tasks, dispatch. The task must be
+    bound to the oversight app (broker REDIS_URL), not Celery's default app (AMQP on
+    localhost), which is what happens unless the oversight package imports its Celery app."""
+    code = (
+        "import django; django.setup()\n"
+        "from execution.tasks import market_session_run as t\n"
+        "print(t.app.main, t.app.conf.broker_url)\n"
+    )
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="oversight.settings_test")
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["oversight", os.environ["REDIS_URL"]]
+
+
+def _wait(
+    predicate, timeout: float, what: str, worker: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if worker is not None and worker.poll() is not None:
+            raise AssertionError(
+                f"the Celery worker exited with status {worker.returncode} while waiting for {what}"
+            )
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Warm shutdown of the worker's process group; killed if it takes too long."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    # Pool children left behind by a killed main process.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def celery_worker_process(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`celery -A oversight worker` on a queue of its own, against this run's test database.
+
+    The private queue keeps this worker away from tasks that other tests (or other runs
+    sharing the broker) left behind, and them away from this test's task.
+    """
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="oversight.settings_test",
+        OVERSIGHT_TEST_DATABASE_NAME=str(connection.settings_dict["NAME"]),
+        OVERSIGHT_MARKET_SPEED="600",
+        REDIS_URL=os.environ["REDIS_URL"],  # settings_test exported it (embedded or given)
+        PYTHONUNBUFFERED="1",
+    )
+    log = (tmp_path / "worker.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "oversight",
+            "worker",
+            "-l",
+            "info",
+            "--concurrency",
+            "2",
+            "-Q",
+            queue,
+            "-n",
+            f"{queue}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    # The app the web code dispatches with, as Daphne's process has it (see the test below).
+    celery_app = market_session_run.app
+    old_queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = queue
+    try:
+        _wait(
+            lambda: b"ready." in (tmp_path / "worker.log").read_bytes(),
+            60,
+            "the worker to start",
+            proc,
+        )
+        yield proc
+    finally:
+        celery_app.conf.task_default_queue = old_queue
+        _stop(proc)
+        log.close()
+        if os.environ.get("OVERSIGHT_TEST_SHOW_WORKER_LOG"):
+            sys.stderr.write((tmp_path / "worker.log").read_text(errors="replace")[-8000:])
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_process_works_a_twap_order_to_the_end(celery_worker_process):
+    roles_ensure()
+    data = json.loads(SCENARIO.read_text())
+    inst = data["instrument"]
+    instrument = Instrument.objects.create(
+        symbol=inst["symbol"],
+        name=data["name"],
+        scenario=data,
+        tick_size=Decimal(str(inst["tick_size"])),
+        reference_price=Decimal(str(inst["reference_price"])),
+        adv_shares=inst["adv_shares"],
+    )
+    trader = get_user_model().objects.create_user("t1", password="x")
+    trader.groups.add(Group.objects.get(name=TRADER))
+
+    # 20 simulated minutes at 600x: two seconds of wall time once the worker has it.
+    order = parent_order_submit(
+        user=trader,
+        instrument=instrument,
+        side="buy",
+        quantity=6000,
+        start_minute=0,
+        end_minute=20,
+        strategy="twap",
+        params={},
+    )
+
+    def terminal() -> bool:
+        return ParentOrder.objects.filter(pk=order.pk, status__in=TERMINAL).exists()
+
+    _wait(terminal, WAIT_S, f"order {order.pk} to finish", celery_worker_process)
+    # The session ends by itself once nothing is open; wait so no worker writes race the teardown.
+    _wait(
+        lambda: not MarketSession.objects.filter(status=MarketSession.RUNNING).exists(),
+        30,
+        "the market session to stop",
+        celery_worker_process,
+    )
+
+    order.refresh_from_db()
+    assert order.status == ParentStatus.FILLED.value, (order.status, order.status_reason)
+    assert order.filled_qty == order.quantity
+    fills = list(Fill.objects.filter(parent=order))
+    assert fills, "no fills were recorded"
+    assert sum(f.quantity for f in fills) == order.filled_qty
+    assert len({(f.venue, f.trade_id) for f in fills}) == len(fills), "a fill was recorded twice"
+    assert all(isinstance(f.price, Decimal) and f.price > 0 for f in fills)
+    assert order.children.aggregate(s=Sum("filled_qty"))["s"] == order.filled_qty
+    assert order.avg_price is not None and order.arrival_price is not None
+
+    seqs = list(
+        OrderEvent.objects.filter(parent=order).order_by("seq").values_list("seq", flat=True)
+    )
+    assert seqs == list(range(1, len(seqs) + 1)), "event sequence numbers have gaps or repeats"
+    assert order.last_seq == len(seqs)
+    kinds = set(OrderEvent.objects.filter(parent=order).values_list("kind", flat=True))
+    assert "ChildFilled" in kinds
+
+    session = MarketSession.objects.get(pk=order.session_id)
+    assert session.status == MarketSession.STOPPED
+    assert session.speed == 600.0

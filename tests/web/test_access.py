@@ -1,0 +1,136 @@
+"""Role × action: who may see the blotter, enter orders, open an order and control it."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from execution.models import ControlRequest, ParentOrder
+
+from .conftest import client_for, make_order
+
+pytestmark = pytest.mark.django_db
+
+TICKET = {
+    "side": "buy",
+    "quantity": "10000",
+    "start_minute": "0",
+    "end_minute": "60",
+    "limit_price": "",
+    "strategy": "twap",
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "name", "args"),
+    [
+        ("get", "blotter", []),
+        ("get", "order_new", []),
+        ("post", "order_new", []),
+        ("get", "order_estimate", []),
+        ("get", "order_detail", [1]),
+        ("get", "order_row", [1]),
+        ("post", "order_control", [1]),
+    ],
+)
+def test_anonymous_is_sent_to_login(method: str, name: str, args: list[int]) -> None:
+    url = reverse(name, args=args)
+    resp = getattr(Client(), method)(url)
+    assert resp.status_code == 302
+    assert resp["Location"].startswith(reverse("login"))
+
+
+def test_login_page_renders_and_logs_in(alice) -> None:
+    c = Client()
+    assert c.get(reverse("login")).status_code == 200
+    resp = c.post(reverse("login"), {"username": "alice", "password": "pw-alice"})
+    assert resp.status_code == 302 and resp["Location"] == reverse("blotter")
+    assert c.get(reverse("blotter")).status_code == 200
+
+
+def test_trader_sees_only_own_orders(alice, bob, instrument) -> None:
+    mine = make_order(alice, instrument)
+    theirs = make_order(bob, instrument, quantity=7777)
+    c = client_for(alice)
+    resp = c.get(reverse("blotter"))
+    assert resp.status_code == 200
+    assert [r["o"].pk for r in resp.context["rows"]] == [mine.pk]
+    assert f'id="order-{theirs.pk}"' not in resp.content.decode()
+    assert c.get(reverse("order_detail", args=[mine.pk])).status_code == 200
+    assert c.get(reverse("order_detail", args=[theirs.pk])).status_code == 404
+    assert c.get(reverse("order_row", args=[theirs.pk])).status_code == 404
+
+
+def test_trader_controls_own_orders_only(alice, bob, instrument) -> None:
+    mine = make_order(alice, instrument)
+    theirs = make_order(bob, instrument)
+    c = client_for(alice)
+    ok = c.post(
+        reverse("order_control", args=[mine.pk]),
+        {"action": "pause"},
+        HTTP_ACCEPT="application/json",
+    )
+    assert ok.status_code == 200 and ok.json()["ok"] is True
+    denied = c.post(
+        reverse("order_control", args=[theirs.pk]),
+        {"action": "cancel"},
+        HTTP_ACCEPT="application/json",
+    )
+    assert denied.status_code == 404
+    assert list(ControlRequest.objects.values_list("parent_id", "action")) == [(mine.pk, "pause")]
+
+
+def test_trader_gets_the_ticket_and_control_buttons(alice, instrument) -> None:
+    make_order(alice, instrument)
+    c = client_for(alice)
+    assert c.get(reverse("order_new")).status_code == 200
+    page = c.get(reverse("blotter")).content.decode()
+    assert 'value="cancel"' in page and 'href="/orders/new/"' in page
+
+
+def test_risk_manager_sees_everything_but_cannot_trade_or_control(
+    alice, bob, rita, instrument
+) -> None:
+    a, b = make_order(alice, instrument), make_order(bob, instrument)
+    c = client_for(rita)
+    resp = c.get(reverse("blotter"))
+    assert resp.status_code == 200
+    assert {r["o"].pk for r in resp.context["rows"]} == {a.pk, b.pk}
+    assert 'value="cancel"' not in resp.content.decode()  # no control buttons
+    assert c.get(reverse("order_detail", args=[a.pk])).status_code == 200
+    assert c.get(reverse("order_new")).status_code == 403
+    assert c.post(reverse("order_new"), {**TICKET, "instrument": instrument.pk}).status_code == 403
+    assert c.get(reverse("order_estimate"), {"instrument": instrument.pk}).status_code == 403
+    for action in ("pause", "cancel"):
+        assert c.post(reverse("order_control", args=[a.pk]), {"action": action}).status_code == 403
+        r = c.post(
+            reverse("order_control", args=[a.pk]),
+            {"action": action},
+            HTTP_ACCEPT="application/json",
+        )
+        assert r.status_code == 403 and r.json()["ok"] is False
+    assert ParentOrder.objects.count() == 2
+    assert not ControlRequest.objects.exists()
+
+
+def test_admin_cannot_trade_or_see_orders(alice, adam, instrument) -> None:
+    order = make_order(alice, instrument)
+    c = client_for(adam)
+    assert c.get(reverse("blotter")).status_code == 403
+    assert c.get(reverse("order_new")).status_code == 403
+    assert c.post(reverse("order_new"), {**TICKET, "instrument": instrument.pk}).status_code == 403
+    assert c.get(reverse("order_detail", args=[order.pk])).status_code == 403
+    assert (
+        c.post(reverse("order_control", args=[order.pk]), {"action": "cancel"}).status_code == 404
+    )
+    assert ParentOrder.objects.count() == 1
+    assert not ControlRequest.objects.exists()
+
+
+def test_user_without_a_role_is_refused(db, instrument) -> None:
+    from django.contrib.auth.models import User
+
+    c = client_for(User.objects.create_user("nobody", password="x"))
+    assert c.get(reverse("blotter")).status_code == 403
+    assert c.get(reverse("order_new")).status_code == 403

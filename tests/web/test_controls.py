@@ -1,0 +1,127 @@
+"""The control endpoint: each action's answer as JSON and as a redirect with a message;
+errors are shown, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from execution.models import ControlRequest
+from oversight.models import AuditRecord
+
+from .conftest import client_for, make_order
+
+pytestmark = pytest.mark.django_db
+JSON = {"HTTP_ACCEPT": "application/json"}
+
+
+def control(client, order, **data):
+    return client.post(reverse("order_control", args=[order.pk]), data, **JSON)
+
+
+@pytest.mark.parametrize(
+    ("status", "action"),
+    [
+        ("WORKING", "pause"),
+        ("PAUSED", "resume"),
+        ("SUSPENDED", "resume"),
+        ("WORKING", "cancel"),
+        ("PAUSED", "cancel"),
+    ],
+)
+def test_allowed_actions_are_recorded_and_audited(
+    alice, instrument, status, action, django_capture_on_commit_callbacks
+) -> None:
+    order = make_order(alice, instrument, status=status)
+    with django_capture_on_commit_callbacks(execute=False):
+        resp = control(client_for(alice), order, action=action, reason="desk call")
+    assert resp.status_code == 200, resp.content
+    assert resp.json()["ok"] is True and action in resp.json()["message"]
+    req = ControlRequest.objects.get()
+    assert (req.action, req.parent_id, req.requested_by) == (action, order.pk, alice)
+    audit = AuditRecord.objects.get(action=f"order.{action}.request")
+    assert audit.reason == "desk call"
+
+
+def test_amend_sends_only_parameters(alice, instrument) -> None:
+    order = make_order(alice, instrument, strategy="pov", params={"participation_rate": 0.1})
+    resp = control(
+        client_for(alice),
+        order,
+        action="amend",
+        param_participation_rate="0.2",
+        param_decision_interval_s="",
+    )
+    assert resp.status_code == 200, resp.content
+    assert ControlRequest.objects.get().changes == {"participation_rate": 0.2}
+    assert resp.json()["changes"] == {"participation_rate": 0.2}
+
+
+@pytest.mark.parametrize(
+    ("status", "data", "key", "text"),
+    [
+        ("WORKING", {"action": "explode"}, "action", "unknown action"),
+        ("WORKING", {}, "action", "unknown action"),
+        ("WORKING", {"action": "resume"}, "action", "cannot resume an order that is WORKING"),
+        ("FILLED", {"action": "cancel"}, "action", "cannot cancel an order that is FILLED"),
+        ("CANCELED", {"action": "pause"}, "action", "cannot pause"),
+        ("WORKING", {"action": "amend"}, "changes", "nothing to amend"),
+        (
+            "WORKING",
+            {"action": "amend", "param_participation_rate": "lots"},
+            "param_participation_rate",
+            "must be a number",
+        ),
+        (
+            "WORKING",
+            {"action": "amend", "param_participation_rate": "0.9"},
+            "param_participation_rate",
+            "at most",
+        ),
+        ("WORKING", {"action": "amend", "param_bogus": "1"}, "param_bogus", "unknown parameter"),
+    ],
+)
+def test_refused_controls_say_why(alice, instrument, status, data, key, text) -> None:
+    order = make_order(
+        alice, instrument, status=status, strategy="pov", params={"participation_rate": 0.1}
+    )
+    resp = control(client_for(alice), order, **data)
+    assert resp.status_code == 400
+    body = resp.json()
+    assert body["ok"] is False
+    assert any(text in m for m in body["errors"][key]), body
+    assert not ControlRequest.objects.exists()
+
+
+def test_without_javascript_errors_come_back_as_messages(alice, instrument) -> None:
+    order = make_order(alice, instrument, status="FILLED")
+    c = client_for(alice)
+    detail = reverse("order_detail", args=[order.pk])
+    resp = c.post(reverse("order_control", args=[order.pk]), {"action": "cancel", "next": detail})
+    assert resp.status_code == 302 and resp["Location"] == detail
+    texts = [str(m) for m in get_messages(resp.wsgi_request)]
+    assert texts == [f"Order {order.pk}: cannot cancel an order that is FILLED"]
+
+
+def test_without_javascript_success_redirects_to_the_blotter(alice, instrument) -> None:
+    order = make_order(alice, instrument)
+    c = client_for(alice)
+    resp = c.post(
+        reverse("order_control", args=[order.pk]),
+        {"action": "pause", "next": "https://evil.example/"},
+    )
+    assert resp.status_code == 302 and resp["Location"] == reverse("blotter")
+    page = c.get(reverse("blotter")).content.decode()
+    assert "pause requested" in page
+
+
+def test_control_needs_post(alice, instrument) -> None:
+    order = make_order(alice, instrument)
+    assert client_for(alice).get(reverse("order_control", args=[order.pk])).status_code == 405
+
+
+def test_unknown_order_is_404(alice, instrument) -> None:
+    assert (
+        control(client_for(alice), type("O", (), {"pk": 999})(), action="pause").status_code == 404
+    )

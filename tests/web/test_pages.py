@@ -1,0 +1,154 @@
+"""What the blotter and the order page show, rendered from the database."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from execution.models import ChildOrder, Fill, OrderEvent
+
+from .conftest import client_for, make_order
+
+pytestmark = pytest.mark.django_db
+
+
+def worked_order(owner, instrument):
+    """An order part-way through: two working children, one filled, two fills, events."""
+    order = make_order(
+        owner,
+        instrument,
+        quantity=1000,
+        filled_qty=300,
+        working_qty=200,
+        avg_price=Decimal("40.10"),
+        arrival_price=Decimal("40.00"),
+        target_qty=350,
+        last_seq=5,
+    )
+    kids = [
+        ChildOrder.objects.create(
+            parent=order,
+            client_order_id=f"P{order.pk}-C{i}",
+            venue=v,
+            side="buy",
+            quantity=q,
+            price=Decimal("40.05"),
+            order_type="limit",
+            tif="DAY",
+            intent="passive",
+            status=s,
+            filled_qty=f,
+            sim_ts=10.0 * i,
+        )
+        for i, (v, q, s, f) in enumerate(
+            [
+                ("LIT-NORTH", 300, "FILLED", 300),
+                ("LIT-SOUTH", 100, "ACCEPTED", 0),
+                ("DARK-POOL-1", 100, "PARTIALLY_FILLED", 0),
+            ]
+        )
+    ]
+    for n, (px, qty) in enumerate([("40.05", 100), ("40.12", 200)], start=1):
+        Fill.objects.create(
+            parent=order,
+            child=kids[0],
+            instrument=instrument,
+            venue="LIT-NORTH",
+            trade_id=f"T{n}",
+            price=Decimal(px),
+            quantity=qty,
+            liquidity="maker",
+            sim_ts=20.0 * n,
+        )
+    events = [
+        ("ChildFilled", 20.0, {"venue": "LIT-NORTH", "px": "40.05", "qty": 100}),
+        ("ParentProgress", 20.0, {"target_qty": 150, "filled_qty": 100}),
+        ("ChildFilled", 40.5, {"venue": "LIT-NORTH", "px": "40.12", "qty": 200}),
+        ("ParentProgress", 40.5, {"target_qty": 350, "filled_qty": 300}),
+        ("ChildFilled", 41.0, {"venue": "DARK-POOL-1", "px": "40.11", "qty": 50}),
+        # After the row's last_seq: the socket replays it, the chart must not count it twice.
+        ("ChildFilled", 50.0, {"venue": "LIT-SOUTH", "px": "40.20", "qty": 1}),
+    ]
+    for seq, (kind, ts, payload) in enumerate(events, start=1):
+        OrderEvent.objects.create(
+            parent=order,
+            seq=seq,
+            kind=kind,
+            sim_ts=ts,
+            payload={**payload, "seq": seq, "kind": kind, "ts": ts},
+        )
+    return order
+
+
+def test_blotter_row_shows_progress_shortfall_and_children(alice, instrument) -> None:
+    order = worked_order(alice, instrument)
+    resp = client_for(alice).get(reverse("blotter"))
+    row = resp.context["rows"][0]
+    assert row["pct"] == 30.0
+    assert row["shortfall_bps"] == pytest.approx(25.0)  # bought 10c above a $40 arrival
+    assert row["working_children"] == 2
+    page = resp.content.decode()
+    assert 'data-working-children="2"' in page and 'data-symbol="HBRK"' in page
+    assert 'class="side side-buy"' in page and "badge st-WORKING" in page
+    assert ">25.0<" in page and "40.1000" in page
+    assert f'data-coid="P{order.pk}-C1"' in page and 'data-trade="LIT-NORTH/T2"' in page
+    config = json.loads(
+        page.split('id="page-config" type="application/json">')[1].split("</script>")[0]
+    )
+    assert config["last_seq"] == {str(order.pk): 5}
+    assert config["ws_path"] == "/ws/blotter/"
+
+
+def test_sell_shortfall_has_the_opposite_sign(alice, instrument) -> None:
+    make_order(
+        alice,
+        instrument,
+        side="sell",
+        avg_price=Decimal("40.10"),
+        arrival_price=Decimal("40.00"),
+        filled_qty=10,
+    )
+    row = client_for(alice).get(reverse("blotter")).context["rows"][0]
+    assert row["shortfall_bps"] == pytest.approx(-25.0)
+
+
+def test_order_page_chart_is_built_from_stored_events(alice, instrument) -> None:
+    order = worked_order(alice, instrument)
+    resp = client_for(alice).get(reverse("order_detail", args=[order.pk]))
+    assert resp.status_code == 200
+    chart = resp.context["chart"]
+    assert set(chart["fills"]) == {"LIT-NORTH", "DARK-POOL-1"}
+    assert chart["fills"]["LIT-NORTH"]["y"] == [40.05, 40.12]
+    assert chart["fills"]["LIT-NORTH"]["x"][1] == "1970-01-01 09:30:40.500"
+    assert chart["cum"]["y"] == [100, 300, 350]
+    assert chart["target"]["y"] == [150, 350]
+    page = resp.content.decode()
+    assert reverse("plotly_js") in page and "cdn.plot.ly" not in page
+
+
+def test_plotly_is_served_by_the_app_with_caching(alice) -> None:
+    c = client_for(alice)
+    resp = c.get(reverse("plotly_js"))
+    assert resp.status_code == 200
+    assert resp["Content-Type"].startswith("application/javascript")
+    assert "max-age" in resp["Cache-Control"]
+    assert b"plotly" in resp.content[:2000].lower()
+    again = c.get(reverse("plotly_js"), HTTP_IF_NONE_MATCH=resp["ETag"])
+    assert again.status_code == 304
+
+
+def test_row_fragment_for_an_order_that_appeared_later(alice, rita, instrument) -> None:
+    order = worked_order(alice, instrument)
+    resp = client_for(rita).get(reverse("order_row", args=[order.pk]))
+    assert resp.status_code == 200
+    body = resp.content.decode().strip()
+    assert body.startswith("<tbody") and f'id="order-{order.pk}"' in body
+    assert 'value="cancel"' not in body  # a risk manager gets no controls
+
+
+def test_empty_blotter_invites_an_order(alice) -> None:
+    page = client_for(alice).get(reverse("blotter")).content.decode()
+    assert "No orders yet" in page

@@ -1,0 +1,205 @@
+"""The order ticket: fields from the schema, a message beside each bad field, nothing
+created on error, dispatch after commit on success; the pre-trade estimate endpoint."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from execution.algos.registry import strategy_names
+from execution.models import ParentOrder
+from oversight.models import AuditRecord
+
+from .conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def ticket(instrument: Any, **over: str) -> dict[str, Any]:
+    data = {
+        "instrument": str(instrument.pk),
+        "side": "buy",
+        "quantity": "12000",
+        "start_minute": "45",
+        "end_minute": "105",
+        "limit_price": "",
+        "strategy": "twap",
+    }
+    data.update(over)
+    return data
+
+
+def test_ticket_renders_every_schema_and_the_selected_fields(alice, instrument) -> None:
+    resp = client_for(alice).get(reverse("order_new"))
+    assert resp.status_code == 200
+    page = resp.content.decode()
+    assert set(resp.context["schemas"]) == set(strategy_names())
+    blob = page.split('id="strategy-schemas" type="application/json">')[1].split("</script>")[0]
+    assert json.loads(blob)["pov"][0]["name"] == "participation_rate"
+    assert 'name="param_decision_interval_s"' in page  # TWAP's, rendered server-side
+    assert 'name="param_participation_rate"' not in page
+    assert "cdn" not in page.lower()
+
+
+def test_submit_creates_the_order_and_dispatches_after_commit(
+    alice, instrument, django_capture_on_commit_callbacks
+) -> None:
+    c = client_for(alice)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        resp = c.post(
+            reverse("order_new"),
+            ticket(
+                instrument, strategy="pov", param_participation_rate="0.15", limit_price="41.25"
+            ),
+        )
+    assert resp.status_code == 302 and resp["Location"] == reverse("blotter")
+    order = ParentOrder.objects.get()
+    assert (order.owner, order.side, order.quantity, order.strategy) == (alice, "buy", 12000, "pov")
+    assert order.params["participation_rate"] == 0.15
+    assert str(order.limit_price) == "41.250000"
+    assert len(callbacks) == 1  # the dispatch, only once the transaction commits
+    assert AuditRecord.objects.filter(action="order.submit").count() == 1
+    page = c.get(reverse("blotter")).content.decode()
+    assert f"Order {order.pk} submitted" in page
+
+
+@pytest.mark.parametrize(
+    ("over", "field", "text"),
+    [
+        ({"quantity": "0"}, "quantity", "positive whole number"),
+        ({"quantity": "-5"}, "quantity", "positive whole number"),
+        ({"quantity": "lots"}, "quantity", "whole number"),
+        ({"start_minute": "120", "end_minute": "60"}, "end_minute", "0 <= start < end <= 390"),
+        ({"end_minute": "400"}, "end_minute", "0 <= start < end <= 390"),
+        ({"limit_price": "40.005"}, "limit_price", "multiple of the tick size"),
+        ({"limit_price": "-1"}, "limit_price", "positive"),
+        ({"side": "short"}, "side", "valid choice"),
+        ({"strategy": "martingale"}, "strategy", "valid choice"),
+    ],
+)
+def test_bad_fields_get_a_message_beside_them_and_nothing_is_created(
+    alice,
+    instrument,
+    django_capture_on_commit_callbacks,
+    over: dict[str, str],
+    field: str,
+    text: str,
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        resp = client_for(alice).post(reverse("order_new"), ticket(instrument, **over))
+    assert resp.status_code == 400
+    errors = resp.context["form"].errors
+    assert field in errors, errors
+    assert any(text in m for m in errors[field])
+    assert f'id="err_{field}"' in resp.content.decode()
+    assert not ParentOrder.objects.exists()
+    assert not callbacks
+
+
+@pytest.mark.parametrize(
+    ("strategy", "param", "value", "text"),
+    [
+        ("pov", "participation_rate", "0.9", "must be at most 0.5"),
+        ("pov", "participation_rate", "lots", "must be a number"),
+        ("twap", "decision_interval_s", "0", "must be at least 1"),
+        ("is", "risk_aversion", "-1", "must be at least 0"),
+    ],
+)
+def test_bad_strategy_parameter_gets_its_message(
+    alice,
+    instrument,
+    django_capture_on_commit_callbacks,
+    strategy: str,
+    param: str,
+    value: str,
+    text: str,
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        resp = client_for(alice).post(
+            reverse("order_new"), ticket(instrument, strategy=strategy, **{f"param_{param}": value})
+        )
+    assert resp.status_code == 400
+    fields = {pf["key"]: pf for pf in resp.context["param_fields"]}
+    assert any(text in m for m in fields[f"param_{param}"]["errors"])
+    page = resp.content.decode()
+    assert f'id="err_param_{param}"' in page and text in page
+    assert f'value="{value}"' in page  # what the trader typed stays in the field
+    assert not ParentOrder.objects.exists()
+
+
+def test_every_bad_field_reported_at_once(alice, instrument) -> None:
+    resp = client_for(alice).post(
+        reverse("order_new"),
+        ticket(
+            instrument,
+            limit_price="40.005",
+            strategy="pov",
+            param_participation_rate="2",
+            param_dark_fraction="7",
+        ),
+    )
+    assert "limit_price" in resp.context["form"].errors
+    errors = {pf["key"]: pf["errors"] for pf in resp.context["param_fields"]}
+    assert len(errors["param_participation_rate"]) == 1  # checked twice, said once
+    assert errors["param_dark_fraction"]
+    resp = client_for(alice).post(
+        reverse("order_new"),
+        ticket(instrument, quantity="abc", strategy="pov", param_participation_rate="2"),
+    )
+    assert "quantity" in resp.context["form"].errors
+    assert resp.context["param_fields"][0]["errors"]
+    assert not ParentOrder.objects.exists()
+
+
+def test_restricted_instrument_is_refused(alice, instrument) -> None:
+    instrument.restricted = True
+    instrument.save()
+    resp = client_for(alice).post(reverse("order_new"), ticket(instrument))
+    assert resp.status_code == 400
+    assert "restricted" in " ".join(resp.context["form"].errors["instrument"])
+    assert not ParentOrder.objects.exists()
+
+
+def test_estimate_returns_cost_uncertainty_participation(alice, instrument) -> None:
+    c = client_for(alice)
+    url = reverse("order_estimate")
+    small = c.get(
+        url, {"instrument": instrument.pk, "quantity": 12000, "start_minute": 45, "end_minute": 225}
+    ).json()
+    assert small["cost_bps"] > small["spread_cost_bps"] > 0
+    assert small["uncertainty_bps"] > 0
+    assert 0 < small["participation_pct"] < 25
+    assert small["warnings"] == []
+    big = c.get(
+        url,
+        {"instrument": instrument.pk, "quantity": 300000, "start_minute": 45, "end_minute": 105},
+    ).json()
+    assert big["adv_pct"] == pytest.approx(20.0)
+    assert len(big["warnings"]) == 2
+    assert big["cost_bps"] > small["cost_bps"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"quantity": "x"},
+        {"quantity": "100", "start_minute": "50", "end_minute": "40"},
+        {"instrument": "999"},
+    ],
+)
+def test_estimate_with_an_incomplete_ticket_says_so(
+    alice, instrument, params: dict[str, str]
+) -> None:
+    full = {
+        "instrument": str(instrument.pk),
+        "quantity": "100",
+        "start_minute": "0",
+        "end_minute": "60",
+    }
+    resp = client_for(alice).get(reverse("order_estimate"), {**full, **params} if params else {})
+    assert resp.status_code == 400
+    assert resp.json()["error"]

@@ -1,0 +1,101 @@
+"""manage.py seed_demo: instruments from the repo's scenarios, one user per role, idempotent."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from execution.management.commands.seed_demo import DEMO_PASSWORD, SCENARIOS_DIR
+from execution.models import Instrument
+
+pytestmark = pytest.mark.django_db
+
+
+def seed(**options: object) -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out, **options)
+    return out.getvalue()
+
+
+def test_one_instrument_per_scenario_file(settings, monkeypatch):
+    monkeypatch.delenv("OVERSIGHT_DEMO_PASSWORD", raising=False)
+    settings.DEBUG = True
+    seed()
+    files = sorted(SCENARIOS_DIR.glob("*.json"))
+    assert files
+    for path in files:
+        data = json.loads(path.read_text())
+        inst = Instrument.objects.get(symbol=data["instrument"]["symbol"])
+        assert inst.scenario == data
+        assert inst.tick_size == Decimal(str(data["instrument"]["tick_size"]))
+        assert inst.reference_price == Decimal(str(data["instrument"]["reference_price"]))
+        assert inst.adv_shares == data["instrument"]["adv_shares"]
+    assert Instrument.objects.count() == len(files)
+
+
+def test_one_user_per_role_with_the_demo_password_in_debug(settings, monkeypatch):
+    monkeypatch.delenv("OVERSIGHT_DEMO_PASSWORD", raising=False)
+    settings.DEBUG = True
+    out = seed()
+    users = {u.username: u for u in get_user_model().objects.all()}
+    assert set(users) == {"trader", "risk", "admin"}
+    groups = {name: list(u.groups.values_list("name", flat=True)) for name, u in users.items()}
+    assert groups == {"trader": ["trader"], "risk": ["risk_manager"], "admin": ["admin"]}
+    assert users["admin"].is_staff and not users["trader"].is_staff and not users["risk"].is_staff
+    assert all(u.check_password(DEMO_PASSWORD) for u in users.values())
+    # The logins are printed.
+    assert "trader" in out and "risk" in out and DEMO_PASSWORD in out
+    # Roles carry their permissions: a trader may trade, an admin may not.
+    assert users["trader"].has_perm("execution.trade")
+    assert not users["admin"].has_perm("execution.trade")
+    assert users["risk"].has_perm("execution.view_all_orders")
+
+
+def test_idempotent(settings, monkeypatch):
+    monkeypatch.delenv("OVERSIGHT_DEMO_PASSWORD", raising=False)
+    settings.DEBUG = True
+    seed()
+    before = (Instrument.objects.count(), get_user_model().objects.count())
+    ids = sorted(Instrument.objects.values_list("pk", flat=True))
+    out = seed()
+    assert (Instrument.objects.count(), get_user_model().objects.count()) == before
+    assert sorted(Instrument.objects.values_list("pk", flat=True)) == ids
+    assert "created" not in out.replace("up to date", "")
+
+
+def test_password_from_the_environment_wins(settings, monkeypatch):
+    settings.DEBUG = False
+    monkeypatch.setenv("OVERSIGHT_DEMO_PASSWORD", "s3cret-from-env")
+    out = seed()
+    for user in get_user_model().objects.all():
+        assert user.check_password("s3cret-from-env")
+        assert not user.check_password(DEMO_PASSWORD)
+    assert "s3cret-from-env" not in out  # a real secret is not echoed
+    # Changing the variable and re-seeding changes the password.
+    monkeypatch.setenv("OVERSIGHT_DEMO_PASSWORD", "another-one")
+    seed()
+    assert get_user_model().objects.get(username="trader").check_password("another-one")
+
+
+def test_refuses_without_a_password_outside_debug(settings, monkeypatch):
+    settings.DEBUG = False
+    monkeypatch.delenv("OVERSIGHT_DEMO_PASSWORD", raising=False)
+    with pytest.raises(CommandError, match="OVERSIGHT_DEMO_PASSWORD"):
+        seed()
+    assert not get_user_model().objects.exists()
+    assert not Instrument.objects.exists()
+
+
+def test_a_bad_scenario_names_the_file(settings, monkeypatch, tmp_path: Path):
+    settings.DEBUG = True
+    monkeypatch.delenv("OVERSIGHT_DEMO_PASSWORD", raising=False)
+    (tmp_path / "broken.json").write_text('{"instrument": {}}')
+    with pytest.raises(CommandError, match=r"broken\.json"):
+        seed(scenarios=tmp_path)
