@@ -61,20 +61,9 @@ def parent_order_submit(
         errors.setdefault("end_minute", []).append(
             "the window must satisfy 0 <= start < end <= 390"
         )
-    limit = None
-    if limit_price not in (None, ""):
-        try:
-            limit = Decimal(str(limit_price))
-        except InvalidOperation:
-            errors.setdefault("limit_price", []).append("must be a price")
-        else:
-            tick = instrument.tick_size
-            if not limit.is_finite() or limit <= 0:
-                errors.setdefault("limit_price", []).append("must be positive")
-            elif limit % tick != 0:
-                errors.setdefault("limit_price", []).append(
-                    f"must be a multiple of the tick size {tick}"
-                )
+    limit, problem = _clean_limit(limit_price, instrument.tick_size)
+    if problem:
+        errors.setdefault("limit_price", []).append(problem)
     clean: dict[str, Any] = {}
     try:
         clean = validate_params(strategy_class(strategy).schema(), params or {})
@@ -99,6 +88,21 @@ def parent_order_submit(
         audit_record(actor=user, action="order.submit", obj=order, after=_order_json(order))
         transaction.on_commit(lambda: _dispatch(instrument.pk))
     return order
+
+
+def _clean_limit(value: Any, tick: Decimal) -> tuple[Decimal | None, str]:
+    """A limit price as Decimal (None for no limit), or the problem with it."""
+    if value in (None, ""):
+        return None, ""
+    try:
+        limit = Decimal(str(value))
+    except InvalidOperation:
+        return None, "must be a price"
+    if not limit.is_finite() or limit <= 0:
+        return None, "must be positive"
+    if limit % tick != 0:
+        return None, f"must be a multiple of the tick size {tick}"
+    return limit, ""
 
 
 def _dispatch(instrument_id: int) -> None:
@@ -148,15 +152,23 @@ def order_control_request(
         raise ValidationError({"action": [f"cannot {action} an order that is {order.status}"]})
     clean: dict[str, Any] = {}
     if action == ControlRequest.AMEND:
+        params = {k: v for k, v in (changes or {}).items() if k != "limit_price"}
         specs = {p.name: p for p in strategy_class(order.strategy).schema()}
         try:
-            merged = validate_params(specs.values(), {**order.params, **(changes or {})})
+            merged = validate_params(specs.values(), {**order.params, **params})
         except ParamError as e:
             raise ValidationError({f"param_{e.key}": [e.message]}) from None
-        bad = [k for k in (changes or {}) if not specs[k].amendable]
+        bad = [k for k in params if not specs[k].amendable]
         if bad:
             raise ValidationError({f"param_{bad[0]}": ["cannot be changed while the order works"]})
-        clean = {k: merged[k] for k in (changes or {})}
+        clean = {k: merged[k] for k in params}
+        if "limit_price" in (changes or {}):
+            limit, problem = _clean_limit(
+                (changes or {})["limit_price"], order.instrument.tick_size
+            )
+            if problem:
+                raise ValidationError({"limit_price": [problem]})
+            clean["limit_price"] = str(limit) if limit is not None else None
         if not clean:
             raise ValidationError({"changes": ["nothing to amend"]})
     with transaction.atomic():

@@ -268,7 +268,10 @@ class MarketWorker:
                 elif req.action == ControlRequest.CANCEL:
                     self.engine.cancel(eid, f"canceled by {req.requested_by}")
                 else:
-                    self.engine.amend(eid, req.changes)
+                    changes = dict(req.changes)
+                    if changes.get("limit_price") is not None:
+                        changes["limit_price"] = Decimal(changes["limit_price"])
+                    self.engine.amend(eid, changes)
             except (InvalidTransition, ParamError, KeyError) as e:
                 outcome = f"refused: {e}"[:255]
             ControlRequest.objects.filter(pk=req.pk).update(
@@ -390,6 +393,11 @@ class MarketWorker:
                 last_seq=w.seq,
                 target_qty=round(p.qty * w.strategy.schedule_fraction(self.market.now)),
                 params=dict(w.strategy.params),
+                limit_price=(
+                    ticks_to_px(w.policy.limit_px_ticks, tick)
+                    if w.policy.limit_px_ticks is not None
+                    else None
+                ),
             )
             if last_status is not None:
                 fields["status_reason"] = getattr(last_status, "reason", "")[:255]

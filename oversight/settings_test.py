@@ -27,3 +27,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 if os.environ.get("OVERSIGHT_TEST_DATABASE_NAME"):
     # A worker process started by a test: use the test run's database as it is.
     DATABASES["default"]["NAME"] = os.environ["OVERSIGHT_TEST_DATABASE_NAME"]
+
+# Test processes (xdist workers, parallel CI jobs) may share one Redis: each gets its own
+# channel-layer namespace, so one run's broadcasts never reach another run's blotters.
+# (Not exported: xdist workers inherit the controller's environment.) A process a test
+# starts can be told to join the test's namespace with OVERSIGHT_TEST_CHANNEL_PREFIX.
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = os.environ.get(  # noqa: F405
+    "OVERSIGHT_TEST_CHANNEL_PREFIX", f"test{os.getpid()}"
+)

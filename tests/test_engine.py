@@ -218,3 +218,20 @@ def test_bad_orders_are_refused_with_a_reason(midcap: Scenario) -> None:
         e.add_order(spec(midcap, params={"decision_interval_s": 0}))
     with pytest.raises(ValueError, match="side"):
         e.add_order(spec(midcap, side="hold"))
+
+
+def test_amending_the_limit_price_applies_at_once(midcap: Scenario) -> None:
+    e = ExecutionEngine(Market(midcap, 5))
+    e.add_order(spec(midcap))
+    start = midcap.order.start_minute * 60
+    e.run_until(start + 1800)
+    limit = Decimal("39.50")  # well below the market: nothing more may fill
+    e.amend("P1", {"limit_price": limit})
+    amended = of(e.events, ParentAmended)[-1]
+    assert amended.before == {"limit_price": None} and amended.after == {"limit_price": "39.5"}
+    at = e.market.now
+    e.run_until(start + 3600)
+    late = [f for f in of(e.events, ChildFilled) if f.ts > at + 0.1]
+    assert all(f.px <= limit for f in late)
+    sent = [s for s in of(e.events, ChildSubmitted) if s.ts > at]
+    assert sent and all(s.px is not None and s.px <= limit for s in sent)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -127,11 +127,7 @@ class ExecutionEngine:
             raise ValueError(f"side must be buy or sell, got {spec.side!r}")
         side = SIDES[spec.side]
         sc = self.market.scenario
-        limit_ticks = None
-        if spec.limit_px is not None:
-            raw = Decimal(spec.limit_px) / self.tick
-            # Round the limit inward: a buy limit never rounds up, a sell never down.
-            limit_ticks = math.floor(raw) if side > 0 else math.ceil(raw)
+        limit_ticks = self._limit_ticks(side, spec.limit_px)
         ctx = OrderContext(
             order_id=spec.order_id,
             side=side,
@@ -203,11 +199,39 @@ class ExecutionEngine:
             return
         self._wind_down(w, ParentStatus.CANCELED, reason)
 
+    def _limit_ticks(self, side: int, px: Decimal | str | None) -> int | None:
+        if px is None:
+            return None
+        raw = Decimal(px) / self.tick
+        # Round the limit inward: a buy limit never rounds up, a sell never down.
+        return math.floor(raw) if side > 0 else math.ceil(raw)
+
     def amend(self, order_id: str, changes: Mapping[str, Any]) -> None:
+        """Change strategy parameters and/or the limit price ("limit_price": Decimal or None).
+
+        A new limit applies to the policy and the strategy at once, and working children
+        priced through it are cancelled now rather than left to fill.
+        """
         w = self.orders[order_id]
         if w.parent.is_done or w.parent.status == ParentStatus.PENDING_CANCEL:
             raise InvalidTransition(f"{order_id}: cannot amend a {w.parent.status} order")
-        before, after = w.strategy.amend(changes)
+        params = {k: v for k, v in changes.items() if k != "limit_price"}
+        before, after = w.strategy.amend(params) if params else ({}, {})
+        if "limit_price" in changes:
+            side = w.parent.side
+            new = self._limit_ticks(side, changes["limit_price"])
+            old = w.policy.limit_px_ticks
+            before["limit_price"] = str(ticks_to_px(old, self.tick)) if old is not None else None
+            after["limit_price"] = str(ticks_to_px(new, self.tick)) if new is not None else None
+            w.policy = replace(w.policy, limit_px_ticks=new)
+            w.strategy.ctx = replace(w.strategy.ctx, limit_px_ticks=new)
+            if new is not None:
+                for c in list(w.open_children.values()):
+                    through = c.px_ticks is None or (
+                        c.px_ticks > new if side > 0 else c.px_ticks < new
+                    )
+                    if through and c.status != ChildStatus.PENDING_CANCEL:
+                        self._request_cancel(w, c, "LIMIT_AMENDED")
         self._emit(w, ParentAmended, before=before, after=after)
         w.next_decision = self.market.now  # takes effect at the next step, not a slice later
 
@@ -465,6 +489,8 @@ class ExecutionEngine:
             leaves_qty=p.qty - p.filled_qty,
             working_qty=w.working_qty,
             avg_px=ticks_to_px(avg, self.tick) if avg is not None else None,
+            mid_px=ticks_to_px(self.market.mid_ticks(), self.tick),
+            market_volume=round(self.market.tape.volume - w.volume_at_start),
             target_qty=round(p.qty * w.strategy.schedule_fraction(r.ts)),
         )
         if p.filled_qty == p.qty and p.status in (ParentStatus.WORKING, ParentStatus.PAUSED):

@@ -54,6 +54,8 @@ class ParentProgress(DomainEvent):
     working_qty: int
     avg_px: Decimal | None
     target_qty: int  # where the strategy's schedule says the order should be by now
+    mid_px: Decimal | None = None  # the national mid when this was emitted
+    market_volume: float = 0.0  # shares the whole market traded since the order started
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

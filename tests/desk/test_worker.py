@@ -209,3 +209,31 @@ def test_a_worker_that_stops_with_open_orders_suspends_them(
     live = ["ACCEPTED", "PARTIALLY_FILLED", "SUBMITTED", "PENDING_CANCEL"]
     assert not ChildOrder.objects.filter(parent=order, status__in=live).exists()
     assert MarketSession.objects.get(pk=w.session.pk).status == "STOPPED"
+
+
+def test_the_limit_price_can_be_amended_mid_flight(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    from decimal import Decimal
+
+    from django.core.exceptions import ValidationError
+
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)
+    w = worker(instrument)
+    run_to(w, 10 * 60)
+    with pytest.raises(ValidationError, match="tick"):
+        order_control_request(
+            user=alice, order=order, action="amend", changes={"limit_price": "39.005"}
+        )
+    order_control_request(user=alice, order=order, action="amend", changes={"limit_price": "39.50"})
+    w.step(sim_until=w.market.now + 1)
+    order.refresh_from_db()
+    assert order.limit_price == Decimal("39.5")
+    amended = OrderEvent.objects.filter(parent=order, kind="ParentAmended").last()
+    assert amended is not None and amended.payload["after"] == {"limit_price": "39.5"}
+    at = w.market.now
+    run_to(w, 30 * 60)
+    assert all(
+        f.price <= Decimal("39.5") for f in Fill.objects.filter(parent=order, sim_ts__gt=at + 0.1)
+    )
