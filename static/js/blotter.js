@@ -455,6 +455,13 @@
       wrap.append(label, input, el("small", { class: "help" }, p.help));
       box.append(wrap);
     });
+    // The limit price is the order's, not the strategy's, and may change mid-flight too.
+    const wrap = el("div", { class: "field" });
+    const limit = el("input", { id: "amend_param_limit_price", name: "param_limit_price", value: tb.dataset.limit || "", inputmode: "decimal" });
+    limit.dataset.original = limit.value;
+    wrap.append(el("label", { for: "amend_param_limit_price" }, "limit price"), limit,
+      el("small", { class: "help" }, "No fill worse than this; working child orders through it are cancelled."));
+    box.append(wrap);
   }
 
   function askControl(e, tb) {
