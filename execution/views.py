@@ -24,6 +24,7 @@ from execution.models import ControlRequest, Instrument, OrderEvent, ParentOrder
 from execution.selectors import can_watch_orders, orders_visible_to
 from execution.services import CONTROLS, order_control_request, order_is_open, parent_order_submit
 from execution.sim.scenario import ScenarioError, parse_scenario
+from execution.worker import sessions_reap
 from oversight.roles import TRADE
 
 SESSION_OPEN_S = 9 * 3600 + 30 * 60
@@ -155,6 +156,8 @@ def _visible(request: HttpRequest) -> Any:
 @require_GET
 def blotter(request: HttpRequest) -> HttpResponse:
     _require_watcher(request)
+    # Anyone watching notices a dead worker: its orders show SUSPENDED, not a frozen WORKING.
+    sessions_reap()
     config = _page_config(request)  # first: a row read after it is never behind it
     rows = [_order_row(o, request.user) for o in _visible(request)[:BLOTTER_ROWS]]
     return render(

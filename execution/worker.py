@@ -168,10 +168,14 @@ class MarketWorker:
         """Step until the session ends, or nothing has been open for idle_exit_s of wall time."""
         started = self.wall_clock()
         idle_since: float | None = None
+        next_reap = 0.0
         try:
             while self.market.now < SESSION_SECONDS:
                 self.step()
                 now = self.wall_clock()
+                if now >= next_reap:  # live workers watch over the dead ones' orders
+                    sessions_reap()
+                    next_reap = now + 5.0
                 if self.has_open_orders or self._has_new_orders():
                     idle_since = None
                 else:
