@@ -15,5 +15,12 @@ class OversightConfig(AppConfig):
     verbose_name = "Oversight"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+
+        from oversight import audit
+
         # Groups need the permissions, which Django creates after migrating.
         post_migrate.connect(_ensure_roles, sender=self)
+        user_logged_in.connect(audit.on_login, dispatch_uid="audit-login")
+        user_logged_out.connect(audit.on_logout, dispatch_uid="audit-logout")
+        user_login_failed.connect(audit.on_login_failed, dispatch_uid="audit-login-failed")
