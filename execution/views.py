@@ -262,6 +262,7 @@ def _chart_data(order: ParentOrder) -> dict[str, Any]:
     fills: dict[str, dict[str, list[Any]]] = {}
     cum: dict[str, list[Any]] = {"x": [], "y": []}
     target: dict[str, list[Any]] = {"x": [], "y": []}
+    mid: dict[str, list[Any]] = {"x": [], "y": []}
     total = 0
     # Only up to the row's last_seq: the page resumes the websocket from there.
     for e in OrderEvent.objects.filter(
@@ -280,10 +281,14 @@ def _chart_data(order: ParentOrder) -> dict[str, Any]:
         else:
             target["x"].append(at)
             target["y"].append(p["target_qty"])
+            if p.get("mid_px") is not None:
+                mid["x"].append(at)
+                mid["y"].append(float(p["mid_px"]))
     return {
         "fills": fills,
         "cum": cum,
         "target": target,
+        "mid": mid,
         "quantity": order.quantity,
         "start_s": order.start_minute * 60,
         "end_s": order.end_minute * 60,

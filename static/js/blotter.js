@@ -551,11 +551,13 @@
 
   function chartTraces() {
     const venues = Object.keys(chart.fills).sort();
-    const traces = venues.map((v, i) => ({
+    // The national mid when each progress report was made, under the fills.
+    const traces = [{ type: "scatter", mode: "lines", name: "mid", x: chart.mid.x, y: chart.mid.y, line: { color: "#5b8def", width: 1 } }];
+    traces.push(...venues.map((v, i) => ({
       type: "scatter", mode: "markers", name: v, x: chart.fills[v].x, y: chart.fills[v].y,
       marker: { size: 7, color: VENUE_COLOURS[i % VENUE_COLOURS.length], opacity: 0.85 },
       customdata: chart.fills[v].qty, hovertemplate: `${v} %{y:.2f} × %{customdata}<br>%{x|%H:%M:%S.%L}<extra></extra>`,
-    }));
+    })));
     traces.push({ type: "scatter", mode: "lines", name: "filled", x: chart.cum.x, y: chart.cum.y, yaxis: "y2", line: { shape: "hv", color: "#2fbf71", width: 2 } });
     traces.push({ type: "scatter", mode: "lines", name: "schedule", x: chart.target.x, y: chart.target.y, yaxis: "y2", line: { dash: "dot", color: "#8a96a3", width: 1.5 } });
     return traces;
@@ -567,7 +569,7 @@
       margin: { l: 56, r: 60, t: 28, b: 30 }, legend: { orientation: "h", x: 0, y: 1.1 },
       // The whole window, so the schedule still to come has its room.
       xaxis: { type: "date", tickformat: "%H:%M", gridcolor: "#2a3440", range: [at(chart.start_s), at(chart.end_s)] },
-      yaxis: { title: { text: "fill px" }, gridcolor: "#2a3440", tickformat: ".2f" },
+      yaxis: { title: { text: "price" }, gridcolor: "#2a3440", tickformat: ".2f" },
       yaxis2: { title: { text: "shares" }, overlaying: "y", side: "right", range: [0, chart.quantity * 1.05], showgrid: false },
     };
     window.Plotly.react(chartEl, chartTraces(), layout, { displaylogo: false, responsive: true });
@@ -592,6 +594,10 @@
     if (!chart || id !== detailOrderId) return;
     chart.target.x.push(at(ev.ts));
     chart.target.y.push(ev.target_qty);
+    if (ev.mid_px !== undefined && ev.mid_px !== null) {
+      chart.mid.x.push(at(ev.ts));
+      chart.mid.y.push(Number(ev.mid_px));
+    }
     queueDraw();
   }
   if (chartEl && chartDataEl) {
