@@ -1,51 +1,5 @@
-from __future__ import annotations
+"""The shared personas (tests/personas.py) for the desk tests."""
 
-import json
-from decimal import Decimal
-from typing import Any
+from tests.personas import adam, alice, bob, instrument, make_user, rita
 
-import pytest
-from django.contrib.auth.models import Group, User
-
-from execution.models import Instrument
-from tests.conftest import REPO_SCENARIOS
-
-
-def make_user(username: str, role: str) -> User:
-    user = User.objects.create_user(username, password="pw-" + username)
-    user.groups.add(Group.objects.get(name=role))
-    return User.objects.get(pk=user.pk)  # fresh: permission caches empty
-
-
-@pytest.fixture
-def instrument(db: Any) -> Instrument:
-    data = json.loads((REPO_SCENARIOS / "demo-midcap-buy.json").read_text())
-    inst = data["instrument"]
-    return Instrument.objects.create(
-        symbol=inst["symbol"],
-        name="demo",
-        scenario=data,
-        tick_size=Decimal(str(inst["tick_size"])),
-        reference_price=Decimal(str(inst["reference_price"])),
-        adv_shares=inst["adv_shares"],
-    )
-
-
-@pytest.fixture
-def alice(db: Any) -> User:
-    return make_user("alice", "trader")
-
-
-@pytest.fixture
-def bob(db: Any) -> User:
-    return make_user("bob", "trader")
-
-
-@pytest.fixture
-def rita(db: Any) -> User:
-    return make_user("rita", "risk_manager")
-
-
-@pytest.fixture
-def adam(db: Any) -> User:
-    return make_user("adam", "admin")
+__all__ = ["adam", "alice", "bob", "instrument", "make_user", "rita"]

@@ -1,0 +1,61 @@
+"""Named test personas and an instrument, shared by every Django test (Healthchecks style):
+alice and bob trade, rita manages risk, adam administers."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.test import Client
+
+from execution.models import Instrument
+from tests.conftest import REPO_SCENARIOS
+
+
+def make_user(username: str, role: str) -> User:
+    user = User.objects.create_user(username, password="pw-" + username)
+    user.groups.add(Group.objects.get(name=role))
+    return User.objects.get(pk=user.pk)
+
+
+def client_for(user: User) -> Client:
+    c = Client()
+    c.force_login(user)
+    return c
+
+
+@pytest.fixture
+def instrument(db: Any) -> Instrument:
+    data = json.loads((REPO_SCENARIOS / "demo-midcap-buy.json").read_text())
+    inst = data["instrument"]
+    return Instrument.objects.create(
+        symbol=inst["symbol"],
+        name="demo",
+        scenario=data,
+        tick_size=Decimal(str(inst["tick_size"])),
+        reference_price=Decimal(str(inst["reference_price"])),
+        adv_shares=inst["adv_shares"],
+    )
+
+
+@pytest.fixture
+def alice(db: Any) -> User:
+    return make_user("alice", "trader")
+
+
+@pytest.fixture
+def bob(db: Any) -> User:
+    return make_user("bob", "trader")
+
+
+@pytest.fixture
+def rita(db: Any) -> User:
+    return make_user("rita", "risk_manager")
+
+
+@pytest.fixture
+def adam(db: Any) -> User:
+    return make_user("adam", "admin")
