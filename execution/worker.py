@@ -320,6 +320,10 @@ class MarketWorker:
         for ev in events:
             order = self._orders[ev.order_id]
             payload = event_to_json(ev)
+            if isinstance(ev, ChildFilled):
+                # Venue trade ids restart with each simulated market: the session prefix
+                # makes them unique, and the stream says exactly what the fills table says.
+                payload["trade_id"] = session_prefix + ev.trade_id
             rows.append(
                 OrderEvent(parent=order, seq=ev.seq, kind=ev.kind, sim_ts=ev.ts, payload=payload)
             )
