@@ -49,7 +49,8 @@
     if (sortValue !== undefined) el.dataset.sort = sortValue;
     if (el.textContent !== text) {
       el.textContent = text;
-      flash(el.closest("td") || el);
+      // The main row's cell; a count in the expanded panel flashes itself, not the panel.
+      flash(el.closest("tr.main > td") || el);
     }
   }
   function el(tag, attrs, text) {
@@ -546,6 +547,7 @@
   const chartDataEl = document.getElementById("chart-data");
   let chart = null;
   let drawQueued = false;
+  let chartRevision = 0;
   const at = (ts) => "1970-01-01 " + clock(ts);
   const VENUE_COLOURS = ["#4da3ff", "#f0b429", "#c38bff", "#2fd0c4", "#ff8a5c", "#9ccc65"];
 
@@ -565,6 +567,8 @@
   function draw() {
     drawQueued = false;
     const layout = {
+      // The traces' arrays grow in place: a new revision makes Plotly.react redraw and re-range.
+      datarevision: ++chartRevision,
       paper_bgcolor: "#161c23", plot_bgcolor: "#161c23", font: { color: "#d8dee6", size: 11 },
       margin: { l: 56, r: 60, t: 28, b: 30 }, legend: { orientation: "h", x: 0, y: 1.1 },
       // The whole window, so the schedule still to come has its room.
