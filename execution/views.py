@@ -64,7 +64,8 @@ def _shortfall_bps(order: ParentOrder) -> float | None:
     if order.avg_price is None or not order.arrival_price:
         return None
     sign = 1 if order.side == "buy" else -1
-    return float(sign * (order.avg_price - order.arrival_price) / order.arrival_price * 10_000)
+    bps = float(sign * (order.avg_price - order.arrival_price) / order.arrival_price * 10_000)
+    return 0.0 if abs(bps) < 0.05 else bps  # never "-0.0"
 
 
 @cache

@@ -71,7 +71,7 @@
     tb.dataset.filled = ev.filled_qty;
     const pct = qty ? Math.round((1000 * ev.filled_qty) / qty) / 10 : 0;
     setCell(tb, "filled", qtyFmt(ev.filled_qty));
-    setCell(tb, "pct", String(pct));
+    setCell(tb, "pct", pct.toFixed(1)); // as the server renders it: one decimal
     const prog = tb.querySelector('[data-field="progress"]');
     if (prog) {
       prog.dataset.sort = pct;
@@ -83,7 +83,8 @@
     const arrival = Number(tb.dataset.arrival);
     if (ev.avg_px && arrival) {
       const sign = tb.dataset.side === "buy" ? 1 : -1;
-      const bps = ((sign * (Number(ev.avg_px) - arrival)) / arrival) * 1e4;
+      const raw = ((sign * (Number(ev.avg_px) - arrival)) / arrival) * 1e4;
+      const bps = Math.abs(raw) < 0.05 ? 0 : raw; // never "-0.0"
       setCell(tb, "is_bps", bps.toFixed(1), bps);
     } else if (ev.avg_px && !tb.dataset.arrival) {
       refreshRow(tb.dataset.orderId); // the arrival price is on the order row, not in events
