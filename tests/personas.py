@@ -29,11 +29,16 @@ def client_for(user: User) -> Client:
 
 @pytest.fixture
 def instrument(db: Any) -> Instrument:
-    data = json.loads((REPO_SCENARIOS / "demo-midcap-buy.json").read_text())
+    return demo_instrument()
+
+
+def demo_instrument(scenario: str = "demo-midcap-buy") -> Instrument:
+    """An Instrument row from one of the repo's scenarios (HBRK by default)."""
+    data = json.loads((REPO_SCENARIOS / f"{scenario}.json").read_text())
     inst = data["instrument"]
     return Instrument.objects.create(
         symbol=inst["symbol"],
-        name="demo",
+        name=data.get("name", ""),
         scenario=data,
         tick_size=Decimal(str(inst["tick_size"])),
         reference_price=Decimal(str(inst["reference_price"])),

@@ -8,11 +8,8 @@ never needed (nor run): the browser is launched by path.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +17,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +26,9 @@ from django.db import connection, connections
 
 from execution.models import Instrument
 from oversight.roles import RISK_MANAGER, TRADER, roles_ensure
-from tests.conftest import REPO, REPO_SCENARIOS
+from tests.conftest import REPO
+from tests.personas import demo_instrument
+from tests.processes import celery_worker_argv, stop_process_group
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -78,31 +76,6 @@ def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the process group (a warm shutdown), then SIGKILL if it takes too long,
-    and SIGKILL again for pool children a killed main process left behind."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    # Wait for the whole group to be gone, so no connection of theirs outlives the test
-    # (PostgreSQL refuses to drop a test database someone is still connected to).
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
 
 
 @dataclass
@@ -160,28 +133,7 @@ def stack(chromium: str, transactional_db: Any, tmp_path: Path) -> Iterator[Stac
         return proc
 
     try:
-        worker = spawn(
-            "worker",
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "oversight",
-                "worker",
-                "-l",
-                "info",
-                "--concurrency",
-                "2",
-                "-Q",
-                queue,
-                "-n",
-                f"{queue}@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            "oversight.settings_test",
-        )
+        worker = spawn("worker", celery_worker_argv(queue), "oversight.settings_test")
         daphne = spawn(
             "daphne",
             [
@@ -206,7 +158,7 @@ def stack(chromium: str, transactional_db: Any, tmp_path: Path) -> Iterator[Stac
         yield s
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            stop_process_group(proc)
         for h in handles:
             h.close()
         if os.environ.get("OVERSIGHT_TEST_SHOW_WORKER_LOG"):
@@ -275,13 +227,4 @@ def risk_manager(transactional_db: Any) -> User:
 
 @pytest.fixture
 def browser_instrument(transactional_db: Any) -> Instrument:
-    data = json.loads((REPO_SCENARIOS / "demo-midcap-buy.json").read_text())
-    inst = data["instrument"]
-    return Instrument.objects.create(
-        symbol=inst["symbol"],
-        name="Demo midcap",
-        scenario=data,
-        tick_size=Decimal(str(inst["tick_size"])),
-        reference_price=Decimal(str(inst["reference_price"])),
-        adv_shares=inst["adv_shares"],
-    )
+    return demo_instrument()

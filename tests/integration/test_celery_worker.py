@@ -7,13 +7,9 @@ subprocess runs the market against the test database (SQLite file or PostgreSQL)
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -26,13 +22,14 @@ from django.db import connection
 from django.db.models import Sum
 
 from execution.engine.orders import PARENT_TERMINAL, ParentStatus
-from execution.models import Fill, Instrument, MarketSession, OrderEvent, ParentOrder
+from execution.models import Fill, MarketSession, OrderEvent, ParentOrder
 from execution.services import parent_order_submit
 from execution.tasks import market_session_run
 from oversight.roles import TRADER, roles_ensure
+from tests.personas import demo_instrument
+from tests.processes import celery_worker_argv, stop_process_group, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIO = REPO / "execution" / "scenarios" / "demo-midcap-buy.json"
 TERMINAL = {s.value for s in PARENT_TERMINAL}
 WAIT_S = 60.0
 
@@ -54,35 +51,6 @@ def test_a_django_process_dispatches_to_the_project_broker():
     assert out.stdout.split() == ["oversight", os.environ["REDIS_URL"]]
 
 
-def _wait(
-    predicate, timeout: float, what: str, worker: subprocess.Popen[bytes] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if worker is not None and worker.poll() is not None:
-            raise AssertionError(
-                f"the Celery worker exited with status {worker.returncode} while waiting for {what}"
-            )
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Warm shutdown of the worker's process group; killed if it takes too long."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    # Pool children left behind by a killed main process.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 @pytest.fixture
 def celery_worker_process(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`celery -A oversight worker` on a queue of its own, against this run's test database.
@@ -101,24 +69,7 @@ def celery_worker_process(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     )
     log = (tmp_path / "worker.log").open("wb")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "oversight",
-            "worker",
-            "-l",
-            "info",
-            "--concurrency",
-            "2",
-            "-Q",
-            queue,
-            "-n",
-            f"{queue}@%h",
-            "--without-gossip",
-            "--without-mingle",
-        ],
+        celery_worker_argv(queue),
         cwd=REPO,
         env=env,
         stdout=log,
@@ -130,7 +81,7 @@ def celery_worker_process(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     old_queue = celery_app.conf.task_default_queue
     celery_app.conf.task_default_queue = queue
     try:
-        _wait(
+        wait_for(
             lambda: b"ready." in (tmp_path / "worker.log").read_bytes(),
             60,
             "the worker to start",
@@ -139,7 +90,7 @@ def celery_worker_process(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
         yield proc
     finally:
         celery_app.conf.task_default_queue = old_queue
-        _stop(proc)
+        stop_process_group(proc)
         log.close()
         if os.environ.get("OVERSIGHT_TEST_SHOW_WORKER_LOG"):
             sys.stderr.write((tmp_path / "worker.log").read_text(errors="replace")[-8000:])
@@ -149,16 +100,7 @@ def celery_worker_process(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_process_works_a_twap_order_to_the_end(celery_worker_process):
     roles_ensure()
-    data = json.loads(SCENARIO.read_text())
-    inst = data["instrument"]
-    instrument = Instrument.objects.create(
-        symbol=inst["symbol"],
-        name=data["name"],
-        scenario=data,
-        tick_size=Decimal(str(inst["tick_size"])),
-        reference_price=Decimal(str(inst["reference_price"])),
-        adv_shares=inst["adv_shares"],
-    )
+    instrument = demo_instrument()
     trader = get_user_model().objects.create_user("t1", password="x")
     trader.groups.add(Group.objects.get(name=TRADER))
 
@@ -177,9 +119,9 @@ def test_a_worker_process_works_a_twap_order_to_the_end(celery_worker_process):
     def terminal() -> bool:
         return ParentOrder.objects.filter(pk=order.pk, status__in=TERMINAL).exists()
 
-    _wait(terminal, WAIT_S, f"order {order.pk} to finish", celery_worker_process)
+    wait_for(terminal, WAIT_S, f"order {order.pk} to finish", celery_worker_process)
     # The session ends by itself once nothing is open; wait so no worker writes race the teardown.
-    _wait(
+    wait_for(
         lambda: not MarketSession.objects.filter(status=MarketSession.RUNNING).exists(),
         30,
         "the market session to stop",

@@ -3,7 +3,6 @@ resumes on another worker (issue 3, section 4)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -11,7 +10,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -20,12 +18,14 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from django.db.models import Sum
 
-from execution.models import SUSPENDED, ChildOrder, Fill, Instrument, OrderEvent, ParentOrder
+from execution.models import SUSPENDED, ChildOrder, Fill, OrderEvent, ParentOrder
 from execution.services import order_control_request, parent_order_submit
 from execution.tasks import market_session_run
 from execution.worker import sessions_reap
 from oversight.roles import TRADER, roles_ensure
-from tests.integration.test_celery_worker import REPO, SCENARIO, _stop, _wait
+from tests.conftest import REPO
+from tests.personas import demo_instrument
+from tests.processes import stop_process_group, wait_for
 
 Start = Callable[[str], subprocess.Popen[bytes]]
 
@@ -74,7 +74,7 @@ def start_worker(tmp_path: Path) -> Iterator[Start]:
             start_new_session=True,
         )
         procs.append(proc)
-        _wait(lambda: b"ready." in log_path.read_bytes(), 60, "a worker to start", proc)
+        wait_for(lambda: b"ready." in log_path.read_bytes(), 60, "a worker to start", proc)
         return proc
 
     try:
@@ -82,7 +82,7 @@ def start_worker(tmp_path: Path) -> Iterator[Start]:
     finally:
         app.conf.task_default_queue = old_queue
         for p in procs:
-            _stop(p)
+            stop_process_group(p)
 
 
 LIVE = ["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"]
@@ -94,15 +94,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing_and_the_order_resumes(
     start_worker: Start,
 ) -> None:
     roles_ensure()
-    data = json.loads(SCENARIO.read_text())
-    inst = data["instrument"]
-    instrument = Instrument.objects.create(
-        symbol=inst["symbol"],
-        scenario=data,
-        tick_size=Decimal(str(inst["tick_size"])),
-        reference_price=Decimal(str(inst["reference_price"])),
-        adv_shares=inst["adv_shares"],
-    )
+    instrument = demo_instrument()
     trader = get_user_model().objects.create_user("t1", password="x")
     trader.groups.add(Group.objects.get(name=TRADER))
     trader = get_user_model().objects.get(pk=trader.pk)
@@ -118,7 +110,9 @@ def test_a_killed_worker_loses_and_duplicates_nothing_and_the_order_resumes(
         strategy="twap",
         params={},
     )
-    _wait(lambda: ParentOrder.objects.get(pk=order.pk).filled_qty > 0, 60, "the first fills", first)
+    wait_for(
+        lambda: ParentOrder.objects.get(pk=order.pk).filled_qty > 0, 60, "the first fills", first
+    )
     os.killpg(first.pid, signal.SIGKILL)  # no goodbye: the session just stops heartbeating
     first.wait(timeout=10)
 
@@ -133,7 +127,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing_and_the_order_resumes(
 
     start_worker("600")
     order_control_request(user=trader, order=order, action="resume")  # dispatches on commit
-    _wait(
+    wait_for(
         lambda: ParentOrder.objects.get(pk=order.pk).status in ("FILLED", "EXPIRED"),
         90,
         "the resumed order",
