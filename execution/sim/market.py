@@ -305,10 +305,6 @@ class Market:
         self.reports = []
         return out
 
-    @property
-    def finished(self) -> bool:
-        return self._i >= len(self.day.times) and not self._actions
-
     # -- background flow ----------------------------------------------------------------
 
     def _background(self, i: int) -> None:

@@ -45,6 +45,13 @@ def worker(instrument: Instrument) -> MarketWorker:
     return w
 
 
+def heartbeat_stops(w: MarketWorker) -> list[int]:
+    """As if the worker process died: its heartbeat goes stale and the reaper notices."""
+    assert w.session is not None
+    MarketSession.objects.filter(pk=w.session.pk).update(heartbeat_at="2000-01-01T00:00:00Z")
+    return sessions_reap(stale_after_s=5)
+
+
 def run_to(w: MarketWorker, until_s: float, step_s: float = 60.0) -> None:
     t = w.market.now
     while t < until_s:
@@ -123,8 +130,7 @@ def test_a_dead_workers_orders_are_suspended_and_their_children_cancelled(
     assert ChildOrder.objects.filter(parent=order, status__in=live).exists(), (
         "TWAP rests passive orders"
     )
-    MarketSession.objects.filter(pk=w.session.pk).update(heartbeat_at="2000-01-01T00:00:00Z")
-    assert sessions_reap(stale_after_s=5) == [w.session.pk]
+    assert heartbeat_stops(w) == [w.session.pk]
     order.refresh_from_db()
     assert order.status == SUSPENDED and "worker" in order.status_reason
     assert not ChildOrder.objects.filter(parent=order, status__in=live).exists()
@@ -159,8 +165,7 @@ def test_a_suspended_order_resumes_on_another_worker_without_losing_or_repeating
         order = submit(alice, instrument, end_minute=60)
     first = worker(instrument)
     run_to(first, 20 * 60)
-    MarketSession.objects.filter(pk=first.session.pk).update(heartbeat_at="2000-01-01T00:00:00Z")
-    sessions_reap(stale_after_s=5)
+    heartbeat_stops(first)
     order.refresh_from_db()
     filled_at_death, seq_at_death = order.filled_qty, order.last_seq
     assert order.status == SUSPENDED and 0 < filled_at_death < order.quantity
@@ -186,8 +191,7 @@ def test_a_suspended_order_can_be_cancelled_without_a_worker(
         order = submit(alice, instrument, end_minute=60)
     w = worker(instrument)
     run_to(w, 10 * 60)
-    MarketSession.objects.filter(pk=w.session.pk).update(heartbeat_at="2000-01-01T00:00:00Z")
-    sessions_reap(stale_after_s=5)
+    heartbeat_stops(w)
     order.refresh_from_db()
     last = order.last_seq
     order_control_request(user=alice, order=order, action="cancel")
