@@ -24,6 +24,7 @@ import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,6 +44,8 @@ def main() -> int:
 
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3")
     os.environ["DJANGO_SETTINGS_MODULE"] = "oversight.settings_test"
+    # The workers' process must broadcast in this process's channel-layer namespace.
+    os.environ["OVERSIGHT_TEST_CHANNEL_PREFIX"] = f"bench{os.getpid()}"
     import django
 
     django.setup()
@@ -54,8 +57,6 @@ def main() -> int:
     from django.contrib.auth.models import Group, User
     from django.test import Client
 
-    from execution.models import Instrument
-    from execution.services import parent_order_submit
     from oversight.asgi import application
 
     trader = User.objects.create_user("bench-trader", password="x")
@@ -67,37 +68,8 @@ def main() -> int:
     client.force_login(risk)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
 
-    files = sorted((ROOT / "execution" / "scenarios").glob("*.json"))
-    instruments = []
-    for i in range(args.instruments):
-        data = json.loads(files[i % len(files)].read_text())
-        data["instrument"]["symbol"] = f"BN{i}"
-        inst = data["instrument"]
-        instruments.append(
-            Instrument.objects.create(
-                symbol=inst["symbol"],
-                scenario=data,
-                tick_size=Decimal(str(inst["tick_size"])),
-                reference_price=Decimal(str(inst["reference_price"])),
-                adv_shares=inst["adv_shares"],
-            )
-        )
-    # Orders dispatch a Celery task on commit; here the bench runs the workers itself.
-    import execution.services as services
-
-    services._dispatch = lambda _id: None  # type: ignore[assignment]
-    for k in range(args.orders):
-        inst = instruments[k % len(instruments)]
-        parent_order_submit(
-            user=trader,
-            instrument=inst,
-            side="buy" if k % 2 else "sell",
-            quantity=int(inst.adv_shares * 0.002),
-            start_minute=0,
-            end_minute=390,
-            strategy=["twap", "vwap", "pov", "is"][k % 4],
-            params={},
-        )
+    instruments = make_instruments(args.instruments)
+    submit_orders(trader, instruments, args.orders)
 
     latencies: list[float] = []
     # The workers run in their own process, as Celery workers do beside Daphne.
@@ -161,6 +133,49 @@ def main() -> int:
         )
     print(worker_report)
     return 0
+
+
+def make_instruments(n: int) -> list[Any]:
+    """n instruments BN0.. from the repo's demo scenarios."""
+    from execution.models import Instrument
+
+    files = sorted((ROOT / "execution" / "scenarios").glob("*.json"))
+    out = []
+    for i in range(n):
+        data = json.loads(files[i % len(files)].read_text())
+        data["instrument"]["symbol"] = f"BN{i}"
+        inst = data["instrument"]
+        out.append(
+            Instrument.objects.create(
+                symbol=inst["symbol"],
+                scenario=data,
+                tick_size=Decimal(str(inst["tick_size"])),
+                reference_price=Decimal(str(inst["reference_price"])),
+                adv_shares=inst["adv_shares"],
+            )
+        )
+    return out
+
+
+def submit_orders(trader: Any, instruments: list[Any], n: int) -> None:
+    """n full-day orders of 0.2% ADV, round-robin over instruments and strategies. They
+    are not dispatched to Celery: the bench runs the workers itself."""
+    import execution.services as services
+    from execution.services import parent_order_submit
+
+    services._dispatch = lambda _id: None  # type: ignore[assignment]
+    for k in range(n):
+        inst = instruments[k % len(instruments)]
+        parent_order_submit(
+            user=trader,
+            instrument=inst,
+            side="buy" if k % 2 else "sell",
+            quantity=int(inst.adv_shares * 0.002),
+            start_minute=0,
+            end_minute=390,
+            strategy=["twap", "vwap", "pov", "is"][k % 4],
+            params={},
+        )
 
 
 def run_workers_process(args: argparse.Namespace) -> int:

@@ -17,8 +17,12 @@ PRICE = {"max_digits": 18, "decimal_places": 6}
 # The database knows one status the engine does not: an order whose worker died. Its
 # working children were cancelled; the trader can resume it on another worker.
 SUSPENDED = "SUSPENDED"
+# And one before any worker sees it: an order that breached a pre-trade limit. It goes to
+# the market only with a risk manager's override (oversight/risk), else it is rejected.
+BLOCKED = "BLOCKED"
 PARENT_STATUS_CHOICES = [(s.value, s.value.replace("_", " ").title()) for s in ParentStatus] + [
-    (SUSPENDED, "Suspended")
+    (SUSPENDED, "Suspended"),
+    (BLOCKED, "Blocked"),
 ]
 CHILD_STATUS_CHOICES = [(s.value, s.value.replace("_", " ").title()) for s in ChildStatus]
 SIDE_CHOICES = [("buy", "Buy"), ("sell", "Sell")]
@@ -165,6 +169,11 @@ class MarketSession(models.Model):
     worker = models.CharField(max_length=128)
     seed = models.BigIntegerField()
     speed = models.FloatField()
+    # The instrument's simulated trading day: a session that replaces one that stopped or
+    # died before the close continues that day from where it was (same day, same seed),
+    # so a resumed order keeps its clock; after the close the next session opens a new day.
+    day = models.PositiveIntegerField(default=1)
+    start_ts = models.FloatField(default=0.0)  # simulated seconds after the open
     sim_ts = models.FloatField(default=0.0)
     started_at = models.DateTimeField(auto_now_add=True)
     heartbeat_at = models.DateTimeField()

@@ -6,7 +6,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from execution.models import OrderEvent, ParentOrder
+from execution.models import MarketSession, OrderEvent, ParentOrder
+from execution.sim.calibration import SESSION_SECONDS
 from oversight.roles import TRADE, VIEW_ALL_ORDERS
 
 
@@ -34,3 +35,26 @@ def events_after(user: Any, last_seq: dict[int, int], *, limit: int = 5000) -> l
         for e in OrderEvent.objects.filter(parent=order, seq__gt=since).order_by("seq")[:limit]:
             out.append({**e.payload, "order_id": order.pk})
     return out
+
+
+def market_day_next(instrument: Any) -> tuple[int, float]:
+    """The (day, simulated seconds after the open) at which the instrument's next market
+    session starts: where the last one stopped, unless that day had closed."""
+    last = MarketSession.objects.filter(instrument=instrument).order_by("-pk").first()
+    if last is None:
+        return 1, 0.0
+    if last.sim_ts >= SESSION_SECONDS - 1.0:
+        return last.day + 1, 0.0
+    return last.day, last.sim_ts
+
+
+def market_clock(instrument: Any) -> dict[str, Any]:
+    """The instrument's simulated clock as a ticket shows it: the running session's time,
+    or where the next session will start."""
+    running = MarketSession.objects.filter(
+        instrument=instrument, status=MarketSession.RUNNING
+    ).first()
+    if running is not None:
+        return {"day": running.day, "minute": running.sim_ts / 60.0, "running": True}
+    day, ts = market_day_next(instrument)
+    return {"day": day, "minute": ts / 60.0, "running": False}

@@ -21,6 +21,7 @@ from execution.algos.params import ParamError, validate_params
 from execution.algos.registry import strategy_class
 from execution.engine.orders import PARENT_TERMINAL, ParentStatus
 from execution.models import SUSPENDED, ControlRequest, Instrument, OrderEvent, ParentOrder
+from execution.selectors import market_clock
 from oversight.audit import audit_record
 from oversight.roles import TRADE
 
@@ -61,6 +62,13 @@ def parent_order_submit(
         errors.setdefault("end_minute", []).append(
             "the window must satisfy 0 <= start < end <= 390"
         )
+    else:
+        clock = market_clock(instrument)
+        if end_minute <= clock["minute"] + 1:
+            errors.setdefault("end_minute", []).append(
+                f"the {instrument.symbol} market is at minute {clock['minute']:.1f} of day "
+                f"{clock['day']}; the window must end after that"
+            )
     limit, problem = _clean_limit(limit_price, instrument.tick_size)
     if problem:
         errors.setdefault("limit_price", []).append(problem)

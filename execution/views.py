@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from execution.algos.pretrade import pretrade_estimate, window_volume_fraction
 from execution.forms import PARAM_PREFIX, OrderTicketForm, strategy_schemas
 from execution.models import ControlRequest, Instrument, OrderEvent, ParentOrder
-from execution.selectors import can_watch_orders, orders_visible_to
+from execution.selectors import can_watch_orders, market_clock, orders_visible_to
 from execution.services import CONTROLS, order_control_request, order_is_open, parent_order_submit
 from execution.sim.scenario import ScenarioError, parse_scenario
 from execution.worker import sessions_reap
@@ -254,7 +254,15 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
             {"error": "quantity must be positive and 0 ≤ start < end ≤ 390"}, status=400
         )
     try:
-        return JsonResponse(_estimate(instrument, quantity, start, end))
+        est = _estimate(instrument, quantity, start, end)
+        clock = market_clock(instrument)
+        est["market"] = {**clock, "at": session_clock(clock["minute"] * 60, ms=False)}
+        if end <= clock["minute"] + 1:
+            est["warnings"].append(
+                f"the {instrument.symbol} market is at {est['market']['at']} of day "
+                f"{clock['day']}: this window has already ended"
+            )
+        return JsonResponse(est)
     except (ScenarioError, ValueError) as e:
         return JsonResponse({"error": str(e)}, status=400)
 

@@ -39,6 +39,7 @@ from execution.models import (
     OrderEvent,
     ParentOrder,
 )
+from execution.selectors import market_day_next
 from execution.services import broadcast_events
 from execution.sim.calibration import SESSION_SECONDS
 from execution.sim.market import Market
@@ -81,7 +82,8 @@ class MarketWorker:
             "limit_price": None,
         }
         self.scenario = parse_scenario(data)
-        self.seed = self.scenario.seed if seed is None else seed
+        self.base_seed = self.scenario.seed if seed is None else seed
+        self.day, self.seed = 1, self.base_seed
         self.market = Market(self.scenario, self.seed)
         self.engine = ExecutionEngine(self.market)
         self.session: MarketSession | None = None
@@ -94,25 +96,52 @@ class MarketWorker:
 
     def claim(self) -> MarketSession:
         sessions_reap(instrument=self.instrument)  # a dead owner must not block the market
+        day, start_ts = market_day_next(self.instrument)
         try:
             with transaction.atomic():
                 self.session = MarketSession.objects.create(
                     instrument=self.instrument,
                     worker=worker_name(),
-                    seed=self.seed,
+                    seed=self._seed_of(day),
                     speed=self.speed,
+                    day=day,
+                    start_ts=start_ts,
+                    sim_ts=start_ts,
                     heartbeat_at=timezone.now(),
                 )
         except IntegrityError:
             raise SessionTaken(self.instrument.symbol) from None
-        self._wall_start = self.wall_clock()
+        self._open_day(day, start_ts)
         audit_record(
             actor=None,
             action="session.start",
             obj=self.session,
-            after={"instrument": self.instrument.symbol, "seed": self.seed, "speed": self.speed},
+            after={
+                "instrument": self.instrument.symbol,
+                "day": day,
+                "start_ts": start_ts,
+                "seed": self.seed,
+                "speed": self.speed,
+            },
         )
         return self.session
+
+    def _seed_of(self, day: int) -> int:
+        return self.base_seed + day - 1  # each day its own, reproducible, market
+
+    def _open_day(self, day: int, start_ts: float) -> None:
+        """The market as it stood at start_ts of that day. The day's background flow is
+        drawn up front from its seed, so replaying it to start_ts rebuilds the books the
+        last session saw; only the lasting impact of earlier sessions' own trading is not
+        carried over (a known limit, documented in docs/SIMULATOR.md)."""
+        self.day, self.seed = day, self._seed_of(day)
+        if start_ts > 0 or self.market.seed != self.seed:
+            self.market = Market(self.scenario, self.seed)
+            self.engine = ExecutionEngine(self.market)
+            if start_ts > 0:
+                self.market.advance(start_ts)
+        # Wall time is anchored so that sim_target starts at start_ts.
+        self._wall_start = self.wall_clock() - start_ts / self.speed
 
     def release(self, status: str = MarketSession.STOPPED) -> None:
         """Give the market up. Orders still open are suspended (their venues go with the

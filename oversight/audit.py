@@ -1,13 +1,26 @@
-"""Writing the audit trail: every action by a person or by the system, with before/after."""
+"""Writing the audit trail: every action by a person or by the system, with before/after,
+appended to the hash chain (oversight/audit_chain.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import connection, transaction
+from django.db.models.signals import m2m_changed, post_save, pre_save
+from django.dispatch import receiver
 from django.utils import timezone
 
+from oversight.audit_chain import GENESIS, json_normalise, record_hash
 from oversight.models import AuditRecord
 from oversight.roles import role_of
+
+# pg_advisory_xact_lock's key for the chain head: any fixed bigint no other code uses.
+CHAIN_LOCK_KEY = 0x4F56_4155_4449_54  # "OVAUDIT"
 
 
 def audit_record(
@@ -21,34 +34,78 @@ def audit_record(
     request_id: str = "",
     role: str | None = None,
 ) -> AuditRecord:
-    """Append one record. actor None means the system (a worker)."""
-    return AuditRecord.objects.create(
-        at=timezone.now(),
-        actor=actor if actor is not None and actor.is_authenticated else None,
+    """Append one record to the chain. actor None means the system (a worker).
+
+    Inside the caller's transaction, if any: the record commits or rolls back with the
+    action it describes, and seq stays gapless either way.
+    """
+    person = actor if actor is not None and actor.is_authenticated else None
+    record = AuditRecord(
+        actor=person,
+        actor_username=person.get_username() if person is not None else "",
         actor_role=role
         if role is not None
         else (role_of(actor) if actor is not None else "system"),
         action=action,
         object_type=type(obj).__name__ if obj is not None else "",
         object_id=str(getattr(obj, "pk", "") or ""),
-        before=before,
-        after=after,
+        # As the database will return them, so the hash recomputes the same when read back.
+        before=json_normalise(before),
+        after=json_normalise(after),
         reason=reason,
         request_id=request_id,
     )
+    with transaction.atomic():
+        _chain_lock()
+        head = AuditRecord.objects.order_by("-seq").values_list("seq", "hash").first()
+        record.seq, record.prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        # Stamped under the lock, so time never runs backwards along the chain.
+        record.at = timezone.now()
+        record.hash = record_hash(
+            {f: getattr(record, f) for f in ("seq", "at", "prev_hash", *_CONTENT)}
+        )
+        record.save(force_insert=True)
+    return record
 
 
-def _request_id(request: Any) -> str:
+_CONTENT = (
+    "actor_id",
+    "actor_username",
+    "actor_role",
+    "action",
+    "object_type",
+    "object_id",
+    "before",
+    "after",
+    "reason",
+    "request_id",
+)
+
+
+def _chain_lock() -> None:
+    """Serialise writers from reading the head to committing, so two cannot both extend it.
+
+    PostgreSQL: a transaction-level advisory lock (released at commit or rollback; under
+    READ COMMITTED the head read after it sees the previous holder's record). SQLite: the
+    connection's BEGIN IMMEDIATE (oversight/env.py) already holds the database's single
+    write lock. Either way the unique seq and prev_hash refuse a fork.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
+
+
+def request_id_of(request: Any) -> str:
     return (request.headers.get("X-Request-Id", "") if request is not None else "")[:64]
 
 
 def on_login(sender: Any, request: Any, user: Any, **_: Any) -> None:
-    audit_record(actor=user, action="auth.login", obj=user, request_id=_request_id(request))
+    audit_record(actor=user, action="auth.login", obj=user, request_id=request_id_of(request))
 
 
 def on_logout(sender: Any, request: Any, user: Any, **_: Any) -> None:
     if user is not None:
-        audit_record(actor=user, action="auth.logout", obj=user, request_id=_request_id(request))
+        audit_record(actor=user, action="auth.logout", obj=user, request_id=request_id_of(request))
 
 
 def on_login_failed(
@@ -60,5 +117,110 @@ def on_login_failed(
         role="anonymous",
         action="auth.login_failed",
         after={"username": str(credentials.get("username", ""))[:150]},
-        request_id=_request_id(request),
+        request_id=request_id_of(request),
     )
+
+
+# -- the safety net: user and role changes made outside oversight/services.py --------------
+#
+# The services record each change themselves, with the acting admin and before/after;
+# while one runs, these handlers stand aside so nothing is recorded twice. Anything else
+# (the Django shell, a management command) is recorded here, as the system, since no
+# person is known. QuerySet.update() sends no signals and is not caught.
+
+_services_recording: ContextVar[bool] = ContextVar("audit_services_recording", default=False)
+OUTSIDE = "changed outside the user pages (shell, command or admin)"
+WATCHED_FLAGS = ("is_active", "is_superuser")
+User = get_user_model()
+
+
+@contextmanager
+def services_recording() -> Iterator[None]:
+    """For the user services: they record their own changes."""
+    token = _services_recording.set(True)
+    try:
+        yield
+    finally:
+        _services_recording.reset(token)
+
+
+def _group_names(user_id: int) -> list[str]:
+    return sorted(Group.objects.filter(user=user_id).values_list("name", flat=True))
+
+
+@receiver(pre_save, sender=User, dispatch_uid="audit-user-flags-before")
+def _user_flags_before(sender: Any, instance: Any, raw: bool = False, **kw: Any) -> None:
+    fields = kw.get("update_fields")
+    if raw or _services_recording.get() or instance.pk is None:
+        return
+    if fields is not None and not set(fields) & set(WATCHED_FLAGS):
+        return  # e.g. a login's last_login: no extra query
+    instance._audit_flags_before = (
+        User.objects.filter(pk=instance.pk).values(*WATCHED_FLAGS).first()
+    )
+
+
+@receiver(post_save, sender=User, dispatch_uid="audit-user-saved")
+def _user_saved(sender: Any, instance: Any, created: bool, raw: bool = False, **_: Any) -> None:
+    if raw or _services_recording.get():
+        return
+    now = {f: getattr(instance, f) for f in WATCHED_FLAGS}
+    if created:
+        after = {"username": instance.get_username(), **now}
+        audit_record(actor=None, action="user.create", obj=instance, after=after, reason=OUTSIDE)
+        return
+    before = instance.__dict__.pop("_audit_flags_before", None)
+    if before is not None and before != now:
+        audit_record(
+            actor=None,
+            action="user.flags_set",
+            obj=instance,
+            before=before,
+            after=now,
+            reason=OUTSIDE,
+        )
+
+
+@receiver(m2m_changed, sender=User.groups.through, dispatch_uid="audit-user-groups")
+def _user_groups_changed(
+    sender: Any, instance: Any, action: str, reverse: bool, pk_set: set[int] | None, **_: Any
+) -> None:
+    """user.groups.add/remove/clear, and the reverse group.user_set.add/remove/clear."""
+    if _services_recording.get():
+        return
+    if action == "pre_clear":
+        # Who loses what is known only before the rows go.
+        if reverse:
+            users = list(instance.user_set.values_list("pk", flat=True))
+            instance._audit_cleared = {u: _group_names(u) for u in users}
+        else:
+            instance._audit_cleared = {instance.pk: _group_names(instance.pk)}
+        return
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    if action == "post_clear":
+        befores = instance.__dict__.pop("_audit_cleared", {})
+    else:
+        if not pk_set:
+            return  # add() of groups the user already had
+        if reverse:
+            user_ids, changed = sorted(pk_set), {instance.name}
+        else:
+            user_ids = [instance.pk]
+            changed = set(Group.objects.filter(pk__in=pk_set).values_list("name", flat=True))
+        befores = {}
+        for u in user_ids:
+            now = set(_group_names(u))
+            befores[u] = sorted(now - changed if action == "post_add" else now | changed)
+    for user_id, before in befores.items():
+        after = _group_names(user_id)
+        if after == before:
+            continue
+        audit_record(
+            actor=None,
+            action="user.groups_set",
+            obj=User.objects.get(pk=user_id) if reverse else instance,
+            before={"groups": before},
+            after={"groups": after},
+            reason=OUTSIDE,
+        )

@@ -1,4 +1,4 @@
-"""Users' roles and the append-only audit trail."""
+"""Users' roles and the append-only, hash-chained audit trail."""
 
 from __future__ import annotations
 
@@ -9,16 +9,24 @@ from django.db import models
 
 
 class AuditRecord(models.Model):
-    """One action by a person or the system. Never updated or deleted.
+    """One action by a person or the system. Never updated or deleted; a correction is a
+    new record.
 
-    A later issue chains records by hash and has PostgreSQL refuse UPDATE and DELETE;
-    until then the model refuses them, and everything is recorded from the start.
+    Records form a hash chain (oversight/audit_chain.py): `seq` runs 1, 2, 3... with no gap,
+    `prev_hash` is the previous record's `hash`, and `hash` covers this record's content and
+    `prev_hash`. Write them only with oversight.audit.audit_record, which takes the chain
+    lock. The database refuses UPDATE, DELETE and TRUNCATE on this table (migration 0004's
+    triggers); on SQLite a migration that rebuilds this table drops them, so such a
+    migration must create them again.
     """
 
+    seq = models.BigIntegerField(unique=True)
     at = models.DateTimeField(db_index=True)  # UTC, stored to the microsecond
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
     )
+    # The name as it was: hashed with the record, so a later rename cannot break the chain.
+    actor_username = models.CharField(max_length=150, blank=True)
     actor_role = models.CharField(max_length=32, blank=True)  # "system" for the workers
     action = models.CharField(max_length=64, db_index=True)
     object_type = models.CharField(max_length=64, blank=True)
@@ -27,14 +35,26 @@ class AuditRecord(models.Model):
     after = models.JSONField(null=True, blank=True)
     reason = models.TextField(blank=True)
     request_id = models.CharField(max_length=64, blank=True)
+    # Unique: two records claiming the same predecessor would be a fork.
+    prev_hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)
 
     class Meta:
-        ordering = ["id"]
-        permissions = [("manage_users", "Manage users and roles")]
+        ordering = ["seq"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object_idx")]
+        permissions = [
+            ("manage_users", "Manage users and roles"),
+            ("view_audit", "Review, verify and export the audit trail"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             raise ValueError("audit records are append-only")
+        if not self.hash:
+            raise ValueError("write audit records with oversight.audit.audit_record")
         super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:

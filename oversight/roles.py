@@ -13,12 +13,15 @@ ROLES = (TRADER, RISK_MANAGER, ADMIN)
 TRADE = "execution.trade"  # enter and control one's own orders
 VIEW_ALL_ORDERS = "execution.view_all_orders"
 MANAGE_USERS = "oversight.manage_users"
+VIEW_AUDIT = "oversight.view_audit"  # review, verify and export the audit trail
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     TRADER: (TRADE,),
-    RISK_MANAGER: (VIEW_ALL_ORDERS,),
-    ADMIN: (MANAGE_USERS,),  # admins manage users but cannot trade
+    # Risk managers are the desk's compliance oversight: they read the audit trail too.
+    RISK_MANAGER: (VIEW_ALL_ORDERS, VIEW_AUDIT),
+    ADMIN: (MANAGE_USERS, VIEW_AUDIT),  # admins manage users but cannot trade
 }
+ROLE_LABELS = {TRADER: "trader", RISK_MANAGER: "risk manager", ADMIN: "admin"}
 
 
 def roles_ensure() -> None:

@@ -1,8 +1,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from oversight import views
+
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
+    path("login/", views.OversightLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("audit/", views.audit_list, name="audit_list"),
+    path("audit/verify/", views.audit_verify, name="audit_verify"),
+    path("audit/export.csv", views.audit_export, name="audit_export"),
+    path("users/", views.user_list, name="user_list"),
+    path("users/new/", views.user_new, name="user_new"),
+    path("users/<int:pk>/role/", views.user_role, name="user_role"),
+    path("users/<int:pk>/active/", views.user_active, name="user_active"),
     path("", include("execution.urls")),
 ]

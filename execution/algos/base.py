@@ -56,6 +56,17 @@ class WorkingChild:
 
 
 @dataclass(frozen=True, slots=True)
+class FillView:
+    """One fill of this order, as the venue reported it."""
+
+    ts: float
+    venue: str
+    qty: int
+    px_ticks: float
+    liquidity: str  # "maker", "taker" or "midpoint"
+
+
+@dataclass(frozen=True, slots=True)
 class DecisionView:
     now: float
     filled_qty: int
@@ -65,6 +76,11 @@ class DecisionView:
     nbo: int
     volume_since_start: float  # the whole market, all venues, ours included
     our_volume: float  # this order's fills
+    # Lit volume by aggressor side since the open (the whole market, ours included): the
+    # difference between two views is the signed trade flow between them.
+    market_buy_volume: float = 0.0
+    market_sell_volume: float = 0.0
+    fills: tuple[FillView, ...] = ()  # this order's fills since its previous decision view
 
     @property
     def others_volume(self) -> float:

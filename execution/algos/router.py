@@ -30,6 +30,9 @@ class VenueQuoteView:
     bid_qty: float = 0.0
     ask: int = 0
     ask_qty: float = 0.0
+    # Size on the best five price levels of each side (features read it; routing does not).
+    bid_depth: float = 0.0
+    ask_depth: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

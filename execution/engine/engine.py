@@ -14,7 +14,14 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from execution.algos.base import Cancel, DecisionView, OrderContext, Strategy, WorkingChild
+from execution.algos.base import (
+    Cancel,
+    DecisionView,
+    FillView,
+    OrderContext,
+    Strategy,
+    WorkingChild,
+)
 from execution.algos.registry import strategy_class
 from execution.algos.router import Place, VenueInfo, VenueQuoteView
 from execution.engine.events import (
@@ -31,6 +38,7 @@ from execution.engine.events import (
     ParentAmended,
     ParentProgress,
     ParentStatusChanged,
+    ParentStrategyFallback,
 )
 from execution.engine.orders import (
     ChildOrder,
@@ -41,6 +49,7 @@ from execution.engine.orders import (
     ticks_to_px,
 )
 from execution.engine.policy import ChildCheck, DenyReason, ExecutionPolicy, check_child
+from execution.engine.risk import RiskGate
 from execution.sim.market import (
     ACCEPTED,
     CANCEL_REJECTED,
@@ -53,6 +62,7 @@ from execution.sim.market import (
 )
 
 SIDES = {"buy": 1, "sell": -1}
+FALLBACK_STRATEGY = "twap"  # the safe baseline a failed strategy is replaced by
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +107,8 @@ class _Working:
     volume_in_window: float = 0.0
     notional_in_window: float = 0.0
     fees: float = 0.0
+    fills_since_view: list[FillView] = field(default_factory=list)  # for the next DecisionView
+    fallback: str = ""  # the baseline strategy that replaced a failed one
 
     @property
     def working_qty(self) -> int:
@@ -105,10 +117,17 @@ class _Working:
 
 class ExecutionEngine:
     def __init__(
-        self, market: Market, *, on_event: Callable[[DomainEvent], None] | None = None
+        self,
+        market: Market,
+        *,
+        on_event: Callable[[DomainEvent], None] | None = None,
+        risk: RiskGate | None = None,
     ) -> None:
         self.market = market
         self.tick = Decimal(repr(market.cal.tick_size))
+        # The firm's pre-trade risk gate; a backtest has none (its policy still applies).
+        self.risk = risk
+        self.fallbacks: list[tuple[str, str, str]] = []  # (order, from strategy, why)
         self.on_event = on_event
         self.events: list[DomainEvent] = []
         self.orders: dict[str, _Working] = {}
@@ -233,6 +252,8 @@ class ExecutionEngine:
                     if through and c.status != ChildStatus.PENDING_CANCEL:
                         self._request_cancel(w, c, "LIMIT_AMENDED")
         self._emit(w, ParentAmended, before=before, after=after)
+        if self.risk is not None:
+            self.risk.count_message(order_id, self.market.now)
         w.next_decision = self.market.now  # takes effect at the next step, not a slice later
 
     # -- the loop -----------------------------------------------------------------------
@@ -286,13 +307,41 @@ class ExecutionEngine:
         w.next_decision = w.strategy.next_decision_after(now)
         if p.status != ParentStatus.WORKING:
             return
-        for action in w.strategy.decide(self._view(w, now)):
+        try:
+            actions = list(w.strategy.decide(self._view(w, now)))
+        except Exception as e:  # any strategy failure, whatever it is
+            actions = self._fall_back(w, now, f"{type(e).__name__}: {e}")
+        for action in actions:
             if isinstance(action, Cancel):
                 c = w.open_children.get(action.client_order_id)
                 if c is not None and c.status != ChildStatus.PENDING_CANCEL:
                     self._request_cancel(w, c, action.reason)
             else:
                 self._place(w, action, now)
+
+    def _fall_back(self, w: _Working, now: float, why: str) -> list[Cancel | Place]:
+        """A strategy that fails is replaced by the safe baseline (TWAP on the same order
+        and limits), which says so in the order's stream; the order keeps trading."""
+        failed = w.fallback or w.spec.strategy
+        self.fallbacks.append((w.spec.order_id, failed, why))
+        if failed != FALLBACK_STRATEGY:
+            w.strategy = strategy_class(FALLBACK_STRATEGY)(w.strategy.ctx, {})
+            w.fallback = FALLBACK_STRATEGY
+            self._emit(
+                w,
+                ParentStrategyFallback,
+                from_strategy=failed,
+                to_strategy=FALLBACK_STRATEGY,
+                reason=why[:200],
+            )
+            try:
+                return list(w.strategy.decide(self._view(w, now)))
+            except Exception as e:
+                why = f"{type(e).__name__}: {e}"
+                self.fallbacks.append((w.spec.order_id, FALLBACK_STRATEGY, why))
+        # The baseline itself failed: stop trading this order rather than loop.
+        self._wind_down(w, ParentStatus.CANCELED, f"strategy failed: {why}"[:200])
+        return []
 
     def _start(self, w: _Working, now: float) -> None:
         tape = self.market.tape
@@ -309,7 +358,9 @@ class ExecutionEngine:
     def _view(self, w: _Working, now: float) -> DecisionView:
         m = self.market
         quotes = tuple(
-            VenueQuoteView(q.name, q.kind, q.up, q.bid, q.bid_qty, q.ask, q.ask_qty)
+            VenueQuoteView(
+                q.name, q.kind, q.up, q.bid, q.bid_qty, q.ask, q.ask_qty, q.bid_depth, q.ask_depth
+            )
             for q in m.quotes()
         )
         nbb, nbo = m.nbbo()
@@ -325,6 +376,8 @@ class ExecutionEngine:
             )
             for c in w.open_children.values()
         )
+        fills = tuple(w.fills_since_view)
+        w.fills_since_view.clear()
         return DecisionView(
             now=now,
             filled_qty=w.parent.filled_qty,
@@ -334,6 +387,9 @@ class ExecutionEngine:
             nbo=nbo,
             volume_since_start=m.tape.volume - w.volume_at_start,
             our_volume=float(w.parent.filled_qty),
+            market_buy_volume=m.tape.buy_volume,
+            market_sell_volume=m.tape.sell_volume,
+            fills=fills,
         )
 
     # -- children -----------------------------------------------------------------------
@@ -369,6 +425,16 @@ class ExecutionEngine:
                 parent_working=p.status == ParentStatus.WORKING,
             ),
         )
+        if denial is None and self.risk is not None:
+            denial = self.risk.check(
+                p.order_id,
+                side=p.side,
+                qty=a.qty,
+                px_ticks=a.px_ticks,
+                venue=a.venue,
+                now=now,
+                mid_ticks=m.mid_ticks(),
+            )
         side = "buy" if p.side > 0 else "sell"
         px = ticks_to_px(a.px_ticks, self.tick) if a.px_ticks is not None else None
         if denial is not None:
@@ -403,6 +469,8 @@ class ExecutionEngine:
 
     def _request_cancel(self, w: _Working, c: ChildOrder, reason: str) -> None:
         self._emit_child(w, c, ChildCancelRequested, reason=reason)
+        if self.risk is not None:
+            self.risk.count_message(w.spec.order_id, self.market.now)
         self.market.cancel(c.client_order_id, c.venue)
 
     def _cancel_all(self, w: _Working, reason: str) -> None:
@@ -479,6 +547,15 @@ class ExecutionEngine:
             leaves_qty=c.leaves_qty - r.qty,
         )
         w.fees += r.qty * r.px_ticks * self._fee_bps.get(r.venue, 0.0) / 1e4
+        w.fills_since_view.append(FillView(r.ts, c.venue, r.qty, r.px_ticks, r.liquidity))
+        if self.risk is not None:
+            self.risk.check_fill(
+                w.spec.order_id,
+                c.client_order_id,
+                ts=r.ts,
+                px_ticks=r.px_ticks,
+                mid_ticks=self.market.mid_ticks(),
+            )
         p = w.parent
         avg = p.avg_px_ticks
         self._emit(

@@ -48,6 +48,15 @@ class ParentAmended(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ParentStrategyFallback(DomainEvent):
+    """The order's strategy failed; a safe baseline took over within the same limits."""
+
+    from_strategy: str
+    to_strategy: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ParentProgress(DomainEvent):
     filled_qty: int
     leaves_qty: int

@@ -15,6 +15,19 @@ class DenyReason(StrEnum):
     VENUE_NOT_ALLOWED = "VENUE_NOT_ALLOWED"
     LIMIT_PRICE = "LIMIT_PRICE"
     MAX_PARTICIPATION = "MAX_PARTICIPATION"
+    # The firm's risk limits and kill switches (risk.py for children; the web app's
+    # pre-trade check for parent orders). One fixed set: the console and the blotter show
+    # these codes, and people filter and report on them.
+    TRADING_HALTED = "TRADING_HALTED"
+    REDUCE_ONLY = "REDUCE_ONLY"
+    MAX_CHILD_NOTIONAL = "MAX_CHILD_NOTIONAL"
+    PRICE_COLLAR = "PRICE_COLLAR"
+    DUPLICATE_ORDER = "DUPLICATE_ORDER"
+    MESSAGE_RATE = "MESSAGE_RATE"
+    MAX_ORDER_QTY = "MAX_ORDER_QTY"
+    MAX_ORDER_NOTIONAL = "MAX_ORDER_NOTIONAL"
+    DAILY_NOTIONAL = "DAILY_NOTIONAL"
+    RESTRICTED_INSTRUMENT = "RESTRICTED_INSTRUMENT"
 
 
 @dataclass(frozen=True, slots=True)

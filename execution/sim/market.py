@@ -87,6 +87,9 @@ class VenueQuote:
     ask: int = 0
     ask_qty: float = 0.0
     volume: float = 0.0
+    # Background size on the best `depth_levels` price levels (one tick apart) of each side.
+    bid_depth: float = 0.0
+    ask_depth: float = 0.0
 
 
 @dataclass(slots=True)
@@ -233,12 +236,13 @@ class Market:
             return self._fundamental
         return (bid + ask) / 2.0
 
-    def quotes(self) -> list[VenueQuote]:
+    def quotes(self, depth_levels: int = 5) -> list[VenueQuote]:
         out = []
         for v in self.venue_list:
             if isinstance(v, LitBook):
                 bid, bq, ask, aq = v.top()
-                out.append(VenueQuote(v.name, "lit", v.up, bid, bq, ask, aq, v.volume))
+                bd, ad = v.depth(BUY, depth_levels), v.depth(SELL, depth_levels)
+                out.append(VenueQuote(v.name, "lit", v.up, bid, bq, ask, aq, v.volume, bd, ad))
             else:
                 out.append(VenueQuote(v.name, "dark", v.up, volume=v.volume))
         return out

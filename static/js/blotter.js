@@ -37,14 +37,54 @@
   }
   const orderIdOf = (ev) => String(ev.order_id).replace(/^P/, "");
 
+  // Flashes are batched into one animation frame: restarting a CSS animation needs a
+  // reflow, and one per event made a busy blotter fall seconds behind its socket.
+  const toFlash = new Map();
   function flash(el, cls) {
     if (!el) return;
-    el.classList.remove("flash", "flash-new");
-    void el.offsetWidth; // restart the animation
-    el.classList.add(cls || "flash");
+    if (!toFlash.size) requestAnimationFrame(runFlashes);
+    toFlash.set(el, cls || "flash");
   }
+  function runFlashes() {
+    const items = [...toFlash];
+    toFlash.clear();
+    items.forEach(([e]) => e.classList.remove("flash", "flash-new"));
+    void document.body.offsetWidth; // one reflow restarts them all
+    items.forEach(([e, c]) => e.classList.add(c));
+  }
+  // Cells, child rows and trade ids of an order, indexed once: a busy order has thousands
+  // of rows, and attribute selectors scan them all.
+  function cellOf(tb, field) {
+    if (!tb._cells) tb._cells = new Map();
+    let c = tb._cells.get(field);
+    if (c === undefined) {
+      c = tb.querySelector(`[data-field="${field}"]`);
+      tb._cells.set(field, c);
+    }
+    return c;
+  }
+  // An order's children as state (status and filled quantity per child, trade ids seen),
+  // read once from the server-rendered rows. Counts and the controls' descriptions come from
+  // here; the rows themselves are drawn only while the panel is open (see applyChild).
+  function index(tb) {
+    if (tb._kids) return;
+    tb._kids = new Map();
+    tb._rows = new Map();
+    tb._working = 0;
+    tb.querySelectorAll("tbody[data-children] tr[data-coid]").forEach((r) => {
+      const status = r.dataset.status || r.querySelector('[data-field="cstatus"]').textContent.trim();
+      const filled = Number(r.querySelector('[data-field="cfilled"]').textContent) || 0;
+      tb._kids.set(r.dataset.coid, { status, filled });
+      tb._rows.set(r.dataset.coid, r);
+      if (WORKING.has(status)) tb._working += 1;
+    });
+    tb._trades = new Set();
+    tb.querySelectorAll("tbody[data-fills] tr[data-trade]").forEach((r) => tb._trades.add(r.dataset.trade));
+    tb._deferred = [];
+  }
+  const isOpen = (tb) => tb.querySelector("button.toggle").getAttribute("aria-expanded") === "true";
   function setCell(tb, field, text, sortValue) {
-    const el = tb.querySelector(`[data-field="${field}"]`);
+    const el = cellOf(tb, field);
     if (!el) return;
     if (sortValue !== undefined) el.dataset.sort = sortValue;
     if (el.textContent !== text) {
@@ -124,88 +164,103 @@
     });
   }
 
-  function childRow(tb, coid) {
-    return tb.querySelector(`tbody[data-children] tr[data-coid="${CSS.escape(coid)}"]`);
+  function setKidStatus(tb, kid, status) {
+    tb._working += (WORKING.has(status) ? 1 : 0) - (WORKING.has(kid.status) ? 1 : 0);
+    kid.status = status;
   }
-  function setChildStatus(tr, status) {
-    if (!tr) return;
-    const cell = tr.querySelector('[data-field="cstatus"]');
-    cell.replaceChildren(el("span", { class: `badge cst-${status}` }, status));
-    tr.dataset.status = status;
-    flash(cell);
-  }
-  function recountChildren(tb) {
-    const rows = tb.querySelectorAll("tbody[data-children] tr");
-    let working = 0;
-    rows.forEach((r) => {
-      const s = r.dataset.status || r.querySelector('[data-field="cstatus"]').textContent.trim();
-      if (WORKING.has(s)) working += 1;
-    });
-    tb.dataset.workingChildren = working;
-    setCell(tb, "children-count", `(${rows.length})`);
-  }
+  const CHILD_STATUS = {
+    ChildAccepted: "ACCEPTED",
+    ChildRejected: "REJECTED",
+    ChildCancelRequested: "PENDING_CANCEL",
+    ChildCanceled: "CANCELED",
+  };
 
+  // A child event updates the order's state at once; its rows are drawn now if the panel is
+  // open, else when it is opened. A busy blotter has thousands of child and fill rows in
+  // collapsed orders, and drawing them all kept it seconds behind its socket.
   function applyChild(tb, ev) {
-    const body = tb.querySelector("tbody[data-children]");
-    let tr = childRow(tb, ev.client_order_id);
+    index(tb);
+    const coid = ev.client_order_id;
+    let kid = tb._kids.get(coid);
+    let render = null; // the status to draw, once the row change is decided
     switch (ev.kind) {
       case "ChildSubmitted":
-      case "ChildDenied": {
-        if (tr) break;
-        tr = el("tr", { "data-coid": ev.client_order_id });
-        tr.append(
-          td(clock(ev.ts), "num"),
-          td(ev.client_order_id, "mono"),
-          td(ev.venue),
-          td(String(ev.qty), "num"),
-          td(ev.px === null || ev.px === undefined ? "mid" : fixed(ev.px, 2), "num"),
-          td(ev.kind === "ChildDenied" ? "denied" : `${ev.order_type} ${ev.tif}`),
-          td(ev.kind === "ChildDenied" ? ev.reason : ev.intent),
-          td("", "", "cstatus"),
-          td("0", "num", "cfilled"),
-        );
-        body.prepend(tr);
-        setChildStatus(tr, ev.kind === "ChildDenied" ? "DENIED" : "SUBMITTED");
-        flash(tr, "flash-new");
-        break;
-      }
-      case "ChildAccepted":
-        setChildStatus(tr, "ACCEPTED");
-        break;
-      case "ChildRejected":
-        setChildStatus(tr, "REJECTED");
-        break;
-      case "ChildCancelRequested":
-        setChildStatus(tr, "PENDING_CANCEL");
+      case "ChildDenied":
+        if (kid) return;
+        kid = { status: "", filled: 0 };
+        tb._kids.set(coid, kid);
+        setKidStatus(tb, kid, ev.kind === "ChildDenied" ? "DENIED" : "SUBMITTED");
         break;
       case "ChildCancelRejected":
-        if (tr) setChildStatus(tr, Number(tr.querySelector('[data-field="cfilled"]').textContent) > 0 ? "PARTIALLY_FILLED" : "ACCEPTED");
-        break;
-      case "ChildCanceled":
-        setChildStatus(tr, "CANCELED");
+        if (kid) setKidStatus(tb, kid, kid.filled > 0 ? "PARTIALLY_FILLED" : "ACCEPTED");
         break;
       case "ChildFilled": {
-        if (tr) {
-          const cf = tr.querySelector('[data-field="cfilled"]');
-          cf.textContent = String(Number(cf.textContent) + Number(ev.qty));
-          setChildStatus(tr, Number(ev.leaves_qty) === 0 ? "FILLED" : "PARTIALLY_FILLED");
-        }
-        const fills = tb.querySelector("tbody[data-fills]");
         const key = `${ev.venue}/${ev.trade_id}`;
-        if (!fills.querySelector(`tr[data-trade="${CSS.escape(key)}"]`)) {
-          const f = el("tr", { "data-trade": key });
-          f.append(td(clock(ev.ts), "num"), td(ev.venue), td(ev.trade_id, "mono"), td(fixed(ev.px, 2), "num"), td(String(ev.qty), "num"), td(ev.liquidity));
-          fills.prepend(f);
-          flash(f, "flash-new");
-          setCell(tb, "fills-count", `(${fills.rows.length})`);
+        if (tb._trades.has(key)) return; // a duplicate: already shown
+        tb._trades.add(key);
+        if (kid) {
+          kid.filled += Number(ev.qty);
+          setKidStatus(tb, kid, Number(ev.leaves_qty) === 0 ? "FILLED" : "PARTIALLY_FILLED");
         }
+        setCell(tb, "fills-count", `(${tb._trades.size})`);
         chartFill(tb.dataset.orderId, ev);
         break;
       }
       default:
-        return;
+        if (!CHILD_STATUS[ev.kind]) return;
+        if (kid) setKidStatus(tb, kid, CHILD_STATUS[ev.kind]);
     }
-    recountChildren(tb);
+    render = kid ? kid.status : null;
+    tb.dataset.workingChildren = tb._working;
+    setCell(tb, "children-count", `(${tb._kids.size})`);
+    if (isOpen(tb)) drawChild(tb, ev, render, true);
+    else tb._deferred.push([ev, render]);
+  }
+
+  function drawChild(tb, ev, status, live) {
+    const coid = ev.client_order_id;
+    let tr = tb._rows.get(coid) || null;
+    if (ev.kind === "ChildSubmitted" || ev.kind === "ChildDenied") {
+      if (tr) return;
+      tr = el("tr", { "data-coid": coid });
+      tr.append(
+        td(clock(ev.ts), "num"),
+        td(coid, "mono"),
+        td(ev.venue),
+        td(String(ev.qty), "num"),
+        td(ev.px === null || ev.px === undefined ? "mid" : fixed(ev.px, 2), "num"),
+        td(ev.kind === "ChildDenied" ? "denied" : `${ev.order_type} ${ev.tif}`),
+        td(ev.kind === "ChildDenied" ? ev.reason : ev.intent),
+        td("", "", "cstatus"),
+        td("0", "num", "cfilled"),
+      );
+      tb.querySelector("tbody[data-children]").prepend(tr);
+      tb._rows.set(coid, tr);
+      if (live) flash(tr, "flash-new");
+    }
+    if (ev.kind === "ChildFilled") {
+      const f = el("tr", { "data-trade": `${ev.venue}/${ev.trade_id}` });
+      f.append(td(clock(ev.ts), "num"), td(ev.venue), td(ev.trade_id, "mono"), td(fixed(ev.px, 2), "num"), td(String(ev.qty), "num"), td(ev.liquidity));
+      tb.querySelector("tbody[data-fills]").prepend(f);
+      if (live) flash(f, "flash-new");
+      if (tr) {
+        const cf = tr.querySelector('[data-field="cfilled"]');
+        cf.textContent = String(Number(cf.textContent) + Number(ev.qty));
+      }
+    }
+    if (tr && status && tr.dataset.status !== status) {
+      const cell = tr.querySelector('[data-field="cstatus"]');
+      cell.replaceChildren(el("span", { class: `badge cst-${status}` }, status));
+      tr.dataset.status = status;
+      if (live) flash(cell);
+    }
+  }
+
+  function drawDeferred(tb) {
+    if (!tb._deferred || !tb._deferred.length) return;
+    const todo = tb._deferred;
+    tb._deferred = [];
+    todo.forEach(([ev, status]) => drawChild(tb, ev, status, false));
   }
 
   function applyEvent(tb, ev) {
@@ -244,6 +299,7 @@
       const next = q.shift();
       if (next.seq <= last) continue; // a duplicate: already shown
       applyEvent(tb, next);
+      applied += 1;
       last = next.seq;
     }
     lastSeq.set(id, last);
@@ -258,6 +314,9 @@
     } else pending.delete(id);
   }
   let gapTimer = null;
+  let applied = 0; // events applied to the page so far
+  window.oversightLatencyMs = [];
+  window.oversightApplyMs = []; // script time to apply each message
 
   function gaps() {
     return [...pending.values()].some((q) => q.length);
@@ -346,7 +405,18 @@
         return;
       }
       if (data.type !== "events") return;
+      const before = applied;
+      const t0 = performance.now();
       data.events.forEach(offer);
+      window.oversightApplyMs.push(performance.now() - t0);
+      if (window.oversightApplyMs.length > 20000) window.oversightApplyMs.splice(0, 10000);
+      // Commit-to-DOM latency of pushed updates now in the page (for bench/bench_blotter_dom.py;
+      // the server and the browser share a clock there). Bounded, so a day-long page stays small.
+      if (data.sent_at && !data.replay && applied > before) {
+        const lat = window.oversightLatencyMs;
+        lat.push(Date.now() - data.sent_at * 1000);
+        if (lat.length > 20000) lat.splice(0, 10000);
+      }
       // A replay fills every gap it can; one left means more to fetch (or a lost push).
       if (data.replay && gaps()) setTimeout(() => socket.readyState === 1 && resume(), 250);
     });
@@ -367,6 +437,10 @@
     const btn = tb.querySelector("button.toggle");
     const row = tb.querySelector("tr.detail");
     const show = open === undefined ? row.hidden : open;
+    if (show) {
+      index(tb);
+      drawDeferred(tb);
+    }
     row.hidden = !show;
     btn.setAttribute("aria-expanded", String(show));
   }
@@ -575,7 +649,8 @@
       // The whole window, so the schedule still to come has its room.
       xaxis: { type: "date", tickformat: "%H:%M", gridcolor: "#2a3440", range: [at(chart.start_s), at(chart.end_s)] },
       yaxis: { title: { text: "price" }, gridcolor: "#2a3440", tickformat: ".2f" },
-      yaxis2: { title: { text: "shares" }, overlaying: "y", side: "right", range: [0, chart.quantity * 1.05], showgrid: false },
+      // Whole shares with thousands separators (plotly's default SI ticks read "20k", "1.5M").
+      yaxis2: { title: { text: "shares" }, overlaying: "y", side: "right", range: [0, chart.quantity * 1.05], showgrid: false, tickformat: ",d", rangemode: "tozero", nticks: 6 },
     };
     window.Plotly.react(chartEl, chartTraces(), layout, { displaylogo: false, responsive: true });
   }

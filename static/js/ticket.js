@@ -62,6 +62,9 @@
 
   // --- the window in the session's clock
   const clockOut = document.getElementById("window-clock");
+  const marketOut = document.getElementById("market-clock");
+  // A ticket sent back with errors holds what the trader typed: never move it.
+  let windowTouched = Boolean(form.querySelector(".has-error, [role=alert]"));
   const hhmm = (minute) => {
     const m = Math.round(570 + Number(minute));
     return `${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
@@ -126,6 +129,19 @@
       window_volume: (v) => v.toLocaleString("en-US"),
     };
     for (const [k, f] of Object.entries(fmt)) if (out(k) && data[k] !== undefined) out(k).textContent = f(data[k]);
+    if (data.market) {
+      const sym = instruments[form.elements.instrument.value].symbol;
+      marketOut.textContent = `${sym} market: day ${data.market.day}, ${data.market.at}${data.market.running ? " (running)" : " (resumes here with the next order)"}`;
+      // An untouched window that has already passed moves to start at the market's clock.
+      const start = form.elements.start_minute, end = form.elements.end_minute;
+      if (!windowTouched && Number(start.value) < data.market.minute) {
+        const len = Number(end.value) - Number(start.value);
+        start.value = Math.ceil(data.market.minute);
+        end.value = Math.min(390, Number(start.value) + len);
+        showWindow();
+        if (Number(end.value) > Number(start.value)) scheduleEstimate();
+      }
+    }
     data.warnings.forEach((w) => warnings.append(el("li", { role: "alert" }, "⚠ " + w)));
   }
 
@@ -134,7 +150,10 @@
     e.addEventListener("input", scheduleEstimate);
     e.addEventListener("change", scheduleEstimate);
   });
-  ["start_minute", "end_minute"].forEach((n) => form.elements[n].addEventListener("input", showWindow));
+  ["start_minute", "end_minute"].forEach((n) => form.elements[n].addEventListener("input", () => {
+    windowTouched = true;
+    showWindow();
+  }));
   form.elements.instrument.addEventListener("change", showTick);
 
   // Focus the first field with an error, else the quantity.

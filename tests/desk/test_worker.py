@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db.models import Sum
 
 from execution.models import (
@@ -176,9 +177,16 @@ def test_a_suspended_order_resumes_on_another_worker_without_losing_or_repeating
         instrument, speed=60.0, seed=8, wall_clock=lambda: 0.0, poll_interval_s=0.0
     )
     second.claim()
+    # The same simulated day goes on from where the dead worker's last heartbeat left it.
+    dead = MarketSession.objects.get(pk=first.session.pk)
+    assert second.session.day == dead.day == 1 and second.seed == 8
+    assert second.session.start_ts == dead.sim_ts >= 19 * 60
+    assert second.market.now == pytest.approx(dead.sim_ts)
     run_to(second, 61 * 60)
     order.refresh_from_db()
     assert order.status == "FILLED" and order.filled_qty == order.quantity
+    later = Fill.objects.filter(parent=order).exclude(trade_id__startswith=f"S{dead.pk}:")
+    assert later.exists() and min(later.values_list("sim_ts", flat=True)) >= dead.sim_ts
     seqs = list(OrderEvent.objects.filter(parent=order).values_list("seq", flat=True))
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > seq_at_death
     assert Fill.objects.filter(parent=order).aggregate(q=Sum("quantity"))["q"] == order.quantity
@@ -241,3 +249,32 @@ def test_the_limit_price_can_be_amended_mid_flight(
     assert all(
         f.price <= Decimal("39.5") for f in Fill.objects.filter(parent=order, sim_ts__gt=at + 0.1)
     )
+
+
+def test_after_the_close_the_next_session_opens_a_new_day_with_its_own_market(
+    instrument: Instrument,
+) -> None:
+    w = worker(instrument)
+    w.release()
+    MarketSession.objects.filter(pk=w.session.pk).update(sim_ts=390 * 60)
+    nxt = worker(instrument)
+    assert (nxt.session.day, nxt.session.start_ts, nxt.market.now) == (2, 0.0, 0.0)
+    assert nxt.seed == w.seed + 1
+
+
+def test_a_session_that_stopped_idle_is_continued_and_a_window_already_past_is_refused(
+    instrument: Instrument, alice: User
+) -> None:
+    w = worker(instrument)
+    run_to(w, 100 * 60)
+    w.release()
+    with pytest.raises(ValidationError) as e:
+        submit(alice, instrument, start_minute=0, end_minute=60)
+    assert "market is at minute 100.0 of day 1" in str(e.value.message_dict["end_minute"])
+    order = submit(alice, instrument, start_minute=0, end_minute=130)
+    nxt = worker(instrument)
+    assert nxt.session.start_ts == 100 * 60 and nxt.market.now == 100 * 60
+    run_to(nxt, 131 * 60)
+    order.refresh_from_db()
+    assert order.status == "FILLED"
+    assert min(Fill.objects.filter(parent=order).values_list("sim_ts", flat=True)) >= 100 * 60

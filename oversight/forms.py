@@ -1,0 +1,88 @@
+"""Forms for the audit and user pages: they parse what the browser sent; the rules about
+users live in oversight/services.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from django import forms
+
+from oversight.roles import ROLE_LABELS, ROLES
+from oversight.selectors import AuditFilters
+
+ROLE_CHOICES = [(r, ROLE_LABELS[r]) for r in ROLES]
+TIME_HELP = "UTC, e.g. 2026-11-23 or 2026-11-23 14:05:30.250"
+
+
+def parse_utc(value: str, *, end_of_day: bool = False) -> datetime | None:
+    """A date or an ISO-8601 date and time, as UTC. Without an offset it is UTC already; a
+    bare date is the start of that day, or its last microsecond with end_of_day."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
+    try:
+        at = datetime.fromisoformat(value)
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise forms.ValidationError(
+            f"“{value[:40]}” is not a date and time; write it like 2026-11-23 14:05 (UTC)"
+        ) from None
+
+
+class AuditFilterForm(forms.Form):
+    user = forms.CharField(required=False, max_length=150)
+    action = forms.CharField(required=False, max_length=64)
+    object_type = forms.CharField(required=False, max_length=64, label="Object type")
+    object_id = forms.CharField(required=False, max_length=64, label="Object id")
+    since = forms.CharField(required=False, max_length=40, label="From", help_text=TIME_HELP)
+    until = forms.CharField(required=False, max_length=40, label="To", help_text=TIME_HELP)
+
+    def clean_since(self) -> datetime | None:
+        return parse_utc(self.cleaned_data["since"])
+
+    def clean_until(self) -> datetime | None:
+        return parse_utc(self.cleaned_data["until"], end_of_day=True)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since is not None and until is not None and since > until:
+            self.add_error("until", "“To” is before “From”")
+        return data
+
+    def filters(self) -> AuditFilters:
+        d = self.cleaned_data
+        return AuditFilters(
+            user=d["user"].strip(),
+            action=d["action"].strip(),
+            object_type=d["object_type"].strip(),
+            object_id=d["object_id"].strip(),
+            since=d["since"],
+            until=d["until"],
+        )
+
+
+class UserCreateForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    password = forms.CharField(
+        strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    role = forms.ChoiceField(choices=ROLE_CHOICES)
+    reason = forms.CharField(required=False, max_length=255)
+
+
+class UserRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=ROLE_CHOICES)
+    reason = forms.CharField(required=False, max_length=255)
+
+
+class UserActiveForm(forms.Form):
+    active = forms.TypedChoiceField(choices=[("1", "active"), ("0", "inactive")], coerce=int)
+    reason = forms.CharField(required=False, max_length=255)

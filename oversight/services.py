@@ -1,0 +1,189 @@
+"""Writes for users and roles (HackSoft style): each checks, changes, and records itself in
+the audit trail with before and after, in one transaction.
+
+An admin cannot lock themselves out (deactivate themselves, or drop their own admin role),
+and no change may leave the desk without an active admin. The rows concerned are locked in
+id order first, so two admins acting on each other at once queue instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Q
+
+from oversight.audit import audit_record, services_recording
+from oversight.roles import ADMIN, MANAGE_USERS, ROLE_LABELS, ROLES, role_of
+
+User = get_user_model()
+
+# Used only where settings.AUTH_PASSWORD_VALIDATORS names none: an admin-made login to a
+# trading system gets Django's standard checks either way.
+DEFAULT_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+
+def user_create(
+    *,
+    actor: Any,
+    username: str,
+    password: str,
+    role: str,
+    reason: str = "",
+    request_id: str = "",
+) -> Any:
+    """A new, active login with one role. Raises ValidationError per field."""
+    _require_manager(actor)
+    username = username.strip()
+    errors: dict[str, list[str]] = {}
+    try:
+        User._meta.get_field("username").clean(username, None)
+    except ValidationError as e:
+        errors["username"] = e.messages
+    else:
+        if User.objects.filter(username__iexact=username).exists():
+            errors["username"] = [f"{username} is taken"]
+    if role not in ROLES:
+        errors["role"] = [f"unknown role {role!r}"]
+    try:
+        password_validation.validate_password(
+            password, User(username=username), password_validators=_password_validators()
+        )
+    except ValidationError as e:
+        errors["password"] = e.messages
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic(), services_recording():
+        user = User.objects.create_user(username=username, password=password)
+        user.groups.add(Group.objects.get(name=role))
+        audit_record(
+            actor=actor,
+            action="user.create",
+            obj=user,
+            after=_user_json(user),
+            reason=reason,
+            request_id=request_id,
+        )
+    return user
+
+
+def user_role_set(
+    *, actor: Any, user: Any, role: str, reason: str = "", request_id: str = ""
+) -> Any:
+    """Give the user exactly this role (other, non-role groups are kept)."""
+    _require_manager(actor)
+    if role not in ROLES:
+        raise ValidationError({"role": [f"unknown role {role!r}"]})
+    with transaction.atomic(), services_recording():
+        user = _lock(user)
+        before = _user_json(user)
+        if before["role"] == role:
+            raise ValidationError(f"{user.get_username()} is already {_label(role)}")
+        if user.pk == actor.pk and role != ADMIN:
+            raise ValidationError("you cannot remove your own admin role")
+        if before["role"] == ADMIN:
+            _keep_an_admin(without=user)
+        user.groups.remove(*Group.objects.filter(name__in=ROLES))
+        user.groups.add(Group.objects.get(name=role))
+        audit_record(
+            actor=actor,
+            action="user.role_set",
+            obj=user,
+            before=before,
+            after=_user_json(user),
+            reason=reason,
+            request_id=request_id,
+        )
+    return user
+
+
+def user_deactivate(*, actor: Any, user: Any, reason: str = "", request_id: str = "") -> Any:
+    """The user can no longer log in; a session they have ends at its next request."""
+    _require_manager(actor)
+    with transaction.atomic(), services_recording():
+        user = _lock(user)
+        if user.pk == actor.pk:
+            raise ValidationError("you cannot deactivate yourself")
+        if not user.is_active:
+            raise ValidationError(f"{user.get_username()} is already inactive")
+        if role_of(user) == ADMIN:
+            _keep_an_admin(without=user)
+        return _set_active(actor, user, False, reason=reason, request_id=request_id)
+
+
+def user_reactivate(*, actor: Any, user: Any, reason: str = "", request_id: str = "") -> Any:
+    _require_manager(actor)
+    with transaction.atomic(), services_recording():
+        user = _lock(user)
+        if user.is_active:
+            raise ValidationError(f"{user.get_username()} is already active")
+        return _set_active(actor, user, True, reason=reason, request_id=request_id)
+
+
+def _set_active(actor: Any, user: Any, active: bool, *, reason: str, request_id: str) -> Any:
+    before = _user_json(user)
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    audit_record(
+        actor=actor,
+        action="user.reactivate" if active else "user.deactivate",
+        obj=user,
+        before=before,
+        after=_user_json(user),
+        reason=reason,
+        request_id=request_id,
+    )
+    return user
+
+
+def _require_manager(actor: Any) -> None:
+    if not (actor is not None and actor.is_authenticated and actor.has_perm(MANAGE_USERS)):
+        raise PermissionDenied("only admins manage users")
+
+
+def _lock(user: Any) -> Any:
+    """The user's row and every active admin's, locked in id order; the user, fresh."""
+    admins = User.objects.filter(is_active=True, groups__name=ADMIN).values("pk")
+    locked = (
+        User.objects.select_for_update().filter(Q(pk=user.pk) | Q(pk__in=admins)).order_by("pk")
+    )
+    fresh = {u.pk: u for u in locked}.get(user.pk)
+    if fresh is None:
+        raise ValidationError("no such user")
+    return fresh
+
+
+def _keep_an_admin(*, without: AbstractBaseUser) -> None:
+    others = User.objects.filter(is_active=True, groups__name=ADMIN).exclude(pk=without.pk)
+    if not others.exists():
+        raise ValidationError(
+            f"{without.get_username()} is the only active admin: make another admin first"
+        )
+
+
+def _user_json(user: Any) -> dict[str, Any]:
+    """What the audit trail shows of a user: never the password hash."""
+    return {
+        "username": user.get_username(),
+        "role": role_of(user),
+        "is_active": user.is_active,
+        "is_superuser": user.is_superuser,
+    }
+
+
+def _label(role: str) -> str:
+    return {"admin": "an admin"}.get(role, "a " + ROLE_LABELS.get(role, role))
+
+
+def _password_validators() -> list[Any]:
+    configured = settings.AUTH_PASSWORD_VALIDATORS
+    return password_validation.get_password_validators(configured or DEFAULT_PASSWORD_VALIDATORS)

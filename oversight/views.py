@@ -1,0 +1,347 @@
+"""The admin and compliance screens: the audit trail (review, verify, export) and users.
+Thin: reads through selectors, writes through services and audit_record."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from oversight.audit import audit_record, request_id_of
+from oversight.audit_chain import audit_chain_verify, utc_iso
+from oversight.forms import AuditFilterForm, UserActiveForm, UserCreateForm, UserRoleForm
+from oversight.models import AuditRecord
+from oversight.roles import MANAGE_USERS, ROLE_LABELS, TRADE, VIEW_ALL_ORDERS, VIEW_AUDIT
+from oversight.selectors import (
+    audit_filter_choices,
+    audit_head_seq,
+    audit_last_verification,
+    audit_records,
+    users_with_roles,
+)
+from oversight.services import user_create, user_deactivate, user_reactivate, user_role_set
+
+AUDIT_PAGE_ROWS = 100
+FILTER_KEYS = ("user", "action", "object_type", "object_id", "since", "until")
+CSV_COLUMNS = (
+    "seq",
+    "id",
+    "at_utc",
+    "actor_id",
+    "actor_username",
+    "actor_role",
+    "action",
+    "object_type",
+    "object_id",
+    "before",
+    "after",
+    "reason",
+    "request_id",
+    "prev_hash",
+    "hash",
+)
+# Free-text cells a spreadsheet could read as a formula (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class OversightLoginView(LoginView):
+    """After login, each role lands on its own first screen (admins cannot see orders)."""
+
+    template_name = "login.html"
+
+    def get_default_redirect_url(self) -> str:
+        user = self.request.user
+        if user.has_perm(TRADE) or user.has_perm(VIEW_ALL_ORDERS):
+            return reverse("blotter")
+        if user.has_perm(MANAGE_USERS):
+            return reverse("user_list")
+        if user.has_perm(VIEW_AUDIT):
+            return reverse("audit_list")
+        return super().get_default_redirect_url()
+
+
+# -- the audit trail ------------------------------------------------------------------------
+
+
+def _filter_query(data: QueryDict) -> str:
+    """The filter part of a query string, re-encoded: nothing else is carried along."""
+    return urlencode({k: data[k] for k in FILTER_KEYS if data.get(k)})
+
+
+def _json_text(value: Any) -> str:
+    return "" if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _changes(before: Any, after: Any) -> list[str]:
+    """A one-line summary: the keys that changed, or what was recorded."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = sorted(set(before) | set(after))
+        return [
+            f"{k}: {_shown(before, k)} → {_shown(after, k)}"
+            for k in keys
+            if k not in before or k not in after or before[k] != after[k]
+        ]
+    if before is None and isinstance(after, dict):
+        return [f"{k}={_json_text(v) or 'null'}" for k, v in sorted(after.items())]
+    if before is None and after is None:
+        return []
+    return [f"{_json_text(before) or '—'} → {_json_text(after) or '—'}"]
+
+
+def _shown(values: dict[str, Any], key: str) -> str:
+    return (_json_text(values[key]) or "null") if key in values else "—"
+
+
+def _audit_row(r: AuditRecord) -> dict[str, Any]:
+    return {
+        "r": r,
+        "at_ms": utc_iso(r.at)[:-4].replace("T", " "),
+        "at_iso": utc_iso(r.at),
+        "who": r.actor_username or r.actor_role or "—",
+        "changes": _changes(r.before, r.after),
+        "before": _json_text(r.before),
+        "after": _json_text(r.after),
+    }
+
+
+def _audit_page(request: HttpRequest, form: AuditFilterForm, *, status: int = 200) -> HttpResponse:
+    page = None
+    if form.is_valid():
+        records = audit_records(filters=form.filters())
+        page = Paginator(records, AUDIT_PAGE_ROWS).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "oversight/audit.html",
+        {
+            "form": form,
+            "valid": page is not None,
+            "page": page,
+            "rows": [_audit_row(r) for r in page] if page is not None else [],
+            "query": _filter_query(request.GET),
+            "choices": audit_filter_choices(),
+            "last_verification": audit_last_verification(),
+        },
+        status=status,
+    )
+
+
+@login_required
+@permission_required(VIEW_AUDIT, raise_exception=True)
+@require_GET
+def audit_list(request: HttpRequest) -> HttpResponse:
+    form = AuditFilterForm(request.GET)
+    # A filter that does not parse is the person's to fix: say so, list nothing (never
+    # an unfiltered list that looks like the answer).
+    return _audit_page(request, form, status=200 if form.is_valid() else 400)
+
+
+@login_required
+@permission_required(VIEW_AUDIT, raise_exception=True)
+@require_POST
+def audit_verify(request: HttpRequest) -> HttpResponse:
+    """Recompute the whole chain; the result is shown, and recorded with who asked."""
+    report = audit_chain_verify()
+    audit_record(
+        actor=request.user,
+        action="audit.verify",
+        after={
+            "ok": report.ok,
+            "records": report.count,
+            "head": report.head,
+            "bad_seq": report.bad_seq,
+            "bad_id": report.bad_id,
+            "problem": report.problem,
+        },
+        request_id=request_id_of(request),
+    )
+    if report.ok:
+        messages.success(request, f"Chain verified. {report.summary()}")
+    else:
+        messages.error(request, f"Chain verification failed. {report.summary()}")
+    query = _filter_query(QueryDict(request.POST.get("query", "")))
+    return redirect(reverse("audit_list") + (f"?{query}" if query else ""))
+
+
+class _Echo:
+    """csv.writer's file: hands each row back instead of buffering the whole export."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _cell(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def _csv_lines(records: Iterable[AuditRecord]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for r in records:
+        yield writer.writerow(
+            [
+                r.seq,
+                r.pk,
+                utc_iso(r.at),
+                r.actor_id if r.actor_id is not None else "",
+                _cell(r.actor_username),
+                _cell(r.actor_role),
+                _cell(r.action),
+                _cell(r.object_type),
+                _cell(r.object_id),
+                _cell(_json_text(r.before)),
+                _cell(_json_text(r.after)),
+                _cell(r.reason),
+                _cell(r.request_id),
+                r.prev_hash,
+                r.hash,
+            ]
+        )
+
+
+@login_required
+@permission_required(VIEW_AUDIT, raise_exception=True)
+@require_GET
+def audit_export(request: HttpRequest) -> HttpResponse:
+    """The filtered records as CSV, in chain order, every column including the hashes."""
+    form = AuditFilterForm(request.GET)
+    if not form.is_valid():
+        return _audit_page(request, form, status=400)
+    filters = form.filters()
+    # Bounded by the head now, so the export's own record is not in it.
+    records = audit_records(filters=filters).filter(seq__lte=audit_head_seq()).order_by("seq")
+    audit_record(
+        actor=request.user,
+        action="audit.export",
+        after={"filters": filters.as_query(), "records": records.count()},
+        request_id=request_id_of(request),
+    )
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    resp = StreamingHttpResponse(
+        _csv_lines(records.iterator(chunk_size=2000)), content_type="text/csv; charset=utf-8"
+    )
+    resp["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
+    return resp
+
+
+# -- users --------------------------------------------------------------------------------
+
+
+def _users_page(request: HttpRequest, form: UserCreateForm, *, status: int = 200) -> HttpResponse:
+    rows = [
+        {
+            "u": row.user,
+            "role": row.role,
+            "role_label": ROLE_LABELS.get(row.role, ""),
+            "is_me": row.user.pk == request.user.pk,
+        }
+        for row in users_with_roles()
+    ]
+    return render(
+        request,
+        "oversight/users.html",
+        {"rows": rows, "form": form, "role_choices": form.fields["role"].choices},
+        status=status,
+    )
+
+
+@login_required
+@permission_required(MANAGE_USERS, raise_exception=True)
+@require_GET
+def user_list(request: HttpRequest) -> HttpResponse:
+    return _users_page(request, UserCreateForm())
+
+
+@login_required
+@permission_required(MANAGE_USERS, raise_exception=True)
+@require_POST
+def user_new(request: HttpRequest) -> HttpResponse:
+    form = UserCreateForm(request.POST)
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            user = user_create(
+                actor=request.user,
+                username=d["username"],
+                password=d["password"],
+                role=d["role"],
+                reason=d["reason"],
+                request_id=request_id_of(request),
+            )
+        except ValidationError as e:
+            for field, msgs in e.message_dict.items():
+                for m in msgs:
+                    form.add_error(field if field in form.fields else None, m)
+        else:
+            messages.success(request, f"Created {user.get_username()} as {ROLE_LABELS[d['role']]}")
+            return redirect("user_list")
+    return _users_page(request, form, status=400)
+
+
+def _refused(request: HttpRequest, e: ValidationError) -> None:
+    for m in e.messages:
+        messages.error(request, m)
+
+
+@login_required
+@permission_required(MANAGE_USERS, raise_exception=True)
+@require_POST
+def user_role(request: HttpRequest, pk: int) -> HttpResponse:
+    user = get_object_or_404(get_user_model(), pk=pk)
+    form = UserRoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"{user.get_username()}: choose one of the roles")
+        return redirect("user_list")
+    try:
+        user_role_set(
+            actor=request.user,
+            user=user,
+            role=form.cleaned_data["role"],
+            reason=form.cleaned_data["reason"],
+            request_id=request_id_of(request),
+        )
+    except ValidationError as e:
+        _refused(request, e)
+    else:
+        label = ROLE_LABELS[form.cleaned_data["role"]]
+        messages.success(request, f"{user.get_username()} is now {label}")
+    return redirect("user_list")
+
+
+@login_required
+@permission_required(MANAGE_USERS, raise_exception=True)
+@require_POST
+def user_active(request: HttpRequest, pk: int) -> HttpResponse:
+    user = get_object_or_404(get_user_model(), pk=pk)
+    form = UserActiveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"{user.get_username()}: nothing to change")
+        return redirect("user_list")
+    active = bool(form.cleaned_data["active"])
+    change = user_reactivate if active else user_deactivate
+    try:
+        change(
+            actor=request.user,
+            user=user,
+            reason=form.cleaned_data["reason"],
+            request_id=request_id_of(request),
+        )
+    except ValidationError as e:
+        _refused(request, e)
+    else:
+        verb = "reactivated" if active else "deactivated"
+        messages.success(request, f"{user.get_username()} {verb}")
+    return redirect("user_list")

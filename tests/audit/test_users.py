@@ -1,0 +1,275 @@
+"""Admins manage users through services that record before and after; nobody can lock
+the desk out of administration; changes made any other way are recorded once, too."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.test import Client
+from django.urls import reverse
+
+from oversight.audit_chain import audit_chain_verify
+from oversight.models import AuditRecord
+from oversight.services import user_create, user_deactivate, user_reactivate, user_role_set
+
+from .conftest import client_for, make_user
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "correct-horse-battery-47"
+
+
+def records_for(user: User) -> list[AuditRecord]:
+    return list(AuditRecord.objects.filter(object_type="User", object_id=str(user.pk)))
+
+
+def said(client: Client, url: str, data: dict[str, object]) -> list[str]:
+    """POST, follow the redirect to the users page, and return the messages it shows."""
+    resp = client.post(url, data, follow=True)
+    assert resp.redirect_chain == [(reverse("user_list"), 302)] and resp.status_code == 200
+    return [str(m) for m in resp.context["messages"]]
+
+
+def groups(user: User) -> list[str]:
+    return sorted(user.groups.values_list("name", flat=True))
+
+
+def test_create_records_who_and_what(adam) -> None:
+    user = user_create(
+        actor=adam, username=" carol ", password=PASSWORD, role="trader", request_id="req-7"
+    )
+    assert user.username == "carol" and user.check_password(PASSWORD) and user.is_active
+    assert groups(user) == ["trader"]
+    [rec] = records_for(user)  # once: the safety net stood aside
+    assert (rec.action, rec.actor_username, rec.actor_role, rec.request_id) == (
+        "user.create",
+        "adam",
+        "admin",
+        "req-7",
+    )
+    assert rec.before is None
+    assert rec.after == {
+        "username": "carol",
+        "role": "trader",
+        "is_active": True,
+        "is_superuser": False,
+    }
+    assert "password" not in str(rec.after) and PASSWORD not in str(rec.after)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"username": "Alice"}, "username"),  # taken, whatever the case
+        ({"username": "bad name!"}, "username"),
+        ({"username": ""}, "username"),
+        ({"password": "short"}, "password"),
+        ({"password": "12345678901"}, "password"),
+        ({"role": "superuser"}, "role"),
+    ],
+)
+def test_create_refuses_bad_input(adam, alice, kwargs, field) -> None:
+    args = {"username": "dave", "password": PASSWORD, "role": "trader", **kwargs}
+    users = User.objects.count()
+    with pytest.raises(ValidationError) as e:
+        user_create(actor=adam, **args)
+    assert field in e.value.message_dict
+    assert User.objects.count() == users
+
+
+def test_role_set_and_deactivation_record_before_and_after(adam, bob) -> None:
+    user_role_set(actor=adam, user=bob, role="risk_manager", reason="moved desks")
+    assert groups(bob) == ["risk_manager"]
+    user_deactivate(actor=adam, user=bob, reason="left the firm")
+    bob.refresh_from_db()
+    assert not bob.is_active
+    user_reactivate(actor=adam, user=bob, reason="came back")
+    bob.refresh_from_db()
+    assert bob.is_active
+    mine = [r for r in records_for(bob) if r.actor_username == "adam"]
+    assert [(r.action, r.reason) for r in mine] == [
+        ("user.role_set", "moved desks"),
+        ("user.deactivate", "left the firm"),
+        ("user.reactivate", "came back"),
+    ]
+    role, off, on = mine
+    assert (role.before["role"], role.after["role"]) == ("trader", "risk_manager")
+    assert (off.before["is_active"], off.after["is_active"]) == (True, False)
+    assert (on.before["is_active"], on.after["is_active"]) == (False, True)
+    assert audit_chain_verify().ok
+
+
+def test_role_set_keeps_other_groups(adam, bob) -> None:
+    bob.groups.add(Group.objects.create(name="desk-emea"))
+    user_role_set(actor=adam, user=bob, role="admin")
+    assert groups(bob) == ["admin", "desk-emea"]
+
+
+def test_an_admin_cannot_lock_themselves_out(adam) -> None:
+    for change in (
+        lambda: user_deactivate(actor=adam, user=adam),
+        lambda: user_role_set(actor=adam, user=adam, role="trader"),
+    ):
+        with pytest.raises(ValidationError):
+            change()
+    adam.refresh_from_db()
+    assert adam.is_active and groups(adam) == ["admin"]
+
+
+def test_the_last_active_admin_stays(adam) -> None:
+    eve = make_user("eve", "admin")
+    user_deactivate(actor=adam, user=eve)
+    # Now adam is the only active admin: a second admin acting on him is not possible
+    # (eve is inactive), but a superuser without the admin role is.
+    root = User.objects.create_superuser("root", password=PASSWORD)
+    for change in (
+        lambda: user_deactivate(actor=root, user=adam),
+        lambda: user_role_set(actor=root, user=adam, role="trader"),
+    ):
+        with pytest.raises(ValidationError, match="only active admin"):
+            change()
+    user_reactivate(actor=adam, user=eve)
+    user_role_set(actor=root, user=adam, role="trader")  # eve is still an admin
+    assert groups(adam) == ["trader"]
+
+
+def test_only_admins_may_call_the_services(alice, rita, bob) -> None:
+    for actor in (alice, rita):
+        for change in (
+            lambda a=actor: user_create(actor=a, username="x1", password=PASSWORD, role="admin"),
+            lambda a=actor: user_role_set(actor=a, user=bob, role="admin"),
+            lambda a=actor: user_deactivate(actor=a, user=bob),
+        ):
+            with pytest.raises(PermissionDenied):
+                change()
+    bob.refresh_from_db()
+    assert bob.is_active and groups(bob) == ["trader"]
+
+
+def test_no_op_changes_are_refused(adam, bob) -> None:
+    with pytest.raises(ValidationError, match="already a trader"):
+        user_role_set(actor=adam, user=bob, role="trader")
+    with pytest.raises(ValidationError, match="already active"):
+        user_reactivate(actor=adam, user=bob)
+
+
+# -- the pages ---------------------------------------------------------------------------
+
+
+def test_users_page_lists_role_and_status(adam, alice, rita) -> None:
+    user_deactivate(actor=adam, user=alice)
+    resp = client_for(adam).get(reverse("user_list"))
+    rows = {r["u"].username: (r["role"], r["u"].is_active) for r in resp.context["rows"]}
+    assert rows == {
+        "adam": ("admin", True),
+        "alice": ("trader", False),
+        "rita": ("risk_manager", True),
+    }
+    html = resp.content.decode()
+    assert "Reactivate" in html and "Deactivate rita" in html
+    assert f'action="/users/{adam.pk}/active/"' not in html  # not for oneself
+
+
+def test_create_through_the_page(adam) -> None:
+    c = client_for(adam)
+    form = {"username": "carol", "password": PASSWORD, "role": "risk_manager", "reason": "hire"}
+    resp = c.post(reverse("user_new"), form)
+    assert resp.status_code == 302 and resp["Location"] == reverse("user_list")
+    carol = User.objects.get(username="carol")
+    assert groups(carol) == ["risk_manager"]
+    assert records_for(carol)[0].reason == "hire"
+    assert Client().login(username="carol", password=PASSWORD)
+
+
+def test_bad_create_shows_messages_by_the_fields(adam, alice) -> None:
+    resp = client_for(adam).post(
+        reverse("user_new"), {"username": "alice", "password": "short", "role": "trader"}
+    )
+    assert resp.status_code == 400
+    html = resp.content.decode()
+    assert "alice is taken" in html and "too short" in html
+    assert 'aria-invalid="true"' in html and "The user was not created" in html
+
+
+def test_role_change_and_deactivation_through_the_page(adam, bob) -> None:
+    c = client_for(adam)
+    bob_client = client_for(bob)
+    assert bob_client.get(reverse("blotter")).status_code == 200
+    role = {"role": "risk_manager", "reason": "x"}
+    assert said(c, reverse("user_role", args=[bob.pk]), role) == ["bob is now risk manager"]
+    off = {"active": "0", "reason": "left"}
+    assert said(c, reverse("user_active", args=[bob.pk]), off) == ["bob deactivated"]
+    # Their open session ends at its next request; they cannot log in again.
+    assert bob_client.get(reverse("blotter")).status_code == 302
+    assert not Client().login(username="bob", password="pw-bob")
+    c.post(reverse("user_active", args=[bob.pk]), {"active": "1"})
+    bob.refresh_from_db()
+    assert bob.is_active and groups(bob) == ["risk_manager"]
+
+
+def test_the_page_refuses_self_lockout_with_a_message(adam) -> None:
+    c = client_for(adam)
+    assert said(c, reverse("user_active", args=[adam.pk]), {"active": "0"}) == [
+        "you cannot deactivate yourself"
+    ]
+    assert said(c, reverse("user_role", args=[adam.pk]), {"role": "trader"}) == [
+        "you cannot remove your own admin role"
+    ]
+    adam.refresh_from_db()
+    assert adam.is_active and groups(adam) == ["admin"]
+
+
+def test_bad_row_input_is_a_message_not_an_error(adam, bob) -> None:
+    c = client_for(adam)
+    assert said(c, reverse("user_role", args=[bob.pk]), {"role": "god"}) == [
+        "bob: choose one of the roles"
+    ]
+    assert said(c, reverse("user_active", args=[bob.pk]), {"active": "x"}) == [
+        "bob: nothing to change"
+    ]
+    assert c.post(reverse("user_role", args=[99999]), {"role": "admin"}).status_code == 404
+    bob.refresh_from_db()
+    assert bob.is_active and groups(bob) == ["trader"]
+
+
+# -- the safety net: changes outside the services --------------------------------------
+
+
+def test_changes_made_in_the_shell_are_recorded_once(adam) -> None:
+    zed = User.objects.create_user("zed", password=PASSWORD)
+    zed.groups.add(Group.objects.get(name="trader"))
+    zed.is_superuser = True
+    zed.save()
+    zed.last_name = "Unwatched"
+    zed.save()  # no watched flag changed: nothing to record
+    zed.groups.remove(Group.objects.get(name="trader"))
+    Group.objects.get(name="admin").user_set.add(zed)  # from the group's side
+    zed.groups.clear()
+    recs = records_for(zed)
+    assert [(r.action, r.actor_role, r.before, r.after) for r in recs] == [
+        ("user.create", "system", None, {"username": "zed", "is_active": True, "is_superuser": False}),
+        ("user.groups_set", "system", {"groups": []}, {"groups": ["trader"]}),
+        (
+            "user.flags_set",
+            "system",
+            {"is_active": True, "is_superuser": False},
+            {"is_active": True, "is_superuser": True},
+        ),
+        ("user.groups_set", "system", {"groups": ["trader"]}, {"groups": []}),
+        ("user.groups_set", "system", {"groups": []}, {"groups": ["admin"]}),
+        ("user.groups_set", "system", {"groups": ["admin"]}, {"groups": []}),
+    ]  # fmt: skip
+    assert all(r.reason.startswith("changed outside the user pages") for r in recs)
+    # A service's change is recorded by the service alone.
+    user_role_set(actor=adam, user=zed, role="trader")
+    user_deactivate(actor=adam, user=zed)
+    assert [r.action for r in records_for(zed)[len(recs) :]] == [
+        "user.role_set",
+        "user.deactivate",
+    ]
+
+
+def test_a_login_is_not_a_user_change(alice) -> None:
+    before = AuditRecord.objects.count()
+    assert Client().login(username="alice", password="pw-alice")
+    assert list(AuditRecord.objects.values_list("action", flat=True)[before:]) == ["auth.login"]

@@ -1,0 +1,144 @@
+"""Verification walks the chain and names the first bad record: an edited record, a
+re-hashed edit (the next link breaks), a deleted record (a gap in seq)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from oversight.audit import audit_record
+from oversight.audit_chain import CHAIN_FIELDS, GENESIS, audit_chain_verify, record_hash
+from oversight.models import AuditRecord
+
+from .conftest import as_dba, on_pg
+
+pytestmark = pytest.mark.django_db
+TABLE = "oversight_auditrecord"
+
+
+def chain(n: int = 5) -> list[AuditRecord]:
+    return [
+        audit_record(actor=None, action=f"test.step{i}", after={"i": i}, reason="as it was")
+        for i in range(n)
+    ]
+
+
+def verify_command() -> tuple[int, str, str]:
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("audit_verify", stdout=out, stderr=err)
+    except SystemExit as e:
+        return int(e.code or 0), out.getvalue().strip(), err.getvalue().strip()
+    return 0, out.getvalue().strip(), err.getvalue().strip()
+
+
+def test_an_intact_chain_verifies(db) -> None:
+    records = chain()
+    report = audit_chain_verify()
+    assert report.ok and report.count == 5 and report.head == records[-1].hash
+    assert verify_command() == (0, f"OK: 5 records, head {records[-1].hash[:16]}", "")
+
+
+def test_an_empty_trail_verifies(db) -> None:
+    assert verify_command() == (0, f"OK: 0 records, head {GENESIS[:16]}", "")
+
+
+def _json_param() -> str:
+    return "%s::jsonb" if on_pg() else "%s"
+
+
+@pytest.mark.parametrize(
+    "column", ["reason", "after", "at", "action", "actor_role", "object_id", "actor_username"]
+)
+def test_an_edited_record_is_named(db, column: str) -> None:
+    records = chain()
+    target = records[2]
+    value: object
+    placeholder = "%s"
+    if column == "after":
+        value, placeholder = json.dumps({"i": 99}), _json_param()
+    elif column == "at":
+        value = connection.ops.adapt_datetimefield_value(target.at + timedelta(milliseconds=1))
+    else:
+        value = "tampered"
+    with as_dba() as c:
+        c.execute(f"UPDATE {TABLE} SET {column} = {placeholder} WHERE id = %s", [value, target.pk])
+    report = audit_chain_verify()
+    assert (report.bad_seq, report.bad_id) == (target.seq, target.pk)
+    assert report.problem.startswith("content hash mismatch")
+    code, out, err = verify_command()
+    assert (code, out) == (1, "")
+    assert err.startswith(
+        f"BROKEN at record seq={target.seq} id={target.pk}: content hash mismatch"
+    )
+
+
+def test_a_rehashed_edit_breaks_the_next_link(db) -> None:
+    records = chain()
+    target = records[1]
+    with as_dba() as c:
+        c.execute(f"UPDATE {TABLE} SET reason = %s WHERE id = %s", ["nothing happened", target.pk])
+        row = AuditRecord.objects.filter(pk=target.pk).values(*CHAIN_FIELDS).get()
+        c.execute(f"UPDATE {TABLE} SET hash = %s WHERE id = %s", [record_hash(row), target.pk])
+    report = audit_chain_verify()
+    assert (report.bad_seq, report.bad_id) == (records[2].seq, records[2].pk)
+    assert report.problem.startswith("broken link")
+
+
+def test_a_deleted_middle_record_is_a_gap(db) -> None:
+    records = chain()
+    with as_dba() as c:
+        c.execute(f"DELETE FROM {TABLE} WHERE id = %s", [records[2].pk])
+    report = audit_chain_verify()
+    assert (report.bad_seq, report.bad_id) == (records[3].seq, records[3].pk)
+    assert report.problem == f"gap in seq: expected {records[2].seq}, found {records[3].seq}"
+    code, _, err = verify_command()
+    assert code == 1
+    assert err == (
+        f"BROKEN at record seq={records[3].seq} id={records[3].pk}: gap in seq: "
+        f"expected {records[2].seq}, found {records[3].seq}"
+    )
+
+
+def test_a_deleted_first_record_is_a_gap(db) -> None:
+    records = chain(3)
+    with as_dba() as c:
+        c.execute(f"DELETE FROM {TABLE} WHERE id = %s", [records[0].pk])
+    report = audit_chain_verify()
+    assert (report.bad_seq, report.bad_id) == (2, records[1].pk)
+    assert report.problem == "gap in seq: expected 1, found 2"
+
+
+def test_a_renumbered_deletion_breaks_the_link(db) -> None:
+    """Closing the gap by renumbering does not help: the next record points at the
+    deleted one's hash."""
+    records = chain()
+    with as_dba() as c:
+        c.execute(f"DELETE FROM {TABLE} WHERE id = %s", [records[2].pk])
+        for r in records[3:]:
+            c.execute(f"UPDATE {TABLE} SET seq = seq - 1 WHERE id = %s", [r.pk])
+    report = audit_chain_verify()
+    assert (report.bad_seq, report.bad_id) == (3, records[3].pk)
+    assert report.problem.startswith("broken link")
+
+
+def test_rewriting_the_whole_tail_changes_the_head(db) -> None:
+    """The known limit of a hash chain: re-hash everything after an edit and it verifies
+    again, but its head differs from the one printed before. Keep the head elsewhere."""
+    records = chain()
+    head_before = audit_chain_verify().head
+    with as_dba() as c:
+        c.execute(f"UPDATE {TABLE} SET reason = %s WHERE id = %s", ["rewritten", records[1].pk])
+        prev = records[0].hash
+        for r in records[1:]:
+            c.execute(f"UPDATE {TABLE} SET prev_hash = %s WHERE id = %s", [prev, r.pk])
+            row = AuditRecord.objects.filter(pk=r.pk).values(*CHAIN_FIELDS).get()
+            prev = record_hash(row)
+            c.execute(f"UPDATE {TABLE} SET hash = %s WHERE id = %s", [prev, r.pk])
+    report = audit_chain_verify()
+    assert report.ok and report.head != head_before
