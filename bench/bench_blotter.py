@@ -163,7 +163,7 @@ def submit_orders(trader: Any, instruments: list[Any], n: int) -> None:
     import execution.services as services
     from execution.services import parent_order_submit
 
-    services._dispatch = lambda _id: None  # type: ignore[assignment]
+    services.dispatch_order = lambda _id: None  # type: ignore[assignment]
     for k in range(n):
         inst = instruments[k % len(instruments)]
         parent_order_submit(

@@ -57,6 +57,8 @@ class ParentOrder(models.Model):
     end_minute = models.FloatField()
     limit_price = models.DecimalField(null=True, blank=True, **PRICE)
     strategy = models.CharField(max_length=32)
+    # The safe baseline that took over when the strategy failed (the order says so).
+    fallback_strategy = models.CharField(max_length=32, blank=True)
     params = models.JSONField(default=dict)
     status = models.CharField(
         max_length=16, choices=PARENT_STATUS_CHOICES, default=ParentStatus.NEW.value

@@ -20,9 +20,19 @@ from django.utils import timezone
 from execution.algos.params import ParamError, validate_params
 from execution.algos.registry import strategy_class
 from execution.engine.orders import PARENT_TERMINAL, ParentStatus
-from execution.models import SUSPENDED, ControlRequest, Instrument, OrderEvent, ParentOrder
+from execution.models import (
+    BLOCKED,
+    SUSPENDED,
+    ControlRequest,
+    Instrument,
+    OrderEvent,
+    ParentOrder,
+)
 from execution.selectors import market_clock
 from oversight.audit import audit_record
+from oversight.risk.models import RiskException
+from oversight.risk.pretrade import breaches, order_scopes, refusals
+from oversight.risk.services import exception_raise
 from oversight.roles import TRADE
 
 ORDERS_ALL_GROUP = "orders.all"
@@ -52,8 +62,6 @@ def parent_order_submit(
     errors: dict[str, list[str]] = {}
     if not user.has_perm(TRADE):
         raise ValidationError("you are not allowed to trade")
-    if instrument.restricted:
-        errors.setdefault("instrument", []).append(f"{instrument.symbol} is restricted")
     if side not in ("buy", "sell"):
         errors.setdefault("side", []).append("must be buy or sell")
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
@@ -81,7 +89,23 @@ def parent_order_submit(
         )
     if errors:
         raise ValidationError(errors)
+    scopes = order_scopes(user=user, instrument=instrument, strategy=strategy)
+    refused = refusals(
+        user=user, instrument=instrument, side=side, quantity=quantity, scopes=scopes
+    )
+    if refused:
+        _refuse(user, instrument, side, quantity, strategy, refused)
     with transaction.atomic():
+        found = breaches(
+            user=user,
+            instrument=instrument,
+            side=side,
+            quantity=quantity,
+            limit_price=limit,
+            start_minute=start_minute,
+            end_minute=end_minute,
+            scopes=scopes,
+        )
         order = ParentOrder.objects.create(
             owner=user,
             instrument=instrument,
@@ -92,10 +116,68 @@ def parent_order_submit(
             limit_price=limit,
             strategy=strategy,
             params=clean,
+            status=BLOCKED if found else ParentStatus.NEW.value,
+            status_reason="; ".join(str(f) for f in found)[:255],
         )
         audit_record(actor=user, action="order.submit", obj=order, after=_order_json(order))
-        transaction.on_commit(lambda: _dispatch(instrument.pk))
+        if found:
+            # Blocked: it waits for a risk manager's override; nothing goes to a worker.
+            audit_record(
+                actor=None,
+                action="order.blocked",
+                obj=order,
+                after={"codes": [f.code.value for f in found]},
+                reason=order.status_reason,
+            )
+            exception_raise(
+                kind="LIMIT_BREACH",
+                code=found[0].code.value,
+                severity=RiskException.WARNING,
+                scope_type="trader",
+                scope_key=user.get_username(),
+                title=f"Order {order.pk} blocked: {', '.join(f.code.value for f in found)}",
+                detail="; ".join(f.message for f in found),
+                suggested_action="review the order; grant a single-use override or reject it",
+                order_id=order.pk,
+                trader_id=user.pk,
+            )
+        else:
+            transaction.on_commit(lambda: dispatch_order(instrument.pk))
     return order
+
+
+def _refuse(
+    user: Any, instrument: Instrument, side: str, quantity: int, strategy: str, found: list[Any]
+) -> None:
+    """A refused order is not created, but the attempt is recorded and raised."""
+    with transaction.atomic():
+        attempt = {
+            "instrument": instrument.symbol,
+            "side": side,
+            "quantity": quantity,
+            "strategy": strategy,
+            "codes": [f.code.value for f in found],
+        }
+        audit_record(
+            actor=user,
+            action="order.refused",
+            after=attempt,
+            reason="; ".join(str(f) for f in found),
+        )
+        exception_raise(
+            kind="ORDER_DENIED",
+            code=found[0].code.value,
+            severity=RiskException.WARNING,
+            scope_type="trader",
+            scope_key=user.get_username(),
+            title=f"Order refused for {user.get_username()}: {found[0].code.value}",
+            detail=f"{side} {quantity:,} {instrument.symbol}: "
+            + "; ".join(f.message for f in found),
+            suggested_action="check with the trader; the kill switch or restriction stays until reset",
+            trader_id=user.pk,
+        )
+    field = "instrument" if found[0].code.value == "RESTRICTED_INSTRUMENT" else "__all__"
+    raise ValidationError({field: [str(f) for f in found]})
 
 
 def _clean_limit(value: Any, tick: Decimal) -> tuple[Decimal | None, str]:
@@ -113,7 +195,7 @@ def _clean_limit(value: Any, tick: Decimal) -> tuple[Decimal | None, str]:
     return limit, ""
 
 
-def _dispatch(instrument_id: int) -> None:
+def dispatch_order(instrument_id: int) -> None:
     """Ask a worker to run the instrument's market. The order is already committed as NEW:
     if the broker is unreachable it waits there (and says so in the audit trail) until a
     worker for its instrument runs, rather than failing the trader's request."""
@@ -134,6 +216,7 @@ CONTROLS = {
         ParentStatus.PAUSED.value,
         ParentStatus.NEW.value,
         SUSPENDED,
+        BLOCKED,
     },
     ControlRequest.AMEND: {
         ParentStatus.WORKING.value,
@@ -191,25 +274,25 @@ def order_control_request(
             after={"changes": clean} if clean else None,
             reason=reason,
         )
-        if order.status == SUSPENDED and action == ControlRequest.CANCEL:
+        if order.status in (SUSPENDED, BLOCKED) and action == ControlRequest.CANCEL:
             # No worker holds it and nothing works at a venue: cancel it here and now.
             _suspended_cancel(order, req, user)
         elif order.status == SUSPENDED:
-            transaction.on_commit(lambda: _dispatch(order.instrument_id))
+            transaction.on_commit(lambda: dispatch_order(order.instrument_id))
     return req
 
 
 def _suspended_cancel(order: ParentOrder, req: ControlRequest, user: Any) -> None:
     locked = ParentOrder.objects.select_for_update().get(pk=order.pk)
     seq = locked.last_seq + 1
-    reason = f"canceled by {user} while suspended"
+    reason = f"canceled by {user} while {locked.status.lower()}"
     payload = {
         "engine_order_id": locked.engine_id,
         "seq": seq,
         "ts": 0.0,
         "kind": "ParentStatusChanged",
         "status": ParentStatus.CANCELED.value,
-        "previous": SUSPENDED,
+        "previous": locked.status,
         "reason": reason,
     }
     OrderEvent.objects.create(

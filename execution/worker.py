@@ -8,13 +8,18 @@ one transaction, broadcasting them only after it commits.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import redis
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -26,8 +31,10 @@ from execution.engine.events import (
     ChildFilled,
     ChildSubmitted,
     DomainEvent,
+    ParentStrategyFallback,
 )
 from execution.engine.orders import InvalidTransition, ParentStatus, ticks_to_px
+from execution.engine.risk import RiskGate
 from execution.events_codec import event_to_json
 from execution.models import (
     SUSPENDED,
@@ -44,11 +51,26 @@ from execution.services import broadcast_events
 from execution.sim.calibration import SESSION_SECONDS
 from execution.sim.market import Market
 from execution.sim.scenario import parse_scenario
+from execution.worker_risk import WorkerRisk
 from oversight.audit import audit_record
+from oversight.risk.models import Override, RiskException
+from oversight.risk.notify import control_channel
+from oversight.risk.services import exception_raise, exceptions_escalate, limit_requests_expire
+
+logger = logging.getLogger(__name__)
+# A worker whose heartbeat is older than this is declared dead and its orders suspended.
+# Heartbeats go every 0.25 s; the reaper runs every second in every live worker, so a
+# lost worker is flagged within about 5 s of its last heartbeat.
+HEARTBEAT_STALE_S = 4.0
 
 
 class SessionTaken(Exception):
     """Another worker runs this instrument's market."""
+
+
+class SessionLost(Exception):
+    """This worker's session was declared dead (its heartbeat went stale): another worker
+    may own the market now, so this one must stop without writing anything more."""
 
 
 def worker_name() -> str:
@@ -85,7 +107,10 @@ class MarketWorker:
         self.base_seed = self.scenario.seed if seed is None else seed
         self.day, self.seed = 1, self.base_seed
         self.market = Market(self.scenario, self.seed)
-        self.engine = ExecutionEngine(self.market)
+        self.engine = self._engine()
+        self.risk = WorkerRisk(self)
+        self._wake = threading.Event()
+        self._listener: threading.Thread | None = None
         self.session: MarketSession | None = None
         self._published = 0
         self._orders: dict[str, ParentOrder] = {}
@@ -126,6 +151,10 @@ class MarketWorker:
         )
         return self.session
 
+    def _engine(self) -> ExecutionEngine:
+        # Every child this worker sends passes the firm's risk gate (limits, kill switches).
+        return ExecutionEngine(self.market, risk=RiskGate(self.market.cal.tick_size))
+
     def _seed_of(self, day: int) -> int:
         return self.base_seed + day - 1  # each day its own, reproducible, market
 
@@ -137,7 +166,7 @@ class MarketWorker:
         self.day, self.seed = day, self._seed_of(day)
         if start_ts > 0 or self.market.seed != self.seed:
             self.market = Market(self.scenario, self.seed)
-            self.engine = ExecutionEngine(self.market)
+            self.engine = self._engine()
             if start_ts > 0:
                 self.market.advance(start_ts)
         # Wall time is anchored so that sim_target starts at start_ts.
@@ -146,8 +175,12 @@ class MarketWorker:
     def release(self, status: str = MarketSession.STOPPED) -> None:
         """Give the market up. Orders still open are suspended (their venues go with the
         market, so their working children are cancelled) for a trader to resume."""
+        if getattr(self, "_pubsub", None) is not None:
+            with contextlib.suppress(redis.RedisError):
+                self._pubsub.close()
         if self.session is not None:
             self._persist()
+            self.risk.reconcile()
             open_ids = [
                 self._orders[eid].pk
                 for eid, w in self.engine.orders.items()
@@ -177,15 +210,18 @@ class MarketWorker:
         Returns the number of events written.
         """
         assert self.session is not None, "claim() first"
-        polled = time.monotonic() >= self._next_poll
+        polled = time.monotonic() >= self._next_poll or self._wake.is_set()
+        cause_at = timezone.now()  # what this step shows happened by now (wall clock)
         if polled:
+            self._wake.clear()
             self._next_poll = time.monotonic() + self.poll_interval_s
             self._pick_up_orders()
             self._apply_controls()
+            self.risk.refresh()
         target = self.sim_target if sim_until is None else sim_until
         if target > self.market.now:
             self.engine.run_until(target)
-        return self._persist(heartbeat=polled)
+        return self._persist(heartbeat=polled, cause_at=cause_at)
 
     @property
     def has_open_orders(self) -> bool:
@@ -197,14 +233,20 @@ class MarketWorker:
         """Step until the session ends, or nothing has been open for idle_exit_s of wall time."""
         started = self.wall_clock()
         idle_since: float | None = None
-        next_reap = 0.0
+        next_reap = next_recon = 0.0
+        self._listen()
         try:
             while self.market.now < SESSION_SECONDS:
                 self.step()
                 now = self.wall_clock()
                 if now >= next_reap:  # live workers watch over the dead ones' orders
-                    sessions_reap()
-                    next_reap = now + 5.0
+                    sessions_reap(stale_after_s=HEARTBEAT_STALE_S)
+                    exceptions_escalate()
+                    limit_requests_expire()
+                    next_reap = now + 1.0
+                if now >= next_recon:
+                    self.risk.reconcile()
+                    next_recon = now + 30.0
                 if self.has_open_orders or self._has_new_orders():
                     idle_since = None
                 else:
@@ -213,9 +255,36 @@ class MarketWorker:
                         break
                 if max_wall_s is not None and now - started >= max_wall_s:
                     break
-                time.sleep(tick_s)
+                # Sleep, unless a kill switch, a limit or a control wakes us (notify.py). While
+                # a kill's cancels are in flight, step again at once: its ack waits on them.
+                self._wake.wait(0.002 if self.risk.kills_pending() else tick_s)
+        except SessionLost:
+            logger.error("session %s was declared dead; stopping", self.session)
+            self.session = None  # nothing more may be written in its name
         finally:
             self.release()
+
+    def _listen(self) -> None:
+        """A thread that sets the wake event when the web process publishes a control
+        message; the loop then polls at once instead of at its next interval."""
+        try:
+            client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(control_channel())
+        except redis.RedisError:
+            logger.warning("no wake-up channel; polling only", exc_info=True)
+            return
+
+        def loop() -> None:
+            try:
+                for _ in pubsub.listen():
+                    self._wake.set()
+            except (redis.RedisError, ValueError):
+                pass  # closed at release, or Redis went away: polling still works
+
+        self._pubsub = pubsub
+        self._listener = threading.Thread(target=loop, name="wake", daemon=True)
+        self._listener.start()
 
     # -- orders in ----------------------------------------------------------------------
 
@@ -273,12 +342,17 @@ class MarketWorker:
                     f"the window ended at minute {order.end_minute:g}; the market is at {now / 60:.1f}",
                 )
                 continue
+            problem = _override_use(order)
+            if problem:
+                self._reject(order, problem)
+                continue
             try:
                 self.engine.add_order(spec)
             except (ParamError, ValueError) as e:
                 self._reject(order, str(e))
                 continue
             self._orders[order.engine_id] = order
+            self.risk.track(order)
 
     def _reject(self, order: ParentOrder, reason: str) -> None:
         ParentOrder.objects.filter(pk=order.pk).update(
@@ -320,20 +394,21 @@ class MarketWorker:
 
     # -- events out ---------------------------------------------------------------------
 
-    def _persist(self, *, heartbeat: bool = True) -> int:
+    def _persist(self, *, heartbeat: bool = True, cause_at: Any = None) -> int:
         assert self.session is not None
         events = self.engine.events[self._published :]
         if not events and not heartbeat:
             return 0
         with transaction.atomic():
-            if heartbeat:
-                MarketSession.objects.filter(pk=self.session.pk).update(
-                    heartbeat_at=timezone.now(), sim_ts=self.market.now
-                )
-            if not events:
-                return 0
-            messages = self._write(events)
-            transaction.on_commit(lambda: broadcast_events(messages))
+            if heartbeat and not MarketSession.objects.filter(
+                pk=self.session.pk, status=MarketSession.RUNNING
+            ).update(heartbeat_at=timezone.now(), sim_ts=self.market.now):
+                raise SessionLost(str(self.session.pk))
+            if events:
+                messages = self._write(events)
+                transaction.on_commit(lambda: broadcast_events(messages))
+            self.risk.after_step(events, cause_at or timezone.now())
+            self.risk.kills_settle()
         self._published += len(events)
         return len(events)
 
@@ -438,6 +513,16 @@ class MarketWorker:
             )
             if last_status is not None:
                 fields["status_reason"] = getattr(last_status, "reason", "")[:255]
+            fallback = next(
+                (e for e in events if e.order_id == eid and isinstance(e, ParentStrategyFallback)),
+                None,
+            )
+            if fallback is not None:
+                fields["fallback_strategy"] = fallback.to_strategy
+                fields["status_reason"] = (
+                    f"{fallback.from_strategy} failed, {fallback.to_strategy} took over: "
+                    f"{fallback.reason}"
+                )[:255]
             ParentOrder.objects.filter(pk=order.pk).update(**fields)
         return messages
 
@@ -461,9 +546,42 @@ def sessions_reap(
                 status=MarketSession.DEAD
             ):
                 continue
+            orders = list(
+                ParentOrder.objects.filter(session=s, status__in=OPEN_STATUSES).values_list(
+                    "pk", flat=True
+                )
+            )
             suspend_orders(ParentOrder.objects.filter(session=s), reason="worker heartbeat lost")
+            exception_raise(
+                kind="WORKER_LOST",
+                severity=RiskException.CRITICAL,
+                scope_type="instrument",
+                scope_key=s.instrument.symbol,
+                title=f"Market worker {s.worker} stopped sending heartbeats",
+                detail=f"session {s.pk} on {s.instrument.symbol}, last heartbeat "
+                f"{s.heartbeat_at:%H:%M:%S.%f}"[:-3]
+                + f"; orders suspended, their child orders cancelled: {orders or 'none'}",
+                suggested_action="the traders can resume their orders on another worker",
+                dedupe_key=f"worker-lost:{s.pk}",
+                cause_at=s.heartbeat_at,
+            )
             dead.append(s.pk)
     return dead
+
+
+def _override_use(order: ParentOrder) -> str:
+    """A released order's override is used now, once; an expired one cannot be."""
+    ov = Override.objects.filter(order=order, status=Override.GRANTED).first()
+    if ov is None:
+        return ""
+    if ov.expires_at is not None and ov.expires_at <= timezone.now():
+        Override.objects.filter(pk=ov.pk).update(status=Override.EXPIRED)
+        return f"override {ov.pk} expired before the order reached the market"
+    Override.objects.filter(pk=ov.pk, status=Override.GRANTED).update(
+        status=Override.USED, used_at=timezone.now()
+    )
+    audit_record(actor=None, action="override.used", obj=ov, reason=f"order {order.pk} started")
+    return ""
 
 
 OPEN_STATUSES = [

@@ -59,3 +59,30 @@ class AuditRecord(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise ValueError("audit records are append-only")
+
+
+# The risk side's models belong to this app too; they live in their own module.
+from oversight.risk.models import (  # noqa: E402
+    Desk,
+    DeskMembership,
+    ExceptionComment,
+    KillAck,
+    KillSwitch,
+    LimitRequest,
+    Override,
+    RiskException,
+    RiskLimit,
+)
+
+__all__ = [
+    "AuditRecord",
+    "Desk",
+    "DeskMembership",
+    "ExceptionComment",
+    "KillAck",
+    "KillSwitch",
+    "LimitRequest",
+    "Override",
+    "RiskException",
+    "RiskLimit",
+]

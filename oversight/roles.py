@@ -14,11 +14,13 @@ TRADE = "execution.trade"  # enter and control one's own orders
 VIEW_ALL_ORDERS = "execution.view_all_orders"
 MANAGE_USERS = "oversight.manage_users"
 VIEW_AUDIT = "oversight.view_audit"  # review, verify and export the audit trail
+# Set and approve limits, engage and reset kill switches, grant overrides, handle exceptions.
+MANAGE_RISK = "oversight.manage_risk"
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     TRADER: (TRADE,),
     # Risk managers are the desk's compliance oversight: they read the audit trail too.
-    RISK_MANAGER: (VIEW_ALL_ORDERS, VIEW_AUDIT),
+    RISK_MANAGER: (VIEW_ALL_ORDERS, VIEW_AUDIT, MANAGE_RISK),
     ADMIN: (MANAGE_USERS, VIEW_AUDIT),  # admins manage users but cannot trade
 }
 ROLE_LABELS = {TRADER: "trader", RISK_MANAGER: "risk manager", ADMIN: "admin"}

@@ -1,5 +1,5 @@
 """Named test personas and an instrument, shared by every Django test (Healthchecks style):
-alice and bob trade, rita manages risk, adam administers."""
+alice and bob trade, rita and ruth manage risk (four eyes takes two), adam administers."""
 
 from __future__ import annotations
 
@@ -59,6 +59,11 @@ def bob(db: Any) -> User:
 @pytest.fixture
 def rita(db: Any) -> User:
     return make_user("rita", "risk_manager")
+
+
+@pytest.fixture
+def ruth(db: Any) -> User:
+    return make_user("ruth", "risk_manager")
 
 
 @pytest.fixture

@@ -215,6 +215,7 @@ class Market:
         self.events_processed = 0
         # Called after every background event, for diagnostics; None in normal runs.
         self.observer: Callable[[Market], None] | None = None
+        self.executions: list[VenueReport] = []  # every fill of ours, as the venues saw it
         for o in scenario.outages:
             self._schedule(o.start_minute * 60.0, _ACT_OUTAGE_START, o.venue)
             self._schedule(o.end_minute * 60.0, _ACT_OUTAGE_END, o.venue)
@@ -557,18 +558,20 @@ class Market:
             order = entry[0]
             self.impact.add(now, f.qty * order.side)
             self._impact_t = -math.inf  # our fill moves the latent price now
-            self.reports.append(
-                VenueReport(
-                    FILLED,
-                    f.oid,
-                    now,
-                    venue.name,
-                    qty=f.qty,
-                    px_ticks=f.px_ticks,
-                    trade_id=venue.next_trade_id(),
-                    liquidity=f.liquidity,
-                )
+            report = VenueReport(
+                FILLED,
+                f.oid,
+                now,
+                venue.name,
+                qty=f.qty,
+                px_ticks=f.px_ticks,
+                trade_id=venue.next_trade_id(),
+                liquidity=f.liquidity,
             )
+            self.reports.append(report)
+            # The venues' own record of our executions, kept apart from the reports the
+            # engine consumes: what post-trade reconciliation checks our books against.
+            self.executions.append(report)
             if order.leaves <= 0 and f.liquidity != "taker":
                 self._orders.pop(
                     f.oid, None

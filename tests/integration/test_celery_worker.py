@@ -10,24 +10,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import connection
 from django.db.models import Sum
 
 from execution.engine.orders import PARENT_TERMINAL, ParentStatus
 from execution.models import Fill, MarketSession, OrderEvent, ParentOrder
 from execution.services import parent_order_submit
-from execution.tasks import market_session_run
 from oversight.roles import TRADER, roles_ensure
 from tests.personas import demo_instrument
-from tests.processes import celery_worker_argv, stop_process_group, wait_for
+from tests.processes import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 TERMINAL = {s.value for s in PARENT_TERMINAL}
@@ -49,51 +45,6 @@ def test_a_django_process_dispatches_to_the_project_broker():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["oversight", os.environ["REDIS_URL"]]
-
-
-@pytest.fixture
-def celery_worker_process(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`celery -A oversight worker` on a queue of its own, against this run's test database.
-
-    The private queue keeps this worker away from tasks that other tests (or other runs
-    sharing the broker) left behind, and them away from this test's task.
-    """
-    queue = f"test-{uuid.uuid4().hex[:12]}"
-    env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="oversight.settings_test",
-        OVERSIGHT_TEST_DATABASE_NAME=str(connection.settings_dict["NAME"]),
-        OVERSIGHT_MARKET_SPEED="600",
-        REDIS_URL=os.environ["REDIS_URL"],  # settings_test exported it (embedded or given)
-        PYTHONUNBUFFERED="1",
-    )
-    log = (tmp_path / "worker.log").open("wb")
-    proc = subprocess.Popen(
-        celery_worker_argv(queue),
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    # The app the web code dispatches with, as Daphne's process has it (see the test below).
-    celery_app = market_session_run.app
-    old_queue = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = queue
-    try:
-        wait_for(
-            lambda: b"ready." in (tmp_path / "worker.log").read_bytes(),
-            60,
-            "the worker to start",
-            proc,
-        )
-        yield proc
-    finally:
-        celery_app.conf.task_default_queue = old_queue
-        stop_process_group(proc)
-        log.close()
-        if os.environ.get("OVERSIGHT_TEST_SHOW_WORKER_LOG"):
-            sys.stderr.write((tmp_path / "worker.log").read_text(errors="replace")[-8000:])
 
 
 @pytest.mark.slow

@@ -45,9 +45,14 @@ def test_one_user_per_role_with_the_demo_password_in_debug(settings, monkeypatch
     settings.DEBUG = True
     out = seed()
     users = {u.username: u for u in get_user_model().objects.all()}
-    assert set(users) == {"trader", "risk", "admin"}
+    assert set(users) == {"trader", "risk", "risk2", "admin"}
     groups = {name: list(u.groups.values_list("name", flat=True)) for name, u in users.items()}
-    assert groups == {"trader": ["trader"], "risk": ["risk_manager"], "admin": ["admin"]}
+    assert groups == {
+        "trader": ["trader"],
+        "risk": ["risk_manager"],
+        "risk2": ["risk_manager"],
+        "admin": ["admin"],
+    }
     assert users["admin"].is_staff and not users["trader"].is_staff and not users["risk"].is_staff
     assert all(u.check_password(DEMO_PASSWORD) for u in users.values())
     # The logins are printed.
@@ -99,3 +104,16 @@ def test_a_bad_scenario_names_the_file(settings, monkeypatch, tmp_path: Path):
     (tmp_path / "broken.json").write_text('{"instrument": {}}')
     with pytest.raises(CommandError, match=r"broken\.json"):
         seed(scenarios=tmp_path)
+
+
+def test_the_demo_has_a_desk_and_the_firms_starting_limits_audited(settings):
+    from oversight.models import AuditRecord
+    from oversight.risk.models import DeskMembership, RiskLimit
+
+    settings.DEBUG = True
+    seed()
+    seed()  # idempotent: nothing doubles
+    assert DeskMembership.objects.get(user__username="trader").desk.name == "EQ-1"
+    limits = {r.metric: r.value for r in RiskLimit.objects.filter(scope_type="firm")}
+    assert limits["max_order_qty"] == Decimal("2000000") and len(limits) == 8
+    assert AuditRecord.objects.filter(action="limit.seed").count() == 8

@@ -23,9 +23,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from execution.models import Instrument
 from execution.sim.scenario import ScenarioError, parse_scenario
+from oversight.audit import audit_record
+from oversight.risk.models import Desk, DeskMembership, RiskLimit
 from oversight.roles import ADMIN, RISK_MANAGER, TRADER, roles_ensure
 
 SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
@@ -36,8 +39,22 @@ PASSWORD_ENV = "OVERSIGHT_DEMO_PASSWORD"
 DEMO_USERS: tuple[tuple[str, str, bool], ...] = (
     ("trader", TRADER, False),
     ("risk", RISK_MANAGER, False),
+    ("risk2", RISK_MANAGER, False),  # four eyes needs a second risk manager
     ("admin", ADMIN, True),
 )
+DEMO_DESK = "EQ-1"  # the demo trader's desk
+# The firm's starting limits (a fresh database has none). Later changes go through
+# requests under four eyes; these are written once, by the system, and audited.
+DEMO_FIRM_LIMITS: dict[str, str] = {
+    "max_order_qty": "2000000",
+    "max_order_notional": "50000000",
+    "daily_notional": "250000000",
+    "max_participation_pct": "50",
+    "max_child_qty": "50000",
+    "max_child_notional": "2000000",
+    "price_collar_bps": "500",
+    "max_msgs_per_s": "50",
+}
 
 
 def demo_password() -> str:
@@ -116,6 +133,19 @@ class Command(BaseCommand):
                 if changed:
                     user.save()
                 user.groups.set([Group.objects.get(name=role)])
+            desk, _ = Desk.objects.get_or_create(name=DEMO_DESK)
+            DeskMembership.objects.get_or_create(
+                user=User.objects.get(username="trader"), defaults={"desk": desk}
+            )
+            for metric, value in DEMO_FIRM_LIMITS.items():
+                limit, created = RiskLimit.objects.get_or_create(
+                    scope_type="firm",
+                    scope_key="",
+                    metric=metric,
+                    defaults={"value": Decimal(value), "version": 1, "updated_at": timezone.now()},
+                )
+                if created:
+                    audit_record(actor=None, action="limit.seed", obj=limit, after={"value": value})
         shown = password if not os.environ.get(PASSWORD_ENV) else f"(from {PASSWORD_ENV})"
         self.stdout.write("Demo logins:")
         for username, role, _ in DEMO_USERS:

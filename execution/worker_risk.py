@@ -1,0 +1,341 @@
+"""The market worker's risk duties: it holds the firm's limits and kill switches in its
+engine's risk gate, stops what a kill switch covers at once, raises exceptions for the
+console from what it sees, and reconciles its fills against the venues' own records.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import Q
+from django.utils import timezone
+
+from execution.engine.events import ChildDenied, ChildRejected, DomainEvent
+from execution.engine.risk import ChildLimits
+from execution.models import Fill, ParentOrder
+from oversight.risk.models import KillAck, KillSwitch, Metric, RiskException, RiskLimit
+from oversight.risk.pretrade import desk_of, position
+from oversight.risk.scopes import OrderScopes, covers, tightest
+from oversight.risk.services import exception_raise
+
+if TYPE_CHECKING:
+    from execution.worker import MarketWorker
+
+# Denials that are the firm's controls at work (the policy's own, such as OUTSIDE_WINDOW,
+# are routine). A kill switch's TRADING_HALTED is raised once, as the kill itself.
+RISK_DENIALS = {
+    "MAX_CHILD_QTY",
+    "MAX_CHILD_NOTIONAL",
+    "PRICE_COLLAR",
+    "DUPLICATE_ORDER",
+    "MESSAGE_RATE",
+    "MAX_PARTICIPATION",
+    "LIMIT_PRICE",
+    "VENUE_NOT_ALLOWED",
+}
+REJECT_BURST = 5  # venue rejects within REJECT_WINDOW_S simulated seconds
+REJECT_WINDOW_S = 10.0
+BEHIND_FRACTION = 0.10  # of the order's quantity behind its schedule
+
+
+@dataclass
+class _Kill:
+    ack_id: int
+    orders: set[str] = field(default_factory=set)
+    done: bool = False  # every child order of its orders is confirmed gone
+
+
+class WorkerRisk:
+    def __init__(self, worker: MarketWorker) -> None:
+        self.w = worker
+        self.scopes: dict[str, OrderScopes] = {}
+        self.owner: dict[str, int] = {}
+        self.applied: dict[int, _Kill] = {}  # kill switch id -> its ack in this session
+        self.stopped: dict[str, str] = {}  # engine order id -> why it was stopped
+        self._fallbacks_seen = 0
+        self._breaches_seen = 0
+        self._venues_up: dict[str, bool] = {}
+        self._rejects: dict[str, deque[float]] = {}
+        self._behind_raised: set[str] = set()
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def track(self, order: ParentOrder) -> None:
+        eid = order.engine_id
+        self.scopes[eid] = OrderScopes(
+            trader=order.owner.get_username(),
+            desk=desk_of(order.owner_id),
+            strategy=order.strategy,
+            instrument=self.w.instrument.symbol,
+            order=str(order.pk),
+        )
+        self.owner[eid] = order.owner_id
+
+    def refresh(self) -> None:
+        """Read limits and kill switches; put them in the gate; stop what a kill covers."""
+        engine = self.w.engine
+        open_ids = [eid for eid, wk in engine.orders.items() if not wk.parent.is_done]
+        if not open_ids or engine.risk is None:
+            return
+        keys: set[tuple[str, str]] = set()
+        for eid in open_ids:
+            keys |= self.scopes[eid].scope_keys()
+        rows = list(
+            RiskLimit.objects.filter(
+                Q(*[Q(scope_type=t, scope_key=k) for t, k in keys], _connector=Q.OR),
+                value__isnull=False,
+            ).values_list("scope_type", "scope_key", "metric", "value")
+        )
+        kills = list(KillSwitch.objects.filter(active=True).order_by("pk"))
+        for eid in open_ids:
+            sc = self.scopes[eid]
+            lim = tightest(rows, sc)
+
+            def value(metric: str, lim: dict[str, tuple[Decimal, str]] = lim) -> float | None:
+                return float(lim[metric][0]) if metric in lim else None
+
+            kill = self._kill_for(eid, sc, kills)
+            max_qty = value(Metric.MAX_CHILD_QTY)
+            engine.risk.set_limits(
+                eid,
+                ChildLimits(
+                    account=sc.trader,
+                    max_child_qty=int(max_qty) if max_qty is not None else None,
+                    max_child_notional=value(Metric.MAX_CHILD_NOTIONAL),
+                    price_collar_bps=value(Metric.PRICE_COLLAR_BPS),
+                    max_msgs_per_s=value(Metric.MAX_MSGS_PER_S),
+                    halted=kill is not None,
+                    halted_reason=f"kill switch {kill.pk}: {kill.reason}" if kill else "",
+                ),
+            )
+            pct = value(Metric.MAX_PARTICIPATION_PCT)
+            wk = engine.orders[eid]
+            if pct is not None and (
+                wk.policy.max_participation is None or pct / 100 < wk.policy.max_participation
+            ):
+                from dataclasses import replace
+
+                wk.policy = replace(wk.policy, max_participation=pct / 100)
+            if kill is not None:
+                self._stop(eid, kill)
+
+    def _kill_for(self, eid: str, sc: OrderScopes, kills: list[KillSwitch]) -> KillSwitch | None:
+        for k in kills:
+            if not covers(k.scope_type, k.scope_key, sc):
+                continue
+            if k.state == KillSwitch.HALTED:
+                return k
+            # REDUCING: an order that adds to (or flips) the trader's position stops.
+            wk = self.w.engine.orders[eid]
+            pos = position(trader_id=self.owner[eid], instrument_id=self.w.instrument.pk)
+            leaves = wk.parent.qty - wk.parent.filled_qty
+            if pos == 0 or (pos > 0) == (wk.parent.side > 0) or leaves > abs(pos):
+                return k
+        return None
+
+    def _stop(self, eid: str, kill: KillSwitch) -> None:
+        engine = self.w.engine
+        wk = engine.orders[eid]
+        ack = self.applied.get(kill.pk)
+        if ack is None:
+            row = KillAck.objects.create(
+                kill=kill, session=self.w.session, applied_at=timezone.now()
+            )
+            ack = self.applied[kill.pk] = _Kill(row.pk)
+        if eid in self.stopped:
+            return
+        why = f"kill switch {kill.pk}: {kill.reason}"[:200]
+        self.stopped[eid] = why
+        ack.orders.add(eid)
+        ack.done = False  # settled again once this order's children are gone too
+        n_children = len(wk.open_children)
+        if not wk.parent.is_done:
+            engine.cancel(eid, why)
+        KillAck.objects.filter(pk=ack.ack_id).update(
+            orders=len(ack.orders),
+            children_canceled=_F_add("children_canceled", n_children),
+        )
+
+    def kills_settle(self) -> None:
+        """Acknowledge each kill once its orders have no child order left at a venue."""
+        engine = self.w.engine
+        for ack in list(self.applied.values()):
+            if ack.done:
+                continue
+            if all(not engine.orders[e].open_children for e in ack.orders):
+                KillAck.objects.filter(pk=ack.ack_id).update(done_at=timezone.now())
+                ack.done = True
+
+    def kills_pending(self) -> bool:
+        return any(not a.done for a in self.applied.values())
+
+    # -- exceptions from what the worker sees --------------------------------------------
+
+    def after_step(self, events: list[DomainEvent], cause_at: Any) -> None:
+        """Inside the step's transaction: raise what the step showed."""
+        engine = self.w.engine
+        symbol = self.w.instrument.symbol
+        orders = self.w._orders
+        for ev in events:
+            if isinstance(ev, ChildDenied) and ev.reason in RISK_DENIALS:
+                o = orders[ev.order_id]
+                exception_raise(
+                    kind="ORDER_DENIED",
+                    code=ev.reason,
+                    severity=RiskException.WARNING,
+                    scope_type="order",
+                    scope_key=str(o.pk),
+                    title=f"Child order denied on order {o.pk}: {ev.reason}",
+                    detail=ev.detail,
+                    suggested_action="check the strategy's parameters and the limit",
+                    order_id=o.pk,
+                    trader_id=o.owner_id,
+                    cause_at=cause_at,
+                )
+            elif isinstance(ev, ChildRejected):
+                child = engine.orders[ev.order_id].children.get(ev.client_order_id)
+                q = self._rejects.setdefault(child.venue if child else "", deque())
+                q.append(ev.ts)
+                while q and q[0] < ev.ts - REJECT_WINDOW_S:
+                    q.popleft()
+                if len(q) >= REJECT_BURST:
+                    exception_raise(
+                        kind="REJECT_BURST",
+                        severity=RiskException.WARNING,
+                        scope_type="instrument",
+                        scope_key=symbol,
+                        title=f"{len(q)} venue rejects in {REJECT_WINDOW_S:g} s on {symbol}",
+                        detail=f"last: {ev.reason}",
+                        suggested_action="check the venue's status; consider pausing orders",
+                        cause_at=cause_at,
+                    )
+        for oid, failed, why in engine.fallbacks[self._fallbacks_seen :]:
+            o = orders[oid]
+            exception_raise(
+                kind="STRATEGY_FAILURE",
+                severity=RiskException.CRITICAL,
+                scope_type="order",
+                scope_key=str(o.pk),
+                title=f"Strategy {failed} failed on order {o.pk}; fell back to TWAP",
+                detail=why,
+                suggested_action="the order trades on TWAP within its limits; review or cancel it",
+                order_id=o.pk,
+                trader_id=o.owner_id,
+                cause_at=cause_at,
+            )
+        self._fallbacks_seen = len(engine.fallbacks)
+        assert engine.risk is not None
+        for b in engine.risk.breaches[self._breaches_seen :]:
+            o = orders[b.order_id]
+            exception_raise(
+                kind="FILL_OUTSIDE_COLLAR",
+                severity=RiskException.CRITICAL,
+                scope_type="order",
+                scope_key=str(o.pk),
+                title=f"Fill {b.off_bps:.0f} bps from the mid on order {o.pk}",
+                detail=f"{b.client_order_id} at {b.px_ticks:g} ticks, mid {b.mid_ticks:g}, "
+                f"collar {b.collar_bps:g} bps",
+                suggested_action="check the venue print and the order; pause it if in doubt",
+                order_id=o.pk,
+                trader_id=o.owner_id,
+                dedupe_key=f"collar:{b.client_order_id}:{b.ts}",
+                cause_at=cause_at,
+            )
+        self._breaches_seen = len(engine.risk.breaches)
+        for q in self.w.market.quotes(depth_levels=0):
+            was = self._venues_up.get(q.name, True)
+            if was and not q.up:
+                exception_raise(
+                    kind="VENUE_OUTAGE",
+                    severity=RiskException.CRITICAL,
+                    scope_type="instrument",
+                    scope_key=symbol,
+                    title=f"Venue {q.name} is down for {symbol}",
+                    detail="working child orders there are cancelled by the venue; the router "
+                    "avoids it until it is back",
+                    suggested_action="watch fill rates; pause large orders if liquidity is thin",
+                    dedupe_key=f"outage:{symbol}:{q.name}",
+                    cause_at=cause_at,
+                )
+            self._venues_up[q.name] = q.up
+        now = self.w.market.now
+        for eid, wk in engine.orders.items():
+            p = wk.parent
+            if p.is_done or p.status.value != "WORKING" or eid in self._behind_raised:
+                continue
+            target = p.qty * wk.strategy.schedule_fraction(now)
+            if target - p.filled_qty > BEHIND_FRACTION * p.qty:
+                o = orders[eid]
+                self._behind_raised.add(eid)
+                exception_raise(
+                    kind="BEHIND_SCHEDULE",
+                    severity=RiskException.WARNING,
+                    scope_type="order",
+                    scope_key=str(o.pk),
+                    title=f"Order {o.pk} is {target - p.filled_qty:,.0f} shares behind schedule",
+                    detail=f"filled {p.filled_qty:,} of {p.qty:,}; schedule says {target:,.0f}",
+                    suggested_action="check liquidity and the limit price; amend urgency",
+                    order_id=o.pk,
+                    trader_id=o.owner_id,
+                    cause_at=cause_at,
+                )
+
+    # -- post-trade reconciliation -------------------------------------------------------
+
+    def reconcile(self) -> list[str]:
+        """Our recorded fills of this session against the venues' own execution records.
+        A break raises a critical exception; returns the breaks."""
+        session = self.w.session
+        assert session is not None
+        prefix = f"S{session.pk}:"
+        tick = Decimal(repr(self.w.market.cal.tick_size))
+        venue: dict[tuple[str, str], tuple[int, Decimal]] = {}
+        for r in self.w.market.executions:
+            venue[(r.venue, prefix + r.trade_id)] = (r.qty, Decimal(repr(r.px_ticks)) * tick)
+        ours = {
+            (f.venue, f.trade_id): (f.quantity, f.price)
+            for f in Fill.objects.filter(trade_id__startswith=prefix, instrument=self.w.instrument)
+        }
+        breaks: list[str] = []
+        for key, (qty, px) in venue.items():
+            got = ours.get(key)
+            if got is None:
+                # A fill the venue made but we have not written yet is not a break if it is
+                # still in the engine's unpublished events.
+                if not self._unpublished(key[1][len(prefix) :]):
+                    breaks.append(f"{key[0]} {key[1]}: at the venue, not in our books")
+            elif got[0] != qty or got[1].compare(px.quantize(got[1])) != 0:
+                breaks.append(
+                    f"{key[0]} {key[1]}: venue {qty} @ {px.normalize()}, ours {got[0]} @ {got[1].normalize()}"
+                )
+        for key in ours.keys() - venue.keys():
+            breaks.append(f"{key[0]} {key[1]}: in our books, not at the venue")
+        if breaks:
+            exception_raise(
+                kind="RECON_BREAK",
+                severity=RiskException.CRITICAL,
+                scope_type="instrument",
+                scope_key=self.w.instrument.symbol,
+                title=f"{len(breaks)} reconciliation break(s) on {self.w.instrument.symbol}",
+                detail="; ".join(breaks[:10]),
+                suggested_action="stop trading the instrument and investigate before the close",
+                dedupe_key=f"recon:{session.pk}",
+            )
+        return breaks
+
+    def _unpublished(self, trade_id: str) -> bool:
+        from execution.engine.events import ChildFilled
+
+        return any(
+            isinstance(e, ChildFilled) and e.trade_id == trade_id
+            for e in self.w.engine.events[self.w._published :]
+        )
+
+
+def _F_add(name: str, n: int) -> Any:
+    from django.db.models import F
+
+    return F(name) + n

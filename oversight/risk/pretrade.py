@@ -1,0 +1,220 @@
+"""The parent order's pre-trade check, on the one path that creates orders (the ticket and
+any API go through execution.services.parent_order_submit, which calls this).
+
+Two kinds of finding:
+- refusals (a kill switch, a reduce-only state the order would not reduce, a restricted
+  instrument): the order is not created; nobody can override them;
+- breaches of a limit (order size and value, daily notional with working orders counted at
+  once, expected participation, a duplicate): the order is created BLOCKED and goes to the
+  market only with a risk manager's single-use, time-boxed override.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Q
+from django.utils import timezone
+
+from execution.engine.policy import DenyReason
+from oversight.risk.models import DeskMembership, KillSwitch, Metric, RiskLimit
+from oversight.risk.scopes import OrderScopes, covers, tightest
+
+DUPLICATE_WINDOW = timedelta(seconds=60)
+OPEN = ["NEW", "WORKING", "PAUSED", "PENDING_CANCEL", "SUSPENDED"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    code: DenyReason
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code.value}: {self.message}"
+
+
+def desk_of(user_id: int) -> str:
+    m = DeskMembership.objects.filter(user_id=user_id).select_related("desk").first()
+    return m.desk.name if m is not None else ""
+
+
+def order_scopes(*, user: Any, instrument: Any, strategy: str, order_id: Any = "") -> OrderScopes:
+    return OrderScopes(
+        trader=user.get_username(),
+        desk=desk_of(user.pk),
+        strategy=strategy,
+        instrument=instrument.symbol,
+        order=str(order_id or ""),
+    )
+
+
+def position(*, trader_id: int, instrument_id: int) -> int:
+    """The trader's net filled quantity in the instrument today (+ long, - short)."""
+    from execution.models import ParentOrder
+
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    net = 0
+    for side, filled in ParentOrder.objects.filter(
+        owner_id=trader_id, instrument_id=instrument_id, created_at__gte=today
+    ).values_list("side", "filled_qty"):
+        net += filled if side == "buy" else -filled
+    return net
+
+
+def _profile(instrument: Any) -> tuple[float, ...]:
+    return _profile_of(json.dumps(instrument.scenario, sort_keys=True))
+
+
+@functools.cache
+def _profile_of(scenario_json: str) -> tuple[float, ...]:
+    from execution.sim.scenario import parse_scenario
+
+    data = json.loads(scenario_json)
+    data.setdefault(  # an instrument's scenario may omit its order; only the profile matters
+        "order",
+        {"side": "buy", "quantity": 1, "start_minute": 0, "end_minute": 390, "limit_price": None},
+    )
+    return tuple(parse_scenario(data).volume_profile)
+
+
+def refusals(
+    *, user: Any, instrument: Any, side: str, quantity: int, scopes: OrderScopes
+) -> list[Finding]:
+    out: list[Finding] = []
+    if instrument.restricted:
+        out.append(Finding(DenyReason.RESTRICTED_INSTRUMENT, f"{instrument.symbol} is restricted"))
+    for k in KillSwitch.objects.filter(active=True).order_by("pk"):
+        if not covers(k.scope_type, k.scope_key, scopes):
+            continue
+        where = f"{k.scope_type} {k.scope_key}".strip()
+        if k.state == KillSwitch.HALTED:
+            out.append(
+                Finding(
+                    DenyReason.TRADING_HALTED,
+                    f"trading is halted for {where} by kill switch {k.pk}: {k.reason}",
+                )
+            )
+        else:
+            pos = position(trader_id=user.pk, instrument_id=instrument.pk)
+            signed = quantity if side == "buy" else -quantity
+            if not (pos != 0 and (pos > 0) != (signed > 0) and abs(signed) <= abs(pos)):
+                out.append(
+                    Finding(
+                        DenyReason.REDUCE_ONLY,
+                        f"{where} may only reduce its position (kill switch {k.pk}); "
+                        f"you hold {pos:+,} {instrument.symbol}",
+                    )
+                )
+    return out
+
+
+def _daily_used(scope_type: str, scope_key: str) -> Decimal:
+    """Notional traded and working today in a scope: fills at their price, and every open
+    order's unfilled rest at the reference price (working counts the moment it is sent)."""
+    from execution.models import ParentOrder
+
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    qs = ParentOrder.objects.filter(created_at__gte=today).exclude(
+        status__in=["REJECTED", "BLOCKED"]
+    )
+    qs = {
+        "firm": lambda q: q,
+        "desk": lambda q: q.filter(owner__desk_membership__desk__name=scope_key),
+        "trader": lambda q: q.filter(owner__username=scope_key),
+        "strategy": lambda q: q.filter(strategy=scope_key),
+        "instrument": lambda q: q.filter(instrument__symbol=scope_key),
+    }[scope_type](qs)
+    used = Decimal(0)
+    for o in qs.select_related("instrument").only(
+        "quantity", "filled_qty", "avg_price", "status", "instrument__reference_price"
+    ):
+        used += (o.avg_price or 0) * o.filled_qty
+        if o.status in OPEN:
+            used += o.instrument.reference_price * (o.quantity - o.filled_qty)
+    return used
+
+
+def breaches(
+    *,
+    user: Any,
+    instrument: Any,
+    side: str,
+    quantity: int,
+    limit_price: Decimal | None,
+    start_minute: float,
+    end_minute: float,
+    scopes: OrderScopes,
+) -> list[Finding]:
+    """Limit breaches of a new parent order. Call inside the transaction that creates it:
+    the daily-notional limit rows are locked, so two orders cannot both fit the last room."""
+    from execution.algos.pretrade import window_volume_fraction
+    from execution.models import ParentOrder
+
+    keys = scopes.scope_keys()
+    rows = list(
+        RiskLimit.objects.filter(
+            Q(*[Q(scope_type=t, scope_key=k) for t, k in keys], _connector=Q.OR)
+        ).values_list("scope_type", "scope_key", "metric", "value")
+    )
+    lim = tightest(rows, scopes)
+    px = limit_price if limit_price is not None else instrument.reference_price
+    notional = px * quantity
+    out: list[Finding] = []
+    if Metric.MAX_ORDER_QTY in lim and quantity > lim[Metric.MAX_ORDER_QTY][0]:
+        v, where = lim[Metric.MAX_ORDER_QTY]
+        out.append(Finding(DenyReason.MAX_ORDER_QTY, f"{quantity:,} shares > {v:,.0f} ({where})"))
+    if Metric.MAX_ORDER_NOTIONAL in lim and notional > lim[Metric.MAX_ORDER_NOTIONAL][0]:
+        v, where = lim[Metric.MAX_ORDER_NOTIONAL]
+        out.append(
+            Finding(DenyReason.MAX_ORDER_NOTIONAL, f"${notional:,.0f} > ${v:,.0f} ({where})")
+        )
+    if Metric.MAX_PARTICIPATION_PCT in lim:
+        v, where = lim[Metric.MAX_PARTICIPATION_PCT]
+        frac = window_volume_fraction(_profile(instrument), start_minute, end_minute)
+        expected = instrument.adv_shares * frac
+        pct = Decimal(100) * quantity / Decimal(max(expected, 1.0))
+        if pct > v:
+            out.append(
+                Finding(
+                    DenyReason.MAX_PARTICIPATION,
+                    f"{pct:.1f}% of the window's expected volume > {v:g}% ({where})",
+                )
+            )
+    daily = (
+        RiskLimit.objects.select_for_update()
+        .filter(metric=Metric.DAILY_NOTIONAL, value__isnull=False)
+        .order_by("pk")
+    )
+    for row in daily:
+        if (row.scope_type, row.scope_key) not in keys:
+            continue
+        used = _daily_used(row.scope_type, row.scope_key)
+        if used + notional > row.value:
+            where = f"{row.scope_type} {row.scope_key}".strip()
+            out.append(
+                Finding(
+                    DenyReason.DAILY_NOTIONAL,
+                    f"${used:,.0f} used + ${notional:,.0f} > ${row.value:,.0f} today ({where})",
+                )
+            )
+    dup = ParentOrder.objects.filter(
+        owner_id=user.pk,
+        instrument=instrument,
+        side=side,
+        quantity=quantity,
+        created_at__gte=timezone.now() - DUPLICATE_WINDOW,
+    ).exclude(status="REJECTED")
+    if dup.exists():
+        out.append(
+            Finding(
+                DenyReason.DUPLICATE_ORDER,
+                f"order {dup.first().pk} for the same {side} {quantity:,} {instrument.symbol} "  # type: ignore[union-attr]
+                f"was entered less than {DUPLICATE_WINDOW.seconds} s ago",
+            )
+        )
+    return out

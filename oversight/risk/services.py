@@ -1,0 +1,676 @@
+"""Writes of the risk side: limit requests under four eyes, kill switches, overrides and
+the exception console. Each checks who may act, locks what it changes, writes an audit
+record in the same transaction, and tells workers, consoles and blotters after commit.
+
+Four eyes: tightening a limit or engaging a kill switch takes one person; loosening a
+limit, granting an override and resetting a kill switch take a second risk manager, never
+the requester (refused here, and by CHECK constraints in the database).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from oversight.audit import audit_record
+from oversight.risk import notify
+from oversight.risk.models import (
+    LIMIT_SCOPES,
+    Desk,
+    ExceptionComment,
+    KillSwitch,
+    LimitRequest,
+    Metric,
+    Override,
+    RiskException,
+    RiskLimit,
+    Scope,
+)
+from oversight.roles import MANAGE_RISK, TRADE
+
+LIMIT_REQUEST_TTL = timedelta(hours=24)
+OVERRIDE_DEFAULT_MINUTES = 30
+ESCALATE_AFTER = timedelta(seconds=30)
+
+
+def _is_risk_manager(user: Any) -> bool:
+    return bool(user.is_authenticated and user.has_perm(MANAGE_RISK))
+
+
+def _require_risk_manager(user: Any, what: str) -> None:
+    if not _is_risk_manager(user):
+        raise ValidationError(f"only a risk manager may {what}")
+
+
+def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
+    """The scope's key as stored, or ValidationError naming what is wrong."""
+    from execution.algos.registry import strategy_names
+    from execution.models import Instrument, ParentOrder
+
+    allowed = [s.value for s in (list(Scope) if kill else LIMIT_SCOPES)]
+    if scope_type not in allowed:
+        raise ValidationError({"scope_type": f"must be one of {', '.join(allowed)}"})
+    key = (scope_key or "").strip()
+    if scope_type == Scope.FIRM:
+        return ""
+    if not key:
+        raise ValidationError({"scope_key": f"name the {scope_type}"})
+    exists = {
+        Scope.DESK: lambda: Desk.objects.filter(name=key).exists(),
+        Scope.TRADER: lambda: get_user_model().objects.filter(username=key).exists(),
+        Scope.STRATEGY: lambda: key in strategy_names(),
+        Scope.INSTRUMENT: lambda: Instrument.objects.filter(symbol=key).exists(),
+        Scope.ORDER: lambda: key.isdigit() and ParentOrder.objects.filter(pk=int(key)).exists(),
+    }[Scope(scope_type)]()
+    if not exists:
+        raise ValidationError({"scope_key": f"there is no {scope_type} {key!r}"})
+    return key
+
+
+def _limit_json(req: LimitRequest) -> dict[str, Any]:
+    return {
+        "scope": f"{req.scope_type} {req.scope_key}".strip(),
+        "metric": req.metric,
+        "old_value": None if req.old_value is None else str(req.old_value),
+        "new_value": None if req.new_value is None else str(req.new_value),
+        "status": req.status,
+    }
+
+
+def _parse_value(value: Any) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        v = Decimal(str(value))
+    except InvalidOperation:
+        raise ValidationError({"new_value": "must be a number, or empty for no limit"}) from None
+    if not v.is_finite() or v <= 0:
+        raise ValidationError({"new_value": "must be a positive number, or empty for no limit"})
+    if v >= Decimal("1e16"):
+        raise ValidationError({"new_value": "is too large"})
+    return v
+
+
+# -- limits ------------------------------------------------------------------------------
+
+
+def limit_change_request(
+    *,
+    user: Any,
+    scope_type: str,
+    scope_key: str,
+    metric: str,
+    new_value: Any,
+    reason: str,
+) -> LimitRequest:
+    """Ask for a limit change. A tightening applies at once; anything else waits for a
+    second risk manager."""
+    _require_risk_manager(user, "request a limit change")
+    if metric not in Metric.values:
+        raise ValidationError({"metric": f"unknown limit {metric!r}"})
+    key = scope_check(scope_type, scope_key)
+    value = _parse_value(new_value)
+    if not (reason or "").strip():
+        raise ValidationError({"reason": "say why"})
+    now = timezone.now()
+    with transaction.atomic():
+        limit, _ = RiskLimit.objects.select_for_update().get_or_create(
+            scope_type=scope_type, scope_key=key, metric=metric
+        )
+        if value == limit.value:
+            raise ValidationError({"new_value": "that is the limit already"})
+        tightening = value is not None and (limit.value is None or value < limit.value)
+        # A newer request replaces any still pending for the same limit.
+        for old in LimitRequest.objects.select_for_update().filter(
+            scope_type=scope_type, scope_key=key, metric=metric, status=LimitRequest.PENDING
+        ):
+            old.status = LimitRequest.SUPERSEDED
+            old.decision_note = "replaced by a newer request"
+            old.save(update_fields=["status", "decision_note"])
+            audit_record(actor=user, action="limit.request.superseded", obj=old)
+        req = LimitRequest.objects.create(
+            scope_type=scope_type,
+            scope_key=key,
+            metric=metric,
+            old_value=limit.value,
+            old_version=limit.version,
+            new_value=value,
+            tightening=tightening,
+            reason=reason.strip(),
+            requested_by=user,
+            requested_at=now,
+            expires_at=now + LIMIT_REQUEST_TTL,
+        )
+        audit_record(
+            actor=user, action="limit.request", obj=req, after=_limit_json(req), reason=reason
+        )
+        if tightening:
+            _apply(req, limit, decided_by=None, note="a tightening takes one person")
+    return req
+
+
+def _apply(req: LimitRequest, limit: RiskLimit, *, decided_by: Any, note: str) -> None:
+    before = {"value": None if limit.value is None else str(limit.value), "version": limit.version}
+    limit.value = req.new_value
+    limit.version += 1
+    limit.updated_at = timezone.now()
+    limit.save(update_fields=["value", "version", "updated_at"])
+    req.status = LimitRequest.ACTIVE
+    req.decided_by = decided_by
+    req.decided_at = limit.updated_at
+    req.decision_note = note
+    req.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    audit_record(
+        actor=decided_by,
+        role=None if decided_by is not None else "system",
+        action="limit.change.active",
+        obj=limit,
+        before=before,
+        after={
+            "value": None if limit.value is None else str(limit.value),
+            "version": limit.version,
+        },
+        reason=f"request {req.pk}: {note}",
+    )
+    payload = {**_limit_json(req), "request": req.pk}
+    transaction.on_commit(lambda: notify.workers_wake("limits"))
+    transaction.on_commit(lambda: notify.console_send("limit", payload))
+
+
+def limit_request_approve(*, user: Any, request_id: int, note: str = "") -> LimitRequest:
+    _require_risk_manager(user, "approve a limit change")
+    with transaction.atomic():
+        req = LimitRequest.objects.select_for_update().get(pk=request_id)
+        if req.requested_by_id == user.pk:
+            raise ValidationError("you cannot approve your own request: a second risk manager must")
+        if req.status != LimitRequest.PENDING:
+            raise ValidationError(f"request {req.pk} is {req.status.lower()}, not pending")
+        now = timezone.now()
+        if req.expires_at <= now:
+            req.status = LimitRequest.EXPIRED
+            req.save(update_fields=["status"])
+            audit_record(actor=user, action="limit.request.expired", obj=req)
+            return req
+        limit = RiskLimit.objects.select_for_update().get(
+            scope_type=req.scope_type, scope_key=req.scope_key, metric=req.metric
+        )
+        if limit.version != req.old_version:
+            # What was approved is not what was asked: the limit moved since the request.
+            req.status = LimitRequest.SUPERSEDED
+            req.decision_note = (
+                f"void: the limit changed since the request (version {req.old_version} "
+                f"then, {limit.version} now)"
+            )
+            req.save(update_fields=["status", "decision_note"])
+            audit_record(actor=user, action="limit.request.void", obj=req, reason=req.decision_note)
+            return req
+        req.status = LimitRequest.APPROVED
+        req.decided_by, req.decided_at = user, now
+        req.save(update_fields=["status", "decided_by", "decided_at"])
+        audit_record(actor=user, action="limit.request.approved", obj=req, reason=note)
+        _apply(req, limit, decided_by=user, note=note or "approved")
+    return req
+
+
+def limit_request_reject(*, user: Any, request_id: int, note: str = "") -> LimitRequest:
+    _require_risk_manager(user, "reject a limit change")
+    with transaction.atomic():
+        req = LimitRequest.objects.select_for_update().get(pk=request_id)
+        if req.status != LimitRequest.PENDING:
+            raise ValidationError(f"request {req.pk} is {req.status.lower()}, not pending")
+        req.status = LimitRequest.REJECTED
+        req.decided_at = timezone.now()
+        if req.requested_by_id == user.pk:
+            req.decision_note = f"withdrawn by the requester. {note}".strip()
+        else:
+            req.decided_by = user
+            req.decision_note = note
+        req.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+        audit_record(actor=user, action="limit.request.rejected", obj=req, reason=req.decision_note)
+    return req
+
+
+def limit_requests_expire() -> int:
+    """Pending requests past their time are EXPIRED (run by the workers' housekeeping)."""
+    n = 0
+    for req in LimitRequest.objects.filter(
+        status=LimitRequest.PENDING, expires_at__lte=timezone.now()
+    ):
+        with transaction.atomic():
+            if LimitRequest.objects.filter(pk=req.pk, status=LimitRequest.PENDING).update(
+                status=LimitRequest.EXPIRED
+            ):
+                audit_record(actor=None, action="limit.request.expired", obj=req)
+                n += 1
+    return n
+
+
+# -- kill switches -----------------------------------------------------------------------
+
+
+def _kill_json(k: KillSwitch) -> dict[str, Any]:
+    return {
+        "id": k.pk,
+        "scope_type": k.scope_type,
+        "scope_key": k.scope_key,
+        "state": k.state,
+        "reason": k.reason,
+        "active": k.active,
+        "engaged_by": k.engaged_by.get_username(),
+        "engaged_at": k.engaged_at.isoformat(),
+        "reset_requested_by": k.reset_requested_by.get_username() if k.reset_requested_by else "",
+        "reset_reason": k.reset_reason,
+    }
+
+
+def _may_engage(user: Any, scope_type: str, key: str) -> bool:
+    if _is_risk_manager(user):
+        return True
+    if not user.has_perm(TRADE):
+        return False
+    # A trader may stop what they own: their own trading, or one of their orders.
+    if scope_type == Scope.TRADER:
+        return bool(key == user.get_username())
+    if scope_type == Scope.ORDER:
+        from execution.models import ParentOrder
+
+        return ParentOrder.objects.filter(pk=int(key), owner=user).exists()
+    return False
+
+
+def kill_switch_engage(
+    *, user: Any, scope_type: str, scope_key: str = "", reason: str, state: str = "HALTED"
+) -> KillSwitch:
+    """Halt (or restrict to reducing orders) everything in scope, at once. One person."""
+    key = scope_check(scope_type, scope_key, kill=True)
+    if not _may_engage(user, scope_type, key):
+        raise ValidationError(
+            "you may not engage this kill switch: traders may stop their own trading or "
+            "their own orders; risk managers any scope"
+        )
+    if state not in (KillSwitch.HALTED, KillSwitch.REDUCING):
+        raise ValidationError({"state": "must be HALTED or REDUCING"})
+    if not (reason or "").strip():
+        raise ValidationError({"reason": "say why"})
+    with transaction.atomic():
+        k = KillSwitch.objects.create(
+            scope_type=scope_type,
+            scope_key=key,
+            state=state,
+            reason=reason.strip(),
+            engaged_by=user,
+            engaged_at=timezone.now(),
+        )
+        audit_record(actor=user, action="kill.engage", obj=k, after=_kill_json(k), reason=reason)
+        exception_raise(
+            kind="KILL_SWITCH",
+            severity=RiskException.WARNING,
+            scope_type=scope_type,
+            scope_key=key,
+            title=f"Kill switch {k.pk} engaged: {scope_type} {key}".strip() + f" ({state.lower()})",
+            detail=f"by {user.get_username()}: {reason.strip()}",
+            suggested_action="confirm every working order in scope is stopped; reset under four eyes when safe",
+            dedupe_key=f"kill:{k.pk}",
+        )
+        payload = _kill_json(k)
+        transaction.on_commit(lambda: notify.workers_wake("kill", kill=k.pk))
+        transaction.on_commit(lambda: notify.console_send("kill", payload))
+        transaction.on_commit(lambda: _tell_traders_of_kill(payload))
+    return k
+
+
+def _tell_traders_of_kill(payload: dict[str, Any]) -> None:
+    from execution.models import ParentOrder
+
+    owners = set(ParentOrder.objects.values_list("owner_id", flat=True).distinct())
+    for owner in owners:
+        notify.trader_alert(owner, "kill", payload)
+
+
+def kill_switch_reset_request(*, user: Any, kill_id: int, reason: str) -> KillSwitch:
+    _require_risk_manager(user, "ask for a kill switch reset")
+    if not (reason or "").strip():
+        raise ValidationError({"reason": "say why it is safe to trade again"})
+    with transaction.atomic():
+        k = KillSwitch.objects.select_for_update().get(pk=kill_id)
+        if not k.active:
+            raise ValidationError(f"kill switch {k.pk} is already reset")
+        k.reset_requested_by, k.reset_requested_at = user, timezone.now()
+        k.reset_reason = reason.strip()
+        k.save(update_fields=["reset_requested_by", "reset_requested_at", "reset_reason"])
+        audit_record(actor=user, action="kill.reset.request", obj=k, reason=reason)
+        payload = _kill_json(k)
+        transaction.on_commit(lambda: notify.console_send("kill", payload))
+    return k
+
+
+def kill_switch_reset_approve(*, user: Any, kill_id: int) -> KillSwitch:
+    """The second risk manager's approval: trading in scope may start again (new orders;
+    stopped orders stay stopped)."""
+    _require_risk_manager(user, "reset a kill switch")
+    with transaction.atomic():
+        k = KillSwitch.objects.select_for_update().get(pk=kill_id)
+        if not k.active:
+            raise ValidationError(f"kill switch {k.pk} is already reset")
+        if k.reset_requested_by_id is None:
+            raise ValidationError("a reset must first be requested, with a reason")
+        if k.reset_requested_by_id == user.pk:
+            raise ValidationError("you cannot approve your own reset: a second risk manager must")
+        before = _kill_json(k)
+        k.active, k.reset_by, k.reset_at = False, user, timezone.now()
+        k.save(update_fields=["active", "reset_by", "reset_at"])
+        audit_record(
+            actor=user,
+            action="kill.reset",
+            obj=k,
+            before=before,
+            after=_kill_json(k),
+            reason=k.reset_reason,
+        )
+        payload = _kill_json(k)
+        transaction.on_commit(lambda: notify.workers_wake("kill", kill=k.pk))
+        transaction.on_commit(lambda: notify.console_send("kill", payload))
+        transaction.on_commit(lambda: _tell_traders_of_kill(payload))
+    return k
+
+
+# -- overrides ---------------------------------------------------------------------------
+
+
+def override_request(*, user: Any, order_id: int, reason: str) -> Override:
+    from execution.models import BLOCKED, ParentOrder
+
+    order = ParentOrder.objects.get(pk=order_id)
+    if order.owner_id != user.pk and not _is_risk_manager(user):
+        raise ValidationError("only the order's trader or a risk manager may ask for an override")
+    if order.status != BLOCKED:
+        raise ValidationError(f"order {order.pk} is {order.status.lower()}, not blocked")
+    if not (reason or "").strip():
+        raise ValidationError({"reason": "say why the order should go ahead"})
+    with transaction.atomic():
+        if Override.objects.filter(order=order, status=Override.PENDING).exists():
+            raise ValidationError(f"an override for order {order.pk} is already pending")
+        codes = [c.split(":")[0] for c in order.status_reason.split("; ") if c]
+        ov = Override.objects.create(
+            order=order,
+            codes=codes,
+            reason=reason.strip(),
+            requested_by=user,
+            requested_at=timezone.now(),
+        )
+        audit_record(
+            actor=user,
+            action="override.request",
+            obj=ov,
+            after={"order": order.pk, "codes": codes},
+            reason=reason,
+        )
+        payload = {"id": ov.pk, "order": order.pk, "codes": codes, "by": user.get_username()}
+        transaction.on_commit(lambda: notify.console_send("override", payload))
+    return ov
+
+
+def override_grant(
+    *, user: Any, override_id: int, minutes: int = OVERRIDE_DEFAULT_MINUTES, note: str = ""
+) -> Override:
+    """Release the blocked order, for this order and these breaches only, if a worker picks
+    it up before the override expires."""
+    from execution.models import BLOCKED, ParentOrder
+    from execution.services import dispatch_order
+
+    _require_risk_manager(user, "grant an override")
+    if not 1 <= int(minutes) <= 24 * 60:
+        raise ValidationError({"minutes": "between 1 and 1440"})
+    with transaction.atomic():
+        ov = Override.objects.select_for_update().get(pk=override_id)
+        if ov.requested_by_id == user.pk:
+            raise ValidationError("you cannot grant your own request: a second person must")
+        if ov.status != Override.PENDING:
+            raise ValidationError(f"override {ov.pk} is {ov.status.lower()}, not pending")
+        order = ParentOrder.objects.select_for_update().get(pk=ov.order_id)
+        if order.status != BLOCKED:
+            raise ValidationError(f"order {order.pk} is no longer blocked")
+        now = timezone.now()
+        ov.status, ov.granted_by, ov.granted_at = Override.GRANTED, user, now
+        ov.expires_at, ov.decision_note = now + timedelta(minutes=int(minutes)), note
+        ov.save(update_fields=["status", "granted_by", "granted_at", "expires_at", "decision_note"])
+        order.status = "NEW"
+        order.status_reason = f"override {ov.pk} by {user.get_username()}: {order.status_reason}"[
+            :255
+        ]
+        order.save(update_fields=["status", "status_reason"])
+        audit_record(
+            actor=user,
+            action="override.grant",
+            obj=ov,
+            after={"order": order.pk, "codes": ov.codes, "expires_at": ov.expires_at.isoformat()},
+            reason=note,
+        )
+        instrument_id = order.instrument_id
+        transaction.on_commit(lambda: dispatch_order(instrument_id))
+        payload = {"id": ov.pk, "order": order.pk, "status": ov.status}
+        transaction.on_commit(lambda: notify.console_send("override", payload))
+    return ov
+
+
+def override_reject(*, user: Any, override_id: int, note: str = "") -> Override:
+    from execution.models import ParentOrder
+
+    _require_risk_manager(user, "reject an override")
+    with transaction.atomic():
+        ov = Override.objects.select_for_update().get(pk=override_id)
+        if ov.status != Override.PENDING:
+            raise ValidationError(f"override {ov.pk} is {ov.status.lower()}, not pending")
+        ov.status, ov.decision_note = Override.REJECTED, note
+        if ov.requested_by_id != user.pk:
+            ov.granted_by = user  # who decided; the constraint keeps it a second person
+        ov.granted_at = timezone.now()
+        ov.save(update_fields=["status", "decision_note", "granted_by", "granted_at"])
+        ParentOrder.objects.filter(pk=ov.order_id, status="BLOCKED").update(
+            status="REJECTED", status_reason=f"override refused: {note}"[:255]
+        )
+        audit_record(actor=user, action="override.reject", obj=ov, reason=note)
+    return ov
+
+
+# -- the exception console ---------------------------------------------------------------
+
+
+def exception_json(e: RiskException) -> dict[str, Any]:
+    return {
+        "id": e.pk,
+        "kind": e.kind,
+        "code": e.code,
+        "severity": e.severity,
+        "scope": f"{e.scope_type} {e.scope_key}".strip(),
+        "order": e.order_id,
+        "title": e.title,
+        "detail": e.detail,
+        "suggested_action": e.suggested_action,
+        "count": e.count,
+        "status": e.status,
+        "assigned_to": e.assigned_to.get_username() if e.assigned_to_id else "",
+        "raised_at": e.raised_at.isoformat(),
+        "last_at": e.last_at.isoformat(),
+        "cause_at": e.cause_at.isoformat(),
+        "escalated": e.escalated_at is not None,
+    }
+
+
+def exception_raise(
+    *,
+    kind: str,
+    severity: str,
+    scope_type: str,
+    scope_key: str = "",
+    title: str,
+    detail: str = "",
+    suggested_action: str = "",
+    code: str = "",
+    order_id: int | None = None,
+    trader_id: int | None = None,
+    dedupe_key: str = "",
+    cause_at: Any = None,
+) -> RiskException:
+    """Raise (or count again, if the same one is still open) an exception for the console.
+
+    Broadcast after commit; the caller's transaction decides whether it happened.
+    """
+    now = timezone.now()
+    key = dedupe_key or f"{kind}:{code}:{scope_type}:{scope_key}:{order_id or ''}"
+    with transaction.atomic():
+        e = (
+            RiskException.objects.select_for_update()
+            .filter(dedupe_key=key, status__in=[RiskException.OPEN, RiskException.ACKNOWLEDGED])
+            .first()
+        )
+        if e is not None:
+            e.count += 1
+            e.last_at = now
+            e.detail = detail or e.detail
+            e.save(update_fields=["count", "last_at", "detail"])
+        else:
+            e = RiskException.objects.create(
+                kind=kind,
+                code=code,
+                severity=severity,
+                scope_type=scope_type,
+                scope_key=scope_key,
+                order_id=order_id,
+                trader_id=trader_id,
+                title=title[:200],
+                detail=detail,
+                suggested_action=suggested_action[:200],
+                dedupe_key=key[:200],
+                cause_at=cause_at or now,
+                raised_at=now,
+                last_at=now,
+            )
+            audit_record(
+                actor=None,
+                action="exception.raise",
+                obj=e,
+                after={"kind": kind, "severity": severity, "title": title[:200]},
+            )
+        payload = exception_json(e)
+        transaction.on_commit(lambda: notify.console_send("exception", payload))
+    return e
+
+
+def _exception_change(user: Any, exception_id: int, action: str, **changes: Any) -> RiskException:
+    _require_risk_manager(user, "handle exceptions")
+    with transaction.atomic():
+        e = RiskException.objects.select_for_update().get(pk=exception_id)
+        before = {
+            "status": e.status,
+            "assigned_to": e.assigned_to.get_username() if e.assigned_to_id else "",
+        }
+        for k, v in changes.items():
+            setattr(e, k, v)
+        e.save()
+        after = {
+            "status": e.status,
+            "assigned_to": e.assigned_to.get_username() if e.assigned_to_id else "",
+        }
+        audit_record(
+            actor=user,
+            action=f"exception.{action}",
+            obj=e,
+            before=before,
+            after=after,
+            reason=changes.get("resolution", ""),
+        )
+        payload = exception_json(e)
+        transaction.on_commit(lambda: notify.console_send("exception", payload))
+        if e.trader_id and e.escalated_at:
+            tid = e.trader_id
+            transaction.on_commit(lambda: notify.trader_alert(tid, "exception", payload))
+    return e
+
+
+def exception_acknowledge(*, user: Any, exception_id: int) -> RiskException:
+    e = RiskException.objects.get(pk=exception_id)
+    if e.status != RiskException.OPEN:
+        raise ValidationError(f"exception {e.pk} is {e.status.lower()}, not open")
+    return _exception_change(
+        user,
+        exception_id,
+        "acknowledge",
+        status=RiskException.ACKNOWLEDGED,
+        acked_by=user,
+        acked_at=timezone.now(),
+    )
+
+
+def exception_assign(*, user: Any, exception_id: int, assignee: str) -> RiskException:
+    target = get_user_model().objects.filter(username=assignee).first()
+    if target is None or not target.has_perm(MANAGE_RISK):
+        raise ValidationError({"assignee": f"{assignee!r} is not a risk manager"})
+    return _exception_change(user, exception_id, "assign", assigned_to=target)
+
+
+def exception_resolve(*, user: Any, exception_id: int, resolution: str) -> RiskException:
+    if not (resolution or "").strip():
+        raise ValidationError({"resolution": "say how it was resolved"})
+    e = RiskException.objects.get(pk=exception_id)
+    if e.status == RiskException.RESOLVED:
+        raise ValidationError(f"exception {e.pk} is already resolved")
+    return _exception_change(
+        user,
+        exception_id,
+        "resolve",
+        status=RiskException.RESOLVED,
+        resolved_by=user,
+        resolved_at=timezone.now(),
+        resolution=resolution.strip(),
+    )
+
+
+def exception_comment(*, user: Any, exception_id: int, text: str) -> ExceptionComment:
+    _require_risk_manager(user, "comment on exceptions")
+    if not (text or "").strip():
+        raise ValidationError({"text": "write something"})
+    with transaction.atomic():
+        e = RiskException.objects.get(pk=exception_id)
+        c = ExceptionComment.objects.create(
+            exception=e, author=user, at=timezone.now(), text=text.strip()
+        )
+        audit_record(actor=user, action="exception.comment", obj=e, after={"comment": c.text})
+        payload = {**exception_json(e), "comment": {"by": user.get_username(), "text": c.text}}
+        transaction.on_commit(lambda: notify.console_send("exception", payload))
+    return c
+
+
+def exceptions_escalate(*, after: timedelta = ESCALATE_AFTER) -> int:
+    """Critical exceptions nobody acknowledged in time: marked escalated (they stay at the
+    top of the console) and shown to their trader too."""
+    now = timezone.now()
+    n = 0
+    for e in RiskException.objects.filter(
+        severity=RiskException.CRITICAL,
+        status=RiskException.OPEN,
+        escalated_at=None,
+        raised_at__lte=now - after,
+    ):
+        with transaction.atomic():
+            if not RiskException.objects.filter(pk=e.pk, escalated_at=None).update(
+                escalated_at=now
+            ):
+                continue
+            e.escalated_at = now
+            audit_record(actor=None, action="exception.escalate", obj=e)
+            payload = exception_json(e)
+            transaction.on_commit(lambda p=payload: notify.console_send("exception", p))
+            if e.trader_id:
+                tid = e.trader_id
+                transaction.on_commit(
+                    lambda p=payload, t=tid: notify.trader_alert(t, "exception", p)
+                )
+            n += 1
+    return n

@@ -1,0 +1,174 @@
+"""The exception console's feed: what the workers and the services raise, and how risk
+managers handle it (acknowledge, assign, comment, resolve; criticals escalate)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from execution.algos.base import REGISTRY, Action, DecisionView
+from execution.algos.strategies import TWAP
+from execution.models import Fill, Instrument, MarketSession, OrderEvent, ParentOrder
+from execution.services import parent_order_submit
+from execution.worker import MarketWorker, sessions_reap
+from oversight.risk.models import RiskException
+from oversight.risk.services import (
+    exception_acknowledge,
+    exception_assign,
+    exception_comment,
+    exception_raise,
+    exception_resolve,
+    exceptions_escalate,
+)
+from tests.personas import demo_instrument
+from tests.risk.conftest import set_limit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def submit(user: User, instrument: Instrument, **kw: Any) -> ParentOrder:
+    args: dict[str, Any] = dict(
+        user=user,
+        instrument=instrument,
+        side="buy",
+        quantity=30_000,
+        start_minute=0,
+        end_minute=60,
+        strategy="twap",
+        params={},
+    )
+    args.update(kw)
+    return parent_order_submit(**args)
+
+
+def worker(instrument: Instrument) -> MarketWorker:
+    w = MarketWorker(instrument, speed=60.0, seed=7, wall_clock=lambda: 0.0, poll_interval_s=0.0)
+    w.claim()
+    return w
+
+
+def run_to(w: MarketWorker, until_s: float, step_s: float = 10.0) -> None:
+    t = w.market.now
+    while t < until_s:
+        t = min(t + step_s, until_s)
+        w.step(sim_until=t)
+
+
+def raised(kind: str) -> list[RiskException]:
+    return list(RiskException.objects.filter(kind=kind))
+
+
+class Broken(TWAP):
+    name = "broken"
+
+    def decide(self, view: DecisionView) -> list[Action]:
+        if view.filled_qty > 0:
+            raise FloatingPointError("model output is NaN")
+        return super().decide(view)
+
+
+def test_a_failing_strategy_falls_back_and_raises_a_critical(
+    alice: User, instrument: Instrument, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(REGISTRY.strategies, "broken", Broken)
+    order = submit(alice, instrument, strategy="broken")
+    w = worker(instrument)
+    run_to(w, 61 * 60)
+    order.refresh_from_db()
+    assert order.status == "FILLED" and order.fallback_strategy == "twap"
+    fb = OrderEvent.objects.get(parent=order, kind="ParentStrategyFallback").payload
+    assert (fb["from_strategy"], fb["to_strategy"]) == ("broken", "twap")
+    (e,) = raised("STRATEGY_FAILURE")
+    assert e.severity == "CRITICAL" and e.order_id == order.pk and "NaN" in e.detail
+    w.release()
+
+
+def test_denied_children_and_an_order_behind_schedule_are_raised(
+    alice: User, instrument: Instrument
+) -> None:
+    set_limit("max_child_qty", 50)
+    slow = submit(alice, instrument, limit_price="30.00")  # far below a $40 market
+    w = worker(instrument)
+    run_to(w, 20 * 60)
+    denied = raised("ORDER_DENIED")
+    assert denied and {e.code for e in denied} == {"MAX_CHILD_QTY"}
+    assert denied[0].count > 1  # repeats count up on one open exception, not a flood
+    (behind,) = raised("BEHIND_SCHEDULE")
+    assert behind.order_id == slow.pk and behind.trader_id == alice.pk
+    w.release()
+
+
+def test_a_venue_outage_is_raised_as_critical(alice: User) -> None:
+    largecap = demo_instrument("demo-largecap-sell")  # LIT-NORTH is down 240-250
+    w = worker(largecap)
+    submit(alice, largecap, side="sell", start_minute=235, end_minute=260, quantity=5_000)
+    run_to(w, 246 * 60, step_s=60.0)
+    (e,) = raised("VENUE_OUTAGE")
+    assert e.severity == "CRITICAL" and "LIT-NORTH" in e.title
+    w.release()
+
+
+def test_a_lost_worker_is_raised_with_its_orders(alice: User, instrument: Instrument) -> None:
+    order = submit(alice, instrument)
+    w = worker(instrument)
+    run_to(w, 5 * 60)
+    MarketSession.objects.filter(pk=w.session.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=30)
+    )
+    sessions_reap(stale_after_s=5)
+    (e,) = raised("WORKER_LOST")
+    assert e.severity == "CRITICAL" and str(order.pk) in e.detail
+    assert e.cause_at < e.raised_at - timedelta(seconds=25)  # the cause is the last heartbeat
+
+
+def test_reconciliation_finds_a_fill_missing_from_our_books(
+    alice: User, instrument: Instrument
+) -> None:
+    order = submit(alice, instrument)
+    w = worker(instrument)
+    run_to(w, 10 * 60)
+    assert w.risk.reconcile() == [] and not raised("RECON_BREAK")
+    gone = Fill.objects.filter(parent=order).order_by("id").first()
+    assert gone is not None
+    Fill.objects.filter(pk=gone.pk).delete()
+    breaks = w.risk.reconcile()
+    assert breaks == [f"{gone.venue} {gone.trade_id}: at the venue, not in our books"]
+    (e,) = raised("RECON_BREAK")
+    assert e.severity == "CRITICAL" and gone.trade_id in e.detail
+    w.release()
+
+
+def test_risk_managers_handle_exceptions_and_unacknowledged_criticals_escalate(
+    alice: User, rita: User, ruth: User
+) -> None:
+    e = exception_raise(
+        kind="VENUE_OUTAGE", severity="CRITICAL", scope_type="firm", title="x", trader_id=alice.pk
+    )
+    RiskException.objects.filter(pk=e.pk).update(raised_at=timezone.now() - timedelta(minutes=5))
+    assert exceptions_escalate() == 1 and exceptions_escalate() == 0
+    e.refresh_from_db()
+    assert e.escalated_at is not None
+    for act in (
+        lambda u: exception_acknowledge(user=u, exception_id=e.pk),
+        lambda u: exception_comment(user=u, exception_id=e.pk, text="looking"),
+    ):
+        with pytest.raises(ValidationError, match="only a risk manager"):
+            act(alice)
+        act(rita)
+    with pytest.raises(ValidationError):
+        exception_assign(user=rita, exception_id=e.pk, assignee="alice")  # not a risk manager
+    exception_assign(user=rita, exception_id=e.pk, assignee="ruth")
+    with pytest.raises(ValidationError):
+        exception_resolve(user=ruth, exception_id=e.pk, resolution="")
+    exception_resolve(user=ruth, exception_id=e.pk, resolution="venue back; fills normal")
+    e.refresh_from_db()
+    assert (e.status, e.assigned_to, e.resolved_by) == ("RESOLVED", ruth, ruth)
+    assert e.comments.get().text == "looking"
+    # Once resolved, the same cause raises a new exception rather than reopening this one.
+    again = exception_raise(kind="VENUE_OUTAGE", severity="CRITICAL", scope_type="firm", title="x")
+    assert again.pk != e.pk

@@ -1,0 +1,156 @@
+"""Kill switches in the market worker: everything in scope stops at once, nothing fills
+after the worker acknowledges, and only two risk managers together can reset one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from execution.models import ChildOrder, Fill, Instrument, ParentOrder
+from execution.services import parent_order_submit
+from execution.worker import MarketWorker
+from oversight.models import AuditRecord
+from oversight.risk.models import KillAck, KillSwitch
+from oversight.risk.services import (
+    kill_switch_engage,
+    kill_switch_reset_approve,
+    kill_switch_reset_request,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+LIVE = ["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"]
+
+
+def submit(user: User, instrument: Instrument, **kw: Any) -> ParentOrder:
+    args: dict[str, Any] = dict(
+        user=user,
+        instrument=instrument,
+        side="buy",
+        quantity=30_000,
+        start_minute=0,
+        end_minute=60,
+        strategy="twap",
+        params={},
+    )
+    args.update(kw)
+    return parent_order_submit(**args)
+
+
+def worker(instrument: Instrument) -> MarketWorker:
+    w = MarketWorker(instrument, speed=60.0, seed=7, wall_clock=lambda: 0.0, poll_interval_s=0.0)
+    w.claim()
+    return w
+
+
+def run_to(w: MarketWorker, until_s: float, step_s: float = 5.0) -> None:
+    t = w.market.now
+    while t < until_s:
+        t = min(t + step_s, until_s)
+        w.step(sim_until=t)
+
+
+def test_a_kill_stops_everything_in_scope_and_nothing_fills_after_the_ack(
+    alice: User, bob: User, rita: User, instrument: Instrument
+) -> None:
+    a1 = submit(alice, instrument)
+    a2 = submit(alice, instrument, side="sell", quantity=25_000)
+    b1 = submit(bob, instrument, quantity=20_000)
+    w = worker(instrument)
+    run_to(w, 10 * 60)
+    working = ChildOrder.objects.filter(parent__in=[a1, a2], status__in=LIVE).count()
+    assert working > 0, "the test needs child orders working at the venues"
+
+    kill = kill_switch_engage(
+        user=rita, scope_type="trader", scope_key="alice", reason="runaway algo"
+    )
+    t_kill = w.market.now
+    w.step(sim_until=t_kill + 0.5)  # the next step: stopped, cancels sent, acks back
+    ack = KillAck.objects.get(kill=kill, session=w.session)
+    assert ack.orders == 2 and ack.children_canceled == working and ack.done_at is not None
+    t_ack = w.market.now
+    for o in (a1, a2):
+        o.refresh_from_db()
+        assert o.status == "CANCELED" and o.status_reason.startswith(f"kill switch {kill.pk}")
+        assert not ChildOrder.objects.filter(parent=o, status__in=LIVE).exists()
+    filled_at_ack = {o.pk: o.filled_qty for o in (a1, a2)}
+
+    run_to(w, 30 * 60)
+    assert not Fill.objects.filter(parent__in=[a1, a2], sim_ts__gt=t_ack).exists()
+    for o in (a1, a2):
+        o.refresh_from_db()
+        assert o.filled_qty == filled_at_ack[o.pk]  # fills kept, none added
+    b1.refresh_from_db()
+    assert b1.status == "WORKING" and Fill.objects.filter(parent=b1, sim_ts__gt=t_ack).exists()
+    w.release()
+
+
+def test_it_never_clears_itself_and_a_reset_takes_two_risk_managers(
+    alice: User, rita: User, ruth: User, instrument: Instrument
+) -> None:
+    kill = kill_switch_engage(user=rita, scope_type="firm", reason="market-wide event")
+    with pytest.raises(ValidationError, match="TRADING_HALTED"):
+        submit(alice, instrument)
+    with pytest.raises(ValidationError, match="first be requested"):
+        kill_switch_reset_approve(user=ruth, kill_id=kill.pk)
+    with pytest.raises(ValidationError, match="only a risk manager"):
+        kill_switch_reset_request(user=alice, kill_id=kill.pk, reason="let me trade")
+    kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="event over, checked")
+    with pytest.raises(ValidationError, match="cannot approve your own reset"):
+        kill_switch_reset_approve(user=rita, kill_id=kill.pk)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        KillSwitch.objects.filter(pk=kill.pk).update(active=False, reset_by=rita)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        KillSwitch.objects.filter(pk=kill.pk).update(active=False)  # no reset at all
+    kill_switch_reset_approve(user=ruth, kill_id=kill.pk)
+    kill.refresh_from_db()
+    assert not kill.active and kill.reset_by == ruth
+    assert submit(alice, instrument).status == "NEW"
+    acts = set(AuditRecord.objects.values_list("action", flat=True))
+    assert {"kill.engage", "kill.reset.request", "kill.reset"} <= acts
+
+
+def test_who_may_engage_what(
+    alice: User, bob: User, adam: User, rita: User, instrument: Instrument
+) -> None:
+    mine = submit(alice, instrument)
+    theirs = submit(bob, instrument)
+    kill_switch_engage(user=alice, scope_type="trader", scope_key="alice", reason="stop me")
+    kill_switch_engage(user=bob, scope_type="order", scope_key=str(theirs.pk), reason="stop it")
+    for scope_type, key in (("trader", "bob"), ("firm", ""), ("order", str(theirs.pk))):
+        with pytest.raises(ValidationError, match="may not engage"):
+            kill_switch_engage(user=alice, scope_type=scope_type, scope_key=key, reason="x")
+    with pytest.raises(ValidationError, match="may not engage"):
+        kill_switch_engage(user=adam, scope_type="firm", reason="admins cannot")
+    with pytest.raises(ValidationError) as e:
+        kill_switch_engage(user=rita, scope_type="desk", scope_key="nowhere", reason="x")
+    assert "no desk 'nowhere'" in str(e.value.message_dict["scope_key"])
+    with pytest.raises(ValidationError) as e:
+        kill_switch_engage(user=rita, scope_type="firm", reason="  ")
+    assert "reason" in e.value.message_dict
+    assert mine.pk != theirs.pk
+
+
+def test_reducing_stops_orders_that_would_add_to_the_position(
+    alice: User, rita: User, instrument: Instrument
+) -> None:
+    buy = submit(alice, instrument)
+    w = worker(instrument)
+    run_to(w, 10 * 60)
+    buy.refresh_from_db()
+    assert buy.filled_qty > 0
+    kill_switch_engage(
+        user=rita, scope_type="trader", scope_key="alice", reason="de-risk", state="REDUCING"
+    )
+    w.step(sim_until=w.market.now + 0.5)
+    buy.refresh_from_db()
+    assert buy.status == "CANCELED"
+    sell = submit(alice, instrument, side="sell", quantity=buy.filled_qty // 2, end_minute=30)
+    assert sell.status == "NEW"
+    run_to(w, 30 * 60)
+    sell.refresh_from_db()
+    assert sell.status == "FILLED"
+    w.release()

@@ -1,0 +1,181 @@
+"""The parent order's pre-trade check on the one path that creates orders, and overrides."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from execution.models import Instrument, ParentOrder
+from execution.services import parent_order_submit
+from execution.worker import MarketWorker
+from oversight.models import AuditRecord
+from oversight.risk.models import Override, RiskException
+from oversight.risk.services import (
+    kill_switch_engage,
+    override_grant,
+    override_reject,
+    override_request,
+)
+from tests.risk.conftest import set_limit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def submit(user: User, instrument: Instrument, **kw: Any) -> ParentOrder:
+    args: dict[str, Any] = dict(
+        user=user,
+        instrument=instrument,
+        side="buy",
+        quantity=20_000,
+        start_minute=0,
+        end_minute=30,
+        strategy="twap",
+        params={},
+    )
+    args.update(kw)
+    return parent_order_submit(**args)
+
+
+def test_an_order_over_a_limit_is_blocked_raised_and_not_dispatched(
+    alice: User, instrument: Instrument, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dispatched: list[int] = []
+    monkeypatch.setattr("execution.services.dispatch_order", dispatched.append)
+    set_limit("max_order_qty", 10_000, "trader", "alice")
+    order = submit(alice, instrument)
+    assert order.status == "BLOCKED" and order.status_reason.startswith("MAX_ORDER_QTY: 20,000")
+    assert "(trader alice)" in order.status_reason
+    assert dispatched == []
+    assert submit(alice, instrument, quantity=5_000).status == "NEW"
+    assert dispatched == [instrument.pk]  # the one within its limits goes to a worker
+    e = RiskException.objects.get(kind="LIMIT_BREACH")
+    assert e.code == "MAX_ORDER_QTY" and e.order_id == order.pk and e.trader_id == alice.pk
+    assert AuditRecord.objects.filter(action="order.blocked", object_id=str(order.pk)).exists()
+
+
+def test_each_parent_limit_names_its_code(alice: User, instrument: Instrument) -> None:
+    set_limit("max_order_notional", 100_000)  # 20,000 x $40 = $800,000
+    set_limit("max_participation_pct", 1)  # of the window's expected volume
+    order = submit(alice, instrument)
+    codes = [c.split(":")[0] for c in order.status_reason.split("; ")]
+    assert codes == ["MAX_ORDER_NOTIONAL", "MAX_PARTICIPATION"]
+
+
+def test_working_orders_count_against_the_daily_notional_at_once(
+    alice: User, bob: User, instrument: Instrument
+) -> None:
+    set_limit("daily_notional", 1_000_000)
+    first = submit(alice, instrument, quantity=15_000)  # $600,000 working, nothing filled
+    assert first.status == "NEW"
+    second = submit(bob, instrument, quantity=15_000)
+    assert second.status == "BLOCKED" and "DAILY_NOTIONAL: $600,000 used" in second.status_reason
+
+
+def test_the_same_order_twice_within_a_minute_is_a_duplicate(
+    alice: User, instrument: Instrument
+) -> None:
+    first = submit(alice, instrument)
+    again = submit(alice, instrument)
+    assert first.status == "NEW" and again.status == "BLOCKED"
+    assert again.status_reason.startswith(f"DUPLICATE_ORDER: order {first.pk}")
+    assert submit(alice, instrument, quantity=20_001).status == "NEW"
+
+
+def test_a_kill_switch_refuses_new_orders_and_the_attempt_is_recorded(
+    alice: User, bob: User, rita: User, instrument: Instrument
+) -> None:
+    kill_switch_engage(user=rita, scope_type="trader", scope_key="alice", reason="runaway algo")
+    with pytest.raises(ValidationError) as e:
+        submit(alice, instrument)
+    assert "TRADING_HALTED: trading is halted for trader alice" in str(e.value)
+    assert not ParentOrder.objects.filter(owner=alice).exists()
+    assert RiskException.objects.get(kind="ORDER_DENIED").code == "TRADING_HALTED"
+    assert AuditRecord.objects.filter(action="order.refused", actor=alice).exists()
+    assert submit(bob, instrument).status == "NEW"  # out of scope
+
+
+def test_reducing_only_lets_through_an_order_that_reduces_the_position(
+    alice: User, rita: User, instrument: Instrument
+) -> None:
+    done = submit(alice, instrument, quantity=5_000)
+    ParentOrder.objects.filter(pk=done.pk).update(status="FILLED", filled_qty=5_000)
+    kill_switch_engage(
+        user=rita,
+        scope_type="instrument",
+        scope_key=instrument.symbol,
+        reason="news",
+        state="REDUCING",
+    )
+    with pytest.raises(ValidationError, match="REDUCE_ONLY"):
+        submit(alice, instrument, quantity=1_000)  # a buy adds to a long
+    with pytest.raises(ValidationError, match="REDUCE_ONLY"):
+        submit(alice, instrument, side="sell", quantity=6_000)  # would flip to short
+    assert submit(alice, instrument, side="sell", quantity=5_000).status == "NEW"
+
+
+def test_a_restricted_instrument_is_refused_with_its_code(
+    alice: User, instrument: Instrument
+) -> None:
+    Instrument.objects.filter(pk=instrument.pk).update(restricted=True)
+    instrument.refresh_from_db()
+    with pytest.raises(ValidationError) as e:
+        submit(alice, instrument)
+    assert e.value.message_dict["instrument"] == [
+        f"RESTRICTED_INSTRUMENT: {instrument.symbol} is restricted"
+    ]
+
+
+def test_an_override_is_granted_by_someone_else_used_once_and_only_in_time(
+    alice: User, rita: User, ruth: User, instrument: Instrument
+) -> None:
+    set_limit("max_order_qty", 10_000)
+    order = submit(alice, instrument)
+    ov = override_request(user=alice, order_id=order.pk, reason="client's closing order")
+    assert ov.codes == ["MAX_ORDER_QTY"]
+    with pytest.raises(ValidationError, match="already pending"):
+        override_request(user=alice, order_id=order.pk, reason="again")
+    override_grant(user=rita, override_id=ov.pk, minutes=10)
+    order.refresh_from_db()
+    assert order.status == "NEW" and order.status_reason.startswith(f"override {ov.pk} by rita")
+    w = MarketWorker(instrument, speed=60.0, seed=7, wall_clock=lambda: 0.0, poll_interval_s=0.0)
+    w.claim()
+    w.step(sim_until=60.0)
+    ov.refresh_from_db()
+    order.refresh_from_db()
+    assert ov.status == "USED" and ov.used_at is not None and order.status == "WORKING"
+    w.release()
+    # A second blocked order: a risk manager who asks cannot grant it themselves, and an
+    # override that is not used in time expires.
+    other = submit(alice, instrument, quantity=30_000)
+    ov2 = override_request(user=ruth, order_id=other.pk, reason="on the trader's behalf")
+    with pytest.raises(ValidationError, match="cannot grant your own"):
+        override_grant(user=ruth, override_id=ov2.pk)
+    override_grant(user=rita, override_id=ov2.pk, minutes=1)
+    Override.objects.filter(pk=ov2.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    w2 = MarketWorker(instrument, speed=60.0, seed=7, wall_clock=lambda: 0.0, poll_interval_s=0.0)
+    w2.claim()
+    w2.step(sim_until=w2.market.now + 60.0)
+    other.refresh_from_db()
+    assert other.status == "REJECTED" and "expired" in other.status_reason
+    assert Override.objects.get(pk=ov2.pk).status == "EXPIRED"
+    w2.release()
+
+
+def test_a_refused_override_rejects_the_order_and_traders_cannot_grant(
+    alice: User, bob: User, rita: User, instrument: Instrument
+) -> None:
+    set_limit("max_order_qty", 10_000)
+    order = submit(alice, instrument)
+    with pytest.raises(ValidationError, match="only the order's trader"):
+        override_request(user=bob, order_id=order.pk, reason="mine now")
+    ov = override_request(user=alice, order_id=order.pk, reason="please")
+    with pytest.raises(ValidationError, match="only a risk manager"):
+        override_grant(user=bob, override_id=ov.pk)
+    override_reject(user=rita, override_id=ov.pk, note="too large for today")
+    order.refresh_from_db()
+    assert order.status == "REJECTED" and "too large" in order.status_reason
