@@ -17,7 +17,9 @@ CLOSE_FORBIDDEN = 4403
 
 class BlotterConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     """Client → server: {"type": "resume", "last_seq": {"<order id>": <seq>, ...}}.
-    Server → client: {"type": "events", "events": [...]} and {"type": "error", "message": ...}.
+    Server → client: {"type": "events", "events": [...]}, {"type": "alert", "kind": ...,
+    "payload": ...} (risk alerts: kill switches, escalated exceptions) and
+    {"type": "error", "message": ...}.
     """
 
     async def connect(self) -> None:
@@ -65,4 +67,10 @@ class BlotterConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     async def order_events(self, message: dict[str, Any]) -> None:
         await self.send_json(
             {"type": "events", "events": message["events"], "sent_at": message.get("sent_at")}
+        )
+
+    async def risk_alert(self, message: dict[str, Any]) -> None:
+        """A kill switch or an escalated exception, for this trader's alert banner."""
+        await self.send_json(
+            {"type": "alert", "kind": message.get("kind"), "payload": message.get("payload")}
         )

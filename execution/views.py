@@ -25,6 +25,7 @@ from execution.selectors import can_watch_orders, market_clock, orders_visible_t
 from execution.services import CONTROLS, order_control_request, order_is_open, parent_order_submit
 from execution.sim.scenario import ScenarioError, parse_scenario
 from execution.worker import sessions_reap
+from oversight.risk.selectors import trader_alerts
 from oversight.roles import TRADE
 
 SESSION_OPEN_S = 9 * 3600 + 30 * 60
@@ -145,6 +146,24 @@ def _page_config(request: HttpRequest) -> dict[str, Any]:
     }
 
 
+def _risk_config(request: HttpRequest) -> dict[str, Any] | None:
+    """A trader's risk side of the blotter: the alert banner as it stands now (kill
+    switches over their orders, escalated exceptions about them), and where to stop their
+    trading or ask for an override."""
+    if not request.user.has_perm(TRADE):
+        return None
+    alerts = trader_alerts(request.user)
+    return {
+        "me": request.user.get_username(),
+        "desk": alerts["desk"],
+        "kills": alerts["kills"],
+        "exceptions": alerts["exceptions"],
+        "kill_url": reverse("risk_kill"),
+        "preview_url": reverse("risk_kill_preview"),
+        "override_url": reverse("risk_override_request"),
+    }
+
+
 def _visible(request: HttpRequest) -> Any:
     return (
         orders_visible_to(request.user)
@@ -160,6 +179,7 @@ def blotter(request: HttpRequest) -> HttpResponse:
     # Anyone watching notices a dead worker: its orders show SUSPENDED, not a frozen WORKING.
     sessions_reap()
     config = _page_config(request)  # first: a row read after it is never behind it
+    config["risk"] = _risk_config(request)
     rows = [_order_row(o, request.user) for o in _visible(request)[:BLOTTER_ROWS]]
     return render(
         request,

@@ -111,6 +111,8 @@ class MarketWorker:
         self.risk = WorkerRisk(self)
         self._wake = threading.Event()
         self._listener: threading.Thread | None = None
+        self._closing = False
+        self._orders_added = False
         self.session: MarketSession | None = None
         self._published = 0
         self._orders: dict[str, ParentOrder] = {}
@@ -175,6 +177,7 @@ class MarketWorker:
     def release(self, status: str = MarketSession.STOPPED) -> None:
         """Give the market up. Orders still open are suspended (their venues go with the
         market, so their working children are cancelled) for a trader to resume."""
+        self._closing = True
         if getattr(self, "_pubsub", None) is not None:
             with contextlib.suppress(redis.RedisError):
                 self._pubsub.close()
@@ -215,9 +218,14 @@ class MarketWorker:
         if polled:
             self._wake.clear()
             self._next_poll = time.monotonic() + self.poll_interval_s
+            # Kill switches and limits first: a kill must not wait behind new orders.
+            with transaction.atomic():  # one commit for the kill's acks, not one per order
+                self.risk.refresh()
             self._pick_up_orders()
             self._apply_controls()
-            self.risk.refresh()
+            if self._orders_added:
+                with transaction.atomic():  # new orders get their limits before trading
+                    self.risk.refresh()
         target = self.sim_target if sim_until is None else sim_until
         if target > self.market.now:
             self.engine.run_until(target)
@@ -279,10 +287,13 @@ class MarketWorker:
             try:
                 for _ in pubsub.listen():
                     self._wake.set()
-            except (redis.RedisError, ValueError):
-                pass  # closed at release, or Redis went away: polling still works
+            except (redis.RedisError, ValueError) as e:
+                if not self._closing:  # else: closed at release, as it should be
+                    logger.warning("wake-up channel lost (%s); polling only", e)
 
-        self._pubsub = pubsub
+        # Keep the client: when it is garbage-collected it closes its connection pool, and
+        # the subscription with it.
+        self._redis_client, self._pubsub = client, pubsub
         self._listener = threading.Thread(target=loop, name="wake", daemon=True)
         self._listener.start()
 
@@ -295,6 +306,7 @@ class MarketWorker:
 
     def _pick_up_orders(self) -> None:
         assert self.session is not None
+        self._orders_added = False
         new = ParentOrder.objects.filter(
             instrument=self.instrument, status=ParentStatus.NEW.value, session=None
         )
@@ -353,6 +365,7 @@ class MarketWorker:
                 continue
             self._orders[order.engine_id] = order
             self.risk.track(order)
+            self._orders_added = True
 
     def _reject(self, order: ParentOrder, reason: str) -> None:
         ParentOrder.objects.filter(pk=order.pk).update(
@@ -470,6 +483,7 @@ class MarketWorker:
         Fill.objects.bulk_create(new_fills)
         OrderEvent.objects.bulk_create(rows)
         # Projections: the engine's current state of every order and child touched.
+        changed_children: list[ChildOrder] = []
         for eid in touched:
             w = self.engine.orders[eid]
             p = w.parent
@@ -480,10 +494,8 @@ class MarketWorker:
                 if row is not None and (
                     row.status != c.status.value or row.filled_qty != c.filled_qty
                 ):
-                    ChildOrder.objects.filter(pk=row.pk).update(
-                        status=c.status.value, filled_qty=c.filled_qty
-                    )
                     row.status, row.filled_qty = c.status.value, c.filled_qty
+                    changed_children.append(row)
             avg = ticks_to_px(p.avg_px_ticks, tick) if p.avg_px_ticks is not None else None
             arrival = (
                 ticks_to_px(w.arrival_mid_ticks, tick) if w.arrival_mid_ticks is not None else None
@@ -524,6 +536,9 @@ class MarketWorker:
                     f"{fallback.reason}"
                 )[:255]
             ParentOrder.objects.filter(pk=order.pk).update(**fields)
+        # One statement for every child whose status or fill changed (a kill cancels
+        # hundreds at once; one UPDATE each kept its acknowledgement waiting).
+        ChildOrder.objects.bulk_update(changed_children, ["status", "filled_qty"], batch_size=500)
         return messages
 
 

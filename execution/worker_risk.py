@@ -45,7 +45,9 @@ BEHIND_FRACTION = 0.10  # of the order's quantity behind its schedule
 class _Kill:
     ack_id: int
     orders: set[str] = field(default_factory=set)
+    children: int = 0  # child orders it cancelled
     done: bool = False  # every child order of its orders is confirmed gone
+    dirty: bool = False  # counts not yet written
 
 
 class WorkerRisk:
@@ -121,6 +123,12 @@ class WorkerRisk:
                 wk.policy = replace(wk.policy, max_participation=pct / 100)
             if kill is not None:
                 self._stop(eid, kill)
+        for ack in self.applied.values():
+            if ack.dirty:
+                KillAck.objects.filter(pk=ack.ack_id).update(
+                    orders=len(ack.orders), children_canceled=ack.children
+                )
+                ack.dirty = False
 
     def _kill_for(self, eid: str, sc: OrderScopes, kills: list[KillSwitch]) -> KillSwitch | None:
         for k in kills:
@@ -151,13 +159,10 @@ class WorkerRisk:
         self.stopped[eid] = why
         ack.orders.add(eid)
         ack.done = False  # settled again once this order's children are gone too
-        n_children = len(wk.open_children)
+        ack.children += len(wk.open_children)
+        ack.dirty = True
         if not wk.parent.is_done:
             engine.cancel(eid, why)
-        KillAck.objects.filter(pk=ack.ack_id).update(
-            orders=len(ack.orders),
-            children_canceled=_F_add("children_canceled", n_children),
-        )
 
     def kills_settle(self) -> None:
         """Acknowledge each kill once its orders have no child order left at a venue."""
@@ -333,9 +338,3 @@ class WorkerRisk:
             isinstance(e, ChildFilled) and e.trade_id == trade_id
             for e in self.w.engine.events[self.w._published :]
         )
-
-
-def _F_add(name: str, n: int) -> Any:
-    from django.db.models import F
-
-    return F(name) + n

@@ -18,12 +18,13 @@ if settings.DEBUG:
     django_asgi = ASGIStaticFilesHandler(django_asgi)
 
 from execution.routing import websocket_urlpatterns  # noqa: E402  (needs apps loaded)
+from oversight.risk.routing import websocket_urlpatterns as risk_websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns + risk_websocket_urlpatterns))
         ),
     }
 )

@@ -13,5 +13,6 @@ urlpatterns = [
     path("users/new/", views.user_new, name="user_new"),
     path("users/<int:pk>/role/", views.user_role, name="user_role"),
     path("users/<int:pk>/active/", views.user_active, name="user_active"),
+    path("risk/", include("oversight.risk.urls")),
     path("", include("execution.urls")),
 ]

@@ -162,6 +162,8 @@
       const allowed = (config.controls[b.value] || []).includes(tb.dataset.status);
       b.disabled = !allowed;
     });
+    // Only a blocked order can be let through; once released or rejected the button goes.
+    tb.querySelectorAll("[data-override-form]").forEach((f) => { f.hidden = tb.dataset.status !== "BLOCKED"; });
   }
 
   function setKidStatus(tb, kid, status) {
@@ -264,7 +266,16 @@
   }
 
   function applyEvent(tb, ev) {
-    if (ev.kind === "ParentProgress") applyProgress(tb, ev);
+    if (ev.kind === "ParentStrategyFallback") {
+      const cell = cellOf(tb, "strategy");
+      if (cell) {
+        cell.replaceChildren(
+          document.createTextNode(ev.from_strategy.toUpperCase() + " "),
+          el("span", { class: "badge st-fallback", title: `${ev.from_strategy} failed, ${ev.to_strategy} took over: ${ev.reason}` }, "→ " + ev.to_strategy.toUpperCase()),
+        );
+        flash(cell);
+      }
+    } else if (ev.kind === "ParentProgress") applyProgress(tb, ev);
     else if (ev.kind === "ParentStatusChanged") applyStatus(tb, ev);
     else if (ev.kind === "ParentAmended") {
       try {
@@ -402,6 +413,10 @@
       try {
         data = JSON.parse(msg.data);
       } catch (e) {
+        return;
+      }
+      if (data.type === "alert") {
+        riskAlert(data.kind, data.payload || {});
         return;
       }
       if (data.type !== "events") return;
@@ -614,6 +629,165 @@
         msgs.map((m) => (k === "__all__" || k === "action" ? m : `${k.replace(/^param_/, "")}: ${m}`)));
       err.textContent = lines.join(" ");
       err.hidden = false;
+    });
+  }
+
+  // ------------------------------------------------------------------ risk: alerts, kill, override
+  // The alert banner: kill switches over the viewer's orders (shown while active) and
+  // critical exceptions about their orders that nobody acknowledged in time.
+  const risk = config.risk || null;
+  const banner = document.getElementById("risk-alerts");
+  const alertKills = new Map();
+  const alertExceptions = new Map();
+
+  function mineMatching(attr, value) {
+    return [...document.querySelectorAll('tbody.order[data-mine="1"]')].some((tb) => tb.dataset[attr] === value);
+  }
+  function killCovers(k) {
+    switch (k.scope_type) {
+      case "firm": return true;
+      case "trader": return k.scope_key === risk.me;
+      case "desk": return !!risk.desk && k.scope_key === risk.desk;
+      case "order": return mineMatching("orderId", String(k.scope_key));
+      case "strategy": return mineMatching("strategy", k.scope_key);
+      case "instrument": return mineMatching("symbol", k.scope_key);
+      default: return false;
+    }
+  }
+  function drawAlerts() {
+    if (!banner) return;
+    const list = banner.querySelector("ul");
+    list.replaceChildren();
+    [...alertKills.values()].sort((a, b) => b.id - a.id).forEach((k) => {
+      const where = `${k.scope_type} ${k.scope_key || ""}`.trim();
+      const what = k.state === "REDUCING" ? `Reduce-only for ${where}` : `Trading halted for ${where}`;
+      const li = el("li", { class: "alert-kill", "data-kill": String(k.id) });
+      li.append(el("strong", {}, what), document.createTextNode(
+        ` by kill switch ${k.id} (${k.engaged_by}): ${k.reason}. ` +
+        (k.state === "REDUCING" ? "Only orders that reduce a position may trade." : "Working orders in scope are cancelled; new ones are refused until two risk managers reset it.")));
+      list.append(li);
+    });
+    [...alertExceptions.values()].sort((a, b) => b.id - a.id).forEach((x) => {
+      const li = el("li", { class: "alert-exception", "data-exception": String(x.id) });
+      li.append(el("strong", {}, `▲ Critical, escalated: ${x.title}`));
+      if (x.suggested_action) li.append(document.createTextNode(` — ${x.suggested_action}.`));
+      if (x.order && config.detail_url) {
+        li.append(document.createTextNode(" "));
+        li.append(el("a", { href: config.detail_url.replace("{id}", x.order) }, `Order ${x.order}`));
+      }
+      list.append(li);
+    });
+    banner.hidden = !list.children.length;
+  }
+  function riskAlert(kind, p) {
+    if (!risk) return;
+    if (kind === "kill") {
+      if (p.active && killCovers(p)) alertKills.set(p.id, p);
+      else alertKills.delete(p.id);
+    } else if (kind === "exception") {
+      if (p.escalated && p.status !== "RESOLVED") alertExceptions.set(p.id, p);
+      else alertExceptions.delete(p.id);
+    }
+    drawAlerts();
+  }
+  if (risk) {
+    (risk.kills || []).forEach((k) => alertKills.set(k.id, k));
+    (risk.exceptions || []).forEach((x) => alertExceptions.set(x.id, x));
+    drawAlerts();
+  }
+
+  // "Kill my trading" and "Request override": both ask for a reason in one dialog, say
+  // what will happen, and post with the page's CSRF token.
+  const riskDialog = document.getElementById("risk-dialog");
+  let riskPending = null;
+  function askRisk(opts) {
+    riskPending = opts;
+    riskDialog.classList.toggle("danger", !!opts.danger);
+    document.getElementById("risk-dialog-title").textContent = opts.title;
+    document.getElementById("risk-dialog-what").textContent = opts.what;
+    document.getElementById("risk-dialog-go").textContent = opts.go;
+    document.getElementById("risk-dialog-go").className = opts.danger ? "kill-button" : "primary";
+    const reason = document.getElementById("risk-dialog-reason");
+    reason.value = opts.reason || "";
+    const err = document.getElementById("risk-dialog-error");
+    err.hidden = true;
+    err.textContent = "";
+    riskDialog.showModal();
+    // A destructive action starts on "Back", so a stray Enter does not confirm it.
+    (opts.danger ? document.getElementById("risk-dialog-back") : reason).focus();
+  }
+  if (riskDialog && risk) {
+    document.getElementById("risk-dialog-back").addEventListener("click", () => riskDialog.close());
+    riskDialog.addEventListener("close", () => {
+      if (riskPending && riskPending.opener) riskPending.opener.focus();
+    });
+    document.getElementById("risk-dialog-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (!riskPending) return;
+      const { form, url, done } = riskPending;
+      const err = document.getElementById("risk-dialog-error");
+      const reason = document.getElementById("risk-dialog-reason").value.trim();
+      if (!reason) {
+        err.textContent = "Say why: the reason goes to the audit trail.";
+        err.hidden = false;
+        document.getElementById("risk-dialog-reason").focus();
+        return;
+      }
+      const body = new FormData(form);
+      body.set("reason", reason);
+      let data;
+      try {
+        const resp = await fetch(url, { method: "POST", body, credentials: "same-origin", headers: { Accept: "application/json" } });
+        data = await resp.json();
+      } catch (x) {
+        data = { ok: false, error: "the server did not answer; try again" };
+      }
+      if (!data.ok) {
+        err.textContent = data.error || "not done";
+        err.hidden = false;
+        return;
+      }
+      riskDialog.close();
+      say(data.message, "success");
+      if (done) done();
+    });
+
+    const killForm = document.getElementById("kill-mine");
+    if (killForm) killForm.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      let what = `Stop all of ${risk.me}'s trading: every working order is cancelled and new orders are refused until two risk managers reset it.`;
+      try {
+        const q = new URLSearchParams({ scope_type: "trader", scope_key: risk.me, state: "HALTED" });
+        const resp = await fetch(`${risk.preview_url}?${q}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
+        const p = await resp.json();
+        if (p.ok) {
+          const n = p.orders, c = p.children;
+          what = `Stop all your trading: ${n} working order${n === 1 ? "" : "s"} will be stopped and ${c} working child order${c === 1 ? "" : "s"} cancelled. New orders are refused until two risk managers reset it. This cannot be undone by you.`;
+        }
+      } catch (x) { /* the general wording stands */ }
+      askRisk({
+        title: "Kill my trading?", what, go: "Kill my trading", danger: true,
+        form: killForm, url: risk.kill_url, opener: e.submitter,
+      });
+    });
+
+    document.addEventListener("submit", (e) => {
+      const form = e.target.closest && e.target.closest("[data-override-form]");
+      if (!form) return;
+      e.preventDefault();
+      const tb = form.closest("tbody.order");
+      const id = tb ? tb.dataset.orderId : form.querySelector("[name=order]").value;
+      const why = tb ? (tb.querySelector('[data-field="status"] .badge') || {}).title || "" : "";
+      askRisk({
+        title: `Request an override for order ${id}?`,
+        what: `Order ${id} is blocked${why ? ` (${why})` : ""}. A risk manager may let it go to the market, once and for these breaches only.`,
+        go: "Request override", danger: false, form, url: risk.override_url, opener: e.submitter,
+        done: () => {
+          const b = form.querySelector("button");
+          b.disabled = true;
+          b.textContent = "Override requested";
+        },
+      });
     });
   }
 

@@ -1,0 +1,427 @@
+"""Reads for the risk screens: the exception queue, kill switches, limits and their
+requests, overrides, exposure. Each is a bounded number of queries, whatever the row count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from oversight.risk.models import (
+    LIMIT_SCOPES,
+    Desk,
+    DeskMembership,
+    ExceptionComment,
+    KillSwitch,
+    LimitRequest,
+    Override,
+    RiskException,
+    RiskLimit,
+    Scope,
+)
+from oversight.risk.services import exception_json
+from oversight.roles import MANAGE_RISK, TRADE, TRADER
+
+# Parent order statuses that still trade or may trade again (the pre-trade check's OPEN).
+OPEN_ORDER = ("NEW", "WORKING", "PAUSED", "PENDING_CANCEL", "SUSPENDED")
+WORKING_CHILD = ("SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL")
+SEVERITY_RANK = {RiskException.CRITICAL: 0, RiskException.WARNING: 1, RiskException.INFO: 2}
+CONSOLE_ROWS = 200
+HISTORY_ROWS = 50
+CENTS = Decimal("0.01")
+
+
+def _today() -> datetime:
+    # The same "today" as the pre-trade check's position and daily notional.
+    return timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+# -- exceptions ---------------------------------------------------------------------------
+
+
+def _exceptions() -> QuerySet[RiskException]:
+    return RiskException.objects.select_related(
+        "assigned_to", "acked_by", "resolved_by"
+    ).prefetch_related(
+        Prefetch("comments", queryset=ExceptionComment.objects.select_related("author"))
+    )
+
+
+def exceptions_open(*, limit: int = CONSOLE_ROWS) -> list[RiskException]:
+    """Unresolved exceptions: escalated criticals at the very top, then by severity, then
+    the newest first."""
+    return list(
+        _exceptions()
+        .exclude(status=RiskException.RESOLVED)
+        .annotate(
+            pinned=Case(
+                When(severity=RiskException.CRITICAL, escalated_at__isnull=False, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            ),
+            severity_rank=Case(
+                *[When(severity=s, then=Value(r)) for s, r in SEVERITY_RANK.items()],
+                default=Value(len(SEVERITY_RANK)),
+                output_field=IntegerField(),
+            ),
+        )
+        .order_by("pinned", "severity_rank", "-raised_at", "-id")[:limit]
+    )
+
+
+def exceptions_open_count() -> int:
+    return RiskException.objects.exclude(status=RiskException.RESOLVED).count()
+
+
+def exceptions_resolved(*, limit: int = HISTORY_ROWS) -> list[RiskException]:
+    return list(
+        _exceptions().filter(status=RiskException.RESOLVED).order_by("-resolved_at", "-id")[:limit]
+    )
+
+
+# -- kill switches ------------------------------------------------------------------------
+
+
+def _kills() -> QuerySet[KillSwitch]:
+    return KillSwitch.objects.select_related(
+        "engaged_by", "reset_requested_by", "reset_by"
+    ).annotate(
+        ack_workers=Count("acks"),
+        ack_orders=Coalesce(Sum("acks__orders"), 0),
+        ack_children=Coalesce(Sum("acks__children_canceled"), 0),
+    )
+
+
+def kills_active() -> list[KillSwitch]:
+    return list(_kills().filter(active=True).order_by("-engaged_at", "-id"))
+
+
+def kills_reset(*, limit: int = 20) -> list[KillSwitch]:
+    return list(_kills().filter(active=False).order_by("-reset_at", "-id")[:limit])
+
+
+def _orders_in_scope(scope_type: str, scope_key: str) -> Any:
+    from execution.models import ParentOrder
+
+    qs = ParentOrder.objects.all()
+    if scope_type == Scope.FIRM:
+        return qs
+    if scope_type == Scope.DESK:
+        return qs.filter(owner__desk_membership__desk__name=scope_key)
+    if scope_type == Scope.TRADER:
+        return qs.filter(owner__username=scope_key)
+    if scope_type == Scope.STRATEGY:
+        return qs.filter(strategy=scope_key)
+    if scope_type == Scope.INSTRUMENT:
+        return qs.filter(instrument__symbol=scope_key)
+    if scope_type == Scope.ORDER:
+        return qs.filter(pk=int(scope_key)) if scope_key.isdigit() else qs.none()
+    return qs.none()
+
+
+@dataclass(frozen=True)
+class KillPreview:
+    scope_type: str
+    scope_key: str
+    orders: int  # open parent orders in scope
+    children: int  # their working child orders at venues
+
+    @property
+    def where(self) -> str:
+        return f"{self.scope_type} {self.scope_key}".strip()
+
+    def text(self, state: str = KillSwitch.HALTED) -> str:
+        o = f"{self.orders} working order{'' if self.orders == 1 else 's'}"
+        c = f"{self.children} working child order{'' if self.children == 1 else 's'}"
+        if state == KillSwitch.REDUCING:
+            return (
+                f"Restrict {self.where} to reducing orders: of its {o} ({c}), those that add "
+                f"to a position will be stopped and their child orders cancelled; new orders "
+                f"must reduce a position"
+            )
+        return f"Halt {self.where}: {o}, {c} will be cancelled; no new orders until reset"
+
+
+def kill_preview(scope_type: str, scope_key: str) -> KillPreview:
+    """What a kill switch on this scope would stop now (two counting queries)."""
+    from execution.models import ChildOrder
+
+    orders = _orders_in_scope(scope_type, scope_key).filter(status__in=OPEN_ORDER)
+    return KillPreview(
+        scope_type=scope_type,
+        scope_key=scope_key,
+        orders=orders.count(),
+        children=ChildOrder.objects.filter(
+            parent__in=orders.values("pk"), status__in=WORKING_CHILD
+        ).count(),
+    )
+
+
+def kill_json(k: KillSwitch) -> dict[str, Any]:
+    return {
+        "id": k.pk,
+        "scope_type": k.scope_type,
+        "scope_key": k.scope_key,
+        "state": k.state,
+        "reason": k.reason,
+        "active": k.active,
+        "engaged_by": k.engaged_by.get_username(),
+        "engaged_at": k.engaged_at.isoformat(),
+        "reset_requested_by": k.reset_requested_by.get_username() if k.reset_requested_by else "",
+        "reset_reason": k.reset_reason,
+    }
+
+
+# -- limits -------------------------------------------------------------------------------
+
+
+def limits_by_scope() -> list[tuple[str, list[RiskLimit]]]:
+    """Every limit row (a removed one shows as no limit), grouped by scope type in the
+    order firm, desk, trader, strategy, instrument."""
+    grouped: dict[str, list[RiskLimit]] = {s.value: [] for s in LIMIT_SCOPES}
+    for lim in RiskLimit.objects.order_by("scope_type", "scope_key", "metric"):
+        grouped.setdefault(lim.scope_type, []).append(lim)
+    return [(Scope(s).label, rows) for s, rows in grouped.items()]
+
+
+def _limit_requests() -> QuerySet[LimitRequest]:
+    return LimitRequest.objects.select_related("requested_by", "decided_by")
+
+
+def limit_requests_pending() -> list[LimitRequest]:
+    return list(
+        _limit_requests().filter(status=LimitRequest.PENDING).order_by("requested_at", "id")
+    )
+
+
+def limit_requests_recent(*, limit: int = HISTORY_ROWS) -> list[LimitRequest]:
+    return list(_limit_requests().exclude(status=LimitRequest.PENDING).order_by("-id")[:limit])
+
+
+# -- overrides ----------------------------------------------------------------------------
+
+
+def _overrides() -> QuerySet[Override]:
+    return Override.objects.select_related(
+        "order", "order__instrument", "order__owner", "requested_by", "granted_by"
+    )
+
+
+def overrides_pending() -> list[Override]:
+    return list(_overrides().filter(status=Override.PENDING).order_by("requested_at", "id"))
+
+
+def overrides_recent(*, limit: int = HISTORY_ROWS) -> list[Override]:
+    return list(_overrides().exclude(status=Override.PENDING).order_by("-id")[:limit])
+
+
+# -- who and what, for the forms ----------------------------------------------------------
+
+
+def risk_managers() -> list[Any]:
+    app, codename = MANAGE_RISK.split(".")
+    perm = Q(
+        groups__permissions__content_type__app_label=app, groups__permissions__codename=codename
+    ) | Q(user_permissions__content_type__app_label=app, user_permissions__codename=codename)
+    return list(
+        get_user_model()
+        .objects.filter(perm | Q(is_superuser=True), is_active=True)
+        .distinct()
+        .order_by("username")
+    )
+
+
+def scope_keys(*, orders: int = 200) -> dict[str, list[str]]:
+    """The valid keys of each scope type, for the forms' suggestion lists."""
+    from execution.algos.registry import strategy_names
+    from execution.models import Instrument, ParentOrder
+
+    return {
+        Scope.FIRM.value: [],
+        Scope.DESK.value: list(Desk.objects.values_list("name", flat=True)),
+        Scope.TRADER.value: list(
+            get_user_model()
+            .objects.filter(groups__name=TRADER)
+            .order_by("username")
+            .values_list("username", flat=True)
+            .distinct()
+        ),
+        Scope.STRATEGY.value: sorted(strategy_names()),
+        Scope.INSTRUMENT.value: list(Instrument.objects.values_list("symbol", flat=True)),
+        # Open orders only: a kill switch on a finished order stops nothing.
+        Scope.ORDER.value: [
+            str(pk)
+            for pk in ParentOrder.objects.filter(status__in=OPEN_ORDER)
+            .order_by("-id")
+            .values_list("id", flat=True)[:orders]
+        ],
+    }
+
+
+# -- exposure -----------------------------------------------------------------------------
+
+
+@dataclass
+class Position:
+    instrument: str
+    net_qty: int = 0  # shares, + long, - short, from today's fills
+    filled_notional: Decimal = Decimal(0)  # Σ avg_price × filled_qty, today
+    working_notional: Decimal = Decimal(0)  # open orders' unfilled qty × reference price
+
+
+@dataclass
+class Exposure:
+    level: str  # "firm", "desk" or "trader"
+    key: str
+    positions: dict[str, Position] = field(default_factory=dict)
+
+    def at(self, instrument: str) -> Position:
+        return self.positions.setdefault(instrument, Position(instrument))
+
+    @property
+    def filled_notional(self) -> Decimal:
+        return sum((p.filled_notional for p in self.positions.values()), Decimal(0))
+
+    @property
+    def working_notional(self) -> Decimal:
+        return sum((p.working_notional for p in self.positions.values()), Decimal(0))
+
+    def rows(self) -> list[Position]:
+        return [self.positions[k] for k in sorted(self.positions)]
+
+
+def exposure() -> list[Exposure]:
+    """Per instrument, for the firm, each desk and each trader: net position and filled
+    notional from today's parent orders, and the working notional of every open order.
+
+    Two queries: one aggregate over parent orders grouped by trader, instrument and side,
+    and the desk memberships.
+    """
+    from execution.models import PRICE, ParentOrder
+
+    today = _today()
+    amount = DecimalField(
+        max_digits=PRICE["max_digits"] + 12, decimal_places=PRICE["decimal_places"]
+    )
+    rows = (
+        ParentOrder.objects.filter(Q(created_at__gte=today) | Q(status__in=OPEN_ORDER))
+        .values("owner__username", "instrument__symbol", "instrument__reference_price", "side")
+        .annotate(
+            filled=Coalesce(Sum("filled_qty", filter=Q(created_at__gte=today)), 0),
+            filled_notional=Sum(
+                ExpressionWrapper(F("avg_price") * F("filled_qty"), output_field=amount),
+                filter=Q(created_at__gte=today, avg_price__isnull=False),
+            ),
+            unfilled=Coalesce(
+                Sum(F("quantity") - F("filled_qty"), filter=Q(status__in=OPEN_ORDER)), 0
+            ),
+        )
+        .order_by()
+    )
+    desk_of = dict(DeskMembership.objects.values_list("user__username", "desk__name"))
+    firm = Exposure("firm", "")
+    desks: dict[str, Exposure] = {}
+    traders: dict[str, Exposure] = {}
+    for r in rows:
+        trader = r["owner__username"]
+        symbol = r["instrument__symbol"]
+        sign = 1 if r["side"] == "buy" else -1
+        filled_notional = Decimal(r["filled_notional"] or 0)
+        working = Decimal(r["unfilled"]) * r["instrument__reference_price"]
+        targets = [firm, traders.setdefault(trader, Exposure("trader", trader))]
+        if trader in desk_of:
+            desk = desk_of[trader]
+            targets.append(desks.setdefault(desk, Exposure("desk", desk)))
+        for t in targets:
+            p = t.at(symbol)
+            p.net_qty += sign * int(r["filled"])
+            p.filled_notional += filled_notional
+            p.working_notional += working
+    return [firm, *(desks[k] for k in sorted(desks)), *(traders[k] for k in sorted(traders))]
+
+
+def _money(d: Decimal) -> str:
+    return str(d.quantize(CENTS))
+
+
+def exposure_json(groups: list[Exposure] | None = None) -> list[dict[str, Any]]:
+    return [
+        {
+            "level": g.level,
+            "key": g.key,
+            "filled_notional": _money(g.filled_notional),
+            "working_notional": _money(g.working_notional),
+            "positions": [
+                {
+                    "instrument": p.instrument,
+                    "net_qty": p.net_qty,
+                    "filled_notional": _money(p.filled_notional),
+                    "working_notional": _money(p.working_notional),
+                }
+                for p in g.rows()
+            ],
+        }
+        for g in (exposure() if groups is None else groups)
+    ]
+
+
+# -- the trader's side --------------------------------------------------------------------
+
+
+def trader_alerts(user: Any) -> dict[str, Any]:
+    """What a trader's blotter shows in its alert banner when it loads: the active kill
+    switches that cover them or their orders, and escalated critical exceptions about
+    their orders that are not resolved yet."""
+    from execution.models import ParentOrder
+
+    if not (user.is_authenticated and user.has_perm(TRADE)):
+        return {"kills": [], "exceptions": []}
+    desk = DeskMembership.objects.filter(user=user).values_list("desk__name", flat=True).first()
+    # Their orders of today and any still open or blocked: what a kill switch stops or refuses.
+    mine = ParentOrder.objects.filter(owner=user).filter(
+        Q(created_at__gte=_today()) | Q(status__in=[*OPEN_ORDER, "BLOCKED"])
+    )
+    covered = (
+        Q(scope_type=Scope.FIRM)
+        | Q(scope_type=Scope.TRADER, scope_key=user.get_username())
+        | Q(scope_type=Scope.STRATEGY, scope_key__in=mine.values("strategy"))
+        | Q(scope_type=Scope.INSTRUMENT, scope_key__in=mine.values("instrument__symbol"))
+        | Q(
+            scope_type=Scope.ORDER,
+            scope_key__in=[str(pk) for pk in mine.values_list("pk", flat=True)[:500]],
+        )
+    )
+    if desk:
+        covered |= Q(scope_type=Scope.DESK, scope_key=desk)
+    kills = KillSwitch.objects.filter(covered, active=True).select_related(
+        "engaged_by", "reset_requested_by"
+    )
+    exceptions = RiskException.objects.filter(
+        trader=user, severity=RiskException.CRITICAL, escalated_at__isnull=False
+    ).exclude(status=RiskException.RESOLVED)
+    return {
+        "desk": desk or "",
+        "kills": [kill_json(k) for k in kills.order_by("-id")[:20]],
+        "exceptions": [
+            exception_json(e) for e in exceptions.select_related("assigned_to").order_by("-id")[:20]
+        ],
+    }

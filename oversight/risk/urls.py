@@ -1,0 +1,25 @@
+"""The risk screens and their POST endpoints, under /risk/."""
+
+from django.urls import path
+
+from oversight.risk import views
+
+urlpatterns = [
+    path("", views.console, name="risk_console"),
+    path("limits/", views.limits, name="risk_limits"),
+    path("limits/request/", views.limit_request, name="risk_limit_request"),
+    path("limits/<int:pk>/approve/", views.limit_approve, name="risk_limit_approve"),
+    path("limits/<int:pk>/reject/", views.limit_reject, name="risk_limit_reject"),
+    path("overrides/", views.overrides, name="risk_overrides"),
+    path("overrides/request/", views.override_request, name="risk_override_request"),
+    path("overrides/<int:pk>/grant/", views.override_grant, name="risk_override_grant"),
+    path("overrides/<int:pk>/reject/", views.override_reject, name="risk_override_reject"),
+    path("kill/", views.kill_engage, name="risk_kill"),
+    path("kill/preview/", views.kill_preview, name="risk_kill_preview"),
+    path("kill/<int:pk>/reset-request/", views.kill_reset_request, name="risk_kill_reset_request"),
+    path("kill/<int:pk>/reset-approve/", views.kill_reset_approve, name="risk_kill_reset_approve"),
+    path("exceptions/<int:pk>/ack/", views.exception_ack, name="risk_exception_ack"),
+    path("exceptions/<int:pk>/assign/", views.exception_assign, name="risk_exception_assign"),
+    path("exceptions/<int:pk>/comment/", views.exception_comment, name="risk_exception_comment"),
+    path("exceptions/<int:pk>/resolve/", views.exception_resolve, name="risk_exception_resolve"),
+]

@@ -1,0 +1,608 @@
+"""The risk screens: the console (exceptions, kill switches, exposure), limits under four
+eyes, overrides; and the POST endpoints behind them. Thin: reads through
+oversight.risk.selectors, writes through oversight.risk.services.
+
+Every POST answers in one of two ways: a form post is redirected back to where it came
+from with a message (success, or the service's refusal in its own words); a request that
+asks for JSON (the blotter's and console's scripts) gets {"ok": ..., "message"|"error"}.
+A request that cannot be understood (an id that is not a number, a field that is not
+there) is a 400, an unknown object a 404, each with a message; never a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from oversight.risk import selectors, services
+from oversight.risk.models import (
+    LIMIT_SCOPES,
+    KillSwitch,
+    LimitRequest,
+    Metric,
+    Override,
+    RiskException,
+    Scope,
+)
+from oversight.roles import MANAGE_RISK, TRADE
+
+KILL_STATES = [
+    (KillSwitch.HALTED, "Halt (cancel everything in scope)"),
+    (KillSwitch.REDUCING, "Reduce only"),
+]
+
+
+class _Bad(Exception):
+    """A request the endpoint cannot act on: answered with this status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# -- answering ---------------------------------------------------------------------------
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _back_url(request: HttpRequest, default: str) -> str:
+    nxt = request.POST.get("next", "") or request.GET.get("next", "")
+    if nxt and url_has_allowed_host_and_scheme(
+        nxt, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return nxt
+    return default
+
+
+def _messages_of(e: ValidationError) -> list[str]:
+    if hasattr(e, "error_dict"):
+        return [
+            m if key == "__all__" else f"{key.replace('_', ' ')}: {m}"
+            for key, msgs in e.message_dict.items()
+            for m in msgs
+        ]
+    return list(e.messages)
+
+
+def _fail(request: HttpRequest, status: int, message: str, back: str) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"ok": False, "error": message}, status=status)
+    return render(
+        request,
+        "risk/error.html",
+        {"message": message, "back": back, "status": status},
+        status=status,
+    )
+
+
+def _act(request: HttpRequest, default_back: str, action: Callable[[], str]) -> HttpResponse:
+    """Run one service call; answer with its message, or say why it did not happen."""
+    back = _back_url(request, default_back)
+    try:
+        text = action()
+    except _Bad as e:
+        return _fail(request, e.status, str(e), back)
+    except ObjectDoesNotExist as e:
+        return _fail(request, 404, str(e) or "that no longer exists", back)
+    except ValidationError as e:
+        lines = _messages_of(e)
+        if _wants_json(request):
+            return JsonResponse({"ok": False, "error": " ".join(lines)}, status=400)
+        for line in lines:
+            messages.error(request, line)
+        return redirect(back)
+    if _wants_json(request):
+        return JsonResponse({"ok": True, "message": text})
+    messages.success(request, text)
+    return redirect(back)
+
+
+def _field(request: HttpRequest, name: str, label: str = "") -> str:
+    if name not in request.POST:
+        raise _Bad(400, f"the form has no {label or name.replace('_', ' ')} field")
+    return request.POST[name]
+
+
+def _whole(value: str, label: str) -> int:
+    try:
+        n = int(value.strip())
+    except ValueError:
+        raise _Bad(400, f"{label} must be a whole number, not {value[:40]!r}") from None
+    if n <= 0:
+        raise _Bad(400, f"{label} must be a positive number")
+    return n
+
+
+def _get(model: Any, pk: int, label: str) -> Any:
+    obj = model.objects.filter(pk=pk).first()
+    if obj is None:
+        raise _Bad(404, f"there is no {label} {pk}")
+    return obj
+
+
+def _is_risk_manager(user: Any) -> bool:
+    return bool(user.has_perm(MANAGE_RISK))
+
+
+# -- formatting for the templates --------------------------------------------------------
+
+
+def _clock(at: datetime | None) -> str:
+    """A wall-clock time as the console shows it: UTC to the millisecond."""
+    return at.strftime("%H:%M:%S.") + f"{at.microsecond // 1000:03d}" if at else ""
+
+
+def _exception_row(e: RiskException) -> dict[str, Any]:
+    return {
+        **services.exception_json(e),
+        "raised_clock": _clock(e.raised_at),
+        "last_clock": _clock(e.last_at),
+        "pinned": e.severity == RiskException.CRITICAL and e.escalated_at is not None,
+        "acked_by": e.acked_by.get_username() if e.acked_by_id else "",
+        "resolved_by": e.resolved_by.get_username() if e.resolved_by_id else "",
+        "resolved_clock": _clock(e.resolved_at),
+        "resolution": e.resolution,
+        "comments": [
+            {"by": c.author.get_username(), "text": c.text, "at": _clock(c.at)}
+            for c in e.comments.all()
+        ],
+    }
+
+
+def _kill_row(k: KillSwitch, me: Any) -> dict[str, Any]:
+    return {
+        **selectors.kill_json(k),
+        "k": k,
+        "engaged_clock": _clock(k.engaged_at),
+        "mine_reset": k.reset_requested_by_id == me.pk,
+    }
+
+
+def _plain(d: Decimal | None) -> str:
+    return "none" if d is None else f"{d.normalize():,f}"
+
+
+# -- pages -------------------------------------------------------------------------------
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_GET
+def console(request: HttpRequest) -> HttpResponse:
+    exposure = selectors.exposure()
+    keys = selectors.scope_keys()
+    return render(
+        request,
+        "risk/console.html",
+        {
+            "exceptions": [_exception_row(e) for e in selectors.exceptions_open()],
+            "open_count": selectors.exceptions_open_count(),
+            "resolved": [_exception_row(e) for e in selectors.exceptions_resolved(limit=20)],
+            "kills": [_kill_row(k, request.user) for k in selectors.kills_active()],
+            "kills_reset": [_kill_row(k, request.user) for k in selectors.kills_reset(limit=10)],
+            "exposure": exposure,
+            "scope_keys": keys,
+            "scopes": Scope.choices,
+            "kill_states": KILL_STATES,
+            "managers": selectors.risk_managers(),
+            "placeholder": _placeholder_exception(),
+            "kill_placeholder": {
+                "id": "__ID__",
+                "state": "",
+                "scope_type": "",
+                "scope_key": "",
+                "reset_requested_by": "",
+            },
+            "exc_base": reverse("risk_exception_ack", args=[0]).removesuffix("0/ack/"),
+            "kill_base": reverse("risk_kill_reset_request", args=[0]).removesuffix(
+                "0/reset-request/"
+            ),
+            "config": {
+                "ws_path": "/ws/risk/",
+                "me": request.user.get_username(),
+                "preview_url": reverse("risk_kill_preview"),
+                "order_url": reverse("order_detail", args=[0]).replace("/0/", "/{id}/"),
+                "reset_request_url": reverse("risk_kill_reset_request", args=[0]).replace(
+                    "/0/", "/{id}/"
+                ),
+                "reset_approve_url": reverse("risk_kill_reset_approve", args=[0]).replace(
+                    "/0/", "/{id}/"
+                ),
+                "rows": selectors.CONSOLE_ROWS,
+            },
+        },
+    )
+
+
+def _placeholder_exception() -> dict[str, Any]:
+    """The exception row's template, which the live console fills in for a new one."""
+    return {
+        "id": "__ID__",
+        "severity": "",
+        "kind": "",
+        "code": "",
+        "scope": "",
+        "order": None,
+        "title": "",
+        "detail": "",
+        "suggested_action": "",
+        "count": 1,
+        "status": "OPEN",
+        "assigned_to": "",
+        "raised_at": "",
+        "raised_clock": "",
+        "last_clock": "",
+        "pinned": False,
+        "escalated": False,
+        "comments": [],
+    }
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_GET
+def limits(request: HttpRequest) -> HttpResponse:
+    allowed = {s.value for s in LIMIT_SCOPES}
+    prefill = {
+        "scope_type": request.GET.get("scope_type", "")
+        if request.GET.get("scope_type") in allowed
+        else "firm",
+        "scope_key": request.GET.get("scope_key", "")[:64],
+        "metric": request.GET.get("metric", "")
+        if request.GET.get("metric") in Metric.values
+        else "",
+    }
+    keys = selectors.scope_keys()
+    return render(
+        request,
+        "risk/limits.html",
+        {
+            "groups": [
+                (label, [{"l": lim, "value": _plain(lim.value)} for lim in rows])
+                for label, rows in selectors.limits_by_scope()
+            ],
+            "pending": [
+                {
+                    "r": r,
+                    "old": _plain(r.old_value),
+                    "new": _plain(r.new_value),
+                    "mine": r.requested_by_id == request.user.pk,
+                }
+                for r in selectors.limit_requests_pending()
+            ],
+            "history": [
+                {"r": r, "old": _plain(r.old_value), "new": _plain(r.new_value)}
+                for r in selectors.limit_requests_recent()
+            ],
+            "scopes": [(s.value, s.label) for s in LIMIT_SCOPES],
+            "scope_keys": {k: v for k, v in keys.items() if k in allowed},
+            "metrics": Metric.choices,
+            "metric_labels": dict(Metric.choices),
+            "prefill": prefill,
+            "ttl_hours": int(services.LIMIT_REQUEST_TTL.total_seconds() // 3600),
+        },
+    )
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_GET
+def overrides(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "risk/overrides.html",
+        {
+            "pending": [
+                {"v": v, "mine": v.requested_by_id == request.user.pk}
+                for v in selectors.overrides_pending()
+            ],
+            "history": selectors.overrides_recent(),
+            "default_minutes": services.OVERRIDE_DEFAULT_MINUTES,
+        },
+    )
+
+
+# -- limits ------------------------------------------------------------------------------
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_POST
+def limit_request(request: HttpRequest) -> HttpResponse:
+    def go() -> str:
+        req = services.limit_change_request(
+            user=request.user,
+            scope_type=_field(request, "scope_type", "scope type"),
+            scope_key=request.POST.get("scope_key", ""),
+            metric=_field(request, "metric"),
+            new_value=_field(request, "new_value", "new value").strip(),
+            reason=_field(request, "reason"),
+        )
+        what = (
+            f"{req.scope_type} {req.scope_key}".strip()
+            + f" {req.metric}: {_plain(req.old_value)} → {_plain(req.new_value)}"
+        )
+        if req.status == LimitRequest.ACTIVE:
+            return f"Limit request {req.pk} active now (a tightening takes one person): {what}"
+        return f"Limit request {req.pk} waits for a second risk manager's approval: {what}"
+
+    return _act(request, reverse("risk_limits"), go)
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_POST
+def limit_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    def go() -> str:
+        _get(LimitRequest, pk, "limit request")
+        req = services.limit_request_approve(
+            user=request.user, request_id=pk, note=request.POST.get("note", "")
+        )
+        if req.status == LimitRequest.ACTIVE:
+            where = f"{req.scope_type} {req.scope_key}".strip()
+            return (
+                f"Limit request {pk} approved and active: {where} {req.metric} = "
+                f"{_plain(req.new_value)}"
+            )
+        # Approved too late, or the limit moved since: the service says so on the request.
+        raise ValidationError(
+            f"limit request {pk} was not applied: it is {req.status.lower()}"
+            + (f" ({req.decision_note})" if req.decision_note else "")
+        )
+
+    return _act(request, reverse("risk_limits"), go)
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_POST
+def limit_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    def go() -> str:
+        _get(LimitRequest, pk, "limit request")
+        req = services.limit_request_reject(
+            user=request.user, request_id=pk, note=request.POST.get("note", "")
+        )
+        return f"Limit request {pk} {'withdrawn' if req.decided_by_id is None else 'rejected'}"
+
+    return _act(request, reverse("risk_limits"), go)
+
+
+# -- kill switches -----------------------------------------------------------------------
+
+
+def _kill_back(request: HttpRequest) -> str:
+    return reverse("risk_console") if _is_risk_manager(request.user) else reverse("blotter")
+
+
+@login_required
+@require_POST
+def kill_engage(request: HttpRequest) -> HttpResponse:
+    """Traders may stop their own trading or one of their orders; risk managers any scope
+    (the service decides; admins never get that far)."""
+    if not (_is_risk_manager(request.user) or request.user.has_perm(TRADE)):
+        raise PermissionDenied("traders and risk managers only")
+
+    def go() -> str:
+        k = services.kill_switch_engage(
+            user=request.user,
+            scope_type=_field(request, "scope_type", "scope type"),
+            scope_key=request.POST.get("scope_key", ""),
+            state=request.POST.get("state", KillSwitch.HALTED) or KillSwitch.HALTED,
+            reason=_field(request, "reason"),
+        )
+        where = f"{k.scope_type} {k.scope_key}".strip()
+        verb = "halted" if k.state == KillSwitch.HALTED else "restricted to reducing orders"
+        return f"Kill switch {k.pk} engaged: {where} {verb}. A reset takes two risk managers."
+
+    return _act(request, _kill_back(request), go)
+
+
+@login_required
+@require_GET
+def kill_preview(request: HttpRequest) -> JsonResponse:
+    """What engaging a kill switch would stop now, for the confirmation dialog."""
+    user = request.user
+    if not (_is_risk_manager(user) or user.has_perm(TRADE)):
+        return JsonResponse({"ok": False, "error": "traders and risk managers only"}, status=403)
+    scope_type = request.GET.get("scope_type", "")
+    state = request.GET.get("state", KillSwitch.HALTED)
+    try:
+        key = services.scope_check(scope_type, request.GET.get("scope_key", ""), kill=True)
+    except ValidationError as e:
+        return JsonResponse({"ok": False, "error": " ".join(_messages_of(e))}, status=400)
+    if not _is_risk_manager(user):
+        own = (scope_type == Scope.TRADER and key == user.get_username()) or (
+            scope_type == Scope.ORDER and user.orders.filter(pk=int(key)).exists()  # type: ignore[union-attr]
+        )
+        if not own:
+            return JsonResponse(
+                {"ok": False, "error": "traders may stop their own trading or their own orders"},
+                status=403,
+            )
+    p = selectors.kill_preview(scope_type, key)
+    return JsonResponse(
+        {
+            "ok": True,
+            "scope_type": scope_type,
+            "scope_key": key,
+            "orders": p.orders,
+            "children": p.children,
+            "text": p.text(
+                state if state in (KillSwitch.HALTED, KillSwitch.REDUCING) else KillSwitch.HALTED
+            ),
+        }
+    )
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_POST
+def kill_reset_request(request: HttpRequest, pk: int) -> HttpResponse:
+    def go() -> str:
+        _get(KillSwitch, pk, "kill switch")
+        services.kill_switch_reset_request(
+            user=request.user, kill_id=pk, reason=_field(request, "reason")
+        )
+        return f"Reset of kill switch {pk} requested: a second risk manager must approve it"
+
+    return _act(request, reverse("risk_console"), go)
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_POST
+def kill_reset_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    def go() -> str:
+        _get(KillSwitch, pk, "kill switch")
+        k = services.kill_switch_reset_approve(user=request.user, kill_id=pk)
+        where = f"{k.scope_type} {k.scope_key}".strip()
+        return (
+            f"Kill switch {pk} reset: {where} may trade new orders again "
+            "(stopped orders stay stopped)"
+        )
+
+    return _act(request, reverse("risk_console"), go)
+
+
+# -- the exception console ---------------------------------------------------------------
+
+
+def _exception_action(
+    request: HttpRequest, pk: int, call: Callable[[], Any], done: str
+) -> HttpResponse:
+    def go() -> str:
+        _get(RiskException, pk, "exception")
+        call()
+        return f"Exception {pk} {done}"
+
+    return _act(request, reverse("risk_console"), go)
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_POST
+def exception_ack(request: HttpRequest, pk: int) -> HttpResponse:
+    return _exception_action(
+        request,
+        pk,
+        lambda: services.exception_acknowledge(user=request.user, exception_id=pk),
+        "acknowledged",
+    )
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_POST
+def exception_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    assignee = request.POST.get("assignee", "")
+    return _exception_action(
+        request,
+        pk,
+        lambda: services.exception_assign(
+            user=request.user, exception_id=pk, assignee=_field(request, "assignee")
+        ),
+        f"assigned to {assignee}",
+    )
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_POST
+def exception_comment(request: HttpRequest, pk: int) -> HttpResponse:
+    return _exception_action(
+        request,
+        pk,
+        lambda: services.exception_comment(
+            user=request.user, exception_id=pk, text=_field(request, "text", "comment")
+        ),
+        "commented",
+    )
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_POST
+def exception_resolve(request: HttpRequest, pk: int) -> HttpResponse:
+    return _exception_action(
+        request,
+        pk,
+        lambda: services.exception_resolve(
+            user=request.user, exception_id=pk, resolution=_field(request, "resolution")
+        ),
+        "resolved",
+    )
+
+
+# -- overrides ---------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def override_request(request: HttpRequest) -> HttpResponse:
+    """The blocked order's trader (or a risk manager) asks for an override."""
+    if not (_is_risk_manager(request.user) or request.user.has_perm(TRADE)):
+        raise PermissionDenied("traders and risk managers only")
+    default = reverse("risk_overrides") if _is_risk_manager(request.user) else reverse("blotter")
+
+    def go() -> str:
+        from execution.models import ParentOrder
+
+        order_id = _whole(_field(request, "order", "order id"), "the order id")
+        visible = ParentOrder.objects.all()
+        if not _is_risk_manager(request.user):
+            visible = visible.filter(owner=request.user)  # another's order: as if not there
+        if not visible.filter(pk=order_id).exists():
+            raise _Bad(404, f"there is no order {order_id} of yours")
+        ov = services.override_request(
+            user=request.user, order_id=order_id, reason=_field(request, "reason")
+        )
+        return f"Override {ov.pk} for order {order_id} requested: a risk manager will decide"
+
+    return _act(request, default, go)
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_POST
+def override_grant(request: HttpRequest, pk: int) -> HttpResponse:
+    def go() -> str:
+        _get(Override, pk, "override")
+        raw = request.POST.get("minutes", "").strip()
+        minutes = _whole(raw, "minutes") if raw else services.OVERRIDE_DEFAULT_MINUTES
+        ov = services.override_grant(
+            user=request.user, override_id=pk, minutes=minutes, note=request.POST.get("note", "")
+        )
+        return (
+            f"Override {pk} granted for {minutes} min: order {ov.order_id} goes to the market "
+            f"for these breaches only ({', '.join(ov.codes)})"
+        )
+
+    return _act(request, reverse("risk_overrides"), go)
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_POST
+def override_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    def go() -> str:
+        _get(Override, pk, "override")
+        ov = services.override_reject(
+            user=request.user, override_id=pk, note=request.POST.get("note", "")
+        )
+        verb = "withdrawn" if ov.granted_by_id is None else "rejected"
+        return f"Override {pk} {verb}: order {ov.order_id} is rejected"
+
+    return _act(request, reverse("risk_overrides"), go)

@@ -1,0 +1,429 @@
+// The risk screens: scope-key suggestions that follow the scope type (console and limits),
+// and the live console: exceptions inserted and updated in place (escalated criticals
+// pinned on top), kill switches, exposure every second, the kill switch's confirmation.
+// Everything arrives over one websocket; nothing is polled.
+(function () {
+  "use strict";
+
+  // ------------------------------------------------------------------ scope keys
+  document.querySelectorAll("select[data-keys-for]").forEach((sel) => {
+    const input = document.getElementById(sel.dataset.keysFor);
+    if (!input) return;
+    const sync = () => {
+      input.setAttribute("list", "keys-" + sel.value);
+      const firm = sel.value === "firm";
+      input.disabled = firm; // the firm has no key
+      if (firm) input.value = "";
+      input.placeholder = firm ? "the whole firm" : sel.value === "order" ? "parent order id" : sel.value + " name";
+    };
+    sel.addEventListener("change", sync);
+    sync();
+  });
+
+  const configEl = document.getElementById("risk-config");
+  if (!configEl) return; // the limits page needs nothing more
+  const config = JSON.parse(configEl.textContent);
+
+  // ------------------------------------------------------------------ helpers
+  function el(tag, attrs, text) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  const p2 = (n, w) => String(n).padStart(w || 2, "0");
+  function clock(iso) {
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return "";
+    return `${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())}.${p2(d.getUTCMilliseconds(), 3)}`;
+  }
+  const money = (s) => Number(s).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const shares = (n) => (n > 0 ? "+" : "") + Number(n).toLocaleString("en-US");
+
+  const toFlash = new Set();
+  function flash(e) {
+    if (!e) return;
+    if (!toFlash.size) requestAnimationFrame(() => {
+      const items = [...toFlash];
+      toFlash.clear();
+      items.forEach((x) => x.classList.remove("flash"));
+      void document.body.offsetWidth; // one reflow restarts them all
+      items.forEach((x) => x.classList.add("flash"));
+    });
+    toFlash.add(e);
+  }
+  function setText(root, field, text) {
+    const e = root.querySelector(`[data-field="${field}"]`);
+    if (!e || e.textContent === text) return e;
+    e.textContent = text;
+    flash(e);
+    return e;
+  }
+  // A template row: every "__ID__" in its attributes and text becomes the id.
+  function instantiate(templateId, id) {
+    const node = document.getElementById(templateId).content.firstElementChild.cloneNode(true);
+    [node, ...node.querySelectorAll("*")].forEach((n) => {
+      for (const a of [...n.attributes]) if (a.value.includes("__ID__")) n.setAttribute(a.name, a.value.replaceAll("__ID__", id));
+    });
+    const walker = document.createTreeWalker(node, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+      const t = walker.currentNode;
+      if (t.nodeValue.includes("__ID__")) t.nodeValue = t.nodeValue.replaceAll("__ID__", id);
+    }
+    return node;
+  }
+  function say(text, kind, href) {
+    let list = document.querySelector("ul.messages");
+    if (!list) {
+      list = el("ul", { class: "messages", role: "status", "aria-live": "polite" });
+      document.querySelector("header.topbar").after(list);
+    }
+    const li = el("li", { class: `msg msg-${kind || "info"}` }, text);
+    if (href) {
+      li.append(" ");
+      li.append(el("a", { href }, "Open"));
+    }
+    list.prepend(li);
+    setTimeout(() => li.remove(), 10000);
+  }
+
+  // ------------------------------------------------------------------ exceptions
+  const excTable = document.getElementById("exceptions");
+  const excEmpty = document.getElementById("exc-empty");
+  const excCount = document.getElementById("exc-count");
+  const resolvedRows = document.getElementById("resolved-rows");
+  const SEVERITY = { CRITICAL: 0, WARNING: 1, INFO: 2 };
+  let openCount = Number(excCount ? excCount.textContent : 0) || 0;
+
+  const excRows = () => [...excTable.tBodies].filter((t) => t.classList.contains("exc"));
+  const pinned = (tb) => tb.dataset.severity === "CRITICAL" && tb.dataset.escalated === "1";
+  // Escalated criticals first, then by severity, then the newest.
+  function sortKey(tb) {
+    return [pinned(tb) ? 0 : 1, SEVERITY[tb.dataset.severity] ?? 3, -Date.parse(tb.dataset.raised || 0) || 0, -Number(tb.dataset.id)];
+  }
+  function before(a, b) {
+    const x = sortKey(a), y = sortKey(b);
+    for (let i = 0; i < x.length; i += 1) if (x[i] !== y[i]) return x[i] < y[i];
+    return false;
+  }
+  function place(tb) {
+    const next = excRows().find((o) => o !== tb && before(tb, o));
+    if (next) {
+      if (tb.nextSibling !== next) excTable.insertBefore(tb, next);
+    } else if (excEmpty) {
+      if (tb.nextSibling !== excEmpty) excTable.insertBefore(tb, excEmpty);
+    } else excTable.append(tb);
+  }
+  function showCount() {
+    if (excCount) excCount.textContent = String(Math.max(0, openCount));
+    if (excEmpty) excEmpty.hidden = excRows().length > 0;
+  }
+
+  function fillException(tb, p) {
+    tb.dataset.severity = p.severity;
+    tb.dataset.status = p.status;
+    tb.dataset.escalated = p.escalated ? "1" : "0";
+    tb.dataset.raised = p.raised_at;
+    tb.className = `exc sev-${p.severity}${pinned(tb) ? " pinned" : ""}`;
+    const sev = tb.querySelector('[data-field="severity"] .sev');
+    if (sev.textContent !== p.severity) {
+      sev.textContent = p.severity;
+      sev.className = `badge sev sev-${p.severity}`;
+    }
+    const esc = tb.querySelector('[data-field="escalated"]');
+    if (esc.hidden === pinned(tb)) {
+      esc.hidden = !pinned(tb);
+      flash(esc.parentElement);
+    }
+    const raised = setText(tb, "raised_at", clock(p.raised_at));
+    if (raised) raised.title = p.raised_at;
+    const kind = setText(tb, "kind", p.kind);
+    if (kind) kind.title = p.code ? `${p.kind}: ${p.code}` : p.kind;
+    const scope = tb.querySelector('[data-field="scope"]');
+    if (scope.textContent.trim() !== p.scope) {
+      // An order's scope links to the order's page.
+      scope.replaceChildren(p.order ? el("a", { href: config.order_url.replace("{id}", p.order) }, p.scope) : document.createTextNode(p.scope));
+    }
+    const title = setText(tb, "title", p.title);
+    if (title) title.title = p.title;
+    setText(tb, "count", p.count > 1 ? `×${p.count}` : "");
+    const st = tb.querySelector('[data-field="status"] .badge');
+    if (st.textContent !== p.status.toLowerCase()) {
+      st.textContent = p.status.toLowerCase();
+      st.className = `badge exc-st-${p.status}`;
+      flash(st.parentElement);
+    }
+    setText(tb, "assigned_to", p.assigned_to || "—");
+    tb.querySelector(".btn-ack").disabled = p.status !== "OPEN";
+    setText(tb, "detail", p.detail || "");
+    setText(tb, "suggested_action", p.suggested_action || "—");
+    setText(tb, "last_at", clock(p.last_at));
+    if (p.comment) {
+      const list = tb.querySelector('[data-field="comments"]');
+      list.querySelectorAll("li.none").forEach((n) => n.remove());
+      const li = el("li");
+      li.append(el("strong", {}, p.comment.by), " ", el("span", { class: "muted small num" }, clock(new Date().toISOString())), ` ${p.comment.text}`);
+      list.append(li);
+      flash(li);
+    }
+  }
+
+  function resolvedRow(p) {
+    if (!resolvedRows) return;
+    const tr = el("tr");
+    const sev = el("td");
+    sev.append(el("span", { class: `badge sev sev-${p.severity}` }, p.severity));
+    tr.append(
+      el("td", { class: "num" }, clock(p.resolved_at || new Date().toISOString())),
+      sev,
+      el("td", { class: "mono small" }, p.kind),
+      el("td", {}, p.scope),
+      el("td", { class: "exc-title", title: p.title }, p.title),
+      el("td", { class: "exc-title", title: p.resolution || "" }, p.resolution || "—"),
+      el("td", {}, p.resolved_by || "—"),
+    );
+    resolvedRows.prepend(tr);
+    flash(tr);
+  }
+
+  function upsertException(p) {
+    let tb = document.getElementById(`exc-${p.id}`);
+    if (p.status === "RESOLVED") {
+      if (tb) {
+        tb.remove();
+        openCount -= 1;
+        resolvedRow(p);
+      }
+      showCount();
+      return;
+    }
+    const fresh = !tb;
+    if (fresh) {
+      tb = instantiate("exc-template", p.id);
+      openCount += 1;
+    }
+    const wasPinned = !fresh && pinned(tb);
+    fillException(tb, p);
+    if (fresh || wasPinned !== pinned(tb)) place(tb);
+    else if (!tb.isConnected) place(tb);
+    if (fresh) flash(tb.querySelector("tr.main"));
+    // A table that grew past the server's page keeps its size: the oldest least urgent go.
+    const rows = excRows();
+    if (rows.length > config.rows) rows.slice(config.rows).forEach((r) => r.remove());
+    showCount();
+  }
+
+  excTable.addEventListener("click", (e) => {
+    const btn = e.target.closest("button.toggle");
+    if (!btn) return;
+    const detail = document.getElementById(btn.getAttribute("aria-controls"));
+    const open = detail.hidden;
+    detail.hidden = !open;
+    btn.setAttribute("aria-expanded", String(open));
+  });
+
+  // ------------------------------------------------------------------ kill switches
+  const killList = document.getElementById("kills");
+  const killNone = document.getElementById("kills-none");
+  const killCount = document.getElementById("kill-count");
+
+  function fillKill(li, k) {
+    li.dataset.requestedBy = k.reset_requested_by || "";
+    li.className = `kill-card state-${k.state}`;
+    setText(li, "state", k.state);
+    setText(li, "scope", `${k.scope_type} ${k.scope_key || ""}`.trim());
+    setText(li, "reason", k.reason);
+    setText(li, "engaged_by", k.engaged_by);
+    setText(li, "engaged_at", clock(k.engaged_at));
+    const asked = !!k.reset_requested_by;
+    li.querySelector('[data-part="request"]').hidden = asked;
+    li.querySelector('[data-part="approve"]').hidden = !asked;
+    setText(li, "reset_requested_by", k.reset_requested_by || "");
+    setText(li, "reset_reason", k.reset_reason || "");
+    const mine = asked && k.reset_requested_by === config.me;
+    li.querySelector('[data-field="approve"]').disabled = mine;
+    li.querySelector('[data-part="own-note"]').hidden = !mine;
+  }
+  function showKills() {
+    const n = killList.querySelectorAll("li.kill-card").length;
+    if (killCount) killCount.textContent = `(${n})`;
+    if (killNone) killNone.hidden = n > 0;
+  }
+  function upsertKill(k) {
+    let li = document.getElementById(`kill-${k.id}`);
+    if (!k.active) {
+      if (li) li.remove();
+      showKills();
+      return;
+    }
+    if (!li) {
+      li = instantiate("kill-template", k.id);
+      killList.prepend(li);
+      flash(li);
+    }
+    fillKill(li, k);
+    showKills();
+  }
+
+  // ------------------------------------------------------------------ exposure
+  const exposureRows = document.getElementById("exposure-rows");
+  function exposureRow(key, level, label, instrument, net, filled, working, total) {
+    const tr = el("tr", { "data-key": key, class: `lvl-${level}${total ? " total" : ""}` });
+    const who = el("td");
+    if (level === "firm") who.textContent = "Firm";
+    else who.append(el("span", { class: "muted" }, level), ` ${label}`);
+    const inst = el("td", total ? { class: "muted" } : {});
+    if (total) inst.textContent = "all";
+    else inst.append(el("strong", {}, instrument));
+    const netCell = el("td", { class: `num${total ? " muted" : net > 0 ? " side-buy" : net < 0 ? " side-sell" : ""}`, "data-field": "net_qty" }, total ? "—" : shares(net));
+    tr.append(who, inst, netCell,
+      el("td", { class: "num", "data-field": "filled_notional" }, money(filled)),
+      el("td", { class: "num", "data-field": "working_notional" }, money(working)));
+    return tr;
+  }
+  function drawExposure(groups) {
+    if (!exposureRows) return;
+    const old = new Map([...exposureRows.querySelectorAll("tr[data-key]")].map((tr) => [tr.dataset.key, tr]));
+    const rows = [];
+    groups.forEach((g) => {
+      g.positions.forEach((p) => rows.push(exposureRow(`${g.level}:${g.key}:${p.instrument}`, g.level, g.key, p.instrument, p.net_qty, p.filled_notional, p.working_notional, false)));
+      if (g.positions.length > 1) rows.push(exposureRow(`${g.level}:${g.key}:`, g.level, g.key, "", 0, g.filled_notional, g.working_notional, true));
+    });
+    rows.forEach((tr) => {
+      const was = old.get(tr.dataset.key);
+      if (!was) return;
+      tr.querySelectorAll("[data-field]").forEach((c) => {
+        const prev = was.querySelector(`[data-field="${c.dataset.field}"]`);
+        if (prev && prev.textContent !== c.textContent) flash(c);
+      });
+    });
+    if (!rows.length) rows.push(el("tr", { class: "empty" }));
+    if (rows.length === 1 && !rows[0].dataset.key) rows[0].append(el("td", { colspan: "5", class: "muted" }, "No positions or working orders today."));
+    exposureRows.replaceChildren(...rows);
+  }
+
+  // ------------------------------------------------------------------ engaging a kill switch
+  const killForm = document.getElementById("kill-form");
+  const killDialog = document.getElementById("kill-dialog");
+  if (killForm && killDialog && typeof killDialog.showModal === "function") {
+    const go = document.getElementById("kill-dialog-go");
+    const err = document.getElementById("kill-dialog-error");
+    let opener = null;
+    killForm.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      opener = e.submitter;
+      if (!killForm.reportValidity()) return;
+      const data = new FormData(killForm);
+      const q = new URLSearchParams({
+        scope_type: data.get("scope_type") || "",
+        scope_key: data.get("scope_key") || "",
+        state: data.get("state") || "HALTED",
+      });
+      let p;
+      try {
+        const resp = await fetch(`${config.preview_url}?${q}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
+        p = await resp.json();
+      } catch (x) {
+        p = { ok: false, error: "the server did not answer; try again" };
+      }
+      const where = `${q.get("scope_type")} ${p.scope_key || ""}`.trim();
+      document.getElementById("kill-dialog-title").textContent = p.ok ? `Engage the kill switch on ${where}?` : "Cannot engage";
+      document.getElementById("kill-dialog-what").textContent = p.ok ? `${p.text}.` : "";
+      document.getElementById("kill-dialog-reason").textContent = data.get("reason") || "";
+      err.textContent = p.ok ? "" : p.error;
+      err.hidden = !!p.ok;
+      go.disabled = !p.ok;
+      go.textContent = q.get("state") === "REDUCING" ? `Reduce-only ${where}` : `Halt ${where}`;
+      killDialog.showModal();
+      // Starts on "Back": a stray Enter must not halt trading.
+      document.getElementById("kill-dialog-back").focus();
+    });
+    document.getElementById("kill-dialog-back").addEventListener("click", () => killDialog.close());
+    killDialog.addEventListener("close", () => opener && opener.focus());
+    go.addEventListener("click", () => {
+      go.disabled = true;
+      HTMLFormElement.prototype.submit.call(killForm); // no second submit event
+    });
+  }
+
+  // ------------------------------------------------------------------ websocket
+  window.oversightRiskLatencyMs = [];
+  const conn = document.getElementById("conn");
+  function showConn(text, ok) {
+    if (!conn) return;
+    conn.hidden = false;
+    conn.textContent = text;
+    conn.className = "conn " + (ok ? "ok" : "down");
+  }
+  function reconcile(msg) {
+    const seen = new Set(msg.exceptions.map((p) => String(p.id)));
+    msg.exceptions.forEach(upsertException);
+    if (msg.complete) {
+      // Anything else in the queue was resolved while the socket was down.
+      excRows().forEach((tb) => { if (!seen.has(tb.dataset.id)) tb.remove(); });
+      openCount = msg.exceptions.length;
+      showCount();
+    }
+    const active = new Set(msg.kills.map((k) => String(k.id)));
+    killList.querySelectorAll("li.kill-card").forEach((li) => { if (!active.has(li.dataset.id)) li.remove(); });
+    msg.kills.forEach(upsertKill);
+  }
+  function onMessage(msg) {
+    switch (msg.type) {
+      case "exception": {
+        upsertException(msg.payload);
+        if (msg.sent_at) {
+          const lat = window.oversightRiskLatencyMs;
+          lat.push(Date.now() - msg.sent_at * 1000);
+          if (lat.length > 20000) lat.splice(0, 10000);
+        }
+        break;
+      }
+      case "kill":
+        upsertKill(msg.payload);
+        break;
+      case "exposure":
+        drawExposure(msg.groups || []);
+        break;
+      case "sync":
+        reconcile(msg);
+        break;
+      case "override":
+        if (msg.payload.by) say(`Override ${msg.payload.id} requested for order ${msg.payload.order} by ${msg.payload.by} (${(msg.payload.codes || []).join(", ")})`, "info", "/risk/overrides/");
+        break;
+      case "limit":
+        say(`Limit ${msg.payload.scope} ${msg.payload.metric}: ${msg.payload.old_value ?? "none"} → ${msg.payload.new_value ?? "none"} (${msg.payload.status.toLowerCase()})`, "info");
+        break;
+      default:
+    }
+  }
+  let attempt = 0;
+  function connect() {
+    const socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + config.ws_path);
+    socket.addEventListener("open", () => {
+      attempt = 0;
+      showConn("● live", true);
+      socket.send(JSON.stringify({ type: "sync" }));
+    });
+    socket.addEventListener("message", (m) => {
+      let msg;
+      try {
+        msg = JSON.parse(m.data);
+      } catch (x) {
+        return;
+      }
+      onMessage(msg);
+    });
+    socket.addEventListener("close", (e) => {
+      if (e.code === 4403) {
+        showConn("not allowed", false);
+        return;
+      }
+      attempt += 1;
+      const wait = Math.min(10000, 500 * 2 ** Math.min(attempt, 5));
+      showConn(`reconnecting in ${Math.round(wait / 1000)}s`, false);
+      setTimeout(connect, wait);
+    });
+  }
+  connect();
+})();

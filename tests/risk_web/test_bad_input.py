@@ -1,0 +1,161 @@
+"""Bad input to every risk endpoint gets a clear message and a 4xx (or a redirect back
+with the service's refusal), never a 500."""
+
+from __future__ import annotations
+
+from html import unescape
+
+import pytest
+from django.urls import reverse
+
+from oversight.risk import services
+from oversight.risk.models import KillSwitch, LimitRequest, Override, RiskException
+
+from .conftest import client_for, make_order
+
+pytestmark = pytest.mark.django_db
+
+
+def refused(c, url: str, data: dict[str, str], *, status: int, says: str) -> None:
+    """As a form post and as a script's JSON request: the status and the message."""
+    html = c.post(url, data, follow=status == 302)
+    body = unescape(html.content.decode()).lower()
+    if status == 302:
+        assert html.redirect_chain and html.status_code == 200
+    else:
+        assert html.status_code == status
+    assert says.lower() in body, body[-2000:]
+    js = c.post(url, data, HTTP_ACCEPT="application/json")
+    assert js.status_code == (400 if status == 302 else status)
+    assert js.json()["ok"] is False and says in js.json()["error"]
+
+
+@pytest.fixture
+def setup(rita, rob, alice, instrument):
+    blocked = make_order(alice, instrument, status="BLOCKED",
+                         status_reason="MAX_ORDER_QTY: 10,000 shares > 5,000 (firm)")  # fmt: skip
+    exc = services.exception_raise(
+        kind="TEST", severity="WARNING", scope_type="firm", title="something"
+    )
+    kill = services.kill_switch_engage(user=rita, scope_type="firm", reason="halt")
+    return {"blocked": blocked, "exc": exc, "kill": kill}
+
+
+def test_limit_request(rita, setup) -> None:
+    c, url = client_for(rita), reverse("risk_limit_request")
+    good = {"scope_type": "trader", "scope_key": "alice", "metric": "max_order_qty",
+            "new_value": "100", "reason": "r"}  # fmt: skip
+    refused(c, url, {}, status=400, says="the form has no scope type field")
+    refused(c, url, {**good, "scope_type": "galaxy"}, status=302, says="scope type: must be one of")
+    refused(c, url, {**good, "scope_key": "nobody"}, status=302, says="there is no trader 'nobody'")
+    refused(c, url, {**good, "metric": "bogus"}, status=302, says="metric: unknown limit 'bogus'")
+    refused(c, url, {**good, "new_value": "lots"}, status=302, says="new value: must be a number")
+    refused(c, url, {**good, "new_value": "-5"}, status=302, says="must be a positive number")
+    refused(c, url, {**good, "new_value": "1e400"}, status=302, says="is too large")
+    refused(c, url, {**good, "reason": "  "}, status=302, says="reason: say why")
+    assert not LimitRequest.objects.exists()
+
+
+def test_limit_decisions(rita, rob, setup) -> None:
+    c = client_for(rob)
+    for name in ("risk_limit_approve", "risk_limit_reject"):
+        refused(c, reverse(name, args=[999]), {}, status=404, says="there is no limit request 999")
+    assert c.post("/risk/limits/abc/approve/").status_code == 404  # not a URL at all
+    services.limit_change_request(
+        user=rita, scope_type="firm", scope_key="", metric="max_order_qty",
+        new_value="10", reason="r",
+    )  # fmt: skip
+    done = LimitRequest.objects.get()  # a tightening: already active
+    refused(c, reverse("risk_limit_approve", args=[done.pk]), {}, status=302, says="not pending")
+
+
+def test_kill_engage(rita, setup) -> None:
+    c, url = client_for(rita), reverse("risk_kill")
+    before = KillSwitch.objects.count()
+    refused(c, url, {"reason": "x"}, status=400, says="the form has no scope type field")
+    refused(c, url, {"scope_type": "firm"}, status=400, says="the form has no reason field")
+    refused(c, url, {"scope_type": "moon", "reason": "x"}, status=302, says="must be one of")
+    refused(c, url, {"scope_type": "order", "scope_key": "abc", "reason": "x"}, status=302,
+            says="there is no order 'abc'")  # fmt: skip
+    refused(c, url, {"scope_type": "firm", "state": "PANIC", "reason": "x"}, status=302,
+            says="state: must be HALTED or REDUCING")  # fmt: skip
+    refused(c, url, {"scope_type": "firm", "reason": ""}, status=302, says="reason: say why")
+    assert KillSwitch.objects.count() == before
+
+
+def test_kill_preview(rita) -> None:
+    c, url = client_for(rita), reverse("risk_kill_preview")
+    for q, says in (
+        ({}, "must be one of"),
+        ({"scope_type": "trader"}, "name the trader"),
+        ({"scope_type": "trader", "scope_key": "ghost"}, "there is no trader 'ghost'"),
+        ({"scope_type": "order", "scope_key": "x1"}, "there is no order 'x1'"),
+    ):
+        resp = c.get(url, q)
+        assert resp.status_code == 400 and says in resp.json()["error"]
+
+
+def test_kill_reset(rita, rob, setup) -> None:
+    kill = setup["kill"]
+    c = client_for(rob)
+    for name in ("risk_kill_reset_request", "risk_kill_reset_approve"):
+        refused(c, reverse(name, args=[999]), {"reason": "x"}, status=404,
+                says="there is no kill switch 999")  # fmt: skip
+    url = reverse("risk_kill_reset_request", args=[kill.pk])
+    refused(c, url, {}, status=400, says="the form has no reason field")
+    refused(c, url, {"reason": " "}, status=302, says="say why it is safe to trade again")
+    refused(c, reverse("risk_kill_reset_approve", args=[kill.pk]), {}, status=302,
+            says="a reset must first be requested")  # fmt: skip
+    assert KillSwitch.objects.get(pk=kill.pk).active
+
+
+def test_exceptions(rita, setup) -> None:
+    c, exc = client_for(rita), setup["exc"]
+    for action in ("ack", "assign", "comment", "resolve"):
+        refused(c, reverse(f"risk_exception_{action}", args=[999]),
+                {"assignee": "rita", "text": "t", "resolution": "r"}, status=404,
+                says="there is no exception 999")  # fmt: skip
+    refused(c, reverse("risk_exception_assign", args=[exc.pk]), {}, status=400,
+            says="the form has no assignee field")  # fmt: skip
+    refused(c, reverse("risk_exception_assign", args=[exc.pk]), {"assignee": "alice"},
+            status=302, says="'alice' is not a risk manager")  # fmt: skip
+    refused(c, reverse("risk_exception_comment", args=[exc.pk]), {"text": ""}, status=302,
+            says="text: write something")  # fmt: skip
+    refused(c, reverse("risk_exception_resolve", args=[exc.pk]), {"resolution": ""}, status=302,
+            says="resolution: say how it was resolved")  # fmt: skip
+    c.post(reverse("risk_exception_ack", args=[exc.pk]))
+    refused(c, reverse("risk_exception_ack", args=[exc.pk]), {}, status=302,
+            says="is acknowledged, not open")  # fmt: skip
+    assert RiskException.objects.get(pk=exc.pk).status == RiskException.ACKNOWLEDGED
+
+
+def test_override_request(alice, bob, setup) -> None:
+    c, url = client_for(alice), reverse("risk_override_request")
+    blocked = setup["blocked"]
+    refused(c, url, {"reason": "x"}, status=400, says="the form has no order id field")
+    refused(c, url, {"order": "abc", "reason": "x"}, status=400,
+            says="the order id must be a whole number")  # fmt: skip
+    refused(c, url, {"order": "99999", "reason": "x"}, status=404, says="there is no order 99999")
+    refused(c, url, {"order": str(blocked.pk)}, status=400, says="the form has no reason field")
+    refused(c, url, {"order": str(blocked.pk), "reason": ""}, status=302,
+            says="say why the order should go ahead")  # fmt: skip
+    working = make_order(alice, blocked.instrument)
+    refused(c, url, {"order": str(working.pk), "reason": "x"}, status=302,
+            says="is working, not blocked")  # fmt: skip
+    assert not Override.objects.exists()
+
+
+def test_override_decisions(rita, rob, alice, setup) -> None:
+    ov = services.override_request(user=alice, order_id=setup["blocked"].pk, reason="please")
+    c = client_for(rob)
+    for name in ("risk_override_grant", "risk_override_reject"):
+        refused(c, reverse(name, args=[999]), {}, status=404, says="there is no override 999")
+    url = reverse("risk_override_grant", args=[ov.pk])
+    refused(c, url, {"minutes": "soon"}, status=400, says="minutes must be a whole number")
+    refused(c, url, {"minutes": "0"}, status=400, says="minutes must be a positive number")
+    refused(c, url, {"minutes": "5000"}, status=302, says="minutes: between 1 and 1440")
+    assert Override.objects.get(pk=ov.pk).status == Override.PENDING
+    ok = c.post(url, {"minutes": ""}, follow=True)  # empty: the default 30 minutes
+    assert f"Override {ov.pk} granted for 30 min" in ok.content.decode()
+    refused(c, reverse("risk_override_reject", args=[ov.pk]), {}, status=302,
+            says="is granted, not pending")  # fmt: skip
