@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from oversight.audit_chain import GENESIS, json_normalise, record_hash
 from oversight.models import AuditRecord
+from oversight.request_id import current_request_id
 from oversight.roles import role_of
 
 # pg_advisory_xact_lock's key for the chain head: any fixed bigint no other code uses.
@@ -53,7 +54,7 @@ def audit_record(
         before=json_normalise(before),
         after=json_normalise(after),
         reason=reason,
-        request_id=request_id,
+        request_id=(request_id or current_request_id())[:64],
     )
     with transaction.atomic():
         _chain_lock()
@@ -96,7 +97,10 @@ def _chain_lock() -> None:
 
 
 def request_id_of(request: Any) -> str:
-    return (request.headers.get("X-Request-Id", "") if request is not None else "")[:64]
+    """The id RequestIdMiddleware gave the request (else the caller's header, if any)."""
+    if request is None:
+        return ""
+    return str(getattr(request, "request_id", "") or request.headers.get("X-Request-Id", ""))[:64]
 
 
 def on_login(sender: Any, request: Any, user: Any, **_: Any) -> None:

@@ -16,7 +16,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from oversight.risk import selectors
 from oversight.risk.notify import CONSOLE_GROUP
-from oversight.risk.services import exception_json, exceptions_escalate
+from oversight.risk.selectors import exception_json
+from oversight.risk.services import exceptions_escalate
 from oversight.roles import MANAGE_RISK
 
 CLOSE_FORBIDDEN = 4403

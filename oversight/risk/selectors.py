@@ -38,7 +38,6 @@ from oversight.risk.models import (
     RiskLimit,
     Scope,
 )
-from oversight.risk.services import exception_json
 from oversight.roles import MANAGE_RISK, TRADE, TRADER
 
 # Parent order statuses that still trade or may trade again (the pre-trade check's OPEN).
@@ -174,6 +173,31 @@ def kill_preview(scope_type: str, scope_key: str) -> KillPreview:
             parent__in=orders.values("pk"), status__in=WORKING_CHILD
         ).count(),
     )
+
+
+def exception_json(e: RiskException) -> dict[str, Any]:
+    return {
+        "id": e.pk,
+        "kind": e.kind,
+        "code": e.code,
+        "severity": e.severity,
+        "scope": f"{e.scope_type} {e.scope_key}".strip(),
+        "order": e.order_id,
+        "title": e.title,
+        "detail": e.detail,
+        "suggested_action": e.suggested_action,
+        "count": e.count,
+        "status": e.status,
+        "assigned_to": e.assigned_to.get_username() if e.assigned_to_id else "",
+        "raised_at": e.raised_at.isoformat(),
+        "last_at": e.last_at.isoformat(),
+        "cause_at": e.cause_at.isoformat(),
+        "escalated": e.escalated_at is not None,
+        "acked_by": e.acked_by.get_username() if e.acked_by_id else "",
+        "resolved_by": e.resolved_by.get_username() if e.resolved_by_id else "",
+        "resolved_at": e.resolved_at.isoformat() if e.resolved_at else None,
+        "resolution": e.resolution,
+    }
 
 
 def kill_json(k: KillSwitch) -> dict[str, Any]:

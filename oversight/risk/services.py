@@ -32,6 +32,7 @@ from oversight.risk.models import (
     RiskLimit,
     Scope,
 )
+from oversight.risk.selectors import exception_json, kill_json
 from oversight.roles import MANAGE_RISK, TRADE
 
 LIMIT_REQUEST_TTL = timedelta(hours=24)
@@ -254,21 +255,6 @@ def limit_requests_expire() -> int:
 # -- kill switches -----------------------------------------------------------------------
 
 
-def _kill_json(k: KillSwitch) -> dict[str, Any]:
-    return {
-        "id": k.pk,
-        "scope_type": k.scope_type,
-        "scope_key": k.scope_key,
-        "state": k.state,
-        "reason": k.reason,
-        "active": k.active,
-        "engaged_by": k.engaged_by.get_username(),
-        "engaged_at": k.engaged_at.isoformat(),
-        "reset_requested_by": k.reset_requested_by.get_username() if k.reset_requested_by else "",
-        "reset_reason": k.reset_reason,
-    }
-
-
 def _may_engage(user: Any, scope_type: str, key: str) -> bool:
     if _is_risk_manager(user):
         return True
@@ -307,7 +293,7 @@ def kill_switch_engage(
             engaged_by=user,
             engaged_at=timezone.now(),
         )
-        audit_record(actor=user, action="kill.engage", obj=k, after=_kill_json(k), reason=reason)
+        audit_record(actor=user, action="kill.engage", obj=k, after=kill_json(k), reason=reason)
         exception_raise(
             kind="KILL_SWITCH",
             severity=RiskException.WARNING,
@@ -318,7 +304,7 @@ def kill_switch_engage(
             suggested_action="confirm every working order in scope is stopped; reset under four eyes when safe",
             dedupe_key=f"kill:{k.pk}",
         )
-        payload = _kill_json(k)
+        payload = kill_json(k)
         transaction.on_commit(lambda: notify.workers_wake("kill", kill=k.pk))
         transaction.on_commit(lambda: notify.console_send("kill", payload))
         transaction.on_commit(lambda: _tell_traders_of_kill(payload))
@@ -326,10 +312,22 @@ def kill_switch_engage(
 
 
 def _tell_traders_of_kill(payload: dict[str, Any]) -> None:
+    """Each trader the kill covers (their trading, desk, or one of their orders; a firm,
+    strategy or instrument kill covers every trader with orders today)."""
     from execution.models import ParentOrder
 
-    owners = set(ParentOrder.objects.values_list("owner_id", flat=True).distinct())
-    for owner in owners:
+    scope_type, key = payload["scope_type"], payload["scope_key"]
+    owners = ParentOrder.objects.all()
+    if scope_type == Scope.TRADER:
+        owners = owners.filter(owner__username=key)
+    elif scope_type == Scope.DESK:
+        owners = owners.filter(owner__desk_membership__desk__name=key)
+    elif scope_type == Scope.ORDER:
+        owners = owners.filter(pk=int(key))
+    else:
+        since = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        owners = owners.filter(created_at__gte=since)
+    for owner in set(owners.values_list("owner_id", flat=True)):
         notify.trader_alert(owner, "kill", payload)
 
 
@@ -345,7 +343,7 @@ def kill_switch_reset_request(*, user: Any, kill_id: int, reason: str) -> KillSw
         k.reset_reason = reason.strip()
         k.save(update_fields=["reset_requested_by", "reset_requested_at", "reset_reason"])
         audit_record(actor=user, action="kill.reset.request", obj=k, reason=reason)
-        payload = _kill_json(k)
+        payload = kill_json(k)
         transaction.on_commit(lambda: notify.console_send("kill", payload))
     return k
 
@@ -362,7 +360,7 @@ def kill_switch_reset_approve(*, user: Any, kill_id: int) -> KillSwitch:
             raise ValidationError("a reset must first be requested, with a reason")
         if k.reset_requested_by_id == user.pk:
             raise ValidationError("you cannot approve your own reset: a second risk manager must")
-        before = _kill_json(k)
+        before = kill_json(k)
         k.active, k.reset_by, k.reset_at = False, user, timezone.now()
         k.save(update_fields=["active", "reset_by", "reset_at"])
         audit_record(
@@ -370,10 +368,10 @@ def kill_switch_reset_approve(*, user: Any, kill_id: int) -> KillSwitch:
             action="kill.reset",
             obj=k,
             before=before,
-            after=_kill_json(k),
+            after=kill_json(k),
             reason=k.reset_reason,
         )
-        payload = _kill_json(k)
+        payload = kill_json(k)
         transaction.on_commit(lambda: notify.workers_wake("kill", kill=k.pk))
         transaction.on_commit(lambda: notify.console_send("kill", payload))
         transaction.on_commit(lambda: _tell_traders_of_kill(payload))
@@ -386,7 +384,9 @@ def kill_switch_reset_approve(*, user: Any, kill_id: int) -> KillSwitch:
 def override_request(*, user: Any, order_id: int, reason: str) -> Override:
     from execution.models import BLOCKED, ParentOrder
 
-    order = ParentOrder.objects.get(pk=order_id)
+    order = ParentOrder.objects.filter(pk=order_id).first()
+    if order is None:
+        raise ValidationError({"order": f"there is no order {order_id}"})
     if order.owner_id != user.pk and not _is_risk_manager(user):
         raise ValidationError("only the order's trader or a risk manager may ask for an override")
     if order.status != BLOCKED:
@@ -425,7 +425,11 @@ def override_grant(
     from execution.services import dispatch_order
 
     _require_risk_manager(user, "grant an override")
-    if not 1 <= int(minutes) <= 24 * 60:
+    try:
+        minutes = int(minutes)
+    except (TypeError, ValueError):
+        raise ValidationError({"minutes": "a whole number of minutes"}) from None
+    if not 1 <= minutes <= 24 * 60:
         raise ValidationError({"minutes": "between 1 and 1440"})
     with transaction.atomic():
         ov = Override.objects.select_for_update().get(pk=override_id)
@@ -480,27 +484,6 @@ def override_reject(*, user: Any, override_id: int, note: str = "") -> Override:
 
 
 # -- the exception console ---------------------------------------------------------------
-
-
-def exception_json(e: RiskException) -> dict[str, Any]:
-    return {
-        "id": e.pk,
-        "kind": e.kind,
-        "code": e.code,
-        "severity": e.severity,
-        "scope": f"{e.scope_type} {e.scope_key}".strip(),
-        "order": e.order_id,
-        "title": e.title,
-        "detail": e.detail,
-        "suggested_action": e.suggested_action,
-        "count": e.count,
-        "status": e.status,
-        "assigned_to": e.assigned_to.get_username() if e.assigned_to_id else "",
-        "raised_at": e.raised_at.isoformat(),
-        "last_at": e.last_at.isoformat(),
-        "cause_at": e.cause_at.isoformat(),
-        "escalated": e.escalated_at is not None,
-    }
 
 
 def exception_raise(

@@ -147,7 +147,7 @@ def _clock(at: datetime | None) -> str:
 
 def _exception_row(e: RiskException) -> dict[str, Any]:
     return {
-        **services.exception_json(e),
+        **selectors.exception_json(e),
         "raised_clock": _clock(e.raised_at),
         "last_clock": _clock(e.last_at),
         "pinned": e.severity == RiskException.CRITICAL and e.escalated_at is not None,

@@ -154,3 +154,30 @@ def test_reducing_stops_orders_that_would_add_to_the_position(
     sell.refresh_from_db()
     assert sell.status == "FILLED"
     w.release()
+
+
+def test_the_workers_hold_children_within_the_current_limits(
+    alice: User, instrument: Instrument
+) -> None:
+    from oversight.risk.models import RiskException
+    from tests.risk.conftest import set_limit
+
+    pov = submit(
+        alice, instrument, strategy="pov", quantity=20_000, params={"participation_rate": 0.3}
+    )
+    w = worker(instrument)
+    run_to(w, 5 * 60)
+    # Limits tightened while the order works apply from the worker's next step.
+    set_limit("max_participation_pct", 5)
+    set_limit("max_child_qty", 300)
+    run_to(w, 30 * 60)
+    wk = w.engine.orders[pov.engine_id]
+    assert wk.policy.max_participation == pytest.approx(0.05)
+    after = ChildOrder.objects.filter(parent=pov, sim_ts__gt=5 * 60 + 1)
+    sent = after.exclude(status="DENIED")
+    assert all(c.quantity <= 300 for c in sent)
+    # It had already traded 30% of the volume: the 5% cap holds it back from here on.
+    assert after.filter(status="DENIED", reason="MAX_PARTICIPATION").count() > 10
+    codes = set(RiskException.objects.filter(kind="ORDER_DENIED").values_list("code", flat=True))
+    assert "MAX_PARTICIPATION" in codes
+    w.release()

@@ -1,0 +1,368 @@
+"""The risk side in headless Chromium against the real stack (Daphne, a Celery worker,
+Redis, the test database), one browser context per person, nothing mocked:
+
+- four eyes on a limit change: one risk manager asks to loosen the firm's order size limit
+  and cannot approve it herself; a second approves it, and the limit is live;
+- a kill switch engaged from the risk console stops a trader's streaming TWAP order (its
+  blotter shows it cancelled and the kill's banner, without a reload; the worker's ack and
+  the fills agree), and the trader's next order is refused at the ticket.
+
+OVERSIGHT_SCREENSHOTS=1 also saves docs/img/risk-limits.png (the limits page with a pending
+request) and docs/img/risk-console.png (the console after the kill), 1366×768.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db.models import Max, Sum
+
+from execution.models import ChildOrder, Fill, MarketSession, OrderEvent, ParentOrder
+from oversight.risk.models import KillAck, KillSwitch, LimitRequest, RiskException, RiskLimit
+from oversight.roles import RISK_MANAGER
+from tests.browser.conftest import Stack, _user
+from tests.browser.test_trader_flow import FILL_ROWS, FILLED, IMG, _expand, _status_is, _wait_js
+
+pytestmark = pytest.mark.browser
+
+WAIT_MS = 20_000  # the most any one expectation waits
+LIVE_CHILD = ["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"]
+CHILD_ROWS = (
+    "([id]) => document.querySelectorAll('#order-' + id + ' tbody[data-children] tr').length"
+)
+
+
+def _expect() -> Any:
+    """Playwright's expect, waiting up to WAIT_MS (imported here: without Playwright the
+    `chromium` fixture has already skipped the test, with the reason)."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    return expect
+
+
+def _screenshots() -> bool:
+    return os.environ.get("OVERSIGHT_SCREENSHOTS", "").strip().lower() in ("1", "true", "yes")
+
+
+@pytest.fixture
+def second_risk_manager(transactional_db: Any) -> Any:
+    return _user("rhea", RISK_MANAGER)
+
+
+def _submit_ticket(page: Any, stack: Stack, *, quantity: int, end_minute: int) -> None:
+    """Fill the ticket (HBRK, buy, TWAP from minute 0) and submit it, as a trader does."""
+    page.click("a.button.primary:has-text('New order')")
+    page.wait_for_url(stack.url + "/orders/new/")
+    page.select_option(
+        "#id_instrument",
+        label=page.locator("#id_instrument option", has_text="HBRK").first.inner_text(),
+    )
+    page.check("input[name=side][value=buy]")
+    page.fill("#id_quantity", str(quantity))
+    page.fill("#id_start_minute", "0")
+    page.fill("#id_end_minute", str(end_minute))
+    page.select_option("#id_strategy", "twap")
+    _wait_js(
+        page,
+        "() => document.querySelector('[data-est=cost_bps]').textContent.trim() !== '—'",
+        None,
+        "the pre-trade estimate",
+        stack,
+    )
+    page.click("#ticket button[type=submit]")
+
+
+def _wait_db(check: Callable[[], Any], what: str, stack: Stack, timeout: float = 20.0) -> Any:
+    """Poll the database until `check` returns something truthy; bounded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        stack.check_alive()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_limit_loosening_takes_a_second_risk_manager(
+    stack: Stack,
+    login: Callable[[str], Any],
+    risk_manager: Any,
+    second_risk_manager: Any,
+) -> None:
+    expect = _expect()
+    t0 = time.monotonic()
+    limit = RiskLimit.objects.create(
+        scope_type="firm", scope_key="", metric="max_order_qty", value=Decimal(10_000), version=1
+    )
+
+    # Rick asks to loosen the firm's order size limit, with a reason.
+    rick = login("rick")
+    rick.goto("/risk/limits/")
+    row = rick.locator(f"#limit-{limit.pk}")
+    expect(row.locator("td").nth(3)).to_have_text("10,000")
+    rick.select_option("#limit-scope-type", "firm")
+    expect(rick.locator("#limit-scope-key")).to_be_disabled()  # the firm has no key
+    rick.select_option("#limit-metric", "max_order_qty")
+    rick.fill("#limit-value", "25000")
+    rick.fill("#limit-reason", "browser test: index rebalance day")
+    rick.click("#limit-form button[type=submit]")
+    rick.wait_for_url(stack.url + "/risk/limits/")
+    req = LimitRequest.objects.get()
+    assert (req.status, req.requested_by_id, req.tightening) == (
+        LimitRequest.PENDING,
+        risk_manager.pk,
+        False,
+    )
+    assert (req.old_value, req.new_value, req.old_version) == (10_000, 25_000, 1)
+    expect(rick.locator("ul.messages")).to_contain_text(
+        f"Limit request {req.pk} waits for a second risk manager's approval"
+    )
+
+    # On his own page the request is pending, its Approve button disabled with the note.
+    mine = rick.locator(f"#request-{req.pk}")
+    expect(mine).to_contain_text("firm")
+    expect(mine).to_contain_text("max_order_qty")
+    expect(mine.locator("td").nth(3)).to_have_text("10,000")
+    expect(mine.locator("td").nth(4)).to_have_text("25,000")
+    expect(mine).to_contain_text("rick (you)")
+    approve = mine.locator("button:has-text('Approve')")
+    expect(approve).to_be_disabled()
+    expect(approve).to_have_attribute("aria-describedby", f"own-{req.pk}")
+    expect(rick.locator(f"#own-{req.pk}")).to_have_text(
+        "Your request: a second risk manager must approve it."
+    )
+    expect(mine.locator("button:has-text('Withdraw')")).to_be_enabled()
+    expect(row.locator("td").nth(3)).to_have_text("10,000")  # not applied yet
+    if _screenshots():
+        IMG.mkdir(parents=True, exist_ok=True)
+        rick.locator("#pending-title").scroll_into_view_if_needed()
+        rick.mouse.move(1300, 10)
+        rick.screenshot(path=str(IMG / "risk-limits.png"))
+    limit.refresh_from_db()
+    assert (limit.value, limit.version) == (10_000, 1)
+
+    # Rhea, in her own browser context, sees it pending and approves it.
+    rhea = login("rhea")
+    rhea.goto("/risk/limits/")
+    theirs = rhea.locator(f"#request-{req.pk}")
+    expect(theirs).to_contain_text("browser test: index rebalance day")
+    expect(theirs).not_to_contain_text("(you)")
+    expect(theirs.locator("button:has-text('Reject')")).to_be_enabled()
+    expect(rhea.locator(f"#own-{req.pk}")).to_have_count(0)
+    rhea.fill(f"#approve-note-{req.pk}", "browser test: checked with the desk")
+    theirs.locator("button:has-text('Approve')").click()
+    rhea.wait_for_url(stack.url + "/risk/limits/")
+    expect(rhea.locator("ul.messages")).to_contain_text(
+        f"Limit request {req.pk} approved and active: firm max_order_qty = 25,000"
+    )
+    expect(rhea.locator(f"#request-{req.pk}")).to_have_count(0)  # no longer pending
+    applied = rhea.locator(f"#limit-{limit.pk} td")
+    expect(applied.nth(3)).to_have_text("25,000")
+    expect(applied.nth(4)).to_have_text("2")
+    history = rhea.locator("#history tbody tr", has=rhea.locator(f"td:text-is('{req.pk}')"))
+    expect(history.locator(f".badge.req-{LimitRequest.ACTIVE}")).to_have_text("active")
+    expect(history.locator("td").nth(7)).to_have_text("rick")
+    expect(history.locator("td").nth(8)).to_have_text("rhea")
+
+    # The database agrees.
+    limit.refresh_from_db()
+    req.refresh_from_db()
+    assert (limit.value, limit.version) == (25_000, 2)
+    assert (req.status, req.decided_by_id) == (LimitRequest.ACTIVE, second_risk_manager.pk)
+    assert req.decision_note == "browser test: checked with the desk"
+
+    # Rick's page, reloaded, shows it active too and nothing left for anyone to approve.
+    rick.reload()
+    expect(rick.locator(f"#request-{req.pk}")).to_have_count(0)
+    expect(rick.locator(f"#limit-{limit.pk} td").nth(3)).to_have_text("25,000")
+    assert rick.js_errors == [] and rhea.js_errors == [], (rick.js_errors, rhea.js_errors)
+    print(f"\nfour eyes on a limit: {time.monotonic() - t0:.1f} s")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_kill_switch_halts_a_streaming_order_and_refuses_the_next(
+    stack: Stack,
+    login: Callable[[str], Any],
+    trader: Any,
+    risk_manager: Any,
+    browser_instrument: Any,
+) -> None:
+    expect = _expect()
+    t0 = time.monotonic()
+
+    # Tina submits a TWAP order long enough to keep working, and watches it stream.
+    page = login("tina")
+    _submit_ticket(page, stack, quantity=6000, end_minute=120)
+    page.wait_for_url(stack.url + "/")
+    expect(page.locator("ul.messages")).to_contain_text("submitted")
+    order = ParentOrder.objects.get(owner=trader)
+    oid = order.pk
+    assert (order.side, order.quantity, order.strategy) == ("buy", 6000, "twap")
+    page.evaluate("() => { window.__notReloaded = true; }")
+    _expand(page, oid, stack)
+    _wait_js(page, FILL_ROWS, [oid], "the first fills in the trader's blotter", stack)
+    _wait_js(page, CHILD_ROWS, [oid], "child orders in the expanded row", stack)
+    first = page.evaluate(FILLED, [oid])
+    _wait_js(
+        page, f"([id, n]) => ({FILLED})([id]) > n", [oid, first], "the progress bar to move", stack
+    )
+    _status_is(page, oid, "WORKING", stack)
+    assert page.evaluate(FILLED, [oid]) < 6000, "the order finished before the kill"
+    expect(page.locator("#risk-alerts")).to_be_hidden()
+    t_streaming = time.monotonic()
+
+    # Rick engages a kill switch on trader tina from the console, through its dialog.
+    rick = login("rick")
+    rick.goto("/risk/")
+    expect(rick.locator("#conn")).to_have_text("● live")
+    expect(rick.locator("#kills-none")).to_be_visible()
+    rick.select_option("#kill-scope-type", "trader")
+    rick.fill("#kill-scope-key", "tina")
+    rick.check("input[name=state][value=HALTED]")
+    rick.fill("#kill-reason", "browser test: runaway algo")
+    rick.click("#kill-go")
+    dialog = rick.locator("#kill-dialog")
+    expect(dialog).to_be_visible()
+    expect(rick.locator("#kill-dialog-title")).to_have_text(
+        "Engage the kill switch on trader tina?"
+    )
+    expect(rick.locator("#kill-dialog-what")).to_contain_text("Halt trader tina: 1 working order")
+    expect(rick.locator("#kill-dialog-reason")).to_have_text("browser test: runaway algo")
+    expect(rick.locator("#kill-dialog-error")).to_be_hidden()
+    expect(rick.locator("#kill-dialog-back")).to_be_focused()  # a stray Enter must not halt
+    go = rick.locator("#kill-dialog-go")
+    expect(go).to_have_text("Halt trader tina")
+    go.click()
+    rick.wait_for_url(stack.url + "/risk/")
+    kill = KillSwitch.objects.get()
+    assert (kill.scope_type, kill.scope_key, kill.state, kill.active) == (
+        "trader",
+        "tina",
+        KillSwitch.HALTED,
+        True,
+    )
+    assert kill.engaged_by_id == risk_manager.pk
+    expect(rick.locator("ul.messages")).to_contain_text(f"Kill switch {kill.pk} engaged")
+    t_kill = time.monotonic()
+
+    # Tina's blotter, not reloaded: the order ends CANCELED, the kill's banner is up, and the
+    # filled quantity stops.
+    _status_is(page, oid, "CANCELED", stack)
+    expect(page.locator(f"#order-{oid} [data-field=status] .badge")).to_have_text("Canceled")
+    banner = page.locator("#risk-alerts")
+    expect(banner).to_be_visible()
+    alert = banner.locator(f"li.alert-kill[data-kill='{kill.pk}']")
+    expect(alert).to_contain_text("Trading halted for trader tina")
+    expect(alert).to_contain_text(f"kill switch {kill.pk} (rick): browser test: runaway algo")
+    t_stopped = time.monotonic()
+    stopped_at = page.evaluate(FILLED, [oid])
+    page.wait_for_timeout(2000)
+    assert page.evaluate(FILLED, [oid]) == stopped_at, "fills kept coming after the kill"
+    assert page.evaluate("() => window.__notReloaded === true")
+
+    # The database: the worker acknowledged the kill once every child order was gone, and
+    # nothing filled after that.
+    ack = _wait_db(
+        lambda: KillAck.objects.filter(kill=kill, done_at__isnull=False).first(),
+        "the worker's ack of the kill",
+        stack,
+    )
+    assert ack.applied_at >= kill.engaged_at and ack.done_at >= ack.applied_at
+    assert ack.orders == 1, ack.orders
+    order.refresh_from_db()
+    assert order.status == "CANCELED", (order.status, order.status_reason)
+    assert f"kill switch {kill.pk}" in order.status_reason, order.status_reason
+    assert not order.children.filter(status__in=LIVE_CHILD).exists(), list(
+        order.children.values_list("client_order_id", "status")
+    )
+    assert ChildOrder.objects.filter(parent=order).exists()
+    fills = Fill.objects.filter(parent=order)
+    # Sim time of the ack: the order's CANCELED, which the worker reaches when its last child
+    # order is confirmed cancelled (the step that also writes done_at).
+    canceled_at = OrderEvent.objects.get(
+        parent=order, kind="ParentStatusChanged", payload__status="CANCELED"
+    ).sim_ts
+    late = fills.filter(sim_ts__gt=canceled_at)
+    assert not late.exists(), list(late.values_list("trade_id", "sim_ts"))
+    late_wall = fills.filter(created_at__gt=ack.done_at)
+    assert not late_wall.exists(), list(late_wall.values_list("trade_id", "created_at"))
+    at_ack = fills.filter(created_at__lte=ack.done_at).aggregate(s=Sum("quantity"))["s"] or 0
+    assert 0 < order.filled_qty < order.quantity
+    assert at_ack == order.filled_qty == (fills.aggregate(s=Sum("quantity"))["s"] or 0)
+    assert stopped_at == order.filled_qty
+    assert fills.aggregate(m=Max("sim_ts"))["m"] <= canceled_at
+    t_db = time.monotonic()
+
+    # Tina's next order is refused at the ticket, with the kill's code; nothing is created.
+    _submit_ticket(page, stack, quantity=1000, end_minute=60)
+    page.wait_for_load_state()
+    assert page.url == stack.url + "/orders/new/"
+    refused = page.locator("#ticket div.error[role=alert]")
+    expect(refused).to_contain_text(
+        f"TRADING_HALTED: trading is halted for trader tina by kill switch {kill.pk}: "
+        "browser test: runaway algo"
+    )
+    expect(page.locator("#ticket p.error[role=alert]")).to_contain_text(
+        "The order was not submitted"
+    )
+    assert ParentOrder.objects.filter(owner=trader).count() == 1
+
+    # Rick's console, live: the kill switch active, its exception and the refused order's.
+    card = rick.locator(f"#kill-{kill.pk}")
+    expect(card).to_be_visible()
+    expect(card.locator("[data-field=state]")).to_have_text("HALTED")
+    expect(card.locator("[data-field=scope]")).to_have_text("trader tina")
+    expect(rick.locator("#kill-count")).to_have_text("(1)")
+    expect(rick.locator("#kills-none")).to_be_hidden()
+    kill_exc = RiskException.objects.get(kind="KILL_SWITCH")
+    denied = _wait_db(
+        lambda: RiskException.objects.filter(kind="ORDER_DENIED", code="TRADING_HALTED").first(),
+        "the refused order's exception",
+        stack,
+    )
+    row = rick.locator(f"#exc-{kill_exc.pk}")
+    expect(row.locator("[data-field=kind]")).to_have_text("KILL_SWITCH")
+    expect(row.locator("[data-field=title]")).to_contain_text(f"Kill switch {kill.pk} engaged")
+    expect(row.locator("[data-field=status]")).to_have_text("open")
+    refused_row = rick.locator(f"#exc-{denied.pk}")  # arrived over the socket
+    expect(refused_row.locator("[data-field=kind]")).to_have_text("ORDER_DENIED")
+    expect(refused_row.locator("[data-field=kind]")).to_have_attribute(
+        "title", "ORDER_DENIED: TRADING_HALTED"
+    )
+    expect(refused_row.locator("[data-field=title]")).to_have_text(
+        "Order refused for tina: TRADING_HALTED"
+    )
+    expect(refused_row.locator("[data-field=scope]")).to_have_text("trader tina")
+    if _screenshots():
+        IMG.mkdir(parents=True, exist_ok=True)
+        rick.mouse.move(1300, 10)
+        rick.wait_for_timeout(1200)  # the flash animations settle
+        rick.screenshot(path=str(IMG / "risk-console.png"))
+
+    assert page.js_errors == [] and rick.js_errors == [], (page.js_errors, rick.js_errors)
+
+    # Let the market session wind down before the worker is stopped (no writes race teardown).
+    deadline = time.monotonic() + 30
+    while MarketSession.objects.filter(status=MarketSession.RUNNING).exists():
+        stack.check_alive()
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+
+    print(
+        f"\nkill flow: streaming after {t_streaming - t0:.1f} s, kill engaged "
+        f"{t_kill - t_streaming:.1f} s later, blotter stopped {t_stopped - t_kill:.1f} s "
+        f"after; db checked at {t_db - t0:.1f} s; filled {order.filled_qty} of "
+        f"{order.quantity} in {fills.count()} fills; ack: {ack.children_canceled} child "
+        f"order(s) cancelled, done {(ack.done_at - ack.applied_at).total_seconds() * 1000:.0f} ms "
+        f"after applied"
+    )
