@@ -298,7 +298,16 @@ def test_kill_switch_halts_a_streaming_order_and_refuses_the_next(
     at_ack = fills.filter(created_at__lte=ack.done_at).aggregate(s=Sum("quantity"))["s"] or 0
     assert 0 < order.filled_qty < order.quantity
     assert at_ack == order.filled_qty == (fills.aggregate(s=Sum("quantity"))["s"] or 0)
-    assert stopped_at == order.filled_qty
+    _wait_js(
+        page,
+        "([id, seq]) => Number(document.getElementById('order-' + id).dataset.lastSeq) >= seq",
+        [oid, order.last_seq],
+        f"the blotter to reach sequence number {order.last_seq}",
+        stack,
+    )
+    assert stopped_at == page.evaluate(FILLED, [oid]) == order.filled_qty
+    shown = page.inner_text(f"#order-{oid} [data-field=filled]").replace(",", "")
+    assert int(shown) == order.filled_qty
     assert fills.aggregate(m=Max("sim_ts"))["m"] <= canceled_at
     t_db = time.monotonic()
 
