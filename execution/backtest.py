@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from execution.algos.adaptive import resolve_model
 from execution.algos.params import ParamError, validate_params
 from execution.algos.registry import strategy_class, strategy_names
 from execution.backtest_stats import mean, mean_defined, paired_difference, standard_error
@@ -37,6 +38,7 @@ from execution.sim.episode import EpisodeResult, run_episode
 from execution.sim.scenario import Scenario, ScenarioError, load_scenario
 
 BASELINE = "twap"
+DEFAULT_STRATEGIES = "twap,vwap,pov,is"
 DEFAULT_EPISODES = 200
 EXIT_OK, EXIT_WRITE_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 SESSION_OPEN_MINUTE = 9 * 60 + 30
@@ -178,7 +180,16 @@ def _load_scenarios(files: Sequence[str]) -> list[tuple[str, Scenario]]:
 def _plan(args: argparse.Namespace) -> list[ScenarioRun]:
     requested = _parse_strategies(args.strategies)
     to_run = requested if BASELINE in requested else [BASELINE, *requested]
-    params = _parse_params(args.param or [], to_run)
+    items = list(args.param or [])
+    if args.model is not None:
+        if "adaptive" not in to_run:
+            raise UsageError("--model: the adaptive strategy is not being run (see --strategies)")
+        if not resolve_model(args.model).is_file():
+            raise UsageError(
+                f"--model {args.model}: model file {resolve_model(args.model)} not found"
+            )
+        items.append(f"adaptive.model={args.model}")
+    params = _parse_params(items, to_run)
     if args.json is not None:
         parent = Path(args.json).resolve().parent
         if not parent.is_dir():
@@ -446,9 +457,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("scenarios", nargs="+", metavar="SCENARIO.json", help="scenario files")
     parser.add_argument(
         "--strategies",
-        default=",".join(strategy_names()),
-        help="comma-separated strategies to run (default: %(default)s); "
-        "twap is always run as the baseline of the paired comparison",
+        default=DEFAULT_STRATEGIES,
+        help="comma-separated strategies to run (default: %(default)s; known: "
+        + ",".join(strategy_names())
+        + "); twap is always run as the baseline of the paired comparison",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="PATH",
+        help="the adaptive strategy's policy (an ONNX file or a shipped version name); "
+        "the same as --param adaptive.model=PATH",
     )
     parser.add_argument(
         "--episodes",

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from execution.algos.adaptive import shipped_models
 from execution.algos.params import ParamError, validate_params
 from execution.algos.registry import strategy_class
 from execution.engine.orders import PARENT_TERMINAL, ParentStatus
@@ -86,6 +87,11 @@ def parent_order_submit(
     except ParamError as e:
         errors.setdefault("strategy" if e.key == "strategy" else f"param_{e.key}", []).append(
             e.message
+        )
+    if "model" in clean and clean["model"] not in shipped_models():
+        # Never a file path from a browser: only the versions shipped with the product.
+        errors.setdefault("param_model", []).append(
+            f"choose a shipped model version: {', '.join(shipped_models()) or 'none installed'}"
         )
     if errors:
         raise ValidationError(errors)

@@ -245,7 +245,7 @@ def test_schema_is_well_formed(name: str) -> None:
     assert len(names) == len(set(names)), "duplicate parameter"
     for spec in schema:
         assert spec.help.strip(), spec.name
-        assert spec.type in ("float", "int", "bool", "choice"), spec.name
+        assert spec.type in ("float", "int", "bool", "choice", "str"), spec.name
         if spec.minimum is not None and spec.maximum is not None:
             assert spec.minimum <= spec.maximum, spec.name
 

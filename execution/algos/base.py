@@ -221,7 +221,10 @@ class Strategy(ABC):
         return q * self.schedule_fraction(view.now), q * self.schedule_fraction(nxt)
 
     def decide(self, view: DecisionView) -> list[Action]:
-        actions = self._decide(view)
+        return self.cap_child_qty(self._decide(view))
+
+    def cap_child_qty(self, actions: list[Action]) -> list[Action]:
+        """Split any child larger than the policy's max_child_qty into several."""
         cap = self.ctx.max_child_qty
         if cap is None:
             return actions

@@ -20,7 +20,7 @@ class ParamError(ValueError):
 @dataclass(frozen=True, slots=True)
 class ParamSpec:
     name: str
-    type: str  # "float", "int", "bool" or "choice"
+    type: str  # "float", "int", "bool", "choice" or "str"
     default: Any
     help: str
     unit: str = ""
@@ -37,6 +37,10 @@ class ParamSpec:
             if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
                 return value.lower() in ("true", "1", "yes")
             raise ParamError(self.name, f"must be true or false, got {value!r}")
+        if self.type == "str":
+            if not isinstance(value, str) or not value.strip() or len(value) > 500:
+                raise ParamError(self.name, f"must be a non-empty text, got {value!r}")
+            return value.strip()
         if self.type == "choice":
             if value not in self.choices:
                 raise ParamError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from execution.algos import adaptive as _adaptive  # noqa: F401  (registers the learned one)
 from execution.algos import strategies as _strategies  # noqa: F401  (registers the four)
 from execution.algos.base import REGISTRY, Strategy
 from execution.algos.params import ParamError

@@ -311,6 +311,16 @@ class ExecutionEngine:
             actions = list(w.strategy.decide(self._view(w, now)))
         except Exception as e:  # any strategy failure, whatever it is
             actions = self._fall_back(w, now, f"{type(e).__name__}: {e}")
+        self._apply_actions(w, actions, now)
+
+    def submit_actions(self, order_id: str, actions: list[Cancel | Place]) -> None:
+        """Apply a strategy's actions now, outside its own decide() (a learning environment
+        that chooses them step by step); the same checks as every other child."""
+        w = self.orders[order_id]
+        if w.parent.status == ParentStatus.WORKING:
+            self._apply_actions(w, actions, self.market.now)
+
+    def _apply_actions(self, w: _Working, actions: list[Cancel | Place], now: float) -> None:
         for action in actions:
             if isinstance(action, Cancel):
                 c = w.open_children.get(action.client_order_id)

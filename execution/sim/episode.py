@@ -36,6 +36,7 @@ class EpisodeResult:
     events: int
     background_events: int
     elapsed_s: float
+    fallback: str = ""  # why the strategy was replaced by TWAP, if it was
 
     @property
     def fill_rate(self) -> float:
@@ -103,4 +104,5 @@ def run_episode(
         events=len(engine.events),
         background_events=market.events_processed,
         elapsed_s=time.perf_counter() - started,
+        fallback=engine.fallbacks[0][2] if engine.fallbacks else "",
     )

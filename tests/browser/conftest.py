@@ -56,13 +56,16 @@ def chromium_path() -> str | None:
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """The Chromium executable, after checking Playwright is importable; else a clean skip."""
+    # CI sets OVERSIGHT_REQUIRE_BROWSER: there a missing browser is a failure, not a skip.
+    missing = pytest.fail if os.environ.get("OVERSIGHT_REQUIRE_BROWSER") else pytest.skip
     path = chromium_path()
     if path is None:
-        pytest.skip("no Chromium: neither /usr/bin/chromium nor `chromium` on PATH")
+        missing("no Chromium: neither /usr/bin/chromium nor `chromium` on PATH")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        pytest.skip("the playwright package is not installed (requirements-dev.txt)")
+        missing("the playwright package is not installed (requirements-dev.txt)")
+    assert path is not None
     return path
 
 

@@ -179,3 +179,13 @@ def test_a_refused_override_rejects_the_order_and_traders_cannot_grant(
     override_reject(user=rita, override_id=ov.pk, note="too large for today")
     order.refresh_from_db()
     assert order.status == "REJECTED" and "too large" in order.status_reason
+
+
+def test_the_adaptive_strategy_takes_only_a_shipped_model_from_a_person(
+    alice: User, instrument: Instrument
+) -> None:
+    with pytest.raises(ValidationError) as e:
+        submit(alice, instrument, strategy="adaptive", params={"model": "/etc/passwd"})
+    assert "choose a shipped model version: policy-v1" in str(e.value.message_dict["param_model"])
+    ok = submit(alice, instrument, strategy="adaptive", params={"model": "policy-v1"})
+    assert ok.status == "NEW" and ok.params["model"] == "policy-v1"

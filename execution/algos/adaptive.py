@@ -1,0 +1,355 @@
+"""The adaptive strategy: a learned policy chooses, at each decision, how much to trade
+against the schedule, how aggressively and where (docs/ADAPTIVE.md).
+
+Each decision builds the order's features (`FeatureState`), normalises them against the
+range the policy was trained on, asks the policy for five numbers and turns them into
+child orders through the same SmartOrderRouter as every strategy, within the order's
+allowed venues and maximum child size. The policy is a callable: an ONNX file run by
+onnxruntime when serving, or whatever the trainer plugs in.
+
+Anything that makes the policy untrustworthy raises an `AdaptiveFallback` from decide():
+a model file that is missing or unreadable, an output that is not finite, features far
+outside the training range. The engine replaces a strategy that raises with TWAP on the
+same order and records why, so the order keeps trading.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from execution.algos.almgren_chriss import schedule_fraction as ac_fraction
+from execution.algos.base import (
+    Action,
+    Cancel,
+    DecisionView,
+    OrderContext,
+    Strategy,
+    register,
+)
+from execution.algos.params import ParamSpec
+from execution.features import N_FEATURES, FeatureState, TrainingRange, normalise
+
+MODEL_DIR = Path(__file__).resolve().parents[1] / "learning" / "models"
+DEFAULT_MODEL = "policy-v1"
+MODEL_FORMAT = "oversight.adaptive/1"  # what the ONNX metadata must say
+
+# Observation: the 21 normalised features, then these (all in [-1, 1]).
+EXTRA_INPUTS = ("order_size_adv", "urgency", "predictor")
+OBS_DIM = N_FEATURES + len(EXTRA_INPUTS)
+# Action: pace (tanh-squashed log multiplier), three aggressiveness logits, dark logit.
+MODES = ("passive", "midpoint", "take")
+ACTION_DIM = 1 + len(MODES) + 1
+MAX_PACE = 3.0  # the pace multiplier lies in [1/MAX_PACE, MAX_PACE]
+
+Vector = npt.NDArray[np.float32]
+Policy = Callable[[Vector], npt.ArrayLike]
+
+
+class AdaptiveFallback(RuntimeError):
+    """The learned policy cannot be trusted for this decision: fall back to the baseline."""
+
+
+class ModelUnavailable(AdaptiveFallback):
+    pass
+
+
+class PolicyOutputInvalid(AdaptiveFallback):
+    pass
+
+
+class FeaturesOutOfRange(AdaptiveFallback):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    pace: float  # multiplier of the schedule's next slice the order aims to have done
+    mode: str  # "passive", "midpoint" or "take"
+    dark_share: float  # of newly resting quantity, offered at the midpoint in dark venues
+
+
+def decode(raw: npt.ArrayLike) -> Decision:
+    """The policy's five numbers as a decision; PolicyOutputInvalid if they are not usable."""
+    a = np.asarray(raw, dtype=np.float64).reshape(-1)
+    if a.shape != (ACTION_DIM,):
+        raise PolicyOutputInvalid(f"policy returned {a.shape[0]} values, expected {ACTION_DIM}")
+    if not np.isfinite(a).all():
+        raise PolicyOutputInvalid(f"policy returned a non-finite value: {a.tolist()}")
+    pace = math.exp(math.tanh(float(a[0])) * math.log(MAX_PACE))
+    mode = MODES[int(np.argmax(a[1 : 1 + len(MODES)]))]
+    dark = 1.0 / (1.0 + math.exp(-float(np.clip(a[-1], -30.0, 30.0))))
+    return Decision(pace, mode, dark)
+
+
+def observation(
+    ctx: OrderContext, features: Vector, urgency: float, predictor: float | None = None
+) -> Vector:
+    """The policy's input: normalised features, the order's size, urgency, the predictor."""
+    size = math.log10(max(ctx.qty / max(ctx.adv_shares, 1.0), 1e-4))  # -4 (0.01%) .. 0 (100%)
+    extra = np.array(
+        [
+            min(max(size / 2.0 + 1.0, -1.0), 1.0),  # 1% ADV -> 0, 100% -> 1
+            urgency,
+            0.0 if predictor is None else min(max(predictor, -1.0), 1.0),
+        ],
+        dtype=np.float32,
+    )
+    return np.concatenate([features.astype(np.float32), extra])
+
+
+# -- serving: ONNX through onnxruntime --------------------------------------------------
+
+
+class OnnxPolicy:
+    """An exported policy: obs (n, OBS_DIM) float32 -> action (n, ACTION_DIM)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            # Serving's one model dependency, loaded only when a policy is (untyped: Any).
+            ort = importlib.import_module("onnxruntime")
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1
+            opts.inter_op_num_threads = 1
+            self.session = ort.InferenceSession(
+                str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+            meta: Mapping[str, str] = self.session.get_modelmeta().custom_metadata_map
+        except Exception as e:
+            raise ModelUnavailable(f"cannot load model {path}: {type(e).__name__}: {e}") from e
+        if meta.get("format") != MODEL_FORMAT:
+            raise ModelUnavailable(f"{path}: not an adaptive policy of format {MODEL_FORMAT}")
+        try:
+            self.training_range = TrainingRange.from_dict(json.loads(meta["training_range"]))
+        except (KeyError, ValueError, TypeError) as e:
+            raise ModelUnavailable(f"{path}: bad training range metadata: {e}") from e
+        inp = self.session.get_inputs()[0]
+        if inp.shape[-1] != OBS_DIM:
+            raise ModelUnavailable(f"{path}: model takes {inp.shape[-1]} inputs, not {OBS_DIM}")
+        self.input_name = inp.name
+        self.metadata = dict(meta)
+        self.path = path
+
+    def __call__(self, obs: Vector) -> Vector:
+        out = self.session.run(None, {self.input_name: obs.reshape(1, -1).astype(np.float32)})
+        return np.asarray(out[0], dtype=np.float32).reshape(-1)
+
+
+_CACHE: dict[tuple[str, int, int], OnnxPolicy] = {}
+
+
+def shipped_models() -> list[str]:
+    """The version names of the models shipped with the product (the only ones a person
+    may pick from the web; a file path is for backtests on one's own machine)."""
+    return sorted(p.stem for p in MODEL_DIR.glob("*.onnx"))
+
+
+def resolve_model(model: str) -> Path:
+    """A version name ("policy-v1") names a shipped file; anything else is a path."""
+    if re.fullmatch(r"[A-Za-z0-9_.-]+", model) and not model.endswith(".onnx"):
+        return MODEL_DIR / f"{model}.onnx"
+    return Path(model)
+
+
+def load_policy(model: str) -> OnnxPolicy:
+    """The policy in a model file, cached by path, size and modification time."""
+    path = resolve_model(model)
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ModelUnavailable(f"model file {path} not found: {e.strerror}") from e
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    policy = _CACHE.get(key)
+    if policy is None:
+        policy = OnnxPolicy(path)
+        _CACHE[key] = policy
+    return policy
+
+
+# -- the strategy -----------------------------------------------------------------------
+
+
+@register
+class Adaptive(Strategy):
+    """A learned policy adjusts pace, aggressiveness and venue around an urgency-shaped
+    schedule; the schedule logic's safety net (catch up when far behind, finish in the
+    last slice) stays in force whatever the policy says."""
+
+    name = "adaptive"
+    label = "Adaptive (learned policy)"
+    extra_params = (
+        ParamSpec(
+            "urgency",
+            "float",
+            0.0,
+            "Front-loads the schedule the policy works around (0: even, like TWAP; 1: "
+            "Almgren–Chriss with κT = 4); also an input to the policy.",
+            "",
+            0.0,
+            1.0,
+        ),
+        ParamSpec(
+            "model",
+            "str",
+            DEFAULT_MODEL,
+            "Policy model: a shipped version name or an ONNX file path.",
+            amendable=False,
+        ),
+        ParamSpec(
+            "range_margin",
+            "float",
+            0.5,
+            "Fall back to TWAP when a feature lies more than this many widths of its "
+            "training range outside it.",
+            "",
+            0.0,
+            10.0,
+        ),
+    )
+    # The policy may wait for passive fills up to two slices behind before the safety net
+    # takes; TWAP's one slice would leave it little to decide.
+    default_overrides = {"catch_up_slices": 2.0}
+
+    def __init__(self, ctx: OrderContext, params: Mapping[str, Any] | None = None) -> None:
+        self.features = FeatureState()
+        self.policy: Policy | None = None
+        self.training_range: TrainingRange | None = None
+        self.check_range = True
+        self.external = False  # a learning environment supplies each decision
+        self.pending: tuple[DecisionView, Vector] | None = None
+        self.predictor: Callable[[Vector], float] | None = None
+        self.last_decision: Decision | None = None
+        super().__init__(ctx, params)
+
+    def setup(self) -> None:
+        self.kappa_T = 4.0 * float(self.params["urgency"])
+
+    def use_policy(
+        self,
+        policy: Policy,
+        training_range: TrainingRange | None = None,
+        *,
+        check_range: bool = False,
+    ) -> None:
+        """Plug in a policy directly (training, tests) instead of the model file."""
+        self.policy = policy
+        self.training_range = training_range
+        self.check_range = check_range
+
+    def schedule_fraction(self, t: float) -> float:
+        c = self.ctx
+        elapsed = min(max((t - c.start_s) / (c.end_s - c.start_s), 0.0), 1.0)
+        return ac_fraction(elapsed, kappa_T=self.kappa_T)
+
+    def _load(self) -> Policy:
+        if self.policy is None:
+            loaded = load_policy(str(self.params["model"]))
+            self.policy, self.training_range = loaded, loaded.training_range
+        return self.policy
+
+    def observe(self, view: DecisionView) -> Vector:
+        raw = self.features.update(self.ctx, view, target_fraction=self.schedule_fraction(view.now))
+        norm = normalise(raw, self.training_range, margin=float(self.params["range_margin"]))
+        if self.check_range and norm.any_out_of_range:
+            names = ", ".join(norm.names_out_of_range)
+            raise FeaturesOutOfRange(f"features outside the policy's training range: {names}")
+        pred = self.predictor(norm.values) if self.predictor is not None else None
+        return observation(self.ctx, norm.values, float(self.params["urgency"]), pred)
+
+    def _decide(self, view: DecisionView) -> list[Action]:
+        policy = None if self.external else self._load()
+        obs = self.observe(view)
+        if policy is None:
+            self.pending = (view, obs)
+            return []
+        return self.act(view, decode(policy(obs)))
+
+    def respond(self, raw_action: npt.ArrayLike) -> list[Action]:
+        """External mode: the actions for the pending decision, given the policy's output."""
+        if self.pending is None:
+            raise RuntimeError("no decision is pending")
+        view, _ = self.pending
+        self.pending = None
+        return self.cap_child_qty(self.act(view, decode(raw_action)))
+
+    def act(self, view: DecisionView, d: Decision) -> list[Action]:
+        """Turn a decision into cancels and child orders (schedule logic as in base.py)."""
+        self.last_decision = d
+        ctx, p = self.ctx, self.params
+        side = ctx.side
+        actions: list[Action] = []
+        target_now, target_next = self.targets(view)
+        slice_qty = max(target_next - target_now, 1.0)
+        leaves = ctx.qty - view.filled_qty
+        last_slice = view.now + self.decision_interval_s >= ctx.end_s
+        desired = min(target_now + d.pace * slice_qty, float(ctx.qty))
+        mode = d.mode
+        if last_slice and p["complete"]:
+            desired, mode = float(ctx.qty), "take"
+        elif target_now - view.filled_qty > p["catch_up_slices"] * slice_qty:
+            mode = "take"  # the safety net: never far behind the schedule
+        need = desired - view.filled_qty  # still to fill by the next decision
+
+        live = [c for c in view.working if not c.cancel_pending]
+        working_qty = sum(c.leaves_qty for c in view.working)
+        for c in live:
+            if c.intent == "passive" and not self.router.at_touch(side, c, view):
+                actions.append(Cancel(c.client_order_id))
+        cancelled = {a.client_order_id for a in actions if isinstance(a, Cancel)}
+        kept = [c for c in live if c.intent != "take" and c.client_order_id not in cancelled]
+        resting_qty = sum(c.leaves_qty for c in kept)
+        free = leaves - working_qty
+
+        if mode == "take":
+            want = int(min(max(need, 0.0), leaves))
+            if want > free and kept:
+                for c in sorted(kept, key=lambda c: c.intent != "dark"):
+                    actions.append(Cancel(c.client_order_id, "CATCH_UP"))
+                free += resting_qty
+            want = min(want, free)
+            if want > 0:
+                actions.extend(
+                    self.router.take(side, want, view, ctx.limit_px_ticks, p["max_take_ticks"])
+                )
+            return actions
+
+        # Resting: too much out (the pace fell) -> withdraw the newest; too little -> add.
+        excess = resting_qty - max(need, 0.0) - slice_qty
+        if excess > 0:
+            for c in sorted(kept, key=lambda c: -c.sent_at):
+                if excess <= 0:
+                    break
+                actions.append(Cancel(c.client_order_id, "PACE"))
+                excess -= c.leaves_qty
+                resting_qty -= c.leaves_qty
+        add = int(min(need - resting_qty, free))
+        if add < 1 or last_slice:
+            return actions
+        dark_qty = int(add * d.dark_share) if self.router.has_dark(view) else 0
+        if dark_qty >= 1:
+            actions.extend(self.router.dark(side, dark_qty, view, ctx.limit_px_ticks))
+        placed_dark = sum(
+            a.qty for a in actions if not isinstance(a, Cancel) and a.intent == "dark"
+        )
+        lit_qty = add - placed_dark
+        if lit_qty >= 1:
+            actions.extend(
+                self.router.passive(
+                    side,
+                    lit_qty,
+                    view,
+                    ctx.limit_px_ticks,
+                    improve=mode == "midpoint" and bool(p["improve_wide_spread"]),
+                )
+            )
+        return actions

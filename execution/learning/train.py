@@ -1,0 +1,428 @@
+"""Train the adaptive policy with evolution strategies on generated scenarios, validate it
+against TWAP on held-out ones, export it to ONNX and write its model card.
+
+    python -m execution.learning.train --seed 1 --out execution/learning/models/policy-v1.onnx \\
+        [--iterations 120] [--pairs 8] [--episodes-per-pair 2] [--jobs 2] [--validation 100]
+
+Method (docs/ADAPTIVE.md): OpenAI-style evolution strategies over the weights of a small
+MLP. Each iteration draws `pairs` Gaussian perturbations ε; each is tried as θ+σε and θ−σε
+on the same `episodes_per_pair` generated training days (common random numbers: both see
+the same market, so the difference of their shortfalls is mostly the policy's doing). The
+paired differences, rank-shaped, weight the ε into a gradient estimate that Adam follows.
+Training uses only `TRAIN_SEEDS`; validation only `VALIDATION_SEEDS`; neither the shared
+nor the repo's scenario files are ever read here.
+
+Torch is used here only (the network, Adam, the ONNX export and the agreement check); the
+rollouts run a numpy copy of the network, and serving runs the ONNX file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import json
+import math
+import multiprocessing
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from execution.algos.adaptive import ACTION_DIM, MODEL_FORMAT, MODES, OBS_DIM, load_policy
+from execution.backtest_stats import paired_difference
+from execution.features import NAMES, TrainingRange
+from execution.learning.env import ExecutionEnv, run_policy
+from execution.learning.scenarios import (
+    TRAIN_SEEDS,
+    VALIDATION_SEEDS,
+    train_seeds,
+    validation_seeds,
+)
+from execution.learning.scenarios import scenario as generated_scenario
+from execution.sim.episode import run_episode
+
+Array = npt.NDArray[np.float64]
+INITIAL_DARK_SHARE = 0.3  # the baselines' default, where the untrained policy starts
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 1
+    hidden: tuple[int, ...] = (16, 16)
+    iterations: int = 200
+    pairs: int = 8
+    episodes_per_pair: int = 2
+    sigma: float = 0.1
+    learning_rate: float = 0.03
+    weight_decay: float = 0.005
+    urgency_zero_share: float = 0.5  # episodes at urgency 0; the rest uniform in [0, 1]
+    fixed_seeds: tuple[int, ...] = ()  # train on these days every iteration (tests)
+    jobs: int = 2
+    validation: int = 100
+    range_episodes: int = 60
+    log_every: int = 10
+
+
+# -- the network --------------------------------------------------------------------------
+
+
+def layer_shapes(hidden: Sequence[int]) -> list[tuple[int, int]]:
+    sizes = [OBS_DIM, *hidden, ACTION_DIM]
+    return [(sizes[i + 1], sizes[i]) for i in range(len(sizes) - 1)]
+
+
+def n_params(hidden: Sequence[int]) -> int:
+    return sum(o * i + o for o, i in layer_shapes(hidden))
+
+
+def initial_params(hidden: Sequence[int], seed: int) -> Array:
+    """Small random weights; the output bias makes the untrained policy TWAP-like (pace 1,
+    midpoint, 30% dark), so training starts from the baseline and learns departures."""
+    rng = np.random.default_rng(seed)
+    parts: list[Array] = []
+    shapes = layer_shapes(hidden)
+    for k, (o, i) in enumerate(shapes):
+        scale = 1.0 / math.sqrt(i) * (0.1 if k == len(shapes) - 1 else 1.0)
+        parts.append(rng.normal(0.0, scale, size=o * i))
+        bias = np.zeros(o)
+        if k == len(shapes) - 1:
+            bias[1 + MODES.index("midpoint")] = 1.0
+            bias[-1] = math.log(INITIAL_DARK_SHARE / (1 - INITIAL_DARK_SHARE))
+        parts.append(bias)
+    return np.concatenate(parts)
+
+
+def unpack(theta: Array, hidden: Sequence[int]) -> list[tuple[Array, Array]]:
+    layers, at = [], 0
+    for o, i in layer_shapes(hidden):
+        w = theta[at : at + o * i].reshape(o, i)
+        at += o * i
+        layers.append((w, theta[at : at + o]))
+        at += o
+    return layers
+
+
+class NumpyPolicy:
+    """The MLP in numpy (tanh hidden layers, linear output): what rollouts run."""
+
+    def __init__(self, theta: Array, hidden: Sequence[int]) -> None:
+        self.layers = [
+            (w.astype(np.float32), b.astype(np.float32)) for w, b in unpack(theta, hidden)
+        ]
+
+    def __call__(self, obs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        x = obs.astype(np.float32)
+        for k, (w, b) in enumerate(self.layers):
+            x = w @ x + b
+            if k < len(self.layers) - 1:
+                x = np.tanh(x)
+        return x
+
+
+def _torch() -> Any:
+    # Training-only dependencies, imported by name so that the pure core type-checks and
+    # imports without them (requirements-train.txt installs them).
+    return importlib.import_module("torch")
+
+
+def torch_module(theta: Array, hidden: Sequence[int]) -> Any:
+    """The same network in torch (for Adam's bookkeeping, the export and the check)."""
+    torch = _torch()
+
+    mods: list[Any] = []
+    for k, (w, b) in enumerate(unpack(theta, hidden)):
+        lin = torch.nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(w.astype(np.float32)))
+            lin.bias.copy_(torch.from_numpy(b.astype(np.float32)))
+        mods.append(lin)
+        if k < len(hidden):
+            mods.append(torch.nn.Tanh())
+    return torch.nn.Sequential(*mods).eval()
+
+
+# -- rollouts (picklable, so worker processes can run them) -------------------------------
+
+_ENV: ExecutionEnv | None = None
+
+
+def episode_urgency(seed: int, zero_share: float) -> float:
+    rng = np.random.default_rng([seed, 7])
+    return 0.0 if rng.random() < zero_share else float(rng.uniform(0.0, 1.0))
+
+
+def rollout(task: tuple[Array, tuple[int, ...], int, float]) -> float:
+    theta, hidden, seed, urgency = task
+    global _ENV
+    if _ENV is None:
+        _ENV = ExecutionEnv()
+    return run_policy(_ENV, NumpyPolicy(theta, hidden), seed, {"urgency": urgency})
+
+
+class Runner:
+    def __init__(self, jobs: int) -> None:
+        self.pool = multiprocessing.get_context("fork").Pool(jobs) if jobs > 1 else None
+
+    def map(self, tasks: list[tuple[Array, tuple[int, ...], int, float]]) -> list[float]:
+        if self.pool is None:
+            return [rollout(t) for t in tasks]
+        return list(self.pool.map(rollout, tasks, chunksize=1))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool.join()
+
+
+def evaluate(runner: Runner, theta: Array, cfg: Config, seeds: Sequence[int]) -> list[float]:
+    tasks = [(theta, cfg.hidden, s, episode_urgency(s, cfg.urgency_zero_share)) for s in seeds]
+    return runner.map(tasks)
+
+
+def centered_ranks(x: Array) -> Array:
+    ranks = np.empty(len(x))
+    ranks[np.argsort(x, kind="stable")] = np.arange(len(x))
+    return ranks / max(len(x) - 1, 1) - 0.5
+
+
+# -- training -----------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    theta: Array
+    initial: Array
+    history: list[dict[str, float]] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+
+def train(cfg: Config, runner: Runner, log: Any = None) -> TrainResult:
+    torch = _torch()
+
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    theta0 = initial_params(cfg.hidden, cfg.seed)
+    param = torch.nn.Parameter(torch.from_numpy(theta0.copy()))
+    opt = torch.optim.Adam([param], lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    result = TrainResult(theta=theta0.copy(), initial=theta0.copy())
+    started = time.perf_counter()
+    per_iter = cfg.pairs * cfg.episodes_per_pair
+    base = int(rng.integers(0, len(TRAIN_SEEDS)))
+    for it in range(cfg.iterations):
+        theta = param.detach().numpy().copy()
+        eps = rng.standard_normal((cfg.pairs, theta.size))
+        if cfg.fixed_seeds:
+            days = [list(cfg.fixed_seeds)] * cfg.pairs
+        else:
+            flat = train_seeds(base + it * per_iter, per_iter)
+            days = [flat[i :: cfg.pairs] for i in range(cfg.pairs)]
+        tasks = []
+        for i in range(cfg.pairs):
+            for sign in (1.0, -1.0):
+                for s in days[i]:
+                    u = episode_urgency(s, cfg.urgency_zero_share)
+                    tasks.append((theta + sign * cfg.sigma * eps[i], cfg.hidden, s, u))
+        out = np.array(runner.map(tasks)).reshape(cfg.pairs, 2, -1)
+        # Shortfall of +ε minus −ε on the same days: positive means +ε costs more.
+        diff = (out[:, 0, :] - out[:, 1, :]).mean(axis=1)
+        weights = centered_ranks(diff)
+        grad = weights @ eps / (cfg.pairs * cfg.sigma)
+        opt.zero_grad()
+        param.grad = torch.from_numpy(grad)  # descend: lower shortfall
+        opt.step()
+        entry = {
+            "iteration": it + 1,
+            "mean_shortfall_bps": float(out.mean()),
+            "mean_abs_pair_diff_bps": float(np.abs(diff).mean()),
+            "elapsed_s": time.perf_counter() - started,
+        }
+        result.history.append(entry)
+        if log is not None and ((it + 1) % cfg.log_every == 0 or it == 0):
+            print(
+                f"iter {it + 1}/{cfg.iterations}: mean shortfall {entry['mean_shortfall_bps']:.2f} bps, "
+                f"|pair diff| {entry['mean_abs_pair_diff_bps']:.2f}, {entry['elapsed_s']:.0f} s",
+                file=log,
+                flush=True,
+            )
+    result.theta = param.detach().numpy().copy()
+    result.elapsed_s = time.perf_counter() - started
+    return result
+
+
+def fit_training_range(theta: Array, cfg: Config, seeds: Sequence[int]) -> TrainingRange:
+    """The raw features the trained policy meets on training days (min and max)."""
+    env = ExecutionEnv()
+    policy = NumpyPolicy(theta, cfg.hidden)
+    rows = []
+    for s in seeds:
+        obs, _ = env.reset(seed=s, options={"urgency": episode_urgency(s, cfg.urgency_zero_share)})
+        assert env.strategy is not None
+        while True:
+            assert env.strategy.features.last is not None
+            rows.append(env.strategy.features.last.copy())
+            obs, _, done, _, _ = env.step(policy(obs))
+            if done:
+                break
+    return TrainingRange.fit(np.stack(rows))
+
+
+def export_onnx(
+    theta: Array, cfg: Config, path: Path, training_range: TrainingRange, card: dict[str, Any]
+) -> None:
+    onnx = importlib.import_module("onnx")
+    torch = _torch()
+
+    module = torch_module(theta, cfg.hidden)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        module,
+        (torch.zeros(1, OBS_DIM),),
+        str(path),
+        input_names=["obs"],
+        output_names=["action"],
+        dynamic_axes={"obs": {0: "n"}, "action": {0: "n"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    model = onnx.load(str(path))
+    meta = {
+        "format": MODEL_FORMAT,
+        "training_range": json.dumps(training_range.to_dict()),
+        "observation": json.dumps([*NAMES, "order_size_adv", "urgency", "predictor"]),
+        "action": json.dumps(["pace", *(f"mode_{m}" for m in MODES), "dark"]),
+        "config": json.dumps(card["config"]),
+    }
+    del model.metadata_props[:]
+    for k, v in meta.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def onnx_agreement(theta: Array, cfg: Config, path: Path, obs: npt.NDArray[np.float32]) -> float:
+    """Largest absolute difference between onnxruntime and torch on the given inputs."""
+    torch = _torch()
+
+    module = torch_module(theta, cfg.hidden)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(obs)).numpy()
+    policy = load_policy(str(path))
+    got = np.stack([policy(row) for row in obs])
+    return float(np.abs(got - expected).max())
+
+
+def validate(model: Path, seeds: Sequence[int], cfg: Config, runner_jobs: int) -> dict[str, Any]:
+    """The exported model through the serving path (ONNX, features, fallbacks) against
+    TWAP on held-out generated scenarios, paired by day."""
+    rows = []
+    for s in seeds:
+        sc = generated_scenario(s)
+        u = episode_urgency(s, cfg.urgency_zero_share)
+        twap = run_episode(sc, "twap", s)
+        ada = run_episode(sc, "adaptive", s, {"model": str(model), "urgency": u})
+        rows.append((twap.shortfall_bps, ada.shortfall_bps, ada.fallback, ada.fill_rate))
+    twap_sf = [r[0] for r in rows]
+    ada_sf = [r[1] for r in rows]
+    paired = paired_difference(ada_sf, twap_sf).to_dict()
+    return {
+        "scenarios": len(rows),
+        "seeds": [seeds[0], seeds[-1]],
+        "twap_mean_shortfall_bps": float(np.mean(twap_sf)),
+        "adaptive_mean_shortfall_bps": float(np.mean(ada_sf)),
+        "adaptive_minus_twap_bps": paired,
+        "adaptive_better_share": float(
+            np.mean([a < t for t, a in zip(twap_sf, ada_sf, strict=True)])
+        ),
+        "fallbacks": sum(1 for r in rows if r[2]),
+        "fallback_reasons": sorted({r[2].split(":")[0] for r in rows if r[2]}),
+        "adaptive_fill_rate": float(np.mean([r[3] for r in rows])),
+    }
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    onnxruntime = importlib.import_module("onnxruntime")
+    torch = _torch()
+
+    parser = argparse.ArgumentParser(prog="python -m execution.learning.train", description=__doc__)
+    d = Config()
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--out", type=Path, required=True, help="the ONNX file to write")
+    parser.add_argument("--iterations", type=int, default=d.iterations)
+    parser.add_argument("--pairs", type=int, default=d.pairs)
+    parser.add_argument("--episodes-per-pair", type=int, default=d.episodes_per_pair)
+    parser.add_argument("--sigma", type=float, default=d.sigma)
+    parser.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    parser.add_argument("--hidden", default=",".join(map(str, d.hidden)))
+    parser.add_argument("--jobs", type=int, default=d.jobs)
+    parser.add_argument("--validation", type=int, default=d.validation)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    cfg = Config(
+        seed=args.seed,
+        hidden=tuple(int(h) for h in args.hidden.split(",") if h),
+        iterations=args.iterations,
+        pairs=args.pairs,
+        episodes_per_pair=args.episodes_per_pair,
+        sigma=args.sigma,
+        learning_rate=args.learning_rate,
+        jobs=args.jobs,
+        validation=args.validation,
+    )
+    wall = time.perf_counter()
+    print(f"training: {n_params(cfg.hidden)} parameters, {asdict(cfg)}", file=sys.stderr)
+    runner = Runner(cfg.jobs)
+    try:
+        result = train(cfg, runner, log=sys.stderr)
+    finally:
+        runner.close()
+    rng_seeds = train_seeds(10_000 * cfg.seed + 500_000, cfg.range_episodes)
+    training_range = fit_training_range(result.theta, cfg, rng_seeds)
+    card: dict[str, Any] = {
+        "model": args.out.name,
+        "format": MODEL_FORMAT,
+        "method": "evolution strategies (antithetic, common random numbers, rank-shaped, Adam)",
+        "config": {**asdict(cfg), "hidden": list(cfg.hidden), "parameters": n_params(cfg.hidden)},
+        "command": "python -m execution.learning.train " + " ".join(argv or sys.argv[1:]),
+        "data": {
+            "generator": "execution.learning.scenarios.generate",
+            "train_seed_range": [TRAIN_SEEDS.start, TRAIN_SEEDS.stop - 1],
+            "validation_seed_range": [VALIDATION_SEEDS.start, VALIDATION_SEEDS.stop - 1],
+            "training_episodes": cfg.iterations * cfg.pairs * cfg.episodes_per_pair * 2,
+            "training_range_episodes": cfg.range_episodes,
+        },
+        "history": result.history[:: max(cfg.log_every, 1)] + result.history[-1:],
+        "training_s": round(result.elapsed_s, 1),
+        "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
+    }
+    export_onnx(result.theta, cfg, args.out, training_range, card)
+    # Agreement on held-out inputs: observations from validation days (not trained on).
+    env, held_out = ExecutionEnv(), list[npt.NDArray[np.float32]]()
+    for s in validation_seeds(5, offset=90_000):
+        run_policy(env, NumpyPolicy(result.theta, cfg.hidden), s, record=held_out)
+    obs = np.stack(held_out).astype(np.float32)
+    card["onnx_vs_torch_max_abs_diff"] = onnx_agreement(result.theta, cfg, args.out, obs)
+    card["onnx_vs_torch_inputs"] = int(obs.shape[0])
+    print(f"onnx vs torch: max abs diff {card['onnx_vs_torch_max_abs_diff']:.3g}", file=sys.stderr)
+    card["validation"] = validate(args.out, validation_seeds(cfg.validation), cfg, cfg.jobs)
+    print(f"validation: {json.dumps(card['validation'])}", file=sys.stderr)
+    card["wall_s"] = round(time.perf_counter() - wall, 1)
+    card["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # the card only
+    card["sha256"] = sha256(args.out)
+    card_path = args.out.with_suffix(".card.json")
+    card_path.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.out} ({card['sha256'][:12]}) and {card_path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""The adaptive strategy: registration, the shipped model, and every fallback to TWAP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from execution import backtest
+from execution.algos import adaptive
+from execution.algos.adaptive import DEFAULT_MODEL, Adaptive, decode, resolve_model
+from execution.algos.registry import strategy_class
+from execution.engine.engine import ExecutionEngine, ParentOrderSpec
+from execution.features import N_FEATURES, TrainingRange
+from execution.sim.episode import run_episode
+from execution.sim.market import Market
+from execution.sim.scenario import Scenario, load_scenario
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIO = REPO / "execution" / "scenarios" / "demo-midcap-buy.json"
+SHIPPED = resolve_model(DEFAULT_MODEL)
+needs_model = pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped model")
+
+
+def short_scenario() -> Scenario:
+    # A 20-minute window keeps each episode well under a second.
+    return load_scenario(SCENARIO).with_order(start_minute=60, end_minute=80, quantity=8000)
+
+
+def run(params: dict[str, object], **spec: object) -> ExecutionEngine:
+    sc = short_scenario()
+    engine = ExecutionEngine(Market(sc, 11))
+    o = sc.order
+    engine.add_order(
+        ParentOrderSpec(
+            order_id="A-1",
+            side=o.side,
+            qty=o.quantity,
+            start_s=o.start_minute * 60.0,
+            end_s=o.end_minute * 60.0,
+            strategy="adaptive",
+            params=params,
+            **spec,  # type: ignore[arg-type]
+        )
+    )
+    engine.run_to_end()
+    return engine
+
+
+def assert_fell_back(engine: ExecutionEngine, reason: str) -> None:
+    assert engine.fallbacks, "the strategy did not fall back"
+    order_id, failed, why = engine.fallbacks[0]
+    assert (order_id, failed) == ("A-1", "adaptive")
+    assert reason in why
+    events = [e for e in engine.events if e.kind == "ParentStrategyFallback"]
+    assert len(events) == 1 and events[0].to_strategy == "twap"
+    assert reason in events[0].reason
+    assert engine.orders["A-1"].parent.status.value == "FILLED"  # TWAP finished the order
+
+
+def test_registered_with_its_parameters() -> None:
+    cls = strategy_class("adaptive")
+    assert cls is Adaptive
+    names = [p.name for p in cls.schema()]
+    assert {"urgency", "model", "range_margin", "decision_interval_s"} <= set(names)
+
+
+def test_decode_maps_outputs_to_a_decision() -> None:
+    d = decode([0.0, 0.0, 1.0, 0.0, 0.0])
+    assert d.mode == "midpoint" and d.pace == pytest.approx(1.0) and d.dark_share == 0.5
+    assert decode([10.0, 0, 0, 5, -40]).mode == "take"
+    assert decode([10.0, 0, 0, 5, -40]).pace == pytest.approx(adaptive.MAX_PACE)
+    with pytest.raises(adaptive.PolicyOutputInvalid):
+        decode([np.nan, 0, 0, 0, 0])
+    with pytest.raises(adaptive.PolicyOutputInvalid):
+        decode([0.0, 0.0])
+
+
+def test_missing_model_falls_back_to_twap(tmp_path: Path) -> None:
+    engine = run({"model": str(tmp_path / "nope.onnx")})
+    assert_fell_back(engine, "ModelUnavailable")
+
+
+def test_corrupt_model_falls_back_to_twap(tmp_path: Path) -> None:
+    bad = tmp_path / "corrupt.onnx"
+    bad.write_bytes(b"\x08\x07not an onnx model at all" * 10)
+    engine = run({"model": str(bad)})
+    assert_fell_back(engine, "ModelUnavailable")
+
+
+@needs_model
+def test_nan_output_falls_back_to_twap(monkeypatch: pytest.MonkeyPatch) -> None:
+    def nan_policy(self: object, obs: np.ndarray) -> np.ndarray:
+        return np.full(adaptive.ACTION_DIM, np.nan, dtype=np.float32)
+
+    monkeypatch.setattr(adaptive.OnnxPolicy, "__call__", nan_policy)
+    engine = run({})
+    assert_fell_back(engine, "PolicyOutputInvalid")
+
+
+@needs_model
+def test_features_out_of_range_fall_back_to_twap(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = adaptive.load_policy(DEFAULT_MODEL)
+    narrow = TrainingRange((0.0,) * N_FEATURES, (1e-6,) * N_FEATURES)
+    monkeypatch.setattr(policy, "training_range", narrow)
+    engine = run({})
+    assert_fell_back(engine, "FeaturesOutOfRange")
+
+
+@needs_model
+def test_shipped_model_completes_an_order_within_its_limits() -> None:
+    allowed = frozenset({"LIT-NORTH", "DARK-POOL-1"})
+    sc = short_scenario()
+    assert {v.name for v in sc.venues} > allowed  # one venue is off limits
+    engine = run({}, max_child_qty=300, allowed_venues=allowed)
+    assert engine.fallbacks == []
+    w = engine.orders["A-1"]
+    assert w.parent.status.value == "FILLED"
+    submitted = [e for e in engine.events if e.kind == "ChildSubmitted"]
+    assert submitted
+    assert all(e.venue in allowed and e.qty <= 300 for e in submitted)
+    # The only denial allowed: a replacement sent while the cancel it frees is in flight
+    # (as the baselines' catch-up does); never a venue, size or participation breach.
+    denied = {e.reason for e in engine.events if e.kind == "ChildDenied"}
+    assert denied <= {"EXCEEDS_LEAVES"}
+
+
+@needs_model
+def test_shipped_model_runs_a_repo_scenario_episode() -> None:
+    r = run_episode(load_scenario(SCENARIO), "adaptive", 7101)
+    assert r.fallback == ""
+    assert r.fill_rate == 1.0
+    assert np.isfinite(r.shortfall_bps)
+
+
+@needs_model
+def test_backtest_model_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sc = tmp_path / "short.json"
+    import json
+
+    data = json.loads(SCENARIO.read_text())
+    data["order"].update(start_minute=60, end_minute=75, quantity=5000)
+    sc.write_text(json.dumps(data))
+    out = tmp_path / "r.json"
+    args = [str(sc), "--strategies", "adaptive", "--episodes", "2", "--model", str(SHIPPED)]
+    assert backtest.main([*args, "--json", str(out)]) == 0
+    assert "adaptive" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result[0]["params"]["model"] == str(SHIPPED)
+    assert backtest.main([str(sc), "--strategies", "adaptive", "--model", "/no/such.onnx"]) == 2
+    assert backtest.main([str(sc), "--strategies", "twap", "--model", str(SHIPPED)]) == 2
+
+
+def test_onnx_matches_torch(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from execution.learning import train
+
+    cfg = train.Config(hidden=(8, 8))
+    theta = train.initial_params(cfg.hidden, 3) + np.random.default_rng(3).normal(
+        0, 0.3, train.n_params(cfg.hidden)
+    )
+    path = tmp_path / "m.onnx"
+    train.export_onnx(theta, cfg, path, TrainingRange.documented(), {"config": {}})
+    obs = np.random.default_rng(4).uniform(-1, 1, (200, adaptive.OBS_DIM)).astype(np.float32)
+    assert train.onnx_agreement(theta, cfg, path, obs) < 1e-5
+    # ... and the numpy copy the rollouts run is the same network.
+    with torch.no_grad():
+        expected = train.torch_module(theta, cfg.hidden)(torch.from_numpy(obs)).numpy()
+    got = np.stack([train.NumpyPolicy(theta, cfg.hidden)(o) for o in obs])
+    assert np.abs(got - expected).max() < 1e-5
