@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from execution.algos.params import ParamError
@@ -484,6 +484,7 @@ class MarketWorker:
         OrderEvent.objects.bulk_create(rows)
         # Projections: the engine's current state of every order and child touched.
         changed_children: list[ChildOrder] = []
+        common: list[tuple[Any, ...]] = []
         for eid in touched:
             w = self.engine.orders[eid]
             p = w.parent
@@ -508,37 +509,56 @@ class MarketWorker:
                 ),
                 None,
             )
-            fields = dict(
-                status=p.status.value,
-                filled_qty=p.filled_qty,
-                working_qty=w.working_qty,
-                avg_price=avg,
-                arrival_price=arrival,
-                last_seq=w.seq,
-                target_qty=round(p.qty * w.strategy.schedule_fraction(self.market.now)),
-                params=dict(w.strategy.params),
-                limit_price=(
+            # The fields every step may change go in one executemany below; the rare ones
+            # (a status reason, a fallback, amended parameters) in their own UPDATE.
+            common.append(
+                (
+                    p.status.value,
+                    p.filled_qty,
+                    w.working_qty,
+                    avg,
+                    arrival,
+                    w.seq,
+                    round(p.qty * w.strategy.schedule_fraction(self.market.now)),
                     ticks_to_px(w.policy.limit_px_ticks, tick)
                     if w.policy.limit_px_ticks is not None
-                    else None
-                ),
+                    else None,
+                    order.pk,
+                )
             )
+            rare: dict[str, Any] = {}
+            if any(e.order_id == eid and e.kind == "ParentAmended" for e in events):
+                rare["params"] = dict(w.strategy.params)
             if last_status is not None:
-                fields["status_reason"] = getattr(last_status, "reason", "")[:255]
+                rare["status_reason"] = getattr(last_status, "reason", "")[:255]
             fallback = next(
                 (e for e in events if e.order_id == eid and isinstance(e, ParentStrategyFallback)),
                 None,
             )
             if fallback is not None:
-                fields["fallback_strategy"] = fallback.to_strategy
-                fields["status_reason"] = (
+                rare["fallback_strategy"] = fallback.to_strategy
+                rare["status_reason"] = (
                     f"{fallback.from_strategy} failed, {fallback.to_strategy} took over: "
                     f"{fallback.reason}"
                 )[:255]
-            ParentOrder.objects.filter(pk=order.pk).update(**fields)
-        # One statement for every child whose status or fill changed (a kill cancels
-        # hundreds at once; one UPDATE each kept its acknowledgement waiting).
-        ChildOrder.objects.bulk_update(changed_children, ["status", "filled_qty"], batch_size=500)
+            if rare:
+                ParentOrder.objects.filter(pk=order.pk).update(**rare)
+        # One round of statements for all the step's projections, not an ORM UPDATE per row
+        # (a kill cancels hundreds of children at once, and every step touches every order).
+        with connection.cursor() as cur:
+            if common:
+                cur.executemany(
+                    f"UPDATE {ParentOrder._meta.db_table} SET status = %s, filled_qty = %s, "
+                    "working_qty = %s, avg_price = %s, arrival_price = %s, last_seq = %s, "
+                    "target_qty = %s, limit_price = %s WHERE id = %s",
+                    common,
+                )
+            if changed_children:
+                cur.executemany(
+                    f"UPDATE {ChildOrder._meta.db_table} SET status = %s, filled_qty = %s "
+                    "WHERE id = %s",
+                    [(c.status, c.filled_qty, c.pk) for c in changed_children],
+                )
         return messages
 
 

@@ -293,6 +293,8 @@ def kill_switch_engage(
             engaged_by=user,
             engaged_at=timezone.now(),
         )
+        # The workers first, the moment it commits: every other notice can wait for them.
+        transaction.on_commit(lambda: notify.workers_wake("kill", kill=k.pk))
         audit_record(actor=user, action="kill.engage", obj=k, after=kill_json(k), reason=reason)
         exception_raise(
             kind="KILL_SWITCH",
@@ -305,7 +307,6 @@ def kill_switch_engage(
             dedupe_key=f"kill:{k.pk}",
         )
         payload = kill_json(k)
-        transaction.on_commit(lambda: notify.workers_wake("kill", kill=k.pk))
         transaction.on_commit(lambda: notify.console_send("kill", payload))
         transaction.on_commit(lambda: _tell_traders_of_kill(payload))
     return k
@@ -372,7 +373,6 @@ def kill_switch_reset_approve(*, user: Any, kill_id: int) -> KillSwitch:
             reason=k.reset_reason,
         )
         payload = kill_json(k)
-        transaction.on_commit(lambda: notify.workers_wake("kill", kill=k.pk))
         transaction.on_commit(lambda: notify.console_send("kill", payload))
         transaction.on_commit(lambda: _tell_traders_of_kill(payload))
     return k
