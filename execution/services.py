@@ -272,19 +272,22 @@ def order_control_request(
         req = ControlRequest.objects.create(
             parent=order, action=action, changes=clean, requested_by=user
         )
-        audit_record(
-            actor=user,
-            action=f"order.{action}.request",
-            obj=order,
-            before=_order_json(order),
-            after={"changes": clean} if clean else None,
-            reason=reason,
-        )
+        before = _order_json(order)
         if order.status in (SUSPENDED, BLOCKED) and action == ControlRequest.CANCEL:
             # No worker holds it and nothing works at a venue: cancel it here and now.
             _suspended_cancel(order, req, user)
         elif order.status == SUSPENDED:
             transaction.on_commit(lambda: dispatch_order(order.instrument_id))
+        # Audit last: the chain's lock is then always taken after any order row lock, as
+        # the workers take them, so the two can never wait on each other.
+        audit_record(
+            actor=user,
+            action=f"order.{action}.request",
+            obj=order,
+            before=before,
+            after={"changes": clean} if clean else None,
+            reason=reason,
+        )
     return req
 
 
