@@ -35,6 +35,10 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 RUNTIME_REQUIREMENTS = ROOT / "requirements.txt"
 DEV_REQUIREMENTS = ROOT / "requirements-dev.txt"
+# With OVERSIGHT_WITH_TRAINING=1 (CI sets it) the test command also installs the training
+# extras (torch, pinned to the CPU build), so the tests that train or compare torch with
+# onnxruntime run instead of skipping. Off by default: a user's machine need not fetch torch.
+TRAIN_REQUIREMENTS = ROOT / "requirements-train.txt"
 
 # Packages that must not import Django; mypy checks them strictly (see pyproject.toml).
 PURE_PACKAGES = (
@@ -118,7 +122,8 @@ def static_checks() -> None:
 
 
 def cmd_test(args: Sequence[str]) -> None:
-    ensure_venv(DEV_REQUIREMENTS)
+    with_training = os.environ.get("OVERSIGHT_WITH_TRAINING") == "1"
+    ensure_venv(TRAIN_REQUIREMENTS if with_training else DEV_REQUIREMENTS)
     static_checks()
     try:
         step(f"pytest {' '.join(args)}".strip(), [PYTHON, "-m", "pytest", *args])
