@@ -170,7 +170,8 @@ def submit_orders(trader: Any, instruments: list[Any], n: int) -> None:
             user=trader,
             instrument=inst,
             side="buy" if k % 2 else "sell",
-            quantity=int(inst.adv_shares * 0.002),
+            # Distinct sizes: the same order twice within a minute is a duplicate (blocked).
+            quantity=int(inst.adv_shares * 0.002) + k,
             start_minute=0,
             end_minute=390,
             strategy=["twap", "vwap", "pov", "is"][k % 4],
