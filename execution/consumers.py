@@ -10,6 +10,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from execution.selectors import can_watch_orders, events_after
 from execution.services import ORDERS_ALL_GROUP, orders_user_group
+from oversight.risk.notify import user_group
 from oversight.roles import VIEW_ALL_ORDERS
 
 CLOSE_FORBIDDEN = 4403
@@ -29,12 +30,19 @@ class BlotterConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         sees_all = await database_sync_to_async(user.has_perm)(VIEW_ALL_ORDERS)
         self.group = ORDERS_ALL_GROUP if sees_all else orders_user_group(user.pk)
+        self.own = user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.channel_layer.group_add(self.own, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.channel_layer.group_discard(self.own, self.channel_name)
+
+    async def session_revoked(self, message: dict[str, Any]) -> None:
+        """The user was deactivated or their role changed: this socket ends now."""
+        await self.close(code=CLOSE_FORBIDDEN)
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kw: Any

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from oversight.audit import audit_record, services_recording
+from oversight.risk.notify import user_sockets_close
 from oversight.roles import ADMIN, MANAGE_USERS, ROLE_LABELS, ROLES, role_of
 
 User = get_user_model()
@@ -94,6 +95,8 @@ def user_role_set(
             _keep_an_admin(without=user)
         user.groups.remove(*Group.objects.filter(name__in=ROLES))
         user.groups.add(Group.objects.get(name=role))
+        uid = user.pk
+        transaction.on_commit(lambda: user_sockets_close(uid))
         audit_record(
             actor=actor,
             action="user.role_set",
@@ -133,6 +136,9 @@ def _set_active(actor: Any, user: Any, active: bool, *, reason: str, request_id:
     before = _user_json(user)
     user.is_active = active
     user.save(update_fields=["is_active"])
+    if not active:
+        uid = user.pk
+        transaction.on_commit(lambda: user_sockets_close(uid))
     audit_record(
         actor=actor,
         action="user.reactivate" if active else "user.deactivate",

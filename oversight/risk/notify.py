@@ -58,3 +58,17 @@ def trader_alert(user_id: int, kind: str, payload: dict[str, Any]) -> None:
     async_to_sync(layer.group_send)(
         orders_user_group(user_id), {"type": "risk.alert", "kind": kind, "payload": payload}
     )
+
+
+def user_group(user_id: int) -> str:
+    """Every websocket a user has open joins this group, so it can be closed at once."""
+    return f"user.{user_id}"
+
+
+def user_sockets_close(user_id: int) -> None:
+    """Close the user's open websockets (deactivated, or their role changed): each
+    consumer re-checks the user on reconnect, so a changed role gets what it now may."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    async_to_sync(layer.group_send)(user_group(user_id), {"type": "session.revoked"})

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
@@ -128,5 +129,33 @@ def test_live_events_reach_the_owner_and_risk_not_other_traders_and_catch_up_is_
         assert final == "FILLED"
         for comm in (again, risk, other):
             await comm.disconnect()
+
+    async_to_sync(go)()
+
+
+def test_a_deactivated_or_re_roled_users_open_sockets_are_closed(
+    alice: User, rita: User, adam: User
+) -> None:
+    from oversight.services import user_deactivate, user_role_set
+
+    blotter_headers, console_headers = session_headers(alice), session_headers(rita)
+
+    async def go() -> None:
+        blotter, ok, _ = await connect(blotter_headers)
+        console = WebsocketCommunicator(application, "/ws/risk/", headers=console_headers)
+        ok2, _ = await console.connect(timeout=5)
+        assert ok and ok2
+        await database_sync_to_async(user_deactivate)(actor=adam, user=alice, reason="left")
+        assert await blotter.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
+        await database_sync_to_async(user_role_set)(actor=adam, user=rita, role="trader")
+        while True:  # the console may send an exposure tick first
+            out = await console.receive_output(timeout=5)
+            if out["type"] == "websocket.close":
+                break
+        assert out["code"] == 4403
+        # Reconnecting is checked afresh: alice may not, rita now sees a trader's blotter.
+        again, ok, code = await connect(blotter_headers)
+        assert not ok and code == 4403
+        await again.disconnect()
 
     async_to_sync(go)()
