@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,3 +31,14 @@ def midcap() -> Scenario:
 def require_shared() -> None:
     if not SHARED_SCENARIOS.is_dir():
         pytest.skip("../shared/scenarios is not here (a user's fresh clone); CI has it")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layers() -> Iterator[None]:
+    """Each test gets its own channel-layer instance. Tests run their sockets in event loops
+    of their own (async_to_sync); a Redis layer cached from an earlier test holds locks
+    bound to that test's loop, and a later test's consumer then fails on them."""
+    yield
+    layers = sys.modules.get("channels.layers")
+    if layers is not None:
+        layers.channel_layers.backends.clear()
