@@ -17,33 +17,12 @@ from execution.models import (
     Instrument,
     MarketSession,
     OrderEvent,
-    ParentOrder,
 )
-from execution.services import order_control_request, parent_order_submit
+from execution.services import order_control_request
 from execution.worker import MarketWorker, SessionTaken, sessions_reap
+from tests.stepping import run_to, submit, worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def submit(user: User, instrument: Instrument, **kw: Any) -> ParentOrder:
-    args: dict[str, Any] = dict(
-        user=user,
-        instrument=instrument,
-        side="buy",
-        quantity=20_000,
-        start_minute=0,
-        end_minute=30,
-        strategy="twap",
-        params={},
-    )
-    args.update(kw)
-    return parent_order_submit(**args)
-
-
-def worker(instrument: Instrument) -> MarketWorker:
-    w = MarketWorker(instrument, speed=60.0, seed=7, wall_clock=lambda: 0.0, poll_interval_s=0.0)
-    w.claim()
-    return w
 
 
 def heartbeat_stops(w: MarketWorker) -> list[int]:
@@ -51,13 +30,6 @@ def heartbeat_stops(w: MarketWorker) -> list[int]:
     assert w.session is not None
     MarketSession.objects.filter(pk=w.session.pk).update(heartbeat_at="2000-01-01T00:00:00Z")
     return sessions_reap(stale_after_s=5)
-
-
-def run_to(w: MarketWorker, until_s: float, step_s: float = 60.0) -> None:
-    t = w.market.now
-    while t < until_s:
-        t = min(t + step_s, until_s)
-        w.step(sim_until=t)
 
 
 def test_worker_persists_the_event_stream_and_its_projections(
@@ -173,10 +145,7 @@ def test_a_suspended_order_resumes_on_another_worker_without_losing_or_repeating
 
     with django_capture_on_commit_callbacks(execute=False):
         order_control_request(user=alice, order=order, action="resume")
-    second = MarketWorker(
-        instrument, speed=60.0, seed=8, wall_clock=lambda: 0.0, poll_interval_s=0.0
-    )
-    second.claim()
+    second = worker(instrument, seed=8)
     # The same simulated day goes on from where the dead worker's last heartbeat left it.
     dead = MarketSession.objects.get(pk=first.session.pk)
     assert second.session.day == dead.day == 1 and second.seed == 8

@@ -4,7 +4,7 @@ managers handle it (acknowledge, assign, comment, resolve; criticals escalate)."
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from functools import partial
 
 import pytest
 from django.contrib.auth.models import User
@@ -13,9 +13,8 @@ from django.utils import timezone
 
 from execution.algos.base import REGISTRY, Action, DecisionView
 from execution.algos.strategies import TWAP
-from execution.models import Fill, Instrument, MarketSession, OrderEvent, ParentOrder
-from execution.services import parent_order_submit
-from execution.worker import MarketWorker, sessions_reap
+from execution.models import Fill, Instrument, MarketSession, OrderEvent
+from execution.worker import sessions_reap
 from oversight.risk.models import RiskException
 from oversight.risk.services import (
     exception_acknowledge,
@@ -25,38 +24,15 @@ from oversight.risk.services import (
     exception_resolve,
     exceptions_escalate,
 )
+from tests import stepping
 from tests.personas import demo_instrument
 from tests.risk.conftest import set_limit
+from tests.stepping import worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def submit(user: User, instrument: Instrument, **kw: Any) -> ParentOrder:
-    args: dict[str, Any] = dict(
-        user=user,
-        instrument=instrument,
-        side="buy",
-        quantity=30_000,
-        start_minute=0,
-        end_minute=60,
-        strategy="twap",
-        params={},
-    )
-    args.update(kw)
-    return parent_order_submit(**args)
-
-
-def worker(instrument: Instrument) -> MarketWorker:
-    w = MarketWorker(instrument, speed=60.0, seed=7, wall_clock=lambda: 0.0, poll_interval_s=0.0)
-    w.claim()
-    return w
-
-
-def run_to(w: MarketWorker, until_s: float, step_s: float = 10.0) -> None:
-    t = w.market.now
-    while t < until_s:
-        t = min(t + step_s, until_s)
-        w.step(sim_until=t)
+# Orders here are larger and longer, and the worker moves in finer steps.
+submit = partial(stepping.submit, quantity=30_000, end_minute=60)
+run_to = partial(stepping.run_to, step_s=10.0)
 
 
 def raised(kind: str) -> list[RiskException]:

@@ -3,16 +3,14 @@ after the worker acknowledges, and only two risk managers together can reset one
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from execution.models import ChildOrder, Fill, Instrument, ParentOrder
-from execution.services import parent_order_submit
-from execution.worker import MarketWorker
+from execution.models import ChildOrder, Fill, Instrument
 from oversight.models import AuditRecord
 from oversight.risk.models import KillAck, KillSwitch
 from oversight.risk.services import (
@@ -20,37 +18,14 @@ from oversight.risk.services import (
     kill_switch_reset_approve,
     kill_switch_reset_request,
 )
+from tests import stepping
+from tests.stepping import worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
+# Orders here are larger and longer, and the worker moves in finer steps.
+submit = partial(stepping.submit, quantity=30_000, end_minute=60)
+run_to = partial(stepping.run_to, step_s=5.0)
 LIVE = ["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"]
-
-
-def submit(user: User, instrument: Instrument, **kw: Any) -> ParentOrder:
-    args: dict[str, Any] = dict(
-        user=user,
-        instrument=instrument,
-        side="buy",
-        quantity=30_000,
-        start_minute=0,
-        end_minute=60,
-        strategy="twap",
-        params={},
-    )
-    args.update(kw)
-    return parent_order_submit(**args)
-
-
-def worker(instrument: Instrument) -> MarketWorker:
-    w = MarketWorker(instrument, speed=60.0, seed=7, wall_clock=lambda: 0.0, poll_interval_s=0.0)
-    w.claim()
-    return w
-
-
-def run_to(w: MarketWorker, until_s: float, step_s: float = 5.0) -> None:
-    t = w.market.now
-    while t < until_s:
-        t = min(t + step_s, until_s)
-        w.step(sim_until=t)
 
 
 def test_a_kill_stops_everything_in_scope_and_nothing_fills_after_the_ack(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -11,8 +10,6 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from execution.models import Instrument, ParentOrder
-from execution.services import parent_order_submit
-from execution.worker import MarketWorker
 from oversight.models import AuditRecord
 from oversight.risk.models import Override, RiskException
 from oversight.risk.services import (
@@ -22,23 +19,9 @@ from oversight.risk.services import (
     override_request,
 )
 from tests.risk.conftest import set_limit
+from tests.stepping import submit, worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def submit(user: User, instrument: Instrument, **kw: Any) -> ParentOrder:
-    args: dict[str, Any] = dict(
-        user=user,
-        instrument=instrument,
-        side="buy",
-        quantity=20_000,
-        start_minute=0,
-        end_minute=30,
-        strategy="twap",
-        params={},
-    )
-    args.update(kw)
-    return parent_order_submit(**args)
 
 
 def test_an_order_over_a_limit_is_blocked_raised_and_not_dispatched(
@@ -142,8 +125,7 @@ def test_an_override_is_granted_by_someone_else_used_once_and_only_in_time(
     override_grant(user=rita, override_id=ov.pk, minutes=10)
     order.refresh_from_db()
     assert order.status == "NEW" and order.status_reason.startswith(f"override {ov.pk} by rita")
-    w = MarketWorker(instrument, speed=60.0, seed=7, wall_clock=lambda: 0.0, poll_interval_s=0.0)
-    w.claim()
+    w = worker(instrument)
     w.step(sim_until=60.0)
     ov.refresh_from_db()
     order.refresh_from_db()
@@ -157,8 +139,7 @@ def test_an_override_is_granted_by_someone_else_used_once_and_only_in_time(
         override_grant(user=ruth, override_id=ov2.pk)
     override_grant(user=rita, override_id=ov2.pk, minutes=1)
     Override.objects.filter(pk=ov2.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    w2 = MarketWorker(instrument, speed=60.0, seed=7, wall_clock=lambda: 0.0, poll_interval_s=0.0)
-    w2.claim()
+    w2 = worker(instrument)
     w2.step(sim_until=w2.market.now + 60.0)
     other.refresh_from_db()
     assert other.status == "REJECTED" and "expired" in other.status_reason
