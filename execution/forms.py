@@ -8,16 +8,33 @@ from django import forms
 
 from execution.algos.params import ParamError, ParamSpec
 from execution.algos.registry import strategy_class, strategy_names
+from execution.model_registry import approved_names
 from execution.models import SIDE_CHOICES, Instrument
 
 PARAM_PREFIX = "param_"
 STRATEGY_LABELS = {"twap": "TWAP", "vwap": "VWAP", "pov": "POV", "is": "IS (Almgren–Chriss)"}
 
 
+def describe(spec: ParamSpec, approved: list[str]) -> dict[str, Any]:
+    """A parameter as the ticket shows it. The adaptive strategy's model is a choice among
+    the versions approved for trading (newest first), never free text."""
+    d = spec.describe()
+    if spec.name == "model":
+        d.update(
+            type="choice",
+            choices=approved,
+            default=approved[0] if approved else "",
+            help="Policy model version: those approved for trading by two risk managers.",
+        )
+    return d
+
+
 def strategy_schemas() -> dict[str, list[dict[str, Any]]]:
     """Every strategy's parameter schema, as the ticket's JavaScript reads it."""
+    approved = approved_names()
     return {
-        name: [p.describe() for p in strategy_class(name).schema()] for name in strategy_names()
+        name: [describe(p, approved) for p in strategy_class(name).schema()]
+        for name in strategy_names()
     }
 
 
@@ -86,16 +103,18 @@ class OrderTicketForm(forms.Form):
     def param_fields(self) -> list[dict[str, Any]]:
         """What the template renders for the selected strategy's parameters."""
         fields = []
+        approved = approved_names()
         for spec in self.schema():
             key = PARAM_PREFIX + spec.name
+            described = describe(spec, approved)
             value = self.data.get(key, "") if self.is_bound else ""
             if value == "":
-                value = spec.default
+                value = described["default"]
             if spec.type == "bool":
                 value = "true" if str(value).lower() in ("true", "1", "yes") else "false"
             fields.append(
                 {
-                    "spec": spec.describe(),
+                    "spec": described,
                     "key": key,
                     "value": value,
                     "errors": self.param_errors.get(key, []),

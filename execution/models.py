@@ -60,6 +60,10 @@ class ParentOrder(models.Model):
     # The safe baseline that took over when the strategy failed (the order says so).
     fallback_strategy = models.CharField(max_length=32, blank=True)
     params = models.JSONField(default=dict)
+    # An adaptive order's policy: the exact registered version that trades it.
+    model_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
     status = models.CharField(
         max_length=16, choices=PARENT_STATUS_CHOICES, default=ParentStatus.NEW.value
     )
@@ -205,3 +209,72 @@ class ControlRequest(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class ModelVersion(models.Model):
+    """One registered version of the adaptive strategy's policy (docs/MODELS.md).
+
+    A version is registered as a CANDIDATE with its file's hash, its model card and its
+    evaluation; it trades only once APPROVED, which takes two risk managers: one
+    recommends, another approves (the CHECK below refuses a self-approval). An order
+    records the exact version that traded it; RETIRED versions are offered to no new order.
+    """
+
+    CANDIDATE, PENDING, APPROVED, REJECTED, RETIRED = (
+        "CANDIDATE",
+        "PENDING",
+        "APPROVED",
+        "REJECTED",
+        "RETIRED",
+    )
+    STATUSES = [(s, s.title()) for s in (CANDIDATE, PENDING, APPROVED, REJECTED, RETIRED)]
+
+    name = models.CharField(max_length=64, unique=True)  # "policy-v2", what the ticket shows
+    # The ONNX file: a path relative to the shipped models folder, or absolute.
+    file = models.CharField(max_length=500)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField()
+    predictor_file = models.CharField(max_length=500, blank=True)
+    predictor_sha256 = models.CharField(max_length=64, blank=True)
+    card = models.JSONField(default=dict)  # the model card, as written by the trainer
+    metrics = models.JSONField(default=dict)  # evaluation against baselines, by scenario
+    status = models.CharField(max_length=10, choices=STATUSES, default=CANDIDATE)
+    note = models.CharField(max_length=500, blank=True)  # where it came from
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )  # None: a command (retrain, seed)
+    registered_at = models.DateTimeField(auto_now_add=True)
+    recommended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    recommended_at = models.DateTimeField(null=True, blank=True)
+    recommend_reason = models.CharField(max_length=500, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )  # approved or rejected it
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.CharField(max_length=500, blank=True)
+    retired_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    retired_at = models.DateTimeField(null=True, blank=True)
+    retire_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-registered_at", "-id"]
+        permissions = [("approve_model", "Recommend, approve, reject and retire model versions")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(decided_by__isnull=True)
+                | ~models.Q(decided_by=models.F("recommended_by")),
+                name="model_version_four_eyes",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="APPROVED")
+                | models.Q(decided_by__isnull=False, recommended_by__isnull=False),
+                name="model_version_approved_by_two",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

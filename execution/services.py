@@ -17,10 +17,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from execution.algos.adaptive import shipped_models
 from execution.algos.params import ParamError, validate_params
 from execution.algos.registry import strategy_class
 from execution.engine.orders import PARENT_TERMINAL, ParentStatus
+from execution.model_registry import approved_names, approved_versions, default_version
 from execution.models import (
     BLOCKED,
     SUSPENDED,
@@ -88,14 +88,31 @@ def parent_order_submit(
         errors.setdefault("strategy" if e.key == "strategy" else f"param_{e.key}", []).append(
             e.message
         )
-    if "model" in clean and clean["model"] not in shipped_models():
-        # Never a file path from a browser: only the versions shipped with the product.
-        errors.setdefault("param_model", []).append(
-            f"choose a shipped model version: {', '.join(shipped_models()) or 'none installed'}"
-        )
+    version = None
+    if "model" in clean:
+        # Never a file path from a browser: only a version two risk managers approved.
+        if not (params or {}).get("model"):
+            version = default_version()
+        else:
+            version = next((v for v in approved_versions() if v.name == clean["model"]), None)
+        if version is None:
+            approved = approved_names()
+            errors.setdefault("param_model", []).append(
+                f"choose an approved model version: {', '.join(approved)}"
+                if approved
+                else "no model version is approved for trading yet: a risk manager recommends "
+                "one and a second approves it (Models page)"
+            )
+        else:
+            clean["model"] = version.name
     if errors:
         raise ValidationError(errors)
-    scopes = order_scopes(user=user, instrument=instrument, strategy=strategy)
+    scopes = order_scopes(
+        user=user,
+        instrument=instrument,
+        strategy=strategy,
+        model=version.name if version is not None else "",
+    )
     refused = refusals(
         user=user, instrument=instrument, side=side, quantity=quantity, scopes=scopes
     )
@@ -122,6 +139,7 @@ def parent_order_submit(
             limit_price=limit,
             strategy=strategy,
             params=clean,
+            model_version=version,
             status=BLOCKED if found else ParentStatus.NEW.value,
             status_reason="; ".join(str(f) for f in found)[:255],
         )
@@ -326,6 +344,11 @@ def _order_json(o: ParentOrder) -> dict[str, Any]:
         "limit_price": str(o.limit_price) if o.limit_price is not None else None,
         "strategy": o.strategy,
         "params": o.params,
+        "model_version": (
+            {"name": o.model_version.name, "sha256": o.model_version.sha256}
+            if o.model_version is not None
+            else None
+        ),
         "status": o.status,
     }
 

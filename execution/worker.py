@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from execution.algos.adaptive import Adaptive
 from execution.algos.params import ParamError
 from execution.engine.engine import ExecutionEngine, ParentOrderSpec
 from execution.engine.events import (
@@ -36,6 +37,7 @@ from execution.engine.events import (
 from execution.engine.orders import InvalidTransition, ParentStatus, ticks_to_px
 from execution.engine.risk import RiskGate
 from execution.events_codec import event_to_json
+from execution.model_registry import model_path
 from execution.models import (
     SUSPENDED,
     ChildOrder,
@@ -363,9 +365,21 @@ class MarketWorker:
             except (ParamError, ValueError) as e:
                 self._reject(order, str(e))
                 continue
+            self._bind_model_version(order)
             self._orders[order.engine_id] = order
             self.risk.track(order)
             self._orders_added = True
+
+    def _bind_model_version(self, order: ParentOrder) -> None:
+        """An adaptive order trades the exact registered file: the strategy loads it and
+        checks its hash at the first decision, falling back to TWAP (and raising an
+        exception for the console) if the bytes on disk are not the approved ones."""
+        mv = order.model_version
+        strategy = self.engine.orders[order.engine_id].strategy
+        if mv is None or not isinstance(strategy, Adaptive):
+            return
+        strategy.model_file = str(model_path(mv))
+        strategy.expected_sha256 = mv.sha256
 
     def _reject(self, order: ParentOrder, reason: str) -> None:
         ParentOrder.objects.filter(pk=order.pk).update(

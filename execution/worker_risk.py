@@ -73,6 +73,7 @@ class WorkerRisk:
             strategy=order.strategy,
             instrument=self.w.instrument.symbol,
             order=str(order.pk),
+            model=order.model_version.name if order.model_version is not None else "",
         )
         self.owner[eid] = order.owner_id
 

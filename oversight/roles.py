@@ -16,11 +16,13 @@ MANAGE_USERS = "oversight.manage_users"
 VIEW_AUDIT = "oversight.view_audit"  # review, verify and export the audit trail
 # Set and approve limits, engage and reset kill switches, grant overrides, handle exceptions.
 MANAGE_RISK = "oversight.manage_risk"
+# Recommend, approve (as the second person), reject and retire adaptive model versions.
+APPROVE_MODEL = "execution.approve_model"
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     TRADER: (TRADE,),
     # Risk managers are the desk's compliance oversight: they read the audit trail too.
-    RISK_MANAGER: (VIEW_ALL_ORDERS, VIEW_AUDIT, MANAGE_RISK),
+    RISK_MANAGER: (VIEW_ALL_ORDERS, VIEW_AUDIT, MANAGE_RISK, APPROVE_MODEL),
     ADMIN: (MANAGE_USERS, VIEW_AUDIT),  # admins manage users but cannot trade
 }
 ROLE_LABELS = {TRADER: "trader", RISK_MANAGER: "risk manager", ADMIN: "admin"}

@@ -69,3 +69,23 @@ def ruth(db: Any) -> User:
 @pytest.fixture
 def adam(db: Any) -> User:
     return make_user("adam", "admin")
+
+
+def approved_model(name: str = "policy-v1") -> Any:
+    """A shipped policy registered and approved under four eyes by two risk managers (made
+    here if the test has not), as a firm would before an adaptive order may trade."""
+    from execution.model_registry import model_approve, model_recommend, model_register
+    from execution.models import ModelVersion
+
+    mv = ModelVersion.objects.filter(name=name).first()
+    if mv is None:
+        from execution.algos.adaptive import MODEL_DIR
+
+        mv = model_register(path=MODEL_DIR / f"{name}.onnx", note="test")
+    if mv.status == ModelVersion.APPROVED:
+        return mv
+    users = User.objects.filter(groups__name="risk_manager").order_by("pk")
+    first = users.first() or make_user("rm-one", "risk_manager")
+    second = users.exclude(pk=first.pk).first() or make_user("rm-two", "risk_manager")
+    model_recommend(user=first, version_id=mv.pk, reason="test: evaluated")
+    return model_approve(user=second, version_id=mv.pk)

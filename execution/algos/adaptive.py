@@ -15,6 +15,7 @@ same order and records why, so the order keeps trading.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import math
@@ -139,6 +140,7 @@ class OnnxPolicy:
         self.input_name = inp.name
         self.metadata = dict(meta)
         self.path = path
+        self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
 
     def __call__(self, obs: Vector) -> Vector:
         out = self.session.run(None, {self.input_name: obs.reshape(1, -1).astype(np.float32)})
@@ -161,8 +163,9 @@ def resolve_model(model: str) -> Path:
     return Path(model)
 
 
-def load_policy(model: str) -> OnnxPolicy:
-    """The policy in a model file, cached by path, size and modification time."""
+def load_policy(model: str, sha256: str = "") -> OnnxPolicy:
+    """The policy in a model file, cached by path, size and modification time. With
+    `sha256` (a registered version's), a file whose bytes differ is ModelUnavailable."""
     path = resolve_model(model)
     try:
         st = os.stat(path)
@@ -173,6 +176,11 @@ def load_policy(model: str) -> OnnxPolicy:
     if policy is None:
         policy = OnnxPolicy(path)
         _CACHE[key] = policy
+    if sha256 and policy.sha256 != sha256:
+        raise ModelUnavailable(
+            f"model file {path} is not the registered version: sha256 {policy.sha256[:12]}…, "
+            f"registered {sha256[:12]}…"
+        )
     return policy
 
 
@@ -229,6 +237,10 @@ class Adaptive(Strategy):
         self.pending: tuple[DecisionView, Vector] | None = None
         self.predictor: Callable[[Vector], float] | None = None
         self.last_decision: Decision | None = None
+        # Set by whoever resolved the order's registered version (the worker): its file,
+        # whose bytes must hash to `expected_sha256`, or the order falls back.
+        self.model_file = ""
+        self.expected_sha256 = ""
         super().__init__(ctx, params)
 
     def setup(self) -> None:
@@ -253,7 +265,8 @@ class Adaptive(Strategy):
 
     def _load(self) -> Policy:
         if self.policy is None:
-            loaded = load_policy(str(self.params["model"]))
+            model = self.model_file or str(self.params["model"])
+            loaded = load_policy(model, self.expected_sha256)
             self.policy, self.training_range = loaded, loaded.training_range
         return self.policy
 

@@ -20,6 +20,7 @@ class Scope(models.TextChoices):
     STRATEGY = "strategy", "Strategy"
     INSTRUMENT = "instrument", "Instrument"
     ORDER = "order", "Parent order"  # kill switches only
+    MODEL = "model", "Model version"  # kill switches only: every order an adaptive model trades
 
 
 LIMIT_SCOPES = [Scope.FIRM, Scope.DESK, Scope.TRADER, Scope.STRATEGY, Scope.INSTRUMENT]

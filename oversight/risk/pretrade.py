@@ -43,13 +43,16 @@ def desk_of(user_id: int) -> str:
     return m.desk.name if m is not None else ""
 
 
-def order_scopes(*, user: Any, instrument: Any, strategy: str, order_id: Any = "") -> OrderScopes:
+def order_scopes(
+    *, user: Any, instrument: Any, strategy: str, order_id: Any = "", model: str = ""
+) -> OrderScopes:
     return OrderScopes(
         trader=user.get_username(),
         desk=desk_of(user.pk),
         strategy=strategy,
         instrument=instrument.symbol,
         order=str(order_id or ""),
+        model=model,
     )
 
 

@@ -18,6 +18,7 @@ class OrderScopes:
     strategy: str
     instrument: str  # symbol
     order: str = ""  # the parent order's id, once it has one
+    model: str = ""  # an adaptive order's model version
 
     def scope_keys(self) -> set[tuple[str, str]]:
         out = {
@@ -30,6 +31,8 @@ class OrderScopes:
             out.add(("desk", self.desk))
         if self.order:
             out.add(("order", self.order))
+        if self.model:
+            out.add(("model", self.model))
         return out
 
 

@@ -134,6 +134,8 @@ def _orders_in_scope(scope_type: str, scope_key: str) -> Any:
         return qs.filter(instrument__symbol=scope_key)
     if scope_type == Scope.ORDER:
         return qs.filter(pk=int(scope_key)) if scope_key.isdigit() else qs.none()
+    if scope_type == Scope.MODEL:
+        return qs.filter(model_version__name=scope_key)
     return qs.none()
 
 
@@ -277,7 +279,7 @@ def risk_managers() -> list[Any]:
 def scope_keys(*, orders: int = 200) -> dict[str, list[str]]:
     """The valid keys of each scope type, for the forms' suggestion lists."""
     from execution.algos.registry import strategy_names
-    from execution.models import Instrument, ParentOrder
+    from execution.models import Instrument, ModelVersion, ParentOrder
 
     return {
         Scope.FIRM.value: [],
@@ -298,6 +300,12 @@ def scope_keys(*, orders: int = 200) -> dict[str, list[str]]:
             .order_by("-id")
             .values_list("id", flat=True)[:orders]
         ],
+        # Approved and retired versions: the ones orders may still be trading on.
+        Scope.MODEL.value: list(
+            ModelVersion.objects.filter(status__in=["APPROVED", "RETIRED"])
+            .order_by("name")
+            .values_list("name", flat=True)
+        ),
     }
 
 
@@ -429,6 +437,7 @@ def trader_alerts(user: Any) -> dict[str, Any]:
         | Q(scope_type=Scope.TRADER, scope_key=user.get_username())
         | Q(scope_type=Scope.STRATEGY, scope_key__in=mine.values("strategy"))
         | Q(scope_type=Scope.INSTRUMENT, scope_key__in=mine.values("instrument__symbol"))
+        | Q(scope_type=Scope.MODEL, scope_key__in=mine.values("model_version__name"))
         | Q(
             scope_type=Scope.ORDER,
             scope_key__in=[str(pk) for pk in mine.values_list("pk", flat=True)[:500]],

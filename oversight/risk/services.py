@@ -52,7 +52,7 @@ def _require_risk_manager(user: Any, what: str) -> None:
 def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
     """The scope's key as stored, or ValidationError naming what is wrong."""
     from execution.algos.registry import strategy_names
-    from execution.models import Instrument, ParentOrder
+    from execution.models import Instrument, ModelVersion, ParentOrder
 
     allowed = [s.value for s in (list(Scope) if kill else LIMIT_SCOPES)]
     if scope_type not in allowed:
@@ -68,6 +68,7 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
         Scope.STRATEGY: lambda: key in strategy_names(),
         Scope.INSTRUMENT: lambda: Instrument.objects.filter(symbol=key).exists(),
         Scope.ORDER: lambda: key.isdigit() and ParentOrder.objects.filter(pk=int(key)).exists(),
+        Scope.MODEL: lambda: ModelVersion.objects.filter(name=key).exists(),
     }[Scope(scope_type)]()
     if not exists:
         raise ValidationError({"scope_key": f"there is no {scope_type} {key!r}"})
@@ -325,6 +326,8 @@ def _tell_traders_of_kill(payload: dict[str, Any]) -> None:
         owners = owners.filter(owner__desk_membership__desk__name=key)
     elif scope_type == Scope.ORDER:
         owners = owners.filter(pk=int(key))
+    elif scope_type == Scope.MODEL:
+        owners = owners.filter(model_version__name=key)
     else:
         since = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
         owners = owners.filter(created_at__gte=since)

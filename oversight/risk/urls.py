@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from oversight.risk import views
+from oversight.risk import model_views, views
 
 urlpatterns = [
     path("", views.console, name="risk_console"),
@@ -21,5 +21,11 @@ urlpatterns = [
     path("exceptions/<int:pk>/ack/", views.exception_ack, name="risk_exception_ack"),
     path("exceptions/<int:pk>/assign/", views.exception_assign, name="risk_exception_assign"),
     path("exceptions/<int:pk>/comment/", views.exception_comment, name="risk_exception_comment"),
+    path("models/", model_views.model_list, name="model_list"),
+    path("models/<int:pk>/", model_views.model_detail, name="model_detail"),
+    path("models/<int:pk>/recommend/", model_views.model_recommend, name="model_recommend"),
+    path("models/<int:pk>/approve/", model_views.model_approve, name="model_approve"),
+    path("models/<int:pk>/reject/", model_views.model_reject, name="model_reject"),
+    path("models/<int:pk>/retire/", model_views.model_retire, name="model_retire"),
     path("exceptions/<int:pk>/resolve/", views.exception_resolve, name="risk_exception_resolve"),
 ]

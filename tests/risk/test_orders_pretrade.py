@@ -18,6 +18,7 @@ from oversight.risk.services import (
     override_reject,
     override_request,
 )
+from tests.personas import approved_model
 from tests.risk.conftest import set_limit
 from tests.stepping import submit, worker
 
@@ -162,11 +163,14 @@ def test_a_refused_override_rejects_the_order_and_traders_cannot_grant(
     assert order.status == "REJECTED" and "too large" in order.status_reason
 
 
-def test_the_adaptive_strategy_takes_only_a_shipped_model_from_a_person(
+def test_the_adaptive_strategy_takes_only_an_approved_model_from_a_person(
     alice: User, instrument: Instrument
 ) -> None:
+    approved_model("policy-v1")
     with pytest.raises(ValidationError) as e:
         submit(alice, instrument, strategy="adaptive", params={"model": "/etc/passwd"})
-    assert "choose a shipped model version: policy-v1" in str(e.value.message_dict["param_model"])
+    assert "choose an approved model version: policy-v1" in str(
+        e.value.message_dict["param_model"]
+    )
     ok = submit(alice, instrument, strategy="adaptive", params={"model": "policy-v1"})
     assert ok.status == "NEW" and ok.params["model"] == "policy-v1"

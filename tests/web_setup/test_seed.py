@@ -117,3 +117,23 @@ def test_the_demo_has_a_desk_and_the_firms_starting_limits_audited(settings):
     limits = {r.metric: r.value for r in RiskLimit.objects.filter(scope_type="firm")}
     assert limits["max_order_qty"] == Decimal("2000000") and len(limits) == 8
     assert AuditRecord.objects.filter(action="limit.seed").count() == 8
+
+
+def test_the_shipped_models_are_registered_and_the_default_approved_by_two(
+    settings, monkeypatch
+):
+    from execution.algos.adaptive import DEFAULT_MODEL, shipped_models
+    from execution.model_registry import approved_names
+    from execution.models import ModelVersion
+
+    monkeypatch.delenv("OVERSIGHT_DEMO_PASSWORD", raising=False)
+    settings.DEBUG = True
+    seed()
+    policies = [m for m in shipped_models() if not m.startswith("predictor")]
+    assert sorted(ModelVersion.objects.values_list("name", flat=True)) == policies
+    mv = ModelVersion.objects.get(name=DEFAULT_MODEL)
+    assert approved_names() == [DEFAULT_MODEL]
+    assert (mv.recommended_by.username, mv.decided_by.username) == ("risk", "risk2")
+    out = seed()  # idempotent: nothing registered or approved twice
+    assert "registered" not in out and "approved" not in out
+    assert ModelVersion.objects.count() == len(policies)

@@ -25,7 +25,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from execution.models import Instrument
+from execution.algos.adaptive import DEFAULT_MODEL
+from execution.model_registry import model_approve, model_recommend, shipped_register
+from execution.models import Instrument, ModelVersion
 from execution.sim.scenario import ScenarioError, parse_scenario
 from oversight.audit import audit_record
 from oversight.risk.models import Desk, DeskMembership, RiskLimit
@@ -146,7 +148,27 @@ class Command(BaseCommand):
                 )
                 if created:
                     audit_record(actor=None, action="limit.seed", obj=limit, after={"value": value})
+            self._seed_models(User)
         shown = password if not os.environ.get(PASSWORD_ENV) else f"(from {PASSWORD_ENV})"
         self.stdout.write("Demo logins:")
         for username, role, _ in DEMO_USERS:
             self.stdout.write(f"  {username:<7} / {shown:<16} {role}")
+
+    def _seed_models(self, User: Any) -> None:
+        """Register the shipped policy files as candidates; in the demo, the two demo risk
+        managers approve the default one under four eyes (audited as them), so a trader can
+        pick the adaptive strategy at once. The other versions wait for a person."""
+        for mv in shipped_register():
+            self.stdout.write(f"model {mv.name}: registered as a candidate ({mv.sha256[:12]})")
+        if ModelVersion.objects.filter(status=ModelVersion.APPROVED).exists():
+            return
+        mv = ModelVersion.objects.filter(name=DEFAULT_MODEL, status=ModelVersion.CANDIDATE).first()
+        if mv is None:
+            return
+        model_recommend(
+            user=User.objects.get(username="risk"),
+            version_id=mv.pk,
+            reason="demo seed: the shipped default policy (see its model card)",
+        )
+        model_approve(user=User.objects.get(username="risk2"), version_id=mv.pk, note="demo seed")
+        self.stdout.write(f"model {mv.name}: approved for the demo by risk and risk2")

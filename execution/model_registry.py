@@ -1,0 +1,331 @@
+"""The model registry: which versions of the adaptive policy exist, and which may trade.
+
+Services and selectors over `ModelVersion` (docs/MODELS.md). A version is registered as a
+candidate (by a person, the retrain command or the demo seed) with its file's hash, card
+and evaluation. It trades only once approved under four eyes: one risk manager
+recommends it, a second approves it. Retiring or rejecting is the safe direction and takes
+one. The file is re-hashed at every step and by the worker before it trades, so a file
+changed on disk after approval never trades as the approved version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from execution.algos.adaptive import MODEL_DIR, AdaptiveFallback, OnnxPolicy
+from execution.models import ModelVersion
+from oversight.audit import audit_record
+from oversight.roles import APPROVE_MODEL
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_path(mv: ModelVersion) -> Path:
+    """The version's file: relative paths are under the shipped models folder."""
+    p = Path(mv.file)
+    return p if p.is_absolute() else MODEL_DIR / p
+
+
+def _stored_file(path: Path) -> str:
+    """Shipped files are stored relative to the models folder, so a checkout can move."""
+    try:
+        return str(path.resolve().relative_to(MODEL_DIR.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def integrity_problem(mv: ModelVersion) -> str:
+    """ "" when the file on disk is the registered one, else what is wrong."""
+    path = model_path(mv)
+    try:
+        digest = file_sha256(path)
+    except OSError as e:
+        return f"model file {path} cannot be read: {e.strerror}"
+    if digest != mv.sha256:
+        return (
+            f"model file {path} has changed since it was registered "
+            f"(sha256 {digest[:12]}…, registered {mv.sha256[:12]}…)"
+        )
+    if mv.predictor_file:
+        ppath = Path(mv.predictor_file)
+        ppath = ppath if ppath.is_absolute() else MODEL_DIR / ppath
+        try:
+            pdigest = file_sha256(ppath)
+        except OSError as e:
+            return f"predictor file {ppath} cannot be read: {e.strerror}"
+        if pdigest != mv.predictor_sha256:
+            return f"predictor file {ppath} has changed since it was registered"
+    return ""
+
+
+def version_json(mv: ModelVersion) -> dict[str, Any]:
+    def who(u: Any) -> str | None:
+        return u.get_username() if u is not None else None
+
+    return {
+        "id": mv.pk,
+        "name": mv.name,
+        "status": mv.status,
+        "file": mv.file,
+        "sha256": mv.sha256,
+        "predictor_file": mv.predictor_file,
+        "predictor_sha256": mv.predictor_sha256,
+        "registered_by": who(mv.registered_by),
+        "recommended_by": who(mv.recommended_by),
+        "decided_by": who(mv.decided_by),
+        "retired_by": who(mv.retired_by),
+    }
+
+
+# -- selectors ----------------------------------------------------------------------------
+
+
+def approved_versions() -> list[ModelVersion]:
+    """What the ticket offers, newest approval first."""
+    return list(
+        ModelVersion.objects.filter(status=ModelVersion.APPROVED).order_by("-decided_at", "-id")
+    )
+
+
+def approved_names() -> list[str]:
+    return [mv.name for mv in approved_versions()]
+
+
+def default_version() -> ModelVersion | None:
+    versions = approved_versions()
+    return versions[0] if versions else None
+
+
+# -- services -----------------------------------------------------------------------------
+
+
+def _require_approver(user: Any, what: str) -> None:
+    if not (user.is_authenticated and user.has_perm(APPROVE_MODEL)):
+        raise ValidationError(f"only a risk manager may {what}")
+
+
+def _locked(version_id: int) -> ModelVersion:
+    try:
+        return ModelVersion.objects.select_for_update().get(pk=version_id)
+    except ModelVersion.DoesNotExist:
+        raise ValidationError(f"there is no model version {version_id}") from None
+
+
+def _predictor_of(policy: OnnxPolicy, path: Path) -> tuple[str, str]:
+    """The predictor a policy names in its metadata (file, sha256), or ("", "")."""
+    name = policy.metadata.get("predictor", "")
+    if not name:
+        return "", ""
+    ppath = Path(name) if name.endswith(".onnx") else MODEL_DIR / f"{name}.onnx"
+    if not ppath.is_absolute():
+        ppath = path.parent / ppath
+    try:
+        digest = file_sha256(ppath)
+    except OSError as e:
+        raise ValidationError(
+            f"{path.name} names predictor {name!r}, whose file {ppath} cannot be read: {e.strerror}"
+        ) from None
+    expected = policy.metadata.get("predictor_sha256", "")
+    if expected and expected != digest:
+        raise ValidationError(
+            f"{path.name} was trained with predictor {name!r} of sha256 {expected[:12]}…, "
+            f"but {ppath} has {digest[:12]}…"
+        )
+    return _stored_file(ppath), digest
+
+
+def model_register(
+    *,
+    path: Path | str,
+    name: str = "",
+    card: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    note: str = "",
+    user: Any = None,
+) -> ModelVersion:
+    """Register an ONNX policy file as a candidate. The file must load as a policy of the
+    product's format; its card is read from the `.card.json` beside it unless given."""
+    path = Path(path)
+    name = (name or path.stem).strip()
+    if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
+        raise ValidationError({"name": "letters, digits, '-', '_' and '.', at most 64"})
+    if user is not None:
+        _require_approver(user, "register a model version")
+    if not path.is_file():
+        raise ValidationError({"file": f"model file {path} not found"})
+    try:
+        policy = OnnxPolicy(path)
+    except AdaptiveFallback as e:
+        raise ValidationError({"file": str(e)}) from None
+    if card is None:
+        card_path = path.with_suffix(".card.json")
+        try:
+            card = json.loads(card_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            card = {}
+        except (OSError, ValueError) as e:
+            raise ValidationError({"card": f"{card_path}: not a JSON model card ({e})"}) from None
+    if not isinstance(card, dict):
+        raise ValidationError({"card": "a model card is a JSON object"})
+    predictor_file, predictor_sha = _predictor_of(policy, path)
+    with transaction.atomic():
+        if ModelVersion.objects.filter(name=name).exists():
+            raise ValidationError({"name": f"model version {name!r} is already registered"})
+        mv = ModelVersion.objects.create(
+            name=name,
+            file=_stored_file(path),
+            sha256=file_sha256(path),
+            size_bytes=path.stat().st_size,
+            predictor_file=predictor_file,
+            predictor_sha256=predictor_sha,
+            card=card,
+            metrics=metrics or {},
+            note=note[:500],
+            registered_by=user,
+        )
+        audit_record(
+            actor=user, action="model.register", obj=mv, after=version_json(mv), reason=note
+        )
+    return mv
+
+
+def shipped_register() -> list[ModelVersion]:
+    """Register every model file shipped with the product that is not registered yet."""
+    out = []
+    for path in sorted(MODEL_DIR.glob("*.onnx")):
+        if path.stem.startswith("predictor"):
+            continue  # a predictor is a policy's part, registered with it
+        if not ModelVersion.objects.filter(name=path.stem).exists():
+            out.append(model_register(path=path, note="shipped with the product"))
+    return out
+
+
+def _check_file(mv: ModelVersion) -> None:
+    problem = integrity_problem(mv)
+    if problem:
+        raise ValidationError(problem)
+
+
+def model_recommend(*, user: Any, version_id: int, reason: str) -> ModelVersion:
+    """The first of two people: a risk manager recommends a candidate for approval."""
+    _require_approver(user, "recommend a model version")
+    if not (reason or "").strip():
+        raise ValidationError({"reason": "say why it should trade (its evaluation, its card)"})
+    with transaction.atomic():
+        mv = _locked(version_id)
+        if mv.status != ModelVersion.CANDIDATE:
+            raise ValidationError(f"{mv.name} is {mv.status.lower()}, not a candidate")
+        _check_file(mv)
+        before = version_json(mv)
+        mv.status = ModelVersion.PENDING
+        mv.recommended_by, mv.recommended_at = user, timezone.now()
+        mv.recommend_reason = reason.strip()[:500]
+        mv.save()
+        audit_record(
+            actor=user,
+            action="model.recommend",
+            obj=mv,
+            before=before,
+            after=version_json(mv),
+            reason=reason,
+        )
+    return mv
+
+
+def model_approve(*, user: Any, version_id: int, note: str = "") -> ModelVersion:
+    """The second person: another risk manager approves; the version may then trade."""
+    _require_approver(user, "approve a model version")
+    with transaction.atomic():
+        mv = _locked(version_id)
+        if mv.status != ModelVersion.PENDING:
+            raise ValidationError(
+                f"{mv.name} is {mv.status.lower()}: a risk manager must recommend it first"
+            )
+        if mv.recommended_by_id == user.pk:
+            raise ValidationError(
+                "four eyes: a second risk manager must approve the version you recommended"
+            )
+        _check_file(mv)
+        before = version_json(mv)
+        mv.status = ModelVersion.APPROVED
+        mv.decided_by, mv.decided_at = user, timezone.now()
+        mv.decision_note = (note or "").strip()[:500]
+        mv.save()
+        audit_record(
+            actor=user,
+            action="model.approve",
+            obj=mv,
+            before=before,
+            after=version_json(mv),
+            reason=note,
+        )
+    return mv
+
+
+def model_reject(*, user: Any, version_id: int, note: str) -> ModelVersion:
+    _require_approver(user, "reject a model version")
+    if not (note or "").strip():
+        raise ValidationError({"note": "say why it is rejected"})
+    with transaction.atomic():
+        mv = _locked(version_id)
+        if mv.status not in (ModelVersion.CANDIDATE, ModelVersion.PENDING):
+            raise ValidationError(f"{mv.name} is {mv.status.lower()}; only candidates are rejected")
+        before = version_json(mv)
+        mv.status = ModelVersion.REJECTED
+        # A recommender may withdraw their own recommendation; decided_by is kept for a
+        # second person (CHECK model_version_four_eyes), and the audit record names them.
+        if mv.recommended_by_id != user.pk:
+            mv.decided_by = user
+        mv.decided_at = timezone.now()
+        mv.decision_note = note.strip()[:500]
+        mv.save()
+        audit_record(
+            actor=user,
+            action="model.reject",
+            obj=mv,
+            before=before,
+            after=version_json(mv),
+            reason=note,
+        )
+    return mv
+
+
+def model_retire(*, user: Any, version_id: int, reason: str) -> ModelVersion:
+    """Offered to no new order from now on (the safe direction: one person). Orders already
+    working on it keep it; a kill switch on the model scope stops them."""
+    _require_approver(user, "retire a model version")
+    if not (reason or "").strip():
+        raise ValidationError({"reason": "say why it is retired"})
+    with transaction.atomic():
+        mv = _locked(version_id)
+        if mv.status != ModelVersion.APPROVED:
+            raise ValidationError(
+                f"{mv.name} is {mv.status.lower()}; only approved versions retire"
+            )
+        before = version_json(mv)
+        mv.status = ModelVersion.RETIRED
+        mv.retired_by, mv.retired_at = user, timezone.now()
+        mv.retire_reason = reason.strip()[:500]
+        mv.save()
+        audit_record(
+            actor=user,
+            action="model.retire",
+            obj=mv,
+            before=before,
+            after=version_json(mv),
+            reason=reason,
+        )
+    return mv

@@ -1,0 +1,144 @@
+"""The model registry's pages, under /risk/models/: every version of the adaptive policy
+with its card, evaluation, hashes and status, and the four-eyes approval (risk managers).
+Traders may read them: the ticket offers the approved versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from execution import model_registry as registry
+from execution.models import ModelVersion
+from oversight.risk.views import _act, _field
+from oversight.roles import APPROVE_MODEL, TRADE, VIEW_ALL_ORDERS
+
+CARD_SECTIONS = ("validation", "config", "data")
+
+
+def _require_reader(request: HttpRequest) -> None:
+    u = request.user
+    if not any(u.has_perm(p) for p in (APPROVE_MODEL, TRADE, VIEW_ALL_ORDERS)):
+        raise PermissionDenied("only traders and risk managers see the model registry")
+
+
+@login_required
+@require_GET
+def model_list(request: HttpRequest) -> HttpResponse:
+    _require_reader(request)
+    versions = list(
+        ModelVersion.objects.select_related("recommended_by", "decided_by", "retired_by")
+    )
+    return render(
+        request,
+        "risk/models.html",
+        {
+            "rows": [_row(mv, request.user) for mv in versions],
+            "can_decide": request.user.has_perm(APPROVE_MODEL),
+        },
+    )
+
+
+@login_required
+@require_GET
+def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_reader(request)
+    mv = get_object_or_404(
+        ModelVersion.objects.select_related(
+            "registered_by", "recommended_by", "decided_by", "retired_by"
+        ),
+        pk=pk,
+    )
+    card = mv.card if isinstance(mv.card, dict) else {}
+    return render(
+        request,
+        "risk/model_detail.html",
+        {
+            "r": _row(mv, request.user),
+            "mv": mv,
+            "problem": registry.integrity_problem(mv),
+            "validation": card.get("validation") or {},
+            "card_rest": {k: v for k, v in card.items() if k not in ("history",)},
+            "metrics": mv.metrics or {},
+            "orders": mv.orders.order_by("-id")[:20],
+            "order_count": mv.orders.count(),
+            "can_decide": request.user.has_perm(APPROVE_MODEL),
+        },
+    )
+
+
+def _row(mv: ModelVersion, user: Any) -> dict[str, Any]:
+    card = mv.card if isinstance(mv.card, dict) else {}
+    validation = card.get("validation") or {}
+    diff = validation.get("adaptive_minus_twap_bps") or {}
+    return {
+        "mv": mv,
+        "mine": mv.recommended_by_id == user.pk,
+        "trained": card.get("date", ""),
+        "method": card.get("method", ""),
+        "vs_twap": diff,
+        "fallbacks": validation.get("fallbacks"),
+        "scenarios": validation.get("scenarios"),
+    }
+
+
+def _back(pk: int) -> str:
+    return reverse("model_detail", args=[pk])
+
+
+@login_required
+@permission_required(APPROVE_MODEL, raise_exception=True)
+@require_POST
+def model_recommend(request: HttpRequest, pk: int) -> HttpResponse:
+    def go() -> str:
+        mv = registry.model_recommend(
+            user=request.user, version_id=pk, reason=_field(request, "reason")
+        )
+        return f"{mv.name} recommended: a second risk manager must approve it before it trades"
+
+    return _act(request, _back(pk), go)
+
+
+@login_required
+@permission_required(APPROVE_MODEL, raise_exception=True)
+@require_POST
+def model_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    def go() -> str:
+        mv = registry.model_approve(
+            user=request.user, version_id=pk, note=request.POST.get("note", "")
+        )
+        return f"{mv.name} approved: the order ticket offers it from now on"
+
+    return _act(request, _back(pk), go)
+
+
+@login_required
+@permission_required(APPROVE_MODEL, raise_exception=True)
+@require_POST
+def model_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    def go() -> str:
+        mv = registry.model_reject(user=request.user, version_id=pk, note=_field(request, "note"))
+        return f"{mv.name} rejected"
+
+    return _act(request, _back(pk), go)
+
+
+@login_required
+@permission_required(APPROVE_MODEL, raise_exception=True)
+@require_POST
+def model_retire(request: HttpRequest, pk: int) -> HttpResponse:
+    def go() -> str:
+        mv = registry.model_retire(
+            user=request.user, version_id=pk, reason=_field(request, "reason")
+        )
+        return (
+            f"{mv.name} retired: no new order may use it; orders already working on it keep "
+            "it (a kill switch on the model scope stops them)"
+        )
+
+    return _act(request, _back(pk), go)
