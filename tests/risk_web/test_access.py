@@ -30,6 +30,10 @@ MANAGER_POSTS = [
     ("risk_exception_assign", [1]),
     ("risk_exception_comment", [1]),
     ("risk_exception_resolve", [1]),
+    ("model_recommend", [1]),
+    ("model_approve", [1]),
+    ("model_reject", [1]),
+    ("model_retire", [1]),
 ]
 # Traders (for what is theirs) and risk managers.
 SHARED_POSTS = [("risk_kill", []), ("risk_override_request", [])]
@@ -37,7 +41,7 @@ SHARED_POSTS = [("risk_kill", []), ("risk_override_request", [])]
 
 @pytest.mark.parametrize(
     ("method", "name", "args"),
-    [("get", p, []) for p in [*PAGES, "risk_kill_preview"]]
+    [("get", p, []) for p in [*PAGES, "risk_kill_preview", "model_list"]]
     + [("post", n, a) for n, a in MANAGER_POSTS + SHARED_POSTS],
 )
 def test_anonymous_is_sent_to_login(method: str, name: str, args: list[int]) -> None:
