@@ -2,16 +2,19 @@
 
     python -m execution.backtest SCENARIO.json [SCENARIO.json ...] \\
         --strategies twap,vwap,pov,is --episodes 200 [--seed S] [--jobs J] \\
-        [--param is.risk_aversion=1e-6 ...] [--json results.json]
+        [--param is.risk_aversion=1e-6 ...] [--json results.json] [--decision-log DIR]
 
 Episode k of a scenario uses seed S + k (S defaults to the scenario's own seed), and every
 strategy sees the same seeds, so strategies are compared on the same simulated days: the
 "vs TWAP" column is the mean of per-episode differences against TWAP. TWAP is always run
 as that baseline; when it was not asked for, its row is marked and it is left out of the
-JSON. docs/BACKTEST.md describes the table and the JSON.
+JSON. The "fallbacks" column counts the episodes whose strategy failed and was replaced
+by TWAP, and a note under the table gives their reasons. With --decision-log DIR, every
+decision of the adaptive episodes is written to Parquet files under DIR
+(execution/learning/decision_log.py). docs/BACKTEST.md describes the table and the JSON.
 
 Exit status: 0 done, 2 bad arguments / scenario / parameter (nothing is run), 1 the JSON
-file could not be written, 130 interrupted.
+file or the decision log could not be written, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from execution.algos.adaptive import resolve_model
 from execution.algos.params import ParamError, validate_params
 from execution.algos.registry import strategy_class, strategy_names
 from execution.backtest_stats import mean, mean_defined, paired_difference, standard_error
-from execution.sim.episode import EpisodeResult, run_episode
+from execution.engine.engine import ExecutionEngine
+from execution.learning.decision_log import DecisionRecorder, EpisodeInfo, EpisodeLog
+from execution.sim.episode import ORDER_ID, EpisodeResult, run_episode
 from execution.sim.scenario import Scenario, ScenarioError, load_scenario
 
 BASELINE = "twap"
@@ -57,15 +62,39 @@ def _scenario(path: str) -> Scenario:
 
 
 def run_one(
-    scenario_file: str, strategy: str, seed: int, params: Mapping[str, Any]
+    scenario_file: str,
+    strategy: str,
+    seed: int,
+    params: Mapping[str, Any],
+    decision_log: str | None = None,
 ) -> EpisodeResult:
     """One episode. Module-level and fed only picklable arguments, so spawn workers can run it.
 
     Every process, the parent included when --jobs is 1, re-reads the scenario from its
     file: a Scenario holds a mappingproxy and cannot be pickled, and one code path for every
-    --jobs keeps results identical whatever the number of processes.
+    --jobs keeps results identical whatever the number of processes. With `decision_log`
+    (a directory), an adaptive episode's decisions are written there as it ends.
     """
-    return run_episode(_scenario(scenario_file), strategy, seed, params)
+    scenario = _scenario(scenario_file)
+    if decision_log is None or strategy != "adaptive":
+        return run_episode(scenario, strategy, seed, params)
+    episodes: list[EpisodeLog] = []
+
+    def attach(engine: ExecutionEngine) -> None:
+        recorder = DecisionRecorder(engine, on_episode=episodes.append)
+        info = EpisodeInfo(
+            episode_id=f"{scenario.name}:{seed}",
+            source="backtest",
+            instrument=scenario.instrument.symbol,
+            scenario=scenario.name,
+            seed=seed,
+        )
+        recorder.track(ORDER_ID, info)
+
+    result = run_episode(scenario, strategy, seed, params, setup=attach)
+    for episode in episodes:  # written here, so that a failed write is an error (OSError)
+        episode.write(decision_log)
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +104,7 @@ class _Job:
     strategy: str
     seed: int
     params: dict[str, Any]
+    decision_log: str | None = None
 
 
 def _ignore_sigint() -> None:
@@ -84,7 +114,9 @@ def _ignore_sigint() -> None:
 
 
 def _run_job(job: _Job) -> tuple[int, EpisodeResult]:
-    return job.index, run_one(job.scenario_file, job.strategy, job.seed, job.params)
+    return job.index, run_one(
+        job.scenario_file, job.strategy, job.seed, job.params, job.decision_log
+    )
 
 
 # ---------------------------------------------------------------- the plan
@@ -115,6 +147,7 @@ class ScenarioRun:
     seed: int  # base seed S: episode k uses S + k
     episodes: int
     runs: list[StrategyRun] = field(default_factory=list)
+    decision_log: str | None = None  # directory for the adaptive episodes' decisions
 
     @property
     def done(self) -> bool:
@@ -190,6 +223,22 @@ def _plan(args: argparse.Namespace) -> list[ScenarioRun]:
             )
         items.append(f"adaptive.model={args.model}")
     params = _parse_params(items, to_run)
+    decision_log = None
+    if args.decision_log is not None:
+        if "adaptive" not in to_run:
+            raise UsageError(
+                "--decision-log: the adaptive strategy is not being run (see --strategies)"
+            )
+        target = Path(args.decision_log)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"--decision-log {args.decision_log}: cannot create it: {exc.strerror or exc}"
+            ) from None
+        if not os.access(target, os.W_OK | os.X_OK):
+            raise UsageError(f"--decision-log {args.decision_log}: directory is not writable")
+        decision_log = str(target.resolve())
     if args.json is not None:
         parent = Path(args.json).resolve().parent
         if not parent.is_dir():
@@ -197,7 +246,7 @@ def _plan(args: argparse.Namespace) -> list[ScenarioRun]:
     plans = []
     for path, scenario in _load_scenarios(args.scenarios):
         seed = scenario.seed if args.seed is None else args.seed
-        plan = ScenarioRun(path, scenario, seed, args.episodes)
+        plan = ScenarioRun(path, scenario, seed, args.episodes, decision_log=decision_log)
         for name in to_run:
             plan.runs.append(
                 StrategyRun(name, params[name], name in requested, [None] * args.episodes)
@@ -274,7 +323,9 @@ def _jobs(plans: Sequence[ScenarioRun]) -> list[tuple[_Job, StrategyRun, int]]:
         path = os.path.abspath(plan.file)
         for run in plan.runs:
             for k in range(plan.episodes):
-                job = _Job(len(out), path, run.strategy, plan.seed + k, run.params)
+                job = _Job(
+                    len(out), path, run.strategy, plan.seed + k, run.params, plan.decision_log
+                )
                 out.append((job, run, k))
     return out
 
@@ -339,7 +390,32 @@ def summarise(plan: ScenarioRun, run: StrategyRun) -> dict[str, Any]:
         "participation": mean([r.participation for r in results]),
         "vwap_slippage_bps": mean_defined([r.vwap_slippage_bps for r in results]),
         "elapsed_s": math.fsum(r.elapsed_s for r in results),
+        "fallbacks": sum(1 for r in results if r.fallback),
+        "fallback_reasons": fallback_reasons(results),
     }
+
+
+def fallback_reasons(results: Sequence[EpisodeResult]) -> dict[str, int]:
+    """Why episodes fell back (the engine's reason, "Exception: message"), most frequent first."""
+    counts: dict[str, int] = {}
+    for r in results:
+        if r.fallback:
+            counts[r.fallback] = counts.get(r.fallback, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def fallback_note(run: StrategyRun) -> str | None:
+    """One line under the table: how many episodes fell back and why, by exception type."""
+    results = run.finished()
+    kinds: dict[str, int] = {}
+    for reason, n in fallback_reasons(results).items():
+        kind = reason.partition(":")[0].strip() or "unknown"
+        kinds[kind] = kinds.get(kind, 0) + n
+    if not kinds:
+        return None
+    fell = sum(kinds.values())
+    why = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"{run.strategy} fell back to {BASELINE} in {fell} of {len(results)} episodes: {why}"
 
 
 def _clock(minute: float) -> str:
@@ -376,6 +452,7 @@ _COLUMNS = (
     "fill (%)",
     "particip. (%)",
     "vs VWAP (bps)",
+    "fallbacks",
     "time (s)",
 )
 _NONE = "-"
@@ -405,6 +482,7 @@ def format_table(plan: ScenarioRun) -> str:
                 _num(s["fill_rate"], 1, 100.0),
                 _num(s["participation"], 1, 100.0),
                 _num(s["vwap_slippage_bps"], 2),
+                str(s["fallbacks"]),
                 _num(s["elapsed_s"], 2),
             )
         )
@@ -416,6 +494,7 @@ def format_table(plan: ScenarioRun) -> str:
         return "  ".join([first, *rest]).rstrip()
 
     lines = [scenario_header(plan), line(_COLUMNS), *(line(r) for r in rows)]
+    lines.extend(note for run in plan.runs if (note := fallback_note(run)) is not None)
     if not all(r.requested for r in plan.runs):
         lines.append(f"* {BASELINE} was not requested: run only as the baseline of 'vs TWAP'.")
     return "\n".join(lines)
@@ -495,6 +574,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--json", metavar="PATH", help="also write per-episode results to this JSON file"
     )
+    parser.add_argument(
+        "--decision-log",
+        metavar="DIR",
+        help="write every decision of the adaptive episodes (features, action, outcome) "
+        "to Parquet files under DIR (created if needed; see docs/ADAPTIVE.md)",
+    )
     return parser
 
 
@@ -525,6 +610,12 @@ def main(argv: list[str] | None = None) -> int:
         progress.clear()
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:  # only the decision log writes files while episodes run
+        if args.decision_log is None:
+            raise
+        progress.clear()
+        print(f"error: --decision-log {args.decision_log}: {exc}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
     progress.finish()
 
     if args.json is not None:

@@ -15,7 +15,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -37,6 +39,7 @@ from execution.engine.events import (
 from execution.engine.orders import InvalidTransition, ParentStatus, ticks_to_px
 from execution.engine.risk import RiskGate
 from execution.events_codec import event_to_json
+from execution.learning.decision_log import DecisionRecorder, EpisodeInfo, EpisodeLog
 from execution.model_registry import model_path
 from execution.models import (
     SUSPENDED,
@@ -120,6 +123,12 @@ class MarketWorker:
         self._orders: dict[str, ParentOrder] = {}
         self._child_rows: dict[str, ChildOrder] = {}
         self._wall_start = 0.0
+        # The adaptive orders' decision log (settings.DECISION_LOG_DIR; None: off). Files
+        # are written by one background thread, so a write never holds up a step.
+        log_dir = getattr(settings, "DECISION_LOG_DIR", None)
+        self._decision_dir: Path | None = Path(log_dir) if log_dir else None
+        self._decisions: DecisionRecorder | None = None
+        self._decision_writer: ThreadPoolExecutor | None = None
 
     # -- ownership ----------------------------------------------------------------------
 
@@ -180,6 +189,7 @@ class MarketWorker:
         """Give the market up. Orders still open are suspended (their venues go with the
         market, so their working children are cancelled) for a trader to resume."""
         self._closing = True
+        self._decision_log_close()
         if getattr(self, "_pubsub", None) is not None:
             with contextlib.suppress(redis.RedisError):
                 self._pubsub.close()
@@ -366,6 +376,7 @@ class MarketWorker:
                 self._reject(order, str(e))
                 continue
             self._bind_model_version(order)
+            self._log_decisions(order)
             self._orders[order.engine_id] = order
             self.risk.track(order)
             self._orders_added = True
@@ -380,6 +391,56 @@ class MarketWorker:
             return
         strategy.model_file = str(model_path(mv))
         strategy.expected_sha256 = mv.sha256
+
+    # -- the decision log -----------------------------------------------------------------
+
+    def _log_decisions(self, order: ParentOrder) -> None:
+        """Log an adaptive order's decisions when the decision log is on. Never fails the
+        order: a problem is a warning, and the order trades unlogged."""
+        if self._decision_dir is None or self.session is None:
+            return
+        try:
+            if self._decisions is None or self._decisions.engine is not self.engine:
+                if self._decisions is not None:
+                    self._decisions.close()
+                self._decisions = DecisionRecorder(self.engine, self._decision_write_later)
+            mv = order.model_version
+            self._decisions.track(
+                order.engine_id,
+                EpisodeInfo(
+                    episode_id=f"S{self.session.pk}-{order.engine_id}",
+                    source="live",
+                    instrument=self.instrument.symbol,
+                    scenario=self.scenario.name,
+                    seed=self.seed,
+                    model_version=mv.name if mv is not None else "",
+                ),
+            )
+        except Exception:
+            logger.warning("order %s: decision log not started", order.pk, exc_info=True)
+
+    def _decision_write_later(self, episode: EpisodeLog) -> None:
+        if self._decision_writer is None:
+            self._decision_writer = ThreadPoolExecutor(1, thread_name_prefix="decision-log")
+        self._decision_writer.submit(self._decision_write, episode)
+
+    def _decision_write(self, episode: EpisodeLog) -> None:
+        assert self._decision_dir is not None
+        try:
+            path = episode.write(self._decision_dir, date=timezone.now().date().isoformat())
+        except Exception:  # a full disk must not stop trading
+            logger.warning("decision log of %s not written", episode.info.episode_id, exc_info=True)
+        else:
+            logger.info("decision log of %s written to %s", episode.info.episode_id, path)
+
+    def _decision_log_close(self) -> None:
+        """Hand over the episodes still open (their outcome unknown), and wait for the
+        files still being written."""
+        if self._decisions is not None:
+            self._decisions.close(status=SUSPENDED)
+        if self._decision_writer is not None:
+            self._decision_writer.shutdown(wait=True)
+            self._decision_writer = None
 
     def _reject(self, order: ParentOrder, reason: str) -> None:
         ParentOrder.objects.filter(pk=order.pk).update(

@@ -98,6 +98,13 @@ if not 1.0 <= MARKET_SPEED <= 600.0:
         f"OVERSIGHT_MARKET_SPEED must be between 1 and 600, got {MARKET_SPEED}"
     )
 
+# The adaptive strategy's decision log (docs/ADAPTIVE.md): market workers write every
+# decision of every adaptive order (features, action, outcome) as Parquet files under this
+# directory, for retraining. Off unless set; a relative path is under the project, and
+# var/decision-log (git-ignored with the rest of var/) is the usual choice.
+_decision_log = (env_str("OVERSIGHT_DECISION_LOG_DIR") or "").strip()
+DECISION_LOG_DIR: Path | None = BASE_DIR / _decision_log if _decision_log else None
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "blotter"
 LOGOUT_REDIRECT_URL = "login"

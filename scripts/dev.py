@@ -220,10 +220,14 @@ def _stop_children(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
 
 
 def _run_environment() -> None:
-    """Debug mode and a secret key unless given; var/ for the SQLite database and the key."""
+    """Debug mode and a secret key unless given; var/ for the SQLite database, the key and
+    the decision log."""
     os.environ.setdefault("OVERSIGHT_DEBUG", "1")
     var = ROOT / "var"
     var.mkdir(exist_ok=True)
+    # The learning loop's input: the workers log every adaptive decision here (Parquet),
+    # and `manage.py model_retrain` reads it (docs/MODELS.md). Set it empty to turn it off.
+    os.environ.setdefault("OVERSIGHT_DECISION_LOG_DIR", "var/decision-log")
     if not os.environ.get("OVERSIGHT_SECRET_KEY"):
         # Kept in var/ (git-ignored) so that logins survive a restart.
         key_file = var / "dev-secret-key"

@@ -42,6 +42,8 @@ REQUIRED_KEYS = {
     "participation",
     "vwap_slippage_bps",
     "elapsed_s",
+    "fallbacks",
+    "fallback_reasons",
 }
 OPTIONAL_KEYS = {"paired_vs_twap_bps", "scenario_file"}
 
@@ -141,6 +143,7 @@ def test_json_has_exactly_the_documented_keys_and_types(reference: dict[str, Any
         assert 0.0 < r["participation"] <= 1.0
         assert isinstance(r["vwap_slippage_bps"], float)
         assert r["elapsed_s"] > 0.0
+        assert r["fallbacks"] == 0 and r["fallback_reasons"] == {}
         assert set(r["paired_vs_twap_bps"]) == {"mean", "ci95_low", "ci95_high"}
     assert reference["twap"]["paired_vs_twap_bps"] == {
         "mean": 0.0,
@@ -237,6 +240,7 @@ def test_table_header_columns_and_alignment(
         "vs TWAP (bps)",
         "95% CI (bps)",
         "fill (%)",
+        "fallbacks",
         "time (s)",
     ):
         assert column in lines[1]
@@ -245,6 +249,76 @@ def test_table_header_columns_and_alignment(
     assert lines[2].split()[:3] == ["twap", lines[2].split()[1], "-"]  # one episode: no s.e.
     # stderr is not a terminal here: one progress line per finished scenario/strategy.
     assert "done demo-midcap-buy twap: 1 episode," in err
+
+
+def test_fallbacks_are_counted_with_their_reasons(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """An adaptive model that cannot be loaded: every adaptive episode falls back to TWAP,
+    and the table, its note and the JSON say how many and why."""
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x08\x07not an onnx model" * 10)
+    data = json.loads(Path(MIDCAP).read_text())
+    data["order"].update(start_minute=60, end_minute=75, quantity=5000)
+    sc = tmp_path / "short.json"
+    sc.write_text(json.dumps(data))
+    results, out, _ = run_main(
+        capsys,
+        tmp_path,
+        str(sc),
+        "--strategies",
+        "twap,adaptive",
+        "--episodes",
+        "3",
+        "--model",
+        str(corrupt),
+    )
+    r = by_strategy(results)
+    assert r["twap"]["fallbacks"] == 0 and r["twap"]["fallback_reasons"] == {}
+    assert r["adaptive"]["fallbacks"] == 3
+    ((reason, count),) = r["adaptive"]["fallback_reasons"].items()
+    assert count == 3 and reason.startswith("ModelUnavailable: cannot load model")
+    # TWAP took over from the first decision: the same episodes as TWAP's own.
+    assert r["adaptive"]["shortfall_bps"] == r["twap"]["shortfall_bps"]
+    lines = out.splitlines()
+    assert lines[1].endswith("fallbacks  time (s)")
+
+    def fallbacks_cell(strategy: str) -> str:
+        row = next(line for line in lines if line.startswith(strategy + " "))
+        assert len(row) == len(lines[1])  # right-aligned under its header
+        return row.split()[-2]
+
+    assert fallbacks_cell("twap") == "0" and fallbacks_cell("adaptive") == "3"
+    assert "adaptive fell back to twap in 3 of 3 episodes: ModelUnavailable 3" in lines
+
+
+def test_fallback_note_groups_reasons_by_kind() -> None:
+    def result(fallback: str) -> backtest.EpisodeResult:
+        fields = dict(
+            strategy="adaptive", seed=1, qty=100, filled_qty=100, avg_px=1.0, arrival_mid=1.0,
+            end_mid=1.0, shortfall_bps=0.0, vwap_slippage_bps=None, participation=0.1,
+            fees=0.0, status="FILLED", children=1, denials=0, events=1, background_events=1,
+            elapsed_s=0.1,
+        )  # fmt: skip
+        return backtest.EpisodeResult(**fields, fallback=fallback)  # type: ignore[arg-type]
+
+    run = backtest.StrategyRun(
+        "adaptive",
+        {},
+        True,
+        [
+            result("FeaturesOutOfRange: features outside the policy's training range: vol_30s"),
+            result("FeaturesOutOfRange: features outside the policy's training range: spread"),
+            result("PolicyOutputInvalid: policy returned a non-finite value: [nan]"),
+            result(""),
+        ],
+    )
+    assert backtest.fallback_note(run) == (
+        "adaptive fell back to twap in 3 of 4 episodes: FeaturesOutOfRange 2, PolicyOutputInvalid 1"
+    )
+    assert list(backtest.fallback_reasons(run.finished()).values()) == [1, 1, 1]
+    run.results = [result(""), result("")]
+    assert backtest.fallback_note(run) is None
 
 
 def test_every_repo_scenario_loads() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -103,3 +105,62 @@ def test_short_training_improves_on_its_start() -> None:
     before = np.mean(train.evaluate(runner, result.initial, cfg, fixed))
     after = np.mean(train.evaluate(runner, result.theta, cfg, fixed))
     assert after < before
+
+
+def test_probing_the_mid_leaves_the_episode_unchanged() -> None:
+    seed = short_seed()
+    env = ExecutionEnv()
+    plain = run_policy(env, lambda obs: TWAP_LIKE, seed)
+    env.reset(seed=seed)
+    total, mids = 0.0, []
+    while True:
+        _, reward, done, _, info = env.step(TWAP_LIKE, mid_probes=(10.0, 5.0))
+        total += reward
+        mids.append(info["probe_mids"])
+        if done:
+            break
+    assert -total == plain
+    assert all(len(m) == 2 for m in mids)
+    assert mids[-1] == [None, None]  # the last decision's horizon passes the window's end
+    assert all(m[0] is not None and m[0] > 0 for m in mids[:-1])
+
+
+def test_env_feeds_the_predictor_into_the_observation() -> None:
+    from execution.features import normalise
+    from execution.learning.predictor import load_predictor
+
+    path = Path(__file__).resolve().parents[1] / "execution/learning/models/predictor-v1.onnx"
+    if not path.is_file():
+        pytest.skip("no shipped predictor")
+    pred = load_predictor(str(path))
+    env = ExecutionEnv(predictor=str(path))
+    obs, _ = env.reset(seed=short_seed())
+    values, expected = [], []
+    while True:
+        assert env.strategy is not None and env.strategy.features.last is not None
+        values.append(obs[-1])
+        expected.append(pred(normalise(env.strategy.features.last).values))
+        obs, _, done, _, _ = env.step(TWAP_LIKE)
+        if done:
+            break
+    np.testing.assert_allclose(values, expected, atol=1e-6)
+    assert np.std(values) > 0.01
+
+
+def test_warm_start_reads_a_policy_s_weights() -> None:
+    pytest.importorskip("onnx")
+    from execution.algos.adaptive import load_policy
+    from execution.learning import train
+
+    theta = train.params_from_onnx("policy-v1", (16, 16))
+    assert theta.size == train.n_params((16, 16))
+    first_w, _ = train.unpack(theta, (16, 16))[0]
+    assert np.all(first_w[:, OBS_DIM - 1] == 0.0)  # the predictor input starts unused
+    mine, shipped = train.NumpyPolicy(theta, (16, 16)), load_policy("policy-v1")
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        obs = rng.uniform(-1, 1, OBS_DIM).astype(np.float32)
+        obs[-1] = 0.0  # v1 was trained with the predictor at 0
+        np.testing.assert_allclose(mine(obs), shipped(obs), atol=1e-5)
+    obs[-1] = 1.0  # ...where its own, random predictor weights would have mattered
+    assert np.abs(mine(obs) - shipped(obs)).max() > 1e-3

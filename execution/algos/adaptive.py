@@ -55,6 +55,10 @@ MAX_PACE = 3.0  # the pace multiplier lies in [1/MAX_PACE, MAX_PACE]
 
 Vector = npt.NDArray[np.float32]
 Policy = Callable[[Vector], npt.ArrayLike]
+# Called with (strategy, view, observation, the policy's raw output, the decoded decision)
+# at each decision the policy makes: the decision log (execution/learning/decision_log.py).
+# It must not raise: an exception here is a strategy failure, and the order falls back.
+DecisionHook = Callable[["Adaptive", DecisionView, Vector, npt.ArrayLike, "Decision"], None]
 
 
 class AdaptiveFallback(RuntimeError):
@@ -184,6 +188,20 @@ def load_policy(model: str, sha256: str = "") -> OnnxPolicy:
     return policy
 
 
+def load_policy_predictor(policy: OnnxPolicy) -> Callable[[Vector], float]:
+    """The short-horizon predictor a policy was trained with (its metadata's "predictor":
+    a shipped name, or a file relative to the policy's; and "predictor_sha256").
+    ModelUnavailable when it is missing, unreadable or another file."""
+    # Imported here: execution.learning.predictor imports this module.
+    from execution.learning.predictor import load_predictor
+
+    name = policy.metadata["predictor"]
+    path = resolve_model(name)
+    if not path.is_absolute():
+        path = policy.path.parent / path
+    return load_predictor(str(path), policy.metadata.get("predictor_sha256") or None)
+
+
 # -- the strategy -----------------------------------------------------------------------
 
 
@@ -237,6 +255,7 @@ class Adaptive(Strategy):
         self.pending: tuple[DecisionView, Vector] | None = None
         self.predictor: Callable[[Vector], float] | None = None
         self.last_decision: Decision | None = None
+        self.decision_log: DecisionHook | None = None  # off unless a log is attached
         # Set by whoever resolved the order's registered version (the worker): its file,
         # whose bytes must hash to `expected_sha256`, or the order falls back.
         self.model_file = ""
@@ -267,6 +286,8 @@ class Adaptive(Strategy):
         if self.policy is None:
             model = self.model_file or str(self.params["model"])
             loaded = load_policy(model, self.expected_sha256)
+            if self.predictor is None and loaded.metadata.get("predictor"):
+                self.predictor = load_policy_predictor(loaded)  # ModelUnavailable if bad
             self.policy, self.training_range = loaded, loaded.training_range
         return self.policy
 
@@ -285,15 +306,22 @@ class Adaptive(Strategy):
         if policy is None:
             self.pending = (view, obs)
             return []
-        return self.act(view, decode(policy(obs)))
+        raw = policy(obs)
+        decision = decode(raw)
+        if self.decision_log is not None:
+            self.decision_log(self, view, obs, raw, decision)
+        return self.act(view, decision)
 
     def respond(self, raw_action: npt.ArrayLike) -> list[Action]:
         """External mode: the actions for the pending decision, given the policy's output."""
         if self.pending is None:
             raise RuntimeError("no decision is pending")
-        view, _ = self.pending
+        view, obs = self.pending
         self.pending = None
-        return self.cap_child_qty(self.act(view, decode(raw_action)))
+        decision = decode(raw_action)
+        if self.decision_log is not None:
+            self.decision_log(self, view, obs, raw_action, decision)
+        return self.cap_child_qty(self.act(view, decision))
 
     def act(self, view: DecisionView, d: Decision) -> list[Action]:
         """Turn a decision into cancels and child orders (schedule logic as in base.py)."""

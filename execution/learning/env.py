@@ -10,7 +10,7 @@ by the adaptive strategy with each decision supplied from outside.
 
 Observation: `execution.algos.adaptive.observation` (OBS_DIM float32 values in [-1, 1]:
 the 21 normalised features, which include the order's progress, then the order's size
-against ADV, the urgency and the short-horizon predictor's slot, 0 for now).
+against ADV, the urgency and the short-horizon predictor's output, 0 without one).
 Action: ACTION_DIM real numbers, decoded by `adaptive.decode` (pace multiplier vs the
 schedule, argmax of passive/midpoint/take, share of new resting quantity sent dark).
 Reward: minus the implementation shortfall in bps of the whole order's arrival value
@@ -26,7 +26,7 @@ wraps it in a `gymnasium.Env` (with Box spaces) where gymnasium is installed.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -50,8 +50,13 @@ class ExecutionEnv:
         *,
         urgency: float | tuple[float, float] = 0.0,
         max_participation: float | None = 0.5,
+        predictor: str | Callable[[Vector], float] | None = None,
     ) -> None:
+        """`predictor`: the short-horizon predictor fed into the observation (a model name
+        or path for `execution.learning.predictor.load_predictor`, loaded at the first
+        reset, or a callable of the normalised features); None leaves its slot at 0."""
         self.scenario_for = scenario_for
+        self.predictor = predictor
         self.urgency = urgency
         self.max_participation = max_participation
         self.rng = np.random.default_rng()
@@ -93,6 +98,11 @@ class ExecutionEnv:
         assert isinstance(strategy, Adaptive)
         strategy.external = True
         strategy.check_range = False
+        if isinstance(self.predictor, str):
+            from execution.learning.predictor import load_predictor
+
+            self.predictor = load_predictor(self.predictor)
+        strategy.predictor = self.predictor
         self.engine, self.strategy, self.scenario = engine, strategy, sc
         self._cost_ticks = 0.0
         obs, done = self._advance()
@@ -100,17 +110,41 @@ class ExecutionEnv:
             raise RuntimeError(f"{sc.name}: the order ended before its first decision")
         return obs, {"scenario": sc.name, "seed": seed, "urgency": float(urgency)}
 
-    def step(self, action: Any) -> tuple[Vector, float, bool, bool, dict[str, Any]]:
+    def step(
+        self, action: Any, *, mid_probes: Sequence[float] = ()
+    ) -> tuple[Vector, float, bool, bool, dict[str, Any]]:
+        """One decision. `mid_probes`: offsets in seconds after this decision at which to
+        read the national mid (the predictor's labels); they come back in
+        info["probe_mids"] (ticks; None past the order's window or the session)."""
         if self.engine is None or self.strategy is None:
             raise RuntimeError("call reset() first")
         actions = self.strategy.respond(np.asarray(action, dtype=np.float32))
         self.engine.submit_actions(ORDER_ID, actions)
+        probed = self._probe(mid_probes)
         obs, done = self._advance()
         reward = -self._new_cost_bps(final=done)
-        info: dict[str, Any] = {}
+        info: dict[str, Any] = {"probe_mids": probed} if mid_probes else {}
         if done:
-            info = self.summary()
+            info.update(self.summary())
         return obs, reward, done, False, info
+
+    def _probe(self, offsets: Sequence[float]) -> list[float | None]:
+        """Run the market to each offset after now, in order, and read the mid there; an
+        offset that reaches the order's next decision or its window's end gives None (the
+        decision must run in `_advance`)."""
+        assert self.engine is not None
+        engine = self.engine
+        w = engine.orders[ORDER_ID]
+        t0 = engine.market.now
+        out: list[float | None] = []
+        for dt in sorted(offsets):
+            t = t0 + dt
+            if t >= min(w.next_decision, w.spec.end_s):
+                out.append(None)
+                continue
+            engine.run_until(t)
+            out.append(engine.market.mid_ticks())
+        return out
 
     # -- internals ----------------------------------------------------------------------
 

@@ -2,7 +2,14 @@
 against TWAP on held-out ones, export it to ONNX and write its model card.
 
     python -m execution.learning.train --seed 1 --out execution/learning/models/policy-v1.onnx \\
-        [--iterations 120] [--pairs 8] [--episodes-per-pair 2] [--jobs 2] [--validation 100]
+        [--iterations 120] [--pairs 8] [--episodes-per-pair 2] [--jobs 2] [--validation 100] \\
+        [--predictor predictor-v1] [--init-from policy-v1] [--range-episodes 300]
+
+`--predictor` feeds the short-horizon predictor's output into the observation's
+"predictor" slot in every rollout (and names it, with its SHA-256, in the exported
+model's metadata, so that serving and backtests load the same file); `--init-from` starts
+from another policy's weights (its ONNX initializers) instead of the TWAP-like
+initialisation, with the predictor input's weights set to zero.
 
 Method (docs/ADAPTIVE.md): OpenAI-style evolution strategies over the weights of a small
 MLP. Each iteration draws `pairs` Gaussian perturbations ε; each is tried as θ+σε and θ−σε
@@ -19,6 +26,7 @@ rollouts run a numpy copy of the network, and serving runs the ONNX file.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import importlib
 import json
@@ -34,9 +42,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from execution.algos.adaptive import ACTION_DIM, MODEL_FORMAT, MODES, OBS_DIM, load_policy
+from execution.algos.adaptive import (
+    ACTION_DIM,
+    MODEL_FORMAT,
+    MODES,
+    OBS_DIM,
+    load_policy,
+    resolve_model,
+)
 from execution.backtest_stats import paired_difference
 from execution.features import NAMES, TrainingRange
+from execution.learning.contexts import Contexts, context_for
+from execution.learning.contexts import scenario_for as context_scenario
 from execution.learning.env import ExecutionEnv, run_policy
 from execution.learning.scenarios import (
     TRAIN_SEEDS,
@@ -67,6 +84,12 @@ class Config:
     validation: int = 100
     range_episodes: int = 60
     log_every: int = 10
+    predictor: str = ""  # a predictor model (name or path) fed into the observation
+    init_from: str = ""  # a policy model (name or path) whose weights training starts from
+    # Production order contexts (execution.learning.contexts) that this share of training
+    # days take their order from: the retrain's logged experience. Empty: all generated.
+    contexts: tuple[tuple[float, str, float, float], ...] = ()
+    context_share: float = 0.5
 
 
 # -- the network --------------------------------------------------------------------------
@@ -95,6 +118,32 @@ def initial_params(hidden: Sequence[int], seed: int) -> Array:
             bias[1 + MODES.index("midpoint")] = 1.0
             bias[-1] = math.log(INITIAL_DARK_SHARE / (1 - INITIAL_DARK_SHARE))
         parts.append(bias)
+    return np.concatenate(parts)
+
+
+def params_from_onnx(model: str, hidden: Sequence[int]) -> Array:
+    """A policy's weights from its ONNX initializers (torch's export names them
+    "<layer>.weight" and "<layer>.bias"), as one vector in `unpack`'s order; the weights
+    of the predictor input are zeroed when its metadata names no predictor (a policy trained
+    without one never used them; one trained with one keeps them, as a retrain needs)."""
+    onnx = importlib.import_module("onnx")
+    numpy_helper = importlib.import_module("onnx.numpy_helper")
+    loaded = onnx.load(str(resolve_model(model)))
+    graph = loaded.graph
+    had_predictor = any(p.key == "predictor" and p.value for p in loaded.metadata_props)
+    arrays = {i.name: numpy_helper.to_array(i).astype(np.float64) for i in graph.initializer}
+    layers = sorted({int(n.split(".")[0]) for n in arrays})
+    shapes = layer_shapes(hidden)
+    if len(layers) != len(shapes):
+        raise ValueError(f"{model}: {len(layers)} layers, expected {len(shapes)}")
+    parts: list[Array] = []
+    for k, (layer, (o, i)) in enumerate(zip(layers, shapes, strict=True)):
+        w, b = arrays[f"{layer}.weight"].copy(), arrays[f"{layer}.bias"]
+        if w.shape != (o, i) or b.shape != (o,):
+            raise ValueError(f"{model}: layer {layer} is {w.shape}, expected {(o, i)}")
+        if k == 0 and not had_predictor:
+            w[:, OBS_DIM - 1] = 0.0  # the predictor input
+        parts += [w.reshape(-1), b]
     return np.concatenate(parts)
 
 
@@ -150,26 +199,65 @@ def torch_module(theta: Array, hidden: Sequence[int]) -> Any:
 # -- rollouts (picklable, so worker processes can run them) -------------------------------
 
 _ENV: ExecutionEnv | None = None
+_ENV_PREDICTOR = ""
+# The production contexts of this process's rollouts: set once per worker process by the
+# pool's initializer (Runner), so the tasks stay small.
+_CONTEXTS: Contexts = ()
+_CONTEXT_SHARE = 0.5
 
 
-def episode_urgency(seed: int, zero_share: float) -> float:
+def make_env(predictor: str, contexts: Contexts = (), share: float = 0.5) -> ExecutionEnv:
+    if contexts:
+        return ExecutionEnv(
+            functools.partial(context_scenario, contexts=contexts, share=share),
+            predictor=predictor or None,
+        )
+    return ExecutionEnv(predictor=predictor or None)
+
+
+def episode_urgency(
+    seed: int, zero_share: float, contexts: Contexts = (), share: float = 0.5
+) -> float:
+    ctx = context_for(seed, contexts, share)
+    if ctx is not None:
+        return ctx.urgency  # a production order's own urgency
     rng = np.random.default_rng([seed, 7])
     return 0.0 if rng.random() < zero_share else float(rng.uniform(0.0, 1.0))
 
 
-def rollout(task: tuple[Array, tuple[int, ...], int, float]) -> float:
-    theta, hidden, seed, urgency = task
-    global _ENV
-    if _ENV is None:
-        _ENV = ExecutionEnv()
+def cfg_urgency(seed: int, cfg: Config) -> float:
+    return episode_urgency(seed, cfg.urgency_zero_share, cfg.contexts, cfg.context_share)
+
+
+def _set_contexts(contexts: Contexts, share: float) -> None:
+    global _CONTEXTS, _CONTEXT_SHARE, _ENV
+    _CONTEXTS, _CONTEXT_SHARE, _ENV = tuple(contexts), share, None
+
+
+Task = tuple[Array, tuple[int, ...], int, float, str]
+
+
+def rollout(task: Task) -> float:
+    theta, hidden, seed, urgency, predictor = task
+    global _ENV, _ENV_PREDICTOR
+    if _ENV is None or predictor != _ENV_PREDICTOR:
+        # The predictor's session is made here, in the worker, not inherited over fork.
+        _ENV, _ENV_PREDICTOR = make_env(predictor, _CONTEXTS, _CONTEXT_SHARE), predictor
     return run_policy(_ENV, NumpyPolicy(theta, hidden), seed, {"urgency": urgency})
 
 
 class Runner:
-    def __init__(self, jobs: int) -> None:
-        self.pool = multiprocessing.get_context("fork").Pool(jobs) if jobs > 1 else None
+    def __init__(self, jobs: int, contexts: Contexts = (), share: float = 0.5) -> None:
+        _set_contexts(contexts, share)
+        self.pool = (
+            multiprocessing.get_context("fork").Pool(
+                jobs, initializer=_set_contexts, initargs=(tuple(contexts), share)
+            )
+            if jobs > 1
+            else None
+        )
 
-    def map(self, tasks: list[tuple[Array, tuple[int, ...], int, float]]) -> list[float]:
+    def map(self, tasks: list[Task]) -> list[float]:
         if self.pool is None:
             return [rollout(t) for t in tasks]
         return list(self.pool.map(rollout, tasks, chunksize=1))
@@ -181,7 +269,10 @@ class Runner:
 
 
 def evaluate(runner: Runner, theta: Array, cfg: Config, seeds: Sequence[int]) -> list[float]:
-    tasks = [(theta, cfg.hidden, s, episode_urgency(s, cfg.urgency_zero_share)) for s in seeds]
+    tasks = [
+        (theta, cfg.hidden, s, cfg_urgency(s, cfg), cfg.predictor)
+        for s in seeds
+    ]
     return runner.map(tasks)
 
 
@@ -207,7 +298,11 @@ def train(cfg: Config, runner: Runner, log: Any = None) -> TrainResult:
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    theta0 = initial_params(cfg.hidden, cfg.seed)
+    theta0 = (
+        params_from_onnx(cfg.init_from, cfg.hidden)
+        if cfg.init_from
+        else initial_params(cfg.hidden, cfg.seed)
+    )
     param = torch.nn.Parameter(torch.from_numpy(theta0.copy()))
     opt = torch.optim.Adam([param], lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     result = TrainResult(theta=theta0.copy(), initial=theta0.copy())
@@ -222,12 +317,13 @@ def train(cfg: Config, runner: Runner, log: Any = None) -> TrainResult:
         else:
             flat = train_seeds(base + it * per_iter, per_iter)
             days = [flat[i :: cfg.pairs] for i in range(cfg.pairs)]
-        tasks = []
+        tasks: list[Task] = []
         for i in range(cfg.pairs):
             for sign in (1.0, -1.0):
                 for s in days[i]:
-                    u = episode_urgency(s, cfg.urgency_zero_share)
-                    tasks.append((theta + sign * cfg.sigma * eps[i], cfg.hidden, s, u))
+                    u = cfg_urgency(s, cfg)
+                    perturbed = theta + sign * cfg.sigma * eps[i]
+                    tasks.append((perturbed, cfg.hidden, s, u, cfg.predictor))
         out = np.array(runner.map(tasks)).reshape(cfg.pairs, 2, -1)
         # Shortfall of +ε minus −ε on the same days: positive means +ε costs more.
         diff = (out[:, 0, :] - out[:, 1, :]).mean(axis=1)
@@ -255,13 +351,19 @@ def train(cfg: Config, runner: Runner, log: Any = None) -> TrainResult:
     return result
 
 
-def fit_training_range(theta: Array, cfg: Config, seeds: Sequence[int]) -> TrainingRange:
-    """The raw features the trained policy meets on training days (min and max)."""
-    env = ExecutionEnv()
+def fit_training_range(
+    theta: Array,
+    cfg: Config,
+    seeds: Sequence[int],
+    extra_rows: npt.NDArray[np.float32] | None = None,
+) -> TrainingRange:
+    """The raw features the trained policy meets on training days (min and max), and
+    `extra_rows` (raw features logged in production, for a retrain)."""
+    env = make_env(cfg.predictor, cfg.contexts, cfg.context_share)
     policy = NumpyPolicy(theta, cfg.hidden)
     rows = []
     for s in seeds:
-        obs, _ = env.reset(seed=s, options={"urgency": episode_urgency(s, cfg.urgency_zero_share)})
+        obs, _ = env.reset(seed=s, options={"urgency": cfg_urgency(s, cfg)})
         assert env.strategy is not None
         while True:
             assert env.strategy.features.last is not None
@@ -269,6 +371,8 @@ def fit_training_range(theta: Array, cfg: Config, seeds: Sequence[int]) -> Train
             obs, _, done, _, _ = env.step(policy(obs))
             if done:
                 break
+    if extra_rows is not None and len(extra_rows):
+        rows.extend(np.asarray(extra_rows, dtype=np.float32))
     return TrainingRange.fit(np.stack(rows))
 
 
@@ -292,6 +396,7 @@ def export_onnx(
     )
     model = onnx.load(str(path))
     meta = {
+        **predictor_metadata(cfg.predictor),
         "format": MODEL_FORMAT,
         "training_range": json.dumps(training_range.to_dict()),
         "observation": json.dumps([*NAMES, "order_size_adv", "urgency", "predictor"]),
@@ -303,6 +408,15 @@ def export_onnx(
         model.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
+
+
+def predictor_metadata(predictor: str) -> dict[str, str]:
+    """What the policy's file says of its predictor: serving loads that file and checks
+    its SHA-256 (adaptive.load_policy_predictor)."""
+    if not predictor:
+        return {}
+    path = resolve_model(predictor)
+    return {"predictor": predictor, "predictor_sha256": sha256(path)}
 
 
 def onnx_agreement(theta: Array, cfg: Config, path: Path, obs: npt.NDArray[np.float32]) -> float:
@@ -365,6 +479,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", default=",".join(map(str, d.hidden)))
     parser.add_argument("--jobs", type=int, default=d.jobs)
     parser.add_argument("--validation", type=int, default=d.validation)
+    parser.add_argument(
+        "--range-episodes",
+        type=int,
+        default=d.range_episodes,
+        help="training episodes the feature range saved with the model is fitted on",
+    )
+    parser.add_argument("--predictor", default=d.predictor, help="e.g. predictor-v1")
+    parser.add_argument("--init-from", default=d.init_from, help="e.g. policy-v1")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     cfg = Config(
@@ -377,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
         learning_rate=args.learning_rate,
         jobs=args.jobs,
         validation=args.validation,
+        range_episodes=args.range_episodes,
+        predictor=args.predictor,
+        init_from=args.init_from,
     )
     wall = time.perf_counter()
     print(f"training: {n_params(cfg.hidden)} parameters, {asdict(cfg)}", file=sys.stderr)
@@ -404,9 +529,17 @@ def main(argv: list[str] | None = None) -> int:
         "training_s": round(result.elapsed_s, 1),
         "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
     }
+    if cfg.predictor:
+        card["predictor"] = predictor_metadata(cfg.predictor)
+    if cfg.init_from:
+        card["init_from"] = {
+            "model": cfg.init_from,
+            "sha256": sha256(resolve_model(cfg.init_from)),
+            "predictor_input_weights": "set to zero",
+        }
     export_onnx(result.theta, cfg, args.out, training_range, card)
     # Agreement on held-out inputs: observations from validation days (not trained on).
-    env, held_out = ExecutionEnv(), list[npt.NDArray[np.float32]]()
+    env, held_out = make_env(cfg.predictor), list[npt.NDArray[np.float32]]()
     for s in validation_seeds(5, offset=90_000):
         run_policy(env, NumpyPolicy(result.theta, cfg.hidden), s, record=held_out)
     obs = np.stack(held_out).astype(np.float32)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -51,7 +51,10 @@ def run_episode(
     *,
     knobs: Knobs | None = None,
     max_participation: float | None = 0.5,
+    setup: Callable[[ExecutionEngine], None] | None = None,
 ) -> EpisodeResult:
+    """`setup` is called with the engine once the order is in, before the market runs
+    (the backtest attaches its decision log there)."""
     started = time.perf_counter()
     market = Market(scenario, seed, knobs)
     engine = ExecutionEngine(market)
@@ -69,6 +72,8 @@ def run_episode(
             max_participation=max_participation,
         )
     )
+    if setup is not None:
+        setup(engine)
     engine.run_to_end()
     w = engine.orders[ORDER_ID]
     p = w.parent

@@ -57,9 +57,7 @@ def test_registering_records_the_hash_card_and_audit(rita: User, tmp_path: Path)
         model_register(path=path, user=rita)
 
 
-def test_a_file_that_is_not_a_policy_is_refused_with_its_reason(
-    rita: User, tmp_path: Path
-) -> None:
+def test_a_file_that_is_not_a_policy_is_refused_with_its_reason(rita: User, tmp_path: Path) -> None:
     bad = tmp_path / "junk.onnx"
     bad.write_bytes(b"not onnx at all")
     with pytest.raises(ValidationError) as e:
@@ -146,9 +144,7 @@ def test_the_ticket_offers_approved_versions_and_the_order_records_the_exact_one
     assert model_field["value"] == "policy-v1"
     with pytest.raises(ValidationError) as e:
         submit(alice, instrument, strategy="adaptive", params={"model": "/etc/passwd"})
-    assert "choose an approved model version: policy-v1" in str(
-        e.value.message_dict["param_model"]
-    )
+    assert "choose an approved model version: policy-v1" in str(e.value.message_dict["param_model"])
     order = submit(alice, instrument, strategy="adaptive")  # the default: newest approved
     assert order.model_version_id == mv.pk and order.params["model"] == "policy-v1"
     rec = AuditRecord.objects.get(action="order.submit", object_id=str(order.pk))
@@ -233,8 +229,6 @@ def test_the_pages_list_versions_and_refuse_actions_to_traders(
     assert r.status_code == 302
     mv.refresh_from_db()
     assert mv.status == ModelVersion.APPROVED
-    r = client_for(ruth).post(
-        f"/risk/models/{mv.pk}/retire/", {}, HTTP_ACCEPT="application/json"
-    )
+    r = client_for(ruth).post(f"/risk/models/{mv.pk}/retire/", {}, HTTP_ACCEPT="application/json")
     assert r.status_code == 400 and "no reason field" in r.json()["error"]
     assert client_for(ruth).get("/risk/models/999/").status_code == 404

@@ -169,8 +169,6 @@ def test_the_adaptive_strategy_takes_only_an_approved_model_from_a_person(
     approved_model("policy-v1")
     with pytest.raises(ValidationError) as e:
         submit(alice, instrument, strategy="adaptive", params={"model": "/etc/passwd"})
-    assert "choose an approved model version: policy-v1" in str(
-        e.value.message_dict["param_model"]
-    )
+    assert "choose an approved model version: policy-v1" in str(e.value.message_dict["param_model"])
     ok = submit(alice, instrument, strategy="adaptive", params={"model": "policy-v1"})
     assert ok.status == "NEW" and ok.params["model"] == "policy-v1"

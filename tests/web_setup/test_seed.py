@@ -119,9 +119,7 @@ def test_the_demo_has_a_desk_and_the_firms_starting_limits_audited(settings):
     assert AuditRecord.objects.filter(action="limit.seed").count() == 8
 
 
-def test_the_shipped_models_are_registered_and_the_default_approved_by_two(
-    settings, monkeypatch
-):
+def test_the_shipped_models_are_registered_and_the_default_approved_by_two(settings, monkeypatch):
     from execution.algos.adaptive import DEFAULT_MODEL, shipped_models
     from execution.model_registry import approved_names
     from execution.models import ModelVersion

@@ -1,0 +1,206 @@
+"""Retrain: a new candidate policy from simulated experience plus logged production
+experience, evaluated beside the version it would replace (docs/MODELS.md).
+
+What the logged experience changes, and why this way:
+- **Which orders training practises on.** Each logged order's context (size against ADV,
+  side, window, urgency) becomes a training task: a share of the training days take their
+  order from one of them, in a generated market (execution.learning.contexts). The policy
+  learns from interaction, as it was trained, but on the orders the desk really sends.
+- **Where the model trusts itself.** The feature range saved with the model covers the raw
+  features logged in production as well as the training days, so a state production has
+  seen does not make the new model fall back.
+- Training starts from the approved version's weights (its predictor with it).
+
+The logged decisions are not replayed as if the new policy had taken them: the market
+would have answered another policy differently, and evolution strategies learn only from
+their own rollouts. Off-policy use of the logged rewards is a later step (ADAPTIVE.md).
+
+Pure: numpy, the simulator and the trainer (torch via importlib); the management command
+`model_retrain` registers the result in the database as a candidate.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from execution.algos.adaptive import load_policy
+from execution.learning import train as trainer
+from execution.learning.contexts import contexts_from_log
+from execution.learning.decision_log import decision_arrays, episode_ids, read_decisions
+from execution.learning.env import run_policy
+from execution.learning.evaluate import compare
+from execution.learning.scenarios import (
+    TRAIN_SEEDS,
+    VALIDATION_SEEDS,
+    train_seeds,
+    validation_seeds,
+)
+
+# The comparison's held-out days: validation seeds the shipped models' own validation
+# (the first 100) never used.
+EVALUATION_OFFSET = 60_000
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    base_model: Path  # the approved version's file: training starts from its weights
+    out: Path
+    decision_log: Path | None = None
+    seed: int = 1
+    iterations: int = 30
+    pairs: int = 8
+    episodes_per_pair: int = 2
+    context_share: float = 0.5
+    range_episodes: int = 60
+    evaluation: int = 40
+    jobs: int = 2
+    sigma: float = 0.1
+    learning_rate: float = 0.02
+
+
+@dataclass
+class LoggedExperience:
+    rows: int = 0
+    episodes: int = 0
+    files: list[str] = field(default_factory=list)
+    contexts: list[tuple[float, str, float, float]] = field(default_factory=list)
+    raw_features: npt.NDArray[np.float32] | None = None
+
+
+def logged_experience(path: Path | None) -> LoggedExperience:
+    """The decision log's orders and features; an empty experience without a log."""
+    if path is None:
+        return LoggedExperience()
+    table = read_decisions(path)
+    arrays = decision_arrays(table)
+    episodes = table.column("episode_id").to_pylist()
+    raw = arrays["features_raw"]
+    finite = raw[np.isfinite(raw).all(axis=1)]
+    files = (
+        sorted({str(p) for p in Path(path).rglob("*.parquet")})
+        if Path(path).is_dir()
+        else [str(path)]
+    )
+    return LoggedExperience(
+        rows=int(table.num_rows),
+        episodes=len(episode_ids(table)),
+        files=files,
+        contexts=[c.as_tuple() for c in contexts_from_log(arrays, episodes)],
+        raw_features=finite,
+    )
+
+
+def _hidden_of(policy_meta: dict[str, str]) -> tuple[int, ...]:
+    try:
+        return tuple(int(h) for h in json.loads(policy_meta["config"])["hidden"])
+    except (KeyError, ValueError, TypeError):
+        return trainer.Config().hidden
+
+
+def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
+    """Train, export and evaluate a candidate; returns its model card (also written beside
+    the ONNX file). The evaluation compares it with the base version and the baselines on
+    the same held-out days."""
+    started = time.perf_counter()
+    base = load_policy(str(rc.base_model))
+    exp = logged_experience(rc.decision_log)
+    print(
+        f"retrain: from {rc.base_model.name} ({base.sha256[:12]}), {exp.rows} logged "
+        f"decisions in {exp.episodes} orders",
+        file=log,
+        flush=True,
+    )
+    cfg = trainer.Config(
+        seed=rc.seed,
+        hidden=_hidden_of(base.metadata),
+        iterations=rc.iterations,
+        pairs=rc.pairs,
+        episodes_per_pair=rc.episodes_per_pair,
+        sigma=rc.sigma,
+        learning_rate=rc.learning_rate,
+        jobs=rc.jobs,
+        validation=rc.evaluation,
+        range_episodes=rc.range_episodes,
+        predictor=base.metadata.get("predictor", ""),
+        init_from=str(rc.base_model),
+        contexts=tuple(exp.contexts),
+        context_share=rc.context_share if exp.contexts else 0.0,
+    )
+    runner = trainer.Runner(cfg.jobs, cfg.contexts, cfg.context_share)
+    try:
+        result = trainer.train(cfg, runner, log=log)
+    finally:
+        runner.close()
+    range_seeds = train_seeds(10_000 * cfg.seed + 700_000, cfg.range_episodes)
+    training_range = trainer.fit_training_range(
+        result.theta, cfg, range_seeds, extra_rows=exp.raw_features
+    )
+    card: dict[str, Any] = {
+        "model": rc.out.name,
+        "format": base.metadata.get("format", ""),
+        "method": "retrain: evolution strategies from the base version's weights, on "
+        "generated days, a share of them with logged production order contexts",
+        "config": {**asdict(cfg), "hidden": list(cfg.hidden), "contexts": len(cfg.contexts)},
+        "retrain": {
+            "base_model": str(rc.base_model),
+            "base_sha256": base.sha256,
+            "decision_log": str(rc.decision_log) if rc.decision_log else None,
+            "logged_rows": exp.rows,
+            "logged_orders": exp.episodes,
+            "log_files": len(exp.files),
+            "context_share": cfg.context_share,
+        },
+        "data": {
+            "generator": "execution.learning.scenarios.generate (+ execution.learning.contexts)",
+            "train_seed_range": [TRAIN_SEEDS.start, TRAIN_SEEDS.stop - 1],
+            "validation_seed_range": [VALIDATION_SEEDS.start, VALIDATION_SEEDS.stop - 1],
+            "training_episodes": cfg.iterations * cfg.pairs * cfg.episodes_per_pair * 2,
+            "training_range_episodes": cfg.range_episodes,
+            "training_range_logged_rows": 0 if exp.raw_features is None else len(exp.raw_features),
+        },
+        "history": result.history[:: max(cfg.log_every, 1)] + result.history[-1:],
+        "training_s": round(result.elapsed_s, 1),
+    }
+    if cfg.predictor:
+        card["predictor"] = trainer.predictor_metadata(cfg.predictor)
+    trainer.export_onnx(result.theta, cfg, rc.out, training_range, card)
+    env = trainer.make_env(cfg.predictor)
+    held: list[npt.NDArray[np.float32]] = []
+    for s in validation_seeds(3, offset=95_000):
+        run_policy(env, trainer.NumpyPolicy(result.theta, cfg.hidden), s, record=held)
+    card["onnx_vs_torch_max_abs_diff"] = trainer.onnx_agreement(
+        result.theta, cfg, rc.out, np.stack(held).astype(np.float32)
+    )
+    seeds = validation_seeds(rc.evaluation, offset=EVALUATION_OFFSET)
+    evaluation = compare(
+        {"candidate": rc.out, "base": rc.base_model}, seeds, candidate="candidate", jobs=rc.jobs
+    )
+    card["evaluation"] = evaluation
+    card["validation"] = {  # the registry's list reads these
+        "scenarios": evaluation["episodes"],
+        "seeds": evaluation["seeds"],
+        "adaptive_minus_twap_bps": evaluation["candidate_minus"]["twap"],
+        "candidate_minus_base_bps": evaluation["candidate_minus"]["base"],
+        "fallbacks": evaluation["fallbacks"]["candidate"],
+    }
+    card["wall_s"] = round(time.perf_counter() - started, 1)
+    card["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    card["sha256"] = trainer.sha256(rc.out)
+    rc.out.with_suffix(".card.json").write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+    d = evaluation["candidate_minus"]
+    print(
+        f"retrain: candidate minus base {d['base']['mean']:+.2f} bps "
+        f"[{d['base']['ci95_low']:+.2f}, {d['base']['ci95_high']:+.2f}], minus TWAP "
+        f"{d['twap']['mean']:+.2f} bps over {evaluation['episodes']} held-out days",
+        file=log,
+        flush=True,
+    )
+    return card
