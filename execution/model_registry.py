@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from execution.algos.adaptive import MODEL_DIR, AdaptiveFallback, OnnxPolicy
+from execution.algos.adaptive import MODEL_DIR, AdaptiveFallback, OnnxPolicy, shipped_models
 from execution.models import ModelVersion
 from oversight.audit import audit_record
 from oversight.roles import APPROVE_MODEL
@@ -205,11 +205,11 @@ def model_register(
 def shipped_register() -> list[ModelVersion]:
     """Register every model file shipped with the product that is not registered yet."""
     out = []
-    for path in sorted(MODEL_DIR.glob("*.onnx")):
-        if path.stem.startswith("predictor"):
-            continue  # a predictor is a policy's part, registered with it
-        if not ModelVersion.objects.filter(name=path.stem).exists():
-            out.append(model_register(path=path, note="shipped with the product"))
+    for name in shipped_models():  # policies only: a predictor is registered with its policy
+        if not ModelVersion.objects.filter(name=name).exists():
+            out.append(
+                model_register(path=MODEL_DIR / f"{name}.onnx", note="shipped with the product")
+            )
     return out
 
 

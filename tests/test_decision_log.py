@@ -146,7 +146,7 @@ def test_one_file_per_episode_under_date_and_model(episode: tuple[EpisodeResult,
     sha = adaptive.load_policy(DEFAULT_MODEL).sha256
     rel = parquet[0].relative_to(out).as_posix()
     assert re.fullmatch(
-        rf"date=2026-01-02/model=policy-v1-{sha[:12]}/backtest-demo-midcap-buy_11-[0-9a-f]{{8}}\.parquet",
+        rf"date=2026-01-02/model={DEFAULT_MODEL}-{sha[:12]}/backtest-demo-midcap-buy_11-[0-9a-f]{{8}}\.parquet",
         rel,
     ), rel
     assert not any(f.name.startswith(".") for f in files)  # no temporary file left

@@ -42,7 +42,7 @@ from execution.algos.params import ParamSpec
 from execution.features import N_FEATURES, FeatureState, TrainingRange, normalise
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "learning" / "models"
-DEFAULT_MODEL = "policy-v1"
+DEFAULT_MODEL = "policy-v2"  # policy-v1 (no predictor) stays shipped
 MODEL_FORMAT = "oversight.adaptive/1"  # what the ONNX metadata must say
 
 # Observation: the 21 normalised features, then these (all in [-1, 1]).
@@ -155,9 +155,17 @@ _CACHE: dict[tuple[str, int, int], OnnxPolicy] = {}
 
 
 def shipped_models() -> list[str]:
-    """The version names of the models shipped with the product (the only ones a person
-    may pick from the web; a file path is for backtests on one's own machine)."""
-    return sorted(p.stem for p in MODEL_DIR.glob("*.onnx"))
+    """The version names of the policies shipped with the product (what the demo seed
+    registers). A file whose model card names another format (a predictor) is not one."""
+    out = []
+    for p in MODEL_DIR.glob("*.onnx"):
+        try:
+            card = json.loads(p.with_suffix(".card.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            card = {}
+        if card.get("format", MODEL_FORMAT) == MODEL_FORMAT:
+            out.append(p.stem)
+    return sorted(out)
 
 
 def resolve_model(model: str) -> Path:

@@ -269,10 +269,7 @@ class Runner:
 
 
 def evaluate(runner: Runner, theta: Array, cfg: Config, seeds: Sequence[int]) -> list[float]:
-    tasks = [
-        (theta, cfg.hidden, s, cfg_urgency(s, cfg), cfg.predictor)
-        for s in seeds
-    ]
+    tasks = [(theta, cfg.hidden, s, cfg_urgency(s, cfg), cfg.predictor) for s in seeds]
     return runner.map(tasks)
 
 
