@@ -170,3 +170,30 @@ def test_onnx_matches_torch(tmp_path: Path) -> None:
         expected = train.torch_module(theta, cfg.hidden)(torch.from_numpy(obs)).numpy()
     got = np.stack([train.NumpyPolicy(theta, cfg.hidden)(o) for o in obs])
     assert np.abs(got - expected).max() < 1e-5
+
+
+def _constant(pace_logit: float, mode: str, dark: float) -> np.ndarray:
+    a = np.zeros(adaptive.ACTION_DIM, dtype=np.float32)
+    a[0] = pace_logit
+    a[1 + adaptive.MODES.index(mode)] = 1.0
+    a[-1] = np.log(dark / (1.0 - dark))
+    return a
+
+
+@pytest.mark.parametrize("name", ["demo-largecap-sell", "demo-midcap-buy"])
+def test_the_neutral_action_is_twap_exactly(name: str) -> None:
+    """Pace 1, midpoint, 30% dark: the policy's zero point is the TWAP baseline, child for
+    child, so whatever a trained policy does differently is its own doing."""
+    from execution.learning.env import ExecutionEnv, run_policy
+
+    sc = load_scenario(REPO / "execution" / "scenarios" / f"{name}.json")
+    sc = sc.with_order(end_minute=sc.order.start_minute + 45)
+    env = ExecutionEnv(lambda seed: sc)
+    neutral = _constant(0.0, "midpoint", 0.3)
+    for seed in (5, 6):
+        twap = run_episode(sc, "twap", seed)
+        ada = run_policy(env, lambda obs: neutral, seed, {"urgency": 0.0})
+        assert ada == pytest.approx(twap.shortfall_bps, abs=1e-9), seed
+    # And a different action is not TWAP: the comparison can tell them apart.
+    slow = run_policy(env, lambda obs: _constant(-0.5, "passive", 0.05), 5, {"urgency": 0.0})
+    assert slow != pytest.approx(run_episode(sc, "twap", 5).shortfall_bps, abs=1e-6)

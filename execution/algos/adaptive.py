@@ -250,9 +250,6 @@ class Adaptive(Strategy):
             10.0,
         ),
     )
-    # The policy may wait for passive fills up to two slices behind before the safety net
-    # takes; TWAP's one slice would leave it little to decide.
-    default_overrides = {"catch_up_slices": 2.0}
 
     def __init__(self, ctx: OrderContext, params: Mapping[str, Any] | None = None) -> None:
         self.features = FeatureState()
@@ -343,10 +340,16 @@ class Adaptive(Strategy):
         last_slice = view.now + self.decision_interval_s >= ctx.end_s
         desired = min(target_now + d.pace * slice_qty, float(ctx.qty))
         mode = d.mode
+        behind = target_now - view.filled_qty
+        catch_up = 0  # the safety net's own take, as every baseline's (base.Strategy)
         if last_slice and p["complete"]:
             desired, mode = float(ctx.qty), "take"
-        elif target_now - view.filled_qty > p["catch_up_slices"] * slice_qty:
-            mode = "take"  # the safety net: never far behind the schedule
+        elif behind > p["catch_up_slices"] * max(1.0, 1.0 / d.pace) * slice_qty and mode != "take":
+            # The safety net: never far behind the schedule. Take what is behind now, as
+            # the baselines do, and rest the rest of the pace as the policy chose. A policy
+            # that slows down (pace < 1) tolerates a lag in proportion, up to 3 slices;
+            # at pace 1 the net is TWAP's, so the neutral action is TWAP exactly.
+            catch_up = int(min(behind, leaves))
         need = desired - view.filled_qty  # still to fill by the next decision
 
         live = [c for c in view.working if not c.cancel_pending]
@@ -358,6 +361,20 @@ class Adaptive(Strategy):
         kept = [c for c in live if c.intent != "take" and c.client_order_id not in cancelled]
         resting_qty = sum(c.leaves_qty for c in kept)
         free = leaves - working_qty
+
+        if catch_up > 0:
+            if catch_up > free and kept:
+                for c in sorted(kept, key=lambda c: c.intent != "dark"):
+                    actions.append(Cancel(c.client_order_id, "CATCH_UP"))
+                free += resting_qty
+                kept, resting_qty = [], 0
+            want = min(catch_up, free)
+            if want > 0:
+                taken = self.router.take(side, want, view, ctx.limit_px_ticks, p["max_take_ticks"])
+                actions.extend(taken)
+                took = sum(o.qty for o in taken)
+                free -= took
+                need -= took
 
         if mode == "take":
             want = int(min(max(need, 0.0), leaves))

@@ -52,7 +52,7 @@ from execution.algos.adaptive import (
 )
 from execution.backtest_stats import paired_difference
 from execution.features import NAMES, TrainingRange
-from execution.learning.contexts import Contexts, context_for
+from execution.learning.contexts import Contexts, context_for, scenario_dict
 from execution.learning.contexts import scenario_for as context_scenario
 from execution.learning.env import ExecutionEnv, run_policy
 from execution.learning.scenarios import (
@@ -90,6 +90,10 @@ class Config:
     # days take their order from: the retrain's logged experience. Empty: all generated.
     contexts: tuple[tuple[float, str, float, float], ...] = ()
     context_share: float = 0.5
+    # What one unit of cost is when perturbations are ranked: "bps" (every day as it
+    # comes, so wide-spread days, whose costs are larger, dominate) or "spread" (each
+    # day's cost in its own quoted spread, so a tight name counts as much as a wide one).
+    cost_unit: str = "bps"
 
 
 # -- the network --------------------------------------------------------------------------
@@ -225,6 +229,14 @@ def episode_urgency(
     return 0.0 if rng.random() < zero_share else float(rng.uniform(0.0, 1.0))
 
 
+def day_cost_unit(seed: int, cfg: Config) -> float:
+    """The day's unit of cost in bps: 1, or its instrument's quoted spread (cost_unit)."""
+    if cfg.cost_unit == "bps":
+        return 1.0
+    inst = scenario_dict(seed, cfg.contexts, cfg.context_share)["instrument"]
+    return max(inst["spread_ticks"] * inst["tick_size"] / inst["reference_price"] * 1e4, 0.1)
+
+
 def cfg_urgency(seed: int, cfg: Config) -> float:
     return episode_urgency(seed, cfg.urgency_zero_share, cfg.contexts, cfg.context_share)
 
@@ -322,8 +334,9 @@ def train(cfg: Config, runner: Runner, log: Any = None) -> TrainResult:
                     perturbed = theta + sign * cfg.sigma * eps[i]
                     tasks.append((perturbed, cfg.hidden, s, u, cfg.predictor))
         out = np.array(runner.map(tasks)).reshape(cfg.pairs, 2, -1)
+        scale = np.array([[day_cost_unit(s, cfg) for s in ds] for ds in days])
         # Shortfall of +ε minus −ε on the same days: positive means +ε costs more.
-        diff = (out[:, 0, :] - out[:, 1, :]).mean(axis=1)
+        diff = ((out[:, 0, :] - out[:, 1, :]) / scale).mean(axis=1)
         weights = centered_ranks(diff)
         grad = weights @ eps / (cfg.pairs * cfg.sigma)
         opt.zero_grad()
@@ -484,6 +497,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--predictor", default=d.predictor, help="e.g. predictor-v1")
     parser.add_argument("--init-from", default=d.init_from, help="e.g. policy-v1")
+    parser.add_argument(
+        "--cost-unit",
+        choices=("bps", "spread"),
+        default=d.cost_unit,
+        help="rank perturbations by cost in bps, or in each day's quoted spread",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     cfg = Config(
@@ -499,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         range_episodes=args.range_episodes,
         predictor=args.predictor,
         init_from=args.init_from,
+        cost_unit=args.cost_unit,
     )
     wall = time.perf_counter()
     print(f"training: {n_params(cfg.hidden)} parameters, {asdict(cfg)}", file=sys.stderr)
