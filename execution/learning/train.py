@@ -78,6 +78,11 @@ class Config:
     sigma: float = 0.1
     learning_rate: float = 0.03
     weight_decay: float = 0.005
+    # Where weight decay pulls: "zero" (plain L2, Adam's own; it also pulls the output
+    # biases that make the start TWAP-like towards an arbitrary action) or "start" (towards
+    # the starting weights: a prior that the policy stays the baseline unless the rollouts
+    # keep showing a departure pays).
+    decay_to: str = "zero"
     urgency_zero_share: float = 0.5  # episodes at urgency 0; the rest uniform in [0, 1]
     fixed_seeds: tuple[int, ...] = ()  # train on these days every iteration (tests)
     jobs: int = 2
@@ -313,7 +318,11 @@ def train(cfg: Config, runner: Runner, log: Any = None) -> TrainResult:
         else initial_params(cfg.hidden, cfg.seed)
     )
     param = torch.nn.Parameter(torch.from_numpy(theta0.copy()))
-    opt = torch.optim.Adam([param], lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(
+        [param],
+        lr=cfg.learning_rate,
+        weight_decay=cfg.weight_decay if cfg.decay_to == "zero" else 0.0,
+    )
     result = TrainResult(theta=theta0.copy(), initial=theta0.copy())
     started = time.perf_counter()
     per_iter = cfg.pairs * cfg.episodes_per_pair
@@ -340,6 +349,8 @@ def train(cfg: Config, runner: Runner, log: Any = None) -> TrainResult:
         weights = centered_ranks(diff)
         grad = weights @ eps / (cfg.pairs * cfg.sigma)
         opt.zero_grad()
+        if cfg.decay_to == "start":
+            grad = grad + cfg.weight_decay * (theta - theta0)
         param.grad = torch.from_numpy(grad)  # descend: lower shortfall
         opt.step()
         entry = {
@@ -497,6 +508,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--predictor", default=d.predictor, help="e.g. predictor-v1")
     parser.add_argument("--init-from", default=d.init_from, help="e.g. policy-v1")
+    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument(
+        "--decay-to",
+        choices=("zero", "start"),
+        default=d.decay_to,
+        help="weight decay towards zero (plain L2) or towards the starting policy",
+    )
     parser.add_argument(
         "--cost-unit",
         choices=("bps", "spread"),
@@ -519,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         predictor=args.predictor,
         init_from=args.init_from,
         cost_unit=args.cost_unit,
+        weight_decay=args.weight_decay,
+        decay_to=args.decay_to,
     )
     wall = time.perf_counter()
     print(f"training: {n_params(cfg.hidden)} parameters, {asdict(cfg)}", file=sys.stderr)

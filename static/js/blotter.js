@@ -651,6 +651,7 @@
       case "order": return mineMatching("orderId", String(k.scope_key));
       case "strategy": return mineMatching("strategy", k.scope_key);
       case "instrument": return mineMatching("symbol", k.scope_key);
+      case "model": return mineMatching("model", k.scope_key);
       default: return false;
     }
   }
