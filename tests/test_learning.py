@@ -167,3 +167,14 @@ def test_warm_start_reads_a_policy_s_weights() -> None:
         np.testing.assert_allclose(mine(obs), shipped(obs), atol=1e-5)
     obs[-1] = 1.0  # ...where its own, random predictor weights would have mattered
     assert np.abs(mine(obs) - shipped(obs)).max() > 1e-3
+
+
+def test_the_evaluation_command_compares_models_with_twap_by_spread(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from execution.learning.evaluate import main
+
+    assert main(["--models", "policy-v1", "--days", "2", "--offset", "99000", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "validation days 2099000-2099001 (2), urgency 0" in out
+    assert "policy-v1: all " in out and "spread <= 2 ticks" in out and "spread >= 5 bps" in out
