@@ -239,7 +239,8 @@ def day_cost_unit(seed: int, cfg: Config) -> float:
     if cfg.cost_unit == "bps":
         return 1.0
     inst = scenario_dict(seed, cfg.contexts, cfg.context_share)["instrument"]
-    return max(inst["spread_ticks"] * inst["tick_size"] / inst["reference_price"] * 1e4, 0.1)
+    spread = float(inst["spread_ticks"]) * float(inst["tick_size"]) / float(inst["reference_price"])
+    return max(spread * 1e4, 0.1)
 
 
 def cfg_urgency(seed: int, cfg: Config) -> float:
