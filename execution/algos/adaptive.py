@@ -116,22 +116,29 @@ def observation(
 # -- serving: ONNX through onnxruntime --------------------------------------------------
 
 
+def onnx_session(path: Path, what: str) -> tuple[Any, Mapping[str, str]]:
+    """An onnxruntime session on one thread (batch-1 serving inside a worker's step) and the
+    file's metadata; ModelUnavailable saying why if the file cannot be loaded."""
+    try:
+        # Serving's one model dependency, loaded only when a model is (untyped: Any).
+        ort = importlib.import_module("onnxruntime")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        session = ort.InferenceSession(
+            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+        meta: Mapping[str, str] = session.get_modelmeta().custom_metadata_map
+    except Exception as e:
+        raise ModelUnavailable(f"cannot load {what} {path}: {type(e).__name__}: {e}") from e
+    return session, meta
+
+
 class OnnxPolicy:
     """An exported policy: obs (n, OBS_DIM) float32 -> action (n, ACTION_DIM)."""
 
     def __init__(self, path: Path) -> None:
-        try:
-            # Serving's one model dependency, loaded only when a policy is (untyped: Any).
-            ort = importlib.import_module("onnxruntime")
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 1
-            opts.inter_op_num_threads = 1
-            self.session = ort.InferenceSession(
-                str(path), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
-            meta: Mapping[str, str] = self.session.get_modelmeta().custom_metadata_map
-        except Exception as e:
-            raise ModelUnavailable(f"cannot load model {path}: {type(e).__name__}: {e}") from e
+        self.session, meta = onnx_session(path, "model")
         if meta.get("format") != MODEL_FORMAT:
             raise ModelUnavailable(f"{path}: not an adaptive policy of format {MODEL_FORMAT}")
         try:

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from execution.algos.adaptive import MODEL_DIR, ModelUnavailable, resolve_model
+from execution.algos.adaptive import MODEL_DIR, ModelUnavailable, onnx_session, resolve_model
 from execution.features import INDEX, normalise
 
 PREDICTOR_FORMAT = "oversight.predictor/1"
@@ -81,17 +81,7 @@ class OnnxPredictor:
     """An exported predictor: the 21 normalised features -> one number in [-1, 1]."""
 
     def __init__(self, path: Path) -> None:
-        try:
-            ort = importlib.import_module("onnxruntime")
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 1
-            opts.inter_op_num_threads = 1
-            self.session = ort.InferenceSession(
-                str(path), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
-            meta: Mapping[str, str] = self.session.get_modelmeta().custom_metadata_map
-        except Exception as e:
-            raise ModelUnavailable(f"cannot load predictor {path}: {type(e).__name__}: {e}") from e
+        self.session, meta = onnx_session(path, "predictor")
         if meta.get("format") != PREDICTOR_FORMAT:
             raise ModelUnavailable(f"{path}: not a predictor of format {PREDICTOR_FORMAT}")
         try:
