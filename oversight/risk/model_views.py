@@ -65,6 +65,7 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "validation": card.get("validation") or {},
             "card_rest": {k: v for k, v in card.items() if k not in ("history",)},
             "metrics": mv.metrics or {},
+            "comparison": _comparison(mv.metrics if isinstance(mv.metrics, dict) else {}),
             "orders": mv.orders.order_by("-id")[:20],
             "order_count": mv.orders.count(),
             "can_decide": request.user.has_perm(APPROVE_MODEL),
@@ -85,6 +86,28 @@ def _row(mv: ModelVersion, user: Any) -> dict[str, Any]:
         "fallbacks": validation.get("fallbacks"),
         "scenarios": validation.get("scenarios"),
     }
+
+
+def _comparison(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The retrain's evaluation as rows: each arm's mean shortfall and the candidate minus
+    it, paired by day (empty when the version has no such evaluation)."""
+    means = metrics.get("mean_shortfall_bps")
+    diffs = metrics.get("candidate_minus")
+    if not isinstance(means, dict) or not isinstance(diffs, dict):
+        return []
+    rows = []
+    for arm, mean in means.items():
+        d = diffs.get(arm) if isinstance(diffs.get(arm), dict) else None
+        rows.append(
+            {
+                "arm": arm,
+                "mean": mean,
+                "diff": d,
+                "better": bool(d and d.get("ci95_high") is not None and d["ci95_high"] < 0),
+                "worse": bool(d and d.get("ci95_low") is not None and d["ci95_low"] > 0),
+            }
+        )
+    return rows
 
 
 def _back(pk: int) -> str:

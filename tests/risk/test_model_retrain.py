@@ -19,7 +19,7 @@ from execution.learning.decision_log import decision_arrays, read_decisions
 from execution.model_registry import approved_names, model_approve, model_recommend
 from execution.models import ModelVersion
 from tests.conftest import REPO_SCENARIOS
-from tests.personas import approved_model
+from tests.personas import approved_model, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,6 +92,9 @@ def test_a_retrain_registers_a_candidate_with_its_evaluation(
     assert rng is not None
     lo, hi = np.array(rng.lo), np.array(rng.hi)
     assert np.all(lo <= logged.min(axis=0)) and np.all(hi >= logged.max(axis=0))
+    # Its page puts the evaluation before the person who decides.
+    page = client_for(rita).get(f"/risk/models/{mv.pk}/").content.decode()
+    assert 'id="comparison"' in page and "<td>base</td>" in page and "<td>twap</td>" in page
     # The loop closes only through a person: not offered until two approve it.
     assert approved_names() == ["policy-v1"]
     model_recommend(user=rita, version_id=mv.pk, reason="evaluated")
