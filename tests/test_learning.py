@@ -178,3 +178,21 @@ def test_the_evaluation_command_compares_models_with_twap_by_spread(
     out = capsys.readouterr().out
     assert "validation days 2099000-2099001 (2), urgency 0" in out
     assert "policy-v1: all " in out and "spread <= 2 ticks" in out and "spread >= 5 bps" in out
+
+
+def test_cost_units_weigh_days_by_their_spread() -> None:
+    pytest.importorskip("torch")  # train.py's module imports torch lazily, its helpers not
+    from execution.learning import train
+
+    seed = short_seed()
+    inst = scenarios.generate(seed)["instrument"]
+    expected = inst["spread_ticks"] * inst["tick_size"] / inst["reference_price"] * 1e4
+    assert train.spread_bps(seed, train.Config()) == pytest.approx(max(expected, 0.1))
+    assert train.day_cost_unit(seed, train.Config(cost_unit="bps")) == 1.0
+    assert train.day_cost_unit(seed, train.Config(cost_unit="spread")) == pytest.approx(
+        max(expected, 0.1)
+    )
+    # "both" trains: one iteration on fixed days moves the weights.
+    cfg = train.Config(seed=3, iterations=1, pairs=2, fixed_seeds=(seed,), jobs=1, cost_unit="both")
+    result = train.train(cfg, train.Runner(1))
+    assert not np.array_equal(result.theta, result.initial)

@@ -97,7 +97,8 @@ class Config:
     context_share: float = 0.5
     # What one unit of cost is when perturbations are ranked: "bps" (every day as it
     # comes, so wide-spread days, whose costs are larger, dominate) or "spread" (each
-    # day's cost in its own quoted spread, so a tight name counts as much as a wide one).
+    # day's cost in its own quoted spread, so a tight name counts as much as a wide one),
+    # or "both" (the two rankings averaged).
     cost_unit: str = "bps"
 
 
@@ -236,8 +237,11 @@ def episode_urgency(
 
 def day_cost_unit(seed: int, cfg: Config) -> float:
     """The day's unit of cost in bps: 1, or its instrument's quoted spread (cost_unit)."""
-    if cfg.cost_unit == "bps":
-        return 1.0
+    return 1.0 if cfg.cost_unit == "bps" else spread_bps(seed, cfg)
+
+
+def spread_bps(seed: int, cfg: Config) -> float:
+    """The day's instrument's quoted spread in bps (at least 0.1)."""
     inst = scenario_dict(seed, cfg.contexts, cfg.context_share)["instrument"]
     spread = float(inst["spread_ticks"]) * float(inst["tick_size"]) / float(inst["reference_price"])
     return max(spread * 1e4, 0.1)
@@ -344,10 +348,17 @@ def train(cfg: Config, runner: Runner, log: Any = None) -> TrainResult:
                     perturbed = theta + sign * cfg.sigma * eps[i]
                     tasks.append((perturbed, cfg.hidden, s, u, cfg.predictor))
         out = np.array(runner.map(tasks)).reshape(cfg.pairs, 2, -1)
-        scale = np.array([[day_cost_unit(s, cfg) for s in ds] for ds in days])
         # Shortfall of +ε minus −ε on the same days: positive means +ε costs more.
-        diff = ((out[:, 0, :] - out[:, 1, :]) / scale).mean(axis=1)
-        weights = centered_ranks(diff)
+        raw = out[:, 0, :] - out[:, 1, :]
+        if cfg.cost_unit == "both":
+            # Rank in bps and in spreads, and weigh the two rankings equally.
+            spreads = np.array([[spread_bps(s, cfg) for s in ds] for ds in days])
+            diff = raw.mean(axis=1)
+            weights = (centered_ranks(diff) + centered_ranks((raw / spreads).mean(axis=1))) / 2
+        else:
+            scale = np.array([[day_cost_unit(s, cfg) for s in ds] for ds in days])
+            diff = (raw / scale).mean(axis=1)
+            weights = centered_ranks(diff)
         grad = weights @ eps / (cfg.pairs * cfg.sigma)
         opt.zero_grad()
         if cfg.decay_to == "start":
@@ -518,9 +529,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--cost-unit",
-        choices=("bps", "spread"),
+        choices=("bps", "spread", "both"),
         default=d.cost_unit,
-        help="rank perturbations by cost in bps, or in each day's quoted spread",
+        help="rank perturbations by cost in bps, in each day's quoted spread, or both",
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
