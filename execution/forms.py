@@ -29,9 +29,10 @@ def describe(spec: ParamSpec, approved: list[str]) -> dict[str, Any]:
     return d
 
 
-def strategy_schemas() -> dict[str, list[dict[str, Any]]]:
-    """Every strategy's parameter schema, as the ticket's JavaScript reads it."""
-    approved = approved_names()
+def strategy_schemas(approved: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every strategy's parameter schema, as the ticket's JavaScript reads it (`approved`:
+    the approved model versions, when the caller has them already)."""
+    approved = approved_names() if approved is None else approved
     return {
         name: [describe(p, approved) for p in strategy_class(name).schema()]
         for name in strategy_names()
@@ -100,10 +101,10 @@ class OrderTicketForm(forms.Form):
                 for m in messages:
                     self.add_error(None, m)
 
-    def param_fields(self) -> list[dict[str, Any]]:
+    def param_fields(self, approved: list[str] | None = None) -> list[dict[str, Any]]:
         """What the template renders for the selected strategy's parameters."""
         fields = []
-        approved = approved_names()
+        approved = approved_names() if approved is None else approved
         for spec in self.schema():
             key = PARAM_PREFIX + spec.name
             described = describe(spec, approved)

@@ -213,6 +213,13 @@ def shipped_register() -> list[ModelVersion]:
     return out
 
 
+def _save_audited(mv: ModelVersion, user: Any, action: str, before: Any, reason: str) -> None:
+    mv.save()
+    audit_record(
+        actor=user, action=action, obj=mv, before=before, after=version_json(mv), reason=reason
+    )
+
+
 def _check_file(mv: ModelVersion) -> None:
     problem = integrity_problem(mv)
     if problem:
@@ -233,15 +240,7 @@ def model_recommend(*, user: Any, version_id: int, reason: str) -> ModelVersion:
         mv.status = ModelVersion.PENDING
         mv.recommended_by, mv.recommended_at = user, timezone.now()
         mv.recommend_reason = reason.strip()[:500]
-        mv.save()
-        audit_record(
-            actor=user,
-            action="model.recommend",
-            obj=mv,
-            before=before,
-            after=version_json(mv),
-            reason=reason,
-        )
+        _save_audited(mv, user, "model.recommend", before, reason)
     return mv
 
 
@@ -263,15 +262,7 @@ def model_approve(*, user: Any, version_id: int, note: str = "") -> ModelVersion
         mv.status = ModelVersion.APPROVED
         mv.decided_by, mv.decided_at = user, timezone.now()
         mv.decision_note = (note or "").strip()[:500]
-        mv.save()
-        audit_record(
-            actor=user,
-            action="model.approve",
-            obj=mv,
-            before=before,
-            after=version_json(mv),
-            reason=note,
-        )
+        _save_audited(mv, user, "model.approve", before, note)
     return mv
 
 
@@ -291,15 +282,7 @@ def model_reject(*, user: Any, version_id: int, note: str) -> ModelVersion:
             mv.decided_by = user
         mv.decided_at = timezone.now()
         mv.decision_note = note.strip()[:500]
-        mv.save()
-        audit_record(
-            actor=user,
-            action="model.reject",
-            obj=mv,
-            before=before,
-            after=version_json(mv),
-            reason=note,
-        )
+        _save_audited(mv, user, "model.reject", before, note)
     return mv
 
 
@@ -319,13 +302,5 @@ def model_retire(*, user: Any, version_id: int, reason: str) -> ModelVersion:
         mv.status = ModelVersion.RETIRED
         mv.retired_by, mv.retired_at = user, timezone.now()
         mv.retire_reason = reason.strip()[:500]
-        mv.save()
-        audit_record(
-            actor=user,
-            action="model.retire",
-            obj=mv,
-            before=before,
-            after=version_json(mv),
-            reason=reason,
-        )
+        _save_audited(mv, user, "model.retire", before, reason)
     return mv

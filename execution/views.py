@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from execution.algos.pretrade import pretrade_estimate, window_volume_fraction
 from execution.forms import PARAM_PREFIX, OrderTicketForm, strategy_schemas
+from execution.model_registry import approved_names
 from execution.models import ControlRequest, Instrument, OrderEvent, ParentOrder
 from execution.selectors import can_watch_orders, market_clock, orders_visible_to
 from execution.services import CONTROLS, order_control_request, order_is_open, parent_order_submit
@@ -235,7 +236,8 @@ def order_new(request: HttpRequest) -> HttpResponse:
                     f"by {order.strategy.upper()}",
                 )
                 return redirect("blotter")
-    param_fields = form.param_fields()
+    approved = approved_names()  # one query for the fields and the schemas
+    param_fields = form.param_fields(approved)
     return render(
         request,
         "execution/ticket.html",
@@ -243,7 +245,7 @@ def order_new(request: HttpRequest) -> HttpResponse:
             "form": form,
             "param_fields": param_fields,
             "param_fields_have_errors": any(pf["errors"] for pf in param_fields),
-            "schemas": strategy_schemas(),
+            "schemas": strategy_schemas(approved),
             "instruments": {
                 str(i.pk): {
                     "symbol": i.symbol,

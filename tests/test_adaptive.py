@@ -11,41 +11,15 @@ from execution import backtest
 from execution.algos import adaptive
 from execution.algos.adaptive import DEFAULT_MODEL, Adaptive, decode, resolve_model
 from execution.algos.registry import strategy_class
-from execution.engine.engine import ExecutionEngine, ParentOrderSpec
+from execution.engine.engine import ExecutionEngine
 from execution.features import N_FEATURES, TrainingRange
 from execution.sim.episode import run_episode
-from execution.sim.market import Market
-from execution.sim.scenario import Scenario, load_scenario
+from execution.sim.scenario import load_scenario
+from tests.adaptive_runs import SCENARIO, run, short_scenario
 
 REPO = Path(__file__).resolve().parents[1]
-SCENARIO = REPO / "execution" / "scenarios" / "demo-midcap-buy.json"
 SHIPPED = resolve_model(DEFAULT_MODEL)
 needs_model = pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped model")
-
-
-def short_scenario() -> Scenario:
-    # A 20-minute window keeps each episode well under a second.
-    return load_scenario(SCENARIO).with_order(start_minute=60, end_minute=80, quantity=8000)
-
-
-def run(params: dict[str, object], **spec: object) -> ExecutionEngine:
-    sc = short_scenario()
-    engine = ExecutionEngine(Market(sc, 11))
-    o = sc.order
-    engine.add_order(
-        ParentOrderSpec(
-            order_id="A-1",
-            side=o.side,
-            qty=o.quantity,
-            start_s=o.start_minute * 60.0,
-            end_s=o.end_minute * 60.0,
-            strategy="adaptive",
-            params=params,
-            **spec,  # type: ignore[arg-type]
-        )
-    )
-    engine.run_to_end()
-    return engine
 
 
 def assert_fell_back(engine: ExecutionEngine, reason: str) -> None:

@@ -187,7 +187,7 @@ def test_cost_units_weigh_days_by_their_spread() -> None:
     seed = short_seed()
     inst = scenarios.generate(seed)["instrument"]
     expected = inst["spread_ticks"] * inst["tick_size"] / inst["reference_price"] * 1e4
-    assert train.spread_bps(seed, train.Config()) == pytest.approx(max(expected, 0.1))
+    assert train.spread_bps(seed) == pytest.approx(max(expected, 0.1))
     assert train.day_cost_unit(seed, train.Config(cost_unit="bps")) == 1.0
     assert train.day_cost_unit(seed, train.Config(cost_unit="spread")) == pytest.approx(
         max(expected, 0.1)

@@ -13,15 +13,11 @@ import pytest
 
 from execution.algos import adaptive
 from execution.algos.adaptive import Adaptive, ModelUnavailable, load_policy, resolve_model
-from execution.engine.engine import ExecutionEngine, ParentOrderSpec
 from execution.features import normalise
 from execution.learning import predictor as P
 from execution.learning.scenarios import validation_seeds
-from execution.sim.market import Market
-from execution.sim.scenario import Scenario, load_scenario
+from tests.adaptive_runs import run
 
-REPO = Path(__file__).resolve().parents[1]
-SCENARIO = REPO / "execution" / "scenarios" / "demo-midcap-buy.json"
 PREDICTOR = resolve_model("predictor-v1")
 POLICY = resolve_model("policy-v2")
 needs_predictor = pytest.mark.skipif(not PREDICTOR.is_file(), reason="no shipped predictor")
@@ -30,31 +26,6 @@ needs_files = pytest.mark.skipif(
 )
 # Validation days no training, early stopping, held-out report or policy validation uses.
 TEST_SLICE = validation_seeds(20, offset=70_000)
-
-
-def short_scenario() -> Scenario:
-    return load_scenario(SCENARIO).with_order(start_minute=60, end_minute=80, quantity=8000)
-
-
-def run(params: dict[str, Any], setup: Any = None) -> ExecutionEngine:
-    sc = short_scenario()
-    engine = ExecutionEngine(Market(sc, 11))
-    o = sc.order
-    engine.add_order(
-        ParentOrderSpec(
-            order_id="A-1",
-            side=o.side,
-            qty=o.quantity,
-            start_s=o.start_minute * 60.0,
-            end_s=o.end_minute * 60.0,
-            strategy="adaptive",
-            params=params,
-        )
-    )
-    if setup is not None:
-        setup(engine.orders["A-1"].strategy)
-    engine.run_to_end()
-    return engine
 
 
 def test_auc_and_accuracy_by_hand() -> None:

@@ -370,30 +370,13 @@ class Adaptive(Strategy):
         free = leaves - working_qty
 
         if catch_up > 0:
-            if catch_up > free and kept:
-                for c in sorted(kept, key=lambda c: c.intent != "dark"):
-                    actions.append(Cancel(c.client_order_id, "CATCH_UP"))
-                free += resting_qty
-                kept, resting_qty = [], 0
-            want = min(catch_up, free)
-            if want > 0:
-                taken = self.router.take(side, want, view, ctx.limit_px_ticks, p["max_take_ticks"])
-                actions.extend(taken)
-                took = sum(o.qty for o in taken)
-                free -= took
-                need -= took
+            took, kept, resting_qty, free = self.take_now(
+                catch_up, kept, resting_qty, free, view, actions
+            )
+            need -= took
 
         if mode == "take":
-            want = int(min(max(need, 0.0), leaves))
-            if want > free and kept:
-                for c in sorted(kept, key=lambda c: c.intent != "dark"):
-                    actions.append(Cancel(c.client_order_id, "CATCH_UP"))
-                free += resting_qty
-            want = min(want, free)
-            if want > 0:
-                actions.extend(
-                    self.router.take(side, want, view, ctx.limit_px_ticks, p["max_take_ticks"])
-                )
+            self.take_now(int(min(max(need, 0.0), leaves)), kept, resting_qty, free, view, actions)
             return actions
 
         # Resting: too much out (the pace fell) -> withdraw the newest; too little -> add.

@@ -236,6 +236,34 @@ class Strategy(ABC):
             sliced.append(a)
         return sliced
 
+    def take_now(
+        self,
+        want: int,
+        kept: list[WorkingChild],
+        resting_qty: int,
+        free: int,
+        view: DecisionView,
+        actions: list[Action],
+    ) -> tuple[int, list[WorkingChild], int, int]:
+        """Take up to `want` shares now, appending the orders to `actions`. If fewer are free,
+        the resting children are cancelled first (dark ones first) so that the take can go.
+        Returns (shares taken, kept children, their resting quantity, free quantity)."""
+        if want > free and kept:
+            for c in sorted(kept, key=lambda c: c.intent != "dark"):
+                actions.append(Cancel(c.client_order_id, "CATCH_UP"))
+            free += resting_qty
+            kept, resting_qty = [], 0
+        want = min(want, free)
+        taken = 0
+        if want > 0:
+            orders = self.router.take(
+                self.ctx.side, want, view, self.ctx.limit_px_ticks, self.params["max_take_ticks"]
+            )
+            actions.extend(orders)
+            taken = sum(o.qty for o in orders)
+            free -= taken
+        return taken, kept, resting_qty, free
+
     def _decide(self, view: DecisionView) -> list[Action]:
         ctx, p = self.ctx, self.params
         side = ctx.side
@@ -268,18 +296,9 @@ class Strategy(ABC):
         taking = 0
         if behind > p["catch_up_slices"] * slice_qty or (last_slice and p["complete"]):
             want = int(min(behind if not last_slice else leaves, leaves))
-            if want > free and kept:
-                # Free quantity from resting children so the catch-up can go now.
-                for c in sorted(kept, key=lambda c: c.intent != "dark"):
-                    actions.append(Cancel(c.client_order_id, "CATCH_UP"))
-                free += resting_qty
-                kept, resting_qty = [], 0
-            want = min(want, free)
-            if want > 0:
-                orders = self.router.take(side, want, view, ctx.limit_px_ticks, p["max_take_ticks"])
-                actions.extend(orders)
-                taking = sum(o.qty for o in orders)
-                free -= taking
+            taking, kept, resting_qty, free = self.take_now(
+                want, kept, resting_qty, free, view, actions
+            )
 
         desired_resting = target_next - view.filled_qty - taking
         add = int(min(desired_resting - resting_qty, free))

@@ -32,9 +32,10 @@ from typing import Any, cast
 import numpy as np
 
 from execution.algos.adaptive import ACTION_DIM, OBS_DIM, Adaptive, Vector
-from execution.engine.engine import ExecutionEngine, ParentOrderSpec
+from execution.engine.engine import ExecutionEngine
 from execution.learning.scenarios import GENERATOR_SEEDS, TRAIN_SEEDS
 from execution.learning.scenarios import scenario as generated_scenario
+from execution.sim.episode import order_spec
 from execution.sim.market import Market
 from execution.sim.scenario import Scenario
 
@@ -81,17 +82,9 @@ class ExecutionEnv:
             urgency = float(np.random.default_rng(seed).uniform(*urgency))
         market = Market(sc, seed)
         engine = ExecutionEngine(market)
-        o = sc.order
         engine.add_order(
-            ParentOrderSpec(
-                order_id=ORDER_ID,
-                side=o.side,
-                qty=o.quantity,
-                start_s=o.start_minute * 60.0,
-                end_s=o.end_minute * 60.0,
-                strategy="adaptive",
-                params={"urgency": float(urgency)},
-                max_participation=self.max_participation,
+            order_spec(
+                sc, ORDER_ID, "adaptive", {"urgency": float(urgency)}, self.max_participation
             )
         )
         strategy = engine.orders[ORDER_ID].strategy

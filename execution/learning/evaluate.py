@@ -96,11 +96,6 @@ def compare(
 # -- the command: models against TWAP on held-out generated days, by spread -------------
 
 
-def _spread_bps(seed: int) -> tuple[float, float]:
-    inst = generated_scenario(seed).instrument
-    return inst.spread_ticks, inst.spread_ticks * inst.tick_size / inst.reference_price * 1e4
-
-
 def _ci(d: np.ndarray) -> str:
     if len(d) < 2:
         return "n/a"
@@ -113,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     instrument's quoted spread (where the learned policies differ most)."""
     import argparse
 
-    from execution.learning.scenarios import validation_seeds
+    from execution.learning.scenarios import quoted_spread, validation_seeds
 
     parser = argparse.ArgumentParser(prog="python -m execution.learning.evaluate")
     parser.add_argument("--models", required=True, help="comma-separated versions or files")
@@ -133,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         results = [_episode(t) for t in tasks]
     sf = np.array([r[0] for r in results]).reshape(len(seeds), len(arms_))
     fallbacks = np.array([bool(r[1]) for r in results]).reshape(len(seeds), len(arms_))
-    spreads = [_spread_bps(s) for s in seeds]
+    spreads = [quoted_spread(s) for s in seeds]
     ticks = np.array([t for t, _ in spreads])
     bps = np.array([b for _, b in spreads])
     print(

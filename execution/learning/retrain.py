@@ -38,8 +38,6 @@ from execution.learning.decision_log import decision_arrays, episode_ids, read_d
 from execution.learning.env import run_policy
 from execution.learning.evaluate import compare
 from execution.learning.scenarios import (
-    TRAIN_SEEDS,
-    VALIDATION_SEEDS,
     train_seeds,
     validation_seeds,
 )
@@ -159,11 +157,8 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
             "context_share": cfg.context_share,
         },
         "data": {
+            **trainer.training_data(cfg),
             "generator": "execution.learning.scenarios.generate (+ execution.learning.contexts)",
-            "train_seed_range": [TRAIN_SEEDS.start, TRAIN_SEEDS.stop - 1],
-            "validation_seed_range": [VALIDATION_SEEDS.start, VALIDATION_SEEDS.stop - 1],
-            "training_episodes": cfg.iterations * cfg.pairs * cfg.episodes_per_pair * 2,
-            "training_range_episodes": cfg.range_episodes,
             "training_range_logged_rows": 0 if exp.raw_features is None else len(exp.raw_features),
         },
         "history": result.history[:: max(cfg.log_every, 1)] + result.history[-1:],

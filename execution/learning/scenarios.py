@@ -170,3 +170,11 @@ def train_seeds(base: int, n: int) -> list[int]:
 
 def validation_seeds(n: int, offset: int = 0) -> list[int]:
     return [VALIDATION_SEEDS.start + offset + i for i in range(n)]
+
+
+def quoted_spread(seed: int) -> tuple[float, float]:
+    """The generated instrument's quoted spread of a seed: (ticks, bps of its price). A
+    production order context changes the order only, never the instrument."""
+    inst = generate(seed)["instrument"]
+    ticks = float(inst["spread_ticks"])
+    return ticks, ticks * float(inst["tick_size"]) / float(inst["reference_price"]) * 1e4

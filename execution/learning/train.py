@@ -52,12 +52,13 @@ from execution.algos.adaptive import (
 )
 from execution.backtest_stats import paired_difference
 from execution.features import NAMES, TrainingRange
-from execution.learning.contexts import Contexts, context_for, scenario_dict
+from execution.learning.contexts import Contexts, context_for
 from execution.learning.contexts import scenario_for as context_scenario
 from execution.learning.env import ExecutionEnv, run_policy
 from execution.learning.scenarios import (
     TRAIN_SEEDS,
     VALIDATION_SEEDS,
+    quoted_spread,
     train_seeds,
     validation_seeds,
 )
@@ -237,14 +238,12 @@ def episode_urgency(
 
 def day_cost_unit(seed: int, cfg: Config) -> float:
     """The day's unit of cost in bps: 1, or its instrument's quoted spread (cost_unit)."""
-    return 1.0 if cfg.cost_unit == "bps" else spread_bps(seed, cfg)
+    return 1.0 if cfg.cost_unit == "bps" else spread_bps(seed)
 
 
-def spread_bps(seed: int, cfg: Config) -> float:
+def spread_bps(seed: int) -> float:
     """The day's instrument's quoted spread in bps (at least 0.1)."""
-    inst = scenario_dict(seed, cfg.contexts, cfg.context_share)["instrument"]
-    spread = float(inst["spread_ticks"]) * float(inst["tick_size"]) / float(inst["reference_price"])
-    return max(spread * 1e4, 0.1)
+    return max(quoted_spread(seed)[1], 0.1)
 
 
 def cfg_urgency(seed: int, cfg: Config) -> float:
@@ -352,7 +351,7 @@ def train(cfg: Config, runner: Runner, log: Any = None) -> TrainResult:
         raw = out[:, 0, :] - out[:, 1, :]
         if cfg.cost_unit == "both":
             # Rank in bps and in spreads, and weigh the two rankings equally.
-            spreads = np.array([[spread_bps(s, cfg) for s in ds] for ds in days])
+            spreads = np.array([[spread_bps(s) for s in ds] for ds in days])
             diff = raw.mean(axis=1)
             weights = (centered_ranks(diff) + centered_ranks((raw / spreads).mean(axis=1))) / 2
         else:
@@ -492,6 +491,17 @@ def validate(model: Path, seeds: Sequence[int], cfg: Config, runner_jobs: int) -
     }
 
 
+def training_data(cfg: Config) -> dict[str, Any]:
+    """The model card's account of what the policy was trained on."""
+    return {
+        "generator": "execution.learning.scenarios.generate",
+        "train_seed_range": [TRAIN_SEEDS.start, TRAIN_SEEDS.stop - 1],
+        "validation_seed_range": [VALIDATION_SEEDS.start, VALIDATION_SEEDS.stop - 1],
+        "training_episodes": cfg.iterations * cfg.pairs * cfg.episodes_per_pair * 2,
+        "training_range_episodes": cfg.range_episodes,
+    }
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -567,13 +577,7 @@ def main(argv: list[str] | None = None) -> int:
         "method": "evolution strategies (antithetic, common random numbers, rank-shaped, Adam)",
         "config": {**asdict(cfg), "hidden": list(cfg.hidden), "parameters": n_params(cfg.hidden)},
         "command": "python -m execution.learning.train " + " ".join(argv or sys.argv[1:]),
-        "data": {
-            "generator": "execution.learning.scenarios.generate",
-            "train_seed_range": [TRAIN_SEEDS.start, TRAIN_SEEDS.stop - 1],
-            "validation_seed_range": [VALIDATION_SEEDS.start, VALIDATION_SEEDS.stop - 1],
-            "training_episodes": cfg.iterations * cfg.pairs * cfg.episodes_per_pair * 2,
-            "training_range_episodes": cfg.range_episodes,
-        },
+        "data": training_data(cfg),
         "history": result.history[:: max(cfg.log_every, 1)] + result.history[-1:],
         "training_s": round(result.elapsed_s, 1),
         "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},

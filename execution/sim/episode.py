@@ -43,6 +43,29 @@ class EpisodeResult:
         return self.filled_qty / self.qty
 
 
+def order_spec(
+    scenario: Scenario,
+    order_id: str,
+    strategy: str,
+    params: Mapping[str, Any] | None = None,
+    max_participation: float | None = 0.5,
+) -> ParentOrderSpec:
+    """The scenario's parent order, as the engine takes it (backtests and the learning
+    environment alike, limit price included)."""
+    o = scenario.order
+    return ParentOrderSpec(
+        order_id=order_id,
+        side=o.side,
+        qty=o.quantity,
+        start_s=o.start_minute * 60.0,
+        end_s=o.end_minute * 60.0,
+        strategy=strategy,
+        params=dict(params or {}),
+        limit_px=Decimal(repr(o.limit_price)) if o.limit_price is not None else None,
+        max_participation=max_participation,
+    )
+
+
 def run_episode(
     scenario: Scenario,
     strategy: str,
@@ -58,20 +81,7 @@ def run_episode(
     started = time.perf_counter()
     market = Market(scenario, seed, knobs)
     engine = ExecutionEngine(market)
-    o = scenario.order
-    engine.add_order(
-        ParentOrderSpec(
-            order_id=ORDER_ID,
-            side=o.side,
-            qty=o.quantity,
-            start_s=o.start_minute * 60.0,
-            end_s=o.end_minute * 60.0,
-            strategy=strategy,
-            params=dict(params or {}),
-            limit_px=Decimal(repr(o.limit_price)) if o.limit_price is not None else None,
-            max_participation=max_participation,
-        )
-    )
+    engine.add_order(order_spec(scenario, ORDER_ID, strategy, params, max_participation))
     if setup is not None:
         setup(engine)
     engine.run_to_end()
