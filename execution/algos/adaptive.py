@@ -134,8 +134,79 @@ def onnx_session(path: Path, what: str) -> tuple[Any, Mapping[str, str]]:
     return session, meta
 
 
+def spread_bps(ctx: OrderContext) -> float:
+    """The instrument's quoted spread in bps of its price: what a gated policy selects its
+    expert by (the same figure as the generator's `quoted_spread`)."""
+    if ctx.reference_price <= 0:
+        return math.inf
+    return ctx.spread_ticks * ctx.tick_size / ctx.reference_price * 1e4
+
+
+@dataclass(frozen=True, slots=True)
+class Expert:
+    """One policy inside a gated model file, and the orders it trades."""
+
+    name: str  # the version it was built from, e.g. "policy-v6"
+    sha256: str  # that file's SHA-256
+    below_bps: float  # it trades orders whose instrument's spread is under this (inf: all)
+    training_range: TrainingRange
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """A gated model: one expert per band of the instrument's quoted spread, chosen once per
+    order. The ONNX graph takes the spread (input GATE_INPUT) beside the observation and
+    returns the selected expert's action; the strategy checks features against that
+    expert's own training range."""
+
+    experts: tuple[Expert, ...]  # by ascending `below_bps`; the last one's is inf
+
+    def expert(self, bps: float) -> Expert:
+        for e in self.experts:
+            if bps < e.below_bps:
+                return e
+        return self.experts[-1]
+
+    @classmethod
+    def from_json(cls, text: str) -> Gate:
+        d = json.loads(text)
+        experts = tuple(
+            Expert(
+                str(e["name"]),
+                str(e["sha256"]),
+                float(e["below_bps"]) if e["below_bps"] is not None else math.inf,
+                TrainingRange.from_dict(e["training_range"]),
+            )
+            for e in d["experts"]
+        )
+        bounds = [e.below_bps for e in experts]
+        if len(experts) < 2 or bounds != sorted(bounds) or bounds[-1] != math.inf:
+            raise ValueError("experts must be at least two, by ascending spread, the last open")
+        return cls(experts)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "input": GATE_INPUT,
+                "experts": [
+                    {
+                        "name": e.name,
+                        "sha256": e.sha256,
+                        "below_bps": None if e.below_bps == math.inf else e.below_bps,
+                        "training_range": e.training_range.to_dict(),
+                    }
+                    for e in self.experts
+                ],
+            }
+        )
+
+
+GATE_INPUT = "spread_bps"  # a gated model's second input: the instrument's spread, bps
+
+
 class OnnxPolicy:
-    """An exported policy: obs (n, OBS_DIM) float32 -> action (n, ACTION_DIM)."""
+    """An exported policy: obs (n, OBS_DIM) float32 -> action (n, ACTION_DIM). A gated one
+    (metadata "gate") also takes the instrument's spread in bps; `for_order` binds it."""
 
     def __init__(self, path: Path) -> None:
         self.session, meta = onnx_session(path, "model")
@@ -145,17 +216,42 @@ class OnnxPolicy:
             self.training_range = TrainingRange.from_dict(json.loads(meta["training_range"]))
         except (KeyError, ValueError, TypeError) as e:
             raise ModelUnavailable(f"{path}: bad training range metadata: {e}") from e
-        inp = self.session.get_inputs()[0]
+        inputs = self.session.get_inputs()
+        inp = inputs[0]
         if inp.shape[-1] != OBS_DIM:
             raise ModelUnavailable(f"{path}: model takes {inp.shape[-1]} inputs, not {OBS_DIM}")
+        self.gate: Gate | None = None
+        if "gate" in meta:
+            try:
+                self.gate = Gate.from_json(meta["gate"])
+            except (KeyError, ValueError, TypeError) as e:
+                raise ModelUnavailable(f"{path}: bad gate metadata: {e}") from e
+            if [i.name for i in inputs[1:]] != [GATE_INPUT]:
+                raise ModelUnavailable(f"{path}: a gated model must take {GATE_INPUT!r}")
+        elif len(inputs) != 1:
+            raise ModelUnavailable(f"{path}: model takes {len(inputs)} inputs, not 1")
         self.input_name = inp.name
         self.metadata = dict(meta)
         self.path = path
         self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
 
-    def __call__(self, obs: Vector) -> Vector:
-        out = self.session.run(None, {self.input_name: obs.reshape(1, -1).astype(np.float32)})
+    def __call__(self, obs: Vector, spread: float | None = None) -> Vector:
+        feed = {self.input_name: obs.reshape(1, -1).astype(np.float32)}
+        if self.gate is not None:
+            if spread is None:
+                raise PolicyOutputInvalid("a gated model needs the instrument's spread")
+            feed[GATE_INPUT] = np.array([[spread]], dtype=np.float32)
+        out = self.session.run(None, feed)
         return np.asarray(out[0], dtype=np.float32).reshape(-1)
+
+    def for_order(self, ctx: OrderContext) -> tuple[Policy, TrainingRange, str]:
+        """What trades this order: the policy, the range its features must stay in, and the
+        expert's name (a gated model's; "" for a single policy)."""
+        if self.gate is None:
+            return self, self.training_range, ""
+        bps = spread_bps(ctx)
+        expert = self.gate.expert(bps)
+        return (lambda obs: self(obs, bps)), expert.training_range, expert.name
 
 
 _CACHE: dict[tuple[str, int, int], OnnxPolicy] = {}
@@ -268,6 +364,7 @@ class Adaptive(Strategy):
         self.predictor: Callable[[Vector], float] | None = None
         self.last_decision: Decision | None = None
         self.decision_log: DecisionHook | None = None  # off unless a log is attached
+        self.expert = ""  # a gated model's expert that trades this order
         # Set by whoever resolved the order's registered version (the worker): its file,
         # whose bytes must hash to `expected_sha256`, or the order falls back.
         self.model_file = ""
@@ -300,7 +397,7 @@ class Adaptive(Strategy):
             loaded = load_policy(model, self.expected_sha256)
             if self.predictor is None and loaded.metadata.get("predictor"):
                 self.predictor = load_policy_predictor(loaded)  # ModelUnavailable if bad
-            self.policy, self.training_range = loaded, loaded.training_range
+            self.policy, self.training_range, self.expert = loaded.for_order(self.ctx)
         return self.policy
 
     def observe(self, view: DecisionView) -> Vector:

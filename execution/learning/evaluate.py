@@ -8,6 +8,7 @@ candidate beside the approved version it would replace.
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--offset", type=int, default=10_000, help="into the validation seeds")
     parser.add_argument("--urgency", type=float, default=0.0)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write every day's shortfalls here")
     args = parser.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
     seeds = validation_seeds(args.days, offset=args.offset)
@@ -146,6 +148,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{m}: all {_ci(d)}; fell back on {int(fallbacks[:, j].sum())} days")
         for name, mask in strata:
             print(f"    {name:<18} {_ci(d[mask])}")
+    for j, m in enumerate(models[1:], start=2):
+        d = sf[:, j] - sf[:, 1]
+        print(f"{m} minus {models[0]}: all {_ci(d)}")
+        for name, mask in strata:
+            print(f"    {name:<18} {_ci(d[mask])}")
+    if args.json:
+        doc = {
+            "seeds": [int(s) for s in seeds],
+            "urgency": args.urgency,
+            "spread_ticks": ticks.tolist(),
+            "spread_bps": bps.tolist(),
+            "shortfall_bps": {a.label: sf[:, k].tolist() for k, a in enumerate(arms_)},
+            "fallback": {a.label: fallbacks[:, k].tolist() for k, a in enumerate(arms_)},
+        }
+        args.json.write_text(json.dumps(doc) + "\n", encoding="utf-8")
     return 0
 
 

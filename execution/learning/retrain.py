@@ -96,6 +96,10 @@ def logged_experience(path: Path | None) -> LoggedExperience:
     )
 
 
+class GatedBase(ValueError):
+    """The base version is a gated model: its experts are retrained, not the gate."""
+
+
 def _hidden_of(policy_meta: dict[str, str]) -> tuple[int, ...]:
     try:
         return tuple(int(h) for h in json.loads(policy_meta["config"])["hidden"])
@@ -109,6 +113,17 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
     the same held-out days."""
     started = time.perf_counter()
     base = load_policy(str(rc.base_model))
+    if base.gate is not None:
+        experts = ", ".join(
+            f"{e.name} (spread under {e.below_bps:g} bps)"
+            if e.below_bps != float("inf")
+            else f"{e.name} (the rest)"
+            for e in base.gate.experts
+        )
+        raise GatedBase(
+            f"{rc.base_model.name} is a gated model of {experts}: retrain one expert (name it "
+            "as the base), then gate the result with python -m execution.learning.gate"
+        )
     exp = logged_experience(rc.decision_log)
     print(
         f"retrain: from {rc.base_model.name} ({base.sha256[:12]}), {exp.rows} logged "

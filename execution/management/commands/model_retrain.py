@@ -107,7 +107,7 @@ class Command(BaseCommand):
             raise CommandError(f"{out} exists: choose another --name or remove it")
 
         from execution.learning.decision_log import DecisionLogError
-        from execution.learning.retrain import RetrainConfig, retrain
+        from execution.learning.retrain import GatedBase, RetrainConfig, retrain
 
         rc = RetrainConfig(
             base_model=model_path(base),
@@ -125,6 +125,8 @@ class Command(BaseCommand):
             card = retrain(rc, log=sys.stderr)
         except DecisionLogError as e:
             raise CommandError(f"decision log: {e}") from None
+        except GatedBase as e:
+            raise CommandError(str(e)) from None
         r = card["retrain"]
         try:
             mv = model_register(
