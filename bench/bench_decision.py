@@ -96,8 +96,11 @@ def main() -> int:
         strategy.features = Recorder(strategy.features, calls)
 
     result = run_episode(sc, "adaptive", sc.seed, {"model": args.model}, setup=setup)
-    policy = load_policy(args.model)
-    predictor = load_policy_predictor(policy) if policy.metadata.get("predictor") else None
+    loaded = load_policy(args.model)
+    predictor = load_policy_predictor(loaded) if loaded.metadata.get("predictor") else None
+    # What trades this order: a gated model's expert for the instrument, and its range.
+    first_ctx = calls[0][0]
+    policy, training_range, expert = loaded.for_order(first_ctx)
     urgency = 0.0
     margin = 0.5  # the strategy's default range_margin
 
@@ -111,7 +114,7 @@ def main() -> int:
         for c, view, tf in calls:
             t0 = clock()
             raw = state.update(c, view, target_fraction=tf)
-            norm = normalise(raw, policy.training_range, margin=margin)
+            norm = normalise(raw, training_range, margin=margin)
             t1 = clock()
             pred = predictor(norm.values) if predictor is not None else None
             t2 = clock()
@@ -133,7 +136,8 @@ def main() -> int:
     )
     print(
         f"episode      {sc.name}, seed {sc.seed}, adaptive {args.model}"
-        f"{' + ' + policy.metadata['predictor'] if predictor is not None else ''}: "
+        f"{f' (expert {expert})' if expert else ''}"
+        f"{' + ' + loaded.metadata['predictor'] if predictor is not None else ''}: "
         f"{len(calls)} decisions, fallback: {result.fallback or 'none'}"
     )
     print(f"replayed     {args.repeat} times (after one warm-up pass), batch 1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from execution.algos.adaptive import DEFAULT_MODEL, Adaptive, decode, resolve_mo
 from execution.algos.registry import strategy_class
 from execution.engine.engine import ExecutionEngine
 from execution.features import N_FEATURES, TrainingRange
-from execution.sim.episode import run_episode
+from execution.sim.episode import ORDER_ID, run_episode
 from execution.sim.scenario import load_scenario
 from tests.adaptive_runs import SCENARIO, run, short_scenario
 
@@ -65,7 +66,7 @@ def test_corrupt_model_falls_back_to_twap(tmp_path: Path) -> None:
 
 @needs_model
 def test_nan_output_falls_back_to_twap(monkeypatch: pytest.MonkeyPatch) -> None:
-    def nan_policy(self: object, obs: np.ndarray) -> np.ndarray:
+    def nan_policy(self: object, obs: np.ndarray, spread: float | None = None) -> np.ndarray:
         return np.full(adaptive.ACTION_DIM, np.nan, dtype=np.float32)
 
     monkeypatch.setattr(adaptive.OnnxPolicy, "__call__", nan_policy)
@@ -75,9 +76,14 @@ def test_nan_output_falls_back_to_twap(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @needs_model
 def test_features_out_of_range_fall_back_to_twap(monkeypatch: pytest.MonkeyPatch) -> None:
-    policy = adaptive.load_policy(DEFAULT_MODEL)
     narrow = TrainingRange((0.0,) * N_FEATURES, (1e-6,) * N_FEATURES)
-    monkeypatch.setattr(policy, "training_range", narrow)
+    for_order = adaptive.OnnxPolicy.for_order
+
+    def narrow_range(self: adaptive.OnnxPolicy, ctx: object) -> object:
+        policy, _, expert = for_order(self, ctx)  # type: ignore[arg-type]
+        return policy, narrow, expert  # what the order's features are checked against
+
+    monkeypatch.setattr(adaptive.OnnxPolicy, "for_order", narrow_range)
     engine = run({})
     assert_fell_back(engine, "FeaturesOutOfRange")
 
@@ -171,3 +177,26 @@ def test_the_neutral_action_is_twap_exactly(name: str) -> None:
     # And a different action is not TWAP: the comparison can tell them apart.
     slow = run_policy(env, lambda obs: _constant(-0.5, "passive", 0.05), 5, {"urgency": 0.0})
     assert slow != pytest.approx(run_episode(sc, "twap", 5).shortfall_bps, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["demo-largecap-sell", "demo-midcap-buy"])
+def test_on_the_volume_schedule_the_neutral_action_is_vwap_exactly(name: str) -> None:
+    """With `schedule: volume` the policy works around VWAP's curve: its neutral action is
+    the VWAP baseline, child for child (and not TWAP, on a u-shaped day)."""
+    sc = load_scenario(REPO / "execution" / "scenarios" / f"{name}.json")
+    sc = sc.with_order(start_minute=0, end_minute=60)  # the open, where the curve is steep
+    neutral = _constant(0.0, "midpoint", 0.3)
+
+    def setup(engine: Any) -> None:
+        engine.orders[ORDER_ID].strategy.use_policy(lambda obs: neutral)
+
+    for seed in (5, 6):
+        vwap = run_episode(sc, "vwap", seed)
+        ada = run_episode(sc, "adaptive", seed, {"schedule": "volume"}, setup=setup)
+        assert ada.shortfall_bps == pytest.approx(vwap.shortfall_bps, abs=1e-9), seed
+        assert ada.children == vwap.children
+        by_time = run_episode(sc, "adaptive", seed, {"schedule": "time"}, setup=setup)
+        assert by_time.shortfall_bps == pytest.approx(
+            run_episode(sc, "twap", seed).shortfall_bps, abs=1e-9
+        )
+        assert by_time.shortfall_bps != pytest.approx(vwap.shortfall_bps, abs=1e-6)

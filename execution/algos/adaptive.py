@@ -36,13 +36,14 @@ from execution.algos.base import (
     DecisionView,
     OrderContext,
     Strategy,
+    profile_fraction,
     register,
 )
 from execution.algos.params import ParamSpec
 from execution.features import N_FEATURES, FeatureState, TrainingRange, normalise
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "learning" / "models"
-DEFAULT_MODEL = "policy-v2"  # policy-v1 (no predictor) stays shipped
+DEFAULT_MODEL = "policy-v7"  # gated: policy-v6 under 5 bps of spread, policy-v4 above
 MODEL_FORMAT = "oversight.adaptive/1"  # what the ONNX metadata must say
 
 # Observation: the 21 normalised features, then these (all in [-1, 1]).
@@ -336,6 +337,15 @@ class Adaptive(Strategy):
             1.0,
         ),
         ParamSpec(
+            "schedule",
+            "choice",
+            "time",
+            "The curve the policy works around: even in time (TWAP's) or the instrument's "
+            "expected volume curve (VWAP's); urgency front-loads either.",
+            choices=("time", "volume"),
+            amendable=False,
+        ),
+        ParamSpec(
             "model",
             "str",
             DEFAULT_MODEL,
@@ -373,6 +383,9 @@ class Adaptive(Strategy):
 
     def setup(self) -> None:
         self.kappa_T = 4.0 * float(self.params["urgency"])
+        c = self.ctx
+        self.by_volume = self.params["schedule"] == "volume"
+        self._window_volume = profile_fraction(c.volume_profile, c.start_s, c.end_s) or 1.0
 
     def use_policy(
         self,
@@ -388,7 +401,15 @@ class Adaptive(Strategy):
 
     def schedule_fraction(self, t: float) -> float:
         c = self.ctx
-        elapsed = min(max((t - c.start_s) / (c.end_s - c.start_s), 0.0), 1.0)
+        if self.by_volume:
+            # Elapsed in volume time: the share of the window's expected volume by t (VWAP's
+            # curve at urgency 0, so the neutral action is then VWAP exactly).
+            t = min(max(t, c.start_s), c.end_s)
+            elapsed = min(
+                profile_fraction(c.volume_profile, c.start_s, t) / self._window_volume, 1.0
+            )
+        else:
+            elapsed = min(max((t - c.start_s) / (c.end_s - c.start_s), 0.0), 1.0)
         return ac_fraction(elapsed, kappa_T=self.kappa_T)
 
     def _load(self) -> Policy:

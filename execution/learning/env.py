@@ -84,7 +84,11 @@ class ExecutionEnv:
         engine = ExecutionEngine(market)
         engine.add_order(
             order_spec(
-                sc, ORDER_ID, "adaptive", {"urgency": float(urgency)}, self.max_participation
+                sc,
+                ORDER_ID,
+                "adaptive",
+                {"urgency": float(urgency), "schedule": "time"},
+                self.max_participation,
             )
         )
         strategy = engine.orders[ORDER_ID].strategy

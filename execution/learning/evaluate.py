@@ -118,10 +118,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--urgency", type=float, default=0.0)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write every day's shortfalls here")
+    parser.add_argument(
+        "--schedule",
+        choices=("time", "volume"),
+        default="time",
+        help="the curve the models work around (the adaptive strategy's `schedule`)",
+    )
+    parser.add_argument("--baselines", default="twap", help="comma-separated, TWAP first")
     args = parser.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
     seeds = validation_seeds(args.days, offset=args.offset)
-    arms_ = [Arm("twap", "twap", {}), *(Arm(m, "adaptive", {"model": m}) for m in models)]
+    baselines = [b for b in args.baselines.split(",") if b]
+    if not baselines or baselines[0] != "twap":
+        parser.error("--baselines must start with twap: every model is compared with it")
+    arms_ = [
+        *(Arm(b, b, {}) for b in baselines),
+        *(Arm(m, "adaptive", {"model": m, "schedule": args.schedule}) for m in models),
+    ]
+    first = len(baselines)  # the models' columns start here
     tasks = [(a, s, generated_scenario, args.urgency) for s in seeds for a in arms_]
     if args.jobs > 1:
         with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
@@ -134,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     ticks = np.array([t for t, _ in spreads])
     bps = np.array([b for _, b in spreads])
     print(
-        f"validation days {seeds[0]}-{seeds[-1]} ({len(seeds)}), urgency {args.urgency:g}; "
+        f"validation days {seeds[0]}-{seeds[-1]} ({len(seeds)}), urgency {args.urgency:g}, "
+        f"schedule {args.schedule}; "
         "model minus TWAP in bps, paired by day, mean [95% CI]"
     )
     strata = [
@@ -143,13 +158,15 @@ def main(argv: list[str] | None = None) -> int:
         ("spread < 5 bps", bps < 5),
         ("spread >= 5 bps", bps >= 5),
     ]
-    for j, m in enumerate(models, start=1):
+    for j, m in enumerate(models, start=first):
         d = sf[:, j] - sf[:, 0]
         print(f"{m}: all {_ci(d)}; fell back on {int(fallbacks[:, j].sum())} days")
         for name, mask in strata:
             print(f"    {name:<18} {_ci(d[mask])}")
-    for j, m in enumerate(models[1:], start=2):
-        d = sf[:, j] - sf[:, 1]
+        for k, b in enumerate(baselines[1:], start=1):
+            print(f"    minus {b:<12} {_ci(sf[:, j] - sf[:, k])}")
+    for j, m in enumerate(models[1:], start=first + 1):
+        d = sf[:, j] - sf[:, first]
         print(f"{m} minus {models[0]}: all {_ci(d)}")
         for name, mask in strata:
             print(f"    {name:<18} {_ci(d[mask])}")
@@ -157,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = {
             "seeds": [int(s) for s in seeds],
             "urgency": args.urgency,
+            "schedule": args.schedule,
             "spread_ticks": ticks.tolist(),
             "spread_bps": bps.tolist(),
             "shortfall_bps": {a.label: sf[:, k].tolist() for k, a in enumerate(arms_)},

@@ -124,6 +124,18 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
     assert ModelVersion.objects.count() == 1
 
 
+@needs_training
+def test_a_gated_base_is_refused_with_its_experts_named(tmp_path: Path) -> None:
+    from execution.algos.adaptive import MODEL_DIR
+
+    if not (MODEL_DIR / "policy-v7.onnx").is_file():
+        pytest.skip("no shipped gated model")
+    approved_model("policy-v7")
+    with pytest.raises(CommandError, match=r"gated model of policy-v6 \(spread under 5 bps\)"):
+        call_command("model_retrain", "--out-dir", str(tmp_path / "m"))
+    assert not list((tmp_path / "m").glob("*.onnx"))
+
+
 def test_production_contexts_shape_training_orders(decision_log: Path) -> None:
     from execution.learning.contexts import context_for, contexts_from_log, scenario_dict
     from execution.learning.scenarios import generate
