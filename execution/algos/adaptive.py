@@ -339,7 +339,7 @@ class Adaptive(Strategy):
         ParamSpec(
             "schedule",
             "choice",
-            "time",
+            "volume",
             "The curve the policy works around: even in time (TWAP's) or the instrument's "
             "expected volume curve (VWAP's); urgency front-loads either.",
             choices=("time", "volume"),
