@@ -374,6 +374,7 @@ class Adaptive(Strategy):
         self.predictor: Callable[[Vector], float] | None = None
         self.last_decision: Decision | None = None
         self.decision_log: DecisionHook | None = None  # off unless a log is attached
+        self.model: OnnxPolicy | None = None  # the model file loaded, if any
         self.expert = ""  # a gated model's expert that trades this order
         # Set by whoever resolved the order's registered version (the worker): its file,
         # whose bytes must hash to `expected_sha256`, or the order falls back.
@@ -418,6 +419,7 @@ class Adaptive(Strategy):
             loaded = load_policy(model, self.expected_sha256)
             if self.predictor is None and loaded.metadata.get("predictor"):
                 self.predictor = load_policy_predictor(loaded)  # ModelUnavailable if bad
+            self.model = loaded
             self.policy, self.training_range, self.expert = loaded.for_order(self.ctx)
         return self.policy
 

@@ -244,7 +244,7 @@ class EpisodeLog:
         )
 
     def _identify_model(self, strategy: Adaptive) -> None:
-        policy = strategy.policy
+        policy = strategy.model  # the file loaded (a gated model's, whichever expert trades)
         if isinstance(policy, OnnxPolicy):
             self.model_sha256 = policy.sha256  # of the bytes loaded
             self.model_version = self.model_version or str(strategy.params["model"])

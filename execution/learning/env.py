@@ -52,6 +52,7 @@ class ExecutionEnv:
         urgency: float | tuple[float, float] = 0.0,
         max_participation: float | None = 0.5,
         predictor: str | Callable[[Vector], float] | None = None,
+        schedule: str = "time",
     ) -> None:
         """`predictor`: the short-horizon predictor fed into the observation (a model name
         or path for `execution.learning.predictor.load_predictor`, loaded at the first
@@ -59,6 +60,9 @@ class ExecutionEnv:
         self.scenario_for = scenario_for
         self.predictor = predictor
         self.urgency = urgency
+        # The curve the policy works around (the strategy's `schedule`): "time" unless a
+        # training configuration says otherwise, so the shipped models reproduce.
+        self.schedule = schedule
         self.max_participation = max_participation
         self.rng = np.random.default_rng()
         self.engine: ExecutionEngine | None = None
@@ -87,7 +91,7 @@ class ExecutionEnv:
                 sc,
                 ORDER_ID,
                 "adaptive",
-                {"urgency": float(urgency), "schedule": "time"},
+                {"urgency": float(urgency), "schedule": self.schedule},
                 self.max_participation,
             )
         )

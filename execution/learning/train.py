@@ -101,6 +101,11 @@ class Config:
     # day's cost in its own quoted spread, so a tight name counts as much as a wide one),
     # or "both" (the two rankings averaged).
     cost_unit: str = "bps"
+    # Train on the days whose instrument's quoted spread lies in [lo, hi) bps only (an
+    # expert of a gated model, execution/learning/gate.py); (0, 0): every day.
+    spread_band: tuple[float, float] = (0.0, 0.0)
+    # The curve the policy works around while it trains (the strategy's `schedule`).
+    schedule: str = "time"
 
 
 # -- the network --------------------------------------------------------------------------
@@ -210,20 +215,45 @@ def torch_module(theta: Array, hidden: Sequence[int]) -> Any:
 # -- rollouts (picklable, so worker processes can run them) -------------------------------
 
 _ENV: ExecutionEnv | None = None
-_ENV_PREDICTOR = ""
+_ENV_PREDICTOR: tuple[str, str] = ("", "")
 # The production contexts of this process's rollouts: set once per worker process by the
 # pool's initializer (Runner), so the tasks stay small.
 _CONTEXTS: Contexts = ()
 _CONTEXT_SHARE = 0.5
 
 
-def make_env(predictor: str, contexts: Contexts = (), share: float = 0.5) -> ExecutionEnv:
+def make_env(
+    predictor: str, contexts: Contexts = (), share: float = 0.5, schedule: str = "time"
+) -> ExecutionEnv:
     if contexts:
         return ExecutionEnv(
             functools.partial(context_scenario, contexts=contexts, share=share),
             predictor=predictor or None,
+            schedule=schedule,
         )
-    return ExecutionEnv(predictor=predictor or None)
+    return ExecutionEnv(predictor=predictor or None, schedule=schedule)
+
+
+def in_band(seed: int, band: tuple[float, float]) -> bool:
+    lo, hi = band
+    if lo <= 0 and hi <= 0:
+        return True
+    bps = quoted_spread(seed)[1]
+    return lo <= bps and (hi <= 0 or bps < hi)
+
+
+def band_seeds(start: int, n: int, band: tuple[float, float]) -> list[int]:
+    """The first `n` training days from `start` on whose spread lies in the band."""
+    out: list[int] = []
+    at = start
+    while len(out) < n:
+        for s in train_seeds(at, 64):
+            if in_band(s, band):
+                out.append(s)
+                if len(out) == n:
+                    break
+        at += 64
+    return out
 
 
 def episode_urgency(
@@ -255,15 +285,16 @@ def _set_contexts(contexts: Contexts, share: float) -> None:
     _CONTEXTS, _CONTEXT_SHARE, _ENV = tuple(contexts), share, None
 
 
-Task = tuple[Array, tuple[int, ...], int, float, str]
+Task = tuple[Array, tuple[int, ...], int, float, str, str]
 
 
 def rollout(task: Task) -> float:
-    theta, hidden, seed, urgency, predictor = task
+    theta, hidden, seed, urgency, predictor, schedule = task
     global _ENV, _ENV_PREDICTOR
-    if _ENV is None or predictor != _ENV_PREDICTOR:
+    if _ENV is None or (predictor, schedule) != _ENV_PREDICTOR:
         # The predictor's session is made here, in the worker, not inherited over fork.
-        _ENV, _ENV_PREDICTOR = make_env(predictor, _CONTEXTS, _CONTEXT_SHARE), predictor
+        _ENV = make_env(predictor, _CONTEXTS, _CONTEXT_SHARE, schedule)
+        _ENV_PREDICTOR = (predictor, schedule)
     return run_policy(_ENV, NumpyPolicy(theta, hidden), seed, {"urgency": urgency})
 
 
@@ -290,7 +321,9 @@ class Runner:
 
 
 def evaluate(runner: Runner, theta: Array, cfg: Config, seeds: Sequence[int]) -> list[float]:
-    tasks = [(theta, cfg.hidden, s, cfg_urgency(s, cfg), cfg.predictor) for s in seeds]
+    tasks = [
+        (theta, cfg.hidden, s, cfg_urgency(s, cfg), cfg.predictor, cfg.schedule) for s in seeds
+    ]
     return runner.map(tasks)
 
 
@@ -331,13 +364,19 @@ def train(cfg: Config, runner: Runner, log: Any = None) -> TrainResult:
     started = time.perf_counter()
     per_iter = cfg.pairs * cfg.episodes_per_pair
     base = int(rng.integers(0, len(TRAIN_SEEDS)))
+    banded = cfg.spread_band != (0.0, 0.0)
+    cursor = base  # the next training day to consider, with a spread band
     for it in range(cfg.iterations):
         theta = param.detach().numpy().copy()
         eps = rng.standard_normal((cfg.pairs, theta.size))
         if cfg.fixed_seeds:
             days = [list(cfg.fixed_seeds)] * cfg.pairs
         else:
-            flat = train_seeds(base + it * per_iter, per_iter)
+            if banded:
+                flat = band_seeds(cursor, per_iter, cfg.spread_band)
+                cursor = flat[-1] - TRAIN_SEEDS.start + 1
+            else:
+                flat = train_seeds(base + it * per_iter, per_iter)
             days = [flat[i :: cfg.pairs] for i in range(cfg.pairs)]
         tasks: list[Task] = []
         for i in range(cfg.pairs):
@@ -345,7 +384,7 @@ def train(cfg: Config, runner: Runner, log: Any = None) -> TrainResult:
                 for s in days[i]:
                     u = cfg_urgency(s, cfg)
                     perturbed = theta + sign * cfg.sigma * eps[i]
-                    tasks.append((perturbed, cfg.hidden, s, u, cfg.predictor))
+                    tasks.append((perturbed, cfg.hidden, s, u, cfg.predictor, cfg.schedule))
         out = np.array(runner.map(tasks)).reshape(cfg.pairs, 2, -1)
         # Shortfall of +ε minus −ε on the same days: positive means +ε costs more.
         raw = out[:, 0, :] - out[:, 1, :]
@@ -391,7 +430,7 @@ def fit_training_range(
 ) -> TrainingRange:
     """The raw features the trained policy meets on training days (min and max), and
     `extra_rows` (raw features logged in production, for a retrain)."""
-    env = make_env(cfg.predictor, cfg.contexts, cfg.context_share)
+    env = make_env(cfg.predictor, cfg.contexts, cfg.context_share, cfg.schedule)
     policy = NumpyPolicy(theta, cfg.hidden)
     rows = []
     for s in seeds:
@@ -471,7 +510,8 @@ def validate(model: Path, seeds: Sequence[int], cfg: Config, runner_jobs: int) -
         sc = generated_scenario(s)
         u = episode_urgency(s, cfg.urgency_zero_share)
         twap = run_episode(sc, "twap", s)
-        ada = run_episode(sc, "adaptive", s, {"model": str(model), "urgency": u})
+        params = {"model": str(model), "urgency": u, "schedule": cfg.schedule}
+        ada = run_episode(sc, "adaptive", s, params)
         rows.append((twap.shortfall_bps, ada.shortfall_bps, ada.fallback, ada.fill_rate))
     twap_sf = [r[0] for r in rows]
     ada_sf = [r[1] for r in rows]
@@ -543,7 +583,29 @@ def main(argv: list[str] | None = None) -> int:
         default=d.cost_unit,
         help="rank perturbations by cost in bps, in each day's quoted spread, or both",
     )
+    parser.add_argument(
+        "--spread-band",
+        default="",
+        metavar="LO,HI",
+        help="train only on days whose instrument's quoted spread is in [LO, HI) bps "
+        "(an expert for execution.learning.gate; HI 0: no upper bound)",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=("time", "volume"),
+        default=d.schedule,
+        help="the curve the policy works around while it trains",
+    )
     args = parser.parse_args(argv)
+    band = (0.0, 0.0)
+    if args.spread_band:
+        try:
+            lo, hi = (float(x) for x in args.spread_band.split(","))
+        except ValueError:
+            parser.error(f"--spread-band: expected LO,HI in bps, got {args.spread_band!r}")
+        if lo < 0 or hi < 0 or (hi > 0 and hi <= lo) or (lo == 0 and hi == 0):
+            parser.error(f"--spread-band: {args.spread_band!r} is not a band of spreads")
+        band = (lo, hi)
     torch.set_num_threads(1)
     cfg = Config(
         seed=args.seed,
@@ -561,6 +623,8 @@ def main(argv: list[str] | None = None) -> int:
         cost_unit=args.cost_unit,
         weight_decay=args.weight_decay,
         decay_to=args.decay_to,
+        spread_band=band,
+        schedule=args.schedule,
     )
     wall = time.perf_counter()
     print(f"training: {n_params(cfg.hidden)} parameters, {asdict(cfg)}", file=sys.stderr)
@@ -569,7 +633,12 @@ def main(argv: list[str] | None = None) -> int:
         result = train(cfg, runner, log=sys.stderr)
     finally:
         runner.close()
-    rng_seeds = train_seeds(10_000 * cfg.seed + 500_000, cfg.range_episodes)
+    rng_start = 10_000 * cfg.seed + 500_000
+    rng_seeds = (
+        band_seeds(rng_start, cfg.range_episodes, cfg.spread_band)
+        if cfg.spread_band != (0.0, 0.0)
+        else train_seeds(rng_start, cfg.range_episodes)
+    )
     training_range = fit_training_range(result.theta, cfg, rng_seeds)
     card: dict[str, Any] = {
         "model": args.out.name,
@@ -592,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     export_onnx(result.theta, cfg, args.out, training_range, card)
     # Agreement on held-out inputs: observations from validation days (not trained on).
-    env, held_out = make_env(cfg.predictor), list[npt.NDArray[np.float32]]()
+    env, held_out = make_env(cfg.predictor, schedule=cfg.schedule), list[npt.NDArray[np.float32]]()
     for s in validation_seeds(5, offset=90_000):
         run_policy(env, NumpyPolicy(result.theta, cfg.hidden), s, record=held_out)
     obs = np.stack(held_out).astype(np.float32)
