@@ -196,3 +196,42 @@ def test_cost_units_weigh_days_by_their_spread() -> None:
     cfg = train.Config(seed=3, iterations=1, pairs=2, fixed_seeds=(seed,), jobs=1, cost_unit="both")
     result = train.train(cfg, train.Runner(1))
     assert not np.array_equal(result.theta, result.initial)
+
+
+def test_an_expert_trains_on_its_band_s_days_only() -> None:
+    from execution.learning.train import band_seeds, in_band
+
+    tight = band_seeds(123, 40, (0.0, 5.0))
+    wide = band_seeds(123, 40, (5.0, 0.0))
+    assert len(tight) == len(wide) == 40 and not set(tight) & set(wide)
+    assert all(scenarios.quoted_spread(s)[1] < 5.0 for s in tight)
+    assert all(scenarios.quoted_spread(s)[1] >= 5.0 for s in wide)
+    assert tight == sorted(tight) and all(s in scenarios.TRAIN_SEEDS for s in tight)
+    # Both bands are common among generated days, so neither skips far.
+    assert max(tight[-1], wide[-1]) - scenarios.TRAIN_SEEDS.start - 123 < 200
+    assert in_band(tight[0], (0.0, 0.0)) and in_band(wide[0], (0.0, 0.0))
+
+
+def test_the_environment_works_around_the_schedule_it_is_given() -> None:
+    from execution.sim.episode import run_episode
+
+    seed = short_seed()
+    sc = scenarios.scenario(seed)
+    neutral = np.array([0.0, 0.0, 1.0, 0.0, np.log(0.3 / 0.7)], dtype=np.float32)
+    by_volume = run_policy(ExecutionEnv(schedule="volume"), lambda obs: neutral, seed)
+    by_time = run_policy(ExecutionEnv(), lambda obs: neutral, seed)
+    assert by_volume == pytest.approx(run_episode(sc, "vwap", seed).shortfall_bps, abs=1e-9)
+    assert by_time == pytest.approx(run_episode(sc, "twap", seed).shortfall_bps, abs=1e-9)
+    assert by_volume != pytest.approx(by_time, abs=1e-6)  # a u-shaped day: the curves differ
+
+
+def test_the_trainer_refuses_a_bad_spread_band(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    from execution.learning import train
+
+    for bad, why in [("5", "expected LO,HI"), ("5,2", "not a band"), ("0,0", "not a band")]:
+        with pytest.raises(SystemExit) as exit_:
+            train.main(["--out", "x.onnx", "--spread-band", bad])
+        assert exit_.value.code == 2
+        assert why in capsys.readouterr().err
