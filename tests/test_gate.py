@@ -120,18 +120,26 @@ def test_the_gate_command_refuses_what_it_cannot_build() -> None:
         gate.check_experts([("policy-v1", 5.0), ("policy-v2", math.inf)])
 
 
-SHIPPED = MODELS / "policy-v7.onnx"
+def shipped_gated() -> list[str]:
+    return [m for m in adaptive.shipped_models() if load_policy(m).gate is not None]
 
 
-@pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped gated model")
-def test_the_shipped_gated_model_is_its_card_s_experts() -> None:
-    card = json.loads(SHIPPED.with_suffix(".card.json").read_text(encoding="utf-8"))
-    gated = load_policy(str(SHIPPED))
+def test_the_default_model_is_a_shipped_gated_one() -> None:
+    assert adaptive.DEFAULT_MODEL in shipped_gated()
+
+
+@pytest.mark.parametrize("name", shipped_gated())
+def test_a_shipped_gated_model_is_its_card_s_experts(name: str) -> None:
+    path = MODELS / f"{name}.onnx"
+    card = json.loads(path.with_suffix(".card.json").read_text(encoding="utf-8"))
+    gated = load_policy(name)
     assert gated.gate is not None and gated.sha256 == card["sha256"]
+    assert [e["model"] for e in card["config"]["experts"]] == [e.name for e in gated.gate.experts]
     rng = np.random.default_rng(7)
     lo = 0.0
     for e in gated.gate.experts:
         expert = load_policy(e.name, e.sha256)  # the shipped file of that hash
+        assert expert.training_range == e.training_range
         spread = lo + 0.5 if e.below_bps == math.inf else (lo + e.below_bps) / 2
         for _ in range(10):
             obs = rng.uniform(-1, 1, OBS_DIM).astype(np.float32)
