@@ -235,3 +235,13 @@ def test_the_trainer_refuses_a_bad_spread_band(capsys: pytest.CaptureFixture[str
             train.main(["--out", "x.onnx", "--spread-band", bad])
         assert exit_.value.code == 2
         assert why in capsys.readouterr().err
+
+
+def test_a_retrain_keeps_an_expert_s_band_and_schedule() -> None:
+    from execution.algos.adaptive import load_policy
+    from execution.learning.retrain import _band_of, _schedule_of
+
+    v8, v4 = load_policy("policy-v8").metadata, load_policy("policy-v4").metadata
+    assert (_band_of(v8), _schedule_of(v8)) == ((0.0, 5.0), "volume")
+    assert (_band_of(v4), _schedule_of(v4)) == ((0.0, 0.0), "time")  # trained before either
+    assert (_band_of({}), _schedule_of({"config": "not json"})) == ((0.0, 0.0), "time")

@@ -100,6 +100,28 @@ class GatedBase(ValueError):
     """The base version is a gated model: its experts are retrained, not the gate."""
 
 
+def _base_config(policy_meta: dict[str, str]) -> dict[str, Any]:
+    try:
+        config = json.loads(policy_meta["config"])
+    except (KeyError, ValueError, TypeError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _band_of(policy_meta: dict[str, str]) -> tuple[float, float]:
+    band = _base_config(policy_meta).get("spread_band") or (0.0, 0.0)
+    try:
+        lo, hi = (float(x) for x in band)
+    except (TypeError, ValueError):
+        return (0.0, 0.0)
+    return (lo, hi)
+
+
+def _schedule_of(policy_meta: dict[str, str]) -> str:
+    schedule = _base_config(policy_meta).get("schedule", "time")
+    return schedule if schedule in ("time", "volume") else "time"
+
+
 def _hidden_of(policy_meta: dict[str, str]) -> tuple[int, ...]:
     try:
         return tuple(int(h) for h in json.loads(policy_meta["config"])["hidden"])
@@ -121,8 +143,9 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
             for e in base.gate.experts
         )
         raise GatedBase(
-            f"{rc.base_model.name} is a gated model of {experts}: retrain one expert (name it "
-            "as the base), then gate the result with python -m execution.learning.gate"
+            f"{rc.base_model.name} is a gated model of {experts}: retrain one of its experts "
+            f"instead (model_retrain --from {base.gate.experts[0].name}), then gate the result "
+            "with python -m execution.learning.gate"
         )
     exp = logged_experience(rc.decision_log)
     print(
@@ -146,13 +169,21 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
         init_from=str(rc.base_model),
         contexts=tuple(exp.contexts),
         context_share=rc.context_share if exp.contexts else 0.0,
+        # An expert keeps learning on its band, around the curve it was trained on.
+        spread_band=_band_of(base.metadata),
+        schedule=_schedule_of(base.metadata),
     )
     runner = trainer.Runner(cfg.jobs, cfg.contexts, cfg.context_share)
     try:
         result = trainer.train(cfg, runner, log=log)
     finally:
         runner.close()
-    range_seeds = train_seeds(10_000 * cfg.seed + 700_000, cfg.range_episodes)
+    range_start = 10_000 * cfg.seed + 700_000
+    range_seeds = (
+        trainer.band_seeds(range_start, cfg.range_episodes, cfg.spread_band)
+        if cfg.spread_band != (0.0, 0.0)
+        else train_seeds(range_start, cfg.range_episodes)
+    )
     training_range = trainer.fit_training_range(
         result.theta, cfg, range_seeds, extra_rows=exp.raw_features
     )
