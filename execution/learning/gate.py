@@ -21,7 +21,6 @@ trades it. Needs torch and onnx (requirements-train.txt); serving needs neither.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import sys
@@ -46,6 +45,7 @@ from execution.algos.adaptive import (
 from execution.features import NAMES, TrainingRange
 from execution.learning import train as trainer
 from execution.learning.env import run_policy
+from execution.learning.model_files import set_metadata, write_card
 from execution.learning.scenarios import validation_seeds
 
 
@@ -122,7 +122,6 @@ def gated_module(
 def export(
     specs: Sequence[tuple[str, float]], policies: Sequence[OnnxPolicy], out: Path, command: str
 ) -> dict[str, Any]:
-    onnx = importlib.import_module("onnx")
     torch = trainer._torch()
     hiddens = [tuple(json.loads(p.metadata["config"])["hidden"]) for p in policies]
     thetas = [
@@ -173,12 +172,7 @@ def export(
         "action": json.dumps(["pace", *(f"mode_{m}" for m in MODES), "dark"]),
         "config": json.dumps(config),
     }
-    model = onnx.load(str(out))
-    del model.metadata_props[:]
-    for k, v in meta.items():
-        model.metadata_props.add(key=k, value=v)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(out))
+    set_metadata(out, meta)
     return {
         "model": out.name,
         "format": MODEL_FORMAT,
@@ -247,12 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"validation: {json.dumps(card['validation'])}", file=sys.stderr)
     card["predictor"] = trainer.predictor_metadata(policies[0].metadata.get("predictor", ""))
-    card["wall_s"] = round(time.perf_counter() - wall, 1)
-    card["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    card["sha256"] = trainer.sha256(args.out)
-    card_path = args.out.with_suffix(".card.json")
-    card_path.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out} ({card['sha256'][:12]}) and {card_path}", file=sys.stderr)
+    write_card(args.out, card, wall)
     return 0
 
 

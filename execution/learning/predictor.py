@@ -27,7 +27,6 @@ them.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import json
 import math
@@ -45,6 +44,7 @@ import numpy.typing as npt
 
 from execution.algos.adaptive import MODEL_DIR, ModelUnavailable, onnx_session, resolve_model
 from execution.features import INDEX, normalise
+from execution.learning.model_files import set_metadata, sha256, write_card
 
 PREDICTOR_FORMAT = "oversight.predictor/1"
 HORIZON_S = 10.0
@@ -112,10 +112,6 @@ class OnnxPredictor:
 
 
 _CACHE: dict[tuple[str, int, int], tuple[OnnxPredictor, str]] = {}
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_predictor(model: str, expected_sha256: str | None = None) -> OnnxPredictor:
@@ -362,7 +358,6 @@ def predict_torch(net: Any, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float3
 
 
 def export_onnx(net: Any, path: Path, meta: Mapping[str, str]) -> None:
-    onnx = importlib.import_module("onnx")
     torch = _torch()
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
@@ -375,12 +370,7 @@ def export_onnx(net: Any, path: Path, meta: Mapping[str, str]) -> None:
         opset_version=17,
         dynamo=False,
     )
-    model = onnx.load(str(path))
-    del model.metadata_props[:]
-    for k, v in meta.items():
-        model.metadata_props.add(key=k, value=v)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
+    set_metadata(path, meta)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -497,17 +487,9 @@ def main(argv: list[str] | None = None) -> int:
     served = OnnxPredictor(args.out).batch(te.x[te.moved])
     card["onnx_vs_torch_max_abs_diff"] = float(np.abs(served - score).max())
     card["onnx_vs_torch_inputs"] = len(score)
-    card["wall_s"] = round(time.perf_counter() - wall, 1)
-    card["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    card["sha256"] = sha256(args.out)
-    card_path = args.out.with_suffix(".card.json")
-    card_path.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(card["held_out"], indent=1), file=sys.stderr)
-    print(
-        f"onnx vs torch: max abs diff {card['onnx_vs_torch_max_abs_diff']:.3g}; "
-        f"wrote {args.out} ({card['sha256'][:12]}) and {card_path}",
-        file=sys.stderr,
-    )
+    print(f"onnx vs torch: max abs diff {card['onnx_vs_torch_max_abs_diff']:.3g}", file=sys.stderr)
+    write_card(args.out, card, wall)
     return 0
 
 

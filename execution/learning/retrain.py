@@ -37,6 +37,7 @@ from execution.learning.contexts import contexts_from_log
 from execution.learning.decision_log import decision_arrays, episode_ids, read_decisions
 from execution.learning.env import run_policy
 from execution.learning.evaluate import compare
+from execution.learning.model_files import sha256
 from execution.learning.scenarios import (
     train_seeds,
     validation_seeds,
@@ -234,7 +235,7 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
     }
     card["wall_s"] = round(time.perf_counter() - started, 1)
     card["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    card["sha256"] = trainer.sha256(rc.out)
+    card["sha256"] = sha256(rc.out)
     rc.out.with_suffix(".card.json").write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
     d = evaluation["candidate_minus"]
     print(

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import importlib
 import json
 import math
@@ -55,6 +54,7 @@ from execution.features import NAMES, TrainingRange
 from execution.learning.contexts import Contexts, context_for
 from execution.learning.contexts import scenario_for as context_scenario
 from execution.learning.env import ExecutionEnv, run_policy
+from execution.learning.model_files import set_metadata, sha256, write_card
 from execution.learning.scenarios import (
     TRAIN_SEEDS,
     VALIDATION_SEEDS,
@@ -450,7 +450,6 @@ def fit_training_range(
 def export_onnx(
     theta: Array, cfg: Config, path: Path, training_range: TrainingRange, card: dict[str, Any]
 ) -> None:
-    onnx = importlib.import_module("onnx")
     torch = _torch()
 
     module = torch_module(theta, cfg.hidden)
@@ -465,7 +464,6 @@ def export_onnx(
         opset_version=17,
         dynamo=False,
     )
-    model = onnx.load(str(path))
     meta = {
         **predictor_metadata(cfg.predictor),
         "format": MODEL_FORMAT,
@@ -474,11 +472,7 @@ def export_onnx(
         "action": json.dumps(["pace", *(f"mode_{m}" for m in MODES), "dark"]),
         "config": json.dumps(card["config"]),
     }
-    del model.metadata_props[:]
-    for k, v in meta.items():
-        model.metadata_props.add(key=k, value=v)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
+    set_metadata(path, meta)
 
 
 def predictor_metadata(predictor: str) -> dict[str, str]:
@@ -540,10 +534,6 @@ def training_data(cfg: Config) -> dict[str, Any]:
         "training_episodes": cfg.iterations * cfg.pairs * cfg.episodes_per_pair * 2,
         "training_range_episodes": cfg.range_episodes,
     }
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -670,12 +660,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"onnx vs torch: max abs diff {card['onnx_vs_torch_max_abs_diff']:.3g}", file=sys.stderr)
     card["validation"] = validate(args.out, validation_seeds(cfg.validation), cfg, cfg.jobs)
     print(f"validation: {json.dumps(card['validation'])}", file=sys.stderr)
-    card["wall_s"] = round(time.perf_counter() - wall, 1)
-    card["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # the card only
-    card["sha256"] = sha256(args.out)
-    card_path = args.out.with_suffix(".card.json")
-    card_path.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out} ({card['sha256'][:12]}) and {card_path}", file=sys.stderr)
+    write_card(args.out, card, wall)
     return 0
 
 

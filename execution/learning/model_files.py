@@ -1,0 +1,40 @@
+"""Writing model files and their cards: the same steps for policies, gated policies and
+the predictor (training only; onnx is in requirements-train.txt)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def set_metadata(path: Path, meta: Mapping[str, str]) -> None:
+    """Replace an exported ONNX file's metadata (what serving reads), check it, save it."""
+    onnx = importlib.import_module("onnx")
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for k, v in meta.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def write_card(out: Path, card: dict[str, Any], started: float) -> Path:
+    """Finish a model card (wall time, date, the file's SHA-256) and write it beside the
+    file as NAME.card.json."""
+    card["wall_s"] = round(time.perf_counter() - started, 1)
+    card["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # the card only
+    card["sha256"] = sha256(out)
+    card_path = out.with_suffix(".card.json")
+    card_path.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {out} ({card['sha256'][:12]}) and {card_path}", file=sys.stderr)
+    return card_path
