@@ -93,6 +93,61 @@ def version_json(mv: ModelVersion) -> dict[str, Any]:
 # -- selectors ----------------------------------------------------------------------------
 
 
+def experts_of(mv: ModelVersion) -> list[dict[str, Any]]:
+    """A gated version's experts as its card records them (execution/learning/gate.py), each
+    with the band of the instrument's quoted spread it trades: `from_bps` to `below_bps`
+    (None: no upper bound). Empty for a single policy."""
+    card = mv.card if isinstance(mv.card, dict) else {}
+    config = card.get("config")
+    experts = config.get("experts") if isinstance(config, dict) else None
+    if not isinstance(experts, list):
+        return []
+    rows, lo = [], 0.0
+    for e in experts:
+        if not isinstance(e, dict):
+            continue
+        hi = e.get("below_bps")
+        hi = float(hi) if isinstance(hi, int | float) else None
+        rows.append(
+            {
+                "model": str(e.get("model", "?")),
+                "sha256": str(e.get("sha256", "")),
+                "from_bps": lo,
+                "below_bps": hi,
+            }
+        )
+        lo = hi if hi is not None else lo
+    return rows
+
+
+def instrument_spread_bps(instrument: Any) -> float | None:
+    """The instrument's quoted spread in bps, as the strategy's gate reads it (the
+    scenario's spread, tick and reference price: what the worker's order context holds)."""
+    try:
+        inst = instrument.scenario["instrument"]
+        return (
+            float(inst["spread_ticks"])
+            * float(inst["tick_size"])
+            / float(inst["reference_price"])
+            * 1e4
+        )
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+def expert_for(mv: ModelVersion, instrument: Any) -> dict[str, Any] | None:
+    """Which expert of a gated version trades orders on `instrument` (and its spread);
+    None for a single policy or an instrument whose spread is unknown."""
+    experts = experts_of(mv)
+    bps = instrument_spread_bps(instrument)
+    if not experts or bps is None:
+        return None
+    for e in experts:
+        if e["below_bps"] is None or bps < e["below_bps"]:
+            return {**e, "spread_bps": bps}
+    return None
+
+
 def approved_versions() -> list[ModelVersion]:
     """What the ticket offers, newest approval first."""
     return list(

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from execution.algos.pretrade import pretrade_estimate, window_volume_fraction
 from execution.forms import PARAM_PREFIX, OrderTicketForm, strategy_schemas
-from execution.model_registry import approved_names
+from execution.model_registry import approved_names, expert_for
 from execution.models import ControlRequest, Instrument, OrderEvent, ParentOrder
 from execution.selectors import can_watch_orders, market_clock, orders_visible_to
 from execution.services import CONTROLS, order_control_request, order_is_open, parent_order_submit
@@ -342,6 +342,9 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "chart": _chart_data(order),
             "config": config,
             "controls": ControlRequest.objects.filter(parent=order).select_related("requested_by"),
+            "expert": expert_for(order.model_version, order.instrument)
+            if order.model_version
+            else None,
         },
     )
 

@@ -64,7 +64,7 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "problem": registry.integrity_problem(mv),
             "validation": card.get("validation") or {},
             "card_rest": {k: v for k, v in card.items() if k not in ("history",)},
-            "experts": _experts(card),
+            "experts": _experts(mv),
             "metrics": mv.metrics or {},
             "comparison": _comparison(mv.metrics if isinstance(mv.metrics, dict) else {}),
             "orders": mv.orders.order_by("-id")[:20],
@@ -74,24 +74,17 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _experts(card: dict[str, Any]) -> list[dict[str, Any]]:
-    """A gated version's experts with the spread band each trades (execution/learning/gate.py),
-    as the card records them; empty for a single policy."""
-    config = card.get("config")
-    experts = config.get("experts") if isinstance(config, dict) else None
-    if not isinstance(experts, list):
-        return []
-    rows, lo = [], 0.0
-    for e in experts:
-        if not isinstance(e, dict):
-            continue
-        hi = e.get("below_bps")
-        band = f"{lo:g} to {hi:g} bps" if isinstance(hi, int | float) else f"{lo:g} bps and wider"
-        rows.append(
-            {"model": str(e.get("model", "?")), "sha256": str(e.get("sha256", "")), "band": band}
-        )
-        lo = float(hi) if isinstance(hi, int | float) else lo
-    return rows
+def _experts(mv: ModelVersion) -> list[dict[str, Any]]:
+    """A gated version's experts with the band of spread each trades (empty otherwise)."""
+    return [
+        {
+            **e,
+            "band": f"{e['from_bps']:g} to {e['below_bps']:g} bps"
+            if e["below_bps"] is not None
+            else f"{e['from_bps']:g} bps and wider",
+        }
+        for e in registry.experts_of(mv)
+    ]
 
 
 def _row(mv: ModelVersion, user: Any) -> dict[str, Any]:

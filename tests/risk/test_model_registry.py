@@ -232,3 +232,31 @@ def test_the_pages_list_versions_and_refuse_actions_to_traders(
     r = client_for(ruth).post(f"/risk/models/{mv.pk}/retire/", {}, HTTP_ACCEPT="application/json")
     assert r.status_code == 400 and "no reason field" in r.json()["error"]
     assert client_for(ruth).get("/risk/models/999/").status_code == 404
+
+
+def test_a_gated_version_shows_its_experts_and_which_one_trades_an_order(
+    alice: User, instrument: Instrument, rita: User
+) -> None:
+    from execution.model_registry import expert_for, instrument_spread_bps
+
+    if not (MODEL_DIR / "policy-v9.onnx").is_file():
+        pytest.skip("no shipped gated model")
+    mv = approved_model("policy-v9")
+    page = client_for(rita).get(f"/risk/models/{mv.pk}/").content.decode()
+    assert 'id="experts"' in page
+    assert 'instrument spread 0 to 5 bps: <span class="mono">policy-v8</span>' in page
+    assert '5 bps and wider: <span class="mono">policy-v4</span>' in page
+    bps = instrument_spread_bps(instrument)
+    assert bps is not None and bps > 0
+    expected = "policy-v8" if bps < 5 else "policy-v4"
+    order = submit(alice, instrument, strategy="adaptive", params={"model": "policy-v9"})
+    assert expert_for(mv, instrument)["model"] == expected  # type: ignore[index]
+    detail = client_for(alice).get(f"/orders/{order.pk}/").content.decode()
+    assert 'id="model-expert"' in detail and f">{expected}</span>" in detail
+    # A single policy has no experts, and its order page says nothing of one.
+    v1 = approved_model("policy-v1")
+    assert expert_for(v1, instrument) is None
+    plain = submit(
+        alice, instrument, strategy="adaptive", params={"model": "policy-v1"}, quantity=21_000
+    )
+    assert 'id="model-expert"' not in client_for(alice).get(f"/orders/{plain.pk}/").content.decode()
