@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from execution.algos.adaptive import MODEL_DIR, AdaptiveFallback, OnnxPolicy, shipped_models
+from execution.algos.adaptive import (
+    MODEL_DIR,
+    AdaptiveFallback,
+    OnnxPolicy,
+    load_policy,
+    shipped_models,
+)
 from execution.models import ModelVersion
 from oversight.audit import audit_record
 from oversight.roles import APPROVE_MODEL
@@ -93,59 +100,53 @@ def version_json(mv: ModelVersion) -> dict[str, Any]:
 # -- selectors ----------------------------------------------------------------------------
 
 
+def _gate_of(mv: ModelVersion) -> Any:
+    """The gate in the version's registered file (None: a single policy, or a file that is
+    missing, changed or unreadable; the page says so elsewhere)."""
+    try:
+        return load_policy(str(model_path(mv)), mv.sha256).gate
+    except AdaptiveFallback:
+        return None
+
+
 def experts_of(mv: ModelVersion) -> list[dict[str, Any]]:
-    """A gated version's experts as its card records them (execution/learning/gate.py), each
-    with the band of the instrument's quoted spread it trades: `from_bps` to `below_bps`
-    (None: no upper bound). Empty for a single policy."""
-    card = mv.card if isinstance(mv.card, dict) else {}
-    config = card.get("config")
-    experts = config.get("experts") if isinstance(config, dict) else None
-    if not isinstance(experts, list):
+    """A gated version's experts, read from its registered file's metadata (what the
+    strategy obeys, not the card), each with the band of the instrument's quoted spread it
+    trades: `from_bps` to `below_bps` (None: no upper bound). Empty for a single policy."""
+    gate = _gate_of(mv)
+    if gate is None:
         return []
     rows, lo = [], 0.0
-    for e in experts:
-        if not isinstance(e, dict):
-            continue
-        hi = e.get("below_bps")
-        hi = float(hi) if isinstance(hi, int | float) else None
-        rows.append(
-            {
-                "model": str(e.get("model", "?")),
-                "sha256": str(e.get("sha256", "")),
-                "from_bps": lo,
-                "below_bps": hi,
-            }
-        )
+    for e in gate.experts:
+        hi = None if e.below_bps == math.inf else e.below_bps
+        rows.append({"model": e.name, "sha256": e.sha256, "from_bps": lo, "below_bps": hi})
         lo = hi if hi is not None else lo
     return rows
 
 
 def instrument_spread_bps(instrument: Any) -> float | None:
-    """The instrument's quoted spread in bps, as the strategy's gate reads it (the
-    scenario's spread, tick and reference price: what the worker's order context holds)."""
+    """The instrument's quoted spread in bps as the strategy's gate computes it
+    (`adaptive.spread_bps` of the order context the worker builds from the scenario)."""
     try:
         inst = instrument.scenario["instrument"]
-        return (
-            float(inst["spread_ticks"])
-            * float(inst["tick_size"])
-            / float(inst["reference_price"])
-            * 1e4
-        )
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        ticks, tick = float(inst["spread_ticks"]), float(inst["tick_size"])
+        price = float(inst["reference_price"])
+        bps = ticks * tick / price * 1e4
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
+    return bps if math.isfinite(bps) and bps >= 0 else None
 
 
 def expert_for(mv: ModelVersion, instrument: Any) -> dict[str, Any] | None:
-    """Which expert of a gated version trades orders on `instrument` (and its spread);
+    """Which expert of a gated version trades orders on `instrument` (and the spread);
     None for a single policy or an instrument whose spread is unknown."""
-    experts = experts_of(mv)
+    gate = _gate_of(mv)
     bps = instrument_spread_bps(instrument)
-    if not experts or bps is None:
+    if gate is None or bps is None:
         return None
-    for e in experts:
-        if e["below_bps"] is None or bps < e["below_bps"]:
-            return {**e, "spread_bps": bps}
-    return None
+    chosen = gate.expert(bps)
+    row = next(e for e in experts_of(mv) if e["model"] == chosen.name)
+    return {**row, "spread_bps": bps}
 
 
 def approved_versions() -> list[ModelVersion]:

@@ -95,6 +95,17 @@ def test_a_broken_gate_falls_back_to_twap(tmp_path: Path) -> None:
     onnx.save(model, str(broken))
     with pytest.raises(ModelUnavailable, match="bad gate metadata"):
         adaptive.OnnxPolicy(broken)
+    for bound in (-1, 10**400):  # a negative band; a number no float can hold
+        for prop in model.metadata_props:
+            if prop.key == "gate":
+                d = json.loads(prop.value)
+                d["experts"] = [dict(d["experts"][0], below_bps=bound), d["experts"][0]]
+                d["experts"][1]["below_bps"] = None
+                prop.value = json.dumps(d)
+        odd = tmp_path / f"odd-{bound > 0}.onnx"
+        onnx.save(model, str(odd))
+        with pytest.raises(ModelUnavailable, match="bad gate metadata"):
+            adaptive.OnnxPolicy(odd)
     r = run_episode(short_scenario(), "adaptive", 11, {"model": str(broken)})
     assert "bad gate metadata" in r.fallback and r.filled_qty == r.qty
 

@@ -210,6 +210,8 @@ def test_an_expert_trains_on_its_band_s_days_only() -> None:
     # Both bands are common among generated days, so neither skips far.
     assert max(tight[-1], wide[-1]) - scenarios.TRAIN_SEEDS.start - 123 < 200
     assert in_band(tight[0], (0.0, 0.0)) and in_band(wide[0], (0.0, 0.0))
+    with pytest.raises(ValueError, match="training days have a spread in"):
+        band_seeds(0, 5, (5000.0, 0.0))  # no generated instrument is that wide
 
 
 def test_the_environment_works_around_the_schedule_it_is_given() -> None:

@@ -163,8 +163,11 @@ class Gate:
     experts: tuple[Expert, ...]  # by ascending `below_bps`; the last one's is inf
 
     def expert(self, bps: float) -> Expert:
+        # Compared in float32, as the ONNX graph compares its input with the bound, so the
+        # range checked and the expert that answers are always the same one.
+        x = np.float32(bps)
         for e in self.experts:
-            if bps < e.below_bps:
+            if x < np.float32(e.below_bps):
                 return e
         return self.experts[-1]
 
@@ -181,6 +184,8 @@ class Gate:
             for e in d["experts"]
         )
         bounds = [e.below_bps for e in experts]
+        if any(math.isnan(b) or b <= 0 for b in bounds):
+            raise ValueError(f"expert bounds must be positive numbers of bps: {bounds}")
         if len(experts) < 2 or bounds != sorted(bounds) or bounds[-1] != math.inf:
             raise ValueError("experts must be at least two, by ascending spread, the last open")
         return cls(experts)
@@ -225,7 +230,7 @@ class OnnxPolicy:
         if "gate" in meta:
             try:
                 self.gate = Gate.from_json(meta["gate"])
-            except (KeyError, ValueError, TypeError) as e:
+            except (KeyError, ValueError, TypeError, OverflowError) as e:
                 raise ModelUnavailable(f"{path}: bad gate metadata: {e}") from e
             if [i.name for i in inputs[1:]] != [GATE_INPUT]:
                 raise ModelUnavailable(f"{path}: a gated model must take {GATE_INPUT!r}")

@@ -35,9 +35,14 @@ class Arm:
     params: Mapping[str, Any]
 
 
-def arms(models: Mapping[str, Path], baselines: Sequence[str] = BASELINES) -> list[Arm]:
+def arms(
+    models: Mapping[str, Path], baselines: Sequence[str] = BASELINES, schedule: str = "volume"
+) -> list[Arm]:
     out = [Arm(b, b, {}) for b in baselines]
-    out += [Arm(label, "adaptive", {"model": str(path)}) for label, path in models.items()]
+    out += [
+        Arm(label, "adaptive", {"model": str(path), "schedule": schedule})
+        for label, path in models.items()
+    ]
     return out
 
 
@@ -59,10 +64,11 @@ def compare(
     scenario_for: Callable[[int], Scenario] = generated_scenario,
     urgency: float = 0.0,
     jobs: int = 1,
+    schedule: str = "volume",
 ) -> dict[str, Any]:
     """Mean shortfall of every arm, and the candidate minus each other arm, paired by day
     (negative: the candidate costs less). JSON-able, for the registry's metrics."""
-    all_arms = arms(models, baselines)
+    all_arms = arms(models, baselines, schedule)
     tasks = [(a, s, scenario_for, urgency) for a in all_arms for s in seeds]
     if jobs > 1:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
@@ -78,6 +84,7 @@ def compare(
         "episodes": n,
         "seeds": [int(seeds[0]), int(seeds[-1])] if n else [],
         "urgency": urgency,
+        "schedule": schedule,
         "mean_shortfall_bps": {k: float(np.mean(v)) for k, v in shortfall.items()},
         "fallbacks": {
             k: sum(1 for r in rs if r[1]) for k, rs in by_arm.items() if k not in baselines

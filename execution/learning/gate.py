@@ -216,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the ONNX file to write")
     parser.add_argument("--validation", type=int, default=100)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--schedule",
+        choices=("time", "volume"),
+        default="volume",
+        help="the curve the card's validation works around (the strategy's default: volume)",
+    )
     args = parser.parse_args(argv)
     wall = time.perf_counter()
     try:
@@ -237,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     card["onnx_vs_experts_inputs"] = int(obs.shape[0])
     print(f"gated vs experts: {card['onnx_vs_experts_max_abs_diff']}", file=sys.stderr)
     card["validation"] = trainer.validate(
-        args.out, validation_seeds(args.validation), trainer.Config(), args.jobs
+        args.out,
+        validation_seeds(args.validation),
+        trainer.Config(schedule=args.schedule),
+        args.jobs,
     )
     print(f"validation: {json.dumps(card['validation'])}", file=sys.stderr)
     card["predictor"] = trainer.predictor_metadata(policies[0].metadata.get("predictor", ""))

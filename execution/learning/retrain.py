@@ -185,8 +185,11 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
         if cfg.spread_band != (0.0, 0.0)
         else train_seeds(range_start, cfg.range_episodes)
     )
+    # An expert's range is its band's: the log does not say which rows came from orders
+    # in that band (a gated version's log holds every band), so its features stay out.
+    banded = cfg.spread_band != (0.0, 0.0)
     training_range = trainer.fit_training_range(
-        result.theta, cfg, range_seeds, extra_rows=exp.raw_features
+        result.theta, cfg, range_seeds, extra_rows=None if banded else exp.raw_features
     )
     card: dict[str, Any] = {
         "model": rc.out.name,
@@ -223,7 +226,11 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
     )
     seeds = validation_seeds(rc.evaluation, offset=EVALUATION_OFFSET)
     evaluation = compare(
-        {"candidate": rc.out, "base": rc.base_model}, seeds, candidate="candidate", jobs=rc.jobs
+        {"candidate": rc.out, "base": rc.base_model},
+        seeds,
+        candidate="candidate",
+        jobs=rc.jobs,
+        schedule=cfg.schedule,  # evaluated around the curve it was trained around
     )
     card["evaluation"] = evaluation
     card["validation"] = {  # the registry's list reads these

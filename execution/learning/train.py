@@ -247,6 +247,8 @@ def band_seeds(start: int, n: int, band: tuple[float, float]) -> list[int]:
     out: list[int] = []
     at = start
     while len(out) < n:
+        if at - start >= len(TRAIN_SEEDS):
+            raise ValueError(f"only {len(out)} training days have a spread in {band} bps")
         for s in train_seeds(at, 64):
             if in_band(s, band):
                 out.append(s)
@@ -512,6 +514,7 @@ def validate(model: Path, seeds: Sequence[int], cfg: Config, runner_jobs: int) -
     paired = paired_difference(ada_sf, twap_sf).to_dict()
     return {
         "scenarios": len(rows),
+        "schedule": cfg.schedule,
         "seeds": [seeds[0], seeds[-1]],
         "twap_mean_shortfall_bps": float(np.mean(twap_sf)),
         "adaptive_mean_shortfall_bps": float(np.mean(ada_sf)),
@@ -596,6 +599,10 @@ def main(argv: list[str] | None = None) -> int:
         if lo < 0 or hi < 0 or (hi > 0 and hi <= lo) or (lo == 0 and hi == 0):
             parser.error(f"--spread-band: {args.spread_band!r} is not a band of spreads")
         band = (lo, hi)
+        try:
+            band_seeds(0, 10, band)  # the generator's spreads run from about 0.2 to 200 bps
+        except ValueError:
+            parser.error(f"--spread-band: too few generated days have a spread in {band} bps")
     torch.set_num_threads(1)
     cfg = Config(
         seed=args.seed,

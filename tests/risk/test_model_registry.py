@@ -251,6 +251,25 @@ def test_a_gated_version_shows_its_experts_and_which_one_trades_an_order(
     expected = "policy-v8" if bps < 5 else "policy-v4"
     order = submit(alice, instrument, strategy="adaptive", params={"model": "policy-v9"})
     assert expert_for(mv, instrument)["model"] == expected  # type: ignore[index]
+    # The page's answer is the strategy's own: the order's engine picks the same expert.
+    from execution.engine.engine import ExecutionEngine
+    from execution.sim.episode import ORDER_ID, order_spec
+    from execution.sim.market import Market
+    from execution.sim.scenario import parse_scenario
+
+    sc = parse_scenario(instrument.scenario)
+    engine = ExecutionEngine(Market(sc, 1))
+    engine.add_order(order_spec(sc, ORDER_ID, "adaptive", {"model": "policy-v9"}, 0.5))
+    strategy = engine.orders[ORDER_ID].strategy
+    strategy._load()  # type: ignore[attr-defined]
+    assert strategy.expert == expected  # type: ignore[attr-defined]
+    # The pages read the gate from the registered file, not the card: a card edited by
+    # hand (or broken) changes nothing they say, and they still render.
+    mv.card = {"config": {"experts": [{"model": "made-up", "below_bps": 10**400}]}}
+    mv.save(update_fields=["card"])
+    page = client_for(rita).get(f"/risk/models/{mv.pk}/")
+    assert page.status_code == 200 and "made-up</span>" not in page.content.decode()
+    assert expert_for(mv, instrument)["model"] == expected  # type: ignore[index]
     detail = client_for(alice).get(f"/orders/{order.pk}/").content.decode()
     assert 'id="model-expert"' in detail and f">{expected}</span>" in detail
     # A single policy has no experts, and its order page says nothing of one.
