@@ -27,6 +27,7 @@ from execution.algos.adaptive import (
     load_policy,
     shipped_models,
 )
+from execution.algos.base import quoted_spread_bps
 from execution.models import ModelVersion
 from oversight.audit import audit_record
 from oversight.roles import APPROVE_MODEL
@@ -113,7 +114,10 @@ def experts_of(mv: ModelVersion) -> list[dict[str, Any]]:
     """A gated version's experts, read from its registered file's metadata (what the
     strategy obeys, not the card), each with the band of the instrument's quoted spread it
     trades: `from_bps` to `below_bps` (None: no upper bound). Empty for a single policy."""
-    gate = _gate_of(mv)
+    return _expert_rows(_gate_of(mv))
+
+
+def _expert_rows(gate: Any) -> list[dict[str, Any]]:
     if gate is None:
         return []
     rows, lo = [], 0.0
@@ -129,10 +133,10 @@ def instrument_spread_bps(instrument: Any) -> float | None:
     (`adaptive.spread_bps` of the order context the worker builds from the scenario)."""
     try:
         inst = instrument.scenario["instrument"]
-        ticks, tick = float(inst["spread_ticks"]), float(inst["tick_size"])
-        price = float(inst["reference_price"])
-        bps = ticks * tick / price * 1e4
-    except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
+        bps = quoted_spread_bps(
+            float(inst["spread_ticks"]), float(inst["tick_size"]), float(inst["reference_price"])
+        )
+    except (KeyError, TypeError, ValueError, OverflowError):
         return None
     return bps if math.isfinite(bps) and bps >= 0 else None
 
@@ -145,7 +149,7 @@ def expert_for(mv: ModelVersion, instrument: Any) -> dict[str, Any] | None:
     if gate is None or bps is None:
         return None
     chosen = gate.expert(bps)
-    row = next(e for e in experts_of(mv) if e["model"] == chosen.name)
+    row = next(e for e in _expert_rows(gate) if e["model"] == chosen.name)
     return {**row, "spread_bps": bps}
 
 

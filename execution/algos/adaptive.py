@@ -36,8 +36,11 @@ from execution.algos.base import (
     DecisionView,
     OrderContext,
     Strategy,
-    profile_fraction,
+    quoted_spread_bps,
     register,
+    time_elapsed,
+    volume_elapsed,
+    window_volume,
 )
 from execution.algos.params import ParamSpec
 from execution.features import N_FEATURES, FeatureState, TrainingRange, normalise
@@ -138,9 +141,7 @@ def onnx_session(path: Path, what: str) -> tuple[Any, Mapping[str, str]]:
 def spread_bps(ctx: OrderContext) -> float:
     """The instrument's quoted spread in bps of its price: what a gated policy selects its
     expert by (the same figure as the generator's `quoted_spread`)."""
-    if ctx.reference_price <= 0:
-        return math.inf
-    return ctx.spread_ticks * ctx.tick_size / ctx.reference_price * 1e4
+    return quoted_spread_bps(ctx.spread_ticks, ctx.tick_size, ctx.reference_price)
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,9 +390,8 @@ class Adaptive(Strategy):
 
     def setup(self) -> None:
         self.kappa_T = 4.0 * float(self.params["urgency"])
-        c = self.ctx
         self.by_volume = self.params["schedule"] == "volume"
-        self._window_volume = profile_fraction(c.volume_profile, c.start_s, c.end_s) or 1.0
+        self._window_volume = window_volume(self.ctx)
 
     def use_policy(
         self,
@@ -406,16 +406,11 @@ class Adaptive(Strategy):
         self.check_range = check_range
 
     def schedule_fraction(self, t: float) -> float:
-        c = self.ctx
+        # In volume time the neutral action is VWAP exactly; in clock time, TWAP.
         if self.by_volume:
-            # Elapsed in volume time: the share of the window's expected volume by t (VWAP's
-            # curve at urgency 0, so the neutral action is then VWAP exactly).
-            t = min(max(t, c.start_s), c.end_s)
-            elapsed = min(
-                profile_fraction(c.volume_profile, c.start_s, t) / self._window_volume, 1.0
-            )
+            elapsed = volume_elapsed(self.ctx, t, self._window_volume)
         else:
-            elapsed = min(max((t - c.start_s) / (c.end_s - c.start_s), 0.0), 1.0)
+            elapsed = time_elapsed(self.ctx, t)
         return ac_fraction(elapsed, kappa_T=self.kappa_T)
 
     def _load(self) -> Policy:

@@ -9,6 +9,7 @@ shared here and routed by one SmartOrderRouter.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -156,6 +157,28 @@ def profile_fraction(profile: Sequence[float], a_s: float, b_s: float) -> float:
         return sum(profile[:b]) + profile[b] * (t - b * width) / width
 
     return cum(b_s) - cum(a_s)
+
+
+def time_elapsed(ctx: OrderContext, t: float) -> float:
+    """Share of the order's window gone by at t (TWAP's schedule)."""
+    return min(max((t - ctx.start_s) / (ctx.end_s - ctx.start_s), 0.0), 1.0)
+
+
+def volume_elapsed(ctx: OrderContext, t: float, window_volume: float) -> float:
+    """Share of the window's expected volume traded by t (VWAP's schedule);
+    `window_volume` is the window's own share of the day's, computed once per order."""
+    t = min(max(t, ctx.start_s), ctx.end_s)
+    return min(profile_fraction(ctx.volume_profile, ctx.start_s, t) / window_volume, 1.0)
+
+
+def window_volume(ctx: OrderContext) -> float:
+    """The window's share of the day's expected volume (1 if the profile gives it none)."""
+    return profile_fraction(ctx.volume_profile, ctx.start_s, ctx.end_s) or 1.0
+
+
+def quoted_spread_bps(spread_ticks: float, tick_size: float, price: float) -> float:
+    """A quoted spread in bps of the price: what a gated policy selects its expert by."""
+    return spread_ticks * tick_size / price * 1e4 if price > 0 else math.inf
 
 
 class Strategy(ABC):

@@ -5,12 +5,17 @@ from __future__ import annotations
 import math
 
 from execution.algos.almgren_chriss import schedule_fraction as ac_fraction
-from execution.algos.base import SESSION_SECONDS, DecisionView, Strategy, profile_fraction, register
+from execution.algos.base import (
+    SESSION_SECONDS,
+    DecisionView,
+    Strategy,
+    profile_fraction,
+    register,
+    time_elapsed,
+    volume_elapsed,
+    window_volume,
+)
 from execution.algos.params import ParamSpec
-
-
-def _elapsed(t: float, start: float, end: float) -> float:
-    return min(max((t - start) / (end - start), 0.0), 1.0)
 
 
 @register
@@ -19,7 +24,7 @@ class TWAP(Strategy):
     label = "TWAP"
 
     def schedule_fraction(self, t: float) -> float:
-        return _elapsed(t, self.ctx.start_s, self.ctx.end_s)
+        return time_elapsed(self.ctx, t)
 
 
 @register
@@ -30,13 +35,10 @@ class VWAP(Strategy):
     label = "VWAP"
 
     def setup(self) -> None:
-        c = self.ctx
-        self._window = profile_fraction(c.volume_profile, c.start_s, c.end_s) or 1.0
+        self._window = window_volume(self.ctx)
 
     def schedule_fraction(self, t: float) -> float:
-        c = self.ctx
-        t = min(max(t, c.start_s), c.end_s)
-        return min(profile_fraction(c.volume_profile, c.start_s, t) / self._window, 1.0)
+        return volume_elapsed(self.ctx, t, self._window)
 
 
 @register
@@ -109,4 +111,4 @@ class IS(Strategy):
         self.kappa_T = math.sqrt(lam * sigma**2 / eta) * days if lam > 0 else 0.0
 
     def schedule_fraction(self, t: float) -> float:
-        return ac_fraction(_elapsed(t, self.ctx.start_s, self.ctx.end_s), kappa_T=self.kappa_T)
+        return ac_fraction(time_elapsed(self.ctx, t), kappa_T=self.kappa_T)

@@ -55,6 +55,15 @@ def _episode(task: tuple[Arm, int, Callable[[int], Scenario], float]) -> tuple[f
     return r.shortfall_bps, r.fallback
 
 
+def _run(
+    tasks: Sequence[tuple[Arm, int, Callable[[int], Scenario], float]], jobs: int, chunksize: int
+) -> list[tuple[float, str]]:
+    if jobs > 1:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            return pool.map(_episode, tasks, chunksize=chunksize)
+    return [_episode(t) for t in tasks]
+
+
 def compare(
     models: Mapping[str, Path],
     seeds: Sequence[int],
@@ -70,11 +79,7 @@ def compare(
     (negative: the candidate costs less). JSON-able, for the registry's metrics."""
     all_arms = arms(models, baselines, schedule)
     tasks = [(a, s, scenario_for, urgency) for a in all_arms for s in seeds]
-    if jobs > 1:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            results = pool.map(_episode, tasks, chunksize=4)
-    else:
-        results = [_episode(t) for t in tasks]
+    results = _run(tasks, jobs, chunksize=4)
     n = len(seeds)
     by_arm = {a.label: results[i * n : (i + 1) * n] for i, a in enumerate(all_arms)}
     shortfall = {label: [r[0] for r in rs] for label, rs in by_arm.items()}
@@ -138,17 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     baselines = [b for b in args.baselines.split(",") if b]
     if not baselines or baselines[0] != "twap":
         parser.error("--baselines must start with twap: every model is compared with it")
-    arms_ = [
-        *(Arm(b, b, {}) for b in baselines),
-        *(Arm(m, "adaptive", {"model": m, "schedule": args.schedule}) for m in models),
-    ]
+    arms_ = arms({m: Path(m) for m in models}, baselines, args.schedule)
     first = len(baselines)  # the models' columns start here
     tasks = [(a, s, generated_scenario, args.urgency) for s in seeds for a in arms_]
-    if args.jobs > 1:
-        with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
-            results = pool.map(_episode, tasks, chunksize=len(arms_))
-    else:
-        results = [_episode(t) for t in tasks]
+    results = _run(tasks, args.jobs, chunksize=len(arms_))
     sf = np.array([r[0] for r in results]).reshape(len(seeds), len(arms_))
     fallbacks = np.array([bool(r[1]) for r in results]).reshape(len(seeds), len(arms_))
     spreads = [quoted_spread(s) for s in seeds]

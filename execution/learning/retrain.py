@@ -39,7 +39,6 @@ from execution.learning.env import run_policy
 from execution.learning.evaluate import compare
 from execution.learning.model_files import sha256
 from execution.learning.scenarios import (
-    train_seeds,
     validation_seeds,
 )
 
@@ -179,11 +178,8 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
         result = trainer.train(cfg, runner, log=log)
     finally:
         runner.close()
-    range_start = 10_000 * cfg.seed + 700_000
-    range_seeds = (
-        trainer.band_seeds(range_start, cfg.range_episodes, cfg.spread_band)
-        if cfg.spread_band != (0.0, 0.0)
-        else train_seeds(range_start, cfg.range_episodes)
+    range_seeds = trainer.band_seeds(
+        10_000 * cfg.seed + 700_000, cfg.range_episodes, cfg.spread_band
     )
     # An expert's range is its band's: the log does not say which rows came from orders
     # in that band (a gated version's log holds every band), so its features stay out.

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from execution.algos.base import quoted_spread_bps
 from execution.sim.scenario import Scenario, parse_scenario
 
 TRAIN_SEEDS = range(1_000_000, 2_000_000)
@@ -177,4 +178,4 @@ def quoted_spread(seed: int) -> tuple[float, float]:
     production order context changes the order only, never the instrument."""
     inst = generate(seed)["instrument"]
     ticks = float(inst["spread_ticks"])
-    return ticks, ticks * float(inst["tick_size"]) / float(inst["reference_price"]) * 1e4
+    return ticks, quoted_spread_bps(ticks, float(inst["tick_size"]), float(inst["reference_price"]))

@@ -243,7 +243,8 @@ def in_band(seed: int, band: tuple[float, float]) -> bool:
 
 
 def band_seeds(start: int, n: int, band: tuple[float, float]) -> list[int]:
-    """The first `n` training days from `start` on whose spread lies in the band."""
+    """The first `n` training days from `start` on whose spread lies in the band (with no
+    band, `train_seeds(start, n)`)."""
     out: list[int] = []
     at = start
     while len(out) < n:
@@ -366,19 +367,15 @@ def train(cfg: Config, runner: Runner, log: Any = None) -> TrainResult:
     started = time.perf_counter()
     per_iter = cfg.pairs * cfg.episodes_per_pair
     base = int(rng.integers(0, len(TRAIN_SEEDS)))
-    banded = cfg.spread_band != (0.0, 0.0)
-    cursor = base  # the next training day to consider, with a spread band
+    cursor = base  # the next training day to consider (the band's, if there is one)
     for it in range(cfg.iterations):
         theta = param.detach().numpy().copy()
         eps = rng.standard_normal((cfg.pairs, theta.size))
         if cfg.fixed_seeds:
             days = [list(cfg.fixed_seeds)] * cfg.pairs
         else:
-            if banded:
-                flat = band_seeds(cursor, per_iter, cfg.spread_band)
-                cursor = flat[-1] - TRAIN_SEEDS.start + 1
-            else:
-                flat = train_seeds(base + it * per_iter, per_iter)
+            flat = band_seeds(cursor, per_iter, cfg.spread_band)
+            cursor = flat[-1] - TRAIN_SEEDS.start + 1
             days = [flat[i :: cfg.pairs] for i in range(cfg.pairs)]
         tasks: list[Task] = []
         for i in range(cfg.pairs):
@@ -630,12 +627,7 @@ def main(argv: list[str] | None = None) -> int:
         result = train(cfg, runner, log=sys.stderr)
     finally:
         runner.close()
-    rng_start = 10_000 * cfg.seed + 500_000
-    rng_seeds = (
-        band_seeds(rng_start, cfg.range_episodes, cfg.spread_band)
-        if cfg.spread_band != (0.0, 0.0)
-        else train_seeds(rng_start, cfg.range_episodes)
-    )
+    rng_seeds = band_seeds(10_000 * cfg.seed + 500_000, cfg.range_episodes, cfg.spread_band)
     training_range = fit_training_range(result.theta, cfg, rng_seeds)
     card: dict[str, Any] = {
         "model": args.out.name,
