@@ -473,3 +473,81 @@ def test_quotes_carry_five_levels_of_depth() -> None:
             assert q.ask_depth == book.depth(SELL, 5) >= q.ask_qty > 0
         else:
             assert q.bid_depth == q.ask_depth == 0.0
+
+
+def test_every_rolling_window_counts_exactly_the_intervals_inside_it() -> None:
+    """The windows are summed in one pass; check them against one pass per window, by the
+    definitions, on irregular steps that land exactly on window edges (an interval that
+    ends at now - W is out) and on steps less than a second apart."""
+    from execution.features.state import (
+        DARK_WINDOW_S,
+        FLOW_LONG_S,
+        FLOW_SHORT_S,
+        VOL_LONG_S,
+        VOL_SHORT_S,
+        ContextInputs,
+    )
+
+    rng = np.random.default_rng(7)
+    gaps = [30.0, 30.0, 0.5, 29.5, 60.0, 120.0, 7.0, 23.0, 300.0, 0.25, 600.0]
+    times = np.cumsum([0.0, *rng.choice(gaps, size=120)])
+    context = ContextInputs(1, 10_000, 0.0, float(times[-1]) + 1.0, 2.0, 0.02)
+    state = FeatureState()
+    rows: list[tuple[float, float, float, float, float, int, int]] = []  # t, mid, buy, ...
+    buy = sell = 0.0
+    for t in times:
+        nbb = 10_000 + int(rng.integers(-20, 21))
+        buy += float(rng.integers(0, 500))
+        sell += float(rng.integers(0, 500))
+        leaves, dark_filled = int(rng.integers(0, 300)), int(rng.integers(0, 100))
+        step = StepInputs(
+            float(t), nbb, nbb + 2, 100.0, 100.0, 500.0, 500.0, 0, 1e5, 0.0,
+            buy, sell, leaves, dark_filled, None,
+        )  # fmt: skip
+        got = state.apply(context, step)
+        rows.append((float(t), nbb + 1.0, buy, sell, float(leaves), dark_filled, 0))
+        # One pass per window, from the definitions: the intervals ending after now - W.
+        ivs = [
+            (
+                rows[k][0],  # the interval's end
+                rows[k][0] - rows[k - 1][0],
+                (1e4 * math.log(rows[k][1] / rows[k - 1][1])) ** 2,
+                rows[k][2] - rows[k - 1][2],
+                rows[k][3] - rows[k - 1][3],
+                float(rows[k][5]),
+                (rows[k][4] + rows[k][5]) * (rows[k][0] - rows[k - 1][0]),
+            )
+            for k in range(1, len(rows))
+        ]
+
+        def inside(w: float, now: float = float(t), ivs: Any = ivs) -> list[Any]:
+            return [iv for iv in reversed(ivs) if iv[0] > now - w]
+
+        def vol(w: float, prior: float = 0.02 * 1e4 / math.sqrt(SESSION_SECONDS)) -> float:
+            r2 = dt = 0.0
+            for iv in inside(w):
+                r2 += iv[2]
+                dt += iv[1]
+            return math.sqrt(r2 / max(dt, 1.0)) if dt > 0 else prior
+
+        def flow(w: float) -> float:
+            b = s = 0.0
+            for iv in inside(w):
+                b += iv[3]
+                s += iv[4]
+            return (b - s) / (b + s) if b + s > 0 else 0.0
+
+        filled = exposure = 0.0
+        for iv in inside(DARK_WINDOW_S):
+            filled += iv[5]
+            exposure += iv[6]
+        dark = 60.0 * filled / max(exposure, filled) if filled > 0 else 0.0
+        want = {
+            "vol_30s": vol(VOL_SHORT_S),
+            "vol_2m": vol(VOL_LONG_S),
+            "trade_flow_1m": flow(FLOW_SHORT_S),
+            "trade_flow_5m": flow(FLOW_LONG_S),
+            "dark_fill_rate": dark,
+        }
+        for name, value in want.items():
+            assert got[INDEX[name]] == np.float32(value), (name, t)

@@ -56,6 +56,7 @@ OBS_DIM = N_FEATURES + len(EXTRA_INPUTS)
 MODES = ("passive", "midpoint", "take")
 ACTION_DIM = 1 + len(MODES) + 1
 MAX_PACE = 3.0  # the pace multiplier lies in [1/MAX_PACE, MAX_PACE]
+_LOG_MAX_PACE = math.log(MAX_PACE)
 
 Vector = npt.NDArray[np.float32]
 Policy = Callable[[Vector], npt.ArrayLike]
@@ -93,11 +94,14 @@ def decode(raw: npt.ArrayLike) -> Decision:
     a = np.asarray(raw, dtype=np.float64).reshape(-1)
     if a.shape != (ACTION_DIM,):
         raise PolicyOutputInvalid(f"policy returned {a.shape[0]} values, expected {ACTION_DIM}")
-    if not np.isfinite(a).all():
-        raise PolicyOutputInvalid(f"policy returned a non-finite value: {a.tolist()}")
-    pace = math.exp(math.tanh(float(a[0])) * math.log(MAX_PACE))
-    mode = MODES[int(np.argmax(a[1 : 1 + len(MODES)]))]
-    dark = 1.0 / (1.0 + math.exp(-float(np.clip(a[-1], -30.0, 30.0))))
+    # Five numbers: plain floats are several times faster than numpy calls here.
+    v = a.tolist()
+    if not all(math.isfinite(x) for x in v):
+        raise PolicyOutputInvalid(f"policy returned a non-finite value: {v}")
+    pace = math.exp(math.tanh(v[0]) * _LOG_MAX_PACE)
+    logits = v[1 : 1 + len(MODES)]
+    mode = MODES[logits.index(max(logits))]  # the first of equal maxima, as argmax
+    dark = 1.0 / (1.0 + math.exp(-min(max(v[-1], -30.0), 30.0)))
     return Decision(pace, mode, dark)
 
 

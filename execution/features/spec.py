@@ -8,6 +8,7 @@ back to a baseline when any is flagged. docs/FEATURES.md has the table with reas
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 Vector = npt.NDArray[np.float32]
+Vector64 = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +183,7 @@ _HI = np.array([f.hi for f in FEATURES], dtype=np.float64)
 _BOUND = np.array([f.bound for f in FEATURES], dtype=np.float64)
 _LOG = np.array([f.log for f in FEATURES], dtype=bool)
 _LOG_BOUND = np.log1p(_BOUND)
+_SAFE_BOUND = np.where(_BOUND > 0, _BOUND, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +231,20 @@ class Normalised:
         return tuple(NAMES[i] for i in np.flatnonzero(self.out_of_range))
 
 
+_DOCUMENTED = TrainingRange.documented()
+
+
+@functools.lru_cache(maxsize=64)
+def _flag_bounds(training: TrainingRange, margin: float) -> tuple[Vector64, Vector64]:
+    """Below `low` or above `high`: flagged. Computed once per model, not per decision."""
+    lo = np.asarray(training.lo, dtype=np.float64)
+    hi = np.asarray(training.hi, dtype=np.float64)
+    slack = margin * (hi - lo)
+    low, high = lo - slack, hi + slack
+    low.flags.writeable = high.flags.writeable = False
+    return low, high
+
+
 def normalise(
     raw: npt.ArrayLike, training: TrainingRange | None = None, margin: float = 0.5
 ) -> Normalised:
@@ -242,15 +259,13 @@ def normalise(
     x = np.asarray(raw, dtype=np.float64)
     if x.shape != (N_FEATURES,):
         raise ValueError(f"expected {N_FEATURES} features, got shape {x.shape}")
-    tr = training or TrainingRange.documented()
-    lo, hi = np.asarray(tr.lo, dtype=np.float64), np.asarray(tr.hi, dtype=np.float64)
-    slack = margin * (hi - lo)
+    low, high = _flag_bounds(training or _DOCUMENTED, float(margin))
     finite = np.isfinite(x)
-    flagged = ~finite | (x < lo - slack) | (x > hi + slack)
-    c = np.clip(np.where(finite, x, 0.0), _LO, _HI)
-    scaled = np.where(
-        _LOG, np.sign(c) * np.log1p(np.abs(c)) / _LOG_BOUND, c / np.where(_BOUND > 0, _BOUND, 1.0)
-    )
+    flagged = ~finite | (x < low) | (x > high)
+    # Every decision passes here: plain ufuncs, no np.clip/np.where wrappers (the same
+    # values, element by element, as clip and where; a NaN has become 0 first).
+    c = np.minimum(np.maximum(np.where(finite, x, 0.0), _LO), _HI)
+    scaled = np.where(_LOG, np.sign(c) * np.log1p(np.abs(c)) / _LOG_BOUND, c / _SAFE_BOUND)
     return Normalised(scaled.astype(np.float32), flagged)
 
 

@@ -166,6 +166,32 @@ def _clip01(x: float) -> float:
     return min(max(x, 0.0), 1.0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Sums:
+    """The rolling windows' sums at one step."""
+
+    r2_short: float  # squared returns and the seconds they span, VOL_SHORT_S
+    dt_short: float
+    r2_long: float  # the same over VOL_LONG_S
+    dt_long: float
+    buy_short: float  # aggressor volume, FLOW_SHORT_S
+    sell_short: float
+    buy_long: float  # FLOW_LONG_S
+    sell_long: float
+    dark_filled: float  # DARK_WINDOW_S
+    dark_exposure: float
+
+
+def _vol(r2: float, dt: float, prior: float) -> float:
+    # Steps less than a second apart (an amendment, a resume) do not blow it up.
+    return math.sqrt(r2 / max(dt, 1.0)) if dt > 0 else prior
+
+
+def _dark_rate(filled: float, exposure: float) -> float:
+    # A share counts as resting at least a second: at most 60 per minute.
+    return 60.0 * filled / max(exposure, filled) if filled > 0 else 0.0
+
+
 class FeatureState:
     """Rolling feature windows for one parent order. Feed it every decision step, in order."""
 
@@ -252,34 +278,38 @@ class FeatureState:
 
     # -- the features -------------------------------------------------------------------
 
-    def _window(self, now: float, seconds: float) -> Iterator[_Interval]:
+    def _window_sums(self, now: float) -> _Sums:
+        """Every rolling window's sums in one pass from the newest interval back (each sum
+        adds its terms in the same order a pass per window would: the same floats)."""
+        r2_s = dt_s = r2_l = dt_l = 0.0
+        buy_s = sell_s = buy_l = sell_l = 0.0
+        dark_filled = dark_exposure = 0.0
+        # The same tests as one pass per window: an interval ending at or before
+        # now - W is out of the W-second window (and so is every older one).
+        cut_dark, cut_flow_long = now - DARK_WINDOW_S, now - FLOW_LONG_S
+        cut_vol_long, cut_flow_short = now - VOL_LONG_S, now - FLOW_SHORT_S
+        cut_vol_short = now - VOL_SHORT_S
         for iv in reversed(self._intervals):
-            if iv.t_end <= now - seconds:
-                return
-            yield iv
-
-    def _vol(self, now: float, seconds: float, prior: float) -> float:
-        r2 = dt = 0.0
-        for iv in self._window(now, seconds):
-            r2 += iv.r2_bps
-            dt += iv.ret_dt
-        # Steps less than a second apart (an amendment, a resume) do not blow it up.
-        return math.sqrt(r2 / max(dt, 1.0)) if dt > 0 else prior
-
-    def _flow(self, now: float, seconds: float) -> float:
-        buy = sell = 0.0
-        for iv in self._window(now, seconds):
-            buy += iv.buy
-            sell += iv.sell
-        return _ratio(buy, sell)
-
-    def _dark_rate(self, now: float) -> float:
-        filled = exposure = 0.0
-        for iv in self._window(now, DARK_WINDOW_S):
-            filled += iv.dark_filled
-            exposure += iv.dark_exposure
-        # A share counts as resting at least a second: at most 60 per minute.
-        return 60.0 * filled / max(exposure, filled) if filled > 0 else 0.0
+            t = iv.t_end
+            if t <= cut_dark:
+                break
+            dark_filled += iv.dark_filled
+            dark_exposure += iv.dark_exposure
+            if t > cut_flow_long:
+                buy_l += iv.buy
+                sell_l += iv.sell
+            if t > cut_vol_long:
+                r2_l += iv.r2_bps
+                dt_l += iv.ret_dt
+            if t > cut_flow_short:
+                buy_s += iv.buy
+                sell_s += iv.sell
+            if t > cut_vol_short:
+                r2_s += iv.r2_bps
+                dt_s += iv.ret_dt
+        return _Sums(
+            r2_s, dt_s, r2_l, dt_l, buy_s, sell_s, buy_l, sell_l, dark_filled, dark_exposure
+        )
 
     def _values(self, c: ContextInputs, s: StepInputs) -> list[float]:
         window = c.end_s - c.start_s
@@ -299,7 +329,8 @@ class FeatureState:
             bid_rel = math.log2(1.0 + bid_q / typical)
             ask_rel = math.log2(1.0 + ask_q / typical)
         micro = 0.5 * spread * imb1  # microprice - mid, in the form that cancels nothing
-        vol_long = self._vol(s.now, VOL_LONG_S, prior)
+        w = self._window_sums(s.now)
+        vol_long = _vol(w.r2_long, w.dt_long, prior)
         values = [
             float(c.side),
             1.0 - elapsed if window > 0 else 0.0,
@@ -316,12 +347,12 @@ class FeatureState:
             ask_q,
             bid_rel,
             ask_rel,
-            self._vol(s.now, VOL_SHORT_S, prior),
+            _vol(w.r2_short, w.dt_short, prior),
             vol_long,
             vol_long / prior if prior > 0 else 0.0,
-            self._flow(s.now, FLOW_SHORT_S),
-            self._flow(s.now, FLOW_LONG_S),
-            self._dark_rate(s.now),
+            _ratio(w.buy_short, w.sell_short),
+            _ratio(w.buy_long, w.sell_long),
+            _dark_rate(w.dark_filled, w.dark_exposure),
         ]
         assert len(values) == N_FEATURES
         return values
