@@ -18,7 +18,7 @@ import pytest
 from execution import backtest
 from execution.algos import adaptive
 from execution.algos.adaptive import DEFAULT_MODEL, Adaptive, Decision, resolve_model
-from execution.algos.base import DecisionView
+from execution.algos.base import DecisionView, quoted_spread_bps
 from execution.engine.engine import ExecutionEngine
 from execution.features import N_FEATURES, NAMES, normalise, replay
 from execution.learning.decision_log import (
@@ -387,6 +387,41 @@ def test_reading_a_directory_reads_every_file(
     pq.write_table(good, tmp_path / "two.parquet")
     (tmp_path / ".two.parquet.tmp").write_text("half a file")  # being written: skipped
     assert read_decisions(tmp_path).num_rows == 2 * good.num_rows
+
+
+def test_each_row_names_the_expert_that_decided(episode: tuple[EpisodeResult, Path]) -> None:
+    _, out = episode
+    table = read_decisions(out)
+    loaded = adaptive.load_policy(DEFAULT_MODEL)
+    inst = short_scenario().instrument
+    if loaded.gate is None:
+        want = ""  # a single policy has no expert
+    else:
+        bps = quoted_spread_bps(inst.spread_ticks, inst.tick_size, inst.reference_price)
+        want = loaded.gate.expert(bps).name
+        assert want  # the default is gated: a name, not ""
+    assert set(table.column("model_expert").to_pylist()) == {want}
+
+
+def test_a_file_of_the_first_format_reads_with_the_expert_unknown(
+    tmp_path: Path, good: pa.Table
+) -> None:
+    """Files written before the `model_expert` column stay readable (the column is null)."""
+    old_meta = {**good.schema.metadata, b"oversight.format": b"oversight.decision-log/1"}
+    older = good.drop_columns(["model_expert"]).replace_schema_metadata(old_meta)
+    pq.write_table(older, tmp_path / "old.parquet")
+    pq.write_table(good, tmp_path / "new.parquet")
+    table = read_decisions(tmp_path)
+    n = good.num_rows
+    assert table.num_rows == 2 * n
+    assert table.schema.names == schema().names
+    expert = table.column("model_expert").to_pylist()
+    assert expert[:n] == good.column("model_expert").to_pylist()  # new.parquet sorts first
+    assert expert[n:] == [None] * n
+    # Only the column the first format lacked may be missing from it.
+    pq.write_table(older.drop_columns(["reward_bps"]), tmp_path / "old.parquet")
+    with pytest.raises(DecisionLogError, match="'reward_bps' is missing"):
+        read_decisions(tmp_path / "old.parquet")
 
 
 @pytest.mark.parametrize(

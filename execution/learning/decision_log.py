@@ -58,7 +58,9 @@ from execution.features.state import RECORD_FORMAT, ContextInputs, StepInputs
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "oversight.decision-log/1"
+FORMAT = "oversight.decision-log/2"
+# Read too: /1 files, written before `model_expert` existed (read with it null: unknown).
+_OLDER_FORMATS = {"oversight.decision-log/1": ("model_expert",)}
 _META_FORMAT = b"oversight.format"
 _META_FEATURES = b"oversight.features"
 _META_OBSERVATION = b"oversight.observation"
@@ -97,6 +99,7 @@ def schema() -> Any:
         ("seed", pa.int64()),
         ("model_version", pa.string()),
         ("model_sha256", pa.string()),
+        ("model_expert", pa.string()),
         # the decision
         ("step", pa.int32()),
         ("ts", f64),
@@ -135,6 +138,7 @@ def schema() -> Any:
 # written, and the inputs of a step the strategy did not record.
 NULLABLE = frozenset(
     {
+        "model_expert",
         "feature_context",
         "feature_inputs",
         "next_ts",
@@ -181,6 +185,7 @@ class EpisodeLog:
         self.final_ts: float | None = None
         self.model_version = info.model_version
         self.model_sha256 = ""
+        self.model_expert = ""
         # Taken from the engine on its thread, so `table()` and `write()` never touch it
         # (the worker writes files from another thread while the engine runs on).
         w = engine.orders[order_id]
@@ -247,6 +252,7 @@ class EpisodeLog:
         policy = strategy.model  # the file loaded (a gated model's, whichever expert trades)
         if isinstance(policy, OnnxPolicy):
             self.model_sha256 = policy.sha256  # of the bytes loaded
+            self.model_expert = strategy.expert  # a gated model's, for this instrument
             self.model_version = self.model_version or str(strategy.params["model"])
         else:  # plugged in directly (training, tests): no file to name
             self.model_version = self.model_version or "plugged"
@@ -327,6 +333,7 @@ class EpisodeLog:
             "seed": [info.seed] * n,
             "model_version": [self.model_version] * n,
             "model_sha256": [self.model_sha256] * n,
+            "model_expert": [self.model_expert] * n,
         }
         for name in (
             "step",
@@ -489,7 +496,8 @@ def _read_one(path: Path) -> Table:
         raise DecisionLogError(f"{path}: not a readable Parquet file: {e}") from None
     meta = table.schema.metadata or {}
     fmt = meta.get(_META_FORMAT)
-    if fmt != FORMAT.encode():
+    older = _OLDER_FORMATS.get(fmt.decode(errors="replace")) if fmt is not None else None
+    if fmt != FORMAT.encode() and older is None:
         found = "none" if fmt is None else repr(fmt.decode(errors="replace"))
         raise DecisionLogError(f"{path}: not a decision log of format {FORMAT} (format {found})")
     try:
@@ -499,6 +507,11 @@ def _read_one(path: Path) -> Table:
     if names != list(NAMES):
         raise DecisionLogError(f"{path}: written for another feature set than this version's")
     expected = schema()
+    for name in older or ():
+        if name not in table.schema.names:  # a column the older format did not have
+            table = table.append_column(
+                expected.field(name), pa.nulls(table.num_rows, expected.field(name).type)
+            )
     for field in expected:
         if field.name not in table.schema.names:
             raise DecisionLogError(f"{path}: column {field.name!r} is missing")
