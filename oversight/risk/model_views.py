@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from execution import model_registry as registry
 from execution.models import ModelVersion
-from oversight.risk.views import _act, _field
+from oversight.risk.answers import act, field
 from oversight.roles import APPROVE_MODEL, TRADE, VIEW_ALL_ORDERS
 
 CARD_SECTIONS = ("validation", "config", "data")
@@ -134,11 +134,11 @@ def _back(pk: int) -> str:
 def model_recommend(request: HttpRequest, pk: int) -> HttpResponse:
     def go() -> str:
         mv = registry.model_recommend(
-            user=request.user, version_id=pk, reason=_field(request, "reason")
+            user=request.user, version_id=pk, reason=field(request, "reason")
         )
         return f"{mv.name} recommended: a second risk manager must approve it before it trades"
 
-    return _act(request, _back(pk), go)
+    return act(request, _back(pk), go)
 
 
 @login_required
@@ -151,7 +151,7 @@ def model_approve(request: HttpRequest, pk: int) -> HttpResponse:
         )
         return f"{mv.name} approved: the order ticket offers it from now on"
 
-    return _act(request, _back(pk), go)
+    return act(request, _back(pk), go)
 
 
 @login_required
@@ -159,10 +159,10 @@ def model_approve(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def model_reject(request: HttpRequest, pk: int) -> HttpResponse:
     def go() -> str:
-        mv = registry.model_reject(user=request.user, version_id=pk, note=_field(request, "note"))
+        mv = registry.model_reject(user=request.user, version_id=pk, note=field(request, "note"))
         return f"{mv.name} rejected"
 
-    return _act(request, _back(pk), go)
+    return act(request, _back(pk), go)
 
 
 @login_required
@@ -171,11 +171,11 @@ def model_reject(request: HttpRequest, pk: int) -> HttpResponse:
 def model_retire(request: HttpRequest, pk: int) -> HttpResponse:
     def go() -> str:
         mv = registry.model_retire(
-            user=request.user, version_id=pk, reason=_field(request, "reason")
+            user=request.user, version_id=pk, reason=field(request, "reason")
         )
         return (
             f"{mv.name} retired: no new order may use it; orders already working on it keep "
             "it (a kill switch on the model scope stops them)"
         )
 
-    return _act(request, _back(pk), go)
+    return act(request, _back(pk), go)

@@ -16,16 +16,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from oversight.risk import selectors, services
+from oversight.risk.answers import Bad, act, field, messages_of
 from oversight.risk.models import (
     LIMIT_SCOPES,
     KillSwitch,
@@ -43,93 +42,20 @@ KILL_STATES = [
 ]
 
 
-class _Bad(Exception):
-    """A request the endpoint cannot act on: answered with this status and message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-# -- answering ---------------------------------------------------------------------------
-
-
-def _wants_json(request: HttpRequest) -> bool:
-    return "application/json" in request.headers.get("Accept", "")
-
-
-def _back_url(request: HttpRequest, default: str) -> str:
-    nxt = request.POST.get("next", "") or request.GET.get("next", "")
-    if nxt and url_has_allowed_host_and_scheme(
-        nxt, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return nxt
-    return default
-
-
-def _messages_of(e: ValidationError) -> list[str]:
-    if hasattr(e, "error_dict"):
-        return [
-            m if key == "__all__" else f"{key.replace('_', ' ')}: {m}"
-            for key, msgs in e.message_dict.items()
-            for m in msgs
-        ]
-    return list(e.messages)
-
-
-def _fail(request: HttpRequest, status: int, message: str, back: str) -> HttpResponse:
-    if _wants_json(request):
-        return JsonResponse({"ok": False, "error": message}, status=status)
-    return render(
-        request,
-        "risk/error.html",
-        {"message": message, "back": back, "status": status},
-        status=status,
-    )
-
-
-def _act(request: HttpRequest, default_back: str, action: Callable[[], str]) -> HttpResponse:
-    """Run one service call; answer with its message, or say why it did not happen."""
-    back = _back_url(request, default_back)
-    try:
-        text = action()
-    except _Bad as e:
-        return _fail(request, e.status, str(e), back)
-    except ObjectDoesNotExist as e:
-        return _fail(request, 404, str(e) or "that no longer exists", back)
-    except ValidationError as e:
-        lines = _messages_of(e)
-        if _wants_json(request):
-            return JsonResponse({"ok": False, "error": " ".join(lines)}, status=400)
-        for line in lines:
-            messages.error(request, line)
-        return redirect(back)
-    if _wants_json(request):
-        return JsonResponse({"ok": True, "message": text})
-    messages.success(request, text)
-    return redirect(back)
-
-
-def _field(request: HttpRequest, name: str, label: str = "") -> str:
-    if name not in request.POST:
-        raise _Bad(400, f"the form has no {label or name.replace('_', ' ')} field")
-    return request.POST[name]
-
-
 def _whole(value: str, label: str) -> int:
     try:
         n = int(value.strip())
     except ValueError:
-        raise _Bad(400, f"{label} must be a whole number, not {value[:40]!r}") from None
+        raise Bad(400, f"{label} must be a whole number, not {value[:40]!r}") from None
     if n <= 0:
-        raise _Bad(400, f"{label} must be a positive number")
+        raise Bad(400, f"{label} must be a positive number")
     return n
 
 
 def _get(model: Any, pk: int, label: str) -> Any:
     obj = model.objects.filter(pk=pk).first()
     if obj is None:
-        raise _Bad(404, f"there is no {label} {pk}")
+        raise Bad(404, f"there is no {label} {pk}")
     return obj
 
 
@@ -325,11 +251,11 @@ def limit_request(request: HttpRequest) -> HttpResponse:
     def go() -> str:
         req = services.limit_change_request(
             user=request.user,
-            scope_type=_field(request, "scope_type", "scope type"),
+            scope_type=field(request, "scope_type", "scope type"),
             scope_key=request.POST.get("scope_key", ""),
-            metric=_field(request, "metric"),
-            new_value=_field(request, "new_value", "new value").strip(),
-            reason=_field(request, "reason"),
+            metric=field(request, "metric"),
+            new_value=field(request, "new_value", "new value").strip(),
+            reason=field(request, "reason"),
         )
         what = (
             f"{req.scope_type} {req.scope_key}".strip()
@@ -339,7 +265,7 @@ def limit_request(request: HttpRequest) -> HttpResponse:
             return f"Limit request {req.pk} active now (a tightening takes one person): {what}"
         return f"Limit request {req.pk} waits for a second risk manager's approval: {what}"
 
-    return _act(request, reverse("risk_limits"), go)
+    return act(request, reverse("risk_limits"), go)
 
 
 @login_required
@@ -363,7 +289,7 @@ def limit_approve(request: HttpRequest, pk: int) -> HttpResponse:
             + (f" ({req.decision_note})" if req.decision_note else "")
         )
 
-    return _act(request, reverse("risk_limits"), go)
+    return act(request, reverse("risk_limits"), go)
 
 
 @login_required
@@ -377,7 +303,7 @@ def limit_reject(request: HttpRequest, pk: int) -> HttpResponse:
         )
         return f"Limit request {pk} {'withdrawn' if req.decided_by_id is None else 'rejected'}"
 
-    return _act(request, reverse("risk_limits"), go)
+    return act(request, reverse("risk_limits"), go)
 
 
 # -- kill switches -----------------------------------------------------------------------
@@ -398,16 +324,16 @@ def kill_engage(request: HttpRequest) -> HttpResponse:
     def go() -> str:
         k = services.kill_switch_engage(
             user=request.user,
-            scope_type=_field(request, "scope_type", "scope type"),
+            scope_type=field(request, "scope_type", "scope type"),
             scope_key=request.POST.get("scope_key", ""),
             state=request.POST.get("state", KillSwitch.HALTED) or KillSwitch.HALTED,
-            reason=_field(request, "reason"),
+            reason=field(request, "reason"),
         )
         where = f"{k.scope_type} {k.scope_key}".strip()
         verb = "halted" if k.state == KillSwitch.HALTED else "restricted to reducing orders"
         return f"Kill switch {k.pk} engaged: {where} {verb}. A reset takes two risk managers."
 
-    return _act(request, _kill_back(request), go)
+    return act(request, _kill_back(request), go)
 
 
 @login_required
@@ -422,7 +348,7 @@ def kill_preview(request: HttpRequest) -> JsonResponse:
     try:
         key = services.scope_check(scope_type, request.GET.get("scope_key", ""), kill=True)
     except ValidationError as e:
-        return JsonResponse({"ok": False, "error": " ".join(_messages_of(e))}, status=400)
+        return JsonResponse({"ok": False, "error": " ".join(messages_of(e))}, status=400)
     if not _is_risk_manager(user):
         own = (scope_type == Scope.TRADER and key == user.get_username()) or (
             scope_type == Scope.ORDER and user.orders.filter(pk=int(key)).exists()  # type: ignore[union-attr]
@@ -454,11 +380,11 @@ def kill_reset_request(request: HttpRequest, pk: int) -> HttpResponse:
     def go() -> str:
         _get(KillSwitch, pk, "kill switch")
         services.kill_switch_reset_request(
-            user=request.user, kill_id=pk, reason=_field(request, "reason")
+            user=request.user, kill_id=pk, reason=field(request, "reason")
         )
         return f"Reset of kill switch {pk} requested: a second risk manager must approve it"
 
-    return _act(request, reverse("risk_console"), go)
+    return act(request, reverse("risk_console"), go)
 
 
 @login_required
@@ -474,7 +400,7 @@ def kill_reset_approve(request: HttpRequest, pk: int) -> HttpResponse:
             "(stopped orders stay stopped)"
         )
 
-    return _act(request, reverse("risk_console"), go)
+    return act(request, reverse("risk_console"), go)
 
 
 # -- the exception console ---------------------------------------------------------------
@@ -488,7 +414,7 @@ def _exception_action(
         call()
         return f"Exception {pk} {done}"
 
-    return _act(request, reverse("risk_console"), go)
+    return act(request, reverse("risk_console"), go)
 
 
 @login_required
@@ -512,7 +438,7 @@ def exception_assign(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         lambda: services.exception_assign(
-            user=request.user, exception_id=pk, assignee=_field(request, "assignee")
+            user=request.user, exception_id=pk, assignee=field(request, "assignee")
         ),
         f"assigned to {assignee}",
     )
@@ -526,7 +452,7 @@ def exception_comment(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         lambda: services.exception_comment(
-            user=request.user, exception_id=pk, text=_field(request, "text", "comment")
+            user=request.user, exception_id=pk, text=field(request, "text", "comment")
         ),
         "commented",
     )
@@ -540,7 +466,7 @@ def exception_resolve(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         lambda: services.exception_resolve(
-            user=request.user, exception_id=pk, resolution=_field(request, "resolution")
+            user=request.user, exception_id=pk, resolution=field(request, "resolution")
         ),
         "resolved",
     )
@@ -560,18 +486,18 @@ def override_request(request: HttpRequest) -> HttpResponse:
     def go() -> str:
         from execution.models import ParentOrder
 
-        order_id = _whole(_field(request, "order", "order id"), "the order id")
+        order_id = _whole(field(request, "order", "order id"), "the order id")
         visible = ParentOrder.objects.all()
         if not _is_risk_manager(request.user):
             visible = visible.filter(owner=request.user)  # another's order: as if not there
         if not visible.filter(pk=order_id).exists():
-            raise _Bad(404, f"there is no order {order_id} of yours")
+            raise Bad(404, f"there is no order {order_id} of yours")
         ov = services.override_request(
-            user=request.user, order_id=order_id, reason=_field(request, "reason")
+            user=request.user, order_id=order_id, reason=field(request, "reason")
         )
         return f"Override {ov.pk} for order {order_id} requested: a risk manager will decide"
 
-    return _act(request, default, go)
+    return act(request, default, go)
 
 
 @login_required
@@ -590,7 +516,7 @@ def override_grant(request: HttpRequest, pk: int) -> HttpResponse:
             f"for these breaches only ({', '.join(ov.codes)})"
         )
 
-    return _act(request, reverse("risk_overrides"), go)
+    return act(request, reverse("risk_overrides"), go)
 
 
 @login_required
@@ -605,4 +531,4 @@ def override_reject(request: HttpRequest, pk: int) -> HttpResponse:
         verb = "withdrawn" if ov.granted_by_id is None else "rejected"
         return f"Override {pk} {verb}: order {ov.order_id} is rejected"
 
-    return _act(request, reverse("risk_overrides"), go)
+    return act(request, reverse("risk_overrides"), go)

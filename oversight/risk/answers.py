@@ -1,0 +1,84 @@
+"""How the risk and model screens answer a POST: a form post is redirected back with a
+message (success, or the service's refusal in its own words); a request that asks for
+JSON (the blotter's and console's scripts) gets {"ok": ..., "message"|"error"}. A request
+that cannot be understood is a 400, an unknown object a 404, each with a message."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+
+
+class Bad(Exception):
+    """A request the endpoint cannot act on: answered with this status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def back_url(request: HttpRequest, default: str) -> str:
+    nxt = request.POST.get("next", "") or request.GET.get("next", "")
+    if nxt and url_has_allowed_host_and_scheme(
+        nxt, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return nxt
+    return default
+
+
+def messages_of(e: ValidationError) -> list[str]:
+    if hasattr(e, "error_dict"):
+        return [
+            m if key == "__all__" else f"{key.replace('_', ' ')}: {m}"
+            for key, msgs in e.message_dict.items()
+            for m in msgs
+        ]
+    return list(e.messages)
+
+
+def fail(request: HttpRequest, status: int, message: str, back: str) -> HttpResponse:
+    if wants_json(request):
+        return JsonResponse({"ok": False, "error": message}, status=status)
+    return render(
+        request,
+        "risk/error.html",
+        {"message": message, "back": back, "status": status},
+        status=status,
+    )
+
+
+def act(request: HttpRequest, default_back: str, action: Callable[[], str]) -> HttpResponse:
+    """Run one service call; answer with its message, or say why it did not happen."""
+    back = back_url(request, default_back)
+    try:
+        text = action()
+    except Bad as e:
+        return fail(request, e.status, str(e), back)
+    except ObjectDoesNotExist as e:
+        return fail(request, 404, str(e) or "that no longer exists", back)
+    except ValidationError as e:
+        lines = messages_of(e)
+        if wants_json(request):
+            return JsonResponse({"ok": False, "error": " ".join(lines)}, status=400)
+        for line in lines:
+            messages.error(request, line)
+        return redirect(back)
+    if wants_json(request):
+        return JsonResponse({"ok": True, "message": text})
+    messages.success(request, text)
+    return redirect(back)
+
+
+def field(request: HttpRequest, name: str, label: str = "") -> str:
+    if name not in request.POST:
+        raise Bad(400, f"the form has no {label or name.replace('_', ' ')} field")
+    return request.POST[name]
