@@ -473,7 +473,9 @@ class DecisionRecorder:
 # -- reading ----------------------------------------------------------------------------------
 
 
-def _files(path: Path) -> list[Path]:
+def log_files(path: Path) -> list[Path]:
+    """The decision log files a path names: itself, or every `*.parquet` under it (hidden
+    files and folders skipped: a file being written is hidden until it is renamed)."""
     if path.is_file():
         return [path]
     if path.is_dir():
@@ -542,8 +544,12 @@ def read_decisions(path: str | os.PathLike[str]) -> Table:
 
     DecisionLogError, naming the file and the problem, for anything that is not a decision
     log of this format and feature set."""
-    tables = [_read_one(f) for f in _files(Path(path))]
-    return _pa().concat_tables(tables)
+    return read_files(log_files(Path(path)))
+
+
+def read_files(files: list[Path]) -> Table:
+    """Every decision in these files (from `log_files`), as one Table; the same errors."""
+    return _pa().concat_tables([_read_one(f) for f in files])
 
 
 def _matrix(table: Table, name: str, dtype: type[np.generic]) -> npt.NDArray[Any]:
@@ -619,7 +625,9 @@ __all__ = [
     "decision_arrays",
     "episode_ids",
     "feature_record",
+    "log_files",
     "read_decisions",
+    "read_files",
     "schema",
     "write_table",
 ]

@@ -34,7 +34,7 @@ import numpy.typing as npt
 from execution.algos.adaptive import load_policy
 from execution.learning import train as trainer
 from execution.learning.contexts import contexts_from_log
-from execution.learning.decision_log import decision_arrays, episode_ids, read_decisions
+from execution.learning.decision_log import decision_arrays, episode_ids, log_files, read_files
 from execution.learning.env import run_policy
 from execution.learning.evaluate import compare
 from execution.learning.model_files import sha256
@@ -77,16 +77,13 @@ def logged_experience(path: Path | None) -> LoggedExperience:
     """The decision log's orders and features; an empty experience without a log."""
     if path is None:
         return LoggedExperience()
-    table = read_decisions(path)
+    paths = log_files(Path(path))  # one walk: the files read are the files listed
+    table = read_files(paths)
     arrays = decision_arrays(table)
     episodes = table.column("episode_id").to_pylist()
     raw = arrays["features_raw"]
     finite = raw[np.isfinite(raw).all(axis=1)]
-    files = (
-        sorted({str(p) for p in Path(path).rglob("*.parquet")})
-        if Path(path).is_dir()
-        else [str(path)]
-    )
+    files = [str(p) for p in paths]
     return LoggedExperience(
         rows=int(table.num_rows),
         episodes=len(episode_ids(table)),
