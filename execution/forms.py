@@ -40,7 +40,16 @@ def strategy_schemas(approved: list[str] | None = None) -> dict[str, list[dict[s
 
 
 def strategy_choices() -> list[tuple[str, str]]:
-    return [(n, STRATEGY_LABELS.get(n, n.upper())) for n in strategy_names()]
+    """The static strategies first, in their usual order (TWAP, the default, at the top),
+    then the others (adaptive)."""
+    names = sorted(
+        strategy_names(),
+        key=lambda n: (
+            list(STRATEGY_LABELS).index(n) if n in STRATEGY_LABELS else len(STRATEGY_LABELS),
+            n,
+        ),
+    )
+    return [(n, STRATEGY_LABELS.get(n, n.upper())) for n in names]
 
 
 class OrderTicketForm(forms.Form):
@@ -71,12 +80,16 @@ class OrderTicketForm(forms.Form):
         return list(strategy_class(self.selected_strategy()).schema())
 
     def raw_params(self) -> dict[str, str]:
-        """The selected strategy's parameters the trader filled in (blank: the default)."""
+        """The parameters the trader filled in (blank: the default). Names the selected
+        strategy does not take are kept, so the service refuses them by name rather than
+        trading without what the trader meant to set."""
         out: dict[str, str] = {}
-        for spec in self.schema():
-            value = self.data.get(PARAM_PREFIX + spec.name, "")
+        for key in self.data:
+            if not key.startswith(PARAM_PREFIX):
+                continue
+            value = self.data.get(key, "")
             if isinstance(value, str) and value.strip() != "":
-                out[spec.name] = value.strip()
+                out[key[len(PARAM_PREFIX) :]] = value.strip()
         return out
 
     def check_params(self) -> None:
@@ -90,8 +103,14 @@ class OrderTicketForm(forms.Form):
                     self.param_errors.setdefault(PARAM_PREFIX + spec.name, []).append(e.message)
 
     def add_service_errors(self, message_dict: dict[str, list[str]]) -> None:
+        shown = {PARAM_PREFIX + spec.name for spec in self.schema()}
         for key, messages in message_dict.items():
-            if key.startswith(PARAM_PREFIX):
+            if key.startswith(PARAM_PREFIX) and key not in shown:
+                # A parameter the ticket has no field for: say so above the form.
+                name = key[len(PARAM_PREFIX) :][:40]
+                for m in messages:
+                    self.add_error(None, f"parameter {name!r}: {m}")
+            elif key.startswith(PARAM_PREFIX):
                 known = self.param_errors.setdefault(key, [])
                 known.extend(m for m in messages if m not in known)
             elif key in self.fields:

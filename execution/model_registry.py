@@ -153,11 +153,42 @@ def expert_for(mv: ModelVersion, instrument: Any) -> dict[str, Any] | None:
     return {**row, "spread_bps": bps}
 
 
+def spread_band_of(mv: ModelVersion) -> tuple[float, float] | None:
+    """The band of quoted spread, [lo, hi) bps, that a single expert was trained on (its
+    card's `spread_band`); None for a version trained on every spread, or gated."""
+    config = mv.card.get("config") if isinstance(mv.card, dict) else None
+    band = config.get("spread_band") if isinstance(config, dict) else None
+    try:
+        lo, hi = float(band[0]), float(band[1])  # type: ignore[index]
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or (lo <= 0 and hi <= 0):
+        return None
+    return lo, hi if hi > 0 else math.inf
+
+
+def band_problem(mv: ModelVersion, instrument: Any) -> str:
+    """Why `mv` must not trade `instrument` (an expert outside the band of spreads it was
+    trained on), or ""."""
+    band = spread_band_of(mv)
+    bps = instrument_spread_bps(instrument)
+    if band is None or bps is None or band[0] <= bps < band[1]:
+        return ""
+    hi = "and over" if band[1] == math.inf else f"to {band[1]:g}"
+    return (
+        f"{mv.name} was trained only for instruments quoting {band[0]:g} {hi} bps of spread; "
+        f"{instrument.symbol} quotes {bps:.2f} bps: choose a version for every spread"
+    )
+
+
 def approved_versions() -> list[ModelVersion]:
-    """What the ticket offers, newest approval first."""
-    return list(
+    """What the ticket offers: versions that trade every spread first (the first is the
+    default), then the single-band experts; newest approval first within each. Approving
+    an expert for one band of spreads never makes it the default for every instrument."""
+    versions = list(
         ModelVersion.objects.filter(status=ModelVersion.APPROVED).order_by("-decided_at", "-id")
     )
+    return sorted(versions, key=lambda mv: spread_band_of(mv) is not None)  # stable
 
 
 def approved_names() -> list[str]:
@@ -181,7 +212,8 @@ def _locked(version_id: int) -> ModelVersion:
     try:
         return ModelVersion.objects.select_for_update().get(pk=version_id)
     except ModelVersion.DoesNotExist:
-        raise ValidationError(f"there is no model version {version_id}") from None
+        # Not a validation problem but a missing object: the screens answer 404 with this.
+        raise ModelVersion.DoesNotExist(f"there is no model version {version_id}") from None
 
 
 def _predictor_of(policy: OnnxPolicy, path: Path) -> tuple[str, str]:
@@ -309,6 +341,8 @@ def model_approve(*, user: Any, version_id: int, note: str = "") -> ModelVersion
     _require_approver(user, "approve a model version")
     with transaction.atomic():
         mv = _locked(version_id)
+        if mv.status == ModelVersion.APPROVED:
+            raise ValidationError(f"{mv.name} is already approved")
         if mv.status != ModelVersion.PENDING:
             raise ValidationError(
                 f"{mv.name} is {mv.status.lower()}: a risk manager must recommend it first"

@@ -20,7 +20,12 @@ from django.utils import timezone
 from execution.algos.params import ParamError, validate_params
 from execution.algos.registry import strategy_class
 from execution.engine.orders import PARENT_TERMINAL, ParentStatus
-from execution.model_registry import approved_names, approved_versions, default_version
+from execution.model_registry import (
+    approved_names,
+    approved_versions,
+    band_problem,
+    default_version,
+)
 from execution.models import (
     BLOCKED,
     SUSPENDED,
@@ -65,8 +70,9 @@ def parent_order_submit(
         raise ValidationError("you are not allowed to trade")
     if side not in ("buy", "sell"):
         errors.setdefault("side", []).append("must be buy or sell")
-    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
-        errors.setdefault("quantity", []).append("must be a positive whole number of shares")
+    problem = quantity_problem(quantity)
+    if problem:
+        errors.setdefault("quantity", []).append(problem)
     if not (0 <= start_minute < end_minute <= 390):
         errors.setdefault("end_minute", []).append(
             "the window must satisfy 0 <= start < end <= 390"
@@ -105,6 +111,9 @@ def parent_order_submit(
             )
         else:
             clean["model"] = version.name
+            problem = band_problem(version, instrument)
+            if problem:
+                errors.setdefault("param_model", []).append(problem)
     if errors:
         raise ValidationError(errors)
     scopes = order_scopes(
@@ -204,6 +213,22 @@ def _refuse(
     raise ValidationError({field: [str(f) for f in found]})
 
 
+# Beyond any real order: a larger one is a typing error, and the database's 64-bit
+# integer could not hold it anyway. Pre-trade limits refuse far smaller orders.
+MAX_ORDER_QTY = 10**12
+# Within what the price columns hold (18 digits, 6 of them after the point).
+MAX_PRICE = Decimal("999999999999")
+
+
+def quantity_problem(quantity: Any) -> str:
+    """Why `quantity` is not an order's quantity, or ""."""
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+        return "must be a positive whole number of shares"
+    if quantity > MAX_ORDER_QTY:
+        return f"must be at most {MAX_ORDER_QTY:,} shares"
+    return ""
+
+
 def _clean_limit(value: Any, tick: Decimal) -> tuple[Decimal | None, str]:
     """A limit price as Decimal (None for no limit), or the problem with it."""
     if value in (None, ""):
@@ -214,8 +239,10 @@ def _clean_limit(value: Any, tick: Decimal) -> tuple[Decimal | None, str]:
         return None, "must be a price"
     if not limit.is_finite() or limit <= 0:
         return None, "must be positive"
+    if limit > MAX_PRICE:
+        return None, f"must be at most {MAX_PRICE:,}"
     if limit % tick != 0:
-        return None, f"must be a multiple of the tick size {tick}"
+        return None, f"must be a multiple of the tick size {tick.normalize():f}"
     return limit, ""
 
 
@@ -287,6 +314,25 @@ def order_control_request(
         if not clean:
             raise ValidationError({"changes": ["nothing to amend"]})
     with transaction.atomic():
+        # The order's row lock first (as the workers take it): two clicks cannot both pass.
+        ParentOrder.objects.select_for_update().filter(pk=order.pk).exists()
+        pending = set(
+            ControlRequest.objects.filter(parent=order, applied_at__isnull=True).values_list(
+                "action", flat=True
+            )
+        )
+        if ControlRequest.CANCEL in pending:
+            raise ValidationError(
+                {"action": ["a cancel is already pending: the worker applies it at its next step"]}
+            )
+        if action in pending and action != ControlRequest.AMEND:
+            raise ValidationError(
+                {
+                    "action": [
+                        f"a {action} is already pending: the worker applies it at its next step"
+                    ]
+                }
+            )
         req = ControlRequest.objects.create(
             parent=order, action=action, changes=clean, requested_by=user
         )

@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -21,9 +21,15 @@ from django.views.decorators.http import require_GET, require_POST
 from execution.algos.pretrade import pretrade_estimate, window_volume_fraction
 from execution.forms import PARAM_PREFIX, OrderTicketForm, strategy_schemas
 from execution.model_registry import approved_names, expert_for
-from execution.models import ControlRequest, Instrument, OrderEvent, ParentOrder
+from execution.models import BLOCKED, ControlRequest, Instrument, OrderEvent, ParentOrder
 from execution.selectors import can_watch_orders, market_clock, orders_visible_to
-from execution.services import CONTROLS, order_control_request, order_is_open, parent_order_submit
+from execution.services import (
+    CONTROLS,
+    order_control_request,
+    order_is_open,
+    parent_order_submit,
+    quantity_problem,
+)
 from execution.sim.scenario import ScenarioError, parse_scenario
 from execution.worker import sessions_reap
 from oversight.risk.selectors import trader_alerts
@@ -230,11 +236,20 @@ def order_new(request: HttpRequest) -> HttpResponse:
                 else:
                     form.add_service_errors({"__all__": e.messages})
             else:
-                messages.success(
-                    request,
-                    f"Order {order.pk} submitted: {order.side} {order.quantity:,} {order.instrument.symbol} "
-                    f"by {order.strategy.upper()}",
+                what = (
+                    f"{order.side} {order.quantity:,} {order.instrument.symbol} "
+                    f"by {order.strategy.upper()}"
                 )
+                if order.status == BLOCKED:
+                    # Created, but held by pre-trade risk: not a success to celebrate.
+                    messages.warning(
+                        request,
+                        f"Order {order.pk} ({what}) is blocked by pre-trade risk and was not "
+                        f"sent: {order.status_reason}. A risk manager may grant an override "
+                        "or reject it.",
+                    )
+                else:
+                    messages.success(request, f"Order {order.pk} submitted: {what}")
                 return redirect("blotter")
     approved = approved_names()  # one query for the fields and the schemas
     param_fields = form.param_fields(approved)
@@ -270,11 +285,15 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
         start = float(request.GET.get("start_minute", ""))
         end = float(request.GET.get("end_minute", ""))
     except (ValueError, Instrument.DoesNotExist):
-        return JsonResponse({"error": "fill in instrument, quantity and window"}, status=400)
-    if quantity <= 0 or not (0 <= start < end <= 390):
         return JsonResponse(
-            {"error": "quantity must be positive and 0 ≤ start < end ≤ 390"}, status=400
+            {"error": "fill in instrument, quantity (whole shares) and window (minutes)"},
+            status=400,
         )
+    problem = quantity_problem(quantity)
+    if problem:
+        return JsonResponse({"error": f"quantity {problem}"}, status=400)
+    if not (0 <= start < end <= 390):
+        return JsonResponse({"error": "the window must satisfy 0 ≤ start < end ≤ 390"}, status=400)
     try:
         est = _estimate(instrument, quantity, start, end)
         clock = market_clock(instrument)
@@ -365,7 +384,14 @@ def _control_changes(request: HttpRequest) -> dict[str, str]:
 @login_required
 @require_POST
 def order_control(request: HttpRequest, pk: int) -> HttpResponseBase:
-    order = get_object_or_404(orders_visible_to(request.user), pk=pk)
+    order = orders_visible_to(request.user).filter(pk=pk).first()
+    if order is None:
+        if _wants_json(request):  # the blotter's script: an answer it can show
+            return JsonResponse(
+                {"ok": False, "errors": {"__all__": [f"there is no order {pk} you can see"]}},
+                status=404,
+            )
+        raise Http404(f"there is no order {pk} you can see")
     if not (request.user.has_perm(TRADE) and order.owner_id == request.user.pk):
         if _wants_json(request):
             return JsonResponse(

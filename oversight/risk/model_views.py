@@ -4,6 +4,7 @@ Traders may read them: the ticket offers the approved versions."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib.auth.decorators import login_required, permission_required
@@ -63,9 +64,13 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "mv": mv,
             "problem": registry.integrity_problem(mv),
             "validation": card.get("validation") or {},
-            "card_rest": {k: v for k, v in card.items() if k not in ("history",)},
+            # As JSON, the format the card is written in (not Python's repr of a dict).
+            "card_rest": json.dumps(
+                {k: v for k, v in card.items() if k not in ("history",)}, indent=2, default=str
+            ),
             "experts": _experts(mv),
             "metrics": mv.metrics or {},
+            "metrics_json": json.dumps(mv.metrics, indent=2, default=str) if mv.metrics else "",
             "comparison": _comparison(mv.metrics if isinstance(mv.metrics, dict) else {}),
             "orders": mv.orders.order_by("-id")[:20],
             "order_count": mv.orders.count(),
@@ -125,7 +130,10 @@ def _comparison(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _back(pk: int) -> str:
-    return reverse("model_detail", args=[pk])
+    """Where an action on version `pk` returns: its page, or the list if there is none."""
+    if ModelVersion.objects.filter(pk=pk).exists():
+        return reverse("model_detail", args=[pk])
+    return reverse("model_list")
 
 
 @login_required

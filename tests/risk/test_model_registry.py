@@ -279,3 +279,74 @@ def test_a_gated_version_shows_its_experts_and_which_one_trades_an_order(
         alice, instrument, strategy="adaptive", params={"model": "policy-v1"}, quantity=21_000
     )
     assert 'id="model-expert"' not in client_for(alice).get(f"/orders/{plain.pk}/").content.decode()
+
+
+def test_an_expert_for_one_band_of_spreads_trades_only_there_and_is_never_the_default(
+    alice: User, instrument: Instrument
+) -> None:
+    """policy-v8 was trained on instruments quoting under 5 bps of spread. Approved on its
+    own, it is offered, but the default stays a version for every spread, and an order on
+    an instrument outside its band is refused by name."""
+    from execution.model_registry import band_problem, instrument_spread_bps, spread_band_of
+
+    if not (MODEL_DIR / "policy-v8.onnx").is_file():
+        pytest.skip("no shipped expert")
+    general = approved_model("policy-v1")
+    expert = approved_model("policy-v8")  # the newer approval
+    assert spread_band_of(expert) == (0.0, 5.0) and spread_band_of(general) is None
+    assert approved_names() == ["policy-v1", "policy-v8"]  # every-spread versions first
+    order = submit(alice, instrument, strategy="adaptive")
+    assert order.params["model"] == "policy-v1"
+    bps = instrument_spread_bps(instrument)
+    assert bps is not None
+    wide = Instrument.objects.create(
+        symbol="WIDE",
+        name="wide",
+        tick_size=instrument.tick_size,
+        reference_price=instrument.reference_price,
+        adv_shares=instrument.adv_shares,
+        scenario={
+            **instrument.scenario,
+            "instrument": {**instrument.scenario["instrument"], "spread_ticks": 50},
+        },
+    )
+    assert instrument_spread_bps(wide) >= 5  # type: ignore[operator]
+    assert band_problem(expert, wide).startswith(
+        "policy-v8 was trained only for instruments quoting 0 to 5 bps of spread; WIDE quotes"
+    )
+    with pytest.raises(ValidationError) as e:
+        submit(alice, wide, strategy="adaptive", params={"model": "policy-v8"})
+    assert "trained only for instruments quoting 0 to 5 bps" in str(
+        e.value.message_dict["param_model"]
+    )
+    assert not ParentOrder.objects.filter(instrument=wide).exists()
+    if bps < 5:  # inside its band it trades
+        ok = submit(
+            alice, instrument, strategy="adaptive", params={"model": "policy-v8"}, quantity=21_000
+        )
+        assert ok.params["model"] == "policy-v8"
+
+
+def test_model_actions_on_a_version_that_does_not_exist_are_a_404_with_a_message(
+    rita: User, ruth: User
+) -> None:
+    for action, data in (("approve", {"note": ""}), ("reject", {"note": "x"})):
+        r = client_for(ruth).post(f"/risk/models/9999/{action}/", data)
+        assert r.status_code == 404
+        page = r.content.decode()
+        assert "There is no model version 9999." in page and 'href="/risk/models/"' in page
+        r = client_for(ruth).post(
+            f"/risk/models/9999/{action}/", data, HTTP_ACCEPT="application/json"
+        )
+        assert r.status_code == 404 and r.json()["error"] == "there is no model version 9999"
+
+
+def test_approving_an_approved_version_says_so_and_the_card_shows_as_json(ruth: User) -> None:
+    mv = approved_model("policy-v1")
+    r = client_for(ruth).post(
+        f"/risk/models/{mv.pk}/approve/", {"note": ""}, HTTP_ACCEPT="application/json"
+    )
+    assert r.status_code == 400 and r.json()["error"] == "policy-v1 is already approved"
+    page = client_for(ruth).get(f"/risk/models/{mv.pk}/").content.decode()
+    card = page.split("<h2>Model card</h2>")[1].split("</pre>")[0]
+    assert "&quot;sha256&quot;: &quot;" in card and "{&#x27;" not in card

@@ -122,6 +122,36 @@ def test_control_needs_post(alice, instrument) -> None:
 
 
 def test_unknown_order_is_404(alice, instrument) -> None:
-    assert (
-        control(client_for(alice), type("O", (), {"pk": 999})(), action="pause").status_code == 404
-    )
+    resp = control(client_for(alice), type("O", (), {"pk": 999})(), action="pause")
+    assert resp.status_code == 404  # the blotter's script gets JSON it can show
+    assert resp.json() == {
+        "ok": False,
+        "errors": {"__all__": ["there is no order 999 you can see"]},
+    }
+    page = client_for(alice).post(reverse("order_control", args=[999]), {"action": "pause"})
+    assert page.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "text"),
+    [
+        ("cancel", "cancel", "a cancel is already pending"),
+        ("cancel", "pause", "a cancel is already pending"),
+        ("pause", "pause", "a pause is already pending"),
+    ],
+)
+def test_a_second_click_while_the_first_is_pending_is_refused(
+    alice, instrument, first: str, then: str, text: str, django_capture_on_commit_callbacks
+) -> None:
+    order = make_order(alice, instrument, status="WORKING")
+    c = client_for(alice)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert control(c, order, action=first).status_code == 200
+        resp = control(c, order, action=then)
+    assert resp.status_code == 400
+    assert text in resp.json()["errors"]["action"][0]
+    assert ControlRequest.objects.count() == 1
+    # Once the worker has applied the first, the order's state decides again.
+    ControlRequest.objects.update(applied_at="2026-01-01T00:00:00Z", outcome="applied")
+    with django_capture_on_commit_callbacks(execute=False):
+        assert control(c, order, action=then).status_code == 200

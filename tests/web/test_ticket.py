@@ -79,6 +79,11 @@ def test_submit_creates_the_order_and_dispatches_after_commit(
         ({"end_minute": "400"}, "end_minute", "0 <= start < end <= 390"),
         ({"limit_price": "40.005"}, "limit_price", "multiple of the tick size"),
         ({"limit_price": "-1"}, "limit_price", "positive"),
+        # Beyond what the database holds: a message, not a 500.
+        ({"quantity": "99999999999999999999999"}, "quantity", "at most 1,000,000,000,000"),
+        ({"quantity": "9223372036854775808"}, "quantity", "at most 1,000,000,000,000"),
+        ({"limit_price": "1e30"}, "limit_price", "at most 999,999,999,999"),
+        ({"limit_price": "40.005"}, "limit_price", "tick size 0.01"),
         ({"side": "short"}, "side", "valid choice"),
         ({"strategy": "martingale"}, "strategy", "valid choice"),
     ],
@@ -206,3 +211,66 @@ def test_estimate_with_an_incomplete_ticket_says_so(
     resp = client_for(alice).get(reverse("order_estimate"), {**full, **params} if params else {})
     assert resp.status_code == 400
     assert resp.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "extra", "name"),
+    [
+        ("twap", {"param_bogus": "1"}, "bogus"),
+        ("twap", {"param_urgency": "0.5"}, "urgency"),  # the adaptive strategy's, not TWAP's
+    ],
+)
+def test_a_parameter_the_strategy_does_not_take_is_refused_by_name(
+    alice, instrument, strategy: str, extra: dict[str, str], name: str
+) -> None:
+    resp = client_for(alice).post(
+        reverse("order_new"), ticket(instrument, strategy=strategy, **extra)
+    )
+    assert resp.status_code == 400
+    errors = resp.context["form"].non_field_errors()
+    assert any(f"parameter {name!r}" in m and "unknown parameter" in m for m in errors), errors
+    assert f"parameter &#x27;{name}&#x27;" in resp.content.decode()
+    assert not ParentOrder.objects.exists()
+    # A blank one is no parameter at all: the order goes in.
+    resp = client_for(alice).post(
+        reverse("order_new"), ticket(instrument, strategy=strategy, **{k: "" for k in extra})
+    )
+    assert resp.status_code == 302
+    assert ParentOrder.objects.count() == 1
+
+
+def test_a_blocked_order_is_not_announced_as_submitted(alice, instrument) -> None:
+    c = client_for(alice)
+    first = c.post(reverse("order_new"), ticket(instrument), follow=True)
+    assert [str(m) for m in first.context["messages"]] == [
+        f"Order {ParentOrder.objects.get().pk} submitted: buy 12,000 HBRK by TWAP"
+    ]
+    # The same order again within a minute: a duplicate, held by pre-trade risk.
+    again = c.post(reverse("order_new"), ticket(instrument), follow=True)
+    blocked = ParentOrder.objects.latest("pk")
+    assert blocked.status == "BLOCKED"
+    (shown,) = [str(m) for m in again.context["messages"]]
+    assert shown.startswith(f"Order {blocked.pk} (buy 12,000 HBRK by TWAP) is blocked by pre-trade")
+    assert "DUPLICATE" in shown and "submitted" not in shown
+    assert 'class="msg msg-warning"' in again.content.decode()
+
+
+def test_the_ticket_lists_the_static_strategies_first(alice) -> None:
+    resp = client_for(alice).get(reverse("order_new"))
+    names = [v for v, _ in resp.context["form"].fields["strategy"].choices]
+    assert names[:4] == ["twap", "vwap", "pov", "is"] and "adaptive" in names[4:]
+
+
+@pytest.mark.parametrize("quantity", ["99999999999999999999999999", "1e30"])
+def test_estimate_refuses_a_quantity_no_order_may_have(alice, instrument, quantity: str) -> None:
+    resp = client_for(alice).get(
+        reverse("order_estimate"),
+        {
+            "instrument": str(instrument.pk),
+            "quantity": quantity,
+            "start_minute": "0",
+            "end_minute": "60",
+        },
+    )
+    assert resp.status_code == 400
+    assert "quantity" in resp.json()["error"]
