@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -12,6 +11,7 @@ from execution.selectors import can_watch_orders, events_after
 from execution.services import ORDERS_ALL_GROUP, orders_user_group
 from oversight.risk.notify import user_group
 from oversight.roles import VIEW_ALL_ORDERS
+from oversight.ws_messages import parse_client_message
 
 CLOSE_FORBIDDEN = 4403
 
@@ -48,10 +48,9 @@ class BlotterConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kw: Any
     ) -> None:
         # Parsed by hand so malformed input gets an answer, not a closed socket.
-        try:
-            msg = json.loads(text_data or "")
-        except ValueError:
-            await self.send_json({"type": "error", "message": "message is not JSON"})
+        msg, problem = parse_client_message(text_data)
+        if problem:
+            await self.send_json({"type": "error", "message": problem})
             return
         await self.receive_json(msg)
 
@@ -63,8 +62,9 @@ class BlotterConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         raw = content.get("last_seq", {})
         try:
+            # int(float("inf")) is an OverflowError, not a ValueError.
             last_seq = {int(k): int(v) for k, v in dict(raw).items()}
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             await self.send_json(
                 {"type": "error", "message": "last_seq must map order ids to sequence numbers"}
             )

@@ -16,3 +16,6 @@ urlpatterns = [
     path("risk/", include("oversight.risk.urls")),
     path("", include("execution.urls")),
 ]
+
+handler403 = "oversight.error_views.forbidden"
+handler404 = "oversight.error_views.not_found"

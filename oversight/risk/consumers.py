@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from typing import Any
@@ -19,6 +18,7 @@ from oversight.risk.notify import CONSOLE_GROUP, user_group
 from oversight.risk.selectors import exception_json
 from oversight.risk.services import exceptions_escalate
 from oversight.roles import MANAGE_RISK
+from oversight.ws_messages import parse_client_message
 
 CLOSE_FORBIDDEN = 4403
 TICK_S = 1.0
@@ -95,10 +95,9 @@ class RiskConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kw: Any
     ) -> None:
         # Parsed by hand so malformed input gets an answer, not a closed socket.
-        try:
-            msg = json.loads(text_data or "")
-        except ValueError:
-            await self.send_json({"type": "error", "message": "message is not JSON"})
+        msg, problem = parse_client_message(text_data)
+        if problem:
+            await self.send_json({"type": "error", "message": problem})
             return
         if not isinstance(msg, dict) or msg.get("type") != "sync":
             await self.send_json({"type": "error", "message": 'expected {"type": "sync"}'})

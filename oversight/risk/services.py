@@ -22,6 +22,7 @@ from oversight.audit import audit_record
 from oversight.risk import notify
 from oversight.risk.models import (
     LIMIT_SCOPES,
+    LIMIT_VALUE,
     Desk,
     ExceptionComment,
     KillSwitch,
@@ -71,7 +72,8 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
         Scope.MODEL: lambda: ModelVersion.objects.filter(name=key).exists(),
     }[Scope(scope_type)]()
     if not exists:
-        raise ValidationError({"scope_key": f"there is no {scope_type} {key!r}"})
+        shown = key if len(key) <= 64 else key[:64] + "…"  # the message, not an echo
+        raise ValidationError({"scope_key": f"there is no {scope_type} {shown!r}"})
     return key
 
 
@@ -85,6 +87,11 @@ def _limit_json(req: LimitRequest) -> dict[str, Any]:
     }
 
 
+MAX_LIMIT_VALUE = Decimal(10**12)
+# A comment is a note for the next person, broadcast to every console with the exception.
+MAX_COMMENT_CHARS = 4000
+
+
 def _parse_value(value: Any) -> Decimal | None:
     if value in (None, ""):
         return None
@@ -94,8 +101,14 @@ def _parse_value(value: Any) -> Decimal | None:
         raise ValidationError({"new_value": "must be a number, or empty for no limit"}) from None
     if not v.is_finite() or v <= 0:
         raise ValidationError({"new_value": "must be a positive number, or empty for no limit"})
-    if v >= Decimal("1e16"):
-        raise ValidationError({"new_value": "is too large"})
+    if v > MAX_LIMIT_VALUE:
+        # Beyond any real limit; and SQLite keeps decimals as binary floats, exact only to
+        # about 15 digits: a larger value could read back wider than its column.
+        raise ValidationError({"new_value": f"must be at most {MAX_LIMIT_VALUE:,}"})
+    places = LIMIT_VALUE["decimal_places"]
+    if v != v.quantize(Decimal(1).scaleb(-places)):
+        # Refused rather than rounded: a limit is exactly what the risk manager typed.
+        raise ValidationError({"new_value": f"may have at most {places} decimal places"})
     return v
 
 
@@ -622,6 +635,12 @@ def exception_comment(*, user: Any, exception_id: int, text: str) -> ExceptionCo
     _require_risk_manager(user, "comment on exceptions")
     if not (text or "").strip():
         raise ValidationError({"text": "write something"})
+    if len(text.strip()) > MAX_COMMENT_CHARS:
+        raise ValidationError(
+            {
+                "text": f"a comment may have at most {MAX_COMMENT_CHARS:,} characters; attach the rest elsewhere"
+            }
+        )
     with transaction.atomic():
         e = RiskException.objects.get(pk=exception_id)
         c = ExceptionComment.objects.create(

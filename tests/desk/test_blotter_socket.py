@@ -52,10 +52,19 @@ def test_bad_messages_get_an_error_not_a_closed_socket(alice: User) -> None:
     async def go() -> None:
         comm, ok, _ = await connect(headers)
         assert ok
-        for bad in ("not json", '{"type": "bogus"}', '{"type": "resume", "last_seq": {"x": "y"}}'):
+        bad_messages = {
+            "not json": "message is not JSON",
+            '{"type": "bogus"}': 'expected {"type": "resume"',
+            '{"type": "resume", "last_seq": {"x": "y"}}': "last_seq must map order ids",
+            # Python's json reads Infinity, and int(inf) is an OverflowError.
+            '{"type": "resume", "last_seq": {"1": Infinity}}': "last_seq must map order ids",
+            "[" * 100_000: "message is nested too deeply",
+            '{"type": "resume", "x": "' + "a" * 300_000 + '"}': "message is too large",
+        }
+        for bad, text in bad_messages.items():
             await comm.send_to(text_data=bad)
             reply = await comm.receive_json_from(timeout=5)
-            assert reply["type"] == "error" and reply["message"]
+            assert reply["type"] == "error" and text in reply["message"], (bad[:40], reply)
         await comm.send_json_to({"type": "resume", "last_seq": {}})
         assert (await comm.receive_json_from(timeout=5))["type"] == "events"
         await comm.disconnect()
@@ -157,5 +166,21 @@ def test_a_deactivated_or_re_roled_users_open_sockets_are_closed(
         again, ok, code = await connect(blotter_headers)
         assert not ok and code == 4403
         await again.disconnect()
+
+    async_to_sync(go)()
+
+
+def test_a_websocket_at_an_unknown_path_is_closed_with_4404(alice: User) -> None:
+    headers = session_headers(alice)
+
+    async def go() -> None:
+        for path in ("/ws/nothing/", "/ws/blotter/extra/", "/"):
+            comm = WebsocketCommunicator(application, path, headers=headers)
+            ok, _ = await comm.connect(timeout=5)
+            assert ok  # accepted only to be closed with a reason
+            closed = await comm.receive_output(timeout=5)
+            assert closed["type"] == "websocket.close" and closed["code"] == 4404, closed
+            assert closed["reason"].startswith("no websocket at ")
+            await comm.disconnect()
 
     async_to_sync(go)()

@@ -59,7 +59,17 @@ def test_traders_and_admins_are_refused_the_risk_managers_pages(
     request, persona: str, method: str, name: str, args: list[int]
 ) -> None:
     c = client_for(request.getfixturevalue(persona))
-    assert getattr(c, method)(reverse(name, args=args), {"reason": "x"}).status_code == 403
+    resp = getattr(c, method)(reverse(name, args=args), {"reason": "x"})
+    assert resp.status_code == 403
+    assert "Your role does not allow this" in resp.content.decode()  # not an empty page
+    js = getattr(c, method)(
+        reverse(name, args=args), {"reason": "x"}, HTTP_ACCEPT="application/json"
+    )
+    assert js.status_code == 403
+    assert js.json() == {
+        "ok": False,
+        "error": "your role does not allow this: ask an admin if it should",
+    }
 
 
 @pytest.mark.parametrize("name", ["risk_kill", "risk_override_request"])

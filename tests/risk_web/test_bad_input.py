@@ -51,7 +51,13 @@ def test_limit_request(rita, setup) -> None:
     refused(c, url, {**good, "metric": "bogus"}, status=302, says="metric: unknown limit 'bogus'")
     refused(c, url, {**good, "new_value": "lots"}, status=302, says="new value: must be a number")
     refused(c, url, {**good, "new_value": "-5"}, status=302, says="must be a positive number")
-    refused(c, url, {**good, "new_value": "1e400"}, status=302, says="is too large")
+    refused(c, url, {**good, "new_value": "1e400"}, status=302, says="must be at most")
+    # Would read back wider than the column (SQLite keeps decimals as binary floats).
+    refused(c, url, {**good, "new_value": "9999999999999999.9999"}, status=302,
+            says="must be at most 1,000,000,000,000")  # fmt: skip
+    # Refused, not silently rounded to the column's 4 places (0.00001 would become 0).
+    refused(c, url, {**good, "new_value": "0.00001"}, status=302,
+            says="may have at most 4 decimal places")  # fmt: skip
     refused(c, url, {**good, "reason": "  "}, status=302, says="reason: say why")
     assert not LimitRequest.objects.exists()
 
@@ -77,6 +83,8 @@ def test_kill_engage(rita, setup) -> None:
     refused(c, url, {"scope_type": "moon", "reason": "x"}, status=302, says="must be one of")
     refused(c, url, {"scope_type": "order", "scope_key": "abc", "reason": "x"}, status=302,
             says="there is no order 'abc'")  # fmt: skip
+    refused(c, url, {"scope_type": "trader", "scope_key": "z" * 10_000, "reason": "x"},
+            status=302, says="there is no trader '" + "z" * 64 + "…'")  # fmt: skip
     refused(c, url, {"scope_type": "firm", "state": "PANIC", "reason": "x"}, status=302,
             says="state: must be HALTED or REDUCING")  # fmt: skip
     refused(c, url, {"scope_type": "firm", "reason": ""}, status=302, says="reason: say why")
@@ -121,6 +129,8 @@ def test_exceptions(rita, setup) -> None:
             status=302, says="'alice' is not a risk manager")  # fmt: skip
     refused(c, reverse("risk_exception_comment", args=[exc.pk]), {"text": ""}, status=302,
             says="text: write something")  # fmt: skip
+    refused(c, reverse("risk_exception_comment", args=[exc.pk]), {"text": "x" * 200_000},
+            status=302, says="at most 4,000 characters")  # fmt: skip
     refused(c, reverse("risk_exception_resolve", args=[exc.pk]), {"resolution": ""}, status=302,
             says="resolution: say how it was resolved")  # fmt: skip
     c.post(reverse("risk_exception_ack", args=[exc.pk]))

@@ -1,0 +1,30 @@
+"""Answers for a refused or missing page, for browsers and for scripts alike.
+
+Django's own 403 page is empty when a view refuses by role (`permission_required` raises
+PermissionDenied without a message); these say what happened, and answer JSON to a
+request that asks for it (the blotter's and console's scripts)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from oversight.risk.answers import wants_json
+
+NOT_ALLOWED = "your role does not allow this: ask an admin if it should"
+
+
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    message = (str(exception) if exception is not None else "") or NOT_ALLOWED
+    if wants_json(request):
+        return JsonResponse({"ok": False, "error": message}, status=403)
+    return render(request, "oversight/error.html", {"status": 403, "message": message}, status=403)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    detail = str(exception) if exception is not None else ""
+    # Django's resolver puts a dict of its own in the exception when no URL matches.
+    message = detail if detail and not detail.startswith("{") else "there is no such page"
+    if wants_json(request):
+        return JsonResponse({"ok": False, "error": message}, status=404)
+    return render(request, "oversight/error.html", {"status": 404, "message": message}, status=404)
