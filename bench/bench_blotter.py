@@ -29,14 +29,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from execution.cli_args import number, whole  # noqa: E402
+
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--orders", type=int, default=50)
-    ap.add_argument("--instruments", type=int, default=5)
-    ap.add_argument("--blotters", type=int, default=20)
-    ap.add_argument("--speed", type=float, default=60.0)
-    ap.add_argument("--seconds", type=float, default=20.0, help="wall seconds to measure")
+    ap.add_argument("--orders", type=whole(1, 1_000_000), default=50)
+    ap.add_argument("--instruments", type=whole(1, 1_000_000), default=5)
+    ap.add_argument("--blotters", type=whole(1, 1_000_000), default=20)
+    ap.add_argument("--speed", type=number(0.0, 1e6, lo_open=True), default=60.0)
+    ap.add_argument(
+        "--seconds",
+        type=number(0.0, 1e6, lo_open=True),
+        default=20.0,
+        help="wall seconds to measure",
+    )
     ap.add_argument("--run-workers", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.run_workers:

@@ -31,14 +31,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from execution.algos.adaptive import (  # noqa: E402
+    ModelUnavailable,
     decode,
     load_policy,
     load_policy_predictor,
     observation,
 )
+from execution.cli_args import whole  # noqa: E402
 from execution.features import FeatureState, normalise  # noqa: E402
 from execution.sim.episode import ORDER_ID, run_episode  # noqa: E402
-from execution.sim.scenario import load_scenario  # noqa: E402
+from execution.sim.scenario import ScenarioError, load_scenario  # noqa: E402
 
 DEFAULT = ROOT.parent / "shared" / "scenarios" / "midcap-500k-buy.json"
 FALLBACK = ROOT / "execution" / "scenarios" / "demo-midcap-buy.json"
@@ -84,7 +86,7 @@ def main() -> int:
     )
     ap.add_argument("scenario", nargs="?", type=Path)
     ap.add_argument("--model", default="policy-v2", help="policy (default: %(default)s)")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=whole(1, 1_000_000), default=5)
     args = ap.parse_args()
     path = args.scenario or (DEFAULT if DEFAULT.exists() else FALLBACK)
     sc = load_scenario(path)
@@ -152,4 +154,12 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+    except (
+        ScenarioError,
+        ModelUnavailable,
+    ) as e:  # a bad scenario or model: one line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

@@ -19,10 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from execution.cli_args import whole  # noqa: E402
 from execution.sim.calibration import SESSION_SECONDS  # noqa: E402
 from execution.sim.episode import run_episode  # noqa: E402
 from execution.sim.market import Market  # noqa: E402
-from execution.sim.scenario import load_scenario  # noqa: E402
+from execution.sim.scenario import ScenarioError, load_scenario  # noqa: E402
 
 DEFAULT = ROOT.parent / "shared" / "scenarios" / "midcap-500k-buy.json"
 FALLBACK = ROOT / "execution" / "scenarios" / "demo-midcap-buy.json"
@@ -33,7 +34,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("scenario", nargs="?", type=Path)
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--repeat", type=whole(1, 1_000_000), default=7)
     args = ap.parse_args()
     path = args.scenario or (DEFAULT if DEFAULT.exists() else FALLBACK)
     sc = load_scenario(path)
@@ -63,4 +64,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        code = main()
+    except ScenarioError as e:  # a bad scenario or model: one line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

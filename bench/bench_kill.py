@@ -37,6 +37,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from execution.cli_args import number, whole  # noqa: E402
+
 LIVE = ["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"]
 
 
@@ -47,12 +50,12 @@ def _pct(xs: list[float], q: float) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--orders", type=int, default=100)
-    ap.add_argument("--instruments", type=int, default=5)
-    ap.add_argument("--trials", type=int, default=20)
-    ap.add_argument("--rounds", type=int, default=10, help="exception rounds")
-    ap.add_argument("--speed", type=float, default=60.0)
-    ap.add_argument("--run-worker", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--orders", type=whole(1, 1_000_000), default=100)
+    ap.add_argument("--instruments", type=whole(1, 1_000_000), default=5)
+    ap.add_argument("--trials", type=whole(1, 1_000_000), default=20)
+    ap.add_argument("--rounds", type=whole(1, 1_000_000), default=10, help="exception rounds")
+    ap.add_argument("--speed", type=number(0.0, 1e6, lo_open=True), default=60.0)
+    ap.add_argument("--run-worker", type=whole(1, 1_000_000), help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.run_worker is None:

@@ -18,8 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from execution.cli_args import whole  # noqa: E402
 from execution.sim.diagnostics import microstructure, quiet_day, square_root_law  # noqa: E402
-from execution.sim.scenario import load_scenario  # noqa: E402
+from execution.sim.scenario import ScenarioError, load_scenario  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "scenarios"
 
@@ -27,8 +28,8 @@ SHARED = ROOT.parent / "shared" / "scenarios"
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("scenarios", nargs="*", type=Path)
-    ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--impact-seeds", type=int, default=8)
+    ap.add_argument("--seeds", type=whole(1, 1_000_000), default=20)
+    ap.add_argument("--impact-seeds", type=whole(1, 1_000_000), default=8)
     args = ap.parse_args()
     paths = args.scenarios or sorted(SHARED.glob("*.json")) + sorted(
         (ROOT / "execution" / "scenarios").glob("*.json")
@@ -152,4 +153,9 @@ def svg(fits: list) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        code = main()
+    except ScenarioError as e:  # a bad scenario or model: one line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

@@ -33,12 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from execution.algos.adaptive import resolve_model
+from execution.algos.adaptive import ModelUnavailable, load_policy, resolve_model
 from execution.algos.params import ParamError, validate_params
 from execution.algos.registry import strategy_class, strategy_names
 from execution.backtest_stats import mean, mean_defined, paired_difference, standard_error
+from execution.cli_args import output_file, whole
 from execution.engine.engine import ExecutionEngine
 from execution.learning.decision_log import DecisionRecorder, EpisodeInfo, EpisodeLog
+from execution.sim.calibration import Knobs
 from execution.sim.episode import ORDER_ID, EpisodeResult, run_episode
 from execution.sim.scenario import Scenario, ScenarioError, load_scenario
 
@@ -202,7 +204,14 @@ def _load_scenarios(files: Sequence[str]) -> list[tuple[str, Scenario]]:
     loaded = []
     for path in files:
         try:
-            loaded.append((path, load_scenario(path)))
+            scenario = load_scenario(path)
+            Knobs.from_scenario(scenario)  # this simulator's knobs, checked before any run
+            for key in Knobs.unknown_knobs(scenario):
+                print(
+                    f"note: {path}: simulator.{key} is not a knob of this simulator; ignored",
+                    file=sys.stderr,
+                )
+            loaded.append((path, scenario))
         except ScenarioError as exc:
             # File-level errors are keyed by the path itself; do not print it twice.
             detail = exc.message if exc.key == path else str(exc)
@@ -223,6 +232,15 @@ def _plan(args: argparse.Namespace) -> list[ScenarioRun]:
             )
         items.append(f"adaptive.model={args.model}")
     params = _parse_params(items, to_run)
+    model = params.get("adaptive", {}).get("model") if "adaptive" in to_run else None
+    if model:
+        try:
+            # A model named on the command line must be usable: an order would fall back
+            # to TWAP on it, and the run would measure TWAP under the model's name.
+            load_policy(str(model))
+        except ModelUnavailable as exc:
+            option = "--model" if args.model is not None else "--param adaptive.model"
+            raise UsageError(f"{option} {model}: {exc}") from None
     decision_log = None
     if args.decision_log is not None:
         if "adaptive" not in to_run:
@@ -240,9 +258,12 @@ def _plan(args: argparse.Namespace) -> list[ScenarioRun]:
             raise UsageError(f"--decision-log {args.decision_log}: directory is not writable")
         decision_log = str(target.resolve())
     if args.json is not None:
-        parent = Path(args.json).resolve().parent
-        if not parent.is_dir():
-            raise UsageError(f"--json {args.json}: directory {parent} does not exist")
+        inputs = [Path(f) for f in args.scenarios]
+        if args.model is not None:
+            inputs.append(resolve_model(args.model))
+        problem = output_file("--json", Path(args.json), inputs=inputs)
+        if problem:
+            raise UsageError(problem)
     plans = []
     for path, scenario in _load_scenarios(args.scenarios):
         seed = scenario.seed if args.seed is None else args.seed
@@ -508,16 +529,6 @@ def results_json(plans: Sequence[ScenarioRun]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- command line
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -549,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--episodes",
-        type=_positive_int,
+        type=whole(1, 100_000),
         default=DEFAULT_EPISODES,
         help="episodes per scenario and strategy (default: %(default)s)",
     )
@@ -561,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--jobs",
-        type=_positive_int,
+        type=whole(1, 256),
         default=1,
         help="worker processes; results do not depend on it (default: %(default)s)",
     )

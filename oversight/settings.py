@@ -68,6 +68,10 @@ TEMPLATES = [
 ]
 
 _db_url = env_str("DATABASE_URL")
+if not _db_url:
+    # The embedded default lives in var/ (git-ignored): a fresh clone has no such folder,
+    # and `manage.py migrate` run by hand must not fail on "unable to open database file".
+    VAR_DIR.mkdir(exist_ok=True)
 DATABASES = {
     "default": database_from_url(_db_url)
     if _db_url

@@ -252,32 +252,34 @@ def test_table_header_columns_and_alignment(
 
 
 def test_fallbacks_are_counted_with_their_reasons(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An adaptive model that cannot be loaded: every adaptive episode falls back to TWAP,
-    and the table, its note and the JSON say how many and why."""
-    corrupt = tmp_path / "corrupt.onnx"
-    corrupt.write_bytes(b"\x08\x07not an onnx model" * 10)
+    """A model whose training range no order's features fit: every adaptive episode falls
+    back to TWAP at its first decision, and the table, its note and the JSON say how many
+    and why. (A model file that cannot be loaded at all is refused before any episode.)"""
+    from execution.algos import adaptive
+    from execution.features import N_FEATURES, TrainingRange
+
+    narrow = TrainingRange((0.0,) * N_FEATURES, (1e-6,) * N_FEATURES)
+    for_order = adaptive.OnnxPolicy.for_order
+
+    def narrow_range(self: adaptive.OnnxPolicy, ctx: object) -> object:
+        policy, _, expert = for_order(self, ctx)  # type: ignore[arg-type]
+        return policy, narrow, expert
+
+    monkeypatch.setattr(adaptive.OnnxPolicy, "for_order", narrow_range)
     data = json.loads(Path(MIDCAP).read_text())
     data["order"].update(start_minute=60, end_minute=75, quantity=5000)
     sc = tmp_path / "short.json"
     sc.write_text(json.dumps(data))
     results, out, _ = run_main(
-        capsys,
-        tmp_path,
-        str(sc),
-        "--strategies",
-        "twap,adaptive",
-        "--episodes",
-        "3",
-        "--model",
-        str(corrupt),
+        capsys, tmp_path, str(sc), "--strategies", "twap,adaptive", "--episodes", "3"
     )
     r = by_strategy(results)
     assert r["twap"]["fallbacks"] == 0 and r["twap"]["fallback_reasons"] == {}
     assert r["adaptive"]["fallbacks"] == 3
     ((reason, count),) = r["adaptive"]["fallback_reasons"].items()
-    assert count == 3 and reason.startswith("ModelUnavailable: cannot load model")
+    assert count == 3 and reason.startswith("FeaturesOutOfRange: ")
     # TWAP took over from the first decision: the same episodes as TWAP's own.
     assert r["adaptive"]["shortfall_bps"] == r["twap"]["shortfall_bps"]
     lines = out.splitlines()
@@ -289,7 +291,7 @@ def test_fallbacks_are_counted_with_their_reasons(
         return row.split()[-2]
 
     assert fallbacks_cell("twap") == "0" and fallbacks_cell("adaptive") == "3"
-    assert "adaptive fell back to twap in 3 of 3 episodes: ModelUnavailable 3" in lines
+    assert "adaptive fell back to twap in 3 of 3 episodes: FeaturesOutOfRange 3" in lines
 
 
 def test_fallback_note_groups_reasons_by_kind() -> None:
@@ -349,6 +351,45 @@ def scenario_without(tmp_path: Path, section: str, key: str) -> str:
     return str(path)
 
 
+def written(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def with_simulator(tmp_path: Path, knobs: dict[str, Any]) -> str:
+    data = json.loads(Path(MIDCAP).read_text())
+    data["simulator"] = knobs
+    return written(tmp_path, "knobs.json", json.dumps(data))
+
+
+def test_another_simulators_knobs_are_ignored_with_a_note(tmp_path: Path) -> None:
+    """FORMAT.md: keys under "simulator" that this simulator does not know are ignored."""
+    path = with_simulator(tmp_path, {"their_knob": {"eta": 0.1}})
+    proc = run_cli(path, "--strategies", "twap")
+    assert proc.returncode == 0, proc.stderr
+    assert "simulator.their_knob is not a knob of this simulator; ignored" in proc.stderr
+    plain = run_cli(MIDCAP, "--strategies", "twap")
+
+    def shortfall(out: str) -> str:  # the twap row's mean shortfall: the same days, ignored knob
+        return next(line for line in out.splitlines() if line.startswith("twap")).split()[1]
+
+    assert shortfall(proc.stdout) == shortfall(plain.stdout)
+
+
+def test_errors_raised_in_a_worker_reach_the_parent_intact() -> None:
+    """A pool pickles a worker's exception; one that cannot be rebuilt hangs the pool."""
+    import pickle
+
+    from execution.algos.params import ParamError
+    from execution.sim.scenario import ScenarioError
+
+    for e in (ScenarioError("order.quantity", "is required"), ParamError("x", "bad")):
+        again = pickle.loads(pickle.dumps(e))
+        assert type(again) is type(e) and str(again) == str(e)
+        assert (again.key, again.message) == (e.key, e.message)
+
+
 def bad_json(tmp_path: Path) -> str:
     path = tmp_path / "broken.json"
     path.write_text('{"name": "x",')
@@ -371,6 +412,21 @@ def bad_json(tmp_path: Path) -> str:
         (lambda t: [MIDCAP, "--param", "nosuch.x=1"], ["nosuch"]),
         (lambda t: [MIDCAP, "--param", "risk_aversion"], ["STRATEGY.NAME=VALUE"]),
         (lambda t: [MIDCAP, "--jobs", "0"], ["--jobs"]),
+        (
+            lambda t: [with_simulator(t, {"impact_permanent": "x"})],
+            ["knobs.json", "simulator.impact_permanent", "finite number"],
+        ),
+        (lambda t: [written(t, "deep.json", "[" * 100_000)], ["deep.json", "nested too deeply"]),
+        (
+            lambda t: [written(t, "digits.json", '{"seed": ' + "9" * 5000 + "}")],
+            ["digits.json", "invalid JSON"],
+        ),
+        (lambda t: [MIDCAP, "--json", MIDCAP], ["--json", "is one of the inputs"]),
+        (
+            lambda t: [MIDCAP, "--strategies", "adaptive", "--model", written(t, "m.onnx", "junk")],
+            ["--model", "m.onnx", "cannot load model"],
+        ),
+        (lambda t: [MIDCAP, "--jobs", "99999999999999999999"], ["--jobs", "must be from 1"]),
     ],
     ids=[
         "bad-json",
@@ -383,6 +439,12 @@ def bad_json(tmp_path: Path) -> str:
         "param-unknown-strategy",
         "param-malformed",
         "argparse-usage",
+        "bad-knob",
+        "deep-json",
+        "huge-integer",
+        "json-over-input",
+        "corrupt-model",
+        "huge-jobs",
     ],
 )
 def test_bad_input_exits_2_naming_the_problem(

@@ -247,3 +247,78 @@ def test_a_retrain_keeps_an_expert_s_band_and_schedule() -> None:
     assert (_band_of(v8), _schedule_of(v8)) == ((0.0, 5.0), "volume")
     assert (_band_of(v4), _schedule_of(v4)) == ((0.0, 0.0), "time")  # trained before either
     assert (_band_of({}), _schedule_of({"config": "not json"})) == ((0.0, 0.0), "time")
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "why"),
+    [
+        ("train", ["--pairs", "0"], "--pairs: must be from 1"),
+        ("train", ["--sigma", "nan"], "--sigma: must be a finite number"),
+        ("train", ["--hidden", "abc"], "--hidden: must be comma-separated"),
+        ("train", ["--validation", "0"], "--validation: must be from 2"),
+        ("train", ["--init-from", "policy-v7"], "a gated model; start from one of its experts"),
+        ("train", ["--init-from", "predictor-v1"], "not an adaptive policy"),
+        ("train", ["--predictor", "policy-v2"], "not a predictor"),
+        ("train", ["--init-from", "policy-v2", "--hidden", "8"], "does not fit --hidden"),
+        ("train", ["--out", "."], "--out .: is a folder"),
+        ("gate", ["--expert", "policy-v8:5", "--expert", "policy-v99"], "expert policy-v99"),
+        (
+            "gate",
+            [
+                "--expert",
+                "policy-v8:5",
+                "--expert",
+                "policy-v4",
+                "--out",
+                "execution/learning/models/policy-v4.onnx",
+            ],
+            "is one of the inputs",
+        ),
+        (
+            "gate",
+            ["--expert", "policy-v8:5", "--expert", "policy-v4", "--validation", "1"],
+            "--validation: must be from 2",
+        ),
+        ("predictor", ["--train-episodes", "2"], "--train-episodes: must be from 10"),
+        ("predictor", ["--hidden", "0"], "each layer size must be from 1"),
+    ],
+)
+def test_learning_commands_refuse_bad_options_before_any_work(
+    capsys: pytest.CaptureFixture[str], module: str, args: list[str], why: str
+) -> None:
+    """A usage error (status 2) naming the option, before minutes of simulation; never a
+    traceback after them, and no half-written model."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    import importlib
+
+    main = importlib.import_module(f"execution.learning.{module}").main
+    out = [] if "--out" in args else ["--out", "never-written.onnx"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*out, *args])
+    assert exit_.value.code == 2
+    assert why in capsys.readouterr().err
+    assert not Path("never-written.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["--models", "policy-v99"], "--models policy-v99: model file"),
+        (["--models", ","], "name at least one model"),
+        (["--models", "predictor-v1"], "not an adaptive policy"),
+        (["--models", "policy-v1", "--urgency", "nan"], "--urgency: must be a finite number"),
+        (["--models", "policy-v1", "--days", "0"], "--days: must be from 2"),
+        (["--models", "policy-v1", "--offset", "99990", "--days", "20"], "past the last"),
+        (["--models", "policy-v1", "--json", "/nonexistent/x.json"], "does not exist"),
+    ],
+)
+def test_evaluate_refuses_bad_options(
+    capsys: pytest.CaptureFixture[str], args: list[str], why: str
+) -> None:
+    from execution.learning import evaluate
+
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main(args)
+    assert exit_.value.code == 2
+    assert why in capsys.readouterr().err

@@ -476,3 +476,27 @@ def test_load_scenario_uses_file_stem_and_validates(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     with pytest.raises(ScenarioError, match=r"order\.quantity: .*got -5"):
         load_scenario(path)
+
+
+def test_a_tick_as_large_as_the_price_is_impossible() -> None:
+    data = valid()
+    data["instrument"]["tick_size"] = data["instrument"]["reference_price"]
+    with pytest.raises(ScenarioError, match=r"instrument.tick_size: must be smaller than"):
+        parse_scenario(data)
+
+
+def test_a_file_nested_too_deeply_or_too_large_is_refused_by_name(tmp_path) -> None:
+    from execution.sim import scenario as module
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    with pytest.raises(ScenarioError, match=r"deep\.json: invalid JSON: nested too deeply"):
+        module.load_scenario(deep)
+    big = tmp_path / "big.json"
+    big.write_text(" " * 100)
+    old, module.MAX_SCENARIO_BYTES = module.MAX_SCENARIO_BYTES, 10
+    try:
+        with pytest.raises(ScenarioError, match=r"big\.json: scenario file is larger than"):
+            module.load_scenario(big)
+    finally:
+        module.MAX_SCENARIO_BYTES = old

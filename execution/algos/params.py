@@ -16,6 +16,11 @@ class ParamError(ValueError):
         self.key = key
         self.message = message
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Rebuilt from (key, message), not from str(self): a worker process's error must
+        # reach the parent intact (a pool that cannot unpickle one hangs).
+        return (type(self), (self.key, self.message))
+
 
 @dataclass(frozen=True, slots=True)
 class ParamSpec:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from execution.backtest_stats import paired_difference
+from execution.cli_args import number, output_file, whole
 from execution.learning.scenarios import scenario as generated_scenario
 from execution.sim.episode import run_episode
 from execution.sim.scenario import Scenario
@@ -121,14 +122,20 @@ def main(argv: list[str] | None = None) -> int:
     instrument's quoted spread (where the learned policies differ most)."""
     import argparse
 
-    from execution.learning.scenarios import quoted_spread, validation_seeds
+    from execution.algos.adaptive import ModelUnavailable, load_policy, resolve_model
+    from execution.learning.scenarios import VALIDATION_SEEDS, quoted_spread, validation_seeds
 
     parser = argparse.ArgumentParser(prog="python -m execution.learning.evaluate")
     parser.add_argument("--models", required=True, help="comma-separated versions or files")
-    parser.add_argument("--days", type=int, default=200)
-    parser.add_argument("--offset", type=int, default=10_000, help="into the validation seeds")
-    parser.add_argument("--urgency", type=float, default=0.0)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--days", type=whole(2, len(VALIDATION_SEEDS)), default=200)
+    parser.add_argument(
+        "--offset",
+        type=whole(0, len(VALIDATION_SEEDS) - 2),
+        default=10_000,
+        help="into the validation seeds",
+    )
+    parser.add_argument("--urgency", type=number(0.0, 1.0), default=0.0)
+    parser.add_argument("--jobs", type=whole(1, 256), default=2)
     parser.add_argument("--json", type=Path, help="also write every day's shortfalls here")
     parser.add_argument(
         "--schedule",
@@ -138,7 +145,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--baselines", default="twap", help="comma-separated, TWAP first")
     args = parser.parse_args(argv)
-    models = [m for m in args.models.split(",") if m]
+    models = [m for m in args.models.split(",") if m.strip()]
+    if not models:
+        parser.error("--models: name at least one model (a version such as policy-v9, or a file)")
+    for m in models:
+        try:
+            load_policy(m)  # a model that cannot be used would be TWAP under its name
+        except ModelUnavailable as e:
+            parser.error(f"--models {m}: {e}")
+    if args.offset + args.days > len(VALIDATION_SEEDS):
+        parser.error(
+            f"--offset {args.offset} --days {args.days}: past the last of "
+            f"{len(VALIDATION_SEEDS):,} validation days"
+        )
+    if args.json:
+        problem = output_file("--json", args.json, inputs=[resolve_model(m) for m in models])
+        if problem:
+            parser.error(problem)
     seeds = validation_seeds(args.days, offset=args.offset)
     baselines = [b for b in args.baselines.split(",") if b]
     if not baselines or baselines[0] != "twap":

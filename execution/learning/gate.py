@@ -39,9 +39,11 @@ from execution.algos.adaptive import (
     OBS_DIM,
     Expert,
     Gate,
+    ModelUnavailable,
     OnnxPolicy,
     load_policy,
 )
+from execution.cli_args import output_file, whole
 from execution.features import NAMES, TrainingRange
 from execution.learning import train as trainer
 from execution.learning.env import run_policy
@@ -79,7 +81,12 @@ def check_experts(specs: Sequence[tuple[str, float]]) -> list[OnnxPolicy]:
         raise GateError("every expert but the last needs a bound (name:bps); the last none")
     if bounds != sorted(bounds) or len(set(bounds)) != len(bounds):
         raise GateError(f"the bounds must increase: {bounds[:-1]}")
-    policies = [load_policy(name) for name, _ in specs]
+    policies = []
+    for name, _ in specs:
+        try:
+            policies.append(load_policy(name))
+        except ModelUnavailable as e:
+            raise GateError(f"expert {name}: {e}") from None
     for (name, _), p in zip(specs, policies, strict=True):
         if p.gate is not None:
             raise GateError(f"{name} is itself gated: name its experts")
@@ -214,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         help="NAME:BPS (trades spreads under BPS), in order; the last NAME alone",
     )
     parser.add_argument("--out", type=Path, required=True, help="the ONNX file to write")
-    parser.add_argument("--validation", type=int, default=100)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--validation", type=whole(2, 100_000), default=100)
+    parser.add_argument("--jobs", type=whole(1, 256), default=2)
     parser.add_argument(
         "--schedule",
         choices=("time", "volume"),
@@ -229,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         policies = check_experts(specs)
     except GateError as e:
         parser.error(str(e))
+    problem = output_file("--out", args.out, inputs=[p.path for p in policies])
+    if problem:
+        parser.error(problem)
     command = "python -m execution.learning.gate " + " ".join(argv or sys.argv[1:])
     card = export(specs, policies, args.out, command)
     gated = load_policy(str(args.out))

@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from execution.algos.adaptive import MODEL_DIR, ModelUnavailable, onnx_session, resolve_model
+from execution.algos.adaptive import ModelUnavailable, onnx_session, resolve_model
+from execution.cli_args import layer_sizes, output_file, whole
 from execution.features import INDEX, normalise
 from execution.learning.model_files import set_metadata, sha256, write_card
 
@@ -382,18 +383,23 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--out", type=Path, default=MODEL_DIR / "predictor-v1.onnx")
-    parser.add_argument("--train-episodes", type=int, default=d.train_episodes)
-    parser.add_argument("--held-out-episodes", type=int, default=d.held_out_episodes)
-    parser.add_argument("--epochs", type=int, default=d.epochs)
-    parser.add_argument("--hidden", default=",".join(map(str, d.hidden)))
-    parser.add_argument("--jobs", type=int, default=d.jobs)
+    parser.add_argument("--seed", type=whole(0, 2**31 - 1), default=d.seed)
+    # Required: a default would write over the shipped predictor that policies name by hash.
+    parser.add_argument("--out", type=Path, required=True, help="the ONNX file to write")
+    # At least 10 days: 85% of them fit the network, the rest stop it early.
+    parser.add_argument("--train-episodes", type=whole(10, 100_000), default=d.train_episodes)
+    parser.add_argument("--held-out-episodes", type=whole(2, 100_000), default=d.held_out_episodes)
+    parser.add_argument("--epochs", type=whole(1, 10_000), default=d.epochs)
+    parser.add_argument("--hidden", type=layer_sizes, default=d.hidden)
+    parser.add_argument("--jobs", type=whole(1, 256), default=d.jobs)
     args = parser.parse_args(argv)
+    problem = output_file("--out", args.out)
+    if problem:
+        parser.error(problem)
     torch.set_num_threads(1)
     cfg = Config(
         seed=args.seed,
-        hidden=tuple(int(h) for h in args.hidden.split(",") if h),
+        hidden=tuple(args.hidden),
         train_episodes=args.train_episodes,
         held_out_episodes=args.held_out_episodes,
         epochs=args.epochs,

@@ -46,10 +46,12 @@ from execution.algos.adaptive import (
     MODEL_FORMAT,
     MODES,
     OBS_DIM,
+    ModelUnavailable,
     load_policy,
     resolve_model,
 )
 from execution.backtest_stats import paired_difference
+from execution.cli_args import layer_sizes, number, output_file, whole
 from execution.features import NAMES, TrainingRange
 from execution.learning.contexts import Contexts, context_for
 from execution.learning.contexts import scenario_for as context_scenario
@@ -536,31 +538,58 @@ def training_data(cfg: Config) -> dict[str, Any]:
     }
 
 
+def _check_models(
+    parser: argparse.ArgumentParser, predictor: str, init_from: str, hidden: tuple[int, ...]
+) -> None:
+    """Before any training: the models named must be usable, or a usage error says why."""
+    from execution.learning.predictor import load_predictor
+
+    if predictor:
+        try:
+            load_predictor(predictor)
+        except ModelUnavailable as e:
+            parser.error(f"--predictor {predictor}: {e}")
+    if init_from:
+        try:
+            policy = load_policy(init_from)
+            if policy.gate is not None:
+                parser.error(
+                    f"--init-from {init_from}: a gated model; start from one of its experts"
+                )
+            params_from_onnx(init_from, hidden)
+        except ModelUnavailable as e:
+            parser.error(f"--init-from {init_from}: {e}")
+        except (ValueError, KeyError) as e:  # another shape than --hidden
+            parser.error(f"--init-from {init_from}: its network does not fit --hidden: {e}")
+
+
 def main(argv: list[str] | None = None) -> int:
     onnxruntime = importlib.import_module("onnxruntime")
     torch = _torch()
 
     parser = argparse.ArgumentParser(prog="python -m execution.learning.train", description=__doc__)
     d = Config()
-    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--seed", type=whole(0, 2**31 - 1), default=d.seed)
     parser.add_argument("--out", type=Path, required=True, help="the ONNX file to write")
-    parser.add_argument("--iterations", type=int, default=d.iterations)
-    parser.add_argument("--pairs", type=int, default=d.pairs)
-    parser.add_argument("--episodes-per-pair", type=int, default=d.episodes_per_pair)
-    parser.add_argument("--sigma", type=float, default=d.sigma)
-    parser.add_argument("--learning-rate", type=float, default=d.learning_rate)
-    parser.add_argument("--hidden", default=",".join(map(str, d.hidden)))
-    parser.add_argument("--jobs", type=int, default=d.jobs)
-    parser.add_argument("--validation", type=int, default=d.validation)
+    parser.add_argument("--iterations", type=whole(1, 100_000), default=d.iterations)
+    parser.add_argument("--pairs", type=whole(1, 10_000), default=d.pairs)
+    parser.add_argument("--episodes-per-pair", type=whole(1, 10_000), default=d.episodes_per_pair)
+    parser.add_argument("--sigma", type=number(0.0, 10.0, lo_open=True), default=d.sigma)
+    parser.add_argument(
+        "--learning-rate", type=number(0.0, 10.0, lo_open=True), default=d.learning_rate
+    )
+    parser.add_argument("--hidden", type=layer_sizes, default=d.hidden)
+    parser.add_argument("--jobs", type=whole(1, 256), default=d.jobs)
+    parser.add_argument("--validation", type=whole(2, 100_000), default=d.validation)
     parser.add_argument(
         "--range-episodes",
-        type=int,
+        type=whole(1, 100_000),
         default=d.range_episodes,
         help="training episodes the feature range saved with the model is fitted on",
     )
     parser.add_argument("--predictor", default=d.predictor, help="e.g. predictor-v1")
     parser.add_argument("--init-from", default=d.init_from, help="e.g. policy-v1")
-    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument("--weight-decay", type=number(0.0, 100.0), default=d.weight_decay)
     parser.add_argument(
         "--decay-to",
         choices=("zero", "start"),
@@ -600,10 +629,15 @@ def main(argv: list[str] | None = None) -> int:
             band_seeds(0, 10, band)  # the generator's spreads run from about 0.2 to 200 bps
         except ValueError:
             parser.error(f"--spread-band: too few generated days have a spread in {band} bps")
+    _check_models(parser, args.predictor, args.init_from, tuple(args.hidden))
+    inputs = [resolve_model(m) for m in (args.predictor, args.init_from) if m]
+    problem = output_file("--out", args.out, inputs=inputs)
+    if problem:
+        parser.error(problem)
     torch.set_num_threads(1)
     cfg = Config(
         seed=args.seed,
-        hidden=tuple(int(h) for h in args.hidden.split(",") if h),
+        hidden=tuple(args.hidden),
         iterations=args.iterations,
         pairs=args.pairs,
         episodes_per_pair=args.episodes_per_pair,

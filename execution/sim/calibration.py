@@ -61,9 +61,9 @@ class Knobs:
         changes: dict[str, Any] = {}
         for key, value in raw.items():
             if key not in known:
-                raise ScenarioError(
-                    f"simulator.{key}", f"unknown simulator knob; known: {sorted(known)}"
-                )
+                # FORMAT.md: another simulator's knobs may sit here; code that does not
+                # know them ignores them (`unknown_knobs` lets a command say so).
+                continue
             if (
                 isinstance(value, bool)
                 or not isinstance(value, (int, float))
@@ -75,6 +75,12 @@ class Knobs:
             default = known[key].default
             changes[key] = int(value) if isinstance(default, int) else float(value)
         return replace(cls(), **changes)
+
+    @classmethod
+    def unknown_knobs(cls, scenario: Scenario) -> list[str]:
+        """The keys under `simulator` that are not knobs of this simulator (ignored)."""
+        known = {f.name for f in fields(cls)}
+        return sorted(k for k in scenario.simulator if k not in known)
 
 
 @dataclass(frozen=True, slots=True)

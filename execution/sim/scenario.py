@@ -46,6 +46,11 @@ class ScenarioError(ValueError):
         self.key = key
         self.message = message
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Rebuilt from (key, message), not from str(self): a worker process's error must
+        # reach the parent intact (a pool that cannot unpickle one hangs).
+        return (type(self), (self.key, self.message))
+
 
 @dataclass(frozen=True, slots=True)
 class Instrument:
@@ -268,6 +273,13 @@ def _parse_instrument(data: Any) -> Instrument:
         )
     if values["spread_ticks"] < 1:
         raise ScenarioError(p + "spread_ticks", f"must be >= 1, got {values['spread_ticks']:g}")
+    if values["tick_size"] >= values["reference_price"]:
+        # The price would be less than one tick: no book can be quoted around it.
+        raise ScenarioError(
+            p + "tick_size",
+            f"must be smaller than the reference price {values['reference_price']:g}, "
+            f"got {values['tick_size']:g}",
+        )
     return Instrument(symbol=symbol, **values)
 
 
@@ -425,14 +437,28 @@ def parse_scenario(data: Any, *, source: str | None = None) -> Scenario:
     )
 
 
+# Far above any real scenario (a 50 MB file with a long volume profile still loads).
+MAX_SCENARIO_BYTES = 256 * 2**20
+
+
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     """Read and validate a scenario JSON file; file and JSON problems are keyed by the path."""
     where = os.fspath(path)
     try:
-        text = Path(where).read_text(encoding="utf-8")
+        with open(where, "rb") as f:
+            # Bounded: a device or a runaway file must not be read forever.
+            raw = f.read(MAX_SCENARIO_BYTES + 1)
     except FileNotFoundError:
         raise ScenarioError(where, "scenario file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise ScenarioError(where, f"cannot read scenario file: {exc.strerror or exc}") from None
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(
+            where, f"scenario file is larger than {MAX_SCENARIO_BYTES // 2**20} MiB"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ScenarioError(where, f"cannot read scenario file: {exc}") from None
     try:
         data = json.loads(text)
@@ -440,4 +466,8 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
         raise ScenarioError(
             where, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
+    except RecursionError:
+        raise ScenarioError(where, "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ScenarioError(where, f"invalid JSON: {exc}") from None
     return parse_scenario(data, source=where)

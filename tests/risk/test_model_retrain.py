@@ -116,6 +116,16 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
         call_command("model_retrain", "--decision-log", str(tmp_path / "missing"))
     with pytest.raises(CommandError, match="at least 1"):
         call_command("model_retrain", "--iterations", "0")
+    with pytest.raises(CommandError, match="--evaluation must be at least 2"):
+        call_command("model_retrain", "--evaluation", "1")
+    for name in ("../../escape", "a/b", ".hidden", "x" * 65):
+        with pytest.raises(CommandError, match=r"--name .*: use letters, digits"):
+            call_command("model_retrain", "--name", name, "--out-dir", str(tmp_path / "m"))
+    assert not list(tmp_path.rglob("*.onnx"))  # nothing written anywhere
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(CommandError, match=r"--out-dir .*: cannot create it"):
+        call_command("model_retrain", "--out-dir", str(a_file / "sub"))
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "x.parquet").write_bytes(b"not parquet")

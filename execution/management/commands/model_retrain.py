@@ -10,6 +10,7 @@ approves it (docs/MODELS.md). Needs the training extras (requirements-train.txt)
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import sys
 from pathlib import Path
@@ -82,6 +83,16 @@ class Command(BaseCommand):
                 raise CommandError(f"--{key.replace('_', '-')} must be at least 1")
         if o["range_episodes"] < 1:
             raise CommandError("--range-episodes must be at least 1")
+        if o["evaluation"] < 2:
+            raise CommandError("--evaluation must be at least 2 (a paired interval needs two days)")
+        if o["seed"] < 0:
+            raise CommandError("--seed must be >= 0")
+        if o["name"] and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", o["name"]):
+            # Also a file name: no folder in it, nothing that leaves --out-dir.
+            raise CommandError(
+                f"--name {o['name'][:80]!r}: use letters, digits, '.', '_' and '-' "
+                "(at most 64, starting with a letter or digit)"
+            )
         if o["base"]:
             base = ModelVersion.objects.filter(name=o["base"]).first()
             if base is None:
@@ -101,7 +112,14 @@ class Command(BaseCommand):
         if ModelVersion.objects.filter(name=name).exists():
             raise CommandError(f"model version {name!r} is already registered")
         out_dir = o["out_dir"] or Path(settings.BASE_DIR) / "var" / "models"
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CommandError(
+                f"--out-dir {out_dir}: cannot create it: {e.strerror or e}"
+            ) from None
+        if not os.access(out_dir, os.W_OK | os.X_OK):
+            raise CommandError(f"--out-dir {out_dir}: folder is not writable")
         out = out_dir / f"{name}.onnx"
         if out.exists():
             raise CommandError(f"{out} exists: choose another --name or remove it")

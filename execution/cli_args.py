@@ -1,0 +1,87 @@
+"""Argument types shared by the command-line tools (backtest, training, evaluation, gate,
+predictor, benches): a bad value is a one-line usage error naming the option, never a
+traceback after minutes of work. Pure: no Django."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+# No command needs more: a larger count is a typing error (and would overflow a list).
+MAX_COUNT = 10_000_000
+
+
+def whole(lo: int, hi: int = MAX_COUNT) -> Callable[[str], int]:
+    """A whole number in [lo, hi]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be from {lo:,} to {hi:,}, got {value:,}")
+        return value
+
+    return parse
+
+
+def number(
+    lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = False
+) -> Callable[[str], float]:
+    """A finite number in [lo, hi] (or (lo, hi] with `lo_open`)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if value < lo or value > hi or (lo_open and value == lo):
+            low = f"more than {lo:g}" if lo_open else f"at least {lo:g}"
+            raise argparse.ArgumentTypeError(
+                f"must be {low}"
+                + (f" and at most {hi:g}" if hi < math.inf else "")
+                + f", got {text}"
+            )
+        return value
+
+    return parse
+
+
+def layer_sizes(text: str) -> tuple[int, ...]:
+    """Hidden layer sizes, "16,16": each from 1 to 1,024."""
+    try:
+        sizes = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated layer sizes such as 16,16, got {text!r}"
+        ) from None
+    if not sizes or any(not 1 <= n <= 1024 for n in sizes):
+        raise argparse.ArgumentTypeError(f"each layer size must be from 1 to 1,024, got {text!r}")
+    return sizes
+
+
+def output_file(option: str, path: Path, *, inputs: Iterable[Path] = ()) -> str:
+    """Why `path` cannot be written as a command's output file, or "": its folder must
+    exist and be writable, it must not be a folder, and it must not be one of the
+    command's own inputs (an output never overwrites what it was made from)."""
+    if path.is_dir():
+        return f"{option} {path}: is a folder; give a file name"
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        return f"{option} {path}: folder {parent} does not exist"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{option} {path}: folder {parent} is not writable"
+    target = path.resolve()
+    for given in inputs:
+        try:
+            if given.exists() and given.resolve() == target:
+                return f"{option} {path}: is one of the inputs; write the output elsewhere"
+        except OSError:
+            continue
+    return ""
