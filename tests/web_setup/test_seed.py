@@ -104,6 +104,15 @@ def test_a_bad_scenario_names_the_file(settings, monkeypatch, tmp_path: Path):
     (tmp_path / "broken.json").write_text('{"instrument": {}}')
     with pytest.raises(CommandError, match=r"broken\.json"):
         seed(scenarios=tmp_path)
+    (tmp_path / "broken.json").unlink()
+    # This simulator's knob with a bad value: refused now, not when a worker runs it.
+    data = json.loads((SCENARIOS_DIR / "demo-midcap-buy.json").read_text())
+    data["simulator"] = {"impact_permanent": -1}
+    (tmp_path / "knob.json").write_text(json.dumps(data))
+    with pytest.raises(CommandError, match=r"knob\.json: .*simulator\.impact_permanent"):
+        seed(scenarios=tmp_path)
+    with pytest.raises(CommandError, match="no such folder"):
+        seed(scenarios=tmp_path / "missing")
 
 
 def test_the_demo_has_a_desk_and_the_firms_starting_limits_audited(settings):

@@ -28,6 +28,7 @@ from django.utils import timezone
 from execution.algos.adaptive import DEFAULT_MODEL
 from execution.model_registry import model_approve, model_recommend, shipped_register
 from execution.models import Instrument, ModelVersion
+from execution.sim.calibration import Knobs
 from execution.sim.scenario import ScenarioError, parse_scenario
 from oversight.audit import audit_record
 from oversight.risk.models import Desk, DeskMembership, RiskLimit
@@ -79,7 +80,7 @@ def instrument_fields(path: Path) -> tuple[str, dict[str, Any]]:
         inst = data["instrument"]
         symbol = str(inst["symbol"])
         # The worker replaces the scenario's order; validate the market part the same way.
-        parse_scenario(
+        market = parse_scenario(
             {
                 **data,
                 "order": {
@@ -91,6 +92,7 @@ def instrument_fields(path: Path) -> tuple[str, dict[str, Any]]:
                 },
             }
         )
+        Knobs.from_scenario(market)  # the simulator's knobs too, before a worker meets them
         fields = {
             "name": str(inst.get("name") or data.get("name") or symbol)[:128],
             "scenario": data,
@@ -98,7 +100,7 @@ def instrument_fields(path: Path) -> tuple[str, dict[str, Any]]:
             "reference_price": Decimal(str(inst["reference_price"])),
             "adv_shares": int(inst["adv_shares"]),
         }
-    except (OSError, ValueError, KeyError, TypeError, ScenarioError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, ScenarioError) as e:
         raise CommandError(f"{path.name}: not a usable scenario: {e}") from e
     return symbol, fields
 
@@ -113,7 +115,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         password = demo_password()
-        paths = sorted(Path(options["scenarios"]).glob("*.json"))
+        folder = Path(options["scenarios"])
+        if not folder.is_dir():
+            raise CommandError(f"--scenarios {folder}: no such folder")
+        paths = sorted(folder.glob("*.json"))
         if not paths:
             raise CommandError(f"no scenario files in {options['scenarios']}")
         specs = [instrument_fields(p) for p in paths]
