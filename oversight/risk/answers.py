@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import messages
-from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -63,6 +63,8 @@ def act(request: HttpRequest, default_back: str, action: Callable[[], str]) -> H
         text = action()
     except Bad as e:
         return fail(request, e.status, str(e), back)
+    except PermissionDenied as e:
+        return fail(request, 403, str(e) or "your role does not allow this", back)
     except ObjectDoesNotExist as e:
         return fail(request, 404, str(e) or "that no longer exists", back)
     except ValidationError as e:

@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -290,7 +290,8 @@ def kill_switch_engage(
     """Halt (or restrict to reducing orders) everything in scope, at once. One person."""
     key = scope_check(scope_type, scope_key, kill=True)
     if not _may_engage(user, scope_type, key):
-        raise ValidationError(
+        # Not a bad value but a role's limit: refused as a permission (403), as the preview is.
+        raise PermissionDenied(
             "you may not engage this kill switch: traders may stop their own trading or "
             "their own orders; risk managers any scope"
         )

@@ -488,10 +488,11 @@ def override_request(request: HttpRequest) -> HttpResponse:
 
         order_id = _whole(field(request, "order", "order id"), "the order id")
         visible = ParentOrder.objects.all()
-        if not _is_risk_manager(request.user):
+        mine_only = not _is_risk_manager(request.user)
+        if mine_only:
             visible = visible.filter(owner=request.user)  # another's order: as if not there
         if not visible.filter(pk=order_id).exists():
-            raise Bad(404, f"there is no order {order_id} of yours")
+            raise Bad(404, f"there is no order {order_id}" + (" of yours" if mine_only else ""))
         ov = services.override_request(
             user=request.user, order_id=order_id, reason=field(request, "reason")
         )

@@ -7,7 +7,7 @@ from functools import partial
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
 from execution.models import ChildOrder, Fill, Instrument
@@ -96,9 +96,9 @@ def test_who_may_engage_what(
     kill_switch_engage(user=alice, scope_type="trader", scope_key="alice", reason="stop me")
     kill_switch_engage(user=bob, scope_type="order", scope_key=str(theirs.pk), reason="stop it")
     for scope_type, key in (("trader", "bob"), ("firm", ""), ("order", str(theirs.pk))):
-        with pytest.raises(ValidationError, match="may not engage"):
+        with pytest.raises(PermissionDenied, match="may not engage"):
             kill_switch_engage(user=alice, scope_type=scope_type, scope_key=key, reason="x")
-    with pytest.raises(ValidationError, match="may not engage"):
+    with pytest.raises(PermissionDenied, match="may not engage"):
         kill_switch_engage(user=adam, scope_type="firm", reason="admins cannot")
     with pytest.raises(ValidationError) as e:
         kill_switch_engage(user=rita, scope_type="desk", scope_key="nowhere", reason="x")

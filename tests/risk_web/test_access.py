@@ -104,16 +104,20 @@ def test_trader_may_stop_their_own_trading_only(alice, bob) -> None:
     k = KillSwitch.objects.get()
     assert (k.scope_type, k.scope_key, k.engaged_by, k.active) == ("trader", "alice", alice, True)
 
-    for scope_type, key in (("trader", "bob"), ("firm", ""), ("instrument", "HBRK")):
+    for scope_type, key, status, says in (
+        ("trader", "bob", 403, "traders may stop their own trading"),  # a role's limit
+        ("firm", "", 403, "traders may stop their own trading"),
+        ("instrument", "HBRK", 400, "there is no instrument 'HBRK'"),  # a bad value
+    ):
         resp = c.post(
             reverse("risk_kill"),
             {"scope_type": scope_type, "scope_key": key, "reason": "not mine"},
             HTTP_ACCEPT="application/json",
         )
-        assert resp.status_code == 400
-        assert "traders may stop their own trading" in resp.json()["error"] or (
-            "there is no" in resp.json()["error"]
-        )
+        assert resp.status_code == status, (scope_type, resp.content)
+        assert says in resp.json()["error"]
+    page = c.post(reverse("risk_kill"), {"scope_type": "firm", "reason": "not mine"})
+    assert page.status_code == 403 and "traders may stop their own trading" in page.content.decode()
     assert KillSwitch.objects.count() == 1
 
 
@@ -125,7 +129,7 @@ def test_trader_may_stop_their_own_order_not_anothers(alice, bob, instrument) ->
         {"scope_type": "order", "scope_key": str(theirs.pk), "reason": "x"},
         HTTP_ACCEPT="application/json",
     )
-    assert bad.status_code == 400 and "may not engage" in bad.json()["error"]
+    assert bad.status_code == 403 and "may not engage" in bad.json()["error"]
     good = c.post(
         reverse("risk_kill"),
         {"scope_type": "order", "scope_key": str(mine.pk), "reason": "x"},

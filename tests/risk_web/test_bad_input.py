@@ -38,7 +38,7 @@ def setup(rita, rob, alice, instrument):
         kind="TEST", severity="WARNING", scope_type="firm", title="something"
     )
     kill = services.kill_switch_engage(user=rita, scope_type="firm", reason="halt")
-    return {"blocked": blocked, "exc": exc, "kill": kill}
+    return {"blocked": blocked, "exc": exc, "kill": kill, "rm": rita}
 
 
 def test_limit_request(rita, setup) -> None:
@@ -145,7 +145,12 @@ def test_override_request(alice, bob, setup) -> None:
     refused(c, url, {"reason": "x"}, status=400, says="the form has no order id field")
     refused(c, url, {"order": "abc", "reason": "x"}, status=400,
             says="the order id must be a whole number")  # fmt: skip
-    refused(c, url, {"order": "99999", "reason": "x"}, status=404, says="there is no order 99999")
+    refused(c, url, {"order": "99999", "reason": "x"}, status=404,
+            says="there is no order 99999 of yours")  # fmt: skip
+    # A risk manager sees every order: "of yours" would be wrong.
+    resp = client_for(setup["rm"]).post(url, {"order": "99999", "reason": "x"},
+                                        HTTP_ACCEPT="application/json")  # fmt: skip
+    assert resp.status_code == 404 and resp.json()["error"] == "there is no order 99999"
     refused(c, url, {"order": str(blocked.pk)}, status=400, says="the form has no reason field")
     refused(c, url, {"order": str(blocked.pk), "reason": ""}, status=302,
             says="say why the order should go ahead")  # fmt: skip
