@@ -259,8 +259,8 @@ def _plan(args: argparse.Namespace) -> list[ScenarioRun]:
         decision_log = str(target.resolve())
     if args.json is not None:
         inputs = [Path(f) for f in args.scenarios]
-        if args.model is not None:
-            inputs.append(resolve_model(args.model))
+        if model:
+            inputs.append(resolve_model(str(model)))
         problem = output_file("--json", Path(args.json), inputs=inputs)
         if problem:
             raise UsageError(problem)

@@ -77,10 +77,10 @@ def output_file(option: str, path: Path, *, inputs: Iterable[Path] = ()) -> str:
         return f"{option} {path}: folder {parent} does not exist"
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"{option} {path}: folder {parent} is not writable"
-    target = path.resolve()
     for given in inputs:
         try:
-            if given.exists() and given.resolve() == target:
+            # samefile: also a hard link or another path to the same file.
+            if path.exists() and given.exists() and os.path.samefile(path, given):
                 return f"{option} {path}: is one of the inputs; write the output elsewhere"
         except OSError:
             continue

@@ -8,22 +8,33 @@ from django import forms
 
 from execution.algos.params import ParamError, ParamSpec
 from execution.algos.registry import strategy_class, strategy_names
-from execution.model_registry import approved_names
+from execution.model_registry import approved_names, default_version
 from execution.models import SIDE_CHOICES, Instrument
 
 PARAM_PREFIX = "param_"
 STRATEGY_LABELS = {"twap": "TWAP", "vwap": "VWAP", "pov": "POV", "is": "IS (Almgren–Chriss)"}
 
 
-def describe(spec: ParamSpec, approved: list[str]) -> dict[str, Any]:
+def _default_model(approved: list[str]) -> str:
+    """The preselected model: the registry's default (a version for every spread), else
+    the first offered (the trader sees which one before sending)."""
+    mv = default_version()
+    if mv is not None and mv.name in approved:
+        return mv.name
+    return approved[0] if approved else ""
+
+
+def describe(
+    spec: ParamSpec, approved: list[str], default_model: str | None = None
+) -> dict[str, Any]:
     """A parameter as the ticket shows it. The adaptive strategy's model is a choice among
-    the versions approved for trading (newest first), never free text."""
+    the versions approved for trading (every-spread ones first), never free text."""
     d = spec.describe()
     if spec.name == "model":
         d.update(
             type="choice",
             choices=approved,
-            default=approved[0] if approved else "",
+            default=_default_model(approved) if default_model is None else default_model,
             help="Policy model version: those approved for trading by two risk managers.",
         )
     return d

@@ -153,26 +153,44 @@ def expert_for(mv: ModelVersion, instrument: Any) -> dict[str, Any] | None:
     return {**row, "spread_bps": bps}
 
 
+# A card that names a spread band that cannot be read: a band no instrument is in.
+UNREADABLE_BAND = (math.inf, math.inf)
+
+
 def spread_band_of(mv: ModelVersion) -> tuple[float, float] | None:
     """The band of quoted spread, [lo, hi) bps, that a single expert was trained on (its
-    card's `spread_band`); None for a version trained on every spread, or gated."""
+    card's `spread_band`); None for a version trained on every spread, or gated; a band
+    that is there but unreadable is UNREADABLE_BAND (it trades nothing rather than all)."""
     config = mv.card.get("config") if isinstance(mv.card, dict) else None
-    band = config.get("spread_band") if isinstance(config, dict) else None
+    if not isinstance(config, dict) or config.get("spread_band") is None:
+        return None
+    band = config["spread_band"]
     try:
-        lo, hi = float(band[0]), float(band[1])  # type: ignore[index]
+        lo, hi = float(band[0]), float(band[1])
     except (TypeError, ValueError, IndexError, KeyError):
-        return None
-    if not (math.isfinite(lo) and math.isfinite(hi)) or (lo <= 0 and hi <= 0):
-        return None
+        return UNREADABLE_BAND
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or hi < 0:
+        return UNREADABLE_BAND
+    if lo == 0 and hi == 0:
+        return None  # the trainer's "no band"
     return lo, hi if hi > 0 else math.inf
 
 
 def band_problem(mv: ModelVersion, instrument: Any) -> str:
     """Why `mv` must not trade `instrument` (an expert outside the band of spreads it was
-    trained on), or ""."""
+    trained on, or one whose band or instrument's spread cannot be told), or ""."""
     band = spread_band_of(mv)
+    if band is None:
+        return ""
+    if band == UNREADABLE_BAND:
+        return f"{mv.name}'s card names a band of spreads that cannot be read: choose another"
     bps = instrument_spread_bps(instrument)
-    if band is None or bps is None or band[0] <= bps < band[1]:
+    if bps is None:
+        return (
+            f"{mv.name} was trained for one band of spreads and {instrument.symbol}'s "
+            "spread is unknown: choose a version for every spread"
+        )
+    if band[0] <= bps < band[1]:
         return ""
     hi = "and over" if band[1] == math.inf else f"to {band[1]:g}"
     return (
@@ -182,9 +200,8 @@ def band_problem(mv: ModelVersion, instrument: Any) -> str:
 
 
 def approved_versions() -> list[ModelVersion]:
-    """What the ticket offers: versions that trade every spread first (the first is the
-    default), then the single-band experts; newest approval first within each. Approving
-    an expert for one band of spreads never makes it the default for every instrument."""
+    """What the ticket offers: versions that trade every spread first, then the single-band
+    experts; newest approval first within each."""
     versions = list(
         ModelVersion.objects.filter(status=ModelVersion.APPROVED).order_by("-decided_at", "-id")
     )
@@ -196,8 +213,9 @@ def approved_names() -> list[str]:
 
 
 def default_version() -> ModelVersion | None:
-    versions = approved_versions()
-    return versions[0] if versions else None
+    """The newest approved version that trades every spread; None if there is none (an
+    expert for one band is never anyone's default: the trader names it)."""
+    return next((mv for mv in approved_versions() if spread_band_of(mv) is None), None)
 
 
 # -- services -----------------------------------------------------------------------------

@@ -316,10 +316,19 @@ def order_control_request(
     with transaction.atomic():
         # The order's row lock first (as the workers take it): two clicks cannot both pass.
         ParentOrder.objects.select_for_update().filter(pk=order.pk).exists()
-        pending = set(
-            ControlRequest.objects.filter(parent=order, applied_at__isnull=True).values_list(
-                "action", flat=True
+        # Only while a worker holds the order does a pending request mean "wait for it".
+        # A suspended or blocked order has no worker to apply it (one that was lost may
+        # have left requests unapplied): its cancel is done here and now, and a resume
+        # may be asked again (it dispatches again).
+        held = order.status not in (SUSPENDED, BLOCKED)
+        pending = (
+            set(
+                ControlRequest.objects.filter(parent=order, applied_at__isnull=True).values_list(
+                    "action", flat=True
+                )
             )
+            if held
+            else set()
         )
         if ControlRequest.CANCEL in pending:
             raise ValidationError(
@@ -374,7 +383,12 @@ def _suspended_cancel(order: ParentOrder, req: ControlRequest, user: Any) -> Non
     ParentOrder.objects.filter(pk=locked.pk).update(
         status=ParentStatus.CANCELED.value, status_reason=reason, last_seq=seq
     )
-    ControlRequest.objects.filter(pk=req.pk).update(applied_at=timezone.now(), outcome="applied")
+    now = timezone.now()
+    ControlRequest.objects.filter(pk=req.pk).update(applied_at=now, outcome="applied")
+    # Whatever a lost worker left unapplied ends with the order.
+    ControlRequest.objects.filter(parent=locked, applied_at__isnull=True).update(
+        applied_at=now, outcome="void: the order was canceled"
+    )
     message = (locked.owner_id, {**payload, "order_id": locked.pk})
     transaction.on_commit(lambda: broadcast_events([message]))
 

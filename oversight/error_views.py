@@ -15,7 +15,7 @@ NOT_ALLOWED = "your role does not allow this: ask an admin if it should"
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    message = (str(exception) if exception is not None else "") or NOT_ALLOWED
+    message = ((str(exception) if exception is not None else "") or NOT_ALLOWED).rstrip(".")
     if wants_json(request):
         return JsonResponse({"ok": False, "error": message}, status=403)
     return render(request, "oversight/error.html", {"status": 403, "message": message}, status=403)
@@ -25,6 +25,7 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     detail = str(exception) if exception is not None else ""
     # Django's resolver puts a dict of its own in the exception when no URL matches.
     message = detail if detail and not detail.startswith("{") else "there is no such page"
+    message = message.rstrip(".")  # the page adds its own full stop
     if wants_json(request):
         return JsonResponse({"ok": False, "error": message}, status=404)
     return render(request, "oversight/error.html", {"status": 404, "message": message}, status=404)

@@ -551,3 +551,19 @@ def test_every_rolling_window_counts_exactly_the_intervals_inside_it() -> None:
         }
         for name, value in want.items():
             assert got[INDEX[name]] == np.float32(value), (name, t)
+
+        # The sums themselves, in float64, to the last bit (float32 features could hide a
+        # changed order of additions).
+        def sums(w: float, a: int, b: int) -> tuple[float, float]:
+            x = y = 0.0
+            for iv in inside(w):
+                x += iv[a]
+                y += iv[b]
+            return x, y
+
+        s = state._window_sums(float(t))
+        assert (s.r2_short, s.dt_short) == sums(VOL_SHORT_S, 2, 1)
+        assert (s.r2_long, s.dt_long) == sums(VOL_LONG_S, 2, 1)
+        assert (s.buy_short, s.sell_short) == sums(FLOW_SHORT_S, 3, 4)
+        assert (s.buy_long, s.sell_long) == sums(FLOW_LONG_S, 3, 4)
+        assert (s.dark_filled, s.dark_exposure) == sums(DARK_WINDOW_S, 5, 6)

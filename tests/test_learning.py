@@ -264,18 +264,6 @@ def test_a_retrain_keeps_an_expert_s_band_and_schedule() -> None:
         ("gate", ["--expert", "policy-v8:5", "--expert", "policy-v99"], "expert policy-v99"),
         (
             "gate",
-            [
-                "--expert",
-                "policy-v8:5",
-                "--expert",
-                "policy-v4",
-                "--out",
-                "execution/learning/models/policy-v4.onnx",
-            ],
-            "is one of the inputs",
-        ),
-        (
-            "gate",
             ["--expert", "policy-v8:5", "--expert", "policy-v4", "--validation", "1"],
             "--validation: must be from 2",
         ),
@@ -322,3 +310,25 @@ def test_evaluate_refuses_bad_options(
         evaluate.main(args)
     assert exit_.value.code == 2
     assert why in capsys.readouterr().err
+
+
+def test_the_gate_never_writes_over_an_expert(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    import shutil
+
+    from execution.algos.adaptive import MODEL_DIR
+    from execution.learning import gate
+
+    expert = tmp_path / "expert.onnx"  # a copy: a regression must not touch a shipped file
+    shutil.copyfile(MODEL_DIR / "policy-v4.onnx", expert)
+    before = expert.read_bytes()
+    args = ["--expert", "policy-v8:5", "--expert", str(expert)]
+    for out in (expert, tmp_path / "." / "expert.onnx"):
+        with pytest.raises(SystemExit) as exit_:
+            gate.main([*args, "--out", str(out)])
+        assert exit_.value.code == 2
+        assert "is one of the inputs" in capsys.readouterr().err
+    assert expert.read_bytes() == before

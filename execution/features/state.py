@@ -284,27 +284,33 @@ class FeatureState:
         r2_s = dt_s = r2_l = dt_l = 0.0
         buy_s = sell_s = buy_l = sell_l = 0.0
         dark_filled = dark_exposure = 0.0
-        # The same tests as one pass per window: an interval ending at or before
-        # now - W is out of the W-second window (and so is every older one).
+        # The same tests, in the same order, as one pass per window: a window takes the
+        # newest intervals until the first one ending at or before now - W, and stops
+        # there (written `not t <= cut`, so even a NaN time is treated as before).
         cut_dark, cut_flow_long = now - DARK_WINDOW_S, now - FLOW_LONG_S
         cut_vol_long, cut_flow_short = now - VOL_LONG_S, now - FLOW_SHORT_S
         cut_vol_short = now - VOL_SHORT_S
+        in_fl = in_vl = in_fs = in_vs = True
         for iv in reversed(self._intervals):
             t = iv.t_end
             if t <= cut_dark:
                 break
             dark_filled += iv.dark_filled
             dark_exposure += iv.dark_exposure
-            if t > cut_flow_long:
+            in_fl = in_fl and not t <= cut_flow_long
+            if in_fl:
                 buy_l += iv.buy
                 sell_l += iv.sell
-            if t > cut_vol_long:
+            in_vl = in_vl and not t <= cut_vol_long
+            if in_vl:
                 r2_l += iv.r2_bps
                 dt_l += iv.ret_dt
-            if t > cut_flow_short:
+            in_fs = in_fs and not t <= cut_flow_short
+            if in_fs:
                 buy_s += iv.buy
                 sell_s += iv.sell
-            if t > cut_vol_short:
+            in_vs = in_vs and not t <= cut_vol_short
+            if in_vs:
                 r2_s += iv.r2_bps
                 dt_s += iv.ret_dt
         return _Sums(

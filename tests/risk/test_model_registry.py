@@ -320,6 +320,28 @@ def test_an_expert_for_one_band_of_spreads_trades_only_there_and_is_never_the_de
         e.value.message_dict["param_model"]
     )
     assert not ParentOrder.objects.filter(instrument=wide).exists()
+    # What cannot be told is refused, not let through: an unknown spread, an unreadable band.
+    nowhere = Instrument.objects.create(
+        symbol="NOSPRD", name="x", tick_size=instrument.tick_size,
+        reference_price=instrument.reference_price, adv_shares=instrument.adv_shares,
+        scenario={"instrument": {}},
+    )  # fmt: skip
+    assert "spread is unknown" in band_problem(expert, nowhere)
+    assert band_problem(general, nowhere) == ""
+    expert.card = {**expert.card, "config": {**expert.card["config"], "spread_band": "0-5"}}
+    expert.save(update_fields=["card"])
+    assert "cannot be read" in band_problem(expert, instrument)
+    # Only experts approved: no default at all; the trader names one.
+    general.status = ModelVersion.RETIRED
+    general.save(update_fields=["status"])
+    from execution.model_registry import default_version
+
+    assert default_version() is None
+    with pytest.raises(ValidationError) as e:
+        submit(alice, instrument, strategy="adaptive", quantity=22_000)
+    assert "choose an approved model version: policy-v8" in str(e.value.message_dict["param_model"])
+    expert.card = {**expert.card, "config": {**expert.card["config"], "spread_band": [0.0, 5.0]}}
+    expert.save(update_fields=["card"])
     if bps < 5:  # inside its band it trades
         ok = submit(
             alice, instrument, strategy="adaptive", params={"model": "policy-v8"}, quantity=21_000

@@ -155,3 +155,22 @@ def test_a_second_click_while_the_first_is_pending_is_refused(
     ControlRequest.objects.update(applied_at="2026-01-01T00:00:00Z", outcome="applied")
     with django_capture_on_commit_callbacks(execute=False):
         assert control(c, order, action=then).status_code == 200
+
+
+def test_a_suspended_order_is_never_stuck_behind_a_request_its_lost_worker_left(
+    alice, instrument, django_capture_on_commit_callbacks
+) -> None:
+    """A cancel asked while WORKING, then the worker is lost (SUSPENDED) before applying
+    it: the order must still be resumable and cancellable."""
+    order = make_order(alice, instrument, status="WORKING")
+    c = client_for(alice)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert control(c, order, action="cancel").status_code == 200
+    type(order).objects.filter(pk=order.pk).update(status="SUSPENDED")  # the worker was lost
+    with django_capture_on_commit_callbacks(execute=False):
+        assert control(c, order, action="resume").status_code == 200
+        assert control(c, order, action="resume").status_code == 200  # asked again: dispatches
+        assert control(c, order, action="cancel").status_code == 200  # done here and now
+    order.refresh_from_db()
+    assert order.status == "CANCELED"
+    assert not ControlRequest.objects.filter(parent=order, applied_at__isnull=True).exists()

@@ -261,7 +261,7 @@ def test_the_ticket_lists_the_static_strategies_first(alice) -> None:
     assert names[:4] == ["twap", "vwap", "pov", "is"] and "adaptive" in names[4:]
 
 
-@pytest.mark.parametrize("quantity", ["99999999999999999999999999", "1e30"])
+@pytest.mark.parametrize("quantity", ["99999999999999999999999999", "1000000000001"])
 def test_estimate_refuses_a_quantity_no_order_may_have(alice, instrument, quantity: str) -> None:
     resp = client_for(alice).get(
         reverse("order_estimate"),
@@ -273,4 +273,4 @@ def test_estimate_refuses_a_quantity_no_order_may_have(alice, instrument, quanti
         },
     )
     assert resp.status_code == 400
-    assert "quantity" in resp.json()["error"]
+    assert resp.json()["error"] == "quantity must be at most 1,000,000,000,000 shares"
