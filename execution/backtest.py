@@ -37,7 +37,7 @@ from execution.algos.adaptive import ModelUnavailable, load_policy, resolve_mode
 from execution.algos.params import ParamError, validate_params
 from execution.algos.registry import strategy_class, strategy_names
 from execution.backtest_stats import mean, mean_defined, paired_difference, standard_error
-from execution.cli_args import output_file, whole
+from execution.cli_args import output_file, output_folder, whole
 from execution.engine.engine import ExecutionEngine
 from execution.learning.decision_log import DecisionRecorder, EpisodeInfo, EpisodeLog
 from execution.sim.calibration import Knobs
@@ -248,14 +248,9 @@ def _plan(args: argparse.Namespace) -> list[ScenarioRun]:
                 "--decision-log: the adaptive strategy is not being run (see --strategies)"
             )
         target = Path(args.decision_log)
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(
-                f"--decision-log {args.decision_log}: cannot create it: {exc.strerror or exc}"
-            ) from None
-        if not os.access(target, os.W_OK | os.X_OK):
-            raise UsageError(f"--decision-log {args.decision_log}: directory is not writable")
+        problem = output_folder("--decision-log", target)
+        if problem:
+            raise UsageError(problem)
         decision_log = str(target.resolve())
     if args.json is not None:
         inputs = [Path(f) for f in args.scenarios]

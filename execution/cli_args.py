@@ -85,3 +85,14 @@ def output_file(option: str, path: Path, *, inputs: Iterable[Path] = ()) -> str:
         except OSError:
             continue
     return ""
+
+
+def output_folder(option: str, path: Path) -> str:
+    """Create `path` (and its parents) for a command's outputs; why it cannot be used, or ""."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"{option} {path}: cannot create it: {exc.strerror or exc}"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"{option} {path}: folder is not writable"
+    return ""

@@ -10,7 +10,6 @@ approves it (docs/MODELS.md). Needs the training extras (requirements-train.txt)
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from execution.cli_args import output_folder
 from execution.model_registry import default_version, model_path, model_register
 from execution.models import ModelVersion
 
@@ -112,14 +112,9 @@ class Command(BaseCommand):
         if ModelVersion.objects.filter(name=name).exists():
             raise CommandError(f"model version {name!r} is already registered")
         out_dir = o["out_dir"] or Path(settings.BASE_DIR) / "var" / "models"
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise CommandError(
-                f"--out-dir {out_dir}: cannot create it: {e.strerror or e}"
-            ) from None
-        if not os.access(out_dir, os.W_OK | os.X_OK):
-            raise CommandError(f"--out-dir {out_dir}: folder is not writable")
+        problem = output_folder("--out-dir", out_dir)
+        if problem:
+            raise CommandError(problem)
         out = out_dir / f"{name}.onnx"
         if out.exists():
             raise CommandError(f"{out} exists: choose another --name or remove it")
