@@ -206,7 +206,7 @@ def _load_scenarios(files: Sequence[str]) -> list[tuple[str, Scenario]]:
         try:
             scenario = load_scenario(path)
             Knobs.from_scenario(scenario)  # this simulator's knobs, checked before any run
-            for key in Knobs.unknown_knobs(scenario):
+            for key in Knobs.unknown_knobs(scenario.simulator):
                 print(
                     f"note: {path}: simulator.{key} is not a knob of this simulator; ignored",
                     file=sys.stderr,

@@ -111,6 +111,11 @@ def test_a_bad_scenario_names_the_file(settings, monkeypatch, tmp_path: Path):
     (tmp_path / "knob.json").write_text(json.dumps(data))
     with pytest.raises(CommandError, match=r"knob\.json: .*simulator\.impact_permanent"):
         seed(scenarios=tmp_path)
+    data["simulator"] = {"their_knob": 1}  # another simulator's: ignored, with a note
+    (tmp_path / "knob.json").write_text(json.dumps(data))
+    assert "simulator.their_knob is not a knob of this simulator; ignored" in seed(
+        scenarios=tmp_path
+    )
     with pytest.raises(CommandError, match="no such folder"):
         seed(scenarios=tmp_path / "missing")
 

@@ -122,6 +122,11 @@ class Command(BaseCommand):
         if not paths:
             raise CommandError(f"no scenario files in {options['scenarios']}")
         specs = [instrument_fields(p) for p in paths]
+        for p, (_, fields) in zip(paths, specs, strict=True):
+            for key in Knobs.unknown_knobs(fields["scenario"].get("simulator")):
+                self.stdout.write(
+                    f"note: {p.name}: simulator.{key} is not a knob of this simulator; ignored"
+                )
         User = get_user_model()
         with transaction.atomic():
             roles_ensure()
