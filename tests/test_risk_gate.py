@@ -108,6 +108,24 @@ def test_the_engine_sends_nothing_the_gate_refuses(midcap: Scenario) -> None:
     assert Counter(d.reason for d in of(e.events, ChildDenied))["TRADING_HALTED"] > 0
 
 
+def test_a_limit_far_from_the_mid_does_not_collar_dark_children(midcap: Scenario) -> None:
+    """A buy limited 10% above the market: lit children are priced at the market (the
+    limit only caps them) and dark ones peg to the midpoint (the limit is their cap, not
+    their price). A 50 bps collar must refuse none of them."""
+    from decimal import Decimal
+
+    e = ExecutionEngine(Market(midcap, 1), risk=RiskGate(midcap.instrument.tick_size))
+    limit = Decimal(str(round(midcap.instrument.reference_price * 1.10, 2)))
+    if midcap.order.side != "buy":
+        limit = Decimal(str(round(midcap.instrument.reference_price * 0.90, 2)))
+    e.add_order(spec(midcap, limit_px=limit))
+    e.risk.set_limits("P1", ChildLimits(account="a", price_collar_bps=50.0))  # type: ignore[union-attr]
+    e.run_until(midcap.order.start_minute * 60.0 + 1800)
+    sent = of(e.events, ChildSubmitted)
+    assert any(c.venue.startswith("DARK") for c in sent)  # dark children went out
+    assert not [d for d in of(e.events, ChildDenied) if d.reason == "PRICE_COLLAR"]
+
+
 class Broken(TWAP):
     name = "broken"
 

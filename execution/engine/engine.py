@@ -440,7 +440,9 @@ class ExecutionEngine:
                 p.order_id,
                 side=p.side,
                 qty=a.qty,
-                px_ticks=a.px_ticks,
+                # A dark child trades at the midpoint; its price is only a cap (the
+                # parent's limit), not a price to hold against the collar.
+                px_ticks=None if a.intent == "dark" else a.px_ticks,
                 venue=a.venue,
                 now=now,
                 mid_ticks=m.mid_ticks(),
