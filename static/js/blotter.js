@@ -214,6 +214,9 @@
     }
     render = kid ? kid.status : null;
     tb.dataset.workingChildren = tb._working;
+    // Progress events (which carry the working quantity) come with fills only: once no
+    // child works (a pause, a cancel, the window's end), nothing does, whatever the last said.
+    if (tb._working === 0) setCell(tb, "working", qtyFmt(0), 0);
     setCell(tb, "children-count", `(${tb._kids.size})`);
     if (isOpen(tb)) drawChild(tb, ev, render, true);
     else tb._deferred.push([ev, render]);

@@ -171,6 +171,15 @@ def test_trader_submits_watches_pauses_resumes_cancels(
     paused_at = page.evaluate(FILLED, [oid])
     page.wait_for_timeout(2000)
     assert page.evaluate(FILLED, [oid]) == paused_at, "fills kept coming while paused"
+    # Its children were cancelled: the Working column says 0 live, without a reload.
+    _wait_js(
+        page,
+        "([id]) => document.querySelector('#order-' + id + ' [data-field=working]')"
+        "?.textContent.trim() === '0'",
+        [oid],
+        "the working quantity to reach 0 after the pause",
+        stack,
+    )
     t_pause = time.monotonic()
 
     # Resume: WORKING again, and it fills again.
