@@ -19,6 +19,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from execution.algos.pretrade import pretrade_estimate, window_volume_fraction
+from execution.algos.registry import strategy_names
 from execution.forms import PARAM_PREFIX, OrderTicketForm, strategy_schemas
 from execution.model_registry import approved_names, expert_for
 from execution.models import BLOCKED, ControlRequest, Instrument, OrderEvent, ParentOrder
@@ -32,6 +33,7 @@ from execution.services import (
 )
 from execution.sim.scenario import ScenarioError, parse_scenario
 from execution.worker import sessions_reap
+from oversight.risk.pretrade import order_scopes, refusals
 from oversight.risk.selectors import trader_alerts
 from oversight.roles import TRADE
 
@@ -303,6 +305,23 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
                 f"the {instrument.symbol} market is at {est['market']['at']} of day "
                 f"{clock['day']}: this window has already ended"
             )
+        # What would refuse the order outright (a kill switch, a restriction): said now,
+        # not after the whole ticket is filled in.
+        side = request.GET.get("side", "buy")
+        strategy = request.GET.get("strategy", "")
+        scopes = order_scopes(
+            user=request.user,
+            instrument=instrument,
+            strategy=strategy if strategy in strategy_names() else "",
+        )
+        for f in refusals(
+            user=request.user,
+            instrument=instrument,
+            side=side if side in ("buy", "sell") else "buy",
+            quantity=quantity,
+            scopes=scopes,
+        ):
+            est["warnings"].append(f"this order would be refused: {f.message}")
         return JsonResponse(est)
     except (ScenarioError, ValueError) as e:
         return JsonResponse({"error": str(e)}, status=400)

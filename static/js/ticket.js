@@ -104,6 +104,8 @@
       quantity: form.elements.quantity.value,
       start_minute: form.elements.start_minute.value,
       end_minute: form.elements.end_minute.value,
+      side: (form.querySelector("input[name=side]:checked") || {}).value || "buy",
+      strategy: strategy.value,
     });
     const mine = ++generation;
     let data;

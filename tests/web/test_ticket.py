@@ -274,3 +274,19 @@ def test_estimate_refuses_a_quantity_no_order_may_have(alice, instrument, quanti
     )
     assert resp.status_code == 400
     assert resp.json()["error"] == "quantity must be at most 1,000,000,000,000 shares"
+
+
+def test_the_estimate_warns_of_a_kill_switch_before_the_ticket_is_sent(alice, instrument) -> None:
+    from oversight.risk.services import kill_switch_engage
+
+    c = client_for(alice)
+    q = {"instrument": instrument.pk, "quantity": 12000, "start_minute": 45, "end_minute": 225}
+    assert c.get(reverse("order_estimate"), q).json()["warnings"] == []
+    k = kill_switch_engage(user=alice, scope_type="trader", scope_key="alice", reason="runaway")
+    warnings = c.get(reverse("order_estimate"), {**q, "side": "sell", "strategy": "twap"}).json()[
+        "warnings"
+    ]
+    assert warnings == [
+        f"this order would be refused: trading is halted for trader alice by kill switch "
+        f"{k.pk}: runaway"
+    ]
