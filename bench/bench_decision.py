@@ -37,7 +37,7 @@ from execution.algos.adaptive import (  # noqa: E402
     load_policy_predictor,
     observation,
 )
-from execution.cli_args import whole  # noqa: E402
+from execution.cli_args import exit_code, whole  # noqa: E402
 from execution.features import FeatureState, normalise  # noqa: E402
 from execution.sim.episode import ORDER_ID, run_episode  # noqa: E402
 from execution.sim.scenario import ScenarioError, load_scenario  # noqa: E402
@@ -154,12 +154,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except (
-        ScenarioError,
-        ModelUnavailable,
-    ) as e:  # a bad scenario or model: one line, not a traceback
-        print(f"error: {e}", file=sys.stderr)
-        code = 2
-    sys.exit(code)
+    sys.exit(exit_code(main, ScenarioError, ModelUnavailable))

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from execution.cli_args import whole  # noqa: E402
+from execution.cli_args import exit_code, whole  # noqa: E402
 from execution.sim.calibration import SESSION_SECONDS  # noqa: E402
 from execution.sim.episode import run_episode  # noqa: E402
 from execution.sim.market import Market  # noqa: E402
@@ -64,9 +64,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except ScenarioError as e:  # a bad scenario or model: one line, not a traceback
-        print(f"error: {e}", file=sys.stderr)
-        code = 2
-    sys.exit(code)
+    sys.exit(exit_code(main, ScenarioError))

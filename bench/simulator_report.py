@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from execution.cli_args import whole  # noqa: E402
+from execution.cli_args import exit_code, whole  # noqa: E402
 from execution.sim.diagnostics import microstructure, quiet_day, square_root_law  # noqa: E402
 from execution.sim.scenario import ScenarioError, load_scenario  # noqa: E402
 
@@ -153,9 +153,4 @@ def svg(fits: list) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except ScenarioError as e:  # a bad scenario or model: one line, not a traceback
-        print(f"error: {e}", file=sys.stderr)
-        code = 2
-    sys.exit(code)
+    sys.exit(exit_code(main, ScenarioError))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -96,3 +97,13 @@ def output_folder(option: str, path: Path) -> str:
     if not os.access(path, os.W_OK | os.X_OK):
         return f"{option} {path}: folder is not writable"
     return ""
+
+
+def exit_code(main: Callable[[], int], *errors: type[Exception]) -> int:
+    """`main()`'s status; one of `errors` (a bad scenario or model) is one line on stderr
+    and status 2, not a traceback. For scripts: `sys.exit(exit_code(main, ScenarioError))`."""
+    try:
+        return main()
+    except errors as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -24,9 +24,7 @@ def _default_model(approved: list[str]) -> str:
     return approved[0] if approved else ""
 
 
-def describe(
-    spec: ParamSpec, approved: list[str], default_model: str | None = None
-) -> dict[str, Any]:
+def describe(spec: ParamSpec, approved: list[str]) -> dict[str, Any]:
     """A parameter as the ticket shows it. The adaptive strategy's model is a choice among
     the versions approved for trading (every-spread ones first), never free text."""
     d = spec.describe()
@@ -34,7 +32,7 @@ def describe(
         d.update(
             type="choice",
             choices=approved,
-            default=_default_model(approved) if default_model is None else default_model,
+            default=_default_model(approved),
             help="Policy model version: those approved for trading by two risk managers.",
         )
     return d

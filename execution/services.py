@@ -330,15 +330,14 @@ def order_control_request(
             if held
             else set()
         )
-        if ControlRequest.CANCEL in pending:
-            raise ValidationError(
-                {"action": ["a cancel is already pending: the worker applies it at its next step"]}
-            )
-        if action in pending and action != ControlRequest.AMEND:
+        # A pending cancel ends the order, so nothing may follow it; a pause or resume
+        # asked twice is one click too many; amends queue.
+        waiting = ControlRequest.CANCEL if ControlRequest.CANCEL in pending else action
+        if waiting in pending and waiting != ControlRequest.AMEND:
             raise ValidationError(
                 {
                     "action": [
-                        f"a {action} is already pending: the worker applies it at its next step"
+                        f"a {waiting} is already pending: the worker applies it at its next step"
                     ]
                 }
             )
