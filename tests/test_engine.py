@@ -25,7 +25,7 @@ from execution.engine.events import (
     ParentProgress,
     ParentStatusChanged,
 )
-from execution.engine.orders import ParentStatus
+from execution.engine.orders import ParentStatus, ticks_to_px
 from execution.sim.market import Market
 from execution.sim.scenario import Scenario
 
@@ -139,6 +139,24 @@ def test_participation_cap_holds(midcap: Scenario) -> None:
     assert w.parent.filled_qty <= 0.1 / 0.9 * others + grace
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_pov_order_keeps_to_its_rate_to_the_end_of_a_short_window(
+    midcap: Scenario, seed: int
+) -> None:
+    """POV does not complete by default: its last slice must not sweep the book for the
+    rest of the order (it once took 1,800 shares there, 2.7 times its 1% of ten minutes)."""
+    e = ExecutionEngine(Market(midcap, seed))
+    e.add_order(
+        spec(midcap, strategy="pov", params={"participation_rate": 0.01}, qty=50_000,
+             start_s=0.0, end_s=600.0)
+    )  # fmt: skip
+    e.run_to_end()
+    final = of(e.events, ParentStatusChanged)[-1]
+    assert final.status == "EXPIRED" and final.market_volume
+    filled = e.orders["P1"].parent.filled_qty
+    assert 0.008 < filled / final.market_volume < 0.012  # the market's own volume, ours in it
+
+
 def test_pause_resume_cancel_and_amend(midcap: Scenario) -> None:
     e = ExecutionEngine(Market(midcap, 2))
     e.add_order(spec(midcap, strategy="pov", params={"participation_rate": 0.05}))
@@ -235,3 +253,54 @@ def test_amending_the_limit_price_applies_at_once(midcap: Scenario) -> None:
     assert all(f.px <= limit for f in late)
     sent = [s for s in of(e.events, ChildSubmitted) if s.ts > at]
     assert sent and all(s.px is not None and s.px <= limit for s in sent)
+
+
+def test_the_final_status_carries_the_market_over_the_window(midcap: Scenario) -> None:
+    """What post-trade analysis charges the unfilled rest at, and measures against: the mid
+    when the order ended, and the market's volume and VWAP over its window."""
+    limit = Decimal("39.95")  # below the open: only part fills, and the order expires
+    market = Market(midcap, 1)
+    e = ExecutionEngine(market)
+    o = spec(midcap, limit_px=limit)
+    e.add_order(o)
+    e.run_until(o.start_s)
+    at_start = (market.tape.volume, market.tape.notional_ticks)
+    e.run_until(o.end_s)  # the window ends here: the order expires at this step
+    mid_at_end = market.mid_ticks()
+    in_window = (market.tape.volume - at_start[0], market.tape.notional_ticks - at_start[1])
+    e.run_to_end()
+    final = of(e.events, ParentStatusChanged)[-1]
+    p = e.orders["P1"].parent
+    assert final.status == "EXPIRED" and 0 < p.filled_qty < p.qty
+    tick = midcap.instrument.tick_size
+    assert final.end_mid_px == ticks_to_px(mid_at_end, Decimal(repr(tick)))
+    assert final.market_volume == round(in_window[0])
+    vwap_px = in_window[1] / in_window[0] * tick
+    assert final.market_vwap_px is not None
+    assert abs(float(final.market_vwap_px) - vwap_px) < 1e-4 * tick
+    # The window ran on after the last fill: the market traded more by its end.
+    assert final.market_volume > of(e.events, ParentProgress)[-1].market_volume
+    # Every earlier status change is about the order, not the market.
+    assert all(s.end_mid_px is None for s in of(e.events, ParentStatusChanged)[:-1])
+
+
+def test_a_filled_order_ends_at_the_mid_of_its_last_fill(midcap: Scenario) -> None:
+    e = run(midcap, spec(midcap))
+    final, last = of(e.events, ParentStatusChanged)[-1], of(e.events, ParentProgress)[-1]
+    assert final.status == "FILLED"
+    assert (final.end_mid_px, final.market_volume) == (last.mid_px, last.market_volume)
+
+
+def test_an_order_cancelled_before_its_window_carries_no_market(midcap: Scenario) -> None:
+    e = ExecutionEngine(Market(midcap, 1))
+    e.add_order(
+        spec(
+            midcap,
+            start_s=midcap.order.end_minute * 60.0 - 60,
+            end_s=midcap.order.end_minute * 60.0,
+        )
+    )
+    e.cancel("P1")
+    final = of(e.events, ParentStatusChanged)[-1]
+    assert final.status == "CANCELED"
+    assert (final.end_mid_px, final.market_volume, final.market_vwap_px) == (None, None, None)

@@ -317,8 +317,12 @@ class Strategy(ABC):
         behind = target_now - view.filled_qty
         slice_qty = max(target_next - target_now, 1.0)
         taking = 0
-        if behind > p["catch_up_slices"] * slice_qty or (last_slice and p["complete"]):
-            want = int(min(behind if not last_slice else leaves, leaves))
+        finishing = last_slice and p["complete"]
+        if behind > p["catch_up_slices"] * slice_qty or finishing:
+            # Only an order told to complete sweeps its whole rest at the end; any other
+            # catches up to its schedule (a POV order's last slice is no licence to take
+            # the book: its target is still a share of the market's volume).
+            want = int(min(leaves if finishing else behind, leaves))
             taking, kept, resting_qty, free = self.take_now(
                 want, kept, resting_qty, free, view, actions
             )

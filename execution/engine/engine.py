@@ -41,6 +41,7 @@ from execution.engine.events import (
     ParentStrategyFallback,
 )
 from execution.engine.orders import (
+    PARENT_TERMINAL,
     ChildOrder,
     ChildStatus,
     InvalidTransition,
@@ -601,7 +602,21 @@ class ExecutionEngine:
             status=status.value,
             previous=w.parent.status.value,
             reason=reason,
+            **(self._window_close(w) if status in PARENT_TERMINAL else {}),
         )
+
+    def _window_close(self, w: _Working) -> dict[str, Any]:
+        """The market over the order's window, for its final status (empty if the window
+        never opened: an order cancelled before its start saw no market)."""
+        if w.end_mid_ticks is None:
+            return {}
+        volume = w.volume_in_window
+        vwap = round(w.notional_in_window / volume, 4) if volume > 0 else None
+        return {
+            "end_mid_px": ticks_to_px(w.end_mid_ticks, self.tick),
+            "market_volume": round(volume),
+            "market_vwap_px": ticks_to_px(vwap, self.tick) if vwap is not None else None,
+        }
 
     def _emit(
         self,

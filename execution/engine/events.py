@@ -39,6 +39,12 @@ class ParentStatusChanged(DomainEvent):
     status: str
     previous: str
     reason: str = ""
+    # Set on the final status of an order whose window opened: what post-trade analysis
+    # needs and only the market knows. The mid when the order ended (its unfilled rest is
+    # charged there), the shares the whole market traded while it worked, and their VWAP.
+    end_mid_px: Decimal | None = None
+    market_volume: float | None = None
+    market_vwap_px: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
