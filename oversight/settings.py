@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "channels",
     "execution.apps.ExecutionConfig",
     "oversight.apps.OversightConfig",
+    "tca.apps.TcaConfig",
 ]
 
 MIDDLEWARE = [

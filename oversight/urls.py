@@ -14,6 +14,7 @@ urlpatterns = [
     path("users/<int:pk>/role/", views.user_role, name="user_role"),
     path("users/<int:pk>/active/", views.user_active, name="user_active"),
     path("risk/", include("oversight.risk.urls")),
+    path("tca/", include("tca.urls")),
     path("", include("execution.urls")),
 ]
 

@@ -50,6 +50,7 @@ PURE_PACKAGES = (
     "execution/backtest.py",
     "execution/backtest_stats.py",
     "tca/metrics.py",
+    "tca/summary.py",
 )
 
 PYTEST_NO_TESTS = 5

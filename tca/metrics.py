@@ -1,4 +1,4 @@
-"""Post-trade metrics, pure: shared by the backtest command and (later) the TCA pages.
+"""Post-trade metrics, pure: shared by the backtest command and the TCA page.
 
 Definitions follow ../shared/scenarios/FORMAT.md: implementation shortfall against the
 arrival mid in basis points, positive = cost, with quantity left unfilled at the end of

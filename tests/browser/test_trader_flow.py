@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 from django.db.models import Sum
 
-from execution.models import Fill, MarketSession, ParentOrder
+from execution.models import Fill, MarketSession, OrderEvent, ParentOrder
+from tca.selectors import order_facts, tca_orders
+from tca.summary import order_result
 from tests.browser.conftest import Stack
 from tests.conftest import REPO
 
@@ -274,6 +276,28 @@ def test_trader_submits_watches_pauses_resumes_cancels(
     assert not order.children.filter(
         status__in=["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"]
     ).exists()
+
+    # The TCA page lists the cancelled order, charged for what it left at the mid when it
+    # ended (its final status event), and draws both charts.
+    final = OrderEvent.objects.filter(parent=order, kind="ParentStatusChanged").latest("seq")
+    expected = order_result(order_facts(tca_orders(user=order.owner).get(pk=oid)))
+    assert expected.total_shortfall_bps is not None and expected.vwap_slippage_bps is not None
+    assert expected.facts.end_mid_px == float(final.payload["end_mid_px"])
+    tca = page.context.new_page()
+    tca_errors: list[str] = []
+    tca.on("pageerror", lambda e: tca_errors.append(str(e)))
+    tca.goto("/tca/")
+    for chart in ("tca-box", "tca-scatter"):
+        _wait_js(
+            tca, f"() => document.querySelector('#{chart} .main-svg') !== null", None, chart, stack
+        )
+    row = f"#tca-{oid}"
+    assert tca.inner_text(f"{row} [data-field=total_bps]") == f"{expected.total_shortfall_bps:.2f}"
+    assert tca.inner_text(f"{row} [data-field=vwap_bps]") == f"{expected.vwap_slippage_bps:.2f}"
+    if screenshots:
+        tca.screenshot(path=str(IMG / "tca.png"), full_page=True)
+    assert tca_errors == [], tca_errors
+    tca.close()
 
     # Neither page was reloaded, and neither threw.
     assert page.evaluate("() => window.__notReloaded === true")

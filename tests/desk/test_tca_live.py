@@ -1,0 +1,62 @@
+"""The TCA page over an order a real worker traded: the figures come from the events the
+engine stored (their real payloads, through the database's JSON functions): its final
+status event carries the market over the window."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from execution.models import Instrument, OrderEvent
+from tca.metrics import implementation_shortfall_bps
+from tests.personas import client_for
+from tests.stepping import run_to, submit, worker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_an_expired_pov_order_is_charged_for_what_it_left(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        # 1% of the market over ten minutes cannot fill 50,000 shares: it expires part-done.
+        order = submit(
+            alice,
+            instrument,
+            quantity=50_000,
+            end_minute=10,
+            strategy="pov",
+            params={"participation_rate": 0.01},
+        )
+    run_to(worker(instrument), 11 * 60)
+    order.refresh_from_db()
+    assert order.status == "EXPIRED" and 0 < order.filled_qty < order.quantity
+    final = OrderEvent.objects.filter(parent=order, kind="ParentStatusChanged").order_by("-seq")[0]
+    assert final.payload["status"] == "EXPIRED"
+    mid, volume = float(final.payload["end_mid_px"]), float(final.payload["market_volume"])
+    vwap = float(final.payload["market_vwap_px"])
+
+    (row,) = client_for(alice).get(reverse("tca_report")).context["rows"]
+    r = row.result
+    assert r.facts.end_mid_px == pytest.approx(mid)
+    assert r.facts.market_volume == pytest.approx(volume)
+    assert r.participation_pct == pytest.approx(100 * order.filled_qty / volume)
+    # Over the whole window, not to the last fill: near the 1% the order was given.
+    assert 0.5 < r.participation_pct < 2.0
+    assert r.vwap_slippage_bps == pytest.approx((float(order.avg_price) - vwap) / vwap * 1e4)
+    assert r.total_shortfall_bps == pytest.approx(
+        implementation_shortfall_bps(
+            side=1,
+            qty=order.quantity,
+            filled_qty=order.filled_qty,
+            avg_fill_px=float(order.avg_price),
+            arrival_mid=float(order.arrival_price),
+            end_mid=mid,
+        )
+    )
+    assert r.filled_shortfall_bps == pytest.approx(
+        float((order.avg_price - order.arrival_price) / order.arrival_price * 10_000)
+    )

@@ -1,0 +1,262 @@
+"""The TCA page and its CSV export: who sees what, filters, the figures, the empty state."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from execution.models import OrderEvent
+from tca.views import CSV_COLUMNS
+from tests.personas import demo_instrument
+
+from .conftest import client_for, make_order
+
+pytestmark = pytest.mark.django_db
+
+URL = reverse("tca_report")
+EXPORT = reverse("tca_export")
+
+
+def event(order: Any, seq: int, kind: str, payload: dict[str, Any]) -> None:
+    OrderEvent.objects.create(
+        parent=order,
+        seq=seq,
+        kind=kind,
+        sim_ts=10.0 * seq,
+        payload={**payload, "seq": seq, "kind": kind, "ts": 10.0 * seq},
+    )
+
+
+def progress(order: Any, seq: int, *, mid: str, volume: float) -> None:
+    event(order, seq, "ParentProgress", {"mid_px": mid, "market_volume": volume})
+
+
+def finished(owner: Any, instrument: Any, **over: Any) -> Any:
+    """Bought 600 of 1,000 at 40.10 against 40.00; expired with the mid at 40.30 after
+    the market traded 6,000 shares (its last progress report)."""
+    fields: dict[str, Any] = {
+        "quantity": 1000,
+        "filled_qty": 600,
+        "avg_price": Decimal("40.10"),
+        "arrival_price": Decimal("40.00"),
+        "status": "EXPIRED",
+    }
+    fields.update(over)
+    order = make_order(owner, instrument, **fields)
+    # Stored out of sequence order, with later events of other kinds: the last progress
+    # report is the one with the highest seq, not the newest row or the last event.
+    progress(order, 3, mid="40.30", volume=6000)
+    progress(order, 2, mid="40.20", volume=3000)
+    event(order, 4, "ParentStatusChanged", {"status": "EXPIRED", "mid_px": "99.00"})
+    return order
+
+
+def rows_of(resp: Any) -> list[int]:
+    return [r.order.pk for r in resp.context["rows"]]
+
+
+def test_the_figures_come_from_the_order_and_its_last_progress_report(alice, instrument) -> None:
+    order = finished(alice, instrument)
+    resp = client_for(alice).get(URL)
+    assert resp.status_code == 200
+    (row,) = resp.context["rows"]
+    assert row.result.facts.end_mid_px == pytest.approx(40.30)
+    assert row.result.filled_shortfall_bps == pytest.approx(25.0)
+    assert row.result.total_shortfall_bps == pytest.approx(45.0)  # 400 unfilled at 40.30
+    assert row.result.participation_pct == pytest.approx(10.0)  # 600 of 6,000
+    page = resp.content.decode()
+    assert f'<a href="{reverse("order_detail", args=[order.pk])}">{order.pk}</a>' in page
+    for field, text in [
+        ("filled_bps", "25.00"),
+        ("total_bps", "45.00"),
+        ("participation", "10.00"),
+    ]:
+        assert re.search(f'data-field="{field}" data-sort="[^"]+">{text}</td>', page), field
+    assert ">40.3000<" in page and ">60.0<" in page and ">6,000<" in page
+    assert "positive bps = cost" in page and "not a paired comparison" in page
+    (summary,) = resp.context["summaries"]
+    assert summary.strategy == "twap" and summary.total.mean == pytest.approx(45.0)
+
+
+def test_the_final_status_event_gives_the_end_mid_volume_and_vwap(alice, instrument) -> None:
+    """Since the engine puts the market over the window on the final status event, that is
+    what the page charges and measures against; the progress reports are only a fallback."""
+    order = finished(alice, instrument)
+    event(
+        order,
+        5,
+        "ParentStatusChanged",
+        {"status": "EXPIRED", "end_mid_px": "40.50", "market_volume": 8000,
+         "market_vwap_px": "40.05"},
+    )  # fmt: skip
+    (row,) = client_for(alice).get(URL).context["rows"]
+    r = row.result
+    assert r.facts.end_mid_px == pytest.approx(40.50)
+    assert r.total_shortfall_bps == pytest.approx(65.0)  # 600 × 0.10 + 400 × 0.50, of 40,000
+    assert r.participation_pct == pytest.approx(7.5)  # 600 of 8,000
+    assert r.vwap_slippage_bps == pytest.approx(0.05 / 40.05 * 1e4)
+    page = client_for(alice).get(URL).content.decode()
+    assert re.search('data-field="vwap_bps" data-sort="[^"]+">12.48</td>', page)
+    export = b"".join(client_for(alice).get(EXPORT).streaming_content).decode()
+    lines = list(csv.reader(io.StringIO(export)))
+    row_csv = dict(zip(CSV_COLUMNS, lines[1], strict=True))
+    assert (row_csv["market_vwap_px"], row_csv["vwap_slippage_bps"]) == ("40.050000", "12.4844")
+
+
+def test_unknown_end_mid_and_volume_show_a_dash(alice, instrument) -> None:
+    make_order(
+        alice, instrument, status="CANCELED", arrival_price=Decimal("40.00"), filled_qty=0
+    )  # canceled before any fill: no progress report at all
+    resp = client_for(alice).get(URL)
+    (row,) = resp.context["rows"]
+    assert row.result.total_shortfall_bps is None and row.result.participation_pct is None
+    page = resp.content.decode()
+    assert 'data-field="total_bps" data-sort="">—</td>' in page
+    assert 'data-field="participation" data-sort="">—</td>' in page
+
+
+def test_only_finished_orders_with_an_arrival_price(alice, instrument) -> None:
+    shown = [finished(alice, instrument, status=s).pk for s in ("FILLED", "CANCELED", "EXPIRED")]
+    finished(alice, instrument, status="WORKING")
+    finished(alice, instrument, status="REJECTED")
+    finished(alice, instrument, status="FILLED", arrival_price=None)
+    assert rows_of(client_for(alice).get(URL)) == sorted(shown, reverse=True)
+
+
+def test_trader_sees_own_orders_and_risk_manager_sees_all(alice, bob, rita, instrument) -> None:
+    mine = finished(alice, instrument)
+    theirs = finished(bob, instrument)
+    assert rows_of(client_for(alice).get(URL)) == [mine.pk]
+    assert rows_of(client_for(rita).get(URL)) == [theirs.pk, mine.pk]
+    exported = client_for(alice).get(EXPORT)
+    ids = [line["order_id"] for line in csv.DictReader(io.StringIO(b"".join(exported).decode()))]
+    assert ids == [str(mine.pk)]
+
+
+def test_admin_and_anonymous_are_refused(adam, alice, instrument) -> None:
+    finished(alice, instrument)
+    c = client_for(adam)
+    assert c.get(URL).status_code == 403
+    assert c.get(EXPORT).status_code == 403
+    for url in (URL, EXPORT):
+        resp = Client().get(url)
+        assert resp.status_code == 302 and resp["Location"].startswith(reverse("login"))
+
+
+def test_nav_link_for_traders_and_risk_managers_only(alice, rita, adam) -> None:
+    for user in (alice, rita):
+        assert 'href="/tca/"' in client_for(user).get(reverse("blotter")).content.decode()
+    assert 'href="/tca/" aria-current="page"' in client_for(alice).get(URL).content.decode()
+    assert 'href="/tca/"' not in client_for(adam).get(reverse("user_list")).content.decode()
+
+
+def test_every_bad_filter_is_named_at_once(alice) -> None:
+    resp = client_for(alice).get(URL, {"instrument": "X", "side": "up"})
+    assert resp.status_code == 400
+    assert "No orders shown: there is no instrument “X”; side is buy or sell, not “up”." in (
+        resp.content.decode()
+    )
+
+
+def test_filters_by_instrument_strategy_and_side(alice, instrument) -> None:
+    other = demo_instrument("demo-largecap-sell")
+    a = finished(alice, instrument, strategy="twap", side="buy")
+    b = finished(alice, instrument, strategy="vwap", side="sell")
+    c = finished(alice, other, strategy="twap", side="sell")
+    client = client_for(alice)
+    assert rows_of(client.get(URL, {"instrument": "HBRK"})) == [b.pk, a.pk]
+    assert rows_of(client.get(URL, {"strategy": "twap"})) == [c.pk, a.pk]
+    assert rows_of(client.get(URL, {"side": "sell", "instrument": "LGVX"})) == [c.pk]
+    resp = client.get(URL, {"strategy": "twap", "side": "sell"})
+    assert rows_of(resp) == [c.pk]
+    # The export link carries the filters.
+    assert f'href="{EXPORT}?strategy=twap&amp;side=sell"' in resp.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"instrument": "NOPE"}, "there is no instrument “NOPE”"),
+        ({"strategy": "<b>fast</b>"}, "there is no strategy “&lt;b&gt;fast&lt;/b&gt;”"),
+        ({"side": "up"}, "side is buy or sell, not “up”"),
+    ],
+)
+def test_a_bad_filter_is_named_and_nothing_is_listed(
+    alice, instrument, params: dict[str, str], message: str
+) -> None:
+    finished(alice, instrument)
+    client = client_for(alice)
+    resp = client.get(URL, params)
+    assert resp.status_code == 400
+    assert resp.context["rows"] == []
+    page = resp.content.decode()
+    assert 'role="alert"' in page and message in page
+    assert 'id="tca-orders"' not in page
+    assert f"No orders shown: {message}." in page
+    export = client.get(EXPORT, params)
+    assert export.status_code == 400 and message in export.content.decode()
+
+
+def test_csv_export_has_a_header_and_the_page_figures(alice, instrument) -> None:
+    order = finished(alice, instrument, model_version=None)
+    resp = client_for(alice).get(EXPORT)
+    assert resp.status_code == 200 and resp["Content-Type"].startswith("text/csv")
+    assert resp["Content-Disposition"].startswith('attachment; filename="tca-')
+    lines = list(csv.reader(io.StringIO(b"".join(resp.streaming_content).decode())))
+    assert tuple(lines[0]) == CSV_COLUMNS
+    (row,) = [dict(zip(CSV_COLUMNS, line, strict=True)) for line in lines[1:]]
+    assert row["order_id"] == str(order.pk)
+    assert (row["trader"], row["instrument"], row["side"], row["strategy"]) == (
+        "alice",
+        "HBRK",
+        "buy",
+        "twap",
+    )
+    assert (row["quantity"], row["filled_qty"], row["status"]) == ("1000", "600", "EXPIRED")
+    assert float(row["arrival_px"]) == 40.0 and float(row["end_mid_px"]) == pytest.approx(40.3)
+    assert row["filled_shortfall_bps"] == "25.0000"
+    assert row["total_shortfall_bps"] == "45.0000"
+    assert row["participation_pct"] == "10.0000"
+    assert row["market_volume"] == "6000"
+
+
+def test_empty_state(alice, instrument) -> None:
+    make_order(alice, instrument)  # working: not finished yet
+    page = client_for(alice).get(URL).content.decode()
+    assert "No finished orders yet" in page
+    assert 'id="tca-orders"' not in page and 'id="tca-export"' not in page
+    finished(alice, instrument, strategy="twap")
+    filtered = client_for(alice).get(URL, {"strategy": "pov"}).content.decode()
+    assert "No finished orders match these filters" in filtered
+
+
+def test_one_query_for_any_number_of_orders(alice, instrument) -> None:
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client_for(alice).get(URL).status_code == 200
+        return len(ctx.captured_queries)
+
+    finished(alice, instrument)
+    one = queries()
+    for _ in range(4):
+        finished(alice, instrument)
+    assert queries() == one
+
+
+def test_rows_are_capped_and_the_page_says_so(alice, instrument, monkeypatch) -> None:
+    monkeypatch.setattr("tca.views.TCA_ROWS", 2)
+    newest = [finished(alice, instrument).pk for _ in range(3)][::-1][:2]
+    resp = client_for(alice).get(URL)
+    assert rows_of(resp) == newest
+    assert "Showing the newest 2 orders only" in resp.content.decode()
+    exported = b"".join(client_for(alice).get(EXPORT)).decode().splitlines()
+    assert len(exported) == 1 + 2
