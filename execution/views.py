@@ -251,7 +251,9 @@ def order_new(request: HttpRequest) -> HttpResponse:
                         "or reject it.",
                     )
                 else:
-                    messages.success(request, f"Order {order.pk} submitted: {what}")
+                    messages.success(
+                        request, f"Order {order.pk} submitted: {what}{_late_start(order)}"
+                    )
                 return redirect("blotter")
     approved = approved_names()  # one query for the fields and the schemas
     param_fields = form.param_fields(approved)
@@ -273,6 +275,21 @@ def order_new(request: HttpRequest) -> HttpResponse:
             },
         },
         status=400 if request.method == "POST" else 200,
+    )
+
+
+def _late_start(order: ParentOrder) -> str:
+    """The worker starts an order whose window has begun at the market's clock, not in the
+    past (it would otherwise take at once what its schedule says is behind): say so."""
+    clock = market_clock(order.instrument)
+    if order.start_minute >= clock["minute"]:
+        return ""
+    now = session_clock(clock["minute"] * 60, ms=False)
+    start = session_clock(order.start_minute * 60, ms=False)
+    end = session_clock(order.end_minute * 60, ms=False)
+    return (
+        f". Its window opened at {start}, but the {order.instrument.symbol} market is at "
+        f"{now}: it works from then to {end}, on that shorter window's schedule"
     )
 
 

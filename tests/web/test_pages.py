@@ -152,3 +152,22 @@ def test_row_fragment_for_an_order_that_appeared_later(alice, rita, instrument) 
 def test_empty_blotter_invites_an_order(alice) -> None:
     page = client_for(alice).get(reverse("blotter")).content.decode()
     assert "No orders yet" in page
+
+
+def test_order_page_writes_parameters_as_the_ticket_does(alice, instrument) -> None:
+    """30.0 reads "30" (as the amend dialog shows it), a flag "yes", a limit to its digit."""
+    order = make_order(
+        alice,
+        instrument,
+        params={"decision_interval_s": 30.0, "dark_fraction": 0.25, "complete": True},
+        limit_price=Decimal("40.1234"),
+    )
+    page = client_for(alice).get(reverse("order_detail", args=[order.pk])).content.decode()
+    assert '<dt>decision_interval_s</dt><dd class="mono">30</dd>' in page
+    assert '<dt>dark_fraction</dt><dd class="mono">0.25</dd>' in page
+    assert '<dt>complete</dt><dd class="mono">yes</dd>' in page
+    assert "<dt>Limit</dt><dd>40.1234</dd>" in page
+    order.limit_price = Decimal("40.5")
+    order.save()
+    page = client_for(alice).get(reverse("order_detail", args=[order.pk])).content.decode()
+    assert "<dt>Limit</dt><dd>40.50</dd>" in page

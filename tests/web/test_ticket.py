@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from execution.algos.registry import strategy_names
-from execution.models import ParentOrder
+from execution.models import MarketSession, ParentOrder
 from oversight.models import AuditRecord
 
 from .conftest import client_for
@@ -290,3 +291,17 @@ def test_the_estimate_warns_of_a_kill_switch_before_the_ticket_is_sent(alice, in
         f"this order would be refused: trading is halted for trader alice by kill switch "
         f"{k.pk}: runaway"
     ]
+
+
+def test_a_window_that_has_begun_is_said_to_start_at_the_markets_clock(alice, instrument) -> None:
+    MarketSession.objects.create(
+        instrument=instrument, worker="w1", seed=1, speed=1.0, sim_ts=3600.0,
+        heartbeat_at=timezone.now(),
+    )  # fmt: skip  # the market is at 10:30:00
+    resp = client_for(alice).post(reverse("order_new"), ticket(instrument), follow=True)
+    (shown,) = [str(m) for m in resp.context["messages"]]
+    assert shown == (
+        f"Order {ParentOrder.objects.get().pk} submitted: buy 12,000 HBRK by TWAP. Its window "
+        "opened at 10:15:00, but the HBRK market is at 10:30:00: it works from then to "
+        "11:15:00, on that shorter window's schedule"
+    )

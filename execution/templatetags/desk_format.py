@@ -1,0 +1,35 @@
+"""Values on the order pages as the ticket and the blotter's script write them: a strategy
+parameter of 30.0 reads "30" everywhere, a flag "yes" or "no", a price to its last digit."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django import template
+
+register = template.Library()
+CENT = Decimal("0.01")
+
+
+@register.filter
+def param_value(value: Any) -> str:
+    if isinstance(value, bool):  # before numbers: True is an int too
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))  # what JSON.parse gives the amend dialog: 30, not 30.0
+    if value is None:
+        return "—"
+    return str(value)
+
+
+@register.filter
+def price(value: Decimal | None, none: str = "none") -> str:
+    """A price to its last digit (a 40.1234 limit is not 40.12), and at least to the cent."""
+    if value is None:
+        return none
+    d = value.normalize()
+    exponent = d.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        d = d.quantize(CENT)
+    return format(d, "f")
