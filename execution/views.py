@@ -105,6 +105,7 @@ def _estimate(instrument: Instrument, quantity: int, start: float, end: float) -
 def _order_row(order: ParentOrder, user: Any, now_s: float | None = None) -> dict[str, Any]:
     children = list(order.children.all())
     working = sum(1 for c in children if c.status in WORKING_CHILD)
+    denied = [c for c in children if c.status == "DENIED"]
     end_s = order.end_minute * 60
     clock = now_s if now_s is not None else (order.session.sim_ts if order.session else None)
     time_left = None
@@ -127,6 +128,10 @@ def _order_row(order: ParentOrder, user: Any, now_s: float | None = None) -> dic
         "children": [{"c": c, "at": session_clock(c.sim_ts)} for c in reversed(children)],
         "fills": [{"f": f, "at": session_clock(f.sim_ts)} for f in list(order.fills.all())[::-1]],
         "working_children": working,
+        # The execution policy's refusals are the trader's business too: an order that
+        # cannot place its children falls behind, and the row says why.
+        "denied": len(denied),
+        "denied_reason": denied[-1].reason if denied else "",
         "mine": order.owner_id == user.pk and user.has_perm(TRADE),
         "qty_fmt": f"{order.quantity:,}",
         "filled_fmt": f"{order.filled_qty:,}",

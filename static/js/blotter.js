@@ -148,7 +148,9 @@
     if (cell) {
       const label = ev.status.replace(/_/g, " ").toLowerCase().replace(/\b\w/g, (c) => c.toUpperCase());
       cell.dataset.sort = ev.status;
+      const denied = cell.querySelector('[data-field="denied"]'); // kept: it counts children
       cell.replaceChildren(el("span", { class: `badge st-${ev.status}`, title: ev.reason || "" }, label));
+      if (denied) cell.append(denied);
       flash(cell);
     }
     const reason = document.querySelector('[data-field="reason"]');
@@ -192,6 +194,7 @@
         kid = { status: "", filled: 0 };
         tb._kids.set(coid, kid);
         setKidStatus(tb, kid, ev.kind === "ChildDenied" ? "DENIED" : "SUBMITTED");
+        if (ev.kind === "ChildDenied") countDenial(tb, ev);
         break;
       case "ChildCancelRejected":
         if (kid) setKidStatus(tb, kid, kid.filled > 0 ? "PARTIALLY_FILLED" : "ACCEPTED");
@@ -220,6 +223,19 @@
     setCell(tb, "children-count", `(${tb._kids.size})`);
     if (isOpen(tb)) drawChild(tb, ev, render, true);
     else tb._deferred.push([ev, render]);
+  }
+
+  // The row's "N denied" badge: the trader sees the execution policy refuse children as
+  // the risk console does, with the last reason on hover.
+  function countDenial(tb, ev) {
+    const badge = tb.querySelector('[data-field="denied"]');
+    if (!badge) return;
+    const n = Number(badge.dataset.count || 0) + 1;
+    badge.dataset.count = n;
+    badge.textContent = `${n} denied`;
+    badge.title = `child orders the execution policy refused; the last: ${ev.reason || ""}`;
+    badge.hidden = false;
+    flash(badge);
   }
 
   function drawChild(tb, ev, status, live) {
@@ -781,7 +797,7 @@
       e.preventDefault();
       const tb = form.closest("tbody.order");
       const id = tb ? tb.dataset.orderId : form.querySelector("[name=order]").value;
-      const why = tb ? (tb.querySelector('[data-field="status"] .badge') || {}).title || "" : "";
+      const why = tb ? (tb.querySelector('[data-field="status"] .badge:not(.denied)') || {}).title || "" : "";
       askRisk({
         title: `Request an override for order ${id}?`,
         what: `Order ${id} is blocked${why ? ` (${why})` : ""}. A risk manager may let it go to the market, once and for these breaches only.`,

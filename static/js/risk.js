@@ -147,7 +147,7 @@
     const title = setText(tb, "title", p.title);
     if (title) title.title = p.title;
     setText(tb, "count", p.count > 1 ? `×${p.count}` : "");
-    const st = tb.querySelector('[data-field="status"] .badge');
+    const st = tb.querySelector('[data-field="status"] .badge:not(.denied)');
     if (st.textContent !== p.status.toLowerCase()) {
       st.textContent = p.status.toLowerCase();
       st.className = `badge exc-st-${p.status}`;

@@ -3,6 +3,8 @@ Redis, the test database), one browser context per person, nothing mocked:
 
 - four eyes on a limit change: one risk manager asks to loosen the firm's order size limit
   and cannot approve it herself; a second approves it, and the limit is live;
+- a child notional limit makes the worker deny a trader's children, and her blotter counts
+  the denials live, with the last reason;
 - a kill switch engaged from the risk console stops a trader's streaming TWAP order (its
   blotter shows it cancelled and the kill's banner, without a reload; the worker's ack and
   the fills agree), and the trader's next order is refused at the ticket.
@@ -257,7 +259,9 @@ def test_kill_switch_halts_a_streaming_order_and_refuses_the_next(
     # Tina's blotter, not reloaded: the order ends CANCELED, the kill's banner is up, and the
     # filled quantity stops.
     _status_is(page, oid, "CANCELED", stack)
-    expect(page.locator(f"#order-{oid} [data-field=status] .badge")).to_have_text("Canceled")
+    expect(page.locator(f"#order-{oid} [data-field=status] .badge:not(.denied)")).to_have_text(
+        "Canceled"
+    )
     banner = page.locator("#risk-alerts")
     expect(banner).to_be_visible()
     alert = banner.locator(f"li.alert-kill[data-kill='{kill.pk}']")
@@ -375,3 +379,50 @@ def test_kill_switch_halts_a_streaming_order_and_refuses_the_next(
         f"order(s) cancelled, done {(ack.done_at - ack.applied_at).total_seconds() * 1000:.0f} ms "
         f"after applied"
     )
+
+
+DENIED_BADGE = "([id]) => Number(document.querySelector('#order-' + id + ' [data-field=denied]').dataset.count)"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_trader_sees_the_policy_deny_children_live(
+    stack: Stack,
+    login: Callable[[str], Any],
+    trader: Any,
+    browser_instrument: Any,
+) -> None:
+    """A child notional limit the trader's TWAP children exceed: the worker denies them, and
+    the trader's blotter counts the denials as they stream, with the last reason."""
+    RiskLimit.objects.create(
+        scope_type="trader", scope_key="tina", metric="max_child_notional",
+        value=Decimal(200), version=1,
+    )  # fmt: skip  # $200: five HBRK shares at about $40
+    page = login("tina")
+    _submit_ticket(page, stack, quantity=6000, end_minute=120)
+    page.wait_for_url(stack.url + "/")
+    order = ParentOrder.objects.get(owner=trader)
+    oid = order.pk
+    page.evaluate("() => { window.__notReloaded = true; }")
+    at_load = page.evaluate(DENIED_BADGE, [oid])
+    _wait_js(
+        page, f"([id, n]) => ({DENIED_BADGE})([id]) >= n + 3", [oid, at_load],
+        "three more denials counted live", stack,
+    )  # fmt: skip
+    badge = page.locator(f"#order-{oid} [data-field=denied]")
+    assert badge.is_visible()
+    assert "the last: MAX_CHILD_NOTIONAL" in (badge.get_attribute("title") or "")
+    page.click(f"#order-{oid} button[name=action][value=cancel]")
+    page.fill("#control-reason", "browser test: denied children")
+    page.click("#control-go")
+    _status_is(page, oid, "CANCELED", stack)
+    order.refresh_from_db()
+    _wait_js(
+        page,
+        "([id, seq]) => Number(document.getElementById('order-' + id).dataset.lastSeq) >= seq",
+        [oid, order.last_seq], "the last event", stack,
+    )  # fmt: skip
+    denied = ChildOrder.objects.filter(parent=order, status="DENIED").count()
+    assert page.evaluate(DENIED_BADGE, [oid]) == denied > at_load
+    assert badge.inner_text() == f"{denied} denied"
+    assert page.evaluate("() => window.__notReloaded === true")
+    assert page.js_errors == [], page.js_errors

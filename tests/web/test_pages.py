@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -171,3 +172,29 @@ def test_order_page_writes_parameters_as_the_ticket_does(alice, instrument) -> N
     order.save()
     page = client_for(alice).get(reverse("order_detail", args=[order.pk])).content.decode()
     assert "<dt>Limit</dt><dd>40.50</dd>" in page
+
+
+def test_the_blotter_row_counts_denied_children_with_the_last_reason(alice, instrument) -> None:
+    order = worked_order(alice, instrument)
+    page = client_for(alice).get(reverse("blotter")).content.decode()
+    assert 'data-field="denied" data-count="0"' in page  # there, hidden, for the live count
+    for i, reason in [(7, "MAX_CHILD_QTY"), (8, "MAX_PARTICIPATION")]:
+        ChildOrder.objects.create(
+            parent=order,
+            client_order_id=f"P{order.pk}-C{i}",
+            venue="LIT-NORTH",
+            side="buy",
+            quantity=5000,
+            order_type="limit",
+            tif="DAY",
+            intent="take",
+            status="DENIED",
+            reason=reason,
+            sim_ts=10.0 * i,
+        )
+    resp = client_for(alice).get(reverse("blotter"))
+    assert resp.context["rows"][0]["denied"] == 2
+    badge = re.search(r'<span class="badge denied"[^>]*>[^<]*</span>', resp.content.decode())
+    assert badge is not None
+    assert 'data-count="2"' in badge[0] and ">2 denied</span>" in badge[0]
+    assert "the last: MAX_PARTICIPATION" in badge[0] and " hidden" not in badge[0]
