@@ -18,8 +18,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from execution.algos.pretrade import pretrade_estimate, window_volume_fraction
-from execution.algos.registry import strategy_names
+from execution.algos.base import OrderContext
+from execution.algos.params import ParamError
+from execution.algos.pretrade import planned_schedule, pretrade_estimate, window_volume_fraction
+from execution.algos.registry import strategy_class, strategy_names
 from execution.forms import PARAM_PREFIX, OrderTicketForm, strategy_schemas
 from execution.model_registry import approved_names, expert_for
 from execution.models import BLOCKED, ControlRequest, Instrument, OrderEvent, ParentOrder
@@ -83,10 +85,43 @@ def _scenario_for(instrument_id: int, scenario_json: str) -> Any:
     return parse_scenario(json.loads(scenario_json))
 
 
-def _estimate(instrument: Instrument, quantity: int, start: float, end: float) -> dict[str, Any]:
+def _estimate(
+    instrument: Instrument,
+    quantity: int,
+    start: float,
+    end: float,
+    strategy: str = "",
+    params: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The ticket's estimate; with a strategy, costed on that strategy's own schedule
+    (execution.algos.pretrade), its parameters as typed so far."""
     scenario = _scenario_for(instrument.pk, json.dumps(instrument.scenario, sort_keys=True))
     inst = scenario.instrument
     spread_bps = inst.spread_ticks * inst.tick_size / inst.reference_price * 1e4
+    schedule, slice_volume, note = None, None, ""
+    if strategy in strategy_names():
+        ctx = OrderContext(
+            order_id="estimate",
+            side=1,
+            qty=quantity,
+            start_s=start * 60,
+            end_s=end * 60,
+            limit_px_ticks=None,
+            tick_size=inst.tick_size,
+            reference_price=inst.reference_price,
+            adv_shares=float(instrument.adv_shares),
+            daily_volatility=inst.daily_volatility,
+            spread_ticks=inst.spread_ticks,
+            volume_profile=tuple(scenario.volume_profile),
+            venues=(),
+        )
+        cls = strategy_class(strategy)
+        try:
+            schedule, slice_volume = planned_schedule(cls, params or {}, ctx)
+        except ParamError as e:
+            # The ticket marks the field itself on submit; the estimate goes on meanwhile.
+            schedule, slice_volume = planned_schedule(cls, {}, ctx)
+            note = f"costed with {cls.label}'s default parameters: {e.key} {e.message}"
     est = pretrade_estimate(
         quantity=quantity,
         adv_shares=float(instrument.adv_shares),
@@ -94,10 +129,14 @@ def _estimate(instrument: Instrument, quantity: int, start: float, end: float) -
         spread_bps=spread_bps,
         window_volume_fraction=window_volume_fraction(scenario.volume_profile, start, end),
         window_minutes=end - start,
+        schedule=schedule,
+        slice_volume=slice_volume,
     )
     out = est.to_json()
+    if note:
+        out["warnings"].append(note)
     px = float(instrument.reference_price)
-    out["cost_usd"] = round(est.cost_bps / 1e4 * quantity * px, 2)
+    out["cost_usd"] = round(est.cost_bps / 1e4 * quantity * est.fill_fraction * px, 2)
     out["notional_usd"] = round(quantity * px, 2)
     return out
 
@@ -319,7 +358,12 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
     if not (0 <= start < end <= 390):
         return JsonResponse({"error": "the window must satisfy 0 ≤ start < end ≤ 390"}, status=400)
     try:
-        est = _estimate(instrument, quantity, start, end)
+        params = {
+            key.removeprefix(PARAM_PREFIX): value.strip()
+            for key, value in request.GET.items()
+            if key.startswith(PARAM_PREFIX) and value.strip() != ""
+        }
+        est = _estimate(instrument, quantity, start, end, request.GET.get("strategy", ""), params)
         clock = market_clock(instrument)
         est["market"] = {**clock, "at": session_clock(clock["minute"] * 60, ms=False)}
         if end <= clock["minute"] + 1:

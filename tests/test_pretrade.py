@@ -76,3 +76,61 @@ def test_json_has_units_in_names() -> None:
     j = estimate().to_json()
     assert set(j) >= {"cost_bps", "uncertainty_bps", "participation_pct", "adv_pct", "warnings"}
     assert j["participation_pct"] == pytest.approx(20.0)
+
+
+# -- with the strategy's schedule --------------------------------------------------------
+
+
+def linear(n: int, end: float = 1.0) -> list[float]:
+    return [end * i / n for i in range(n + 1)]
+
+
+def test_a_straight_schedule_in_volume_time_is_the_plain_estimate() -> None:
+    plain = estimate()
+    volume = [3.0, 1.0, 1.0, 3.0]  # a U-shaped window, in four slices
+    cum = [sum(volume[:i]) / sum(volume) for i in range(5)]
+    vwap = estimate(schedule=cum, slice_volume=volume)
+    assert vwap.impact_bps == pytest.approx(plain.impact_bps)
+    assert vwap.participation == pytest.approx(plain.participation)
+    assert vwap.fill_fraction == 1.0 and vwap.warnings == plain.warnings
+    # And a straight line in clock time has the Almgren–Chriss timing risk exactly.
+    twap_flat = estimate(schedule=linear(4), slice_volume=[1.0] * 4)
+    assert twap_flat.uncertainty_bps == pytest.approx(plain.uncertainty_bps)
+
+
+def test_trading_against_the_volume_curve_costs_more_impact() -> None:
+    volume = [3.0, 1.0, 1.0, 3.0]
+    cum = [sum(volume[:i]) / sum(volume) for i in range(5)]
+    vwap = estimate(schedule=cum, slice_volume=volume)
+    twap = estimate(schedule=linear(4), slice_volume=volume)
+    # TWAP's quarter of the order in each slice: participation 2× VWAP's in the middle.
+    q_over_v = 0.2
+    expected = sum(0.25 * math.sqrt(0.25 / (v / 8) * q_over_v) for v in volume)
+    assert twap.impact_bps == pytest.approx(0.5 * 200 * expected)
+    assert twap.impact_bps > vwap.impact_bps
+
+
+def test_a_front_loaded_schedule_trades_risk_for_impact() -> None:
+    urgent = [0.0, 0.6, 0.85, 0.95, 1.0]
+    fast = estimate(schedule=urgent, slice_volume=[1.0] * 4)
+    even = estimate(schedule=linear(4), slice_volume=[1.0] * 4)
+    assert fast.uncertainty_bps < even.uncertainty_bps
+    assert fast.impact_bps > even.impact_bps
+
+
+def test_a_schedule_that_does_not_finish_is_costed_on_what_it_fills_and_says_so() -> None:
+    pov = estimate(schedule=linear(4, end=0.4), slice_volume=[1.0] * 4)
+    assert pov.fill_fraction == pytest.approx(0.4)
+    assert pov.participation == pytest.approx(0.08)  # 40% of 100k against 500k
+    assert pov.impact_bps == pytest.approx(0.5 * 200 * math.sqrt(0.08))
+    assert any("fill about 40% of the order" in w for w in pov.warnings)
+    assert pov.to_json()["fill_pct"] == 40.0
+
+
+@pytest.mark.parametrize(
+    ("schedule", "volume"),
+    [([0.0], [1.0]), ([0.0, 1.0], [1.0, 1.0]), ([0.0, 1.0], [-1.0]), ([0.0, 0.5, 1.0], [1.0, 0.0])],
+)
+def test_a_schedule_that_cannot_be_costed_is_an_error(schedule, volume) -> None:
+    with pytest.raises(ValueError):
+        estimate(schedule=schedule, slice_volume=volume)

@@ -16,20 +16,34 @@ Model, per share and in basis points of the arrival price:
   fraction still to trade.
 * Expected participation = Q / V.
 
-Warnings: the order is large against ADV (Q/ADV above 10%) or the expected participation
-is above 25%.
+With the strategy's schedule (the share of the order it plans to have done at the edges of
+equal slices of the window, and the market's expected share of the window's volume in
+each slice), the same law is applied slice by slice: impact is the filled shares' average
+of Y·σ·√(q_i/v_i), so a schedule that trades against the volume curve (TWAP in a U-shaped
+day) or ahead of it (an urgent IS) costs more than VWAP's; timing risk integrates the
+squared share still to trade over the window (σ_bps·√(T/3) for a straight line); and a
+schedule that does not finish in the window (POV at a low rate) is costed on what it
+fills, with the expected fill said.
+
+Warnings: the order is large against ADV (Q/ADV above 10%), the expected participation
+is above 25%, or the schedule leaves part of the order unfilled.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+from execution.algos.base import OrderContext, Strategy, profile_fraction
 
 IMPACT_COEFFICIENT = 0.5  # Y in the square-root law
 SESSION_MINUTES = 390.0
 LARGE_ADV_FRACTION = 0.10
 HIGH_PARTICIPATION = 0.25
+SLICE_MINUTES = 5.0  # the schedule is costed in slices this long (at most 78 in a day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +56,7 @@ class PretradeEstimate:
     adv_fraction: float  # Q / ADV, a fraction
     window_volume: float  # V, shares expected to trade in the window
     warnings: tuple[str, ...] = field(default=())
+    fill_fraction: float = 1.0  # of the order, expected done by the window's end
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -52,6 +67,7 @@ class PretradeEstimate:
             "participation_pct": round(self.participation * 100, 2),
             "adv_pct": round(self.adv_fraction * 100, 2),
             "window_volume": round(self.window_volume),
+            "fill_pct": round(self.fill_fraction * 100, 1),
             "warnings": list(self.warnings),
         }
 
@@ -88,8 +104,14 @@ def pretrade_estimate(
     window_volume_fraction: float,
     window_minutes: float,
     remaining_fraction: float = 1.0,
+    schedule: Sequence[float] | None = None,
+    slice_volume: Sequence[float] | None = None,
 ) -> PretradeEstimate:
-    """The estimate for one order. `daily_volatility` is a fraction (0.02 = 2%)."""
+    """The estimate for one order. `daily_volatility` is a fraction (0.02 = 2%).
+
+    `schedule`: the share of the order done at the N+1 edges of N equal slices of the
+    window (0 first); `slice_volume`: the market's share of the window's volume in each of
+    the N slices. Without them the schedule is a straight line in volume time (VWAP)."""
     if quantity <= 0:
         raise ValueError("quantity must be positive")
     if adv_shares <= 0:
@@ -101,12 +123,21 @@ def pretrade_estimate(
     remaining = min(max(remaining_fraction, 0.0), 1.0)
     sigma_bps = daily_volatility * 1e4
     window_volume = adv_shares * window_volume_fraction
-    participation = quantity / window_volume
     adv_fraction = quantity / adv_shares
     half_spread = spread_bps / 2
-    impact = IMPACT_COEFFICIENT * sigma_bps * math.sqrt(participation)
     t_days = window_minutes / SESSION_MINUTES
-    uncertainty = sigma_bps * math.sqrt(t_days / 3) * remaining
+    fill = 1.0
+    if schedule is None:
+        participation = quantity / window_volume
+        impact = IMPACT_COEFFICIENT * sigma_bps * math.sqrt(participation)
+        uncertainty = sigma_bps * math.sqrt(t_days / 3) * remaining
+    else:
+        fill, impact_per_sigma, risk_days = _schedule_terms(
+            schedule, slice_volume, t_days, quantity / window_volume
+        )
+        participation = fill * quantity / window_volume
+        impact = IMPACT_COEFFICIENT * sigma_bps * impact_per_sigma
+        uncertainty = sigma_bps * math.sqrt(risk_days) * remaining
     warnings: list[str] = []
     if adv_fraction > LARGE_ADV_FRACTION:
         warnings.append(f"large order: {adv_fraction:.1%} of ADV (above {LARGE_ADV_FRACTION:.0%})")
@@ -114,6 +145,11 @@ def pretrade_estimate(
         warnings.append(
             f"expected participation {participation:.1%} of window volume "
             f"(above {HIGH_PARTICIPATION:.0%}); widen the window"
+        )
+    if fill < 0.995:
+        warnings.append(
+            f"this schedule is expected to fill about {fill:.0%} of the order in the window; "
+            "the rest is left unfilled (its cost is the price's move, not counted here)"
         )
     return PretradeEstimate(
         cost_bps=half_spread + impact,
@@ -124,4 +160,48 @@ def pretrade_estimate(
         adv_fraction=adv_fraction,
         window_volume=window_volume,
         warnings=tuple(warnings),
+        fill_fraction=fill,
     )
+
+
+def _schedule_terms(
+    done: Sequence[float], slice_volume: Sequence[float] | None, t_days: float, q_over_v: float
+) -> tuple[float, float, float]:
+    """(expected fill, the filled shares' average √(q_i/v_i), timing-risk days) of a
+    piecewise-linear schedule. Risk days: ∫ (share still to trade)² dt over the window,
+    exact for straight segments: (a² + ab + b²)/3 per slice."""
+    n = len(done) - 1
+    if n < 1:
+        raise ValueError("a schedule needs at least two edges")
+    volume = list(slice_volume) if slice_volume is not None else [1.0 / n] * n
+    if len(volume) != n or any(v < 0 for v in volume) or sum(volume) <= 0:
+        raise ValueError("one non-negative volume share per slice of the schedule")
+    total_volume = sum(volume)
+    edges = [min(max(float(x), 0.0), 1.0) for x in done]
+    fill = edges[-1] - edges[0]
+    weighted, risk = 0.0, 0.0
+    for i in range(n):
+        q = max(edges[i + 1] - edges[i], 0.0)  # of the order
+        v = volume[i] / total_volume  # of the window's volume
+        if q > 0:
+            if v <= 0:
+                raise ValueError("the schedule trades in a slice where the market trades none")
+            weighted += q * math.sqrt(q / v * q_over_v)
+        a, b = 1.0 - edges[i], 1.0 - edges[i + 1]
+        risk += (a * a + a * b + b * b) / 3 * (t_days / n)
+    return fill, (weighted / fill if fill > 0 else 0.0), risk
+
+
+def planned_schedule(
+    strategy: type[Strategy], params: Mapping[str, Any], ctx: OrderContext
+) -> tuple[list[float], list[float]]:
+    """The strategy's own plan for the order, as `pretrade_estimate` takes it: the share
+    done at the edges of 5-minute slices of the window, and the market's share of the
+    window's volume in each. Raises ParamError for parameters the strategy refuses."""
+    planner = strategy(ctx, params)
+    span = ctx.end_s - ctx.start_s
+    n = max(1, min(78, math.ceil(span / 60 / SLICE_MINUTES)))
+    edges = [ctx.start_s + span * i / n for i in range(n + 1)]
+    done = [planner.schedule_fraction(t) for t in edges]
+    volume = [profile_fraction(ctx.volume_profile, a, b) for a, b in pairwise(edges)]
+    return done, volume

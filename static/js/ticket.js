@@ -58,6 +58,7 @@
 
   strategy.addEventListener("change", () => {
     box.replaceChildren(...(schemas[strategy.value] || []).map(field));
+    scheduleEstimate(); // each strategy has its own schedule, and so its own cost
   });
 
   // --- the window in the session's clock
@@ -107,6 +108,7 @@
       side: (form.querySelector("input[name=side]:checked") || {}).value || "buy",
       strategy: strategy.value,
     });
+    box.querySelectorAll("[name^=param_]").forEach((i) => { if (i.value.trim() !== "") q.append(i.name, i.value); });
     const mine = ++generation;
     let data;
     try {
@@ -129,6 +131,7 @@
       cost_usd: (v) => v.toLocaleString("en-US", { maximumFractionDigits: 0 }),
       notional_usd: (v) => v.toLocaleString("en-US", { maximumFractionDigits: 0 }),
       window_volume: (v) => v.toLocaleString("en-US"),
+      fill_pct: (v) => v.toFixed(0),
     };
     for (const [k, f] of Object.entries(fmt)) if (out(k) && data[k] !== undefined) out(k).textContent = f(data[k]);
     if (data.market) {
@@ -152,6 +155,9 @@
     e.addEventListener("input", scheduleEstimate);
     e.addEventListener("change", scheduleEstimate);
   });
+  // A parameter that shapes the schedule (a POV rate, an IS risk aversion) moves the cost.
+  box.addEventListener("input", scheduleEstimate);
+  box.addEventListener("change", scheduleEstimate);
   ["start_minute", "end_minute"].forEach((n) => form.elements[n].addEventListener("input", () => {
     windowTouched = true;
     showWindow();

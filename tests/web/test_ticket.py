@@ -191,6 +191,35 @@ def test_estimate_returns_cost_uncertainty_participation(alice, instrument) -> N
     assert big["cost_bps"] > small["cost_bps"]
 
 
+def test_the_estimate_follows_the_strategy_and_its_parameters(alice, instrument) -> None:
+    c = client_for(alice)
+    base = {"instrument": instrument.pk, "quantity": 60000, "start_minute": 0, "end_minute": 390}
+
+    def est(**over: Any) -> dict[str, Any]:
+        return c.get(reverse("order_estimate"), {**base, **over}).json()
+
+    plain, vwap, twap = est(), est(strategy="vwap"), est(strategy="twap")
+    # VWAP's schedule is the plain estimate's straight line in volume time.
+    assert vwap["impact_bps"] == pytest.approx(plain["impact_bps"], abs=0.02)
+    # TWAP trades evenly against a U-shaped day: more impact at midday's thin volume.
+    assert twap["impact_bps"] > vwap["impact_bps"]
+    assert twap["fill_pct"] == vwap["fill_pct"] == 100.0
+    # POV at 1% of a 1.5M-share day: 15,000 of the 60,000, a quarter, and it says so.
+    pov = est(strategy="pov", param_participation_rate="0.01")
+    assert pov["fill_pct"] == pytest.approx(25.0, abs=0.5)
+    assert pov["participation_pct"] == pytest.approx(1.0, abs=0.05)
+    assert any("fill about" in w for w in pov["warnings"])
+    assert pov["cost_usd"] < twap["cost_usd"]  # costed on what it fills
+    # An urgent IS trades sooner: less timing risk, more impact.
+    urgent = est(strategy="is", param_risk_aversion="0.001")
+    assert urgent["uncertainty_bps"] < twap["uncertainty_bps"]
+    assert urgent["impact_bps"] > twap["impact_bps"]
+    # A parameter the strategy refuses: costed on its defaults, and said.
+    bad = est(strategy="pov", param_participation_rate="7")
+    assert bad["fill_pct"] == est(strategy="pov")["fill_pct"]
+    assert any("default parameters: participation_rate" in w for w in bad["warnings"])
+
+
 @pytest.mark.parametrize(
     "params",
     [
