@@ -6,6 +6,10 @@ and evaluation. It trades only once approved under four eyes: one risk manager
 recommends it, a second approves it. Retiring or rejecting is the safe direction and takes
 one. The file is re-hashed at every step and by the worker before it trades, so a file
 changed on disk after approval never trades as the approved version.
+
+Which approved version the ticket offers first is a decision of its own, under the same
+four eyes (`ModelDefault`): one risk manager proposes, a second confirms. Until two have,
+the default is the newest approved version that trades every spread.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from execution.algos.adaptive import (
     shipped_models,
 )
 from execution.algos.base import quoted_spread_bps
-from execution.models import ModelVersion
+from execution.models import ModelDefault, ModelVersion
 from oversight.audit import audit_record
 from oversight.roles import APPROVE_MODEL
 
@@ -212,10 +216,31 @@ def approved_names() -> list[str]:
     return [mv.name for mv in approved_versions()]
 
 
+def designated_default() -> ModelDefault | None:
+    """The designation two risk managers confirmed, while its version may trade."""
+    active = ModelDefault.objects.filter(status=ModelDefault.ACTIVE).select_related("version")
+    d = active.first()
+    if d is None or d.version.status != ModelVersion.APPROVED:
+        return None
+    return d
+
+
 def default_version() -> ModelVersion | None:
-    """The newest approved version that trades every spread; None if there is none (an
-    expert for one band is never anyone's default: the trader names it)."""
+    """The version two risk managers designated; without one, the newest approved version
+    that trades every spread; None if there is none (an expert for one band is never
+    anyone's default: the trader names it)."""
+    d = designated_default()
+    if d is not None and spread_band_of(d.version) is None:
+        return d.version
     return next((mv for mv in approved_versions() if spread_band_of(mv) is None), None)
+
+
+def pending_default() -> ModelDefault | None:
+    return (
+        ModelDefault.objects.filter(status=ModelDefault.PENDING)
+        .select_related("version", "requested_by")
+        .first()
+    )
 
 
 # -- services -----------------------------------------------------------------------------
@@ -398,6 +423,112 @@ def model_reject(*, user: Any, version_id: int, note: str) -> ModelVersion:
     return mv
 
 
+def designation_json(d: ModelDefault) -> dict[str, Any]:
+    return {
+        "version": d.version.name,
+        "status": d.status,
+        "requested_by": d.requested_by.get_username(),
+        "reason": d.reason,
+        "confirmed_by": d.confirmed_by.get_username() if d.confirmed_by else None,
+        "end_reason": d.end_reason,
+    }
+
+
+def _designation_locked(designation_id: int) -> ModelDefault:
+    try:
+        return (
+            ModelDefault.objects.select_for_update()
+            .select_related("version")
+            .get(pk=designation_id)
+        )
+    except ModelDefault.DoesNotExist:
+        raise ModelDefault.DoesNotExist(
+            f"there is no default designation {designation_id}"
+        ) from None
+
+
+def _end(d: ModelDefault, status: str, why: str) -> None:
+    d.status, d.ended_at, d.end_reason = status, timezone.now(), why[:500]
+    d.save()
+
+
+def model_default_propose(*, user: Any, version_id: int, reason: str) -> ModelDefault:
+    """The first of two people: make an approved, every-spread version the ticket's default.
+    A newer proposal replaces one still pending."""
+    _require_approver(user, "propose the default model version")
+    if not (reason or "").strip():
+        raise ValidationError({"reason": "say why it should be the default"})
+    with transaction.atomic():
+        mv = _locked(version_id)
+        if mv.status != ModelVersion.APPROVED:
+            raise ValidationError(
+                f"{mv.name} is {mv.status.lower()}: only an approved version may be the default"
+            )
+        if spread_band_of(mv) is not None:
+            raise ValidationError(
+                f"{mv.name} trades one band of spreads only: the default must trade every "
+                "instrument (a trader names an expert on the ticket)"
+            )
+        _check_file(mv)
+        current = designated_default()
+        if current is not None and current.version_id == mv.pk:
+            raise ValidationError(f"{mv.name} is already the default")
+        replaced = ModelDefault.objects.select_for_update().filter(status=ModelDefault.PENDING)
+        for old in replaced:
+            _end(old, ModelDefault.WITHDRAWN, f"replaced by a proposal of {mv.name}")
+        d = ModelDefault.objects.create(version=mv, requested_by=user, reason=reason.strip()[:500])
+        audit_record(
+            actor=user, action="model.default_propose", obj=mv, after=designation_json(d),
+            reason=reason,
+        )  # fmt: skip
+    return d
+
+
+def model_default_confirm(*, user: Any, designation_id: int) -> ModelDefault:
+    """The second person: the proposed version becomes the default for new orders."""
+    _require_approver(user, "confirm the default model version")
+    with transaction.atomic():
+        d = _designation_locked(designation_id)
+        if d.status != ModelDefault.PENDING:
+            raise ValidationError(f"this proposal is {d.status.lower()}, not pending")
+        if d.requested_by_id == user.pk:
+            raise ValidationError(
+                "four eyes: a second risk manager must confirm the default you proposed"
+            )
+        mv = ModelVersion.objects.select_for_update().get(pk=d.version_id)
+        if mv.status != ModelVersion.APPROVED:
+            raise ValidationError(f"{mv.name} is {mv.status.lower()} now: propose another")
+        _check_file(mv)
+        for old in ModelDefault.objects.select_for_update().filter(status=ModelDefault.ACTIVE):
+            _end(old, ModelDefault.ENDED, f"replaced by {mv.name}")
+        before = designation_json(d)
+        d.status, d.confirmed_by, d.confirmed_at = ModelDefault.ACTIVE, user, timezone.now()
+        d.save()
+        audit_record(
+            actor=user, action="model.default_confirm", obj=mv, before=before,
+            after=designation_json(d),
+        )  # fmt: skip
+    return d
+
+
+def model_default_withdraw(*, user: Any, designation_id: int, reason: str) -> ModelDefault:
+    """A pending proposal withdrawn (the safe direction: one risk manager, either)."""
+    _require_approver(user, "withdraw a default proposal")
+    if not (reason or "").strip():
+        raise ValidationError({"reason": "say why it is withdrawn"})
+    with transaction.atomic():
+        d = _designation_locked(designation_id)
+        if d.status != ModelDefault.PENDING:
+            raise ValidationError(f"this proposal is {d.status.lower()}, not pending")
+        before = designation_json(d)
+        _end(d, ModelDefault.WITHDRAWN, reason.strip())
+        audit_record(
+            actor=user, action="model.default_withdraw", obj=d.version, before=before,
+            after=designation_json(d), reason=reason,
+        )  # fmt: skip
+    return d
+
+
 def model_retire(*, user: Any, version_id: int, reason: str) -> ModelVersion:
     """Offered to no new order from now on (the safe direction: one person). Orders already
     working on it keep it; a kill switch on the model scope stops them."""
@@ -415,4 +546,9 @@ def model_retire(*, user: Any, version_id: int, reason: str) -> ModelVersion:
         mv.retired_by, mv.retired_at = user, timezone.now()
         mv.retire_reason = reason.strip()[:500]
         _save_audited(mv, user, "model.retire", before, reason)
+        # A retired version is nobody's default, and a proposal of it cannot be confirmed.
+        for d in ModelDefault.objects.select_for_update().filter(
+            version=mv, status__in=(ModelDefault.ACTIVE, ModelDefault.PENDING)
+        ):
+            _end(d, ModelDefault.ENDED, f"{mv.name} retired")
     return mv

@@ -278,3 +278,56 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ModelDefault(models.Model):
+    """Which approved version the order ticket offers first (docs/MODELS.md): proposed by
+    one risk manager, confirmed by a second (the CHECK below refuses a self-confirmation).
+    At most one is ACTIVE and one PENDING; the rows are the designation's history."""
+
+    PENDING, ACTIVE, ENDED, WITHDRAWN = "PENDING", "ACTIVE", "ENDED", "WITHDRAWN"
+    STATUSES = [(s, s.title()) for s in (PENDING, ACTIVE, ENDED, WITHDRAWN)]
+
+    version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="default_designations"
+    )
+    status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    reason = models.CharField(max_length=500)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    # Why it stopped: replaced by the next one, its version retired, or withdrawn.
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"],
+                condition=models.Q(status="ACTIVE"),
+                name="model_default_one_active",
+            ),
+            models.UniqueConstraint(
+                fields=["status"],
+                condition=models.Q(status="PENDING"),
+                name="model_default_one_pending",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(confirmed_by__isnull=True)
+                | ~models.Q(confirmed_by=models.F("requested_by")),
+                name="model_default_four_eyes",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="ACTIVE") | models.Q(confirmed_by__isnull=False),
+                name="model_default_active_confirmed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"default {self.version.name} ({self.status.lower()})"

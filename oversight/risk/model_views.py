@@ -41,8 +41,20 @@ def model_list(request: HttpRequest) -> HttpResponse:
         {
             "rows": [_row(mv, request.user) for mv in versions],
             "can_decide": request.user.has_perm(APPROVE_MODEL),
+            **_defaults(request.user),
         },
     )
+
+
+def _defaults(user: Any) -> dict[str, Any]:
+    """The ticket's default version, how it became so, and any proposal waiting."""
+    pending = registry.pending_default()
+    return {
+        "default": registry.default_version(),
+        "designation": registry.designated_default(),
+        "pending_default": pending,
+        "pending_mine": pending is not None and pending.requested_by_id == user.pk,
+    }
 
 
 @login_required
@@ -75,6 +87,8 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "orders": mv.orders.order_by("-id")[:20],
             "order_count": mv.orders.count(),
             "can_decide": request.user.has_perm(APPROVE_MODEL),
+            "trades_every_spread": registry.spread_band_of(mv) is None,
+            **_defaults(request.user),
         },
     )
 
@@ -187,3 +201,43 @@ def model_retire(request: HttpRequest, pk: int) -> HttpResponse:
         )
 
     return act(request, _back(pk), go)
+
+
+@login_required
+@permission_required(APPROVE_MODEL, raise_exception=True)
+@require_POST
+def model_default_propose(request: HttpRequest, pk: int) -> HttpResponse:
+    def go() -> str:
+        d = registry.model_default_propose(
+            user=request.user, version_id=pk, reason=field(request, "reason")
+        )
+        return (
+            f"{d.version.name} proposed as the default: a second risk manager must confirm "
+            "it before the ticket offers it first"
+        )
+
+    return act(request, _back(pk), go)
+
+
+@login_required
+@permission_required(APPROVE_MODEL, raise_exception=True)
+@require_POST
+def model_default_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+    def go() -> str:
+        d = registry.model_default_confirm(user=request.user, designation_id=pk)
+        return f"{d.version.name} is the default for new adaptive orders"
+
+    return act(request, reverse("model_list"), go)
+
+
+@login_required
+@permission_required(APPROVE_MODEL, raise_exception=True)
+@require_POST
+def model_default_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    def go() -> str:
+        d = registry.model_default_withdraw(
+            user=request.user, designation_id=pk, reason=field(request, "reason")
+        )
+        return f"the proposal of {d.version.name} as the default is withdrawn"
+
+    return act(request, reverse("model_list"), go)

@@ -27,5 +27,20 @@ urlpatterns = [
     path("models/<int:pk>/approve/", model_views.model_approve, name="model_approve"),
     path("models/<int:pk>/reject/", model_views.model_reject, name="model_reject"),
     path("models/<int:pk>/retire/", model_views.model_retire, name="model_retire"),
+    path(
+        "models/<int:pk>/default/",
+        model_views.model_default_propose,
+        name="model_default_propose",
+    ),
+    path(
+        "models/defaults/<int:pk>/confirm/",
+        model_views.model_default_confirm,
+        name="model_default_confirm",
+    ),
+    path(
+        "models/defaults/<int:pk>/withdraw/",
+        model_views.model_default_withdraw,
+        name="model_default_withdraw",
+    ),
     path("exceptions/<int:pk>/resolve/", views.exception_resolve, name="risk_exception_resolve"),
 ]

@@ -372,3 +372,101 @@ def test_approving_an_approved_version_says_so_and_the_card_shows_as_json(ruth: 
     page = client_for(ruth).get(f"/risk/models/{mv.pk}/").content.decode()
     card = page.split("<h2>Model card</h2>")[1].split("</pre>")[0]
     assert "&quot;sha256&quot;: &quot;" in card and "{&#x27;" not in card
+
+
+def test_the_default_version_is_designated_by_two_risk_managers(
+    rita: User, ruth: User, alice: User, instrument: Instrument
+) -> None:
+    """Until two risk managers designate one, the newest approved every-spread version is
+    the ticket's default; a designation takes one to propose and another to confirm, holds
+    against newer approvals, and ends when its version retires."""
+    from execution.model_registry import (
+        default_version,
+        model_default_confirm,
+        model_default_propose,
+        model_default_withdraw,
+    )
+    from execution.models import ModelDefault
+
+    v1 = approved_model("policy-v1")
+    v2 = approved_model("policy-v2")  # the newer approval: the default by the fallback rule
+    assert default_version() == v2
+    with pytest.raises(ValidationError, match="only a risk manager"):
+        model_default_propose(user=alice, version_id=v1.pk, reason="mine")
+    with pytest.raises(ValidationError):
+        model_default_propose(user=rita, version_id=v1.pk, reason=" ")
+    d = model_default_propose(user=rita, version_id=v1.pk, reason="steadier on wide names")
+    assert default_version() == v2  # proposed is not yet decided
+    with pytest.raises(ValidationError, match="four eyes"):
+        model_default_confirm(user=rita, designation_id=d.pk)
+    model_default_confirm(user=ruth, designation_id=d.pk)
+    assert default_version() == v1
+    assert submit(alice, instrument, strategy="adaptive").params["model"] == "policy-v1"
+    assert [r.action for r in AuditRecord.objects.filter(action__startswith="model.default")] == [
+        "model.default_propose",
+        "model.default_confirm",
+    ]
+    with pytest.raises(ValidationError, match="already the default"):
+        model_default_propose(user=ruth, version_id=v1.pk, reason="again")
+    # A newer proposal replaces one pending; withdrawn, it changes nothing.
+    p1 = model_default_propose(user=ruth, version_id=v2.pk, reason="first thought")
+    p2 = model_default_propose(user=rita, version_id=v2.pk, reason="second thought")
+    p1.refresh_from_db()
+    assert p1.status == ModelDefault.WITHDRAWN and p2.status == ModelDefault.PENDING
+    model_default_withdraw(user=ruth, designation_id=p2.pk, reason="not now")
+    with pytest.raises(ValidationError, match="withdrawn, not pending"):
+        model_default_confirm(user=ruth, designation_id=p2.pk)
+    assert default_version() == v1
+    # Only an approved version that trades every spread may be proposed.
+    if (MODEL_DIR / "policy-v8.onnx").is_file():
+        expert = approved_model("policy-v8")
+        with pytest.raises(ValidationError, match="one band of spreads only"):
+            model_default_propose(user=rita, version_id=expert.pk, reason="tight names")
+    cand = model_register(path=MODEL_DIR / "policy-v4.onnx", note="test")
+    with pytest.raises(ValidationError, match="only an approved version"):
+        model_default_propose(user=rita, version_id=cand.pk, reason="soon")
+    # Retiring the default ends its designation: the fallback rule takes over.
+    model_retire(user=rita, version_id=v1.pk, reason="superseded")
+    d.refresh_from_db()
+    assert d.status == ModelDefault.ENDED and d.end_reason == "policy-v1 retired"
+    assert default_version() == v2
+
+
+def test_the_database_refuses_a_self_confirmed_default(rita: User) -> None:
+    from execution.models import ModelDefault
+
+    mv = approved_model("policy-v1")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ModelDefault.objects.create(
+            version=mv, requested_by=rita, reason="x", confirmed_by=rita, status="ACTIVE"
+        )
+
+
+def test_the_models_page_shows_the_default_and_a_second_risk_manager_confirms_it(
+    rita: User, ruth: User, alice: User
+) -> None:
+    from django.urls import reverse
+
+    v1 = approved_model("policy-v1")
+    approved_model("policy-v2")
+    page = client_for(rita).get(reverse("model_list")).content.decode()
+    assert "not designated by two risk managers" in page
+    resp = client_for(rita).post(
+        reverse("model_default_propose", args=[v1.pk]), {"reason": "steadier"}, follow=True
+    )
+    assert "policy-v1 proposed as the default" in resp.content.decode()
+    from execution.models import ModelDefault
+
+    d = ModelDefault.objects.get()
+    mine = client_for(rita).get(reverse("model_list")).content.decode()
+    assert 'id="own-default"' in mine  # her own proposal: the confirm button is disabled
+    # A trader sees the default but cannot act on it.
+    assert client_for(alice).post(reverse("model_default_confirm", args=[d.pk])).status_code == 403
+    done = client_for(ruth).post(reverse("model_default_confirm", args=[d.pk]), follow=True)
+    text = done.content.decode()
+    assert "policy-v1 is the default for new adaptive orders" in text
+    assert "proposed by rita, confirmed by ruth" in text
+    missing = client_for(ruth).post(reverse("model_default_confirm", args=[9999]))
+    assert missing.status_code == 404
+    no_reason = client_for(ruth).post(reverse("model_default_propose", args=[v1.pk]), {})
+    assert no_reason.status_code == 400

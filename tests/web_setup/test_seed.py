@@ -147,6 +147,11 @@ def test_the_shipped_models_are_registered_and_the_default_approved_by_two(setti
     mv = ModelVersion.objects.get(name=DEFAULT_MODEL)
     assert approved_names() == [DEFAULT_MODEL]
     assert (mv.recommended_by.username, mv.decided_by.username) == ("risk", "risk2")
-    out = seed()  # idempotent: nothing registered or approved twice
+    from execution.model_registry import designated_default
+
+    d = designated_default()
+    assert d is not None and d.version == mv
+    assert (d.requested_by.username, d.confirmed_by.username) == ("risk", "risk2")
+    out = seed()  # idempotent: nothing registered, approved or designated twice
     assert "registered" not in out and "approved" not in out
     assert ModelVersion.objects.count() == len(policies)

@@ -26,7 +26,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from execution.algos.adaptive import DEFAULT_MODEL
-from execution.model_registry import model_approve, model_recommend, shipped_register
+from execution.model_registry import (
+    model_approve,
+    model_default_confirm,
+    model_default_propose,
+    model_recommend,
+    shipped_register,
+)
 from execution.models import Instrument, ModelVersion
 from execution.sim.calibration import Knobs
 from execution.sim.scenario import ScenarioError, parse_scenario
@@ -166,8 +172,9 @@ class Command(BaseCommand):
 
     def _seed_models(self, User: Any) -> None:
         """Register the shipped policy files as candidates; in the demo, the two demo risk
-        managers approve the default one under four eyes (audited as them), so a trader can
-        pick the adaptive strategy at once. The other versions wait for a person."""
+        managers approve the default one under four eyes and designate it the ticket's
+        default (audited as them), so a trader can pick the adaptive strategy at once. The
+        other versions wait for a person."""
         for mv in shipped_register():
             self.stdout.write(f"model {mv.name}: registered as a candidate ({mv.sha256[:12]})")
         if ModelVersion.objects.filter(status=ModelVersion.APPROVED).exists():
@@ -181,4 +188,12 @@ class Command(BaseCommand):
             reason="demo seed: the shipped default policy (see its model card)",
         )
         model_approve(user=User.objects.get(username="risk2"), version_id=mv.pk, note="demo seed")
-        self.stdout.write(f"model {mv.name}: approved for the demo by risk and risk2")
+        d = model_default_propose(
+            user=User.objects.get(username="risk"),
+            version_id=mv.pk,
+            reason="demo seed: the shipped default policy",
+        )
+        model_default_confirm(user=User.objects.get(username="risk2"), designation_id=d.pk)
+        self.stdout.write(
+            f"model {mv.name}: approved for the demo by risk and risk2, and the ticket's default"
+        )
