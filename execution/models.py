@@ -73,6 +73,10 @@ class ParentOrder(models.Model):
     avg_price = models.DecimalField(null=True, blank=True, **PRICE)
     arrival_price = models.DecimalField(null=True, blank=True, **PRICE)
     target_qty = models.BigIntegerField(default=0)
+    # The market over the order's window so far (as of its last event): what a worker that
+    # resumes it carries on from, and what a cancel while suspended reports.
+    market_volume = models.FloatField(default=0.0)  # shares, ours included
+    market_notional = models.FloatField(default=0.0)  # currency, for the window's VWAP
     last_seq = models.IntegerField(default=0)
     session = models.ForeignKey("MarketSession", null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)

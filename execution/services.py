@@ -375,6 +375,15 @@ def _suspended_cancel(order: ParentOrder, req: ControlRequest, user: Any) -> Non
         "status": ParentStatus.CANCELED.value,
         "previous": locked.status,
         "reason": reason,
+        # The market over its window as its lost worker last wrote it; the mid when it
+        # ended is unknown (no market runs it), so post-trade analysis says so.
+        "end_mid_px": None,
+        "market_volume": round(locked.market_volume),
+        "market_vwap_px": (
+            str(round(locked.market_notional / locked.market_volume, 6))
+            if locked.market_volume > 0
+            else None
+        ),
     }
     OrderEvent.objects.create(
         parent=locked, seq=seq, kind="ParentStatusChanged", sim_ts=0.0, payload=payload

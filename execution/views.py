@@ -363,13 +363,29 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
             for key, value in request.GET.items()
             if key.startswith(PARAM_PREFIX) and value.strip() != ""
         }
-        est = _estimate(instrument, quantity, start, end, request.GET.get("strategy", ""), params)
         clock = market_clock(instrument)
-        est["market"] = {**clock, "at": session_clock(clock["minute"] * 60, ms=False)}
+        at = session_clock(clock["minute"] * 60, ms=False)
+        # A window that has begun is worked from the market's clock (the worker starts it
+        # there): cost what is left of it, not the whole window typed.
+        late = start < clock["minute"] < end
+        est = _estimate(
+            instrument,
+            quantity,
+            clock["minute"] if late else start,
+            end,
+            request.GET.get("strategy", ""),
+            params,
+        )
+        est["market"] = {**clock, "at": at}
         if end <= clock["minute"] + 1:
             est["warnings"].append(
-                f"the {instrument.symbol} market is at {est['market']['at']} of day "
+                f"the {instrument.symbol} market is at {at} of day "
                 f"{clock['day']}: this window has already ended"
+            )
+        elif late:
+            est["warnings"].append(
+                f"the {instrument.symbol} market is at {at}: the order would work from then "
+                f"to {session_clock(end * 60, ms=False)}, and is costed so"
             )
         # What would refuse the order outright (a kill switch, a restriction): said now,
         # not after the whole ticket is filled in.

@@ -349,6 +349,9 @@ class MarketWorker:
                 prior_notional_ticks=float(order.avg_price or 0) / tick * order.filled_qty,
                 prior_seq=order.last_seq,
                 prior_children=ChildOrder.objects.filter(parent=order).count(),
+                prior_arrival_px=order.arrival_price,
+                prior_market_volume=order.market_volume,
+                prior_market_notional_ticks=order.market_notional / tick,
             )
             if order.status == SUSPENDED:
                 ControlRequest.objects.filter(
@@ -584,6 +587,7 @@ class MarketWorker:
                 ),
                 None,
             )
+            volume, notional_ticks = self.engine.market_in_window(eid)
             # The fields every step may change go in one executemany below; the rare ones
             # (a status reason, a fallback, amended parameters) in their own UPDATE.
             common.append(
@@ -598,6 +602,8 @@ class MarketWorker:
                     ticks_to_px(w.policy.limit_px_ticks, tick)
                     if w.policy.limit_px_ticks is not None
                     else None,
+                    volume,
+                    notional_ticks * float(tick),
                     order.pk,
                 )
             )
@@ -625,7 +631,8 @@ class MarketWorker:
                 cur.executemany(
                     f"UPDATE {ParentOrder._meta.db_table} SET status = %s, filled_qty = %s, "
                     "working_qty = %s, avg_price = %s, arrival_price = %s, last_seq = %s, "
-                    "target_qty = %s, limit_price = %s WHERE id = %s",
+                    "target_qty = %s, limit_price = %s, market_volume = %s, "
+                    "market_notional = %s WHERE id = %s",
                     common,
                 )
             if changed_children:

@@ -7,7 +7,6 @@ from typing import Any
 
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.fields.json import KT
-from django.db.models.functions import Coalesce
 
 from execution.engine.orders import ParentStatus
 from execution.models import OrderEvent, ParentOrder
@@ -28,19 +27,16 @@ def tca_orders(
     *, user: Any, instrument: str = "", strategy: str = "", side: str = ""
 ) -> QuerySet[ParentOrder]:
     """The finished orders the user may see that have an arrival price, newest first, each
-    with the market over its window: correlated subqueries in the same SELECT, not a query
-    per order. The final status event carries the mid when the order ended, the market's
-    volume and VWAP over its window; orders stored before it did fall back on their last
-    progress report (the mid at their last fill, and no VWAP)."""
+    with the market over its window from its final status event (the engine puts the mid
+    when the order ended, the market's volume and VWAP there): correlated subqueries in
+    the same SELECT, not a query per order. Where that event does not carry them (an order
+    cancelled while suspended has no market to ask for its end mid), they are None."""
     final_status = OrderEvent.objects.filter(
         parent=OuterRef("pk"), kind="ParentStatusChanged"
     ).order_by("-seq")
-    last_progress = OrderEvent.objects.filter(
-        parent=OuterRef("pk"), kind="ParentProgress"
-    ).order_by("-seq")
 
-    def last(events: QuerySet[OrderEvent], key: str) -> Subquery:
-        return Subquery(events.values(v=KT(f"payload__{key}"))[:1])
+    def final(key: str) -> Subquery:
+        return Subquery(final_status.values(v=KT(f"payload__{key}"))[:1])
 
     qs = (
         orders_visible_to(user)
@@ -54,17 +50,16 @@ def tca_orders(
     if side:
         qs = qs.filter(side=side)
     return qs.annotate(
-        end_mid_px=Coalesce(last(final_status, "end_mid_px"), last(last_progress, "mid_px")),
-        end_market_volume=Coalesce(
-            last(final_status, "market_volume"), last(last_progress, "market_volume")
-        ),
-        end_market_vwap_px=last(final_status, "market_vwap_px"),
+        end_mid_px=final("end_mid_px"),
+        end_market_volume=final("market_volume"),
+        end_market_vwap_px=final("market_vwap_px"),
     ).order_by("-id")
 
 
 def _number(value: Any) -> float | None:
-    """A JSON payload's number or decimal string (backends return either); None if absent."""
-    if value is None or value == "":
+    """A JSON payload's number or decimal string (backends return either); None if absent
+    or JSON null (which SQLite's text extraction returns as the word "null")."""
+    if value is None or value in ("", "null"):
         return None
     return float(value)
 

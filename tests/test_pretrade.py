@@ -124,6 +124,8 @@ def test_a_schedule_that_does_not_finish_is_costed_on_what_it_fills_and_says_so(
     assert pov.participation == pytest.approx(0.08)  # 40% of 100k against 500k
     assert pov.impact_bps == pytest.approx(0.5 * 200 * math.sqrt(0.08))
     assert any("fill about 40% of the order" in w for w in pov.warnings)
+    # Its ± is per filled share too: a straight line over the window, as the cost is.
+    assert pov.uncertainty_bps == pytest.approx(estimate().uncertainty_bps)
     assert pov.to_json()["fill_pct"] == 40.0
 
 

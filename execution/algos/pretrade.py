@@ -168,8 +168,8 @@ def _schedule_terms(
     done: Sequence[float], slice_volume: Sequence[float] | None, t_days: float, q_over_v: float
 ) -> tuple[float, float, float]:
     """(expected fill, the filled shares' average √(q_i/v_i), timing-risk days) of a
-    piecewise-linear schedule. Risk days: ∫ (share still to trade)² dt over the window,
-    exact for straight segments: (a² + ab + b²)/3 per slice."""
+    piecewise-linear schedule. Risk days: ∫ (share of the filled part still to trade)² dt
+    over the window, exact for straight segments: (a² + ab + b²)/3 per slice."""
     n = len(done) - 1
     if n < 1:
         raise ValueError("a schedule needs at least two edges")
@@ -187,7 +187,12 @@ def _schedule_terms(
             if v <= 0:
                 raise ValueError("the schedule trades in a slice where the market trades none")
             weighted += q * math.sqrt(q / v * q_over_v)
-        a, b = 1.0 - edges[i], 1.0 - edges[i + 1]
+        # What is still to trade of what the schedule fills, per filled share: the same
+        # basis as the cost (the unfilled rest's risk is the warning's business).
+        a, b = (
+            (edges[-1] - edges[i]) / fill if fill > 0 else 0.0,
+            (edges[-1] - edges[i + 1]) / fill if fill > 0 else 0.0,
+        )
         risk += (a * a + a * b + b * b) / 3 * (t_days / n)
     return fill, (weighted / fill if fill > 0 else 0.0), risk
 

@@ -85,6 +85,12 @@ class ParentOrderSpec:
     prior_notional_ticks: float = 0.0
     prior_seq: int = 0
     prior_children: int = 0  # child ids continue too: they are unique per parent order
+    # The order's window so far, for what is measured against it: its arrival mid (the
+    # benchmark of its shortfall) and the market's volume and notional since it started
+    # (what POV keeps pace with, and the window's VWAP), as the last engine left them.
+    prior_arrival_px: Decimal | None = None
+    prior_market_volume: float = 0.0
+    prior_market_notional_ticks: float = 0.0
 
 
 @dataclass(slots=True)
@@ -355,11 +361,26 @@ class ExecutionEngine:
         return []
 
     def _start(self, w: _Working, now: float) -> None:
-        tape = self.market.tape
-        w.volume_at_start = tape.volume
-        w.notional_at_start = tape.notional_ticks
-        w.arrival_mid_ticks = self.market.mid_ticks()
+        tape, spec = self.market.tape, w.spec
+        # A resumed order's window began under another engine: it carries on from there.
+        w.volume_at_start = tape.volume - spec.prior_market_volume
+        w.notional_at_start = tape.notional_ticks - spec.prior_market_notional_ticks
+        if spec.prior_arrival_px is not None:
+            w.arrival_mid_ticks = float(spec.prior_arrival_px / self.tick)
+        else:
+            w.arrival_mid_ticks = self.market.mid_ticks()
         self._status(w, ParentStatus.WORKING, "started")
+
+    def market_in_window(self, order_id: str) -> tuple[float, float]:
+        """The market's volume and notional (ticks) since the order started, ours included
+        (zero before it starts)."""
+        w = self.orders[order_id]
+        if w.arrival_mid_ticks is None:
+            return 0.0, 0.0
+        if w.end_mid_ticks is not None:  # closed: the window's own totals
+            return w.volume_in_window, w.notional_in_window
+        tape = self.market.tape
+        return tape.volume - w.volume_at_start, tape.notional_ticks - w.notional_at_start
 
     def _close_window(self, w: _Working) -> None:
         tape = self.market.tape

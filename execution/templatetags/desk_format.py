@@ -3,6 +3,7 @@ parameter of 30.0 reads "30" everywhere, a flag "yes" or "no", a price to its la
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -16,8 +17,10 @@ CENT = Decimal("0.01")
 def param_value(value: Any) -> str:
     if isinstance(value, bool):  # before numbers: True is an int too
         return "yes" if value else "no"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))  # what JSON.parse gives the amend dialog: 30, not 30.0
+    if isinstance(value, float) and math.isfinite(value):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))  # what JSON.parse gives the amend dialog: 30, not 30.0
+        return format(Decimal(repr(value)), "f")  # 0.000001, as the ticket shows it, not 1e-06
     if value is None:
         return "—"
     return str(value)

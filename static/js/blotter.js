@@ -225,15 +225,15 @@
     else tb._deferred.push([ev, render]);
   }
 
-  // The row's "N denied" badge: the trader sees the execution policy refuse children as
-  // the risk console does, with the last reason on hover.
+  // The row's "N denied" badge: the trader sees children refused (by the execution policy
+  // or a risk limit) as the risk console does, with the last reason on hover.
   function countDenial(tb, ev) {
     const badge = tb.querySelector('[data-field="denied"]');
     if (!badge) return;
     const n = Number(badge.dataset.count || 0) + 1;
     badge.dataset.count = n;
     badge.textContent = `${n} denied`;
-    badge.title = `child orders the execution policy refused; the last: ${ev.reason || ""}`;
+    badge.title = `child orders refused by the execution policy or the risk limits; the last: ${ev.reason || ""}`;
     badge.hidden = false;
     flash(badge);
   }

@@ -247,3 +247,50 @@ def test_a_session_that_stopped_idle_is_continued_and_a_window_already_past_is_r
     order.refresh_from_db()
     assert order.status == "FILLED"
     assert min(Fill.objects.filter(parent=order).values_list("sim_ts", flat=True)) >= 100 * 60
+
+
+def test_a_resumed_pov_order_keeps_its_arrival_and_its_window_and_keeps_pace(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The worker that resumes an order carries on its window: the arrival price stays the
+    benchmark, the market's volume counts from the order's start (so POV neither stalls
+    on its earlier fills nor rushes), and the final event reports the whole window."""
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(
+            alice, instrument, quantity=200_000, end_minute=40, strategy="pov",
+            params={"participation_rate": 0.05},
+        )  # fmt: skip
+    first = worker(instrument)
+    run_to(first, 15 * 60)
+    heartbeat_stops(first)
+    order.refresh_from_db()
+    arrival, volume_at_death = order.arrival_price, order.market_volume
+    assert order.status == SUSPENDED and order.filled_qty > 0 and volume_at_death > 0
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(user=alice, order=order, action="resume")
+    second = worker(instrument, seed=8)
+    run_to(second, 41 * 60)
+    order.refresh_from_db()
+    assert order.status == "EXPIRED" and order.arrival_price == arrival
+    final = OrderEvent.objects.filter(parent=order, kind="ParentStatusChanged").latest("seq")
+    window = float(final.payload["market_volume"])
+    assert window > volume_at_death  # the whole window, not only the part after the resume
+    assert 0.04 < order.filled_qty / window < 0.06  # 5% of it, across both workers
+    assert float(final.payload["market_vwap_px"]) > 0
+
+
+def test_a_cancel_while_suspended_reports_the_window_but_no_end_mid(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)
+    w = worker(instrument)
+    run_to(w, 10 * 60)
+    heartbeat_stops(w)
+    order.refresh_from_db()
+    order_control_request(user=alice, order=order, action="cancel")
+    final = OrderEvent.objects.filter(parent=order, kind="ParentStatusChanged").latest("seq")
+    assert final.payload["end_mid_px"] is None  # no market ran it to its end
+    assert final.payload["market_volume"] == round(order.market_volume) > 0
+    vwap = float(final.payload["market_vwap_px"])
+    assert vwap == pytest.approx(order.market_notional / order.market_volume)

@@ -160,13 +160,19 @@ def test_order_page_writes_parameters_as_the_ticket_does(alice, instrument) -> N
     order = make_order(
         alice,
         instrument,
-        params={"decision_interval_s": 30.0, "dark_fraction": 0.25, "complete": True},
+        params={
+            "decision_interval_s": 30.0,
+            "dark_fraction": 0.25,
+            "complete": True,
+            "risk_aversion": 1e-6,
+        },
         limit_price=Decimal("40.1234"),
     )
     page = client_for(alice).get(reverse("order_detail", args=[order.pk])).content.decode()
     assert '<dt>decision_interval_s</dt><dd class="mono">30</dd>' in page
     assert '<dt>dark_fraction</dt><dd class="mono">0.25</dd>' in page
     assert '<dt>complete</dt><dd class="mono">yes</dd>' in page
+    assert '<dt>risk_aversion</dt><dd class="mono">0.000001</dd>' in page  # not 1e-06
     assert "<dt>Limit</dt><dd>40.1234</dd>" in page
     order.limit_price = Decimal("40.5")
     order.save()

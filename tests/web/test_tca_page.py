@@ -42,7 +42,7 @@ def progress(order: Any, seq: int, *, mid: str, volume: float) -> None:
 
 def finished(owner: Any, instrument: Any, **over: Any) -> Any:
     """Bought 600 of 1,000 at 40.10 against 40.00; expired with the mid at 40.30 after
-    the market traded 6,000 shares (its last progress report)."""
+    the market traded 6,000 shares (its final status event)."""
     fields: dict[str, Any] = {
         "quantity": 1000,
         "filled_qty": 600,
@@ -52,11 +52,16 @@ def finished(owner: Any, instrument: Any, **over: Any) -> Any:
     }
     fields.update(over)
     order = make_order(owner, instrument, **fields)
-    # Stored out of sequence order, with later events of other kinds: the last progress
-    # report is the one with the highest seq, not the newest row or the last event.
-    progress(order, 3, mid="40.30", volume=6000)
-    progress(order, 2, mid="40.20", volume=3000)
-    event(order, 4, "ParentStatusChanged", {"status": "EXPIRED", "mid_px": "99.00"})
+    # Stored out of sequence order, among events of other kinds: the final status is the
+    # status event with the highest seq, not the newest row, nor a progress report.
+    event(
+        order,
+        5,
+        "ParentStatusChanged",
+        {"status": "EXPIRED", "end_mid_px": "40.30", "market_volume": 6000, "market_vwap_px": None},
+    )
+    progress(order, 4, mid="40.20", volume=3000)
+    event(order, 2, "ParentStatusChanged", {"status": "WORKING", "end_mid_px": None})
     return order
 
 
@@ -64,7 +69,7 @@ def rows_of(resp: Any) -> list[int]:
     return [r.order.pk for r in resp.context["rows"]]
 
 
-def test_the_figures_come_from_the_order_and_its_last_progress_report(alice, instrument) -> None:
+def test_the_figures_come_from_the_order_and_its_final_status_event(alice, instrument) -> None:
     order = finished(alice, instrument)
     resp = client_for(alice).get(URL)
     assert resp.status_code == 200
@@ -88,9 +93,12 @@ def test_the_figures_come_from_the_order_and_its_last_progress_report(alice, ins
 
 
 def test_the_final_status_event_gives_the_end_mid_volume_and_vwap(alice, instrument) -> None:
-    """Since the engine puts the market over the window on the final status event, that is
-    what the page charges and measures against; the progress reports are only a fallback."""
-    order = finished(alice, instrument)
+    """The engine puts the market over the window on the final status event: that is what
+    the page charges the unfilled rest at and measures the fills against."""
+    order = make_order(
+        alice, instrument, quantity=1000, filled_qty=600, avg_price=Decimal("40.10"),
+        arrival_price=Decimal("40.00"), status="EXPIRED",
+    )  # fmt: skip
     event(
         order,
         5,
@@ -113,9 +121,11 @@ def test_the_final_status_event_gives_the_end_mid_volume_and_vwap(alice, instrum
 
 
 def test_unknown_end_mid_and_volume_show_a_dash(alice, instrument) -> None:
-    make_order(
+    order = make_order(
         alice, instrument, status="CANCELED", arrival_price=Decimal("40.00"), filled_qty=0
-    )  # canceled before any fill: no progress report at all
+    )
+    # A progress report is not the end of the order: its mid is not the end mid.
+    progress(order, 1, mid="40.20", volume=3000)
     resp = client_for(alice).get(URL)
     (row,) = resp.context["rows"]
     assert row.result.total_shortfall_bps is None and row.result.participation_pct is None

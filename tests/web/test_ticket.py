@@ -334,3 +334,21 @@ def test_a_window_that_has_begun_is_said_to_start_at_the_markets_clock(alice, in
         "opened at 10:15:00, but the HBRK market is at 10:30:00: it works from then to "
         "11:15:00, on that shorter window's schedule"
     )
+
+
+def test_the_estimate_of_a_window_that_has_begun_costs_what_is_left(alice, instrument) -> None:
+    c = client_for(alice)
+    url = reverse("order_estimate")
+    q = {"instrument": instrument.pk, "quantity": 30000, "strategy": "twap"}
+    rest = c.get(url, {**q, "start_minute": 60, "end_minute": 105}).json()
+    MarketSession.objects.create(
+        instrument=instrument, worker="w1", seed=1, speed=1.0, sim_ts=3600.0,
+        heartbeat_at=timezone.now(),
+    )  # fmt: skip  # the market is at 10:30:00, a quarter of the window gone
+    late = c.get(url, {**q, "start_minute": 45, "end_minute": 105}).json()
+    assert (
+        late["impact_bps"] == rest["impact_bps"] and late["window_volume"] == rest["window_volume"]
+    )
+    assert "the HBRK market is at 10:30:00: the order would work from then to 11:15:00" in (
+        " ".join(late["warnings"])
+    )
