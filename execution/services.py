@@ -35,6 +35,7 @@ from execution.models import (
     ParentOrder,
 )
 from execution.selectors import market_clock
+from execution.session_clock import session_clock
 from oversight.audit import audit_record
 from oversight.risk.models import RiskException
 from oversight.risk.pretrade import breaches, order_scopes, refusals
@@ -74,15 +75,14 @@ def parent_order_submit(
     if problem:
         errors.setdefault("quantity", []).append(problem)
     if not (0 <= start_minute < end_minute <= 390):
-        errors.setdefault("end_minute", []).append(
-            "the window must satisfy 0 <= start < end <= 390"
-        )
+        errors.setdefault("end_minute", []).append("the window must satisfy 0 ≤ start < end ≤ 390")
     else:
         clock = market_clock(instrument)
         if end_minute <= clock["minute"] + 1:
+            at = session_clock(clock["minute"] * 60, ms=False)
             errors.setdefault("end_minute", []).append(
-                f"the {instrument.symbol} market is at minute {clock['minute']:.1f} of day "
-                f"{clock['day']}; the window must end after that"
+                f"the {instrument.symbol} market is at {at} of day {clock['day']}; the "
+                "window must end at least a minute after that"
             )
     limit, problem = _clean_limit(limit_price, instrument.tick_size)
     if problem:

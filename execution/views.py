@@ -33,26 +33,17 @@ from execution.services import (
     parent_order_submit,
     quantity_problem,
 )
+from execution.session_clock import session_clock
 from execution.sim.scenario import ScenarioError, parse_scenario
+from execution.templatetags.desk_format import price
 from execution.worker import sessions_reap
+from execution.worker_risk import RISK_DENIALS
 from oversight.risk.pretrade import order_scopes, refusals
 from oversight.risk.selectors import trader_alerts
 from oversight.roles import TRADE
 
-SESSION_OPEN_S = 9 * 3600 + 30 * 60
 BLOTTER_ROWS = 200
 WORKING_CHILD = ("SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL")
-
-
-def session_clock(ts: float | None, *, ms: bool = True) -> str:
-    """Simulated seconds after the open as the session's wall clock (09:30:00.000 = 0)."""
-    if ts is None:
-        return ""
-    total_ms = round((SESSION_OPEN_S + ts) * 1000)
-    s, milli = divmod(total_ms, 1000)
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h:02d}:{m:02d}:{sec:02d}.{milli:03d}" if ms else f"{h:02d}:{m:02d}:{sec:02d}"
 
 
 def _duration(seconds: float | None) -> str:
@@ -65,6 +56,12 @@ def _duration(seconds: float | None) -> str:
 
 def _plain(d: Decimal) -> str:
     return format(d.normalize(), "f")
+
+
+def _short_clock(ts: float) -> str:
+    """09:30 for a whole minute, 09:30:15 otherwise: the blotter's window column is narrow."""
+    text = session_clock(ts, ms=False)
+    return text[:-3] if text.endswith(":00") else text
 
 
 def _require_watcher(request: HttpRequest) -> None:
@@ -141,28 +138,47 @@ def _estimate(
     return out
 
 
+def _denial_text(order: ParentOrder, child: Any) -> str:
+    """A denial as the blotter's script writes it from the event: code and detail."""
+    ev = (
+        OrderEvent.objects.filter(parent=order, kind="ChildDenied")
+        .filter(payload__client_order_id=child.client_order_id)
+        .only("payload")
+        .first()
+    )
+    detail = str(ev.payload.get("detail", "")) if ev is not None else ""
+    return f"{child.reason}: {detail}" if detail else child.reason
+
+
 def _order_row(order: ParentOrder, user: Any, now_s: float | None = None) -> dict[str, Any]:
     children = list(order.children.all())
     working = sum(1 for c in children if c.status in WORKING_CHILD)
-    denied = [c for c in children if c.status == "DENIED"]
+    # The refusals a person acts on (the risk console raises the same ones); not the
+    # engine's own guards, such as a child for more than is left after a fill (EXCEEDS_LEAVES).
+    denied = [c for c in children if c.status == "DENIED" and c.reason in RISK_DENIALS]
     end_s = order.end_minute * 60
     clock = now_s if now_s is not None else (order.session.sim_ts if order.session else None)
     time_left = None
     if order_is_open(order) and clock is not None:
         time_left = max(0.0, end_s - max(order.start_minute * 60, clock))
-    try:
-        participation = _estimate(
-            order.instrument, order.quantity, order.start_minute, order.end_minute
-        )["participation_pct"]
-    except (ScenarioError, ValueError):
-        participation = None
+    realised = order.filled_qty > 0 and order.market_volume > 0
+    if realised:  # what it has done, as the TCA page measures it, once it has traded
+        participation = round(100 * order.filled_qty / order.market_volume, 1)
+    else:
+        try:
+            participation = _estimate(
+                order.instrument, order.quantity, order.start_minute, order.end_minute
+            )["participation_pct"]
+        except (ScenarioError, ValueError):
+            participation = None
     return {
         "o": order,
         "pct": round(100 * order.filled_qty / order.quantity, 1) if order.quantity else 0,
         "shortfall_bps": _shortfall_bps(order),
         "participation_pct": participation,
+        "participation_realised": realised,
         "time_left_s": time_left,
-        "window": f"{session_clock(order.start_minute * 60, ms=False)}–{session_clock(end_s, ms=False)}",
+        "window": f"{_short_clock(order.start_minute * 60)}–{_short_clock(end_s)}",
         # Newest first, as the live page adds them.
         "children": [{"c": c, "at": session_clock(c.sim_ts)} for c in reversed(children)],
         "fills": [{"f": f, "at": session_clock(f.sim_ts)} for f in list(order.fills.all())[::-1]],
@@ -170,7 +186,7 @@ def _order_row(order: ParentOrder, user: Any, now_s: float | None = None) -> dic
         # The execution policy's refusals are the trader's business too: an order that
         # cannot place its children falls behind, and the row says why.
         "denied": len(denied),
-        "denied_reason": denied[-1].reason if denied else "",
+        "denied_reason": _denial_text(order, denied[-1]) if denied else "",
         "mine": order.owner_id == user.pk and user.has_perm(TRADE),
         "qty_fmt": f"{order.quantity:,}",
         "filled_fmt": f"{order.filled_qty:,}",
@@ -189,6 +205,7 @@ def _page_config(request: HttpRequest) -> dict[str, Any]:
         "row_url": reverse("order_row", args=[0]).replace("/0/", "/{id}/"),
         "control_url": reverse("order_control", args=[0]).replace("/0/", "/{id}/"),
         "detail_url": reverse("order_detail", args=[0]).replace("/0/", "/{id}/"),
+        "counted_denials": sorted(RISK_DENIALS),  # what the row's "N denied" counts
         # Every visible order, shown or not: the socket's catch-up replays only what is new.
         "last_seq": {
             str(pk): seq
@@ -312,8 +329,8 @@ def order_new(request: HttpRequest) -> HttpResponse:
             "instruments": {
                 str(i.pk): {
                     "symbol": i.symbol,
-                    "tick": str(i.tick_size),
-                    "px": str(i.reference_price),
+                    "tick": _plain(i.tick_size),
+                    "px": price(i.reference_price),
                 }
                 for i in Instrument.objects.all()
             },
@@ -326,7 +343,7 @@ def _late_start(order: ParentOrder) -> str:
     """The worker starts an order whose window has begun at the market's clock, not in the
     past (it would otherwise take at once what its schedule says is behind): say so."""
     clock = market_clock(order.instrument)
-    if order.start_minute >= clock["minute"]:
+    if order.start_minute > clock["minute"] - 1:  # a few seconds' lag is no news
         return ""
     now = session_clock(clock["minute"] * 60, ms=False)
     start = session_clock(order.start_minute * 60, ms=False)
@@ -377,10 +394,16 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
             params,
         )
         est["market"] = {**clock, "at": at}
-        if end <= clock["minute"] + 1:
+        if end <= clock["minute"]:
             est["warnings"].append(
                 f"the {instrument.symbol} market is at {at} of day "
                 f"{clock['day']}: this window has already ended"
+            )
+        elif end <= clock["minute"] + 1:
+            est["warnings"].append(
+                f"the {instrument.symbol} market is at {at} of day {clock['day']}: this "
+                "window ends within a minute, too soon to work an order (it must end at "
+                "least a minute after the market's clock)"
             )
         elif late:
             est["warnings"].append(

@@ -28,8 +28,18 @@ class TcaFilterForm(forms.Form):
         error_messages={"invalid_choice": "side is buy or sell, not “%(value)s”"},
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
+        if data is not None:
+            # The page shows "POV" and "HBRK": a link typed either way means the same.
+            data = data.copy()
+            for key, fold in (
+                ("instrument", str.upper),
+                ("strategy", str.lower),
+                ("side", str.lower),
+            ):
+                if isinstance(data.get(key), str):
+                    data[key] = fold(data[key].strip())
+        super().__init__(data, *args, **kwargs)
         symbols = Instrument.objects.values_list("symbol", flat=True)
         self.fields["instrument"].choices = [("", "All")] + [(s, s) for s in symbols]
         self.fields["strategy"].choices = [("", "All")] + [(n, n.upper()) for n in strategy_names()]

@@ -17,12 +17,15 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from execution.selectors import can_watch_orders
+from execution.session_clock import session_clock
 from tca.forms import FILTER_KEYS, TcaFilterForm
 from tca.selectors import TCA_ROWS, TcaRow, tca_rows
 from tca.summary import strategy_summaries
 
 CSV_COLUMNS = (
     "order_id",
+    "entered_utc",
+    "window",
     "trader",
     "instrument",
     "side",
@@ -132,6 +135,9 @@ def _csv_lines(rows: Iterable[TcaRow]) -> Iterator[str]:
         yield writer.writerow(
             [
                 o.pk,
+                o.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                f"{session_clock(o.start_minute * 60, ms=False)}-"
+                f"{session_clock(o.end_minute * 60, ms=False)}",
                 _cell(o.owner.get_username()),
                 o.instrument.symbol,
                 o.side,

@@ -90,7 +90,10 @@ class ParamSpec:
 
 
 def _unit(unit: str) -> str:
-    return f" {unit}" if unit else ""
+    # "at least 0 1/$" reads as a number: a unit that starts with a digit goes in brackets.
+    if not unit:
+        return ""
+    return f" ({unit})" if unit[0].isdigit() else f" {unit}"
 
 
 def validate_params(schema: Sequence[ParamSpec], raw: Mapping[str, Any]) -> dict[str, Any]:

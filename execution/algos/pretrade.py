@@ -43,7 +43,7 @@ IMPACT_COEFFICIENT = 0.5  # Y in the square-root law
 SESSION_MINUTES = 390.0
 LARGE_ADV_FRACTION = 0.10
 HIGH_PARTICIPATION = 0.25
-SLICE_MINUTES = 5.0  # the schedule is costed in slices this long (at most 78 in a day)
+SLICE_MINUTES = 1.0  # the schedule is costed in slices this long (at most 390 in a day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,16 +126,18 @@ def pretrade_estimate(
     adv_fraction = quantity / adv_shares
     half_spread = spread_bps / 2
     t_days = window_minutes / SESSION_MINUTES
-    fill = 1.0
+    fill, peak = 1.0, 0.0
     if schedule is None:
         participation = quantity / window_volume
         impact = IMPACT_COEFFICIENT * sigma_bps * math.sqrt(participation)
         uncertainty = sigma_bps * math.sqrt(t_days / 3) * remaining
     else:
-        fill, impact_per_sigma, risk_days = _schedule_terms(
+        fill, impact_per_sigma, risk_days, active, peak = _schedule_terms(
             schedule, slice_volume, t_days, quantity / window_volume
         )
-        participation = fill * quantity / window_volume
+        # While it trades: a POV at 50% that is done in minutes participates at 50%, not
+        # at its share of the whole window's volume.
+        participation = fill * quantity / (window_volume * active) if active > 0 else 0.0
         impact = IMPACT_COEFFICIENT * sigma_bps * impact_per_sigma
         uncertainty = sigma_bps * math.sqrt(risk_days) * remaining
     warnings: list[str] = []
@@ -145,6 +147,11 @@ def pretrade_estimate(
         warnings.append(
             f"expected participation {participation:.1%} of window volume "
             f"(above {HIGH_PARTICIPATION:.0%}); widen the window"
+        )
+    if peak > HIGH_PARTICIPATION and peak > 1.5 * participation:
+        warnings.append(
+            f"the schedule peaks at {peak:.0%} of the market's volume within one minute "
+            "(a sweep of what is left at the end costs the most)"
         )
     if fill < 0.995:
         warnings.append(
@@ -166,9 +173,10 @@ def pretrade_estimate(
 
 def _schedule_terms(
     done: Sequence[float], slice_volume: Sequence[float] | None, t_days: float, q_over_v: float
-) -> tuple[float, float, float]:
-    """(expected fill, the filled shares' average √(q_i/v_i), timing-risk days) of a
-    piecewise-linear schedule. Risk days: ∫ (share of the filled part still to trade)² dt
+) -> tuple[float, float, float, float, float]:
+    """(expected fill, the filled shares' average √(q_i/v_i), timing-risk days, the share
+    of the window's volume in the slices where it trades, the highest participation in
+    one slice) of a piecewise-linear schedule. Risk days: ∫ (share of the filled part still to trade)² dt
     over the window, exact for straight segments: (a² + ab + b²)/3 per slice."""
     n = len(done) - 1
     if n < 1:
@@ -179,7 +187,7 @@ def _schedule_terms(
     total_volume = sum(volume)
     edges = [min(max(float(x), 0.0), 1.0) for x in done]
     fill = edges[-1] - edges[0]
-    weighted, risk = 0.0, 0.0
+    weighted, risk, active, peak = 0.0, 0.0, 0.0, 0.0
     for i in range(n):
         q = max(edges[i + 1] - edges[i], 0.0)  # of the order
         v = volume[i] / total_volume  # of the window's volume
@@ -187,6 +195,8 @@ def _schedule_terms(
             if v <= 0:
                 raise ValueError("the schedule trades in a slice where the market trades none")
             weighted += q * math.sqrt(q / v * q_over_v)
+            active += v
+            peak = max(peak, q / v * q_over_v)
         # What is still to trade of what the schedule fills, per filled share: the same
         # basis as the cost (the unfilled rest's risk is the warning's business).
         a, b = (
@@ -194,19 +204,23 @@ def _schedule_terms(
             (edges[-1] - edges[i + 1]) / fill if fill > 0 else 0.0,
         )
         risk += (a * a + a * b + b * b) / 3 * (t_days / n)
-    return fill, (weighted / fill if fill > 0 else 0.0), risk
+    return fill, (weighted / fill if fill > 0 else 0.0), risk, active, peak
 
 
 def planned_schedule(
     strategy: type[Strategy], params: Mapping[str, Any], ctx: OrderContext
 ) -> tuple[list[float], list[float]]:
     """The strategy's own plan for the order, as `pretrade_estimate` takes it: the share
-    done at the edges of 5-minute slices of the window, and the market's share of the
-    window's volume in each. Raises ParamError for parameters the strategy refuses."""
+    done at the edges of one-minute slices of the window, and the market's share of the
+    window's volume in each. An order told to complete takes what its schedule leaves in
+    the last slice, as the strategies do. Raises ParamError for parameters the strategy
+    refuses."""
     planner = strategy(ctx, params)
     span = ctx.end_s - ctx.start_s
-    n = max(1, min(78, math.ceil(span / 60 / SLICE_MINUTES)))
+    n = max(1, min(390, math.ceil(span / 60 / SLICE_MINUTES)))
     edges = [ctx.start_s + span * i / n for i in range(n + 1)]
     done = [planner.schedule_fraction(t) for t in edges]
+    if planner.params.get("complete") and done[-1] < 1.0:
+        done[-1] = 1.0
     volume = [profile_fraction(ctx.volume_profile, a, b) for a, b in pairwise(edges)]
     return done, volume

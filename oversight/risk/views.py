@@ -257,9 +257,11 @@ def limit_request(request: HttpRequest) -> HttpResponse:
             new_value=field(request, "new_value", "new value").strip(),
             reason=field(request, "reason"),
         )
+        # As the limits page names them: "trader tina, Max child order value ($): …".
+        scope = f"{req.get_scope_type_display().lower()} {req.scope_key}".strip()
         what = (
-            f"{req.scope_type} {req.scope_key}".strip()
-            + f" {req.metric}: {_plain(req.old_value)} → {_plain(req.new_value)}"
+            f"{scope}, {req.get_metric_display()}: "
+            f"{_plain(req.old_value)} → {_plain(req.new_value)}"
         )
         if req.status == LimitRequest.ACTIVE:
             return f"Limit request {req.pk} active now (a tightening takes one person): {what}"

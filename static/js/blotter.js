@@ -129,6 +129,13 @@
     } else if (ev.avg_px && !tb.dataset.arrival) {
       refreshRow(tb.dataset.orderId); // the arrival price is on the order row, not in events
     }
+    if (Number(ev.market_volume) > 0 && Number(ev.filled_qty) > 0) {
+      // Realised, as the server renders it once the order has traded: one decimal.
+      const part = Math.round((1000 * ev.filled_qty) / ev.market_volume) / 10;
+      setCell(tb, "participation", part.toFixed(1) + "%", part);
+      const cell = cellOf(tb, "participation");
+      if (cell) cell.title = "realised: filled ÷ the market's volume since the order started";
+    }
     updateClock(tb, ev.ts);
     chartProgress(tb.dataset.orderId, ev);
   }
@@ -229,11 +236,12 @@
   // or a risk limit) as the risk console does, with the last reason on hover.
   function countDenial(tb, ev) {
     const badge = tb.querySelector('[data-field="denied"]');
-    if (!badge) return;
+    if (!badge || !(config.counted_denials || []).includes(ev.reason)) return;
     const n = Number(badge.dataset.count || 0) + 1;
     badge.dataset.count = n;
     badge.textContent = `${n} denied`;
-    badge.title = `child orders refused by the execution policy or the risk limits; the last: ${ev.reason || ""}`;
+    const last = ev.detail ? `${ev.reason}: ${ev.detail}` : ev.reason || "";
+    badge.title = `child orders refused by the execution policy or the risk limits; the last: ${last}`;
     badge.hidden = false;
     flash(badge);
   }

@@ -100,6 +100,13 @@
     timer = setTimeout(estimate, 250);
   }
   async function estimate() {
+    if (form.elements.quantity.value.trim() === "") {
+      // Nothing to cost yet: say what is missing rather than ask the server and log a 400.
+      document.querySelectorAll("[data-est]").forEach((e) => { e.textContent = "—"; });
+      warnings.replaceChildren();
+      errorOut.textContent = "enter a quantity for the estimate";
+      return;
+    }
     const q = new URLSearchParams({
       instrument: form.elements.instrument.value,
       quantity: form.elements.quantity.value,

@@ -25,6 +25,7 @@ import pytest
 from django.db.models import Max, Sum
 
 from execution.models import ChildOrder, Fill, MarketSession, OrderEvent, ParentOrder
+from execution.worker_risk import RISK_DENIALS
 from oversight.risk.models import KillAck, KillSwitch, LimitRequest, RiskException, RiskLimit
 from oversight.roles import RISK_MANAGER
 from tests.browser.conftest import Stack, _user
@@ -410,7 +411,7 @@ def test_the_trader_sees_the_policy_deny_children_live(
     )  # fmt: skip
     badge = page.locator(f"#order-{oid} [data-field=denied]")
     assert badge.is_visible()
-    assert "the last: MAX_CHILD_NOTIONAL" in (badge.get_attribute("title") or "")
+    assert "the last: MAX_CHILD_NOTIONAL: " in (badge.get_attribute("title") or "")
     page.click(f"#order-{oid} button[name=action][value=cancel]")
     page.fill("#control-reason", "browser test: denied children")
     page.click("#control-go")
@@ -421,7 +422,9 @@ def test_the_trader_sees_the_policy_deny_children_live(
         "([id, seq]) => Number(document.getElementById('order-' + id).dataset.lastSeq) >= seq",
         [oid, order.last_seq], "the last event", stack,
     )  # fmt: skip
-    denied = ChildOrder.objects.filter(parent=order, status="DENIED").count()
+    denied = ChildOrder.objects.filter(
+        parent=order, status="DENIED", reason__in=RISK_DENIALS
+    ).count()
     assert page.evaluate(DENIED_BADGE, [oid]) == denied > at_load
     assert badge.inner_text() == f"{denied} denied"
     assert page.evaluate("() => window.__notReloaded === true")

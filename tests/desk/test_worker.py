@@ -239,7 +239,7 @@ def test_a_session_that_stopped_idle_is_continued_and_a_window_already_past_is_r
     w.release()
     with pytest.raises(ValidationError) as e:
         submit(alice, instrument, start_minute=0, end_minute=60)
-    assert "market is at minute 100.0 of day 1" in str(e.value.message_dict["end_minute"])
+    assert "market is at 11:10:00 of day 1" in str(e.value.message_dict["end_minute"])
     order = submit(alice, instrument, start_minute=0, end_minute=130)
     nxt = worker(instrument)
     assert nxt.session.start_ts == 100 * 60 and nxt.market.now == 100 * 60

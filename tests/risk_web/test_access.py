@@ -188,6 +188,8 @@ def test_four_eyes_on_limit_requests_over_http(rita, rob) -> None:
         follow=True,
     )
     assert "active now" in resp.content.decode()  # a tightening takes one person
+    # Named as the limits page names it, not by its keys.
+    assert "firm, Max parent order quantity (shares): none → 5,000" in resp.content.decode()
     c.post(
         reverse("risk_limit_request"),
         {"scope_type": "firm", "metric": "max_order_qty", "new_value": "9000", "reason": "more"},

@@ -181,13 +181,21 @@ def test_order_page_writes_parameters_as_the_ticket_does(alice, instrument) -> N
 
 
 def test_the_blotter_row_counts_denied_children_with_the_last_reason(alice, instrument) -> None:
+    """The refusals the risk console raises, with the last one's code and detail; not the
+    engine's own guard against a child for more than is left (EXCEEDS_LEAVES)."""
     order = worked_order(alice, instrument)
     page = client_for(alice).get(reverse("blotter")).content.decode()
     assert 'data-field="denied" data-count="0"' in page  # there, hidden, for the live count
-    for i, reason in [(7, "MAX_CHILD_QTY"), (8, "MAX_PARTICIPATION")]:
+    denials = [
+        (7, "MAX_CHILD_QTY", "5000 above 1000"),
+        (8, "MAX_PARTICIPATION", "would be 31% of volume, above 25%"),
+        (9, "EXCEEDS_LEAVES", "asked 300 with 200 left"),
+    ]
+    for i, reason, detail in denials:
+        coid = f"P{order.pk}-C{i}"
         ChildOrder.objects.create(
             parent=order,
-            client_order_id=f"P{order.pk}-C{i}",
+            client_order_id=coid,
             venue="LIT-NORTH",
             side="buy",
             quantity=5000,
@@ -198,9 +206,39 @@ def test_the_blotter_row_counts_denied_children_with_the_last_reason(alice, inst
             reason=reason,
             sim_ts=10.0 * i,
         )
+        OrderEvent.objects.create(
+            parent=order, seq=5 + i, kind="ChildDenied", sim_ts=10.0 * i,
+            payload={"client_order_id": coid, "reason": reason, "detail": detail},
+        )  # fmt: skip
     resp = client_for(alice).get(reverse("blotter"))
     assert resp.context["rows"][0]["denied"] == 2
-    badge = re.search(r'<span class="badge denied"[^>]*>[^<]*</span>', resp.content.decode())
+    text = resp.content.decode()
+    badge = re.search(r'<span class="badge denied"[^>]*>[^<]*</span>', text)
     assert badge is not None
     assert 'data-count="2"' in badge[0] and ">2 denied</span>" in badge[0]
-    assert "the last: MAX_PARTICIPATION" in badge[0] and " hidden" not in badge[0]
+    assert "the last: MAX_PARTICIPATION: would be 31% of volume, above 25%" in badge[0]
+    assert " hidden" not in badge[0]
+    # Each denied child says why in the expanded list, as the live rows do.
+    assert "<td>denied</td><td>EXCEEDS_LEAVES</td>" in text
+    config = json.loads(text.split('id="page-config" type="application/json">')[1].split("<")[0])
+    assert "MAX_PARTICIPATION" in config["counted_denials"]
+    assert "EXCEEDS_LEAVES" not in config["counted_denials"]
+
+
+def test_the_blotter_row_shows_realised_participation_and_the_arrival_to_its_digit(
+    alice, instrument
+) -> None:
+    """Once an order trades, its participation is what it did (as the TCA page measures
+    it), not the ticket's expectation; a half-tick arrival mid is not rounded to the cent."""
+    order = worked_order(alice, instrument)  # 300 filled
+    before = client_for(alice).get(reverse("blotter")).content.decode()
+    assert 'title="expected: quantity ÷ the window' in before
+    order.market_volume, order.arrival_price = 3000.0, Decimal("40.005")
+    order.save()
+    page = client_for(alice).get(reverse("blotter")).content.decode()
+    cell = re.search(
+        r'<td class="num" data-field="participation" title="([^"]+)">([^<]+)</td>', page
+    )
+    assert cell is not None and cell[2] == "10.0%" and cell[1].startswith("realised")
+    assert '<td class="num" data-field="arrival">40.005</td>' in page
+    assert ">09:30–10:30<" in page  # the window, in whole minutes

@@ -186,6 +186,8 @@ def test_filters_by_instrument_strategy_and_side(alice, instrument) -> None:
     assert rows_of(client.get(URL, {"instrument": "HBRK"})) == [b.pk, a.pk]
     assert rows_of(client.get(URL, {"strategy": "twap"})) == [c.pk, a.pk]
     assert rows_of(client.get(URL, {"side": "sell", "instrument": "LGVX"})) == [c.pk]
+    # As the page writes them (POV, HBRK) or not: the same filter.
+    assert rows_of(client.get(URL, {"strategy": "TWAP", "instrument": "hbrk"})) == [a.pk]
     resp = client.get(URL, {"strategy": "twap", "side": "sell"})
     assert rows_of(resp) == [c.pk]
     # The export link carries the filters.
@@ -225,6 +227,7 @@ def test_csv_export_has_a_header_and_the_page_figures(alice, instrument) -> None
     assert tuple(lines[0]) == CSV_COLUMNS
     (row,) = [dict(zip(CSV_COLUMNS, line, strict=True)) for line in lines[1:]]
     assert row["order_id"] == str(order.pk)
+    assert row["window"] == "09:30:00-10:30:00" and row["entered_utc"].endswith("Z")
     assert (row["trader"], row["instrument"], row["side"], row["strategy"]) == (
         "alice",
         "HBRK",

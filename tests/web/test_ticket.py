@@ -76,8 +76,8 @@ def test_submit_creates_the_order_and_dispatches_after_commit(
         ({"quantity": "0"}, "quantity", "positive whole number"),
         ({"quantity": "-5"}, "quantity", "positive whole number"),
         ({"quantity": "lots"}, "quantity", "whole number"),
-        ({"start_minute": "120", "end_minute": "60"}, "end_minute", "0 <= start < end <= 390"),
-        ({"end_minute": "400"}, "end_minute", "0 <= start < end <= 390"),
+        ({"start_minute": "120", "end_minute": "60"}, "end_minute", "0 ≤ start < end ≤ 390"),
+        ({"end_minute": "400"}, "end_minute", "0 ≤ start < end ≤ 390"),
         ({"limit_price": "40.005"}, "limit_price", "multiple of the tick size"),
         ({"limit_price": "-1"}, "limit_price", "positive"),
         # Beyond what the database holds: a message, not a 500.
@@ -210,6 +210,16 @@ def test_the_estimate_follows_the_strategy_and_its_parameters(alice, instrument)
     assert pov["participation_pct"] == pytest.approx(1.0, abs=0.05)
     assert any("fill about" in w for w in pov["warnings"])
     assert pov["cost_usd"] < twap["cost_usd"]  # costed on what it fills
+    # A high rate finishes early: it participates at its rate while it trades, and warns.
+    fast = est(strategy="pov", param_participation_rate="0.5", end_minute=60)
+    slow = est(strategy="pov", param_participation_rate="0.1", end_minute=60)
+    assert fast["participation_pct"] > 40 and fast["impact_bps"] > slow["impact_bps"]
+    assert any("above 25%" in w for w in fast["warnings"])
+    # Told to complete, a POV that falls short sweeps the rest at the end: it fills, at a
+    # price, and the estimate says where the cost is.
+    sweep = est(strategy="pov", param_participation_rate="0.01", param_complete="true")
+    assert sweep["fill_pct"] == 100.0 and sweep["cost_bps"] > pov["cost_bps"] * 5
+    assert any("peaks at" in w for w in sweep["warnings"])
     # An urgent IS trades sooner: less timing risk, more impact.
     urgent = est(strategy="is", param_risk_aversion="0.001")
     assert urgent["uncertainty_bps"] < twap["uncertainty_bps"]
@@ -352,3 +362,12 @@ def test_the_estimate_of_a_window_that_has_begun_costs_what_is_left(alice, instr
     assert "the HBRK market is at 10:30:00: the order would work from then to 11:15:00" in (
         " ".join(late["warnings"])
     )
+
+
+def test_the_ticket_writes_numbers_as_its_script_does(alice) -> None:
+    """The first strategy's fields, rendered by the server, read as the script renders the
+    others: 30 and (min 1, max 600), not 30.0 and (min 1.0, max 600.0)."""
+    page = client_for(alice).get(reverse("order_new")).content.decode()
+    field = re.search(r'<input id="id_param_decision_interval_s"[^>]*>', page)
+    assert field is not None and 'value="30"' in field[0]
+    assert "(min 1, max 600)" in page and "(min 1.0" not in page
