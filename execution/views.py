@@ -466,6 +466,10 @@ def _chart_data(order: ParentOrder) -> dict[str, Any]:
         "quantity": order.quantity,
         "start_s": order.start_minute * 60,
         "end_s": order.end_minute * 60,
+        # Reference prices across the window: an order with no fill yet still has a price
+        # axis that means something, and a trader sees where the limit sits.
+        "arrival": float(order.arrival_price) if order.arrival_price else None,
+        "limit": float(order.limit_price) if order.limit_price is not None else None,
     }
 
 

@@ -837,6 +837,9 @@
       marker: { size: 7, color: VENUE_COLOURS[i % VENUE_COLOURS.length], opacity: 0.85 },
       customdata: chart.fills[v].qty, hovertemplate: `${v} %{y:.2f} × %{customdata}<br>%{x|%H:%M:%S.%L}<extra></extra>`,
     })));
+    const across = [at(chart.start_s), at(chart.end_s)];
+    if (chart.arrival) traces.push({ type: "scatter", mode: "lines", name: "arrival", x: across, y: [chart.arrival, chart.arrival], line: { dash: "dash", color: "#8a96a3", width: 1 }, hoverinfo: "y+name" });
+    if (chart.limit) traces.push({ type: "scatter", mode: "lines", name: "limit", x: across, y: [chart.limit, chart.limit], line: { dash: "dashdot", color: "#e5484d", width: 1 }, hoverinfo: "y+name" });
     traces.push({ type: "scatter", mode: "lines", name: "filled", x: chart.cum.x, y: chart.cum.y, yaxis: "y2", line: { shape: "hv", color: "#2fbf71", width: 2 } });
     traces.push({ type: "scatter", mode: "lines", name: "schedule", x: chart.target.x, y: chart.target.y, yaxis: "y2", line: { dash: "dot", color: "#8a96a3", width: 1.5 } });
     return traces;

@@ -126,6 +126,7 @@ def test_order_page_chart_is_built_from_stored_events(alice, instrument) -> None
     assert chart["fills"]["LIT-NORTH"]["x"][1] == "1970-01-01 09:30:40.500"
     assert chart["cum"]["y"] == [100, 300, 350]
     assert chart["target"]["y"] == [150, 350]
+    assert (chart["arrival"], chart["limit"]) == (40.0, None)  # reference lines
     page = resp.content.decode()
     assert reverse("plotly_js") in page and "cdn.plot.ly" not in page
 
