@@ -226,13 +226,34 @@ def designated_default() -> ModelDefault | None:
 
 
 def default_version() -> ModelVersion | None:
-    """The version two risk managers designated; without one, the newest approved version
-    that trades every spread; None if there is none (an expert for one band is never
-    anyone's default: the trader names it)."""
+    """The version two risk managers designated. Before any designation (a new install),
+    the newest approved version that trades every spread. Once the firm has designated
+    one, the default never moves without four eyes: if its version is retired, there is
+    none until two risk managers designate another, and a trader names the model. An
+    expert for one band is never anyone's default."""
     d = designated_default()
     if d is not None and spread_band_of(d.version) is None:
         return d.version
+    if ModelDefault.objects.filter(confirmed_by__isnull=False).exists():
+        return None
     return next((mv for mv in approved_versions() if spread_band_of(mv) is None), None)
+
+
+def default_note() -> str:
+    """What new adaptive orders get by default now, for a decision's message."""
+    mv = default_version()
+    if mv is None:
+        return "new adaptive orders have no default model: the trader names one"
+    how = "designated" if designated_default() is not None else "the newest approved"
+    return f"new adaptive orders default to {mv.name} ({how})"
+
+
+def gated_users_of(mv: ModelVersion) -> list[str]:
+    """The approved or pending gated versions with `mv` among their experts."""
+    live = ModelVersion.objects.filter(status__in=(ModelVersion.APPROVED, ModelVersion.PENDING))
+    return sorted(
+        g.name for g in live.exclude(pk=mv.pk) if any(e["model"] == mv.name for e in experts_of(g))
+    )
 
 
 def pending_default() -> ModelDefault | None:
@@ -541,6 +562,13 @@ def model_retire(*, user: Any, version_id: int, reason: str) -> ModelVersion:
             raise ValidationError(
                 f"{mv.name} is {mv.status.lower()}; only approved versions retire"
             )
+        inside = gated_users_of(mv)
+        if inside:
+            # Retired alone it would go on trading as their expert, under their name.
+            raise ValidationError(
+                f"{mv.name} trades inside {', '.join(inside)} (an expert of a gated "
+                "version): retire those first, or halt them now with a kill switch"
+            )
         before = version_json(mv)
         mv.status = ModelVersion.RETIRED
         mv.retired_by, mv.retired_at = user, timezone.now()
@@ -550,5 +578,10 @@ def model_retire(*, user: Any, version_id: int, reason: str) -> ModelVersion:
         for d in ModelDefault.objects.select_for_update().filter(
             version=mv, status__in=(ModelDefault.ACTIVE, ModelDefault.PENDING)
         ):
+            before_d = designation_json(d)
             _end(d, ModelDefault.ENDED, f"{mv.name} retired")
+            audit_record(
+                actor=user, action="model.default_end", obj=mv, before=before_d,
+                after=designation_json(d), reason=f"{mv.name} retired",
+            )  # fmt: skip
     return mv

@@ -51,6 +51,7 @@ def _defaults(user: Any) -> dict[str, Any]:
     pending = registry.pending_default()
     return {
         "default": registry.default_version(),
+        "default_note": registry.default_note(),
         "designation": registry.designated_default(),
         "pending_default": pending,
         "pending_mine": pending is not None and pending.requested_by_id == user.pk,
@@ -171,7 +172,9 @@ def model_approve(request: HttpRequest, pk: int) -> HttpResponse:
         mv = registry.model_approve(
             user=request.user, version_id=pk, note=request.POST.get("note", "")
         )
-        return f"{mv.name} approved: the order ticket offers it from now on"
+        return (
+            f"{mv.name} approved: the order ticket offers it from now on; {registry.default_note()}"
+        )
 
     return act(request, _back(pk), go)
 
@@ -197,7 +200,7 @@ def model_retire(request: HttpRequest, pk: int) -> HttpResponse:
         )
         return (
             f"{mv.name} retired: no new order may use it; orders already working on it keep "
-            "it (a kill switch on the model scope stops them)"
+            f"it (a kill switch on the model scope stops them); {registry.default_note()}"
         )
 
     return act(request, _back(pk), go)

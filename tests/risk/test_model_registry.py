@@ -425,11 +425,27 @@ def test_the_default_version_is_designated_by_two_risk_managers(
     cand = model_register(path=MODEL_DIR / "policy-v4.onnx", note="test")
     with pytest.raises(ValidationError, match="only an approved version"):
         model_default_propose(user=rita, version_id=cand.pk, reason="soon")
-    # Retiring the default ends its designation: the fallback rule takes over.
+    # Retiring the default ends its designation, audited; once the firm has designated a
+    # default, none takes its place without four eyes: the trader names the model.
     model_retire(user=rita, version_id=v1.pk, reason="superseded")
     d.refresh_from_db()
     assert d.status == ModelDefault.ENDED and d.end_reason == "policy-v1 retired"
-    assert default_version() == v2
+    assert AuditRecord.objects.filter(action="model.default_end").count() == 1
+    assert default_version() is None
+    with pytest.raises(ValidationError) as e:
+        submit(alice, instrument, strategy="adaptive", quantity=23_000)
+    assert "choose an approved model version" in str(e.value.message_dict["param_model"])
+
+
+def test_an_expert_inside_a_gated_version_cannot_be_retired_alone(rita: User) -> None:
+    """Retired on its own it would go on trading as the gated version's expert."""
+    if not (MODEL_DIR / "policy-v9.onnx").is_file():
+        pytest.skip("no shipped gated version")
+    gated, expert = approved_model("policy-v9"), approved_model("policy-v4")
+    with pytest.raises(ValidationError, match="policy-v4 trades inside policy-v9"):
+        model_retire(user=rita, version_id=expert.pk, reason="old")
+    model_retire(user=rita, version_id=gated.pk, reason="replaced")
+    assert model_retire(user=rita, version_id=expert.pk, reason="old").status == "RETIRED"
 
 
 def test_the_database_refuses_a_self_confirmed_default(rita: User) -> None:
