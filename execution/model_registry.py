@@ -34,7 +34,7 @@ from execution.algos.adaptive import (
 from execution.algos.base import quoted_spread_bps
 from execution.models import ModelDefault, ModelVersion
 from oversight.audit import audit_record
-from oversight.roles import APPROVE_MODEL
+from oversight.roles import APPROVE_MODEL, first_eyes_problem
 
 
 def file_sha256(path: Path) -> str:
@@ -415,6 +415,9 @@ def model_approve(*, user: Any, version_id: int, note: str = "") -> ModelVersion
             raise ValidationError(
                 "four eyes: a second risk manager must approve the version you recommended"
             )
+        lapsed = first_eyes_problem(mv.recommended_by, APPROVE_MODEL, f"{mv.name}'s approval")
+        if lapsed:
+            raise ValidationError(lapsed)
         _check_file(mv)
         before = version_json(mv)
         mv.status = ModelVersion.APPROVED
@@ -516,6 +519,9 @@ def model_default_confirm(*, user: Any, designation_id: int) -> ModelDefault:
             raise ValidationError(
                 "four eyes: a second risk manager must confirm the default you proposed"
             )
+        lapsed = first_eyes_problem(d.requested_by, APPROVE_MODEL, f"{d.version.name} as default")
+        if lapsed:
+            raise ValidationError(lapsed)
         mv = ModelVersion.objects.select_for_update().get(pk=d.version_id)
         if mv.status != ModelVersion.APPROVED:
             raise ValidationError(f"{mv.name} is {mv.status.lower()} now: propose another")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, Permission
 
 TRADER = "trader"
@@ -46,3 +48,15 @@ def role_of(user: AbstractBaseUser | AnonymousUser) -> str:
         return ""
     names = set(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
     return next((r for r in ROLES if r in names), "")
+
+
+def first_eyes_problem(first: Any, perm: str, what: str) -> str:
+    """Four eyes needs two people who hold the role when the second one acts: a request
+    whose author has since lost the role (or the account) lapses. '' if it stands."""
+    fresh = type(first).objects.filter(pk=first.pk).first()  # no cached permissions
+    if fresh is not None and fresh.is_active and fresh.has_perm(perm):
+        return ""
+    return (
+        f"{first.get_username()} asked for {what} but no longer holds the role that may: "
+        "the request lapses; ask for it again"
+    )

@@ -34,7 +34,7 @@ from oversight.risk.models import (
     Scope,
 )
 from oversight.risk.selectors import exception_json, kill_json
-from oversight.roles import MANAGE_RISK, TRADE
+from oversight.roles import MANAGE_RISK, TRADE, first_eyes_problem
 
 LIMIT_REQUEST_TTL = timedelta(hours=24)
 OVERRIDE_DEFAULT_MINUTES = 30
@@ -206,6 +206,9 @@ def limit_request_approve(*, user: Any, request_id: int, note: str = "") -> Limi
             raise ValidationError("you cannot approve your own request: a second risk manager must")
         if req.status != LimitRequest.PENDING:
             raise ValidationError(f"request {req.pk} is {req.status.lower()}, not pending")
+        lapsed = first_eyes_problem(req.requested_by, MANAGE_RISK, f"limit request {req.pk}")
+        if lapsed:
+            raise ValidationError(lapsed)
         now = timezone.now()
         if req.expires_at <= now:
             req.status = LimitRequest.EXPIRED
@@ -378,6 +381,11 @@ def kill_switch_reset_approve(*, user: Any, kill_id: int) -> KillSwitch:
             raise ValidationError("a reset must first be requested, with a reason")
         if k.reset_requested_by_id == user.pk:
             raise ValidationError("you cannot approve your own reset: a second risk manager must")
+        lapsed = first_eyes_problem(
+            k.reset_requested_by, MANAGE_RISK, f"the reset of kill switch {k.pk}"
+        )
+        if lapsed:
+            raise ValidationError(lapsed)
         before = kill_json(k)
         k.active, k.reset_by, k.reset_at = False, user, timezone.now()
         k.save(update_fields=["active", "reset_by", "reset_at"])
