@@ -9,6 +9,7 @@ the requester (refused here, and by CHECK constraints in the database).
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -92,11 +93,25 @@ MAX_LIMIT_VALUE = Decimal(10**12)
 MAX_COMMENT_CHARS = 4000
 
 
-def _parse_value(value: Any) -> Decimal | None:
+# Limits counted in whole things: shares and percentages have their own bounds.
+WHOLE_METRICS = {Metric.MAX_ORDER_QTY, Metric.MAX_CHILD_QTY}
+PERCENT_METRICS = {Metric.MAX_PARTICIPATION_PCT}
+PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _parse_value(value: Any, metric: str = "") -> Decimal | None:
     if value in (None, ""):
         return None
+    text = str(value).strip()
+    # Plain digits and a point only: "1e3", "１２３" (full-width) or "1,000" are numbers to
+    # Python but not what a person reads back on the limits page.
+    if not PLAIN_NUMBER.fullmatch(text):
+        raise ValidationError(
+            {"new_value": "must be a number written with digits and a point (such as 2500 or "
+             "0.5), or empty for no limit"}
+        )  # fmt: skip
     try:
-        v = Decimal(str(value))
+        v = Decimal(text)
     except InvalidOperation:
         raise ValidationError({"new_value": "must be a number, or empty for no limit"}) from None
     if not v.is_finite() or v <= 0:
@@ -105,6 +120,10 @@ def _parse_value(value: Any) -> Decimal | None:
         # Beyond any real limit; and SQLite keeps decimals as binary floats, exact only to
         # about 15 digits: a larger value could read back wider than its column.
         raise ValidationError({"new_value": f"must be at most {MAX_LIMIT_VALUE:,}"})
+    if metric in WHOLE_METRICS and v != v.to_integral_value():
+        raise ValidationError({"new_value": "is a number of shares: a whole number"})
+    if metric in PERCENT_METRICS and v > 100:
+        raise ValidationError({"new_value": "is a percentage of the market's volume: at most 100"})
     places = LIMIT_VALUE["decimal_places"]
     if v != v.quantize(Decimal(1).scaleb(-places)):
         # Refused rather than rounded: a limit is exactly what the risk manager typed.
@@ -130,7 +149,7 @@ def limit_change_request(
     if metric not in Metric.values:
         raise ValidationError({"metric": f"unknown limit {metric!r}"})
     key = scope_check(scope_type, scope_key)
-    value = _parse_value(new_value)
+    value = _parse_value(new_value, metric)
     if not (reason or "").strip():
         raise ValidationError({"reason": "say why"})
     now = timezone.now()
@@ -181,9 +200,10 @@ def _apply(req: LimitRequest, limit: RiskLimit, *, decided_by: Any, note: str) -
     req.decided_at = limit.updated_at
     req.decision_note = note
     req.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    # A tightening has no second person (decided_by stays empty: the four-eyes CHECK), but
+    # it has an author: the one who asked for it made the change.
     audit_record(
-        actor=decided_by,
-        role=None if decided_by is not None else "system",
+        actor=decided_by if decided_by is not None else req.requested_by,
         action="limit.change.active",
         obj=limit,
         before=before,

@@ -41,7 +41,8 @@ def test_a_tightening_takes_one_person_and_applies_at_once(rita: User) -> None:
     req = ask(rita, 50_000)
     assert req.status == "ACTIVE" and req.tightening and req.decided_by is None
     assert current() == Decimal(50_000)
-    assert AuditRecord.objects.filter(action="limit.change.active").exists()
+    change = AuditRecord.objects.get(action="limit.change.active")
+    assert change.actor_id == rita.pk  # her change, not the system's
 
 
 def test_a_loosening_waits_for_a_second_risk_manager(rita: User, ruth: User) -> None:

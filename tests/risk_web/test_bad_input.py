@@ -51,13 +51,19 @@ def test_limit_request(rita, setup) -> None:
     refused(c, url, {**good, "metric": "bogus"}, status=302, says="metric: unknown limit 'bogus'")
     refused(c, url, {**good, "new_value": "lots"}, status=302, says="new value: must be a number")
     refused(c, url, {**good, "new_value": "-5"}, status=302, says="must be a positive number")
-    refused(c, url, {**good, "new_value": "1e400"}, status=302, says="must be at most")
+    refused(c, url, {**good, "new_value": "1e400"}, status=302, says="written with digits")
+    refused(c, url, {**good, "new_value": "1e3"}, status=302, says="written with digits")
+    refused(c, url, {**good, "new_value": "１２３"}, status=302, says="written with digits")
+    refused(c, url, {**good, "new_value": "1,000"}, status=302, says="written with digits")
+    refused(c, url, {**good, "new_value": "12.5"}, status=302, says="a whole number")
+    refused(c, url, {**good, "metric": "max_participation_pct", "new_value": "150"},
+            status=302, says="at most 100")  # fmt: skip
     # Would read back wider than the column (SQLite keeps decimals as binary floats).
     refused(c, url, {**good, "new_value": "9999999999999999.9999"}, status=302,
             says="must be at most 1,000,000,000,000")  # fmt: skip
     # Refused, not silently rounded to the column's 4 places (0.00001 would become 0).
-    refused(c, url, {**good, "new_value": "0.00001"}, status=302,
-            says="may have at most 4 decimal places")  # fmt: skip
+    refused(c, url, {**good, "metric": "max_order_notional", "new_value": "0.00001"},
+            status=302, says="may have at most 4 decimal places")  # fmt: skip
     refused(c, url, {**good, "reason": "  "}, status=302, says="reason: say why")
     assert not LimitRequest.objects.exists()
 
