@@ -152,9 +152,11 @@ def breaches(
     start_minute: float,
     end_minute: float,
     scopes: OrderScopes,
+    order_id: int | None = None,
 ) -> list[Finding]:
-    """Limit breaches of a new parent order. Call inside the transaction that creates it:
-    the daily-notional limit rows are locked, so two orders cannot both fit the last room."""
+    """Limit breaches of a new parent order (or of `order_id`, blocked, checked again when
+    an override is granted). Call inside the transaction that creates or releases it: the
+    daily-notional limit rows are locked, so two orders cannot both fit the last room."""
     from execution.algos.pretrade import window_volume_fraction
     from execution.models import ParentOrder
 
@@ -212,6 +214,8 @@ def breaches(
         quantity=quantity,
         created_at__gte=timezone.now() - DUPLICATE_WINDOW,
     ).exclude(status="REJECTED")
+    if order_id is not None:
+        dup = dup.exclude(pk=order_id)  # not a duplicate of itself
     if dup.exists():
         out.append(
             Finding(

@@ -34,6 +34,7 @@ from oversight.risk.models import (
     RiskLimit,
     Scope,
 )
+from oversight.risk.pretrade import breaches, order_scopes, refusals
 from oversight.risk.selectors import exception_json, kill_json
 from oversight.roles import MANAGE_RISK, TRADE, first_eyes_problem
 
@@ -461,6 +462,41 @@ def override_request(*, user: Any, order_id: int, reason: str) -> Override:
     return ov
 
 
+def _recheck_blocked(order: Any, ov: Override) -> None:
+    """The override covers the breaches it was asked for, as things stood then. Checked
+    again now: a kill switch or restriction since, or a limit the order now breaches as
+    well (the desk's day filled up meanwhile), keeps it blocked, and says which."""
+    scopes = order_scopes(
+        user=order.owner,
+        instrument=order.instrument,
+        strategy=order.strategy,
+        order_id=order.pk,
+        model=order.model_version.name if order.model_version_id else "",
+    )
+    now_refused = refusals(
+        user=order.owner, instrument=order.instrument, side=order.side,
+        quantity=order.quantity, scopes=scopes,
+    )  # fmt: skip
+    if now_refused:
+        raise ValidationError(
+            f"order {order.pk} cannot go to the market now: "
+            + "; ".join(str(f) for f in now_refused)
+        )
+    found = breaches(
+        user=order.owner, instrument=order.instrument, side=order.side,
+        quantity=order.quantity, limit_price=order.limit_price,
+        start_minute=order.start_minute, end_minute=order.end_minute, scopes=scopes,
+        order_id=order.pk,
+    )  # fmt: skip
+    new = [f for f in found if f.code.value not in ov.codes]
+    if new:
+        raise ValidationError(
+            f"since override {ov.pk} was asked for, order {order.pk} also breaches: "
+            + "; ".join(str(f) for f in new)
+            + ". It stays blocked; the trader may ask again for all of them"
+        )
+
+
 def override_grant(
     *, user: Any, override_id: int, minutes: int = OVERRIDE_DEFAULT_MINUTES, note: str = ""
 ) -> Override:
@@ -485,6 +521,7 @@ def override_grant(
         order = ParentOrder.objects.select_for_update().get(pk=ov.order_id)
         if order.status != BLOCKED:
             raise ValidationError(f"order {order.pk} is no longer blocked")
+        _recheck_blocked(order, ov)
         now = timezone.now()
         ov.status, ov.granted_by, ov.granted_at = Override.GRANTED, user, now
         ov.expires_at, ov.decision_note = now + timedelta(minutes=int(minutes)), note

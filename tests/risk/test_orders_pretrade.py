@@ -148,6 +148,21 @@ def test_an_override_is_granted_by_someone_else_used_once_and_only_in_time(
     w2.release()
 
 
+def test_an_override_is_checked_again_when_granted(
+    alice: User, rita: User, instrument: Instrument
+) -> None:
+    """It covers the breaches asked for, as they stood: a limit the order breaches as well
+    by the time it is granted keeps it blocked, named."""
+    set_limit("max_order_qty", 10_000)
+    order = submit(alice, instrument)  # 12,000 shares: MAX_ORDER_QTY
+    ov = override_request(user=alice, order_id=order.pk, reason="client's closing order")
+    set_limit("max_order_notional", 1_000)
+    with pytest.raises(ValidationError, match="also breaches: MAX_ORDER_NOTIONAL"):
+        override_grant(user=rita, override_id=ov.pk)
+    order.refresh_from_db()
+    assert order.status == "BLOCKED" and Override.objects.get(pk=ov.pk).status == "PENDING"
+
+
 def test_a_refused_override_rejects_the_order_and_traders_cannot_grant(
     alice: User, bob: User, rita: User, instrument: Instrument
 ) -> None:

@@ -176,6 +176,10 @@ def test_override_decisions(rita, rob, alice, setup) -> None:
     refused(c, url, {"minutes": "0"}, status=400, says="minutes must be a positive number")
     refused(c, url, {"minutes": "5000"}, status=302, says="minutes: between 1 and 1440")
     assert Override.objects.get(pk=ov.pk).status == Override.PENDING
+    # The firm is halted (the setup's kill switch): no override sends the order out.
+    refused(c, url, {"minutes": ""}, status=302, says="cannot go to the market now: TRADING_HALTED")
+    services.kill_switch_reset_request(user=rob, kill_id=setup["kill"].pk, reason="over")
+    services.kill_switch_reset_approve(user=rita, kill_id=setup["kill"].pk)
     ok = c.post(url, {"minutes": ""}, follow=True)  # empty: the default 30 minutes
     assert f"Override {ov.pk} granted for 30 min" in ok.content.decode()
     refused(c, reverse("risk_override_reject", args=[ov.pk]), {}, status=302,
