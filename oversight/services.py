@@ -8,6 +8,7 @@ id order first, so two admins acting on each other at once queue instead of dead
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
@@ -193,3 +194,37 @@ def _label(role: str) -> str:
 def _password_validators() -> list[Any]:
     configured = settings.AUTH_PASSWORD_VALIDATORS
     return password_validation.get_password_validators(configured or DEFAULT_PASSWORD_VALIDATORS)
+
+
+DESK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,31}")
+
+
+def user_desk_set(*, actor: Any, user: Any, desk: str, reason: str, request_id: str = "") -> Any:
+    """Put the user on a desk (made if new) or on none (""): the desk's limits and kill
+    switches apply to their orders from the next order on. Audited, with a reason."""
+    from oversight.risk.models import Desk, DeskMembership
+
+    _require_manager(actor)
+    name = (desk or "").strip()
+    if name and not DESK_NAME.fullmatch(name):
+        raise ValidationError(
+            {"desk": "a desk name is 1 to 32 letters, digits, spaces, '_', '.' or '-'"}
+        )
+    if not (reason or "").strip():
+        raise ValidationError({"reason": "say why: desk limits and kill switches follow it"})
+    with transaction.atomic(), services_recording():
+        user = _lock(user)
+        current = DeskMembership.objects.filter(user=user).select_related("desk").first()
+        before = current.desk.name if current is not None else ""
+        if before == name:
+            raise ValidationError(f"{user.get_username()} is on {name or 'no desk'} already")
+        if current is not None:
+            current.delete()
+        if name:
+            target, _ = Desk.objects.get_or_create(name=name)
+            DeskMembership.objects.create(user=user, desk=target)
+        audit_record(
+            actor=actor, action="user.desk_set", obj=user, before={"desk": before},
+            after={"desk": name}, reason=reason, request_id=request_id,
+        )  # fmt: skip
+    return user

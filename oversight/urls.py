@@ -13,6 +13,7 @@ urlpatterns = [
     path("users/new/", views.user_new, name="user_new"),
     path("users/<int:pk>/role/", views.user_role, name="user_role"),
     path("users/<int:pk>/active/", views.user_active, name="user_active"),
+    path("users/<int:pk>/desk/", views.user_desk, name="user_desk"),
     path("risk/", include("oversight.risk.urls")),
     path("tca/", include("tca.urls")),
     path("", include("execution.urls")),

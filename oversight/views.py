@@ -33,7 +33,13 @@ from oversight.selectors import (
     audit_records,
     users_with_roles,
 )
-from oversight.services import user_create, user_deactivate, user_reactivate, user_role_set
+from oversight.services import (
+    user_create,
+    user_deactivate,
+    user_desk_set,
+    user_reactivate,
+    user_role_set,
+)
 
 AUDIT_PAGE_ROWS = 100
 FILTER_KEYS = ("user", "action", "object_type", "object_id", "since", "until")
@@ -241,19 +247,28 @@ def audit_export(request: HttpRequest) -> HttpResponse:
 
 
 def _users_page(request: HttpRequest, form: UserCreateForm, *, status: int = 200) -> HttpResponse:
+    from oversight.risk.models import Desk, DeskMembership
+
+    desks = dict(DeskMembership.objects.values_list("user_id", "desk__name"))
     rows = [
         {
             "u": row.user,
             "role": row.role,
             "role_label": ROLE_LABELS.get(row.role, ""),
             "is_me": row.user.pk == request.user.pk,
+            "desk": desks.get(row.user.pk, ""),
         }
         for row in users_with_roles()
     ]
     return render(
         request,
         "oversight/users.html",
-        {"rows": rows, "form": form, "role_choices": form.fields["role"].choices},
+        {
+            "rows": rows,
+            "form": form,
+            "role_choices": form.fields["role"].choices,
+            "desk_names": list(Desk.objects.values_list("name", flat=True)),
+        },
         status=status,
     )
 
@@ -344,4 +359,26 @@ def user_active(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         verb = "reactivated" if active else "deactivated"
         messages.success(request, f"{user.get_username()} {verb}")
+    return redirect("user_list")
+
+
+@login_required
+@permission_required(MANAGE_USERS, raise_exception=True)
+@require_POST
+def user_desk(request: HttpRequest, pk: int) -> HttpResponse:
+    user = get_object_or_404(get_user_model(), pk=pk)
+    desk = request.POST.get("desk", "")[:64]
+    try:
+        user_desk_set(
+            actor=request.user,
+            user=user,
+            desk=desk,
+            reason=request.POST.get("reason", "")[:255],
+            request_id=request_id_of(request),
+        )
+    except ValidationError as e:
+        _refused(request, e)
+    else:
+        where = f"on desk {desk.strip()}" if desk.strip() else "on no desk"
+        messages.success(request, f"{user.get_username()} is now {where}")
     return redirect("user_list")

@@ -273,3 +273,32 @@ def test_a_login_is_not_a_user_change(alice) -> None:
     before = AuditRecord.objects.count()
     assert Client().login(username="alice", password="pw-alice")
     assert list(AuditRecord.objects.values_list("action", flat=True)[before:]) == ["auth.login"]
+
+
+def test_an_admin_puts_a_trader_on_a_desk_and_its_limits_apply(adam, bob) -> None:
+    """The desk is what desk limits and kill switches see; set from the users page,
+    audited with a reason, a new desk made by naming it."""
+    from oversight.risk.models import DeskMembership
+    from oversight.risk.pretrade import desk_of
+    from oversight.services import user_desk_set
+
+    c = client_for(adam)
+    page = c.get(reverse("user_list")).content.decode()
+    assert f'action="{reverse("user_desk", args=[bob.pk])}"' in page
+    resp = c.post(reverse("user_desk", args=[bob.pk]), {"desk": "EQ-2", "reason": "joins"},
+                  follow=True)  # fmt: skip
+    assert "bob is now on desk EQ-2" in resp.content.decode()
+    assert desk_of(bob.pk) == "EQ-2"
+    rec = AuditRecord.objects.filter(action="user.desk_set").latest("seq")
+    assert (rec.before, rec.after, rec.reason) == ({"desk": ""}, {"desk": "EQ-2"}, "joins")
+    for data, says in [
+        ({"desk": "EQ-2", "reason": "again"}, "on EQ-2 already"),
+        ({"desk": "EQ-3", "reason": ""}, "say why"),
+        ({"desk": "<b>", "reason": "x"}, "a desk name is 1 to 32 letters"),
+    ]:
+        text = c.post(reverse("user_desk", args=[bob.pk]), data, follow=True).content.decode()
+        assert says in text
+    user_desk_set(actor=adam, user=bob, desk="", reason="left")
+    assert not DeskMembership.objects.filter(user=bob).exists()
+    with pytest.raises(PermissionDenied):
+        user_desk_set(actor=bob, user=bob, desk="EQ-1", reason="me")
