@@ -381,6 +381,16 @@ def kill_switch_reset_request(*, user: Any, kill_id: int, reason: str) -> KillSw
         k = KillSwitch.objects.select_for_update().get(pk=kill_id)
         if not k.active:
             raise ValidationError(f"kill switch {k.pk} is already reset")
+        first = k.reset_requested_by
+        if first is not None and first.pk != user.pk and not first_eyes_problem(
+            first, MANAGE_RISK, "a reset"
+        ):
+            # Asking again would replace their request (and its reason) with one the asker
+            # then could not approve: the second person approves, or the first withdraws.
+            raise ValidationError(
+                f"{first.get_username()} has asked for this reset already: approve it "
+                "(you are the second risk manager), or leave it"
+            )
         k.reset_requested_by, k.reset_requested_at = user, timezone.now()
         k.reset_reason = reason.strip()
         k.save(update_fields=["reset_requested_by", "reset_requested_at", "reset_reason"])

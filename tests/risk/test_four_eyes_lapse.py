@@ -59,3 +59,12 @@ def test_a_deactivated_author_counts_as_gone(rita: User, ruth: User) -> None:
     rita.save(update_fields=["is_active"])
     with pytest.raises(ValidationError, match="no longer holds the role"):
         kill_switch_reset_approve(user=ruth, kill_id=kill.pk)
+
+
+def test_a_second_reset_request_does_not_replace_the_first(rita: User, ruth: User) -> None:
+    kill = kill_switch_engage(user=ruth, scope_type="firm", reason="drill")
+    kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="drill over")
+    with pytest.raises(ValidationError, match="rita has asked for this reset already"):
+        kill_switch_reset_request(user=ruth, kill_id=kill.pk, reason="me too")
+    assert KillSwitch.objects.get(pk=kill.pk).reset_reason == "drill over"
+    assert not kill_switch_reset_approve(user=ruth, kill_id=kill.pk).active
