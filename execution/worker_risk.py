@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from execution.engine.events import ChildDenied, ChildRejected, DomainEvent
+from execution.engine.orders import ticks_to_px
 from execution.engine.risk import ChildLimits
 from execution.models import Fill, ParentOrder
 from oversight.risk.models import KillAck, KillSwitch, Metric, RiskException, RiskLimit
@@ -234,20 +235,23 @@ class WorkerRisk:
             )
         self._fallbacks_seen = len(engine.fallbacks)
         assert engine.risk is not None
+        tick = Decimal(repr(self.w.market.cal.tick_size))
         for b in engine.risk.breaches[self._breaches_seen :]:
             o = orders[b.order_id]
+            # One exception per order, counted again with each fill while it is open (as
+            # denials are): a tight collar must not bury the console in criticals.
             exception_raise(
                 kind="FILL_OUTSIDE_COLLAR",
                 severity=RiskException.CRITICAL,
                 scope_type="order",
                 scope_key=str(o.pk),
-                title=f"Fill {b.off_bps:.0f} bps from the mid on order {o.pk}",
-                detail=f"{b.client_order_id} at {b.px_ticks:g} ticks, mid {b.mid_ticks:g}, "
-                f"collar {b.collar_bps:g} bps",
+                title=f"Fills outside the {b.collar_bps:g} bps collar on order {o.pk}",
+                detail=f"the last: {b.client_order_id} at {ticks_to_px(b.px_ticks, tick)}, "
+                f"{b.off_bps:.0f} bps from the mid {ticks_to_px(b.mid_ticks, tick)}",
                 suggested_action="check the venue print and the order; pause it if in doubt",
                 order_id=o.pk,
                 trader_id=o.owner_id,
-                dedupe_key=f"collar:{b.client_order_id}:{b.ts}",
+                dedupe_key=f"collar:{o.pk}",
                 cause_at=cause_at,
             )
         self._breaches_seen = len(engine.risk.breaches)

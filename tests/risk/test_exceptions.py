@@ -79,6 +79,19 @@ def test_denied_children_and_an_order_behind_schedule_are_raised(
     w.release()
 
 
+def test_fills_outside_a_tight_collar_are_one_critical_per_order_counted_in_prices(
+    alice: User, instrument: Instrument
+) -> None:
+    set_limit("price_collar_bps", 0.5)  # tighter than half the spread: most fills break it
+    order = submit(alice, instrument, end_minute=30)
+    w = worker(instrument)
+    run_to(w, 20 * 60)
+    (e,) = raised("FILL_OUTSIDE_COLLAR")
+    assert e.severity == "CRITICAL" and e.order_id == order.pk and e.count > 1
+    assert "bps from the mid 40." in e.detail and "ticks" not in e.detail
+    w.release()
+
+
 def test_a_venue_outage_is_raised_as_critical(alice: User) -> None:
     largecap = demo_instrument("demo-largecap-sell")  # LIT-NORTH is down 240-250
     w = worker(largecap)
