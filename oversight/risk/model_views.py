@@ -76,7 +76,7 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "r": _row(mv, request.user),
             "mv": mv,
             "problem": registry.integrity_problem(mv),
-            "validation": card.get("validation") or {},
+            "validation": _readable(card.get("validation") or {}),
             # As JSON, the format the card is written in (not Python's repr of a dict).
             "card_rest": json.dumps(
                 {k: v for k, v in card.items() if k not in ("history",)}, indent=2, default=str
@@ -92,6 +92,27 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
             **_defaults(request.user),
         },
     )
+
+
+def _readable(section: Any) -> dict[str, str]:
+    """A card section's values as a person reads them: JSON for nested values, numbers to
+    four significant digits (the card itself keeps every digit)."""
+    if not isinstance(section, dict):
+        return {}
+
+    def tidy(v: Any) -> Any:
+        if isinstance(v, float):
+            return float(f"{v:.4g}")
+        if isinstance(v, dict):
+            return {k: tidy(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [tidy(x) for x in v]
+        return v
+
+    return {
+        str(k): json.dumps(tidy(v)) if isinstance(v, dict | list) else str(tidy(v))
+        for k, v in section.items()
+    }
 
 
 def _experts(mv: ModelVersion) -> list[dict[str, Any]]:

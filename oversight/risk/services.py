@@ -382,8 +382,10 @@ def kill_switch_reset_request(*, user: Any, kill_id: int, reason: str) -> KillSw
         if not k.active:
             raise ValidationError(f"kill switch {k.pk} is already reset")
         first = k.reset_requested_by
-        if first is not None and first.pk != user.pk and not first_eyes_problem(
-            first, MANAGE_RISK, "a reset"
+        if (
+            first is not None
+            and first.pk != user.pk
+            and not first_eyes_problem(first, MANAGE_RISK, "a reset")
         ):
             # Asking again would replace their request (and its reason) with one the asker
             # then could not approve: the second person approves, or the first withdraws.

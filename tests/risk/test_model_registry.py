@@ -372,6 +372,8 @@ def test_approving_an_approved_version_says_so_and_the_card_shows_as_json(ruth: 
     page = client_for(ruth).get(f"/risk/models/{mv.pk}/").content.decode()
     card = page.split("<h2>Model card</h2>")[1].split("</pre>")[0]
     assert "&quot;sha256&quot;: &quot;" in card and "{&#x27;" not in card
+    evaluation = page.split("<h2>Evaluation</h2>")[1].split("</dl>")[0]
+    assert "{&#x27;" not in evaluation and "&quot;mean&quot;" in evaluation
 
 
 def test_the_default_version_is_designated_by_two_risk_managers(
