@@ -267,6 +267,14 @@ def pending_default() -> ModelDefault | None:
 # -- services -----------------------------------------------------------------------------
 
 
+def _status_words(mv: ModelVersion) -> str:
+    """ "a candidate", "pending approval", "approved"…: a status as a sentence says it."""
+    return {
+        ModelVersion.CANDIDATE: "a candidate",
+        ModelVersion.PENDING: "pending approval",
+    }.get(mv.status, mv.status.lower())
+
+
 def _require_approver(user: Any, what: str) -> None:
     if not (user.is_authenticated and user.has_perm(APPROVE_MODEL)):
         raise ValidationError(f"only a risk manager may {what}")
@@ -390,7 +398,7 @@ def model_recommend(*, user: Any, version_id: int, reason: str) -> ModelVersion:
     with transaction.atomic():
         mv = _locked(version_id)
         if mv.status != ModelVersion.CANDIDATE:
-            raise ValidationError(f"{mv.name} is {mv.status.lower()}, not a candidate")
+            raise ValidationError(f"{mv.name} is {_status_words(mv)}, not a candidate")
         _check_file(mv)
         before = version_json(mv)
         mv.status = ModelVersion.PENDING
@@ -409,7 +417,7 @@ def model_approve(*, user: Any, version_id: int, note: str = "") -> ModelVersion
             raise ValidationError(f"{mv.name} is already approved")
         if mv.status != ModelVersion.PENDING:
             raise ValidationError(
-                f"{mv.name} is {mv.status.lower()}: a risk manager must recommend it first"
+                f"{mv.name} is {_status_words(mv)}: a risk manager must recommend it first"
             )
         if mv.recommended_by_id == user.pk:
             raise ValidationError(
@@ -434,7 +442,9 @@ def model_reject(*, user: Any, version_id: int, note: str) -> ModelVersion:
     with transaction.atomic():
         mv = _locked(version_id)
         if mv.status not in (ModelVersion.CANDIDATE, ModelVersion.PENDING):
-            raise ValidationError(f"{mv.name} is {mv.status.lower()}; only candidates are rejected")
+            raise ValidationError(
+                f"{mv.name} is {_status_words(mv)}; only candidates and pending versions are rejected"
+            )
         before = version_json(mv)
         mv.status = ModelVersion.REJECTED
         # A recommender may withdraw their own recommendation; decided_by is kept for a
@@ -486,7 +496,7 @@ def model_default_propose(*, user: Any, version_id: int, reason: str) -> ModelDe
         mv = _locked(version_id)
         if mv.status != ModelVersion.APPROVED:
             raise ValidationError(
-                f"{mv.name} is {mv.status.lower()}: only an approved version may be the default"
+                f"{mv.name} is {_status_words(mv)}: only an approved version may be the default"
             )
         if spread_band_of(mv) is not None:
             raise ValidationError(
@@ -524,7 +534,7 @@ def model_default_confirm(*, user: Any, designation_id: int) -> ModelDefault:
             raise ValidationError(lapsed)
         mv = ModelVersion.objects.select_for_update().get(pk=d.version_id)
         if mv.status != ModelVersion.APPROVED:
-            raise ValidationError(f"{mv.name} is {mv.status.lower()} now: propose another")
+            raise ValidationError(f"{mv.name} is {_status_words(mv)} now: propose another")
         _check_file(mv)
         for old in ModelDefault.objects.select_for_update().filter(status=ModelDefault.ACTIVE):
             _end(old, ModelDefault.ENDED, f"replaced by {mv.name}")
@@ -566,7 +576,7 @@ def model_retire(*, user: Any, version_id: int, reason: str) -> ModelVersion:
         mv = _locked(version_id)
         if mv.status != ModelVersion.APPROVED:
             raise ValidationError(
-                f"{mv.name} is {mv.status.lower()}; only approved versions retire"
+                f"{mv.name} is {_status_words(mv)}; only approved versions retire"
             )
         inside = gated_users_of(mv)
         if inside:

@@ -332,7 +332,8 @@ def user_role(request: HttpRequest, pk: int) -> HttpResponse:
         _refused(request, e)
     else:
         label = ROLE_LABELS[form.cleaned_data["role"]]
-        messages.success(request, f"{user.get_username()} is now {label}")
+        article = "an" if label[0] in "aeiou" else "a"
+        messages.success(request, f"{user.get_username()} is now {article} {label}")
     return redirect("user_list")
 
 

@@ -396,6 +396,11 @@ def kill_reset_approve(request: HttpRequest, pk: int) -> HttpResponse:
     def go() -> str:
         _get(KillSwitch, pk, "kill switch")
         k = services.kill_switch_reset_approve(user=request.user, kill_id=pk)
+        if k.scope_type == "order":  # an order does not trade orders: it may work again
+            return (
+                f"Kill switch {pk} reset: order {k.scope_key} stays stopped (a stopped order "
+                "is not restarted); its trader may enter a new one"
+            )
         where = f"{k.scope_type} {k.scope_key}".strip()
         return (
             f"Kill switch {pk} reset: {where} may trade new orders again "

@@ -196,7 +196,7 @@ def test_role_change_and_deactivation_through_the_page(adam, bob) -> None:
     bob_client = client_for(bob)
     assert bob_client.get(reverse("blotter")).status_code == 200
     role = {"role": "risk_manager", "reason": "x"}
-    assert said(c, reverse("user_role", args=[bob.pk]), role) == ["bob is now risk manager"]
+    assert said(c, reverse("user_role", args=[bob.pk]), role) == ["bob is now a risk manager"]
     off = {"active": "0", "reason": "left"}
     assert said(c, reverse("user_active", args=[bob.pk]), off) == ["bob deactivated"]
     # Their open session ends at its next request; they cannot log in again.
