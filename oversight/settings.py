@@ -124,3 +124,17 @@ STATIC_ROOT = VAR_DIR / "static"
 USE_TZ = True
 TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"
+
+
+# The server's log: Django's request log on the console, a 403 without its traceback.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"quiet_forbidden": {"()": "oversight.log_filters.QuietForbidden"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["quiet_forbidden"]},
+    },
+    "loggers": {
+        "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+    },
+}

@@ -134,3 +134,22 @@ def test_user_without_a_role_is_refused(db, instrument) -> None:
     c = client_for(User.objects.create_user("nobody", password="x"))
     assert c.get(reverse("blotter")).status_code == 403
     assert c.get(reverse("order_new")).status_code == 403
+
+
+def test_a_refusal_is_logged_in_one_line_and_a_fault_with_its_traceback() -> None:
+    import logging
+    import sys
+
+    from oversight.log_filters import QuietForbidden
+
+    try:
+        raise PermissionError("no")
+    except PermissionError:
+        info = sys.exc_info()
+    quiet = QuietForbidden()
+    forbidden = logging.LogRecord("django.request", logging.WARNING, "", 0, "Forbidden", (), info)
+    forbidden.status_code = 403
+    fault = logging.LogRecord("django.request", logging.ERROR, "", 0, "Internal", (), info)
+    fault.status_code = 500
+    assert quiet.filter(forbidden) and forbidden.exc_info is None
+    assert quiet.filter(fault) and fault.exc_info is info
