@@ -6,14 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.auth import get_user_model
 
 from execution.algos.registry import strategy_names
 from execution.models import Instrument
+from oversight.roles import VIEW_ALL_ORDERS
 
-FILTER_KEYS = ("instrument", "strategy", "side")
+FILTER_KEYS = ("trader", "instrument", "strategy", "side")
 
 
 class TcaFilterForm(forms.Form):
+    # Only for those who see every trader's orders (risk managers); a trader sees theirs.
+    trader = forms.ChoiceField(
+        required=False,
+        error_messages={"invalid_choice": "there is no trader “%(value)s” whose orders you see"},
+    )
     instrument = forms.ChoiceField(
         required=False,
         error_messages={"invalid_choice": "there is no instrument “%(value)s”"},
@@ -28,7 +35,7 @@ class TcaFilterForm(forms.Form):
         error_messages={"invalid_choice": "side is buy or sell, not “%(value)s”"},
     )
 
-    def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, data: Any = None, *args: Any, user: Any = None, **kwargs: Any) -> None:
         if data is not None:
             # The page shows "POV" and "HBRK": a link typed either way means the same.
             data = data.copy()
@@ -40,9 +47,20 @@ class TcaFilterForm(forms.Form):
                 if isinstance(data.get(key), str):
                     data[key] = fold(data[key].strip())
         super().__init__(data, *args, **kwargs)
+        if user is not None and user.has_perm(VIEW_ALL_ORDERS):
+            names = (
+                get_user_model()
+                .objects.filter(orders__isnull=False)
+                .distinct()
+                .order_by("username")
+                .values_list("username", flat=True)
+            )
+            self.fields["trader"].choices = [("", "All")] + [(n, n) for n in names]
+        else:
+            del self.fields["trader"]
         symbols = Instrument.objects.values_list("symbol", flat=True)
         self.fields["instrument"].choices = [("", "All")] + [(s, s) for s in symbols]
         self.fields["strategy"].choices = [("", "All")] + [(n, n.upper()) for n in strategy_names()]
 
     def filters(self) -> dict[str, str]:
-        return {k: self.cleaned_data[k] for k in FILTER_KEYS}
+        return {k: self.cleaned_data[k] for k in FILTER_KEYS if k in self.fields}

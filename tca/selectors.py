@@ -24,7 +24,7 @@ class TcaRow:
 
 
 def tca_orders(
-    *, user: Any, instrument: str = "", strategy: str = "", side: str = ""
+    *, user: Any, trader: str = "", instrument: str = "", strategy: str = "", side: str = ""
 ) -> QuerySet[ParentOrder]:
     """The finished orders the user may see that have an arrival price, newest first, each
     with the market over its window from its final status event (the engine puts the mid
@@ -43,6 +43,8 @@ def tca_orders(
         .select_related("model_version")
         .filter(status__in=FINISHED, arrival_price__gt=0)
     )
+    if trader:
+        qs = qs.filter(owner__username=trader)
     if instrument:
         qs = qs.filter(instrument__symbol=instrument)
     if strategy:

@@ -109,7 +109,7 @@ def _page(request: HttpRequest, form: TcaFilterForm) -> HttpResponse:
 @require_GET
 def tca_report(request: HttpRequest) -> HttpResponse:
     _refuse_unless_watcher(request)
-    return _page(request, TcaFilterForm(request.GET))
+    return _page(request, TcaFilterForm(request.GET, user=request.user))
 
 
 class _Echo:
@@ -165,7 +165,7 @@ def _csv_lines(rows: Iterable[TcaRow]) -> Iterator[str]:
 def tca_export(request: HttpRequest) -> HttpResponse:
     """The page's rows (same filters, same visibility, same cap) as CSV."""
     _refuse_unless_watcher(request)
-    form = TcaFilterForm(request.GET)
+    form = TcaFilterForm(request.GET, user=request.user)
     if not form.is_valid():
         return _page(request, form)
     rows, _ = tca_rows(user=request.user, limit=TCA_ROWS, **form.filters())

@@ -150,6 +150,13 @@ def test_trader_sees_own_orders_and_risk_manager_sees_all(alice, bob, rita, inst
     exported = client_for(alice).get(EXPORT)
     ids = [line["order_id"] for line in csv.DictReader(io.StringIO(b"".join(exported).decode()))]
     assert ids == [str(mine.pk)]
+    # A risk manager picks a trader; a trader has no such filter (theirs are all they see).
+    assert rows_of(client_for(rita).get(URL, {"trader": "bob"})) == [theirs.pk]
+    assert 'name="trader"' in client_for(rita).get(URL).content.decode()
+    assert 'name="trader"' not in client_for(alice).get(URL).content.decode()
+    assert rows_of(client_for(alice).get(URL, {"trader": "bob"})) == [mine.pk]
+    bad = client_for(rita).get(URL, {"trader": "nobody"})
+    assert bad.status_code == 400 and "there is no trader “nobody”" in bad.content.decode()
 
 
 def test_admin_and_anonymous_are_refused(adam, alice, instrument) -> None:
