@@ -324,6 +324,22 @@ def kill_switch_engage(
     if not (reason or "").strip():
         raise ValidationError({"reason": "say why"})
     with transaction.atomic():
+        # Already stopped by one as strict or stricter: a second would only need a second
+        # reset. A halt over a reduce-only switch is an escalation, and goes ahead.
+        stricter = (
+            [KillSwitch.HALTED]
+            if state == KillSwitch.HALTED
+            else [KillSwitch.HALTED, KillSwitch.REDUCING]
+        )
+        same = KillSwitch.objects.filter(
+            active=True, scope_type=scope_type, scope_key=key, state__in=stricter
+        ).first()
+        if same is not None:
+            where = f"{scope_type} {key}".strip()
+            raise ValidationError(
+                f"kill switch {same.pk} already {same.state.lower()} {where} "
+                f"(engaged by {same.engaged_by.get_username()}): nothing more to stop"
+            )
         k = KillSwitch.objects.create(
             scope_type=scope_type,
             scope_key=key,

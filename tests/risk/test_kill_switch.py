@@ -156,3 +156,24 @@ def test_the_workers_hold_children_within_the_current_limits(
     codes = set(RiskException.objects.filter(kind="ORDER_DENIED").values_list("code", flat=True))
     assert "MAX_PARTICIPATION" in codes
     w.release()
+
+
+def test_a_scope_already_halted_is_not_halted_twice(
+    rita: User, ruth: User, instrument: Instrument
+) -> None:
+    """A second halt would stop nothing more and need a second two-person reset; a halt
+    over a reduce-only switch is an escalation and goes ahead."""
+    from oversight.risk.services import kill_switch_engage
+
+    first = kill_switch_engage(user=rita, scope_type="firm", reason="market-wide")
+    with pytest.raises(ValidationError, match=f"kill switch {first.pk} already halted firm"):
+        kill_switch_engage(user=ruth, scope_type="firm", reason="me too")
+    with pytest.raises(ValidationError, match="already halted"):
+        kill_switch_engage(user=ruth, scope_type="firm", reason="softer", state="REDUCING")
+    reducing = kill_switch_engage(
+        user=rita, scope_type="instrument", scope_key="HBRK", reason="news", state="REDUCING"
+    )
+    halted = kill_switch_engage(
+        user=rita, scope_type="instrument", scope_key="HBRK", reason="worse"
+    )
+    assert reducing.active and halted.active and halted.state == "HALTED"

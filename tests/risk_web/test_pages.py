@@ -236,8 +236,10 @@ def test_the_console_reads_a_fixed_number_of_queries_whatever_the_rows(
             e = raise_exc(f"e{i}-{RiskException.objects.count()}", "WARNING")
             services.exception_comment(user=rita, exception_id=e.pk, text="looking")
             services.exception_assign(user=rita, exception_id=e.pk, assignee="rob")
-            make_order(alice, instrument, filled_qty=10, avg_price=Decimal("10"))
-            services.kill_switch_engage(user=rita, scope_type="firm", reason=f"k{i}")
+            o = make_order(alice, instrument, filled_qty=10, avg_price=Decimal("10"))
+            services.kill_switch_engage(
+                user=rita, scope_type="order", scope_key=str(o.pk), reason=f"k{i}"
+            )  # one switch per scope: a second on the same would be refused
 
     add(1)
     with CaptureQueriesContext(connection) as few:
