@@ -69,6 +69,18 @@ def position(*, trader_id: int, instrument_id: int) -> int:
     return net
 
 
+def working_position(*, trader_id: int, instrument_id: int) -> int:
+    """What the trader's open orders in the instrument would still add (+ buys, - sells)."""
+    from execution.models import ParentOrder
+
+    net = 0
+    for side, qty, filled in ParentOrder.objects.filter(
+        owner_id=trader_id, instrument_id=instrument_id, status__in=OPEN
+    ).values_list("side", "quantity", "filled_qty"):
+        net += (qty - filled) if side == "buy" else -(qty - filled)
+    return net
+
+
 def _profile(instrument: Any) -> tuple[float, ...]:
     return _profile_of(json.dumps(instrument.scenario, sort_keys=True))
 
@@ -104,13 +116,16 @@ def refusals(
             )
         else:
             pos = position(trader_id=user.pk, instrument_id=instrument.pk)
+            # With what is already working: two sells that each reduce a long can flip it.
+            after = pos + working_position(trader_id=user.pk, instrument_id=instrument.pk)
             signed = quantity if side == "buy" else -quantity
-            if not (pos != 0 and (pos > 0) != (signed > 0) and abs(signed) <= abs(pos)):
+            if not (after != 0 and (after > 0) != (signed > 0) and abs(signed) <= abs(after)):
+                working = f", {after - pos:+,} more working" if after != pos else ""
                 out.append(
                     Finding(
                         DenyReason.REDUCE_ONLY,
                         f"{where} may only reduce its position (kill switch {k.pk}); "
-                        f"you hold {pos:+,} {instrument.symbol}",
+                        f"you hold {pos:+,} {instrument.symbol}{working}",
                     )
                 )
     return out

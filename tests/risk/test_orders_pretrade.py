@@ -99,7 +99,12 @@ def test_reducing_only_lets_through_an_order_that_reduces_the_position(
         submit(alice, instrument, quantity=1_000)  # a buy adds to a long
     with pytest.raises(ValidationError, match="REDUCE_ONLY"):
         submit(alice, instrument, side="sell", quantity=6_000)  # would flip to short
-    assert submit(alice, instrument, side="sell", quantity=5_000).status == "NEW"
+    working = submit(alice, instrument, side="sell", quantity=3_000)
+    assert working.status == "NEW"
+    # With 3,000 already on their way out, 2,000 more reduce to flat; 2,001 would flip it.
+    with pytest.raises(ValidationError, match=r"you hold \+5,000 \w+, -3,000 more working"):
+        submit(alice, instrument, side="sell", quantity=2_001)
+    assert submit(alice, instrument, side="sell", quantity=2_000).status == "NEW"
 
 
 def test_a_restricted_instrument_is_refused_with_its_code(
