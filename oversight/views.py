@@ -360,6 +360,19 @@ def user_active(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         verb = "reactivated" if active else "deactivated"
         messages.success(request, f"{user.get_username()} {verb}")
+        if not active:
+            from execution.models import ParentOrder
+            from oversight.risk.pretrade import OPEN
+
+            working = ParentOrder.objects.filter(owner=user, status__in=OPEN).count()
+            if working:
+                # Deactivating a login stops the person, not the algorithms they started.
+                messages.warning(
+                    request,
+                    f"{user.get_username()} has {working} order{'s' if working != 1 else ''} "
+                    "still working: a risk manager can stop them with a kill switch on "
+                    f"trader {user.get_username()}",
+                )
     return redirect("user_list")
 
 

@@ -302,3 +302,21 @@ def test_an_admin_puts_a_trader_on_a_desk_and_its_limits_apply(adam, bob) -> Non
     assert not DeskMembership.objects.filter(user=bob).exists()
     with pytest.raises(PermissionDenied):
         user_desk_set(actor=bob, user=bob, desk="EQ-1", reason="me")
+
+
+def test_deactivating_a_trader_with_working_orders_says_they_still_work(adam, alice) -> None:
+    from execution.models import ParentOrder
+    from tests.personas import demo_instrument
+
+    instrument = demo_instrument("demo-midcap-buy")
+
+    ParentOrder.objects.create(
+        owner=alice, instrument=instrument, side="buy", quantity=100, start_minute=0,
+        end_minute=60, strategy="twap", status="WORKING",
+    )  # fmt: skip
+    off = {"active": "0", "reason": "left the firm"}
+    assert said(client_for(adam), reverse("user_active", args=[alice.pk]), off) == [
+        "alice deactivated",
+        "alice has 1 order still working: a risk manager can stop them with a kill switch "
+        "on trader alice",
+    ]
