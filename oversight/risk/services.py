@@ -446,6 +446,17 @@ def kill_switch_reset_approve(*, user: Any, kill_id: int) -> KillSwitch:
             after=kill_json(k),
             reason=k.reset_reason,
         )
+        # Its console exception has nothing left to handle: closed, saying by whom.
+        for e in RiskException.objects.filter(
+            dedupe_key=f"kill:{k.pk}",
+            status__in=[RiskException.OPEN, RiskException.ACKNOWLEDGED],
+        ):
+            exception_resolve(
+                user=user,
+                exception_id=e.pk,
+                resolution=f"kill switch {k.pk} reset by "
+                f"{k.reset_requested_by.get_username()} and {user.get_username()}",
+            )
         payload = kill_json(k)
         transaction.on_commit(lambda: notify.console_send("kill", payload))
         transaction.on_commit(lambda: _tell_traders_of_kill(payload))

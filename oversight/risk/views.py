@@ -280,10 +280,10 @@ def limit_approve(request: HttpRequest, pk: int) -> HttpResponse:
             user=request.user, request_id=pk, note=request.POST.get("note", "")
         )
         if req.status == LimitRequest.ACTIVE:
-            where = f"{req.scope_type} {req.scope_key}".strip()
+            where = f"{req.get_scope_type_display().lower()} {req.scope_key}".strip()
             return (
-                f"Limit request {pk} approved and active: {where} {req.metric} = "
-                f"{_plain(req.new_value)}"
+                f"Limit request {pk} approved and active: {where}, "
+                f"{req.get_metric_display()} = {_plain(req.new_value)}"
             )
         # Approved too late, or the limit moved since: the service says so on the request.
         raise ValidationError(

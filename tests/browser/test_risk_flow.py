@@ -165,7 +165,7 @@ def test_limit_loosening_takes_a_second_risk_manager(
     theirs.locator("button:has-text('Approve')").click()
     rhea.wait_for_url(stack.url + "/risk/limits/")
     expect(rhea.locator("ul.messages")).to_contain_text(
-        f"Limit request {req.pk} approved and active: firm max_order_qty = 25,000"
+        f"Limit request {req.pk} approved and active: firm, Max parent order quantity (shares) = 25,000"
     )
     expect(rhea.locator(f"#request-{req.pk}")).to_have_count(0)  # no longer pending
     applied = rhea.locator(f"#limit-{limit.pk} td")

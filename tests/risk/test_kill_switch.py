@@ -177,3 +177,20 @@ def test_a_scope_already_halted_is_not_halted_twice(
         user=rita, scope_type="instrument", scope_key="HBRK", reason="worse"
     )
     assert reducing.active and halted.active and halted.state == "HALTED"
+
+
+def test_a_reset_closes_its_kill_switchs_console_exception(rita: User, ruth: User) -> None:
+    from oversight.risk.models import RiskException
+    from oversight.risk.services import (
+        kill_switch_engage,
+        kill_switch_reset_approve,
+        kill_switch_reset_request,
+    )
+
+    k = kill_switch_engage(user=rita, scope_type="firm", reason="drill")
+    (e,) = RiskException.objects.filter(kind="KILL_SWITCH")
+    assert e.status == "OPEN"
+    kill_switch_reset_request(user=rita, kill_id=k.pk, reason="drill over")
+    kill_switch_reset_approve(user=ruth, kill_id=k.pk)
+    e.refresh_from_db()
+    assert e.status == "RESOLVED" and e.resolution == f"kill switch {k.pk} reset by rita and ruth"
