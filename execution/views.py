@@ -326,6 +326,7 @@ def order_new(request: HttpRequest) -> HttpResponse:
             "param_fields": param_fields,
             "param_fields_have_errors": any(pf["errors"] for pf in param_fields),
             "schemas": strategy_schemas(approved),
+            "kill_switches": _ticket_kills(request.user),
             "instruments": {
                 str(i.pk): {
                     "symbol": i.symbol,
@@ -352,6 +353,33 @@ def _late_start(order: ParentOrder) -> str:
         f". Its window opened at {start}, but the {order.instrument.symbol} market is at "
         f"{now}: it works from then to {end}, on that shorter window's schedule"
     )
+
+
+def _ticket_kills(user: Any) -> list[dict[str, str]]:
+    """The kill switches that would refuse an order from this ticket, said before it is
+    filled in: those over the trader (firm, desk, themself) stop every order; those on an
+    instrument, strategy or model stop orders that pick it."""
+    from oversight.risk.models import KillSwitch
+    from oversight.risk.pretrade import desk_of
+
+    desk, name = desk_of(user.pk), user.get_username()
+    out = []
+    for k in KillSwitch.objects.filter(active=True).exclude(scope_type="order").order_by("pk"):
+        if k.scope_type == "desk" and k.scope_key != desk:
+            continue
+        if k.scope_type == "trader" and k.scope_key != name:
+            continue
+        every = k.scope_type in ("firm", "desk", "trader")
+        what = "halted" if k.state == "HALTED" else "reduce-only"
+        where = f"{k.scope_type} {k.scope_key}".strip()
+        out.append(
+            {
+                "text": f"{where}: {what} by kill switch {k.pk} ({k.reason})"
+                + ("" if every else f"; an order on this {k.scope_type} is refused"),
+                "every": "1" if every else "",
+            }
+        )
+    return out
 
 
 @login_required

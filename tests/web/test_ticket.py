@@ -371,3 +371,17 @@ def test_the_ticket_writes_numbers_as_its_script_does(alice) -> None:
     field = re.search(r'<input id="id_param_decision_interval_s"[^>]*>', page)
     assert field is not None and 'value="30"' in field[0]
     assert "(min 1, max 600)" in page and "(min 1.0" not in page
+
+
+def test_the_ticket_says_which_kill_switches_would_refuse_an_order(alice, rita, instrument) -> None:
+    from oversight.risk.services import kill_switch_engage
+
+    assert 'id="ticket-kills"' not in client_for(alice).get(reverse("order_new")).content.decode()
+    kill_switch_engage(user=rita, scope_type="trader", scope_key="alice", reason="review")
+    kill_switch_engage(user=rita, scope_type="trader", scope_key="rita", reason="other")
+    kill_switch_engage(user=rita, scope_type="strategy", scope_key="pov", reason="bug")
+    page = client_for(alice).get(reverse("order_new")).content.decode()
+    banner = page.split('id="ticket-kills"')[1].split("</div>")[0]
+    assert "trader alice: halted by kill switch" in banner and "(review)" in banner
+    assert "strategy pov: halted" in banner and "an order on this strategy is refused" in banner
+    assert "trader rita" not in banner  # someone else's
