@@ -145,6 +145,9 @@ class KillPreview:
     scope_key: str
     orders: int  # open parent orders in scope
     children: int  # their working child orders at venues
+    # For a model version that is also an expert inside gated versions: their names (a
+    # switch on the expert does not stop orders that name the gated version).
+    inside: tuple[str, ...] = ()
 
     @property
     def where(self) -> str:
@@ -159,7 +162,18 @@ class KillPreview:
                 f"to a position will be stopped and their child orders cancelled; new orders "
                 f"must reduce a position"
             )
-        return f"Halt {self.where}: {o}, {c} will be cancelled; no new orders until reset"
+        return f"Halt {self.where}: {o}, {c} will be cancelled; no new orders until reset" + (
+            self.inside_note()
+        )
+
+    def inside_note(self) -> str:
+        if not self.inside:
+            return ""
+        names = ", ".join(self.inside)
+        return (
+            f". {self.scope_key} also trades as an expert inside {names}: this switch does "
+            f"not stop orders on {names}; halt {'it' if len(self.inside) == 1 else 'them'} too"
+        )
 
 
 def kill_preview(scope_type: str, scope_key: str) -> KillPreview:
@@ -174,7 +188,16 @@ def kill_preview(scope_type: str, scope_key: str) -> KillPreview:
         children=ChildOrder.objects.filter(
             parent__in=orders.values("pk"), status__in=WORKING_CHILD
         ).count(),
+        inside=_gated_around(scope_key) if scope_type == Scope.MODEL else (),
     )
+
+
+def _gated_around(name: str) -> tuple[str, ...]:
+    from execution.model_registry import gated_users_of
+    from execution.models import ModelVersion
+
+    mv = ModelVersion.objects.filter(name=name).first()
+    return tuple(gated_users_of(mv)) if mv is not None else ()
 
 
 def exception_json(e: RiskException) -> dict[str, Any]:

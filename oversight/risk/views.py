@@ -333,7 +333,8 @@ def kill_engage(request: HttpRequest) -> HttpResponse:
         )
         where = f"{k.scope_type} {k.scope_key}".strip()
         verb = "halted" if k.state == KillSwitch.HALTED else "restricted to reducing orders"
-        return f"Kill switch {k.pk} engaged: {where} {verb}. A reset takes two risk managers."
+        note = selectors.kill_preview(k.scope_type, k.scope_key).inside_note()
+        return f"Kill switch {k.pk} engaged: {where} {verb}. A reset takes two risk managers{note}."
 
     return act(request, _kill_back(request), go)
 

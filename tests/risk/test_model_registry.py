@@ -446,6 +446,12 @@ def test_an_expert_inside_a_gated_version_cannot_be_retired_alone(rita: User) ->
     gated, expert = approved_model("policy-v9"), approved_model("policy-v4")
     with pytest.raises(ValidationError, match="policy-v4 trades inside policy-v9"):
         model_retire(user=rita, version_id=expert.pk, reason="old")
+    # A kill switch on the expert says what it does not stop.
+    preview = client_for(rita).get(
+        "/risk/kill/preview/", {"scope_type": "model", "scope_key": "policy-v4"}
+    )
+    assert "policy-v4 also trades as an expert inside policy-v9: this switch does not stop " \
+        "orders on policy-v9; halt it too" in preview.json()["text"]  # fmt: skip
     model_retire(user=rita, version_id=gated.pk, reason="replaced")
     assert model_retire(user=rita, version_id=expert.pk, reason="old").status == "RETIRED"
 
