@@ -138,16 +138,15 @@ def _estimate(
     return out
 
 
-def _denial_text(order: ParentOrder, child: Any) -> str:
-    """A denial as the blotter's script writes it from the event: code and detail."""
-    ev = (
-        OrderEvent.objects.filter(parent=order, kind="ChildDenied")
-        .filter(payload__client_order_id=child.client_order_id)
-        .only("payload")
-        .first()
-    )
-    detail = str(ev.payload.get("detail", "")) if ev is not None else ""
-    return f"{child.reason}: {detail}" if detail else child.reason
+def _denial_details(order: ParentOrder) -> dict[str, str]:
+    """Each denied child's detail, from its event (one query, only for an order that has
+    denials): what the expanded list and the badge say beside the reason code."""
+    return {
+        str(p.get("client_order_id", "")): str(p.get("detail", ""))
+        for p in OrderEvent.objects.filter(parent=order, kind="ChildDenied").values_list(
+            "payload", flat=True
+        )
+    }
 
 
 def _order_row(order: ParentOrder, user: Any, now_s: float | None = None) -> dict[str, Any]:
@@ -156,6 +155,7 @@ def _order_row(order: ParentOrder, user: Any, now_s: float | None = None) -> dic
     # The refusals a person acts on (the risk console raises the same ones); not the
     # engine's own guards, such as a child for more than is left after a fill (EXCEEDS_LEAVES).
     denied = [c for c in children if c.status == "DENIED" and c.reason in RISK_DENIALS]
+    details = _denial_details(order) if any(c.status == "DENIED" for c in children) else {}
     end_s = order.end_minute * 60
     clock = now_s if now_s is not None else (order.session.sim_ts if order.session else None)
     time_left = None
@@ -180,13 +180,20 @@ def _order_row(order: ParentOrder, user: Any, now_s: float | None = None) -> dic
         "time_left_s": time_left,
         "window": f"{_short_clock(order.start_minute * 60)}–{_short_clock(end_s)}",
         # Newest first, as the live page adds them.
-        "children": [{"c": c, "at": session_clock(c.sim_ts)} for c in reversed(children)],
+        "children": [
+            {"c": c, "at": session_clock(c.sim_ts), "detail": details.get(c.client_order_id, "")}
+            for c in reversed(children)
+        ],
         "fills": [{"f": f, "at": session_clock(f.sim_ts)} for f in list(order.fills.all())[::-1]],
         "working_children": working,
         # The execution policy's refusals are the trader's business too: an order that
         # cannot place its children falls behind, and the row says why.
         "denied": len(denied),
-        "denied_reason": _denial_text(order, denied[-1]) if denied else "",
+        "denied_reason": (
+            f"{denied[-1].reason}: {details[denied[-1].client_order_id]}"
+            if denied and details.get(denied[-1].client_order_id)
+            else (denied[-1].reason if denied else "")
+        ),
         "mine": order.owner_id == user.pk and user.has_perm(TRADE),
         "qty_fmt": f"{order.quantity:,}",
         "filled_fmt": f"{order.filled_qty:,}",

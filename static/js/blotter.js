@@ -259,7 +259,7 @@
         td(String(ev.qty), "num"),
         td(ev.px === null || ev.px === undefined ? "mid" : fixed(ev.px, 2), "num"),
         td(ev.kind === "ChildDenied" ? "denied" : `${ev.order_type} ${ev.tif}`),
-        td(ev.kind === "ChildDenied" ? ev.reason : ev.intent),
+        ev.kind === "ChildDenied" ? Object.assign(td(ev.reason), { title: ev.detail || "" }) : td(ev.intent),
         td("", "", "cstatus"),
         td("0", "num", "cfilled"),
       );

@@ -220,7 +220,7 @@ def test_the_blotter_row_counts_denied_children_with_the_last_reason(alice, inst
     assert "the last: MAX_PARTICIPATION: would be 31% of volume, above 25%" in badge[0]
     assert " hidden" not in badge[0]
     # Each denied child says why in the expanded list, as the live rows do.
-    assert "<td>denied</td><td>EXCEEDS_LEAVES</td>" in text
+    assert '<td>denied</td><td title="asked 300 with 200 left">EXCEEDS_LEAVES</td>' in text
     config = json.loads(text.split('id="page-config" type="application/json">')[1].split("<")[0])
     assert "MAX_PARTICIPATION" in config["counted_denials"]
     assert "EXCEEDS_LEAVES" not in config["counted_denials"]
