@@ -94,6 +94,7 @@ def user_role_set(
             raise ValidationError("you cannot remove your own admin role")
         if before["role"] == ADMIN:
             _keep_an_admin(without=user)
+        _require_reason(reason, "a role change")
         user.groups.remove(*Group.objects.filter(name__in=ROLES))
         user.groups.add(Group.objects.get(name=role))
         uid = user.pk
@@ -121,6 +122,7 @@ def user_deactivate(*, actor: Any, user: Any, reason: str = "", request_id: str 
             raise ValidationError(f"{user.get_username()} is already inactive")
         if role_of(user) == ADMIN:
             _keep_an_admin(without=user)
+        _require_reason(reason, "a deactivation")
         return _set_active(actor, user, False, reason=reason, request_id=request_id)
 
 
@@ -175,6 +177,12 @@ def _keep_an_admin(*, without: AbstractBaseUser) -> None:
         raise ValidationError(
             f"{without.get_username()} is the only active admin: make another admin first"
         )
+
+
+def _require_reason(reason: str, what: str) -> None:
+    # Who may do what is the audit trail's first question: it says why, not only that.
+    if not (reason or "").strip():
+        raise ValidationError({"reason": f"say why: {what} is recorded with its reason"})
 
 
 def _user_json(user: Any) -> dict[str, Any]:

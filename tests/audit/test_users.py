@@ -101,7 +101,7 @@ def test_role_set_and_deactivation_record_before_and_after(adam, bob) -> None:
 
 def test_role_set_keeps_other_groups(adam, bob) -> None:
     bob.groups.add(Group.objects.create(name="desk-emea"))
-    user_role_set(actor=adam, user=bob, role="admin")
+    user_role_set(actor=adam, user=bob, role="admin", reason="test")
     assert groups(bob) == ["admin", "desk-emea"]
 
 
@@ -118,7 +118,7 @@ def test_an_admin_cannot_lock_themselves_out(adam) -> None:
 
 def test_the_last_active_admin_stays(adam) -> None:
     eve = make_user("eve", "admin")
-    user_deactivate(actor=adam, user=eve)
+    user_deactivate(actor=adam, user=eve, reason="test")
     # Now adam is the only active admin: a second admin acting on him is not possible
     # (eve is inactive), but a superuser without the admin role is.
     root = User.objects.create_superuser("root", password=PASSWORD)
@@ -129,7 +129,7 @@ def test_the_last_active_admin_stays(adam) -> None:
         with pytest.raises(ValidationError, match="only active admin"):
             change()
     user_reactivate(actor=adam, user=eve)
-    user_role_set(actor=root, user=adam, role="trader")  # eve is still an admin
+    user_role_set(actor=root, user=adam, role="trader", reason="test")  # eve is still an admin
     assert groups(adam) == ["trader"]
 
 
@@ -157,7 +157,7 @@ def test_no_op_changes_are_refused(adam, bob) -> None:
 
 
 def test_users_page_lists_role_and_status(adam, alice, rita) -> None:
-    user_deactivate(actor=adam, user=alice)
+    user_deactivate(actor=adam, user=alice, reason="test")
     resp = client_for(adam).get(reverse("user_list"))
     rows = {r["u"].username: (r["role"], r["u"].is_active) for r in resp.context["rows"]}
     assert rows == {
@@ -261,8 +261,8 @@ def test_changes_made_in_the_shell_are_recorded_once(adam) -> None:
     ]  # fmt: skip
     assert all(r.reason.startswith("changed outside the user pages") for r in recs)
     # A service's change is recorded by the service alone.
-    user_role_set(actor=adam, user=zed, role="trader")
-    user_deactivate(actor=adam, user=zed)
+    user_role_set(actor=adam, user=zed, role="trader", reason="test")
+    user_deactivate(actor=adam, user=zed, reason="test")
     assert [r.action for r in records_for(zed)[len(recs) :]] == [
         "user.role_set",
         "user.deactivate",

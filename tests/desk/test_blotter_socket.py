@@ -156,7 +156,9 @@ def test_a_deactivated_or_re_roled_users_open_sockets_are_closed(
         assert ok and ok2
         await database_sync_to_async(user_deactivate)(actor=adam, user=alice, reason="left")
         assert await blotter.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
-        await database_sync_to_async(user_role_set)(actor=adam, user=rita, role="trader")
+        await database_sync_to_async(user_role_set)(
+            actor=adam, user=rita, role="trader", reason="moved"
+        )
         while True:  # the console may send an exposure tick first
             out = await console.receive_output(timeout=5)
             if out["type"] == "websocket.close":
