@@ -9,7 +9,7 @@
     table.querySelectorAll("th button.sort").forEach((b) => {
       b.addEventListener("click", () => {
         const th = b.closest("th");
-        const col = Number(b.dataset.col);
+        const col = th.cellIndex; // the header's own column: columns may be left out
         const numeric = b.hasAttribute("data-numeric");
         const dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
         table.querySelectorAll("th[aria-sort]").forEach((t) => t.removeAttribute("aria-sort"));

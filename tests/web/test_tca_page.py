@@ -85,8 +85,9 @@ def test_the_figures_come_from_the_order_and_its_final_status_event(alice, instr
         ("total_bps", "45.00"),
         ("participation", "10.00"),
     ]:
-        assert re.search(f'data-field="{field}" data-sort="[^"]+">{text}</td>', page), field
-    assert ">40.3000<" in page and ">60.0<" in page and ">6,000<" in page
+        assert re.search(f'data-field="{field}" data-sort="[^"]+"[^>]*>{text}</td>', page), field
+    assert ">40.3000<" in page and ">60.0<" in page
+    assert 'title="of 6,000 shares the market traded in its window">10.00<' in page
     assert "positive bps = cost" in page and "not a paired comparison" in page
     (summary,) = resp.context["summaries"]
     assert summary.strategy == "twap" and summary.total.mean == pytest.approx(45.0)
@@ -113,7 +114,10 @@ def test_the_final_status_event_gives_the_end_mid_volume_and_vwap(alice, instrum
     assert r.participation_pct == pytest.approx(7.5)  # 600 of 8,000
     assert r.vwap_slippage_bps == pytest.approx(0.05 / 40.05 * 1e4)
     page = client_for(alice).get(URL).content.decode()
-    assert re.search('data-field="vwap_bps" data-sort="[^"]+">12.48</td>', page)
+    assert re.search(
+        'data-field="vwap_bps" data-sort="[^"]+" title="the market.s VWAP: 40.0500">12.48</td>',
+        page,
+    )
     export = b"".join(client_for(alice).get(EXPORT).streaming_content).decode()
     lines = list(csv.reader(io.StringIO(export)))
     row_csv = dict(zip(CSV_COLUMNS, lines[1], strict=True))
@@ -131,7 +135,7 @@ def test_unknown_end_mid_and_volume_show_a_dash(alice, instrument) -> None:
     assert row.result.total_shortfall_bps is None and row.result.participation_pct is None
     page = resp.content.decode()
     assert 'data-field="total_bps" data-sort="">—</td>' in page
-    assert 'data-field="participation" data-sort="">—</td>' in page
+    assert re.search('data-field="participation" data-sort="" title="[^"]*">—</td>', page)
 
 
 def test_only_finished_orders_with_an_arrival_price(alice, instrument) -> None:
