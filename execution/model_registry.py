@@ -231,20 +231,33 @@ def default_version() -> ModelVersion | None:
     one, the default never moves without four eyes: if its version is retired, there is
     none until two risk managers designate another, and a trader names the model. An
     expert for one band is never anyone's default."""
+    return _default_and_designation()[0]
+
+
+def _default_and_designation() -> tuple[ModelVersion | None, ModelDefault | None]:
     d = designated_default()
     if d is not None and spread_band_of(d.version) is None:
-        return d.version
+        return d.version, d
     if ModelDefault.objects.filter(confirmed_by__isnull=False).exists():
-        return None
-    return next((mv for mv in approved_versions() if spread_band_of(mv) is None), None)
+        return None, d
+    return next((mv for mv in approved_versions() if spread_band_of(mv) is None), None), d
 
 
 def default_note() -> str:
     """What new adaptive orders get by default now, for a decision's message."""
-    mv = default_version()
+    return describe_default(*_default_and_designation())
+
+
+def default_state() -> dict[str, Any]:
+    """The default, how it became so and what to say of it: for the models pages."""
+    mv, d = _default_and_designation()
+    return {"default": mv, "designation": d, "default_note": describe_default(mv, d)}
+
+
+def describe_default(mv: ModelVersion | None, designation: ModelDefault | None) -> str:
     if mv is None:
         return "new adaptive orders have no default model: the trader names one"
-    how = "designated" if designated_default() is not None else "the newest approved"
+    how = "designated" if designation is not None else "the newest approved"
     return f"new adaptive orders default to {mv.name} ({how})"
 
 

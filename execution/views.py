@@ -41,6 +41,7 @@ from execution.worker_risk import RISK_DENIALS
 from oversight.risk.pretrade import order_scopes, refusals
 from oversight.risk.selectors import trader_alerts
 from oversight.roles import TRADE
+from tca.metrics import filled_shortfall_bps
 
 BLOTTER_ROWS = 200
 WORKING_CHILD = ("SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL")
@@ -72,8 +73,11 @@ def _require_watcher(request: HttpRequest) -> None:
 def _shortfall_bps(order: ParentOrder) -> float | None:
     if order.avg_price is None or not order.arrival_price:
         return None
-    sign = 1 if order.side == "buy" else -1
-    bps = float(sign * (order.avg_price - order.arrival_price) / order.arrival_price * 10_000)
+    bps = filled_shortfall_bps(
+        side=1 if order.side == "buy" else -1,
+        avg_fill_px=float(order.avg_price),
+        arrival_mid=float(order.arrival_price),
+    )
     return 0.0 if abs(bps) < 0.05 else bps  # never "-0.0"
 
 

@@ -31,6 +31,14 @@ def implementation_shortfall_bps(
     return (executed + unfilled + fees) / (qty * arrival_mid) * 1e4
 
 
+def filled_shortfall_bps(*, side: int, avg_fill_px: float, arrival_mid: float) -> float:
+    """The filled shares' shortfall against arrival, in bps (positive = cost): what the
+    blotter shows while an order works and the TCA page as "IS filled"."""
+    if arrival_mid <= 0:
+        raise ValueError("arrival_mid must be positive")
+    return side * (avg_fill_px - arrival_mid) / arrival_mid * 1e4
+
+
 def vwap_slippage_bps(
     *, side: int, avg_fill_px: float | None, market_vwap: float | None
 ) -> float | None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import OuterRef, QuerySet, Subquery
-from django.db.models.fields.json import KT
+from django.db.models import JSONField, OuterRef, QuerySet, Subquery
 
 from execution.engine.orders import ParentStatus
 from execution.models import OrderEvent, ParentOrder
@@ -31,12 +30,10 @@ def tca_orders(
     when the order ended, the market's volume and VWAP there): correlated subqueries in
     the same SELECT, not a query per order. Where that event does not carry them (an order
     cancelled while suspended has no market to ask for its end mid), they are None."""
+    # One correlated subquery: the final event's whole payload, read in Python.
     final_status = OrderEvent.objects.filter(
         parent=OuterRef("pk"), kind="ParentStatusChanged"
     ).order_by("-seq")
-
-    def final(key: str) -> Subquery:
-        return Subquery(final_status.values(v=KT(f"payload__{key}"))[:1])
 
     qs = (
         orders_visible_to(user)
@@ -52,22 +49,20 @@ def tca_orders(
     if side:
         qs = qs.filter(side=side)
     return qs.annotate(
-        end_mid_px=final("end_mid_px"),
-        end_market_volume=final("market_volume"),
-        end_market_vwap_px=final("market_vwap_px"),
+        final_payload=Subquery(final_status.values("payload")[:1], output_field=JSONField())
     ).order_by("-id")
 
 
-def _number(value: Any) -> float | None:
-    """A JSON payload's number or decimal string (backends return either); None if absent
-    or JSON null (which SQLite's text extraction returns as the word "null")."""
-    if value is None or value in ("", "null"):
-        return None
-    return float(value)
+def _number(payload: Any, key: str) -> float | None:
+    """A payload's number or decimal string (prices are written as strings); None if the
+    payload, or the value, is absent."""
+    value = payload.get(key) if isinstance(payload, dict) else None
+    return None if value is None or value == "" else float(value)
 
 
 def order_facts(order: ParentOrder) -> OrderFacts:
     """An order from tca_orders, as the pure summary takes it."""
+    final = getattr(order, "final_payload", None)
     return OrderFacts(
         order_id=order.pk,
         strategy=order.strategy,
@@ -76,9 +71,9 @@ def order_facts(order: ParentOrder) -> OrderFacts:
         filled_qty=order.filled_qty,
         arrival_px=float(order.arrival_price),  # tca_orders keeps only orders that have one
         avg_px=float(order.avg_price) if order.avg_price is not None else None,
-        end_mid_px=_number(getattr(order, "end_mid_px", None)),
-        market_volume=_number(getattr(order, "end_market_volume", None)),
-        market_vwap_px=_number(getattr(order, "end_market_vwap_px", None)),
+        end_mid_px=_number(final, "end_mid_px"),
+        market_volume=_number(final, "market_volume"),
+        market_vwap_px=_number(final, "market_vwap_px"),
     )
 
 

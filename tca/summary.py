@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from tca.metrics import implementation_shortfall_bps, vwap_slippage_bps
+from tca.metrics import filled_shortfall_bps, implementation_shortfall_bps, vwap_slippage_bps
 
 SIDE_SIGN = {"buy": 1, "sell": -1}
 
@@ -70,7 +70,9 @@ def order_result(facts: OrderFacts) -> OrderResult:
     sign = SIDE_SIGN[facts.side]
     filled = None
     if facts.filled_qty > 0 and facts.avg_px is not None:
-        filled = _clean(sign * (facts.avg_px - facts.arrival_px) / facts.arrival_px * 1e4)
+        filled = _clean(
+            filled_shortfall_bps(side=sign, avg_fill_px=facts.avg_px, arrival_mid=facts.arrival_px)
+        )
     total = None
     unfilled = facts.qty - facts.filled_qty
     # Nothing left unfilled needs no end mid: the whole order's cost is its fills' cost.

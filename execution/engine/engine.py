@@ -631,8 +631,8 @@ class ExecutionEngine:
         never opened: an order cancelled before its start saw no market)."""
         if w.end_mid_ticks is None:
             return {}
-        volume = w.volume_in_window
-        vwap = round(w.notional_in_window / volume, 4) if volume > 0 else None
+        volume, notional = self.market_in_window(w.spec.order_id)
+        vwap = round(notional / volume, 4) if volume > 0 else None
         return {
             "end_mid_px": ticks_to_px(w.end_mid_ticks, self.tick),
             "market_volume": round(volume),

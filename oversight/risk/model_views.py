@@ -50,9 +50,7 @@ def _defaults(user: Any) -> dict[str, Any]:
     """The ticket's default version, how it became so, and any proposal waiting."""
     pending = registry.pending_default()
     return {
-        "default": registry.default_version(),
-        "default_note": registry.default_note(),
-        "designation": registry.designated_default(),
+        **registry.default_state(),
         "pending_default": pending,
         "pending_mine": pending is not None and pending.requested_by_id == user.pk,
     }
