@@ -199,7 +199,7 @@ def test_cost_units_weigh_days_by_their_spread() -> None:
 
 
 def test_an_expert_trains_on_its_band_s_days_only() -> None:
-    from execution.learning.train import band_seeds, in_band
+    from execution.learning.bands import band_seeds, in_band
 
     tight = band_seeds(123, 40, (0.0, 5.0))
     wide = band_seeds(123, 40, (5.0, 0.0))
@@ -212,6 +212,74 @@ def test_an_expert_trains_on_its_band_s_days_only() -> None:
     assert in_band(tight[0], (0.0, 0.0)) and in_band(wide[0], (0.0, 0.0))
     with pytest.raises(ValueError, match="training days have a spread in"):
         band_seeds(0, 5, (5000.0, 0.0))  # no generated instrument is that wide
+
+
+def test_an_order_s_expected_participation_is_its_share_of_its_window_s_volume() -> None:
+    seeds = scenarios.train_seeds(0, 400)
+    shares = [scenarios.expected_participation(s) for s in seeds]
+    assert all(0 < p <= scenarios.MAX_EXPECTED_PARTICIPATION + 0.01 for p in shares)
+    assert max(shares) > 0.3 and min(shares) < 0.01  # the generator's whole range
+    # A flat day's whole-session order: its share of the day's volume, qty / ADV.
+    flat = next(
+        s
+        for s in seeds
+        if scenarios.generate(s)["volume_profile"] == "flat"
+        and scenarios.generate(s)["order"]["end_minute"]
+        - scenarios.generate(s)["order"]["start_minute"]
+        == 390
+    )
+    g = scenarios.generate(flat)
+    assert scenarios.expected_participation(flat) == pytest.approx(
+        g["order"]["quantity"] / g["instrument"]["adv_shares"]
+    )
+    # Half the day on a flat profile: twice that.
+    g2 = next(
+        scenarios.generate(s)
+        for s in seeds
+        if scenarios.generate(s)["volume_profile"] == "flat"
+        and scenarios.generate(s)["order"]["end_minute"]
+        - scenarios.generate(s)["order"]["start_minute"]
+        == 180
+    )
+    seed2 = g2["seed"]
+    assert scenarios.expected_participation(seed2) == pytest.approx(
+        g2["order"]["quantity"] / g2["instrument"]["adv_shares"] * 390 / 180
+    )
+
+
+def test_an_expert_can_be_banded_by_participation_as_well_as_spread() -> None:
+    from execution.learning.bands import band_seeds, validation_band_seeds
+
+    high = band_seeds(77, 30, (0.0, 5.0), (0.15, 0.0))
+    low = band_seeds(77, 30, (0.0, 5.0), (0.0, 0.15))
+    assert len(high) == len(low) == 30 and not set(high) & set(low)
+    assert all(scenarios.quoted_spread(s)[1] < 5.0 for s in high + low)
+    assert all(scenarios.expected_participation(s) >= 0.15 for s in high)
+    assert all(scenarios.expected_participation(s) < 0.15 for s in low)
+    held_out = validation_band_seeds(500, 20, (0.0, 0.0), (0.15, 0.0))
+    assert all(s in scenarios.VALIDATION_SEEDS and s >= 2_000_500 for s in held_out)
+    assert all(scenarios.expected_participation(s) >= 0.15 for s in held_out)
+    with pytest.raises(ValueError, match="participation in"):
+        validation_band_seeds(len(scenarios.VALIDATION_SEEDS) - 100, 90, (0.0, 0.0), (0.3, 0.0))
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("0.15", "expected LO,HI"),
+        ("a,b", "expected LO,HI"),
+        ("0.3,0.1", "not a band"),
+        ("0,0", "leave it out"),
+        ("1.5,0", "not a band"),
+        ("-0.1,0", "not a band"),
+    ],
+)
+def test_a_bad_participation_band_is_named(text: str, why: str) -> None:
+    from execution.learning.bands import PARTICIPATION, parse_band
+
+    with pytest.raises(ValueError, match=why) as e:
+        parse_band(text, "--participation-band", PARTICIPATION)
+    assert "--participation-band" in str(e.value)
 
 
 def test_the_environment_works_around_the_schedule_it_is_given() -> None:
@@ -232,11 +300,19 @@ def test_the_trainer_refuses_a_bad_spread_band(capsys: pytest.CaptureFixture[str
     pytest.importorskip("onnxruntime")
     from execution.learning import train
 
-    for bad, why in [("5", "expected LO,HI"), ("5,2", "not a band"), ("0,0", "not a band")]:
+    for option, bad, why in [
+        ("--spread-band", "5", "expected LO,HI"),
+        ("--spread-band", "5,2", "not a band"),
+        ("--spread-band", "0,0", "not a band"),
+        ("--participation-band", "0.5", "expected LO,HI"),
+        ("--participation-band", "2,0", "not a band"),
+        ("--participation-band", "0.45,0", "too few generated days"),
+    ]:
         with pytest.raises(SystemExit) as exit_:
-            train.main(["--out", "x.onnx", "--spread-band", bad])
+            train.main(["--out", "x.onnx", option, bad])
         assert exit_.value.code == 2
-        assert why in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert why in err and (option in err or "too few" in why)
 
 
 def test_a_retrain_keeps_an_expert_s_band_and_schedule() -> None:

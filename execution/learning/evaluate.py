@@ -123,7 +123,19 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from execution.algos.adaptive import ModelUnavailable, load_policy, resolve_model
-    from execution.learning.scenarios import VALIDATION_SEEDS, quoted_spread, validation_seeds
+    from execution.learning.bands import (
+        NO_BAND,
+        PARTICIPATION,
+        SPREAD,
+        parse_band,
+        validation_band_seeds,
+    )
+    from execution.learning.scenarios import (
+        VALIDATION_SEEDS,
+        expected_participation,
+        quoted_spread,
+        validation_seeds,
+    )
 
     parser = argparse.ArgumentParser(prog="python -m execution.learning.evaluate")
     parser.add_argument("--models", required=True, help="comma-separated versions or files")
@@ -144,7 +156,25 @@ def main(argv: list[str] | None = None) -> int:
         help="the curve the models work around (the adaptive strategy's `schedule`)",
     )
     parser.add_argument("--baselines", default="twap", help="comma-separated, TWAP first")
+    parser.add_argument(
+        "--spread-band",
+        default="",
+        metavar="LO,HI",
+        help="only the days whose instrument's quoted spread is in [LO, HI) bps (HI 0: no "
+        "upper bound): --days of them, from --offset on",
+    )
+    parser.add_argument(
+        "--participation-band",
+        default="",
+        metavar="LO,HI",
+        help="only the days whose order's expected participation is in [LO, HI)",
+    )
     args = parser.parse_args(argv)
+    try:
+        band = parse_band(args.spread_band, "--spread-band", SPREAD)
+        participation = parse_band(args.participation_band, "--participation-band", PARTICIPATION)
+    except ValueError as e:
+        parser.error(str(e))
     models = [m for m in args.models.split(",") if m.strip()]
     if not models:
         parser.error("--models: name at least one model (a version such as policy-v9, or a file)")
@@ -162,7 +192,13 @@ def main(argv: list[str] | None = None) -> int:
         problem = output_file("--json", args.json, inputs=[resolve_model(m) for m in models])
         if problem:
             parser.error(problem)
-    seeds = validation_seeds(args.days, offset=args.offset)
+    if band == NO_BAND and participation == NO_BAND:
+        seeds = validation_seeds(args.days, offset=args.offset)
+    else:
+        try:
+            seeds = validation_band_seeds(args.offset, args.days, band, participation)
+        except ValueError as e:
+            parser.error(f"--offset {args.offset} --days {args.days}: {e}")
     baselines = [b for b in args.baselines.split(",") if b]
     if not baselines or baselines[0] != "twap":
         parser.error("--baselines must start with twap: every model is compared with it")
@@ -175,9 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     spreads = [quoted_spread(s) for s in seeds]
     ticks = np.array([t for t, _ in spreads])
     bps = np.array([b for _, b in spreads])
+    banded = (band, participation) != (NO_BAND, NO_BAND)
+    where = f" in spread {band} bps and participation {participation}" if banded else ""
     print(
-        f"validation days {seeds[0]}-{seeds[-1]} ({len(seeds)}), urgency {args.urgency:g}, "
-        f"schedule {args.schedule}; "
+        f"validation days {seeds[0]}-{seeds[-1]} ({len(seeds)}{where}), "
+        f"urgency {args.urgency:g}, schedule {args.schedule}; "
         "model minus TWAP in bps, paired by day, mean [95% CI]"
     )
     strata = [
@@ -205,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             "schedule": args.schedule,
             "spread_ticks": ticks.tolist(),
             "spread_bps": bps.tolist(),
+            "expected_participation": [expected_participation(s) for s in seeds],
             "shortfall_bps": {a.label: sf[:, k].tolist() for k, a in enumerate(arms_)},
             "fallback": {a.label: fallbacks[:, k].tolist() for k, a in enumerate(arms_)},
         }

@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from execution.algos.adaptive import load_policy
 from execution.learning import train as trainer
+from execution.learning.bands import band_seeds
 from execution.learning.contexts import contexts_from_log
 from execution.learning.decision_log import decision_arrays, episode_ids, log_files, read_files
 from execution.learning.env import run_policy
@@ -105,8 +106,8 @@ def _base_config(policy_meta: dict[str, str]) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
-def _band_of(policy_meta: dict[str, str]) -> tuple[float, float]:
-    band = _base_config(policy_meta).get("spread_band") or (0.0, 0.0)
+def _band_of(policy_meta: dict[str, str], key: str = "spread_band") -> tuple[float, float]:
+    band = _base_config(policy_meta).get(key) or (0.0, 0.0)
     try:
         lo, hi = (float(x) for x in band)
     except (TypeError, ValueError):
@@ -168,6 +169,7 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
         context_share=rc.context_share if exp.contexts else 0.0,
         # An expert keeps learning on its band, around the curve it was trained on.
         spread_band=_band_of(base.metadata),
+        participation_band=_band_of(base.metadata, "participation_band"),
         schedule=_schedule_of(base.metadata),
     )
     runner = trainer.Runner(cfg.jobs, cfg.contexts, cfg.context_share)
@@ -175,12 +177,12 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
         result = trainer.train(cfg, runner, log=log)
     finally:
         runner.close()
-    range_seeds = trainer.band_seeds(
-        10_000 * cfg.seed + 700_000, cfg.range_episodes, cfg.spread_band
+    range_seeds = band_seeds(
+        10_000 * cfg.seed + 700_000, cfg.range_episodes, cfg.spread_band, cfg.participation_band
     )
     # An expert's range is its band's: the log does not say which rows came from orders
     # in that band (a gated version's log holds every band), so its features stay out.
-    banded = cfg.spread_band != (0.0, 0.0)
+    banded = (cfg.spread_band, cfg.participation_band) != ((0.0, 0.0), (0.0, 0.0))
     training_range = trainer.fit_training_range(
         result.theta, cfg, range_seeds, extra_rows=None if banded else exp.raw_features
     )

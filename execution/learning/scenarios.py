@@ -47,6 +47,14 @@ def _profile_fraction(weights: list[float], a_min: float, b_min: float) -> float
     return cum(b_min) - cum(a_min)
 
 
+def _profile_weights(profile: Any) -> list[float]:
+    if profile == "u_shape":
+        return list(_U_SHAPE)
+    if profile == "flat":
+        return [1.0]
+    return [float(w) for w in profile]
+
+
 def generate(seed: int) -> dict[str, Any]:
     """One training scenario (a JSON-able dict in the shared format) from a generator seed."""
     if seed not in GENERATOR_SEEDS:
@@ -69,12 +77,11 @@ def generate(seed: int) -> dict[str, Any]:
     r = rng.random()
     if r < 0.7:
         profile: Any = "u_shape"
-        weights = list(_U_SHAPE)
     elif r < 0.9:
-        profile, weights = "flat", [1.0]
+        profile = "flat"
     else:
-        weights = [round(float(w), 3) for w in rng.uniform(0.5, 2.0, size=13)]
-        profile = weights
+        profile = [round(float(w), 3) for w in rng.uniform(0.5, 2.0, size=13)]
+    weights = _profile_weights(profile)
 
     length = int(rng.choice(WINDOW_MINUTES))
     start = int(rng.integers(0, 390 - length + 1)) if length < 390 else 0
@@ -171,6 +178,18 @@ def train_seeds(base: int, n: int) -> list[int]:
 
 def validation_seeds(n: int, offset: int = 0) -> list[int]:
     return [VALIDATION_SEEDS.start + offset + i for i in range(n)]
+
+
+def expected_participation(seed: int) -> float:
+    """The generated order's share of its window's expected market volume (the order's
+    size against the volume profile the generator drew; at most MAX_EXPECTED_PARTICIPATION
+    up to rounding). Known before the order starts, like the spread."""
+    g = generate(seed)
+    order = g["order"]
+    share = _profile_fraction(
+        _profile_weights(g["volume_profile"]), order["start_minute"], order["end_minute"]
+    )
+    return float(order["quantity"]) / (float(g["instrument"]["adv_shares"]) * share)
 
 
 def quoted_spread(seed: int) -> tuple[float, float]:

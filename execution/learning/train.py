@@ -53,6 +53,13 @@ from execution.algos.adaptive import (
 from execution.backtest_stats import paired_difference
 from execution.cli_args import layer_sizes, number, output_file, whole
 from execution.features import NAMES, TrainingRange
+from execution.learning.bands import (
+    PARTICIPATION,
+    SPREAD,
+    band_seeds,
+    check_bands,
+    parse_band,
+)
 from execution.learning.contexts import Contexts, context_for
 from execution.learning.contexts import scenario_for as context_scenario
 from execution.learning.env import ExecutionEnv, run_policy
@@ -61,7 +68,6 @@ from execution.learning.scenarios import (
     TRAIN_SEEDS,
     VALIDATION_SEEDS,
     quoted_spread,
-    train_seeds,
     validation_seeds,
 )
 from execution.learning.scenarios import scenario as generated_scenario
@@ -106,6 +112,10 @@ class Config:
     # Train on the days whose instrument's quoted spread lies in [lo, hi) bps only (an
     # expert of a gated model, execution/learning/gate.py); (0, 0): every day.
     spread_band: tuple[float, float] = (0.0, 0.0)
+    # And whose order's expected participation (its share of the window's expected
+    # volume, execution.learning.scenarios.expected_participation) lies in [lo, hi);
+    # (0, 0): every order.
+    participation_band: tuple[float, float] = (0.0, 0.0)
     # The curve the policy works around while it trains (the strategy's `schedule`).
     schedule: str = "time"
 
@@ -236,31 +246,6 @@ def make_env(
     return ExecutionEnv(predictor=predictor or None, schedule=schedule)
 
 
-def in_band(seed: int, band: tuple[float, float]) -> bool:
-    lo, hi = band
-    if lo <= 0 and hi <= 0:
-        return True
-    bps = quoted_spread(seed)[1]
-    return lo <= bps and (hi <= 0 or bps < hi)
-
-
-def band_seeds(start: int, n: int, band: tuple[float, float]) -> list[int]:
-    """The first `n` training days from `start` on whose spread lies in the band (with no
-    band, `train_seeds(start, n)`)."""
-    out: list[int] = []
-    at = start
-    while len(out) < n:
-        if at - start >= len(TRAIN_SEEDS):
-            raise ValueError(f"only {len(out)} training days have a spread in {band} bps")
-        for s in train_seeds(at, 64):
-            if in_band(s, band):
-                out.append(s)
-                if len(out) == n:
-                    break
-        at += 64
-    return out
-
-
 def episode_urgency(
     seed: int, zero_share: float, contexts: Contexts = (), share: float = 0.5
 ) -> float:
@@ -376,7 +361,7 @@ def train(cfg: Config, runner: Runner, log: Any = None) -> TrainResult:
         if cfg.fixed_seeds:
             days = [list(cfg.fixed_seeds)] * cfg.pairs
         else:
-            flat = band_seeds(cursor, per_iter, cfg.spread_band)
+            flat = band_seeds(cursor, per_iter, cfg.spread_band, cfg.participation_band)
             cursor = flat[-1] - TRAIN_SEEDS.start + 1
             days = [flat[i :: cfg.pairs] for i in range(cfg.pairs)]
         tasks: list[Task] = []
@@ -610,25 +595,25 @@ def main(argv: list[str] | None = None) -> int:
         "(an expert for execution.learning.gate; HI 0: no upper bound)",
     )
     parser.add_argument(
+        "--participation-band",
+        default="",
+        metavar="LO,HI",
+        help="and only on days whose order's expected participation (its share of the "
+        "window's expected volume, 0 to 0.4) is in [LO, HI) (HI 0: no upper bound)",
+    )
+    parser.add_argument(
         "--schedule",
         choices=("time", "volume"),
         default=d.schedule,
         help="the curve the policy works around while it trains",
     )
     args = parser.parse_args(argv)
-    band = (0.0, 0.0)
-    if args.spread_band:
-        try:
-            lo, hi = (float(x) for x in args.spread_band.split(","))
-        except ValueError:
-            parser.error(f"--spread-band: expected LO,HI in bps, got {args.spread_band!r}")
-        if lo < 0 or hi < 0 or (hi > 0 and hi <= lo) or (lo == 0 and hi == 0):
-            parser.error(f"--spread-band: {args.spread_band!r} is not a band of spreads")
-        band = (lo, hi)
-        try:
-            band_seeds(0, 10, band)  # the generator's spreads run from about 0.2 to 200 bps
-        except ValueError:
-            parser.error(f"--spread-band: too few generated days have a spread in {band} bps")
+    try:
+        band = parse_band(args.spread_band, "--spread-band", SPREAD)
+        participation = parse_band(args.participation_band, "--participation-band", PARTICIPATION)
+        check_bands(band, participation)
+    except ValueError as e:
+        parser.error(str(e))
     _check_models(parser, args.predictor, args.init_from, tuple(args.hidden))
     inputs = [resolve_model(m) for m in (args.predictor, args.init_from) if m]
     problem = output_file("--out", args.out, inputs=inputs)
@@ -652,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         weight_decay=args.weight_decay,
         decay_to=args.decay_to,
         spread_band=band,
+        participation_band=participation,
         schedule=args.schedule,
     )
     wall = time.perf_counter()
@@ -661,7 +647,9 @@ def main(argv: list[str] | None = None) -> int:
         result = train(cfg, runner, log=sys.stderr)
     finally:
         runner.close()
-    rng_seeds = band_seeds(10_000 * cfg.seed + 500_000, cfg.range_episodes, cfg.spread_band)
+    rng_seeds = band_seeds(
+        10_000 * cfg.seed + 500_000, cfg.range_episodes, cfg.spread_band, cfg.participation_band
+    )
     training_range = fit_training_range(result.theta, cfg, rng_seeds)
     card: dict[str, Any] = {
         "model": args.out.name,
