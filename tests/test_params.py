@@ -265,6 +265,17 @@ def test_describe_is_json(name: str) -> None:
         assert described["help"] == spec.help
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_every_parameter_has_a_label_for_people(name: str) -> None:
+    from execution.algos.params import LABELS
+
+    for spec in strategy_class(name).schema():
+        # A new parameter needs its own label, not its API name with spaces.
+        assert spec.name in LABELS, spec.name
+        assert spec.describe()["label"] == LABELS[spec.name] != spec.name
+        assert "_" not in spec.label and spec.label[0].isupper()
+
+
 def test_describe_of_a_choice_is_json() -> None:
     described = URGENCY.describe()
     assert json.loads(json.dumps(described)) == described

@@ -74,10 +74,15 @@ class ParamSpec:
             )
         return number
 
+    @property
+    def label(self) -> str:
+        return label_of(self.name)
+
     def describe(self) -> dict[str, Any]:
         """JSON-able form of the spec, for the web form and the docs."""
         return {
             "name": self.name,
+            "label": self.label,
             "type": self.type,
             "default": self.default,
             "unit": self.unit,
@@ -87,6 +92,30 @@ class ParamSpec:
             "help": self.help,
             "amendable": self.amendable,
         }
+
+
+# What a trader reads beside each field. The parameter's name stays what the API, the
+# audit trail and the scenario files use; the label is for people.
+LABELS = {
+    "decision_interval_s": "Decision interval",
+    "catch_up_slices": "Catch up when behind by",
+    "max_take_ticks": "Take at most past the touch",
+    "dark_fraction": "Dark share of resting",
+    "improve_wide_spread": "Improve a wide spread",
+    "complete": "Finish in the last slice",
+    "participation_rate": "Participation rate",
+    "risk_aversion": "Risk aversion",
+    "urgency": "Urgency",
+    "schedule": "Schedule",
+    "model": "Model version",
+    "range_margin": "Out-of-range margin",
+}
+
+
+def label_of(name: str) -> str:
+    """A parameter's label ("max_take_ticks" -> "Take at most past the touch"); a name
+    without one reads as words."""
+    return LABELS.get(name) or name.replace("_", " ").capitalize()
 
 
 def _unit(unit: str) -> str:

@@ -9,6 +9,8 @@ from typing import Any
 
 from django import template
 
+from execution.algos.params import label_of
+
 register = template.Library()
 CENT = Decimal("0.01")
 
@@ -36,3 +38,10 @@ def price(value: Decimal | None, none: str = "none") -> str:
     if isinstance(exponent, int) and exponent > -2:
         d = d.quantize(CENT)
     return format(d, "f")
+
+
+@register.filter
+def param_label(name: str) -> str:
+    """A strategy parameter's label for people ("max_take_ticks" -> "Take at most past the
+    touch")."""
+    return label_of(str(name))

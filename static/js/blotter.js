@@ -555,7 +555,7 @@
     schema.filter((p) => p.amendable).forEach((p) => {
       const wrap = el("div", { class: "field" });
       const key = "param_" + p.name;
-      const label = el("label", { for: "amend_" + key }, p.name + (p.unit ? ` (${p.unit})` : ""));
+      const label = el("label", { for: "amend_" + key, title: p.name }, (p.label || p.name) + (p.unit ? ` (${p.unit})` : ""));
       const current = params[p.name] !== undefined ? params[p.name] : p.default;
       let input;
       if (p.type === "bool" || p.type === "choice") {
@@ -577,7 +577,7 @@
     const wrap = el("div", { class: "field" });
     const limit = el("input", { id: "amend_param_limit_price", name: "param_limit_price", value: tb.dataset.limit || "", inputmode: "decimal" });
     limit.dataset.original = limit.value;
-    wrap.append(el("label", { for: "amend_param_limit_price" }, "limit price"), limit,
+    wrap.append(el("label", { for: "amend_param_limit_price" }, "Limit price"), limit,
       el("small", { class: "help" }, "No fill worse than this; working child orders through it are cancelled."));
     box.append(wrap);
   }
@@ -653,7 +653,11 @@
         return;
       }
       const lines = Object.entries(data.errors || {}).flatMap(([k, msgs]) =>
-        msgs.map((m) => (k === "__all__" || k === "action" ? m : `${k.replace(/^param_/, "")}: ${m}`)));
+        msgs.map((m) => {
+          if (k === "__all__" || k === "action") return m;
+          const label = dialog.querySelector(`label[for="amend_${k}"]`);
+          return `${label ? label.textContent : k.replace(/^param_/, "")}: ${m}`;
+        }));
       err.textContent = lines.join(" ");
       err.hidden = false;
     });

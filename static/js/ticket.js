@@ -22,7 +22,7 @@
   function field(p) {
     const key = "param_" + p.name;
     const wrap = el("div", { class: "field" });
-    const label = el("label", { for: "id_" + key }, p.name);
+    const label = el("label", { for: "id_" + key, title: p.name }, p.label || p.name);
     if (p.unit) label.append(" ", el("span", { class: "muted" }, `(${p.unit})`));
     const value = typed[p.name] !== undefined ? typed[p.name] : String(p.default);
     let input;

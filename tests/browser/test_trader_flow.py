@@ -231,6 +231,24 @@ def test_trader_submits_watches_pauses_resumes_cancels(
     assert detail_errors == [], detail_errors
     detail.close()
 
+    # Amend with a value out of range: the dialog names the field as its label reads, and
+    # nothing changes.
+    page.click(f"#order-{oid} button[name=action][value=amend]")
+    dialog = page.locator("#control-dialog")
+    dialog.wait_for(state="visible")
+    assert dialog.locator("label[for=amend_param_dark_fraction]").inner_text() == (
+        "Dark share of resting"
+    )
+    page.fill("#amend_param_dark_fraction", "2")
+    page.click("#control-go")
+    error = dialog.locator("#control-error")
+    error.wait_for(state="visible")
+    assert error.inner_text().startswith("Dark share of resting: "), error.inner_text()
+    page.click("#control-back")
+    dialog.wait_for(state="hidden")
+    order.refresh_from_db()
+    assert order.params["dark_fraction"] == 0.3
+
     # Cancel: confirmed, CANCELED with the fills kept.
     before_cancel = page.evaluate(FILLED, [oid])
     _control(page, oid, "cancel")

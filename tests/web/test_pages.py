@@ -170,10 +170,12 @@ def test_order_page_writes_parameters_as_the_ticket_does(alice, instrument) -> N
         limit_price=Decimal("40.1234"),
     )
     page = client_for(alice).get(reverse("order_detail", args=[order.pk])).content.decode()
-    assert '<dt>decision_interval_s</dt><dd class="mono">30</dd>' in page
-    assert '<dt>dark_fraction</dt><dd class="mono">0.25</dd>' in page
-    assert '<dt>complete</dt><dd class="mono">yes</dd>' in page
-    assert '<dt>risk_aversion</dt><dd class="mono">0.000001</dd>' in page  # not 1e-06
+    # Labelled for people, as on the ticket; the API name in the title.
+    assert '<dt title="decision_interval_s">Decision interval</dt><dd class="mono">30</dd>' in page
+    assert '<dt title="dark_fraction">Dark share of resting</dt><dd class="mono">0.25</dd>' in page
+    assert '<dt title="complete">Finish in the last slice</dt><dd class="mono">yes</dd>' in page
+    # not 1e-06
+    assert '<dt title="risk_aversion">Risk aversion</dt><dd class="mono">0.000001</dd>' in page
     assert "<dt>Limit</dt><dd>40.1234</dd>" in page
     order.limit_price = Decimal("40.5")
     order.save()

@@ -43,6 +43,13 @@ def test_ticket_renders_every_schema_and_the_selected_fields(alice, instrument) 
     assert json.loads(blob)["pov"][0]["name"] == "participation_rate"
     assert 'name="param_decision_interval_s"' in page  # TWAP's, rendered server-side
     assert 'name="param_participation_rate"' not in page
+    # Labels are for people; the API name stays on the field and in its title.
+    assert json.loads(blob)["pov"][0]["label"] == "Participation rate"
+    assert (
+        '<label for="id_param_max_take_ticks" title="max_take_ticks">Take at most past the touch'
+        in page
+    )
+    assert ">max_take_ticks<" not in page
     # Everything is served from here: no script or stylesheet from another host (a bare
     # "cdn" check failed now and then on a random CSRF token that happened to contain it).
     assert not re.search(r'(src|href)="(https?:)?//', page)
