@@ -262,3 +262,49 @@ class ExceptionComment(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class Restriction(models.Model):
+    """An instrument on the restricted list (compliance's: inside information, a deal in
+    progress): no new orders on it, refused at entry. One risk manager puts it there at
+    once, as a tightening; taking it off is a loosening and takes two. Working orders are
+    not stopped by it: that is an instrument kill switch's job."""
+
+    instrument = models.ForeignKey(
+        "execution.Instrument", on_delete=models.PROTECT, related_name="restrictions"
+    )
+    reason = models.TextField()
+    added_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    added_at = models.DateTimeField()
+    active = models.BooleanField(default=True)  # until a lift is approved
+    lift_requested_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    lift_requested_at = models.DateTimeField(null=True, blank=True)
+    lift_reason = models.TextField(blank=True)
+    lifted_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    lifted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instrument"],
+                condition=models.Q(active=True),
+                name="restriction_one_active_per_instrument",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(lifted_by__isnull=True)
+                | ~models.Q(lifted_by=models.F("lift_requested_by")),
+                name="restriction_lift_four_eyes",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(active=True) | models.Q(lifted_by__isnull=False),
+                name="restriction_inactive_only_by_lift",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"restriction {self.pk} ({self.instrument_id})"

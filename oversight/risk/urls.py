@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from oversight.risk import model_views, views
+from oversight.risk import model_views, restricted_views, views
 
 urlpatterns = [
     path("", views.console, name="risk_console"),
@@ -41,6 +41,18 @@ urlpatterns = [
         "models/defaults/<int:pk>/withdraw/",
         model_views.model_default_withdraw,
         name="model_default_withdraw",
+    ),
+    path("restricted/", restricted_views.restricted_list, name="risk_restricted"),
+    path("restricted/add/", restricted_views.restrict, name="risk_restrict"),
+    path(
+        "restricted/<int:pk>/lift-request/",
+        restricted_views.lift_request,
+        name="risk_restriction_lift_request",
+    ),
+    path(
+        "restricted/<int:pk>/lift-approve/",
+        restricted_views.lift_approve,
+        name="risk_restriction_lift_approve",
     ),
     path("exceptions/<int:pk>/resolve/", views.exception_resolve, name="risk_exception_resolve"),
 ]

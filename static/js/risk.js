@@ -391,6 +391,11 @@
       case "override":
         if (msg.payload.by) say(`Override ${msg.payload.id} requested for order ${msg.payload.order} by ${msg.payload.by} (${(msg.payload.codes || []).join(", ")})`, "info", "/risk/overrides/");
         break;
+      case "restriction": {
+        const r = msg.payload.restriction || {};
+        say(r.active ? `${r.symbol} put on the restricted list by ${r.added_by}: new orders on it are refused` : `${r.symbol} taken off the restricted list by ${r.lift_requested_by} and ${r.lifted_by}`, "info", "/risk/restricted/");
+        break;
+      }
       case "limit":
         say(`Limit ${msg.payload.scope} ${msg.payload.metric}: ${msg.payload.old_value ?? "none"} → ${msg.payload.new_value ?? "none"} (${msg.payload.status.toLowerCase()})`, "info");
         break;

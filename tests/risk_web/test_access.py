@@ -15,7 +15,7 @@ from .conftest import client_for, make_order
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["risk_console", "risk_limits", "risk_overrides"]
+PAGES = ["risk_console", "risk_limits", "risk_overrides", "risk_restricted"]
 # Risk managers only; each takes the id of a limit request, override, kill switch or
 # exception where it has one (1: none need exist to be refused).
 MANAGER_POSTS = [
@@ -34,6 +34,9 @@ MANAGER_POSTS = [
     ("model_approve", [1]),
     ("model_reject", [1]),
     ("model_retire", [1]),
+    ("risk_restrict", []),
+    ("risk_restriction_lift_request", [1]),
+    ("risk_restriction_lift_approve", [1]),
 ]
 # Traders (for what is theirs) and risk managers.
 SHARED_POSTS = [("risk_kill", []), ("risk_override_request", [])]

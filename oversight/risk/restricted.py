@@ -1,0 +1,192 @@
+"""The restricted list: services and selectors (docs/CONTROLS.md, "Restricted list").
+
+Putting an instrument on the list is a tightening and takes one risk manager, at once;
+taking it off is a loosening and takes two, as a kill switch's reset does. The list is
+what the pre-trade check reads (`Instrument.restricted`, kept in step here, in the same
+transaction); every change is audited with its reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from oversight.audit import audit_record
+from oversight.risk import notify
+from oversight.risk.models import Restriction
+from oversight.risk.services import _require_risk_manager
+from oversight.roles import MANAGE_RISK, first_eyes_problem
+
+# An order that is not finished: its instrument's restriction does not stop it (an
+# instrument kill switch does), and the page says how many there are.
+_LIVE = ("NEW", "WORKING", "PAUSED", "PENDING_CANCEL", "SUSPENDED", "BLOCKED")
+
+
+def restriction_json(r: Restriction) -> dict[str, Any]:
+    return {
+        "id": r.pk,
+        "symbol": r.instrument.symbol,
+        "active": r.active,
+        "reason": r.reason,
+        "added_by": r.added_by.get_username(),
+        "lift_requested_by": r.lift_requested_by.get_username() if r.lift_requested_by else None,
+        "lift_reason": r.lift_reason,
+        "lifted_by": r.lifted_by.get_username() if r.lifted_by else None,
+    }
+
+
+def working_orders_on(instrument: Any) -> int:
+    from execution.models import ParentOrder
+
+    return ParentOrder.objects.filter(instrument=instrument, status__in=_LIVE).count()
+
+
+def restrict(*, user: Any, symbol: str, reason: str) -> Restriction:
+    """Put an instrument on the restricted list: new orders on it are refused from now."""
+    from execution.models import Instrument
+
+    _require_risk_manager(user, "restrict an instrument")
+    symbol = (symbol or "").strip().upper()
+    if not symbol:
+        raise ValidationError({"instrument": "choose an instrument"})
+    if not (reason or "").strip():
+        raise ValidationError({"reason": "say why (it goes to the audit trail)"})
+    with transaction.atomic():
+        inst = Instrument.objects.select_for_update().filter(symbol=symbol).first()
+        if inst is None:
+            raise ValidationError({"instrument": f"there is no instrument {symbol!r}"})
+        same = Restriction.objects.filter(instrument=inst, active=True).first()
+        if same is not None:
+            raise ValidationError(
+                f"{symbol} is on the restricted list already (restriction {same.pk}, by "
+                f"{same.added_by.get_username()})"
+            )
+        r = Restriction.objects.create(
+            instrument=inst, reason=reason.strip(), added_by=user, added_at=timezone.now()
+        )
+        before = {"restricted": inst.restricted}
+        inst.restricted = True
+        inst.save(update_fields=["restricted"])
+        audit_record(
+            actor=user,
+            action="instrument.restrict",
+            obj=r,
+            before=before,
+            after=restriction_json(r),
+            reason=reason,
+        )
+        payload = {"restriction": restriction_json(r)}
+        transaction.on_commit(lambda: notify.console_send("restriction", payload))
+    return r
+
+
+def lift_request(*, user: Any, restriction_id: int, reason: str) -> Restriction:
+    _require_risk_manager(user, "ask to lift a restriction")
+    if not (reason or "").strip():
+        raise ValidationError({"reason": "say why it may be traded again"})
+    with transaction.atomic():
+        r = (
+            Restriction.objects.select_for_update()
+            .select_related("instrument")
+            .get(pk=restriction_id)
+        )
+        if not r.active:
+            raise ValidationError(f"restriction {r.pk} is lifted already")
+        first = r.lift_requested_by
+        if (
+            first is not None
+            and first.pk != user.pk
+            and not first_eyes_problem(first, MANAGE_RISK, "a lift")
+        ):
+            raise ValidationError(
+                f"{first.get_username()} has asked for this lift already: approve it (you "
+                "are the second risk manager), or leave it"
+            )
+        r.lift_requested_by, r.lift_requested_at = user, timezone.now()
+        r.lift_reason = reason.strip()
+        r.save(update_fields=["lift_requested_by", "lift_requested_at", "lift_reason"])
+        audit_record(
+            actor=user,
+            action="instrument.restrict.lift_request",
+            obj=r,
+            after=restriction_json(r),
+            reason=reason,
+        )
+    return r
+
+
+def lift_approve(*, user: Any, restriction_id: int) -> Restriction:
+    """The second risk manager's approval: new orders on the instrument are accepted again."""
+    _require_risk_manager(user, "lift a restriction")
+    with transaction.atomic():
+        r = (
+            Restriction.objects.select_for_update()
+            .select_related("instrument")
+            .get(pk=restriction_id)
+        )
+        if not r.active:
+            raise ValidationError(f"restriction {r.pk} is lifted already")
+        if r.lift_requested_by_id is None:
+            raise ValidationError("a lift must first be asked for, with a reason")
+        if r.lift_requested_by_id == user.pk:
+            raise ValidationError("you cannot approve your own lift: a second risk manager must")
+        lapsed = first_eyes_problem(r.lift_requested_by, MANAGE_RISK, f"the lift of {r.pk}")
+        if lapsed:
+            raise ValidationError(lapsed)
+        before = restriction_json(r)
+        r.active, r.lifted_by, r.lifted_at = False, user, timezone.now()
+        r.save(update_fields=["active", "lifted_by", "lifted_at"])
+        inst = r.instrument
+        inst.restricted = False
+        inst.save(update_fields=["restricted"])
+        audit_record(
+            actor=user,
+            action="instrument.restrict.lift",
+            obj=r,
+            before=before,
+            after=restriction_json(r),
+            reason=r.lift_reason,
+        )
+        payload = {"restriction": restriction_json(r)}
+        transaction.on_commit(lambda: notify.console_send("restriction", payload))
+    return r
+
+
+# -- selectors ---------------------------------------------------------------------------
+
+
+def restrictions_active() -> QuerySet[Restriction]:
+    return (
+        Restriction.objects.filter(active=True)
+        .select_related("instrument", "added_by", "lift_requested_by")
+        .annotate(
+            working=Count("instrument__orders", filter=Q(instrument__orders__status__in=_LIVE))
+        )
+        .order_by("instrument__symbol")
+    )
+
+
+def restrictions_recent(limit: int = 50) -> QuerySet[Restriction]:
+    return Restriction.objects.filter(active=False).select_related(
+        "instrument", "added_by", "lift_requested_by", "lifted_by"
+    )[:limit]
+
+
+def flagged_without_record() -> QuerySet[Any]:
+    """Instruments marked restricted outside this list (the admin site, a seed): refused
+    at entry all the same; recording them here gives them a reason and a way off."""
+    from execution.models import Instrument
+
+    return Instrument.objects.filter(restricted=True).exclude(restrictions__active=True)
+
+
+def unrestricted_symbols() -> list[str]:
+    from execution.models import Instrument
+
+    return list(
+        Instrument.objects.exclude(restrictions__active=True).values_list("symbol", flat=True)
+    )

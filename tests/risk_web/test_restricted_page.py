@@ -1,0 +1,87 @@
+"""The restricted list's page over HTTP: restrict, ask to lift, approve the lift, each
+answered with a message that says what happened and what did not."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from execution.models import Instrument
+from oversight.risk.models import Restriction
+
+from .conftest import client_for, make_order
+
+pytestmark = pytest.mark.django_db
+
+
+def _messages(resp) -> list[str]:
+    return [str(m) for m in resp.context["messages"]]
+
+
+def test_restrict_then_lift_under_four_eyes_from_the_page(alice, rita, rob, instrument) -> None:
+    make_order(alice, instrument)  # working: the restriction does not stop it, and says so
+    rc = client_for(rita)
+    page = rc.get(reverse("risk_restricted")).content.decode()
+    assert f"<option>{instrument.symbol}</option>" in page and "No instrument is restricted" in page
+    assert 'href="/risk/restricted/"' in page  # in the navigation
+    resp = rc.post(
+        reverse("risk_restrict"),
+        {"instrument": instrument.symbol, "reason": "wall-crossed"},
+        follow=True,
+    )
+    r = Restriction.objects.get()
+    assert _messages(resp) == [
+        f"{instrument.symbol} is on the restricted list (restriction {r.pk}): new orders are "
+        "refused. 1 order on it is not finished and not stopped by this: engage an "
+        "instrument kill switch to stop it"
+    ]
+    page = resp.content.decode()
+    assert f'id="restriction-{r.pk}"' in page and "wall-crossed" in page
+    assert f"<option>{instrument.symbol}</option>" not in page  # not offered twice
+
+    resp = rc.post(
+        reverse("risk_restriction_lift_request", args=[r.pk]), {"reason": "announced"}, follow=True
+    )
+    assert _messages(resp) == [
+        f"Lifting restriction {r.pk} ({instrument.symbol}) waits for a second risk manager's "
+        "approval"
+    ]
+    assert "You asked for this lift" in resp.content.decode()
+    resp = rc.post(reverse("risk_restriction_lift_approve", args=[r.pk]), follow=True)
+    assert _messages(resp) == ["you cannot approve your own lift: a second risk manager must"]
+    resp = client_for(rob).post(reverse("risk_restriction_lift_approve", args=[r.pk]), follow=True)
+    assert _messages(resp) == [
+        f"Restriction {r.pk} lifted by rita and rob: new orders on {instrument.symbol} are "
+        "accepted again"
+    ]
+    assert not Instrument.objects.get(pk=instrument.pk).restricted
+    assert "announced" in resp.content.decode()  # in the history
+
+
+@pytest.mark.parametrize(
+    ("url", "data", "status", "message"),
+    [
+        ("risk_restrict", {"reason": "x"}, 400, "instrument"),
+        ("risk_restrict", {"instrument": "NOPE", "reason": "x"}, 302, "there is no instrument"),
+        ("risk_restrict", {"instrument": "{sym}"}, 400, "reason"),
+    ],
+)
+def test_a_bad_restriction_is_named_and_changes_nothing(
+    rita, instrument, url: str, data: dict[str, str], status: int, message: str
+) -> None:
+    data = {k: v.format(sym=instrument.symbol) for k, v in data.items()}
+    c = client_for(rita)
+    resp = c.post(reverse(url), data)
+    assert resp.status_code == status
+    text = resp.content.decode() if status != 302 else " ".join(_messages(c.get(resp["Location"])))
+    assert message in text
+    assert not Restriction.objects.exists()
+    js = client_for(rita).post(reverse(url), data, HTTP_ACCEPT="application/json")
+    assert js.status_code == 400 and message in js.json()["error"]
+
+
+def test_an_unknown_restriction_is_a_404_with_a_message(rita) -> None:
+    for name in ("risk_restriction_lift_request", "risk_restriction_lift_approve"):
+        resp = client_for(rita).post(reverse(name, args=[999]), {"reason": "x"})
+        assert resp.status_code == 404
+        assert "there is no restriction 999" in resp.content.decode().lower()
