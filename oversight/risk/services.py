@@ -548,9 +548,11 @@ def override_grant(
     try:
         minutes = int(minutes)
     except (TypeError, ValueError):
-        raise ValidationError({"minutes": "a whole number of minutes"}) from None
+        raise ValidationError(
+            {"minutes": f"a whole number between 1 and 1440, not {minutes!r}"}
+        ) from None
     if not 1 <= minutes <= 24 * 60:
-        raise ValidationError({"minutes": "between 1 and 1440"})
+        raise ValidationError({"minutes": f"between 1 and 1440, not {minutes}"})
     with transaction.atomic():
         ov = Override.objects.select_for_update().get(pk=override_id)
         if ov.requested_by_id == user.pk:

@@ -516,7 +516,14 @@ def override_grant(request: HttpRequest, pk: int) -> HttpResponse:
     def go() -> str:
         _get(Override, pk, "override")
         raw = request.POST.get("minutes", "").strip()
-        minutes = _whole(raw, "minutes") if raw else services.OVERRIDE_DEFAULT_MINUTES
+        try:
+            minutes = int(raw) if raw else services.OVERRIDE_DEFAULT_MINUTES
+        except ValueError:
+            # A value typed into the page's field: said back on the page, as the service's
+            # own range check is (not a separate error page).
+            raise ValidationError(
+                {"minutes": f"a whole number between 1 and 1440, not {raw[:40]!r}"}
+            ) from None
         ov = services.override_grant(
             user=request.user, override_id=pk, minutes=minutes, note=request.POST.get("note", "")
         )

@@ -172,9 +172,11 @@ def test_override_decisions(rita, rob, alice, setup) -> None:
     for name in ("risk_override_grant", "risk_override_reject"):
         refused(c, reverse(name, args=[999]), {}, status=404, says="there is no override 999")
     url = reverse("risk_override_grant", args=[ov.pk])
-    refused(c, url, {"minutes": "soon"}, status=400, says="minutes must be a whole number")
-    refused(c, url, {"minutes": "0"}, status=400, says="minutes must be a positive number")
-    refused(c, url, {"minutes": "5000"}, status=302, says="minutes: between 1 and 1440")
+    # Every bad value of the page's field is said back on the page, the same way.
+    refused(c, url, {"minutes": "soon"}, status=302,
+            says="minutes: a whole number between 1 and 1440, not 'soon'")  # fmt: skip
+    refused(c, url, {"minutes": "0"}, status=302, says="minutes: between 1 and 1440, not 0")
+    refused(c, url, {"minutes": "5000"}, status=302, says="minutes: between 1 and 1440, not 5000")
     assert Override.objects.get(pk=ov.pk).status == Override.PENDING
     # The firm is halted (the setup's kill switch): no override sends the order out.
     refused(c, url, {"minutes": ""}, status=302, says="cannot go to the market now: TRADING_HALTED")
