@@ -44,6 +44,10 @@ from oversight.roles import TRADE
 from tca.metrics import filled_shortfall_bps
 
 BLOTTER_ROWS = 200
+# Child and fill rows per order in the blotter: every working child, and the newest of the
+# rest, up to this many; the order page has them all. A busy order has thousands, and the
+# blotter drew every one (613 KB of HTML for 18 orders).
+SUB_ROWS = 50
 WORKING_CHILD = ("SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL")
 
 
@@ -153,8 +157,18 @@ def _denial_details(order: ParentOrder) -> dict[str, str]:
     }
 
 
-def _order_row(order: ParentOrder, user: Any, now_s: float | None = None) -> dict[str, Any]:
+def _order_row(
+    order: ParentOrder, user: Any, now_s: float | None = None, sub_rows: int | None = SUB_ROWS
+) -> dict[str, Any]:
     children = list(order.children.all())
+    fills = list(order.fills.all())[::-1]  # newest first, as the live page adds them
+    newest = children[::-1]
+    shown_children, shown_fills = newest, fills
+    if sub_rows is not None:
+        done = [c for c in newest if c.status not in WORKING_CHILD][:sub_rows]
+        keep = {c.pk for c in done} | {c.pk for c in newest if c.status in WORKING_CHILD}
+        shown_children = [c for c in newest if c.pk in keep]
+        shown_fills = fills[:sub_rows]
     working = sum(1 for c in children if c.status in WORKING_CHILD)
     # The refusals a person acts on (the risk console raises the same ones); not the
     # engine's own guards, such as a child for more than is left after a fill (EXCEEDS_LEAVES).
@@ -186,9 +200,13 @@ def _order_row(order: ParentOrder, user: Any, now_s: float | None = None) -> dic
         # Newest first, as the live page adds them.
         "children": [
             {"c": c, "at": session_clock(c.sim_ts), "detail": details.get(c.client_order_id, "")}
-            for c in reversed(children)
+            for c in shown_children
         ],
-        "fills": [{"f": f, "at": session_clock(f.sim_ts)} for f in list(order.fills.all())[::-1]],
+        "fills": [{"f": f, "at": session_clock(f.sim_ts)} for f in shown_fills],
+        "children_total": len(children),
+        "children_hidden": len(children) - len(shown_children),
+        "fills_total": len(fills),
+        "fills_hidden": len(fills) - len(shown_fills),
         "working_children": working,
         # The execution policy's refusals are the trader's business too: an order that
         # cannot place its children falls behind, and the row says why.
@@ -523,7 +541,7 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         "execution/order_detail.html",
         {
-            "r": _order_row(order, request.user),
+            "r": _order_row(order, request.user, sub_rows=None),
             "o": order,
             "chart": _chart_data(order),
             "config": config,

@@ -80,6 +80,10 @@
     });
     tb._trades = new Set();
     tb.querySelectorAll("tbody[data-fills] tr[data-trade]").forEach((r) => tb._trades.add(r.dataset.trade));
+    // The server draws the working children and the newest of the rest; older finished
+    // ones (and older fills) count, but are on the order page only.
+    tb._hiddenKids = Number(tb.querySelector("tbody[data-children]")?.dataset.hidden || 0);
+    tb._hiddenFills = Number(tb.querySelector("tbody[data-fills]")?.dataset.hidden || 0);
     tb._deferred = [];
   }
   const isOpen = (tb) => tb.querySelector("button.toggle").getAttribute("aria-expanded") === "true";
@@ -214,7 +218,7 @@
           kid.filled += Number(ev.qty);
           setKidStatus(tb, kid, Number(ev.leaves_qty) === 0 ? "FILLED" : "PARTIALLY_FILLED");
         }
-        setCell(tb, "fills-count", `(${tb._trades.size})`);
+        setCell(tb, "fills-count", `(${tb._trades.size + tb._hiddenFills})`);
         chartFill(tb.dataset.orderId, ev);
         break;
       }
@@ -227,7 +231,7 @@
     // Progress events (which carry the working quantity) come with fills only: once no
     // child works (a pause, a cancel, the window's end), nothing does, whatever the last said.
     if (tb._working === 0) setCell(tb, "working", qtyFmt(0), 0);
-    setCell(tb, "children-count", `(${tb._kids.size})`);
+    setCell(tb, "children-count", `(${tb._kids.size + tb._hiddenKids})`);
     if (isOpen(tb)) drawChild(tb, ev, render, true);
     else tb._deferred.push([ev, render]);
   }

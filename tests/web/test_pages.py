@@ -245,3 +245,63 @@ def test_the_blotter_row_shows_realised_participation_and_the_arrival_to_its_dig
     assert cell is not None and cell[2] == "10.0%" and cell[1].startswith("realised")
     assert '<td class="num" data-field="arrival">40.005</td>' in page
     assert ">09:30–10:30<" in page  # the window, in whole minutes
+
+
+def test_the_blotter_draws_working_children_and_the_newest_rest_the_order_page_all(
+    alice, instrument
+) -> None:
+    from execution.views import SUB_ROWS
+
+    order = worked_order(alice, instrument)  # 3 children (2 working), 2 fills
+    n = SUB_ROWS + 20
+    child = order.children.get(client_order_id=f"P{order.pk}-C0")
+    ChildOrder.objects.bulk_create(
+        ChildOrder(
+            parent=order,
+            client_order_id=f"P{order.pk}-X{i}",
+            venue="LIT-NORTH",
+            side="buy",
+            quantity=10,
+            price=Decimal("40.05"),
+            order_type="limit",
+            tif="DAY",
+            intent="passive",
+            status="CANCELED",
+            filled_qty=0,
+            sim_ts=100.0 + i,
+        )
+        for i in range(n)
+    )
+    Fill.objects.bulk_create(
+        Fill(
+            parent=order,
+            child=child,
+            instrument=instrument,
+            venue="LIT-NORTH",
+            trade_id=f"Z{i}",
+            price=Decimal("40.05"),
+            quantity=1,
+            liquidity="maker",
+            sim_ts=100.0 + i,
+        )
+        for i in range(n)
+    )
+    page = client_for(alice).get(reverse("blotter")).content.decode()
+    coids = re.findall(r'data-coid="([^"]+)"', page)
+    # Both working children, whatever their age, and the newest finished ones.
+    assert f"P{order.pk}-C1" in coids and f"P{order.pk}-C2" in coids
+    assert len(coids) == SUB_ROWS + 2 and f"P{order.pk}-X{n - 1}" in coids
+    assert f"P{order.pk}-C0" not in coids and f"P{order.pk}-X0" not in coids
+    trades = re.findall(r'data-trade="([^"]+)"', page)
+    assert len(trades) == SUB_ROWS and "LIT-NORTH/Z0" not in trades
+    # The counts are the order's, and the script adds to them (data-hidden).
+    assert f'data-field="children-count">({n + 3})<' in page
+    assert f'data-field="fills-count">({n + 2})<' in page
+    assert f'<tbody data-children data-hidden="{n + 3 - SUB_ROWS - 2}">' in page
+    assert f'<tbody data-fills data-hidden="{n + 2 - SUB_ROWS}">' in page
+    assert f"Showing {SUB_ROWS + 2} of {n + 3} (the working ones and the newest)" in page
+    # The order page has every one.
+    detail = client_for(alice).get(reverse("order_detail", args=[order.pk])).content.decode()
+    assert len(re.findall(r'data-coid="', detail)) == n + 3
+    assert len(re.findall(r'data-trade="', detail)) == n + 2
+    assert "Showing" not in detail
