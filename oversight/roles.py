@@ -60,3 +60,26 @@ def first_eyes_problem(first: Any, perm: str, what: str) -> str:
         f"{first.get_username()} asked for {what} but no longer holds the role that may: "
         "the request lapses; ask for it again"
     )
+
+
+def asked_already(first: Any, user: Any, perm: str, noun: str, what: str) -> str:
+    """Why `user` may not ask for a `noun` ("reset") when `first` has asked already and
+    still may: a second request would replace the first (and its reason) with one the
+    asker then could not approve. '' when no one else's request stands."""
+    if first is None or first.pk == user.pk or first_eyes_problem(first, perm, what):
+        return ""
+    return (
+        f"{first.get_username()} has asked for this {noun} already: approve it (you are the "
+        "second risk manager), or leave it"
+    )
+
+
+def second_eyes_problem(first: Any, user: Any, perm: str, noun: str, what: str) -> str:
+    """Why `user` may not approve the `noun` that `first` asked for ('' if they may):
+    nobody asked, they asked themselves, or the asker has lost the role since (`what`
+    names the request in that message)."""
+    if first is None:
+        return f"a {noun} must first be asked for, with a reason"
+    if first.pk == user.pk:
+        return f"you cannot approve your own {noun}: a second risk manager must"
+    return first_eyes_problem(first, perm, what)

@@ -19,7 +19,7 @@ from oversight.audit import audit_record
 from oversight.risk import notify
 from oversight.risk.models import Restriction
 from oversight.risk.services import _require_risk_manager
-from oversight.roles import MANAGE_RISK, first_eyes_problem
+from oversight.roles import MANAGE_RISK, asked_already, second_eyes_problem
 
 # An order that is not finished: its instrument's restriction does not stop it (an
 # instrument kill switch does), and the page says how many there are.
@@ -96,16 +96,9 @@ def lift_request(*, user: Any, restriction_id: int, reason: str) -> Restriction:
         )
         if not r.active:
             raise ValidationError(f"restriction {r.pk} is lifted already")
-        first = r.lift_requested_by
-        if (
-            first is not None
-            and first.pk != user.pk
-            and not first_eyes_problem(first, MANAGE_RISK, "a lift")
-        ):
-            raise ValidationError(
-                f"{first.get_username()} has asked for this lift already: approve it (you "
-                "are the second risk manager), or leave it"
-            )
+        asked = asked_already(r.lift_requested_by, user, MANAGE_RISK, "lift", "a lift")
+        if asked:
+            raise ValidationError(asked)
         r.lift_requested_by, r.lift_requested_at = user, timezone.now()
         r.lift_reason = reason.strip()
         r.save(update_fields=["lift_requested_by", "lift_requested_at", "lift_reason"])
@@ -130,13 +123,11 @@ def lift_approve(*, user: Any, restriction_id: int) -> Restriction:
         )
         if not r.active:
             raise ValidationError(f"restriction {r.pk} is lifted already")
-        if r.lift_requested_by_id is None:
-            raise ValidationError("a lift must first be asked for, with a reason")
-        if r.lift_requested_by_id == user.pk:
-            raise ValidationError("you cannot approve your own lift: a second risk manager must")
-        lapsed = first_eyes_problem(r.lift_requested_by, MANAGE_RISK, f"the lift of {r.pk}")
-        if lapsed:
-            raise ValidationError(lapsed)
+        problem = second_eyes_problem(
+            r.lift_requested_by, user, MANAGE_RISK, "lift", f"the lift of restriction {r.pk}"
+        )
+        if problem:
+            raise ValidationError(problem)
         before = restriction_json(r)
         r.active, r.lifted_by, r.lifted_at = False, user, timezone.now()
         r.save(update_fields=["active", "lifted_by", "lifted_at"])

@@ -36,7 +36,13 @@ from oversight.risk.models import (
 )
 from oversight.risk.pretrade import breaches, order_scopes, refusals
 from oversight.risk.selectors import exception_json, kill_json
-from oversight.roles import MANAGE_RISK, TRADE, first_eyes_problem
+from oversight.roles import (
+    MANAGE_RISK,
+    TRADE,
+    asked_already,
+    first_eyes_problem,
+    second_eyes_problem,
+)
 
 LIMIT_REQUEST_TTL = timedelta(hours=24)
 OVERRIDE_DEFAULT_MINUTES = 30
@@ -397,18 +403,9 @@ def kill_switch_reset_request(*, user: Any, kill_id: int, reason: str) -> KillSw
         k = KillSwitch.objects.select_for_update().get(pk=kill_id)
         if not k.active:
             raise ValidationError(f"kill switch {k.pk} is already reset")
-        first = k.reset_requested_by
-        if (
-            first is not None
-            and first.pk != user.pk
-            and not first_eyes_problem(first, MANAGE_RISK, "a reset")
-        ):
-            # Asking again would replace their request (and its reason) with one the asker
-            # then could not approve: the second person approves, or the first withdraws.
-            raise ValidationError(
-                f"{first.get_username()} has asked for this reset already: approve it "
-                "(you are the second risk manager), or leave it"
-            )
+        asked = asked_already(k.reset_requested_by, user, MANAGE_RISK, "reset", "a reset")
+        if asked:
+            raise ValidationError(asked)
         k.reset_requested_by, k.reset_requested_at = user, timezone.now()
         k.reset_reason = reason.strip()
         k.save(update_fields=["reset_requested_by", "reset_requested_at", "reset_reason"])
@@ -426,15 +423,11 @@ def kill_switch_reset_approve(*, user: Any, kill_id: int) -> KillSwitch:
         k = KillSwitch.objects.select_for_update().get(pk=kill_id)
         if not k.active:
             raise ValidationError(f"kill switch {k.pk} is already reset")
-        if k.reset_requested_by_id is None:
-            raise ValidationError("a reset must first be requested, with a reason")
-        if k.reset_requested_by_id == user.pk:
-            raise ValidationError("you cannot approve your own reset: a second risk manager must")
-        lapsed = first_eyes_problem(
-            k.reset_requested_by, MANAGE_RISK, f"the reset of kill switch {k.pk}"
+        problem = second_eyes_problem(
+            k.reset_requested_by, user, MANAGE_RISK, "reset", f"the reset of kill switch {k.pk}"
         )
-        if lapsed:
-            raise ValidationError(lapsed)
+        if problem:
+            raise ValidationError(problem)
         before = kill_json(k)
         k.active, k.reset_by, k.reset_at = False, user, timezone.now()
         k.save(update_fields=["active", "reset_by", "reset_at"])

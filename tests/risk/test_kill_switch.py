@@ -69,7 +69,7 @@ def test_it_never_clears_itself_and_a_reset_takes_two_risk_managers(
     kill = kill_switch_engage(user=rita, scope_type="firm", reason="market-wide event")
     with pytest.raises(ValidationError, match="TRADING_HALTED"):
         submit(alice, instrument)
-    with pytest.raises(ValidationError, match="first be requested"):
+    with pytest.raises(ValidationError, match="first be asked for"):
         kill_switch_reset_approve(user=ruth, kill_id=kill.pk)
     with pytest.raises(ValidationError, match="only a risk manager"):
         kill_switch_reset_request(user=alice, kill_id=kill.pk, reason="let me trade")

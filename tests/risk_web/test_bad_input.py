@@ -119,7 +119,7 @@ def test_kill_reset(rita, rob, setup) -> None:
     refused(c, url, {}, status=400, says="the form has no reason field")
     refused(c, url, {"reason": " "}, status=302, says="say why it is safe to trade again")
     refused(c, reverse("risk_kill_reset_approve", args=[kill.pk]), {}, status=302,
-            says="a reset must first be requested")  # fmt: skip
+            says="a reset must first be asked for")  # fmt: skip
     assert KillSwitch.objects.get(pk=kill.pk).active
 
 
