@@ -429,3 +429,48 @@ def test_the_trader_sees_the_policy_deny_children_live(
     assert badge.inner_text() == f"{denied} denied"
     assert page.evaluate("() => window.__notReloaded === true")
     assert page.js_errors == [], page.js_errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_instrument_is_restricted_by_one_risk_manager_and_lifted_by_two(
+    stack: Stack,
+    login: Callable[[str], Any],
+    risk_manager: Any,
+    second_risk_manager: Any,
+    browser_instrument: Any,
+) -> None:
+    expect = _expect()
+    symbol = browser_instrument.symbol
+    rick = login("rick")
+    rick.click("nav a:has-text('Restricted')")
+    rick.wait_for_url(stack.url + "/risk/restricted/")
+    rick.select_option("#restrict-instrument", symbol)
+    rick.fill("#restrict-reason", "browser test: wall-crossed")
+    rick.click("#restrict-form button")
+    expect(rick.locator("ul.messages")).to_contain_text(f"{symbol} is on the restricted list")
+    browser_instrument.refresh_from_db()
+    assert browser_instrument.restricted
+    restriction = browser_instrument.restrictions.get(active=True)
+    row = rick.locator(f"#restriction-{restriction.pk}")
+    expect(row).to_contain_text("browser test: wall-crossed")
+    # It fits the screen: nothing to scroll sideways for.
+    widths = rick.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert widths[0] <= widths[1], widths
+    rick.fill(f"#lift-reason-{restriction.pk}", "browser test: deal announced")
+    row.locator("button:has-text('Ask to lift')").click()
+    expect(rick.locator(f"#own-{restriction.pk}")).to_contain_text("another risk manager")
+    expect(row.locator("button:has-text('Approve the lift')")).to_be_disabled()
+
+    rhea = login("rhea")
+    rhea.goto("/risk/restricted/")
+    rhea.locator(f"#restriction-{restriction.pk} button:has-text('Approve the lift')").click()
+    expect(rhea.locator("ul.messages")).to_contain_text(
+        f"Restriction {restriction.pk} lifted by rick and rhea"
+    )
+    expect(rhea.locator(f"#restriction-{restriction.pk}")).to_have_count(0)
+    expect(rhea.locator("#lifted")).to_contain_text("browser test: deal announced")
+    browser_instrument.refresh_from_db()
+    assert not browser_instrument.restricted
+    assert rick.js_errors == [] and rhea.js_errors == [], (rick.js_errors, rhea.js_errors)

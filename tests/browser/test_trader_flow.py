@@ -236,7 +236,7 @@ def test_trader_submits_watches_pauses_resumes_cancels(
     page.click(f"#order-{oid} button[name=action][value=amend]")
     dialog = page.locator("#control-dialog")
     dialog.wait_for(state="visible")
-    assert dialog.locator("label[for=amend_param_dark_fraction]").inner_text() == (
+    assert dialog.locator("label[for=amend_param_dark_fraction]").text_content() == (
         "Dark share of resting"
     )
     page.fill("#amend_param_dark_fraction", "2")
