@@ -402,11 +402,44 @@
       default:
     }
   }
+  // Console actions (an exception's ack, assign, comment and resolve; a kill switch's
+  // reset request and approval) answer in place: open details, typed text elsewhere and
+  // the scroll stay; the reply comes back as a message; the row changes when the server's
+  // event arrives, as it does on every risk manager's console. Without a live socket the
+  // form posts and the page reloads, as it would without this script.
+  let live = false;
+  async function actInPlace(e) {
+    const form = e.target.closest("form");
+    if (!form || form.method.toLowerCase() !== "post" || !live) return;
+    e.preventDefault();
+    if (form.dataset.busy) return; // a double click sends once
+    form.dataset.busy = "1";
+    let data;
+    try {
+      const resp = await fetch(form.action, {
+        method: "POST", body: new FormData(form), credentials: "same-origin", headers: { Accept: "application/json" },
+      });
+      data = await resp.json();
+    } catch (x) {
+      data = { ok: false, error: "the server did not answer; try again" };
+    }
+    delete form.dataset.busy;
+    if (data.ok) {
+      say(data.message, "success");
+      form.querySelectorAll("input:not([type]), input[type=text]").forEach((i) => { i.value = ""; });
+    } else {
+      say(data.error || "refused", "error");
+    }
+  }
+  excTable.addEventListener("submit", actInPlace);
+  killList.addEventListener("submit", actInPlace);
+
   let attempt = 0;
   function connect() {
     const socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + config.ws_path);
     socket.addEventListener("open", () => {
       attempt = 0;
+      live = true;
       showConn("● live", true);
       socket.send(JSON.stringify({ type: "sync" }));
     });
@@ -420,6 +453,7 @@
       onMessage(msg);
     });
     socket.addEventListener("close", (e) => {
+      live = false;
       if (e.code === 4403) {
         showConn("not allowed", false);
         return;

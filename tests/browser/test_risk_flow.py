@@ -474,3 +474,62 @@ def test_an_instrument_is_restricted_by_one_risk_manager_and_lifted_by_two(
     browser_instrument.refresh_from_db()
     assert not browser_instrument.restricted
     assert rick.js_errors == [] and rhea.js_errors == [], (rick.js_errors, rhea.js_errors)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_console_actions_answer_in_place_and_keep_the_details_open(
+    stack: Stack,
+    login: Callable[[str], Any],
+    risk_manager: Any,
+) -> None:
+    from oversight.risk.services import exception_raise
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    expect = _expect()
+    # Raised as the workers raise them, off this thread (Playwright's loop runs here, and
+    # the console broadcast after commit is synchronous code around an async layer).
+    with ThreadPoolExecutor(1) as pool:
+        exc = pool.submit(
+            exception_raise,
+            kind="TEST",
+            severity=RiskException.WARNING,
+            scope_type="firm",
+            title="browser test: something to handle",
+        ).result()
+    rick = login("rick")
+    rick.goto("/risk/")
+    expect(rick.locator("#conn")).to_contain_text("live")
+    rick.evaluate("() => { window.__notReloaded = true; }")
+    row = rick.locator(f"#exc-{exc.pk}")
+    row.locator("button.toggle").click()
+    detail = rick.locator(f"#exc-detail-{exc.pk}")
+    expect(detail).to_be_visible()
+
+    # A comment: in the list, the box emptied, the details still open, no reload.
+    rick.fill(f"#comment-{exc.pk}", "browser test: looking into it")
+    detail.locator("button:has-text('Comment')").click()
+    expect(detail.locator('[data-field="comments"]')).to_contain_text(
+        "browser test: looking into it"
+    )
+    expect(rick.locator("ul.messages")).to_contain_text(f"Exception {exc.pk} commented")
+    expect(rick.locator(f"#comment-{exc.pk}")).to_have_value("")
+    expect(detail).to_be_visible()
+    # Acknowledged: the status changes and the button goes off, still without a reload.
+    row.locator(".btn-ack").click()
+    expect(row.locator('[data-field="status"]')).to_have_text("acknowledged")
+    expect(row.locator(".btn-ack")).to_be_disabled()
+    expect(detail).to_be_visible()
+    # A refusal comes back as a message too: resolving needs a resolution (the browser's
+    # own check is bypassed to send an empty one).
+    rick.evaluate(f"() => document.getElementById('resolve-{exc.pk}').removeAttribute('required')")
+    detail.locator("button:has-text('Resolve')").click()
+    expect(rick.locator("ul.messages .msg-error")).to_be_visible()
+    rick.fill(f"#resolve-{exc.pk}", "browser test: handled")
+    detail.locator("button:has-text('Resolve')").click()
+    expect(rick.locator(f"#exc-{exc.pk}")).to_have_count(0)
+    expect(rick.locator("#resolved-rows")).to_contain_text("browser test: something to handle")
+    assert rick.evaluate("() => window.__notReloaded === true"), "the console reloaded"
+    exc.refresh_from_db()
+    assert exc.status == RiskException.RESOLVED and exc.resolution == "browser test: handled"
+    assert rick.js_errors == [], rick.js_errors
