@@ -482,9 +482,9 @@ def test_console_actions_answer_in_place_and_keep_the_details_open(
     login: Callable[[str], Any],
     risk_manager: Any,
 ) -> None:
-    from oversight.risk.services import exception_raise
-
     from concurrent.futures import ThreadPoolExecutor
+
+    from oversight.risk.services import exception_raise
 
     expect = _expect()
     # Raised as the workers raise them, off this thread (Playwright's loop runs here, and
