@@ -304,3 +304,23 @@ def test_an_order_cancelled_before_its_window_carries_no_market(midcap: Scenario
     final = of(e.events, ParentStatusChanged)[-1]
     assert final.status == "CANCELED"
     assert (final.end_mid_px, final.market_volume, final.market_vwap_px) == (None, None, None)
+
+
+@pytest.mark.parametrize("interval", [1.0, 2.0, 30.0])
+@pytest.mark.parametrize("strategy", ["twap", "vwap"])
+def test_an_order_told_to_complete_finishes_whatever_its_decision_interval(
+    midcap: Scenario, interval: float, strategy: str
+) -> None:
+    """The completion sweep cancels what rests and takes the rest; a take waits for the
+    cancels to land (the policy will not allocate shares still resting), so the sweep needs
+    a decision after them. With a 1 s interval its only chance was the window's last second,
+    and a browser trial's 150,000-share order expired with 750 unfilled (EXCEEDS_LEAVES)."""
+    e = ExecutionEngine(Market(midcap, 7))
+    e.add_order(
+        spec(midcap, strategy=strategy, qty=40_000, start_s=600.0, end_s=1200.0,
+             params={"decision_interval_s": interval, "complete": True})
+    )  # fmt: skip
+    e.run_to_end()
+    parent = e.orders["P1"].parent
+    denied = [d.reason for d in of(e.events, ChildDenied)]
+    assert (parent.status, parent.filled_qty) == ("FILLED", 40_000), denied

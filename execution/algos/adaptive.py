@@ -468,7 +468,7 @@ class Adaptive(Strategy):
         target_now, target_next = self.targets(view)
         slice_qty = max(target_next - target_now, 1.0)
         leaves = ctx.qty - view.filled_qty
-        last_slice = view.now + self.decision_interval_s >= ctx.end_s
+        last_slice = self.in_last_slice(view.now)
         desired = min(target_now + d.pace * slice_qty, float(ctx.qty))
         mode = d.mode
         behind = target_now - view.filled_qty

@@ -226,10 +226,19 @@ class Strategy(ABC):
     def decision_interval_s(self) -> float:
         return float(self.params["decision_interval_s"])
 
+    def in_last_slice(self, now: float) -> bool:
+        """The completion sweep's part of the window: the last decision slice, and never
+        less than FINAL_SWEEP_INTERVAL_S. The sweep cancels what rests and takes the rest,
+        and a take waits for those cancels to land (the execution policy does not allocate
+        shares that still rest), so it needs at least one decision after them: with a 1 s
+        interval the last slice was the window's last second, and an order told to
+        complete expired short."""
+        return now + max(self.decision_interval_s, FINAL_SWEEP_INTERVAL_S) >= self.ctx.end_s
+
     def next_decision_after(self, now: float) -> float:
         """In the last slice, decide more often so the completion sweep can mop up."""
         step = self.decision_interval_s
-        if now + step >= self.ctx.end_s:
+        if self.in_last_slice(now):
             step = min(step, FINAL_SWEEP_INTERVAL_S)
         return min(now + step, self.ctx.end_s)
 
@@ -295,7 +304,7 @@ class Strategy(ABC):
         live = [c for c in view.working if not c.cancel_pending]
         working_qty = sum(c.leaves_qty for c in view.working)
         leaves = ctx.qty - view.filled_qty
-        last_slice = view.now + self.decision_interval_s >= ctx.end_s
+        last_slice = self.in_last_slice(view.now)
         if last_slice and p["complete"]:
             target_now = target_next = float(ctx.qty)
 
