@@ -64,10 +64,13 @@ def first_eyes_problem(first: Any, perm: str, what: str) -> str:
 
 def asked_already(first: Any, user: Any, perm: str, noun: str, what: str) -> str:
     """Why `user` may not ask for a `noun` ("reset") when `first` has asked already and
-    still may: a second request would replace the first (and its reason) with one the
-    asker then could not approve. '' when no one else's request stands."""
-    if first is None or first.pk == user.pk or first_eyes_problem(first, perm, what):
+    still may: a second request would replace the first's reason, under the eyes of an
+    approver who may have read the old one (and, from someone else, with one the asker then
+    could not approve). '' when no request stands, or the one there has lapsed."""
+    if first is None or first_eyes_problem(first, perm, what):
         return ""
+    if first.pk == user.pk:
+        return f"you have asked for this {noun} already: a second risk manager approves it"
     return (
         f"{first.get_username()} has asked for this {noun} already: approve it (you are the "
         "second risk manager), or leave it"

@@ -66,5 +66,8 @@ def test_a_second_reset_request_does_not_replace_the_first(rita: User, ruth: Use
     kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="drill over")
     with pytest.raises(ValidationError, match="rita has asked for this reset already"):
         kill_switch_reset_request(user=ruth, kill_id=kill.pk, reason="me too")
+    # Nor by its own author: the approver may have read the first reason.
+    with pytest.raises(ValidationError, match="you have asked for this reset already"):
+        kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="another reason")
     assert KillSwitch.objects.get(pk=kill.pk).reset_reason == "drill over"
     assert not kill_switch_reset_approve(user=ruth, kill_id=kill.pk).active

@@ -79,6 +79,10 @@ def test_the_list_refuses_what_would_make_no_sense(
     with pytest.raises(ValidationError, match="say why it may be traded again"):
         lift_request(user=ruth, restriction_id=r.pk, reason="")
     lift_request(user=rita, restriction_id=r.pk, reason="cleared")
+    # Asking again would change the reason under the approver's eyes.
+    with pytest.raises(ValidationError, match="you have asked for this lift already"):
+        lift_request(user=rita, restriction_id=r.pk, reason="a different story")
+    assert Restriction.objects.get(pk=r.pk).lift_reason == "cleared"
     # A second person's request would replace the first's: they approve it instead.
     with pytest.raises(ValidationError, match="rita has asked for this lift already"):
         lift_request(user=ruth, restriction_id=r.pk, reason="also cleared")
