@@ -61,8 +61,15 @@ def strategy_choices() -> list[tuple[str, str]]:
     return [(n, STRATEGY_LABELS.get(n, n.upper())) for n in names]
 
 
+class _InstrumentChoice(forms.ModelChoiceField):
+    """The ticket's instruments; one on the restricted list says so before it is chosen."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj} (restricted)" if obj.restricted else str(obj)
+
+
 class OrderTicketForm(forms.Form):
-    instrument = forms.ModelChoiceField(queryset=Instrument.objects.all(), empty_label=None)
+    instrument = _InstrumentChoice(queryset=Instrument.objects.all(), empty_label=None)
     side = forms.ChoiceField(choices=SIDE_CHOICES, widget=forms.RadioSelect, initial="buy")
     # Whole shares; the range rules (and their messages) are the service's.
     quantity = forms.IntegerField(widget=forms.NumberInput(attrs={"step": 100, "min": 1}))

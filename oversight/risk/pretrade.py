@@ -97,12 +97,30 @@ def _profile_of(scenario_json: str) -> tuple[float, ...]:
     return tuple(parse_scenario(data).volume_profile)
 
 
+def _restricted_detail(instrument: Any) -> str:
+    """What a trader reads: that it is on the list, since when and why, and who lifts it."""
+    from oversight.risk.models import Restriction
+
+    r = (
+        Restriction.objects.filter(instrument=instrument, active=True)
+        .select_related("added_by")
+        .first()
+    )
+    text = f"{instrument.symbol} is on the restricted list: no new orders"
+    if r is not None:
+        text += (
+            f" (since {r.added_at:%Y-%m-%d %H:%M} UTC, by {r.added_by.get_username()}: "
+            f"{r.reason})"
+        )
+    return text + "; two risk managers lift it"
+
+
 def refusals(
     *, user: Any, instrument: Any, side: str, quantity: int, scopes: OrderScopes
 ) -> list[Finding]:
     out: list[Finding] = []
     if instrument.restricted:
-        out.append(Finding(DenyReason.RESTRICTED_INSTRUMENT, f"{instrument.symbol} is restricted"))
+        out.append(Finding(DenyReason.RESTRICTED_INSTRUMENT, _restricted_detail(instrument)))
     for k in KillSwitch.objects.filter(active=True).order_by("pk"):
         if not covers(k.scope_type, k.scope_key, scopes):
             continue

@@ -73,7 +73,7 @@ def restrict(*, user: Any, symbol: str, reason: str) -> Restriction:
         inst.save(update_fields=["restricted"])
         audit_record(
             actor=user,
-            action="instrument.restrict",
+            action="restriction.add",
             obj=r,
             before=before,
             after=restriction_json(r),
@@ -99,13 +99,15 @@ def lift_request(*, user: Any, restriction_id: int, reason: str) -> Restriction:
         asked = asked_already(r.lift_requested_by, user, MANAGE_RISK, "lift", "a lift")
         if asked:
             raise ValidationError(asked)
+        before = restriction_json(r)
         r.lift_requested_by, r.lift_requested_at = user, timezone.now()
         r.lift_reason = reason.strip()
         r.save(update_fields=["lift_requested_by", "lift_requested_at", "lift_reason"])
         audit_record(
             actor=user,
-            action="instrument.restrict.lift_request",
+            action="restriction.lift.request",
             obj=r,
+            before=before,
             after=restriction_json(r),
             reason=reason,
         )
@@ -136,7 +138,7 @@ def lift_approve(*, user: Any, restriction_id: int) -> Restriction:
         inst.save(update_fields=["restricted"])
         audit_record(
             actor=user,
-            action="instrument.restrict.lift",
+            action="restriction.lift",
             obj=r,
             before=before,
             after=restriction_json(r),

@@ -115,7 +115,8 @@ def test_a_restricted_instrument_is_refused_with_its_code(
     with pytest.raises(ValidationError) as e:
         submit(alice, instrument)
     assert e.value.message_dict["instrument"] == [
-        f"RESTRICTED_INSTRUMENT: {instrument.symbol} is restricted"
+        f"RESTRICTED_INSTRUMENT: {instrument.symbol} is on the restricted list: no new "
+        "orders; two risk managers lift it"
     ]
 
 

@@ -23,8 +23,12 @@ def test_a_restricted_instrument_refuses_new_orders_until_two_people_lift_it(
     r = restrict(user=rita, symbol=instrument.symbol.lower(), reason="deal team wall-crossed")
     instrument.refresh_from_db()
     assert instrument.restricted and r.active and r.added_by == rita
-    with pytest.raises(ValidationError, match="RESTRICTED_INSTRUMENT"):
+    with pytest.raises(ValidationError) as refused:
         submit(alice, instrument)
+    # The trader reads why, since when and by whom, not only a code.
+    (message,) = refused.value.message_dict["instrument"]
+    assert message.startswith(f"RESTRICTED_INSTRUMENT: {instrument.symbol} is on the ")
+    assert "by rita: deal team wall-crossed); two risk managers lift it" in message
 
     lift_request(user=rita, restriction_id=r.pk, reason="deal announced")
     with pytest.raises(ValidationError, match="cannot approve your own lift"):
@@ -42,9 +46,9 @@ def test_a_restricted_instrument_refuses_new_orders_until_two_people_lift_it(
         .values_list("action", "actor__username", "reason")
     )
     assert actions == [
-        ("instrument.restrict", "rita", "deal team wall-crossed"),
-        ("instrument.restrict.lift_request", "rita", "deal announced"),
-        ("instrument.restrict.lift", "ruth", "deal announced"),
+        ("restriction.add", "rita", "deal team wall-crossed"),
+        ("restriction.lift.request", "rita", "deal announced"),
+        ("restriction.lift", "ruth", "deal announced"),
     ]
     # And it can be restricted again later, as a new entry.
     again = restrict(user=ruth, symbol=instrument.symbol, reason="second deal")

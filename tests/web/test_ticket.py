@@ -177,6 +177,9 @@ def test_restricted_instrument_is_refused(alice, instrument) -> None:
     assert resp.status_code == 400
     assert "restricted" in " ".join(resp.context["form"].errors["instrument"])
     assert not ParentOrder.objects.exists()
+    # The ticket marks it before anyone picks it.
+    page = client_for(alice).get(reverse("order_new")).content.decode()
+    assert f"{instrument.symbol} (restricted)</option>" in page
 
 
 def test_estimate_returns_cost_uncertainty_participation(alice, instrument) -> None:
