@@ -109,8 +109,7 @@ def _restricted_detail(instrument: Any) -> str:
     text = f"{instrument.symbol} is on the restricted list: no new orders"
     if r is not None:
         text += (
-            f" (since {r.added_at:%Y-%m-%d %H:%M} UTC, by {r.added_by.get_username()}: "
-            f"{r.reason})"
+            f" (since {r.added_at:%Y-%m-%d %H:%M} UTC, by {r.added_by.get_username()}: {r.reason})"
         )
     return text + "; two risk managers lift it"
 
