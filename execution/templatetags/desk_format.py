@@ -45,3 +45,29 @@ def param_label(name: str) -> str:
     """A strategy parameter's label for people ("max_take_ticks" -> "Take at most past the
     touch")."""
     return label_of(str(name))
+
+
+@register.filter
+def param_changes(changes: Any) -> str:
+    """An amend's changes as people read them: "Urgency 0.5; Take at most past the touch 4"
+    (a limit price by its name too); anything else as it is."""
+    if not isinstance(changes, dict) or not changes:
+        return "" if not changes else str(changes)
+    parts = []
+    for name, value in changes.items():
+        label = "Limit price" if name == "limit_price" else label_of(str(name))
+        parts.append(f"{label} {param_value(value)}")
+    return "; ".join(parts)
+
+
+@register.filter
+def param_unit(name: str) -> str:
+    """A strategy parameter's unit, as the ticket shows it beside its field ("s", "ticks");
+    '' for a share, a flag or a name."""
+    from execution.algos.registry import strategy_class, strategy_names
+
+    for strategy in strategy_names():
+        for spec in strategy_class(strategy).schema():
+            if spec.name == name:
+                return spec.unit
+    return ""

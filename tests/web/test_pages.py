@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from execution.models import ChildOrder, Fill, OrderEvent
+from execution.models import ChildOrder, ControlRequest, Fill, OrderEvent
 
 from .conftest import client_for, make_order
 
@@ -171,16 +171,27 @@ def test_order_page_writes_parameters_as_the_ticket_does(alice, instrument) -> N
     )
     page = client_for(alice).get(reverse("order_detail", args=[order.pk])).content.decode()
     # Labelled for people, as on the ticket; the API name in the title.
-    assert '<dt title="decision_interval_s">Decision interval</dt><dd class="mono">30</dd>' in page
+    assert (
+        '<dt title="decision_interval_s">Decision interval</dt><dd class="mono">30 s</dd>' in page
+    )
     assert '<dt title="dark_fraction">Dark share of resting</dt><dd class="mono">0.25</dd>' in page
     assert '<dt title="complete">Finish in the last slice</dt><dd class="mono">yes</dd>' in page
     # not 1e-06
-    assert '<dt title="risk_aversion">Risk aversion</dt><dd class="mono">0.000001</dd>' in page
+    assert '<dt title="risk_aversion">Risk aversion</dt><dd class="mono">0.000001 1/$</dd>' in page
     assert "<dt>Limit</dt><dd>40.1234</dd>" in page
     order.limit_price = Decimal("40.5")
     order.save()
+    ControlRequest.objects.create(
+        parent=order,
+        action="amend",
+        requested_by=alice,
+        changes={"urgency": 0.5, "max_take_ticks": 4, "limit_price": "40.5"},
+    )
     page = client_for(alice).get(reverse("order_detail", args=[order.pk])).content.decode()
     assert "<dt>Limit</dt><dd>40.50</dd>" in page
+    # An amend's changes read as the ticket's labels, not as a Python dict.
+    assert "Urgency 0.5; Take at most past the touch 4; Limit price 40.5" in page
+    assert "{&#x27;urgency" not in page
 
 
 def test_the_blotter_row_counts_denied_children_with_the_last_reason(alice, instrument) -> None:
