@@ -574,7 +574,9 @@
         input = el("input", { id: "amend_" + key, name: key, value: String(current), inputmode: "decimal" });
       }
       input.dataset.original = input.value;
-      wrap.append(label, input, el("small", { class: "help" }, p.help));
+      // The same range the ticket states beside the field.
+      const range = [p.minimum !== null && p.minimum !== undefined ? `min ${p.minimum}` : "", p.maximum !== null && p.maximum !== undefined ? `max ${p.maximum}` : ""].filter(Boolean).join(", ");
+      wrap.append(label, input, el("small", { class: "help" }, range ? `${p.help} (${range})` : p.help));
       box.append(wrap);
     });
     // The limit price is the order's, not the strategy's, and may change mid-flight too.
@@ -642,6 +644,8 @@
         });
       }
       const err = document.getElementById("control-error");
+      err.hidden = true; // an earlier refusal is not this answer
+      dialog.querySelectorAll("#control-params [aria-invalid]").forEach((i) => i.removeAttribute("aria-invalid"));
       let data = null;
       try {
         const resp = await fetch(config.control_url.replace("{id}", tb.dataset.orderId), {
@@ -660,6 +664,8 @@
         msgs.map((m) => {
           if (k === "__all__" || k === "action") return m;
           const label = dialog.querySelector(`label[for="amend_${k}"]`);
+          const field = dialog.querySelector(`#amend_${k}`);
+          if (field) field.setAttribute("aria-invalid", "true"); // marked where it is, too
           return `${label ? label.textContent : k.replace(/^param_/, "")}: ${m}`;
         }));
       err.textContent = lines.join(" ");

@@ -244,6 +244,9 @@ def test_trader_submits_watches_pauses_resumes_cancels(
     error = dialog.locator("#control-error")
     error.wait_for(state="visible")
     assert error.inner_text().startswith("Dark share of resting: "), error.inner_text()
+    assert page.get_attribute("#amend_param_dark_fraction", "aria-invalid") == "true"
+    help_text = dialog.locator("#amend_param_dark_fraction + small.help").text_content()
+    assert help_text.endswith("(min 0, max 1)"), help_text  # the ticket's range
     page.click("#control-back")
     dialog.wait_for(state="hidden")
     order.refresh_from_db()
