@@ -45,6 +45,16 @@ def working_orders_on(instrument: Any) -> int:
     return ParentOrder.objects.filter(instrument=instrument, status__in=_LIVE).count()
 
 
+REASON_MAX = 500  # the page's fields say so too
+
+
+def _short_enough(reason: str) -> None:
+    if len(reason.strip()) > REASON_MAX:
+        raise ValidationError(
+            {"reason": f"at most {REASON_MAX} characters, got {len(reason.strip())}"}
+        )
+
+
 def restrict(*, user: Any, symbol: str, reason: str) -> Restriction:
     """Put an instrument on the restricted list: new orders on it are refused from now."""
     from execution.models import Instrument
@@ -55,6 +65,7 @@ def restrict(*, user: Any, symbol: str, reason: str) -> Restriction:
         raise ValidationError({"instrument": "choose an instrument"})
     if not (reason or "").strip():
         raise ValidationError({"reason": "say why (it goes to the audit trail)"})
+    _short_enough(reason)
     with transaction.atomic():
         inst = Instrument.objects.select_for_update().filter(symbol=symbol).first()
         if inst is None:
@@ -88,6 +99,7 @@ def lift_request(*, user: Any, restriction_id: int, reason: str) -> Restriction:
     _require_risk_manager(user, "ask to lift a restriction")
     if not (reason or "").strip():
         raise ValidationError({"reason": "say why it may be traded again"})
+    _short_enough(reason)
     with transaction.atomic():
         r = (
             Restriction.objects.select_for_update()

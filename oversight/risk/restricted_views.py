@@ -3,6 +3,8 @@ oversight.risk.restricted does the work; answers as every risk screen does)."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -37,6 +39,8 @@ def restricted_list(request: HttpRequest) -> HttpResponse:
             "unrecorded": restricted.flagged_without_record(),
             "history": restricted.restrictions_recent(),
             "symbols": restricted.unrestricted_symbols(),
+            # After a refusal the form comes back with the instrument still chosen.
+            "selected": request.GET.get("instrument", "")[:16],
         },
     )
 
@@ -61,7 +65,9 @@ def restrict(request: HttpRequest) -> HttpResponse:
             )
         return text
 
-    return act(request, reverse("risk_restricted"), go)
+    chosen = request.POST.get("instrument", "")[:16]
+    back = reverse("risk_restricted") + (f"?{urlencode({'instrument': chosen})}" if chosen else "")
+    return act(request, back, go)
 
 
 @login_required

@@ -64,6 +64,7 @@ def test_restrict_then_lift_under_four_eyes_from_the_page(alice, rita, rob, inst
         ("risk_restrict", {"reason": "x"}, 400, "instrument"),
         ("risk_restrict", {"instrument": "NOPE", "reason": "x"}, 302, "there is no instrument"),
         ("risk_restrict", {"instrument": "{sym}"}, 400, "reason"),
+        ("risk_restrict", {"instrument": "{sym}", "reason": "x" * 501}, 302, "at most 500"),
     ],
 )
 def test_a_bad_restriction_is_named_and_changes_nothing(
@@ -85,3 +86,12 @@ def test_an_unknown_restriction_is_a_404_with_a_message(rita) -> None:
         resp = client_for(rita).post(reverse(name, args=[999]), {"reason": "x"})
         assert resp.status_code == 404
         assert "there is no restriction 999" in resp.content.decode().lower()
+
+
+def test_a_refused_restriction_comes_back_with_its_instrument_chosen(rita, instrument) -> None:
+    c = client_for(rita)
+    resp = c.post(reverse("risk_restrict"), {"instrument": instrument.symbol, "reason": " "})
+    assert resp.status_code == 302 and resp["Location"].endswith(f"?instrument={instrument.symbol}")
+    page = c.get(resp["Location"]).content.decode()
+    assert f"<option selected>{instrument.symbol}</option>" in page
+    assert "reason: say why" in page
