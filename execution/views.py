@@ -38,7 +38,7 @@ from execution.sim.scenario import ScenarioError, parse_scenario
 from execution.templatetags.desk_format import price
 from execution.worker import sessions_reap
 from execution.worker_risk import RISK_DENIALS
-from oversight.risk.pretrade import order_scopes, refusals
+from oversight.risk.pretrade import breaches, order_scopes, refusals
 from oversight.risk.selectors import trader_alerts
 from oversight.roles import TRADE
 from tca.metrics import filled_shortfall_bps
@@ -484,6 +484,21 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
             scopes=scopes,
         ):
             est["warnings"].append(f"this order would be refused: {f.message}")
+        # And the limits that would block it until a risk manager overrides them.
+        for f in breaches(
+            user=request.user,
+            instrument=instrument,
+            side=side if side in ("buy", "sell") else "buy",
+            quantity=quantity,
+            limit_price=None,
+            start_minute=start,
+            end_minute=end,
+            scopes=scopes,
+            lock=False,
+        ):
+            est["warnings"].append(
+                f"this order would be blocked until a risk manager overrides it: {f}"
+            )
         return JsonResponse(est)
     except (ScenarioError, ValueError) as e:
         return JsonResponse({"error": str(e)}, status=400)

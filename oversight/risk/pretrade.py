@@ -114,6 +114,11 @@ def _restricted_detail(instrument: Any) -> str:
     return text + "; two risk managers lift it"
 
 
+def _plain_pct(v: Decimal) -> str:
+    """50, 12.5: a limit as it was typed, not as the database keeps it (50.0000)."""
+    return format(Decimal(v).normalize(), "f")
+
+
 def refusals(
     *, user: Any, instrument: Any, side: str, quantity: int, scopes: OrderScopes
 ) -> list[Finding]:
@@ -185,10 +190,12 @@ def breaches(
     end_minute: float,
     scopes: OrderScopes,
     order_id: int | None = None,
+    lock: bool = True,
 ) -> list[Finding]:
     """Limit breaches of a new parent order (or of `order_id`, blocked, checked again when
     an override is granted). Call inside the transaction that creates or releases it: the
-    daily-notional limit rows are locked, so two orders cannot both fit the last room."""
+    daily-notional limit rows are locked, so two orders cannot both fit the last room.
+    `lock=False` only reads (the ticket's estimate, which decides nothing)."""
     from execution.algos.pretrade import window_volume_fraction
     from execution.models import ParentOrder
 
@@ -219,14 +226,11 @@ def breaches(
             out.append(
                 Finding(
                     DenyReason.MAX_PARTICIPATION,
-                    f"{pct:.1f}% of the window's expected volume > {v:g}% ({where})",
+                    f"{pct:.1f}% of the window's expected volume > {_plain_pct(v)}% ({where})",
                 )
             )
-    daily = (
-        RiskLimit.objects.select_for_update()
-        .filter(metric=Metric.DAILY_NOTIONAL, value__isnull=False)
-        .order_by("pk")
-    )
+    limits = RiskLimit.objects.select_for_update() if lock else RiskLimit.objects.all()
+    daily = limits.filter(metric=Metric.DAILY_NOTIONAL, value__isnull=False).order_by("pk")
     for row in daily:
         if (row.scope_type, row.scope_key) not in keys:
             continue

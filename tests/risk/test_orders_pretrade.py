@@ -48,6 +48,8 @@ def test_each_parent_limit_names_its_code(alice: User, instrument: Instrument) -
     order = submit(alice, instrument)
     codes = [c.split(":")[0] for c in order.status_reason.split("; ")]
     assert codes == ["MAX_ORDER_NOTIONAL", "MAX_PARTICIPATION"]
+    # The limit as it was set, not as the database keeps it (1.0000%).
+    assert order.status_reason.endswith("> 1% (firm)"), order.status_reason
 
 
 def test_working_orders_count_against_the_daily_notional_at_once(

@@ -395,3 +395,20 @@ def test_the_ticket_says_which_kill_switches_would_refuse_an_order(alice, rita, 
     assert "trader alice: halted by kill switch" in banner and "(review)" in banner
     assert "strategy pov: halted" in banner and "an order on this strategy is refused" in banner
     assert "trader rita" not in banner  # someone else's
+
+
+def test_the_estimate_warns_of_a_limit_that_would_block_the_order(alice, instrument) -> None:
+    from oversight.risk.models import RiskLimit
+
+    c = client_for(alice)
+    q = {"instrument": instrument.pk, "quantity": 12000, "start_minute": 45, "end_minute": 225}
+    assert c.get(reverse("order_estimate"), q).json()["warnings"] == []
+    RiskLimit.objects.create(
+        scope_type="firm", scope_key="", metric="max_order_qty", value=10_000, version=1
+    )
+    warnings = c.get(reverse("order_estimate"), q).json()["warnings"]
+    assert warnings == [
+        "this order would be blocked until a risk manager overrides it: MAX_ORDER_QTY: "
+        "12,000 shares > 10,000 (firm)"
+    ]
+    assert not ParentOrder.objects.exists()  # an estimate, nothing entered
