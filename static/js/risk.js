@@ -340,9 +340,31 @@
     });
     document.getElementById("kill-dialog-back").addEventListener("click", () => killDialog.close());
     killDialog.addEventListener("close", () => opener && opener.focus());
-    go.addEventListener("click", () => {
+    go.addEventListener("click", async () => {
       go.disabled = true;
-      HTMLFormElement.prototype.submit.call(killForm); // no second submit event
+      if (!live) {
+        HTMLFormElement.prototype.submit.call(killForm); // no second submit event
+        return;
+      }
+      // In place, as the console's other actions: its card arrives by the server's event.
+      let data;
+      try {
+        const resp = await fetch(killForm.action, {
+          method: "POST", body: new FormData(killForm), credentials: "same-origin", headers: { Accept: "application/json" },
+        });
+        data = await resp.json();
+      } catch (x) {
+        data = { ok: false, error: "the server did not answer; try again" };
+      }
+      if (data.ok) {
+        killDialog.close();
+        say(data.message, "success");
+        killForm.querySelectorAll("input:not([type]), input[type=text]").forEach((i) => { i.value = ""; });
+      } else {
+        err.textContent = data.error || "refused";
+        err.hidden = false;
+        go.disabled = false;
+      }
     });
   }
 

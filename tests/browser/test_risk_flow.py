@@ -244,9 +244,14 @@ def test_kill_switch_halts_a_streaming_order_and_refuses_the_next(
     expect(rick.locator("#kill-dialog-back")).to_be_focused()  # a stray Enter must not halt
     go = rick.locator("#kill-dialog-go")
     expect(go).to_have_text("Halt trader tina")
+    rick.evaluate("() => { window.__notReloaded = true; }")
     go.click()
-    rick.wait_for_url(stack.url + "/risk/")
+    # Answered in place: the message, then the kill's card from the server's event.
+    expect(rick.locator("ul.messages")).to_contain_text("engaged")
+    expect(rick.locator("#kill-dialog")).to_be_hidden()
     kill = KillSwitch.objects.get()
+    expect(rick.locator(f"#kill-{kill.pk}")).to_be_visible()
+    assert rick.evaluate("() => window.__notReloaded === true"), "the console reloaded"
     assert (kill.scope_type, kill.scope_key, kill.state, kill.active) == (
         "trader",
         "tina",
