@@ -127,56 +127,80 @@ def parent_order_submit(
     )
     if refused:
         _refuse(user, instrument, side, quantity, strategy, refused)
-    with transaction.atomic():
-        found = breaches(
-            user=user,
-            instrument=instrument,
-            side=side,
-            quantity=quantity,
-            limit_price=limit,
-            start_minute=start_minute,
-            end_minute=end_minute,
-            scopes=scopes,
-        )
-        order = ParentOrder.objects.create(
-            owner=user,
-            instrument=instrument,
-            side=side,
-            quantity=quantity,
-            start_minute=start_minute,
-            end_minute=end_minute,
-            limit_price=limit,
-            strategy=strategy,
-            params=clean,
-            model_version=version,
-            status=BLOCKED if found else ParentStatus.NEW.value,
-            status_reason="; ".join(str(f) for f in found)[:255],
-        )
-        audit_record(actor=user, action="order.submit", obj=order, after=_order_json(order))
-        if found:
-            # Blocked: it waits for a risk manager's override; nothing goes to a worker.
-            audit_record(
-                actor=None,
-                action="order.blocked",
-                obj=order,
-                after={"codes": [f.code.value for f in found]},
-                reason=order.status_reason,
+    try:
+        with transaction.atomic():
+            # Again under the instrument's row lock, which restrict() takes too: a
+            # restriction that committed since the check above refuses this order.
+            if (
+                Instrument.objects.select_for_update()
+                .filter(pk=instrument.pk, restricted=True)
+                .exists()
+            ):
+                raise _RestrictedMeanwhile
+            found = breaches(
+                user=user,
+                instrument=instrument,
+                side=side,
+                quantity=quantity,
+                limit_price=limit,
+                start_minute=start_minute,
+                end_minute=end_minute,
+                scopes=scopes,
             )
-            exception_raise(
-                kind="LIMIT_BREACH",
-                code=found[0].code.value,
-                severity=RiskException.WARNING,
-                scope_type="trader",
-                scope_key=user.get_username(),
-                title=f"Order {order.pk} blocked: {', '.join(f.code.value for f in found)}",
-                detail="; ".join(f.message for f in found),
-                suggested_action="review the order; grant a single-use override or reject it",
-                order_id=order.pk,
-                trader_id=user.pk,
+            order = ParentOrder.objects.create(
+                owner=user,
+                instrument=instrument,
+                side=side,
+                quantity=quantity,
+                start_minute=start_minute,
+                end_minute=end_minute,
+                limit_price=limit,
+                strategy=strategy,
+                params=clean,
+                model_version=version,
+                status=BLOCKED if found else ParentStatus.NEW.value,
+                status_reason="; ".join(str(f) for f in found)[:255],
             )
-        else:
-            transaction.on_commit(lambda: dispatch_order(instrument.pk))
+            audit_record(actor=user, action="order.submit", obj=order, after=_order_json(order))
+            if found:
+                # Blocked: it waits for a risk manager's override; nothing goes to a worker.
+                audit_record(
+                    actor=None,
+                    action="order.blocked",
+                    obj=order,
+                    after={"codes": [f.code.value for f in found]},
+                    reason=order.status_reason,
+                )
+                exception_raise(
+                    kind="LIMIT_BREACH",
+                    code=found[0].code.value,
+                    severity=RiskException.WARNING,
+                    scope_type="trader",
+                    scope_key=user.get_username(),
+                    title=f"Order {order.pk} blocked: {', '.join(f.code.value for f in found)}",
+                    detail="; ".join(f.message for f in found),
+                    suggested_action="review the order; grant a single-use override or reject it",
+                    order_id=order.pk,
+                    trader_id=user.pk,
+                )
+            else:
+                transaction.on_commit(lambda: dispatch_order(instrument.pk))
+    except _RestrictedMeanwhile:
+        instrument.refresh_from_db()
+        _refuse(
+            user,
+            instrument,
+            side,
+            quantity,
+            strategy,
+            refusals(user=user, instrument=instrument, side=side, quantity=quantity, scopes=scopes),
+        )
+        raise  # _refuse raises; never reached
     return order
+
+
+class _RestrictedMeanwhile(Exception):
+    """The instrument was restricted between the refusal check and the order's creation."""
 
 
 def _refuse(

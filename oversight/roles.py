@@ -53,7 +53,11 @@ def role_of(user: AbstractBaseUser | AnonymousUser) -> str:
 def first_eyes_problem(first: Any, perm: str, what: str) -> str:
     """Four eyes needs two people who hold the role when the second one acts: a request
     whose author has since lost the role (or the account) lapses. '' if it stands."""
-    fresh = type(first).objects.filter(pk=first.pk).first()  # no cached permissions
+    from django.contrib.auth import get_user_model
+
+    # Fresh from the database (no cached permissions; `first` may be request.user's lazy
+    # wrapper, whose type has no manager).
+    fresh = get_user_model().objects.filter(pk=first.pk).first()
     if fresh is not None and fresh.is_active and fresh.has_perm(perm):
         return ""
     return (

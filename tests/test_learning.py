@@ -295,7 +295,9 @@ def test_the_environment_works_around_the_schedule_it_is_given() -> None:
     assert by_volume != pytest.approx(by_time, abs=1e-6)  # a u-shaped day: the curves differ
 
 
-def test_the_trainer_refuses_a_bad_spread_band(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_trainer_refuses_a_bad_spread_band(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
     from execution.learning import train
@@ -309,7 +311,8 @@ def test_the_trainer_refuses_a_bad_spread_band(capsys: pytest.CaptureFixture[str
         ("--participation-band", "0.45,0", "too few generated days"),
     ]:
         with pytest.raises(SystemExit) as exit_:
-            train.main(["--out", "x.onnx", option, bad])
+            # In a scratch folder: a band wrongly accepted would train and write a model.
+            train.main(["--out", str(tmp_path / "x.onnx"), option, bad])
         assert exit_.value.code == 2
         err = capsys.readouterr().err
         assert why in err and (option in err or "too few" in why)

@@ -143,9 +143,14 @@ class KillSwitch(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
+            # Reset by someone, only after someone else asked (a NULL asker would make a
+            # bare inequality unknown, and a CHECK lets unknown through).
             models.CheckConstraint(
                 condition=models.Q(reset_by__isnull=True)
-                | ~models.Q(reset_by=models.F("reset_requested_by")),
+                | (
+                    models.Q(reset_requested_by__isnull=False)
+                    & ~models.Q(reset_by=models.F("reset_requested_by"))
+                ),
                 name="kill_reset_four_eyes",
             ),
             models.CheckConstraint(
@@ -297,7 +302,10 @@ class Restriction(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(lifted_by__isnull=True)
-                | ~models.Q(lifted_by=models.F("lift_requested_by")),
+                | (
+                    models.Q(lift_requested_by__isnull=False)
+                    & ~models.Q(lifted_by=models.F("lift_requested_by"))
+                ),
                 name="restriction_lift_four_eyes",
             ),
             models.CheckConstraint(

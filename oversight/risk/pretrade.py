@@ -98,20 +98,17 @@ def _profile_of(scenario_json: str) -> tuple[float, ...]:
 
 
 def _restricted_detail(instrument: Any) -> str:
-    """What a trader reads: that it is on the list, since when and why, and who lifts it."""
+    """What a trader reads: that it is on the list, since when, and whom to ask. Not why: a
+    restriction's reason can be the inside information it guards (a deal in progress); it
+    stays on the risk managers' page and in the audit trail."""
     from oversight.risk.models import Restriction
 
-    r = (
-        Restriction.objects.filter(instrument=instrument, active=True)
-        .select_related("added_by")
-        .first()
+    r = Restriction.objects.filter(instrument=instrument, active=True).first()
+    since = f" since {r.added_at:%Y-%m-%d %H:%M} UTC" if r is not None else ""
+    return (
+        f"{instrument.symbol} is on the restricted list{since}: no new orders; a risk "
+        "manager can say more"
     )
-    text = f"{instrument.symbol} is on the restricted list: no new orders"
-    if r is not None:
-        text += (
-            f" (since {r.added_at:%Y-%m-%d %H:%M} UTC, by {r.added_by.get_username()}: {r.reason})"
-        )
-    return text + "; two risk managers lift it"
 
 
 def _plain_pct(v: Decimal) -> str:

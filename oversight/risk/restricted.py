@@ -88,9 +88,9 @@ def restrict(*, user: Any, symbol: str, reason: str) -> Restriction:
             obj=r,
             before=before,
             after=restriction_json(r),
-            reason=reason,
+            reason=r.reason,
         )
-        payload = {"restriction": restriction_json(r)}
+        payload = {"event": "added", "restriction": restriction_json(r)}
         transaction.on_commit(lambda: notify.console_send("restriction", payload))
     return r
 
@@ -121,8 +121,11 @@ def lift_request(*, user: Any, restriction_id: int, reason: str) -> Restriction:
             obj=r,
             before=before,
             after=restriction_json(r),
-            reason=reason,
+            reason=r.lift_reason,
         )
+        # The second risk manager learns there is something to approve.
+        payload = {"event": "lift_requested", "restriction": restriction_json(r)}
+        transaction.on_commit(lambda: notify.console_send("restriction", payload))
     return r
 
 
@@ -156,7 +159,7 @@ def lift_approve(*, user: Any, restriction_id: int) -> Restriction:
             after=restriction_json(r),
             reason=r.lift_reason,
         )
-        payload = {"restriction": restriction_json(r)}
+        payload = {"event": "lifted", "restriction": restriction_json(r)}
         transaction.on_commit(lambda: notify.console_send("restriction", payload))
     return r
 
@@ -182,7 +185,7 @@ def restrictions_recent(limit: int = 50) -> QuerySet[Restriction]:
 
 
 def flagged_without_record() -> QuerySet[Any]:
-    """Instruments marked restricted outside this list (the admin site, a seed): refused
+    """Instruments marked restricted outside this list (a seed, a database change): refused
     at entry all the same; recording them here gives them a reason and a way off."""
     from execution.models import Instrument
 

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from oversight.risk import restricted
 from oversight.risk.answers import Bad, act, field
 from oversight.risk.models import Restriction
-from oversight.roles import MANAGE_RISK
+from oversight.roles import MANAGE_RISK, first_eyes_problem
 
 
 def _restriction(pk: int) -> Restriction:
@@ -33,7 +33,13 @@ def restricted_list(request: HttpRequest) -> HttpResponse:
         "risk/restricted.html",
         {
             "active": [
-                {"r": r, "mine": r.lift_requested_by_id == request.user.pk}
+                {
+                    "r": r,
+                    "mine": r.lift_requested_by_id == request.user.pk,
+                    # A request whose author lost the role has lapsed: ask again.
+                    "lapsed": r.lift_requested_by is not None
+                    and bool(first_eyes_problem(r.lift_requested_by, MANAGE_RISK, "a lift")),
+                }
                 for r in restricted.restrictions_active()
             ],
             "unrecorded": restricted.flagged_without_record(),

@@ -38,7 +38,7 @@ from oversight.risk.models import (
     RiskLimit,
     Scope,
 )
-from oversight.roles import MANAGE_RISK, TRADE, TRADER
+from oversight.roles import MANAGE_RISK, TRADE, TRADER, first_eyes_problem
 
 # Parent order statuses that still trade or may trade again (the pre-trade check's OPEN).
 OPEN_ORDER = ("NEW", "WORKING", "PAUSED", "PENDING_CANCEL", "SUSPENDED")
@@ -226,6 +226,11 @@ def exception_json(e: RiskException) -> dict[str, Any]:
 
 
 def kill_json(k: KillSwitch) -> dict[str, Any]:
+    # A request whose author has since lost the role has lapsed: the card offers a new
+    # request instead of an approval nobody can give.
+    asker = k.reset_requested_by
+    lapsed = asker is not None and bool(first_eyes_problem(asker, MANAGE_RISK, "a reset"))
+    asked = asker is not None and not lapsed
     return {
         "id": k.pk,
         "scope_type": k.scope_type,
@@ -235,8 +240,9 @@ def kill_json(k: KillSwitch) -> dict[str, Any]:
         "active": k.active,
         "engaged_by": k.engaged_by.get_username(),
         "engaged_at": k.engaged_at.isoformat(),
-        "reset_requested_by": k.reset_requested_by.get_username() if k.reset_requested_by else "",
-        "reset_reason": k.reset_reason,
+        "reset_requested_by": asker.get_username() if asked else "",  # type: ignore[union-attr]
+        "reset_reason": k.reset_reason if asked else "",
+        "reset_lapsed_by": asker.get_username() if lapsed else "",  # type: ignore[union-attr]
     }
 
 

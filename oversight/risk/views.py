@@ -516,14 +516,14 @@ def override_grant(request: HttpRequest, pk: int) -> HttpResponse:
     def go() -> str:
         _get(Override, pk, "override")
         raw = request.POST.get("minutes", "").strip()
-        try:
-            minutes = int(raw) if raw else services.OVERRIDE_DEFAULT_MINUTES
-        except ValueError:
-            # A value typed into the page's field: said back on the page, as the service's
-            # own range check is (not a separate error page).
+        # A value typed into the page's field: said back on the page, as the service's own
+        # range check is (not a separate error page). Plain digits only ("1_0" and "١٠" are
+        # numbers to int(), not to a person), and never echoed at length.
+        if raw and not (raw.isascii() and raw.isdigit() and len(raw) <= 6):
             raise ValidationError(
                 {"minutes": f"a whole number between 1 and 1440, not {raw[:40]!r}"}
-            ) from None
+            )
+        minutes = int(raw) if raw else services.OVERRIDE_DEFAULT_MINUTES
         ov = services.override_grant(
             user=request.user, override_id=pk, minutes=minutes, note=request.POST.get("note", "")
         )

@@ -663,8 +663,8 @@
       const lines = Object.entries(data.errors || {}).flatMap(([k, msgs]) =>
         msgs.map((m) => {
           if (k === "__all__" || k === "action") return m;
-          const label = dialog.querySelector(`label[for="amend_${k}"]`);
-          const field = dialog.querySelector(`#amend_${k}`);
+          const label = dialog.querySelector(`label[for="amend_${CSS.escape(k)}"]`);
+          const field = dialog.querySelector(`#amend_${CSS.escape(k)}`);
           if (field) field.setAttribute("aria-invalid", "true"); // marked where it is, too
           return `${label ? label.textContent : k.replace(/^param_/, "")}: ${m}`;
         }));

@@ -239,6 +239,11 @@
     li.querySelector('[data-part="request"]').hidden = asked;
     li.querySelector('[data-part="approve"]').hidden = !asked;
     setText(li, "reset_requested_by", k.reset_requested_by || "");
+    const lapsedNote = li.querySelector('[data-field="reset_lapsed"]');
+    if (lapsedNote) {
+      lapsedNote.hidden = !k.reset_lapsed_by;
+      lapsedNote.textContent = k.reset_lapsed_by ? `${k.reset_lapsed_by}'s request lapsed (they no longer hold the role): ask again.` : "";
+    }
     setText(li, "reset_reason", k.reset_reason || "");
     const mine = asked && k.reset_requested_by === config.me;
     li.querySelector('[data-field="approve"]').disabled = mine;
@@ -322,7 +327,7 @@
       let p;
       try {
         const resp = await fetch(`${config.preview_url}?${q}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
-        p = await resp.json();
+        p = await answerOf(resp);
       } catch (x) {
         p = { ok: false, error: "the server did not answer; try again" };
       }
@@ -352,7 +357,7 @@
         const resp = await fetch(killForm.action, {
           method: "POST", body: new FormData(killForm), credentials: "same-origin", headers: { Accept: "application/json" },
         });
-        data = await resp.json();
+        data = await answerOf(resp);
       } catch (x) {
         data = { ok: false, error: "the server did not answer; try again" };
       }
@@ -415,7 +420,12 @@
         break;
       case "restriction": {
         const r = msg.payload.restriction || {};
-        say(r.active ? `${r.symbol} put on the restricted list by ${r.added_by}: new orders on it are refused` : `${r.symbol} taken off the restricted list by ${r.lift_requested_by} and ${r.lifted_by}`, "info", "/risk/restricted/");
+        const text = {
+          added: `${r.symbol} put on the restricted list by ${r.added_by}: new orders on it are refused`,
+          lift_requested: `${r.lift_requested_by} asks to lift the restriction on ${r.symbol}: a second risk manager approves it`,
+          lifted: `${r.symbol} taken off the restricted list by ${r.lift_requested_by} and ${r.lifted_by}`,
+        }[msg.payload.event];
+        if (text) say(text, "info", "/risk/restricted/");
         break;
       }
       case "limit":
@@ -430,6 +440,12 @@
   // event arrives, as it does on every risk manager's console. Without a live socket the
   // form posts and the page reloads, as it would without this script.
   let live = false;
+  // A reply that is not the endpoint's JSON (a login page after the session ended, a
+  // CSRF refusal, a server error) says its status instead of pretending nobody answered.
+  async function answerOf(resp) {
+    if ((resp.headers.get("Content-Type") || "").includes("application/json")) return resp.json();
+    return { ok: false, error: `the server answered ${resp.status}${resp.redirected ? " (a redirect: is the session over?)" : ""}; reload the page and try again` };
+  }
   async function actInPlace(e) {
     const form = e.target.closest("form");
     if (!form || form.method.toLowerCase() !== "post" || !live) return;
@@ -441,7 +457,7 @@
       const resp = await fetch(form.action, {
         method: "POST", body: new FormData(form), credentials: "same-origin", headers: { Accept: "application/json" },
       });
-      data = await resp.json();
+      data = await answerOf(resp);
     } catch (x) {
       data = { ok: false, error: "the server did not answer; try again" };
     }

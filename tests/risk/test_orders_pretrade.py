@@ -118,7 +118,7 @@ def test_a_restricted_instrument_is_refused_with_its_code(
         submit(alice, instrument)
     assert e.value.message_dict["instrument"] == [
         f"RESTRICTED_INSTRUMENT: {instrument.symbol} is on the restricted list: no new "
-        "orders; two risk managers lift it"
+        "orders; a risk manager can say more"
     ]
 
 

@@ -25,10 +25,14 @@ def test_a_restricted_instrument_refuses_new_orders_until_two_people_lift_it(
     assert instrument.restricted and r.active and r.added_by == rita
     with pytest.raises(ValidationError) as refused:
         submit(alice, instrument)
-    # The trader reads why, since when and by whom, not only a code.
+    # The trader reads since when and whom to ask, not only a code; not why (the reason
+    # may be the inside information the restriction guards).
     (message,) = refused.value.message_dict["instrument"]
-    assert message.startswith(f"RESTRICTED_INSTRUMENT: {instrument.symbol} is on the ")
-    assert "by rita: deal team wall-crossed); two risk managers lift it" in message
+    assert message.startswith(
+        f"RESTRICTED_INSTRUMENT: {instrument.symbol} is on the restricted list since "
+    )
+    assert message.endswith("UTC: no new orders; a risk manager can say more")
+    assert "wall-crossed" not in message and "rita" not in message
 
     lift_request(user=rita, restriction_id=r.pk, reason="deal announced")
     with pytest.raises(ValidationError, match="cannot approve your own lift"):
@@ -126,3 +130,44 @@ def test_an_instrument_flagged_outside_the_list_can_be_recorded_and_then_lifted(
     lift_approve(user=ruth, restriction_id=r.pk)
     instrument.refresh_from_db()
     assert not instrument.restricted
+
+
+def test_the_database_refuses_a_lift_or_reset_that_nobody_asked_for(
+    rita: User, instrument: Instrument
+) -> None:
+    """The four-eyes CHECKs hold with no asker too (a NULL asker once made them unknown,
+    which a CHECK lets through)."""
+    from django.db import IntegrityError, transaction
+    from django.utils import timezone
+
+    from oversight.risk.services import kill_switch_engage
+
+    r = restrict(user=rita, symbol=instrument.symbol, reason="wall-crossed")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Restriction.objects.filter(pk=r.pk).update(
+            active=False, lifted_by=rita, lifted_at=timezone.now()
+        )
+    kill = kill_switch_engage(user=rita, scope_type="firm", reason="drill")
+    from oversight.risk.models import KillSwitch
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        KillSwitch.objects.filter(pk=kill.pk).update(
+            active=False, reset_by=rita, reset_at=timezone.now()
+        )
+    assert Restriction.objects.get(pk=r.pk).active and KillSwitch.objects.get(pk=kill.pk).active
+
+
+def test_an_order_is_refused_if_its_instrument_was_restricted_after_it_was_read(
+    alice: User, rita: User, instrument: Instrument
+) -> None:
+    """The ticket read the instrument before a risk manager restricted it: the order is
+    refused under the row lock all the same, and the attempt is recorded."""
+    from execution.models import ParentOrder
+
+    stale = Instrument.objects.get(pk=instrument.pk)  # as the ticket's form loaded it
+    restrict(user=rita, symbol=instrument.symbol, reason="wall-crossed")
+    assert not stale.restricted
+    with pytest.raises(ValidationError, match="RESTRICTED_INSTRUMENT"):
+        submit(alice, stale)
+    assert not ParentOrder.objects.exists()
+    assert AuditRecord.objects.filter(action="order.refused").count() == 1

@@ -176,6 +176,8 @@ def test_override_decisions(rita, rob, alice, setup) -> None:
     refused(c, url, {"minutes": "soon"}, status=302,
             says="minutes: a whole number between 1 and 1440, not 'soon'")  # fmt: skip
     refused(c, url, {"minutes": "0"}, status=302, says="minutes: between 1 and 1440, not 0")
+    refused(c, url, {"minutes": "1_0"}, status=302, says="not '1_0'")
+    refused(c, url, {"minutes": "9" * 4000}, status=302, says="not '" + "9" * 40 + "'")
     refused(c, url, {"minutes": "5000"}, status=302, says="minutes: between 1 and 1440, not 5000")
     assert Override.objects.get(pk=ov.pk).status == Override.PENDING
     # The firm is halted (the setup's kill switch): no override sends the order out.

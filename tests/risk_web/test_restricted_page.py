@@ -95,3 +95,28 @@ def test_a_refused_restriction_comes_back_with_its_instrument_chosen(rita, instr
     page = c.get(resp["Location"]).content.decode()
     assert f"<option selected>{instrument.symbol}</option>" in page
     assert "reason: say why" in page
+
+
+def test_a_lapsed_request_is_offered_again_not_for_approval(rita, rob, instrument) -> None:
+    """Its author lost the role: approving it is refused, so the page offers a new request
+    (as the console's kill card does for a reset)."""
+    from django.contrib.auth.models import Group
+
+    from oversight.risk.restricted import lift_request, restrict
+    from oversight.risk.services import kill_switch_engage, kill_switch_reset_request
+    from oversight.roles import TRADER
+
+    r = restrict(user=rob, symbol=instrument.symbol, reason="wall-crossed")
+    lift_request(user=rita, restriction_id=r.pk, reason="cleared")
+    kill = kill_switch_engage(user=rob, scope_type="firm", reason="drill")
+    kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="drill over")
+    page = client_for(rob).get(reverse("risk_restricted")).content.decode()
+    assert "Approve the lift" in page and f'id="lift-reason-{r.pk}"' not in page
+    rita.groups.set([Group.objects.get(name=TRADER)])
+    page = client_for(rob).get(reverse("risk_restricted")).content.decode()
+    assert "Approve the lift" not in page and f'id="lift-reason-{r.pk}"' in page
+    assert "rita's request lapsed" in page
+    console = client_for(rob).get(reverse("risk_console")).content.decode()
+    card = console.split(f'id="kill-{kill.pk}"')[1].split("</li>")[0]
+    assert 'data-part="request" hidden' not in card  # the request form is offered
+    assert "rita's request lapsed" in card

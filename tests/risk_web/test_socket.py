@@ -175,3 +175,29 @@ def test_a_kill_switch_reaches_the_console_and_the_traders_blotter(
         await console.disconnect()
 
     async_to_sync(go)()
+
+
+def test_each_step_of_the_restricted_list_reaches_the_console(rita, rob, instrument) -> None:
+    from oversight.risk import restricted
+
+    headers, symbol = session_headers(rob), instrument.symbol
+
+    async def go() -> None:
+        console, ok, _ = await connect("/ws/risk/", headers)
+        assert ok
+        r = await database_sync_to_async(restricted.restrict)(
+            user=rita, symbol=symbol, reason="wall-crossed"
+        )
+        await database_sync_to_async(restricted.lift_request)(
+            user=rita, restriction_id=r.pk, reason="announced"
+        )
+        await database_sync_to_async(restricted.lift_approve)(user=rob, restriction_id=r.pk)
+        events = []
+        for _ in range(3):
+            m = await wait_for(console, lambda m: m["type"] == "restriction")
+            events.append((m["payload"]["event"], m["payload"]["restriction"]["active"]))
+        # The second risk manager is told there is a lift to approve, not only its outcome.
+        assert events == [("added", True), ("lift_requested", True), ("lifted", False)]
+        await console.disconnect()
+
+    async_to_sync(go)()
