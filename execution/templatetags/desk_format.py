@@ -54,7 +54,8 @@ def param_changes(changes: Any) -> str:
     if not isinstance(changes, dict) or not changes:
         return "" if not changes else str(changes)
     parts = []
-    for name, value in changes.items():
+    # In the names' order: PostgreSQL's jsonb keeps its own key order, not the request's.
+    for name, value in sorted(changes.items()):
         label = "Limit price" if name == "limit_price" else label_of(str(name))
         parts.append(f"{label} {param_value(value)}")
     return "; ".join(parts)

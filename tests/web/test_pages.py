@@ -190,7 +190,7 @@ def test_order_page_writes_parameters_as_the_ticket_does(alice, instrument) -> N
     page = client_for(alice).get(reverse("order_detail", args=[order.pk])).content.decode()
     assert "<dt>Limit</dt><dd>40.50</dd>" in page
     # An amend's changes read as the ticket's labels, not as a Python dict.
-    assert "Urgency 0.5; Take at most past the touch 4; Limit price 40.5" in page
+    assert "Limit price 40.5; Take at most past the touch 4; Urgency 0.5" in page
     assert "{&#x27;urgency" not in page
 
 
