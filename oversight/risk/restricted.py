@@ -45,6 +45,17 @@ def working_orders_on(instrument: Any) -> int:
     return ParentOrder.objects.filter(instrument=instrument, status__in=_LIVE).count()
 
 
+def _record(
+    user: Any, r: Restriction, action: str, event: str, before: dict[str, Any], reason: str
+) -> None:
+    """Audit one step of a restriction, and announce it on the console once it commits."""
+    audit_record(
+        actor=user, action=action, obj=r, before=before, after=restriction_json(r), reason=reason
+    )
+    payload = {"event": event, "restriction": restriction_json(r)}
+    transaction.on_commit(lambda: notify.console_send("restriction", payload))
+
+
 REASON_MAX = 500  # the page's fields say so too
 
 
@@ -82,16 +93,7 @@ def restrict(*, user: Any, symbol: str, reason: str) -> Restriction:
         before = {"restricted": inst.restricted}
         inst.restricted = True
         inst.save(update_fields=["restricted"])
-        audit_record(
-            actor=user,
-            action="restriction.add",
-            obj=r,
-            before=before,
-            after=restriction_json(r),
-            reason=r.reason,
-        )
-        payload = {"event": "added", "restriction": restriction_json(r)}
-        transaction.on_commit(lambda: notify.console_send("restriction", payload))
+        _record(user, r, "restriction.add", "added", before, r.reason)
     return r
 
 
@@ -115,17 +117,8 @@ def lift_request(*, user: Any, restriction_id: int, reason: str) -> Restriction:
         r.lift_requested_by, r.lift_requested_at = user, timezone.now()
         r.lift_reason = reason.strip()
         r.save(update_fields=["lift_requested_by", "lift_requested_at", "lift_reason"])
-        audit_record(
-            actor=user,
-            action="restriction.lift.request",
-            obj=r,
-            before=before,
-            after=restriction_json(r),
-            reason=r.lift_reason,
-        )
-        # The second risk manager learns there is something to approve.
-        payload = {"event": "lift_requested", "restriction": restriction_json(r)}
-        transaction.on_commit(lambda: notify.console_send("restriction", payload))
+        # Announced too: the second risk manager learns there is something to approve.
+        _record(user, r, "restriction.lift.request", "lift_requested", before, r.lift_reason)
     return r
 
 
@@ -151,16 +144,7 @@ def lift_approve(*, user: Any, restriction_id: int) -> Restriction:
         inst = r.instrument
         inst.restricted = False
         inst.save(update_fields=["restricted"])
-        audit_record(
-            actor=user,
-            action="restriction.lift",
-            obj=r,
-            before=before,
-            after=restriction_json(r),
-            reason=r.lift_reason,
-        )
-        payload = {"event": "lifted", "restriction": restriction_json(r)}
-        transaction.on_commit(lambda: notify.console_send("restriction", payload))
+        _record(user, r, "restriction.lift", "lifted", before, r.lift_reason)
     return r
 
 

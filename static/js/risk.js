@@ -352,15 +352,7 @@
         return;
       }
       // In place, as the console's other actions: its card arrives by the server's event.
-      let data;
-      try {
-        const resp = await fetch(killForm.action, {
-          method: "POST", body: new FormData(killForm), credentials: "same-origin", headers: { Accept: "application/json" },
-        });
-        data = await answerOf(resp);
-      } catch (x) {
-        data = { ok: false, error: "the server did not answer; try again" };
-      }
+      const data = await postForm(killForm);
       if (data.ok) {
         killDialog.close();
         say(data.message, "success");
@@ -446,21 +438,24 @@
     if ((resp.headers.get("Content-Type") || "").includes("application/json")) return resp.json();
     return { ok: false, error: `the server answered ${resp.status}${resp.redirected ? " (a redirect: is the session over?)" : ""}; reload the page and try again` };
   }
+  // A form's POST as the endpoint's JSON answer: {ok, message} or {ok: false, error}.
+  async function postForm(form) {
+    try {
+      const resp = await fetch(form.action, {
+        method: "POST", body: new FormData(form), credentials: "same-origin", headers: { Accept: "application/json" },
+      });
+      return await answerOf(resp);
+    } catch (x) {
+      return { ok: false, error: "the server did not answer; try again" };
+    }
+  }
   async function actInPlace(e) {
     const form = e.target.closest("form");
     if (!form || form.method.toLowerCase() !== "post" || !live) return;
     e.preventDefault();
     if (form.dataset.busy) return; // a double click sends once
     form.dataset.busy = "1";
-    let data;
-    try {
-      const resp = await fetch(form.action, {
-        method: "POST", body: new FormData(form), credentials: "same-origin", headers: { Accept: "application/json" },
-      });
-      data = await answerOf(resp);
-    } catch (x) {
-      data = { ok: false, error: "the server did not answer; try again" };
-    }
+    const data = await postForm(form);
     delete form.dataset.busy;
     if (data.ok) {
       say(data.message, "success");
