@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NoReturn
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -195,7 +195,6 @@ def parent_order_submit(
             strategy,
             refusals(user=user, instrument=instrument, side=side, quantity=quantity, scopes=scopes),
         )
-        raise  # _refuse raises; never reached
     return order
 
 
@@ -205,7 +204,7 @@ class _RestrictedMeanwhile(Exception):
 
 def _refuse(
     user: Any, instrument: Instrument, side: str, quantity: int, strategy: str, found: list[Any]
-) -> None:
+) -> NoReturn:
     """A refused order is not created, but the attempt is recorded and raised."""
     with transaction.atomic():
         attempt = {

@@ -109,6 +109,7 @@ LABELS = {
     "schedule": "Schedule",
     "model": "Model version",
     "range_margin": "Out-of-range margin",
+    "limit_price": "Limit price",  # not a strategy's, but amended beside them
 }
 
 

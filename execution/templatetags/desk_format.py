@@ -3,6 +3,7 @@ parameter of 30.0 reads "30" everywhere, a flag "yes" or "no", a price to its la
 
 from __future__ import annotations
 
+import functools
 import math
 from decimal import Decimal
 from typing import Any
@@ -56,8 +57,7 @@ def param_changes(changes: Any) -> str:
     parts = []
     # In the names' order: PostgreSQL's jsonb keeps its own key order, not the request's.
     for name, value in sorted(changes.items()):
-        label = "Limit price" if name == "limit_price" else label_of(str(name))
-        parts.append(f"{label} {param_value(value)}")
+        parts.append(f"{label_of(str(name))} {param_value(value)}")
     return "; ".join(parts)
 
 
@@ -65,10 +65,17 @@ def param_changes(changes: Any) -> str:
 def param_unit(name: str) -> str:
     """A strategy parameter's unit, as the ticket shows it beside its field ("s", "ticks");
     '' for a share, a flag or a name."""
+    return _units().get(name, "")
+
+
+@functools.cache
+def _units() -> dict[str, str]:
+    """Every strategy parameter's unit by name (the same name has the same unit in every
+    strategy), read once from the schemas."""
     from execution.algos.registry import strategy_class, strategy_names
 
-    for strategy in strategy_names():
-        for spec in strategy_class(strategy).schema():
-            if spec.name == name:
-                return spec.unit
-    return ""
+    return {
+        spec.name: spec.unit
+        for strategy in strategy_names()
+        for spec in strategy_class(strategy).schema()
+    }

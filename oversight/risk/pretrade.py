@@ -111,9 +111,9 @@ def _restricted_detail(instrument: Any) -> str:
     )
 
 
-def _plain_pct(v: Decimal) -> str:
-    """50, 12.5: a limit as it was typed, not as the database keeps it (50.0000)."""
-    return format(Decimal(v).normalize(), "f")
+def plain_number(v: Decimal) -> str:
+    """50, 12.5, 250,000: a limit as it was typed, not as the database keeps it (50.0000)."""
+    return f"{Decimal(v).normalize():,f}"
 
 
 def refusals(
@@ -223,7 +223,7 @@ def breaches(
             out.append(
                 Finding(
                     DenyReason.MAX_PARTICIPATION,
-                    f"{pct:.1f}% of the window's expected volume > {_plain_pct(v)}% ({where})",
+                    f"{pct:.1f}% of the window's expected volume > {plain_number(v)}% ({where})",
                 )
             )
     limits = RiskLimit.objects.select_for_update() if lock else RiskLimit.objects.all()

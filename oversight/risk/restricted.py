@@ -97,19 +97,21 @@ def restrict(*, user: Any, symbol: str, reason: str) -> Restriction:
     return r
 
 
+def _active_locked(restriction_id: int) -> Restriction:
+    """The restriction, row-locked for this transaction; ValidationError once lifted."""
+    r = Restriction.objects.select_for_update().select_related("instrument").get(pk=restriction_id)
+    if not r.active:
+        raise ValidationError(f"restriction {r.pk} is lifted already")
+    return r
+
+
 def lift_request(*, user: Any, restriction_id: int, reason: str) -> Restriction:
     _require_risk_manager(user, "ask to lift a restriction")
     if not (reason or "").strip():
         raise ValidationError({"reason": "say why it may be traded again"})
     _short_enough(reason)
     with transaction.atomic():
-        r = (
-            Restriction.objects.select_for_update()
-            .select_related("instrument")
-            .get(pk=restriction_id)
-        )
-        if not r.active:
-            raise ValidationError(f"restriction {r.pk} is lifted already")
+        r = _active_locked(restriction_id)
         asked = asked_already(r.lift_requested_by, user, MANAGE_RISK, "lift", "a lift")
         if asked:
             raise ValidationError(asked)
@@ -126,13 +128,7 @@ def lift_approve(*, user: Any, restriction_id: int) -> Restriction:
     """The second risk manager's approval: new orders on the instrument are accepted again."""
     _require_risk_manager(user, "lift a restriction")
     with transaction.atomic():
-        r = (
-            Restriction.objects.select_for_update()
-            .select_related("instrument")
-            .get(pk=restriction_id)
-        )
-        if not r.active:
-            raise ValidationError(f"restriction {r.pk} is lifted already")
+        r = _active_locked(restriction_id)
         problem = second_eyes_problem(
             r.lift_requested_by, user, MANAGE_RISK, "lift", f"the lift of restriction {r.pk}"
         )

@@ -34,6 +34,7 @@ from oversight.risk.models import (
     RiskException,
     Scope,
 )
+from oversight.risk.pretrade import plain_number
 from oversight.roles import MANAGE_RISK, TRADE
 
 KILL_STATES = [
@@ -98,7 +99,7 @@ def _kill_row(k: KillSwitch, me: Any) -> dict[str, Any]:
 
 
 def _plain(d: Decimal | None) -> str:
-    return "none" if d is None else f"{d.normalize():,f}"
+    return "none" if d is None else plain_number(d)
 
 
 # -- pages -------------------------------------------------------------------------------
