@@ -12,6 +12,8 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, OuterRef, Prefetch, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -24,7 +26,15 @@ from execution.algos.pretrade import planned_schedule, pretrade_estimate, window
 from execution.algos.registry import strategy_class, strategy_names
 from execution.forms import PARAM_PREFIX, OrderTicketForm, strategy_schemas
 from execution.model_registry import approved_names, expert_for
-from execution.models import BLOCKED, ControlRequest, Instrument, OrderEvent, ParentOrder
+from execution.models import (
+    BLOCKED,
+    ChildOrder,
+    ControlRequest,
+    Fill,
+    Instrument,
+    OrderEvent,
+    ParentOrder,
+)
 from execution.selectors import can_watch_orders, market_clock, orders_visible_to
 from execution.services import (
     CONTROLS,
@@ -146,36 +156,103 @@ def _estimate(
     return out
 
 
-def _denial_details(order: ParentOrder) -> dict[str, str]:
-    """Each denied child's detail, from its event (one query, only for an order that has
-    denials): what the expanded list and the badge say beside the reason code."""
+def _denial_details(orders: list[ParentOrder], coids: set[str]) -> dict[str, str]:
+    """The detail of each named denied child (one query for the whole page): what the
+    expanded list and the badge say beside the reason code."""
+    if not coids:
+        return {}
+    events = OrderEvent.objects.filter(
+        parent__in=orders, kind="ChildDenied", payload__client_order_id__in=sorted(coids)
+    )
     return {
         str(p.get("client_order_id", "")): str(p.get("detail", ""))
-        for p in OrderEvent.objects.filter(parent=order, kind="ChildDenied").values_list(
-            "payload", flat=True
-        )
+        for p in events.values_list("payload", flat=True)
     }
 
 
+def _count(model: Any, **where: Any) -> Coalesce:
+    rows = model.objects.filter(parent=OuterRef("pk"), **where).order_by().values("parent")
+    return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")), 0)
+
+
+def _with_sub_rows(orders: Any, limit: int = SUB_ROWS) -> Any:
+    """Orders with only what a blotter row draws: every working child, the newest `limit`
+    of the other children and of the fills, and the counts of them all. A busy order has
+    thousands of each, and loading them to draw fifty made the blotter slow to open."""
+    risk_denied = ChildOrder.objects.filter(
+        parent=OuterRef("pk"), status="DENIED", reason__in=RISK_DENIALS
+    ).order_by("-id")
+    return orders.prefetch_related(
+        Prefetch(
+            "children",
+            ChildOrder.objects.filter(status__in=WORKING_CHILD),
+            to_attr="working_rows",
+        ),
+        Prefetch(
+            "children",
+            ChildOrder.objects.exclude(status__in=WORKING_CHILD).order_by("-id")[:limit],
+            to_attr="done_rows",
+        ),
+        Prefetch("fills", Fill.objects.order_by("-id")[:limit], to_attr="fill_rows"),
+    ).annotate(
+        n_children=_count(ChildOrder),
+        n_fills=_count(Fill),
+        n_risk_denied=_count(ChildOrder, status="DENIED", reason__in=RISK_DENIALS),
+        last_denied_coid=Subquery(risk_denied.values("client_order_id")[:1]),
+        last_denied_reason=Subquery(risk_denied.values("reason")[:1]),
+    )
+
+
+def _sub_rows(order: ParentOrder) -> dict[str, Any]:
+    """What a row shows of its children and fills, newest first (as the live page adds
+    them): from `_with_sub_rows` when the order came through it, else every one."""
+    if hasattr(order, "working_rows"):
+        children = sorted(order.working_rows + order.done_rows, key=lambda c: -c.pk)
+        fills = order.fill_rows
+        n_children, n_fills = order.n_children, order.n_fills
+        n_denied = order.n_risk_denied
+        last_denied = (order.last_denied_coid, order.last_denied_reason)
+        n_working = len(order.working_rows)
+    else:
+        children = list(order.children.all())[::-1]
+        fills = list(order.fills.all())[::-1]
+        n_children, n_fills = len(children), len(fills)
+        # The refusals a person acts on (the risk console raises the same ones); not the
+        # engine's own guards, such as a child for more than is left after a fill
+        # (EXCEEDS_LEAVES).
+        denied = [c for c in children if c.status == "DENIED" and c.reason in RISK_DENIALS]
+        n_denied = len(denied)
+        last_denied = (denied[0].client_order_id, denied[0].reason) if denied else (None, "")
+        n_working = sum(1 for c in children if c.status in WORKING_CHILD)
+    return {
+        "children": children,
+        "fills": fills,
+        "n_children": n_children,
+        "n_fills": n_fills,
+        "n_working": n_working,
+        "n_denied": n_denied,
+        "last_denied": last_denied,
+    }
+
+
+def _order_rows(orders: list[ParentOrder], user: Any) -> list[dict[str, Any]]:
+    subs = [_sub_rows(o) for o in orders]
+    coids = {c.client_order_id for s in subs for c in s["children"] if c.status == "DENIED"}
+    coids |= {s["last_denied"][0] for s in subs if s["last_denied"][0]}
+    details = _denial_details(orders, coids)
+    return [_order_row(o, user, s, details) for o, s in zip(orders, subs, strict=True)]
+
+
 def _order_row(
-    order: ParentOrder, user: Any, now_s: float | None = None, sub_rows: int | None = SUB_ROWS
+    order: ParentOrder,
+    user: Any,
+    sub: dict[str, Any],
+    details: dict[str, str],
 ) -> dict[str, Any]:
-    children = list(order.children.all())
-    fills = list(order.fills.all())[::-1]  # newest first, as the live page adds them
-    newest = children[::-1]
-    shown_children, shown_fills = newest, fills
-    if sub_rows is not None:
-        done = [c for c in newest if c.status not in WORKING_CHILD][:sub_rows]
-        keep = {c.pk for c in done} | {c.pk for c in newest if c.status in WORKING_CHILD}
-        shown_children = [c for c in newest if c.pk in keep]
-        shown_fills = fills[:sub_rows]
-    working = sum(1 for c in children if c.status in WORKING_CHILD)
-    # The refusals a person acts on (the risk console raises the same ones); not the
-    # engine's own guards, such as a child for more than is left after a fill (EXCEEDS_LEAVES).
-    denied = [c for c in children if c.status == "DENIED" and c.reason in RISK_DENIALS]
-    details = _denial_details(order) if any(c.status == "DENIED" for c in children) else {}
+    shown_children, shown_fills = sub["children"], sub["fills"]
+    coid, reason = sub["last_denied"]
     end_s = order.end_minute * 60
-    clock = now_s if now_s is not None else (order.session.sim_ts if order.session else None)
+    clock = order.session.sim_ts if order.session else None
     time_left = None
     if order_is_open(order) and clock is not None:
         time_left = max(0.0, end_s - max(order.start_minute * 60, clock))
@@ -203,19 +280,15 @@ def _order_row(
             for c in shown_children
         ],
         "fills": [{"f": f, "at": session_clock(f.sim_ts)} for f in shown_fills],
-        "children_total": len(children),
-        "children_hidden": len(children) - len(shown_children),
-        "fills_total": len(fills),
-        "fills_hidden": len(fills) - len(shown_fills),
-        "working_children": working,
+        "children_total": sub["n_children"],
+        "children_hidden": sub["n_children"] - len(shown_children),
+        "fills_total": sub["n_fills"],
+        "fills_hidden": sub["n_fills"] - len(shown_fills),
+        "working_children": sub["n_working"],
         # The execution policy's refusals are the trader's business too: an order that
         # cannot place its children falls behind, and the row says why.
-        "denied": len(denied),
-        "denied_reason": (
-            f"{denied[-1].reason}: {details[denied[-1].client_order_id]}"
-            if denied and details.get(denied[-1].client_order_id)
-            else (denied[-1].reason if denied else "")
-        ),
+        "denied": sub["n_denied"],
+        "denied_reason": f"{reason}: {details[coid]}" if details.get(coid) else reason,
         "mine": order.owner_id == user.pk and user.has_perm(TRADE),
         "qty_fmt": f"{order.quantity:,}",
         "filled_fmt": f"{order.filled_qty:,}",
@@ -264,11 +337,7 @@ def _risk_config(request: HttpRequest) -> dict[str, Any] | None:
 
 
 def _visible(request: HttpRequest) -> Any:
-    return (
-        orders_visible_to(request.user)
-        .select_related("session")
-        .prefetch_related("children", "fills")
-    )
+    return orders_visible_to(request.user).select_related("session")
 
 
 @login_required
@@ -279,7 +348,7 @@ def blotter(request: HttpRequest) -> HttpResponse:
     sessions_reap()
     config = _page_config(request)  # first: a row read after it is never behind it
     config["risk"] = _risk_config(request)
-    rows = [_order_row(o, request.user) for o in _visible(request)[:BLOTTER_ROWS]]
+    rows = _order_rows(list(_with_sub_rows(_visible(request))[:BLOTTER_ROWS]), request.user)
     return render(
         request,
         "execution/blotter.html",
@@ -296,8 +365,10 @@ def blotter(request: HttpRequest) -> HttpResponse:
 def order_row(request: HttpRequest, pk: int) -> HttpResponse:
     """One blotter row, for an order that appeared after the page loaded."""
     _require_watcher(request)
-    order = get_object_or_404(_visible(request), pk=pk)
-    return render(request, "execution/_order_row.html", {"r": _order_row(order, request.user)})
+    order = get_object_or_404(_with_sub_rows(_visible(request)), pk=pk)
+    return render(
+        request, "execution/_order_row.html", {"r": _order_rows([order], request.user)[0]}
+    )
 
 
 @login_required
@@ -550,13 +621,13 @@ def _chart_data(order: ParentOrder) -> dict[str, Any]:
 def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
     _require_watcher(request)
     config = _page_config(request)
-    order = get_object_or_404(_visible(request), pk=pk)
+    order = get_object_or_404(_visible(request).prefetch_related("children", "fills"), pk=pk)
     config["order_id"] = order.pk
     return render(
         request,
         "execution/order_detail.html",
         {
-            "r": _order_row(order, request.user, sub_rows=None),
+            "r": _order_rows([order], request.user)[0],
             "o": order,
             "chart": _chart_data(order),
             "config": config,

@@ -316,3 +316,75 @@ def test_the_blotter_draws_working_children_and_the_newest_rest_the_order_page_a
     assert len(re.findall(r'data-coid="', detail)) == n + 3
     assert len(re.findall(r'data-trade="', detail)) == n + 2
     assert "Showing" not in detail
+
+
+def _canceled(order, name: str, n: int) -> None:
+    ChildOrder.objects.bulk_create(
+        ChildOrder(
+            parent=order,
+            client_order_id=f"P{order.pk}-{name}{i}",
+            venue="LIT-NORTH",
+            side="buy",
+            quantity=10,
+            price=Decimal("40.05"),
+            order_type="limit",
+            tif="DAY",
+            intent="passive",
+            status="CANCELED",
+            sim_ts=200.0 + i,
+        )
+        for i in range(n)
+    )
+
+
+def test_the_blotter_reads_as_many_rows_however_busy_its_orders(alice, instrument) -> None:
+    """It loads only what it draws, whatever an order's history: the counts are counted
+    in the database, and a denial older than the rows drawn still names its detail."""
+    from django.db import connection
+    from django.db.models.signals import post_init
+    from django.test.utils import CaptureQueriesContext
+
+    from execution.views import SUB_ROWS
+
+    first, second = worked_order(alice, instrument), make_order(alice, instrument)
+    ChildOrder.objects.create(
+        parent=first, client_order_id=f"P{first.pk}-D", venue="LIT-NORTH", side="buy",
+        quantity=5000, order_type="limit", tif="DAY", intent="take", status="DENIED",
+        reason="MAX_CHILD_QTY", sim_ts=50.0,
+    )  # fmt: skip
+    OrderEvent.objects.create(
+        parent=first, seq=9, kind="ChildDenied", sim_ts=50.0,
+        payload={"client_order_id": f"P{first.pk}-D", "reason": "MAX_CHILD_QTY",
+                 "detail": "5000 above 1000"},
+    )  # fmt: skip
+
+    def blotter() -> tuple[int, str, int]:
+        loaded = []  # every child and fill read from the database
+
+        def count(sender, instance, **kwargs) -> None:
+            loaded.append(instance)
+
+        post_init.connect(count, sender=ChildOrder)
+        post_init.connect(count, sender=Fill)
+        try:
+            with CaptureQueriesContext(connection) as queries:
+                page = client_for(alice).get(reverse("blotter")).content.decode()
+        finally:
+            post_init.disconnect(count, sender=ChildOrder)
+            post_init.disconnect(count, sender=Fill)
+        return len(queries), page, len(loaded)
+
+    quiet, _, _ = blotter()
+    _canceled(first, "X", 300)
+    _canceled(second, "Y", 300)
+    busy, page, loaded = blotter()
+    assert busy == quiet
+    # The first order's 2 working children and 50 others, its 2 fills, the second's 50.
+    assert loaded == (SUB_ROWS + 2 + 2) + SUB_ROWS
+    assert f"P{first.pk}-D" not in re.findall(r'data-coid="([^"]+)"', page)
+    assert "the last: MAX_CHILD_QTY: 5000 above 1000" in page
+    assert f'data-field="children-count">({3 + 1 + 300})<' in page
+    # The row fetched alone, as the live page does for a new order, says the same.
+    row = client_for(alice).get(reverse("order_row", args=[first.pk])).content.decode()
+    assert "the last: MAX_CHILD_QTY: 5000 above 1000" in row
+    assert f'<tbody data-children data-hidden="{3 + 1 + 300 - SUB_ROWS - 2}">' in row
