@@ -81,6 +81,24 @@ def asked_already(first: Any, user: Any, perm: str, noun: str, what: str) -> str
     )
 
 
+def set_aside_as(first: Any, user: Any, noun: str, what: str, note: str) -> tuple[str, str]:
+    """A standing request set aside, the safe direction (one risk manager): withdrawn by
+    its author, or declined by another, who must say why. (verb, the audited reason);
+    ValidationError when none stands or a decline has no reason."""
+    from django.core.exceptions import ValidationError
+
+    note = (note or "").strip()
+    if first is None:
+        raise ValidationError(f"nobody has asked for {what}: there is nothing to decline")
+    if first.pk == user.pk:
+        return "withdrawn", note or f"withdrawn by {user.get_username()}, who asked for it"
+    if not note:
+        raise ValidationError(
+            {"reason": f"say why you decline {first.get_username()}'s {noun} request"}
+        )
+    return "declined", note
+
+
 def second_eyes_problem(first: Any, user: Any, perm: str, noun: str, what: str) -> str:
     """Why `user` may not approve the `noun` that `first` asked for ('' if they may):
     nobody asked, they asked themselves, or the asker has lost the role since (`what`

@@ -19,7 +19,7 @@ from oversight.audit import audit_record
 from oversight.risk import notify
 from oversight.risk.models import Restriction
 from oversight.risk.services import _require_risk_manager
-from oversight.roles import MANAGE_RISK, asked_already, second_eyes_problem
+from oversight.roles import MANAGE_RISK, asked_already, second_eyes_problem, set_aside_as
 
 # An order that is not finished: its instrument's restriction does not stop it (an
 # instrument kill switch does), and the page says how many there are.
@@ -52,7 +52,7 @@ def _record(
     audit_record(
         actor=user, action=action, obj=r, before=before, after=restriction_json(r), reason=reason
     )
-    payload = {"event": event, "restriction": restriction_json(r)}
+    payload = {"event": event, "by": user.get_username(), "restriction": restriction_json(r)}
     transaction.on_commit(lambda: notify.console_send("restriction", payload))
 
 
@@ -121,6 +121,24 @@ def lift_request(*, user: Any, restriction_id: int, reason: str) -> Restriction:
         r.save(update_fields=["lift_requested_by", "lift_requested_at", "lift_reason"])
         # Announced too: the second risk manager learns there is something to approve.
         _record(user, r, "restriction.lift.request", "lift_requested", before, r.lift_reason)
+    return r
+
+
+def lift_decline(*, user: Any, restriction_id: int, reason: str = "") -> Restriction:
+    """A standing lift request set aside: the instrument stays restricted, and anyone may
+    ask again. Its author withdraws it; another risk manager declines it, saying why."""
+    _require_risk_manager(user, "decline a lift")
+    _short_enough(reason or "")
+    with transaction.atomic():
+        r = _active_locked(restriction_id)
+        verb, note = set_aside_as(
+            r.lift_requested_by, user, "lift", f"a lift of restriction {r.pk}", reason
+        )
+        before = restriction_json(r)
+        r.lift_requested_by, r.lift_requested_at, r.lift_reason = None, None, ""
+        r.save(update_fields=["lift_requested_by", "lift_requested_at", "lift_reason"])
+        action = f"restriction.lift.{'withdraw' if verb == 'withdrawn' else 'decline'}"
+        _record(user, r, action, f"lift_{verb}", before, note)
     return r
 
 

@@ -96,6 +96,23 @@ def lift_request(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @permission_required(MANAGE_RISK, raise_exception=True)
 @require_POST
+def lift_decline(request: HttpRequest, pk: int) -> HttpResponse:
+    def go() -> str:
+        was = _restriction(pk).lift_requested_by
+        r = restricted.lift_decline(
+            user=request.user, restriction_id=pk, reason=request.POST.get("reason", "")
+        )
+        verb = "withdrawn" if was is not None and was.pk == request.user.pk else "declined"
+        return (
+            f"The lift of restriction {pk} ({r.instrument.symbol}) is {verb}: it stays restricted"
+        )
+
+    return act(request, reverse("risk_restricted"), go)
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_POST
 def lift_approve(request: HttpRequest, pk: int) -> HttpResponse:
     def go() -> str:
         _restriction(pk)

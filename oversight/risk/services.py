@@ -42,6 +42,7 @@ from oversight.roles import (
     asked_already,
     first_eyes_problem,
     second_eyes_problem,
+    set_aside_as,
 )
 
 LIMIT_REQUEST_TTL = timedelta(hours=24)
@@ -410,6 +411,29 @@ def kill_switch_reset_request(*, user: Any, kill_id: int, reason: str) -> KillSw
         k.reset_reason = reason.strip()
         k.save(update_fields=["reset_requested_by", "reset_requested_at", "reset_reason"])
         audit_record(actor=user, action="kill.reset.request", obj=k, reason=reason)
+        payload = kill_json(k)
+        transaction.on_commit(lambda: notify.console_send("kill", payload))
+    return k
+
+
+def kill_switch_reset_decline(*, user: Any, kill_id: int, reason: str = "") -> KillSwitch:
+    """A standing reset request set aside: the switch stays engaged, and anyone may ask
+    again. Its author withdraws it; another risk manager declines it, saying why (a
+    request nobody means to approve should not wait for someone who might)."""
+    _require_risk_manager(user, "decline a kill switch reset")
+    with transaction.atomic():
+        k = KillSwitch.objects.select_for_update().get(pk=kill_id)
+        if not k.active:
+            raise ValidationError(f"kill switch {k.pk} is already reset")
+        verb, note = set_aside_as(
+            k.reset_requested_by, user, "reset", f"a reset of kill switch {k.pk}", reason
+        )
+        before = kill_json(k)
+        k.reset_requested_by, k.reset_requested_at, k.reset_reason = None, None, ""
+        k.save(update_fields=["reset_requested_by", "reset_requested_at", "reset_reason"])
+        action = "kill.reset.withdraw" if verb == "withdrawn" else "kill.reset.decline"
+        audit_record(actor=user, action=action, obj=k, before=before, after=kill_json(k),
+                     reason=note)  # fmt: skip
         payload = kill_json(k)
         transaction.on_commit(lambda: notify.console_send("kill", payload))
     return k

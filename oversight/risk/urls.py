@@ -18,6 +18,7 @@ urlpatterns = [
     path("kill/preview/", views.kill_preview, name="risk_kill_preview"),
     path("kill/<int:pk>/reset-request/", views.kill_reset_request, name="risk_kill_reset_request"),
     path("kill/<int:pk>/reset-approve/", views.kill_reset_approve, name="risk_kill_reset_approve"),
+    path("kill/<int:pk>/reset-decline/", views.kill_reset_decline, name="risk_kill_reset_decline"),
     path("exceptions/<int:pk>/ack/", views.exception_ack, name="risk_exception_ack"),
     path("exceptions/<int:pk>/assign/", views.exception_assign, name="risk_exception_assign"),
     path("exceptions/<int:pk>/comment/", views.exception_comment, name="risk_exception_comment"),
@@ -53,6 +54,11 @@ urlpatterns = [
         "restricted/<int:pk>/lift-approve/",
         restricted_views.lift_approve,
         name="risk_restriction_lift_approve",
+    ),
+    path(
+        "restricted/<int:pk>/lift-decline/",
+        restricted_views.lift_decline,
+        name="risk_restriction_lift_decline",
     ),
     path("exceptions/<int:pk>/resolve/", views.exception_resolve, name="risk_exception_resolve"),
 ]

@@ -394,6 +394,21 @@ def kill_reset_request(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @permission_required(MANAGE_RISK, raise_exception=True)
 @require_POST
+def kill_reset_decline(request: HttpRequest, pk: int) -> HttpResponse:
+    def go() -> str:
+        was = _get(KillSwitch, pk, "kill switch").reset_requested_by
+        services.kill_switch_reset_decline(
+            user=request.user, kill_id=pk, reason=request.POST.get("reason", "")
+        )
+        verb = "withdrawn" if was is not None and was.pk == request.user.pk else "declined"
+        return f"The reset of kill switch {pk} is {verb}: it stays engaged"
+
+    return act(request, reverse("risk_console"), go)
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_POST
 def kill_reset_approve(request: HttpRequest, pk: int) -> HttpResponse:
     def go() -> str:
         _get(KillSwitch, pk, "kill switch")

@@ -248,6 +248,11 @@
     const mine = asked && k.reset_requested_by === config.me;
     li.querySelector('[data-field="approve"]').disabled = mine;
     li.querySelector('[data-part="own-note"]').hidden = !mine;
+    // Its author withdraws a request; another risk manager declines it, saying why.
+    const why = li.querySelector('[data-field="decline_reason"]');
+    why.hidden = why.disabled = mine;
+    why.required = !mine;
+    li.querySelector('[data-field="decline"]').textContent = mine ? "Withdraw" : "Decline";
   }
   function showKills() {
     const n = killList.querySelectorAll("li.kill-card").length;
@@ -416,6 +421,8 @@
           added: `${r.symbol} put on the restricted list by ${r.added_by}: new orders on it are refused`,
           lift_requested: `${r.lift_requested_by} asks to lift the restriction on ${r.symbol}: a second risk manager approves it`,
           lifted: `${r.symbol} taken off the restricted list by ${r.lift_requested_by} and ${r.lifted_by}`,
+          lift_withdrawn: `${msg.payload.by} withdrew the request to lift the restriction on ${r.symbol}`,
+          lift_declined: `${msg.payload.by} declined the request to lift the restriction on ${r.symbol}`,
         }[msg.payload.event];
         if (text) say(text, "info", "/risk/restricted/");
         break;

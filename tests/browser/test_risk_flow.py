@@ -538,3 +538,42 @@ def test_console_actions_answer_in_place_and_keep_the_details_open(
     exc.refresh_from_db()
     assert exc.status == RiskException.RESOLVED and exc.resolution == "browser test: handled"
     assert rick.js_errors == [], rick.js_errors
+
+
+def test_a_reset_request_is_asked_and_withdrawn_in_place_on_the_console(
+    stack: Stack,
+    login: Callable[[str], Any],
+    risk_manager: Any,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from oversight.risk.models import KillSwitch
+    from oversight.risk.services import kill_switch_engage
+
+    expect = _expect()
+    with ThreadPoolExecutor(1) as pool:  # off Playwright's thread, as the test above says
+        kill = pool.submit(
+            kill_switch_engage,
+            user=risk_manager,
+            scope_type="firm",
+            reason="browser test: a drill",
+        ).result()
+    rick = login("rick")
+    rick.goto("/risk/")
+    expect(rick.locator("#conn")).to_contain_text("live")
+    rick.evaluate("() => { window.__notReloaded = true; }")
+    card = rick.locator(f"#kill-{kill.pk}")
+    card.locator(f"#reset-reason-{kill.pk}").fill("browser test: drill over")
+    card.locator("button:has-text('Request reset')").click()
+    # Asked: the card offers its author a withdrawal (no reason needed), not an approval.
+    expect(card.locator('[data-field="decline"]')).to_have_text("Withdraw")
+    expect(card.locator('[data-field="approve"]')).to_be_disabled()
+    expect(card.locator(f"#decline-reason-{kill.pk}")).to_be_hidden()
+    card.locator('[data-field="decline"]').click()
+    expect(rick.locator("ul.messages")).to_contain_text(f"kill switch {kill.pk} is withdrawn")
+    expect(card.locator('[data-part="request"]')).to_be_visible()
+    expect(card.locator('[data-part="approve"]')).to_be_hidden()
+    assert rick.evaluate("() => window.__notReloaded === true"), "the console reloaded"
+    kill = KillSwitch.objects.get(pk=kill.pk)
+    assert kill.active and kill.reset_requested_by is None
+    assert rick.js_errors == [], rick.js_errors

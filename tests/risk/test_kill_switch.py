@@ -16,6 +16,7 @@ from oversight.risk.models import KillAck, KillSwitch
 from oversight.risk.services import (
     kill_switch_engage,
     kill_switch_reset_approve,
+    kill_switch_reset_decline,
     kill_switch_reset_request,
 )
 from tests import stepping
@@ -194,3 +195,36 @@ def test_a_reset_closes_its_kill_switchs_console_exception(rita: User, ruth: Use
     kill_switch_reset_approve(user=ruth, kill_id=k.pk)
     e.refresh_from_db()
     assert e.status == "RESOLVED" and e.resolution == f"kill switch {k.pk} reset by rita and ruth"
+
+
+def test_a_reset_request_can_be_withdrawn_or_declined_and_the_switch_stays(
+    rita: User, ruth: User
+) -> None:
+    """A request nobody means to approve does not wait for someone who might: its author
+    withdraws it, another risk manager declines it with a reason; then anyone asks anew."""
+    kill = kill_switch_engage(user=rita, scope_type="firm", reason="market-wide event")
+    with pytest.raises(ValidationError, match="nobody has asked"):
+        kill_switch_reset_decline(user=ruth, kill_id=kill.pk, reason="no")
+    kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="looks calm")
+    kill_switch_reset_decline(user=rita, kill_id=kill.pk)
+    kill.refresh_from_db()
+    assert kill.active and kill.reset_requested_by is None and kill.reset_reason == ""
+    kill_switch_reset_request(user=ruth, kill_id=kill.pk, reason="looks calm now")
+    with pytest.raises(ValidationError) as e:
+        kill_switch_reset_decline(user=rita, kill_id=kill.pk, reason="  ")
+    assert "decline ruth's reset" in str(e.value.message_dict["reason"])
+    kill_switch_reset_decline(user=rita, kill_id=kill.pk, reason="the venue is still down")
+    with pytest.raises(ValidationError, match="first be asked for"):
+        kill_switch_reset_approve(user=rita, kill_id=kill.pk)  # the declined one is gone
+    kill.refresh_from_db()
+    assert kill.active and kill.reset_requested_by is None
+    audit = list(
+        AuditRecord.objects.filter(action__startswith="kill.reset.")
+        .order_by("pk")
+        .values_list("action", "actor__username", "reason")
+    )
+    assert audit[1:] == [
+        ("kill.reset.withdraw", "rita", "withdrawn by rita, who asked for it"),
+        ("kill.reset.request", "ruth", "looks calm now"),
+        ("kill.reset.decline", "rita", "the venue is still down"),
+    ]

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from execution.models import Instrument
 from oversight.models import AuditRecord
 from oversight.risk.models import Restriction
-from oversight.risk.restricted import lift_approve, lift_request, restrict
+from oversight.risk.restricted import lift_approve, lift_decline, lift_request, restrict
 from oversight.roles import TRADER
 from tests.stepping import submit
 
@@ -171,3 +171,33 @@ def test_an_order_is_refused_if_its_instrument_was_restricted_after_it_was_read(
         submit(alice, stale)
     assert not ParentOrder.objects.exists()
     assert AuditRecord.objects.filter(action="order.refused").count() == 1
+
+
+def test_a_lift_request_can_be_withdrawn_or_declined_and_the_list_stays(
+    rita: User, ruth: User, instrument: Instrument
+) -> None:
+    r = restrict(user=ruth, symbol=instrument.symbol, reason="wall-crossed")
+    lift_request(user=rita, restriction_id=r.pk, reason="cleared")
+    with pytest.raises(ValidationError) as e:
+        lift_decline(user=ruth, restriction_id=r.pk)
+    assert "decline rita's lift" in str(e.value.message_dict["reason"])
+    lift_decline(user=ruth, restriction_id=r.pk, reason="not announced yet")
+    r.refresh_from_db()
+    instrument.refresh_from_db()
+    assert r.active and instrument.restricted and r.lift_requested_by is None
+    with pytest.raises(ValidationError, match="first be asked for"):
+        lift_approve(user=ruth, restriction_id=r.pk)
+    lift_request(user=ruth, restriction_id=r.pk, reason="announced")
+    lift_decline(user=ruth, restriction_id=r.pk)  # its author withdraws it
+    with pytest.raises(ValidationError, match="nobody has asked"):
+        lift_decline(user=rita, restriction_id=r.pk, reason="no")
+    assert list(
+        AuditRecord.objects.filter(action__startswith="restriction.lift")
+        .order_by("pk")
+        .values_list("action", "reason")
+    ) == [
+        ("restriction.lift.request", "cleared"),
+        ("restriction.lift.decline", "not announced yet"),
+        ("restriction.lift.request", "announced"),
+        ("restriction.lift.withdraw", "withdrawn by ruth, who asked for it"),
+    ]

@@ -120,3 +120,47 @@ def test_a_lapsed_request_is_offered_again_not_for_approval(rita, rob, instrumen
     card = console.split(f'id="kill-{kill.pk}"')[1].split("</li>")[0]
     assert 'data-part="request" hidden' not in card  # the request form is offered
     assert "rita's request lapsed" in card
+
+
+def test_a_lift_request_is_withdrawn_or_declined_from_the_page(rita, rob, instrument) -> None:
+    from oversight.risk.restricted import lift_request, restrict
+
+    r = restrict(user=rob, symbol=instrument.symbol, reason="wall-crossed")
+    lift_request(user=rita, restriction_id=r.pk, reason="cleared")
+    decline = reverse("risk_restriction_lift_decline", args=[r.pk])
+    mine = client_for(rita).get(reverse("risk_restricted")).content.decode()
+    theirs = client_for(rob).get(reverse("risk_restricted")).content.decode()
+    assert ">Withdraw</button>" in mine and f'id="decline-reason-{r.pk}"' not in mine
+    assert ">Decline</button>" in theirs and f'id="decline-reason-{r.pk}"' in theirs
+    resp = client_for(rob).post(decline, {"reason": ""}, follow=True)
+    assert _messages(resp) == ["reason: say why you decline rita's lift request"]
+    resp = client_for(rob).post(decline, {"reason": "not public yet"}, follow=True)
+    assert _messages(resp) == [
+        f"The lift of restriction {r.pk} ({instrument.symbol}) is declined: it stays restricted"
+    ]
+    page = resp.content.decode()
+    assert f'id="lift-reason-{r.pk}"' in page and "Approve the lift" not in page
+    resp = client_for(rob).post(decline, {"reason": "again"}, follow=True)
+    assert _messages(resp) == [
+        f"nobody has asked for a lift of restriction {r.pk}: there is nothing to decline"
+    ]
+
+
+def test_a_reset_request_is_withdrawn_from_the_console(rita, rob) -> None:
+    from oversight.risk.services import kill_switch_engage, kill_switch_reset_request
+
+    kill = kill_switch_engage(user=rob, scope_type="firm", reason="drill")
+    kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="drill over")
+    console = client_for(rita).get(reverse("risk_console")).content.decode()
+    card = console.split(f'id="kill-{kill.pk}"')[1].split("</li>")[0]
+    assert ">Withdraw</button>" in card
+    resp = client_for(rita).post(
+        reverse("risk_kill_reset_decline", args=[kill.pk]),
+        HTTP_ACCEPT="application/json",
+    )
+    assert resp.json() == {
+        "ok": True,
+        "message": f"The reset of kill switch {kill.pk} is withdrawn: it stays engaged",
+    }
+    kill.refresh_from_db()
+    assert kill.active and kill.reset_requested_by is None
