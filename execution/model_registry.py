@@ -34,6 +34,7 @@ from execution.algos.adaptive import (
 from execution.algos.base import quoted_spread_bps
 from execution.models import ModelDefault, ModelVersion
 from oversight.audit import audit_record
+from oversight.reasons import reason_given
 from oversight.roles import APPROVE_MODEL, first_eyes_problem
 
 
@@ -416,7 +417,7 @@ def model_recommend(*, user: Any, version_id: int, reason: str) -> ModelVersion:
         before = version_json(mv)
         mv.status = ModelVersion.PENDING
         mv.recommended_by, mv.recommended_at = user, timezone.now()
-        mv.recommend_reason = reason.strip()[:500]
+        mv.recommend_reason = reason_given(reason)
         _save_audited(mv, user, "model.recommend", before, reason)
     return mv
 
@@ -443,7 +444,7 @@ def model_approve(*, user: Any, version_id: int, note: str = "") -> ModelVersion
         before = version_json(mv)
         mv.status = ModelVersion.APPROVED
         mv.decided_by, mv.decided_at = user, timezone.now()
-        mv.decision_note = (note or "").strip()[:500]
+        mv.decision_note = reason_given(note, field="note")
         _save_audited(mv, user, "model.approve", before, note)
     return mv
 
@@ -465,7 +466,7 @@ def model_reject(*, user: Any, version_id: int, note: str) -> ModelVersion:
         if mv.recommended_by_id != user.pk:
             mv.decided_by = user
         mv.decided_at = timezone.now()
-        mv.decision_note = note.strip()[:500]
+        mv.decision_note = reason_given(note, field="note")
         _save_audited(mv, user, "model.reject", before, note)
     return mv
 
@@ -523,7 +524,7 @@ def model_default_propose(*, user: Any, version_id: int, reason: str) -> ModelDe
         replaced = ModelDefault.objects.select_for_update().filter(status=ModelDefault.PENDING)
         for old in replaced:
             _end(old, ModelDefault.WITHDRAWN, f"replaced by a proposal of {mv.name}")
-        d = ModelDefault.objects.create(version=mv, requested_by=user, reason=reason.strip()[:500])
+        d = ModelDefault.objects.create(version=mv, requested_by=user, reason=reason_given(reason))
         audit_record(
             actor=user, action="model.default_propose", obj=mv, after=designation_json(d),
             reason=reason,
@@ -601,7 +602,7 @@ def model_retire(*, user: Any, version_id: int, reason: str) -> ModelVersion:
         before = version_json(mv)
         mv.status = ModelVersion.RETIRED
         mv.retired_by, mv.retired_at = user, timezone.now()
-        mv.retire_reason = reason.strip()[:500]
+        mv.retire_reason = reason_given(reason)
         _save_audited(mv, user, "model.retire", before, reason)
         # A retired version is nobody's default, and a proposal of it cannot be confirmed.
         for d in ModelDefault.objects.select_for_update().filter(

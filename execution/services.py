@@ -37,6 +37,7 @@ from execution.models import (
 from execution.selectors import market_clock
 from execution.session_clock import session_clock
 from oversight.audit import audit_record
+from oversight.reasons import reason_given
 from oversight.risk.models import RiskException
 from oversight.risk.pretrade import breaches, order_scopes, refusals
 from oversight.risk.services import exception_raise
@@ -309,6 +310,7 @@ def order_control_request(
     reason: str = "",
 ) -> ControlRequest:
     """A person asks the worker to pause, resume, cancel or amend; it applies it next step."""
+    reason = reason_given(reason)
     if action not in CONTROLS:
         raise ValidationError({"action": [f"unknown action {action!r}"]})
     if order.owner_id != user.pk or not user.has_perm(TRADE):

@@ -678,7 +678,7 @@ def order_control(request: HttpRequest, pk: int) -> HttpResponseBase:
             order=order,
             action=action,
             changes=changes,
-            reason=request.POST.get("reason", "")[:255],
+            reason=request.POST.get("reason", ""),
         )
     except ValidationError as e:
         errors = e.message_dict if hasattr(e, "error_dict") else {"__all__": e.messages}

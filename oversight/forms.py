@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 
+from oversight.reasons import REASON_MAX
 from oversight.roles import ROLE_LABELS, ROLES
 from oversight.selectors import AuditFilters
 
@@ -75,14 +76,14 @@ class UserCreateForm(forms.Form):
         strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )
     role = forms.ChoiceField(choices=ROLE_CHOICES)
-    reason = forms.CharField(required=False, max_length=255)
+    reason = forms.CharField(required=False, max_length=REASON_MAX)
 
 
 class UserRoleForm(forms.Form):
     role = forms.ChoiceField(choices=ROLE_CHOICES)
-    reason = forms.CharField(required=False, max_length=255)
+    reason = forms.CharField(required=False, max_length=REASON_MAX)
 
 
 class UserActiveForm(forms.Form):
     active = forms.TypedChoiceField(choices=[("1", "active"), ("0", "inactive")], coerce=int)
-    reason = forms.CharField(required=False, max_length=255)
+    reason = forms.CharField(required=False, max_length=REASON_MAX)

@@ -87,7 +87,9 @@ def set_aside_as(first: Any, user: Any, noun: str, what: str, note: str) -> tupl
     ValidationError when none stands or a decline has no reason."""
     from django.core.exceptions import ValidationError
 
-    note = (note or "").strip()
+    from oversight.reasons import reason_given
+
+    note = reason_given(note)
     if first is None:
         raise ValidationError(f"nobody has asked for {what}: there is nothing to decline")
     if first.pk == user.pk:

@@ -14,11 +14,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.validators import ASCIIUsernameValidator
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
 
 from oversight.audit import audit_record, services_recording
+from oversight.reasons import reason_given
 from oversight.risk.notify import user_sockets_close
 from oversight.roles import ADMIN, MANAGE_USERS, ROLE_LABELS, ROLES, role_of
 
@@ -45,10 +47,14 @@ def user_create(
 ) -> Any:
     """A new, active login with one role. Raises ValidationError per field."""
     _require_manager(actor)
+    reason = reason_given(reason)
     username = username.strip()
     errors: dict[str, list[str]] = {}
     try:
         User._meta.get_field("username").clean(username, None)
+        # ASCII only: a name with a Cyrillic "а" in it reads as another user's in the
+        # audit trail and on every approval (Django's own validator allows it).
+        ASCIIUsernameValidator()(username)
     except ValidationError as e:
         errors["username"] = e.messages
     else:
@@ -83,6 +89,7 @@ def user_role_set(
 ) -> Any:
     """Give the user exactly this role (other, non-role groups are kept)."""
     _require_manager(actor)
+    reason = reason_given(reason)
     if role not in ROLES:
         raise ValidationError({"role": [f"unknown role {role!r}"]})
     with transaction.atomic(), services_recording():
@@ -114,6 +121,7 @@ def user_role_set(
 def user_deactivate(*, actor: Any, user: Any, reason: str = "", request_id: str = "") -> Any:
     """The user can no longer log in; a session they have ends at its next request."""
     _require_manager(actor)
+    reason = reason_given(reason)
     with transaction.atomic(), services_recording():
         user = _lock(user)
         if user.pk == actor.pk:
@@ -128,6 +136,7 @@ def user_deactivate(*, actor: Any, user: Any, reason: str = "", request_id: str 
 
 def user_reactivate(*, actor: Any, user: Any, reason: str = "", request_id: str = "") -> Any:
     _require_manager(actor)
+    reason = reason_given(reason)
     with transaction.atomic(), services_recording():
         user = _lock(user)
         if user.is_active:
@@ -213,6 +222,7 @@ def user_desk_set(*, actor: Any, user: Any, desk: str, reason: str, request_id: 
     from oversight.risk.models import Desk, DeskMembership
 
     _require_manager(actor)
+    reason = reason_given(reason)
     name = (desk or "").strip()
     if name and not DESK_NAME.fullmatch(name):
         raise ValidationError(

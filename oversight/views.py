@@ -307,8 +307,20 @@ def user_new(request: HttpRequest) -> HttpResponse:
 
 
 def _refused(request: HttpRequest, e: ValidationError) -> None:
+    if hasattr(e, "error_dict"):  # a field's message says which field
+        for field, msgs in e.message_dict.items():
+            for m in msgs:
+                messages.error(request, m if field == "__all__" else f"{field}: {m}")
+        return
     for m in e.messages:
         messages.error(request, m)
+
+
+def _form_refused(request: HttpRequest, user: Any, form: Any) -> None:
+    """What was wrong, field by field (not a guess at which field it was)."""
+    for field, msgs in form.errors.items():
+        for m in msgs:
+            messages.error(request, f"{user.get_username()}: {field}: {m}")
 
 
 @login_required
@@ -318,7 +330,7 @@ def user_role(request: HttpRequest, pk: int) -> HttpResponse:
     user = get_object_or_404(get_user_model(), pk=pk)
     form = UserRoleForm(request.POST)
     if not form.is_valid():
-        messages.error(request, f"{user.get_username()}: choose one of the roles")
+        _form_refused(request, user, form)
         return redirect("user_list")
     try:
         user_role_set(
@@ -344,7 +356,7 @@ def user_active(request: HttpRequest, pk: int) -> HttpResponse:
     user = get_object_or_404(get_user_model(), pk=pk)
     form = UserActiveForm(request.POST)
     if not form.is_valid():
-        messages.error(request, f"{user.get_username()}: nothing to change")
+        _form_refused(request, user, form)
         return redirect("user_list")
     active = bool(form.cleaned_data["active"])
     change = user_reactivate if active else user_deactivate
@@ -387,7 +399,7 @@ def user_desk(request: HttpRequest, pk: int) -> HttpResponse:
             actor=request.user,
             user=user,
             desk=desk,
-            reason=request.POST.get("reason", "")[:255],
+            reason=request.POST.get("reason", ""),
             request_id=request_id_of(request),
         )
     except ValidationError as e:

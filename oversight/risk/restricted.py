@@ -16,6 +16,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from oversight.audit import audit_record
+from oversight.reasons import reason_given
 from oversight.risk import notify
 from oversight.risk.models import Restriction
 from oversight.risk.services import _require_risk_manager
@@ -56,16 +57,6 @@ def _record(
     transaction.on_commit(lambda: notify.console_send("restriction", payload))
 
 
-REASON_MAX = 500  # the page's fields say so too
-
-
-def _short_enough(reason: str) -> None:
-    if len(reason.strip()) > REASON_MAX:
-        raise ValidationError(
-            {"reason": f"at most {REASON_MAX} characters, got {len(reason.strip())}"}
-        )
-
-
 def restrict(*, user: Any, symbol: str, reason: str) -> Restriction:
     """Put an instrument on the restricted list: new orders on it are refused from now."""
     from execution.models import Instrument
@@ -74,9 +65,7 @@ def restrict(*, user: Any, symbol: str, reason: str) -> Restriction:
     symbol = (symbol or "").strip().upper()
     if not symbol:
         raise ValidationError({"instrument": "choose an instrument"})
-    if not (reason or "").strip():
-        raise ValidationError({"reason": "say why (it goes to the audit trail)"})
-    _short_enough(reason)
+    reason = reason_given(reason, "say why (it goes to the audit trail)")
     with transaction.atomic():
         inst = Instrument.objects.select_for_update().filter(symbol=symbol).first()
         if inst is None:
@@ -107,9 +96,7 @@ def _active_locked(restriction_id: int) -> Restriction:
 
 def lift_request(*, user: Any, restriction_id: int, reason: str) -> Restriction:
     _require_risk_manager(user, "ask to lift a restriction")
-    if not (reason or "").strip():
-        raise ValidationError({"reason": "say why it may be traded again"})
-    _short_enough(reason)
+    reason = reason_given(reason, "say why it may be traded again")
     with transaction.atomic():
         r = _active_locked(restriction_id)
         asked = asked_already(r.lift_requested_by, user, MANAGE_RISK, "lift", "a lift")
@@ -128,7 +115,6 @@ def lift_decline(*, user: Any, restriction_id: int, reason: str = "") -> Restric
     """A standing lift request set aside: the instrument stays restricted, and anyone may
     ask again. Its author withdraws it; another risk manager declines it, saying why."""
     _require_risk_manager(user, "decline a lift")
-    _short_enough(reason or "")
     with transaction.atomic():
         r = _active_locked(restriction_id)
         verb, note = set_aside_as(

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from oversight.audit import audit_record
+from oversight.reasons import reason_given
 from oversight.risk import notify
 from oversight.risk.models import (
     LIMIT_SCOPES,
@@ -158,8 +159,7 @@ def limit_change_request(
         raise ValidationError({"metric": f"unknown limit {metric!r}"})
     key = scope_check(scope_type, scope_key)
     value = _parse_value(new_value, metric)
-    if not (reason or "").strip():
-        raise ValidationError({"reason": "say why"})
+    reason = reason_given(reason, "say why")
     now = timezone.now()
     with transaction.atomic():
         limit, _ = RiskLimit.objects.select_for_update().get_or_create(
@@ -227,6 +227,7 @@ def _apply(req: LimitRequest, limit: RiskLimit, *, decided_by: Any, note: str) -
 
 
 def limit_request_approve(*, user: Any, request_id: int, note: str = "") -> LimitRequest:
+    note = reason_given(note, field="note")
     _require_risk_manager(user, "approve a limit change")
     with transaction.atomic():
         req = LimitRequest.objects.select_for_update().get(pk=request_id)
@@ -265,6 +266,7 @@ def limit_request_approve(*, user: Any, request_id: int, note: str = "") -> Limi
 
 
 def limit_request_reject(*, user: Any, request_id: int, note: str = "") -> LimitRequest:
+    note = reason_given(note, field="note")
     _require_risk_manager(user, "reject a limit change")
     with transaction.atomic():
         req = LimitRequest.objects.select_for_update().get(pk=request_id)
@@ -328,8 +330,7 @@ def kill_switch_engage(
         )
     if state not in (KillSwitch.HALTED, KillSwitch.REDUCING):
         raise ValidationError({"state": "must be HALTED or REDUCING"})
-    if not (reason or "").strip():
-        raise ValidationError({"reason": "say why"})
+    reason = reason_given(reason, "say why")
     with transaction.atomic():
         # Already stopped by one as strict or stricter: a second would only need a second
         # reset. A halt over a reduce-only switch is an escalation, and goes ahead.
@@ -398,8 +399,7 @@ def _tell_traders_of_kill(payload: dict[str, Any]) -> None:
 
 def kill_switch_reset_request(*, user: Any, kill_id: int, reason: str) -> KillSwitch:
     _require_risk_manager(user, "ask for a kill switch reset")
-    if not (reason or "").strip():
-        raise ValidationError({"reason": "say why it is safe to trade again"})
+    reason = reason_given(reason, "say why it is safe to trade again")
     with transaction.atomic():
         k = KillSwitch.objects.select_for_update().get(pk=kill_id)
         if not k.active:
@@ -493,8 +493,7 @@ def override_request(*, user: Any, order_id: int, reason: str) -> Override:
         raise ValidationError("only the order's trader or a risk manager may ask for an override")
     if order.status != BLOCKED:
         raise ValidationError(f"order {order.pk} is {order.status.lower()}, not blocked")
-    if not (reason or "").strip():
-        raise ValidationError({"reason": "say why the order should go ahead"})
+    reason = reason_given(reason, "say why the order should go ahead")
     with transaction.atomic():
         if Override.objects.filter(order=order, status=Override.PENDING).exists():
             raise ValidationError(f"an override for order {order.pk} is already pending")
@@ -561,6 +560,8 @@ def override_grant(
     from execution.models import BLOCKED, ParentOrder
     from execution.services import dispatch_order
 
+    note = reason_given(note, field="note")
+
     _require_risk_manager(user, "grant an override")
     try:
         minutes = int(minutes)
@@ -604,6 +605,7 @@ def override_grant(
 
 
 def override_reject(*, user: Any, override_id: int, note: str = "") -> Override:
+    note = reason_given(note, field="note")
     from execution.models import ParentOrder
 
     _require_risk_manager(user, "reject an override")
@@ -739,8 +741,7 @@ def exception_assign(*, user: Any, exception_id: int, assignee: str) -> RiskExce
 
 
 def exception_resolve(*, user: Any, exception_id: int, resolution: str) -> RiskException:
-    if not (resolution or "").strip():
-        raise ValidationError({"resolution": "say how it was resolved"})
+    resolution = reason_given(resolution, "say how it was resolved", field="resolution")
     e = RiskException.objects.get(pk=exception_id)
     if e.status == RiskException.RESOLVED:
         raise ValidationError(f"exception {e.pk} is already resolved")

@@ -62,6 +62,8 @@ def test_create_records_who_and_what(adam) -> None:
     [
         ({"username": "Alice"}, "username"),  # taken, whatever the case
         ({"username": "bad name!"}, "username"),
+        ({"username": "\u0430lice"}, "username"),  # a Cyrillic "a": reads as alice
+        ({"username": "j\u00f6rg"}, "username"),  # ASCII only, so no name looks like another
         ({"username": ""}, "username"),
         ({"password": "short"}, "password"),
         ({"password": "12345678901"}, "password"),
@@ -222,10 +224,21 @@ def test_the_page_refuses_self_lockout_with_a_message(adam) -> None:
 def test_bad_row_input_is_a_message_not_an_error(adam, bob) -> None:
     c = client_for(adam)
     assert said(c, reverse("user_role", args=[bob.pk]), {"role": "god"}) == [
-        "bob: choose one of the roles"
+        "bob: role: Select a valid choice. god is not one of the available choices."
     ]
     assert said(c, reverse("user_active", args=[bob.pk]), {"active": "x"}) == [
-        "bob: nothing to change"
+        "bob: active: Select a valid choice. x is not one of the available choices."
+    ]
+    # A reason too long is refused as such, whichever form it came with; never cut short.
+    long = {"reason": "r" * 501}
+    assert said(c, reverse("user_role", args=[bob.pk]), {"role": "admin", **long}) == [
+        "bob: reason: Ensure this value has at most 500 characters (it has 501)."
+    ]
+    assert said(c, reverse("user_active", args=[bob.pk]), {"active": "0", **long}) == [
+        "bob: reason: Ensure this value has at most 500 characters (it has 501)."
+    ]
+    assert said(c, reverse("user_desk", args=[bob.pk]), {"desk": "EQ-2", **long}) == [
+        "reason: at most 500 characters, got 501"
     ]
     assert c.post(reverse("user_role", args=[99999]), {"role": "admin"}).status_code == 404
     bob.refresh_from_db()
