@@ -88,6 +88,18 @@ class OrderTicketForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.param_errors: dict[str, list[str]] = {}
 
+    NUMBERS = ("quantity", "start_minute", "end_minute", "limit_price")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for name in self.NUMBERS:
+            raw = self.data.get(name)
+            # int() and Decimal() read "１０００" and "١٠٠٠" as 1000: refused, as the
+            # limits page refuses them, rather than read as something maybe not meant.
+            if isinstance(raw, str) and not raw.isascii() and name not in self.errors:
+                self.add_error(name, "write it with the digits 0-9")
+        return data
+
     def selected_strategy(self) -> str:
         name = self.data.get("strategy") if self.is_bound else None
         return name if name in strategy_names() else str(self.fields["strategy"].initial)

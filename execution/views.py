@@ -652,6 +652,23 @@ def _control_changes(request: HttpRequest) -> dict[str, str]:
     }
 
 
+_CONTROL_FORM = {"csrfmiddlewaretoken", "action", "reason", "next", "order"}
+
+
+def _only_amendable(request: HttpRequest) -> None:
+    """An amend names only what may change (the strategy's parameters, the limit price);
+    any other field is refused by name rather than ignored with "nothing to amend"."""
+    other = sorted(
+        k for k in request.POST if k not in _CONTROL_FORM and not k.startswith(PARAM_PREFIX)
+    )
+    if other:
+        shown = ", ".join(k[:40] for k in other[:5])
+        raise ValidationError(
+            f"{shown}: cannot be amended; an amend changes the strategy's parameters and "
+            "the limit price (for another quantity or side, cancel and enter a new order)"
+        )
+
+
 @login_required
 @require_POST
 def order_control(request: HttpRequest, pk: int) -> HttpResponseBase:
@@ -673,6 +690,8 @@ def order_control(request: HttpRequest, pk: int) -> HttpResponseBase:
     action = request.POST.get("action", "")
     changes = _control_changes(request) if action == ControlRequest.AMEND else None
     try:
+        if changes is not None:
+            _only_amendable(request)
         req = order_control_request(
             user=request.user,
             order=order,

@@ -46,6 +46,12 @@ class TcaFilterForm(forms.Form):
             ):
                 if isinstance(data.get(key), str):
                     data[key] = fold(data[key].strip())
+            for key in FILTER_KEYS:
+                # No name is longer than a username (150); a longer one is refused, and
+                # its message and the field it comes back in show its start, not all of it.
+                value = data.get(key)
+                if isinstance(value, str) and len(value) > 150:
+                    data[key] = value[:64] + "…"
         super().__init__(data, *args, **kwargs)
         if user is not None and user.has_perm(VIEW_ALL_ORDERS):
             names = (

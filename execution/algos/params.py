@@ -54,6 +54,10 @@ class ParamSpec:
             return value
         if isinstance(value, bool):
             raise ParamError(self.name, f"must be a number, got {value!r}")
+        if isinstance(value, str) and not value.isascii():
+            # float() reads Arabic-Indic and full-width digits; a person who typed them
+            # may not have meant the number it makes, and nothing else here reads them.
+            raise ParamError(self.name, f"must be written with the digits 0-9, got {value!r}")
         try:
             number = float(value)
         except (TypeError, ValueError):

@@ -69,7 +69,8 @@ def restrict(*, user: Any, symbol: str, reason: str) -> Restriction:
     with transaction.atomic():
         inst = Instrument.objects.select_for_update().filter(symbol=symbol).first()
         if inst is None:
-            raise ValidationError({"instrument": f"there is no instrument {symbol!r}"})
+            shown = symbol if len(symbol) <= 64 else symbol[:64] + "…"  # not an echo
+            raise ValidationError({"instrument": f"there is no instrument {shown!r}"})
         same = Restriction.objects.filter(instrument=inst, active=True).first()
         if same is not None:
             raise ValidationError(

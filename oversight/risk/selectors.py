@@ -133,7 +133,11 @@ def _orders_in_scope(scope_type: str, scope_key: str) -> Any:
     if scope_type == Scope.INSTRUMENT:
         return qs.filter(instrument__symbol=scope_key)
     if scope_type == Scope.ORDER:
-        return qs.filter(pk=int(scope_key)) if scope_key.isdigit() else qs.none()
+        return (
+            qs.filter(pk=int(scope_key))
+            if scope_key.isascii() and scope_key.isdigit()
+            else qs.none()
+        )
     if scope_type == Scope.MODEL:
         return qs.filter(model_version__name=scope_key)
     return qs.none()

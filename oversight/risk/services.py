@@ -69,7 +69,10 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
     if scope_type not in allowed:
         raise ValidationError({"scope_type": f"must be one of {', '.join(allowed)}"})
     key = (scope_key or "").strip()
+    shown = key if len(key) <= 64 else key[:64] + "…"  # the message, not an echo
     if scope_type == Scope.FIRM:
+        if key:  # not dropped unsaid: whoever sent it may have meant a narrower scope
+            raise ValidationError({"scope_key": f"the firm takes no name, got {shown!r}"})
         return ""
     if not key:
         raise ValidationError({"scope_key": f"name the {scope_type}"})
@@ -78,11 +81,12 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
         Scope.TRADER: lambda: get_user_model().objects.filter(username=key).exists(),
         Scope.STRATEGY: lambda: key in strategy_names(),
         Scope.INSTRUMENT: lambda: Instrument.objects.filter(symbol=key).exists(),
-        Scope.ORDER: lambda: key.isdigit() and ParentOrder.objects.filter(pk=int(key)).exists(),
+        Scope.ORDER: lambda: (
+            key.isascii() and key.isdigit() and ParentOrder.objects.filter(pk=int(key)).exists()
+        ),
         Scope.MODEL: lambda: ModelVersion.objects.filter(name=key).exists(),
     }[Scope(scope_type)]()
     if not exists:
-        shown = key if len(key) <= 64 else key[:64] + "…"  # the message, not an echo
         raise ValidationError({"scope_key": f"there is no {scope_type} {shown!r}"})
     return key
 

@@ -45,6 +45,8 @@ KILL_STATES = [
 
 def _whole(value: str, label: str) -> int:
     try:
+        if not value.isascii():  # int() reads "١" as 1: an order id nobody typed
+            raise ValueError(value)
         n = int(value.strip())
     except ValueError:
         raise Bad(400, f"{label} must be a whole number, not {value[:40]!r}") from None
@@ -349,6 +351,8 @@ def kill_preview(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"ok": False, "error": "traders and risk managers only"}, status=403)
     scope_type = request.GET.get("scope_type", "")
     state = request.GET.get("state", KillSwitch.HALTED)
+    if state not in (KillSwitch.HALTED, KillSwitch.REDUCING):  # as engaging it would say
+        return JsonResponse({"ok": False, "error": "state: must be HALTED or REDUCING"}, status=400)
     try:
         key = services.scope_check(scope_type, request.GET.get("scope_key", ""), kill=True)
     except ValidationError as e:
@@ -370,9 +374,7 @@ def kill_preview(request: HttpRequest) -> JsonResponse:
             "scope_key": key,
             "orders": p.orders,
             "children": p.children,
-            "text": p.text(
-                state if state in (KillSwitch.HALTED, KillSwitch.REDUCING) else KillSwitch.HALTED
-            ),
+            "text": p.text(state),
         }
     )
 

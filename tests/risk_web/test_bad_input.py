@@ -94,6 +94,8 @@ def test_kill_engage(rita, setup) -> None:
     refused(c, url, {"scope_type": "firm", "state": "PANIC", "reason": "x"}, status=302,
             says="state: must be HALTED or REDUCING")  # fmt: skip
     refused(c, url, {"scope_type": "firm", "reason": ""}, status=302, says="reason: say why")
+    refused(c, url, {"scope_type": "firm", "scope_key": "EQ-1", "reason": "x"}, status=302,
+            says="the firm takes no name, got 'EQ-1'")  # fmt: skip
     assert KillSwitch.objects.count() == before
 
 
@@ -104,6 +106,7 @@ def test_kill_preview(rita) -> None:
         ({"scope_type": "trader"}, "name the trader"),
         ({"scope_type": "trader", "scope_key": "ghost"}, "there is no trader 'ghost'"),
         ({"scope_type": "order", "scope_key": "x1"}, "there is no order 'x1'"),
+        ({"scope_type": "firm", "state": "BOGUS"}, "state: must be HALTED or REDUCING"),
     ):
         resp = c.get(url, q)
         assert resp.status_code == 400 and says in resp.json()["error"]
@@ -151,6 +154,8 @@ def test_override_request(alice, bob, setup) -> None:
     refused(c, url, {"reason": "x"}, status=400, says="the form has no order id field")
     refused(c, url, {"order": "abc", "reason": "x"}, status=400,
             says="the order id must be a whole number")  # fmt: skip
+    refused(c, url, {"order": "\u0661", "reason": "x"}, status=400,
+            says="the order id must be a whole number")  # an Arabic-Indic 1, not order 1  # fmt: skip
     refused(c, url, {"order": "99999", "reason": "x"}, status=404,
             says="there is no order 99999 of yours")  # fmt: skip
     # A risk manager sees every order: "of yours" would be wrong.

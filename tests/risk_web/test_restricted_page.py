@@ -63,6 +63,7 @@ def test_restrict_then_lift_under_four_eyes_from_the_page(alice, rita, rob, inst
     [
         ("risk_restrict", {"reason": "x"}, 400, "instrument"),
         ("risk_restrict", {"instrument": "NOPE", "reason": "x"}, 302, "there is no instrument"),
+        ("risk_restrict", {"instrument": "Z" * 10_000, "reason": "x"}, 302, "'" + "Z" * 64 + "…'"),
         ("risk_restrict", {"instrument": "{sym}"}, 400, "reason"),
         ("risk_restrict", {"instrument": "{sym}", "reason": "x" * 501}, 302, "at most 500"),
     ],

@@ -80,6 +80,13 @@ def test_amend_sends_only_parameters(alice, instrument) -> None:
             "at most",
         ),
         ("WORKING", {"action": "amend", "param_bogus": "1"}, "param_bogus", "unknown parameter"),
+        # Not an amendable field: named, not ignored as "nothing to amend".
+        (
+            "WORKING",
+            {"action": "amend", "quantity": "-5"},
+            "__all__",
+            "quantity: cannot be amended",
+        ),
     ],
 )
 def test_refused_controls_say_why(alice, instrument, status, data, key, text) -> None:

@@ -211,6 +211,8 @@ def test_filters_by_instrument_strategy_and_side(alice, instrument) -> None:
         ({"instrument": "NOPE"}, "there is no instrument “NOPE”"),
         ({"strategy": "<b>fast</b>"}, "there is no strategy “&lt;b&gt;fast&lt;/b&gt;”"),
         ({"side": "up"}, "side is buy or sell, not “up”"),
+        # A long one is named by its start, not echoed whole.
+        ({"instrument": "Z" * 10_000}, "there is no instrument “" + "Z" * 64 + "…”"),
     ],
 )
 def test_a_bad_filter_is_named_and_nothing_is_listed(
@@ -225,6 +227,7 @@ def test_a_bad_filter_is_named_and_nothing_is_listed(
     assert 'role="alert"' in page and message in page
     assert 'id="tca-orders"' not in page
     assert f"No orders shown: {message}." in page
+    assert len(page) < 20_000
     export = client.get(EXPORT, params)
     assert export.status_code == 400 and message in export.content.decode()
 
