@@ -134,11 +134,16 @@ def test_verify_shows_ok_and_is_recorded(rita, trail) -> None:
     assert resp.status_code == 302 and resp["Location"] == "/audit/?action=order."
     [msg] = [str(m) for m in get_messages(resp.wsgi_request)]
     count = AuditRecord.objects.count() - 1  # the verification's own record comes after
-    assert msg.startswith(f"Chain verified. OK: {count} records, head ")
+    assert msg.startswith(f"Chain verified: {count} records, numbered 1 to {count} with no gap")
     last = AuditRecord.objects.order_by("-seq").first()
     assert (last.action, last.actor_username, last.after["ok"]) == ("audit.verify", "rita", True)
+    # The whole head, to compare with one filed elsewhere (not a 16-character prefix).
+    head = last.after["head"]
+    assert len(head) == 64 and f"Head {head}: compare it with a head filed outside" in msg
     page = c.get(resp["Location"]).content.decode()
     assert "Last verified" in page and f"{count} records" in page
+    assert f'id="verify-head">{head}</span>' in page
+    assert "It cannot see a rewrite by someone able to drop the database" in page
 
 
 def test_verify_names_the_first_bad_record(adam, trail) -> None:
