@@ -36,13 +36,20 @@ from typing import Any, TextIO
 from execution.algos.adaptive import ModelUnavailable, load_policy, resolve_model
 from execution.algos.params import ParamError, validate_params
 from execution.algos.registry import strategy_class, strategy_names
-from execution.backtest_stats import mean, mean_defined, paired_difference, standard_error
+from execution.backtest_stats import (
+    Z_95,
+    mean,
+    mean_defined,
+    paired_difference,
+    standard_error,
+)
 from execution.cli_args import output_file, output_folder, whole
 from execution.engine.engine import ExecutionEngine
 from execution.learning.decision_log import DecisionRecorder, EpisodeInfo, EpisodeLog
 from execution.sim.calibration import Knobs
 from execution.sim.episode import ORDER_ID, EpisodeResult, run_episode
 from execution.sim.scenario import Scenario, ScenarioError, load_scenario
+from tca.summary import t_quantile_975
 
 BASELINE = "twap"
 DEFAULT_STRATEGIES = "twap,vwap,pov,is"
@@ -589,6 +596,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Below this many episodes the normal interval is visibly narrower than Student's t.
+FEW_EPISODES = 30
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # exits with status 2 on its own usage errors
     _scenario.cache_clear()  # a scenario file may have changed since an earlier in-process call
@@ -623,6 +634,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --decision-log {args.decision_log}: {exc}", file=sys.stderr)
         return EXIT_WRITE_FAILED
     progress.finish()
+    few = min(plan.episodes for plan in plans)
+    if few < FEW_EPISODES:
+        wider = t_quantile_975(few - 1) / Z_95 if few > 1 else math.inf
+        print(
+            f"note: {few} episode{'s' if few != 1 else ''}: the 95% intervals above use the "
+            f"normal quantile ({Z_95}), fair from about {FEW_EPISODES} episodes; with {few}, "
+            f"Student's t gives intervals {wider:.1f} times as wide. Run {FEW_EPISODES} or "
+            "more before reading them as significant.",
+            file=sys.stderr,
+        )
 
     if args.json is not None:
         try:

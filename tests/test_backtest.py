@@ -251,6 +251,21 @@ def test_table_header_columns_and_alignment(
     assert "done demo-midcap-buy twap: 1 episode," in err
 
 
+
+def test_few_episodes_come_with_a_note_on_their_intervals(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The interval is the normal one (mean ± 1.96 s.e.); with a handful of episodes
+    Student's t is far wider, and the run says so rather than let 3 episodes look
+    significant."""
+    _, out, err = run_main(capsys, tmp_path, MIDCAP, "--strategies", "twap", "--episodes", "3")
+    assert (
+        "note: 3 episodes: the 95% intervals above use the normal quantile (1.96), fair from "
+        "about 30 episodes; with 3, Student's t gives intervals 2.2 times as wide." in err
+    )
+    assert "note:" not in out  # the table stays a table
+
+
 def test_fallbacks_are_counted_with_their_reasons(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
