@@ -425,6 +425,8 @@ def order_new(request: HttpRequest) -> HttpResponse:
             "form": form,
             "param_fields": param_fields,
             "param_fields_have_errors": any(pf["errors"] for pf in param_fields),
+            # A refusal of the whole order (a kill switch) has no field to stand beside.
+            "fields_have_errors": any(k != "__all__" for k in form.errors),
             "schemas": strategy_schemas(approved),
             "kill_switches": _ticket_kills(request.user),
             "instruments": {

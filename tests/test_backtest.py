@@ -251,7 +251,6 @@ def test_table_header_columns_and_alignment(
     assert "done demo-midcap-buy twap: 1 episode," in err
 
 
-
 def test_few_episodes_come_with_a_note_on_their_intervals(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

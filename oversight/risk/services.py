@@ -70,6 +70,9 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
         raise ValidationError({"scope_type": f"must be one of {', '.join(allowed)}"})
     key = (scope_key or "").strip()
     shown = key if len(key) <= 64 else key[:64] + "…"  # the message, not an echo
+    if scope_type == Scope.INSTRUMENT:  # "sqnt" means SQNT, as on the restricted list
+        inst = Instrument.objects.filter(symbol__iexact=key).first()
+        key = inst.symbol if inst is not None else key
     if scope_type == Scope.FIRM:
         if key:  # not dropped unsaid: whoever sent it may have meant a narrower scope
             raise ValidationError({"scope_key": f"the firm takes no name, got {shown!r}"})
@@ -110,14 +113,18 @@ MAX_COMMENT_CHARS = 4000
 WHOLE_METRICS = {Metric.MAX_ORDER_QTY, Metric.MAX_CHILD_QTY}
 PERCENT_METRICS = {Metric.MAX_PARTICIPATION_PCT}
 PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+# As the page shows limits (2,000,000): commas between groups of exactly three digits.
+GROUPED_NUMBER = re.compile(r"-?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?")
 
 
 def _parse_value(value: Any, metric: str = "") -> Decimal | None:
     if value in (None, ""):
         return None
     text = str(value).strip()
-    # Plain digits and a point only: "1e3", "１２３" (full-width) or "1,000" are numbers to
-    # Python but not what a person reads back on the limits page.
+    if GROUPED_NUMBER.fullmatch(text):
+        text = text.replace(",", "")
+    # Plain digits and a point only (or grouped as the page shows them): "1e3", "１２３"
+    # (full-width) or "1,5" are numbers to someone, but not what the page shows back.
     if not PLAIN_NUMBER.fullmatch(text):
         raise ValidationError(
             {"new_value": "must be a number written with digits and a point (such as 2500 or "

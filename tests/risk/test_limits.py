@@ -132,3 +132,23 @@ def test_only_risk_managers_ask_or_decide_and_bad_input_is_named(
     with pytest.raises(ValidationError) as e:
         ask(ruth, 5, reason=" ")
     assert "reason" in e.value.message_dict
+
+
+def test_a_value_may_be_typed_as_the_page_shows_it(rita: User) -> None:
+    """The page shows 2,000,000; typed back so, it is that number (groups of three only)."""
+    set_limit("max_order_qty", 5_000_000)
+    ask(rita, "2,000,000")
+    assert current() == Decimal(2_000_000)
+    ask(rita, "1,500.5", metric="max_order_notional")
+    assert current("max_order_notional") == Decimal("1500.5")
+    with pytest.raises(ValidationError, match="written with digits"):
+        ask(rita, "2,00,000")
+
+
+def test_an_instrument_scope_is_read_whatever_its_case(rita: User, instrument) -> None:
+    from oversight.risk.services import kill_switch_engage
+
+    kill = kill_switch_engage(
+        user=rita, scope_type="instrument", scope_key=instrument.symbol.lower(), reason="news"
+    )
+    assert kill.scope_key == instrument.symbol

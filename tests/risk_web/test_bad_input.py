@@ -54,7 +54,8 @@ def test_limit_request(rita, setup) -> None:
     refused(c, url, {**good, "new_value": "1e400"}, status=302, says="written with digits")
     refused(c, url, {**good, "new_value": "1e3"}, status=302, says="written with digits")
     refused(c, url, {**good, "new_value": "１２３"}, status=302, says="written with digits")
-    refused(c, url, {**good, "new_value": "1,000"}, status=302, says="written with digits")
+    refused(c, url, {**good, "new_value": "1,5"}, status=302, says="written with digits")
+    refused(c, url, {**good, "new_value": "10,00"}, status=302, says="written with digits")
     refused(c, url, {**good, "new_value": "12.5"}, status=302, says="a whole number")
     refused(c, url, {**good, "metric": "max_participation_pct", "new_value": "150"},
             status=302, says="at most 100")  # fmt: skip
