@@ -81,10 +81,15 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL") or "redis://127.0.0.1:6379/0"
+REDIS_BLOCKING_READ_S = 30.0
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # redis-py 8 reads with a 5 s socket timeout by default, and channels-redis waits
+        # for a message with a 5 s blocking pop: every idle socket's receive then failed
+        # ("Timeout reading from ...") and its consumer closed with 1011. The read may
+        # take as long as the pop, and a dead server is still noticed.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": REDIS_BLOCKING_READ_S}]},
     }
 }
 CELERY_BROKER_URL = REDIS_URL
