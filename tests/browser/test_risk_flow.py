@@ -133,7 +133,7 @@ def test_limit_loosening_takes_a_second_risk_manager(
     # On his own page the request is pending, its Approve button disabled with the note.
     mine = rick.locator(f"#request-{req.pk}")
     expect(mine).to_contain_text("firm")
-    expect(mine).to_contain_text("max_order_qty")
+    expect(mine).to_contain_text("Max parent order quantity (shares)")
     expect(mine.locator("td").nth(3)).to_have_text("10,000")
     expect(mine.locator("td").nth(4)).to_have_text("25,000")
     expect(mine).to_contain_text("rick (you)")
