@@ -288,15 +288,7 @@ class MarketWorker:
         """A thread that sets the wake event when the web process publishes a control
         message; the loop then polls at once instead of at its next interval."""
         try:
-            # No read timeout: the subscription waits for a message as long as none comes
-            # (redis-py 8's default of 5 s ended it after 5 idle seconds, and the worker
-            # fell back to polling); keepalive notices a server that is gone.
-            client = redis.Redis.from_url(
-                settings.REDIS_URL,
-                socket_connect_timeout=2,
-                socket_timeout=None,
-                socket_keepalive=True,
-            )
+            client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(control_channel())
         except redis.RedisError:
