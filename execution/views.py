@@ -156,14 +156,15 @@ def _estimate(
     return out
 
 
-def _denial_details(orders: list[ParentOrder], coids: set[str]) -> dict[str, str]:
+def _denial_details(orders: list[ParentOrder], coids: set[str], every: bool) -> dict[str, str]:
     """The detail of each named denied child (one query for the whole page): what the
-    expanded list and the badge say beside the reason code."""
+    expanded list and the badge say beside the reason code. `every`: the page shows all
+    of the orders' children, so all their denials are read (not thousands of names)."""
     if not coids:
         return {}
-    events = OrderEvent.objects.filter(
-        parent__in=orders, kind="ChildDenied", payload__client_order_id__in=sorted(coids)
-    )
+    events = OrderEvent.objects.filter(parent__in=orders, kind="ChildDenied")
+    if not every:
+        events = events.filter(payload__client_order_id__in=sorted(coids))
     return {
         str(p.get("client_order_id", "")): str(p.get("detail", ""))
         for p in events.values_list("payload", flat=True)
@@ -207,12 +208,19 @@ def _sub_rows(order: ParentOrder) -> dict[str, Any]:
     """What a row shows of its children and fills, newest first (as the live page adds
     them): from `_with_sub_rows` when the order came through it, else every one."""
     if hasattr(order, "working_rows"):
-        children = sorted(order.working_rows + order.done_rows, key=lambda c: -c.pk)
+        # The counts and the three lists are read one after another while a worker may be
+        # writing: a child that finished between the two child queries is in both (the
+        # later, finished copy is kept: a child's status only moves on), and one added
+        # since the counts is shown and counted.
+        by_pk = {c.pk: c for c in order.working_rows}
+        by_pk.update({c.pk: c for c in order.done_rows})
+        children = sorted(by_pk.values(), key=lambda c: -c.pk)
         fills = order.fill_rows
-        n_children, n_fills = order.n_children, order.n_fills
+        n_children = max(order.n_children, len(children))
+        n_fills = max(order.n_fills, len(fills))
         n_denied = order.n_risk_denied
         last_denied = (order.last_denied_coid, order.last_denied_reason)
-        n_working = len(order.working_rows)
+        n_working = sum(1 for c in children if c.status in WORKING_CHILD)
     else:
         children = list(order.children.all())[::-1]
         fills = list(order.fills.all())[::-1]
@@ -239,7 +247,8 @@ def _order_rows(orders: list[ParentOrder], user: Any) -> list[dict[str, Any]]:
     subs = [_sub_rows(o) for o in orders]
     coids = {c.client_order_id for s in subs for c in s["children"] if c.status == "DENIED"}
     coids |= {s["last_denied"][0] for s in subs if s["last_denied"][0]}
-    details = _denial_details(orders, coids)
+    every = not any(hasattr(o, "working_rows") for o in orders)
+    details = _denial_details(orders, coids, every)
     return [_order_row(o, user, s, details) for o, s in zip(orders, subs, strict=True)]
 
 

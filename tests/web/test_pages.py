@@ -388,3 +388,29 @@ def test_the_blotter_reads_as_many_rows_however_busy_its_orders(alice, instrumen
     row = client_for(alice).get(reverse("order_row", args=[first.pk])).content.decode()
     assert "the last: MAX_CHILD_QTY: 5000 above 1000" in row
     assert f'<tbody data-children data-hidden="{3 + 1 + 300 - SUB_ROWS - 2}">' in row
+
+
+def test_a_row_read_while_the_worker_writes_agrees_with_itself(alice, instrument) -> None:
+    """The counts and the lists are separate reads; a child that finishes between them, and
+    children added since the counts, still give one row per child and no negative count."""
+    from django.db import connection
+
+    order = worked_order(alice, instrument)  # C1 and C2 working
+    done = {"flag": False}
+
+    def worker_writes_meanwhile(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        read = sql.upper()
+        if not done["flag"] and 'FROM "EXECUTION_CHILDORDER"' in read and "PARENTORDER" not in read:
+            done["flag"] = True  # after the working children's read, before the others'
+            ChildOrder.objects.filter(client_order_id=f"P{order.pk}-C1").update(status="FILLED")
+            _canceled(order, "N", 3)
+        return result
+
+    with connection.execute_wrapper(worker_writes_meanwhile):
+        page = client_for(alice).get(reverse("blotter")).content.decode()
+    assert done["flag"]
+    coids = re.findall(r'data-coid="([^"]+)"', page)
+    assert len(coids) == len(set(coids)) == 3 + 3
+    assert 'data-hidden="-' not in page
+    assert 'data-field="children-count">(6)<' in page
