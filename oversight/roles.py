@@ -81,6 +81,22 @@ def asked_already(first: Any, user: Any, perm: str, noun: str, what: str) -> str
     )
 
 
+def request_unchanged(requested_at: Any, asked_at: str | None, what: str) -> None:
+    """ValidationError when the request standing now is not the one the person read (the
+    form says when the one they read was asked for): its author withdrew it and asked
+    again, with another reason, while it was on their screen. None: not said, not checked."""
+    from django.core.exceptions import ValidationError
+
+    if asked_at is None:
+        return
+    now = requested_at.isoformat() if requested_at is not None else ""
+    if now != asked_at.strip():
+        raise ValidationError(
+            f"{what} has changed since you read it (withdrawn, or asked again): read it "
+            "again before you decide"
+        )
+
+
 def set_aside_as(first: Any, user: Any, noun: str, what: str, note: str) -> tuple[str, str]:
     """A standing request set aside, the safe direction (one risk manager): withdrawn by
     its author, or declined by another, who must say why. (verb, the audited reason);

@@ -20,7 +20,13 @@ from oversight.reasons import reason_given
 from oversight.risk import notify
 from oversight.risk.models import Restriction
 from oversight.risk.services import _require_risk_manager
-from oversight.roles import MANAGE_RISK, asked_already, second_eyes_problem, set_aside_as
+from oversight.roles import (
+    MANAGE_RISK,
+    asked_already,
+    request_unchanged,
+    second_eyes_problem,
+    set_aside_as,
+)
 
 # An order that is not finished: its instrument's restriction does not stop it (an
 # instrument kill switch does), and the page says how many there are.
@@ -112,7 +118,9 @@ def lift_request(*, user: Any, restriction_id: int, reason: str) -> Restriction:
     return r
 
 
-def lift_decline(*, user: Any, restriction_id: int, reason: str = "") -> Restriction:
+def lift_decline(
+    *, user: Any, restriction_id: int, reason: str = "", asked_at: str | None = None
+) -> tuple[Restriction, str]:
     """A standing lift request set aside: the instrument stays restricted, and anyone may
     ask again. Its author withdraws it; another risk manager declines it, saying why."""
     _require_risk_manager(user, "decline a lift")
@@ -121,15 +129,16 @@ def lift_decline(*, user: Any, restriction_id: int, reason: str = "") -> Restric
         verb, note = set_aside_as(
             r.lift_requested_by, user, "lift", f"a lift of restriction {r.pk}", reason
         )
+        request_unchanged(r.lift_requested_at, asked_at, f"the lift of restriction {r.pk}")
         before = restriction_json(r)
         r.lift_requested_by, r.lift_requested_at, r.lift_reason = None, None, ""
         r.save(update_fields=["lift_requested_by", "lift_requested_at", "lift_reason"])
         action = f"restriction.lift.{'withdraw' if verb == 'withdrawn' else 'decline'}"
         _record(user, r, action, f"lift_{verb}", before, note)
-    return r
+    return r, verb
 
 
-def lift_approve(*, user: Any, restriction_id: int) -> Restriction:
+def lift_approve(*, user: Any, restriction_id: int, asked_at: str | None = None) -> Restriction:
     """The second risk manager's approval: new orders on the instrument are accepted again."""
     _require_risk_manager(user, "lift a restriction")
     with transaction.atomic():
@@ -139,6 +148,7 @@ def lift_approve(*, user: Any, restriction_id: int) -> Restriction:
         )
         if problem:
             raise ValidationError(problem)
+        request_unchanged(r.lift_requested_at, asked_at, f"the lift of restriction {r.pk}")
         before = restriction_json(r)
         r.active, r.lifted_by, r.lifted_at = False, user, timezone.now()
         r.save(update_fields=["active", "lifted_by", "lifted_at"])

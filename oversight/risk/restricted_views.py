@@ -98,11 +98,13 @@ def lift_request(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def lift_decline(request: HttpRequest, pk: int) -> HttpResponse:
     def go() -> str:
-        was = _restriction(pk).lift_requested_by
-        r = restricted.lift_decline(
-            user=request.user, restriction_id=pk, reason=request.POST.get("reason", "")
+        _restriction(pk)
+        r, verb = restricted.lift_decline(
+            user=request.user,
+            restriction_id=pk,
+            reason=request.POST.get("reason", ""),
+            asked_at=request.POST.get("asked_at"),
         )
-        verb = "withdrawn" if was is not None and was.pk == request.user.pk else "declined"
         return (
             f"The lift of restriction {pk} ({r.instrument.symbol}) is {verb}: it stays restricted"
         )
@@ -116,7 +118,9 @@ def lift_decline(request: HttpRequest, pk: int) -> HttpResponse:
 def lift_approve(request: HttpRequest, pk: int) -> HttpResponse:
     def go() -> str:
         _restriction(pk)
-        r = restricted.lift_approve(user=request.user, restriction_id=pk)
+        r = restricted.lift_approve(
+            user=request.user, restriction_id=pk, asked_at=request.POST.get("asked_at")
+        )
         return (
             f"Restriction {pk} lifted by {r.lift_requested_by.get_username()} and "
             f"{request.user.get_username()}: new orders on {r.instrument.symbol} are accepted again"

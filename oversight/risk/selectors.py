@@ -246,6 +246,10 @@ def kill_json(k: KillSwitch) -> dict[str, Any]:
         "engaged_at": k.engaged_at.isoformat(),
         "reset_requested_by": asker.get_username() if asked else "",  # type: ignore[union-attr]
         "reset_reason": k.reset_reason if asked else "",
+        # Sent back with an approval or a decline: the request the person read.
+        "reset_requested_at": k.reset_requested_at.isoformat()
+        if asked and k.reset_requested_at
+        else "",
         "reset_lapsed_by": asker.get_username() if lapsed else "",  # type: ignore[union-attr]
     }
 

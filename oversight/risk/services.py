@@ -42,6 +42,7 @@ from oversight.roles import (
     TRADE,
     asked_already,
     first_eyes_problem,
+    request_unchanged,
     second_eyes_problem,
     set_aside_as,
 )
@@ -427,7 +428,9 @@ def kill_switch_reset_request(*, user: Any, kill_id: int, reason: str) -> KillSw
     return k
 
 
-def kill_switch_reset_decline(*, user: Any, kill_id: int, reason: str = "") -> KillSwitch:
+def kill_switch_reset_decline(
+    *, user: Any, kill_id: int, reason: str = "", asked_at: str | None = None
+) -> tuple[KillSwitch, str]:
     """A standing reset request set aside: the switch stays engaged, and anyone may ask
     again. Its author withdraws it; another risk manager declines it, saying why (a
     request nobody means to approve should not wait for someone who might)."""
@@ -439,6 +442,7 @@ def kill_switch_reset_decline(*, user: Any, kill_id: int, reason: str = "") -> K
         verb, note = set_aside_as(
             k.reset_requested_by, user, "reset", f"a reset of kill switch {k.pk}", reason
         )
+        request_unchanged(k.reset_requested_at, asked_at, f"the reset of kill switch {k.pk}")
         before = kill_json(k)
         k.reset_requested_by, k.reset_requested_at, k.reset_reason = None, None, ""
         k.save(update_fields=["reset_requested_by", "reset_requested_at", "reset_reason"])
@@ -447,10 +451,12 @@ def kill_switch_reset_decline(*, user: Any, kill_id: int, reason: str = "") -> K
                      reason=note)  # fmt: skip
         payload = kill_json(k)
         transaction.on_commit(lambda: notify.console_send("kill", payload))
-    return k
+    return k, verb
 
 
-def kill_switch_reset_approve(*, user: Any, kill_id: int) -> KillSwitch:
+def kill_switch_reset_approve(
+    *, user: Any, kill_id: int, asked_at: str | None = None
+) -> KillSwitch:
     """The second risk manager's approval: trading in scope may start again (new orders;
     stopped orders stay stopped)."""
     _require_risk_manager(user, "reset a kill switch")
@@ -463,6 +469,7 @@ def kill_switch_reset_approve(*, user: Any, kill_id: int) -> KillSwitch:
         )
         if problem:
             raise ValidationError(problem)
+        request_unchanged(k.reset_requested_at, asked_at, f"the reset of kill switch {k.pk}")
         before = kill_json(k)
         k.active, k.reset_by, k.reset_at = False, user, timezone.now()
         k.save(update_fields=["active", "reset_by", "reset_at"])

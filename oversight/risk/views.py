@@ -398,11 +398,13 @@ def kill_reset_request(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def kill_reset_decline(request: HttpRequest, pk: int) -> HttpResponse:
     def go() -> str:
-        was = _get(KillSwitch, pk, "kill switch").reset_requested_by
-        services.kill_switch_reset_decline(
-            user=request.user, kill_id=pk, reason=request.POST.get("reason", "")
+        _get(KillSwitch, pk, "kill switch")
+        _, verb = services.kill_switch_reset_decline(
+            user=request.user,
+            kill_id=pk,
+            reason=request.POST.get("reason", ""),
+            asked_at=request.POST.get("asked_at"),
         )
-        verb = "withdrawn" if was is not None and was.pk == request.user.pk else "declined"
         return f"The reset of kill switch {pk} is {verb}: it stays engaged"
 
     return act(request, reverse("risk_console"), go)
@@ -414,7 +416,9 @@ def kill_reset_decline(request: HttpRequest, pk: int) -> HttpResponse:
 def kill_reset_approve(request: HttpRequest, pk: int) -> HttpResponse:
     def go() -> str:
         _get(KillSwitch, pk, "kill switch")
-        k = services.kill_switch_reset_approve(user=request.user, kill_id=pk)
+        k = services.kill_switch_reset_approve(
+            user=request.user, kill_id=pk, asked_at=request.POST.get("asked_at")
+        )
         if k.scope_type == "order":  # an order does not trade orders: it may work again
             return (
                 f"Kill switch {pk} reset: order {k.scope_key} stays stopped (a stopped order "

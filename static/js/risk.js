@@ -245,6 +245,8 @@
       lapsedNote.textContent = k.reset_lapsed_by ? `${k.reset_lapsed_by}'s request lapsed (they no longer hold the role): ask again.` : "";
     }
     setText(li, "reset_reason", k.reset_reason || "");
+    // An approval or a decline names the request it was read for.
+    li.querySelectorAll('input[name="asked_at"]').forEach((i) => { i.value = k.reset_requested_at || ""; });
     const mine = asked && k.reset_requested_by === config.me;
     li.querySelector('[data-field="approve"]').disabled = mine;
     li.querySelector('[data-part="own-note"]').hidden = !mine;

@@ -3,6 +3,8 @@ answered with a message that says what happened and what did not."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -165,3 +167,53 @@ def test_a_reset_request_is_withdrawn_from_the_console(rita, rob) -> None:
     }
     kill.refresh_from_db()
     assert kill.active and kill.reset_requested_by is None
+
+
+def test_an_approval_or_decline_is_for_the_request_that_was_read(rita, rob, instrument) -> None:
+    """Its author withdrew it and asked again, with another reason, while it was on the
+    approver's screen: the approval (or decline) they send is for the old one, refused."""
+    from oversight.risk.restricted import lift_decline, lift_request, restrict
+    from oversight.risk.services import (
+        kill_switch_engage,
+        kill_switch_reset_decline,
+        kill_switch_reset_request,
+    )
+
+    r = restrict(user=rob, symbol=instrument.symbol, reason="wall-crossed")
+    lift_request(user=rita, restriction_id=r.pk, reason="cleared")
+    kill = kill_switch_engage(user=rob, scope_type="firm", reason="drill")
+    kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="drill over")
+    page = client_for(rob).get(reverse("risk_restricted")).content.decode()
+    console = client_for(rob).get(reverse("risk_console")).content.decode()
+    lift_read = re.search(r'name="asked_at" value="([^"]+)"', page)[1]
+    reset_read = re.search(r'name="asked_at" value="([^"]+)"', console)[1]
+    lift_decline(user=rita, restriction_id=r.pk)
+    lift_request(user=rita, restriction_id=r.pk, reason="cleared, say the lawyers")
+    kill_switch_reset_decline(user=rita, kill_id=kill.pk)
+    kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="drill over, really")
+    for name, pk, read, data, what in (
+        ("risk_restriction_lift_approve", r.pk, lift_read, {}, f"the lift of restriction {r.pk}"),
+        ("risk_restriction_lift_decline", r.pk, lift_read, {"reason": "no"},
+         f"the lift of restriction {r.pk}"),
+        ("risk_kill_reset_approve", kill.pk, reset_read, {}, f"the reset of kill switch {kill.pk}"),
+        ("risk_kill_reset_decline", kill.pk, reset_read, {"reason": "no"},
+         f"the reset of kill switch {kill.pk}"),
+    ):  # fmt: skip
+        resp = client_for(rob).post(
+            reverse(name, args=[pk]), {"asked_at": read, **data}, HTTP_ACCEPT="application/json"
+        )
+        assert resp.json()["ok"] is False, name
+        assert resp.json()["error"].startswith(f"{what} has changed since you read it"), name
+    r.refresh_from_db()
+    kill.refresh_from_db()
+    assert r.active and r.lift_reason == "cleared, say the lawyers"
+    assert kill.active and kill.reset_reason == "drill over, really"
+    # Read again, it is approved.
+    page = client_for(rob).get(reverse("risk_restricted")).content.decode()
+    fresh = re.search(r'name="asked_at" value="([^"]+)"', page)[1]
+    resp = client_for(rob).post(
+        reverse("risk_restriction_lift_approve", args=[r.pk]),
+        {"asked_at": fresh},
+        HTTP_ACCEPT="application/json",
+    )
+    assert resp.json()["ok"] is True
