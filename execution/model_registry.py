@@ -338,6 +338,7 @@ def model_register(
     product's format; its card is read from the `.card.json` beside it unless given."""
     path = Path(path)
     name = (name or path.stem).strip()
+    note = reason_given(note, field="note")
     if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
         raise ValidationError({"name": "letters, digits, '-', '_' and '.', at most 64"})
     if user is not None:
@@ -371,7 +372,7 @@ def model_register(
             predictor_sha256=predictor_sha,
             card=card,
             metrics=metrics or {},
-            note=note[:500],
+            note=note,
             registered_by=user,
         )
         audit_record(
@@ -565,8 +566,7 @@ def model_default_confirm(*, user: Any, designation_id: int) -> ModelDefault:
 def model_default_withdraw(*, user: Any, designation_id: int, reason: str) -> ModelDefault:
     """A pending proposal withdrawn (the safe direction: one risk manager, either)."""
     _require_approver(user, "withdraw a default proposal")
-    if not (reason or "").strip():
-        raise ValidationError({"reason": "say why it is withdrawn"})
+    reason = reason_given(reason, "say why it is withdrawn")
     with transaction.atomic():
         d = _designation_locked(designation_id)
         if d.status != ModelDefault.PENDING:

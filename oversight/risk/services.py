@@ -622,6 +622,12 @@ def override_grant(
     return ov
 
 
+def _fits(text: str, size: int) -> str:
+    """`text` for a column of `size`: whole, or its start saying where the rest is."""
+    more = "… (the whole note is in the audit trail)"
+    return text if len(text) <= size else text[: size - len(more)] + more
+
+
 def override_reject(*, user: Any, override_id: int, note: str = "") -> Override:
     note = reason_given(note, field="note")
     from execution.models import ParentOrder
@@ -637,7 +643,7 @@ def override_reject(*, user: Any, override_id: int, note: str = "") -> Override:
         ov.granted_at = timezone.now()
         ov.save(update_fields=["status", "decision_note", "granted_by", "granted_at"])
         ParentOrder.objects.filter(pk=ov.order_id, status="BLOCKED").update(
-            status="REJECTED", status_reason=f"override refused: {note}"[:255]
+            status="REJECTED", status_reason=_fits(f"override refused: {note}", 255)
         )
         audit_record(actor=user, action="override.reject", obj=ov, reason=note)
     return ov
