@@ -155,6 +155,23 @@ def _problem(row: Mapping[str, Any], expected_seq: int, prev_hash: str) -> str:
     return ""
 
 
+def filed_head_problem(seq: int, filed: str) -> str:
+    """Why record `seq` no longer has the hash `filed` (a head kept outside the database
+    when the trail had `seq` records); '' if it has. Meaningful after the chain verifies:
+    then every record up to `seq` is as it was when that head was filed."""
+    from oversight.models import AuditRecord
+
+    stored = AuditRecord.objects.filter(seq=seq).values_list("hash", flat=True).first()
+    if stored is None:
+        return f"there is no record {seq}: the trail was cut short since its head was filed"
+    if stored != filed.strip().lower():
+        return (
+            f"record {seq}'s hash is {stored}, not the filed {filed.strip()}: the trail up "
+            "to it was rewritten since"
+        )
+    return ""
+
+
 def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
     """Verify the whole stored chain, streaming it in seq order."""
     from oversight.models import AuditRecord

@@ -178,9 +178,11 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
         messages.success(
             request,
             f"Chain verified: {report.count} records, numbered 1 to {report.count} with no gap, "
-            "each linked to the one before and each matching its hash. Head "
-            f"{report.head}: compare it with a head filed outside the database, the only "
-            "check that sees a rewrite by someone able to drop the database's triggers.",
+            "each linked to the one before and each matching its hash. Head (record "
+            f"{report.count}): {report.head}. File it outside the database: later, "
+            f"`manage.py audit_verify --expect {report.count}:<hash>` checks that record "
+            f"{report.count} still has it, the only check that sees a rewrite by someone "
+            "able to drop the database's triggers.",
         )
     else:
         messages.error(request, f"Chain verification failed. {report.summary()}")

@@ -139,7 +139,8 @@ def test_verify_shows_ok_and_is_recorded(rita, trail) -> None:
     assert (last.action, last.actor_username, last.after["ok"]) == ("audit.verify", "rita", True)
     # The whole head, to compare with one filed elsewhere (not a 16-character prefix).
     head = last.after["head"]
-    assert len(head) == 64 and f"Head {head}: compare it with a head filed outside" in msg
+    assert len(head) == 64 and f"Head (record {count}): {head}. File it outside" in msg
+    assert f"audit_verify --expect {count}:<hash>" in msg
     page = c.get(resp["Location"]).content.decode()
     assert "Last verified" in page and f"{count} records" in page
     assert f'id="verify-head">{head}</span>' in page

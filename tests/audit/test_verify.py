@@ -142,3 +142,45 @@ def test_rewriting_the_whole_tail_changes_the_head(db) -> None:
             c.execute(f"UPDATE {TABLE} SET hash = %s WHERE id = %s", [prev, r.pk])
     report = audit_chain_verify()
     assert report.ok and report.head != head_before
+
+
+def verify_expecting(filed: str) -> tuple[int, str, str]:
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("audit_verify", "--expect", filed, stdout=out, stderr=err)
+    except SystemExit as e:
+        return int(e.code or 0), out.getvalue().strip(), err.getvalue().strip()
+    return 0, out.getvalue().strip(), err.getvalue().strip()
+
+
+def test_a_filed_head_shows_a_tail_cut_or_rewritten_which_the_chain_cannot(db) -> None:
+    """Someone who can get past the triggers cuts the last records, or rewrites one and
+    re-hashes it and everything after: the chain verifies, the head filed earlier does not."""
+    records = chain(5)
+    filed = f"4:{records[3].hash}"
+    assert verify_expecting(filed)[0] == 0
+    assert verify_expecting(filed)[1].endswith("filed head of record 4 matches")
+    # Cut short: records 4 and 5 gone.
+    with as_dba() as c:
+        c.execute(f"DELETE FROM {TABLE} WHERE seq >= 4")
+    assert audit_chain_verify().ok
+    code, _, err = verify_expecting(filed)
+    assert code == 1 and "there is no record 4: the trail was cut short" in err
+    # Rewritten: record 3 edited and re-hashed (it is now the last, so nothing follows).
+    three = AuditRecord.objects.get(seq=3)
+    filed = f"3:{three.hash}"
+    with as_dba() as c:
+        c.execute(f"UPDATE {TABLE} SET reason = %s WHERE id = %s", ["never happened", three.pk])
+        row = AuditRecord.objects.filter(pk=three.pk).values(*CHAIN_FIELDS).get()
+        c.execute(f"UPDATE {TABLE} SET hash = %s WHERE id = %s", [record_hash(row), three.pk])
+    assert audit_chain_verify().ok
+    code, _, err = verify_expecting(filed)
+    assert code == 1 and "record 3's hash is" in err and "rewritten since" in err
+
+
+def test_a_filed_head_is_read_strictly(db) -> None:
+    from django.core.management.base import CommandError
+
+    for bad in ("4", "x:abc", "4:" + "g" * 64):
+        with pytest.raises(CommandError, match="--expect: give the record number"):
+            call_command("audit_verify", "--expect", bad, stdout=StringIO(), stderr=StringIO())

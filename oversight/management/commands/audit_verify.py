@@ -2,17 +2,19 @@
 
 Prints "OK: N records, head <hash prefix>" (exit status 0), or "BROKEN at record seq=S
 id=I: <what is wrong>" on stderr (exit status 1). Read-only, so it can run against a
-replica. Keep the printed head somewhere else: a chain cut short at its end still
-verifies, and only a head recorded earlier shows it.
+replica. Keep the printed head somewhere else, with its record number (N): a chain cut
+short or rewritten by someone who can drop the database's triggers still verifies, and
+only a head filed earlier shows it: `--expect N:HASH` checks that record N still has it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from oversight.audit_chain import audit_chain_verify
+from oversight.audit_chain import audit_chain_verify, filed_head_problem
 
 
 class Command(BaseCommand):
@@ -22,12 +24,32 @@ class Command(BaseCommand):
         parser.add_argument(
             "--full-head", action="store_true", help="print the head's whole hash, not a prefix"
         )
+        parser.add_argument(
+            "--expect",
+            metavar="N:HASH",
+            help="a head filed earlier: check that record N still has this hash",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        filed = _filed(options["expect"]) if options["expect"] else None
         report = audit_chain_verify()
         summary = report.summary(prefix=64 if options["full_head"] else 16)
-        if report.ok:
-            self.stdout.write(summary)
-            return
-        self.stderr.write(summary)
-        raise SystemExit(1)
+        if not report.ok:
+            self.stderr.write(summary)
+            raise SystemExit(1)
+        self.stdout.write(summary)
+        if filed is not None:
+            problem = filed_head_problem(*filed)
+            if problem:
+                self.stderr.write(f"FILED HEAD DOES NOT MATCH: {problem}")
+                raise SystemExit(1)
+            self.stdout.write(f"filed head of record {filed[0]} matches")
+
+
+def _filed(text: str) -> tuple[int, str]:
+    match = re.fullmatch(r"\s*([0-9]+)\s*:\s*([0-9a-fA-F]{64})\s*", text)
+    if match is None:
+        raise CommandError(
+            f"--expect: give the record number and its 64-hex hash, N:HASH; got {text[:80]!r}"
+        )
+    return int(match[1]), match[2]
