@@ -634,11 +634,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --decision-log {args.decision_log}: {exc}", file=sys.stderr)
         return EXIT_WRITE_FAILED
     progress.finish()
-    few = min(plan.episodes for plan in plans)
-    if few < FEW_EPISODES:
-        wider = t_quantile_975(few - 1) / Z_95 if few > 1 else math.inf
+    # Only where an interval was printed: a paired difference (a strategy besides TWAP),
+    # from at least two episodes.
+    compared = [p.episodes for p in plans if any(r.strategy != "twap" for r in p.runs)]
+    few = min(compared, default=0)
+    if 1 < few < FEW_EPISODES:
+        wider = t_quantile_975(few - 1) / Z_95
         print(
-            f"note: {few} episode{'s' if few != 1 else ''}: the 95% intervals above use the "
+            f"note: {few} episodes: the 95% intervals above use the "
             f"normal quantile ({Z_95}), fair from about {FEW_EPISODES} episodes; with {few}, "
             f"Student's t gives intervals {wider:.1f} times as wide. Run {FEW_EPISODES} or "
             "more before reading them as significant.",

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from execution.algos.params import ParamError, ParamSpec
+from execution.algos.params import ParamError, ParamSpec, written_plainly
 from execution.algos.registry import strategy_class, strategy_names
 from execution.model_registry import approved_names, default_version
 from execution.models import SIDE_CHOICES, Instrument
@@ -94,9 +94,9 @@ class OrderTicketForm(forms.Form):
         data = super().clean()
         for name in self.NUMBERS:
             raw = self.data.get(name)
-            # int() and Decimal() read "１０００" and "١٠٠٠" as 1000: refused, as the
-            # limits page refuses them, rather than read as something maybe not meant.
-            if isinstance(raw, str) and not raw.isascii() and name not in self.errors:
+            # int() and Decimal() read "１０００", "١٠٠٠" and "1_000" as 1000: refused, as
+            # the limits page refuses them, rather than read as something maybe not meant.
+            if isinstance(raw, str) and not written_plainly(raw) and name not in self.errors:
                 self.add_error(name, "write it with the digits 0-9")
         return data
 

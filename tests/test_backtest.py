@@ -257,12 +257,18 @@ def test_few_episodes_come_with_a_note_on_their_intervals(
     """The interval is the normal one (mean ± 1.96 s.e.); with a handful of episodes
     Student's t is far wider, and the run says so rather than let 3 episodes look
     significant."""
-    _, out, err = run_main(capsys, tmp_path, MIDCAP, "--strategies", "twap", "--episodes", "3")
+    _, out, err = run_main(capsys, tmp_path, MIDCAP, "--strategies", "is", "--episodes", "3")
     assert (
         "note: 3 episodes: the 95% intervals above use the normal quantile (1.96), fair from "
         "about 30 episodes; with 3, Student's t gives intervals 2.2 times as wide." in err
     )
     assert "note:" not in out  # the table stays a table
+    # No interval printed (TWAP alone, or a single episode): nothing to warn about.
+    for strategies, episodes in (("twap", "3"), ("is", "1")):
+        _, _, err = run_main(
+            capsys, tmp_path, MIDCAP, "--strategies", strategies, "--episodes", episodes
+        )
+        assert "note:" not in err
 
 
 def test_fallbacks_are_counted_with_their_reasons(

@@ -8,6 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def written_plainly(text: str) -> bool:
+    """Digits 0-9 only, no '_': Python's int(), float() and Decimal() also read Arabic-Indic
+    and full-width digits and "1_000", which a person may not have meant as that number,
+    and which nothing else the product shows reads back."""
+    return text.isascii() and "_" not in text
+
+
 class ParamError(ValueError):
     """Bad strategy parameter; `key` names it so a form can show the message beside it."""
 
@@ -54,9 +61,7 @@ class ParamSpec:
             return value
         if isinstance(value, bool):
             raise ParamError(self.name, f"must be a number, got {value!r}")
-        if isinstance(value, str) and not value.isascii():
-            # float() reads Arabic-Indic and full-width digits; a person who typed them
-            # may not have meant the number it makes, and nothing else here reads them.
+        if isinstance(value, str) and not written_plainly(value):
             raise ParamError(self.name, f"must be written with the digits 0-9, got {value!r}")
         try:
             number = float(value)

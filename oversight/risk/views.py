@@ -23,6 +23,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from execution.algos.params import written_plainly
 from oversight.risk import selectors, services
 from oversight.risk.answers import Bad, act, field, messages_of
 from oversight.risk.models import (
@@ -45,7 +46,7 @@ KILL_STATES = [
 
 def _whole(value: str, label: str) -> int:
     try:
-        if not value.isascii():  # int() reads "١" as 1: an order id nobody typed
+        if not written_plainly(value):  # int() reads "١" as 1 and "1_2" as 12
             raise ValueError(value)
         n = int(value.strip())
     except ValueError:

@@ -157,6 +157,8 @@ def test_override_request(alice, bob, setup) -> None:
             says="the order id must be a whole number")  # fmt: skip
     refused(c, url, {"order": "\u0661", "reason": "x"}, status=400,
             says="the order id must be a whole number")  # an Arabic-Indic 1, not order 1  # fmt: skip
+    refused(c, url, {"order": "1_2", "reason": "x"}, status=400,
+            says="the order id must be a whole number")  # an Arabic-Indic 1, not order 1  # fmt: skip
     refused(c, url, {"order": "99999", "reason": "x"}, status=404,
             says="there is no order 99999 of yours")  # fmt: skip
     # A risk manager sees every order: "of yours" would be wrong.

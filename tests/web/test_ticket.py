@@ -98,6 +98,8 @@ def test_submit_creates_the_order_and_dispatches_after_commit(
         ({"quantity": "\uff11\uff10\uff10\uff10"}, "quantity", "digits 0-9"),
         ({"quantity": "\u0661\u0660\u0660"}, "quantity", "digits 0-9"),
         ({"limit_price": "\uff14\uff10"}, "limit_price", "digits 0-9"),
+        ({"quantity": "1_000"}, "quantity", "digits 0-9"),
+        ({"limit_price": "4_0.05"}, "limit_price", "digits 0-9"),
     ],
 )
 def test_bad_fields_get_a_message_beside_them_and_nothing_is_created(
@@ -125,6 +127,7 @@ def test_bad_fields_get_a_message_beside_them_and_nothing_is_created(
         ("pov", "participation_rate", "0.9", "must be at most 0.5"),
         ("pov", "participation_rate", "lots", "must be a number"),
         ("pov", "participation_rate", "\u0660.\u0661", "digits 0-9"),
+        ("pov", "participation_rate", "0.1_5", "digits 0-9"),
         ("twap", "decision_interval_s", "0", "must be at least 1"),
         ("is", "risk_aversion", "-1", "must be at least 0"),
     ],
