@@ -22,12 +22,27 @@ def estimate(**over: float):
     return pretrade_estimate(**args)
 
 
+# The law as calibrated (bench/calibrate_pretrade.py): Y·σ·√(Q/ADV)·(ADV/V)^β.
+Y, BETA = 0.45, 0.1
+
+
+def law(sigma_bps: float, q_adv: float, window_share: float) -> float:
+    return Y * sigma_bps * math.sqrt(q_adv) * window_share**-BETA
+
+
 def test_square_root_law_and_half_spread() -> None:
     e = estimate()
-    # participation 100k / 500k = 20%; impact 0.5 * 200 bps * sqrt(0.2)
+    # 10% of ADV in half the day's volume: participation 20%.
     assert e.participation == pytest.approx(0.2)
-    assert e.impact_bps == pytest.approx(0.5 * 200 * math.sqrt(0.2))
-    assert e.cost_bps == pytest.approx(2.5 + 0.5 * 200 * math.sqrt(0.2))
+    assert e.impact_bps == pytest.approx(law(200, 0.1, 0.5))
+    assert e.cost_bps == pytest.approx(2.5 + law(200, 0.1, 0.5))
+
+
+def test_a_squeezed_window_costs_more_but_by_the_tenth_root() -> None:
+    """The simulator's impact grows little as the window shrinks: a tenth of the day's
+    volume costs (1/0.1)^0.1 = 1.26 times the whole day's, not √10 = 3.16 times."""
+    day, squeezed = estimate(window_volume_fraction=1.0), estimate(window_volume_fraction=0.1)
+    assert squeezed.impact_bps / day.impact_bps == pytest.approx(10**0.1)
 
 
 def test_four_times_the_size_doubles_the_impact() -> None:
@@ -106,7 +121,7 @@ def test_trading_against_the_volume_curve_costs_more_impact() -> None:
     # TWAP's quarter of the order in each slice: participation 2× VWAP's in the middle.
     q_over_v = 0.2
     expected = sum(0.25 * math.sqrt(0.25 / (v / 8) * q_over_v) for v in volume)
-    assert twap.impact_bps == pytest.approx(0.5 * 200 * expected)
+    assert twap.impact_bps == pytest.approx(Y * 200 * expected * 0.5 ** (0.5 - BETA))
     assert twap.impact_bps > vwap.impact_bps
 
 
@@ -122,7 +137,7 @@ def test_a_schedule_that_does_not_finish_is_costed_on_what_it_fills_and_says_so(
     pov = estimate(schedule=linear(4, end=0.4), slice_volume=[1.0] * 4)
     assert pov.fill_fraction == pytest.approx(0.4)
     assert pov.participation == pytest.approx(0.08)  # 40% of 100k against 500k
-    assert pov.impact_bps == pytest.approx(0.5 * 200 * math.sqrt(0.08))
+    assert pov.impact_bps == pytest.approx(Y * 200 * math.sqrt(0.08) * 0.5 ** (0.5 - BETA))
     assert any("fill about 40% of the order" in w for w in pov.warnings)
     # Its ± is per filled share too: a straight line over the window, as the cost is.
     assert pov.uncertainty_bps == pytest.approx(estimate().uncertainty_bps)

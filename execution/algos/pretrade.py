@@ -4,11 +4,15 @@ Pure (no Django): the ticket's `/orders/estimate/` endpoint is a thin adapter ar
 
 Model, per share and in basis points of the arrival price:
 
-* Expected cost = half the quoted spread + Y·σ·√(Q/V), the square-root impact law with
-  Y = 0.5, σ the daily volatility in bps, Q the order's shares and V the market volume
-  expected inside the order's window (ADV × the volume profile's share of the window).
-  Using the window's volume rather than the whole day's makes a squeezed window cost more,
-  which is what a trader sees when he compresses an order.
+* Expected cost = half the quoted spread + Y·σ·√(Q/ADV)·(ADV/V)^β, the square-root impact
+  law, σ the daily volatility in bps, Q the order's shares and V the market volume expected
+  inside the order's window (ADV × the volume profile's share of the window): a squeezed
+  window costs more, but far less than √(ADV/V) would say. Y = 0.45 and β = 0.1 are fitted
+  to the simulator's own impact (bench/calibrate_pretrade.py: 387 generated training days,
+  each traded twice, with the order and with a tiny one on the same background market, so
+  their difference is the order's impact; docs/BENCHMARKS.md). Until 2026-12-06 it was
+  Y = 0.5 and β = 0.5 (the window's volume in place of the day's), which priced a
+  one-hour order at three times what it cost.
 * Uncertainty (one standard deviation) is the timing risk of a linear schedule. In
   Almgren–Chriss, trading X shares on a straight line over T has cost variance
   σ²·X²·T/3 (dollars, σ per √day); per share and in bps that is σ_bps·√(T/3) with T in
@@ -39,7 +43,8 @@ from typing import Any
 
 from execution.algos.base import OrderContext, Strategy, profile_fraction
 
-IMPACT_COEFFICIENT = 0.5  # Y in the square-root law
+IMPACT_COEFFICIENT = 0.45  # Y in the square-root law (bench/calibrate_pretrade.py)
+WINDOW_EXPONENT = 0.1  # β: how much a squeezed window adds, (ADV/V)^β
 SESSION_MINUTES = 390.0
 LARGE_ADV_FRACTION = 0.10
 HIGH_PARTICIPATION = 0.25
@@ -127,9 +132,11 @@ def pretrade_estimate(
     half_spread = spread_bps / 2
     t_days = window_minutes / SESSION_MINUTES
     fill, peak = 1.0, 0.0
+    # √(Q/V) is the law per unit of the window's volume; this brings it to √(Q/ADV)·(ADV/V)^β.
+    window_factor = window_volume_fraction ** (0.5 - WINDOW_EXPONENT)
     if schedule is None:
         participation = quantity / window_volume
-        impact = IMPACT_COEFFICIENT * sigma_bps * math.sqrt(participation)
+        impact = IMPACT_COEFFICIENT * sigma_bps * math.sqrt(participation) * window_factor
         uncertainty = sigma_bps * math.sqrt(t_days / 3) * remaining
     else:
         fill, impact_per_sigma, risk_days, active, peak = _schedule_terms(
@@ -138,7 +145,7 @@ def pretrade_estimate(
         # While it trades: a POV at 50% that is done in minutes participates at 50%, not
         # at its share of the whole window's volume.
         participation = fill * quantity / (window_volume * active) if active > 0 else 0.0
-        impact = IMPACT_COEFFICIENT * sigma_bps * impact_per_sigma
+        impact = IMPACT_COEFFICIENT * sigma_bps * impact_per_sigma * window_factor
         uncertainty = sigma_bps * math.sqrt(risk_days) * remaining
     warnings: list[str] = []
     if adv_fraction > LARGE_ADV_FRACTION:
