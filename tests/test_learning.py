@@ -411,3 +411,28 @@ def test_the_gate_never_writes_over_an_expert(
         assert exit_.value.code == 2
         assert "is one of the inputs" in capsys.readouterr().err
     assert expert.read_bytes() == before
+
+
+def test_the_training_command_says_what_it_needs_without_the_extras(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without torch (a user's fresh machine: requirements-train.txt is separate), --help
+    works and a run says what to install, in one line, not a traceback."""
+    import importlib.util
+
+    from execution.learning import train
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
+    with pytest.raises(SystemExit) as exit_:
+        train.main(["--help"])
+    assert exit_.value.code == 0 and "--episodes-per-pair" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        train.main(["--out", str(tmp_path / "never.onnx")])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "training needs torch: pip install -r requirements-train.txt"
+    )
+    assert not (tmp_path / "never.onnx").exists()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import importlib.util
 import json
 import math
 import multiprocessing
@@ -549,23 +550,48 @@ def _check_models(
 
 
 def main(argv: list[str] | None = None) -> int:
-    onnxruntime = importlib.import_module("onnxruntime")
-    torch = _torch()
-
     parser = argparse.ArgumentParser(prog="python -m execution.learning.train", description=__doc__)
     d = Config()
-    parser.add_argument("--seed", type=whole(0, 2**31 - 1), default=d.seed)
-    parser.add_argument("--out", type=Path, required=True, help="the ONNX file to write")
-    parser.add_argument("--iterations", type=whole(1, 100_000), default=d.iterations)
-    parser.add_argument("--pairs", type=whole(1, 10_000), default=d.pairs)
-    parser.add_argument("--episodes-per-pair", type=whole(1, 10_000), default=d.episodes_per_pair)
-    parser.add_argument("--sigma", type=number(0.0, 10.0, lo_open=True), default=d.sigma)
     parser.add_argument(
-        "--learning-rate", type=number(0.0, 10.0, lo_open=True), default=d.learning_rate
+        "--seed", type=whole(0, 2**31 - 1), default=d.seed, help="seeds the search and its days"
     )
-    parser.add_argument("--hidden", type=layer_sizes, default=d.hidden)
-    parser.add_argument("--jobs", type=whole(1, 256), default=d.jobs)
-    parser.add_argument("--validation", type=whole(2, 100_000), default=d.validation)
+    parser.add_argument("--out", type=Path, required=True, help="the ONNX file to write")
+    parser.add_argument(
+        "--iterations", type=whole(1, 100_000), default=d.iterations, help="ES updates"
+    )
+    parser.add_argument(
+        "--pairs", type=whole(1, 10_000), default=d.pairs, help="± perturbations per update"
+    )
+    parser.add_argument(
+        "--episodes-per-pair",
+        type=whole(1, 10_000),
+        default=d.episodes_per_pair,
+        help="generated days each perturbation pair is run on (common to both signs)",
+    )
+    parser.add_argument(
+        "--sigma",
+        type=number(0.0, 10.0, lo_open=True),
+        default=d.sigma,
+        help="the perturbations' standard deviation, in weight units",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=number(0.0, 10.0, lo_open=True),
+        default=d.learning_rate,
+        help="Adam's step size",
+    )
+    parser.add_argument(
+        "--hidden", type=layer_sizes, default=d.hidden, help="hidden layer sizes, e.g. 16,16"
+    )
+    parser.add_argument(
+        "--jobs", type=whole(1, 256), default=d.jobs, help="worker processes for the rollouts"
+    )
+    parser.add_argument(
+        "--validation",
+        type=whole(2, 100_000),
+        default=d.validation,
+        help="held-out validation days the card reports",
+    )
     parser.add_argument(
         "--range-episodes",
         type=whole(1, 100_000),
@@ -608,6 +634,14 @@ def main(argv: list[str] | None = None) -> int:
         help="the curve the policy works around while it trains",
     )
     args = parser.parse_args(argv)
+    # Training only: --help and argument errors work without them.
+    missing = [m for m in ("torch", "onnx") if importlib.util.find_spec(m) is None]
+    if missing:
+        parser.exit(
+            2, f"training needs {', '.join(missing)}: pip install -r requirements-train.txt\n"
+        )
+    onnxruntime = importlib.import_module("onnxruntime")
+    torch = _torch()
     try:
         band = parse_band(args.spread_band, "--spread-band", SPREAD)
         participation = parse_band(args.participation_band, "--participation-band", PARTICIPATION)
