@@ -233,10 +233,6 @@ def _plan(args: argparse.Namespace) -> list[ScenarioRun]:
     if args.model is not None:
         if "adaptive" not in to_run:
             raise UsageError("--model: the adaptive strategy is not being run (see --strategies)")
-        if not resolve_model(args.model).is_file():
-            raise UsageError(
-                f"--model {args.model}: model file {resolve_model(args.model)} not found"
-            )
         items.append(f"adaptive.model={args.model}")
     params = _parse_params(items, to_run)
     model = params.get("adaptive", {}).get("model") if "adaptive" in to_run else None

@@ -447,6 +447,14 @@ def bad_json(tmp_path: Path) -> str:
             ["--model", "m.onnx", "cannot load model"],
         ),
         (lambda t: [MIDCAP, "--jobs", "99999999999999999999"], ["--jobs", "must be from 1"]),
+        (
+            lambda t: [MIDCAP, "--strategies", "adaptive", "--model", "policy-v99"],
+            ["--model policy-v99", "not found", "shipped versions: policy-v1,"],
+        ),
+        (
+            lambda t: [MIDCAP, "--strategies", "adaptive", "--model", str(t)],
+            ["--model", "is not a file (a directory?)"],
+        ),
     ],
     ids=[
         "bad-json",
@@ -465,6 +473,8 @@ def bad_json(tmp_path: Path) -> str:
         "json-over-input",
         "corrupt-model",
         "huge-jobs",
+        "unknown-version",
+        "model-is-a-directory",
     ],
 )
 def test_bad_input_exits_2_naming_the_problem(

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,7 +297,13 @@ def load_policy(model: str, sha256: str = "") -> OnnxPolicy:
     try:
         st = os.stat(path)
     except OSError as e:
-        raise ModelUnavailable(f"model file {path} not found: {e.strerror}") from e
+        shipped = ""
+        if path.parent == MODEL_DIR:  # a version name: say which there are
+            names = sorted(p.stem for p in MODEL_DIR.glob("policy-*.onnx"))
+            shipped = f"; shipped versions: {', '.join(names)}"
+        raise ModelUnavailable(f"model file {path} not found: {e.strerror}{shipped}") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelUnavailable(f"model file {path} is not a file (a directory?)")
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     policy = _CACHE.get(key)
     if policy is None:

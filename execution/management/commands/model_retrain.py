@@ -45,7 +45,7 @@ class Command(BaseCommand):
             "--from",
             dest="base",
             default="",
-            help="version to start from (default: newest approved)",
+            help="version to start from (default: the designated default version, docs/MODELS.md)",
         )
         parser.add_argument(
             "--decision-log",
