@@ -131,7 +131,7 @@ def pretrade_estimate(
     adv_fraction = quantity / adv_shares
     half_spread = spread_bps / 2
     t_days = window_minutes / SESSION_MINUTES
-    fill, peak = 1.0, 0.0
+    fill, peak, peak_at = 1.0, 0.0, 0.0
     # √(Q/V) is the law per unit of the window's volume; this brings it to √(Q/ADV)·(ADV/V)^β.
     window_factor = window_volume_fraction ** (0.5 - WINDOW_EXPONENT)
     if schedule is None:
@@ -139,7 +139,7 @@ def pretrade_estimate(
         impact = IMPACT_COEFFICIENT * sigma_bps * math.sqrt(participation) * window_factor
         uncertainty = sigma_bps * math.sqrt(t_days / 3) * remaining
     else:
-        fill, impact_per_sigma, risk_days, active, peak = _schedule_terms(
+        fill, impact_per_sigma, risk_days, active, peak, peak_at = _schedule_terms(
             schedule, slice_volume, t_days, quantity / window_volume
         )
         # While it trades: a POV at 50% that is done in minutes participates at 50%, not
@@ -156,9 +156,18 @@ def pretrade_estimate(
             f"(above {HIGH_PARTICIPATION:.0%}); widen the window"
         )
     if peak > HIGH_PARTICIPATION and peak > 1.5 * participation:
+        # Where: an order told to complete sweeps its rest in the last slice; an urgent
+        # one trades most at the start.
+        where = (
+            "at the end, sweeping what is left"
+            if peak_at >= 0.9
+            else "at the start, front-loaded"
+            if peak_at <= 0.1
+            else f"{peak_at:.0%} of the way through the window"
+        )
         warnings.append(
-            f"the schedule peaks at {peak:.0%} of the market's volume within one minute "
-            "(a sweep of what is left at the end costs the most)"
+            f"the schedule peaks at {peak:.0%} of the market's volume within one minute, "
+            f"{where}: the minutes that trade most cost the most"
         )
     if fill < 0.995:
         warnings.append(
@@ -180,10 +189,11 @@ def pretrade_estimate(
 
 def _schedule_terms(
     done: Sequence[float], slice_volume: Sequence[float] | None, t_days: float, q_over_v: float
-) -> tuple[float, float, float, float, float]:
+) -> tuple[float, float, float, float, float, float]:
     """(expected fill, the filled shares' average √(q_i/v_i), timing-risk days, the share
     of the window's volume in the slices where it trades, the highest participation in
-    one slice) of a piecewise-linear schedule. Risk days: ∫ (share of the filled part still to trade)² dt
+    one slice, and where that slice is as a fraction of the window) of a piecewise-linear
+    schedule. Risk days: ∫ (share of the filled part still to trade)² dt
     over the window, exact for straight segments: (a² + ab + b²)/3 per slice."""
     n = len(done) - 1
     if n < 1:
@@ -194,7 +204,7 @@ def _schedule_terms(
     total_volume = sum(volume)
     edges = [min(max(float(x), 0.0), 1.0) for x in done]
     fill = edges[-1] - edges[0]
-    weighted, risk, active, peak = 0.0, 0.0, 0.0, 0.0
+    weighted, risk, active, peak, peak_at = 0.0, 0.0, 0.0, 0.0, 0.0
     for i in range(n):
         q = max(edges[i + 1] - edges[i], 0.0)  # of the order
         v = volume[i] / total_volume  # of the window's volume
@@ -203,7 +213,8 @@ def _schedule_terms(
                 raise ValueError("the schedule trades in a slice where the market trades none")
             weighted += q * math.sqrt(q / v * q_over_v)
             active += v
-            peak = max(peak, q / v * q_over_v)
+            if q / v * q_over_v > peak:
+                peak, peak_at = q / v * q_over_v, (i + 0.5) / n
         # What is still to trade of what the schedule fills, per filled share: the same
         # basis as the cost (the unfilled rest's risk is the warning's business).
         a, b = (
@@ -211,7 +222,7 @@ def _schedule_terms(
             (edges[-1] - edges[i + 1]) / fill if fill > 0 else 0.0,
         )
         risk += (a * a + a * b + b * b) / 3 * (t_days / n)
-    return fill, (weighted / fill if fill > 0 else 0.0), risk, active, peak
+    return fill, (weighted / fill if fill > 0 else 0.0), risk, active, peak, peak_at
 
 
 def planned_schedule(

@@ -237,11 +237,14 @@ def test_the_estimate_follows_the_strategy_and_its_parameters(alice, instrument)
     # price, and the estimate says where the cost is.
     sweep = est(strategy="pov", param_participation_rate="0.01", param_complete="true")
     assert sweep["fill_pct"] == 100.0 and sweep["cost_bps"] > pov["cost_bps"] * 5
-    assert any("peaks at" in w for w in sweep["warnings"])
+    assert any("peaks at" in w and "at the end, sweeping" in w for w in sweep["warnings"])
     # An urgent IS trades sooner: less timing risk, more impact.
     urgent = est(strategy="is", param_risk_aversion="0.001")
     assert urgent["uncertainty_bps"] < twap["uncertainty_bps"]
     assert urgent["impact_bps"] > twap["impact_bps"]
+    # Where a schedule peaks is said as it is: at the start for a front-loaded one.
+    peaks = [w for w in urgent["warnings"] if "peaks at" in w]
+    assert len(peaks) == 1 and "at the start, front-loaded" in peaks[0], urgent["warnings"]
     # A parameter the strategy refuses: costed on its defaults, and said.
     bad = est(strategy="pov", param_participation_rate="7")
     assert bad["fill_pct"] == est(strategy="pov")["fill_pct"]
