@@ -219,6 +219,9 @@
           setKidStatus(tb, kid, Number(ev.leaves_qty) === 0 ? "FILLED" : "PARTIALLY_FILLED");
         }
         setCell(tb, "fills-count", `(${tb._trades.size + tb._hiddenFills})`);
+        // The caption under a trimmed list counts what the page now shows, live.
+        setCell(tb, "fills-shown", String(tb._trades.size));
+        setCell(tb, "fills-total", String(tb._trades.size + tb._hiddenFills));
         chartFill(tb.dataset.orderId, ev);
         break;
       }
@@ -232,6 +235,8 @@
     // child works (a pause, a cancel, the window's end), nothing does, whatever the last said.
     if (tb._working === 0) setCell(tb, "working", qtyFmt(0), 0);
     setCell(tb, "children-count", `(${tb._kids.size + tb._hiddenKids})`);
+    setCell(tb, "children-shown", String(tb._kids.size));
+    setCell(tb, "children-total", String(tb._kids.size + tb._hiddenKids));
     if (isOpen(tb)) drawChild(tb, ev, render, true);
     else tb._deferred.push([ev, render]);
   }

@@ -310,7 +310,10 @@ def test_the_blotter_draws_working_children_and_the_newest_rest_the_order_page_a
     assert f'data-field="fills-count">({n + 2})<' in page
     assert f'<tbody data-children data-hidden="{n + 3 - SUB_ROWS - 2}">' in page
     assert f'<tbody data-fills data-hidden="{n + 2 - SUB_ROWS}">' in page
-    assert f"Showing {SUB_ROWS + 2} of {n + 3} (the working ones and the newest)" in page
+    assert (
+        f'Showing <span data-field="children-shown">{SUB_ROWS + 2}</span> of '
+        f'<span data-field="children-total">{n + 3}</span> (the working ones and the newest)'
+    ) in page
     # The order page has every one.
     detail = client_for(alice).get(reverse("order_detail", args=[order.pk])).content.decode()
     assert len(re.findall(r'data-coid="', detail)) == n + 3
