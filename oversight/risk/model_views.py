@@ -136,6 +136,9 @@ def _row(mv: ModelVersion, user: Any) -> dict[str, Any]:
         "trained": card.get("date", ""),
         "method": card.get("method", ""),
         "vs_twap": diff,
+        # Worked around the volume curve, its edge over TWAP includes what VWAP's schedule
+        # alone saves: the page marks it, so it is not read as the policy's own.
+        "volume_curve": validation.get("schedule") == "volume",
         "fallbacks": validation.get("fallbacks"),
         "scenarios": validation.get("scenarios"),
     }

@@ -494,3 +494,16 @@ def test_the_models_page_shows_the_default_and_a_second_risk_manager_confirms_it
     assert missing.status_code == 404
     no_reason = client_for(ruth).post(reverse("model_default_propose", args=[v1.pk]), {})
     assert no_reason.status_code == 400
+
+
+def test_a_version_worked_around_the_volume_curve_is_marked_against_twap(rita: User) -> None:
+    """Its edge over TWAP includes what VWAP's schedule saves: marked, not read as the
+    policy's own (v9's card is on the volume curve, v1's on the clock)."""
+    from django.urls import reverse
+
+    v1, v9 = approved_model("policy-v1"), approved_model("policy-v9")
+    page = client_for(rita).get(reverse("model_list")).content.decode()
+    row = {mv.name: page.split(f'id="model-{mv.pk}"')[1].split("</tr>")[0] for mv in (v1, v9)}
+    assert 'href="#volume-curve-note"' in row["policy-v9"]
+    assert 'href="#volume-curve-note"' not in row["policy-v1"]
+    assert 'id="volume-curve-note"' in page
