@@ -39,7 +39,13 @@ from execution.session_clock import session_clock
 from oversight.audit import audit_record
 from oversight.reasons import reason_given
 from oversight.risk.models import RiskException
-from oversight.risk.pretrade import breaches, order_scopes, refusals
+from oversight.risk.pretrade import (
+    breaches,
+    limit_away_problem,
+    market_price,
+    order_scopes,
+    refusals,
+)
 from oversight.risk.services import exception_raise
 from oversight.roles import TRADE
 
@@ -115,14 +121,20 @@ def parent_order_submit(
             problem = band_problem(version, instrument)
             if problem:
                 errors.setdefault("param_model", []).append(problem)
-    if errors:
-        raise ValidationError(errors)
     scopes = order_scopes(
         user=user,
         instrument=instrument,
         strategy=strategy,
         model=version.name if version is not None else "",
     )
+    if limit is not None and "limit_price" not in errors:
+        away = limit_away_problem(
+            side=side, limit_price=limit, market=market_price(instrument), scopes=scopes
+        )
+        if away:
+            errors.setdefault("limit_price", []).append(away)
+    if errors:
+        raise ValidationError(errors)
     refused = refusals(
         user=user, instrument=instrument, side=side, quantity=quantity, scopes=scopes
     )
@@ -335,6 +347,23 @@ def order_control_request(
             )
             if problem:
                 raise ValidationError({"limit_price": [problem]})
+            # Against where this order's market has traded (its window's VWAP so far).
+            market = (
+                Decimal(str(order.market_notional / order.market_volume))
+                if order.market_volume > 0
+                else market_price(order.instrument)
+            )
+            scopes = order_scopes(
+                user=user,
+                instrument=order.instrument,
+                strategy=order.strategy,
+                model=order.model_version.name if order.model_version else "",
+            )
+            away = limit_away_problem(
+                side=order.side, limit_price=limit, market=market, scopes=scopes
+            )
+            if away:
+                raise ValidationError({"limit_price": [away]})
             clean["limit_price"] = str(limit) if limit is not None else None
         if not clean:
             raise ValidationError({"changes": ["nothing to amend"]})

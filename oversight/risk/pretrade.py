@@ -258,3 +258,40 @@ def breaches(
             )
         )
     return out
+
+
+def market_price(instrument: Any) -> Decimal:
+    """Where the instrument trades, as far as the web process knows: its latest fill (ours,
+    any order), else its reference price. The worker's mid is not visible from here."""
+    from execution.models import Fill
+
+    last = Fill.objects.filter(instrument=instrument).order_by("-id").values("price").first()
+    return Decimal(last["price"]) if last else Decimal(instrument.reference_price)
+
+
+def limit_away_problem(
+    *, side: str, limit_price: Decimal | None, market: Decimal, scopes: OrderScopes
+) -> str:
+    """'' or why every child priced at this limit would be refused by the price collar: a
+    buy limit below the market (a sell's above) by more than the collar. The order could
+    only wait, its children denied one after another (a "1.00" typed for "100"); a limit
+    through the market is no such problem (children are priced at the market, within it)."""
+    if limit_price is None or market <= 0:
+        return ""
+    rows = RiskLimit.objects.filter(metric=Metric.PRICE_COLLAR_BPS).values_list(
+        "scope_type", "scope_key", "metric", "value"
+    )
+    collar = tightest(rows, scopes).get(Metric.PRICE_COLLAR_BPS)
+    if collar is None:
+        return ""
+    bps, where = collar
+    away = (market - limit_price if side == "buy" else limit_price - market) / market * 10_000
+    if away <= bps:
+        return ""
+    direction = "below" if side == "buy" else "above"
+    places = max(2, -int(limit_price.as_tuple().exponent))  # as prices are written
+    return (
+        f"{limit_price:,.{places}f} is {away:,.0f} bps {direction} the market (about "
+        f"{market:,.{places}f}): the price collar ({plain_number(bps)} bps, {where}) would "
+        "refuse every child priced at it"
+    )

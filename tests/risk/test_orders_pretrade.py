@@ -195,3 +195,37 @@ def test_the_adaptive_strategy_takes_only_an_approved_model_from_a_person(
     assert "choose an approved model version: policy-v1" in str(e.value.message_dict["param_model"])
     ok = submit(alice, instrument, strategy="adaptive", params={"model": "policy-v1"})
     assert ok.status == "NEW" and ok.params["model"] == "policy-v1"
+
+
+def test_a_limit_the_price_collar_would_refuse_every_child_at_is_refused_at_entry_and_amend(
+    alice: User, instrument: Instrument
+) -> None:
+    """A buy limit far below the market (a "1.00" typed for "40.00"): every child priced at
+    it would be denied by the collar, one after another, and the order could only wait.
+    Refused where it is typed, with the figures; a limit through the market is fine."""
+    from decimal import Decimal
+
+    from execution.services import order_control_request
+
+    set_limit("price_collar_bps", 500)
+    market = Decimal(instrument.reference_price)
+    with pytest.raises(ValidationError) as e:
+        submit(alice, instrument, limit_price="1.00")
+    [message] = e.value.message_dict["limit_price"]
+    assert message.startswith("1.00 is ") and "bps below the market (about" in message
+    assert "the price collar (500 bps, firm) would refuse every child priced at it" in message
+    assert not ParentOrder.objects.exists()
+    # Within the collar, or through the market (a buy above it): accepted.
+    inside = (market * Decimal("0.96")).quantize(Decimal("0.01"))
+    assert submit(alice, instrument, limit_price=str(inside)).limit_price == inside
+    order = submit(alice, instrument, limit_price=str(market * 2))
+    order.status = "WORKING"
+    order.save(update_fields=["status"])
+    with pytest.raises(ValidationError) as e:
+        order_control_request(
+            user=alice, order=order, action="amend", changes={"limit_price": "1.00"}
+        )
+    assert "would refuse every child priced at it" in e.value.message_dict["limit_price"][0]
+    # A sell's is the other way round.
+    with pytest.raises(ValidationError):
+        submit(alice, instrument, side="sell", limit_price=str(market * 2))
