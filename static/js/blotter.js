@@ -540,14 +540,17 @@
     switch (action) {
       case "pause":
         return `Pause order ${id}: cancel ${kids} and send no new ones until resumed.`;
-      case "resume":
-        return tb.dataset.status === "SUSPENDED"
+      case "resume": {
+        // The schedule kept moving while the order stood still: say what catching up means.
+        const behind = " Its schedule moved on meanwhile: if the order is now more than its catch-up tolerance behind, it takes the difference from the book at once, which costs more than trading it over the window.";
+        return (tb.dataset.status === "SUSPENDED"
           ? `Resume order ${id} on another market worker: the strategy starts sending child orders in ${sym} again.`
-          : `Resume order ${id}: the strategy starts sending child orders in ${sym} again.`;
+          : `Resume order ${id}: the strategy starts sending child orders in ${sym} again.`) + behind;
+      }
       case "cancel":
         return `Cancel order ${id}: cancel ${kids}. The order ends CANCELED with its ${filled} filled shares kept. This cannot be undone.`;
       case "amend":
-        return `Amend order ${id} (${tb.dataset.strategy.toUpperCase()}): changed parameters take effect at the worker's next decision.`;
+        return `Amend order ${id} (${tb.dataset.strategy.toUpperCase()}): changed parameters take effect at the worker's next decision. A higher urgency or rate moves the schedule forward from the window's start: an order then far behind it takes the difference from the book at once.`;
       default:
         return `${action} order ${id}`;
     }
