@@ -7,6 +7,7 @@ send_event_on_commit): a blotter never shows a fill the database does not have.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
@@ -85,6 +86,11 @@ def parent_order_submit(
         errors.setdefault("end_minute", []).append("the window must satisfy 0 ≤ start < end ≤ 390")
     else:
         clock = market_clock(instrument)
+        if start_minute < clock["minute"]:
+            # The market is past the window's start: the order works from now, and says so
+            # (the ticket warned). Stored as entered, the blotter, the order page and TCA
+            # showed a window it never worked, and its schedule's early part as missed.
+            start_minute = math.ceil(clock["minute"] * 60) / 60
         if end_minute <= clock["minute"] + 1:
             at = session_clock(clock["minute"] * 60, ms=False)
             errors.setdefault("end_minute", []).append(

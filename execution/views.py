@@ -422,7 +422,9 @@ def order_new(request: HttpRequest) -> HttpResponse:
                     )
                 else:
                     messages.success(
-                        request, f"Order {order.pk} submitted: {what}{_late_start(order)}"
+                        request,
+                        f"Order {order.pk} submitted: {what}"
+                        f"{_late_start(order, d['start_minute'])}",
                     )
                 return redirect("blotter")
     approved = approved_names()  # one query for the fields and the schemas
@@ -451,18 +453,18 @@ def order_new(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _late_start(order: ParentOrder) -> str:
-    """The worker starts an order whose window has begun at the market's clock, not in the
-    past (it would otherwise take at once what its schedule says is behind): say so."""
-    clock = market_clock(order.instrument)
-    if order.start_minute > clock["minute"] - 1:  # a few seconds' lag is no news
+def _late_start(order: ParentOrder, entered_start: float) -> str:
+    """An order whose window had begun starts at the market's clock, not in the past (it
+    would otherwise take at once what its schedule says is behind), and is stored so:
+    say so."""
+    if order.start_minute - entered_start < 1 / 60:  # a few seconds' lag is no news
         return ""
-    now = session_clock(clock["minute"] * 60, ms=False)
+    entered = session_clock(entered_start * 60, ms=False)
     start = session_clock(order.start_minute * 60, ms=False)
     end = session_clock(order.end_minute * 60, ms=False)
     return (
-        f". Its window opened at {start}, but the {order.instrument.symbol} market is at "
-        f"{now}: it works from then to {end}, on that shorter window's schedule"
+        f". Its window was to open at {entered}, but the {order.instrument.symbol} market was "
+        f"at {start}: it works from then to {end}, on that shorter window's schedule"
     )
 
 

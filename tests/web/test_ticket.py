@@ -360,11 +360,15 @@ def test_a_window_that_has_begun_is_said_to_start_at_the_markets_clock(alice, in
     )  # fmt: skip  # the market is at 10:30:00
     resp = client_for(alice).post(reverse("order_new"), ticket(instrument), follow=True)
     (shown,) = [str(m) for m in resp.context["messages"]]
+    order = ParentOrder.objects.get()
     assert shown == (
-        f"Order {ParentOrder.objects.get().pk} submitted: buy 12,000 HBRK by TWAP. Its window "
-        "opened at 10:15:00, but the HBRK market is at 10:30:00: it works from then to "
-        "11:15:00, on that shorter window's schedule"
+        f"Order {order.pk} submitted: buy 12,000 HBRK by TWAP. Its window was to open at "
+        "10:15:00, but the HBRK market was at 10:30:00: it works from then to 11:15:00, on "
+        "that shorter window's schedule"
     )
+    # Stored as it works: the blotter, the order page and TCA show 10:30-11:15.
+    assert (order.start_minute, order.end_minute) == (60.0, 105.0)
+    assert ">10:30–11:15<" in client_for(alice).get(reverse("blotter")).content.decode()
 
 
 def test_the_estimate_of_a_window_that_has_begun_costs_what_is_left(alice, instrument) -> None:
