@@ -436,3 +436,25 @@ def test_the_training_command_says_what_it_needs_without_the_extras(
         "training needs torch: pip install -r requirements-train.txt"
     )
     assert not (tmp_path / "never.onnx").exists()
+
+
+def test_a_model_card_names_the_code_that_made_it(tmp_path: Path) -> None:
+    """The same command at other code can give another file: the card says which commit,
+    and whether the checkout had changes."""
+    import json
+    import re
+    import time
+
+    from execution.learning.model_files import write_card
+
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"not a model: only its card is under test")
+    card = json.loads(write_card(out, {"model": "m"}, time.perf_counter()).read_text())
+    code = card["code"]
+    from execution.learning.model_files import REPO
+
+    if (REPO / ".git").exists():
+        assert re.fullmatch(r"[0-9a-f]{40}", code["git_commit"])
+        assert isinstance(code["dirty"], bool)
+    else:  # an exported tree: said so, not left blank
+        assert code == {"git_commit": "", "dirty": None, "note": "not made in a git checkout"}

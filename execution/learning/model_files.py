@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -28,9 +29,29 @@ def set_metadata(path: Path, meta: Mapping[str, str]) -> None:
     onnx.save(model, str(path))
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def code_version() -> dict[str, Any]:
+    """The commit of the code that made a model, and whether the checkout had changes:
+    the same command at other code can give another file, so a card says which code."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True
+        )
+        return done.stdout.strip()
+
+    try:
+        return {"git_commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": "", "dirty": None, "note": "not made in a git checkout"}
+
+
 def write_card(out: Path, card: dict[str, Any], started: float) -> Path:
-    """Finish a model card (wall time, date, the file's SHA-256) and write it beside the
-    file as NAME.card.json."""
+    """Finish a model card (wall time, date, the code's commit, the file's SHA-256) and
+    write it beside the file as NAME.card.json."""
+    card.setdefault("code", code_version())
     card["wall_s"] = round(time.perf_counter() - started, 1)
     card["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # the card only
     card["sha256"] = sha256(out)
