@@ -258,18 +258,11 @@ def test_the_blotter_row_shows_realised_participation_and_the_arrival_to_its_dig
     assert ">09:30–10:30<" in page  # the window, in whole minutes
 
 
-def test_the_blotter_draws_working_children_and_the_newest_rest_the_order_page_all(
-    alice, instrument
-) -> None:
-    from execution.views import SUB_ROWS
-
-    order = worked_order(alice, instrument)  # 3 children (2 working), 2 fills
-    n = SUB_ROWS + 20
-    child = order.children.get(client_order_id=f"P{order.pk}-C0")
+def _canceled(order, name: str, n: int) -> None:
     ChildOrder.objects.bulk_create(
         ChildOrder(
             parent=order,
-            client_order_id=f"P{order.pk}-X{i}",
+            client_order_id=f"P{order.pk}-{name}{i}",
             venue="LIT-NORTH",
             side="buy",
             quantity=10,
@@ -278,11 +271,21 @@ def test_the_blotter_draws_working_children_and_the_newest_rest_the_order_page_a
             tif="DAY",
             intent="passive",
             status="CANCELED",
-            filled_qty=0,
-            sim_ts=100.0 + i,
+            sim_ts=200.0 + i,
         )
         for i in range(n)
     )
+
+
+def test_the_blotter_draws_working_children_and_the_newest_rest_the_order_page_all(
+    alice, instrument
+) -> None:
+    from execution.views import SUB_ROWS
+
+    order = worked_order(alice, instrument)  # 3 children (2 working), 2 fills
+    n = SUB_ROWS + 20
+    child = order.children.get(client_order_id=f"P{order.pk}-C0")
+    _canceled(order, "X", n)
     Fill.objects.bulk_create(
         Fill(
             parent=order,
@@ -319,25 +322,6 @@ def test_the_blotter_draws_working_children_and_the_newest_rest_the_order_page_a
     assert len(re.findall(r'data-coid="', detail)) == n + 3
     assert len(re.findall(r'data-trade="', detail)) == n + 2
     assert "Showing" not in detail
-
-
-def _canceled(order, name: str, n: int) -> None:
-    ChildOrder.objects.bulk_create(
-        ChildOrder(
-            parent=order,
-            client_order_id=f"P{order.pk}-{name}{i}",
-            venue="LIT-NORTH",
-            side="buy",
-            quantity=10,
-            price=Decimal("40.05"),
-            order_type="limit",
-            tif="DAY",
-            intent="passive",
-            status="CANCELED",
-            sim_ts=200.0 + i,
-        )
-        for i in range(n)
-    )
 
 
 def test_the_blotter_reads_as_many_rows_however_busy_its_orders(alice, instrument) -> None:
