@@ -90,7 +90,8 @@ def parent_order_submit(
             # The market is past the window's start: the order works from now, and says so
             # (the ticket warned). Stored as entered, the blotter, the order page and TCA
             # showed a window it never worked, and its schedule's early part as missed.
-            start_minute = math.ceil(clock["minute"] * 60) / 60
+            # (to the second; rounded first, as minute × 60 is not always whole in floats)
+            start_minute = math.ceil(round(clock["minute"] * 60, 6)) / 60
         if end_minute <= clock["minute"] + 1:
             at = session_clock(clock["minute"] * 60, ms=False)
             errors.setdefault("end_minute", []).append(

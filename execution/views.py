@@ -575,7 +575,7 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
             side=side if side in ("buy", "sell") else "buy",
             quantity=quantity,
             limit_price=None,
-            start_minute=start,
+            start_minute=clock["minute"] if late else start,  # as the order would be stored
             end_minute=end,
             scopes=scopes,
             lock=False,

@@ -118,11 +118,25 @@ def test_trading_against_the_volume_curve_costs_more_impact() -> None:
     cum = [sum(volume[:i]) / sum(volume) for i in range(5)]
     vwap = estimate(schedule=cum, slice_volume=volume)
     twap = estimate(schedule=linear(4), slice_volume=volume)
-    # TWAP's quarter of the order in each slice: participation 2× VWAP's in the middle.
+    # TWAP's quarter of the order in each slice: participation 2× VWAP's in the middle;
+    # each slice at its own participation ρ_i, ρ_i^β weighted by what it trades.
     q_over_v = 0.2
-    expected = sum(0.25 * math.sqrt(0.25 / (v / 8) * q_over_v) for v in volume)
-    assert twap.impact_bps == pytest.approx(Y * 200 * expected * 0.5 ** (0.5 - BETA))
+    expected = sum(0.25 * (0.25 / (v / 8) * q_over_v) ** BETA for v in volume)
+    assert twap.impact_bps == pytest.approx(Y * 200 * 0.1 ** (0.5 - BETA) * expected)
     assert twap.impact_bps > vwap.impact_bps
+
+
+def test_the_same_trades_cost_the_same_whatever_window_is_drawn_around_them() -> None:
+    """An order over 30 minutes, and the same trades in the first 30 minutes of a 390-minute
+    window (a front-loaded schedule): one cost, not the longer window's √ of its idle part."""
+    q, adv = 200_000, 5_000_000
+    short = pretrade_estimate(quantity=q, adv_shares=adv, daily_volatility=0.02, spread_bps=0,
+                              window_volume_fraction=1 / 13, window_minutes=30)  # fmt: skip
+    done = [0.0, 1.0] + [1.0] * 12  # all of it in the first of 13 equal slices
+    long = pretrade_estimate(quantity=q, adv_shares=adv, daily_volatility=0.02, spread_bps=0,
+                             window_volume_fraction=1.0, window_minutes=390,
+                             schedule=done, slice_volume=[1.0] * 13)  # fmt: skip
+    assert long.impact_bps == pytest.approx(short.impact_bps)
 
 
 def test_a_front_loaded_schedule_trades_risk_for_impact() -> None:
@@ -137,7 +151,8 @@ def test_a_schedule_that_does_not_finish_is_costed_on_what_it_fills_and_says_so(
     pov = estimate(schedule=linear(4, end=0.4), slice_volume=[1.0] * 4)
     assert pov.fill_fraction == pytest.approx(0.4)
     assert pov.participation == pytest.approx(0.08)  # 40% of 100k against 500k
-    assert pov.impact_bps == pytest.approx(Y * 200 * math.sqrt(0.08) * 0.5 ** (0.5 - BETA))
+    # What it trades, 4% of ADV, at 8% participation: Y·σ·0.04^(½−β)·0.08^β.
+    assert pov.impact_bps == pytest.approx(Y * 200 * 0.04 ** (0.5 - BETA) * 0.08**BETA)
     assert any("fill about 40% of the order" in w for w in pov.warnings)
     # Its ± is per filled share too: a straight line over the window, as the cost is.
     assert pov.uncertainty_bps == pytest.approx(estimate().uncertainty_bps)

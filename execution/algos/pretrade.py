@@ -22,9 +22,11 @@ Model, per share and in basis points of the arrival price:
 
 With the strategy's schedule (the share of the order it plans to have done at the edges of
 equal slices of the window, and the market's expected share of the window's volume in
-each slice), the same law is applied slice by slice: impact is the filled shares' average
-of Y·σ·√(q_i/v_i), so a schedule that trades against the volume curve (TWAP in a U-shaped
-day) or ahead of it (an urgent IS) costs more than VWAP's; timing risk integrates the
+each slice), the same law is applied slice by slice: impact is Y·σ·(X/ADV)^(½−β) times the
+filled shares' average of ρ_i^β, X the shares it trades and ρ_i its participation in slice
+i, so a schedule that trades against the volume curve (TWAP in a U-shaped day) or ahead of
+it (an urgent IS) costs more than VWAP's, and the same trades cost the same whatever window
+is drawn around them; timing risk integrates the
 squared share still to trade over the window (σ_bps·√(T/3) for a straight line); and a
 schedule that does not finish in the window (POV at a low rate) is costed on what it
 fills, with the expected fill said.
@@ -132,20 +134,27 @@ def pretrade_estimate(
     half_spread = spread_bps / 2
     t_days = window_minutes / SESSION_MINUTES
     fill, peak, peak_at = 1.0, 0.0, 0.0
-    # √(Q/V) is the law per unit of the window's volume; this brings it to √(Q/ADV)·(ADV/V)^β.
-    window_factor = window_volume_fraction ** (0.5 - WINDOW_EXPONENT)
+    # The law written by participation ρ = Q/V: Y·σ·(Q/ADV)^(½−β)·ρ^β. A schedule's slices
+    # each trade at their own ρ_i, so the same trades cost the same however the window
+    # around them is drawn (a 30-minute order, or the first 30 minutes of a longer one).
     if schedule is None:
         participation = quantity / window_volume
-        impact = IMPACT_COEFFICIENT * sigma_bps * math.sqrt(participation) * window_factor
+        impact = (
+            IMPACT_COEFFICIENT
+            * sigma_bps
+            * adv_fraction ** (0.5 - WINDOW_EXPONENT)
+            * participation**WINDOW_EXPONENT
+        )
         uncertainty = sigma_bps * math.sqrt(t_days / 3) * remaining
     else:
-        fill, impact_per_sigma, risk_days, active, peak, peak_at = _schedule_terms(
+        fill, rho_beta, risk_days, active, peak, peak_at = _schedule_terms(
             schedule, slice_volume, t_days, quantity / window_volume
         )
         # While it trades: a POV at 50% that is done in minutes participates at 50%, not
         # at its share of the whole window's volume.
         participation = fill * quantity / (window_volume * active) if active > 0 else 0.0
-        impact = IMPACT_COEFFICIENT * sigma_bps * impact_per_sigma * window_factor
+        traded = fill * adv_fraction  # of ADV: what the schedule trades
+        impact = IMPACT_COEFFICIENT * sigma_bps * traded ** (0.5 - WINDOW_EXPONENT) * rho_beta
         uncertainty = sigma_bps * math.sqrt(risk_days) * remaining
     warnings: list[str] = []
     if adv_fraction > LARGE_ADV_FRACTION:
@@ -190,7 +199,8 @@ def pretrade_estimate(
 def _schedule_terms(
     done: Sequence[float], slice_volume: Sequence[float] | None, t_days: float, q_over_v: float
 ) -> tuple[float, float, float, float, float, float]:
-    """(expected fill, the filled shares' average √(q_i/v_i), timing-risk days, the share
+    """(expected fill, the filled shares' average ρ_i^β (ρ_i the participation in slice i),
+    timing-risk days, the share
     of the window's volume in the slices where it trades, the highest participation in
     one slice, and where that slice is as a fraction of the window) of a piecewise-linear
     schedule. Risk days: ∫ (share of the filled part still to trade)² dt
@@ -211,7 +221,7 @@ def _schedule_terms(
         if q > 0:
             if v <= 0:
                 raise ValueError("the schedule trades in a slice where the market trades none")
-            weighted += q * math.sqrt(q / v * q_over_v)
+            weighted += q * (q / v * q_over_v) ** WINDOW_EXPONENT
             active += v
             if q / v * q_over_v > peak:
                 peak, peak_at = q / v * q_over_v, (i + 0.5) / n

@@ -43,7 +43,10 @@ def code_version() -> dict[str, Any]:
         return done.stdout.strip()
 
     try:
-        return {"git_commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+        # Tracked files only: the model being written (and a symlinked .venv) is no change
+        # to the code that made it.
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        return {"git_commit": git("rev-parse", "HEAD"), "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": "", "dirty": None, "note": "not made in a git checkout"}
 
