@@ -82,6 +82,7 @@ def parent_order_submit(
     problem = quantity_problem(quantity)
     if problem:
         errors.setdefault("quantity", []).append(problem)
+    entered_start = start_minute
     if not (0 <= start_minute < end_minute <= 390):
         errors.setdefault("end_minute", []).append("the window must satisfy 0 ≤ start < end ≤ 390")
     else:
@@ -181,7 +182,10 @@ def parent_order_submit(
                 status=BLOCKED if found else ParentStatus.NEW.value,
                 status_reason="; ".join(str(f) for f in found)[:255],
             )
-            audit_record(actor=user, action="order.submit", obj=order, after=_order_json(order))
+            submitted = _order_json(order)
+            if order.start_minute != entered_start:  # what the trader typed, kept too
+                submitted["entered_start_minute"] = entered_start
+            audit_record(actor=user, action="order.submit", obj=order, after=submitted)
             if found:
                 # Blocked: it waits for a risk manager's override; nothing goes to a worker.
                 audit_record(
@@ -354,12 +358,7 @@ def order_control_request(
             )
             if problem:
                 raise ValidationError({"limit_price": [problem]})
-            # Against where this order's market has traded (its window's VWAP so far).
-            market = (
-                Decimal(str(order.market_notional / order.market_volume))
-                if order.market_volume > 0
-                else market_price(order.instrument)
-            )
+            market = market_price(order.instrument)  # now, not the window's average
             scopes = order_scopes(
                 user=user,
                 instrument=order.instrument,

@@ -261,12 +261,30 @@ def breaches(
 
 
 def market_price(instrument: Any) -> Decimal:
-    """Where the instrument trades, as far as the web process knows: its latest fill (ours,
-    any order), else its reference price. The worker's mid is not visible from here."""
-    from execution.models import Fill
+    """Where the instrument trades now, as far as the web process knows: the mid its
+    orders last reported on the market's current day (each order's progress carries it),
+    else the reference price, where a new day opens. The worker's own mid is not visible
+    from here, so this can be a step behind: an estimate, and the refusal says "about"."""
+    from execution.models import OrderEvent
+    from execution.selectors import market_clock
 
-    last = Fill.objects.filter(instrument=instrument).order_by("-id").values("price").first()
-    return Decimal(last["price"]) if last else Decimal(instrument.reference_price)
+    day = market_clock(instrument)["day"]
+    payload = (
+        OrderEvent.objects.filter(
+            kind="ParentProgress",
+            parent__instrument=instrument,
+            parent__session__day=day,
+            payload__mid_px__isnull=False,
+        )
+        .order_by("-id")
+        .values_list("payload", flat=True)
+        .first()
+    )
+    try:
+        mid = Decimal(str(payload["mid_px"])) if payload else None
+    except (ArithmeticError, TypeError, ValueError, KeyError):
+        mid = None
+    return mid if mid is not None and mid > 0 else Decimal(str(instrument.reference_price))
 
 
 def limit_away_problem(

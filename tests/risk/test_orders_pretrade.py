@@ -229,3 +229,28 @@ def test_a_limit_the_price_collar_would_refuse_every_child_at_is_refused_at_entr
     # A sell's is the other way round.
     with pytest.raises(ValidationError):
         submit(alice, instrument, side="sell", limit_price=str(market * 2))
+    # The market is where the day's orders last saw its mid: down 8% since the open, a
+    # buy limit there is fine, and one 8% above where it was at the open is no longer
+    # "the market".
+    from django.utils import timezone
+
+    from execution.models import MarketSession, OrderEvent
+
+    session = MarketSession.objects.create(
+        instrument=instrument, worker="w", seed=1, speed=60.0, sim_ts=600.0,
+        heartbeat_at=timezone.now(),
+    )  # fmt: skip
+    order.session = session
+    order.save(update_fields=["session"])
+    now = (market * Decimal("0.92")).quantize(Decimal("0.01"))
+    OrderEvent.objects.create(
+        parent=order, seq=1, kind="ParentProgress", sim_ts=590.0,
+        payload={"filled_qty": 0, "target_qty": 10, "mid_px": str(now)},
+    )  # fmt: skip
+    amend = order_control_request(
+        user=alice, order=order, action="amend", changes={"limit_price": str(now)}
+    )
+    assert amend.changes == {"limit_price": str(now)}
+    with pytest.raises(ValidationError) as e:
+        submit(alice, instrument, side="sell", limit_price=str(market))
+    assert f"(about {now})" in e.value.message_dict["limit_price"][0]

@@ -14,7 +14,6 @@ from django.utils import timezone
 from execution.algos.registry import strategy_names
 from execution.models import MarketSession, ParentOrder
 from oversight.models import AuditRecord
-
 from tests.stepping import submit
 
 from .conftest import client_for
@@ -368,8 +367,11 @@ def test_a_window_that_has_begun_is_said_to_start_at_the_markets_clock(alice, in
         "10:15:00, but the HBRK market was at 10:30:00: it works from then to 11:15:00, on "
         "that shorter window's schedule"
     )
-    # Stored as it works: the blotter, the order page and TCA show 10:30-11:15.
+    # Stored as it works: the blotter, the order page and TCA show 10:30-11:15; the audit
+    # trail keeps what was typed as well.
     assert (order.start_minute, order.end_minute) == (60.0, 105.0)
+    submitted = AuditRecord.objects.get(action="order.submit", object_id=str(order.pk)).after
+    assert (submitted["start_minute"], submitted["entered_start_minute"]) == (60.0, 45.0)
     assert ">10:30–11:15<" in client_for(alice).get(reverse("blotter")).content.decode()
 
 
