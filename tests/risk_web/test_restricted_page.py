@@ -217,3 +217,15 @@ def test_an_approval_or_decline_is_for_the_request_that_was_read(rita, rob, inst
         HTTP_ACCEPT="application/json",
     )
     assert resp.json()["ok"] is True
+    # And the console's card, read again, carries what its approval needs.
+    console = client_for(rob).get(reverse("risk_console")).content.decode()
+    card = console.split(f'id="kill-{kill.pk}"')[1].split("</li>")[0]
+    fresh = re.search(r'name="asked_at" value="([^"]+)"', card)[1]
+    resp = client_for(rob).post(
+        reverse("risk_kill_reset_approve", args=[kill.pk]),
+        {"asked_at": fresh},
+        HTTP_ACCEPT="application/json",
+    )
+    assert resp.json()["ok"] is True, resp.json()
+    kill.refresh_from_db()
+    assert not kill.active
