@@ -324,3 +324,23 @@ def test_an_order_told_to_complete_finishes_whatever_its_decision_interval(
     parent = e.orders["P1"].parent
     denied = [d.reason for d in of(e.events, ChildDenied)]
     assert (parent.status, parent.filled_qty) == ("FILLED", 40_000), denied
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6, 7, 8])
+@pytest.mark.parametrize("strategy", ["twap", "is"])
+def test_a_sweep_that_starts_in_the_windows_last_seconds_still_finishes(
+    midcap: Scenario, strategy: str, seed: int
+) -> None:
+    """A window 3 s past a whole number of slices: the first decision of the last slice is
+    3 s before the end. There the sweep cancels what rests and its take waits for those
+    cancels, so it needs one more decision before the end (a trial's IS order expired with
+    7% left so)."""
+    e = ExecutionEngine(Market(midcap, seed))
+    e.add_order(
+        spec(midcap, strategy=strategy, qty=3_000, start_s=600.0, end_s=600.0 + 30 * 20 + 3,
+             params={"decision_interval_s": 30.0, "complete": True})
+    )  # fmt: skip
+    e.run_to_end()
+    parent = e.orders["P1"].parent
+    denied = [d.reason for d in of(e.events, ChildDenied)]
+    assert (parent.status, parent.filled_qty) == ("FILLED", 3_000), denied

@@ -236,10 +236,17 @@ class Strategy(ABC):
         return now + max(self.decision_interval_s, FINAL_SWEEP_INTERVAL_S) >= self.ctx.end_s
 
     def next_decision_after(self, now: float) -> float:
-        """In the last slice, decide more often so the completion sweep can mop up."""
+        """In the last slice, decide more often so the completion sweep can mop up; in the
+        window's last FINAL_SWEEP_INTERVAL_S, every second. A sweep that has to cancel
+        what rests before it can take the rest needs a decision after those cancels land
+        (only an order told to complete sweeps; a POV's last seconds are as they were):
+        one made 3 s before the end had none left, and the order expired short (a trial
+        saw 7% of an IS order left so)."""
         step = self.decision_interval_s
         if self.in_last_slice(now):
             step = min(step, FINAL_SWEEP_INTERVAL_S)
+            if self.params.get("complete") and now + FINAL_SWEEP_INTERVAL_S >= self.ctx.end_s:
+                step = min(step, 1.0)
         return min(now + step, self.ctx.end_s)
 
     @abstractmethod
