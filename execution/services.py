@@ -187,6 +187,10 @@ def parent_order_submit(
                 submitted["entered_start_minute"] = entered_start
             audit_record(actor=user, action="order.submit", obj=order, after=submitted)
             if found:
+                # Its first event, so open blotters show it (no worker will say anything).
+                order = order_status_set(
+                    order.pk, BLOCKED, order.status_reason, previous=ParentStatus.NEW.value
+                )
                 # Blocked: it waits for a risk manager's override; nothing goes to a worker.
                 audit_record(
                     actor=None,
@@ -423,33 +427,51 @@ def order_control_request(
     return req
 
 
-def _suspended_cancel(order: ParentOrder, req: ControlRequest, user: Any) -> None:
-    locked = ParentOrder.objects.select_for_update().get(pk=order.pk)
+def order_status_set(order_id: int, status: str, reason: str, **extra: Any) -> ParentOrder:
+    """A status change made outside a worker (a block at entry, a rejection, a cancel while
+    no worker holds the order), recorded as the workers record theirs: the order's next
+    event, and broadcast after commit, so an open blotter shows it without a reload and a
+    blotter catching up replays it. Takes the order's row lock; call inside a transaction."""
+    locked = ParentOrder.objects.select_for_update().get(pk=order_id)
     seq = locked.last_seq + 1
-    reason = f"canceled by {user} while {locked.status.lower()}"
+    reason = reason[:255]  # the status column's size; the whole text is in the audit trail
     payload = {
         "engine_order_id": locked.engine_id,
         "seq": seq,
         "ts": 0.0,
         "kind": "ParentStatusChanged",
-        "status": ParentStatus.CANCELED.value,
+        "status": status,
         "previous": locked.status,
         "reason": reason,
-        # The market over its window as its lost worker last wrote it; the mid when it
-        # ended is unknown (no market runs it), so post-trade analysis says so.
-        "end_mid_px": None,
-        "market_volume": round(locked.market_volume),
-        "market_vwap_px": (
-            str(round(locked.market_notional / locked.market_volume, 6))
-            if locked.market_volume > 0
-            else None
-        ),
+        **extra,
     }
     OrderEvent.objects.create(
         parent=locked, seq=seq, kind="ParentStatusChanged", sim_ts=0.0, payload=payload
     )
     ParentOrder.objects.filter(pk=locked.pk).update(
-        status=ParentStatus.CANCELED.value, status_reason=reason, last_seq=seq
+        status=status, status_reason=reason, last_seq=seq
+    )
+    message = (locked.owner_id, {**payload, "order_id": locked.pk})
+    transaction.on_commit(lambda: broadcast_events([message]))
+    locked.status, locked.status_reason, locked.last_seq = status, reason, seq
+    return locked
+
+
+def _suspended_cancel(order: ParentOrder, req: ControlRequest, user: Any) -> None:
+    current = ParentOrder.objects.select_for_update().get(pk=order.pk)
+    locked = order_status_set(
+        order.pk,
+        ParentStatus.CANCELED.value,
+        f"canceled by {user} while {current.status.lower()}",
+        # The market over its window as its lost worker last wrote it; the mid when it
+        # ended is unknown (no market runs it), so post-trade analysis says so.
+        end_mid_px=None,
+        market_volume=round(current.market_volume),
+        market_vwap_px=(
+            str(round(current.market_notional / current.market_volume, 6))
+            if current.market_volume > 0
+            else None
+        ),
     )
     now = timezone.now()
     ControlRequest.objects.filter(pk=req.pk).update(applied_at=now, outcome="applied")
@@ -457,8 +479,6 @@ def _suspended_cancel(order: ParentOrder, req: ControlRequest, user: Any) -> Non
     ControlRequest.objects.filter(parent=locked, applied_at__isnull=True).update(
         applied_at=now, outcome="void: the order was canceled"
     )
-    message = (locked.owner_id, {**payload, "order_id": locked.pk})
-    transaction.on_commit(lambda: broadcast_events([message]))
 
 
 def _order_json(o: ParentOrder) -> dict[str, Any]:

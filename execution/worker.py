@@ -52,7 +52,7 @@ from execution.models import (
     ParentOrder,
 )
 from execution.selectors import market_day_next
-from execution.services import broadcast_events
+from execution.services import broadcast_events, order_status_set
 from execution.sim.calibration import SESSION_SECONDS
 from execution.sim.market import Market
 from execution.sim.scenario import parse_scenario
@@ -446,10 +446,9 @@ class MarketWorker:
             self._decision_writer = None
 
     def _reject(self, order: ParentOrder, reason: str) -> None:
-        ParentOrder.objects.filter(pk=order.pk).update(
-            status=ParentStatus.REJECTED.value, status_reason=reason[:255]
-        )
-        audit_record(actor=None, action="order.reject", obj=order, reason=reason)
+        with transaction.atomic():  # an event too, so open blotters show it
+            order_status_set(order.pk, ParentStatus.REJECTED.value, reason)
+            audit_record(actor=None, action="order.reject", obj=order, reason=reason)
 
     def _apply_controls(self) -> None:
         ids = [o.pk for o in self._orders.values()]

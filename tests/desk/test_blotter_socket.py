@@ -186,3 +186,38 @@ def test_a_websocket_at_an_unknown_path_is_closed_with_4404(alice: User) -> None
             await comm.disconnect()
 
     async_to_sync(go)()
+
+
+def test_an_order_blocked_at_entry_and_its_refusal_reach_open_blotters(
+    instrument: Instrument, alice: User, rita: User
+) -> None:
+    """No worker ever holds a blocked order, so nothing else would tell an open blotter it
+    exists, or that a risk manager refused its override: both are the order's events."""
+    from oversight.risk.services import override_reject, override_request
+    from tests.risk.conftest import set_limit
+
+    set_limit("max_order_qty", 1_000)
+    h_alice, h_rita = session_headers(alice), session_headers(rita)
+
+    async def go() -> None:
+        owner, ok1, _ = await connect(h_alice)
+        risk, ok2, _ = await connect(h_rita)
+        assert ok1 and ok2
+        order = await database_sync_to_async(parent_order_submit)(
+            user=alice, instrument=instrument, side="buy", quantity=5_000,
+            start_minute=0, end_minute=30, strategy="twap", params={},
+        )  # fmt: skip
+        assert order.status == "BLOCKED"
+        for comm in (owner, risk):
+            [ev] = [e for m in await _drain(comm) for e in m["events"]]
+            assert (ev["order_id"], ev["seq"], ev["status"]) == (order.pk, 1, "BLOCKED")
+        ov = await database_sync_to_async(override_request)(
+            user=alice, order_id=order.pk, reason="index rebalance"
+        )
+        await database_sync_to_async(override_reject)(user=rita, override_id=ov.pk, note="no")
+        [ev] = [e for m in await _drain(owner) for e in m["events"]]
+        assert (ev["seq"], ev["status"], ev["previous"]) == (2, "REJECTED", "BLOCKED")
+        for comm in (owner, risk):
+            await comm.disconnect()
+
+    async_to_sync(go)()

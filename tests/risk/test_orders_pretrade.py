@@ -243,8 +243,9 @@ def test_a_limit_the_price_collar_would_refuse_every_child_at_is_refused_at_entr
     order.session = session
     order.save(update_fields=["session"])
     now = (market * Decimal("0.92")).quantize(Decimal("0.01"))
+    order.refresh_from_db()
     OrderEvent.objects.create(
-        parent=order, seq=1, kind="ParentProgress", sim_ts=590.0,
+        parent=order, seq=order.last_seq + 1, kind="ParentProgress", sim_ts=590.0,
         payload={"filled_qty": 0, "target_qty": 10, "mid_px": str(now)},
     )  # fmt: skip
     amend = order_control_request(
