@@ -457,6 +457,30 @@ def order_status_set(order_id: int, status: str, reason: str, **extra: Any) -> P
     return locked
 
 
+def blocked_expire() -> int:
+    """Orders still blocked when their window has ended expire, as a worker's would: an
+    override then would release an order with nothing left to work. Run by the workers'
+    housekeeping and when a blotter opens."""
+    n = 0
+    blocked = ParentOrder.objects.filter(status=BLOCKED).select_related("instrument")
+    clocks: dict[int, float] = {}
+    for order in blocked:
+        if order.instrument_id not in clocks:
+            clocks[order.instrument_id] = market_clock(order.instrument)["minute"]
+        if order.end_minute > clocks[order.instrument_id]:
+            continue
+        with transaction.atomic():
+            if not ParentOrder.objects.filter(pk=order.pk, status=BLOCKED).exists():
+                continue
+            order_status_set(
+                order.pk, ParentStatus.EXPIRED.value, "its window ended while it was blocked"
+            )
+            audit_record(actor=None, action="order.expire", obj=order,
+                         reason="its window ended while it was blocked")  # fmt: skip
+            n += 1
+    return n
+
+
 def _suspended_cancel(order: ParentOrder, req: ControlRequest, user: Any) -> None:
     current = ParentOrder.objects.select_for_update().get(pk=order.pk)
     locked = order_status_set(

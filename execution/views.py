@@ -38,6 +38,7 @@ from execution.models import (
 from execution.selectors import can_watch_orders, market_clock, orders_visible_to
 from execution.services import (
     CONTROLS,
+    blocked_expire,
     order_control_request,
     order_is_open,
     parent_order_submit,
@@ -355,6 +356,7 @@ def blotter(request: HttpRequest) -> HttpResponse:
     _require_watcher(request)
     # Anyone watching notices a dead worker: its orders show SUSPENDED, not a frozen WORKING.
     sessions_reap()
+    blocked_expire()  # a blocked order whose window has ended shows EXPIRED, not Override
     config = _page_config(request)  # first: a row read after it is never behind it
     config["risk"] = _risk_config(request)
     rows = _order_rows(list(_with_sub_rows(_visible(request))[:BLOTTER_ROWS]), request.user)

@@ -52,7 +52,7 @@ from execution.models import (
     ParentOrder,
 )
 from execution.selectors import market_day_next
-from execution.services import broadcast_events, order_status_set
+from execution.services import blocked_expire, broadcast_events, order_status_set
 from execution.sim.calibration import SESSION_SECONDS
 from execution.sim.market import Market
 from execution.sim.scenario import parse_scenario
@@ -263,6 +263,7 @@ class MarketWorker:
                     sessions_reap(stale_after_s=HEARTBEAT_STALE_S)
                     exceptions_escalate()
                     limit_requests_expire()
+                    blocked_expire()
                     next_reap = now + 1.0
                 if now >= next_recon:
                     self.risk.reconcile()

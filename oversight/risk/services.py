@@ -598,6 +598,17 @@ def override_grant(
         order = ParentOrder.objects.select_for_update().get(pk=ov.order_id)
         if order.status != BLOCKED:
             raise ValidationError(f"order {order.pk} is no longer blocked")
+        from execution.selectors import market_clock
+        from execution.session_clock import session_clock
+
+        clock = market_clock(order.instrument)["minute"]
+        if order.end_minute <= clock + 1:  # the ticket's rule: at least a minute to work
+            raise ValidationError(
+                f"order {order.pk}'s window ends at {session_clock(order.end_minute * 60, ms=False)}"
+                f" and the {order.instrument.symbol} market is at "
+                f"{session_clock(clock * 60, ms=False)}: there is nothing left to release; "
+                "its trader may enter a new order"
+            )
         _recheck_blocked(order, ov)
         now = timezone.now()
         ov.status, ov.granted_by, ov.granted_at = Override.GRANTED, user, now

@@ -255,3 +255,33 @@ def test_a_limit_the_price_collar_would_refuse_every_child_at_is_refused_at_entr
     with pytest.raises(ValidationError) as e:
         submit(alice, instrument, side="sell", limit_price=str(market))
     assert f"(about {now})" in e.value.message_dict["limit_price"][0]
+
+
+def test_a_blocked_order_whose_window_ends_expires_and_is_not_released(
+    alice: User, rita: User, instrument: Instrument
+) -> None:
+    """Once its window is over (or under a minute of it is left), an override would release
+    an order with nothing to work: refused, and the order expires as a worker's would."""
+    from execution.models import MarketSession, OrderEvent
+    from execution.services import blocked_expire
+
+    set_limit("max_order_qty", 10_000)
+    order = submit(alice, instrument, start_minute=10, end_minute=30)
+    ov = override_request(user=alice, order_id=order.pk, reason="client's closing order")
+    assert blocked_expire() == 0  # the market has not opened yet
+    session = MarketSession.objects.create(
+        instrument=instrument, worker="w", seed=1, speed=60.0, sim_ts=29.5 * 60,
+        heartbeat_at=timezone.now(),
+    )  # fmt: skip
+    with pytest.raises(ValidationError, match="there is nothing left to release"):
+        override_grant(user=rita, override_id=ov.pk)
+    assert ParentOrder.objects.get(pk=order.pk).status == "BLOCKED"
+    MarketSession.objects.filter(pk=session.pk).update(sim_ts=30 * 60)
+    assert blocked_expire() == 1
+    order.refresh_from_db()
+    assert (order.status, order.status_reason) == (
+        "EXPIRED",
+        "its window ended while it was blocked",
+    )
+    assert OrderEvent.objects.filter(parent=order).latest("seq").payload["status"] == "EXPIRED"
+    assert blocked_expire() == 0
