@@ -25,6 +25,14 @@
   // ------------------------------------------------------------------ formatting
   const qtyFmt = (n) => Number(n).toLocaleString("en-US");
   const fixed = (x, d) => (x === null || x === undefined || x === "" ? "—" : Number(x).toFixed(d));
+  // A price to its last digit and at least to the cent, as the server writes it (a fill at
+  // the midpoint of a one-cent spread is 8.375, not 8.38).
+  const pxText = (x) => {
+    if (x === null || x === undefined || x === "") return "—";
+    const s = String(x);
+    const places = s.includes(".") ? s.split(".")[1].replace(/0+$/, "").length : 0;
+    return Number(x).toFixed(Math.min(Math.max(places, 2), 6));
+  };
   function clock(ts) {
     const total = Math.round((SESSION_OPEN_S + Number(ts)) * 1000);
     const ms = total % 1000, s = Math.floor(total / 1000);
@@ -266,7 +274,7 @@
         td(coid, "mono"),
         td(ev.venue),
         td(String(ev.qty), "num"),
-        td(ev.px === null || ev.px === undefined ? "mid" : fixed(ev.px, 2), "num"),
+        td(ev.px === null || ev.px === undefined ? "mid" : pxText(ev.px), "num"),
         td(ev.kind === "ChildDenied" ? "denied" : `${ev.order_type} ${ev.tif}`),
         ev.kind === "ChildDenied" ? Object.assign(td(ev.reason), { title: ev.detail || "" }) : td(ev.intent),
         td("", "", "cstatus"),
@@ -278,7 +286,7 @@
     }
     if (ev.kind === "ChildFilled") {
       const f = el("tr", { "data-trade": `${ev.venue}/${ev.trade_id}` });
-      f.append(td(clock(ev.ts), "num"), td(ev.venue), td(ev.trade_id, "mono"), td(fixed(ev.px, 2), "num"), td(String(ev.qty), "num"), td(ev.liquidity));
+      f.append(td(clock(ev.ts), "num"), td(ev.venue), td(ev.trade_id, "mono"), td(pxText(ev.px), "num"), td(String(ev.qty), "num"), td(ev.liquidity));
       tb.querySelector("tbody[data-fills]").prepend(f);
       if (live) flash(f, "flash-new");
       if (tr) {

@@ -401,3 +401,18 @@ def test_a_row_read_while_the_worker_writes_agrees_with_itself(alice, instrument
     assert len(coids) == len(set(coids)) == 3 + 3
     assert 'data-hidden="-' not in page
     assert 'data-field="children-count">(6)<' in page
+
+
+def test_a_midpoint_fill_shows_its_price_to_the_last_digit(alice, instrument) -> None:
+    """A fill at the midpoint of a one-cent spread is at 40.005: shown so, not as 40.01,
+    which a trader checking the average price by hand would be misled by."""
+    order = worked_order(alice, instrument)
+    child = order.children.get(client_order_id=f"P{order.pk}-C0")
+    Fill.objects.create(
+        parent=order, child=child, instrument=instrument, venue="DARK-POOL", trade_id="M1",
+        price=Decimal("40.005"), quantity=10, liquidity="midpoint", sim_ts=50.0,
+    )  # fmt: skip
+    for url in (reverse("blotter"), reverse("order_detail", args=[order.pk])):
+        page = client_for(alice).get(url).content.decode()
+        row = page.split('data-trade="DARK-POOL/M1"')[1].split("</tr>")[0]
+        assert '<td class="num">40.005</td>' in row, row
