@@ -416,3 +416,14 @@ def test_a_midpoint_fill_shows_its_price_to_the_last_digit(alice, instrument) ->
         page = client_for(alice).get(url).content.decode()
         row = page.split('data-trade="DARK-POOL/M1"')[1].split("</tr>")[0]
         assert '<td class="num">40.005</td>' in row, row
+
+
+def test_the_blotter_is_sent_compressed_to_a_browser_that_asks(alice, instrument) -> None:
+    import gzip
+
+    worked_order(alice, instrument)
+    plain = client_for(alice).get(reverse("blotter"))
+    packed = client_for(alice).get(reverse("blotter"), HTTP_ACCEPT_ENCODING="gzip")
+    assert packed["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain
+    body = gzip.decompress(packed.content).decode()
+    assert 'id="page-config"' in body and len(packed.content) < len(plain.content) / 3
