@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -17,9 +18,11 @@ from execution.engine.events import ChildDenied, ChildRejected, DomainEvent
 from execution.engine.orders import ticks_to_px
 from execution.engine.risk import ChildLimits
 from execution.models import Fill, ParentOrder
+from oversight.risk import notify
 from oversight.risk.models import KillAck, KillSwitch, Metric, RiskException, RiskLimit
 from oversight.risk.pretrade import desk_of, position
 from oversight.risk.scopes import OrderScopes, covers, tightest
+from oversight.risk.selectors import applied_text, kill_applied, kill_json
 from oversight.risk.services import exception_raise
 
 if TYPE_CHECKING:
@@ -175,6 +178,13 @@ class WorkerRisk:
             if all(not engine.orders[e].open_children for e in ack.orders):
                 KillAck.objects.filter(pk=ack.ack_id).update(done_at=timezone.now())
                 ack.done = True
+                # Every console's card says what was applied, as it lands, not on reload.
+                row = KillAck.objects.select_related("kill__engaged_by").get(pk=ack.ack_id)
+                payload = {
+                    **kill_json(row.kill),
+                    "applied_text": applied_text(**kill_applied(row.kill)),
+                }
+                transaction.on_commit(lambda p=payload: notify.console_send("kill", p))
 
     def kills_pending(self) -> bool:
         return any(not a.done for a in self.applied.values())

@@ -31,6 +31,7 @@ from oversight.risk.models import (
     Desk,
     DeskMembership,
     ExceptionComment,
+    KillAck,
     KillSwitch,
     LimitRequest,
     Override,
@@ -227,6 +228,30 @@ def exception_json(e: RiskException) -> dict[str, Any]:
         "resolved_at": e.resolved_at.isoformat() if e.resolved_at else None,
         "resolution": e.resolution,
     }
+
+
+def kill_applied(k: KillSwitch) -> dict[str, int]:
+    """What the workers have applied of a kill switch so far, as its card says it."""
+    got = KillAck.objects.filter(kill=k).aggregate(
+        workers=Count("pk"),
+        orders=Coalesce(Sum("orders"), 0),
+        children=Coalesce(Sum("children_canceled"), 0),
+    )
+    return {key: int(got[key] or 0) for key in ("workers", "orders", "children")}
+
+
+def applied_text(workers: int, orders: int, children: int) -> str:
+    """The card's line, the same whether drawn by the page or the script."""
+    if not workers:
+        return ""
+
+    def s(n: int) -> str:
+        return "" if n == 1 else "s"
+
+    return (
+        f" · applied by {workers} worker{s(workers)}: {orders} order{s(orders)} stopped, "
+        f"{children} child order{s(children)} cancelled"
+    )
 
 
 def kill_json(k: KillSwitch) -> dict[str, Any]:

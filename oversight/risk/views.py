@@ -98,6 +98,9 @@ def _kill_row(k: KillSwitch, me: Any) -> dict[str, Any]:
         "k": k,
         "engaged_clock": _clock(k.engaged_at),
         "mine_reset": k.reset_requested_by_id == me.pk,
+        "applied_text": selectors.applied_text(
+            getattr(k, "ack_workers", 0), getattr(k, "ack_orders", 0), getattr(k, "ack_children", 0)
+        ),
     }
 
 

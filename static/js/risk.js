@@ -235,6 +235,8 @@
     setText(li, "reason", k.reason);
     setText(li, "engaged_by", k.engaged_by);
     setText(li, "engaged_at", clock(k.engaged_at));
+    // The workers' acknowledgement, when an event carries it (they send it as they settle).
+    if (k.applied_text !== undefined) setText(li, "applied", k.applied_text);
     const asked = !!k.reset_requested_by;
     li.querySelector('[data-part="request"]').hidden = asked;
     li.querySelector('[data-part="approve"]').hidden = !asked;

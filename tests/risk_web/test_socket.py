@@ -201,3 +201,37 @@ def test_each_step_of_the_restricted_list_reaches_the_console(rita, rob, instrum
         await console.disconnect()
 
     async_to_sync(go)()
+
+
+def test_a_kill_switchs_card_says_what_the_workers_applied_as_it_lands(
+    rita, alice, instrument
+) -> None:
+    """The workers' acknowledgement reaches every console when it settles, not on the next
+    reload (the load trial's card still lacked it 6 s after engaging)."""
+    from tests.stepping import submit, worker
+
+    submit(alice, instrument)
+    w = worker(instrument)
+    w.step(sim_until=120.0)  # working, with children at the venues
+    h_rita = session_headers(rita)
+
+    async def go() -> None:
+        console, ok, _ = await connect("/ws/risk/", h_rita)
+        assert ok
+        await database_sync_to_async(services.kill_switch_engage)(
+            user=rita, scope_type="trader", scope_key="alice", reason="runaway algo"
+        )
+        for _ in range(5):  # the worker applies it, then settles once its cancels land
+            await database_sync_to_async(w.step)(sim_until=w.market.now + 2.0)
+        applied = await wait_for(
+            console, lambda m: m["type"] == "kill" and bool(m["payload"].get("applied_text"))
+        )
+        assert applied["payload"]["applied_text"].startswith(
+            " · applied by 1 worker: 1 order stopped"
+        )
+        await console.disconnect()
+
+    try:
+        async_to_sync(go)()
+    finally:
+        w.release()
