@@ -435,7 +435,10 @@ class MarketWorker:
         except Exception:  # a full disk must not stop trading
             logger.warning("decision log of %s not written", episode.info.episode_id, exc_info=True)
         else:
-            logger.info("decision log of %s written to %s", episode.info.episode_id, path)
+            if path is None:  # stopped before its first decision: there is nothing to log
+                logger.info("decision log of %s: no decision to write", episode.info.episode_id)
+            else:
+                logger.info("decision log of %s written to %s", episode.info.episode_id, path)
 
     def _decision_log_close(self) -> None:
         """Hand over the episodes still open (their outcome unknown), and wait for the
