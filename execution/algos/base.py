@@ -20,6 +20,10 @@ from execution.algos.router import Place, SmartOrderRouter, VenueInfo, VenueQuot
 
 SESSION_SECONDS = 390 * 60.0
 FINAL_SWEEP_INTERVAL_S = 5.0
+# Decisions in a completing order's last FINAL_SWEEP_INTERVAL_S: often enough for a take
+# to follow its cancels, and more than the risk gate's 1 s duplicate window apart, so a
+# repeated identical take is not refused as a duplicate.
+FINAL_SECONDS_STEP_S = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +241,7 @@ class Strategy(ABC):
 
     def next_decision_after(self, now: float) -> float:
         """In the last slice, decide more often so the completion sweep can mop up; in the
-        window's last FINAL_SWEEP_INTERVAL_S, every second. A sweep that has to cancel
+        window's last FINAL_SWEEP_INTERVAL_S, every FINAL_SECONDS_STEP_S. A sweep that has to cancel
         what rests before it can take the rest needs a decision after those cancels land
         (only an order told to complete sweeps; a POV's last seconds are as they were):
         one made 3 s before the end had none left, and the order expired short (a trial
@@ -246,7 +250,7 @@ class Strategy(ABC):
         if self.in_last_slice(now):
             step = min(step, FINAL_SWEEP_INTERVAL_S)
             if self.params.get("complete") and now + FINAL_SWEEP_INTERVAL_S >= self.ctx.end_s:
-                step = min(step, 1.0)
+                step = min(step, FINAL_SECONDS_STEP_S)
         return min(now + step, self.ctx.end_s)
 
     @abstractmethod
