@@ -74,6 +74,7 @@ def order_facts(order: ParentOrder) -> OrderFacts:
         end_mid_px=_number(final, "end_mid_px"),
         market_volume=_number(final, "market_volume"),
         market_vwap_px=_number(final, "market_vwap_px"),
+        stopped=order.status == "CANCELED",
     )
 
 

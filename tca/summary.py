@@ -50,6 +50,9 @@ class OrderFacts:
     end_mid_px: float | None  # the mid when the order ended
     market_volume: float | None  # shares the whole market traded while the order worked
     market_vwap_px: float | None = None  # the VWAP of those shares
+    # Canceled (by its trader, or a kill switch), not left to finish: its fills and costs
+    # count, but not against the strategy's fill rate, which it had no chance to reach.
+    stopped: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,7 +146,9 @@ class StrategySummary:
     orders: int
     qty: int
     filled_qty: int
-    fill_rate_pct: float  # filled shares ÷ ordered shares, over all its orders
+    # filled shares ÷ ordered shares, over the orders left to run (None: every one stopped)
+    fill_rate_pct: float | None
+    stopped: int = 0  # orders canceled by a person or a kill switch
     filled: Spread  # the filled part's shortfall, weighted by filled shares
     total: Spread  # the whole order's shortfall, weighted by ordered shares
     vwap: Spread  # the fills against the market's VWAP, weighted by filled shares
@@ -151,7 +156,8 @@ class StrategySummary:
 
 def strategy_summaries(results: Iterable[OrderResult]) -> list[StrategySummary]:
     """One summary per strategy, in name order. Orders where a measure is undefined count
-    towards orders and fill rate but not towards that measure (its n says how many did)."""
+    towards orders and fill rate but not towards that measure (its n says how many did);
+    orders stopped by a person or a kill switch count everywhere but in the fill rate."""
     by_strategy: dict[str, list[OrderResult]] = {}
     for r in results:
         by_strategy.setdefault(r.facts.strategy, []).append(r)
@@ -160,6 +166,8 @@ def strategy_summaries(results: Iterable[OrderResult]) -> list[StrategySummary]:
         rs = by_strategy[name]
         qty = sum(r.facts.qty for r in rs)
         filled_qty = sum(r.facts.filled_qty for r in rs)
+        ran = [r for r in rs if not r.facts.stopped]
+        ran_qty = sum(r.facts.qty for r in ran)
         filled = [
             (r.filled_shortfall_bps, float(r.facts.filled_qty))
             for r in rs
@@ -181,7 +189,10 @@ def strategy_summaries(results: Iterable[OrderResult]) -> list[StrategySummary]:
                 orders=len(rs),
                 qty=qty,
                 filled_qty=filled_qty,
-                fill_rate_pct=100.0 * filled_qty / qty if qty else 0.0,
+                fill_rate_pct=(
+                    100.0 * sum(r.facts.filled_qty for r in ran) / ran_qty if ran_qty else None
+                ),
+                stopped=len(rs) - len(ran),
                 filled=spread(filled),
                 total=spread(total),
                 vwap=spread(vwap),

@@ -147,3 +147,19 @@ def test_fills_against_the_market_vwap_by_side_and_weighted_by_filled_shares() -
     assert b is not None and g is not None
     assert s.vwap.mean == pytest.approx((b + g) / 2)
     assert s.vwap.weighted_mean == pytest.approx((600 * b + 900 * g) / 1500)
+
+
+def test_orders_stopped_by_a_person_or_a_kill_switch_are_not_in_the_fill_rate() -> None:
+    """A canceled order had no chance to finish: its fills and costs count, but the fill
+    rate is the strategy's over the orders it was left to run."""
+    arrival = {"arrival_px": 100.0}
+    ran = order_result(facts(order_id=1, qty=1000, filled_qty=900, avg_px=100.1, **arrival))
+    stopped = order_result(
+        facts(order_id=2, qty=9000, filled_qty=100, avg_px=100.1, stopped=True, **arrival)
+    )
+    (s,) = strategy_summaries([ran, stopped])
+    assert (s.orders, s.stopped, s.filled_qty) == (2, 1, 1000)
+    assert s.fill_rate_pct == pytest.approx(90.0)  # not 1,000 / 10,000
+    assert s.filled.n == 2  # its fills still count
+    (only,) = strategy_summaries([stopped])
+    assert only.fill_rate_pct is None and only.stopped == 1

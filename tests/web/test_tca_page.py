@@ -287,3 +287,14 @@ def test_rows_are_capped_and_the_page_says_so(alice, instrument, monkeypatch) ->
     assert "Showing the newest 2 orders only" in resp.content.decode()
     exported = b"".join(client_for(alice).get(EXPORT)).decode().splitlines()
     assert len(exported) == 1 + 2
+
+
+def test_orders_stopped_before_their_end_are_counted_apart_from_the_fill_rate(
+    alice, instrument
+) -> None:
+    finished(alice, instrument)  # 600 of 1,000, expired
+    finished(alice, instrument, quantity=9000, filled_qty=100, status="CANCELED")
+    page = client_for(alice).get(URL).content.decode()
+    row = page.split('<tr data-strategy="twap">')[1].split("</tr>")[0]
+    assert '<td class="num" data-field="stopped">1</td>' in row
+    assert '<td class="num" data-field="fill-rate">60.0</td>' in row  # not 700 of 10,000
