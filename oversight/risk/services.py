@@ -373,7 +373,9 @@ def kill_switch_engage(
         audit_record(actor=user, action="kill.engage", obj=k, after=kill_json(k), reason=reason)
         exception_raise(
             kind="KILL_SWITCH",
-            severity=RiskException.WARNING,
+            # The whole firm stopped is critical (it escalates if nobody acknowledges it);
+            # a narrower scope is a warning.
+            severity=RiskException.CRITICAL if scope_type == Scope.FIRM else RiskException.WARNING,
             scope_type=scope_type,
             scope_key=key,
             title=f"Kill switch {k.pk} engaged: {scope_type} {key}".strip() + f" ({state.lower()})",

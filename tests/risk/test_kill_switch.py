@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 
 from execution.models import ChildOrder, Fill, Instrument
 from oversight.models import AuditRecord
-from oversight.risk.models import KillAck, KillSwitch
+from oversight.risk.models import KillAck, KillSwitch, RiskException
 from oversight.risk.services import (
     kill_switch_engage,
     kill_switch_reset_approve,
@@ -228,3 +228,15 @@ def test_a_reset_request_can_be_withdrawn_or_declined_and_the_switch_stays(
         ("kill.reset.request", "ruth", "looks calm now"),
         ("kill.reset.decline", "rita", "the venue is still down"),
     ]
+
+
+def test_a_firm_wide_kill_is_critical_on_the_console_a_narrower_one_a_warning(
+    rita: User, alice: User
+) -> None:
+    firm = kill_switch_engage(user=rita, scope_type="firm", reason="market-wide event")
+    mine = kill_switch_engage(user=rita, scope_type="trader", scope_key="alice", reason="x")
+    severity = {e.dedupe_key: e.severity for e in RiskException.objects.filter(kind="KILL_SWITCH")}
+    assert severity == {
+        f"kill:{firm.pk}": RiskException.CRITICAL,
+        f"kill:{mine.pk}": RiskException.WARNING,
+    }
