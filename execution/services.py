@@ -188,8 +188,8 @@ def parent_order_submit(
             audit_record(actor=user, action="order.submit", obj=order, after=submitted)
             if found:
                 # Its first event, so open blotters show it (no worker will say anything).
-                order = order_status_set(
-                    order.pk, BLOCKED, order.status_reason, previous=ParentStatus.NEW.value
+                order_status_set(
+                    order, BLOCKED, order.status_reason, previous=ParentStatus.NEW.value
                 )
                 # Blocked: it waits for a risk manager's override; nothing goes to a worker.
                 audit_record(
@@ -427,12 +427,12 @@ def order_control_request(
     return req
 
 
-def order_status_set(order_id: int, status: str, reason: str, **extra: Any) -> ParentOrder:
+def order_status_set(locked: ParentOrder, status: str, reason: str, **extra: Any) -> ParentOrder:
     """A status change made outside a worker (a block at entry, a rejection, a cancel while
     no worker holds the order), recorded as the workers record theirs: the order's next
     event, and broadcast after commit, so an open blotter shows it without a reload and a
-    blotter catching up replays it. Takes the order's row lock; call inside a transaction."""
-    locked = ParentOrder.objects.select_for_update().get(pk=order_id)
+    blotter catching up replays it. `locked`: the order, row-locked by the caller in this
+    transaction (or created in it)."""
     seq = locked.last_seq + 1
     reason = reason[:255]  # the status column's size; the whole text is in the audit trail
     payload = {
@@ -470,10 +470,11 @@ def blocked_expire() -> int:
         if order.end_minute > clocks[order.instrument_id]:
             continue
         with transaction.atomic():
-            if not ParentOrder.objects.filter(pk=order.pk, status=BLOCKED).exists():
+            locked = ParentOrder.objects.select_for_update().filter(pk=order.pk, status=BLOCKED)
+            if (still := locked.first()) is None:
                 continue
             order_status_set(
-                order.pk, ParentStatus.EXPIRED.value, "its window ended while it was blocked"
+                still, ParentStatus.EXPIRED.value, "its window ended while it was blocked"
             )
             audit_record(actor=None, action="order.expire", obj=order,
                          reason="its window ended while it was blocked")  # fmt: skip
@@ -482,18 +483,18 @@ def blocked_expire() -> int:
 
 
 def _suspended_cancel(order: ParentOrder, req: ControlRequest, user: Any) -> None:
-    current = ParentOrder.objects.select_for_update().get(pk=order.pk)
-    locked = order_status_set(
-        order.pk,
+    locked = ParentOrder.objects.select_for_update().get(pk=order.pk)
+    order_status_set(
+        locked,
         ParentStatus.CANCELED.value,
-        f"canceled by {user} while {current.status.lower()}",
+        f"canceled by {user} while {locked.status.lower()}",
         # The market over its window as its lost worker last wrote it; the mid when it
         # ended is unknown (no market runs it), so post-trade analysis says so.
         end_mid_px=None,
-        market_volume=round(current.market_volume),
+        market_volume=round(locked.market_volume),
         market_vwap_px=(
-            str(round(current.market_notional / current.market_volume, 6))
-            if current.market_volume > 0
+            str(round(locked.market_notional / locked.market_volume, 6))
+            if locked.market_volume > 0
             else None
         ),
     )

@@ -528,10 +528,11 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
         # A window that has begun is worked from the market's clock (the worker starts it
         # there): cost what is left of it, not the whole window typed.
         late = start < clock["minute"] < end
+        worked_start = clock["minute"] if late else start
         est = _estimate(
             instrument,
             quantity,
-            clock["minute"] if late else start,
+            worked_start,
             end,
             request.GET.get("strategy", ""),
             params,
@@ -556,6 +557,7 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
         # What would refuse the order outright (a kill switch, a restriction): said now,
         # not after the whole ticket is filled in.
         side = request.GET.get("side", "buy")
+        side = side if side in ("buy", "sell") else "buy"
         strategy = request.GET.get("strategy", "")
         scopes = order_scopes(
             user=request.user,
@@ -565,7 +567,7 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
         for f in refusals(
             user=request.user,
             instrument=instrument,
-            side=side if side in ("buy", "sell") else "buy",
+            side=side,
             quantity=quantity,
             scopes=scopes,
         ):
@@ -574,10 +576,10 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
         for f in breaches(
             user=request.user,
             instrument=instrument,
-            side=side if side in ("buy", "sell") else "buy",
+            side=side,
             quantity=quantity,
             limit_price=None,
-            start_minute=clock["minute"] if late else start,  # as the order would be stored
+            start_minute=worked_start,  # as the order would be stored
             end_minute=end,
             scopes=scopes,
             lock=False,

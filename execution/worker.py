@@ -451,7 +451,8 @@ class MarketWorker:
 
     def _reject(self, order: ParentOrder, reason: str) -> None:
         with transaction.atomic():  # an event too, so open blotters show it
-            order_status_set(order.pk, ParentStatus.REJECTED.value, reason)
+            locked = ParentOrder.objects.select_for_update().get(pk=order.pk)
+            order_status_set(locked, ParentStatus.REJECTED.value, reason)
             audit_record(actor=None, action="order.reject", obj=order, reason=reason)
 
     def _apply_controls(self) -> None:

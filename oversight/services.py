@@ -190,8 +190,7 @@ def _keep_an_admin(*, without: AbstractBaseUser) -> None:
 
 def _require_reason(reason: str, what: str) -> None:
     # Who may do what is the audit trail's first question: it says why, not only that.
-    if not (reason or "").strip():
-        raise ValidationError({"reason": f"say why: {what} is recorded with its reason"})
+    reason_given(reason, f"say why: {what} is recorded with its reason")
 
 
 def _user_json(user: Any) -> dict[str, Any]:

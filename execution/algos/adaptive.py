@@ -299,8 +299,7 @@ def load_policy(model: str, sha256: str = "") -> OnnxPolicy:
     except OSError as e:
         shipped = ""
         if path.parent == MODEL_DIR:  # a version name: say which there are
-            names = sorted(p.stem for p in MODEL_DIR.glob("policy-*.onnx"))
-            shipped = f"; shipped versions: {', '.join(names)}"
+            shipped = f"; shipped versions: {', '.join(shipped_models())}"
         raise ModelUnavailable(f"model file {path} not found: {e.strerror}{shipped}") from e
     if not stat.S_ISREG(st.st_mode):
         raise ModelUnavailable(f"model file {path} is not a file (a directory?)")

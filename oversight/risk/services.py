@@ -655,11 +655,14 @@ def override_reject(*, user: Any, override_id: int, note: str = "") -> Override:
             ov.granted_by = user  # who decided; the constraint keeps it a second person
         ov.granted_at = timezone.now()
         ov.save(update_fields=["status", "decision_note", "granted_by", "granted_at"])
-        if ParentOrder.objects.filter(pk=ov.order_id, status="BLOCKED").exists():
+        blocked = (
+            ParentOrder.objects.select_for_update().filter(pk=ov.order_id, status="BLOCKED").first()
+        )
+        if blocked is not None:
             from execution.services import order_status_set
 
             # As an event, so the trader's open blotter shows it refused without a reload.
-            order_status_set(ov.order_id, "REJECTED", _fits(f"override refused: {note}", 255))
+            order_status_set(blocked, "REJECTED", _fits(f"override refused: {note}", 255))
         audit_record(actor=user, action="override.reject", obj=ov, reason=note)
     return ov
 

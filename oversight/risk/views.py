@@ -98,9 +98,8 @@ def _kill_row(k: KillSwitch, me: Any) -> dict[str, Any]:
         "k": k,
         "engaged_clock": _clock(k.engaged_at),
         "mine_reset": k.reset_requested_by_id == me.pk,
-        "applied_text": selectors.applied_text(
-            getattr(k, "ack_workers", 0), getattr(k, "ack_orders", 0), getattr(k, "ack_children", 0)
-        ),
+        # Counted by the selectors' query (_kills), which every card comes from.
+        "applied_text": selectors.applied_text(k.ack_workers, k.ack_orders, k.ack_children),
     }
 
 
