@@ -478,10 +478,12 @@ class Adaptive(Strategy):
         desired = min(target_now + d.pace * slice_qty, float(ctx.qty))
         mode = d.mode
         behind = target_now - view.filled_qty
+        lot = self.lot(leaves)
         catch_up = 0  # the safety net's own take, as every baseline's (base.Strategy)
+        lag_allowed = max(p["catch_up_slices"] * max(1.0, 1.0 / d.pace) * slice_qty, lot - 1)
         if last_slice and p["complete"]:
             desired, mode = float(ctx.qty), "take"
-        elif behind > p["catch_up_slices"] * max(1.0, 1.0 / d.pace) * slice_qty and mode != "take":
+        elif behind > lag_allowed and mode != "take":
             # The safety net: never far behind the schedule. Take what is behind now, as
             # the baselines do, and rest the rest of the pace as the policy chose. A policy
             # that slows down (pace < 1) tolerates a lag in proportion, up to 3 slices;
@@ -506,11 +508,14 @@ class Adaptive(Strategy):
             need -= took
 
         if mode == "take":
-            self.take_now(int(min(max(need, 0.0), leaves)), kept, resting_qty, free, view, actions)
+            want = int(min(max(need, 0.0), leaves))
+            if want >= 1:  # less than a lot: take a lot, a little ahead of the schedule
+                self.take_now(min(max(want, lot), leaves), kept, resting_qty, free, view, actions)
             return actions
 
         # Resting: too much out (the pace fell) -> withdraw the newest; too little -> add.
-        excess = resting_qty - max(need, 0.0) - slice_qty
+        # Up to a lot more than the pace asks is what rounding a child up to a lot leaves.
+        excess = resting_qty - max(need, 0.0) - max(slice_qty, lot)
         if excess > 0:
             for c in sorted(kept, key=lambda c: -c.sent_at):
                 if excess <= 0:
@@ -521,21 +526,7 @@ class Adaptive(Strategy):
         add = int(min(need - resting_qty, free))
         if add < 1 or last_slice:
             return actions
-        dark_qty = int(add * d.dark_share) if self.router.has_dark(view) else 0
-        if dark_qty >= 1:
-            actions.extend(self.router.dark(side, dark_qty, view, ctx.limit_px_ticks))
-        placed_dark = sum(
-            a.qty for a in actions if not isinstance(a, Cancel) and a.intent == "dark"
-        )
-        lit_qty = add - placed_dark
-        if lit_qty >= 1:
-            actions.extend(
-                self.router.passive(
-                    side,
-                    lit_qty,
-                    view,
-                    ctx.limit_px_ticks,
-                    improve=mode == "midpoint" and bool(p["improve_wide_spread"]),
-                )
-            )
+        add = min(max(add, lot), free)  # less than a lot: rest a lot
+        improve = mode == "midpoint" and bool(p["improve_wide_spread"])
+        actions.extend(self.rest(add, d.dark_share, view, improve))
         return actions

@@ -125,6 +125,16 @@ COMMON_PARAMS: tuple[ParamSpec, ...] = (
         50,
     ),
     ParamSpec(
+        "min_child_qty",
+        "int",
+        100,
+        "Smallest child order sent (a round lot); only the order's last shares go in a "
+        "smaller one.",
+        "shares",
+        1,
+        1_000_000,
+    ),
+    ParamSpec(
         "dark_fraction",
         "float",
         0.3,
@@ -200,6 +210,7 @@ class Strategy(ABC):
         if ctx.allowed_venues is not None:
             allowed = tuple(v for v in ctx.venues if v.name in ctx.allowed_venues)
         self.router = SmartOrderRouter(allowed)
+        self._dark_owed = 0.0  # shares of dark share not yet sent (see rest())
         self.setup()
 
     @classmethod
@@ -267,17 +278,52 @@ class Strategy(ABC):
         return self.cap_child_qty(self._decide(view))
 
     def cap_child_qty(self, actions: list[Action]) -> list[Action]:
-        """Split any child larger than the policy's max_child_qty into several."""
+        """Split any child larger than the policy's max_child_qty into equal parts (so the
+        last is not a sliver under the minimum child size)."""
         cap = self.ctx.max_child_qty
         if cap is None:
             return actions
         sliced: list[Action] = []
         for a in actions:
-            while isinstance(a, Place) and a.qty > cap:
-                sliced.append(replace(a, qty=cap))
-                a = replace(a, qty=a.qty - cap)
-            sliced.append(a)
+            if isinstance(a, Place) and a.qty > cap:
+                n = -(-a.qty // cap)
+                base, extra = divmod(a.qty, n)
+                sliced.extend(replace(a, qty=base + (i < extra)) for i in range(n))
+            else:
+                sliced.append(a)
         return sliced
+
+    def lot(self, leaves: int) -> int:
+        """The smallest child worth sending: the minimum child size, or what is left of
+        the order when that is less."""
+        return max(1, min(int(self.params["min_child_qty"]), leaves))
+
+    def rest(self, add: int, dark_share: float, view: DecisionView, improve: bool) -> list[Action]:
+        """Rest `add` shares: about `dark_share` of them at the midpoint in dark venues, the
+        rest passively on a lit venue, no part under the minimum child size unless it is
+        all of `add`. A dark part too small to send this time is owed and sent with a
+        later one, so the dark share holds over the order (a 30% share of 150 shares would
+        otherwise be a 45-share child, or nothing dark at all)."""
+        ctx = self.ctx
+        smallest = min(int(self.params["min_child_qty"]), add)
+        dark_qty = 0
+        if self.router.has_dark(view):
+            wanted = add * dark_share + self._dark_owed
+            dark_qty = min(int(wanted), add)
+            self._dark_owed = 0.0
+            if 1 <= dark_qty < smallest:
+                dark_qty, self._dark_owed = 0, wanted  # too small to send yet: owed
+            elif dark_qty and add - dark_qty < smallest:
+                dark_qty = add  # a lit remainder under the minimum goes dark with the rest
+        out: list[Action] = []
+        if dark_qty:
+            out.extend(self.router.dark(ctx.side, dark_qty, view, ctx.limit_px_ticks, smallest))
+        placed_dark = sum(a.qty for a in out if isinstance(a, Place))
+        if add - placed_dark >= 1:
+            out.extend(
+                self.router.passive(ctx.side, add - placed_dark, view, ctx.limit_px_ticks, improve)
+            )
+        return out
 
     def take_now(
         self,
@@ -336,9 +382,11 @@ class Strategy(ABC):
 
         behind = target_now - view.filled_qty
         slice_qty = max(target_next - target_now, 1.0)
+        lot = self.lot(leaves)
         taking = 0
         finishing = last_slice and p["complete"]
-        if behind > p["catch_up_slices"] * slice_qty or finishing:
+        # Behind by less than a lot is not behind: a smaller take would be a sliver.
+        if behind > max(p["catch_up_slices"] * slice_qty, lot - 1) or finishing:
             # Only an order told to complete sweeps its whole rest at the end; any other
             # catches up to its schedule (a POV order's last slice is no licence to take
             # the book: its target is still a share of the market's volume).
@@ -350,18 +398,9 @@ class Strategy(ABC):
         desired_resting = target_next - view.filled_qty - taking
         add = int(min(desired_resting - resting_qty, free))
         if add >= 1 and not last_slice:
-            dark_qty = int(add * p["dark_fraction"]) if self.router.has_dark(view) else 0
-            if dark_qty >= 1:
-                actions.extend(self.router.dark(side, dark_qty, view, ctx.limit_px_ticks))
-            lit_qty = add - sum(
-                a.qty for a in actions if isinstance(a, Place) and a.intent == "dark"
-            )
-            if lit_qty >= 1:
-                actions.extend(
-                    self.router.passive(
-                        side, lit_qty, view, ctx.limit_px_ticks, p["improve_wide_spread"]
-                    )
-                )
+            # Less than a lot wanted: rest a lot, a little ahead of the schedule.
+            add = min(max(add, lot), free)
+            actions.extend(self.rest(add, p["dark_fraction"], view, p["improve_wide_spread"]))
         return actions
 
 

@@ -109,6 +109,7 @@ LABELS = {
     "decision_interval_s": "Decision interval",
     "catch_up_slices": "Catch up when behind by",
     "max_take_ticks": "Take at most past the touch",
+    "min_child_qty": "Minimum child size",
     "dark_fraction": "Dark share of resting",
     "improve_wide_spread": "Improve a wide spread",
     "complete": "Finish in the last slice",

@@ -110,19 +110,33 @@ class SmartOrderRouter:
         px = self._within(side, px, limit)
         return [Place(best.name, qty, px, False, "passive")]
 
-    def dark(self, side: int, qty: int, view: _HasQuotes, limit: int | None) -> list[Place]:
+    def dark(
+        self, side: int, qty: int, view: _HasQuotes, limit: int | None, smallest: int = 1
+    ) -> list[Place]:
+        """Split `qty` across the dark venues by their share of volume. A venue whose part
+        would be under `smallest` shares gets none: its part goes to the largest one."""
         dark = self._usable(view, "dark")
         total = sum(self.share.get(q.name, 0.0) for q in dark)
         if not dark or total <= 0 or qty < 1:
             return []
-        out, left = [], qty
+        parts, left = [], qty
         for i, q in enumerate(dark):
             share = self.share.get(q.name, 0.0) / total
             part = left if i == len(dark) - 1 else min(left, round(qty * share))
-            if part >= 1:
-                out.append(Place(q.name, part, limit, False, "dark"))
-                left -= part
-        return out
+            parts.append(part)
+            left -= part
+        slivers = [i for i, part in enumerate(parts) if 0 < part < smallest]
+        if slivers:
+            biggest = max(range(len(parts)), key=lambda i: parts[i])
+            for i in slivers:
+                if i != biggest:
+                    parts[biggest] += parts[i]
+                    parts[i] = 0
+        return [
+            Place(q.name, part, limit, False, "dark")
+            for q, part in zip(dark, parts, strict=True)
+            if part >= 1
+        ]
 
     def take(
         self, side: int, qty: int, view: _HasQuotes, limit: int | None, max_ticks: int

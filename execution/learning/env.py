@@ -39,6 +39,10 @@ from execution.sim.episode import order_spec
 from execution.sim.market import Market
 from execution.sim.scenario import Scenario
 
+# The shipped models were trained, and their cards validated, with child orders of any
+# size (before the 100-share minimum child existed); training keeps that so they
+# reproduce. Served orders use the order's own minimum (100 shares unless set).
+TRAINING_CHILD_SIZE = {"min_child_qty": 1}
 ORDER_ID = "RL-1"
 
 
@@ -91,7 +95,7 @@ class ExecutionEnv:
                 sc,
                 ORDER_ID,
                 "adaptive",
-                {"urgency": float(urgency), "schedule": self.schedule},
+                {"urgency": float(urgency), "schedule": self.schedule, **TRAINING_CHILD_SIZE},
                 self.max_participation,
             )
         )

@@ -63,7 +63,7 @@ from execution.learning.bands import (
 )
 from execution.learning.contexts import Contexts, context_for
 from execution.learning.contexts import scenario_for as context_scenario
-from execution.learning.env import ExecutionEnv, run_policy
+from execution.learning.env import TRAINING_CHILD_SIZE, ExecutionEnv, run_policy
 from execution.learning.model_files import set_metadata, sha256, write_card
 from execution.learning.scenarios import (
     TRAIN_SEEDS,
@@ -492,6 +492,7 @@ def validate(model: Path, seeds: Sequence[int], cfg: Config, runner_jobs: int) -
         u = episode_urgency(s, cfg.urgency_zero_share)
         twap = run_episode(sc, "twap", s)
         params = {"model": str(model), "urgency": u, "schedule": cfg.schedule}
+        params.update(TRAINING_CHILD_SIZE)
         ada = run_episode(sc, "adaptive", s, params)
         rows.append((twap.shortfall_bps, ada.shortfall_bps, ada.fallback, ada.fill_rate))
     twap_sf = [r[0] for r in rows]

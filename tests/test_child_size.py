@@ -1,0 +1,146 @@
+"""The minimum child size: a small order is worked in lots, not in slivers.
+
+A trial's 1,000-share TWAP over the day sent 826 children averaging 1.3 shares; a desk
+sends round lots and lets only the order's last shares go in a smaller child.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from execution.algos.base import REGISTRY, OrderContext
+from execution.algos.router import Place, SmartOrderRouter, VenueInfo, VenueQuoteView
+from execution.engine.engine import ExecutionEngine
+from execution.engine.events import (
+    ChildCanceled,
+    ChildFilled,
+    ChildRejected,
+    ChildSubmitted,
+    DomainEvent,
+)
+from execution.sim.episode import ORDER_ID, run_episode
+from execution.sim.scenario import load_scenario
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "execution" / "scenarios" / "demo-midcap-buy.json"
+
+
+def _small_order(qty: int = 1_000) -> Any:
+    return load_scenario(DEMO).with_order(quantity=qty, start_minute=0, end_minute=390)
+
+
+def _children(sc: Any, strategy: str, params: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """Each child sent, with the shares of the order not yet working or filled just before
+    it; and each decision's takes (children sent at one time), with the same figure."""
+    box: list[ExecutionEngine] = []
+    run_episode(sc, strategy, 3, params, setup=box.append)
+    events: list[DomainEvent] = [e for e in box[0].events if e.order_id == ORDER_ID]
+    qty = sc.order.quantity
+    open_qty: dict[str, int] = {}
+    filled = 0
+    sent: list[tuple[ChildSubmitted, int]] = []
+    takes: dict[float, list[int]] = defaultdict(list)  # time -> [unsent before, qty...]
+    for e in events:
+        if isinstance(e, ChildSubmitted):
+            unsent = qty - filled - sum(open_qty.values())
+            sent.append((e, unsent))
+            if e.intent == "take":
+                takes.setdefault(e.ts, [unsent]).append(e.qty)
+            open_qty[e.client_order_id] = e.qty
+        elif isinstance(e, ChildFilled):
+            filled += e.qty
+            open_qty[e.client_order_id] = e.leaves_qty
+        elif isinstance(e, ChildCanceled | ChildRejected):
+            open_qty[e.client_order_id] = 0
+    return sent, [(v[0], sum(v[1:])) for v in takes.values()]
+
+
+@pytest.mark.parametrize("strategy", ["twap", "vwap", "is", "adaptive"])
+def test_a_small_order_is_worked_in_lots(strategy: str) -> None:
+    sc = _small_order()
+    sent, takes = _children(sc, strategy, {})
+    assert sent
+    # A resting child under 100 shares is all the order has left to send; so is a take
+    # under 100 (a sweep split across venues by the size each shows counts as one take).
+    for child, unsent in sent:
+        if child.intent != "take" and child.qty < 100:
+            assert child.qty == unsent, (child, unsent)
+    for unsent, taken in takes:
+        assert taken >= min(100, unsent), (unsent, taken)
+    assert len(sent) <= 40, len(sent)
+    # Without the minimum the same order goes out in slivers: the test can tell.
+    slivers, _ = _children(sc, strategy, {"min_child_qty": 1})
+    assert len(slivers) > 5 * len(sent)
+    assert sum(1 for c, _ in slivers if c.qty < 100) > 100
+
+
+def test_the_minimum_keeps_an_order_on_schedule_and_finishes_it() -> None:
+    sc = _small_order(2_500)
+    lots = run_episode(sc, "twap", 4)
+    assert lots.filled_qty == 2_500
+    assert lots.children < 80
+    # The dark share holds over the order though most single slices are too small to
+    # give the dark pool a lot of its own: parts too small are owed, not dropped.
+    sent, _ = _children(sc, "twap", {})
+    resting = [c for c, _ in sent if c.intent != "take"]
+    dark = sum(c.qty for c in resting if c.intent == "dark")
+    assert 0.15 < dark / sum(c.qty for c in resting) < 0.45
+
+
+def test_an_order_smaller_than_a_lot_goes_as_one_child() -> None:
+    sent, _ = _children(_small_order(60), "twap", {})
+    assert [c.qty for c, _ in sent][:1] == [60]
+
+
+def _ctx(**kw: Any) -> OrderContext:
+    base: dict[str, Any] = dict(
+        order_id="P",
+        side=1,
+        qty=10_000,
+        start_s=0.0,
+        end_s=3_600.0,
+        limit_px_ticks=None,
+        tick_size=0.01,
+        reference_price=40.0,
+        adv_shares=1e6,
+        daily_volatility=0.02,
+        spread_ticks=2,
+        volume_profile=(1.0,),
+        venues=(VenueInfo("L", "lit", 0.6), VenueInfo("D1", "dark", 0.3)),
+    )
+    base.update(kw)
+    return OrderContext(**base)
+
+
+def test_a_capped_child_is_split_into_equal_parts() -> None:
+    twap = REGISTRY.strategies["twap"](_ctx(max_child_qty=1_000))
+    out = twap.cap_child_qty([Place("L", 2_050, 100, False, "passive")])
+    assert [a.qty for a in out if isinstance(a, Place)] == [684, 683, 683]
+
+
+def test_a_dark_split_gives_no_venue_a_sliver() -> None:
+    venues = (
+        VenueInfo("D1", "dark", 0.25),
+        VenueInfo("D2", "dark", 0.05),
+        VenueInfo("D3", "dark", 0.10),
+    )
+    router = SmartOrderRouter(venues)
+
+    class View:
+        quotes = tuple(VenueQuoteView(v.name, "dark", True) for v in venues)
+        nbb, nbo = 100, 102
+
+    # 500 shares by share: 312 / 62 / 126. D2's 62 is under a lot and goes to D1.
+    split = {p.venue: p.qty for p in router.dark(1, 500, View(), None, smallest=100)}
+    assert split == {"D1": 374, "D3": 126}
+    # With no minimum the split is by share, as before.
+    split = {p.venue: p.qty for p in router.dark(1, 500, View(), None)}
+    assert split == {"D1": 312, "D2": 62, "D3": 126}
+    # Every part too small: all of it goes to the largest venue.
+    assert [(p.venue, p.qty) for p in router.dark(1, 150, View(), None, smallest=100)] == [
+        ("D1", 150)
+    ]
