@@ -40,9 +40,11 @@ from execution.sim.market import Market
 from execution.sim.scenario import Scenario
 
 # The shipped models were trained, and their cards validated, with child orders of any
-# size (before the 100-share minimum child existed); training keeps that so they
-# reproduce. Served orders use the order's own minimum (100 shares unless set).
-TRAINING_CHILD_SIZE = {"min_child_qty": 1}
+# size (before the 100-share minimum child existed); training keeps that unless its
+# configuration says otherwise, so they reproduce. Served orders use the order's own
+# minimum (100 shares unless set).
+SHIPPED_MIN_CHILD_QTY = 1
+TRAINING_CHILD_SIZE = {"min_child_qty": SHIPPED_MIN_CHILD_QTY}
 ORDER_ID = "RL-1"
 
 
@@ -57,6 +59,7 @@ class ExecutionEnv:
         max_participation: float | None = 0.5,
         predictor: str | Callable[[Vector], float] | None = None,
         schedule: str = "time",
+        min_child_qty: int = SHIPPED_MIN_CHILD_QTY,
     ) -> None:
         """`predictor`: the short-horizon predictor fed into the observation (a model name
         or path for `execution.learning.predictor.load_predictor`, loaded at the first
@@ -67,6 +70,7 @@ class ExecutionEnv:
         # The curve the policy works around (the strategy's `schedule`): "time" unless a
         # training configuration says otherwise, so the shipped models reproduce.
         self.schedule = schedule
+        self.min_child_qty = min_child_qty  # the order's `min_child_qty`
         self.max_participation = max_participation
         self.rng = np.random.default_rng()
         self.engine: ExecutionEngine | None = None
@@ -95,7 +99,11 @@ class ExecutionEnv:
                 sc,
                 ORDER_ID,
                 "adaptive",
-                {"urgency": float(urgency), "schedule": self.schedule, **TRAINING_CHILD_SIZE},
+                {
+                    "urgency": float(urgency),
+                    "schedule": self.schedule,
+                    "min_child_qty": self.min_child_qty,
+                },
                 self.max_participation,
             )
         )

@@ -229,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
         default="volume",
         help="the curve the card's validation works around (the strategy's default: volume)",
     )
+    parser.add_argument(
+        "--min-child-qty",
+        type=whole(1, 1_000_000),
+        default=trainer.Config.min_child_qty,
+        help="the smallest child order in the card's validation (default: %(default)s, as "
+        "the shipped gates were validated; served orders default to 100)",
+    )
     args = parser.parse_args(argv)
     wall = time.perf_counter()
     try:
@@ -255,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     card["validation"] = trainer.validate(
         args.out,
         validation_seeds(args.validation),
-        trainer.Config(schedule=args.schedule),
+        trainer.Config(schedule=args.schedule, min_child_qty=args.min_child_qty),
         args.jobs,
     )
     print(f"validation: {json.dumps(card['validation'])}", file=sys.stderr)

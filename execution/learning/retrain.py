@@ -36,7 +36,7 @@ from execution.learning import train as trainer
 from execution.learning.bands import band_seeds
 from execution.learning.contexts import contexts_from_log
 from execution.learning.decision_log import decision_arrays, episode_ids, log_files, read_files
-from execution.learning.env import run_policy
+from execution.learning.env import SHIPPED_MIN_CHILD_QTY, run_policy
 from execution.learning.evaluate import compare
 from execution.learning.model_files import sha256
 from execution.learning.scenarios import (
@@ -120,6 +120,11 @@ def _schedule_of(policy_meta: dict[str, str]) -> str:
     return schedule if schedule in ("time", "volume") else "time"
 
 
+def _min_child_of(policy_meta: dict[str, str]) -> int:
+    value = _base_config(policy_meta).get("min_child_qty", SHIPPED_MIN_CHILD_QTY)
+    return value if isinstance(value, int) and value >= 1 else SHIPPED_MIN_CHILD_QTY
+
+
 def _hidden_of(policy_meta: dict[str, str]) -> tuple[int, ...]:
     try:
         return tuple(int(h) for h in json.loads(policy_meta["config"])["hidden"])
@@ -171,6 +176,7 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
         spread_band=_band_of(base.metadata),
         participation_band=_band_of(base.metadata, "participation_band"),
         schedule=_schedule_of(base.metadata),
+        min_child_qty=_min_child_of(base.metadata),
     )
     runner = trainer.Runner(cfg.jobs, cfg.contexts, cfg.context_share)
     try:

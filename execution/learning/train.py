@@ -63,7 +63,7 @@ from execution.learning.bands import (
 )
 from execution.learning.contexts import Contexts, context_for
 from execution.learning.contexts import scenario_for as context_scenario
-from execution.learning.env import TRAINING_CHILD_SIZE, ExecutionEnv, run_policy
+from execution.learning.env import SHIPPED_MIN_CHILD_QTY, ExecutionEnv, run_policy
 from execution.learning.model_files import set_metadata, sha256, write_card
 from execution.learning.scenarios import (
     TRAIN_SEEDS,
@@ -119,6 +119,9 @@ class Config:
     participation_band: tuple[float, float] = (0.0, 0.0)
     # The curve the policy works around while it trains (the strategy's `schedule`).
     schedule: str = "time"
+    # The smallest child order the episodes send (the strategy's `min_child_qty`); 1, as
+    # every shipped model was trained, unless set. Served orders default to 100.
+    min_child_qty: int = SHIPPED_MIN_CHILD_QTY
 
 
 # -- the network --------------------------------------------------------------------------
@@ -228,7 +231,7 @@ def torch_module(theta: Array, hidden: Sequence[int]) -> Any:
 # -- rollouts (picklable, so worker processes can run them) -------------------------------
 
 _ENV: ExecutionEnv | None = None
-_ENV_PREDICTOR: tuple[str, str] = ("", "")
+_ENV_PREDICTOR: tuple[str, str, int] = ("", "", 0)
 # The production contexts of this process's rollouts: set once per worker process by the
 # pool's initializer (Runner), so the tasks stay small.
 _CONTEXTS: Contexts = ()
@@ -236,15 +239,20 @@ _CONTEXT_SHARE = 0.5
 
 
 def make_env(
-    predictor: str, contexts: Contexts = (), share: float = 0.5, schedule: str = "time"
+    predictor: str,
+    contexts: Contexts = (),
+    share: float = 0.5,
+    schedule: str = "time",
+    min_child_qty: int = SHIPPED_MIN_CHILD_QTY,
 ) -> ExecutionEnv:
     if contexts:
         return ExecutionEnv(
             functools.partial(context_scenario, contexts=contexts, share=share),
             predictor=predictor or None,
             schedule=schedule,
+            min_child_qty=min_child_qty,
         )
-    return ExecutionEnv(predictor=predictor or None, schedule=schedule)
+    return ExecutionEnv(predictor=predictor or None, schedule=schedule, min_child_qty=min_child_qty)
 
 
 def episode_urgency(
@@ -276,16 +284,21 @@ def _set_contexts(contexts: Contexts, share: float) -> None:
     _CONTEXTS, _CONTEXT_SHARE, _ENV = tuple(contexts), share, None
 
 
-Task = tuple[Array, tuple[int, ...], int, float, str, str]
+# (weights, hidden sizes, day, urgency, predictor, schedule, min_child_qty)
+Task = tuple[Array, tuple[int, ...], int, float, str, str, int]
+
+
+def task(theta: Array, cfg: Config, seed: int, urgency: float) -> Task:
+    return (theta, cfg.hidden, seed, urgency, cfg.predictor, cfg.schedule, cfg.min_child_qty)
 
 
 def rollout(task: Task) -> float:
-    theta, hidden, seed, urgency, predictor, schedule = task
+    theta, hidden, seed, urgency, predictor, schedule, min_child_qty = task
     global _ENV, _ENV_PREDICTOR
-    if _ENV is None or (predictor, schedule) != _ENV_PREDICTOR:
+    if _ENV is None or (predictor, schedule, min_child_qty) != _ENV_PREDICTOR:
         # The predictor's session is made here, in the worker, not inherited over fork.
-        _ENV = make_env(predictor, _CONTEXTS, _CONTEXT_SHARE, schedule)
-        _ENV_PREDICTOR = (predictor, schedule)
+        _ENV = make_env(predictor, _CONTEXTS, _CONTEXT_SHARE, schedule, min_child_qty)
+        _ENV_PREDICTOR = (predictor, schedule, min_child_qty)
     return run_policy(_ENV, NumpyPolicy(theta, hidden), seed, {"urgency": urgency})
 
 
@@ -312,9 +325,7 @@ class Runner:
 
 
 def evaluate(runner: Runner, theta: Array, cfg: Config, seeds: Sequence[int]) -> list[float]:
-    tasks = [
-        (theta, cfg.hidden, s, cfg_urgency(s, cfg), cfg.predictor, cfg.schedule) for s in seeds
-    ]
+    tasks = [task(theta, cfg, s, cfg_urgency(s, cfg)) for s in seeds]
     return runner.map(tasks)
 
 
@@ -371,7 +382,7 @@ def train(cfg: Config, runner: Runner, log: Any = None) -> TrainResult:
                 for s in days[i]:
                     u = cfg_urgency(s, cfg)
                     perturbed = theta + sign * cfg.sigma * eps[i]
-                    tasks.append((perturbed, cfg.hidden, s, u, cfg.predictor, cfg.schedule))
+                    tasks.append(task(perturbed, cfg, s, u))
         out = np.array(runner.map(tasks)).reshape(cfg.pairs, 2, -1)
         # Shortfall of +ε minus −ε on the same days: positive means +ε costs more.
         raw = out[:, 0, :] - out[:, 1, :]
@@ -417,7 +428,7 @@ def fit_training_range(
 ) -> TrainingRange:
     """The raw features the trained policy meets on training days (min and max), and
     `extra_rows` (raw features logged in production, for a retrain)."""
-    env = make_env(cfg.predictor, cfg.contexts, cfg.context_share, cfg.schedule)
+    env = make_env(cfg.predictor, cfg.contexts, cfg.context_share, cfg.schedule, cfg.min_child_qty)
     policy = NumpyPolicy(theta, cfg.hidden)
     rows = []
     for s in seeds:
@@ -491,8 +502,12 @@ def validate(model: Path, seeds: Sequence[int], cfg: Config, runner_jobs: int) -
         sc = generated_scenario(s)
         u = episode_urgency(s, cfg.urgency_zero_share)
         twap = run_episode(sc, "twap", s)
-        params = {"model": str(model), "urgency": u, "schedule": cfg.schedule}
-        params.update(TRAINING_CHILD_SIZE)
+        params = {
+            "model": str(model),
+            "urgency": u,
+            "schedule": cfg.schedule,
+            "min_child_qty": cfg.min_child_qty,
+        }
         ada = run_episode(sc, "adaptive", s, params)
         rows.append((twap.shortfall_bps, ada.shortfall_bps, ada.fallback, ada.fill_rate))
     twap_sf = [r[0] for r in rows]
@@ -501,6 +516,7 @@ def validate(model: Path, seeds: Sequence[int], cfg: Config, runner_jobs: int) -
     return {
         "scenarios": len(rows),
         "schedule": cfg.schedule,
+        "min_child_qty": cfg.min_child_qty,
         "seeds": [seeds[0], seeds[-1]],
         "twap_mean_shortfall_bps": float(np.mean(twap_sf)),
         "adaptive_mean_shortfall_bps": float(np.mean(ada_sf)),
@@ -634,6 +650,13 @@ def main(argv: list[str] | None = None) -> int:
         default=d.schedule,
         help="the curve the policy works around while it trains",
     )
+    parser.add_argument(
+        "--min-child-qty",
+        type=whole(1, 1_000_000),
+        default=d.min_child_qty,
+        help="the smallest child order the training episodes send (default: %(default)s, "
+        "as the shipped models were trained; served orders default to 100)",
+    )
     args = parser.parse_args(argv)
     # Training only: --help and argument errors work without them.
     missing = [m for m in ("torch", "onnx") if importlib.util.find_spec(m) is None]
@@ -674,6 +697,7 @@ def main(argv: list[str] | None = None) -> int:
         spread_band=band,
         participation_band=participation,
         schedule=args.schedule,
+        min_child_qty=args.min_child_qty,
     )
     wall = time.perf_counter()
     print(f"training: {n_params(cfg.hidden)} parameters, {asdict(cfg)}", file=sys.stderr)
@@ -707,7 +731,10 @@ def main(argv: list[str] | None = None) -> int:
         }
     export_onnx(result.theta, cfg, args.out, training_range, card)
     # Agreement on held-out inputs: observations from validation days (not trained on).
-    env, held_out = make_env(cfg.predictor, schedule=cfg.schedule), list[npt.NDArray[np.float32]]()
+    env, held_out = (
+        make_env(cfg.predictor, schedule=cfg.schedule, min_child_qty=cfg.min_child_qty),
+        list[npt.NDArray[np.float32]](),
+    )
     for s in validation_seeds(5, offset=90_000):
         run_policy(env, NumpyPolicy(result.theta, cfg.hidden), s, record=held_out)
     obs = np.stack(held_out).astype(np.float32)
