@@ -46,7 +46,7 @@ from execution.backtest_stats import (
 from execution.cli_args import output_file, output_folder, whole
 from execution.engine.engine import ExecutionEngine
 from execution.learning.decision_log import DecisionRecorder, EpisodeInfo, EpisodeLog
-from execution.sim.calibration import Knobs
+from execution.sim.calibration import Knobs, calibrate
 from execution.sim.episode import ORDER_ID, EpisodeResult, run_episode
 from execution.sim.scenario import Scenario, ScenarioError, load_scenario
 from tca.summary import t_quantile_975
@@ -212,10 +212,15 @@ def _load_scenarios(files: Sequence[str]) -> list[tuple[str, Scenario]]:
     for path in files:
         try:
             scenario = load_scenario(path)
-            Knobs.from_scenario(scenario)  # this simulator's knobs, checked before any run
+            calibrate(scenario)  # this simulator's knobs and day size, checked before any run
             for key in Knobs.unknown_knobs(scenario.simulator):
                 print(
                     f"note: {path}: simulator.{key} is not a knob of this simulator; ignored",
+                    file=sys.stderr,
+                )
+            for key in scenario.ignored:
+                print(
+                    f"note: {path}: {key} is not a key of the scenario format; ignored",
                     file=sys.stderr,
                 )
             loaded.append((path, scenario))

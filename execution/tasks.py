@@ -6,13 +6,20 @@ from celery import shared_task
 from django.conf import settings
 
 from execution.models import Instrument
-from execution.worker import MarketWorker, SessionTaken
+from execution.worker import MARKET_BUILD_ERRORS, MarketWorker, SessionTaken, market_unusable
 
 
 @shared_task(name="execution.market_session_run")
 def market_session_run(instrument_id: int) -> str:
     """Run the instrument's market until it has no open orders; no-op if another worker owns it."""
-    worker = MarketWorker(Instrument.objects.get(pk=instrument_id), speed=settings.MARKET_SPEED)
+    instrument = Instrument.objects.get(pk=instrument_id)
+    try:
+        worker = MarketWorker(instrument, speed=settings.MARKET_SPEED)
+    except MARKET_BUILD_ERRORS as e:
+        # Its orders would wait for a market that never opens: they are refused, and the
+        # console is told why (a scenario seeded before its checks, or edited since).
+        market_unusable(instrument, e)
+        return "market unusable"
     try:
         worker.claim()
     except SessionTaken:

@@ -690,6 +690,38 @@ def sessions_reap(
     return dead
 
 
+# What building an instrument's simulated market can raise on a scenario that passed
+# once but cannot be simulated (ScenarioError is a ValueError).
+MARKET_BUILD_ERRORS = (ValueError, ArithmeticError, MemoryError)
+
+
+def market_unusable(instrument: Instrument, error: BaseException) -> list[int]:
+    """The instrument's market cannot be built: refuse the orders waiting for it, with
+    the reason, and raise an exception for the risk console. Returns the orders' ids."""
+    why = f"the simulated market for {instrument.symbol} cannot be built: {error}"
+    refused = []
+    with transaction.atomic():
+        waiting = ParentOrder.objects.select_for_update().filter(
+            instrument=instrument, status=ParentStatus.NEW.value, session=None
+        )
+        for order in waiting:
+            order_status_set(order, ParentStatus.REJECTED.value, why)
+            audit_record(actor=None, action="order.reject", obj=order, reason=why)
+            refused.append(order.pk)
+        exception_raise(
+            kind="MARKET_UNUSABLE",
+            severity=RiskException.CRITICAL,
+            scope_type="instrument",
+            scope_key=instrument.symbol,
+            title=f"{instrument.symbol}: the simulated market cannot be built",
+            detail=f"{error}; orders refused: {refused or 'none'}",
+            suggested_action="restrict the instrument and correct its scenario (seed_demo "
+            "checks a file before it is stored)",
+            dedupe_key=f"market-unusable:{instrument.pk}",
+        )
+    return refused
+
+
 def _override_use(order: ParentOrder) -> str:
     """A released order's override is used now, once; an expired one cannot be."""
     ov = Override.objects.filter(order=order, status=Override.GRANTED).first()

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from execution.sim.calibration import KNOB_RANGES, Knobs, calibrate
 from execution.sim.scenario import (
     SESSION_MINUTES,
     U_SHAPE_WEIGHTS,
@@ -170,7 +171,24 @@ def test_unknown_top_level_and_venue_keys_ignored() -> None:
     data["comment"] = "anything"
     data["future_feature"] = {"x": [1, 2]}
     data["venues"][0]["operator"] = "Example Exchange"
-    assert parse_scenario(data) == parse_scenario(valid())
+    data["order"]["limit_prce"] = 49.5  # a typo looks the same as an extension
+    parsed = parse_scenario(data)
+    assert parsed == parse_scenario(valid())
+    # Inside the format's objects, what it does not define is listed, so a command can
+    # say it was ignored; top-level keys are the format's to allow, and are not.
+    assert parsed.ignored == ("order.limit_prce", "venues[0].operator")
+    assert parse_scenario(valid()).ignored == ()
+
+
+def test_a_key_given_twice_in_one_object_is_refused(tmp_path: Path) -> None:
+    """JSON keeps the last of two equal keys silently: a second "order" replaced the first."""
+    path = tmp_path / "twice.json"
+    text = json.dumps(valid())
+    path.write_text(text[:-1] + ', "order": {"side": "sell"}}')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.key == str(path)
+    assert 'the key "order" appears twice in one object' in str(info.value)
 
 
 def test_simulator_is_copied_and_read_only() -> None:
@@ -313,7 +331,9 @@ REJECTIONS = [
         "venues",
         "at least one venue must be lit",
     ),
-    (_set("venues.0.latency_ms", -1), "venues[0].latency_ms", ">= 0"),
+    (_set("venues.0.latency_ms", -1), "venues[0].latency_ms", "[0, 60000]"),
+    (_set("venues.0.latency_ms", 1e300), "venues[0].latency_ms", "[0, 60000]"),
+    (_set("venues.0.fee_bps", 1e300), "venues[0].fee_bps", "at most 1000"),
     (_set("venues.0.latency_ms", "fast"), "venues[0].latency_ms", "number"),
     (_set("venues.0.fee_bps", -100), "venues[0].fee_bps", "> -100"),
     (_set("venues.0.fee_bps", None), "venues[0].fee_bps", "number"),
@@ -333,6 +353,22 @@ REJECTIONS = [
     (_set("regimes.1.liquidity_multiplier", -1), "regimes[1].liquidity_multiplier", "> 0"),
     (_set("regimes.1.liquidity_multiplier", math.inf), "regimes[1].liquidity_multiplier", "finite"),
     (_set("regimes.0", 5), "regimes[0]", "object"),
+    # beyond any market, and beyond what a day can be simulated in (a review's 1e6
+    # liquidity multiplier asked for 375 GiB; a price of 1e300 overflowed the IS schedule)
+    (_set("regimes.1.liquidity_multiplier", 1e6), "regimes[1].liquidity_multiplier", "at most 100"),
+    (_set("regimes.1.volatility_multiplier", 1e3), "regimes[1].volatility_multiplier", "at most"),
+    (_set("instrument.reference_price", 1e300), "instrument.reference_price", "[0, 1e+06]"),
+    (_set("instrument.adv_shares", 1e-300), "instrument.adv_shares", "[100, 1e+10]"),
+    (_set("instrument.adv_shares", 1e20), "instrument.adv_shares", "[100, 1e+10]"),
+    (_set("instrument.tick_size", 1e-9), "instrument.tick_size", "[1e-06,"),
+    (_set("instrument.spread_ticks", 1e300), "instrument.spread_ticks", "[1, 1000]"),
+    (
+        lambda d: d["instrument"].update(reference_price=5.0, spread_ticks=600),
+        "instrument.spread_ticks",
+        "the whole price",
+    ),
+    (_set("order.quantity", 1e15), "order.quantity", "at most 1e+12"),
+    (_set("order.limit_price", 1e9), "order.limit_price", "at most 1e+06"),
     # outages
     (_set("outages.0.venue", "Z"), "outages[0].venue", "known venues: A, B, D"),
     (_set("outages.0.start_minute", -1), "outages[0].start_minute", "[0, 390)"),
@@ -500,3 +536,55 @@ def test_a_file_nested_too_deeply_or_too_large_is_refused_by_name(tmp_path) -> N
             module.load_scenario(big)
     finally:
         module.MAX_SCENARIO_BYTES = old
+
+
+# ---------------------------------------------------------------- the simulator's knobs
+
+
+@pytest.mark.parametrize(
+    ("knobs", "key", "fragment"),
+    [
+        # Each of these passed before and then divided by zero, hung or asked for
+        # hundreds of GiB (a review): refused by key instead.
+        ({"lit_trades_max": 0}, "simulator.lit_trades_max", "[1, 200000]"),
+        ({"lit_shares_per_trade": 0}, "simulator.lit_shares_per_trade", "[1, 1e+07]"),
+        ({"dark_print_size_multiple": 0}, "simulator.dark_print_size_multiple", "[0.01, 1000]"),
+        ({"best_depth_trades": 1e-8}, "simulator.best_depth_trades", "[0.01, 1000]"),
+        ({"limit_orders_per_trade": 1e12}, "simulator.limit_orders_per_trade", "[0, 50]"),
+        ({"lit_trades_min": 1e9}, "simulator.lit_trades_min", "[1, 200000]"),
+        ({"lit_trades_min": 5000, "lit_trades_max": 4000}, "simulator.lit_trades_min", "4000"),
+        ({"informed_share": 1.5}, "simulator.informed_share", "[0, 1]"),
+        # Each knob within its range, together too many events for one day.
+        (
+            {"lit_trades_min": 200_000, "lit_trades_max": 200_000, "cancels_per_trade": 50},
+            "simulator",
+            "background events",
+        ),
+    ],
+)
+def test_knobs_out_of_range_are_refused_by_key(
+    knobs: dict[str, Any], key: str, fragment: str
+) -> None:
+    data = valid()
+    data["simulator"] = knobs
+    with pytest.raises(ScenarioError) as info:
+        calibrate(parse_scenario(data))
+    assert info.value.key == key
+    assert fragment in str(info.value)
+
+
+def test_a_regime_that_makes_the_day_too_big_is_named() -> None:
+    data = valid()
+    data["simulator"] = {"lit_trades_min": 60_000, "lit_trades_max": 60_000}
+    calibrate(parse_scenario(data))  # about 330,000 events at multiplier 1: fine
+    data["regimes"][1]["liquidity_multiplier"] = 10.0
+    with pytest.raises(ScenarioError) as info:
+        calibrate(parse_scenario(data))
+    assert info.value.key == "regimes[1].liquidity_multiplier"
+    assert "background events" in str(info.value)
+
+
+def test_every_knob_has_a_range_that_holds_its_default() -> None:
+    for f in dataclasses.fields(Knobs):
+        lo, hi = KNOB_RANGES[f.name]
+        assert lo <= f.default <= hi, f.name  # type: ignore[operator]

@@ -56,6 +56,8 @@ class Knobs:
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> Knobs:
+        """The scenario's knobs over the defaults; a value outside its range (KNOB_RANGES:
+        where the model means something and a day stays finite) is refused by key."""
         raw: dict[str, Any] = dict(scenario.simulator)
         known = {f.name: f for f in fields(cls)}
         changes: dict[str, Any] = {}
@@ -70,11 +72,21 @@ class Knobs:
                 or not math.isfinite(value)
             ):
                 raise ScenarioError(f"simulator.{key}", f"must be a finite number, got {value!r}")
-            if value < 0:
-                raise ScenarioError(f"simulator.{key}", f"must be >= 0, got {value!r}")
+            lo, hi = KNOB_RANGES[key]
+            if not lo <= value <= hi:
+                raise ScenarioError(
+                    f"simulator.{key}", f"must be in [{lo:g}, {hi:g}], got {value!r}"
+                )
             default = known[key].default
             changes[key] = int(value) if isinstance(default, int) else float(value)
-        return replace(cls(), **changes)
+        knobs = replace(cls(), **changes)
+        if knobs.lit_trades_min > knobs.lit_trades_max:
+            raise ScenarioError(
+                "simulator.lit_trades_min",
+                f"must not exceed lit_trades_max ({knobs.lit_trades_max}), "
+                f"got {knobs.lit_trades_min}",
+            )
+        return knobs
 
     @classmethod
     def unknown_knobs(cls, simulator: Any) -> list[str]:
@@ -82,6 +94,37 @@ class Knobs:
         (ignored, as FORMAT.md asks; a command says so, since a typo looks the same)."""
         known = {f.name for f in fields(cls)}
         return sorted(str(k) for k in simulator if k not in known) if simulator else []
+
+
+# Each knob's accepted range. The lower bounds keep the model's divisions and loops
+# finite (no trades, zero-size trades or queues, a re-quote band of nothing); the upper
+# ones keep a day's background within MAX_BACKGROUND_EVENTS' order of magnitude.
+KNOB_RANGES: dict[str, tuple[float, float]] = {
+    "lit_trades_min": (1, 200_000),
+    "lit_trades_max": (1, 200_000),
+    "lit_shares_per_trade": (1, 1e7),
+    "limit_orders_per_trade": (0, 50),
+    "cancels_per_trade": (0, 50),
+    "dark_print_size_multiple": (0.01, 1000),
+    "best_depth_trades": (0.01, 1000),
+    "depth_growth_per_level": (0, 10),
+    "informed_share": (0, 1),
+    "informed_slope_per_tick": (0, 100),
+    "meta_sign_flip": (0, 1),
+    "provider_lean": (0, 0.5),
+    "requote_extra_ticks": (0, 1000),
+    "requote_steps": (1, 100),
+    "improve_wide_spread": (0, 1),
+    "step_in_depth": (0, 1000),
+    "impact_permanent": (0, 100),
+    "impact_transient": (0, 100),
+    "impact_half_life_s": (1, 1e7),
+    "default_latency_ms": (0, 60_000),
+}
+# A simulated day is drawn up front (docs/SIMULATOR.md): about 50,000 background events
+# for a normal one. Forty times that is still a few seconds and a few hundred MB; a
+# regime or knobs asking for more are refused before a worker tries.
+MAX_BACKGROUND_EVENTS = 2_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +151,24 @@ class Calibration:
         return self.lit_trades * per_trade + self.dark_prints
 
 
+def check_day_size(scenario: Scenario, cal: Calibration) -> None:
+    """Refuse a scenario whose busiest regime would draw more than MAX_BACKGROUND_EVENTS
+    background events in a day, naming what drives it."""
+    liquidity = [(1.0, "")] + [
+        (r.liquidity_multiplier, f"regimes[{i}].liquidity_multiplier")
+        for i, r in enumerate(scenario.regimes)
+    ]
+    multiplier, key = max(liquidity, key=lambda item: item[0])  # the first of equals
+    events = cal.background_events * multiplier
+    if events > MAX_BACKGROUND_EVENTS:
+        raise ScenarioError(
+            key or "simulator",
+            f"the simulated day would draw about {events:,.0f} background events; at most "
+            f"{MAX_BACKGROUND_EVENTS:,} (lower the liquidity multiplier or the simulator's "
+            f"lit_trades_max, limit_orders_per_trade, cancels_per_trade)",
+        )
+
+
 def calibrate(scenario: Scenario, knobs: Knobs | None = None) -> Calibration:
     k = knobs or Knobs.from_scenario(scenario)
     inst = scenario.instrument
@@ -125,7 +186,7 @@ def calibrate(scenario: Scenario, knobs: Knobs | None = None) -> Calibration:
         else 0.0
         for v in scenario.venues
     )
-    return Calibration(
+    cal = Calibration(
         tick_size=inst.tick_size,
         reference_ticks=inst.reference_price / inst.tick_size,
         sigma_ticks_per_day=inst.daily_volatility * inst.reference_price / inst.tick_size,
@@ -139,3 +200,5 @@ def calibrate(scenario: Scenario, knobs: Knobs | None = None) -> Calibration:
         best_depth=best_depth,
         knobs=k,
     )
+    check_day_size(scenario, cal)
+    return cal

@@ -29,6 +29,17 @@ U_SHAPE_WEIGHTS: tuple[float, ...] = tuple(w / sum(_U_SHAPE_RAW) for w in _U_SHA
 _SIDES = ("buy", "sell")
 _KINDS = ("lit", "dark")
 _SHARE_TOLERANCE = 1e-6
+# Bounds far beyond any real market that keep a simulated day finite in time and memory
+# (a value past them is refused with its key, as an impossible one is): prices to a
+# million, ticks to a millionth, volumes to ten billion shares a day.
+MAX_PRICE = 1e6
+MIN_TICK = 1e-6
+MIN_ADV, MAX_ADV = 100.0, 1e10
+MAX_SPREAD_TICKS = 1000.0
+MAX_ORDER_QTY = 1e12
+MAX_LATENCY_MS = 60_000.0
+MAX_FEE_BPS = 1000.0
+MAX_MULTIPLIER = 100.0
 _INSTRUMENT_NUMBERS = (
     "reference_price",
     "tick_size",
@@ -112,6 +123,9 @@ class Scenario:
     outages: tuple[Outage, ...]
     simulator: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     source: str | None = None
+    # Keys inside the format's objects that it does not define (a misspelt "limit_prce"
+    # looks the same as an extension): ignored, and listed so a command can say so.
+    ignored: tuple[str, ...] = field(default=(), compare=False)
 
     def with_order(self, **changes: Any) -> Scenario:
         """A copy with some order fields changed, validated like a parsed order."""
@@ -280,6 +294,20 @@ def _parse_instrument(data: Any) -> Instrument:
             f"must be smaller than the reference price {values['reference_price']:g}, "
             f"got {values['tick_size']:g}",
         )
+    for name, lo, hi in (
+        ("reference_price", 0.0, MAX_PRICE),
+        ("tick_size", MIN_TICK, MAX_PRICE),
+        ("adv_shares", MIN_ADV, MAX_ADV),
+        ("spread_ticks", 1.0, MAX_SPREAD_TICKS),
+    ):
+        if not lo <= values[name] <= hi:
+            raise ScenarioError(p + name, f"must be in [{lo:g}, {hi:g}], got {values[name]:g}")
+    if values["spread_ticks"] * values["tick_size"] >= values["reference_price"]:
+        raise ScenarioError(
+            p + "spread_ticks",
+            f"a spread of {values['spread_ticks']:g} ticks is the whole price or more "
+            f"({values['reference_price']:g})",
+        )
     return Instrument(symbol=symbol, **values)
 
 
@@ -305,9 +333,13 @@ def _parse_order(data: Any) -> OrderSpec:
         raise ScenarioError(
             p + "quantity", f"must be a positive whole number of shares, got {_show(raw_qty)}"
         )
+    if raw_qty > MAX_ORDER_QTY:
+        raise ScenarioError(p + "quantity", f"must be at most {MAX_ORDER_QTY:g}, got {raw_qty:g}")
     start, end = _minute_window(obj, p)
     limit = obj.get("limit_price")
     limit_price = None if limit is None else _positive(limit, p + "limit_price")
+    if limit_price is not None and limit_price > MAX_PRICE:
+        raise ScenarioError(p + "limit_price", f"must be at most {MAX_PRICE:g}, got {limit:g}")
     return OrderSpec(side, int(raw_qty), start, end, limit_price)
 
 
@@ -329,14 +361,18 @@ def _parse_venues(data: Any) -> tuple[VenueSpec, ...]:
         latency = _VENUE_DEFAULTS.latency_ms
         if "latency_ms" in obj:
             latency = _number(obj["latency_ms"], p + "latency_ms")
-            if latency < 0:
-                raise ScenarioError(p + "latency_ms", f"must be >= 0, got {latency:g}")
+            if not 0 <= latency <= MAX_LATENCY_MS:
+                raise ScenarioError(
+                    p + "latency_ms", f"must be in [0, {MAX_LATENCY_MS:g}], got {latency:g}"
+                )
         fee = _VENUE_DEFAULTS.fee_bps
         if "fee_bps" in obj:
             # Negative fees are maker rebates; -100 bps or less would pay out the whole notional.
             fee = _number(obj["fee_bps"], p + "fee_bps")
-            if fee <= -100:
-                raise ScenarioError(p + "fee_bps", f"must be > -100, got {fee:g}")
+            if not -100 < fee <= MAX_FEE_BPS:
+                raise ScenarioError(
+                    p + "fee_bps", f"must be > -100 and at most {MAX_FEE_BPS:g}, got {fee:g}"
+                )
         venues.append(VenueSpec(name, kind, share, latency, fee))
     total = sum(v.volume_share for v in venues)
     if abs(total - 1.0) > _SHARE_TOLERANCE:
@@ -363,6 +399,13 @@ def _parse_profile(data: Any) -> tuple[str, tuple[float, ...]]:
     return "custom", tuple(w / total for w in weights)
 
 
+def _multiplier(obj: dict[str, Any], name: str, p: str) -> float:
+    value = _positive(_required(obj, name, p), p + name)
+    if value > MAX_MULTIPLIER:
+        raise ScenarioError(p + name, f"must be at most {MAX_MULTIPLIER:g}, got {value:g}")
+    return value
+
+
 def _parse_regimes(data: Any) -> tuple[Regime, ...]:
     regimes: list[Regime] = []
     for i, item in enumerate(_list(data, "regimes")):
@@ -376,8 +419,8 @@ def _parse_regimes(data: Any) -> tuple[Regime, ...]:
                 p + "start_minute",
                 f"must be after the previous regime's start ({regimes[-1].start_minute:g}), got {start:g}",
             )
-        vol = _positive(_required(obj, "volatility_multiplier", p), p + "volatility_multiplier")
-        liq = _positive(_required(obj, "liquidity_multiplier", p), p + "liquidity_multiplier")
+        vol = _multiplier(obj, "volatility_multiplier", p)
+        liq = _multiplier(obj, "liquidity_multiplier", p)
         regimes.append(Regime(start, vol, liq))
     return tuple(regimes)
 
@@ -396,6 +439,40 @@ def _parse_outages(data: Any, venues: tuple[VenueSpec, ...]) -> tuple[Outage, ..
         start, end = _minute_window(obj, p)
         outages.append(Outage(venue, start, end))
     return tuple(outages)
+
+
+# Keys each object of the format defines (FORMAT.md; an instrument's "name", a venue's
+# latency and fees are this product's extensions). Others are ignored, and said to be.
+_KNOWN_KEYS = {
+    "instrument": {
+        "symbol",
+        "name",
+        "reference_price",
+        "tick_size",
+        "adv_shares",
+        "daily_volatility",
+        "spread_ticks",
+    },
+    "order": {"side", "quantity", "start_minute", "end_minute", "limit_price"},
+    "venues": {"name", "kind", "volume_share", "latency_ms", "fee_bps"},
+    "regimes": {"start_minute", "volatility_multiplier", "liquidity_multiplier"},
+    "outages": {"venue", "start_minute", "end_minute"},
+}
+
+
+def ignored_keys(root: dict[str, Any]) -> tuple[str, ...]:
+    """Keys inside the format's objects that it does not define, as paths
+    ("order.limit_prce", "venues[0].fee_bp"); top-level keys are the format's to allow."""
+    out: list[str] = []
+    for part, known in _KNOWN_KEYS.items():
+        value = root.get(part)
+        items = value if isinstance(value, list) else [value]
+        for i, obj in enumerate(items):
+            if not isinstance(obj, dict):
+                continue
+            where = f"{part}[{i}]" if isinstance(value, list) else part
+            out.extend(f"{where}.{key}" for key in obj if key not in known)
+    return tuple(out)
 
 
 # ---------------------------------------------------------------- public entry points
@@ -434,6 +511,7 @@ def parse_scenario(data: Any, *, source: str | None = None) -> Scenario:
         # Copied so later edits to the caller's dict cannot change a frozen scenario.
         simulator=MappingProxyType(copy.deepcopy(simulator)),
         source=source,
+        ignored=ignored_keys(root),
     )
 
 
@@ -441,8 +519,25 @@ def parse_scenario(data: Any, *, source: str | None = None) -> Scenario:
 MAX_SCENARIO_BYTES = 256 * 2**20
 
 
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            # json keeps the last silently: a second "order" would replace the first.
+            raise ValueError(f"the key {_show(key)} appears twice in one object")
+        seen[key] = value
+    return seen
+
+
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     """Read and validate a scenario JSON file; file and JSON problems are keyed by the path."""
+    where = os.fspath(path)
+    return parse_scenario(read_scenario_json(where), source=where)
+
+
+def read_scenario_json(path: str | os.PathLike[str]) -> Any:
+    """A scenario file's JSON, decoded; a file or JSON problem (a key given twice in one
+    object included) raises ScenarioError keyed by the path."""
     where = os.fspath(path)
     try:
         with open(where, "rb") as f:
@@ -461,7 +556,7 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     except UnicodeDecodeError as exc:
         raise ScenarioError(where, f"cannot read scenario file: {exc}") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_repeated_keys)
     except json.JSONDecodeError as exc:
         raise ScenarioError(
             where, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
@@ -470,4 +565,4 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
         raise ScenarioError(where, "invalid JSON: nested too deeply") from None
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
         raise ScenarioError(where, f"invalid JSON: {exc}") from None
-    return parse_scenario(data, source=where)
+    return data

@@ -284,3 +284,30 @@ def test_a_resumed_pov_order_keeps_its_arrival_and_its_window_and_keeps_pace(
     assert window > volume_at_death  # the whole window, not only the part after the resume
     assert 0.04 < order.filled_qty / window < 0.06  # 5% of it, across both workers
     assert float(final.payload["market_vwap_px"]) > 0
+
+
+def test_an_instrument_whose_market_cannot_be_built_refuses_its_orders_and_says_so(
+    instrument: Instrument, alice: User
+) -> None:
+    """A scenario stored before today's checks (or edited in the database) that the
+    simulator cannot run: the worker task used to fail and the orders sat NEW, "submitted",
+    with nothing on the console (a review's division by zero)."""
+    from execution.tasks import market_session_run
+    from oversight.risk.models import RiskException
+
+    waiting = [submit(alice, instrument), submit(alice, instrument, quantity=1_001)]
+    scenario = dict(instrument.scenario)
+    scenario["simulator"] = {"lit_shares_per_trade": 0}
+    Instrument.objects.filter(pk=instrument.pk).update(scenario=scenario)
+    assert market_session_run(instrument.pk) == "market unusable"
+    for order in waiting:
+        order.refresh_from_db()
+        assert order.status == "REJECTED"
+        assert (
+            "cannot be built: simulator.lit_shares_per_trade: must be in [1" in order.status_reason
+        )
+        assert order.events.filter(kind="ParentStatusChanged").exists()  # blotters hear of it
+    exc = RiskException.objects.get(kind="MARKET_UNUSABLE")
+    assert exc.severity == RiskException.CRITICAL and exc.scope_key == instrument.symbol
+    assert str(waiting[0].pk) in exc.detail
+    assert not MarketSession.objects.exists()

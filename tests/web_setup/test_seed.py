@@ -120,6 +120,56 @@ def test_a_bad_scenario_names_the_file(settings, monkeypatch, tmp_path: Path):
         seed(scenarios=tmp_path / "missing")
 
 
+def _demo(tmp_path: Path, name: str, **instrument: object) -> dict:
+    data = json.loads((SCENARIOS_DIR / "demo-midcap-buy.json").read_text())
+    data["instrument"].update(instrument)
+    (tmp_path / name).write_text(json.dumps(data))
+    return data
+
+
+@pytest.mark.parametrize(
+    ("instrument", "message"),
+    [
+        # Each of these was stored and then failed a worker or a ticket (a review): a tick
+        # of 1e-7 was kept as 0.000000, a 40-character symbol overflowed PostgreSQL's
+        # column, a price of 1e12 overflowed the decimal.
+        ({"tick_size": 1.5e-6}, r"instrument\.tick_size: has more than 6 decimal places"),
+        ({"tick_size": 1e-7}, r"instrument\.tick_size: must be in \[1e-06"),
+        ({"symbol": "X" * 40}, r"instrument\.symbol: must be at most 16 characters, got 40"),
+        ({"reference_price": 1e12}, r"instrument\.reference_price: must be in \[0, 1e\+06\]"),
+        ({"adv_shares": 0.5}, r"instrument\.adv_shares: must be in \[100"),
+    ],
+)
+def test_a_scenario_the_database_cannot_keep_is_refused(
+    settings, monkeypatch, tmp_path: Path, instrument: dict, message: str
+):
+    settings.DEBUG = True
+    monkeypatch.delenv("OVERSIGHT_DEMO_PASSWORD", raising=False)
+    _demo(tmp_path, "odd.json", **instrument)
+    with pytest.raises(CommandError, match=r"odd\.json: not a usable scenario: " + message):
+        seed(scenarios=tmp_path)
+    assert not Instrument.objects.exists()
+
+
+def test_two_files_for_one_instrument_are_refused_and_typos_are_noted(
+    settings, monkeypatch, tmp_path: Path
+):
+    settings.DEBUG = True
+    monkeypatch.delenv("OVERSIGHT_DEMO_PASSWORD", raising=False)
+    _demo(tmp_path, "a.json")
+    _demo(tmp_path, "b.json", reference_price=77.0)
+    # The second used to replace the first silently ("HBRK: up to date" twice).
+    with pytest.raises(
+        CommandError, match=r"b\.json: instrument HBRK is also described by a\.json"
+    ):
+        seed(scenarios=tmp_path)
+    (tmp_path / "b.json").unlink()
+    data = _demo(tmp_path, "a.json", nme="typo")
+    out = seed(scenarios=tmp_path)
+    assert "note: a.json: instrument.nme is not a key of the scenario format; ignored" in out
+    assert Instrument.objects.get(symbol="HBRK").scenario == data
+
+
 def test_the_demo_has_a_desk_and_the_firms_starting_limits_audited(settings):
     from oversight.models import AuditRecord
     from oversight.risk.models import DeskMembership, RiskLimit

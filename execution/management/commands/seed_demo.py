@@ -12,9 +12,8 @@ variable the command refuses, so a production database never gets a known passwo
 
 from __future__ import annotations
 
-import json
 import os
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +32,9 @@ from execution.model_registry import (
     model_recommend,
     shipped_register,
 )
-from execution.models import Instrument, ModelVersion
-from execution.sim.calibration import Knobs
-from execution.sim.scenario import ScenarioError, parse_scenario
+from execution.models import PRICE, Instrument, ModelVersion
+from execution.sim.calibration import Knobs, calibrate
+from execution.sim.scenario import ScenarioError, ignored_keys, parse_scenario, read_scenario_json
 from oversight.audit import audit_record
 from oversight.risk.models import Desk, DeskMembership, RiskLimit
 from oversight.roles import ADMIN, RISK_MANAGER, TRADER, roles_ensure
@@ -79,12 +78,15 @@ def demo_password() -> str:
     )
 
 
+SYMBOL_LENGTH = Instrument._meta.get_field("symbol").max_length or 16
+
+
 def instrument_fields(path: Path) -> tuple[str, dict[str, Any]]:
     """(symbol, field values) of the Instrument a scenario file describes."""
     try:
-        data = json.loads(path.read_text())
-        inst = data["instrument"]
-        symbol = str(inst["symbol"])
+        data = read_scenario_json(path)
+        if not isinstance(data, dict):
+            raise ScenarioError("scenario", "must be an object")
         # The worker replaces the scenario's order; validate the market part the same way.
         market = parse_scenario(
             {
@@ -98,17 +100,36 @@ def instrument_fields(path: Path) -> tuple[str, dict[str, Any]]:
                 },
             }
         )
-        Knobs.from_scenario(market)  # the simulator's knobs too, before a worker meets them
+        calibrate(market)  # the simulator's knobs and day size too, before a worker meets them
+        inst = market.instrument
         fields = {
-            "name": str(inst.get("name") or data.get("name") or symbol)[:128],
+            "name": str(data["instrument"].get("name") or data.get("name") or inst.symbol)[:128],
             "scenario": data,
-            "tick_size": Decimal(str(inst["tick_size"])),
-            "reference_price": Decimal(str(inst["reference_price"])),
-            "adv_shares": int(inst["adv_shares"]),
+            "tick_size": _stored_price(inst.tick_size, "instrument.tick_size"),
+            "reference_price": _stored_price(inst.reference_price, "instrument.reference_price"),
+            "adv_shares": round(inst.adv_shares),
         }
-    except (OSError, ValueError, KeyError, TypeError, RecursionError, ScenarioError) as e:
+        if len(inst.symbol) > SYMBOL_LENGTH:
+            raise ScenarioError(
+                "instrument.symbol",
+                f"must be at most {SYMBOL_LENGTH} characters, got {len(inst.symbol)}",
+            )
+    except ScenarioError as e:
         raise CommandError(f"{path.name}: not a usable scenario: {e}") from e
-    return symbol, fields
+    return inst.symbol, fields
+
+
+def _stored_price(value: float, key: str) -> Decimal:
+    """The price as the database keeps it (6 decimal places), or ScenarioError if that
+    would change it (a tick of 1e-7 would be stored as 0)."""
+    exact = Decimal(repr(value))
+    if exact != exact.quantize(
+        Decimal(1).scaleb(-PRICE["decimal_places"]), rounding=ROUND_HALF_EVEN
+    ):
+        raise ScenarioError(
+            key, f"has more than {PRICE['decimal_places']} decimal places, got {value!r}"
+        )
+    return exact
 
 
 class Command(BaseCommand):
@@ -128,10 +149,21 @@ class Command(BaseCommand):
         if not paths:
             raise CommandError(f"no scenario files in {options['scenarios']}")
         specs = [instrument_fields(p) for p in paths]
-        for p, (_, fields) in zip(paths, specs, strict=True):
+        first: dict[str, str] = {}
+        for p, (symbol, fields) in zip(paths, specs, strict=True):
+            if symbol in first:
+                raise CommandError(
+                    f"{p.name}: instrument {symbol} is also described by {first[symbol]}; "
+                    f"one file per instrument"
+                )
+            first[symbol] = p.name
             for key in Knobs.unknown_knobs(fields["scenario"].get("simulator")):
                 self.stdout.write(
                     f"note: {p.name}: simulator.{key} is not a knob of this simulator; ignored"
+                )
+            for key in ignored_keys(fields["scenario"]):
+                self.stdout.write(
+                    f"note: {p.name}: {key} is not a key of the scenario format; ignored"
                 )
         User = get_user_model()
         with transaction.atomic():
