@@ -7,18 +7,21 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from execution.selectors import can_watch_orders, events_after
+from execution.selectors import can_watch_orders, events_after, in_chunks
 from execution.services import ORDERS_ALL_GROUP, orders_user_group
 from oversight.risk.notify import user_group
 from oversight.roles import VIEW_ALL_ORDERS
 from oversight.ws_messages import parse_client_message
 
 CLOSE_FORBIDDEN = 4403
+# A catch-up is sent in messages of about this size, well under Daphne's 1 MiB limit.
+REPLAY_CHUNK_BYTES = 256 * 1024
 
 
 class BlotterConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     """Client → server: {"type": "resume", "last_seq": {"<order id>": <seq>, ...}}.
-    Server → client: {"type": "events", "events": [...]}, {"type": "alert", "kind": ...,
+    Server → client: {"type": "events", "events": [...]} (a catch-up: "replay": true, in
+    several messages, all but the last with "more": true), {"type": "alert", "kind": ...,
     "payload": ...} (risk alerts: kill switches, escalated exceptions) and
     {"type": "error", "message": ...}.
     """
@@ -70,7 +73,12 @@ class BlotterConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             )
             return
         events = await database_sync_to_async(events_after)(self.scope["user"], last_seq)
-        await self.send_json({"type": "events", "events": events, "replay": True})
+        chunks = in_chunks(events, REPLAY_CHUNK_BYTES)
+        for i, chunk in enumerate(chunks):
+            message: dict[str, Any] = {"type": "events", "events": chunk, "replay": True}
+            if i < len(chunks) - 1:
+                message["more"] = True  # the page asks again for gaps after the last one
+            await self.send_json(message)
 
     async def order_events(self, message: dict[str, Any]) -> None:
         await self.send_json(

@@ -460,6 +460,14 @@ def model_reject(*, user: Any, version_id: int, note: str) -> ModelVersion:
             raise ValidationError(
                 f"{mv.name} is {_status_words(mv)}; only candidates and pending versions are rejected"
             )
+        inside = gated_users_of(mv)
+        if inside:
+            # Its weights are in those files too: rejected alone, it would go on trading
+            # as their expert, under their name (a trial's rejected v8 traded 446 decisions).
+            raise ValidationError(
+                f"{mv.name} trades inside {', '.join(inside)} (an expert of a gated "
+                "version): reject or retire those first, or halt them now with a kill switch"
+            )
         before = version_json(mv)
         mv.status = ModelVersion.REJECTED
         # A recommender may withdraw their own recommendation; decided_by is kept for a

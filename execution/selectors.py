@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.db.models import QuerySet
@@ -25,16 +26,37 @@ def can_watch_orders(user: Any) -> bool:
 
 
 def events_after(user: Any, last_seq: dict[int, int], *, limit: int = 5000) -> list[dict[str, Any]]:
-    """Every stored event of the user's visible orders after the sequence numbers given
-    (all events of an order not listed), oldest first per order."""
+    """The stored events of the user's visible orders after the sequence numbers given,
+    oldest first per order, at most `limit` an order (the page asks again for the rest).
+    Of an order not listed, only its latest event: a page that does not show the order
+    loads its row whole when it hears of it (a blotter), or only notes where it is (an
+    order page), so replaying its whole history was megabytes for nothing."""
     out: list[dict[str, Any]] = []
     for order in orders_visible_to(user).filter(last_seq__gt=0).order_by("id"):
-        since = last_seq.get(order.pk, 0)
+        since = last_seq.get(order.pk)
+        if since is None:
+            since = order.last_seq - 1
         if order.last_seq <= since:
             continue
         for e in OrderEvent.objects.filter(parent=order, seq__gt=since).order_by("seq")[:limit]:
             out.append({**e.payload, "order_id": order.pk})
     return out
+
+
+def in_chunks(events: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str, Any]]]:
+    """The events in order, in lists whose JSON stays under about `max_bytes` each (a
+    websocket message over Daphne's 1 MiB is closed with 1011: a page back from a network
+    gap then reconnected for ever); at least one list, empty if there is nothing."""
+    chunks: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for e in events:
+        n = len(json.dumps(e, separators=(",", ":"), default=str)) + 1
+        if chunks[-1] and size + n > max_bytes:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(e)
+        size += n
+    return chunks
 
 
 def market_day_next(instrument: Any) -> tuple[int, float]:

@@ -233,12 +233,16 @@ def user_desk_set(*, actor: Any, user: Any, desk: str, reason: str, request_id: 
         user = _lock(user)
         current = DeskMembership.objects.filter(user=user).select_related("desk").first()
         before = current.desk.name if current is not None else ""
+        # One desk whatever the case it is typed in: "eq-1" is EQ-1, or its limits and kill
+        # switches would miss whoever was put on the other spelling (a trial).
+        existing = Desk.objects.filter(name__iexact=name).first() if name else None
+        name = existing.name if existing is not None else name
         if before == name:
             raise ValidationError(f"{user.get_username()} is on {name or 'no desk'} already")
         if current is not None:
             current.delete()
         if name:
-            target, _ = Desk.objects.get_or_create(name=name)
+            target = existing or Desk.objects.create(name=name)
             DeskMembership.objects.create(user=user, desk=target)
         audit_record(
             actor=actor, action="user.desk_set", obj=user, before={"desk": before},

@@ -25,6 +25,7 @@ from oversight.audit import audit_record, request_id_of
 from oversight.audit_chain import audit_chain_verify, utc_iso
 from oversight.forms import AuditFilterForm, UserActiveForm, UserCreateForm, UserRoleForm
 from oversight.models import AuditRecord
+from oversight.risk.pretrade import desk_of
 from oversight.roles import MANAGE_USERS, ROLE_LABELS, TRADE, VIEW_ALL_ORDERS, VIEW_AUDIT
 from oversight.selectors import (
     audit_filter_choices,
@@ -401,9 +402,9 @@ def user_active(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def user_desk(request: HttpRequest, pk: int) -> HttpResponse:
     user = get_object_or_404(get_user_model(), pk=pk)
-    desk = request.POST.get("desk", "")[:64]
+    desk = request.POST.get("desk", "")  # too long is refused by name, not cut
     try:
-        user_desk_set(
+        user = user_desk_set(
             actor=request.user,
             user=user,
             desk=desk,
@@ -413,6 +414,6 @@ def user_desk(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as e:
         _refused(request, e)
     else:
-        where = f"on desk {desk.strip()}" if desk.strip() else "on no desk"
+        where = f"on desk {desk_of(user.pk)}" if desk.strip() else "on no desk"
         messages.success(request, f"{user.get_username()} is now {where}")
     return redirect("user_list")

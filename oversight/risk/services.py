@@ -61,6 +61,10 @@ def _require_risk_manager(user: Any, what: str) -> None:
         raise ValidationError(f"only a risk manager may {what}")
 
 
+ORDER_ID_DIGITS = 18  # a BigAutoField's ids have at most 19 digits; 18 is plenty
+KILL_SCOPES = frozenset(s.value for s in Scope)
+
+
 def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
     """The scope's key as stored, or ValidationError naming what is wrong."""
     from execution.algos.registry import strategy_names
@@ -71,9 +75,24 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
         raise ValidationError({"scope_type": f"must be one of {', '.join(allowed)}"})
     key = (scope_key or "").strip()
     shown = key if len(key) <= 64 else key[:64] + "…"  # the message, not an echo
-    if scope_type == Scope.INSTRUMENT:  # "sqnt" means SQNT, as on the restricted list
-        inst = Instrument.objects.filter(symbol__iexact=key).first()
-        key = inst.symbol if inst is not None else key
+    # Names are matched as the desk sees them: "sqnt" means SQNT (as on the restricted
+    # list), "eq-1" the desk EQ-1, "Alice" the user alice (usernames are unique so).
+    stored_as = {
+        Scope.INSTRUMENT: lambda: (
+            Instrument.objects.filter(symbol__iexact=key).values_list("symbol", flat=True).first()
+        ),
+        Scope.DESK: lambda: (
+            Desk.objects.filter(name__iexact=key).values_list("name", flat=True).first()
+        ),
+        Scope.TRADER: lambda: (
+            get_user_model()
+            .objects.filter(username__iexact=key)
+            .values_list("username", flat=True)
+            .first()
+        ),
+    }
+    if key and scope_type in stored_as:
+        key = stored_as[Scope(scope_type)]() or key
     if scope_type == Scope.FIRM:
         if key:  # not dropped unsaid: whoever sent it may have meant a narrower scope
             raise ValidationError({"scope_key": f"the firm takes no name, got {shown!r}"})
@@ -86,7 +105,10 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
         Scope.STRATEGY: lambda: key in strategy_names(),
         Scope.INSTRUMENT: lambda: Instrument.objects.filter(symbol=key).exists(),
         Scope.ORDER: lambda: (
-            key.isascii() and key.isdigit() and ParentOrder.objects.filter(pk=int(key)).exists()
+            key.isascii()
+            and key.isdigit()
+            and len(key) <= ORDER_ID_DIGITS  # int() of 5,000 digits is a ValueError
+            and ParentOrder.objects.filter(pk=int(key)).exists()
         ),
         Scope.MODEL: lambda: ModelVersion.objects.filter(name=key).exists(),
     }[Scope(scope_type)]()
@@ -314,32 +336,46 @@ def limit_requests_expire() -> int:
 # -- kill switches -----------------------------------------------------------------------
 
 
-def _may_engage(user: Any, scope_type: str, key: str) -> bool:
+def kill_allowed(user: Any, scope_type: str, scope_key: str) -> bool:
+    """May this user engage a kill switch on the scope? Asked before whether the scope
+    exists, so a trader cannot learn which order ids and usernames there are from a
+    "there is no" that another trader's would answer with a refusal."""
     if _is_risk_manager(user):
         return True
     if not user.has_perm(TRADE):
         return False
     # A trader may stop what they own: their own trading, or one of their orders.
+    key = (scope_key or "").strip()
     if scope_type == Scope.TRADER:
-        return bool(key == user.get_username())
+        return key.casefold() == user.get_username().casefold()
     if scope_type == Scope.ORDER:
         from execution.models import ParentOrder
 
-        return ParentOrder.objects.filter(pk=int(key), owner=user).exists()
+        return (
+            key.isascii()
+            and key.isdigit()
+            and len(key) <= ORDER_ID_DIGITS
+            and ParentOrder.objects.filter(pk=int(key), owner=user).exists()
+        )
     return False
+
+
+KILL_REFUSED = (
+    "you may not engage this kill switch: traders may stop their own trading or "
+    "their own orders; risk managers any scope"
+)
 
 
 def kill_switch_engage(
     *, user: Any, scope_type: str, scope_key: str = "", reason: str, state: str = "HALTED"
 ) -> KillSwitch:
     """Halt (or restrict to reducing orders) everything in scope, at once. One person."""
-    key = scope_check(scope_type, scope_key, kill=True)
-    if not _may_engage(user, scope_type, key):
+    if scope_type in KILL_SCOPES and not kill_allowed(user, scope_type, scope_key):
         # Not a bad value but a role's limit: refused as a permission (403), as the preview is.
-        raise PermissionDenied(
-            "you may not engage this kill switch: traders may stop their own trading or "
-            "their own orders; risk managers any scope"
-        )
+        raise PermissionDenied(KILL_REFUSED)
+    key = scope_check(scope_type, scope_key, kill=True)
+    if not kill_allowed(user, scope_type, key):
+        raise PermissionDenied(KILL_REFUSED)
     if state not in (KillSwitch.HALTED, KillSwitch.REDUCING):
         raise ValidationError({"state": "must be HALTED or REDUCING"})
     reason = reason_given(reason, "say why")

@@ -356,19 +356,19 @@ def kill_preview(request: HttpRequest) -> JsonResponse:
     state = request.GET.get("state", KillSwitch.HALTED)
     if state not in (KillSwitch.HALTED, KillSwitch.REDUCING):  # as engaging it would say
         return JsonResponse({"ok": False, "error": "state: must be HALTED or REDUCING"}, status=400)
+    refused = JsonResponse(
+        {"ok": False, "error": "traders may stop their own trading or their own orders"},
+        status=403,
+    )
+    raw_key = request.GET.get("scope_key", "")
+    if scope_type in services.KILL_SCOPES and not services.kill_allowed(user, scope_type, raw_key):
+        return refused  # before asking whether it exists: that would tell a trader
     try:
-        key = services.scope_check(scope_type, request.GET.get("scope_key", ""), kill=True)
+        key = services.scope_check(scope_type, raw_key, kill=True)
     except ValidationError as e:
         return JsonResponse({"ok": False, "error": " ".join(messages_of(e))}, status=400)
-    if not _is_risk_manager(user):
-        own = (scope_type == Scope.TRADER and key == user.get_username()) or (
-            scope_type == Scope.ORDER and user.orders.filter(pk=int(key)).exists()  # type: ignore[union-attr]
-        )
-        if not own:
-            return JsonResponse(
-                {"ok": False, "error": "traders may stop their own trading or their own orders"},
-                status=403,
-            )
+    if not services.kill_allowed(user, scope_type, key):
+        return refused
     p = selectors.kill_preview(scope_type, key)
     return JsonResponse(
         {

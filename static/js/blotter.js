@@ -477,7 +477,10 @@
         if (lat.length > 20000) lat.splice(0, 10000);
       }
       // A replay fills every gap it can; one left means more to fetch (or a lost push).
-      if (data.replay && gaps()) setTimeout(() => socket.readyState === 1 && resume(), 250);
+      // (A long catch-up comes in several messages: the last one says so.)
+      if (data.replay && !data.more && gaps()) {
+        setTimeout(() => socket.readyState === 1 && resume(), 250);
+      }
     });
     socket.addEventListener("close", (e) => {
       if (e.code === 4403) {

@@ -317,6 +317,33 @@ def test_an_admin_puts_a_trader_on_a_desk_and_its_limits_apply(adam, bob) -> Non
         user_desk_set(actor=bob, user=bob, desk="EQ-1", reason="me")
 
 
+def test_a_desk_is_one_desk_whatever_the_case_and_a_long_name_is_refused_not_cut(
+    adam, alice, bob
+) -> None:
+    """A trial put one trader on "eq-1" and another on "EQ-1": two desks, so EQ-1's limits
+    and kill switch missed one of them. A review's 75-character name was cut to "EQ-9"."""
+    from oversight.risk.models import Desk
+    from oversight.risk.pretrade import desk_of
+    from oversight.risk.services import scope_check
+    from oversight.services import user_desk_set
+
+    user_desk_set(actor=adam, user=alice, desk="EQ-1", reason="joins")
+    c = client_for(adam)
+    resp = c.post(reverse("user_desk", args=[bob.pk]), {"desk": "eq-1", "reason": "joins"},
+                  follow=True)  # fmt: skip
+    assert "bob is now on desk EQ-1" in resp.content.decode()
+    assert desk_of(bob.pk) == desk_of(alice.pk) == "EQ-1"
+    assert list(Desk.objects.values_list("name", flat=True)) == ["EQ-1"]
+    assert scope_check("desk", "eq-1", kill=True) == "EQ-1"
+    with pytest.raises(ValidationError, match="on EQ-1 already"):
+        user_desk_set(actor=adam, user=bob, desk="Eq-1", reason="again")
+    long = "EQ-9" + " " * 70 + "X"
+    text = c.post(reverse("user_desk", args=[bob.pk]), {"desk": long, "reason": "x"},
+                  follow=True).content.decode()  # fmt: skip
+    assert "a desk name is 1 to 32 letters" in text
+    assert desk_of(bob.pk) == "EQ-1"
+
+
 def test_deactivating_a_trader_with_working_orders_says_they_still_work(adam, alice) -> None:
     from execution.models import ParentOrder
     from tests.personas import demo_instrument

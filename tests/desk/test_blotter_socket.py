@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -219,5 +220,49 @@ def test_an_order_blocked_at_entry_and_its_refusal_reach_open_blotters(
         assert (ev["seq"], ev["status"], ev["previous"]) == (2, "REJECTED", "BLOCKED")
         for comm in (owner, risk):
             await comm.disconnect()
+
+    async_to_sync(go)()
+
+
+def test_a_long_catch_up_comes_in_messages_under_the_limit_and_skips_unlisted_history(
+    instrument: Instrument, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page back from a network gap asked for megabytes in one message; Daphne closed the
+    socket (1011) and the page reconnected for ever (a trial). Now the catch-up is split,
+    and an order the page does not list sends only its latest event."""
+    from execution import consumers
+
+    order = parent_order_submit(
+        user=alice,
+        instrument=instrument,
+        side="buy",
+        quantity=15_000,
+        start_minute=0,
+        end_minute=20,
+        strategy="twap",
+        params={},
+    )
+    w = MarketWorker(instrument, speed=60.0, seed=3, wall_clock=lambda: 0.0, poll_interval_s=0.0)
+    w.claim()
+    w.step(sim_until=21 * 60)
+    stored = list(OrderEvent.objects.filter(parent=order).values_list("seq", flat=True))
+    assert len(stored) > 50
+    monkeypatch.setattr(consumers, "REPLAY_CHUNK_BYTES", 4_000)
+    headers = session_headers(alice)
+
+    async def go() -> None:
+        comm, ok, _ = await connect(headers)
+        assert ok
+        await comm.send_json_to({"type": "resume", "last_seq": {str(order.pk): 0}})
+        replay = await _drain(comm)
+        assert len(replay) > 3
+        assert all(m["replay"] for m in replay)
+        assert [bool(m.get("more")) for m in replay] == [True] * (len(replay) - 1) + [False]
+        assert all(len(json.dumps(m["events"])) < 2 * 4_000 for m in replay)
+        assert _events_for(replay, order.pk) == stored  # in order, nothing missing or twice
+        # Not listed: only where the order is, for the page to load its row whole.
+        await comm.send_json_to({"type": "resume", "last_seq": {}})
+        assert _events_for(await _drain(comm), order.pk) == [stored[-1]]
+        await comm.disconnect()
 
     async_to_sync(go)()

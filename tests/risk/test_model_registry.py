@@ -456,6 +456,25 @@ def test_an_expert_inside_a_gated_version_cannot_be_retired_alone(rita: User) ->
     assert model_retire(user=rita, version_id=expert.pk, reason="old").status == "RETIRED"
 
 
+def test_an_expert_inside_an_approved_gated_version_cannot_be_rejected_alone(
+    rita: User,
+) -> None:
+    """A trial rejected policy-v8, a candidate of its own, while the approved policy-v9
+    carried it as an expert: v8 went on trading every tight order, 446 decisions."""
+    if not (MODEL_DIR / "policy-v9.onnx").is_file():
+        pytest.skip("no shipped gated version")
+    gated = approved_model("policy-v9")
+    expert = model_register(path=MODEL_DIR / "policy-v8.onnx", note="its own entry")
+    with pytest.raises(ValidationError, match="policy-v8 trades inside policy-v9"):
+        model_reject(user=rita, version_id=expert.pk, note="not convinced")
+    expert.refresh_from_db()
+    assert expert.status == ModelVersion.CANDIDATE
+    model_retire(user=rita, version_id=gated.pk, reason="replaced")
+    assert model_reject(user=rita, version_id=expert.pk, note="not convinced").status == (
+        ModelVersion.REJECTED
+    )
+
+
 def test_the_database_refuses_a_self_confirmed_default(rita: User) -> None:
     from execution.models import ModelDefault
 

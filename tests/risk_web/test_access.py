@@ -110,7 +110,10 @@ def test_trader_may_stop_their_own_trading_only(alice, bob) -> None:
     for scope_type, key, status, says in (
         ("trader", "bob", 403, "traders may stop their own trading"),  # a role's limit
         ("firm", "", 403, "traders may stop their own trading"),
-        ("instrument", "HBRK", 400, "there is no instrument 'HBRK'"),  # a bad value
+        # Not a trader's to stop, whether it exists or not (which is not theirs to learn).
+        ("instrument", "HBRK", 403, "traders may stop their own trading"),
+        ("trader", "nosuchuser", 403, "traders may stop their own trading"),
+        ("order", "99999", 403, "traders may stop their own trading"),
     ):
         resp = c.post(
             reverse("risk_kill"),
@@ -148,6 +151,33 @@ def test_trader_preview_is_for_their_own_scope_only(alice, bob, instrument) -> N
     assert ok.status_code == 200 and ok.json()["orders"] == 0
     for q in ({"scope_type": "trader", "scope_key": "bob"}, {"scope_type": "firm"}):
         assert c.get(reverse("risk_kill_preview"), q).status_code == 403
+    # Another trader's order and no order at all answer alike: a review could tell which
+    # order ids and usernames exist from a 400 "there is no order" beside a 403.
+    theirs = make_order(bob, instrument)
+    answers = {
+        c.get(reverse("risk_kill_preview"), {"scope_type": t, "scope_key": k}).content
+        for t, k in (
+            ("order", str(theirs.pk)),
+            ("order", "99999"),
+            ("order", "1" * 5000),
+            ("trader", "bob"),
+            ("trader", "nosuchuser"),
+        )
+    }
+    assert len(answers) == 1 and b"traders may stop their own trading" in answers.pop()
+    # Alice's own name, typed in another case, is hers.
+    assert (
+        c.get(reverse("risk_kill_preview"), {"scope_type": "trader", "scope_key": "Alice"}).json()[
+            "scope_key"
+        ]
+        == "alice"
+    )
+
+
+def test_a_very_long_order_id_is_a_bad_value_not_a_server_error(rita) -> None:
+    c = client_for(rita)
+    resp = c.get(reverse("risk_kill_preview"), {"scope_type": "order", "scope_key": "1" * 5000})
+    assert resp.status_code == 400 and "there is no order" in resp.json()["error"]
 
 
 def test_risk_manager_may_stop_any_scope(rita, alice, instrument) -> None:
