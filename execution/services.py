@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from execution.algos.params import ParamError, validate_params
+from execution.algos.params import ParamError, validate_params, written_plainly
 from execution.algos.registry import strategy_class
 from execution.engine.orders import PARENT_TERMINAL, ParentStatus
 from execution.model_registry import (
@@ -284,6 +284,8 @@ def _clean_limit(value: Any, tick: Decimal) -> tuple[Decimal | None, str]:
     """A limit price as Decimal (None for no limit), or the problem with it."""
     if value in (None, ""):
         return None, ""
+    if isinstance(value, str) and not written_plainly(value):
+        return None, "write it with the digits 0-9"  # "８.３０" and "8.3_0" read as 8.30
     try:
         limit = Decimal(str(value))
     except InvalidOperation:

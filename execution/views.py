@@ -678,6 +678,8 @@ def _only_amendable(request: HttpRequest) -> None:
     other = sorted(
         k for k in request.POST if k not in _CONTROL_FORM and not k.startswith(PARAM_PREFIX)
     )
+    if other == ["limit_price"]:  # amendable, under the dialog's name
+        raise ValidationError("limit_price: send it as param_limit_price, as the amend dialog does")
     if other:
         shown = ", ".join(k[:40] for k in other[:5])
         raise ValidationError(
@@ -706,6 +708,11 @@ def order_control(request: HttpRequest, pk: int) -> HttpResponseBase:
         raise PermissionDenied("only the order's trader may control it")
     action = request.POST.get("action", "")
     changes = _control_changes(request) if action == ControlRequest.AMEND else None
+    cleared = request.POST.get(PARAM_PREFIX + "limit_price")
+    if changes is not None and cleared is not None and not cleared.strip() and order.limit_price:
+        # The dialog shows the limit; emptying it removes it (a blank strategy parameter
+        # stays as it was: the dialog shows every one, and blank means untouched).
+        changes["limit_price"] = ""
     try:
         if changes is not None:
             _only_amendable(request)

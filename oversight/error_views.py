@@ -29,3 +29,13 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     if wants_json(request):
         return JsonResponse({"ok": False, "error": message}, status=404)
     return render(request, "oversight/error.html", {"status": 404, "message": message}, status=404)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's bare "Bad Request (400)" for a request it refused before any view (too many
+    fields, too large a body, a header it does not trust): the reason, as JSON if asked."""
+    detail = str(exception) if exception is not None else ""
+    message = (detail or "the request could not be read").rstrip(".")
+    if wants_json(request):
+        return JsonResponse({"ok": False, "error": message}, status=400)
+    return render(request, "oversight/error.html", {"status": 400, "message": message}, status=400)

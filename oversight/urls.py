@@ -19,5 +19,6 @@ urlpatterns = [
     path("", include("execution.urls")),
 ]
 
+handler400 = "oversight.error_views.bad_request"
 handler403 = "oversight.error_views.forbidden"
 handler404 = "oversight.error_views.not_found"

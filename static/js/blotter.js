@@ -322,8 +322,17 @@
     } else if (ev.kind === "ParentProgress") applyProgress(tb, ev);
     else if (ev.kind === "ParentStatusChanged") applyStatus(tb, ev);
     else if (ev.kind === "ParentAmended") {
+      const after = { ...(ev.after || {}) };
+      if ("limit_price" in after) {
+        // The limit lives apart from the strategy's parameters: the amend dialog reads it
+        // from data-limit (a trial's page kept offering the old limit after an amend).
+        tb.dataset.limit = after.limit_price === null ? "" : String(after.limit_price);
+        const limitCell = document.querySelector(`[data-limit-of="${tb.dataset.orderId || ""}"]`);
+        if (limitCell) limitCell.textContent = after.limit_price === null ? "none" : String(after.limit_price);
+        delete after.limit_price;
+      }
       try {
-        tb.dataset.params = JSON.stringify({ ...JSON.parse(tb.dataset.params || "{}"), ...(ev.after || {}) });
+        tb.dataset.params = JSON.stringify({ ...JSON.parse(tb.dataset.params || "{}"), ...after });
       } catch (e) { /* keep the old parameters */ }
     } else if (ev.kind && ev.kind.startsWith("Child")) applyChild(tb, ev);
   }

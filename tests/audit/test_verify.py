@@ -181,6 +181,7 @@ def test_a_filed_head_shows_a_tail_cut_or_rewritten_which_the_chain_cannot(db) -
 def test_a_filed_head_is_read_strictly(db) -> None:
     from django.core.management.base import CommandError
 
-    for bad in ("4", "x:abc", "4:" + "g" * 64):
+    # Record 0 and a 5,000-digit number are mistyped arguments: not tampering, not a traceback.
+    for bad in ("4", "x:abc", "4:" + "g" * 64, "0:" + "a" * 64, "1" * 5000 + ":" + "a" * 64):
         with pytest.raises(CommandError, match="--expect: give the record number"):
             call_command("audit_verify", "--expect", bad, stdout=StringIO(), stderr=StringIO())

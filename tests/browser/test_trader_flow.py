@@ -252,6 +252,23 @@ def test_trader_submits_watches_pauses_resumes_cancels(
     order.refresh_from_db()
     assert order.params["dark_fraction"] == 0.3
 
+    # Amend the limit: once the worker applies it, the row (and so the next amend dialog)
+    # holds the new limit (a trial's page kept offering the old one).
+    high = f"{float(order.instrument.reference_price) * 2:.2f}"  # a buy's limit far above
+    page.click(f"#order-{oid} button[name=action][value=amend]")
+    dialog.wait_for(state="visible")
+    page.fill("#amend_param_limit_price", high)
+    page.fill("#control-reason", "browser test: limit")
+    page.click("#control-go")
+    dialog.wait_for(state="hidden")
+    _wait_js(
+        page,
+        "([id, want]) => Number(document.getElementById('order-' + id).dataset.limit) === Number(want)",
+        [oid, high],
+        "the row's limit to follow the amend",
+        stack,
+    )
+
     # Cancel: confirmed, CANCELED with the fills kept.
     before_cancel = page.evaluate(FILLED, [oid])
     _control(page, oid, "cancel")

@@ -101,6 +101,30 @@ def test_refused_controls_say_why(alice, instrument, status, data, key, text) ->
     assert not ControlRequest.objects.exists()
 
 
+def test_an_amend_can_remove_a_limit_and_reads_only_plain_digits(alice, instrument) -> None:
+    """A trial could not remove a limit once set (the blank field was dropped: "nothing to
+    amend"); a review's full-width "８.３０" and "8.3_0" were read as 8.30."""
+    from decimal import Decimal
+
+    order = make_order(alice, instrument, limit_price=Decimal("40.60"))
+    c = client_for(alice)
+    for typed in ("８.３０", "8.3_0", "٤٠.٦٠"):
+        resp = control(c, order, action="amend", param_limit_price=typed)
+        assert resp.status_code == 400
+        assert resp.json()["errors"]["limit_price"] == ["write it with the digits 0-9"]
+    resp = control(c, order, action="amend", param_limit_price="", param_dark_fraction="")
+    assert resp.status_code == 200, resp.content
+    assert ControlRequest.objects.get().changes == {"limit_price": None}
+    # A blank field of an order with no limit, or a blank parameter, changes nothing.
+    plain = make_order(alice, instrument)
+    resp = control(c, plain, action="amend", param_limit_price="", param_dark_fraction="")
+    assert resp.json()["errors"]["changes"] == ["nothing to amend"]
+    resp = control(c, plain, action="amend", limit_price="41")
+    assert resp.json()["errors"]["__all__"] == [
+        "limit_price: send it as param_limit_price, as the amend dialog does"
+    ]
+
+
 def test_without_javascript_errors_come_back_as_messages(alice, instrument) -> None:
     order = make_order(alice, instrument, status="FILLED")
     c = client_for(alice)

@@ -47,9 +47,12 @@ class Command(BaseCommand):
 
 
 def _filed(text: str) -> tuple[int, str]:
-    match = re.fullmatch(r"\s*([0-9]+)\s*:\s*([0-9a-fA-F]{64})\s*", text)
+    # Record numbers start at 1 and fit a bigint (18 digits): anything else is a mistyped
+    # argument, not a trail cut short (a record 0 used to be reported as tampering).
+    match = re.fullmatch(r"\s*([1-9][0-9]{0,17})\s*:\s*([0-9a-fA-F]{64})\s*", text)
     if match is None:
         raise CommandError(
-            f"--expect: give the record number and its 64-hex hash, N:HASH; got {text[:80]!r}"
+            "--expect: give the record number (from 1) and its 64-hex hash, N:HASH; "
+            f"got {text[:80]!r}"
         )
     return int(match[1]), match[2]

@@ -1,0 +1,54 @@
+"""Refusals that name the problem for input no view should see, and for a wrong method.
+
+A NUL character cannot be stored in a PostgreSQL text column: a value carrying one was a
+500 (a review found it on nine forms that read raw fields). Django's forms refuse it; this
+refuses it for every view, before any of them runs, naming the field. A request with a
+method the view does not take gets Django's 405 with an empty body; this says which
+methods it takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from oversight.risk.answers import wants_json
+
+
+def refusal(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    """A refusal as the asker reads it: JSON for a script, the error page for a person."""
+    if wants_json(request):
+        return JsonResponse({"ok": False, "error": message}, status=status)
+    context = {"status": status, "message": message}
+    return render(request, "oversight/error.html", context, status=status)
+
+
+def _nul_field(request: HttpRequest) -> str | None:
+    for where in (request.GET, request.POST):
+        for key, values in where.lists():
+            if "\x00" in key or any("\x00" in v for v in values):
+                return key.replace("\x00", "\\x00")
+    return None
+
+
+class InputGuardMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        field = _nul_field(request)
+        if field is not None:
+            return refusal(
+                request, 400, f"{field}: contains a NUL character (\\x00); nothing was changed"
+            )
+        response = self.get_response(request)
+        if response.status_code == 405 and not response.content:
+            allowed = response.get("Allow", "")
+            said = refusal(
+                request, 405, f"this address does not take {request.method}; it takes {allowed}"
+            )
+            said["Allow"] = allowed
+            return said
+        return response

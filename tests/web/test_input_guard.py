@@ -1,0 +1,60 @@
+"""Input no view should see, and requests a view does not take, are refused by name."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from oversight.risk.models import KillSwitch
+
+from .conftest import client_for, make_order
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_nul_character_is_refused_by_field_before_any_view(rita, alice, instrument) -> None:
+    """PostgreSQL text cannot hold NUL: nine forms that read raw fields answered 500."""
+    order = make_order(alice, instrument)
+    c, trader = client_for(rita), client_for(alice)
+    cases = [
+        (c, "post", reverse("risk_kill"), {"scope_type": "firm", "reason": "halt\x00"}, "reason"),
+        (c, "get", reverse("risk_kill_preview"), {"scope_type": "instrument", "scope_key": "HB\x00"}, "scope_key"),
+        (trader, "post", reverse("order_control", args=[order.pk]), {"action": "pause", "reason": "x\x00y"}, "reason"),
+    ]  # fmt: skip
+    for client, method, url, data, field in cases:
+        resp = getattr(client, method)(url, data, HTTP_ACCEPT="application/json")
+        assert resp.status_code == 400, (url, resp.content)
+        assert (
+            resp.json()["error"]
+            == f"{field}: contains a NUL character (\\x00); nothing was changed"
+        )
+    page = c.post(reverse("risk_kill"), {"scope_type": "firm", "reason": "halt\x00"})
+    assert page.status_code == 400 and "contains a NUL character" in page.content.decode()
+    assert not KillSwitch.objects.exists()
+    order.refresh_from_db()
+    assert order.status == "WORKING"
+
+
+def test_a_wrong_method_says_which_it_takes(rita) -> None:
+    c = client_for(rita)
+    resp = c.get(reverse("risk_kill"), HTTP_ACCEPT="application/json")
+    assert resp.status_code == 405 and resp["Allow"] == "POST"
+    assert resp.json()["error"] == "this address does not take GET; it takes POST"
+    page = c.get(reverse("risk_kill"))
+    assert page.status_code == 405 and "does not take GET; it takes POST" in page.content.decode()
+
+
+def test_too_many_fields_is_a_reason_not_a_bare_400(rita, settings) -> None:
+    settings.DEBUG = False
+    c = client_for(rita)
+    data = {f"f{i}": "x" for i in range(1_200)}
+    resp = c.post(reverse("risk_kill"), data, HTTP_ACCEPT="application/json")
+    assert resp.status_code == 400
+    assert "number of GET/POST parameters exceeded" in resp.json()["error"]
+
+
+def test_a_blank_username_says_what_is_missing() -> None:
+    resp = Client().post(reverse("login"), {"username": "   ", "password": "x"})
+    assert resp.status_code == 200
+    assert "Username: This field is required." in resp.content.decode()
