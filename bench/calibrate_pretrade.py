@@ -19,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from execution.algos.pretrade import IMPACT_COEFFICIENT, WINDOW_EXPONENT
+from execution.cli_args import whole
 from execution.learning.scenarios import _profile_fraction, _profile_weights, generate, train_seeds
 from execution.sim.episode import run_episode
 from execution.sim.scenario import parse_scenario
@@ -62,9 +63,9 @@ def fit(rows: list[dict[str, Any]], beta: float) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--days", type=int, default=400)
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--strategy", default="vwap")
+    ap.add_argument("--days", type=whole(1, 100_000), default=400)
+    ap.add_argument("--jobs", type=whole(1, 256), default=2)
+    ap.add_argument("--strategy", default="vwap", choices=("twap", "vwap", "is"))
     a = ap.parse_args()
     started = time.monotonic()
     seeds = train_seeds(BASE_OFFSET, a.days)

@@ -19,6 +19,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from execution.algos.adaptive import ModelUnavailable, load_policy  # noqa: E402
+from execution.cli_args import whole  # noqa: E402
 from execution.learning.bands import NO_BAND, SPREAD, parse_band, validation_band_seeds  # noqa: E402
 from execution.learning.scenarios import scenario  # noqa: E402
 from execution.sim.episode import run_episode  # noqa: E402
@@ -40,12 +42,16 @@ def _one(task: tuple[str, dict[str, Any], int]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--days", type=int, default=120)
-    parser.add_argument("--offset", type=int, default=73_000)
+    parser.add_argument("--days", type=whole(2, 100_000), default=120)
+    parser.add_argument("--offset", type=whole(0, 99_999), default=73_000)
     parser.add_argument("--spread-band", default="3,5")
     parser.add_argument("--model", default="policy-v9")
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--jobs", type=whole(1, 256), default=2)
     args = parser.parse_args()
+    try:
+        load_policy(args.model)  # a missing or broken file is named now, not as a row of TWAP
+    except ModelUnavailable as e:
+        parser.error(f"--model: {e}")
     try:
         band = parse_band(args.spread_band, "--spread-band", SPREAD)
         seeds = validation_band_seeds(args.offset, args.days, band, NO_BAND)

@@ -415,25 +415,38 @@ def test_the_gate_never_writes_over_an_expert(
     assert expert.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("module", "option"), [("train", "--episodes-per-pair"), ("predictor", "--held-out-episodes")]
+)
 def test_the_training_command_says_what_it_needs_without_the_extras(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    module: str,
+    option: str,
 ) -> None:
     """Without torch (a user's fresh machine: requirements-train.txt is separate), --help
-    works and a run says what to install, in one line, not a traceback."""
+    works and a run says what to install, in one line, not a traceback (the predictor's
+    command imported torch before reading its arguments: a review)."""
+    import importlib
     import importlib.util
 
-    from execution.learning import train
-
+    command = importlib.import_module(f"execution.learning.{module}")
     real = importlib.util.find_spec
     hidden = {"torch", "onnx"}  # as on a machine without requirements-train.txt
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name in hidden else real(name, *a)
     )
+
+    def no_torch() -> None:
+        raise ModuleNotFoundError("No module named 'torch'")
+
+    monkeypatch.setattr(command, "_torch", no_torch)
     with pytest.raises(SystemExit) as exit_:
-        train.main(["--help"])
-    assert exit_.value.code == 0 and "--episodes-per-pair" in capsys.readouterr().out
+        command.main(["--help"])
+    assert exit_.value.code == 0 and option in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_:
-        train.main(["--out", str(tmp_path / "never.onnx")])
+        command.main(["--out", str(tmp_path / "never.onnx")])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip() == (
         "training needs torch, onnx: pip install -r requirements-train.txt"
@@ -461,3 +474,15 @@ def test_a_model_card_names_the_code_that_made_it(tmp_path: Path) -> None:
         assert isinstance(code["dirty"], bool)
     else:  # an exported tree: said so, not left blank
         assert code == {"git_commit": "", "dirty": None, "note": "not made in a git checkout"}
+
+
+def test_evaluate_names_an_unknown_baseline(capsys: pytest.CaptureFixture[str]) -> None:
+    """It was a ParamError traceback from the worker pool (a review)."""
+    from execution.learning import evaluate
+
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main(["--models", "policy-v9", "--days", "2", "--baselines", "twap,zzz"])
+    assert exit_.value.code == 2
+    assert "--baselines: unknown strategy 'zzz'; the baselines are twap, vwap, pov, is" in (
+        capsys.readouterr().err
+    )

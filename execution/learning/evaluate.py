@@ -25,6 +25,7 @@ from execution.sim.episode import run_episode
 from execution.sim.scenario import Scenario
 
 BASELINES = ("twap", "vwap", "pov", "is")
+BASELINES_KNOWN = BASELINES  # what --baselines may name
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     baselines = [b for b in args.baselines.split(",") if b]
     if not baselines or baselines[0] != "twap":
         parser.error("--baselines must start with twap: every model is compared with it")
+    unknown = [b for b in baselines if b not in BASELINES_KNOWN]
+    if unknown:
+        parser.error(
+            f"--baselines: unknown strategy {unknown[0][:40]!r}; the baselines are "
+            f"{', '.join(BASELINES_KNOWN)}"
+        )
     arms_ = arms({m: Path(m) for m in models}, baselines, args.schedule)
     first = len(baselines)  # the models' columns start here
     tasks = [(a, s, generated_scenario, args.urgency) for s in seeds for a in arms_]

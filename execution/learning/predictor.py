@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import math
 import multiprocessing
@@ -375,8 +376,6 @@ def export_onnx(net: Any, path: Path, meta: Mapping[str, str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    onnxruntime = importlib.import_module("onnxruntime")
-    torch = _torch()
     d = Config()
     parser = argparse.ArgumentParser(
         prog="python -m execution.learning.predictor",
@@ -393,6 +392,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=layer_sizes, default=d.hidden)
     parser.add_argument("--jobs", type=whole(1, 256), default=d.jobs)
     args = parser.parse_args(argv)
+    # Training only: --help and argument errors work without them (as train.py's).
+    missing = [m for m in ("torch", "onnx") if importlib.util.find_spec(m) is None]
+    if missing:
+        parser.exit(
+            2, f"training needs {', '.join(missing)}: pip install -r requirements-train.txt\n"
+        )
+    onnxruntime = importlib.import_module("onnxruntime")
+    torch = _torch()
     problem = output_file("--out", args.out)
     if problem:
         parser.error(problem)
