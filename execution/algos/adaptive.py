@@ -47,7 +47,7 @@ from execution.algos.params import ParamSpec
 from execution.features import N_FEATURES, FeatureState, TrainingRange, normalise
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "learning" / "models"
-DEFAULT_MODEL = "policy-v9"  # gated: policy-v8 under 5 bps of spread, policy-v4 above
+DEFAULT_MODEL = "policy-v14"  # gated: policy-v8 under 5 bps of spread, policy-v13 above
 MODEL_FORMAT = "oversight.adaptive/1"  # what the ONNX metadata must say
 
 # Observation: the 21 normalised features, then these (all in [-1, 1]).
