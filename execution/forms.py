@@ -92,6 +92,13 @@ class OrderTicketForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        getlist = getattr(self.data, "getlist", None)
+        if getlist is not None:
+            # A field sent twice was read as its last value (a review's quantity=100 and
+            # quantity=2300 entered 2,300 shares): refused, naming it.
+            for name in self.fields:
+                if len(getlist(name)) > 1 and name not in self.errors:
+                    self.add_error(name, "given more than once; send it once")
         for name in self.NUMBERS:
             raw = self.data.get(name)
             # int() and Decimal() read "１０００", "١٠٠٠" and "1_000" as 1000: refused, as

@@ -355,7 +355,25 @@ def user_role(request: HttpRequest, pk: int) -> HttpResponse:
         label = ROLE_LABELS[form.cleaned_data["role"]]
         article = "an" if label[0] in "aeiou" else "a"
         messages.success(request, f"{user.get_username()} is now {article} {label}")
+        if not user.has_perm(TRADE):
+            # Only an order's trader controls it: one who no longer trades cannot pause
+            # or cancel what they started (a trial), and the orders go on working.
+            _still_working(request, user, "cannot control them now")
     return redirect("user_list")
+
+
+def _still_working(request: HttpRequest, user: Any, why: str) -> None:
+    from execution.models import ParentOrder
+    from oversight.risk.pretrade import OPEN
+
+    working = ParentOrder.objects.filter(owner=user, status__in=OPEN).count()
+    if working:
+        messages.warning(
+            request,
+            f"{user.get_username()} has {working} order{'s' if working != 1 else ''} still "
+            f"working and {why}: a risk manager can stop them with a kill switch on trader "
+            f"{user.get_username()}",
+        )
 
 
 @login_required
@@ -382,18 +400,8 @@ def user_active(request: HttpRequest, pk: int) -> HttpResponse:
         verb = "reactivated" if active else "deactivated"
         messages.success(request, f"{user.get_username()} {verb}")
         if not active:
-            from execution.models import ParentOrder
-            from oversight.risk.pretrade import OPEN
-
-            working = ParentOrder.objects.filter(owner=user, status__in=OPEN).count()
-            if working:
-                # Deactivating a login stops the person, not the algorithms they started.
-                messages.warning(
-                    request,
-                    f"{user.get_username()} has {working} order{'s' if working != 1 else ''} "
-                    "still working: a risk manager can stop them with a kill switch on "
-                    f"trader {user.get_username()}",
-                )
+            # Deactivating a login stops the person, not the algorithms they started.
+            _still_working(request, user, "no login to control them")
     return redirect("user_list")
 
 

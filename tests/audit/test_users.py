@@ -357,6 +357,25 @@ def test_deactivating_a_trader_with_working_orders_says_they_still_work(adam, al
     off = {"active": "0", "reason": "left the firm"}
     assert said(client_for(adam), reverse("user_active", args=[alice.pk]), off) == [
         "alice deactivated",
-        "alice has 1 order still working: a risk manager can stop them with a kill switch "
-        "on trader alice",
+        "alice has 1 order still working and no login to control them: a risk manager can "
+        "stop them with a kill switch on trader alice",
+    ]
+
+
+def test_a_trader_moved_to_another_role_with_working_orders_is_warned_of(adam, alice) -> None:
+    """Only an order's trader controls it: a trial moved a trader to risk manager and her
+    working order could be neither paused nor cancelled by her, with no word of it."""
+    from execution.models import ParentOrder
+    from tests.personas import demo_instrument
+
+    instrument = demo_instrument("demo-midcap-buy")
+    ParentOrder.objects.create(
+        owner=alice, instrument=instrument, side="buy", quantity=100, start_minute=0,
+        end_minute=60, strategy="twap", status="WORKING",
+    )  # fmt: skip
+    move = {"role": "risk_manager", "reason": "moves to risk"}
+    assert said(client_for(adam), reverse("user_role", args=[alice.pk]), move) == [
+        "alice is now a risk manager",
+        "alice has 1 order still working and cannot control them now: a risk manager can "
+        "stop them with a kill switch on trader alice",
     ]

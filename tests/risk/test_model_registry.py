@@ -526,3 +526,29 @@ def test_a_version_worked_around_the_volume_curve_is_marked_against_twap(rita: U
     assert 'href="#volume-curve-note"' in row["policy-v9"]
     assert 'href="#volume-curve-note"' not in row["policy-v1"]
     assert 'id="volume-curve-note"' in page
+
+
+def test_the_register_command_registers_a_candidate_under_a_risk_manager(
+    rita: User, alice: User, tmp_path: Path
+) -> None:
+    """docs/MODELS.md named `model_register`; the command did not exist (a trial)."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    path = _copy(tmp_path, "policy-cmd")
+    out = StringIO()
+    call_command("model_register", str(path), "--by", "rita", "--note", "from the lab", stdout=out)
+    mv = ModelVersion.objects.get(name="policy-cmd")
+    assert mv.status == ModelVersion.CANDIDATE and mv.registered_by == rita
+    assert "registered policy-cmd as a candidate" in out.getvalue()
+    assert AuditRecord.objects.filter(action="model.register", actor=rita).exists()
+    for argv, says in (
+        ([str(path), "--by", "alice", "--note", "x", "--name", "other"], "only a risk manager"),
+        ([str(path), "--by", "nobody", "--note", "x"], "there is no active user 'nobody'"),
+        ([str(path), "--by", "rita", "--note", "x"], "already registered"),
+        ([str(tmp_path / "none.onnx"), "--by", "rita", "--note", "x"], "not found"),
+    ):
+        with pytest.raises(CommandError, match=says):
+            call_command("model_register", *argv, stdout=StringIO())

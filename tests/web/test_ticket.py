@@ -440,3 +440,33 @@ def test_the_estimate_warns_of_a_limit_that_would_block_the_order(alice, instrum
         "12,000 shares > 10,000 (firm)"
     ]
     assert not ParentOrder.objects.exists()  # an estimate, nothing entered
+
+
+@pytest.mark.parametrize(
+    ("over", "error"),
+    [
+        ({"quantity": "１０００"}, "quantity: write it with the digits 0-9"),
+        ({"quantity": "1_000"}, "quantity: write it with the digits 0-9"),
+        ({"side": "x"}, 'side: must be "buy" or "sell"'),
+        ({"strategy": "bogus"}, "strategy: unknown; one of "),
+    ],
+)
+def test_the_estimate_reads_its_fields_as_the_ticket_does(alice, instrument, over, error) -> None:
+    """A review: each of these was costed as something else, without a word."""
+    query = {"instrument": str(instrument.pk), "quantity": "1000", "start_minute": "0",
+             "end_minute": "60", "side": "buy", "strategy": "twap", **over}  # fmt: skip
+    resp = client_for(alice).get(reverse("order_estimate"), query)
+    assert resp.status_code == 400 and resp.json()["error"].startswith(error)
+
+
+def test_a_field_sent_twice_is_refused_not_read_as_the_last(alice, instrument) -> None:
+    from execution.models import ParentOrder
+
+    data = ticket(instrument)
+    body = "&".join(f"{k}={v}" for k, v in data.items()) + "&quantity=2300"
+    resp = client_for(alice).post(
+        reverse("order_new"), body, content_type="application/x-www-form-urlencoded"
+    )
+    assert resp.status_code == 400  # the ticket again, with the error
+    assert "given more than once; send it once" in resp.content.decode()
+    assert not ParentOrder.objects.exists()
