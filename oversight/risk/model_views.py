@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from execution import model_registry as registry
 from execution.models import ModelVersion
+from execution.selectors import orders_visible_to
 from oversight.risk.answers import act, field
 from oversight.roles import APPROVE_MODEL, TRADE, VIEW_ALL_ORDERS
 
@@ -83,7 +84,9 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "metrics": mv.metrics or {},
             "metrics_json": json.dumps(mv.metrics, indent=2, default=str) if mv.metrics else "",
             "comparison": _comparison(mv.metrics if isinstance(mv.metrics, dict) else {}),
-            "orders": mv.orders.order_by("-id")[:20],
+            # Linked only where the reader may open them: a trader sees their own (a
+            # review: another trader's order numbers were listed to them).
+            "orders": orders_visible_to(request.user).filter(model_version=mv).order_by("-id")[:20],
             "order_count": mv.orders.count(),
             "can_decide": request.user.has_perm(APPROVE_MODEL),
             "trades_every_spread": registry.spread_band_of(mv) is None,

@@ -552,3 +552,22 @@ def test_the_register_command_registers_a_candidate_under_a_risk_manager(
     ):
         with pytest.raises(CommandError, match=says):
             call_command("model_register", *argv, stdout=StringIO())
+
+
+def test_a_models_page_links_only_the_orders_its_reader_may_open(
+    alice: User, bob: User, rita: User, instrument: Instrument
+) -> None:
+    """A review: another trader's order numbers were listed, linked, to a trader."""
+    from django.urls import reverse
+
+    mv = approved_model("policy-v1")
+    order = submit(alice, instrument, strategy="adaptive", params={"model": "policy-v1"})
+    assert order.model_version == mv
+    link = f'href="{reverse("order_detail", args=[order.pk])}"'
+    page = {
+        u.username: client_for(u).get(reverse("model_detail", args=[mv.pk]))
+        for u in (alice, bob, rita)
+    }
+    assert all(p.status_code == 200 for p in page.values())
+    assert link in page["alice"].content.decode() and link in page["rita"].content.decode()
+    assert link not in page["bob"].content.decode()
