@@ -157,9 +157,16 @@ def square_root_law(
     adv = scenario.instrument.adv_shares
     base = scenario.with_order(start_minute=0.0, end_minute=390.0, limit_price=None)
 
+    # The market's response to trading spread evenly over the day: children of any size
+    # (in 100-share lots the tiny reference order would be four lots, not a trickle).
+    params = {"min_child_qty": 1}
+
     def costs(frac: float) -> list[float]:
         sc = base.with_order(quantity=max(1, round(frac * adv)))
-        return [run_episode(sc, strategy, s, max_participation=None).shortfall_bps for s in seeds]
+        return [
+            run_episode(sc, strategy, s, params, max_participation=None).shortfall_bps
+            for s in seeds
+        ]
 
     tiny = costs(tiny_fraction)
     impact, err = [], []

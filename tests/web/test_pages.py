@@ -178,7 +178,7 @@ def test_order_page_writes_parameters_as_the_ticket_does(alice, instrument) -> N
     assert '<dt title="complete">Finish in the last slice</dt><dd class="mono">yes</dd>' in page
     # not 1e-06
     assert '<dt title="risk_aversion">Risk aversion</dt><dd class="mono">0.000001 1/$</dd>' in page
-    assert "<dt>Limit</dt><dd>40.1234</dd>" in page
+    assert f'<dt>Limit</dt><dd data-limit-of="{order.pk}">40.1234</dd>' in page
     order.limit_price = Decimal("40.5")
     order.save()
     ControlRequest.objects.create(
@@ -188,7 +188,7 @@ def test_order_page_writes_parameters_as_the_ticket_does(alice, instrument) -> N
         changes={"urgency": 0.5, "max_take_ticks": 4, "limit_price": "40.5"},
     )
     page = client_for(alice).get(reverse("order_detail", args=[order.pk])).content.decode()
-    assert "<dt>Limit</dt><dd>40.50</dd>" in page
+    assert f'<dt>Limit</dt><dd data-limit-of="{order.pk}">40.50</dd>' in page
     # An amend's changes read as the ticket's labels, not as a Python dict.
     assert "Limit price 40.5; Take at most past the touch 4; Urgency 0.5" in page
     assert "{&#x27;urgency" not in page
