@@ -34,9 +34,13 @@ def one_day(args: tuple[int, str]) -> dict[str, Any] | None:
     order, inst = g["order"], g["instrument"]
     if order["quantity"] < 20 * TINY_SHARES:
         return None  # too small to tell its impact from the tiny twin's
-    big = run_episode(parse_scenario(g, source=f"gen-{seed}"), strategy, seed)
+    # Both on the schedule itself, in children of any size: in 100-share lots the twin
+    # would be one child filled at the start, and the difference would carry the whole
+    # window's price move instead of cancelling it (rms 120 bps, not 6).
+    params = {"min_child_qty": 1}
+    big = run_episode(parse_scenario(g, source=f"gen-{seed}"), strategy, seed, params)
     g["order"] = {**order, "quantity": TINY_SHARES}
-    tiny = run_episode(parse_scenario(g, source=f"gen-{seed}-tiny"), strategy, seed)
+    tiny = run_episode(parse_scenario(g, source=f"gen-{seed}-tiny"), strategy, seed, params)
     if big.fill_rate < 0.999 or tiny.fill_rate < 0.999:
         return None  # costed on what did not fill: not what the estimate is for
     share = _profile_fraction(
