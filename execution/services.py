@@ -299,6 +299,32 @@ def _clean_limit(value: Any, tick: Decimal) -> tuple[Decimal | None, str]:
     return limit, ""
 
 
+def _reduced_quantity(order: ParentOrder, value: Any) -> int:
+    """An amended quantity: smaller than the order's, above what is filled and working
+    (as the worker will find them, re-checked there: execution.engine's _reduced_qty)."""
+    text = str(value).strip().replace(",", "")
+    if not (text.isascii() and text.isdigit()) or len(text) > 13:
+        raise ValidationError(
+            {"quantity": ["a whole number of shares, written with the digits 0-9"]}
+        )
+    new = int(text)
+    if new >= order.quantity:
+        raise ValidationError(
+            {"quantity": [f"an amend reduces the quantity: below {order.quantity:,}"]}
+        )
+    floor = order.filled_qty + order.working_qty
+    if new <= order.filled_qty or new < floor:
+        raise ValidationError(
+            {
+                "quantity": [
+                    f"not above the {order.filled_qty:,} filled and {order.working_qty:,} "
+                    "working: pause the order first to cut into what is working (or cancel it)"
+                ]
+            }
+        )
+    return new
+
+
 def dispatch_order(instrument_id: int) -> None:
     """Ask a worker to run the instrument's market. The order is already committed as NEW:
     if the broker is unreachable it waits there (and says so in the audit trail) until a
@@ -348,7 +374,7 @@ def order_control_request(
         raise ValidationError({"action": [f"cannot {action} an order that is {order.status}"]})
     clean: dict[str, Any] = {}
     if action == ControlRequest.AMEND:
-        params = {k: v for k, v in (changes or {}).items() if k != "limit_price"}
+        params = {k: v for k, v in (changes or {}).items() if k not in ("limit_price", "quantity")}
         specs = {p.name: p for p in strategy_class(order.strategy).schema()}
         try:
             merged = validate_params(specs.values(), {**order.params, **params})
@@ -377,6 +403,8 @@ def order_control_request(
             if away:
                 raise ValidationError({"limit_price": [away]})
             clean["limit_price"] = str(limit) if limit is not None else None
+        if "quantity" in (changes or {}):
+            clean["quantity"] = _reduced_quantity(order, (changes or {})["quantity"])
         if not clean:
             raise ValidationError({"changes": ["nothing to amend"]})
     with transaction.atomic():

@@ -695,8 +695,9 @@ def _only_amendable(request: HttpRequest) -> None:
     if other:
         shown = ", ".join(k[:40] for k in other[:5])
         raise ValidationError(
-            f"{shown}: cannot be amended; an amend changes the strategy's parameters and "
-            "the limit price (for another quantity or side, cancel and enter a new order)"
+            f"{shown}: cannot be amended; an amend changes the strategy's parameters, the "
+            "limit price and, down, the quantity (param_quantity); for another side or window, "
+            "cancel and enter a new order"
         )
 
 

@@ -614,6 +614,7 @@ class MarketWorker:
             rare: dict[str, Any] = {}
             if any(e.order_id == eid and e.kind == "ParentAmended" for e in events):
                 rare["params"] = dict(w.strategy.params)
+                rare["quantity"] = w.parent.qty  # a reduce amend changes it
             if last_status is not None:
                 rare["status_reason"] = getattr(last_status, "reason", "")[:255]
             fallback = next(

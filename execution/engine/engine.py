@@ -233,7 +233,8 @@ class ExecutionEngine:
         return math.floor(raw) if side > 0 else math.ceil(raw)
 
     def amend(self, order_id: str, changes: Mapping[str, Any]) -> None:
-        """Change strategy parameters and/or the limit price ("limit_price": Decimal or None).
+        """Change strategy parameters, the limit price ("limit_price": Decimal or None) and/or
+        reduce the quantity ("quantity": see _reduced_qty).
 
         A new limit applies to the policy and the strategy at once, and working children
         priced through it are cancelled now rather than left to fill.
@@ -241,8 +242,13 @@ class ExecutionEngine:
         w = self.orders[order_id]
         if w.parent.is_done or w.parent.status == ParentStatus.PENDING_CANCEL:
             raise InvalidTransition(f"{order_id}: cannot amend a {w.parent.status} order")
-        params = {k: v for k, v in changes.items() if k != "limit_price"}
+        new_qty = self._reduced_qty(w, changes["quantity"]) if "quantity" in changes else None
+        params = {k: v for k, v in changes.items() if k not in ("limit_price", "quantity")}
         before, after = w.strategy.amend(params) if params else ({}, {})
+        if new_qty is not None:
+            before["quantity"], after["quantity"] = w.parent.qty, new_qty
+            w.parent.qty = new_qty
+            w.strategy.ctx = replace(w.strategy.ctx, qty=new_qty)
         if "limit_price" in changes:
             side = w.parent.side
             new = self._limit_ticks(side, changes["limit_price"])
@@ -262,6 +268,26 @@ class ExecutionEngine:
         if self.risk is not None:
             self.risk.count_message(order_id, self.market.now)
         w.next_decision = self.market.now  # takes effect at the next step, not a slice later
+
+    @staticmethod
+    def _reduced_qty(w: _Working, value: Any) -> int:
+        """A quantity amend reduces the order, never below what is filled or working: a
+        child at a venue can fill until its cancel lands, so cutting into it could leave
+        the order overfilled. Pausing first cancels what works, and then it may be cut."""
+        p = w.parent
+        new = int(value)
+        working = sum(c.leaves_qty for c in w.open_children.values())
+        if new > p.qty:
+            raise InvalidTransition(
+                f"{p.order_id}: an amend reduces the quantity; {new:,} is more than {p.qty:,}"
+            )
+        if new <= p.filled_qty or new < p.filled_qty + working:
+            raise InvalidTransition(
+                f"{p.order_id}: quantity {new:,} is not above the {p.filled_qty:,} filled and "
+                f"{working:,} working; pause the order first to cut into what is working "
+                "(or cancel it)"
+            )
+        return new
 
     # -- the loop -----------------------------------------------------------------------
 

@@ -323,6 +323,14 @@
     else if (ev.kind === "ParentStatusChanged") applyStatus(tb, ev);
     else if (ev.kind === "ParentAmended") {
       const after = { ...(ev.after || {}) };
+      if ("quantity" in after) {
+        // A reduce amend: the row's quantity, and the progress measured against it.
+        tb.dataset.qty = after.quantity;
+        setCell(tb, "qty", qtyFmt(after.quantity), after.quantity);
+        const bar = tb.querySelector('[data-field="progress"] .bar');
+        if (bar) bar.setAttribute("aria-valuemax", after.quantity);
+        delete after.quantity;
+      }
       if ("limit_price" in after) {
         // The limit lives apart from the strategy's parameters: the amend dialog reads it
         // from data-limit (a trial's page kept offering the old limit after an amend).
@@ -607,6 +615,13 @@
       wrap.append(label, input, el("small", { class: "help" }, range ? `${p.help} (${range})` : p.help));
       box.append(wrap);
     });
+    // The quantity may be cut (not below what is filled or working: pause first).
+    const qwrap = el("div", { class: "field" });
+    const qty = el("input", { id: "amend_param_quantity", name: "param_quantity", value: tb.dataset.qty || "", inputmode: "numeric" });
+    qty.dataset.original = qty.value;
+    qwrap.append(el("label", { for: "amend_param_quantity" }, "Quantity (shares, reduce only)"), qty,
+      el("small", { class: "help" }, "Not below what is filled or working; pause first to cut into working child orders."));
+    box.append(qwrap);
     // The limit price is the order's, not the strategy's, and may change mid-flight too.
     const wrap = el("div", { class: "field" });
     const limit = el("input", { id: "amend_param_limit_price", name: "param_limit_price", value: tb.dataset.limit || "", inputmode: "decimal" });

@@ -311,3 +311,29 @@ def test_an_instrument_whose_market_cannot_be_built_refuses_its_orders_and_says_
     assert exc.severity == RiskException.CRITICAL and exc.scope_key == instrument.symbol
     assert str(waiting[0].pk) in exc.detail
     assert not MarketSession.objects.exists()
+
+
+def test_a_paused_order_is_cut_to_a_smaller_quantity_and_finishes_there(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)
+    w = worker(instrument)
+    run_to(w, 10 * 60)
+    order_control_request(user=alice, order=order, action="pause")
+    w.step(sim_until=w.market.now + 5)
+    order.refresh_from_db()
+    assert order.status == "PAUSED" and order.working_qty == 0 and order.filled_qty > 0
+    new = order.filled_qty + 1_000
+    order_control_request(user=alice, order=order, action="amend", changes={"quantity": str(new)})
+    order_control_request(user=alice, order=order, action="resume")
+    w.step(sim_until=w.market.now + 1)
+    order.refresh_from_db()
+    assert order.quantity == new
+    amended = OrderEvent.objects.filter(parent=order, kind="ParentAmended").last()
+    assert amended is not None and amended.payload["after"] == {"quantity": new}
+    assert ControlRequest.objects.filter(parent=order, action="amend").get().outcome == "applied"
+    run_to(w, 61 * 60)
+    order.refresh_from_db()
+    assert order.status == "FILLED" and order.filled_qty == new
+    assert Fill.objects.filter(parent=order).aggregate(n=Sum("quantity"))["n"] == new

@@ -125,6 +125,28 @@ def test_an_amend_can_remove_a_limit_and_reads_only_plain_digits(alice, instrume
     ]
 
 
+def test_an_amend_may_reduce_the_quantity_not_below_what_is_filled_or_working(
+    alice, instrument
+) -> None:
+    order = make_order(alice, instrument, quantity=10_000, filled_qty=3_000, working_qty=1_500)
+    c = client_for(alice)
+    for typed, says in (
+        ("12000", "an amend reduces the quantity: below 10,000"),
+        ("10000", "an amend reduces the quantity: below 10,000"),
+        ("4000", "not above the 3,000 filled and 1,500 working: pause the order first"),
+        ("3000", "not above the 3,000 filled"),
+        ("５０００", "a whole number of shares, written with the digits 0-9"),
+        ("5000.5", "a whole number of shares"),
+    ):
+        resp = control(c, order, action="amend", param_quantity=typed)
+        assert resp.status_code == 400, typed
+        assert resp.json()["errors"]["quantity"][0].startswith(says), (typed, resp.json())
+    assert not ControlRequest.objects.exists()
+    resp = control(c, order, action="amend", param_quantity="6,000")
+    assert resp.status_code == 200, resp.content
+    assert ControlRequest.objects.get().changes == {"quantity": 6000}
+
+
 def test_without_javascript_errors_come_back_as_messages(alice, instrument) -> None:
     order = make_order(alice, instrument, status="FILLED")
     c = client_for(alice)
