@@ -127,9 +127,18 @@ def _audit_row(r: AuditRecord) -> dict[str, Any]:
 
 def _audit_page(request: HttpRequest, form: AuditFilterForm, *, status: int = 200) -> HttpResponse:
     page = None
+    asked = request.GET.get("page", "")
     if form.is_valid():
         records = audit_records(filters=form.filters())
-        page = Paginator(records, AUDIT_PAGE_ROWS).get_page(request.GET.get("page"))
+        page = Paginator(records, AUDIT_PAGE_ROWS).get_page(asked)
+        if asked and str(page.number) != asked.strip():
+            # get_page shows the last (or first) page for one that is not there: say so,
+            # rather than let page 99999 pass for the trail's end.
+            messages.info(
+                request,
+                f"there is no page {asked[:20]!r}; showing page {page.number} of "
+                f"{page.paginator.num_pages}",
+            )
     return render(
         request,
         "oversight/audit.html",

@@ -133,6 +133,9 @@ def test_pages_of_one_hundred(adam) -> None:
     assert [r["r"].after["i"] for r in second.context["rows"]] == list(range(29, -1, -1))
     assert 'href="?action=test.&amp;page=1"' in second.content.decode()
     assert c.get(reverse("audit_list"), {"page": "nonsense"}).status_code == 200
+    # A page that is not there is said not to be (a trial read page 99999 as the end).
+    far = c.get(reverse("audit_list"), {"action": "test.", "page": "99999"}).content.decode()
+    assert "there is no page &#x27;99999&#x27;; showing page 2 of 2" in far
 
 
 def test_verify_shows_ok_and_is_recorded(rita, trail) -> None:
