@@ -270,6 +270,15 @@ def gated_users_of(mv: ModelVersion) -> list[str]:
     )
 
 
+def refused_experts(mv: ModelVersion) -> list[str]:
+    """The experts of a gated version that are registered as rejected or retired."""
+    names = [e["model"] for e in experts_of(mv)]
+    refused = ModelVersion.objects.filter(
+        name__in=names, status__in=(ModelVersion.REJECTED, ModelVersion.RETIRED)
+    )
+    return sorted(f"{v.name} ({v.status.lower()})" for v in refused)
+
+
 def pending_default() -> ModelDefault | None:
     return (
         ModelDefault.objects.filter(status=ModelDefault.PENDING)
@@ -441,6 +450,14 @@ def model_approve(*, user: Any, version_id: int, note: str = "") -> ModelVersion
         lapsed = first_eyes_problem(mv.recommended_by, APPROVE_MODEL, f"{mv.name}'s approval")
         if lapsed:
             raise ValidationError(lapsed)
+        refused = refused_experts(mv)
+        if refused:
+            # Approved, it would trade them under its own name (the other order of a
+            # trial's steps: an expert rejected first, its gate approved after).
+            raise ValidationError(
+                f"{mv.name} trades {', '.join(refused)} as experts, which risk managers "
+                "refused: register a gate without them"
+            )
         _check_file(mv)
         before = version_json(mv)
         mv.status = ModelVersion.APPROVED

@@ -709,6 +709,21 @@ def market_unusable(instrument: Instrument, error: BaseException) -> list[int]:
             order_status_set(order, ParentStatus.REJECTED.value, why)
             audit_record(actor=None, action="order.reject", obj=order, reason=why)
             refused.append(order.pk)
+        # A suspended order asked to resume waits for the same market: its request is
+        # refused (the order stays suspended, and may be cancelled).
+        resumes = ControlRequest.objects.select_for_update().filter(
+            parent__instrument=instrument,
+            parent__status=SUSPENDED,
+            action=ControlRequest.RESUME,
+            applied_at=None,
+        )
+        for req in resumes:
+            outcome = f"refused: {why}"[:255]
+            ControlRequest.objects.filter(pk=req.pk).update(
+                applied_at=timezone.now(), outcome=outcome
+            )
+            audit_record(actor=None, action="order.resume.refused", obj=req.parent, reason=why)
+            refused.append(req.parent_id)
         exception_raise(
             kind="MARKET_UNUSABLE",
             severity=RiskException.CRITICAL,

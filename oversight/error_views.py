@@ -31,11 +31,20 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     return render(request, "oversight/error.html", {"status": 404, "message": message}, status=404)
 
 
+_BAD_REQUESTS = {
+    "TooManyFieldsSent": "the request has too many fields",
+    "TooManyFilesSent": "the request has too many files",
+    "RequestDataTooBig": "the request is too large",
+    "DisallowedHost": "the request's host is not this site",
+}
+
+
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's bare "Bad Request (400)" for a request it refused before any view (too many
     fields, too large a body, a header it does not trust): the reason, as JSON if asked."""
-    detail = str(exception) if exception is not None else ""
-    message = (detail or "the request could not be read").rstrip(".")
+    # Said in the product's words: Django's own (the host it distrusts, the setting to
+    # raise) are for the operator's log, not for whoever sent the request.
+    message = _BAD_REQUESTS.get(type(exception).__name__, "the request could not be read")
     if wants_json(request):
         return JsonResponse({"ok": False, "error": message}, status=400)
     return render(request, "oversight/error.html", {"status": 400, "message": message}, status=400)

@@ -235,7 +235,14 @@ def user_desk_set(*, actor: Any, user: Any, desk: str, reason: str, request_id: 
         before = current.desk.name if current is not None else ""
         # One desk whatever the case it is typed in: "eq-1" is EQ-1, or its limits and kill
         # switches would miss whoever was put on the other spelling (a trial).
-        existing = Desk.objects.filter(name__iexact=name).first() if name else None
+        same = list(Desk.objects.filter(name__iexact=name)) if name else []
+        exact = [d for d in same if d.name == name]
+        if not exact and len(same) > 1:
+            raise ValidationError(
+                {"desk": f"{name!r} could be {' or '.join(sorted(d.name for d in same))}: "
+                 "type it exactly"}
+            )  # fmt: skip
+        existing = (exact or same or [None])[0]
         name = existing.name if existing is not None else name
         if before == name:
             raise ValidationError(f"{user.get_username()} is on {name or 'no desk'} already")

@@ -116,10 +116,20 @@ def _ctx(**kw: Any) -> OrderContext:
     return OrderContext(**base)
 
 
-def test_a_capped_child_is_split_into_equal_parts() -> None:
+def test_a_capped_child_leaves_no_sliver_where_it_need_not() -> None:
     twap = REGISTRY.strategies["twap"](_ctx(max_child_qty=1_000))
-    out = twap.cap_child_qty([Place("L", 2_050, 100, False, "passive")])
-    assert [a.qty for a in out if isinstance(a, Place)] == [684, 683, 683]
+    split = lambda q, **p: [  # noqa: E731
+        a.qty
+        for a in REGISTRY.strategies["twap"](_ctx(max_child_qty=1_000), p).cap_child_qty(
+            [Place("L", q, 100, False, "passive")]
+        )
+        if isinstance(a, Place)
+    ]
+    assert twap.params["min_child_qty"] == 100
+    assert split(2_050) == [1_000, 525, 525]
+    assert split(2_500) == [1_000, 1_000, 500]
+    # With children of any size, as before lots: the cap's parts and the rest.
+    assert split(2_050, min_child_qty=1) == [1_000, 1_000, 50]
 
 
 def test_a_dark_split_gives_no_venue_a_sliver() -> None:
@@ -144,3 +154,34 @@ def test_a_dark_split_gives_no_venue_a_sliver() -> None:
     assert [(p.venue, p.qty) for p in router.dark(1, 150, View(), None, smallest=100)] == [
         ("D1", 150)
     ]
+
+
+@pytest.mark.parametrize("strategy", ["twap", "vwap", "is", "adaptive"])
+def test_a_catch_up_takes_a_whole_lot(strategy: str) -> None:
+    """Behind by 99.99 shares of a 100-share lot, a review saw 99-share takes (3 to 24
+    an order on the small-cap demo): a lag counted as a lot takes one."""
+    sc = load_scenario(REPO / "execution" / "scenarios" / "demo-smallcap-regime.json")
+    _, takes = _children(sc, strategy, {})
+    assert takes
+    for unsent, taken in takes:
+        assert taken >= min(100, unsent), (unsent, taken)
+
+
+def test_an_amend_forgets_dark_shares_owed_under_the_old_parameters() -> None:
+    """Owed 90 dark shares at a 30% dark share, then told 0%: none go dark (a review)."""
+    twap = REGISTRY.strategies["twap"](
+        _ctx(venues=(VenueInfo("L", "lit", 0.7), VenueInfo("D1", "dark", 0.3)))
+    )
+
+    class View:
+        quotes = (
+            VenueQuoteView("L", "lit", True, 100, 500.0, 102, 500.0),
+            VenueQuoteView("D1", "dark", True),
+        )
+        nbb, nbo = 100, 102
+
+    for _ in range(3):
+        assert all(a.intent == "passive" for a in twap.rest(100, 0.3, View(), False))
+    assert twap._dark_owed == pytest.approx(90.0)
+    twap.amend({"dark_fraction": 0.0})
+    assert [a.intent for a in twap.rest(60, 0.0, View(), False)] == ["passive"]

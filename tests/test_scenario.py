@@ -588,3 +588,14 @@ def test_every_knob_has_a_range_that_holds_its_default() -> None:
     for f in dataclasses.fields(Knobs):
         lo, hi = KNOB_RANGES[f.name]
         assert lo <= f.default <= hi, f.name  # type: ignore[operator]
+
+
+def test_a_short_busy_regime_counts_for_the_volume_it_spans() -> None:
+    """A review: 50 times the liquidity for the last 5 minutes was refused as if it lasted
+    all day."""
+    data = valid()
+    data["regimes"] = [
+        {"start_minute": 0, "volatility_multiplier": 1.0, "liquidity_multiplier": 1.0},
+        {"start_minute": 385, "volatility_multiplier": 1.0, "liquidity_multiplier": 50.0},
+    ]
+    calibrate(parse_scenario(data))

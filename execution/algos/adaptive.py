@@ -501,6 +501,8 @@ class Adaptive(Strategy):
         resting_qty = sum(c.leaves_qty for c in kept)
         free = leaves - working_qty
 
+        if catch_up > 0 and lot > 1:  # a lag of 99.99 takes the 100-share lot, not 99
+            catch_up = min(max(catch_up, lot), leaves)
         if catch_up > 0:
             took, kept, resting_qty, free = self.take_now(
                 catch_up, kept, resting_qty, free, view, actions

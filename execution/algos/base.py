@@ -234,6 +234,7 @@ class Strategy(ABC):
         merged = validate_params(self.schema(), {**self.params, **changes})
         before = {k: self.params[k] for k in changes}
         self.params = merged
+        self._dark_owed = 0.0  # owed under the old parameters (a dark share of 0 means none)
         self.setup()
         return before, {k: merged[k] for k in changes}
 
@@ -278,19 +279,24 @@ class Strategy(ABC):
         return self.cap_child_qty(self._decide(view))
 
     def cap_child_qty(self, actions: list[Action]) -> list[Action]:
-        """Split any child larger than the policy's max_child_qty into equal parts (so the
-        last is not a sliver under the minimum child size)."""
+        """Split any child larger than the policy's max_child_qty into parts of the cap; a
+        last part under the minimum child size shares the one before it, where that leaves
+        both at least a lot (2,050 at a cap of 1,000: 1,000, 525, 525, not 1,000, 1,000,
+        50). The cap is the policy's and wins over the minimum."""
         cap = self.ctx.max_child_qty
         if cap is None:
             return actions
+        smallest = int(self.params["min_child_qty"])
         sliced: list[Action] = []
         for a in actions:
-            if isinstance(a, Place) and a.qty > cap:
-                n = -(-a.qty // cap)
-                base, extra = divmod(a.qty, n)
-                sliced.extend(replace(a, qty=base + (i < extra)) for i in range(n))
-            else:
+            if not (isinstance(a, Place) and a.qty > cap):
                 sliced.append(a)
+                continue
+            parts = [cap] * (a.qty // cap) + ([a.qty % cap] if a.qty % cap else [])
+            if len(parts) > 1 and parts[-1] < smallest <= (parts[-2] + parts[-1]) // 2:
+                pair = parts[-2] + parts[-1]
+                parts[-2:] = [pair - pair // 2, pair // 2]
+            sliced.extend(replace(a, qty=q) for q in parts)
         return sliced
 
     def lot(self, leaves: int) -> int:
@@ -391,6 +397,8 @@ class Strategy(ABC):
             # catches up to its schedule (a POV order's last slice is no licence to take
             # the book: its target is still a share of the market's volume).
             want = int(min(leaves if finishing else behind, leaves))
+            if lot > 1:  # behind by 99.99 of a 100-share lot takes the lot, not 99
+                want = min(max(want, lot), leaves)
             taking, kept, resting_qty, free = self.take_now(
                 want, kept, resting_qty, free, view, actions
             )

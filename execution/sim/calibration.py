@@ -152,17 +152,23 @@ class Calibration:
 
 
 def check_day_size(scenario: Scenario, cal: Calibration) -> None:
-    """Refuse a scenario whose busiest regime would draw more than MAX_BACKGROUND_EVENTS
-    background events in a day, naming what drives it."""
-    liquidity = [(1.0, "")] + [
-        (r.liquidity_multiplier, f"regimes[{i}].liquidity_multiplier")
-        for i, r in enumerate(scenario.regimes)
-    ]
-    multiplier, key = max(liquidity, key=lambda item: item[0])  # the first of equals
-    events = cal.background_events * multiplier
+    """Refuse a scenario whose day would draw more than MAX_BACKGROUND_EVENTS background
+    events (each regime's liquidity for the share of the day's volume it spans), naming
+    the regime that adds the most, or the simulator's knobs."""
+    spans: list[tuple[float, str, float, float]] = []
+    starts = [r.start_minute for r in scenario.regimes] + [SESSION_MINUTES]
+    if not scenario.regimes or starts[0] > 0:
+        spans.append((1.0, "", 0.0, starts[0]))
+    for i, r in enumerate(scenario.regimes):
+        spans.append(
+            (r.liquidity_multiplier, f"regimes[{i}].liquidity_multiplier", starts[i], starts[i + 1])
+        )
+    weighted = [(m * scenario.volume_fraction_between(a, b), m, key) for m, key, a, b in spans]
+    events = cal.background_events * sum(w for w, _, _ in weighted)
     if events > MAX_BACKGROUND_EVENTS:
+        _, multiplier, key = max(weighted, key=lambda item: item[0] if item[1] > 1 else -1.0)
         raise ScenarioError(
-            key or "simulator",
+            key if multiplier > 1 else "simulator",
             f"the simulated day would draw about {events:,.0f} background events; at most "
             f"{MAX_BACKGROUND_EVENTS:,} (lower the liquidity multiplier or the simulator's "
             f"lit_trades_max, limit_orders_per_trade, cancels_per_trade)",

@@ -76,23 +76,22 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
     key = (scope_key or "").strip()
     shown = key if len(key) <= 64 else key[:64] + "…"  # the message, not an echo
     # Names are matched as the desk sees them: "sqnt" means SQNT (as on the restricted
-    # list), "eq-1" the desk EQ-1, "Alice" the user alice (usernames are unique so).
-    stored_as = {
-        Scope.INSTRUMENT: lambda: (
-            Instrument.objects.filter(symbol__iexact=key).values_list("symbol", flat=True).first()
-        ),
-        Scope.DESK: lambda: (
-            Desk.objects.filter(name__iexact=key).values_list("name", flat=True).first()
-        ),
-        Scope.TRADER: lambda: (
-            get_user_model()
-            .objects.filter(username__iexact=key)
-            .values_list("username", flat=True)
-            .first()
-        ),
+    # list), "eq-1" the desk EQ-1, "Alice" the user alice. A name stored exactly as typed
+    # wins; two that differ only in case (older data can hold both) must be typed exactly.
+    stored_in = {
+        Scope.INSTRUMENT: (Instrument.objects, "symbol"),
+        Scope.DESK: (Desk.objects, "name"),
+        Scope.TRADER: (get_user_model().objects, "username"),
     }
-    if key and scope_type in stored_as:
-        key = stored_as[Scope(scope_type)]() or key
+    if key and scope_type in stored_in:
+        manager, column = stored_in[Scope(scope_type)]
+        names = list(manager.filter(**{f"{column}__iexact": key}).values_list(column, flat=True))
+        if key not in names and len(names) > 1:
+            raise ValidationError(
+                {"scope_key": f"{shown!r} could be {' or '.join(sorted(names))}: type it exactly"}
+            )
+        if key not in names and names:
+            key = names[0]
     if scope_type == Scope.FIRM:
         if key:  # not dropped unsaid: whoever sent it may have meant a narrower scope
             raise ValidationError({"scope_key": f"the firm takes no name, got {shown!r}"})
@@ -336,7 +335,7 @@ def limit_requests_expire() -> int:
 # -- kill switches -----------------------------------------------------------------------
 
 
-def kill_allowed(user: Any, scope_type: str, scope_key: str) -> bool:
+def kill_allowed(user: Any, scope_type: str, scope_key: str, *, stored: bool = False) -> bool:
     """May this user engage a kill switch on the scope? Asked before whether the scope
     exists, so a trader cannot learn which order ids and usernames there are from a
     "there is no" that another trader's would answer with a refusal."""
@@ -347,7 +346,10 @@ def kill_allowed(user: Any, scope_type: str, scope_key: str) -> bool:
     # A trader may stop what they own: their own trading, or one of their orders.
     key = (scope_key or "").strip()
     if scope_type == Scope.TRADER:
-        return key.casefold() == user.get_username().casefold()
+        # Before the name is looked up, any case of their own; after, exactly theirs.
+        return key == user.get_username() or (
+            not stored and key.casefold() == user.get_username().casefold()
+        )
     if scope_type == Scope.ORDER:
         from execution.models import ParentOrder
 
@@ -374,7 +376,7 @@ def kill_switch_engage(
         # Not a bad value but a role's limit: refused as a permission (403), as the preview is.
         raise PermissionDenied(KILL_REFUSED)
     key = scope_check(scope_type, scope_key, kill=True)
-    if not kill_allowed(user, scope_type, key):
+    if not kill_allowed(user, scope_type, key, stored=True):
         raise PermissionDenied(KILL_REFUSED)
     if state not in (KillSwitch.HALTED, KillSwitch.REDUCING):
         raise ValidationError({"state": "must be HALTED or REDUCING"})

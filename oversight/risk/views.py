@@ -367,7 +367,7 @@ def kill_preview(request: HttpRequest) -> JsonResponse:
         key = services.scope_check(scope_type, raw_key, kill=True)
     except ValidationError as e:
         return JsonResponse({"ok": False, "error": " ".join(messages_of(e))}, status=400)
-    if not services.kill_allowed(user, scope_type, key):
+    if not services.kill_allowed(user, scope_type, key, stored=True):
         return refused
     p = selectors.kill_preview(scope_type, key)
     return JsonResponse(

@@ -313,6 +313,34 @@ def test_an_instrument_whose_market_cannot_be_built_refuses_its_orders_and_says_
     assert not MarketSession.objects.exists()
 
 
+def test_a_resume_waiting_for_a_market_that_cannot_be_built_is_refused(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """A suspended order asked to resume waited for ever, "refused: none" (a review)."""
+    from execution.tasks import market_session_run
+
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument)
+    w = worker(instrument)
+    run_to(w, 60)
+    heartbeat_stops(w)
+    order.refresh_from_db()
+    assert order.status == SUSPENDED
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(user=alice, order=order, action="resume")
+    scenario = dict(instrument.scenario)
+    scenario["simulator"] = {"lit_shares_per_trade": 0}
+    Instrument.objects.filter(pk=instrument.pk).update(scenario=scenario)
+    assert market_session_run(instrument.pk) == "market unusable"
+    req = ControlRequest.objects.get(parent=order, action="resume")
+    assert req.applied_at is not None and req.outcome.startswith("refused: the simulated market")
+    order.refresh_from_db()
+    assert order.status == SUSPENDED  # may still be cancelled
+    from oversight.risk.models import RiskException
+
+    assert str(order.pk) in RiskException.objects.get(kind="MARKET_UNUSABLE").detail
+
+
 def test_a_paused_order_is_cut_to_a_smaller_quantity_and_finishes_there(
     instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
 ) -> None:

@@ -475,6 +475,23 @@ def test_an_expert_inside_an_approved_gated_version_cannot_be_rejected_alone(
     )
 
 
+def test_a_gated_version_carrying_a_rejected_expert_cannot_be_approved(
+    rita: User, ruth: User
+) -> None:
+    """The same incident in the other order (a review): the expert rejected first, its
+    gate recommended and approved after."""
+    if not (MODEL_DIR / "policy-v9.onnx").is_file():
+        pytest.skip("no shipped gated version")
+    expert = model_register(path=MODEL_DIR / "policy-v8.onnx", note="its own entry")
+    model_reject(user=rita, version_id=expert.pk, note="not convinced")
+    gated = model_register(path=MODEL_DIR / "policy-v9.onnx", note="the gate")
+    model_recommend(user=rita, version_id=gated.pk, reason="good figures")
+    with pytest.raises(ValidationError, match=r"policy-v9 trades policy-v8 \(rejected\) as"):
+        model_approve(user=ruth, version_id=gated.pk, note="ok")
+    gated.refresh_from_db()
+    assert gated.status == ModelVersion.PENDING
+
+
 def test_the_database_refuses_a_self_confirmed_default(rita: User) -> None:
     from execution.models import ModelDefault
 

@@ -5,6 +5,7 @@ over HTTP."""
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
@@ -302,3 +303,30 @@ def test_posts_need_the_csrf_token(rita, alice) -> None:
         resp = c.post(reverse(name), {"scope_type": "trader", "scope_key": "alice", "reason": "x"})
         assert resp.status_code == 403
     assert not KillSwitch.objects.exists()
+
+
+def test_names_differing_only_in_case_are_matched_exactly_or_not_at_all(alice) -> None:
+    """Older data can hold both "Alice" and "alice", "EQ-1" and "eq-1": a review's trader
+    alice halted user Alice's orders by typing her own name."""
+    from django.contrib.auth import get_user_model
+
+    from oversight.risk.models import Desk
+
+    get_user_model().objects.create_user("Alice")  # as createsuperuser could have made
+    c = client_for(alice)
+    own = c.post(reverse("risk_kill"), {"scope_type": "trader", "scope_key": "alice",
+                                        "reason": "mine"}, HTTP_ACCEPT="application/json")  # fmt: skip
+    assert own.status_code == 200
+    assert list(KillSwitch.objects.values_list("scope_key", flat=True)) == ["alice"]
+    theirs = c.post(reverse("risk_kill"), {"scope_type": "trader", "scope_key": "Alice",
+                                           "reason": "x"}, HTTP_ACCEPT="application/json")  # fmt: skip
+    assert theirs.status_code == 403
+    either = c.get(reverse("risk_kill_preview"), {"scope_type": "trader", "scope_key": "ALICE"})
+    assert either.status_code == 400
+    assert "could be Alice or alice: type it exactly" in either.json()["error"]
+    Desk.objects.create(name="EQ-1")
+    Desk.objects.create(name="eq-1")
+    assert services.scope_check("desk", "eq-1", kill=True) == "eq-1"
+    assert services.scope_check("desk", "EQ-1", kill=True) == "EQ-1"
+    with pytest.raises(ValidationError, match="could be EQ-1 or eq-1"):
+        services.scope_check("desk", "Eq-1", kill=True)

@@ -151,12 +151,20 @@ class Command(BaseCommand):
         specs = [instrument_fields(p) for p in paths]
         first: dict[str, str] = {}
         for p, (symbol, fields) in zip(paths, specs, strict=True):
-            if symbol in first:
+            # One instrument whatever the case (scopes and the restricted list read
+            # "sqnt" as SQNT): two files, or a file and a stored symbol, are refused.
+            if symbol.casefold() in first:
                 raise CommandError(
-                    f"{p.name}: instrument {symbol} is also described by {first[symbol]}; "
-                    f"one file per instrument"
+                    f"{p.name}: instrument {symbol} is also described by "
+                    f"{first[symbol.casefold()]}; one file per instrument"
                 )
-            first[symbol] = p.name
+            first[symbol.casefold()] = p.name
+            other = Instrument.objects.filter(symbol__iexact=symbol).exclude(symbol=symbol).first()
+            if other is not None:
+                raise CommandError(
+                    f"{p.name}: instrument {symbol} differs only in case from the stored "
+                    f"{other.symbol}; use its symbol"
+                )
             for key in Knobs.unknown_knobs(fields["scenario"].get("simulator")):
                 self.stdout.write(
                     f"note: {p.name}: simulator.{key} is not a knob of this simulator; ignored"
