@@ -72,7 +72,7 @@ class OrderTicketForm(forms.Form):
     instrument = _InstrumentChoice(queryset=Instrument.objects.all(), empty_label=None)
     side = forms.ChoiceField(choices=SIDE_CHOICES, widget=forms.RadioSelect, initial="buy")
     # Whole shares; the range rules (and their messages) are the service's.
-    quantity = forms.IntegerField(widget=forms.NumberInput(attrs={"step": 100, "min": 1}))
+    quantity = forms.IntegerField(widget=forms.NumberInput(attrs={"step": 1, "min": 1}))
     start_minute = forms.FloatField(
         label="Start", initial=0, widget=forms.NumberInput(attrs={"step": 1, "min": 0, "max": 390})
     )

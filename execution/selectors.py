@@ -25,9 +25,12 @@ def can_watch_orders(user: Any) -> bool:
     return bool(user.is_authenticated and (user.has_perm(VIEW_ALL_ORDERS) or user.has_perm(TRADE)))
 
 
-def events_after(user: Any, last_seq: dict[int, int], *, limit: int = 5000) -> list[dict[str, Any]]:
+def events_after(
+    user: Any, last_seq: dict[int, int], *, limit: int = 5000, complete: list[bool] | None = None
+) -> list[dict[str, Any]]:
     """The stored events of the user's visible orders after the sequence numbers given,
-    oldest first per order, at most `limit` an order (the page asks again for the rest).
+    oldest first per order, at most `limit` an order (`complete[0]` is set False then: the
+    page asks again for the rest, which it cannot tell from a gap).
     Of an order not listed, only its latest event: a page that does not show the order
     loads its row whole when it hears of it (a blotter), or only notes where it is (an
     order page), so replaying its whole history was megabytes for nothing."""
@@ -40,6 +43,8 @@ def events_after(user: Any, last_seq: dict[int, int], *, limit: int = 5000) -> l
             continue
         for e in OrderEvent.objects.filter(parent=order, seq__gt=since).order_by("seq")[:limit]:
             out.append({**e.payload, "order_id": order.pk})
+        if order.last_seq - since > limit and complete is not None:
+            complete[0] = False  # the page must ask again: it sees no gap after the cut
     return out
 
 

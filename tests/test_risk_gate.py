@@ -68,6 +68,10 @@ def test_an_identical_child_within_the_window_is_a_duplicate() -> None:
     assert deny is not None and deny[0] == DenyReason.DUPLICATE_ORDER
     assert check(g, now=10.5, qty=101) is None  # a different child is fine
     assert check(g, now=11.6) is None  # and the same one after the window
+    # Exactly the window later is after it (a decision every 1 s had a fifth denied).
+    assert check(g, now=12.6) is None
+    # Equal parts of one decision's split (the same instant) are not duplicates.
+    assert check(g, now=12.6) is None
 
 
 def test_messages_per_second_count_new_and_cancels_together_per_account() -> None:

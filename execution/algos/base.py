@@ -408,8 +408,26 @@ class Strategy(ABC):
         if add >= 1 and not last_slice:
             # Less than a lot wanted: rest a lot, a little ahead of the schedule.
             add = min(max(add, lot), free)
-            actions.extend(self.rest(add, p["dark_fraction"], view, p["improve_wide_spread"]))
+            if not self.waits_for_cancels(add, lot, leaves, view, actions, taking):
+                actions.extend(self.rest(add, p["dark_fraction"], view, p["improve_wide_spread"]))
         return actions
+
+    @staticmethod
+    def waits_for_cancels(
+        add: int, lot: int, leaves: int, view: DecisionView, actions: list[Action], taken: int
+    ) -> bool:
+        """Whether a child under a lot would go only because shares are still held by
+        cancels in flight (a repriced 100-share child, and 50 of a 150-share order sent
+        beside it): then it waits, and the lot goes once they land."""
+        if add >= lot:
+            return False
+        cancelling = {a.client_order_id for a in actions if isinstance(a, Cancel)}
+        staying = sum(
+            c.leaves_qty
+            for c in view.working
+            if not c.cancel_pending and c.client_order_id not in cancelling
+        )
+        return add < leaves - staying - taken
 
 
 @dataclass

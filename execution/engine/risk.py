@@ -101,9 +101,13 @@ class RiskGate:
                     f"price {off:.0f} bps from the mid, collar {lim.price_collar_bps:g} bps",
                 )
         recent = self._recent.setdefault(order_id, deque())
-        while recent and recent[0][0] < now - lim.duplicate_window_s:
+        # A repeat exactly the window later is not within it (a decision every 1 s, the
+        # ticket's own minimum, had a fifth of its children denied as duplicates).
+        while recent and recent[0][0] <= now - lim.duplicate_window_s:
             recent.popleft()
-        if any(r[1:] == (venue, side, qty, px_ticks) for r in recent):
+        # Parts of one decision's child split to a size cap are alike by design; a repeat
+        # from an earlier decision within the window is what this guards against.
+        if any(r[0] < now and r[1:] == (venue, side, qty, px_ticks) for r in recent):
             return (
                 DenyReason.DUPLICATE_ORDER,
                 f"the same {qty} at {venue} was sent less than {lim.duplicate_window_s:g} s ago",

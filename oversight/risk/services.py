@@ -92,6 +92,18 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
             )
         if key not in names and names:
             key = names[0]
+    if scope_type == Scope.ORDER and key:
+        if not (key.isascii() and key.isdigit() and len(key) <= ORDER_ID_DIGITS):
+            raise ValidationError({"scope_key": f"there is no order {shown!r}"})
+        # Stored as the workers compare it: "0161" is order 161 (a trial's kill switch on
+        # "0161" was accepted, said it would stop the order, and stopped nothing).
+        key = str(int(key))
+    if scope_type == Scope.STRATEGY and key.lower() in strategy_names():
+        key = key.lower()  # "TWAP" is how every page writes twap
+    if scope_type == Scope.MODEL and key:
+        names = list(ModelVersion.objects.filter(name__iexact=key).values_list("name", flat=True))
+        if key not in names and len(names) == 1:
+            key = names[0]
     if scope_type == Scope.FIRM:
         if key:  # not dropped unsaid: whoever sent it may have meant a narrower scope
             raise ValidationError({"scope_key": f"the firm takes no name, got {shown!r}"})
@@ -103,12 +115,7 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
         Scope.TRADER: lambda: get_user_model().objects.filter(username=key).exists(),
         Scope.STRATEGY: lambda: key in strategy_names(),
         Scope.INSTRUMENT: lambda: Instrument.objects.filter(symbol=key).exists(),
-        Scope.ORDER: lambda: (
-            key.isascii()
-            and key.isdigit()
-            and len(key) <= ORDER_ID_DIGITS  # int() of 5,000 digits is a ValueError
-            and ParentOrder.objects.filter(pk=int(key)).exists()
-        ),
+        Scope.ORDER: lambda: ParentOrder.objects.filter(pk=int(key)).exists(),
         Scope.MODEL: lambda: ModelVersion.objects.filter(name=key).exists(),
     }[Scope(scope_type)]()
     if not exists:

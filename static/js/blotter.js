@@ -495,7 +495,7 @@
       }
       // A replay fills every gap it can; one left means more to fetch (or a lost push).
       // (A long catch-up comes in several messages: the last one says so.)
-      if (data.replay && !data.more && gaps()) {
+      if (data.replay && !data.more && (data.incomplete || gaps())) {
         setTimeout(() => socket.readyState === 1 && resume(), 250);
       }
     });

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from execution.models import Instrument, OrderEvent, ParentOrder
+from execution.selectors import events_after
 from execution.services import parent_order_submit
 from execution.worker import MarketWorker
 from oversight.asgi import application
@@ -263,6 +265,15 @@ def test_a_long_catch_up_comes_in_messages_under_the_limit_and_skips_unlisted_hi
         # Not listed: only where the order is, for the page to load its row whole.
         await comm.send_json_to({"type": "resume", "last_seq": {}})
         assert _events_for(await _drain(comm), order.pk) == [stored[-1]]
+        assert not any(m.get("incomplete") for m in replay)
+        # More than one reply holds for an order: the last message says to ask again (a
+        # trial's page stopped at 5,000 of 12,927 missed events, seeing no gap).
+        monkeypatch.setattr(consumers, "events_after", functools.partial(events_after, limit=20))
+        await comm.send_json_to({"type": "resume", "last_seq": {str(order.pk): 0}})
+        first = await _drain(comm)
+        assert _events_for(first, order.pk) == stored[:20] and first[-1]["incomplete"] is True
+        await comm.send_json_to({"type": "resume", "last_seq": {str(order.pk): stored[19]}})
+        assert _events_for(await _drain(comm), order.pk) == stored[20:40]
         await comm.disconnect()
 
     async_to_sync(go)()

@@ -365,3 +365,38 @@ def test_a_paused_order_is_cut_to_a_smaller_quantity_and_finishes_there(
     order.refresh_from_db()
     assert order.status == "FILLED" and order.filled_qty == new
     assert Fill.objects.filter(parent=order).aggregate(n=Sum("quantity"))["n"] == new
+
+
+def test_children_are_sized_within_the_child_limits_not_denied_by_them(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """A trial: a 60,000-share minimum child under a 50,000-share limit had about 100
+    children denied, and the order expired 82% filled."""
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from oversight.risk.models import RiskLimit
+
+    RiskLimit.objects.create(
+        scope_type="firm", scope_key="", metric="max_child_qty", value=Decimal(400),
+        version=1, updated_at=timezone.now(),
+    )  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(
+            alice, instrument, quantity=12_000, end_minute=30, params={"min_child_qty": 1_000}
+        )
+    w = worker(instrument)
+    run_to(w, 31 * 60)
+    order.refresh_from_db()
+    assert order.status == "FILLED"
+    # Not denied by the child limits, nor its equal parts as duplicates of each other.
+    denied = list(
+        ChildOrder.objects.filter(
+            parent=order,
+            status="DENIED",
+            reason__in=("MAX_CHILD_QTY", "MAX_CHILD_NOTIONAL", "DUPLICATE_ORDER"),
+        ).values_list("quantity", "reason", "sim_ts")[:5]
+    )
+    assert not denied, denied
+    assert max(ChildOrder.objects.filter(parent=order).values_list("quantity", flat=True)) <= 400
