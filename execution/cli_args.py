@@ -5,6 +5,7 @@ traceback after minutes of work. Pure: no Django."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import sys
@@ -107,3 +108,13 @@ def exit_code(main: Callable[[], int], *errors: type[Exception]) -> int:
     except errors as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def training_extras_or_exit(parser: argparse.ArgumentParser) -> None:
+    """Training needs torch and onnx (requirements-train.txt): without them a command
+    says what to install in one line, after --help and argument errors have had their say."""
+    missing = [m for m in ("torch", "onnx") if importlib.util.find_spec(m) is None]
+    if missing:
+        parser.exit(
+            2, f"training needs {', '.join(missing)}: pip install -r requirements-train.txt\n"
+        )

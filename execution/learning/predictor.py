@@ -44,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from execution.algos.adaptive import ModelUnavailable, onnx_session, resolve_model
-from execution.cli_args import layer_sizes, output_file, whole
+from execution.cli_args import layer_sizes, output_file, training_extras_or_exit, whole
 from execution.features import INDEX, normalise
 from execution.learning.model_files import set_metadata, sha256, write_card
 
@@ -392,12 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=layer_sizes, default=d.hidden)
     parser.add_argument("--jobs", type=whole(1, 256), default=d.jobs)
     args = parser.parse_args(argv)
-    # Training only: --help and argument errors work without them (as train.py's).
-    missing = [m for m in ("torch", "onnx") if importlib.util.find_spec(m) is None]
-    if missing:
-        parser.exit(
-            2, f"training needs {', '.join(missing)}: pip install -r requirements-train.txt\n"
-        )
+    training_extras_or_exit(parser)
     onnxruntime = importlib.import_module("onnxruntime")
     torch = _torch()
     problem = output_file("--out", args.out)

@@ -52,7 +52,7 @@ from execution.algos.adaptive import (
     resolve_model,
 )
 from execution.backtest_stats import paired_difference
-from execution.cli_args import layer_sizes, number, output_file, whole
+from execution.cli_args import layer_sizes, number, output_file, training_extras_or_exit, whole
 from execution.features import NAMES, TrainingRange
 from execution.learning.bands import (
     PARTICIPATION,
@@ -658,12 +658,7 @@ def main(argv: list[str] | None = None) -> int:
         "as the shipped models were trained; served orders default to 100)",
     )
     args = parser.parse_args(argv)
-    # Training only: --help and argument errors work without them.
-    missing = [m for m in ("torch", "onnx") if importlib.util.find_spec(m) is None]
-    if missing:
-        parser.exit(
-            2, f"training needs {', '.join(missing)}: pip install -r requirements-train.txt\n"
-        )
+    training_extras_or_exit(parser)
     onnxruntime = importlib.import_module("onnxruntime")
     torch = _torch()
     try:
