@@ -3,7 +3,7 @@ Redis, the test database), one browser context per person, nothing mocked:
 
 - four eyes on a limit change: one risk manager asks to loosen the firm's order size limit
   and cannot approve it herself; a second approves it, and the limit is live;
-- a child notional limit makes the worker deny a trader's children, and her blotter counts
+- a price collar makes the worker deny a trader's children, and her blotter counts
   the denials live, with the last reason;
 - a kill switch engaged from the risk console stops a trader's streaming TWAP order (its
   blotter shows it cancelled and the kill's banner, without a reload; the worker's ack and
@@ -396,12 +396,13 @@ def test_the_trader_sees_the_policy_deny_children_live(
     trader: Any,
     browser_instrument: Any,
 ) -> None:
-    """A child notional limit the trader's TWAP children exceed: the worker denies them, and
-    the trader's blotter counts the denials as they stream, with the last reason."""
+    """A price collar the trader's TWAP children break: the worker denies them, and the
+    trader's blotter counts the denials as they stream, with the last reason. (A child
+    size limit no longer does: children are sized within it.)"""
     RiskLimit.objects.create(
-        scope_type="trader", scope_key="tina", metric="max_child_notional",
-        value=Decimal(200), version=1,
-    )  # fmt: skip  # $200: five HBRK shares at about $40
+        scope_type="trader", scope_key="tina", metric="price_collar_bps",
+        value=Decimal("0.5"), version=1,
+    )  # fmt: skip  # half a bp: a child at the touch of a 2-tick HBRK spread is 2.5 bp out
     page = login("tina")
     _submit_ticket(page, stack, quantity=6000, end_minute=120)
     page.wait_for_url(stack.url + "/")
@@ -415,7 +416,7 @@ def test_the_trader_sees_the_policy_deny_children_live(
     )  # fmt: skip
     badge = page.locator(f"#order-{oid} [data-field=denied]")
     assert badge.is_visible()
-    assert "the last: MAX_CHILD_NOTIONAL: " in (badge.get_attribute("title") or "")
+    assert "the last: PRICE_COLLAR: " in (badge.get_attribute("title") or "")
     page.click(f"#order-{oid} button[name=action][value=cancel]")
     page.fill("#control-reason", "browser test: denied children")
     page.click("#control-go")

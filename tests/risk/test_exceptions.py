@@ -67,12 +67,14 @@ def test_a_failing_strategy_falls_back_and_raises_a_critical(
 def test_denied_children_and_an_order_behind_schedule_are_raised(
     alice: User, instrument: Instrument
 ) -> None:
-    set_limit("max_child_qty", 50)
-    slow = submit(alice, instrument, limit_price="30.00")  # far below a $40 market
+    # A child size limit no longer denies (children are sized within it): a price collar
+    # tighter than half the spread does, for every child priced at the touch.
+    set_limit("price_collar_bps", 0.5)
+    slow = submit(alice, instrument)  # its priced children are denied: it falls behind
     w = worker(instrument)
     run_to(w, 20 * 60)
     denied = raised("ORDER_DENIED")
-    assert denied and {e.code for e in denied} == {"MAX_CHILD_QTY"}
+    assert denied and {e.code for e in denied} == {"PRICE_COLLAR"}
     assert denied[0].count > 1  # repeats count up on one open exception, not a flood
     (behind,) = raised("BEHIND_SCHEDULE")
     assert behind.order_id == slow.pk and behind.trader_id == alice.pk
