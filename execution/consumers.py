@@ -73,16 +73,13 @@ class BlotterConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 {"type": "error", "message": "last_seq must map order ids to sequence numbers"}
             )
             return
-        complete = [True]
-        events = await database_sync_to_async(events_after)(
-            self.scope["user"], last_seq, complete=complete
-        )
+        events, complete = await database_sync_to_async(events_after)(self.scope["user"], last_seq)
         chunks = in_chunks(events, REPLAY_CHUNK_BYTES)
         for i, chunk in enumerate(chunks):
             message: dict[str, Any] = {"type": "events", "events": chunk, "replay": True}
             if i < len(chunks) - 1:
                 message["more"] = True  # the page asks again for gaps after the last one
-            elif not complete[0]:
+            elif not complete:
                 # An order had more than one reply holds: ask again (a trial's 12,927
                 # missed events stopped at 5,000, with no gap for the page to see).
                 message["incomplete"] = True

@@ -26,15 +26,16 @@ def can_watch_orders(user: Any) -> bool:
 
 
 def events_after(
-    user: Any, last_seq: dict[int, int], *, limit: int = 5000, complete: list[bool] | None = None
-) -> list[dict[str, Any]]:
+    user: Any, last_seq: dict[int, int], *, limit: int = 5000
+) -> tuple[list[dict[str, Any]], bool]:
     """The stored events of the user's visible orders after the sequence numbers given,
-    oldest first per order, at most `limit` an order (`complete[0]` is set False then: the
-    page asks again for the rest, which it cannot tell from a gap).
+    oldest first per order, at most `limit` an order, and whether that was all of them
+    (if not, the page must ask again for the rest: it cannot tell them from a gap).
     Of an order not listed, only its latest event: a page that does not show the order
     loads its row whole when it hears of it (a blotter), or only notes where it is (an
     order page), so replaying its whole history was megabytes for nothing."""
     out: list[dict[str, Any]] = []
+    complete = True
     for order in orders_visible_to(user).filter(last_seq__gt=0).order_by("id"):
         since = last_seq.get(order.pk)
         if since is None:
@@ -43,9 +44,8 @@ def events_after(
             continue
         for e in OrderEvent.objects.filter(parent=order, seq__gt=since).order_by("seq")[:limit]:
             out.append({**e.payload, "order_id": order.pk})
-        if order.last_seq - since > limit and complete is not None:
-            complete[0] = False  # the page must ask again: it sees no gap after the cut
-    return out
+        complete = complete and order.last_seq - since <= limit
+    return out, complete
 
 
 def in_chunks(events: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str, Any]]]:
