@@ -309,7 +309,10 @@ class WorkerRisk:
             if p.is_done or p.status.value != "WORKING" or eid in self._behind_raised:
                 continue
             target = p.qty * wk.strategy.schedule_fraction(now)
-            if target - p.filled_qty > BEHIND_FRACTION * p.qty:
+            # A lag under a lot is not behind: the strategy sends whole lots, so it is
+            # never closer to its curve than that (a 60-share order "11 shares behind").
+            behind = target - p.filled_qty
+            if behind > BEHIND_FRACTION * p.qty and behind >= wk.strategy.lot(p.qty - p.filled_qty):
                 o = orders[eid]
                 self._behind_raised.add(eid)
                 exception_raise(
@@ -317,7 +320,7 @@ class WorkerRisk:
                     severity=RiskException.WARNING,
                     scope_type="order",
                     scope_key=str(o.pk),
-                    title=f"Order {o.pk} is {target - p.filled_qty:,.0f} shares behind schedule",
+                    title=f"Order {o.pk} is {behind:,.0f} shares behind schedule",
                     detail=f"filled {p.filled_qty:,} of {p.qty:,}; schedule says {target:,.0f}",
                     suggested_action="check liquidity and the limit price; amend urgency",
                     order_id=o.pk,

@@ -4,6 +4,7 @@ managers handle it (acknowledge, assign, comment, resolve; criticals escalate)."
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from functools import partial
 
 import pytest
@@ -78,6 +79,27 @@ def test_denied_children_and_an_order_behind_schedule_are_raised(
     assert denied[0].count > 1  # repeats count up on one open exception, not a flood
     (behind,) = raised("BEHIND_SCHEDULE")
     assert behind.order_id == slow.pk and behind.trader_id == alice.pk
+    w.release()
+
+
+def test_a_lag_under_a_lot_is_not_behind_schedule(alice: User, instrument: Instrument) -> None:
+    # A buy limit 37 bps under the market: its children rest there and nothing fills. 300
+    # shares over the hour are then 60 behind at minute 12 (20% of the order, twice the
+    # warning's share) but less than a lot of 100, which is as close to its curve as the
+    # strategy ever keeps; at minute 25 they are 125 behind.
+    order = submit(
+        alice, instrument, quantity=300, limit_price=Decimal("39.85"), params={"min_child_qty": 100}
+    )
+    w = worker(instrument)
+    run_to(w, 12 * 60)
+    order.refresh_from_db()
+    assert order.filled_qty == 0 and not raised("BEHIND_SCHEDULE")
+    run_to(w, 25 * 60)
+    order.refresh_from_db()
+    (behind,) = raised("BEHIND_SCHEDULE")
+    assert behind.order_id == order.pk and order.filled_qty == 0
+    # Raised at the first step a whole lot behind (10 s steps: 100 to 101 shares).
+    assert behind.title in {f"Order {order.pk} is {n} shares behind schedule" for n in (100, 101)}
     w.release()
 
 
