@@ -281,7 +281,14 @@ def shipped_models() -> list[str]:
             card = {}
         if card.get("format", MODEL_FORMAT) == MODEL_FORMAT:
             out.append(p.stem)
-    return sorted(out)
+    return sorted(out, key=version_order)
+
+
+def version_order(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that reads the numbers in a name as numbers: policy-v2 before policy-v13
+    (the registry lists models newest first by when they were registered, and the demo
+    registers the shipped ones in this order)."""
+    return tuple((0, int(t)) if t.isdigit() else (1, t) for t in re.split(r"(\d+)", name) if t)
 
 
 def resolve_model(model: str) -> Path:

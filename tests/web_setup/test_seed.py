@@ -193,7 +193,10 @@ def test_the_shipped_models_are_registered_and_the_default_approved_by_two(setti
     seed()
     policies = shipped_models()
     assert "predictor-v1" not in policies and "policy-v1" in policies
-    assert sorted(ModelVersion.objects.values_list("name", flat=True)) == policies
+    # Registered in version order, numbers read as numbers, so the registry's list (newest
+    # registration first) starts with the latest version, not with policy-v9.
+    assert policies.index("policy-v2") < policies.index("policy-v9") < policies.index("policy-v13")
+    assert list(ModelVersion.objects.values_list("name", flat=True)) == policies[::-1]
     mv = ModelVersion.objects.get(name=DEFAULT_MODEL)
     assert approved_names() == [DEFAULT_MODEL]
     assert (mv.recommended_by.username, mv.decided_by.username) == ("risk", "risk2")
