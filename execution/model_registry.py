@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from execution.algos.adaptive import (
     MODEL_DIR,
+    SMALL_ORDER_LOTS,
     AdaptiveFallback,
     OnnxPolicy,
     load_policy,
@@ -156,6 +157,49 @@ def expert_for(mv: ModelVersion, instrument: Any) -> dict[str, Any] | None:
     chosen = gate.expert(bps)
     row = next(e for e in _expert_rows(gate) if e["model"] == chosen.name)
     return {**row, "spread_bps": bps}
+
+
+def ticket_version(typed: str) -> tuple[ModelVersion | None, str]:
+    """The version an adaptive order typed with `model` = `typed` would trade (blank: the
+    designated default), or None and why not. Never a file path from a browser: only a
+    version two risk managers approved."""
+    version = (
+        default_version()
+        if not typed
+        else next((v for v in approved_versions() if v.name == typed), None)
+    )
+    if version is not None:
+        return version, ""
+    approved = approved_names()
+    return None, (
+        f"choose an approved model version: {', '.join(approved)}"
+        if approved
+        else "no model version is approved for trading yet: a risk manager recommends "
+        "one and a second approves it (Models page)"
+    )
+
+
+def ticket_model_words(version: ModelVersion, instrument: Any, quantity: int, lot: int) -> str:
+    """What the ticket says will trade the order: the version, the expert of a gated one
+    for this instrument's spread, and an order too small for the model to choose."""
+    words = version.name
+    expert = expert_for(version, instrument)
+    if expert is not None:
+        band = (
+            f"under {expert['below_bps']:g} bps"
+            if expert["below_bps"] is not None
+            else f"of {expert['from_bps']:g} bps or more"
+        )
+        words += (
+            f", traded by its expert {expert['model']} (spreads {band}; "
+            f"{instrument.symbol} quotes {expert['spread_bps']:.2f} bps)"
+        )
+    if quantity < SMALL_ORDER_LOTS * lot:
+        words += (
+            f"; under {SMALL_ORDER_LOTS} lots of {lot:,} shares the order is worked along "
+            "its curve without the model"
+        )
+    return words
 
 
 # A card that names a spread band that cannot be read: a band no instrument is in.

@@ -21,12 +21,7 @@ from django.utils import timezone
 from execution.algos.params import ParamError, validate_params, written_plainly
 from execution.algos.registry import strategy_class
 from execution.engine.orders import PARENT_TERMINAL, ParentStatus
-from execution.model_registry import (
-    approved_names,
-    approved_versions,
-    band_problem,
-    default_version,
-)
+from execution.model_registry import band_problem, ticket_version
 from execution.models import (
     BLOCKED,
     SUSPENDED,
@@ -111,19 +106,9 @@ def parent_order_submit(
         )
     version = None
     if "model" in clean:
-        # Never a file path from a browser: only a version two risk managers approved.
-        if not (params or {}).get("model"):
-            version = default_version()
-        else:
-            version = next((v for v in approved_versions() if v.name == clean["model"]), None)
+        version, why = ticket_version(clean["model"] if (params or {}).get("model") else "")
         if version is None:
-            approved = approved_names()
-            errors.setdefault("param_model", []).append(
-                f"choose an approved model version: {', '.join(approved)}"
-                if approved
-                else "no model version is approved for trading yet: a risk manager recommends "
-                "one and a second approves it (Models page)"
-            )
+            errors.setdefault("param_model", []).append(why)
         else:
             clean["model"] = version.name
             problem = band_problem(version, instrument)

@@ -21,17 +21,24 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from execution.algos.base import OrderContext
-from execution.algos.params import ParamError, written_plainly
+from execution.algos.params import ParamError, validate_params, written_plainly
 from execution.algos.pretrade import planned_schedule, pretrade_estimate, window_volume_fraction
 from execution.algos.registry import strategy_class, strategy_names
 from execution.forms import PARAM_PREFIX, OrderTicketForm, strategy_schemas
-from execution.model_registry import approved_names, expert_for
+from execution.model_registry import (
+    approved_names,
+    band_problem,
+    expert_for,
+    ticket_model_words,
+    ticket_version,
+)
 from execution.models import (
     BLOCKED,
     ChildOrder,
     ControlRequest,
     Fill,
     Instrument,
+    ModelVersion,
     OrderEvent,
     ParentOrder,
 )
@@ -571,10 +578,12 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
         side = request.GET.get("side", "buy")
         side = side if side in ("buy", "sell") else "buy"
         strategy = request.GET.get("strategy", "")
+        version = _ticket_model(est, instrument, quantity, strategy, params)
         scopes = order_scopes(
             user=request.user,
             instrument=instrument,
             strategy=strategy if strategy in strategy_names() else "",
+            model=version.name if version is not None else "",
         )
         for f in refusals(
             user=request.user,
@@ -602,6 +611,35 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
         return JsonResponse(est)
     except (ScenarioError, ValueError) as e:
         return JsonResponse({"error": str(e)}, status=400)
+
+
+def _ticket_model(
+    est: dict[str, Any],
+    instrument: Instrument,
+    quantity: int,
+    strategy: str,
+    params: dict[str, str],
+) -> ModelVersion | None:
+    """For a strategy with a model: which version, and which of a gated version's experts,
+    would trade the order (`est["model"]`), or why none would (a warning); the version."""
+    if strategy not in strategy_names():
+        return None
+    schema = strategy_class(strategy).schema()
+    if not any(p.name == "model" for p in schema):
+        return None
+    try:
+        clean = validate_params(schema, params)
+    except ParamError:
+        clean = validate_params(schema, {})  # the estimate already says which field is wrong
+    version, why = ticket_version(params.get("model", ""))
+    if version is None:
+        est["warnings"].append(f"model: {why}")
+        return None
+    est["model"] = ticket_model_words(version, instrument, quantity, int(clean["min_child_qty"]))
+    problem = band_problem(version, instrument)
+    if problem:
+        est["warnings"].append(f"model: {problem}")
+    return version
 
 
 def _chart_data(order: ParentOrder) -> dict[str, Any]:

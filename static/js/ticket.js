@@ -93,6 +93,8 @@
   const out = (k) => document.querySelector(`[data-est="${k}"]`);
   const warnings = document.getElementById("est-warnings");
   const errorOut = document.getElementById("est-error");
+  const modelOut = document.getElementById("est-model");
+  const modelTerm = document.getElementById("est-model-term");
   let timer = null;
   let generation = 0;
   function scheduleEstimate() {
@@ -127,6 +129,9 @@
     if (mine !== generation) return; // a newer request is on its way
     warnings.replaceChildren();
     document.querySelectorAll("[data-est]").forEach((e) => { e.textContent = "—"; });
+    // Which model version (and which expert of a gated one) would trade the order.
+    modelOut.textContent = data.model || "";
+    modelOut.hidden = modelTerm.hidden = !data.model;
     if (data.error) {
       errorOut.textContent = data.error;
       return;

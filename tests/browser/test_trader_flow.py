@@ -125,6 +125,16 @@ def test_trader_submits_watches_pauses_resumes_cancels(
     page.fill("#id_quantity", "6000")
     page.fill("#id_start_minute", "0")
     page.fill("#id_end_minute", "90")
+    # An adaptive order's estimate says which model would trade it (none is approved here).
+    page.select_option("#id_strategy", "adaptive")
+    _wait_js(
+        page,
+        "() => document.getElementById('est-warnings').textContent.includes('model: no model')",
+        None,
+        "the estimate's word on the model",
+        stack,
+    )
+    assert page.locator("#est-model").is_hidden()
     page.select_option("#id_strategy", "twap")
     # The pre-trade estimate is fetched as the ticket changes.
     _wait_js(

@@ -354,6 +354,38 @@ def test_the_estimate_warns_of_a_kill_switch_before_the_ticket_is_sent(alice, in
     ]
 
 
+def test_the_estimate_names_the_model_and_the_expert_that_would_trade(alice, instrument) -> None:
+    from execution.model_registry import instrument_spread_bps
+    from tests.personas import approved_model
+
+    c = client_for(alice)
+    q = {"instrument": instrument.pk, "quantity": 12000, "start_minute": 45, "end_minute": 225}
+    url = reverse("order_estimate")
+    assert "model" not in c.get(url, {**q, "strategy": "twap"}).json()
+    none_yet = c.get(url, {**q, "strategy": "adaptive"}).json()
+    assert "model" not in none_yet and none_yet["warnings"] == [
+        "model: no model version is approved for trading yet: a risk manager recommends one "
+        "and a second approves it (Models page)"
+    ]
+    approved_model("policy-v14")  # gated: policy-v8 under 5 bps, policy-v13 at 5 and over
+    bps = instrument_spread_bps(instrument)  # HBRK: 2 ticks of 0.01 at 40.00, 5 bps
+    said = c.get(url, {**q, "strategy": "adaptive", "param_model": "policy-v14"}).json()
+    assert said["model"] == (
+        f"policy-v14, traded by its expert policy-v13 (spreads of 5 bps or more; "
+        f"HBRK quotes {bps:.2f} bps)"
+    )
+    assert said["warnings"] == []
+    small = c.get(url, {**q, "quantity": 450, "strategy": "adaptive", "param_model": "policy-v14"})
+    assert small.json()["model"].endswith(
+        "; under 5 lots of 100 shares the order is worked along its curve without the model"
+    )
+    lots = {**q, "quantity": 450, "strategy": "adaptive", "param_min_child_qty": "50"}
+    assert c.get(url, {**lots, "param_model": "policy-v14"}).json()["model"].endswith("bps)")
+    unknown = c.get(url, {**q, "strategy": "adaptive", "param_model": "policy-v99"}).json()
+    assert "model" not in unknown
+    assert unknown["warnings"] == ["model: choose an approved model version: policy-v14"]
+
+
 def test_a_window_that_has_begun_is_said_to_start_at_the_markets_clock(alice, instrument) -> None:
     MarketSession.objects.create(
         instrument=instrument, worker="w1", seed=1, speed=1.0, sim_ts=3600.0,
