@@ -381,6 +381,18 @@ def test_the_estimate_names_the_model_and_the_expert_that_would_trade(alice, ins
     )
     lots = {**q, "quantity": 450, "strategy": "adaptive", "param_min_child_qty": "50"}
     assert c.get(url, {**lots, "param_model": "policy-v14"}).json()["model"].endswith("bps)")
+    from oversight.risk.services import kill_switch_engage
+    from tests.personas import make_user
+
+    k = kill_switch_engage(
+        user=make_user("rhea", "risk_manager"), scope_type="model", scope_key="policy-v14",
+        reason="drift",
+    )  # fmt: skip
+    halted = c.get(url, {**q, "strategy": "adaptive"}).json()  # the default: policy-v14
+    assert halted["warnings"] == [
+        f"this order would be refused: trading is halted for model policy-v14 by kill switch "
+        f"{k.pk}: drift"
+    ]
     unknown = c.get(url, {**q, "strategy": "adaptive", "param_model": "policy-v99"}).json()
     assert "model" not in unknown
     assert unknown["warnings"] == ["model: choose an approved model version: policy-v14"]
