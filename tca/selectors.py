@@ -75,6 +75,7 @@ def order_facts(order: ParentOrder) -> OrderFacts:
         market_volume=_number(final, "market_volume"),
         market_vwap_px=_number(final, "market_vwap_px"),
         stopped=order.status == "CANCELED",
+        fallback=order.fallback_strategy or "",
     )
 
 

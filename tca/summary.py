@@ -53,6 +53,9 @@ class OrderFacts:
     # Canceled (by its trader, or a kill switch), not left to finish: its fills and costs
     # count, but not against the strategy's fill rate, which it had no chance to reach.
     stopped: bool = False
+    # The strategy it was entered with stopped deciding (an adaptive model fell back) and
+    # this one finished it; the order still counts under the strategy entered.
+    fallback: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,6 +152,7 @@ class StrategySummary:
     # filled shares ÷ ordered shares, over the orders left to run (None: every one stopped)
     fill_rate_pct: float | None
     stopped: int = 0  # orders canceled by a person or a kill switch
+    fell_back: int = 0  # orders another strategy finished (an adaptive model's fallback)
     filled: Spread  # the filled part's shortfall, weighted by filled shares
     total: Spread  # the whole order's shortfall, weighted by ordered shares
     vwap: Spread  # the fills against the market's VWAP, weighted by filled shares
@@ -193,6 +197,7 @@ def strategy_summaries(results: Iterable[OrderResult]) -> list[StrategySummary]:
                     100.0 * sum(r.facts.filled_qty for r in ran) / ran_qty if ran_qty else None
                 ),
                 stopped=len(rs) - len(ran),
+                fell_back=sum(1 for r in rs if r.facts.fallback),
                 filled=spread(filled),
                 total=spread(total),
                 vwap=spread(vwap),

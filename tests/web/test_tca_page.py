@@ -298,3 +298,20 @@ def test_orders_stopped_before_their_end_are_counted_apart_from_the_fill_rate(
     row = page.split('<tr data-strategy="twap">')[1].split("</tr>")[0]
     assert '<td class="num" data-field="stopped">1</td>' in row
     assert '<td class="num" data-field="fill-rate">60.0</td>' in row  # not 700 of 10,000
+
+
+def test_orders_a_model_gave_up_on_are_counted_under_the_strategy_entered(
+    alice, instrument
+) -> None:
+    fell = finished(alice, instrument, strategy="adaptive", fallback_strategy="twap")
+    finished(alice, instrument, strategy="adaptive")
+    finished(alice, instrument)  # TWAP as entered: not a fallback
+    page = client_for(alice).get(URL).content.decode()
+    adaptive = page.split('<tr data-strategy="adaptive">')[1].split("</tr>")[0]
+    twap = page.split('<tr data-strategy="twap">')[1].split("</tr>")[0]
+    assert '<td class="num" data-field="fell-back">1</td>' in adaptive
+    assert '<td class="num" data-field="fell-back">0</td>' in twap
+    lines = list(csv.reader(io.StringIO(b"".join(client_for(alice).get(EXPORT)).decode())))
+    rows = {r["order_id"]: r for r in (dict(zip(CSV_COLUMNS, x, strict=True)) for x in lines[1:])}
+    assert [r["order_id"] for r in rows.values() if r["fallback_strategy"]] == [str(fell.pk)]
+    assert rows[str(fell.pk)]["fallback_strategy"] == "twap"
