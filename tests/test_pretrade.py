@@ -4,7 +4,9 @@ import math
 
 import pytest
 
-from execution.algos.pretrade import pretrade_estimate, window_volume_fraction
+from execution.algos.base import OrderContext
+from execution.algos.pretrade import planned_schedule, pretrade_estimate, window_volume_fraction
+from execution.algos.registry import strategy_class
 from execution.sim.scenario import U_SHAPE_WEIGHTS
 from tests.conftest import repo_scenario
 
@@ -166,3 +168,24 @@ def test_a_schedule_that_does_not_finish_is_costed_on_what_it_fills_and_says_so(
 def test_a_schedule_that_cannot_be_costed_is_an_error(schedule, volume) -> None:
     with pytest.raises(ValueError):
         estimate(schedule=schedule, slice_volume=volume)
+
+
+def _ctx(qty: int) -> OrderContext:
+    return OrderContext(
+        order_id="estimate", side=1, qty=qty, start_s=0.0, end_s=390 * 60.0,
+        limit_px_ticks=None, tick_size=0.01, reference_price=40.0, adv_shares=1_500_000,
+        daily_volatility=0.02, spread_ticks=2, volume_profile=tuple(U_SHAPE_WEIGHTS), venues=(),
+    )  # fmt: skip
+
+
+def test_an_order_of_a_lot_or_less_is_costed_as_trading_at_once() -> None:
+    twap = strategy_class("twap")
+    spread, _ = planned_schedule(twap, {"min_child_qty": 1}, _ctx(150))
+    assert spread[1] == pytest.approx(1 / 390) and spread[-1] == 1.0
+    at_once, _ = planned_schedule(twap, {"min_child_qty": 5000}, _ctx(150))
+    assert at_once[0] == 0.0 and set(at_once[1:]) == {1.0}
+    # In 100-share lots, 1,000 shares are a lot ahead of the curve from the first slice.
+    lots, _ = planned_schedule(twap, {}, _ctx(1000))
+    assert lots[1] == pytest.approx(1 / 390 + 0.1) and lots[-1] == 1.0
+    assert all(b - a == pytest.approx(1 / 390) for a, b in zip(lots[1:350], lots[2:351]))
+    assert lots[350] < 1.0 == lots[351]  # done at 90% of the window, a lot ahead

@@ -250,5 +250,13 @@ def planned_schedule(
     done = [planner.schedule_fraction(t) for t in edges]
     if planner.params.get("complete") and done[-1] < 1.0:
         done[-1] = 1.0
+    lot = min(int(planner.params.get("min_child_qty", 1)), ctx.qty)
+    if lot > 1:
+        # Children go in whole lots, up to a lot ahead of the curve (base.Strategy.rest):
+        # costed a lot ahead from the first slice, so a 150-share order with a 5,000-share
+        # minimum is costed at once, as it trades, not spread over its window. (Not as
+        # steps: the law is fitted to smooth schedules, and the simulator's impact follows
+        # the shares done, not how they are bunched within minutes.)
+        done = [d if d <= 0 else min(1.0, d + lot / ctx.qty) for d in done]
     volume = [profile_fraction(ctx.volume_profile, a, b) for a, b in pairwise(edges)]
     return done, volume
