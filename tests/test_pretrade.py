@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -187,5 +188,5 @@ def test_an_order_of_a_lot_or_less_is_costed_as_trading_at_once() -> None:
     # In 100-share lots, 1,000 shares are a lot ahead of the curve from the first slice.
     lots, _ = planned_schedule(twap, {}, _ctx(1000))
     assert lots[1] == pytest.approx(1 / 390 + 0.1) and lots[-1] == 1.0
-    assert all(b - a == pytest.approx(1 / 390) for a, b in zip(lots[1:350], lots[2:351]))
+    assert all(b - a == pytest.approx(1 / 390) for a, b in itertools.pairwise(lots[1:351]))
     assert lots[350] < 1.0 == lots[351]  # done at 90% of the window, a lot ahead
