@@ -27,6 +27,7 @@ from execution.models import (
     SUSPENDED,
     ControlRequest,
     Instrument,
+    MarketSession,
     OrderEvent,
     ParentOrder,
 )
@@ -394,12 +395,24 @@ def order_control_request(
             raise ValidationError({"changes": ["nothing to amend"]})
     with transaction.atomic():
         # The order's row lock first (as the workers take it): two clicks cannot both pass.
-        ParentOrder.objects.select_for_update().filter(pk=order.pk).exists()
+        # Then what the row says now, not what the page read: a worker may have taken the
+        # order up since (a review: a cancel of a suspended order a worker was resuming
+        # ended it here while the worker worked it, and the worker's step then failed).
+        order = (
+            ParentOrder.objects.select_for_update(of=("self",))
+            .select_related("instrument", "session", "model_version")
+            .get(pk=order.pk)
+        )
+        if order.status not in CONTROLS[action]:
+            raise ValidationError({"action": [f"cannot {action} an order that is {order.status}"]})
         # Only while a worker holds the order does a pending request mean "wait for it".
         # A suspended or blocked order has no worker to apply it (one that was lost may
         # have left requests unapplied): its cancel is done here and now, and a resume
-        # may be asked again (it dispatches again).
-        held = order.status not in (SUSPENDED, BLOCKED)
+        # may be asked again (it dispatches again). One a worker has just taken up to
+        # resume (its session runs; the worker writes WORKING at the end of that step)
+        # is held: the request waits for that worker.
+        taken_up = order.session is not None and order.session.status == MarketSession.RUNNING
+        held = order.status not in (SUSPENDED, BLOCKED) or taken_up
         pending = (
             set(
                 ControlRequest.objects.filter(parent=order, applied_at__isnull=True).values_list(
@@ -424,10 +437,10 @@ def order_control_request(
             parent=order, action=action, changes=clean, requested_by=user
         )
         before = _order_json(order)
-        if order.status in (SUSPENDED, BLOCKED) and action == ControlRequest.CANCEL:
+        if not held and action == ControlRequest.CANCEL:
             # No worker holds it and nothing works at a venue: cancel it here and now.
             _suspended_cancel(order, req, user)
-        elif order.status == SUSPENDED:
+        elif order.status == SUSPENDED and not held:
             transaction.on_commit(lambda: dispatch_order(order.instrument_id))
         # Audit last: the chain's lock is then always taken after any order row lock, as
         # the workers take them, so the two can never wait on each other.

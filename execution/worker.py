@@ -353,6 +353,10 @@ class MarketWorker:
                 prior_arrival_px=order.arrival_price,
                 prior_market_volume=order.market_volume,
                 prior_market_notional_ticks=order.market_notional / tick,
+                # A resumed order keeps its schedule, from its window's start: planned from
+                # the resume with the whole quantity, it sat idle until that plan caught up
+                # with its earlier fills and then traded at twice the pace (a review).
+                schedule_start_s=order.start_minute * 60.0 if order.status == SUSPENDED else None,
             )
             if order.status == SUSPENDED:
                 ControlRequest.objects.filter(

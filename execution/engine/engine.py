@@ -91,6 +91,9 @@ class ParentOrderSpec:
     prior_arrival_px: Decimal | None = None
     prior_market_volume: float = 0.0
     prior_market_notional_ticks: float = 0.0
+    # Where the strategy's schedule starts, if not at start_s: a resumed order keeps the
+    # schedule it had (from its window's start), while this engine works it from start_s.
+    schedule_start_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -158,7 +161,7 @@ class ExecutionEngine:
             order_id=spec.order_id,
             side=side,
             qty=spec.qty,
-            start_s=spec.start_s,
+            start_s=spec.start_s if spec.schedule_start_s is None else spec.schedule_start_s,
             end_s=spec.end_s,
             limit_px_ticks=limit_ticks,
             tick_size=sc.instrument.tick_size,

@@ -17,6 +17,7 @@ from execution.models import (
     Instrument,
     MarketSession,
     OrderEvent,
+    ParentOrder,
 )
 from execution.services import order_control_request
 from execution.worker import MarketWorker, SessionTaken, sessions_reap
@@ -400,3 +401,59 @@ def test_children_are_sized_within_the_child_limits_not_denied_by_them(
     )
     assert not denied, denied
     assert max(ChildOrder.objects.filter(parent=order).values_list("quantity", flat=True)) <= 400
+
+
+def test_a_resumed_order_keeps_its_schedule(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Planned again from the resume with the whole quantity, a TWAP order sat idle until
+    that plan caught up with its earlier fills, then traded at twice the pace (a review)."""
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)  # 20,000 over the hour
+    first = worker(instrument)
+    run_to(first, 20 * 60)
+    heartbeat_stops(first)
+    order.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(user=alice, order=order, action="resume")
+    second = worker(instrument, seed=8)
+    second.step(sim_until=second.market.now + 1)
+    progress = OrderEvent.objects.filter(parent=order, kind="ParentProgress").latest("seq")
+    at = progress.payload["ts"]
+    assert at >= 19 * 60 and progress.payload["target_qty"] == pytest.approx(
+        20_000 * at / 3600, abs=2
+    )
+    run_to(second, 40 * 60)
+    order.refresh_from_db()
+    assert order.filled_qty == pytest.approx(20_000 * 40 / 60, rel=0.05)  # not about 10,000
+
+
+def test_a_cancel_while_a_worker_takes_up_a_suspended_order_waits_for_that_worker(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The worker's compare-and-set takes the order (its session) and it works it; the
+    row says SUSPENDED until that step writes. A cancel then must not end it from the
+    service (a review: the order was canceled there while the worker worked it, and the
+    worker's step failed on a duplicate event sequence)."""
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)
+    first = worker(instrument)
+    run_to(first, 10 * 60)
+    heartbeat_stops(first)
+    order.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(user=alice, order=order, action="resume")
+    second = worker(instrument, seed=8)
+    second._pick_up_orders()  # what its step does first
+    taken = ParentOrder.objects.get(pk=order.pk)
+    assert taken.status == SUSPENDED and taken.session_id == second.session.pk
+    with django_capture_on_commit_callbacks(execute=False):
+        req = order_control_request(user=alice, order=order, action="cancel")  # a stale read
+    assert ParentOrder.objects.get(pk=order.pk).status == SUSPENDED and req.applied_at is None
+    run_to(second, 12 * 60)  # no IntegrityError: the worker applies the cancel
+    order.refresh_from_db()
+    assert order.status == "CANCELED"
+    req.refresh_from_db()
+    assert req.applied_at is not None
+    seqs = list(OrderEvent.objects.filter(parent=order).values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
