@@ -499,9 +499,13 @@ class MarketWorker:
         if not events and not heartbeat:
             return 0
         with transaction.atomic():
-            if heartbeat and not MarketSession.objects.filter(
-                pk=self.session.pk, status=MarketSession.RUNNING
-            ).update(heartbeat_at=timezone.now(), sim_ts=self.market.now):
+            # Whatever is written, only while this session runs, heartbeat or not: the
+            # reaper marks it DEAD in the transaction that suspends its orders, and this
+            # update waits on that row. (A step that did not poll wrote on for a session
+            # declared dead, over its suspended orders: a review.)
+            alive = MarketSession.objects.filter(pk=self.session.pk, status=MarketSession.RUNNING)
+            beat = {"heartbeat_at": timezone.now()} if heartbeat else {}
+            if not alive.update(sim_ts=self.market.now, **beat):
                 raise SessionLost(str(self.session.pk))
             if events:
                 messages = self._write(events)

@@ -20,7 +20,7 @@ from execution.models import (
     ParentOrder,
 )
 from execution.services import order_control_request
-from execution.worker import MarketWorker, SessionTaken, sessions_reap
+from execution.worker import MarketWorker, SessionLost, SessionTaken, sessions_reap
 from tests.stepping import run_to, submit, worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -457,3 +457,25 @@ def test_a_cancel_while_a_worker_takes_up_a_suspended_order_waits_for_that_worke
     assert req.applied_at is not None
     seqs = list(OrderEvent.objects.filter(parent=order).values_list("seq", flat=True))
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_a_step_that_does_not_poll_writes_nothing_for_a_session_declared_dead(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Only a polling step checked its session: one stalled past the heartbeat's limit
+    wrote on over the orders the reaper had suspended (a review)."""
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)
+    w = MarketWorker(instrument, speed=60.0, seed=7, wall_clock=lambda: 0.0, poll_interval_s=3600.0)
+    w.claim()
+    w.step(sim_until=60.0)  # the first step polls: it picks the order up
+    w.step(sim_until=5 * 60.0)
+    heartbeat_stops(w)
+    order.refresh_from_db()
+    suspended_at = order.last_seq
+    assert order.status == SUSPENDED
+    with pytest.raises(SessionLost):
+        w.step(sim_until=6 * 60.0)  # no poll
+    order.refresh_from_db()
+    assert (order.status, order.last_seq) == (SUSPENDED, suspended_at)
+    assert not OrderEvent.objects.filter(parent=order, seq__gt=suspended_at).exists()
