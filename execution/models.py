@@ -7,9 +7,12 @@ them written in the same transaction. Prices are Decimal with one precision, dec
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
+from execution.algos.registry import strategy_class
 from execution.engine.orders import ChildStatus, ParentStatus
 
 PRICE = {"max_digits": 18, "decimal_places": 6}
@@ -105,6 +108,19 @@ class ParentOrder(models.Model):
                 name="parent_never_overfilled",
             ),
         ]
+
+    @property
+    def running_strategy(self) -> str:
+        """The strategy working the order now: the fallback, once its own failed."""
+        return self.fallback_strategy or self.strategy
+
+    def running_params(self) -> dict[str, Any]:
+        """The order's parameters that the running strategy takes (a fallback takes the
+        common ones: lots, dark share, how far to take; not the failed one's model)."""
+        if not self.fallback_strategy:
+            return dict(self.params)
+        known = {p.name for p in strategy_class(self.fallback_strategy).schema()}
+        return {k: v for k, v in self.params.items() if k in known}
 
     @property
     def engine_id(self) -> str:

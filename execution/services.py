@@ -361,9 +361,21 @@ def order_control_request(
     clean: dict[str, Any] = {}
     if action == ControlRequest.AMEND:
         params = {k: v for k, v in (changes or {}).items() if k not in ("limit_price", "quantity")}
-        specs = {p.name: p for p in strategy_class(order.strategy).schema()}
+        # Against the strategy working it: after a fallback, TWAP (the worker refused an
+        # urgency this accepted, a review).
+        specs = {p.name: p for p in strategy_class(order.running_strategy).schema()}
+        gone = [k for k in params if k not in specs and order.fallback_strategy]
+        if gone:
+            raise ValidationError(
+                {
+                    f"param_{gone[0]}": [
+                        f"no longer applies: {order.strategy.upper()} fell back and "
+                        f"{order.fallback_strategy.upper()} works the order"
+                    ]
+                }
+            )
         try:
-            merged = validate_params(specs.values(), {**order.params, **params})
+            merged = validate_params(specs.values(), {**order.running_params(), **params})
         except ParamError as e:
             raise ValidationError({f"param_{e.key}": [e.message]}) from None
         bad = [k for k in params if not specs[k].amendable]

@@ -34,6 +34,7 @@ from execution.engine.events import (
     ChildFilled,
     ChildSubmitted,
     DomainEvent,
+    ParentAmended,
     ParentStrategyFallback,
 )
 from execution.engine.orders import InvalidTransition, ParentStatus, ticks_to_px
@@ -343,8 +344,10 @@ class MarketWorker:
                 qty=order.quantity,
                 start_s=max(order.start_minute * 60.0, now),
                 end_s=order.end_minute * 60.0,
-                strategy=order.strategy,
-                params=order.params,
+                # An order whose strategy fell back resumes on the fallback, with the
+                # parameters it knows (not on the failed one, to fail and alert again).
+                strategy=order.running_strategy,
+                params=order.running_params(),
                 limit_px=order.limit_price,
                 prior_filled_qty=order.filled_qty,
                 prior_notional_ticks=float(order.avg_price or 0) / tick * order.filled_qty,
@@ -620,8 +623,16 @@ class MarketWorker:
                 )
             )
             rare: dict[str, Any] = {}
-            if any(e.order_id == eid and e.kind == "ParentAmended" for e in events):
-                rare["params"] = dict(w.strategy.params)
+            amended = [e for e in events if e.order_id == eid and isinstance(e, ParentAmended)]
+            if amended:
+                # What the order was entered with, as amended: not the running strategy's
+                # own (after a fallback, TWAP's, which lost the model and its parameters).
+                params = dict(order.params)
+                for e in amended:
+                    params.update(
+                        {k: v for k, v in e.after.items() if k not in ("limit_price", "quantity")}
+                    )
+                order.params = rare["params"] = params
                 rare["quantity"] = w.parent.qty  # a reduce amend changes it
             if last_status is not None:
                 rare["status_reason"] = getattr(last_status, "reason", "")[:255]

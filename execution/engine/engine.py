@@ -371,7 +371,13 @@ class ExecutionEngine:
         failed = w.fallback or w.spec.strategy
         self.fallbacks.append((w.spec.order_id, failed, why))
         if failed != FALLBACK_STRATEGY:
-            w.strategy = strategy_class(FALLBACK_STRATEGY)(w.strategy.ctx, {})
+            # The order's own common parameters go with it (lots, dark share, how far to
+            # take, whether to complete): with the baseline's defaults a review saw an
+            # order asking for 500-share lots and no dark send 614 smaller and 144 dark.
+            fallback = strategy_class(FALLBACK_STRATEGY)
+            known = {p.name for p in fallback.schema()}
+            kept = {k: v for k, v in w.strategy.params.items() if k in known}
+            w.strategy = fallback(w.strategy.ctx, kept)
             w.fallback = FALLBACK_STRATEGY
             self._emit(
                 w,

@@ -479,3 +479,54 @@ def test_a_step_that_does_not_poll_writes_nothing_for_a_session_declared_dead(
     order.refresh_from_db()
     assert (order.status, order.last_seq) == (SUSPENDED, suspended_at)
     assert not OrderEvent.objects.filter(parent=order, seq__gt=suspended_at).exists()
+
+
+def test_an_order_whose_model_fell_back_keeps_its_parameters_amends_and_resumes_so(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """TWAP took over with its own defaults (100-share lots, 30% dark, taking two ticks
+    through); an amend then stored TWAP's parameters as the order's, losing its model; an
+    urgency amend was accepted and refused by the worker; a resume after a worker loss
+    ran the failed model again, to fail and alert again (a review)."""
+    from execution.models import ModelVersion
+    from tests.personas import approved_model
+
+    mv = approved_model("policy-v1")
+    asked = {"model": "policy-v1", "min_child_qty": 500, "dark_fraction": 0.0, "max_take_ticks": 0}
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, strategy="adaptive", end_minute=60, params=asked)
+    ModelVersion.objects.filter(pk=mv.pk).update(sha256="0" * 64)  # the file no longer matches
+    first = worker(instrument)
+    run_to(first, 5 * 60)
+    order.refresh_from_db()
+    running = first.engine.orders[order.engine_id].strategy
+    assert order.fallback_strategy == "twap" and running.name == "twap"
+    assert {k: running.params[k] for k in asked if k != "model"} == {
+        "min_child_qty": 500, "dark_fraction": 0.0, "max_take_ticks": 0,
+    }  # fmt: skip
+    assert not ChildOrder.objects.filter(parent=order, intent="dark").exists()
+
+    with pytest.raises(ValidationError) as e:
+        order_control_request(user=alice, order=order, action="amend", changes={"urgency": "0.2"})
+    assert e.value.message_dict == {
+        "param_urgency": ["no longer applies: ADAPTIVE fell back and TWAP works the order"]
+    }
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(
+            user=alice, order=order, action="amend", changes={"dark_fraction": "0.1"}
+        )
+    run_to(first, 6 * 60)
+    order.refresh_from_db()
+    assert order.params["model"] == "policy-v1" and order.params["dark_fraction"] == 0.1
+    assert order.params["min_child_qty"] == 500 and "urgency" in order.params
+
+    heartbeat_stops(first)
+    order.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(user=alice, order=order, action="resume")
+    second = worker(instrument, seed=8)
+    run_to(second, second.market.now + 120)
+    resumed = second.engine.orders[order.engine_id].strategy
+    assert resumed.name == "twap" and resumed.params["min_child_qty"] == 500
+    assert resumed.params["dark_fraction"] == 0.1
+    assert OrderEvent.objects.filter(parent=order, kind="ParentStrategyFallback").count() == 1
