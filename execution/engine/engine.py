@@ -252,6 +252,7 @@ class ExecutionEngine:
             before["quantity"], after["quantity"] = w.parent.qty, new_qty
             w.parent.qty = new_qty
             w.strategy.ctx = replace(w.strategy.ctx, qty=new_qty)
+            w.strategy.setup()  # what depends on the size (IS's trajectory) follows it
         if "limit_price" in changes:
             side = w.parent.side
             new = self._limit_ticks(side, changes["limit_price"])
