@@ -325,7 +325,10 @@ def dispatch_order(instrument_id: int) -> None:
 
 
 CONTROLS = {
-    ControlRequest.PAUSE: {ParentStatus.WORKING.value, ParentStatus.NEW.value},
+    # Not NEW: the engine starts an order at its window, and has no paused-before-start
+    # (a pause of an order waiting for its window was accepted here, refused by the
+    # worker, and the order started anyway: a review). Cancel it, or amend it.
+    ControlRequest.PAUSE: {ParentStatus.WORKING.value},
     ControlRequest.RESUME: {ParentStatus.PAUSED.value, SUSPENDED},
     ControlRequest.CANCEL: {
         ParentStatus.WORKING.value,

@@ -530,3 +530,24 @@ def test_an_order_whose_model_fell_back_keeps_its_parameters_amends_and_resumes_
     assert resumed.name == "twap" and resumed.params["min_child_qty"] == 500
     assert resumed.params["dark_fraction"] == 0.1
     assert OrderEvent.objects.filter(parent=order, kind="ParentStrategyFallback").count() == 1
+
+
+def test_an_order_waiting_for_its_window_cannot_be_paused(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The engine has no paused-before-start: a pause was accepted, then refused by the
+    worker, and the order started anyway (a review)."""
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, start_minute=20, end_minute=60)
+    w = worker(instrument)
+    run_to(w, 5 * 60)
+    order.refresh_from_db()
+    assert order.status == "NEW"
+    with pytest.raises(ValidationError) as e:
+        order_control_request(user=alice, order=order, action="pause")
+    assert e.value.message_dict == {"action": ["cannot pause an order that is NEW"]}
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(user=alice, order=order, action="cancel")
+    run_to(w, 6 * 60)
+    order.refresh_from_db()
+    assert order.status == "CANCELED" and order.filled_qty == 0
