@@ -359,6 +359,8 @@ def order_control_request(
         raise ValidationError({"action": [f"unknown action {action!r}"]})
     if order.owner_id != user.pk or not user.has_perm(TRADE):
         raise ValidationError("only the order's trader may control it")
+    # As the row is now (the page's copy may be minutes old); checked again under its lock.
+    order = ParentOrder.objects.select_related("instrument", "model_version").get(pk=order.pk)
     if order.status not in CONTROLS[action]:
         raise ValidationError({"action": [f"cannot {action} an order that is {order.status}"]})
     clean: dict[str, Any] = {}
@@ -426,8 +428,7 @@ def order_control_request(
         # may be asked again (it dispatches again). One a worker has just taken up to
         # resume (its session runs; the worker writes WORKING at the end of that step)
         # is held: the request waits for that worker.
-        taken_up = order.session is not None and order.session.status == MarketSession.RUNNING
-        held = order.status not in (SUSPENDED, BLOCKED) or taken_up
+        held = order.status not in (SUSPENDED, BLOCKED) or _taken_up(order)
         pending = (
             set(
                 ControlRequest.objects.filter(parent=order, applied_at__isnull=True).values_list(
@@ -501,36 +502,60 @@ def order_status_set(locked: ParentOrder, status: str, reason: str, **extra: Any
 
 
 def blocked_expire() -> int:
-    """Orders still blocked when their window has ended expire, as a worker's would: an
-    override then would release an order with nothing left to work. Run by the workers'
-    housekeeping and when a blotter opens."""
+    """Orders still blocked, or suspended and not taken up again, when their window has
+    ended expire, as a worker's would: an override or a resume then would release an
+    order with nothing left to work (a suspended one's unfilled rest also counted against
+    the day's notional for ever). Run by the workers' housekeeping and when a blotter
+    opens."""
     n = 0
-    blocked = ParentOrder.objects.filter(status=BLOCKED).select_related("instrument")
+    held = ParentOrder.objects.filter(status__in=(BLOCKED, SUSPENDED)).select_related(
+        "instrument", "session"
+    )
     clocks: dict[int, float] = {}
-    for order in blocked:
+    for order in held:
         if order.instrument_id not in clocks:
             clocks[order.instrument_id] = market_clock(order.instrument)["minute"]
         if order.end_minute > clocks[order.instrument_id]:
             continue
         with transaction.atomic():
-            locked = ParentOrder.objects.select_for_update().filter(pk=order.pk, status=BLOCKED)
-            if (still := locked.first()) is None:
-                continue
-            order_status_set(
-                still, ParentStatus.EXPIRED.value, "its window ended while it was blocked"
+            still = (
+                ParentOrder.objects.select_for_update(of=("self",))
+                .select_related("session")
+                .filter(pk=order.pk, status=order.status)
+                .first()
             )
-            audit_record(actor=None, action="order.expire", obj=order,
-                         reason="its window ended while it was blocked")  # fmt: skip
+            if still is None or _taken_up(still):
+                continue
+            why = f"its window ended while it was {still.status.lower()}"
+            held_end(still, ParentStatus.EXPIRED.value, why)
+            audit_record(actor=None, action="order.expire", obj=order, reason=why)
             n += 1
     return n
 
 
+def _taken_up(order: ParentOrder) -> bool:
+    """A suspended order a worker has just taken up to resume: its session runs, and the
+    worker writes WORKING at the end of that step."""
+    return order.session is not None and order.session.status == MarketSession.RUNNING
+
+
 def _suspended_cancel(order: ParentOrder, req: ControlRequest, user: Any) -> None:
     locked = ParentOrder.objects.select_for_update().get(pk=order.pk)
+    held_end(
+        locked, ParentStatus.CANCELED.value, f"canceled by {user} while {locked.status.lower()}"
+    )
+    now = timezone.now()
+    ControlRequest.objects.filter(pk=req.pk).update(applied_at=now, outcome="applied")
+
+
+def held_end(locked: ParentOrder, status: str, reason: str) -> None:
+    """End an order no worker holds (blocked, or suspended by a lost worker): its final
+    event, and whatever requests a lost worker left unapplied void with it. `locked`: the
+    order, row-locked by the caller in this transaction."""
     order_status_set(
         locked,
-        ParentStatus.CANCELED.value,
-        f"canceled by {user} while {locked.status.lower()}",
+        status,
+        reason,
         # The market over its window as its lost worker last wrote it; the mid when it
         # ended is unknown (no market runs it), so post-trade analysis says so.
         end_mid_px=None,
@@ -541,11 +566,8 @@ def _suspended_cancel(order: ParentOrder, req: ControlRequest, user: Any) -> Non
             else None
         ),
     )
-    now = timezone.now()
-    ControlRequest.objects.filter(pk=req.pk).update(applied_at=now, outcome="applied")
-    # Whatever a lost worker left unapplied ends with the order.
     ControlRequest.objects.filter(parent=locked, applied_at__isnull=True).update(
-        applied_at=now, outcome="void: the order was canceled"
+        applied_at=timezone.now(), outcome=f"void: the order was {status.lower()}"
     )
 
 

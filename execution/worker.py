@@ -53,7 +53,7 @@ from execution.models import (
     ParentOrder,
 )
 from execution.selectors import market_day_next
-from execution.services import blocked_expire, broadcast_events, order_status_set
+from execution.services import blocked_expire, broadcast_events, held_end, order_status_set
 from execution.sim.calibration import SESSION_SECONDS
 from execution.sim.market import Market
 from execution.sim.scenario import parse_scenario
@@ -372,10 +372,16 @@ class MarketWorker:
                     reason=f"resumed on {worker_name()}",
                 )
             if spec.end_s <= now + 1.0:
-                self._reject(
-                    order,
-                    f"the window ended at minute {order.end_minute:g}; the market is at {now / 60:.1f}",
+                why = (
+                    f"the window ended at minute {order.end_minute:g}; the market is at "
+                    f"{now / 60:.1f}"
                 )
+                if order.status == SUSPENDED:
+                    # It traded: it expires with its fills, as it would have (a review:
+                    # REJECTED, its fills dropped out of the day's notional).
+                    self._expire_held(order, why)
+                else:
+                    self._reject(order, why)
                 continue
             problem = _override_use(order)
             if problem:
@@ -455,6 +461,12 @@ class MarketWorker:
         if self._decision_writer is not None:
             self._decision_writer.shutdown(wait=True)
             self._decision_writer = None
+
+    def _expire_held(self, order: ParentOrder, reason: str) -> None:
+        with transaction.atomic():
+            locked = ParentOrder.objects.select_for_update().get(pk=order.pk)
+            held_end(locked, ParentStatus.EXPIRED.value, reason)
+            audit_record(actor=None, action="order.expire", obj=order, reason=reason)
 
     def _reject(self, order: ParentOrder, reason: str) -> None:
         with transaction.atomic():  # an event too, so open blotters show it

@@ -156,8 +156,10 @@ def _daily_used(scope_type: str, scope_key: str) -> Decimal:
     from execution.models import ParentOrder
 
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    # Every order's fills, whatever its status (one rejected on a late resume had traded);
+    # only open orders' unfilled rest.
     qs = ParentOrder.objects.filter(created_at__gte=today).exclude(
-        status__in=["REJECTED", "BLOCKED"]
+        status__in=["REJECTED", "BLOCKED"], filled_qty=0
     )
     qs = {
         "firm": lambda q: q,

@@ -551,3 +551,51 @@ def test_an_order_waiting_for_its_window_cannot_be_paused(
     run_to(w, 6 * 60)
     order.refresh_from_db()
     assert order.status == "CANCELED" and order.filled_qty == 0
+
+
+def test_a_suspended_order_whose_window_ended_expires_with_its_fills(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Resumed after its window, it was REJECTED and its fills dropped out of the day's
+    notional; left alone, it stayed SUSPENDED for ever, its rest counted (a review)."""
+    from execution.services import blocked_expire
+    from oversight.risk.pretrade import _daily_used
+
+    with django_capture_on_commit_callbacks(execute=False):
+        late = submit(alice, instrument, end_minute=12)
+        alone = submit(alice, instrument, end_minute=14, quantity=5_000)
+        other = submit(alice, instrument, end_minute=60, quantity=20_001)
+    first = worker(instrument)
+    run_to(first, 10 * 60)
+    heartbeat_stops(first)
+    for o in (late, alone, other):
+        o.refresh_from_db()
+        assert o.status == SUSPENDED and o.filled_qty > 0
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(user=alice, order=other, action="resume")
+    second = worker(instrument, seed=8)
+    run_to(second, 20 * 60)
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(user=alice, order=late, action="resume")
+    second.step(sim_until=second.market.now + 1)
+    late.refresh_from_db()
+    assert late.status == "EXPIRED" and late.filled_qty > 0
+    assert late.status_reason == "the window ended at minute 12; the market is at 20.0"
+    assert blocked_expire() == 1  # the housekeeping: `alone`, never asked to resume
+    alone.refresh_from_db()
+    assert (alone.status, alone.status_reason) == (
+        "EXPIRED",
+        "its window ended while it was suspended",
+    )
+    final = OrderEvent.objects.filter(parent=alone).latest("seq").payload
+    assert final["status"] == "EXPIRED" and final["end_mid_px"] is None
+    other.refresh_from_db()
+    # Every fill counts (the late order's too), and the open order's unfilled rest at the
+    # reference price.
+    assert other.status == "WORKING"
+    rest = instrument.reference_price * (other.quantity - other.filled_qty)
+    traded = sum(
+        o.avg_price * o.filled_qty
+        for o in ParentOrder.objects.filter(pk__in=[late.pk, alone.pk, other.pk])
+    )
+    assert _daily_used("trader", "alice") == pytest.approx(traded + rest)
