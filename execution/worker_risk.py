@@ -142,17 +142,25 @@ class WorkerRisk:
         """The strategy splits its children to the tightest child limits, as it does to
         the order's own cap, rather than ask for children the gate will deny (a trial's
         order with a 60,000-share minimum child under a 50,000 limit had about 100 denied
-        and expired 82% filled). The value limit is read at the market's price with 2%
-        to spare."""
+        and expired 82% filled). The value limit is read at the dearest price a child
+        may carry."""
         wk = self.w.engine.orders.get(eid)
         if wk is None:
             return
         caps = [c for c in (wk.spec.max_child_qty,) if c]
         if max_qty is not None:
             caps.append(int(max_qty))
-        price = self.w.engine.market.mid_ticks() * float(self.w.instrument.tick_size)
-        if max_notional is not None and price > 0:
-            caps.append(max(1, int(max_notional / (price * 1.02))))
+        if max_notional is not None:
+            # At the dearest price a child of this order may carry: a buy's take walks
+            # max_take_ticks past the ask (at the mid, a review's 20-tick takes were
+            # denied 25 times); a sell rests at the ask at most. 2% to spare for moves.
+            market = self.w.engine.market
+            _, ask = market.nbbo()
+            through = int(wk.strategy.params.get("max_take_ticks", 0)) if wk.parent.side > 0 else 0
+            worst = (ask + through if ask > 0 else market.mid_ticks()) + 1
+            price = worst * float(self.w.instrument.tick_size)
+            if price > 0:
+                caps.append(max(1, int(max_notional / (price * 1.02))))
         cap = min(caps) if caps else None
         if wk.strategy.ctx.max_child_qty != cap:
             wk.strategy.ctx = replace(wk.strategy.ctx, max_child_qty=cap)

@@ -599,3 +599,38 @@ def test_a_suspended_order_whose_window_ended_expires_with_its_fills(
         for o in ParentOrder.objects.filter(pk__in=[late.pk, alone.pk, other.pk])
     )
     assert _daily_used("trader", "alice") == pytest.approx(traded + rest)
+
+
+def test_children_are_sized_within_the_value_limit_at_the_price_a_take_may_pay(
+    alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Sized at the mid with 2% to spare, a take allowed 20 ticks through the ask on an
+    $8.50 stock (2.4%) was denied by the value limit (a review); here 50 (5.7%)."""
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from oversight.risk.models import RiskLimit
+    from tests.personas import demo_instrument
+
+    smallcap = demo_instrument("demo-smallcap-regime")  # SQNT, 8.50, a 4-tick spread
+    RiskLimit.objects.create(
+        scope_type="firm", scope_key="", metric="max_child_notional", value=Decimal(900),
+        version=1, updated_at=timezone.now(),
+    )  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(
+            alice, smallcap, quantity=3_000, start_minute=60, end_minute=75,
+            params={"max_take_ticks": 50, "min_child_qty": 1},
+        )  # fmt: skip
+    w = worker(smallcap)
+    run_to(w, 76 * 60, step_s=10.0)
+    order.refresh_from_db()
+    denied = list(
+        ChildOrder.objects.filter(
+            parent=order, status="DENIED", reason="MAX_CHILD_NOTIONAL"
+        ).values_list("quantity", "price")[:5]
+    )
+    assert not denied, denied
+    assert order.filled_qty > 0
+    assert ChildOrder.objects.filter(parent=order, intent="take").exists()
