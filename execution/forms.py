@@ -16,12 +16,11 @@ STRATEGY_LABELS = {"twap": "TWAP", "vwap": "VWAP", "pov": "POV", "is": "IS (Almg
 
 
 def _default_model(approved: list[str]) -> str:
-    """The preselected model: the registry's default (a version for every spread), else
-    the first offered (the trader sees which one before sending)."""
+    """The preselected model: the registry's default (a version for every spread); none
+    when there is none, so the trader chooses (it was the newest approval, which two risk
+    managers never made the default: a trial)."""
     mv = default_version()
-    if mv is not None and mv.name in approved:
-        return mv.name
-    return approved[0] if approved else ""
+    return mv.name if mv is not None and mv.name in approved else ""
 
 
 def describe(spec: ParamSpec, approved: list[str]) -> dict[str, Any]:

@@ -29,6 +29,8 @@
     if (p.type === "bool" || p.type === "choice") {
       input = el("select", { id: "id_" + key, name: key });
       const opts = p.type === "bool" ? [["true", "yes"], ["false", "no"]] : p.choices.map((c) => [c, c]);
+      // No default (no model designated): the trader chooses; nothing is preselected.
+      if (p.type === "choice" && p.default === "") opts.unshift(["", "— choose one —"]);
       opts.forEach(([v, t]) => {
         const o = el("option", { value: v }, t);
         if (value === v) o.selected = true;

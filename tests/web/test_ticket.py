@@ -514,3 +514,33 @@ def test_a_field_sent_twice_is_refused_not_read_as_the_last(alice, instrument) -
     assert resp.status_code == 400  # the ticket again, with the error
     assert "given more than once; send it once" in resp.content.decode()
     assert not ParentOrder.objects.exists()
+
+
+def test_with_no_default_model_the_ticket_preselects_none(alice, rita, instrument) -> None:
+    """Once the firm designated a default and retired it, the ticket preselected whichever
+    version was approved last, which two risk managers never chose (a trial)."""
+    from execution.model_registry import (
+        model_default_confirm,
+        model_default_propose,
+        model_retire,
+    )
+    from tests.personas import approved_model, make_user
+
+    ruth = make_user("ruth", "risk_manager")
+    v1 = approved_model("policy-v1")
+    approved_model("policy-v2")
+    d = model_default_propose(user=rita, version_id=v1.pk, reason="steadier")
+    model_default_confirm(user=ruth, designation_id=d.pk)
+    page = client_for(alice).get(reverse("order_new")).content.decode()
+    blob = page.split('id="strategy-schemas" type="application/json">')[1].split("</script>")[0]
+    (model,) = [p for p in json.loads(blob)["adaptive"] if p["name"] == "model"]
+    assert model["default"] == "policy-v1"
+    model_retire(user=rita, version_id=v1.pk, reason="drift")
+    page = client_for(alice).get(reverse("order_new")).content.decode()
+    blob = page.split('id="strategy-schemas" type="application/json">')[1].split("</script>")[0]
+    (model,) = [p for p in json.loads(blob)["adaptive"] if p["name"] == "model"]
+    assert model["default"] == "" and model["choices"] == ["policy-v2"]
+    resp = client_for(alice).post(reverse("order_new"), ticket(instrument, strategy="adaptive"))
+    assert resp.status_code == 400 and not ParentOrder.objects.exists()
+    assert "choose an approved model version: policy-v2" in resp.content.decode()
+    assert '<option value="" selected>— choose one —</option>' in resp.content.decode()
