@@ -166,16 +166,30 @@ def ticket_version(typed: str) -> tuple[ModelVersion | None, str]:
     version = (
         default_version()
         if not typed
-        else next((v for v in approved_versions() if v.name == typed), None)
+        else ModelVersion.objects.filter(name=typed, status=ModelVersion.APPROVED).first()
     )
     if version is not None:
-        return version, ""
+        # Approved bytes only: a file changed since would fall back at the first decision,
+        # with a critical alert (a trial's order did, and filled as TWAP).
+        problem = integrity_problem(version)
+        if not problem:
+            return version, ""
+        return None, (
+            f"{version.name} trades no new order: its {problem}; a risk manager must look "
+            "(Models page)"
+        )
     approved = approved_names()
+    if approved:
+        return None, f"choose an approved model version: {', '.join(approved)}"
+    unfit = ModelVersion.objects.filter(status=ModelVersion.APPROVED).values_list("name", flat=True)
+    if unfit:
+        return None, (
+            f"no approved model version can trade: the files of {', '.join(unfit)} are not "
+            "as registered; a risk manager must look (Models page)"
+        )
     return None, (
-        f"choose an approved model version: {', '.join(approved)}"
-        if approved
-        else "no model version is approved for trading yet: a risk manager recommends "
-        "one and a second approves it (Models page)"
+        "no model version is approved for trading yet: a risk manager recommends one and a "
+        "second approves it (Models page)"
     )
 
 
@@ -251,9 +265,13 @@ def band_problem(mv: ModelVersion, instrument: Any) -> str:
 def approved_versions() -> list[ModelVersion]:
     """What the ticket offers: versions that trade every spread first, then the single-band
     experts; newest approval first within each."""
-    versions = list(
-        ModelVersion.objects.filter(status=ModelVersion.APPROVED).order_by("-decided_at", "-id")
-    )
+    versions = [
+        mv
+        for mv in ModelVersion.objects.filter(status=ModelVersion.APPROVED).order_by(
+            "-decided_at", "-id"
+        )
+        if not integrity_problem(mv)  # its file is the one approved
+    ]
     return sorted(versions, key=lambda mv: spread_band_of(mv) is not None)  # stable
 
 

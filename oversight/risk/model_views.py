@@ -135,6 +135,9 @@ def _row(mv: ModelVersion, user: Any) -> dict[str, Any]:
     diff = validation.get("adaptive_minus_twap_bps") or {}
     return {
         "mv": mv,
+        # A file changed or gone since it was registered: said on the list, not only on
+        # the version's own page (a trial's approved version traded as TWAP so).
+        "problem": registry.integrity_problem(mv) if mv.status != mv.REJECTED else "",
         "mine": mv.recommended_by_id == user.pk,
         "trained": card.get("date", ""),
         "method": card.get("method", ""),

@@ -114,6 +114,36 @@ def test_a_file_changed_after_registration_cannot_be_approved(
         model_approve(user=ruth, version_id=mv.pk)
 
 
+def test_an_approved_version_whose_file_changed_trades_no_new_order(
+    rita: User, ruth: User, alice: User, instrument: Instrument, tmp_path: Path
+) -> None:
+    """A trial's order on it was accepted, fell back at its first decision with a critical
+    alert, and filled as TWAP; the list still said Approved."""
+    path = _copy(tmp_path)
+    mv = model_register(path=path, user=rita)
+    model_recommend(user=rita, version_id=mv.pk, reason="ok")
+    model_approve(user=ruth, version_id=mv.pk)
+    assert strategy_schemas()["adaptive"][0]["name"] == "urgency"  # (the model comes later)
+    offered = {p["name"]: p for p in strategy_schemas()["adaptive"]}["model"]["choices"]
+    assert offered == ["policy-x"]
+    with path.open("ab") as f:
+        f.write(b"\0")
+    offered = {p["name"]: p for p in strategy_schemas()["adaptive"]}["model"]["choices"]
+    assert offered == []
+    with pytest.raises(ValidationError) as e:
+        submit(alice, instrument, strategy="adaptive", params={"model": "policy-x"})
+    (why,) = e.value.message_dict["param_model"]
+    assert why.startswith("policy-x trades no new order: its model file ") and why.endswith(
+        "has changed since it was registered (sha256 "
+        + why.split("(sha256 ")[1].split(")")[0]
+        + "); a risk manager must look (Models page)"
+    )
+    assert not ParentOrder.objects.exists()
+    page = client_for(rita).get("/risk/models/").content.decode()
+    row = page.split(f'<tr id="model-{mv.pk}">')[1].split("</tr>")[0]
+    assert 'data-field="problem"' in row and "file not as registered" in row
+
+
 def test_reject_and_retire(rita: User, ruth: User, tmp_path: Path) -> None:
     a = model_register(path=_copy(tmp_path, "a"), user=rita)
     b = model_register(path=_copy(tmp_path, "b"), user=rita)
@@ -172,12 +202,16 @@ def test_the_worker_trades_the_registered_file_and_falls_back_if_it_changed(
     run_to(w, 300)
     good.refresh_from_db()
     assert good.fallback_strategy == "" and good.filled_qty > 0
-    # Someone swaps the bytes on disk: the next order on this version falls back to TWAP
-    # and says why, rather than trading an unapproved model.
+    # Someone swaps the bytes on disk after an order was accepted: at its first decision
+    # it falls back to TWAP and says why, rather than trading an unapproved model.
     # (An unknown protobuf field appended: still a loadable model, different bytes.)
-    path.write_bytes(path.read_bytes() + b"\xa0\x06\x01")
     bad = submit(alice, instrument, strategy="adaptive", quantity=6_000)
     assert bad.status == "NEW", bad.status_reason
+    path.write_bytes(path.read_bytes() + b"\xa0\x06\x01")
+    with pytest.raises(ValidationError, match="the files of policy-t are not as registered"):
+        submit(alice, instrument, strategy="adaptive", quantity=6_000)  # a new one: refused
+    with pytest.raises(ValidationError, match="policy-t trades no new order"):
+        submit(alice, instrument, strategy="adaptive", params={"model": "policy-t"})
     run_to(w, 600)
     bad.refresh_from_db()
     assert bad.fallback_strategy == "twap"
