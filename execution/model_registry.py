@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ from execution.models import ModelDefault, ModelVersion
 from oversight.audit import audit_record
 from oversight.reasons import reason_given
 from oversight.roles import APPROVE_MODEL, first_eyes_problem
+
+VERSION_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def file_sha256(path: Path) -> str:
@@ -409,9 +412,13 @@ def model_register(
     product's format; its card is read from the `.card.json` beside it unless given."""
     path = Path(path)
     name = (name or path.stem).strip()
-    note = reason_given(note, field="note")
-    if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
-        raise ValidationError({"name": "letters, digits, '-', '_' and '.', at most 64"})
+    note = reason_given(note, "say why it is registered", field="note")
+    # ASCII only: a Cyrillic "о" made a "pоlicy-v14" that the ticket listed above the real
+    # one (a trial).
+    if not VERSION_NAME.fullmatch(name):
+        raise ValidationError(
+            {"name": "ASCII letters, digits, '-', '_' and '.', at most 64 characters"}
+        )
     if user is not None:
         _require_approver(user, "register a model version")
     if not path.is_file():
@@ -431,13 +438,26 @@ def model_register(
     if not isinstance(card, dict):
         raise ValidationError({"card": "a model card is a JSON object"})
     predictor_file, predictor_sha = _predictor_of(policy, path)
+    digest = file_sha256(path)
     with transaction.atomic():
-        if ModelVersion.objects.filter(name=name).exists():
-            raise ValidationError({"name": f"model version {name!r} is already registered"})
+        taken = ModelVersion.objects.filter(name__iexact=name).first()
+        if taken is not None:
+            same = "" if taken.name == name else f" as {taken.name!r} (names differ in case only)"
+            raise ValidationError({"name": f"model version {name!r} is already registered{same}"})
+        # One file, one version: the bytes of a rejected or retired version came back
+        # under a new name and were approved, with nothing said (a trial).
+        twin = ModelVersion.objects.filter(sha256=digest).first()
+        if twin is not None:
+            raise ValidationError(
+                {
+                    "file": f"this file is already registered as {twin.name} "
+                    f"({twin.get_status_display().lower()}): one file, one version"
+                }
+            )
         mv = ModelVersion.objects.create(
             name=name,
             file=_stored_file(path),
-            sha256=file_sha256(path),
+            sha256=digest,
             size_bytes=path.stat().st_size,
             predictor_file=predictor_file,
             predictor_sha256=predictor_sha,
@@ -456,7 +476,12 @@ def shipped_register() -> list[ModelVersion]:
     """Register every model file shipped with the product that is not registered yet."""
     out = []
     for name in shipped_models():  # policies only: a predictor is registered with its policy
-        if not ModelVersion.objects.filter(name=name).exists():
+        path = MODEL_DIR / f"{name}.onnx"
+        # (Its bytes registered under another name already: that version is this one.)
+        registered = ModelVersion.objects.filter(name=name).exists() or (
+            path.is_file() and ModelVersion.objects.filter(sha256=file_sha256(path)).exists()
+        )
+        if not registered:
             out.append(
                 model_register(path=MODEL_DIR / f"{name}.onnx", note="shipped with the product")
             )

@@ -36,9 +36,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SHIPPED = MODEL_DIR / "policy-v1.onnx"
 
 
-def _copy(tmp_path: Path, name: str = "policy-x") -> Path:
+def _copy(tmp_path: Path, name: str = "policy-x", variant: int = 0) -> Path:
+    """The shipped policy under another name; a variant other than 0 has other bytes (an
+    unknown protobuf field appended: the same model, loadable)."""
     dst = tmp_path / f"{name}.onnx"
     shutil.copyfile(SHIPPED, dst)
+    if variant:
+        dst.write_bytes(dst.read_bytes() + b"\xa0\x06" + bytes([variant]))
     shutil.copyfile(SHIPPED.with_suffix(".card.json"), dst.with_suffix(".card.json"))
     return dst
 
@@ -54,24 +58,55 @@ def test_registering_records_the_hash_card_and_audit(rita: User, tmp_path: Path)
     rec = AuditRecord.objects.get(action="model.register")
     assert rec.after["sha256"] == mv.sha256 and rec.actor_id == rita.pk
     with pytest.raises(ValidationError, match="already registered"):
-        model_register(path=path, user=rita)
+        model_register(path=path, user=rita, note="test")
+
+
+def test_a_version_name_is_plain_ascii_unique_whatever_the_case_and_one_file_one_version(
+    rita: User, ruth: User, tmp_path: Path
+) -> None:
+    """A trial registered "pоlicy-v14" (a Cyrillic о), "POLICY-V14" beside "policy-v14",
+    and the bytes of a rejected version under a new name, which was then approved."""
+    first = model_register(path=_copy(tmp_path, "policy-x"), user=rita, note="test")
+    model_reject(user=ruth, version_id=first.pk, note="drifts")
+    with pytest.raises(ValidationError) as e:
+        model_register(path=_copy(tmp_path, "again"), user=rita, note="a second try")
+    assert e.value.message_dict == {
+        "file": ["this file is already registered as policy-x (rejected): one file, one version"]
+    }
+    other = _copy(tmp_path, "other", variant=1)
+    for name in ("p\u043elicy-y", "policy y", "x" * 65):
+        with pytest.raises(ValidationError) as e:
+            model_register(path=other, name=name, user=rita, note="test")
+        assert e.value.message_dict == {
+            "name": ["ASCII letters, digits, '-', '_' and '.', at most 64 characters"]
+        }
+    with pytest.raises(ValidationError) as e:
+        model_register(path=other, name="POLICY-X", user=rita, note="test")
+    assert e.value.message_dict == {
+        "name": ["model version 'POLICY-X' is already registered as 'policy-x' (names differ "
+                 "in case only)"]
+    }  # fmt: skip
+    with pytest.raises(ValidationError) as e:
+        model_register(path=other, user=rita, note="  ")
+    assert e.value.message_dict == {"note": ["say why it is registered"]}
+    assert model_register(path=other, user=rita, note="test").name == "other"
 
 
 def test_a_file_that_is_not_a_policy_is_refused_with_its_reason(rita: User, tmp_path: Path) -> None:
     bad = tmp_path / "junk.onnx"
     bad.write_bytes(b"not onnx at all")
     with pytest.raises(ValidationError) as e:
-        model_register(path=bad, user=rita)
+        model_register(path=bad, user=rita, note="test")
     assert "cannot load model" in str(e.value.message_dict["file"])
     with pytest.raises(ValidationError, match="not found"):
-        model_register(path=tmp_path / "missing.onnx", user=rita)
+        model_register(path=tmp_path / "missing.onnx", user=rita, note="test")
     assert not ModelVersion.objects.exists()
 
 
 def test_approval_takes_two_risk_managers(
     rita: User, ruth: User, alice: User, tmp_path: Path
 ) -> None:
-    mv = model_register(path=_copy(tmp_path), user=rita)
+    mv = model_register(path=_copy(tmp_path), user=rita, note="test")
     with pytest.raises(ValidationError, match="recommend it first"):
         model_approve(user=ruth, version_id=mv.pk)
     with pytest.raises(ValidationError, match="only a risk manager"):
@@ -92,7 +127,7 @@ def test_approval_takes_two_risk_managers(
 
 
 def test_the_database_refuses_a_self_approval(rita: User, tmp_path: Path) -> None:
-    mv = model_register(path=_copy(tmp_path), user=rita)
+    mv = model_register(path=_copy(tmp_path), user=rita, note="test")
     with pytest.raises(IntegrityError), transaction.atomic():
         ModelVersion.objects.filter(pk=mv.pk).update(
             status=ModelVersion.APPROVED, recommended_by=rita, decided_by=rita
@@ -105,7 +140,7 @@ def test_a_file_changed_after_registration_cannot_be_approved(
     rita: User, ruth: User, tmp_path: Path
 ) -> None:
     path = _copy(tmp_path)
-    mv = model_register(path=path, user=rita)
+    mv = model_register(path=path, user=rita, note="test")
     model_recommend(user=rita, version_id=mv.pk, reason="ok")
     with path.open("ab") as f:
         f.write(b"\0")
@@ -120,7 +155,7 @@ def test_an_approved_version_whose_file_changed_trades_no_new_order(
     """A trial's order on it was accepted, fell back at its first decision with a critical
     alert, and filled as TWAP; the list still said Approved."""
     path = _copy(tmp_path)
-    mv = model_register(path=path, user=rita)
+    mv = model_register(path=path, user=rita, note="test")
     model_recommend(user=rita, version_id=mv.pk, reason="ok")
     model_approve(user=ruth, version_id=mv.pk)
     assert strategy_schemas()["adaptive"][0]["name"] == "urgency"  # (the model comes later)
@@ -145,8 +180,8 @@ def test_an_approved_version_whose_file_changed_trades_no_new_order(
 
 
 def test_reject_and_retire(rita: User, ruth: User, tmp_path: Path) -> None:
-    a = model_register(path=_copy(tmp_path, "a"), user=rita)
-    b = model_register(path=_copy(tmp_path, "b"), user=rita)
+    a = model_register(path=_copy(tmp_path, "a"), user=rita, note="test")
+    b = model_register(path=_copy(tmp_path, "b", variant=1), user=rita, note="test")
     model_reject(user=ruth, version_id=a.pk, note="validation too thin")
     with pytest.raises(ValidationError, match="rejected"):
         model_recommend(user=rita, version_id=a.pk, reason="again")
@@ -191,7 +226,7 @@ def test_the_worker_trades_the_registered_file_and_falls_back_if_it_changed(
     alice: User, instrument: Instrument, rita: User, ruth: User, tmp_path: Path
 ) -> None:
     path = _copy(tmp_path, "policy-t")
-    mv = model_register(path=path, user=rita)
+    mv = model_register(path=path, user=rita, note="test")
     model_recommend(user=rita, version_id=mv.pk, reason="ok")
     model_approve(user=ruth, version_id=mv.pk)
     good = submit(alice, instrument, strategy="adaptive", quantity=5_000)
