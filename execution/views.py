@@ -492,13 +492,19 @@ def _ticket_kills(user: Any) -> list[dict[str, str]]:
         if k.scope_type == "trader" and k.scope_key != name:
             continue
         every = k.scope_type in ("firm", "desk", "trader")
-        what = "halted" if k.state == "HALTED" else "reduce-only"
+        halted = k.state == "HALTED"
         where = f"{k.scope_type} {k.scope_key}".strip()
+        # Reduce-only refuses only what adds to a position (a trial: the banner said every
+        # order was refused, and a reducing sell went through).
+        effect = (
+            ("" if every else f"; an order on this {k.scope_type} is refused")
+            if halted
+            else "; only an order that reduces your position without reversing it is accepted"
+        )
         out.append(
             {
-                "text": f"{where}: {what} by kill switch {k.pk} ({k.reason})"
-                + ("" if every else f"; an order on this {k.scope_type} is refused"),
-                "every": "1" if every else "",
+                "text": f"{where}: {'halted' if halted else 'reduce-only'} by kill switch "
+                f"{k.pk} ({k.reason}){effect}"
             }
         )
     return out

@@ -467,6 +467,17 @@ def test_the_ticket_says_which_kill_switches_would_refuse_an_order(alice, rita, 
     assert "trader alice: halted by kill switch" in banner and "(review)" in banner
     assert "strategy pov: halted" in banner and "an order on this strategy is refused" in banner
     assert "trader rita" not in banner  # someone else's
+    # Reduce-only refuses only what adds to a position (it said every order was refused).
+    k = kill_switch_engage(
+        user=rita, scope_type="instrument", scope_key=instrument.symbol, reason="news",
+        state="REDUCING",
+    )  # fmt: skip
+    page = client_for(alice).get(reverse("order_new")).content.decode()
+    banner = page.split('id="ticket-kills"')[1].split("</div>")[0]
+    assert (
+        f"instrument HBRK: reduce-only by kill switch {k.pk} (news); only an order that "
+        "reduces your position without reversing it is accepted"
+    ) in banner
 
 
 def test_the_estimate_warns_of_a_limit_that_would_block_the_order(alice, instrument) -> None:
