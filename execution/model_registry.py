@@ -202,13 +202,9 @@ def ticket_model_words(version: ModelVersion, instrument: Any, quantity: int, lo
     words = version.name
     expert = expert_for(version, instrument)
     if expert is not None:
-        band = (
-            f"under {expert['below_bps']:g} bps"
-            if expert["below_bps"] is not None
-            else f"of {expert['from_bps']:g} bps or more"
-        )
+        band = band_words(expert["from_bps"], expert["below_bps"])
         words += (
-            f", traded by its expert {expert['model']} (spreads {band}; "
+            f", traded by its expert {expert['model']} (for a spread of {band}; "
             f"{instrument.symbol} quotes {expert['spread_bps']:.2f} bps)"
         )
     if quantity < SMALL_ORDER_LOTS * lot:
@@ -217,6 +213,15 @@ def ticket_model_words(version: ModelVersion, instrument: Any, quantity: int, lo
             "its curve without the model"
         )
     return words
+
+
+def band_words(lo: float, hi: float | None) -> str:
+    """A band of quoted spread, [lo, hi) bps, as people read it: "under 5 bps", "5 bps or
+    more", "1.78 bps or more and under 9.59" ("0 to 5 bps" read as if 5 were in it: a
+    trial, for HBRK at 5.00 bps)."""
+    if hi is None or hi == math.inf:
+        return f"{lo:g} bps or more"
+    return f"under {hi:g} bps" if lo <= 0 else f"{lo:g} bps or more and under {hi:g}"
 
 
 # A card that names a spread band that cannot be read: a band no instrument is in.
@@ -258,10 +263,10 @@ def band_problem(mv: ModelVersion, instrument: Any) -> str:
         )
     if band[0] <= bps < band[1]:
         return ""
-    hi = "and over" if band[1] == math.inf else f"to {band[1]:g}"
     return (
-        f"{mv.name} was trained only for instruments quoting {band[0]:g} {hi} bps of spread; "
-        f"{instrument.symbol} quotes {bps:.2f} bps: choose a version for every spread"
+        f"{mv.name} was trained only for instruments quoting a spread of "
+        f"{band_words(*band)}; {instrument.symbol} quotes {bps:.2f} bps: choose a version "
+        "for every spread"
     )
 
 
@@ -342,6 +347,17 @@ def refused_experts(mv: ModelVersion) -> list[str]:
         name__in=names, status__in=(ModelVersion.REJECTED, ModelVersion.RETIRED)
     )
     return sorted(f"{v.name} ({v.status.lower()})" for v in refused)
+
+
+def _refuse_refused_experts(mv: ModelVersion) -> None:
+    refused = refused_experts(mv)
+    if refused:
+        # Approved, it would trade them under its own name (the other order of a trial's
+        # steps: an expert rejected first, its gate approved after).
+        raise ValidationError(
+            f"{mv.name} trades {', '.join(refused)} as experts, which risk managers "
+            "refused: register a gate without them"
+        )
 
 
 def pending_default() -> ModelDefault | None:
@@ -510,6 +526,7 @@ def model_recommend(*, user: Any, version_id: int, reason: str) -> ModelVersion:
         mv = _locked(version_id)
         if mv.status != ModelVersion.CANDIDATE:
             raise ValidationError(f"{mv.name} is {_status_words(mv)}, not a candidate")
+        _refuse_refused_experts(mv)  # said now, not only when the second person approves
         _check_file(mv)
         before = version_json(mv)
         mv.status = ModelVersion.PENDING
@@ -537,14 +554,7 @@ def model_approve(*, user: Any, version_id: int, note: str = "") -> ModelVersion
         lapsed = first_eyes_problem(mv.recommended_by, APPROVE_MODEL, f"{mv.name}'s approval")
         if lapsed:
             raise ValidationError(lapsed)
-        refused = refused_experts(mv)
-        if refused:
-            # Approved, it would trade them under its own name (the other order of a
-            # trial's steps: an expert rejected first, its gate approved after).
-            raise ValidationError(
-                f"{mv.name} trades {', '.join(refused)} as experts, which risk managers "
-                "refused: register a gate without them"
-            )
+        _refuse_refused_experts(mv)
         _check_file(mv)
         before = version_json(mv)
         mv.status = ModelVersion.APPROVED

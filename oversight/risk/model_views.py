@@ -117,15 +117,20 @@ def _readable(section: Any) -> dict[str, str]:
 
 
 def _experts(mv: ModelVersion) -> list[dict[str, Any]]:
-    """A gated version's experts with the band of spread each trades (empty otherwise)."""
+    """A gated version's experts with the band of spread each trades and how the registry
+    holds each (a gate's rejected expert was not shown as such: a trial), empty otherwise."""
+    experts = registry.experts_of(mv)
+    held = {
+        (v.name, v.sha256): v
+        for v in ModelVersion.objects.filter(name__in=[e["model"] for e in experts])
+    }
     return [
         {
             **e,
-            "band": f"{e['from_bps']:g} to {e['below_bps']:g} bps"
-            if e["below_bps"] is not None
-            else f"{e['from_bps']:g} bps and wider",
+            "band": registry.band_words(e["from_bps"], e["below_bps"]),
+            "registered": held.get((e["model"], e["sha256"])),
         }
-        for e in registry.experts_of(mv)
+        for e in experts
     ]
 
 

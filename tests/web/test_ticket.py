@@ -371,7 +371,7 @@ def test_the_estimate_names_the_model_and_the_expert_that_would_trade(alice, ins
     bps = instrument_spread_bps(instrument)  # HBRK: 2 ticks of 0.01 at 40.00, 5 bps
     said = c.get(url, {**q, "strategy": "adaptive", "param_model": "policy-v14"}).json()
     assert said["model"] == (
-        f"policy-v14, traded by its expert policy-v13 (spreads of 5 bps or more; "
+        f"policy-v14, traded by its expert policy-v13 (for a spread of 5 bps or more; "
         f"HBRK quotes {bps:.2f} bps)"
     )
     assert said["warnings"] == []
