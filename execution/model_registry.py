@@ -551,7 +551,9 @@ def model_approve(*, user: Any, version_id: int, note: str = "") -> ModelVersion
             raise ValidationError(
                 "four eyes: a second risk manager must approve the version you recommended"
             )
-        lapsed = first_eyes_problem(mv.recommended_by, APPROVE_MODEL, f"{mv.name}'s approval")
+        lapsed = first_eyes_problem(
+            mv.recommended_by, APPROVE_MODEL, f"{mv.name}'s approval", mv.recommended_at
+        )
         if lapsed:
             raise ValidationError(lapsed)
         _refuse_refused_experts(mv)
@@ -666,7 +668,9 @@ def model_default_confirm(*, user: Any, designation_id: int) -> ModelDefault:
             raise ValidationError(
                 "four eyes: a second risk manager must confirm the default you proposed"
             )
-        lapsed = first_eyes_problem(d.requested_by, APPROVE_MODEL, f"{d.version.name} as default")
+        lapsed = first_eyes_problem(
+            d.requested_by, APPROVE_MODEL, f"{d.version.name} as default", d.requested_at
+        )
         if lapsed:
             raise ValidationError(lapsed)
         mv = ModelVersion.objects.select_for_update().get(pk=d.version_id)

@@ -50,28 +50,42 @@ def role_of(user: AbstractBaseUser | AnonymousUser) -> str:
     return next((r for r in ROLES if r in names), "")
 
 
-def first_eyes_problem(first: Any, perm: str, what: str) -> str:
-    """Four eyes needs two people who hold the role when the second one acts: a request
-    whose author has since lost the role (or the account) lapses. '' if it stands."""
+# What ends a request's standing: its author's role or account changed after asking.
+ROLE_CHANGES = ("user.role_set", "user.deactivate")
+
+
+def first_eyes_problem(first: Any, perm: str, what: str, since: Any = None) -> str:
+    """Four eyes needs two people who hold the role when the second one acts, and held it
+    throughout: a request whose author has since lost the role (or the account), or had
+    it changed after asking (`since`: when they asked), lapses, for good (a trial: a
+    request said to have lapsed was approved once the role was given back). '' if it
+    stands."""
     from django.contrib.auth import get_user_model
+
+    from oversight.models import AuditRecord
 
     # Fresh from the database (no cached permissions; `first` may be request.user's lazy
     # wrapper, whose type has no manager).
     fresh = get_user_model().objects.filter(pk=first.pk).first()
-    if fresh is not None and fresh.is_active and fresh.has_perm(perm):
+    held = fresh is not None and fresh.is_active and fresh.has_perm(perm)
+    if held and since is not None:
+        held = not AuditRecord.objects.filter(
+            action__in=ROLE_CHANGES, object_type="User", object_id=str(first.pk), at__gt=since
+        ).exists()
+    if held:
         return ""
     return (
-        f"{first.get_username()} asked for {what} but no longer holds the role that may: "
-        "the request lapses; ask for it again"
+        f"{first.get_username()} asked for {what} but has not held the role that may "
+        "throughout since: the request lapses; ask for it again"
     )
 
 
-def asked_already(first: Any, user: Any, perm: str, noun: str, what: str) -> str:
+def asked_already(first: Any, user: Any, perm: str, noun: str, what: str, since: Any = None) -> str:
     """Why `user` may not ask for a `noun` ("reset") when `first` has asked already and
     still may: a second request would replace the first's reason, under the eyes of an
     approver who may have read the old one (and, from someone else, with one the asker then
     could not approve). '' when no request stands, or the one there has lapsed."""
-    if first is None or first_eyes_problem(first, perm, what):
+    if first is None or first_eyes_problem(first, perm, what, since):
         return ""
     if first.pk == user.pk:
         return f"you have asked for this {noun} already: a second risk manager approves it"
@@ -117,12 +131,14 @@ def set_aside_as(first: Any, user: Any, noun: str, what: str, note: str) -> tupl
     return "declined", note
 
 
-def second_eyes_problem(first: Any, user: Any, perm: str, noun: str, what: str) -> str:
-    """Why `user` may not approve the `noun` that `first` asked for ('' if they may):
-    nobody asked, they asked themselves, or the asker has lost the role since (`what`
-    names the request in that message)."""
+def second_eyes_problem(
+    first: Any, user: Any, perm: str, noun: str, what: str, since: Any = None
+) -> str:
+    """Why `user` may not approve the `noun` that `first` asked for at `since` ('' if they
+    may): nobody asked, they asked themselves, or the asker has not held the role
+    throughout since (`what` names the request in that message)."""
     if first is None:
         return f"a {noun} must first be asked for, with a reason"
     if first.pk == user.pk:
         return f"you cannot approve your own {noun}: a second risk manager must"
-    return first_eyes_problem(first, perm, what)
+    return first_eyes_problem(first, perm, what, since)

@@ -106,7 +106,9 @@ def lift_request(*, user: Any, restriction_id: int, reason: str) -> Restriction:
     reason = reason_given(reason, "say why it may be traded again")
     with transaction.atomic():
         r = _active_locked(restriction_id)
-        asked = asked_already(r.lift_requested_by, user, MANAGE_RISK, "lift", "a lift")
+        asked = asked_already(
+            r.lift_requested_by, user, MANAGE_RISK, "lift", "a lift", r.lift_requested_at
+        )
         if asked:
             raise ValidationError(asked)
         before = restriction_json(r)
@@ -144,7 +146,12 @@ def lift_approve(*, user: Any, restriction_id: int, asked_at: str | None = None)
     with transaction.atomic():
         r = _active_locked(restriction_id)
         problem = second_eyes_problem(
-            r.lift_requested_by, user, MANAGE_RISK, "lift", f"the lift of restriction {r.pk}"
+            r.lift_requested_by,
+            user,
+            MANAGE_RISK,
+            "lift",
+            f"the lift of restriction {r.pk}",
+            r.lift_requested_at,
         )
         if problem:
             raise ValidationError(problem)

@@ -38,7 +38,11 @@ def restricted_list(request: HttpRequest) -> HttpResponse:
                     "mine": r.lift_requested_by_id == request.user.pk,
                     # A request whose author lost the role has lapsed: ask again.
                     "lapsed": r.lift_requested_by is not None
-                    and bool(first_eyes_problem(r.lift_requested_by, MANAGE_RISK, "a lift")),
+                    and bool(
+                        first_eyes_problem(
+                            r.lift_requested_by, MANAGE_RISK, "a lift", r.lift_requested_at
+                        )
+                    ),
                 }
                 for r in restricted.restrictions_active()
             ],

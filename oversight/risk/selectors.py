@@ -258,7 +258,9 @@ def kill_json(k: KillSwitch) -> dict[str, Any]:
     # A request whose author has since lost the role has lapsed: the card offers a new
     # request instead of an approval nobody can give.
     asker = k.reset_requested_by
-    lapsed = asker is not None and bool(first_eyes_problem(asker, MANAGE_RISK, "a reset"))
+    lapsed = asker is not None and bool(
+        first_eyes_problem(asker, MANAGE_RISK, "a reset", k.reset_requested_at)
+    )
     asked = asker is not None and not lapsed
     return {
         "id": k.pk,

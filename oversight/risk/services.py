@@ -275,7 +275,9 @@ def limit_request_approve(*, user: Any, request_id: int, note: str = "") -> Limi
             raise ValidationError("you cannot approve your own request: a second risk manager must")
         if req.status != LimitRequest.PENDING:
             raise ValidationError(f"request {req.pk} is {req.status.lower()}, not pending")
-        lapsed = first_eyes_problem(req.requested_by, MANAGE_RISK, f"limit request {req.pk}")
+        lapsed = first_eyes_problem(
+            req.requested_by, MANAGE_RISK, f"limit request {req.pk}", req.requested_at
+        )
         if lapsed:
             raise ValidationError(lapsed)
         now = timezone.now()
@@ -312,6 +314,11 @@ def limit_request_reject(*, user: Any, request_id: int, note: str = "") -> Limit
         req = LimitRequest.objects.select_for_update().get(pk=request_id)
         if req.status != LimitRequest.PENDING:
             raise ValidationError(f"request {req.pk} is {req.status.lower()}, not pending")
+        if req.requested_by_id != user.pk and not note:
+            # A rejection says why, as a model's does (the form had no field: a trial).
+            raise ValidationError(
+                {"note": f"say why you reject {req.requested_by.get_username()}'s request"}
+            )
         req.status = LimitRequest.REJECTED
         req.decided_at = timezone.now()
         if req.requested_by_id == user.pk:
@@ -463,7 +470,9 @@ def kill_switch_reset_request(*, user: Any, kill_id: int, reason: str) -> KillSw
         k = KillSwitch.objects.select_for_update().get(pk=kill_id)
         if not k.active:
             raise ValidationError(f"kill switch {k.pk} is already reset")
-        asked = asked_already(k.reset_requested_by, user, MANAGE_RISK, "reset", "a reset")
+        asked = asked_already(
+            k.reset_requested_by, user, MANAGE_RISK, "reset", "a reset", k.reset_requested_at
+        )
         if asked:
             raise ValidationError(asked)
         k.reset_requested_by, k.reset_requested_at = user, timezone.now()
@@ -512,7 +521,12 @@ def kill_switch_reset_approve(
         if not k.active:
             raise ValidationError(f"kill switch {k.pk} is already reset")
         problem = second_eyes_problem(
-            k.reset_requested_by, user, MANAGE_RISK, "reset", f"the reset of kill switch {k.pk}"
+            k.reset_requested_by,
+            user,
+            MANAGE_RISK,
+            "reset",
+            f"the reset of kill switch {k.pk}",
+            k.reset_requested_at,
         )
         if problem:
             raise ValidationError(problem)

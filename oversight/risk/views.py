@@ -36,7 +36,7 @@ from oversight.risk.models import (
     Scope,
 )
 from oversight.risk.pretrade import plain_number
-from oversight.roles import MANAGE_RISK, TRADE
+from oversight.roles import MANAGE_RISK, TRADE, first_eyes_problem
 
 KILL_STATES = [
     (KillSwitch.HALTED, "Halt (cancel everything in scope)"),
@@ -212,6 +212,9 @@ def limits(request: HttpRequest) -> HttpResponse:
                     "old": _plain(r.old_value),
                     "new": _plain(r.new_value),
                     "mine": r.requested_by_id == request.user.pk,
+                    "lapsed": bool(
+                        first_eyes_problem(r.requested_by, MANAGE_RISK, "it", r.requested_at)
+                    ),
                 }
                 for r in selectors.limit_requests_pending()
             ],

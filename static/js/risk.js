@@ -244,7 +244,7 @@
     const lapsedNote = li.querySelector('[data-field="reset_lapsed"]');
     if (lapsedNote) {
       lapsedNote.hidden = !k.reset_lapsed_by;
-      lapsedNote.textContent = k.reset_lapsed_by ? `${k.reset_lapsed_by}'s request lapsed (they no longer hold the role): ask again.` : "";
+      lapsedNote.textContent = k.reset_lapsed_by ? `${k.reset_lapsed_by}'s request lapsed (their role changed after they asked): ask again.` : "";
     }
     setText(li, "reset_reason", k.reset_reason || "");
     // An approval or a decline names the request it was read for.

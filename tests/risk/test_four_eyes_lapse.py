@@ -40,13 +40,11 @@ def test_requests_lapse_when_their_author_loses_the_role(rita: User, ruth: User)
     mv = model_register(path=MODEL_DIR / "policy-v1.onnx", note="test")
     model_recommend(user=rita, version_id=mv.pk, reason="evaluated")
     _demote(rita)
-    with pytest.raises(
-        ValidationError, match=r"rita asked for limit request \d+ but no longer holds"
-    ):
+    with pytest.raises(ValidationError, match=r"rita asked for limit request \d+ but has not held"):
         limit_request_approve(user=ruth, request_id=req.pk)
-    with pytest.raises(ValidationError, match="no longer holds the role"):
+    with pytest.raises(ValidationError, match="has not held the role that may throughout since"):
         kill_switch_reset_approve(user=ruth, kill_id=kill.pk)
-    with pytest.raises(ValidationError, match="no longer holds the role"):
+    with pytest.raises(ValidationError, match="has not held the role that may throughout since"):
         model_approve(user=ruth, version_id=mv.pk)
     assert LimitRequest.objects.get(pk=req.pk).status == LimitRequest.PENDING
     assert KillSwitch.objects.get(pk=kill.pk).active
@@ -57,7 +55,7 @@ def test_a_deactivated_author_counts_as_gone(rita: User, ruth: User) -> None:
     kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="drill over")
     rita.is_active = False
     rita.save(update_fields=["is_active"])
-    with pytest.raises(ValidationError, match="no longer holds the role"):
+    with pytest.raises(ValidationError, match="has not held the role that may throughout since"):
         kill_switch_reset_approve(user=ruth, kill_id=kill.pk)
 
 
@@ -70,4 +68,50 @@ def test_a_second_reset_request_does_not_replace_the_first(rita: User, ruth: Use
     with pytest.raises(ValidationError, match="you have asked for this reset already"):
         kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="another reason")
     assert KillSwitch.objects.get(pk=kill.pk).reset_reason == "drill over"
+    assert not kill_switch_reset_approve(user=ruth, kill_id=kill.pk).active
+
+
+def test_a_request_lapses_for_good_when_its_authors_role_changes_and_comes_back(
+    rita: User, ruth: User, adam: User
+) -> None:
+    """A trial: the approvals were refused as lapsed while risk was a trader, and went
+    through once an admin gave the role back, though nobody asked again."""
+    from execution.model_registry import model_default_confirm, model_default_propose
+    from oversight.roles import RISK_MANAGER
+    from oversight.services import user_role_set
+    from tests.personas import approved_model
+
+    RiskLimit.objects.create(
+        scope_type="firm", scope_key="", metric="max_order_qty", value=10_000, version=1
+    )
+    req = limit_change_request(
+        user=rita, scope_type="firm", scope_key="", metric="max_order_qty",
+        new_value="50000", reason="index day",
+    )  # fmt: skip
+    kill = kill_switch_engage(user=ruth, scope_type="firm", reason="drill")
+    kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="drill over")
+    mv = model_register(path=MODEL_DIR / "policy-v1.onnx", note="test")
+    model_recommend(user=rita, version_id=mv.pk, reason="evaluated")
+    v2 = approved_model("policy-v2")
+    d = model_default_propose(user=rita, version_id=v2.pk, reason="steadier")
+    user_role_set(actor=adam, user=rita, role=TRADER, reason="moved desk")
+    user_role_set(actor=adam, user=rita, role=RISK_MANAGER, reason="moved back")
+    lapsed = "rita asked for .* but has not held the role that may throughout since"
+    with pytest.raises(ValidationError, match=lapsed):
+        limit_request_approve(user=ruth, request_id=req.pk)
+    with pytest.raises(ValidationError, match=lapsed):
+        kill_switch_reset_approve(user=ruth, kill_id=kill.pk)
+    with pytest.raises(ValidationError, match=lapsed):
+        model_approve(user=ruth, version_id=mv.pk)
+    with pytest.raises(ValidationError, match=lapsed):
+        model_default_confirm(user=ruth, designation_id=d.pk)
+    from django.urls import reverse
+
+    from tests.personas import client_for
+
+    page = client_for(ruth).get(reverse("risk_limits")).content.decode()
+    row = page.split(f'<tr id="request-{req.pk}">')[1].split("</tr>")[0]
+    assert "rita's request lapsed (their role changed after they asked)" in row
+    # Asked again, after the change, it stands.
+    kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="drill over, again")
     assert not kill_switch_reset_approve(user=ruth, kill_id=kill.pk).active

@@ -97,6 +97,9 @@ def test_a_newer_request_supersedes_a_pending_one(rita: User, ruth: User) -> Non
 def test_rejected_and_expired_requests_change_nothing(rita: User, ruth: User) -> None:
     set_limit("max_order_qty", 100_000)
     req = ask(rita, 200_000)
+    with pytest.raises(ValidationError) as e:  # another's request: say why (a trial)
+        limit_request_reject(user=ruth, request_id=req.pk, note=" ")
+    assert e.value.message_dict == {"note": ["say why you reject rita's request"]}
     limit_request_reject(user=ruth, request_id=req.pk, note="not today")
     req.refresh_from_db()
     assert req.status == "REJECTED" and req.decided_by == ruth
