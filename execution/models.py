@@ -67,6 +67,9 @@ class ParentOrder(models.Model):
     model_version = models.ForeignKey(
         "ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
     )
+    # The expert of a gated version that trades it (by its instrument's quoted spread), as
+    # it was when the order was entered: not worked out again from a file that may change.
+    model_expert = models.CharField(max_length=64, blank=True)
     status = models.CharField(
         max_length=16, choices=PARENT_STATUS_CHOICES, default=ParentStatus.NEW.value
     )

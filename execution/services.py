@@ -21,7 +21,7 @@ from django.utils import timezone
 from execution.algos.params import ParamError, validate_params, written_plainly
 from execution.algos.registry import strategy_class
 from execution.engine.orders import PARENT_TERMINAL, ParentStatus
-from execution.model_registry import band_problem, ticket_version
+from execution.model_registry import band_problem, expert_for, ticket_version
 from execution.models import (
     BLOCKED,
     SUSPENDED,
@@ -134,6 +134,7 @@ def parent_order_submit(
     )
     if refused:
         _refuse(user, instrument, side, quantity, strategy, refused)
+    expert = expert_for(version, instrument) if version is not None else None
     try:
         with transaction.atomic():
             # Again under the instrument's row lock, which restrict() takes too: a
@@ -165,6 +166,7 @@ def parent_order_submit(
                 strategy=strategy,
                 params=clean,
                 model_version=version,
+                model_expert=expert["model"] if expert is not None else "",
                 status=BLOCKED if found else ParentStatus.NEW.value,
                 status_reason="; ".join(str(f) for f in found)[:255],
             )
@@ -584,6 +586,7 @@ def _order_json(o: ParentOrder) -> dict[str, Any]:
         "params": o.params,
         "model_version": (
             {"name": o.model_version.name, "sha256": o.model_version.sha256}
+            | ({"expert": o.model_expert} if o.model_expert else {})
             if o.model_version is not None
             else None
         ),

@@ -705,11 +705,23 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "chart": _chart_data(order),
             "config": config,
             "controls": ControlRequest.objects.filter(parent=order).select_related("requested_by"),
-            "expert": expert_for(order.model_version, order.instrument)
-            if order.model_version
-            else None,
+            "expert": _expert_of(order),
         },
     )
+
+
+def _expert_of(order: ParentOrder) -> dict[str, Any] | None:
+    """The expert that trades the order, as recorded when it was entered, with its band
+    from the version's file while that file still says so (a trial: once the file changed,
+    the page dropped the line); for an order entered before the record, from the file."""
+    if order.model_version is None:
+        return None
+    live = expert_for(order.model_version, order.instrument)
+    if not order.model_expert:
+        return live
+    if live is not None and live["model"] == order.model_expert:
+        return live
+    return {"model": order.model_expert, "band_unknown": True}
 
 
 def _wants_json(request: HttpRequest) -> bool:

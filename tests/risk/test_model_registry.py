@@ -349,6 +349,16 @@ def test_a_gated_version_shows_its_experts_and_which_one_trades_an_order(
     assert expert_for(mv, instrument)["model"] == expected  # type: ignore[index]
     detail = client_for(alice).get(f"/orders/{order.pk}/").content.decode()
     assert 'id="model-expert"' in detail and f">{expected}</span>" in detail
+    # Recorded when it was entered (the order and the audit trail), so the page still says
+    # which expert once the version's file no longer answers (a trial: the line went).
+    assert order.model_expert == expected
+    submitted = AuditRecord.objects.get(action="order.submit", object_id=str(order.pk)).after
+    assert submitted["model_version"]["expert"] == expected
+    ModelVersion.objects.filter(pk=mv.pk).update(sha256="0" * 64)
+    detail = client_for(alice).get(f"/orders/{order.pk}/").content.decode()
+    line = detail.split('id="model-expert"')[1].split("</span></dd>")[0]
+    assert f">{expected}</span>, as recorded when it was entered" in line
+    ModelVersion.objects.filter(pk=mv.pk).update(sha256=file_sha256(MODEL_DIR / "policy-v9.onnx"))
     # A single policy has no experts, and its order page says nothing of one.
     v1 = approved_model("policy-v1")
     assert expert_for(v1, instrument) is None
