@@ -9,10 +9,10 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from execution.algos.registry import strategy_names
-from execution.models import Instrument
+from execution.models import Instrument, ModelVersion
 from oversight.roles import VIEW_ALL_ORDERS
 
-FILTER_KEYS = ("trader", "instrument", "strategy", "side")
+FILTER_KEYS = ("trader", "instrument", "strategy", "model", "side")
 
 
 class TcaFilterForm(forms.Form):
@@ -28,6 +28,10 @@ class TcaFilterForm(forms.Form):
     strategy = forms.ChoiceField(
         required=False,
         error_messages={"invalid_choice": "there is no strategy “%(value)s”"},
+    )
+    model = forms.ChoiceField(
+        required=False,
+        error_messages={"invalid_choice": "there is no model version “%(value)s” with orders"},
     )
     side = forms.ChoiceField(
         required=False,
@@ -67,6 +71,13 @@ class TcaFilterForm(forms.Form):
         symbols = Instrument.objects.values_list("symbol", flat=True)
         self.fields["instrument"].choices = [("", "All")] + [(s, s) for s in symbols]
         self.fields["strategy"].choices = [("", "All")] + [(n, n.upper()) for n in strategy_names()]
+        models = (
+            ModelVersion.objects.filter(orders__isnull=False)
+            .distinct()
+            .order_by("name")
+            .values_list("name", flat=True)
+        )
+        self.fields["model"].choices = [("", "All")] + [(n, n) for n in models]
 
     def filters(self) -> dict[str, str]:
         return {k: self.cleaned_data[k] for k in FILTER_KEYS if k in self.fields}

@@ -23,7 +23,13 @@ class TcaRow:
 
 
 def tca_orders(
-    *, user: Any, trader: str = "", instrument: str = "", strategy: str = "", side: str = ""
+    *,
+    user: Any,
+    trader: str = "",
+    instrument: str = "",
+    strategy: str = "",
+    side: str = "",
+    model: str = "",
 ) -> QuerySet[ParentOrder]:
     """The finished orders the user may see that have an arrival price, newest first, each
     with the market over its window from its final status event (the engine puts the mid
@@ -48,6 +54,8 @@ def tca_orders(
         qs = qs.filter(strategy=strategy)
     if side:
         qs = qs.filter(side=side)
+    if model:
+        qs = qs.filter(model_version__name=model)
     return qs.annotate(
         final_payload=Subquery(final_status.values("payload")[:1], output_field=JSONField())
     ).order_by("-id")
@@ -76,6 +84,7 @@ def order_facts(order: ParentOrder) -> OrderFacts:
         market_vwap_px=_number(final, "market_vwap_px"),
         stopped=order.status == "CANCELED",
         fallback=order.fallback_strategy or "",
+        model=order.model_version.name if order.model_version is not None else "",
     )
 
 

@@ -56,6 +56,7 @@ class OrderFacts:
     # The strategy it was entered with stopped deciding (an adaptive model fell back) and
     # this one finished it; the order still counts under the strategy entered.
     fallback: str = ""
+    model: str = ""  # the model version that traded it (an adaptive order)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,6 +147,7 @@ def spread(pairs: Sequence[tuple[float, float]]) -> Spread:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StrategySummary:
     strategy: str
+    model: str  # "" but for an adaptive strategy's orders, one summary per model version
     orders: int
     qty: int
     filled_qty: int
@@ -159,15 +161,17 @@ class StrategySummary:
 
 
 def strategy_summaries(results: Iterable[OrderResult]) -> list[StrategySummary]:
-    """One summary per strategy, in name order. Orders where a measure is undefined count
-    towards orders and fill rate but not towards that measure (its n says how many did);
-    orders stopped by a person or a kill switch count everywhere but in the fill rate."""
-    by_strategy: dict[str, list[OrderResult]] = {}
+    """One summary per strategy and, for a strategy traded by a model, per model version
+    (how did this model do: a trial), in name order. Orders where a measure is undefined
+    count towards orders and fill rate but not towards that measure (its n says how many
+    did); orders stopped by a person or a kill switch count everywhere but in the fill
+    rate."""
+    by_strategy: dict[tuple[str, str], list[OrderResult]] = {}
     for r in results:
-        by_strategy.setdefault(r.facts.strategy, []).append(r)
+        by_strategy.setdefault((r.facts.strategy, r.facts.model), []).append(r)
     out = []
-    for name in sorted(by_strategy):
-        rs = by_strategy[name]
+    for name, model in sorted(by_strategy):
+        rs = by_strategy[(name, model)]
         qty = sum(r.facts.qty for r in rs)
         filled_qty = sum(r.facts.filled_qty for r in rs)
         ran = [r for r in rs if not r.facts.stopped]
@@ -190,6 +194,7 @@ def strategy_summaries(results: Iterable[OrderResult]) -> list[StrategySummary]:
         out.append(
             StrategySummary(
                 strategy=name,
+                model=model,
                 orders=len(rs),
                 qty=qty,
                 filled_qty=filled_qty,

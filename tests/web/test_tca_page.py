@@ -315,3 +315,26 @@ def test_orders_a_model_gave_up_on_are_counted_under_the_strategy_entered(
     rows = {r["order_id"]: r for r in (dict(zip(CSV_COLUMNS, x, strict=True)) for x in lines[1:])}
     assert [r["order_id"] for r in rows.values() if r["fallback_strategy"]] == [str(fell.pk)]
     assert rows[str(fell.pk)]["fallback_strategy"] == "twap"
+
+
+def test_adaptive_orders_are_summarised_by_model_version_and_can_be_filtered_by_it(
+    alice, instrument
+) -> None:
+    """How did this model do? The adaptive row pooled every version (a trial)."""
+    from tests.personas import approved_model
+
+    v1, v2 = approved_model("policy-v1"), approved_model("policy-v2")
+    a = finished(alice, instrument, strategy="adaptive", model_version=v1)
+    finished(alice, instrument, strategy="adaptive", model_version=v1)
+    b = finished(alice, instrument, strategy="adaptive", model_version=v2, filled_qty=1000)
+    page = client_for(alice).get(URL).content.decode()
+    first = page.split('<tr data-strategy="adaptive" data-model="policy-v1">')[1].split("</tr>")[0]
+    second = page.split('<tr data-strategy="adaptive" data-model="policy-v2">')[1]
+    second = second.split("</tr>")[0]
+    assert re.search(r"<td class=\"num\">2</td>", first) and "policy-v1</span>" in first
+    assert re.search(r"<td class=\"num\">1</td>", second)
+    assert '<td class="num" data-field="fill-rate">100.0</td>' in second
+    only = client_for(alice).get(URL, {"model": "policy-v2"})
+    assert rows_of(only) == [b.pk] and a.pk not in rows_of(only)
+    bad = client_for(alice).get(URL, {"model": "policy-v9"}).content.decode()
+    assert "there is no model version “policy-v9” with orders" in bad
