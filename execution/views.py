@@ -360,6 +360,14 @@ def _visible(request: HttpRequest) -> Any:
 @login_required
 @require_GET
 def blotter(request: HttpRequest) -> HttpResponse:
+    if not can_watch_orders(request.user):
+        # The home page: an admin goes to their own first screen, as after logging in,
+        # rather than a "not allowed" page (a trial).
+        from oversight.roles import MANAGE_USERS, VIEW_AUDIT
+
+        for perm, page in ((MANAGE_USERS, "user_list"), (VIEW_AUDIT, "audit_list")):
+            if request.user.has_perm(perm):
+                return redirect(page)
     _require_watcher(request)
     # Anyone watching notices a dead worker: its orders show SUSPENDED, not a frozen WORKING.
     sessions_reap()

@@ -117,7 +117,9 @@ def test_risk_manager_sees_everything_but_cannot_trade_or_control(
 def test_admin_cannot_trade_or_see_orders(alice, adam, instrument) -> None:
     order = make_order(alice, instrument)
     c = client_for(adam)
-    assert c.get(reverse("blotter")).status_code == 403
+    # The home page sends an admin to their first screen (it said "not allowed": a trial).
+    home = c.get(reverse("blotter"))
+    assert home.status_code == 302 and home["Location"] == reverse("user_list")
     assert c.get(reverse("order_new")).status_code == 403
     assert c.post(reverse("order_new"), {**TICKET, "instrument": instrument.pk}).status_code == 403
     assert c.get(reverse("order_detail", args=[order.pk])).status_code == 403
