@@ -45,6 +45,17 @@ class AuditFilterForm(forms.Form):
     since = forms.CharField(required=False, max_length=40, label="From", help_text=TIME_HELP)
     until = forms.CharField(required=False, max_length=40, label="To", help_text=TIME_HELP)
 
+    def clean_object_id(self) -> str:
+        # Every object's id in the trail is its row's number: another value names nothing,
+        # and is said so, not answered with "No records" (a trial).
+        value = self.cleaned_data["object_id"].strip()
+        if value and not (value.isascii() and value.isdigit()):
+            raise forms.ValidationError(
+                f"“{value[:40]}” is not an object id: the trail records whole numbers (an "
+                "order's, a user's, a limit's number)"
+            )
+        return value
+
     def clean_since(self) -> datetime | None:
         return parse_utc(self.cleaned_data["since"])
 

@@ -102,6 +102,8 @@ def test_time_range_is_utc_to_the_millisecond(adam, trail) -> None:
         ({"since": "2026-11-23T25:00"}, "is not a date and time"),
         ({"since": "2026-11-24", "until": "2026-11-23"}, "is before"),
         ({"user": "x" * 200}, "at most 150 characters"),
+        ({"object_id": "abc"}, "“abc” is not an object id: the trail records whole numbers"),
+        ({"object_id": "１２"}, "is not an object id"),
     ],
 )
 def test_bad_filters_say_so_and_list_nothing(adam, trail, query, message) -> None:
