@@ -276,6 +276,8 @@ def _order_row(
     realised = order.filled_qty > 0 and order.market_volume > 0
     if realised:  # what it has done, as the TCA page measures it, once it has traded
         participation = round(100 * order.filled_qty / order.market_volume, 1)
+    elif not order_is_open(order):  # a blocked one is open: it waits for an override
+        participation = None  # ended without trading: it has no participation to expect
     else:
         try:
             participation = _estimate(

@@ -258,6 +258,15 @@ def test_the_blotter_row_shows_realised_participation_and_the_arrival_to_its_dig
     assert ">09:30–10:30<" in page  # the window, in whole minutes
 
 
+def test_an_order_that_ended_without_trading_expects_no_participation(alice, instrument) -> None:
+    """A blocked order that expired showed its expected participation (1,003,333% for a
+    trial's oversized one) as if it still might trade."""
+    make_order(alice, instrument, quantity=9_000_000, status="EXPIRED", filled_qty=0)
+    page = client_for(alice).get(reverse("blotter")).content.decode()
+    cell = re.search(r'<td class="num" data-field="participation" title="[^"]+">([^<]+)</td>', page)
+    assert cell is not None and cell[1] == "—"
+
+
 def _canceled(order, name: str, n: int) -> None:
     ChildOrder.objects.bulk_create(
         ChildOrder(
