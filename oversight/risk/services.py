@@ -120,6 +120,16 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
     }[Scope(scope_type)]()
     if not exists:
         raise ValidationError({"scope_key": f"there is no {scope_type} {shown!r}"})
+    if scope_type == Scope.TRADER and not kill:
+        # A limit on a trader applies to their orders: on a risk manager or an admin, who
+        # cannot trade, it would never apply (a trial set one on "risk").
+        user = get_user_model().objects.get(username=key)
+        if not user.has_perm(TRADE):
+            raise ValidationError(
+                {
+                    "scope_key": f"{shown!r} is not a trader: a trader's limit applies to their orders"
+                }
+            )
     return key
 
 

@@ -132,6 +132,11 @@ def test_only_risk_managers_ask_or_decide_and_bad_input_is_named(
     with pytest.raises(ValidationError) as e:
         ask(ruth, 5, scope_type="trader", scope_key="nobody")
     assert "no trader 'nobody'" in str(e.value.message_dict["scope_key"])
+    with pytest.raises(ValidationError) as e:  # a risk manager: it would never apply
+        ask(ruth, 5, scope_type="trader", scope_key="rita")
+    assert e.value.message_dict["scope_key"] == [
+        "'rita' is not a trader: a trader's limit applies to their orders"
+    ]
     with pytest.raises(ValidationError) as e:
         ask(ruth, 5, reason=" ")
     assert "reason" in e.value.message_dict
