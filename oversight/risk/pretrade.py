@@ -152,7 +152,8 @@ def refusals(
 
 def _daily_used(scope_type: str, scope_key: str) -> Decimal:
     """Notional traded and working today in a scope: fills at their price, and every open
-    order's unfilled rest at the reference price (working counts the moment it is sent)."""
+    order's unfilled rest where the instrument trades now (working counts the moment it is
+    sent)."""
     from execution.models import ParentOrder
 
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
@@ -169,12 +170,13 @@ def _daily_used(scope_type: str, scope_key: str) -> Decimal:
         "instrument": lambda q: q.filter(instrument__symbol=scope_key),
     }[scope_type](qs)
     used = Decimal(0)
-    for o in qs.select_related("instrument").only(
-        "quantity", "filled_qty", "avg_price", "status", "instrument__reference_price"
-    ):
+    orders = list(qs.only("quantity", "filled_qty", "avg_price", "status", "instrument_id"))
+    # Open orders' rest where the instrument trades now, as the risk console values it.
+    prices = market_prices({o.instrument_id for o in orders if o.status in OPEN})
+    for o in orders:
         used += (o.avg_price or 0) * o.filled_qty
         if o.status in OPEN:
-            used += o.instrument.reference_price * (o.quantity - o.filled_qty)
+            used += prices[o.instrument_id] * (o.quantity - o.filled_qty)
     return used
 
 
@@ -260,6 +262,13 @@ def breaches(
             )
         )
     return out
+
+
+def market_prices(instrument_ids: Any) -> dict[int, Decimal]:
+    """market_price of each instrument, by id."""
+    from execution.models import Instrument
+
+    return {i.pk: market_price(i) for i in Instrument.objects.filter(pk__in=instrument_ids)}
 
 
 def market_price(instrument: Any) -> Decimal:

@@ -39,6 +39,7 @@ from oversight.risk.models import (
     RiskLimit,
     Scope,
 )
+from oversight.risk.pretrade import market_prices
 from oversight.roles import MANAGE_RISK, TRADE, TRADER, first_eyes_problem
 
 # Parent order statuses that still trade or may trade again (the pre-trade check's OPEN).
@@ -381,7 +382,7 @@ class Position:
     instrument: str
     net_qty: int = 0  # shares, + long, - short, from today's fills
     filled_notional: Decimal = Decimal(0)  # Σ avg_price × filled_qty, today
-    working_notional: Decimal = Decimal(0)  # open orders' unfilled qty × reference price
+    working_notional: Decimal = Decimal(0)  # open orders' unfilled qty × market price now
 
 
 @dataclass
@@ -420,7 +421,7 @@ def exposure() -> list[Exposure]:
     )
     rows = (
         ParentOrder.objects.filter(Q(created_at__gte=today) | Q(status__in=OPEN_ORDER))
-        .values("owner__username", "instrument__symbol", "instrument__reference_price", "side")
+        .values("owner__username", "instrument_id", "instrument__symbol", "side")
         .annotate(
             filled=Coalesce(Sum("filled_qty", filter=Q(created_at__gte=today)), 0),
             filled_notional=Sum(
@@ -434,6 +435,10 @@ def exposure() -> list[Exposure]:
         .order_by()
     )
     desk_of = dict(DeskMembership.objects.values_list("user__username", "desk__name"))
+    # What is working is valued where each instrument trades now (its orders' last reported
+    # mid), not at the scenario's reference price (a trial: 1,375 × 40.00 while HBRK traded
+    # at 40.6).
+    prices = market_prices({r["instrument_id"] for r in rows})
     firm = Exposure("firm", "")
     desks: dict[str, Exposure] = {}
     traders: dict[str, Exposure] = {}
@@ -442,7 +447,7 @@ def exposure() -> list[Exposure]:
         symbol = r["instrument__symbol"]
         sign = 1 if r["side"] == "buy" else -1
         filled_notional = Decimal(r["filled_notional"] or 0)
-        working = Decimal(r["unfilled"]) * r["instrument__reference_price"]
+        working = Decimal(r["unfilled"]) * prices[r["instrument_id"]]
         targets = [firm, traders.setdefault(trader, Exposure("trader", trader))]
         if trader in desk_of:
             desk = desk_of[trader]

@@ -590,15 +590,23 @@ def test_a_suspended_order_whose_window_ended_expires_with_its_fills(
     final = OrderEvent.objects.filter(parent=alone).latest("seq").payload
     assert final["status"] == "EXPIRED" and final["end_mid_px"] is None
     other.refresh_from_db()
-    # Every fill counts (the late order's too), and the open order's unfilled rest at the
-    # reference price.
+    # Every fill counts (the late order's too), and the open order's unfilled rest where
+    # the instrument trades now.
+    from oversight.risk.pretrade import market_price
+
     assert other.status == "WORKING"
-    rest = instrument.reference_price * (other.quantity - other.filled_qty)
+    rest = market_price(instrument) * (other.quantity - other.filled_qty)
     traded = sum(
         o.avg_price * o.filled_qty
         for o in ParentOrder.objects.filter(pk__in=[late.pk, alone.pk, other.pk])
     )
     assert _daily_used("trader", "alice") == pytest.approx(traded + rest)
+    assert market_price(instrument) != instrument.reference_price  # the market has moved
+    # The risk console values what works the same way (it used the reference price).
+    from oversight.risk.selectors import exposure
+
+    (alice_now,) = [g for g in exposure() if (g.level, g.key) == ("trader", "alice")]
+    assert alice_now.at(instrument.symbol).working_notional == rest
 
 
 def test_children_are_sized_within_the_value_limit_at_the_price_a_take_may_pay(
