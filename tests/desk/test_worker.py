@@ -642,3 +642,22 @@ def test_children_are_sized_within_the_value_limit_at_the_price_a_take_may_pay(
     assert not denied, denied
     assert order.filled_qty > 0
     assert ChildOrder.objects.filter(parent=order, intent="take").exists()
+
+
+def test_a_control_the_engine_cannot_take_is_refused_not_a_failed_step(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The service refuses such values; one that got past it (written by hand, or by an
+    older version) must not stop the step, and every later worker's, on it."""
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)
+    w = worker(instrument)
+    run_to(w, 5 * 60)
+    req = ControlRequest.objects.create(
+        parent=order, action="amend", changes={"limit_price": "abc"}, requested_by=alice
+    )
+    run_to(w, 6 * 60)
+    req.refresh_from_db()
+    order.refresh_from_db()
+    assert req.applied_at is not None and req.outcome.startswith("refused: ")
+    assert order.status == "WORKING" and order.limit_price is None
