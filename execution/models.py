@@ -70,6 +70,9 @@ class ParentOrder(models.Model):
     # The expert of a gated version that trades it (by its instrument's quoted spread), as
     # it was when the order was entered: not worked out again from a file that may change.
     model_expert = models.CharField(max_length=64, blank=True)
+    # A resume that re-planned what was left (the engine's Replan: at_s, done,
+    # others_volume), kept so a worker that takes the order up after a loss plans the same.
+    replan = models.JSONField(null=True, blank=True)
     status = models.CharField(
         max_length=16, choices=PARENT_STATUS_CHOICES, default=ParentStatus.NEW.value
     )

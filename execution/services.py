@@ -366,6 +366,18 @@ def order_control_request(
     if order.status not in CONTROLS[action]:
         raise ValidationError({"action": [f"cannot {action} an order that is {order.status}"]})
     clean: dict[str, Any] = {}
+    if action == ControlRequest.RESUME:
+        # Re-plan: what is left over what is left of the window, not caught up at once.
+        unknown = sorted(set(changes or {}) - {"replan"})
+        if unknown:
+            raise ValidationError({"changes": [f"a resume takes only replan, not {unknown[0]}"]})
+        replan = (changes or {}).get("replan", False)
+        if replan not in (True, False, "1", "0", "true", "false", "on", ""):
+            raise ValidationError({"replan": ["yes or no"]})
+        if replan in (True, "1", "true", "on"):
+            clean = {"replan": True}
+    elif changes and action != ControlRequest.AMEND:
+        raise ValidationError({"changes": [f"a {action} takes no changes"]})
     if action == ControlRequest.AMEND:
         params = {k: v for k, v in (changes or {}).items() if k not in ("limit_price", "quantity")}
         # Against the strategy working it: after a fallback, TWAP (the worker refused an

@@ -787,13 +787,15 @@ def order_control(request: HttpRequest, pk: int) -> HttpResponseBase:
         raise PermissionDenied("only the order's trader may control it")
     action = request.POST.get("action", "")
     changes = _control_changes(request) if action == ControlRequest.AMEND else None
+    if action == ControlRequest.RESUME and "replan" in request.POST:
+        changes = {"replan": request.POST.get("replan", "")}
     cleared = request.POST.get(PARAM_PREFIX + "limit_price")
     if changes is not None and cleared is not None and not cleared.strip() and order.limit_price:
         # The dialog shows the limit; emptying it removes it (a blank strategy parameter
         # stays as it was: the dialog shows every one, and blank means untouched).
         changes["limit_price"] = ""
     try:
-        if changes is not None:
+        if action == ControlRequest.AMEND:
             _only_amendable(request)
         req = order_control_request(
             user=request.user,

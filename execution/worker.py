@@ -26,6 +26,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from execution.algos.adaptive import Adaptive
+from execution.algos.base import Replan
 from execution.algos.params import ParamError
 from execution.engine.engine import ExecutionEngine, ParentOrderSpec
 from execution.engine.events import (
@@ -35,6 +36,7 @@ from execution.engine.events import (
     ChildSubmitted,
     DomainEvent,
     ParentAmended,
+    ParentReplanned,
     ParentStrategyFallback,
 )
 from execution.engine.orders import InvalidTransition, ParentStatus, ticks_to_px
@@ -360,11 +362,21 @@ class MarketWorker:
                 # the resume with the whole quantity, it sat idle until that plan caught up
                 # with its earlier fills and then traded at twice the pace (a review).
                 schedule_start_s=order.start_minute * 60.0 if order.status == SUSPENDED else None,
+                # And the re-plan it had, if a resume re-planned it under that worker.
+                replan=Replan(**order.replan) if order.replan else None,
             )
+            replan_now = None
             if order.status == SUSPENDED:
-                ControlRequest.objects.filter(
+                asks = ControlRequest.objects.filter(
                     parent=order, action=ControlRequest.RESUME, applied_at=None
-                ).update(applied_at=timezone.now(), outcome=f"resumed on {worker_name()}")
+                )
+                if any(r.changes.get("replan") for r in asks):
+                    replan_now = Replan(
+                        at_s=now,
+                        done=order.filled_qty,
+                        others_volume=max(order.market_volume - order.filled_qty, 0.0),
+                    )
+                asks.update(applied_at=timezone.now(), outcome=f"resumed on {worker_name()}")
                 audit_record(
                     actor=None,
                     action="order.resume.applied",
@@ -395,6 +407,8 @@ class MarketWorker:
             self._bind_model_version(order)
             self._log_decisions(order)
             self._orders[order.engine_id] = order
+            if replan_now is not None:
+                self.engine.replan(order.engine_id, replan_now)
             self.risk.track(order)
             self._orders_added = True
 
@@ -485,7 +499,12 @@ class MarketWorker:
                 if req.action == ControlRequest.PAUSE:
                     self.engine.pause(eid, f"paused by {req.requested_by}")
                 elif req.action == ControlRequest.RESUME:
-                    self.engine.resume(eid, f"resumed by {req.requested_by}")
+                    replan = bool(req.changes.get("replan"))
+                    self.engine.resume(
+                        eid,
+                        f"resumed by {req.requested_by}" + (", re-planned" if replan else ""),
+                        replan=replan,
+                    )
                 elif req.action == ControlRequest.CANCEL:
                     self.engine.cancel(eid, f"canceled by {req.requested_by}")
                 else:
@@ -628,7 +647,7 @@ class MarketWorker:
                     avg,
                     arrival,
                     w.seq,
-                    round(p.qty * w.strategy.schedule_fraction(self.market.now)),
+                    round(p.qty * w.strategy.planned_fraction(self.market.now)),
                     ticks_to_px(w.policy.limit_px_ticks, tick)
                     if w.policy.limit_px_ticks is not None
                     else None,
@@ -655,6 +674,10 @@ class MarketWorker:
                 (e for e in events if e.order_id == eid and isinstance(e, ParentStrategyFallback)),
                 None,
             )
+            replanned = [e for e in events if e.order_id == eid and isinstance(e, ParentReplanned)]
+            if replanned:
+                r = replanned[-1]
+                rare["replan"] = {"at_s": r.at_s, "done": r.done, "others_volume": r.others_volume}
             if fallback is not None:
                 rare["fallback_strategy"] = fallback.to_strategy
                 rare["status_reason"] = (

@@ -316,7 +316,7 @@ class WorkerRisk:
             p = wk.parent
             if p.is_done or p.status.value != "WORKING" or eid in self._behind_raised:
                 continue
-            target = p.qty * wk.strategy.schedule_fraction(now)
+            target = p.qty * wk.strategy.planned_fraction(now)
             # A lag under a lot is not behind: the strategy sends whole lots, so it is
             # never closer to its curve than that (a 60-share order "11 shares behind").
             behind = target - p.filled_qty

@@ -24,6 +24,7 @@ from execution.engine.events import (
     DomainEvent,
     ParentAmended,
     ParentProgress,
+    ParentReplanned,
     ParentStatusChanged,
 )
 from execution.engine.orders import ParentStatus, ticks_to_px
@@ -389,3 +390,62 @@ def test_a_sweep_that_starts_in_the_windows_last_seconds_still_finishes(
     parent = e.orders["P1"].parent
     denied = [d.reason for d in of(e.events, ChildDenied)]
     assert (parent.status, parent.filled_qty) == ("FILLED", 3_000), denied
+
+
+def _paused_an_hour(sc: Scenario, strategy: str, replan: bool, **params: Any) -> ExecutionEngine:
+    """The order paused 30 minutes into its window and resumed an hour later."""
+    e = ExecutionEngine(Market(sc, 5))
+    e.add_order(spec(sc, strategy=strategy, params=params))
+    start = sc.order.start_minute * 60
+    e.run_until(start + 1800)
+    e.pause("P1", "lunch")
+    e.run_until(start + 5400)
+    e.resume("P1", "back", replan=replan)
+    return e
+
+
+@pytest.mark.parametrize("strategy", ["twap", "vwap", "is", "adaptive"])
+def test_a_resume_that_replans_spreads_the_rest_instead_of_catching_up(
+    midcap: Scenario, strategy: str
+) -> None:
+    """Resumed plainly, an order an hour behind its schedule takes the difference from the
+    book at once; re-planned, it is on plan at the resume and spreads what is left over
+    what is left of the window, along the rest of its curve, and still finishes."""
+    params = {"urgency": 0.5} if strategy == "adaptive" else {}
+    plain = _paused_an_hour(midcap, strategy, replan=False, **params)
+    again = _paused_an_hour(midcap, strategy, replan=True, **params)
+    resumed_at = again.market.now
+    w, p = again.orders["P1"], again.orders["P1"].parent
+    (r,) = of(again.events, ParentReplanned)
+    assert (r.at_s, r.done) == (resumed_at, p.filled_qty) and r.others_volume > 0
+    assert not of(plain.events, ParentReplanned)
+    assert w.strategy.planned_fraction(resumed_at) == pytest.approx(p.filled_qty / p.qty)
+    assert w.strategy.planned_fraction(midcap.order.end_minute * 60) == 1.0
+    for e in (plain, again):
+        e.run_until(resumed_at + 60)
+
+    def taken(e: ExecutionEngine) -> int:
+        return sum(
+            s.qty for s in of(e.events, ChildSubmitted) if s.ts >= resumed_at and s.intent == "take"
+        )
+
+    assert taken(plain) > 5 * max(taken(again), 100)  # the catch-up, and none
+    again.run_to_end()
+    assert p.status == ParentStatus.FILLED and p.filled_qty == p.qty
+
+
+def test_a_pov_order_that_replans_counts_the_market_from_its_resume(midcap: Scenario) -> None:
+    """Resumed plainly, POV's target counts the volume traded while it stood still, and
+    it takes that share at once; re-planned, it keeps its rate of what trades from then."""
+    rate = 0.05
+    plain = _paused_an_hour(midcap, "pov", replan=False, participation_rate=rate)
+    again = _paused_an_hour(midcap, "pov", replan=True, participation_rate=rate)
+    resumed_at = again.market.now
+    done = again.orders["P1"].parent.filled_qty
+    market_then = again.market.tape.volume
+    for e in (plain, again):
+        e.run_until(resumed_at + 1800)
+    ours = again.orders["P1"].parent.filled_qty - done
+    others = again.market.tape.volume - market_then - ours
+    assert ours / (ours + others) == pytest.approx(rate, rel=0.3)
+    assert plain.orders["P1"].parent.filled_qty - done > 1.5 * ours

@@ -442,7 +442,7 @@ class Adaptive(Strategy):
         return self.policy
 
     def observe(self, view: DecisionView) -> Vector:
-        raw = self.features.update(self.ctx, view, target_fraction=self.schedule_fraction(view.now))
+        raw = self.features.update(self.ctx, view, target_fraction=self.planned_fraction(view.now))
         norm = normalise(raw, self.training_range, margin=float(self.params["range_margin"]))
         if self.check_range and norm.any_out_of_range:
             names = ", ".join(norm.names_out_of_range)

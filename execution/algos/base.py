@@ -195,8 +195,22 @@ def quoted_spread_bps(spread_ticks: float, tick_size: float, price: float) -> fl
     return spread_ticks * tick_size / price * 1e4 if price > 0 else math.inf
 
 
+@dataclass(frozen=True, slots=True)
+class Replan:
+    """A resume that re-plans: what is left is spread over what is left of the window,
+    along the rest of the strategy's own curve, instead of catching up with the curve at
+    once. `at_s`: when; `done`: shares filled then; `others_volume`: the market's volume
+    by others since the order started, then (what a participation schedule counts from)."""
+
+    at_s: float
+    done: int
+    others_volume: float
+
+
 class Strategy(ABC):
     """Base of every strategy. Subclasses set name, label, extra params and the schedule."""
+
+    replanned: Replan | None = None
 
     name: ClassVar[str]
     label: ClassVar[str]
@@ -269,11 +283,30 @@ class Strategy(ABC):
     def schedule_fraction(self, t: float) -> float:
         """Planned fraction of the order done by time t (for charts and schedule deviation)."""
 
+    def replan(self, r: Replan) -> None:
+        """From now on, plan what is left over what is left of the window (Replan)."""
+        self.replanned = r
+
+    def planned_fraction(self, t: float) -> float:
+        """The fraction of the order planned done by t: the schedule, or after a re-plan,
+        what was done then plus the rest of the curve's share of what was left, so the
+        order is on plan at the re-plan and done where the curve is done."""
+        r = self.replanned
+        if r is None:
+            return self.schedule_fraction(t)
+        q = self.ctx.qty
+        done = min(r.done, q)
+        f0 = self.schedule_fraction(r.at_s)
+        rest = (
+            1.0 if f0 >= 1.0 else min(max((self.schedule_fraction(t) - f0) / (1.0 - f0), 0.0), 1.0)
+        )
+        return (done + (q - done) * rest) / q if q > 0 else 1.0
+
     def targets(self, view: DecisionView) -> tuple[float, float]:
         """Shares the order should have done now, and by the next decision."""
         q = self.ctx.qty
         nxt = min(view.now + self.decision_interval_s, self.ctx.end_s)
-        return q * self.schedule_fraction(view.now), q * self.schedule_fraction(nxt)
+        return q * self.planned_fraction(view.now), q * self.planned_fraction(nxt)
 
     def decide(self, view: DecisionView) -> list[Action]:
         return self.cap_child_qty(self._decide(view))

@@ -68,9 +68,27 @@ class POV(Strategy):
         rate = float(self.params["participation_rate"])
         return min(rate * expected / c.qty, 1.0)
 
+    def planned_fraction(self, t: float) -> float:
+        # After a re-plan, its share of the volume expected from then on, on top of what
+        # was done: not of the volume traded while it stood still.
+        r = self.replanned
+        if r is None:
+            return self.schedule_fraction(t)
+        c = self.ctx
+        since = profile_fraction(c.volume_profile, r.at_s, min(t, c.end_s)) if t > r.at_s else 0.0
+        rate = float(self.params["participation_rate"])
+        return min((r.done + rate * c.adv_shares * since) / c.qty, 1.0)
+
     def targets(self, view: DecisionView) -> tuple[float, float]:
         rate = self.params["participation_rate"]
         c = self.ctx
+        r = self.replanned
+        if r is not None:  # the market's volume counts from the re-plan, on top of the done
+            seen = max(view.others_volume - r.others_volume, 0.0)
+            now_target = min(r.done + rate / (1.0 - rate) * seen, c.qty)
+            nxt = min(view.now + self.decision_interval_s, c.end_s)
+            ahead = rate * c.adv_shares * profile_fraction(c.volume_profile, view.now, nxt)
+            return now_target, min(now_target + ahead, c.qty)
         now_target = min(rate / (1.0 - rate) * view.others_volume, c.qty)
         nxt = min(view.now + self.decision_interval_s, c.end_s)
         ahead = rate * c.adv_shares * profile_fraction(c.volume_profile, view.now, nxt)

@@ -19,6 +19,7 @@ from execution.algos.base import (
     DecisionView,
     FillView,
     OrderContext,
+    Replan,
     Strategy,
     WorkingChild,
 )
@@ -37,6 +38,7 @@ from execution.engine.events import (
     ParentAccepted,
     ParentAmended,
     ParentProgress,
+    ParentReplanned,
     ParentStatusChanged,
     ParentStrategyFallback,
 )
@@ -94,6 +96,9 @@ class ParentOrderSpec:
     # Where the strategy's schedule starts, if not at start_s: a resumed order keeps the
     # schedule it had (from its window's start), while this engine works it from start_s.
     schedule_start_s: float | None = None
+    # A re-plan the order had under the engine that worked it before (kept across a
+    # worker loss), as Replan's fields.
+    replan: Replan | None = None
 
 
 @dataclass(slots=True)
@@ -175,6 +180,8 @@ class ExecutionEngine:
             max_child_qty=spec.max_child_qty,
         )
         strategy = strategy_class(spec.strategy)(ctx, spec.params)
+        if spec.replan is not None:
+            strategy.replan(spec.replan)
         policy = ExecutionPolicy(
             start_s=spec.start_s,
             end_s=spec.end_s,
@@ -216,10 +223,25 @@ class ExecutionEngine:
         self._cancel_all(w, "PAUSE")
         self._status(w, ParentStatus.PAUSED, reason)
 
-    def resume(self, order_id: str, reason: str = "resumed") -> None:
+    def resume(self, order_id: str, reason: str = "resumed", *, replan: bool = False) -> None:
+        """Back to work. With `replan`, what is left is planned over what is left of the
+        window (Strategy.replan) instead of caught up with the schedule at once."""
         w = self.orders[order_id]
         self._status(w, ParentStatus.WORKING, reason)
         w.next_decision = self.market.now
+        if replan:
+            self.replan(order_id)
+
+    def replan(self, order_id: str, r: Replan | None = None) -> None:
+        """Plan what is left over what is left of the window from now (or as `r` says:
+        an order taken up after a worker loss, before this engine has started it)."""
+        w = self.orders[order_id]
+        if r is None:
+            p, tape = w.parent, self.market.tape
+            others = max(tape.volume - w.volume_at_start - p.filled_qty, 0.0)
+            r = Replan(at_s=self.market.now, done=p.filled_qty, others_volume=others)
+        w.strategy.replan(r)
+        self._emit(w, ParentReplanned, at_s=r.at_s, done=r.done, others_volume=r.others_volume)
 
     def cancel(self, order_id: str, reason: str = "canceled") -> None:
         w = self.orders[order_id]
@@ -638,7 +660,7 @@ class ExecutionEngine:
             avg_px=ticks_to_px(avg, self.tick) if avg is not None else None,
             mid_px=ticks_to_px(self.market.mid_ticks(), self.tick),
             market_volume=round(self.market.tape.volume - w.volume_at_start),
-            target_qty=round(p.qty * w.strategy.schedule_fraction(r.ts)),
+            target_qty=round(p.qty * w.strategy.planned_fraction(r.ts)),
         )
         if p.filled_qty == p.qty and p.status in (ParentStatus.WORKING, ParentStatus.PAUSED):
             if w.end_mid_ticks is None:

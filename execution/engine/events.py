@@ -48,6 +48,15 @@ class ParentStatusChanged(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ParentReplanned(DomainEvent):
+    """Resumed with what is left planned over what is left of the window (algos.Replan)."""
+
+    at_s: float
+    done: int
+    others_volume: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ParentAmended(DomainEvent):
     before: dict[str, Any]
     after: dict[str, Any]

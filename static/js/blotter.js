@@ -570,7 +570,7 @@
         return `Pause order ${id}: cancel ${kids} and send no new ones until resumed.`;
       case "resume": {
         // The schedule kept moving while the order stood still: say what catching up means.
-        const behind = " Its schedule moved on meanwhile: if the order is now more than its catch-up tolerance behind, it takes the difference from the book at once, which costs more than trading it over the window.";
+        const behind = " Its schedule moved on meanwhile: if the order is now more than its catch-up tolerance behind, it takes the difference from the book at once, which costs more than trading it over the window. Re-plan instead spreads what is left over what is left of the window.";
         return (tb.dataset.status === "SUSPENDED"
           ? `Resume order ${id} on another market worker: the strategy starts sending child orders in ${sym} again.`
           : `Resume order ${id}: the strategy starts sending child orders in ${sym} again.`) + behind;
@@ -631,6 +631,14 @@
     box.append(wrap);
   }
 
+  function replanField() {
+    const box = document.getElementById("control-params");
+    const check = el("input", { type: "checkbox", id: "control-replan", name: "replan", value: "1" });
+    const wrap = el("div", { class: "field check" });
+    wrap.append(check, el("label", { for: "control-replan" }, "Re-plan: spread what is left over what is left of the window (no catch-up)"));
+    box.replaceChildren(wrap);
+  }
+
   function askControl(e, tb) {
     e.preventDefault();
     if (!dialog || typeof dialog.showModal !== "function") {
@@ -648,6 +656,7 @@
     err.hidden = true;
     err.textContent = "";
     if (action === "amend") amendFields(tb);
+    else if (action === "resume") replanField();
     else document.getElementById("control-params").replaceChildren();
     dialog.showModal();
     // A destructive action starts on "Back", so a stray Enter does not confirm it.
@@ -686,6 +695,8 @@
           if (i.value !== i.dataset.original) body.append(i.name, i.value);
         });
       }
+      const replan = document.getElementById("control-replan");
+      if (action === "resume" && replan && replan.checked) body.append("replan", "1");
       const err = document.getElementById("control-error");
       err.hidden = true; // an earlier refusal is not this answer
       dialog.querySelectorAll("#control-params [aria-invalid]").forEach((i) => i.removeAttribute("aria-invalid"));

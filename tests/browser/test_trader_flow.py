@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from django.db.models import Sum
 
-from execution.models import Fill, MarketSession, OrderEvent, ParentOrder
+from execution.models import ControlRequest, Fill, MarketSession, OrderEvent, ParentOrder
 from tca.metrics import implementation_shortfall_bps
 from tests.browser.conftest import Stack
 from tests.conftest import REPO
@@ -83,12 +83,14 @@ def _expand(page: Any, order_id: int, stack: Stack) -> None:
         _wait_js(page, EXPANDED, [order_id], "the row to expand", stack, timeout=5)
 
 
-def _control(page: Any, order_id: int, action: str) -> None:
-    """Press a control in the order's row and confirm it in the dialog."""
+def _control(page: Any, order_id: int, action: str, tick: str = "") -> None:
+    """Press a control in the order's row and confirm it in the dialog (ticking `tick`)."""
     page.click(f"#order-{order_id} button[name=action][value={action}]")
     dialog = page.locator("#control-dialog")
     dialog.wait_for(state="visible")
     assert f"order {order_id}" in dialog.locator("#control-title").inner_text().lower()
+    if tick:
+        page.check(tick)
     page.fill("#control-reason", f"browser test: {action}")
     page.click("#control-go")
     dialog.wait_for(state="hidden")
@@ -194,8 +196,10 @@ def test_trader_submits_watches_pauses_resumes_cancels(
     t_pause = time.monotonic()
 
     # Resume: WORKING again, and it fills again.
-    _control(page, oid, "resume")
+    _control(page, oid, "resume", tick="#control-replan")  # what is left, over what is left
     _status_is(page, oid, "WORKING", stack)
+    resumed = ControlRequest.objects.filter(parent_id=oid, action="resume").get()
+    assert resumed.changes == {"replan": True}
     _status_is(risk, oid, "WORKING", stack)
     _wait_js(
         page,

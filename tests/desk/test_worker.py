@@ -661,3 +661,68 @@ def test_a_control_the_engine_cannot_take_is_refused_not_a_failed_step(
     order.refresh_from_db()
     assert req.applied_at is not None and req.outcome.startswith("refused: ")
     assert order.status == "WORKING" and order.limit_price is None
+
+
+def test_a_resume_can_replan_and_the_plan_survives_a_worker_loss(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Paused twenty minutes of an hour's TWAP, resumed re-planned: no catch-up take, the
+    rest spread over the rest of the window; a worker that takes it up after a loss plans
+    the same."""
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)  # 20,000 over the hour
+    w = worker(instrument)
+    run_to(w, 10 * 60)
+    order_control_request(user=alice, order=order, action="pause")
+    run_to(w, 30 * 60)
+    with pytest.raises(ValidationError) as e:
+        order_control_request(user=alice, order=order, action="resume", changes={"replan": "x"})
+    assert e.value.message_dict == {"replan": ["yes or no"]}
+    req = order_control_request(user=alice, order=order, action="resume", changes={"replan": "1"})
+    assert req.changes == {"replan": True}
+    run_to(w, 31 * 60)
+    order.refresh_from_db()
+    assert order.status == "WORKING" and order.status_reason.endswith(", re-planned")
+    assert order.replan is not None and order.replan["done"] <= order.filled_qty
+    assert order.replan["done"] < 5_000  # a third of the way in, with a third of 20,000 due
+    resumed_at = order.replan["at_s"]
+    takes = ChildOrder.objects.filter(parent=order, intent="take", sim_ts__gte=resumed_at)
+    assert sum(takes.values_list("quantity", flat=True)) < 1_000  # no catch-up at once
+    progress = OrderEvent.objects.filter(parent=order, kind="ParentProgress").latest("seq")
+    assert progress.payload["target_qty"] < 8_000  # the plan, not 10,000 of the old curve
+    heartbeat_stops(w)
+    order.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(user=alice, order=order, action="resume")
+    second = worker(instrument, seed=8)
+    second.step(sim_until=second.market.now + 1)
+    s2 = second.engine.orders[order.engine_id].strategy
+    assert s2.replanned is not None and s2.replanned.at_s == resumed_at
+    run_to(second, 61 * 60)
+    order.refresh_from_db()
+    assert order.status == "FILLED"
+
+
+def test_a_resume_after_a_worker_loss_can_replan(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)
+    first = worker(instrument)
+    run_to(first, 10 * 60)
+    heartbeat_stops(first)
+    order.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(user=alice, order=order, action="resume", changes={"replan": "1"})
+    second = worker(instrument, seed=8)
+    second.step(sim_until=second.market.now + 1)
+    s2 = second.engine.orders[order.engine_id].strategy
+    assert s2.replanned is not None and s2.replanned.done == order.filled_qty
+    order.refresh_from_db()
+    assert order.replan == {
+        "at_s": s2.replanned.at_s, "done": s2.replanned.done,
+        "others_volume": s2.replanned.others_volume,
+    }  # fmt: skip
+    run_to(second, 61 * 60)
+    order.refresh_from_db()
+    assert order.status == "FILLED"

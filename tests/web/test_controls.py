@@ -58,6 +58,19 @@ def test_amend_sends_only_parameters(alice, instrument) -> None:
     assert resp.json()["changes"] == {"participation_rate": 0.2}
 
 
+def test_a_resume_may_replan(alice, instrument, django_capture_on_commit_callbacks) -> None:
+    order = make_order(alice, instrument, status="PAUSED")
+    c = client_for(alice)
+    bad = control(c, order, action="resume", replan="maybe")
+    assert bad.status_code == 400 and bad.json()["errors"] == {"replan": ["yes or no"]}
+    with django_capture_on_commit_callbacks(execute=False):
+        resp = control(c, order, action="resume", replan="1", reason="after lunch")
+    assert resp.status_code == 200, resp.content
+    assert ControlRequest.objects.get().changes == {"replan": True}
+    audit = AuditRecord.objects.get(action="order.resume.request")
+    assert audit.after == {"changes": {"replan": True}}
+
+
 @pytest.mark.parametrize(
     ("status", "data", "key", "text"),
     [
