@@ -400,7 +400,10 @@ class ExecutionEngine:
             fallback = strategy_class(FALLBACK_STRATEGY)
             known = {p.name for p in fallback.schema()}
             kept = {k: v for k, v in w.strategy.params.items() if k in known}
+            replanned = w.strategy.replanned
             w.strategy = fallback(w.strategy.ctx, kept)
+            if replanned is not None:  # and the plan a resume gave it
+                w.strategy.replan(replanned)
             w.fallback = FALLBACK_STRATEGY
             self._emit(
                 w,
