@@ -207,6 +207,9 @@ class MarketSession(models.Model):
     day = models.PositiveIntegerField(default=1)
     start_ts = models.FloatField(default=0.0)  # simulated seconds after the open
     sim_ts = models.FloatField(default=0.0)
+    # The market's mid as its worker last wrote it (with sim_ts, every step that writes):
+    # where the instrument trades now, for what the web process values at the market.
+    mid_px = models.DecimalField(null=True, blank=True, **PRICE)
     started_at = models.DateTimeField(auto_now_add=True)
     heartbeat_at = models.DateTimeField()
 

@@ -525,11 +525,16 @@ def blocked_expire() -> int:
     held = ParentOrder.objects.filter(status__in=(BLOCKED, SUSPENDED)).select_related(
         "instrument", "session"
     )
-    clocks: dict[int, float] = {}
+    clocks: dict[int, dict[str, Any]] = {}
     for order in held:
         if order.instrument_id not in clocks:
-            clocks[order.instrument_id] = market_clock(order.instrument)["minute"]
-        if order.end_minute > clocks[order.instrument_id]:
+            clocks[order.instrument_id] = market_clock(order.instrument)
+        clock = clocks[order.instrument_id]
+        # A suspended order's day is its lost session's: once that day has closed, its
+        # window is over whatever the minute (after the close the clock reads the next
+        # day's 09:30, and it never expired: a review).
+        day_over = order.session is not None and order.session.day < clock["day"]
+        if order.end_minute > clock["minute"] and not day_over:
             continue
         with transaction.atomic():
             still = (

@@ -383,10 +383,18 @@ class MarketWorker:
                     obj=order,
                     reason=f"resumed on {worker_name()}",
                 )
-            if spec.end_s <= now + 1.0:
+            day_over = (
+                order.status == SUSPENDED
+                and order.session_id is not None
+                and MarketSession.objects.filter(
+                    pk=order.session_id, day__lt=self.session.day
+                ).exists()
+            )
+            if spec.end_s <= now + 1.0 or day_over:
                 why = (
-                    f"the window ended at minute {order.end_minute:g}; the market is at "
-                    f"{now / 60:.1f}"
+                    f"the window ended at minute {order.end_minute:g}"
+                    + (" of an earlier day" if day_over else "")
+                    + f"; the market is at {now / 60:.1f}"
                 )
                 if order.status == SUSPENDED:
                     # It traded: it expires with its fills, as it would have (a review:
@@ -542,7 +550,9 @@ class MarketWorker:
             # declared dead, over its suspended orders: a review.)
             alive = MarketSession.objects.filter(pk=self.session.pk, status=MarketSession.RUNNING)
             beat = {"heartbeat_at": timezone.now()} if heartbeat else {}
-            if not alive.update(sim_ts=self.market.now, **beat):
+            mid = self.market.mid_ticks() * float(self.instrument.tick_size)
+            mid_px = Decimal(repr(mid)).quantize(Decimal("0.000001")) if mid > 0 else None
+            if not alive.update(sim_ts=self.market.now, mid_px=mid_px, **beat):
                 raise SessionLost(str(self.session.pk))
             if events:
                 messages = self._write(events)

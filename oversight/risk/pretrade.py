@@ -207,7 +207,8 @@ def breaches(
         ).values_list("scope_type", "scope_key", "metric", "value")
     )
     lim = tightest(rows, scopes)
-    px = limit_price if limit_price is not None else instrument.reference_price
+    # Valued as what is open is valued (_daily_used): at the limit, else the market now.
+    px = limit_price if limit_price is not None else market_price(instrument)
     notional = px * quantity
     out: list[Finding] = []
     if Metric.MAX_ORDER_QTY in lim and quantity > lim[Metric.MAX_ORDER_QTY][0]:
@@ -265,37 +266,37 @@ def breaches(
 
 
 def market_prices(instrument_ids: Any) -> dict[int, Decimal]:
-    """market_price of each instrument, by id."""
-    from execution.models import Instrument
+    """market_price of each instrument, by id, in one query (the risk console asks every
+    second, and the estimate at each keystroke)."""
+    from django.db.models import OuterRef, Subquery
 
-    return {i.pk: market_price(i) for i in Instrument.objects.filter(pk__in=instrument_ids)}
+    from execution.models import Instrument, MarketSession
+    from execution.sim.calibration import SESSION_SECONDS
+
+    last = MarketSession.objects.filter(instrument=OuterRef("pk")).order_by("-pk")
+    rows = Instrument.objects.filter(pk__in=instrument_ids).annotate(
+        last_mid=Subquery(last.values("mid_px")[:1]),
+        last_ts=Subquery(last.values("sim_ts")[:1]),
+        last_status=Subquery(last.values("status")[:1]),
+    )
+    out = {}
+    for i in rows:
+        # Today's mid, as its market last wrote it; after the close the next day opens
+        # at the reference price (market_day_next), and so before any session.
+        today = i.last_status == MarketSession.RUNNING or (
+            i.last_ts is not None and i.last_ts < SESSION_SECONDS - 1.0
+        )
+        mid = i.last_mid if today else None
+        out[i.pk] = mid if mid is not None and mid > 0 else Decimal(str(i.reference_price))
+    return out
 
 
 def market_price(instrument: Any) -> Decimal:
     """Where the instrument trades now, as far as the web process knows: the mid its
-    orders last reported on the market's current day (each order's progress carries it),
-    else the reference price, where a new day opens. The worker's own mid is not visible
-    from here, so this can be a step behind: an estimate, and the refusal says "about"."""
-    from execution.models import OrderEvent
-    from execution.selectors import market_clock
-
-    day = market_clock(instrument)["day"]
-    payload = (
-        OrderEvent.objects.filter(
-            kind="ParentProgress",
-            parent__instrument=instrument,
-            parent__session__day=day,
-            payload__mid_px__isnull=False,
-        )
-        .order_by("-id")
-        .values_list("payload", flat=True)
-        .first()
-    )
-    try:
-        mid = Decimal(str(payload["mid_px"])) if payload else None
-    except (ArithmeticError, TypeError, ValueError, KeyError):
-        mid = None
-    return mid if mid is not None and mid > 0 else Decimal(str(instrument.reference_price))
+    market session last wrote on the current day, else the reference price, where a new
+    day opens. The worker runs ahead between writes, so this can be a step behind: an
+    estimate, and a refusal says "about"."""
+    return market_prices([instrument.pk])[instrument.pk]
 
 
 def limit_away_problem(

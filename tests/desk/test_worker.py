@@ -726,3 +726,48 @@ def test_a_resume_after_a_worker_loss_can_replan(
     run_to(second, 61 * 60)
     order.refresh_from_db()
     assert order.status == "FILLED"
+
+
+def test_a_suspended_order_whose_day_has_closed_expires(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """After the close the clock reads the next day's 09:30, so an order to 16:00 was never
+    past its end: it stayed SUSPENDED, and a resume ran it on the next day (a review)."""
+    from django.utils import timezone
+
+    from execution.services import blocked_expire
+
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, start_minute=300, end_minute=390)
+    dead = MarketSession.objects.create(
+        instrument=instrument, worker="w1", seed=1, speed=60.0, day=1, sim_ts=340 * 60.0,
+        status=MarketSession.DEAD, heartbeat_at=timezone.now(),
+    )  # fmt: skip
+    ParentOrder.objects.filter(pk=order.pk).update(
+        status=SUSPENDED, session=dead, filled_qty=15_000, avg_price=40, arrival_price=40
+    )
+    MarketSession.objects.create(
+        instrument=instrument, worker="w2", seed=1, speed=60.0, day=1, sim_ts=390 * 60.0,
+        status=MarketSession.STOPPED, heartbeat_at=timezone.now(),
+    )  # fmt: skip
+    order.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(user=alice, order=order, action="resume")
+    w = worker(instrument)  # day 2, 09:30
+    assert w.session.day == 2
+    w.step(sim_until=60.0)
+    order.refresh_from_db()
+    assert order.status == "EXPIRED" and order.filled_qty == 15_000
+    assert (
+        order.status_reason
+        == "the window ended at minute 390 of an earlier day; the market is at 0.0"
+    )
+    assert order.engine_id not in w.engine.orders
+    w.release()
+    # And without a resume, the housekeeping expires such an order.
+    with django_capture_on_commit_callbacks(execute=False):
+        other = submit(alice, instrument, start_minute=300, end_minute=390, quantity=20_001)
+    ParentOrder.objects.filter(pk=other.pk).update(status=SUSPENDED, session=dead)
+    assert blocked_expire() == 1
+    other.refresh_from_db()
+    assert other.status == "EXPIRED"

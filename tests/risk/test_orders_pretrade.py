@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
@@ -60,6 +61,27 @@ def test_working_orders_count_against_the_daily_notional_at_once(
     assert first.status == "NEW"
     second = submit(bob, instrument, quantity=15_000)
     assert second.status == "BLOCKED" and "DAILY_NOTIONAL: $600,000 used" in second.status_reason
+
+
+def test_the_daily_notional_values_a_new_order_where_the_market_is(
+    alice: User, instrument: Instrument
+) -> None:
+    """At the reference price (40) a 24,000-share order was $960,000 and passed a $1m
+    daily limit, then counted at the market (42) as $1,008,000 (a review)."""
+    from django.utils import timezone
+
+    from execution.models import MarketSession
+
+    set_limit("daily_notional", 1_000_000)
+    MarketSession.objects.create(
+        instrument=instrument, worker="w", seed=1, speed=60.0, sim_ts=600.0,
+        mid_px=Decimal("42"), heartbeat_at=timezone.now(),
+    )  # fmt: skip
+    order = submit(alice, instrument, quantity=24_000, start_minute=15, end_minute=60)
+    assert order.status == "BLOCKED" and "$1,008,000" in order.status_reason
+    priced = submit(alice, instrument, quantity=20_000, start_minute=15, end_minute=60,
+                    limit_price="41.00")  # fmt: skip
+    assert priced.status == "NEW"  # at its limit: $820,000
 
 
 def test_the_same_order_twice_within_a_minute_is_a_duplicate(
@@ -229,24 +251,17 @@ def test_a_limit_the_price_collar_would_refuse_every_child_at_is_refused_at_entr
     # A sell's is the other way round.
     with pytest.raises(ValidationError):
         submit(alice, instrument, side="sell", limit_price=str(market * 2))
-    # The market is where the day's orders last saw its mid: down 8% since the open, a
-    # buy limit there is fine, and one 8% above where it was at the open is no longer
-    # "the market".
+    # The market is where its session last wrote the mid: down 8% since the open, a buy
+    # limit there is fine, and one 8% above where it was at the open is no longer "the
+    # market".
     from django.utils import timezone
 
-    from execution.models import MarketSession, OrderEvent
+    from execution.models import MarketSession
 
-    session = MarketSession.objects.create(
-        instrument=instrument, worker="w", seed=1, speed=60.0, sim_ts=600.0,
-        heartbeat_at=timezone.now(),
-    )  # fmt: skip
-    order.session = session
-    order.save(update_fields=["session"])
     now = (market * Decimal("0.92")).quantize(Decimal("0.01"))
-    order.refresh_from_db()
-    OrderEvent.objects.create(
-        parent=order, seq=order.last_seq + 1, kind="ParentProgress", sim_ts=590.0,
-        payload={"filled_qty": 0, "target_qty": 10, "mid_px": str(now)},
+    MarketSession.objects.create(
+        instrument=instrument, worker="w", seed=1, speed=60.0, sim_ts=600.0, mid_px=now,
+        heartbeat_at=timezone.now(),
     )  # fmt: skip
     amend = order_control_request(
         user=alice, order=order, action="amend", changes={"limit_price": str(now)}

@@ -124,16 +124,20 @@ def test_exposure_nets_today_and_counts_working_at_the_reference_price(
 def test_exposure_takes_a_fixed_number_of_queries(
     rita, alice, bob, instrument, django_assert_max_num_queries
 ) -> None:
-    """However many orders: two queries, and up to four for the one instrument' prices now (their
-    rows, and each one's market clock, in one or two, and last reported mid)."""
+    """However many orders and instruments: the orders, the desks, and the instruments'
+    prices now (their sessions' last mids), three queries."""
+    from tests.personas import demo_instrument
+
+    others = [demo_instrument("demo-largecap-sell"), demo_instrument("demo-smallcap-regime")]
     for i in range(20):
         make_order(alice if i % 2 else bob, instrument, filled_qty=i, avg_price=Decimal("10"))
-    with django_assert_max_num_queries(2 + 1 + 3):
+    with django_assert_max_num_queries(3):
         selectors.exposure_json()
-    for i in range(20):
-        make_order(alice if i % 2 else bob, instrument, filled_qty=i, avg_price=Decimal("10"))
-    with django_assert_max_num_queries(2 + 1 + 3):
-        selectors.exposure_json()
+    for i, inst in enumerate(others * 10):
+        make_order(alice if i % 2 else bob, inst, filled_qty=i, avg_price=Decimal("10"))
+    with django_assert_max_num_queries(3):
+        groups = selectors.exposure_json()
+    assert {p["instrument"] for p in groups[0]["positions"]} == {"HBRK", "LGVX", "SQNT"}
 
 
 def test_kill_preview_counts_working_orders_and_children(rita, alice, instrument) -> None:
