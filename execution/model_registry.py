@@ -23,6 +23,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from execution.algos.adaptive import (
@@ -336,15 +337,21 @@ def gated_users_of(mv: ModelVersion) -> list[str]:
     """The approved or pending gated versions with `mv` among their experts."""
     live = ModelVersion.objects.filter(status__in=(ModelVersion.APPROVED, ModelVersion.PENDING))
     return sorted(
-        g.name for g in live.exclude(pk=mv.pk) if any(e["model"] == mv.name for e in experts_of(g))
+        g.name
+        for g in live.exclude(pk=mv.pk)
+        if any(e["model"] == mv.name or e["sha256"] == mv.sha256 for e in experts_of(g))
     )
 
 
 def refused_experts(mv: ModelVersion) -> list[str]:
-    """The experts of a gated version that are registered as rejected or retired."""
-    names = [e["model"] for e in experts_of(mv)]
+    """The experts of a gated version that are registered as rejected or retired, by name
+    or by their bytes under another name (a rejected file came back as an expert so)."""
+    experts = experts_of(mv)
+    names = [e["model"] for e in experts]
+    hashes = [e["sha256"] for e in experts]
     refused = ModelVersion.objects.filter(
-        name__in=names, status__in=(ModelVersion.REJECTED, ModelVersion.RETIRED)
+        Q(name__in=names) | Q(sha256__in=hashes),
+        status__in=(ModelVersion.REJECTED, ModelVersion.RETIRED),
     )
     return sorted(f"{v.name} ({v.status.lower()})" for v in refused)
 
@@ -524,7 +531,12 @@ def model_recommend(*, user: Any, version_id: int, reason: str) -> ModelVersion:
         raise ValidationError({"reason": "say why it should trade (its evaluation, its card)"})
     with transaction.atomic():
         mv = _locked(version_id)
-        if mv.status != ModelVersion.CANDIDATE:
+        # A recommendation that lapsed (its author's role changed after) may be made
+        # again: the approval says "ask for it again", and nothing else could (a review).
+        lapsed = mv.status == ModelVersion.PENDING and bool(
+            first_eyes_problem(mv.recommended_by, APPROVE_MODEL, "it", mv.recommended_at)
+        )
+        if mv.status != ModelVersion.CANDIDATE and not lapsed:
             raise ValidationError(f"{mv.name} is {_status_words(mv)}, not a candidate")
         _refuse_refused_experts(mv)  # said now, not only when the second person approves
         _check_file(mv)

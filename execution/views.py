@@ -313,7 +313,8 @@ def _order_row(
         "filled_fmt": f"{order.filled_qty:,}",
         "working_fmt": f"{order.working_qty:,}",
         "time_left_fmt": _duration(time_left),
-        "params_json": json.dumps(order.params),
+        # What the amend dialog offers: the running strategy's (after a fallback, TWAP's).
+        "params_json": json.dumps(order.running_params()),
         "allowed": sorted(a for a, states in CONTROLS.items() if order.status in states),
     }
 

@@ -520,7 +520,14 @@ class MarketWorker:
                     if changes.get("limit_price") is not None:
                         changes["limit_price"] = Decimal(changes["limit_price"])
                     self.engine.amend(eid, changes)
-            except (InvalidTransition, ParamError, KeyError, ValueError, ArithmeticError) as e:
+            except (
+                InvalidTransition,
+                ParamError,
+                KeyError,
+                ValueError,
+                TypeError,
+                ArithmeticError,
+            ) as e:
                 # A value the service should have refused refuses this request only: an
                 # exception here would stop the step, and every worker that took the order
                 # up after would meet the same unapplied request.

@@ -152,12 +152,19 @@ class WorkerRisk:
             caps.append(int(max_qty))
         if max_notional is not None:
             # At the dearest price a child of this order may carry: a buy's take walks
-            # max_take_ticks past the ask (at the mid, a review's 20-tick takes were
-            # denied 25 times); a sell rests at the ask at most. 2% to spare for moves.
+            # max_take_ticks past the ask, never past its limit (at the mid, a review's
+            # 20-tick takes were denied 25 times); a sell rests at the ask, or at its
+            # limit above it. A tick and 2% to spare for moves.
             market = self.w.engine.market
             _, ask = market.nbbo()
-            through = int(wk.strategy.params.get("max_take_ticks", 0)) if wk.parent.side > 0 else 0
-            worst = (ask + through if ask > 0 else market.mid_ticks()) + 1
+            top = float(ask) if ask > 0 else market.mid_ticks()
+            limit = wk.policy.limit_px_ticks
+            if wk.parent.side > 0:
+                worst = top + int(wk.strategy.params.get("max_take_ticks", 0))
+                worst = min(worst, limit) if limit is not None else worst
+            else:
+                worst = max(top, limit) if limit is not None else top
+            worst += 1
             price = worst * float(self.w.instrument.tick_size)
             if price > 0:
                 caps.append(max(1, int(max_notional / (price * 1.02))))

@@ -50,8 +50,9 @@ def role_of(user: AbstractBaseUser | AnonymousUser) -> str:
     return next((r for r in ROLES if r in names), "")
 
 
-# What ends a request's standing: its author's role or account changed after asking.
-ROLE_CHANGES = ("user.role_set", "user.deactivate")
+# What ends a request's standing: its author's role or account changed after asking,
+# through the users page or otherwise (group and flag changes are audited by signal).
+ROLE_CHANGES = ("user.role_set", "user.deactivate", "user.groups_set", "user.flags_set")
 
 
 def first_eyes_problem(first: Any, perm: str, what: str, since: Any = None) -> str:

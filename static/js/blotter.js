@@ -311,6 +311,7 @@
 
   function applyEvent(tb, ev) {
     if (ev.kind === "ParentStrategyFallback") {
+      tb.dataset.running = ev.to_strategy; // the amend dialog now offers its parameters
       const cell = cellOf(tb, "strategy");
       if (cell) {
         cell.replaceChildren(
@@ -578,7 +579,7 @@
       case "cancel":
         return `Cancel order ${id}: cancel ${kids}. The order ends CANCELED with its ${filled} filled shares kept. This cannot be undone.`;
       case "amend":
-        return `Amend order ${id} (${tb.dataset.strategy.toUpperCase()}): changed parameters take effect at the worker's next decision. A higher urgency or rate moves the schedule forward from the window's start: an order then far behind it takes the difference from the book at once.`;
+        return `Amend order ${id} (${(tb.dataset.running || tb.dataset.strategy).toUpperCase()}): changed parameters take effect at the worker's next decision. A higher urgency or rate moves the schedule forward from the window's start: an order then far behind it takes the difference from the book at once.`;
       default:
         return `${action} order ${id}`;
     }
@@ -587,7 +588,8 @@
   function amendFields(tb) {
     const box = document.getElementById("control-params");
     box.replaceChildren();
-    const schema = (config.schemas || {})[tb.dataset.strategy] || [];
+    // The strategy working it: after a model's fallback, TWAP's parameters, not the model's.
+    const schema = (config.schemas || {})[tb.dataset.running || tb.dataset.strategy] || [];
     let params = {};
     try {
       params = JSON.parse(tb.dataset.params || "{}");

@@ -653,13 +653,17 @@ def test_a_control_the_engine_cannot_take_is_refused_not_a_failed_step(
         order = submit(alice, instrument, end_minute=60)
     w = worker(instrument)
     run_to(w, 5 * 60)
-    req = ControlRequest.objects.create(
-        parent=order, action="amend", changes={"limit_price": "abc"}, requested_by=alice
-    )
+    reqs = [
+        ControlRequest.objects.create(
+            parent=order, action="amend", changes=changes, requested_by=alice
+        )
+        for changes in ({"limit_price": "abc"}, {"quantity": None})
+    ]
     run_to(w, 6 * 60)
-    req.refresh_from_db()
     order.refresh_from_db()
-    assert req.applied_at is not None and req.outcome.startswith("refused: ")
+    for req in reqs:
+        req.refresh_from_db()
+        assert req.applied_at is not None and req.outcome.startswith("refused: ")
     assert order.status == "WORKING" and order.limit_price is None
 
 
@@ -771,3 +775,32 @@ def test_a_suspended_order_whose_day_has_closed_expires(
     assert blocked_expire() == 1
     other.refresh_from_db()
     assert other.status == "EXPIRED"
+
+
+def test_a_sell_resting_at_a_limit_above_the_market_is_sized_at_that_limit(
+    alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Sized as if it rested at the ask, a sell whose limit is above the market had every
+    child at the limit denied by the value limit (a review: 194 denied, nothing filled)."""
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from oversight.risk.models import RiskLimit
+    from tests.personas import demo_instrument
+
+    smallcap = demo_instrument("demo-smallcap-regime")  # SQNT, 8.50
+    RiskLimit.objects.create(
+        scope_type="firm", scope_key="", metric="max_child_notional", value=Decimal(900),
+        version=1, updated_at=timezone.now(),
+    )  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(
+            alice, smallcap, side="sell", quantity=3_000, start_minute=60, end_minute=75,
+            limit_price="9.00", params={"min_child_qty": 1},
+        )  # fmt: skip
+    w = worker(smallcap)
+    run_to(w, 70 * 60, step_s=10.0)
+    denied = ChildOrder.objects.filter(parent=order, status="DENIED", reason="MAX_CHILD_NOTIONAL")
+    assert not denied.exists(), list(denied.values_list("quantity", "price")[:5])
+    assert ChildOrder.objects.filter(parent=order, status__in=["ACCEPTED", "SUBMITTED"]).exists()

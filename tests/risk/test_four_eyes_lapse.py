@@ -112,6 +112,23 @@ def test_a_request_lapses_for_good_when_its_authors_role_changes_and_comes_back(
     page = client_for(ruth).get(reverse("risk_limits")).content.decode()
     row = page.split(f'<tr id="request-{req.pk}">')[1].split("</tr>")[0]
     assert "rita's request lapsed (their role changed after they asked)" in row
-    # Asked again, after the change, it stands.
+    # Asked again, after the change, it stands: a reset, and a model's recommendation
+    # (a version left pending could not be recommended again: a review).
     kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="drill over, again")
     assert not kill_switch_reset_approve(user=ruth, kill_id=kill.pk).active
+    again = model_recommend(user=rita, version_id=mv.pk, reason="evaluated, again")
+    assert again.recommended_by == rita and again.recommend_reason == "evaluated, again"
+    assert model_approve(user=ruth, version_id=mv.pk).status == "APPROVED"
+
+
+def test_a_role_changed_outside_the_users_page_lapses_a_request_too(rita: User, ruth: User) -> None:
+    """Group changes made elsewhere (a shell, a seed) are audited as user.groups_set, and
+    count as a role change (a review: they let the request come back)."""
+    from oversight.roles import RISK_MANAGER
+
+    kill = kill_switch_engage(user=ruth, scope_type="firm", reason="drill")
+    kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="drill over")
+    _demote(rita)
+    rita.groups.set([Group.objects.get(name=RISK_MANAGER)])
+    with pytest.raises(ValidationError, match="has not held the role that may throughout since"):
+        kill_switch_reset_approve(user=ruth, kill_id=kill.pk)

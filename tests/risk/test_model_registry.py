@@ -591,6 +591,22 @@ def test_a_gated_version_carrying_a_rejected_expert_cannot_be_approved(
     assert 'data-field="expert-status">not registered</span>' in shown  # policy-v4
 
 
+def test_a_rejected_file_is_refused_as_a_gates_expert_under_another_name(
+    rita: User, ruth: User, tmp_path: Path
+) -> None:
+    """policy-v8's bytes registered as "tight-spread" and rejected; policy-v14, whose tight
+    expert those bytes are, named policy-v8 inside, went through (a review)."""
+    if not (MODEL_DIR / "policy-v14.onnx").is_file():
+        pytest.skip("no shipped gated version")
+    copy = tmp_path / "tight-spread.onnx"
+    shutil.copyfile(MODEL_DIR / "policy-v8.onnx", copy)
+    twin = model_register(path=copy, user=rita, note="the same bytes")
+    model_reject(user=ruth, version_id=twin.pk, note="not convinced")
+    gated = model_register(path=MODEL_DIR / "policy-v14.onnx", note="the gate")
+    with pytest.raises(ValidationError, match=r"policy-v14 trades tight-spread \(rejected\)"):
+        model_recommend(user=rita, version_id=gated.pk, reason="good figures")
+
+
 def test_the_database_refuses_a_self_confirmed_default(rita: User) -> None:
     from execution.models import ModelDefault
 

@@ -267,6 +267,23 @@ def test_an_order_that_ended_without_trading_expects_no_participation(alice, ins
     assert cell is not None and cell[1] == "—"
 
 
+def test_the_amend_dialog_of_an_order_whose_model_fell_back_offers_twaps_parameters(
+    alice, instrument
+) -> None:
+    """It offered the model's urgency, which the service then refused (a review)."""
+    import html
+    import json
+
+    make_order(
+        alice, instrument, strategy="adaptive", fallback_strategy="twap",
+        params={"urgency": 0.5, "model": "policy-v14", "min_child_qty": 500},
+    )  # fmt: skip
+    page = client_for(alice).get(reverse("blotter")).content.decode()
+    assert 'data-strategy="adaptive" data-running="twap"' in page
+    params = json.loads(html.unescape(page.split('data-params="')[1].split('"')[0]))
+    assert params == {"min_child_qty": 500}
+
+
 def _canceled(order, name: str, n: int) -> None:
     ChildOrder.objects.bulk_create(
         ChildOrder(
