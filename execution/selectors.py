@@ -64,13 +64,24 @@ def in_chunks(events: list[dict[str, Any]], max_bytes: int) -> list[list[dict[st
     return chunks
 
 
+# A day whose market stopped this late has no room left for an order (a window must end at
+# least a minute after the clock, by the close): the next session opens the next day. At
+# the close itself only, an instrument whose market went idle at 15:59:41 could take no
+# order, and so never run to the close again (a trial).
+DAY_OVER_S = SESSION_SECONDS - 60.0
+
+
+def day_over(sim_ts: float) -> bool:
+    return sim_ts >= DAY_OVER_S
+
+
 def market_day_next(instrument: Any) -> tuple[int, float]:
     """The (day, simulated seconds after the open) at which the instrument's next market
-    session starts: where the last one stopped, unless that day had closed."""
+    session starts: where the last one stopped, unless that day is over (day_over)."""
     last = MarketSession.objects.filter(instrument=instrument).order_by("-pk").first()
     if last is None:
         return 1, 0.0
-    if last.sim_ts >= SESSION_SECONDS - 1.0:
+    if day_over(last.sim_ts):
         return last.day + 1, 0.0
     return last.day, last.sim_ts
 

@@ -271,7 +271,7 @@ def market_prices(instrument_ids: Any) -> dict[int, Decimal]:
     from django.db.models import OuterRef, Subquery
 
     from execution.models import Instrument, MarketSession
-    from execution.sim.calibration import SESSION_SECONDS
+    from execution.selectors import day_over
 
     last = MarketSession.objects.filter(instrument=OuterRef("pk")).order_by("-pk")
     rows = Instrument.objects.filter(pk__in=instrument_ids).annotate(
@@ -284,7 +284,7 @@ def market_prices(instrument_ids: Any) -> dict[int, Decimal]:
         # Today's mid, as its market last wrote it; after the close the next day opens
         # at the reference price (market_day_next), and so before any session.
         today = i.last_status == MarketSession.RUNNING or (
-            i.last_ts is not None and i.last_ts < SESSION_SECONDS - 1.0
+            i.last_ts is not None and not day_over(i.last_ts)
         )
         mid = i.last_mid if today else None
         out[i.pk] = mid if mid is not None and mid > 0 else Decimal(str(i.reference_price))

@@ -239,6 +239,27 @@ def test_after_the_close_the_next_session_opens_a_new_day_with_its_own_market(
     assert nxt.seed == w.seed + 1
 
 
+def test_a_market_that_went_idle_in_its_last_minute_opens_the_next_day(
+    instrument: Instrument, alice: User
+) -> None:
+    """Idle at 15:59:41, the day took no order (a window must end a minute after the
+    clock), and so never reached the close: the instrument could not be traded (a trial)."""
+    from execution.selectors import market_clock
+
+    w = worker(instrument)
+    w.release()
+    MarketSession.objects.filter(pk=w.session.pk).update(sim_ts=389 * 60 + 41)
+    assert market_clock(instrument) == {"day": 2, "minute": 0.0, "running": False}
+    order = submit(alice, instrument, start_minute=0, end_minute=60)
+    assert order.status == "NEW" and (order.start_minute, order.end_minute) == (0.0, 60.0)
+    nxt = worker(instrument)
+    assert (nxt.session.day, nxt.market.now) == (2, 0.0)
+    # A minute and more before the close, the day goes on.
+    nxt.release()
+    MarketSession.objects.filter(pk=nxt.session.pk).update(sim_ts=388 * 60)
+    assert market_clock(instrument) == {"day": 2, "minute": 388.0, "running": False}
+
+
 def test_a_session_that_stopped_idle_is_continued_and_a_window_already_past_is_refused(
     instrument: Instrument, alice: User
 ) -> None:
