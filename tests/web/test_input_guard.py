@@ -63,3 +63,34 @@ def test_a_blank_username_says_what_is_missing() -> None:
     resp = Client().post(reverse("login"), {"username": "   ", "password": "x"})
     assert resp.status_code == 200
     assert "Username: This field is required." in resp.content.decode()
+
+
+def test_a_field_sent_twice_is_refused_everywhere(alice, instrument) -> None:
+    """Read as its last value: a rate of 0.05 and 0.3 traded at 0.3, an amend applied the
+    second urgency, action=cancel&action=pause paused the order, and the TCA page filtered
+    on the second side (a trial)."""
+    from execution.models import ControlRequest, ParentOrder
+
+    order = make_order(alice, instrument)
+    c = client_for(alice)
+    resp = c.post(
+        reverse("order_control", args=[order.pk]), "action=cancel&action=pause",
+        content_type="application/x-www-form-urlencoded", HTTP_ACCEPT="application/json",
+    )  # fmt: skip
+    assert resp.status_code == 400
+    assert (
+        resp.json()["error"]
+        == "field “action” given more than once; send it once (nothing was changed)"
+    )
+    assert not ControlRequest.objects.exists()
+    resp = c.get(reverse("tca_report") + "?side=buy&side=sell")
+    assert resp.status_code == 400 and "Field “side” given more than once" in resp.content.decode()
+    body = (
+        f"instrument={instrument.pk}&side=buy&quantity=1000&start_minute=0&end_minute=60"
+        "&strategy=pov&param_participation_rate=0.05&param_participation_rate=0.3"
+    )
+    resp = c.post(reverse("order_new"), body, content_type="application/x-www-form-urlencoded")
+    assert resp.status_code == 400 and "Field “param_participation_rate” given more than once" in (
+        resp.content.decode()
+    )
+    assert ParentOrder.objects.count() == 1
