@@ -56,6 +56,9 @@ class ParentOrder(models.Model):
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="orders")
     side = models.CharField(max_length=4, choices=SIDE_CHOICES)
     quantity = models.BigIntegerField()
+    # As entered, before any reduce amend (None: never cut, or entered before this was
+    # kept): a cut order shows what it was, so it does not read as a smaller one done.
+    entered_quantity = models.BigIntegerField(null=True, blank=True)
     start_minute = models.FloatField()
     end_minute = models.FloatField()
     limit_price = models.DecimalField(null=True, blank=True, **PRICE)

@@ -684,7 +684,11 @@ class MarketWorker:
                         {k: v for k, v in e.after.items() if k not in ("limit_price", "quantity")}
                     )
                 order.params = rare["params"] = params
-                rare["quantity"] = w.parent.qty  # a reduce amend changes it
+                if w.parent.qty != order.quantity:  # a reduce amend: the entered size kept
+                    rare["quantity"] = w.parent.qty
+                    if order.entered_quantity is None:
+                        rare["entered_quantity"] = order.entered_quantity = order.quantity
+                    order.quantity = w.parent.qty
             if last_status is not None:
                 rare["status_reason"] = getattr(last_status, "reason", "")[:255]
             fallback = next(

@@ -328,6 +328,9 @@
         // A reduce amend: the row's quantity, and the progress measured against it.
         tb.dataset.qty = after.quantity;
         setCell(tb, "qty", qtyFmt(after.quantity), after.quantity);
+        const qcell = cellOf(tb, "qty");
+        const was = (ev.before || {}).quantity;
+        if (qcell && was !== undefined && !qcell.title) qcell.title = `cut from ${was} by an amend`;
         const bar = tb.querySelector('[data-field="progress"] .bar');
         if (bar) bar.setAttribute("aria-valuemax", after.quantity);
         delete after.quantity;

@@ -379,7 +379,7 @@ def test_a_paused_order_is_cut_to_a_smaller_quantity_and_finishes_there(
     order_control_request(user=alice, order=order, action="resume")
     w.step(sim_until=w.market.now + 1)
     order.refresh_from_db()
-    assert order.quantity == new
+    assert order.quantity == new and order.entered_quantity == 20_000  # what it was, kept
     amended = OrderEvent.objects.filter(parent=order, kind="ParentAmended").last()
     assert amended is not None and amended.payload["after"] == {"quantity": new}
     assert ControlRequest.objects.filter(parent=order, action="amend").get().outcome == "applied"

@@ -338,3 +338,18 @@ def test_adaptive_orders_are_summarised_by_model_version_and_can_be_filtered_by_
     assert rows_of(only) == [b.pk] and a.pk not in rows_of(only)
     bad = client_for(alice).get(URL, {"model": "policy-v9"}).content.decode()
     assert "there is no model version “policy-v9” with orders" in bad
+
+
+def test_an_order_cut_by_an_amend_shows_the_size_it_was_entered_with(alice, instrument) -> None:
+    """Cut from 4,000 to 1,000 it read as a 1,000-share order filled in full (a trial)."""
+    cut = finished(alice, instrument, quantity=1000, filled_qty=1000, entered_quantity=4000)
+    whole = finished(alice, instrument)
+    page = client_for(alice).get(URL).content.decode()
+    assert "cut from 4,000" in page and page.count("cut from") == 1
+    lines = list(csv.reader(io.StringIO(b"".join(client_for(alice).get(EXPORT)).decode())))
+    rows = {r["order_id"]: r for r in (dict(zip(CSV_COLUMNS, x, strict=True)) for x in lines[1:])}
+    assert (rows[str(cut.pk)]["quantity"], rows[str(cut.pk)]["entered_quantity"]) == (
+        "1000",
+        "4000",
+    )
+    assert rows[str(whole.pk)]["entered_quantity"] == rows[str(whole.pk)]["quantity"] == "1000"
