@@ -323,6 +323,11 @@ class WorkerRisk:
             p = wk.parent
             if p.is_done or p.status.value != "WORKING" or eid in self._behind_raised:
                 continue
+            if not wk.strategy.params.get("complete", True):
+                # A POV order follows the market's volume, not a schedule it must keep: its
+                # curve of expected volume is no promise (a trial's was "2,000 behind" at
+                # entry).
+                continue
             target = p.qty * wk.strategy.planned_fraction(now)
             # A lag under a lot is not behind: the strategy sends whole lots, so it is
             # never closer to its curve than that (a 60-share order "11 shares behind").

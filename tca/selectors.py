@@ -82,7 +82,14 @@ def order_facts(order: ParentOrder) -> OrderFacts:
         end_mid_px=_number(final, "end_mid_px"),
         market_volume=_number(final, "market_volume"),
         market_vwap_px=_number(final, "market_vwap_px"),
-        stopped=order.status == "CANCELED",
+        # Canceled, or left paused by its trader until the window ended: not the
+        # strategy's doing (a trial's paused orders counted against TWAP's fill rate).
+        stopped=order.status == "CANCELED"
+        or (
+            order.status == "EXPIRED"
+            and isinstance(final, dict)
+            and final.get("previous") == "PAUSED"
+        ),
         fallback=order.fallback_strategy or "",
         model=order.model_version.name if order.model_version is not None else "",
     )

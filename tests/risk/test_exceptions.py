@@ -103,6 +103,18 @@ def test_a_lag_under_a_lot_is_not_behind_schedule(alice: User, instrument: Instr
     w.release()
 
 
+def test_a_pov_order_is_not_behind_a_schedule_it_does_not_keep(
+    alice: User, instrument: Instrument
+) -> None:
+    """Its curve is the volume the market is expected to trade; it follows what does
+    trade (a trial's was "2,000 behind" the moment it was entered)."""
+    submit(alice, instrument, quantity=2_000, strategy="pov", params={"participation_rate": 0.3})
+    w = worker(instrument)
+    run_to(w, 10 * 60)
+    assert not raised("BEHIND_SCHEDULE")
+    w.release()
+
+
 def test_fills_outside_a_tight_collar_are_one_critical_per_order_counted_in_prices(
     alice: User, instrument: Instrument
 ) -> None:
