@@ -114,7 +114,7 @@ def _estimate(
     start: float,
     end: float,
     strategy: str = "",
-    params: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ticket's estimate; with a strategy, costed on that strategy's own schedule
     (execution.algos.pretrade), its parameters as typed so far."""
@@ -280,8 +280,15 @@ def _order_row(
         participation = None  # ended without trading: it has no participation to expect
     else:
         try:
+            # Along the order's own strategy and parameters, as the ticket estimated it (a
+            # POV at 20% read 8% here: the plain estimate spreads the order over the window).
             participation = _estimate(
-                order.instrument, order.quantity, order.start_minute, order.end_minute
+                order.instrument,
+                order.quantity,
+                order.start_minute,
+                order.end_minute,
+                order.running_strategy,
+                order.running_params(),
             )["participation_pct"]
         except (ScenarioError, ValueError):
             participation = None

@@ -453,3 +453,15 @@ def test_the_blotter_is_sent_compressed_to_a_browser_that_asks(alice, instrument
     assert packed["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain
     body = gzip.decompress(packed.content).decode()
     assert 'id="page-config"' in body and len(packed.content) < len(plain.content) / 3
+
+
+def test_a_pov_order_not_yet_started_expects_its_own_rate(alice, instrument) -> None:
+    """The blotter's expected participation ignored the strategy: 8% for a POV at 20%,
+    which the ticket estimated at 19.6% and it realised at 19.4% (a trial)."""
+    make_order(
+        alice, instrument, strategy="pov", quantity=20_000, start_minute=40, end_minute=390,
+        params={"participation_rate": 0.2}, status="NEW", filled_qty=0,
+    )  # fmt: skip
+    page = client_for(alice).get(reverse("blotter")).content.decode()
+    cell = re.search(r'<td class="num" data-field="participation" title="[^"]+">([^<]+)</td>', page)
+    assert cell is not None and 15.0 < float(cell[1].rstrip("%")) <= 20.0
