@@ -346,6 +346,14 @@
       try {
         tb.dataset.params = JSON.stringify({ ...JSON.parse(tb.dataset.params || "{}"), ...after });
       } catch (e) { /* keep the old parameters */ }
+      // The order page's Parameters list too (it kept the old urgency until a reload).
+      Object.entries(after).forEach(([k, v]) => {
+        const shown = document.querySelector(`[data-param-of="${tb.dataset.orderId || ""}"][data-param="${CSS.escape(k)}"]`);
+        if (shown) {
+          shown.textContent = typeof v === "boolean" ? (v ? "yes" : "no") : String(v);
+          flash(shown);
+        }
+      });
     } else if (ev.kind && ev.kind.startsWith("Child")) applyChild(tb, ev);
   }
 

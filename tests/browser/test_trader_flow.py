@@ -268,10 +268,15 @@ def test_trader_submits_watches_pauses_resumes_cancels(
 
     # Amend the limit: once the worker applies it, the row (and so the next amend dialog)
     # holds the new limit (a trial's page kept offering the old one).
+    # With a parameter too: the open order page's Parameters list follows it (it kept the
+    # old value until a reload).
     high = f"{float(order.instrument.reference_price) * 2:.2f}"  # a buy's limit far above
+    watching = page.context.new_page()
+    watching.goto(f"/orders/{oid}/")
     page.click(f"#order-{oid} button[name=action][value=amend]")
     dialog.wait_for(state="visible")
     page.fill("#amend_param_limit_price", high)
+    page.fill("#amend_param_dark_fraction", "0.4")
     page.fill("#control-reason", "browser test: limit")
     page.click("#control-go")
     dialog.wait_for(state="hidden")
@@ -282,6 +287,14 @@ def test_trader_submits_watches_pauses_resumes_cancels(
         "the row's limit to follow the amend",
         stack,
     )
+    _wait_js(
+        watching,
+        "([id]) => document.querySelector(`[data-param-of='${id}'][data-param='dark_fraction']`).textContent === '0.4'",
+        [oid],
+        "the order page's parameters to follow the amend",
+        stack,
+    )
+    watching.close()
 
     # Cancel: confirmed, CANCELED with the fills kept.
     before_cancel = page.evaluate(FILLED, [oid])
