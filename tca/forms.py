@@ -9,7 +9,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from execution.algos.registry import strategy_names
-from execution.models import Instrument, ModelVersion
+from execution.models import Instrument, ModelVersion, ParentOrder
 from oversight.roles import VIEW_ALL_ORDERS
 
 FILTER_KEYS = ("trader", "instrument", "strategy", "model", "side")
@@ -71,13 +71,20 @@ class TcaFilterForm(forms.Form):
         symbols = Instrument.objects.values_list("symbol", flat=True)
         self.fields["instrument"].choices = [("", "All")] + [(s, s) for s in symbols]
         self.fields["strategy"].choices = [("", "All")] + [(n, n.upper()) for n in strategy_names()]
-        models = (
-            ModelVersion.objects.filter(orders__isnull=False)
-            .distinct()
-            .order_by("name")
-            .values_list("name", flat=True)
+        versions = set(
+            ModelVersion.objects.filter(orders__isnull=False).values_list("name", flat=True)
         )
-        self.fields["model"].choices = [("", "All")] + [(n, n) for n in models]
+        experts = set(
+            ParentOrder.objects.exclude(model_expert="").values_list("model_expert", flat=True)
+        )
+        self.fields["model"].choices = [("", "All")] + [
+            (n, n if n in versions else f"{n} (as an expert)") for n in sorted(versions | experts)
+        ]
+        typed = self.data.get("model") if data is not None else None
+        if isinstance(typed, str) and typed.strip():
+            # Names are unique whatever the case: "POLICY-V14" is policy-v14.
+            known = {v.lower(): v for v, _ in self.fields["model"].choices if v}
+            self.data["model"] = known.get(typed.strip().lower(), typed.strip())
 
     def filters(self) -> dict[str, str]:
         return {k: self.cleaned_data[k] for k in FILTER_KEYS if k in self.fields}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import JSONField, OuterRef, QuerySet, Subquery
+from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery
 
 from execution.engine.orders import ParentStatus
 from execution.models import OrderEvent, ParentOrder
@@ -54,8 +54,8 @@ def tca_orders(
         qs = qs.filter(strategy=strategy)
     if side:
         qs = qs.filter(side=side)
-    if model:
-        qs = qs.filter(model_version__name=model)
+    if model:  # a version, or an expert of a gated one
+        qs = qs.filter(Q(model_version__name=model) | Q(model_expert=model))
     return qs.annotate(
         final_payload=Subquery(final_status.values("payload")[:1], output_field=JSONField())
     ).order_by("-id")
@@ -91,7 +91,12 @@ def order_facts(order: ParentOrder) -> OrderFacts:
             and final.get("previous") == "PAUSED"
         ),
         fallback=order.fallback_strategy or "",
-        model=order.model_version.name if order.model_version is not None else "",
+        # A gated version's rows are split by the expert that traded (how did v13 do?).
+        model=(
+            order.model_version.name + (f" · {order.model_expert}" if order.model_expert else "")
+            if order.model_version is not None
+            else ""
+        ),
     )
 
 

@@ -336,8 +336,22 @@ def test_adaptive_orders_are_summarised_by_model_version_and_can_be_filtered_by_
     assert '<td class="num" data-field="fill-rate">100.0</td>' in second
     only = client_for(alice).get(URL, {"model": "policy-v2"})
     assert rows_of(only) == [b.pk] and a.pk not in rows_of(only)
+    assert rows_of(client_for(alice).get(URL, {"model": " POLICY-V2 "})) == [b.pk]
     bad = client_for(alice).get(URL, {"model": "policy-v9"}).content.decode()
     assert "there is no model version “policy-v9” with orders" in bad
+    # A gated version's orders, by the expert that traded each (recorded at entry).
+    v14 = approved_model("policy-v14")
+    c = finished(
+        alice, instrument, strategy="adaptive", model_version=v14, model_expert="policy-v13"
+    )
+    page = client_for(alice).get(URL).content.decode()
+    assert '<tr data-strategy="adaptive" data-model="policy-v14 · policy-v13">' in page
+    assert rows_of(client_for(alice).get(URL, {"model": "policy-v13"})) == [c.pk]
+    lines = list(csv.reader(io.StringIO(b"".join(client_for(alice).get(EXPORT)).decode())))
+    rows = {r["order_id"]: r for r in (dict(zip(CSV_COLUMNS, x, strict=True)) for x in lines[1:])}
+    assert (rows[str(c.pk)]["model_version"], rows[str(c.pk)]["model_expert"]) == (
+        "policy-v14", "policy-v13",
+    )  # fmt: skip
 
 
 def test_an_order_cut_by_an_amend_shows_the_size_it_was_entered_with(alice, instrument) -> None:
