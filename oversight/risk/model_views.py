@@ -143,6 +143,9 @@ def _row(mv: ModelVersion, user: Any) -> dict[str, Any]:
         # A file changed or gone since it was registered: said on the list, not only on
         # the version's own page (a trial's approved version traded as TWAP so).
         "problem": registry.integrity_problem(mv) if mv.status != mv.REJECTED else "",
+        # An expert trades inside the gated versions that carry it, whatever its own
+        # status (a trial: v13 read "Candidate" while it traded every wide name).
+        "inside": registry.gated_users_of(mv),
         "mine": mv.recommended_by_id == user.pk,
         "trained": card.get("date", ""),
         "method": card.get("method", ""),

@@ -584,6 +584,9 @@ def test_a_gated_version_carrying_a_rejected_expert_cannot_be_approved(
         model_approve(user=ruth, version_id=gated.pk, note="ok")
     gated.refresh_from_db()
     assert gated.status == ModelVersion.PENDING
+    listed = client_for(rita).get("/risk/models/").content.decode()
+    row = listed.split(f'<tr id="model-{expert.pk}">')[1].split("</tr>")[0]
+    assert 'data-field="inside"' in row and "expert in policy-v9" in row
     page = client_for(rita).get(f"/risk/models/{gated.pk}/").content.decode()
     shown = page.split('id="experts"')[1].split("</ul>")[0]
     assert f'href="/risk/models/{expert.pk}/">policy-v8</a>' in shown
