@@ -117,7 +117,10 @@ def test_bad_fields_get_a_message_beside_them_and_nothing_is_created(
     errors = resp.context["form"].errors
     assert field in errors, errors
     assert any(text in m for m in errors[field])
-    assert f'id="err_{field}"' in resp.content.decode()
+    page = resp.content.decode()
+    # The message is the one the field's aria-describedby names.
+    assert f'id="id_{field}_error"' in page
+    assert field == "side" or f'aria-describedby="id_{field}_error"' in page  # (radios: not)
     assert not ParentOrder.objects.exists()
     assert not callbacks
 
