@@ -67,6 +67,13 @@ class _InstrumentChoice(forms.ModelChoiceField):
         return f"{obj} (restricted)" if obj.restricted else str(obj)
 
 
+class _OptionalDecimal(forms.DecimalField):
+    """Blank or only spaces is no value (spaces read as "Enter a number": a trial)."""
+
+    def to_python(self, value: Any) -> Any:
+        return super().to_python(value.strip() if isinstance(value, str) else value)
+
+
 class OrderTicketForm(forms.Form):
     instrument = _InstrumentChoice(queryset=Instrument.objects.all(), empty_label=None)
     side = forms.ChoiceField(choices=SIDE_CHOICES, widget=forms.RadioSelect, initial="buy")
@@ -78,7 +85,7 @@ class OrderTicketForm(forms.Form):
     end_minute = forms.FloatField(
         label="End", initial=60, widget=forms.NumberInput(attrs={"step": 1, "min": 0, "max": 390})
     )
-    limit_price = forms.DecimalField(
+    limit_price = _OptionalDecimal(
         required=False, widget=forms.NumberInput(attrs={"step": "any", "placeholder": "none"})
     )
     strategy = forms.ChoiceField(choices=strategy_choices, initial="twap")

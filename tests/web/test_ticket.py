@@ -558,3 +558,9 @@ def test_with_no_default_model_the_ticket_preselects_none(alice, rita, instrumen
     assert resp.status_code == 400 and not ParentOrder.objects.exists()
     assert "choose an approved model version: policy-v2" in resp.content.decode()
     assert '<option value="" selected>— choose one —</option>' in resp.content.decode()
+
+
+def test_a_limit_of_only_spaces_is_no_limit(alice, instrument) -> None:
+    resp = client_for(alice).post(reverse("order_new"), ticket(instrument, limit_price="   "))
+    assert resp.status_code == 302
+    assert ParentOrder.objects.get().limit_price is None
