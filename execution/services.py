@@ -95,6 +95,12 @@ def parent_order_submit(
                 f"the {instrument.symbol} market is at {at} of day {clock['day']}; the "
                 "window must end at least a minute after that"
             )
+        elif end_minute - start_minute < MIN_WINDOW_MINUTES:
+            # A window of a millionth of a minute was accepted (and costed at 410,454,545%
+            # participation: a trial); no strategy can work an order in less than a slice.
+            errors.setdefault("end_minute", []).append(
+                f"the window must last at least {MIN_WINDOW_MINUTES:g} minute"
+            )
     limit, problem = _clean_limit(limit_price, instrument.tick_size)
     if problem:
         errors.setdefault("limit_price", []).append(problem)
@@ -325,6 +331,8 @@ def dispatch_order(instrument_id: int) -> None:
         logger.warning("could not dispatch market for instrument %s: %s", instrument_id, e)
         audit_record(actor=None, action="market.dispatch_failed", reason=str(e)[:500])
 
+
+MIN_WINDOW_MINUTES = 1.0
 
 CONTROLS = {
     # Not NEW: the engine starts an order at its window, and has no paused-before-start

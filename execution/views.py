@@ -45,6 +45,7 @@ from execution.models import (
 from execution.selectors import can_watch_orders, market_clock, orders_visible_to
 from execution.services import (
     CONTROLS,
+    MIN_WINDOW_MINUTES,
     blocked_expire,
     order_control_request,
     order_is_open,
@@ -560,6 +561,10 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": f"quantity {problem}"}, status=400)
     if not (0 <= start < end <= 390):
         return JsonResponse({"error": "the window must satisfy 0 ≤ start < end ≤ 390"}, status=400)
+    if end - start < MIN_WINDOW_MINUTES:
+        return JsonResponse(
+            {"error": f"the window must last at least {MIN_WINDOW_MINUTES:g} minute"}, status=400
+        )
     try:
         params = {
             key.removeprefix(PARAM_PREFIX): value.strip()

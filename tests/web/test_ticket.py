@@ -564,3 +564,27 @@ def test_a_limit_of_only_spaces_is_no_limit(alice, instrument) -> None:
     resp = client_for(alice).post(reverse("order_new"), ticket(instrument, limit_price="   "))
     assert resp.status_code == 302
     assert ParentOrder.objects.get().limit_price is None
+
+
+def test_a_window_shorter_than_a_minute_is_refused_at_the_ticket_and_the_estimate(
+    alice, instrument
+) -> None:
+    """A millionth of a minute was accepted, and the estimate answered Infinity, which is
+    not JSON (a trial)."""
+    resp = client_for(alice).post(
+        reverse("order_new"), ticket(instrument, start_minute="45", end_minute="45.5")
+    )
+    assert resp.status_code == 400 and not ParentOrder.objects.exists()
+    assert resp.context["form"].errors["end_minute"] == ["the window must last at least 1 minute"]
+    for start, end in (("1e-320", "1e-310"), ("389.9999999", "390")):
+        got = client_for(alice).get(
+            reverse("order_estimate"),
+            {
+                "instrument": instrument.pk,
+                "quantity": 1000,
+                "start_minute": start,
+                "end_minute": end,
+            },
+        )
+        assert got.status_code == 400
+        assert got.json() == {"error": "the window must last at least 1 minute"}
