@@ -57,6 +57,7 @@ class TcaFilterForm(forms.Form):
                 if isinstance(value, str) and len(value) > 150:
                     data[key] = value[:64] + "…"
         super().__init__(data, *args, **kwargs)
+        self._username = user.get_username() if user is not None else ""
         if user is not None and user.has_perm(VIEW_ALL_ORDERS):
             names = (
                 get_user_model()
@@ -85,6 +86,17 @@ class TcaFilterForm(forms.Form):
             # Names are unique whatever the case: "POLICY-V14" is policy-v14.
             known = {v.lower(): v for v, _ in self.fields["model"].choices if v}
             self.data["model"] = known.get(typed.strip().lower(), typed.strip())
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        typed = self.data.get("trader") if "trader" not in self.fields else None
+        if isinstance(typed, str) and typed.strip() and typed.strip() != self._username:
+            # A trader sees their own orders: another's name was dropped unsaid, and the
+            # page answered with the trader's own as if filtered (a trial).
+            raise forms.ValidationError(
+                f"you see only your own orders, not trader “{typed.strip()[:64]}”'s"
+            )
+        return data
 
     def filters(self) -> dict[str, str]:
         return {k: self.cleaned_data[k] for k in FILTER_KEYS if k in self.fields}

@@ -93,7 +93,7 @@ def _page(request: HttpRequest, form: TcaFilterForm) -> HttpResponse:
         {
             "form": form,
             "valid": valid,
-            "problems": [e for field in form for e in field.errors],
+            "problems": [*form.non_field_errors(), *(e for field in form for e in field.errors)],
             "rows": rows,
             "capped": capped,
             "cap": TCA_ROWS,

@@ -158,7 +158,8 @@ def test_trader_sees_own_orders_and_risk_manager_sees_all(alice, bob, rita, inst
     assert rows_of(client_for(rita).get(URL, {"trader": "bob"})) == [theirs.pk]
     assert 'name="trader"' in client_for(rita).get(URL).content.decode()
     assert 'name="trader"' not in client_for(alice).get(URL).content.decode()
-    assert rows_of(client_for(alice).get(URL, {"trader": "bob"})) == [mine.pk]
+    # Naming another is said to name nothing (it answered with their own, as if filtered).
+    assert client_for(alice).get(URL, {"trader": "bob"}).status_code == 400
     bad = client_for(rita).get(URL, {"trader": "nobody"})
     assert bad.status_code == 400 and "there is no trader “nobody”" in bad.content.decode()
 
@@ -380,3 +381,11 @@ def test_an_order_left_paused_until_its_window_ended_counts_as_stopped(alice, in
     row = page.split('<tr data-strategy="twap">')[1].split("</tr>")[0]
     assert '<td class="num" data-field="stopped">1</td>' in row
     assert '<td class="num" data-field="fill-rate">60.0</td>' in row  # not 700 of 10,000
+
+
+def test_a_trader_naming_another_trader_is_told_so(alice, bob, instrument) -> None:
+    finished(alice, instrument)
+    resp = client_for(alice).get(URL, {"trader": "bob"})
+    assert resp.status_code == 400
+    assert "you see only your own orders, not trader “bob”" in resp.content.decode()
+    assert client_for(alice).get(URL, {"trader": "alice"}).status_code == 200
