@@ -308,11 +308,17 @@ def _reduced_quantity(order: ParentOrder, value: Any) -> int:
         )
     floor = order.filled_qty + order.working_qty
     if new <= order.filled_qty or new < floor:
+        # Pausing helps only where something works (a paused order was told to pause).
+        how = (
+            ": pause the order first to cut into what is working (or cancel it)"
+            if order.working_qty and order.status != "PAUSED"
+            else " (cancel it to stop here)"
+        )
         raise ValidationError(
             {
                 "quantity": [
                     f"not above the {order.filled_qty:,} filled and {order.working_qty:,} "
-                    "working: pause the order first to cut into what is working (or cancel it)"
+                    f"working{how}"
                 ]
             }
         )
@@ -573,6 +579,7 @@ def _suspended_cancel(order: ParentOrder, req: ControlRequest, user: Any) -> Non
     )
     now = timezone.now()
     ControlRequest.objects.filter(pk=req.pk).update(applied_at=now, outcome="applied")
+    req.applied_at, req.outcome = now, "applied"
 
 
 def held_end(locked: ParentOrder, status: str, reason: str) -> None:

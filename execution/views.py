@@ -826,7 +826,13 @@ def order_control(request: HttpRequest, pk: int) -> HttpResponseBase:
             for m in msgs:
                 messages.error(request, f"Order {order.pk}: {label}{m}")
         return _back(request, order)
-    text = f"Order {order.pk}: {action} requested; the worker applies it at its next step"
+    # One that no worker holds (blocked, or suspended by a lost worker) is canceled here and
+    # now (a trial: the message said a worker would apply it).
+    text = (
+        f"Order {order.pk}: canceled"
+        if req.applied_at is not None
+        else f"Order {order.pk}: {action} requested; the worker applies it at its next step"
+    )
     if _wants_json(request):
         return JsonResponse(
             {"ok": True, "message": text, "request_id": req.pk, "changes": req.changes}

@@ -158,6 +158,22 @@ def test_an_amend_may_reduce_the_quantity_not_below_what_is_filled_or_working(
     resp = control(c, order, action="amend", param_quantity="6,000")
     assert resp.status_code == 200, resp.content
     assert ControlRequest.objects.get().changes == {"quantity": 6000}
+    # Paused, nothing works: it is not told to pause (a trial's was).
+    paused = make_order(alice, instrument, quantity=10_000, filled_qty=3_000, status="PAUSED")
+    resp = control(c, paused, action="amend", param_quantity="3000")
+    assert resp.json()["errors"]["quantity"] == [
+        "not above the 3,000 filled and 0 working (cancel it to stop here)"
+    ]
+
+
+def test_a_blocked_order_cancelled_says_it_is_canceled_now(alice, instrument) -> None:
+    """No worker holds it: it is canceled at once, and the answer says so (it said a
+    worker would apply it)."""
+    order = make_order(alice, instrument, status="BLOCKED")
+    resp = control(client_for(alice), order, action="cancel")
+    assert resp.status_code == 200 and resp.json()["message"] == f"Order {order.pk}: canceled"
+    order.refresh_from_db()
+    assert order.status == "CANCELED"
 
 
 def test_without_javascript_errors_come_back_as_messages(alice, instrument) -> None:
