@@ -121,11 +121,13 @@ def parent_order_submit(
             problem = band_problem(version, instrument)
             if problem:
                 errors.setdefault("param_model", []).append(problem)
+    expert = expert_for(version, instrument) if version is not None else None
     scopes = order_scopes(
         user=user,
         instrument=instrument,
         strategy=strategy,
         model=version.name if version is not None else "",
+        expert=expert["model"] if expert is not None else "",
     )
     if limit is not None and "limit_price" not in errors:
         away = limit_away_problem(
@@ -140,7 +142,6 @@ def parent_order_submit(
     )
     if refused:
         _refuse(user, instrument, side, quantity, strategy, refused)
-    expert = expert_for(version, instrument) if version is not None else None
     try:
         with transaction.atomic():
             # Again under the instrument's row lock, which restrict() takes too: a
@@ -427,6 +428,7 @@ def order_control_request(
                 instrument=order.instrument,
                 strategy=order.strategy,
                 model=order.model_version.name if order.model_version else "",
+                expert=order.model_expert,
             )
             away = limit_away_problem(
                 side=order.side, limit_price=limit, market=market, scopes=scopes

@@ -608,11 +608,13 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
         side = side if side in ("buy", "sell") else "buy"
         strategy = request.GET.get("strategy", "")
         version = _ticket_model(est, instrument, quantity, strategy, params)
+        expert = expert_for(version, instrument) if version is not None else None
         scopes = order_scopes(
             user=request.user,
             instrument=instrument,
             strategy=strategy if strategy in strategy_names() else "",
             model=version.name if version is not None else "",
+            expert=expert["model"] if expert is not None else "",
         )
         for f in refusals(
             user=request.user,

@@ -78,6 +78,7 @@ class WorkerRisk:
             instrument=self.w.instrument.symbol,
             order=str(order.pk),
             model=order.model_version.name if order.model_version is not None else "",
+            expert=order.model_expert,
         )
         self.owner[eid] = order.owner_id
 

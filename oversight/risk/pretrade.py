@@ -44,7 +44,13 @@ def desk_of(user_id: int) -> str:
 
 
 def order_scopes(
-    *, user: Any, instrument: Any, strategy: str, order_id: Any = "", model: str = ""
+    *,
+    user: Any,
+    instrument: Any,
+    strategy: str,
+    order_id: Any = "",
+    model: str = "",
+    expert: str = "",
 ) -> OrderScopes:
     return OrderScopes(
         trader=user.get_username(),
@@ -53,6 +59,7 @@ def order_scopes(
         instrument=instrument.symbol,
         order=str(order_id or ""),
         model=model,
+        expert=expert,
     )
 
 

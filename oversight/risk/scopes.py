@@ -19,6 +19,9 @@ class OrderScopes:
     instrument: str  # symbol
     order: str = ""  # the parent order's id, once it has one
     model: str = ""  # an adaptive order's model version
+    # The expert of a gated version that trades it: a switch or limit on a model covers
+    # the orders it trades as an expert too (a trial's switch on policy-v13 stopped none).
+    expert: str = ""
 
     def scope_keys(self) -> set[tuple[str, str]]:
         out = {
@@ -33,6 +36,8 @@ class OrderScopes:
             out.add(("order", self.order))
         if self.model:
             out.add(("model", self.model))
+        if self.expert:
+            out.add(("model", self.expert))
         return out
 
 

@@ -140,8 +140,8 @@ def _orders_in_scope(scope_type: str, scope_key: str) -> Any:
             if scope_key.isascii() and scope_key.isdigit()
             else qs.none()
         )
-    if scope_type == Scope.MODEL:
-        return qs.filter(model_version__name=scope_key)
+    if scope_type == Scope.MODEL:  # the version, and the orders it trades as an expert
+        return qs.filter(Q(model_version__name=scope_key) | Q(model_expert=scope_key))
     return qs.none()
 
 
@@ -152,7 +152,7 @@ class KillPreview:
     orders: int  # open parent orders in scope
     children: int  # their working child orders at venues
     # For a model version that is also an expert inside gated versions: their names (a
-    # switch on the expert does not stop orders that name the gated version).
+    # switch on the expert stops the orders it trades there, not the gate's others).
     inside: tuple[str, ...] = ()
 
     @property
@@ -177,8 +177,8 @@ class KillPreview:
             return ""
         names = ", ".join(self.inside)
         return (
-            f". {self.scope_key} also trades as an expert inside {names}: this switch does "
-            f"not stop orders on {names}; halt {'it' if len(self.inside) == 1 else 'them'} too"
+            f". {self.scope_key} also trades as an expert inside {names}: this switch stops "
+            f"the orders it trades there too (counted above), not {names}'s others"
         )
 
 

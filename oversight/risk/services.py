@@ -116,7 +116,10 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
         Scope.STRATEGY: lambda: key in strategy_names(),
         Scope.INSTRUMENT: lambda: Instrument.objects.filter(symbol=key).exists(),
         Scope.ORDER: lambda: ParentOrder.objects.filter(pk=int(key)).exists(),
-        Scope.MODEL: lambda: ModelVersion.objects.filter(name=key).exists(),
+        # A version, or an expert inside one (registered on its own or not).
+        Scope.MODEL: lambda: ModelVersion.objects.filter(name=key).exists()
+        or ParentOrder.objects.filter(model_expert=key).exists()
+        or key in _experts_registered(),
     }[Scope(scope_type)]()
     if not exists:
         raise ValidationError({"scope_key": f"there is no {scope_type} {shown!r}"})
@@ -131,6 +134,15 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
                 }
             )
     return key
+
+
+def _experts_registered() -> set[str]:
+    """The experts inside the registered gated versions that may trade."""
+    from execution.model_registry import experts_of
+    from execution.models import ModelVersion
+
+    live = ModelVersion.objects.filter(status__in=(ModelVersion.APPROVED, ModelVersion.PENDING))
+    return {e["model"] for mv in live for e in experts_of(mv)}
 
 
 def _limit_json(req: LimitRequest) -> dict[str, Any]:
@@ -616,6 +628,7 @@ def _recheck_blocked(order: Any, ov: Override) -> None:
         strategy=order.strategy,
         order_id=order.pk,
         model=order.model_version.name if order.model_version_id else "",
+        expert=order.model_expert,
     )
     now_refused = refusals(
         user=order.owner, instrument=order.instrument, side=order.side,

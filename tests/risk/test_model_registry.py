@@ -533,12 +533,13 @@ def test_an_expert_inside_a_gated_version_cannot_be_retired_alone(rita: User) ->
     gated, expert = approved_model("policy-v9"), approved_model("policy-v4")
     with pytest.raises(ValidationError, match="policy-v4 trades inside policy-v9"):
         model_retire(user=rita, version_id=expert.pk, reason="old")
-    # A kill switch on the expert says what it does not stop.
+    # A kill switch on the expert says what it stops.
     preview = client_for(rita).get(
         "/risk/kill/preview/", {"scope_type": "model", "scope_key": "policy-v4"}
     )
-    assert "policy-v4 also trades as an expert inside policy-v9: this switch does not stop " \
-        "orders on policy-v9; halt it too" in preview.json()["text"]  # fmt: skip
+    assert "policy-v4 also trades as an expert inside policy-v9: this switch stops the " \
+        "orders it trades there too (counted above), not policy-v9's others" \
+        in preview.json()["text"]  # fmt: skip
     model_retire(user=rita, version_id=gated.pk, reason="replaced")
     assert model_retire(user=rita, version_id=expert.pk, reason="old").status == "RETIRED"
 
@@ -706,3 +707,30 @@ def test_a_models_page_links_only_the_orders_its_reader_may_open(
     assert all(p.status_code == 200 for p in page.values())
     assert link in page["alice"].content.decode() and link in page["rita"].content.decode()
     assert link not in page["bob"].content.decode()
+
+
+def test_a_kill_switch_on_an_expert_stops_the_orders_it_trades_inside_a_gate(
+    alice: User, instrument: Instrument, rita: User
+) -> None:
+    """A trial's switch on policy-v13 stopped none of the orders it traded inside v14."""
+    if not (MODEL_DIR / "policy-v14.onnx").is_file():
+        pytest.skip("no shipped gated version")
+    approved_model("policy-v14")
+    traded = submit(alice, instrument, strategy="adaptive", params={"model": "policy-v14"})
+    assert traded.model_expert == "policy-v13"  # HBRK quotes 5 bps: the wide expert's
+    w = worker(instrument)
+    run_to(w, 120)
+    preview = (
+        client_for(rita)
+        .get("/risk/kill/preview/", {"scope_type": "model", "scope_key": "policy-v13"})
+        .json()
+    )
+    assert preview["orders"] == 1
+    kill_switch_engage(user=rita, scope_type="model", scope_key="policy-v13", reason="drift")
+    run_to(w, 240)
+    traded.refresh_from_db()
+    assert traded.status == "CANCELED" and "kill switch" in traded.status_reason
+    with pytest.raises(ValidationError) as e:
+        submit(alice, instrument, strategy="adaptive", quantity=21_000)
+    assert "trading is halted for model policy-v13" in str(e.value)
+    w.release()
