@@ -89,3 +89,20 @@ def approved_model(name: str = "policy-v1") -> Any:
     second = users.exclude(pk=first.pk).first() or make_user("rm-two", "risk_manager")
     model_recommend(user=first, version_id=mv.pk, reason="test: evaluated")
     return model_approve(user=second, version_id=mv.pk)
+
+
+def set_limit(metric: str, value: Any, scope_type: str = "firm", scope_key: str = "") -> Any:
+    """A limit as it stands after an approved change (arranging a test, not testing four eyes)."""
+    from django.utils import timezone
+
+    from oversight.risk.models import RiskLimit
+
+    limit, _ = RiskLimit.objects.update_or_create(
+        scope_type=scope_type,
+        scope_key=scope_key,
+        metric=metric,
+        defaults={"value": Decimal(str(value)), "updated_at": timezone.now()},
+    )
+    RiskLimit.objects.filter(pk=limit.pk).update(version=limit.version + 1)
+    limit.refresh_from_db()
+    return limit

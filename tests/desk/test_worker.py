@@ -21,6 +21,7 @@ from execution.models import (
 )
 from execution.services import order_control_request
 from execution.worker import MarketWorker, SessionLost, SessionTaken, sessions_reap
+from tests.personas import demo_instrument, set_limit
 from tests.stepping import run_to, submit, worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,6 +32,23 @@ def heartbeat_stops(w: MarketWorker) -> list[int]:
     assert w.session is not None
     MarketSession.objects.filter(pk=w.session.pk).update(heartbeat_at="2000-01-01T00:00:00Z")
     return sessions_reap(stale_after_s=5)
+
+
+def resumed_on_another(
+    order: ParentOrder, lost: MarketWorker, capture: Any, replan: bool = False
+) -> MarketWorker:
+    """`lost` dies; the order's trader asks to resume it (re-planned, or not); the worker
+    that will take it up."""
+    heartbeat_stops(lost)
+    order.refresh_from_db()
+    with capture(execute=False):
+        order_control_request(
+            user=order.owner,
+            order=order,
+            action="resume",
+            changes={"replan": "1"} if replan else None,
+        )
+    return worker(order.instrument, seed=8)
 
 
 def test_worker_persists_the_event_stream_and_its_projections(
@@ -394,16 +412,7 @@ def test_children_are_sized_within_the_child_limits_not_denied_by_them(
 ) -> None:
     """A trial: a 60,000-share minimum child under a 50,000-share limit had about 100
     children denied, and the order expired 82% filled."""
-    from decimal import Decimal
-
-    from django.utils import timezone
-
-    from oversight.risk.models import RiskLimit
-
-    RiskLimit.objects.create(
-        scope_type="firm", scope_key="", metric="max_child_qty", value=Decimal(400),
-        version=1, updated_at=timezone.now(),
-    )  # fmt: skip
+    set_limit("max_child_qty", 400)
     with django_capture_on_commit_callbacks(execute=False):
         order = submit(
             alice, instrument, quantity=12_000, end_minute=30, params={"min_child_qty": 1_000}
@@ -433,11 +442,7 @@ def test_a_resumed_order_keeps_its_schedule(
         order = submit(alice, instrument, end_minute=60)  # 20,000 over the hour
     first = worker(instrument)
     run_to(first, 20 * 60)
-    heartbeat_stops(first)
-    order.refresh_from_db()
-    with django_capture_on_commit_callbacks(execute=False):
-        order_control_request(user=alice, order=order, action="resume")
-    second = worker(instrument, seed=8)
+    second = resumed_on_another(order, first, django_capture_on_commit_callbacks)
     second.step(sim_until=second.market.now + 1)
     progress = OrderEvent.objects.filter(parent=order, kind="ParentProgress").latest("seq")
     at = progress.payload["ts"]
@@ -460,11 +465,7 @@ def test_a_cancel_while_a_worker_takes_up_a_suspended_order_waits_for_that_worke
         order = submit(alice, instrument, end_minute=60)
     first = worker(instrument)
     run_to(first, 10 * 60)
-    heartbeat_stops(first)
-    order.refresh_from_db()
-    with django_capture_on_commit_callbacks(execute=False):
-        order_control_request(user=alice, order=order, action="resume")
-    second = worker(instrument, seed=8)
+    second = resumed_on_another(order, first, django_capture_on_commit_callbacks)
     second._pick_up_orders()  # what its step does first
     taken = ParentOrder.objects.get(pk=order.pk)
     assert taken.status == SUSPENDED and taken.session_id == second.session.pk
@@ -541,11 +542,7 @@ def test_an_order_whose_model_fell_back_keeps_its_parameters_amends_and_resumes_
     assert order.params["model"] == "policy-v1" and order.params["dark_fraction"] == 0.1
     assert order.params["min_child_qty"] == 500 and "urgency" in order.params
 
-    heartbeat_stops(first)
-    order.refresh_from_db()
-    with django_capture_on_commit_callbacks(execute=False):
-        order_control_request(user=alice, order=order, action="resume")
-    second = worker(instrument, seed=8)
+    second = resumed_on_another(order, first, django_capture_on_commit_callbacks)
     run_to(second, second.market.now + 120)
     resumed = second.engine.orders[order.engine_id].strategy
     assert resumed.name == "twap" and resumed.params["min_child_qty"] == 500
@@ -635,18 +632,9 @@ def test_children_are_sized_within_the_value_limit_at_the_price_a_take_may_pay(
 ) -> None:
     """Sized at the mid with 2% to spare, a take allowed 20 ticks through the ask on an
     $8.50 stock (2.4%) was denied by the value limit (a review); here 50 (5.7%)."""
-    from decimal import Decimal
-
-    from django.utils import timezone
-
-    from oversight.risk.models import RiskLimit
-    from tests.personas import demo_instrument
 
     smallcap = demo_instrument("demo-smallcap-regime")  # SQNT, 8.50, a 4-tick spread
-    RiskLimit.objects.create(
-        scope_type="firm", scope_key="", metric="max_child_notional", value=Decimal(900),
-        version=1, updated_at=timezone.now(),
-    )  # fmt: skip
+    set_limit("max_child_notional", 900)
     with django_capture_on_commit_callbacks(execute=False):
         order = submit(
             alice, smallcap, quantity=3_000, start_minute=60, end_minute=75,
@@ -715,11 +703,7 @@ def test_a_resume_can_replan_and_the_plan_survives_a_worker_loss(
     assert sum(takes.values_list("quantity", flat=True)) < 1_000  # no catch-up at once
     progress = OrderEvent.objects.filter(parent=order, kind="ParentProgress").latest("seq")
     assert progress.payload["target_qty"] < 8_000  # the plan, not 10,000 of the old curve
-    heartbeat_stops(w)
-    order.refresh_from_db()
-    with django_capture_on_commit_callbacks(execute=False):
-        order_control_request(user=alice, order=order, action="resume")
-    second = worker(instrument, seed=8)
+    second = resumed_on_another(order, w, django_capture_on_commit_callbacks)
     second.step(sim_until=second.market.now + 1)
     s2 = second.engine.orders[order.engine_id].strategy
     assert s2.replanned is not None and s2.replanned.at_s == resumed_at
@@ -735,11 +719,7 @@ def test_a_resume_after_a_worker_loss_can_replan(
         order = submit(alice, instrument, end_minute=60)
     first = worker(instrument)
     run_to(first, 10 * 60)
-    heartbeat_stops(first)
-    order.refresh_from_db()
-    with django_capture_on_commit_callbacks(execute=False):
-        order_control_request(user=alice, order=order, action="resume", changes={"replan": "1"})
-    second = worker(instrument, seed=8)
+    second = resumed_on_another(order, first, django_capture_on_commit_callbacks, replan=True)
     second.step(sim_until=second.market.now + 1)
     s2 = second.engine.orders[order.engine_id].strategy
     assert s2.replanned is not None and s2.replanned.done == order.filled_qty
@@ -803,18 +783,9 @@ def test_a_sell_resting_at_a_limit_above_the_market_is_sized_at_that_limit(
 ) -> None:
     """Sized as if it rested at the ask, a sell whose limit is above the market had every
     child at the limit denied by the value limit (a review: 194 denied, nothing filled)."""
-    from decimal import Decimal
-
-    from django.utils import timezone
-
-    from oversight.risk.models import RiskLimit
-    from tests.personas import demo_instrument
 
     smallcap = demo_instrument("demo-smallcap-regime")  # SQNT, 8.50
-    RiskLimit.objects.create(
-        scope_type="firm", scope_key="", metric="max_child_notional", value=Decimal(900),
-        version=1, updated_at=timezone.now(),
-    )  # fmt: skip
+    set_limit("max_child_notional", 900)
     with django_capture_on_commit_callbacks(execute=False):
         order = submit(
             alice, smallcap, side="sell", quantity=3_000, start_minute=60, end_minute=75,

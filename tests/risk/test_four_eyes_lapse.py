@@ -4,6 +4,8 @@ person's say."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
@@ -27,7 +29,9 @@ def _demote(user: User) -> None:
     user.groups.set([Group.objects.get(name=TRADER)])
 
 
-def test_requests_lapse_when_their_author_loses_the_role(rita: User, ruth: User) -> None:
+def _asked_by(rita: User, ruth: User) -> tuple[LimitRequest, KillSwitch, Any]:
+    """rita asks for three things a second risk manager must approve: a limit change, a
+    kill switch's reset, and a model version's approval."""
     RiskLimit.objects.create(
         scope_type="firm", scope_key="", metric="max_order_qty", value=10_000, version=1
     )
@@ -39,6 +43,11 @@ def test_requests_lapse_when_their_author_loses_the_role(rita: User, ruth: User)
     kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="drill over")
     mv = model_register(path=MODEL_DIR / "policy-v1.onnx", note="test")
     model_recommend(user=rita, version_id=mv.pk, reason="evaluated")
+    return req, kill, mv
+
+
+def test_requests_lapse_when_their_author_loses_the_role(rita: User, ruth: User) -> None:
+    req, kill, mv = _asked_by(rita, ruth)
     _demote(rita)
     with pytest.raises(ValidationError, match=r"rita asked for limit request \d+ but has not held"):
         limit_request_approve(user=ruth, request_id=req.pk)
@@ -81,17 +90,7 @@ def test_a_request_lapses_for_good_when_its_authors_role_changes_and_comes_back(
     from oversight.services import user_role_set
     from tests.personas import approved_model
 
-    RiskLimit.objects.create(
-        scope_type="firm", scope_key="", metric="max_order_qty", value=10_000, version=1
-    )
-    req = limit_change_request(
-        user=rita, scope_type="firm", scope_key="", metric="max_order_qty",
-        new_value="50000", reason="index day",
-    )  # fmt: skip
-    kill = kill_switch_engage(user=ruth, scope_type="firm", reason="drill")
-    kill_switch_reset_request(user=rita, kill_id=kill.pk, reason="drill over")
-    mv = model_register(path=MODEL_DIR / "policy-v1.onnx", note="test")
-    model_recommend(user=rita, version_id=mv.pk, reason="evaluated")
+    req, kill, mv = _asked_by(rita, ruth)
     v2 = approved_model("policy-v2")
     d = model_default_propose(user=rita, version_id=v2.pk, reason="steadier")
     user_role_set(actor=adam, user=rita, role=TRADER, reason="moved desk")
