@@ -333,14 +333,23 @@ def describe_default(mv: ModelVersion | None, designation: ModelDefault | None) 
     return f"new adaptive orders default to {mv.name} ({how})"
 
 
-def gated_users_of(mv: ModelVersion) -> list[str]:
-    """The approved or pending gated versions with `mv` among their experts."""
-    live = ModelVersion.objects.filter(status__in=(ModelVersion.APPROVED, ModelVersion.PENDING))
+def gated_users_of(
+    mv: ModelVersion, gates: list[tuple[str, list[dict[str, Any]]]] | None = None
+) -> list[str]:
+    """The approved or pending gated versions with `mv` among their experts, by name or by
+    its bytes. `gates`: live_gates(), when the caller asks for many versions at once."""
     return sorted(
-        g.name
-        for g in live.exclude(pk=mv.pk)
-        if any(e["model"] == mv.name or e["sha256"] == mv.sha256 for e in experts_of(g))
+        name
+        for name, experts in (live_gates() if gates is None else gates)
+        if name != mv.name
+        and any(e["model"] == mv.name or e["sha256"] == mv.sha256 for e in experts)
     )
+
+
+def live_gates() -> list[tuple[str, list[dict[str, Any]]]]:
+    """Each approved or pending gated version's name and experts (one query)."""
+    live = ModelVersion.objects.filter(status__in=(ModelVersion.APPROVED, ModelVersion.PENDING))
+    return [(g.name, experts) for g in live if (experts := experts_of(g))]
 
 
 def refused_experts(mv: ModelVersion) -> list[str]:

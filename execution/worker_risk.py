@@ -324,7 +324,7 @@ class WorkerRisk:
             p = wk.parent
             if p.is_done or p.status.value != "WORKING" or eid in self._behind_raised:
                 continue
-            if not wk.strategy.params.get("complete", True):
+            if not wk.strategy.keeps_schedule:
                 # A POV order follows the market's volume, not a schedule it must keep: its
                 # curve of expected volume is no promise (a trial's was "2,000 behind" at
                 # entry).

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery
 
+from execution.engine.engine import ENDED_PAUSED
 from execution.engine.orders import ParentStatus
 from execution.models import OrderEvent, ParentOrder
 from execution.selectors import orders_visible_to
@@ -88,7 +89,7 @@ def order_facts(order: ParentOrder) -> OrderFacts:
         or (
             order.status == "EXPIRED"
             and isinstance(final, dict)
-            and final.get("previous") == "PAUSED"
+            and final.get("reason") == ENDED_PAUSED
         ),
         fallback=order.fallback_strategy or "",
         # A gated version's rows are split by the expert that traded (how did v13 do?).

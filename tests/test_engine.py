@@ -468,3 +468,20 @@ def test_the_participation_cap_counts_from_a_resume(midcap: Scenario) -> None:
     assert sum(s.qty for s in at_once) <= grace
     held = [d for d in of(e.events, ChildDenied) if d.ts >= resumed_at]
     assert held and {d.reason for d in held} == {"MAX_PARTICIPATION"}
+
+
+def test_an_order_taken_up_unfilled_after_a_worker_loss_has_no_saved_up_headroom(
+    midcap: Scenario,
+) -> None:
+    """Lost before its first fill, an order taken up an hour into its window counted the
+    cap from its original start, and its catch-up took 40,333 shares at once (a review)."""
+    start = midcap.order.start_minute * 60
+    e = ExecutionEngine(Market(midcap, 5))
+    e.market.advance(start + 3600)
+    e.add_order(
+        spec(midcap, start_s=start + 3600, schedule_start_s=start, prior_market_volume=60_000)
+    )
+    e.run_until(start + 3601)
+    w = e.orders["P1"]
+    sent = sum(s.qty for s in of(e.events, ChildSubmitted))
+    assert 0 < sent <= w.policy.participation_grace_qty

@@ -211,6 +211,9 @@ class Strategy(ABC):
     """Base of every strategy. Subclasses set name, label, extra params and the schedule."""
 
     replanned: Replan | None = None
+    # Whether the order keeps to a schedule it can be behind: not a strategy that follows
+    # the volume the market actually trades (POV), whose curve is an expectation.
+    keeps_schedule: ClassVar[bool] = True
 
     name: ClassVar[str]
     label: ClassVar[str]

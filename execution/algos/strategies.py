@@ -61,6 +61,7 @@ class POV(Strategy):
 
     # POV follows the market's volume, not a clock: by default it does not rush the end.
     default_overrides = {"complete": False}
+    keeps_schedule = False
 
     def schedule_fraction(self, t: float) -> float:
         c = self.ctx

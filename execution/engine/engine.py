@@ -101,6 +101,11 @@ class ParentOrderSpec:
     replan: Replan | None = None
 
 
+# The reason an order left paused by its trader until its window ended expires with: not
+# its strategy's doing (post-trade analysis counts it as stopped, as a cancel is).
+ENDED_PAUSED = "window ended while paused"
+
+
 @dataclass(slots=True)
 class _Working:
     spec: ParentOrderSpec
@@ -241,7 +246,9 @@ class ExecutionEngine:
 
     def _cap_from_now(self, w: _Working) -> None:
         p = w.parent
-        w.cap_from_ours = float(p.filled_qty + w.working_qty)
+        # Filled only: children still waiting on the pause's cancels count as ours until
+        # they go (their shares could still fill).
+        w.cap_from_ours = float(p.filled_qty)
         w.cap_from_others = max(self.market.tape.volume - w.volume_at_start - p.filled_qty, 0.0)
 
     def replan(self, order_id: str, r: Replan | None = None) -> None:
@@ -373,7 +380,8 @@ class ExecutionEngine:
         if now >= w.spec.end_s:
             w.end_mid_ticks = self.market.mid_ticks()
             self._close_window(w)
-            self._wind_down(w, ParentStatus.EXPIRED, "window ended")
+            paused = p.status == ParentStatus.PAUSED
+            self._wind_down(w, ParentStatus.EXPIRED, ENDED_PAUSED if paused else "window ended")
             return
         w.next_decision = w.strategy.next_decision_after(now)
         if p.status != ParentStatus.WORKING:
@@ -442,8 +450,9 @@ class ExecutionEngine:
             w.arrival_mid_ticks = float(spec.prior_arrival_px / self.tick)
         else:
             w.arrival_mid_ticks = self.market.mid_ticks()
-        if spec.prior_filled_qty:  # taken up after a worker loss: counted from here too
-            self._cap_from_now(w)
+        # Counted from here (an order taken up after a worker loss has saved up headroom
+        # even with nothing filled: a review); for a new order this is zero, as it was.
+        self._cap_from_now(w)
         self._status(w, ParentStatus.WORKING, "started")
 
     def market_in_window(self, order_id: str) -> tuple[float, float]:

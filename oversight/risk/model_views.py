@@ -36,11 +36,12 @@ def model_list(request: HttpRequest) -> HttpResponse:
     versions = list(
         ModelVersion.objects.select_related("recommended_by", "decided_by", "retired_by")
     )
+    gates = registry.live_gates()  # once for the page, not once a row
     return render(
         request,
         "risk/models.html",
         {
-            "rows": [_row(mv, request.user) for mv in versions],
+            "rows": [_row(mv, request.user, gates) for mv in versions],
             "can_decide": request.user.has_perm(APPROVE_MODEL),
             **_defaults(request.user),
         },
@@ -134,7 +135,7 @@ def _experts(mv: ModelVersion) -> list[dict[str, Any]]:
     ]
 
 
-def _row(mv: ModelVersion, user: Any) -> dict[str, Any]:
+def _row(mv: ModelVersion, user: Any, gates: Any = None) -> dict[str, Any]:
     card = mv.card if isinstance(mv.card, dict) else {}
     validation = card.get("validation") or {}
     diff = validation.get("adaptive_minus_twap_bps") or {}
@@ -145,7 +146,7 @@ def _row(mv: ModelVersion, user: Any) -> dict[str, Any]:
         "problem": registry.integrity_problem(mv) if mv.status != mv.REJECTED else "",
         # An expert trades inside the gated versions that carry it, whatever its own
         # status (a trial: v13 read "Candidate" while it traded every wide name).
-        "inside": registry.gated_users_of(mv),
+        "inside": registry.gated_users_of(mv, gates),
         "mine": mv.recommended_by_id == user.pk,
         "trained": card.get("date", ""),
         "method": card.get("method", ""),

@@ -117,9 +117,11 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
         Scope.INSTRUMENT: lambda: Instrument.objects.filter(symbol=key).exists(),
         Scope.ORDER: lambda: ParentOrder.objects.filter(pk=int(key)).exists(),
         # A version, or an expert inside one (registered on its own or not).
-        Scope.MODEL: lambda: ModelVersion.objects.filter(name=key).exists()
-        or ParentOrder.objects.filter(model_expert=key).exists()
-        or key in _experts_registered(),
+        Scope.MODEL: lambda: (
+            ModelVersion.objects.filter(name=key).exists()
+            or ParentOrder.objects.filter(model_expert=key).exists()
+            or key in _experts_registered()
+        ),
     }[Scope(scope_type)]()
     if not exists:
         raise ValidationError({"scope_key": f"there is no {scope_type} {shown!r}"})

@@ -60,3 +60,27 @@ def test_an_expired_pov_order_is_charged_for_what_it_left(
     assert r.filled_shortfall_bps == pytest.approx(
         float((order.avg_price - order.arrival_price) / order.arrival_price * 10_000)
     )
+
+
+def test_an_order_left_paused_until_its_window_ended_counts_as_stopped(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Its expiry is its trader's doing, not its strategy's: a trial's paused orders
+    counted against TWAP's fill rate."""
+    from execution.services import order_control_request
+    from tca.selectors import order_facts, tca_orders
+
+    with django_capture_on_commit_callbacks(execute=False):
+        paused = submit(alice, instrument, end_minute=30)
+        worked = submit(alice, instrument, end_minute=30, quantity=20_001)
+    w = worker(instrument)
+    run_to(w, 10 * 60)
+    order_control_request(user=alice, order=paused, action="pause")
+    run_to(w, 32 * 60)
+    facts = {o.pk: order_facts(o) for o in tca_orders(user=alice)}
+    paused.refresh_from_db()
+    assert paused.status == "EXPIRED" and paused.status_reason == "window ended while paused"
+    assert facts[paused.pk].stopped and not facts[worked.pk].stopped
+    page = client_for(alice).get(reverse("tca_report")).content.decode()
+    row = page.split('<tr data-strategy="twap">')[1].split("</tr>")[0]
+    assert '<td class="num" data-field="stopped">1</td>' in row

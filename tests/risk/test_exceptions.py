@@ -108,10 +108,25 @@ def test_a_pov_order_is_not_behind_a_schedule_it_does_not_keep(
 ) -> None:
     """Its curve is the volume the market is expected to trade; it follows what does
     trade (a trial's was "2,000 behind" the moment it was entered)."""
-    submit(alice, instrument, quantity=2_000, strategy="pov", params={"participation_rate": 0.3})
+    submit(
+        alice, instrument, quantity=2_000, strategy="pov",
+        params={"participation_rate": 0.3, "complete": True},
+    )  # fmt: skip
     w = worker(instrument)
     run_to(w, 10 * 60)
     assert not raised("BEHIND_SCHEDULE")
+    w.release()
+
+
+def test_an_order_told_not_to_finish_can_still_be_behind_its_schedule(
+    alice: User, instrument: Instrument
+) -> None:
+    set_limit("price_collar_bps", 0.5)  # its priced children are denied: it falls behind
+    slow = submit(alice, instrument, params={"complete": False})
+    w = worker(instrument)
+    run_to(w, 20 * 60)
+    (behind,) = raised("BEHIND_SCHEDULE")
+    assert behind.order_id == slow.pk
     w.release()
 
 

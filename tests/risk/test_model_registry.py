@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from execution.algos.adaptive import MODEL_DIR
 from execution.forms import OrderTicketForm, strategy_schemas
@@ -734,3 +736,18 @@ def test_a_kill_switch_on_an_expert_stops_the_orders_it_trades_inside_a_gate(
         submit(alice, instrument, strategy="adaptive", quantity=21_000)
     assert "trading is halted for model policy-v13" in str(e.value)
     w.release()
+
+
+def test_the_models_list_takes_a_fixed_number_of_queries(
+    rita: User, django_assert_max_num_queries: Any
+) -> None:
+    """Each row asked the database for the gated versions again (a review: 10 queries for
+    one version, 18 for nine)."""
+    from execution.model_registry import shipped_register
+
+    approved_model("policy-v1")
+    with CaptureQueriesContext(connection) as one:
+        client_for(rita).get("/risk/models/")
+    shipped_register()  # every shipped version, gated ones among them
+    with django_assert_max_num_queries(len(one.captured_queries) + 1):
+        client_for(rita).get("/risk/models/")

@@ -370,19 +370,6 @@ def test_an_order_cut_by_an_amend_shows_the_size_it_was_entered_with(alice, inst
     assert rows[str(whole.pk)]["entered_quantity"] == rows[str(whole.pk)]["quantity"] == "1000"
 
 
-def test_an_order_left_paused_until_its_window_ended_counts_as_stopped(alice, instrument) -> None:
-    paused = finished(alice, instrument, quantity=9000, filled_qty=100)
-    OrderEvent.objects.filter(parent=paused, kind="ParentStatusChanged").update(
-        payload={"status": "EXPIRED", "previous": "PAUSED", "end_mid_px": "40.30",
-                 "market_volume": 6000, "market_vwap_px": None}
-    )  # fmt: skip
-    finished(alice, instrument)  # 600 of 1,000, expired while working
-    page = client_for(alice).get(URL).content.decode()
-    row = page.split('<tr data-strategy="twap">')[1].split("</tr>")[0]
-    assert '<td class="num" data-field="stopped">1</td>' in row
-    assert '<td class="num" data-field="fill-rate">60.0</td>' in row  # not 700 of 10,000
-
-
 def test_a_trader_naming_another_trader_is_told_so(alice, bob, instrument) -> None:
     finished(alice, instrument)
     resp = client_for(alice).get(URL, {"trader": "bob"})
