@@ -170,7 +170,8 @@ def ticket_version(typed: str) -> tuple[ModelVersion | None, str]:
     version = (
         default_version()
         if not typed
-        else ModelVersion.objects.filter(name=typed, status=ModelVersion.APPROVED).first()
+        # Names are unique whatever the case: "POLICY-V14" is policy-v14, as TCA reads it.
+        else ModelVersion.objects.filter(name__iexact=typed, status=ModelVersion.APPROVED).first()
     )
     if version is not None:
         # Approved bytes only: a file changed since would fall back at the first decision,

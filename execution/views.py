@@ -318,6 +318,7 @@ def _order_row(
         "denied_reason": f"{reason}: {details[coid]}" if details.get(coid) else reason,
         "mine": order.owner_id == user.pk and user.has_perm(TRADE),
         "qty_fmt": f"{order.quantity:,}",
+        "entered_fmt": f"{order.entered_quantity:,}" if order.entered_quantity is not None else "",
         "filled_fmt": f"{order.filled_qty:,}",
         "working_fmt": f"{order.working_qty:,}",
         "time_left_fmt": _duration(time_left),

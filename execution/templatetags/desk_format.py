@@ -57,7 +57,10 @@ def param_changes(changes: Any) -> str:
     parts = []
     # In the names' order: PostgreSQL's jsonb keeps its own key order, not the request's.
     for name, value in sorted(changes.items()):
-        parts.append(f"{label_of(str(name))} {param_value(value)}")
+        shown = (
+            f"{value:,}" if name == "quantity" and isinstance(value, int) else param_value(value)
+        )
+        parts.append(f"{label_of(str(name))} {shown}")  # a quantity as the blotter writes it
     return "; ".join(parts)
 
 

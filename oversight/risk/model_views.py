@@ -9,13 +9,14 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from execution import model_registry as registry
-from execution.models import ModelVersion
+from execution.models import ModelVersion, ParentOrder
 from execution.selectors import orders_visible_to
 from oversight.risk.answers import act, field
 from oversight.roles import APPROVE_MODEL, TRADE, VIEW_ALL_ORDERS
@@ -87,8 +88,13 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "comparison": _comparison(mv.metrics if isinstance(mv.metrics, dict) else {}),
             # Linked only where the reader may open them: a trader sees their own (a
             # review: another trader's order numbers were listed to them).
-            "orders": orders_visible_to(request.user).filter(model_version=mv).order_by("-id")[:20],
-            "order_count": mv.orders.count(),
+            # And those it traded as a gated version's expert (its page said 0: a trial).
+            "orders": orders_visible_to(request.user)
+            .filter(Q(model_version=mv) | Q(model_expert=mv.name))
+            .order_by("-id")[:20],
+            "order_count": ParentOrder.objects.filter(
+                Q(model_version=mv) | Q(model_expert=mv.name)
+            ).count(),
             "can_decide": request.user.has_perm(APPROVE_MODEL),
             "trades_every_spread": registry.spread_band_of(mv) is None,
             **_defaults(request.user),

@@ -160,14 +160,16 @@ class KillPreview:
         return f"{self.scope_type} {self.scope_key}".strip()
 
     def text(self, state: str = KillSwitch.HALTED) -> str:
-        o = f"{self.orders} working order{'' if self.orders == 1 else 's'}"
+        # Open: working, paused or waiting for its window (a trial read "2 working" for one
+        # waiting and one paused).
+        o = f"{self.orders} open order{'' if self.orders == 1 else 's'}"
         c = f"{self.children} working child order{'' if self.children == 1 else 's'}"
         if state == KillSwitch.REDUCING:
             return (
                 f"Restrict {self.where} to reducing orders: of its {o} ({c}), those that add "
                 f"to a position will be stopped and their child orders cancelled; new orders "
                 f"must reduce a position"
-            )
+            ) + self.inside_note()
         return f"Halt {self.where}: {o}, {c} will be cancelled; no new orders until reset" + (
             self.inside_note()
         )
@@ -177,8 +179,8 @@ class KillPreview:
             return ""
         names = ", ".join(self.inside)
         return (
-            f". {self.scope_key} also trades as an expert inside {names}: this switch stops "
-            f"the orders it trades there too (counted above), not {names}'s others"
+            f". {self.scope_key} also trades as an expert inside {names}: this switch covers "
+            f"the orders it trades there too, not {names}'s others"
         )
 
 
@@ -344,6 +346,7 @@ def risk_managers() -> list[Any]:
 def scope_keys(*, orders: int = 200) -> dict[str, list[str]]:
     """The valid keys of each scope type, for the forms' suggestion lists."""
     from execution.algos.registry import strategy_names
+    from execution.model_registry import live_gates
     from execution.models import Instrument, ModelVersion, ParentOrder
 
     return {
@@ -365,11 +368,15 @@ def scope_keys(*, orders: int = 200) -> dict[str, list[str]]:
             .order_by("-id")
             .values_list("id", flat=True)[:orders]
         ],
-        # Approved and retired versions: the ones orders may still be trading on.
-        Scope.MODEL.value: list(
-            ModelVersion.objects.filter(status__in=["APPROVED", "RETIRED"])
-            .order_by("name")
-            .values_list("name", flat=True)
+        # Approved and retired versions, the ones orders may still be trading on, and the
+        # experts inside the gated ones (a switch on an expert was not suggested: a trial).
+        Scope.MODEL.value: sorted(
+            set(
+                ModelVersion.objects.filter(status__in=["APPROVED", "RETIRED"]).values_list(
+                    "name", flat=True
+                )
+            )
+            | {e["model"] for _, experts in live_gates() for e in experts}
         ),
     }
 
@@ -507,6 +514,10 @@ def trader_alerts(user: Any) -> dict[str, Any]:
         | Q(scope_type=Scope.STRATEGY, scope_key__in=mine.values("strategy"))
         | Q(scope_type=Scope.INSTRUMENT, scope_key__in=mine.values("instrument__symbol"))
         | Q(scope_type=Scope.MODEL, scope_key__in=mine.values("model_version__name"))
+        | Q(
+            scope_type=Scope.MODEL,
+            scope_key__in=mine.exclude(model_expert="").values("model_expert"),
+        )
         | Q(
             scope_type=Scope.ORDER,
             scope_key__in=[str(pk) for pk in mine.values_list("pk", flat=True)[:500]],

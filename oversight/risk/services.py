@@ -17,6 +17,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from oversight.audit import audit_record
@@ -478,8 +479,8 @@ def _tell_traders_of_kill(payload: dict[str, Any]) -> None:
         owners = owners.filter(owner__desk_membership__desk__name=key)
     elif scope_type == Scope.ORDER:
         owners = owners.filter(pk=int(key))
-    elif scope_type == Scope.MODEL:
-        owners = owners.filter(model_version__name=key)
+    elif scope_type == Scope.MODEL:  # the version's, and those it trades as an expert
+        owners = owners.filter(Q(model_version__name=key) | Q(model_expert=key))
     else:
         since = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
         owners = owners.filter(created_at__gte=since)

@@ -330,7 +330,7 @@
         setCell(tb, "qty", qtyFmt(after.quantity), after.quantity);
         const qcell = cellOf(tb, "qty");
         const was = (ev.before || {}).quantity;
-        if (qcell && was !== undefined && !qcell.title) qcell.title = `cut from ${was} by an amend`;
+        if (qcell && was !== undefined && !qcell.title) qcell.title = `cut from ${qtyFmt(was)} by an amend`;
         const bar = tb.querySelector('[data-field="progress"] .bar');
         if (bar) bar.setAttribute("aria-valuemax", after.quantity);
         delete after.quantity;
@@ -648,7 +648,7 @@
     const box = document.getElementById("control-params");
     const check = el("input", { type: "checkbox", id: "control-replan", name: "replan", value: "1" });
     const wrap = el("div", { class: "field check" });
-    wrap.append(check, el("label", { for: "control-replan" }, "Re-plan: spread what is left over what is left of the window (no catch-up)"));
+    wrap.append(check, el("label", { for: "control-replan" }, "Re-plan: spread what is left over what is left of the window (no catch-up; an adaptive order's model may still run up to three slices ahead of the new plan)"));
     box.replaceChildren(wrap);
   }
 

@@ -238,7 +238,7 @@ def test_kill_switch_halts_a_streaming_order_and_refuses_the_next(
     expect(rick.locator("#kill-dialog-title")).to_have_text(
         "Engage the kill switch on trader tina?"
     )
-    expect(rick.locator("#kill-dialog-what")).to_contain_text("Halt trader tina: 1 working order")
+    expect(rick.locator("#kill-dialog-what")).to_contain_text("Halt trader tina: 1 open order")
     expect(rick.locator("#kill-dialog-reason")).to_have_text("browser test: runaway algo")
     expect(rick.locator("#kill-dialog-error")).to_be_hidden()
     expect(rick.locator("#kill-dialog-back")).to_be_focused()  # a stray Enter must not halt

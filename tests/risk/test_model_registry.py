@@ -539,8 +539,8 @@ def test_an_expert_inside_a_gated_version_cannot_be_retired_alone(rita: User) ->
     preview = client_for(rita).get(
         "/risk/kill/preview/", {"scope_type": "model", "scope_key": "policy-v4"}
     )
-    assert "policy-v4 also trades as an expert inside policy-v9: this switch stops the " \
-        "orders it trades there too (counted above), not policy-v9's others" \
+    assert "policy-v4 also trades as an expert inside policy-v9: this switch covers the " \
+        "orders it trades there too, not policy-v9's others" \
         in preview.json()["text"]  # fmt: skip
     model_retire(user=rita, version_id=gated.pk, reason="replaced")
     assert model_retire(user=rita, version_id=expert.pk, reason="old").status == "RETIRED"
@@ -728,10 +728,19 @@ def test_a_kill_switch_on_an_expert_stops_the_orders_it_trades_inside_a_gate(
         .json()
     )
     assert preview["orders"] == 1
-    kill_switch_engage(user=rita, scope_type="model", scope_key="policy-v13", reason="drift")
+    from oversight.risk.selectors import scope_keys, trader_alerts
+
+    assert "policy-v13" in scope_keys()["model"]  # suggested on the kill form (a trial)
+    k = kill_switch_engage(user=rita, scope_type="model", scope_key="policy-v13", reason="drift")
     run_to(w, 240)
     traded.refresh_from_db()
     assert traded.status == "CANCELED" and "kill switch" in traded.status_reason
+    # The trader is told, as for any kill over their orders (their banner said nothing).
+    assert [a["id"] for a in trader_alerts(alice)["kills"]] == [k.pk]
+    # The expert's own page counts the orders it traded inside the gate (it said 0).
+    v13 = model_register(path=MODEL_DIR / "policy-v13.onnx", note="its own entry")
+    page = client_for(rita).get(f"/risk/models/{v13.pk}/").content.decode()
+    assert f'href="/orders/{traded.pk}/"' in page
     with pytest.raises(ValidationError) as e:
         submit(alice, instrument, strategy="adaptive", quantity=21_000)
     assert "trading is halted for model policy-v13" in str(e.value)

@@ -378,6 +378,8 @@ def test_the_estimate_names_the_model_and_the_expert_that_would_trade(alice, ins
         f"HBRK quotes {bps:.2f} bps)"
     )
     assert said["warnings"] == []
+    shouted = c.get(url, {**q, "strategy": "adaptive", "param_model": "POLICY-V14"}).json()
+    assert shouted["model"] == said["model"]  # names are unique whatever the case
     small = c.get(url, {**q, "quantity": 450, "strategy": "adaptive", "param_model": "policy-v14"})
     assert small.json()["model"].endswith(
         "; under 5 lots of 100 shares the order is worked along its curve without the model"
