@@ -89,6 +89,13 @@ class TcaFilterForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        unknown = sorted(k for k in self.data if k not in FILTER_KEYS)
+        if unknown:
+            # Ignored, it listed everything as if filtered (a trial's ?expert=policy-v13).
+            raise forms.ValidationError(
+                f"“{unknown[0][:40]}” is not a filter here; the filters are "
+                f"{', '.join(k for k in FILTER_KEYS if k in self.fields)}"
+            )
         typed = self.data.get("trader") if "trader" not in self.fields else None
         if isinstance(typed, str) and typed.strip() and typed.strip() != self._username:
             # A trader sees their own orders: another's name was dropped unsaid, and the

@@ -376,3 +376,12 @@ def test_a_trader_naming_another_trader_is_told_so(alice, bob, instrument) -> No
     assert resp.status_code == 400
     assert "you see only your own orders, not trader “bob”" in resp.content.decode()
     assert client_for(alice).get(URL, {"trader": "alice"}).status_code == 200
+
+
+def test_a_filter_the_page_does_not_have_is_refused(alice, instrument) -> None:
+    finished(alice, instrument)
+    resp = client_for(alice).get(URL, {"expert": "policy-v13"})
+    assert resp.status_code == 400
+    assert "“expert” is not a filter here; the filters are instrument, strategy, model, side" in (
+        resp.content.decode()
+    )
