@@ -167,12 +167,7 @@ def ticket_version(typed: str) -> tuple[ModelVersion | None, str]:
     """The version an adaptive order typed with `model` = `typed` would trade (blank: the
     designated default), or None and why not. Never a file path from a browser: only a
     version two risk managers approved."""
-    version = (
-        default_version()
-        if not typed
-        # Names are unique whatever the case: "POLICY-V14" is policy-v14, as TCA reads it.
-        else ModelVersion.objects.filter(name__iexact=typed, status=ModelVersion.APPROVED).first()
-    )
+    version = default_version() if not typed else _approved_named(typed)
     if version is not None:
         # Approved bytes only: a file changed since would fall back at the first decision,
         # with a critical alert (a trial's order did, and filled as TWAP).
@@ -196,6 +191,18 @@ def ticket_version(typed: str) -> tuple[ModelVersion | None, str]:
         "no model version is approved for trading yet: a risk manager recommends one and a "
         "second approves it (Models page)"
     )
+
+
+def _approved_named(typed: str) -> ModelVersion | None:
+    """The approved version of that name; or, whatever the case, the one name there is (
+    "POLICY-V14" is policy-v14, as TCA reads it). Two that differ only in case (older
+    data) must be typed exactly."""
+    approved = ModelVersion.objects.filter(status=ModelVersion.APPROVED)
+    exact = approved.filter(name=typed).first()
+    if exact is not None:
+        return exact
+    folded = list(approved.filter(name__iexact=typed)[:2])
+    return folded[0] if len(folded) == 1 else None
 
 
 def ticket_model_words(version: ModelVersion, instrument: Any, quantity: int, lot: int) -> str:

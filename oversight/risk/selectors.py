@@ -201,11 +201,16 @@ def kill_preview(scope_type: str, scope_key: str) -> KillPreview:
 
 
 def _gated_around(name: str) -> tuple[str, ...]:
-    from execution.model_registry import gated_users_of
+    from execution.model_registry import gated_users_of, live_gates
     from execution.models import ModelVersion
 
     mv = ModelVersion.objects.filter(name=name).first()
-    return tuple(gated_users_of(mv)) if mv is not None else ()
+    if mv is not None:
+        return tuple(gated_users_of(mv))
+    # An expert known only inside a gate: by its name there.
+    return tuple(
+        sorted(g for g, experts in live_gates() if any(e["model"] == name for e in experts))
+    )
 
 
 def exception_json(e: RiskException) -> dict[str, Any]:
@@ -377,6 +382,12 @@ def scope_keys(*, orders: int = 200) -> dict[str, list[str]]:
                 )
             )
             | {e["model"] for _, experts in live_gates() for e in experts}
+            # and the experts of open orders, whatever became of their gate since
+            | set(
+                ParentOrder.objects.filter(status__in=OPEN_ORDER)
+                .exclude(model_expert="")
+                .values_list("model_expert", flat=True)
+            )
         ),
     }
 

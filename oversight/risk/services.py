@@ -102,9 +102,15 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
     if scope_type == Scope.STRATEGY and key.lower() in strategy_names():
         key = key.lower()  # "TWAP" is how every page writes twap
     if scope_type == Scope.MODEL and key:
-        names = list(ModelVersion.objects.filter(name__iexact=key).values_list("name", flat=True))
+        # A version, or an expert known only from the orders it trades, whatever the case.
+        names = set(ModelVersion.objects.filter(name__iexact=key).values_list("name", flat=True))
+        names |= set(
+            ParentOrder.objects.filter(model_expert__iexact=key).values_list(
+                "model_expert", flat=True
+            )
+        )
         if key not in names and len(names) == 1:
-            key = names[0]
+            key = names.pop()
     if scope_type == Scope.FIRM:
         if key:  # not dropped unsaid: whoever sent it may have meant a narrower scope
             raise ValidationError({"scope_key": f"the firm takes no name, got {shown!r}"})
