@@ -258,7 +258,14 @@ def _order_rows(orders: list[ParentOrder], user: Any) -> list[dict[str, Any]]:
     coids |= {s["last_denied"][0] for s in subs if s["last_denied"][0]}
     every = not any(hasattr(o, "working_rows") for o in orders)
     details = _denial_details(orders, coids, every)
-    return [_order_row(o, user, s, details) for o, s in zip(orders, subs, strict=True)]
+    # An order no worker has taken up yet is timed by its market's clock, once per
+    # instrument (it showed "—" beside an identical order a worker had just taken).
+    waiting = {o.instrument_id: o.instrument for o in orders if o.session is None}
+    clocks = {i: market_clock(inst)["minute"] * 60 for i, inst in waiting.items()}
+    return [
+        _order_row(o, user, s, details, clocks.get(o.instrument_id))
+        for o, s in zip(orders, subs, strict=True)
+    ]
 
 
 def _order_row(
@@ -266,11 +273,12 @@ def _order_row(
     user: Any,
     sub: dict[str, Any],
     details: dict[str, str],
+    market_s: float | None = None,
 ) -> dict[str, Any]:
     shown_children, shown_fills = sub["children"], sub["fills"]
     coid, reason = sub["last_denied"]
     end_s = order.end_minute * 60
-    clock = order.session.sim_ts if order.session else None
+    clock = order.session.sim_ts if order.session else market_s
     time_left = None
     if order_is_open(order) and clock is not None:
         time_left = max(0.0, end_s - max(order.start_minute * 60, clock))

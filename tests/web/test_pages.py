@@ -467,3 +467,12 @@ def test_a_pov_order_not_yet_started_expects_its_own_rate(alice, instrument) -> 
     page = client_for(alice).get(reverse("blotter")).content.decode()
     cell = re.search(r'<td class="num" data-field="participation" title="[^"]+">([^<]+)</td>', page)
     assert cell is not None and 15.0 < float(cell[1].rstrip("%")) <= 20.0
+
+
+def test_an_order_no_worker_has_taken_up_yet_shows_its_time_left(alice, instrument) -> None:
+    """Timed by its market's clock: it showed "—" beside an identical order a worker had
+    just taken up (a trial)."""
+    make_order(alice, instrument, status="NEW", filled_qty=0, start_minute=0, end_minute=60)
+    page = client_for(alice).get(reverse("blotter")).content.decode()
+    cell = re.search(r'data-field="time_left" data-sort="([^"]*)">([^<]+)<', page)
+    assert cell is not None and float(cell[1]) == 3600.0 and cell[2] != "—"
