@@ -14,6 +14,7 @@ the default is the newest approved version that trades every spread.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -44,8 +45,17 @@ VERSION_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def file_sha256(path: Path) -> str:
+    """The file's SHA-256, read again only when its size or modification time changes
+    (as loaded models are cached): the ticket's estimate checks the approved files at each
+    keystroke, and the models list every file on each view."""
+    st = path.stat()
+    return _sha256_of(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as f:
+    with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 16), b""):
             h.update(chunk)
     return h.hexdigest()
