@@ -215,11 +215,16 @@ def _approved_named(typed: str) -> ModelVersion | None:
     return folded[0] if len(folded) == 1 else None
 
 
-def ticket_model_words(version: ModelVersion, instrument: Any, quantity: int, lot: int) -> str:
+def ticket_model_words(
+    version: ModelVersion,
+    instrument: Any,
+    quantity: int,
+    lot: int,
+    expert: dict[str, Any] | None,
+) -> str:
     """What the ticket says will trade the order: the version, the expert of a gated one
-    for this instrument's spread, and an order too small for the model to choose."""
+    for this instrument's spread (expert_for), and an order too small for the model."""
     words = version.name
-    expert = expert_for(version, instrument)
     if expert is not None:
         band = band_words(expert["from_bps"], expert["below_bps"])
         words += (

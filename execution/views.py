@@ -616,8 +616,7 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
         side = request.GET.get("side", "buy")
         side = side if side in ("buy", "sell") else "buy"
         strategy = request.GET.get("strategy", "")
-        version = _ticket_model(est, instrument, quantity, strategy, params)
-        expert = expert_for(version, instrument) if version is not None else None
+        version, expert = _ticket_model(est, instrument, quantity, strategy, params)
         scopes = order_scopes(
             user=request.user,
             instrument=instrument,
@@ -659,14 +658,15 @@ def _ticket_model(
     quantity: int,
     strategy: str,
     params: dict[str, str],
-) -> ModelVersion | None:
+) -> tuple[ModelVersion | None, dict[str, Any] | None]:
     """For a strategy with a model: which version, and which of a gated version's experts,
-    would trade the order (`est["model"]`), or why none would (a warning); the version."""
+    would trade the order (`est["model"]`), or why none would (a warning); the version and
+    the expert."""
     if strategy not in strategy_names():
-        return None
+        return None, None
     schema = strategy_class(strategy).schema()
     if not any(p.name == "model" for p in schema):
-        return None
+        return None, None
     try:
         clean = validate_params(schema, params)
     except ParamError:
@@ -674,12 +674,15 @@ def _ticket_model(
     version, why = ticket_version(params.get("model", ""))
     if version is None:
         est["warnings"].append(f"model: {why}")
-        return None
-    est["model"] = ticket_model_words(version, instrument, quantity, int(clean["min_child_qty"]))
+        return None, None
+    expert = expert_for(version, instrument)
+    est["model"] = ticket_model_words(
+        version, instrument, quantity, int(clean["min_child_qty"]), expert
+    )
     problem = band_problem(version, instrument)
     if problem:
         est["warnings"].append(f"model: {problem}")
-    return version
+    return version, expert
 
 
 def _chart_data(order: ParentOrder) -> dict[str, Any]:

@@ -73,10 +73,16 @@ class TcaFilterForm(forms.Form):
         self.fields["instrument"].choices = [("", "All")] + [(s, s) for s in symbols]
         self.fields["strategy"].choices = [("", "All")] + [(n, n.upper()) for n in strategy_names()]
         versions = set(
-            ModelVersion.objects.filter(orders__isnull=False).values_list("name", flat=True)
+            ModelVersion.objects.filter(orders__isnull=False)
+            .order_by()
+            .values_list("name", flat=True)
+            .distinct()
         )
         experts = set(
-            ParentOrder.objects.exclude(model_expert="").values_list("model_expert", flat=True)
+            ParentOrder.objects.exclude(model_expert="")
+            .order_by()
+            .values_list("model_expert", flat=True)
+            .distinct()
         )
         self.fields["model"].choices = [("", "All")] + [
             (n, n if n in versions else f"{n} (as an expert)") for n in sorted(versions | experts)

@@ -386,7 +386,9 @@ def scope_keys(*, orders: int = 200) -> dict[str, list[str]]:
             | set(
                 ParentOrder.objects.filter(status__in=OPEN_ORDER)
                 .exclude(model_expert="")
+                .order_by()
                 .values_list("model_expert", flat=True)
+                .distinct()
             )
         ),
     }

@@ -69,6 +69,7 @@ KILL_SCOPES = frozenset(s.value for s in Scope)
 def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
     """The scope's key as stored, or ValidationError naming what is wrong."""
     from execution.algos.registry import strategy_names
+    from execution.model_registry import live_gates
     from execution.models import Instrument, ModelVersion, ParentOrder
 
     allowed = [s.value for s in (list(Scope) if kill else LIMIT_SCOPES)]
@@ -127,7 +128,7 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
         Scope.MODEL: lambda: (
             ModelVersion.objects.filter(name=key).exists()
             or ParentOrder.objects.filter(model_expert=key).exists()
-            or key in _experts_registered()
+            or any(e["model"] == key for _, experts in live_gates() for e in experts)
         ),
     }[Scope(scope_type)]()
     if not exists:
@@ -143,15 +144,6 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
                 }
             )
     return key
-
-
-def _experts_registered() -> set[str]:
-    """The experts inside the registered gated versions that may trade."""
-    from execution.model_registry import experts_of
-    from execution.models import ModelVersion
-
-    live = ModelVersion.objects.filter(status__in=(ModelVersion.APPROVED, ModelVersion.PENDING))
-    return {e["model"] for mv in live for e in experts_of(mv)}
 
 
 def _limit_json(req: LimitRequest) -> dict[str, Any]:
