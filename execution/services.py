@@ -101,7 +101,7 @@ def parent_order_submit(
             errors.setdefault("end_minute", []).append(
                 f"the window must last at least {MIN_WINDOW_MINUTES:g} minute"
             )
-    limit, problem = _clean_limit(limit_price, instrument.tick_size)
+    limit, problem = clean_limit(limit_price, instrument.tick_size)
     if problem:
         errors.setdefault("limit_price", []).append(problem)
     clean: dict[str, Any] = {}
@@ -275,7 +275,7 @@ def quantity_problem(quantity: Any) -> str:
     return ""
 
 
-def _clean_limit(value: Any, tick: Decimal) -> tuple[Decimal | None, str]:
+def clean_limit(value: Any, tick: Decimal) -> tuple[Decimal | None, str]:
     """A limit price as Decimal (None for no limit), or the problem with it."""
     if value in (None, ""):
         return None, ""
@@ -417,9 +417,7 @@ def order_control_request(
             raise ValidationError({f"param_{bad[0]}": ["cannot be changed while the order works"]})
         clean = {k: merged[k] for k in params}
         if "limit_price" in (changes or {}):
-            limit, problem = _clean_limit(
-                (changes or {})["limit_price"], order.instrument.tick_size
-            )
+            limit, problem = clean_limit((changes or {})["limit_price"], order.instrument.tick_size)
             if problem:
                 raise ValidationError({"limit_price": [problem]})
             market = market_price(order.instrument)  # now, not the window's average
@@ -570,14 +568,26 @@ def blocked_expire() -> int:
 
 def _taken_up(order: ParentOrder) -> bool:
     """A suspended order a worker has just taken up to resume: its session runs, and the
-    worker writes WORKING at the end of that step."""
-    return order.session is not None and order.session.status == MarketSession.RUNNING
+    worker writes WORKING at the end of that step. The session is read again: the
+    order's copy may be from before its lock was granted (a worker stopping commits its
+    session's status with its orders' suspension)."""
+    return (
+        order.session_id is not None
+        and MarketSession.objects.filter(pk=order.session_id, status=MarketSession.RUNNING).exists()
+    )
 
 
 def _suspended_cancel(order: ParentOrder, req: ControlRequest, user: Any) -> None:
-    locked = ParentOrder.objects.select_for_update().get(pk=order.pk)
+    held_cancel(ParentOrder.objects.select_for_update().get(pk=order.pk), req, user)
+
+
+def held_cancel(locked: ParentOrder, req: ControlRequest, user: Any = None) -> None:
+    """Apply a cancel to an order no worker holds. `locked`: the order, row-locked by the
+    caller in this transaction."""
     held_end(
-        locked, ParentStatus.CANCELED.value, f"canceled by {user} while {locked.status.lower()}"
+        locked,
+        ParentStatus.CANCELED.value,
+        f"canceled by {user or req.requested_by} while {locked.status.lower()}",
     )
     now = timezone.now()
     ControlRequest.objects.filter(pk=req.pk).update(applied_at=now, outcome="applied")

@@ -55,7 +55,13 @@ from execution.models import (
     ParentOrder,
 )
 from execution.selectors import market_day_next
-from execution.services import blocked_expire, broadcast_events, held_end, order_status_set
+from execution.services import (
+    blocked_expire,
+    broadcast_events,
+    held_cancel,
+    held_end,
+    order_status_set,
+)
 from execution.sim.calibration import SESSION_SECONDS
 from execution.sim.market import Market
 from execution.sim.scenario import parse_scenario
@@ -204,13 +210,17 @@ class MarketWorker:
                 for eid, w in self.engine.orders.items()
                 if not w.parent.is_done
             ]
-            if open_ids:
-                suspend_orders(
-                    ParentOrder.objects.filter(pk__in=open_ids), reason="market session stopped"
+            # One commit: a control that waited on an order's lock then finds it
+            # suspended by a stopped session, so nobody holds it and the service acts.
+            with transaction.atomic():
+                MarketSession.objects.filter(pk=self.session.pk).update(
+                    status=status, sim_ts=self.market.now
                 )
-            MarketSession.objects.filter(pk=self.session.pk).update(
-                status=status, sim_ts=self.market.now
-            )
+                if open_ids:
+                    suspend_orders(
+                        ParentOrder.objects.filter(pk__in=open_ids),
+                        reason="market session stopped",
+                    )
             audit_record(
                 actor=None, action="session.stop", obj=self.session, after={"status": status}
             )
@@ -841,9 +851,11 @@ OPEN_STATUSES = [
 
 def suspend_orders(orders: Any, *, reason: str) -> None:
     """Open orders whose market is gone: children cancelled (the venues went with it),
-    fills kept, status SUSPENDED with the reason, resumable on another worker."""
+    fills kept, status SUSPENDED with the reason, resumable on another worker. One whose
+    trader asked to cancel it before its worker applied that is canceled now: it had
+    waited for a later resume to end it (a review)."""
     with transaction.atomic():
-        for order in orders.filter(status__in=OPEN_STATUSES):
+        for order in orders.filter(status__in=OPEN_STATUSES).select_for_update(of=("self",)):
             ChildOrder.objects.filter(
                 parent=order,
                 status__in=["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"],
@@ -854,3 +866,19 @@ def suspend_orders(orders: Any, *, reason: str) -> None:
                 working_qty=0,
             )
             audit_record(actor=None, action="order.suspend", obj=order, reason=reason)
+            cancel = (
+                ControlRequest.objects.filter(
+                    parent=order, action=ControlRequest.CANCEL, applied_at=None
+                )
+                .select_related("requested_by")
+                .first()
+            )
+            if cancel is not None:
+                order.refresh_from_db()
+                held_cancel(order, cancel)
+                audit_record(
+                    actor=None,
+                    action="order.cancel.applied",
+                    obj=order,
+                    reason=f"applied as the order was suspended ({reason})",
+                )

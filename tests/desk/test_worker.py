@@ -796,3 +796,41 @@ def test_a_sell_resting_at_a_limit_above_the_market_is_sized_at_that_limit(
     denied = ChildOrder.objects.filter(parent=order, status="DENIED", reason="MAX_CHILD_NOTIONAL")
     assert not denied.exists(), list(denied.values_list("quantity", "price")[:5])
     assert ChildOrder.objects.filter(parent=order, status__in=["ACCEPTED", "SUBMITTED"]).exists()
+
+
+@pytest.mark.parametrize("how", ["stopped", "lost"])
+def test_a_cancel_its_worker_did_not_apply_before_the_order_was_suspended_ends_it(
+    instrument: Instrument,
+    alice: User,
+    django_capture_on_commit_callbacks: Any,
+    how: str,
+) -> None:
+    """The trader's cancel reached the order while its worker was stopping (or just before
+    it died): it was left pending on the suspended order and ended it only when a resume
+    took it up again, minutes later (a review)."""
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)
+    w = worker(instrument)
+    run_to(w, 10 * 60)
+    with django_capture_on_commit_callbacks(execute=False):
+        req = order_control_request(user=alice, order=order, action="cancel")
+    assert req.applied_at is None  # its worker holds it: it is to apply it
+    if how == "stopped":
+        w.release()
+    else:
+        heartbeat_stops(w)
+    order.refresh_from_db()
+    assert order.status == "CANCELED"
+    assert order.status_reason == f"canceled by {alice} while suspended"
+    req.refresh_from_db()
+    assert (req.outcome, req.applied_at is not None) == ("applied", True)
+    assert not ChildOrder.objects.filter(
+        parent=order, status__in=["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"]
+    ).exists()
+    statuses = [
+        e.payload.get("status")
+        for e in OrderEvent.objects.filter(parent=order, kind="ParentStatusChanged").order_by("seq")
+    ]
+    assert statuses[-1] == "CANCELED"
+    with pytest.raises(ValidationError):  # nothing left to resume
+        order_control_request(user=alice, order=order, action="resume")
