@@ -47,6 +47,7 @@ from execution.services import (
     CONTROLS,
     MIN_WINDOW_MINUTES,
     blocked_expire,
+    clean_limit,
     order_control_request,
     order_is_open,
     parent_order_submit,
@@ -57,7 +58,13 @@ from execution.sim.scenario import ScenarioError, parse_scenario
 from execution.templatetags.desk_format import price
 from execution.worker import sessions_reap
 from execution.worker_risk import RISK_DENIALS
-from oversight.risk.pretrade import breaches, order_scopes, refusals
+from oversight.risk.pretrade import (
+    breaches,
+    limit_away_problem,
+    market_price,
+    order_scopes,
+    refusals,
+)
 from oversight.risk.selectors import trader_alerts
 from oversight.roles import TRADE
 from tca.metrics import filled_shortfall_bps
@@ -568,6 +575,9 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
     problem = quantity_problem(quantity)
     if problem:
         return JsonResponse({"error": f"quantity {problem}"}, status=400)
+    limit, problem = clean_limit(request.GET.get("limit_price", "").strip(), instrument.tick_size)
+    if problem:
+        return JsonResponse({"error": f"limit price {problem}"}, status=400)
     if not (0 <= start < end <= 390):
         return JsonResponse({"error": "the window must satisfy 0 ≤ start < end ≤ 390"}, status=400)
     if end - start < MIN_WINDOW_MINUTES:
@@ -611,10 +621,12 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
                 f"the {instrument.symbol} market is at {at}: the order would work from then "
                 f"to {session_clock(end * 60, ms=False)}, and is costed so"
             )
-        # What would refuse the order outright (a kill switch, a restriction): said now,
-        # not after the whole ticket is filled in.
         side = request.GET.get("side", "buy")
         side = side if side in ("buy", "sell") else "buy"
+        if limit is not None:
+            est["warnings"].extend(_limit_words(instrument, side, limit, est))
+        # What would refuse the order outright (a kill switch, a restriction): said now,
+        # not after the whole ticket is filled in.
         strategy = request.GET.get("strategy", "")
         version, expert = _ticket_model(est, instrument, quantity, strategy, params)
         scopes = order_scopes(
@@ -632,13 +644,18 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
             scopes=scopes,
         ):
             est["warnings"].append(f"this order would be refused: {f.message}")
+        away = limit_away_problem(
+            side=side, limit_price=limit, market=market_price(instrument), scopes=scopes
+        )
+        if away:
+            est["warnings"].append(f"this order would be refused: {away}")
         # And the limits that would block it until a risk manager overrides them.
         for f in breaches(
             user=request.user,
             instrument=instrument,
             side=side,
             quantity=quantity,
-            limit_price=None,
+            limit_price=limit,
             start_minute=worked_start,  # as the order would be stored
             end_minute=end,
             scopes=scopes,
@@ -650,6 +667,35 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
         return JsonResponse(est)
     except (ScenarioError, ValueError) as e:
         return JsonResponse({"error": str(e)}, status=400)
+
+
+def _limit_words(
+    instrument: Instrument, side: str, limit: Decimal, est: dict[str, Any]
+) -> list[str]:
+    """What a limit price does to the estimate, which is costed without one: a limit
+    the price may cross within the window can leave part of the order unfilled; one
+    beyond the market's other side leaves it waiting; one the collar refuses is said."""
+    market = market_price(instrument)
+    if market <= 0:
+        return []
+    sign = 1 if side == "buy" else -1
+    room = float((limit - market) / market) * 1e4 * sign  # bps the price may move our way
+    reach = est["cost_bps"] + 2 * est["uncertainty_bps"]
+    where = f"{abs(room):.1f} bps {'above' if (room > 0) == (side == 'buy') else 'below'}"
+    said = f"the limit {price(limit)} is {where} the market (about {price(market)})"
+    words = []
+    if room < 0:
+        words.append(
+            f"{said}: nothing trades until the price comes to it, so the order may fill "
+            "little or nothing; the estimate is costed without the limit"
+        )
+    elif room < reach:
+        words.append(
+            f"{said}, inside the expected cost plus two standard deviations ({reach:.1f} "
+            "bps): if the price moves away, part of the order may be left unfilled; the "
+            "estimate is costed without the limit"
+        )
+    return words
 
 
 def _ticket_model(

@@ -55,6 +55,7 @@
   box.addEventListener("change", remember);
   // Values the server sent back with errors count as typed.
   if (form.querySelector(".has-error, [role=alert]")) {
+    if (form.elements.limit_price.value.trim() !== "") q.append("limit_price", form.elements.limit_price.value.trim());
     box.querySelectorAll("[name^=param_]").forEach((i) => { typed[i.name.slice(6)] = i.value; });
   }
 
@@ -119,6 +120,7 @@
       side: (form.querySelector("input[name=side]:checked") || {}).value || "buy",
       strategy: strategy.value,
     });
+    if (form.elements.limit_price.value.trim() !== "") q.append("limit_price", form.elements.limit_price.value.trim());
     box.querySelectorAll("[name^=param_]").forEach((i) => { if (i.value.trim() !== "") q.append(i.name, i.value); });
     const mine = ++generation;
     let data;
@@ -164,11 +166,13 @@
     data.warnings.forEach((w) => warnings.append(el("li", { role: "alert" }, "⚠ " + w)));
   }
 
-  ["instrument", "quantity", "start_minute", "end_minute"].forEach((name) => {
+  ["instrument", "quantity", "start_minute", "end_minute", "limit_price"].forEach((name) => {
     const e = form.elements[name];
     e.addEventListener("input", scheduleEstimate);
     e.addEventListener("change", scheduleEstimate);
   });
+  // The side decides what a limit leaves unfilled and which restrictions refuse the order.
+  form.querySelectorAll("input[name=side]").forEach((e) => e.addEventListener("change", scheduleEstimate));
   // A parameter that shapes the schedule (a POV rate, an IS risk aversion) moves the cost.
   box.addEventListener("input", scheduleEstimate);
   box.addEventListener("change", scheduleEstimate);

@@ -146,6 +146,25 @@ def test_trader_submits_watches_pauses_resumes_cancels(
         "the pre-trade estimate",
         stack,
     )
+    # A limit, and the side it is read against, move the estimate's words as they change.
+    page.fill("#id_limit_price", "39.00")  # a buy's limit a dollar under the market
+    _wait_js(
+        page,
+        "() => document.getElementById('est-warnings').textContent.includes('nothing trades')",
+        None,
+        "the estimate's word on a buy limit under the market",
+        stack,
+    )
+    page.check("input[name=side][value=sell]")  # now through the market, far: no word
+    _wait_js(
+        page,
+        "() => !document.getElementById('est-warnings').textContent.includes('the limit')",
+        None,
+        "the estimate to read the limit against a sell",
+        stack,
+    )
+    page.check("input[name=side][value=buy]")
+    page.fill("#id_limit_price", "")
     page.click("#ticket button[type=submit]")
     page.wait_for_url(stack.url + "/")
     assert "submitted" in page.inner_text("ul.messages").lower()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -12,8 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from execution.algos.registry import strategy_names
-from execution.models import MarketSession, ParentOrder
+from execution.models import Instrument, MarketSession, ParentOrder
 from oversight.models import AuditRecord
+from tests.personas import set_limit
 from tests.stepping import submit
 
 from .conftest import client_for
@@ -590,3 +592,57 @@ def test_a_window_shorter_than_a_minute_is_refused_at_the_ticket_and_the_estimat
         )
         assert got.status_code == 400
         assert got.json() == {"error": "the window must last at least 1 minute"}
+
+
+def _estimate_with_limit(c: Any, instrument: Instrument, side: str, offset_bps: float) -> Any:
+    """The estimate of a 12,000-share order with a limit `offset_bps` through the market
+    on the order's side (negative: away from it)."""
+    ref = instrument.reference_price
+    sign = 1 if side == "buy" else -1
+    limit = (ref * (1 + Decimal(sign * offset_bps) / 10_000)).quantize(instrument.tick_size)
+    q = {"instrument": instrument.pk, "quantity": 12000, "start_minute": 45,
+         "end_minute": 225, "side": side, "limit_price": str(limit)}  # fmt: skip
+    return c.get(reverse("order_estimate"), q)
+
+
+@pytest.mark.parametrize("side", ["buy", "sell"])
+def test_the_estimate_says_what_a_limit_may_leave_unfilled(alice, instrument, side) -> None:
+    """It is costed without the limit (a review: a limit just through the market was
+    costed as if the whole order would fill)."""
+    c = client_for(alice)
+    q = {"instrument": instrument.pk, "quantity": 12000, "start_minute": 45,
+         "end_minute": 225, "side": side}  # fmt: skip
+    plain = c.get(reverse("order_estimate"), q).json()
+    reach = plain["cost_bps"] + 2 * plain["uncertainty_bps"]
+    far = _estimate_with_limit(c, instrument, side, reach + 50).json()
+    assert far["warnings"] == [] and far["cost_bps"] == plain["cost_bps"]
+    near = _estimate_with_limit(c, instrument, side, reach / 2).json()
+    assert len(near["warnings"]) == 1, near["warnings"]
+    assert "part of the order may be left unfilled" in near["warnings"][0]
+    assert f"{'above' if side == 'buy' else 'below'} the market" in near["warnings"][0]
+    away = _estimate_with_limit(c, instrument, side, -20).json()
+    assert len(away["warnings"]) == 1, away["warnings"]
+    assert "nothing trades until the price comes to it" in away["warnings"][0]
+    assert f"{'below' if side == 'buy' else 'above'} the market" in away["warnings"][0]
+
+
+def test_the_estimate_says_a_limit_the_collar_refuses(alice, instrument) -> None:
+    set_limit("price_collar_bps", 50)
+    warnings = _estimate_with_limit(client_for(alice), instrument, "buy", -200).json()["warnings"]
+    assert any(w.startswith("this order would be refused: ") for w in warnings), warnings
+
+
+@pytest.mark.parametrize(
+    ("limit", "error"),
+    [
+        ("abc", "limit price must be a price"),
+        ("-1", "limit price must be positive"),
+        ("10.001", "limit price must be a multiple of the tick size 0.01"),
+        ("８.３０", "limit price write it with the digits 0-9"),
+    ],
+)
+def test_the_estimate_refuses_a_limit_the_ticket_would(alice, instrument, limit, error) -> None:
+    q = {"instrument": instrument.pk, "quantity": 1000, "start_minute": 0,
+         "end_minute": 60, "limit_price": limit}  # fmt: skip
+    resp = client_for(alice).get(reverse("order_estimate"), q)
+    assert resp.status_code == 400 and resp.json()["error"] == error
