@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from execution.algos.params import ParamError, ParamSpec, written_plainly
+from execution.algos.params import ParamError, ParamSpec, written_plainly_no_exponent
 from execution.algos.registry import strategy_class, strategy_names
 from execution.model_registry import approved_names, default_version
 from execution.models import SIDE_CHOICES, Instrument
@@ -78,15 +78,19 @@ class OrderTicketForm(forms.Form):
     instrument = _InstrumentChoice(queryset=Instrument.objects.all(), empty_label=None)
     side = forms.ChoiceField(choices=SIDE_CHOICES, widget=forms.RadioSelect, initial="buy")
     # Whole shares; the range rules (and their messages) are the service's.
-    quantity = forms.IntegerField(widget=forms.NumberInput(attrs={"step": 1, "min": 1}))
+    # Text boxes, not number inputs: a browser sends a number input it cannot read ("40.0-",
+    # "--5") as empty, and an order went out with no limit at all (a trial). The server
+    # reads what was typed and names what is wrong with it.
+    quantity = forms.IntegerField(widget=forms.TextInput(attrs={"inputmode": "numeric"}))
     start_minute = forms.FloatField(
-        label="Start", initial=0, widget=forms.NumberInput(attrs={"step": 1, "min": 0, "max": 390})
+        label="Start", initial=0, widget=forms.TextInput(attrs={"inputmode": "decimal"})
     )
     end_minute = forms.FloatField(
-        label="End", initial=60, widget=forms.NumberInput(attrs={"step": 1, "min": 0, "max": 390})
+        label="End", initial=60, widget=forms.TextInput(attrs={"inputmode": "decimal"})
     )
     limit_price = _OptionalDecimal(
-        required=False, widget=forms.NumberInput(attrs={"step": "any", "placeholder": "none"})
+        required=False,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "none"}),
     )
     strategy = forms.ChoiceField(choices=strategy_choices, initial="twap")
 
@@ -109,7 +113,11 @@ class OrderTicketForm(forms.Form):
             raw = self.data.get(name)
             # int() and Decimal() read "１０００", "١٠٠٠" and "1_000" as 1000: refused, as
             # the limits page refuses them, rather than read as something maybe not meant.
-            if isinstance(raw, str) and not written_plainly(raw) and name not in self.errors:
+            if (
+                isinstance(raw, str)
+                and not written_plainly_no_exponent(raw)
+                and name not in self.errors
+            ):
                 self.add_error(name, "write it with the digits 0-9")
         return data
 

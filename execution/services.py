@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from execution.algos.params import ParamError, validate_params, written_plainly
+from execution.algos.params import ParamError, validate_params, written_plainly_no_exponent
 from execution.algos.registry import strategy_class
 from execution.engine.orders import PARENT_TERMINAL, ParentStatus
 from execution.model_registry import band_problem, expert_for, ticket_version
@@ -279,7 +279,7 @@ def clean_limit(value: Any, tick: Decimal) -> tuple[Decimal | None, str]:
     """A limit price as Decimal (None for no limit), or the problem with it."""
     if value in (None, ""):
         return None, ""
-    if isinstance(value, str) and not written_plainly(value):
+    if isinstance(value, str) and not written_plainly_no_exponent(value):
         return None, "write it with the digits 0-9"  # "８.３０" and "8.3_0" read as 8.30
     try:
         limit = Decimal(str(value))

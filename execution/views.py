@@ -21,7 +21,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from execution.algos.base import OrderContext
-from execution.algos.params import ParamError, validate_params, written_plainly
+from execution.algos.params import ParamError, validate_params, written_plainly_no_exponent
 from execution.algos.pretrade import planned_schedule, pretrade_estimate, window_volume_fraction
 from execution.algos.registry import strategy_class, strategy_names
 from execution.forms import PARAM_PREFIX, OrderTicketForm, strategy_schemas
@@ -553,7 +553,7 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
     # As the ticket reads them (a review: "１０００" was costed as 1000, a side of "x" as a
     # buy, an unknown strategy as none, all without a word).
     for name in ("quantity", "start_minute", "end_minute"):
-        if not written_plainly(request.GET.get(name, "")):
+        if not written_plainly_no_exponent(request.GET.get(name, "")):
             return JsonResponse({"error": f"{name}: write it with the digits 0-9"}, status=400)
     if request.GET.get("side", "buy") not in ("buy", "sell"):
         return JsonResponse({"error": 'side: must be "buy" or "sell"'}, status=400)

@@ -15,6 +15,13 @@ def written_plainly(text: str) -> bool:
     return text.isascii() and "_" not in text
 
 
+def written_plainly_no_exponent(text: str) -> bool:
+    """written_plainly, and no exponent: an order's size, window or price typed "1e2" was
+    read as 100, a fat finger's $100 limit on a $40 name (a trial). A strategy parameter
+    may have one (a risk aversion of 1e-6 per dollar is written so)."""
+    return written_plainly(text) and not any(c in "eE" for c in text)
+
+
 class ParamError(ValueError):
     """Bad strategy parameter; `key` names it so a form can show the message beside it."""
 

@@ -55,7 +55,6 @@
   box.addEventListener("change", remember);
   // Values the server sent back with errors count as typed.
   if (form.querySelector(".has-error, [role=alert]")) {
-    if (form.elements.limit_price.value.trim() !== "") q.append("limit_price", form.elements.limit_price.value.trim());
     box.querySelectorAll("[name^=param_]").forEach((i) => { typed[i.name.slice(6)] = i.value; });
   }
 

@@ -93,7 +93,11 @@ def test_submit_creates_the_order_and_dispatches_after_commit(
         # Beyond what the database holds: a message, not a 500.
         ({"quantity": "99999999999999999999999"}, "quantity", "at most 1,000,000,000,000"),
         ({"quantity": "9223372036854775808"}, "quantity", "at most 1,000,000,000,000"),
-        ({"limit_price": "1e30"}, "limit_price", "at most 999,999,999,999"),
+        (
+            {"limit_price": "1000000000000000000000000000000"},
+            "limit_price",
+            "at most 999,999,999,999",
+        ),
         ({"limit_price": "40.005"}, "limit_price", "tick size 0.01"),
         ({"side": "short"}, "side", "valid choice"),
         ({"strategy": "martingale"}, "strategy", "valid choice"),
@@ -580,7 +584,7 @@ def test_a_window_shorter_than_a_minute_is_refused_at_the_ticket_and_the_estimat
     )
     assert resp.status_code == 400 and not ParentOrder.objects.exists()
     assert resp.context["form"].errors["end_minute"] == ["the window must last at least 1 minute"]
-    for start, end in (("1e-320", "1e-310"), ("389.9999999", "390")):
+    for start, end in (("0", "0.0000001"), ("389.9999999", "390")):
         got = client_for(alice).get(
             reverse("order_estimate"),
             {
@@ -646,3 +650,24 @@ def test_the_estimate_refuses_a_limit_the_ticket_would(alice, instrument, limit,
          "end_minute": 60, "limit_price": limit}  # fmt: skip
     resp = client_for(alice).get(reverse("order_estimate"), q)
     assert resp.status_code == 400 and resp.json()["error"] == error
+
+
+@pytest.mark.parametrize(
+    ("field", "typed"),
+    [("limit_price", "1e2"), ("limit_price", "40.0-"), ("quantity", "1E3"), ("end_minute", "6e1")],
+)
+def test_the_ticket_refuses_a_number_it_would_read_as_another(
+    alice, instrument, field, typed
+) -> None:
+    """An exponent ("1e2" entered a $100 limit on a $40 name) or a typo the browser used to
+    send as empty (so the order went out with no limit): refused, naming the field."""
+    resp = client_for(alice).post(reverse("order_new"), ticket(instrument, **{field: typed}))
+    assert resp.status_code == 400 and not ParentOrder.objects.exists()
+    assert resp.context["form"].errors[field]
+    page = resp.content.decode()
+    assert f'name="{field}" value="{typed}"' in page  # kept as typed, to be corrected
+    est = {"instrument": instrument.pk, "quantity": "1000", "start_minute": "0",
+           "end_minute": "60", field: typed}  # fmt: skip
+    got = client_for(alice).get(reverse("order_estimate"), est)
+    said = {"limit_price": "limit price", "quantity": "quantity", "end_minute": "end_minute"}
+    assert got.status_code == 400 and got.json()["error"].startswith(said[field])
