@@ -669,33 +669,51 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": str(e)}, status=400)
 
 
+FAT_FINGER_BPS = 1000.0  # a limit this far through the market protects nothing
+
+
 def _limit_words(
     instrument: Instrument, side: str, limit: Decimal, est: dict[str, Any]
 ) -> list[str]:
     """What a limit price does to the estimate, which is costed without one: a limit
     the price may cross within the window can leave part of the order unfilled; one
-    beyond the market's other side leaves it waiting; one the collar refuses is said."""
+    inside the spread can only rest; one beyond the market leaves the order waiting; one
+    far through the market protects nothing (a fat finger's)."""
     market = market_price(instrument)
     if market <= 0:
         return []
     sign = 1 if side == "buy" else -1
     room = float((limit - market) / market) * 1e4 * sign  # bps the price may move our way
+    half_spread = est["spread_cost_bps"]
     reach = est["cost_bps"] + 2 * est["uncertainty_bps"]
-    where = f"{abs(room):.1f} bps {'above' if (room > 0) == (side == 'buy') else 'below'}"
-    said = f"the limit {price(limit)} is {where} the market (about {price(market)})"
-    words = []
-    if room < 0:
-        words.append(
+    about = f"the market (about {price(market)})"
+    if abs(room) < 0.05:
+        said = f"the limit {price(limit)} is at {about}"
+    else:
+        way = "above" if (room > 0) == (side == "buy") else "below"
+        said = f"the limit {price(limit)} is {abs(room):.1f} bps {way} {about}"
+    costed = "the estimate is costed without the limit"
+    if room < -half_spread:
+        return [
             f"{said}: nothing trades until the price comes to it, so the order may fill "
-            "little or nothing; the estimate is costed without the limit"
-        )
-    elif room < reach:
-        words.append(
+            f"little or nothing; {costed}"
+        ]
+    if room < half_spread:
+        return [
+            f"{said}, inside the spread: the order can only rest at the limit or better "
+            f"until the price comes its way, so part of it may be left unfilled; {costed}"
+        ]
+    if room < reach:
+        return [
             f"{said}, inside the expected cost plus two standard deviations ({reach:.1f} "
-            "bps): if the price moves away, part of the order may be left unfilled; the "
-            "estimate is costed without the limit"
-        )
-    return words
+            f"bps): if the price moves away, part of the order may be left unfilled; {costed}"
+        ]
+    if room > FAT_FINGER_BPS:
+        return [
+            f"{said}: that far through the market it protects nothing; check it is the "
+            "price you meant"
+        ]
+    return []
 
 
 def _ticket_model(

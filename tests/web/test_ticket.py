@@ -624,6 +624,12 @@ def test_the_estimate_says_what_a_limit_may_leave_unfilled(alice, instrument, si
     assert len(near["warnings"]) == 1, near["warnings"]
     assert "part of the order may be left unfilled" in near["warnings"][0]
     assert f"{'above' if side == 'buy' else 'below'} the market" in near["warnings"][0]
+    fat = _estimate_with_limit(c, instrument, side, 1500).json()
+    assert len(fat["warnings"]) == 1 and "it protects nothing" in fat["warnings"][0]
+    inside = _estimate_with_limit(c, instrument, side, -plain["spread_cost_bps"] / 2).json()
+    assert len(inside["warnings"]) == 1 and "inside the spread" in inside["warnings"][0]
+    at = _estimate_with_limit(c, instrument, side, 0).json()
+    assert len(at["warnings"]) == 1 and " is at the market (about " in at["warnings"][0]
     away = _estimate_with_limit(c, instrument, side, -20).json()
     assert len(away["warnings"]) == 1, away["warnings"]
     assert "nothing trades until the price comes to it" in away["warnings"][0]
