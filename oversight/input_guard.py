@@ -5,15 +5,18 @@ A NUL character cannot be stored in a PostgreSQL text column: a value carrying o
 refuses it for every view, before any of them runs, naming the field. So with a field sent
 twice, which a view would read as its last value. A request with a
 method the view does not take gets Django's 405 with an empty body; this says which
-methods it takes.
+methods it takes. A script whose session has ended was sent the login page, which it
+could not read ("the server did not answer"): it is told so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import render, resolve_url
 
 from oversight.risk.answers import wants_json
 
@@ -63,6 +66,18 @@ class InputGuardMiddleware:
                 f"field “{field}” given more than once; send it once (nothing was changed)",
             )
         response = self.get_response(request)
+        if (
+            response.status_code == 302
+            and wants_json(request)
+            and not request.user.is_authenticated
+            and urlsplit(response.get("Location", "")).path == resolve_url(settings.LOGIN_URL)
+        ):
+            return refusal(
+                request,
+                401,
+                "you are logged out (here or in another tab, or the session expired): "
+                "log in again; nothing was done",
+            )
         if response.status_code == 405 and not response.content:
             allowed = response.get("Allow", "")
             said = refusal(

@@ -727,14 +727,19 @@
         say(data.message, "success");
         return;
       }
-      const lines = Object.entries(data.errors || {}).flatMap(([k, msgs]) =>
+      // A refusal before any view ran (logged out, a NUL character) says `error`.
+      const lines = data.error ? [data.error] : [];
+      lines.push(...Object.entries(data.errors || {}).flatMap(([k, msgs]) =>
         msgs.map((m) => {
-          if (k === "__all__" || k === "action") return m;
-          const label = dialog.querySelector(`label[for="amend_${CSS.escape(k)}"]`);
-          const field = dialog.querySelector(`#amend_${CSS.escape(k)}`);
+          if (k === "__all__" || k === "action" || k === "changes") return m;
+          // The dialog's fields are amend_param_<name>; the server names a parameter
+          // param_<name>, and the order's own quantity and limit_price plainly.
+          const id = "amend_" + (k.startsWith("param_") ? k : "param_" + k);
+          const label = dialog.querySelector(`label[for="${CSS.escape(id)}"]`);
+          const field = dialog.querySelector(`#${CSS.escape(id)}`);
           if (field) field.setAttribute("aria-invalid", "true"); // marked where it is, too
           return `${label ? label.textContent : k.replace(/^param_/, "")}: ${m}`;
-        }));
+        })));
       err.textContent = lines.join(" ");
       err.hidden = false;
     });

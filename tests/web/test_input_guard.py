@@ -94,3 +94,23 @@ def test_a_field_sent_twice_is_refused_everywhere(alice, instrument) -> None:
         resp.content.decode()
     )
     assert ParentOrder.objects.count() == 1
+
+
+def test_a_script_whose_session_ended_is_told_so_not_sent_the_login_page(alice, instrument) -> None:
+    """The control dialog read the login page as "the server did not answer" after its
+    trader logged out in another tab, and did nothing without saying why (a trial)."""
+    order = make_order(alice, instrument)
+    gone = client_for(alice)
+    gone.logout()
+    url = reverse("order_control", args=[order.pk])
+    resp = gone.post(url, {"action": "cancel", "reason": "x"}, HTTP_ACCEPT="application/json")
+    assert resp.status_code == 401
+    assert resp.json() == {
+        "ok": False,
+        "error": "you are logged out (here or in another tab, or the session expired): "
+        "log in again; nothing was done",
+    }
+    order.refresh_from_db()
+    assert order.status == "WORKING"
+    page = gone.post(url, {"action": "cancel", "reason": "x"})  # a person: the login page
+    assert page.status_code == 302 and "/login" in page["Location"]
