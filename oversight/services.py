@@ -215,6 +215,33 @@ def _password_validators() -> list[Any]:
 DESK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,31}")
 
 
+def _desk_move_problem(user: Any, desk: str) -> None:
+    """Moving someone off a desk must not lift its kill switch or its limits for them (a
+    trial: one admin's desk change let a trader on a halted desk trade again, the four
+    eyes of a reset skipped), nor move their open orders' exposure to another desk."""
+    from execution.engine.orders import PARENT_TERMINAL
+    from execution.models import ParentOrder
+    from oversight.risk.models import KillSwitch
+
+    kill = KillSwitch.objects.filter(active=True, scope_type="desk", scope_key=desk).first()
+    if kill is not None:
+        raise ValidationError(
+            {"desk": f"{desk} has an active kill switch (#{kill.pk}): moving "
+             f"{user.get_username()} off it would lift it for them; two risk managers "
+             "reset it first"}
+        )  # fmt: skip
+    open_orders = ParentOrder.objects.filter(owner=user).exclude(
+        status__in=[s.value for s in PARENT_TERMINAL]
+    )
+    n = open_orders.count()
+    if n:
+        raise ValidationError(
+            {"desk": f"{user.get_username()} has {n} open order{'s' if n != 1 else ''} on "
+             f"{desk}: its limits and exposure follow them; move them once those have "
+             "ended"}
+        )  # fmt: skip
+
+
 def user_desk_set(*, actor: Any, user: Any, desk: str, reason: str, request_id: str = "") -> Any:
     """Put the user on a desk (made if new) or on none (""): the desk's limits and kill
     switches apply to their orders from the next order on. Audited, with a reason."""
@@ -246,6 +273,8 @@ def user_desk_set(*, actor: Any, user: Any, desk: str, reason: str, request_id: 
         name = existing.name if existing is not None else name
         if before == name:
             raise ValidationError(f"{user.get_username()} is on {name or 'no desk'} already")
+        if before:
+            _desk_move_problem(user, before)
         if current is not None:
             current.delete()
         if name:

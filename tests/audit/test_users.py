@@ -379,3 +379,34 @@ def test_a_trader_moved_to_another_role_with_working_orders_is_warned_of(adam, a
         "alice has 1 order still working and cannot control them now: a risk manager can "
         "stop them with a kill switch on trader alice",
     ]
+
+
+def test_a_desk_move_cannot_lift_a_desk_kill_nor_carry_open_orders_off_it(
+    adam, alice, rita
+) -> None:
+    """A trial: with a kill switch on EQ-1, one admin moved its trader to EQ-2 and the
+    trader traded again, the reset's four eyes skipped; the trader's open orders' exposure
+    went with them."""
+    from execution.models import ParentOrder
+    from oversight.risk.pretrade import desk_of
+    from oversight.risk.services import kill_switch_engage
+    from oversight.services import user_desk_set
+    from tests.personas import demo_instrument
+    from tests.web.conftest import make_order
+
+    user_desk_set(actor=adam, user=alice, desk="EQ-1", reason="joins")
+    kill = kill_switch_engage(user=rita, scope_type="desk", scope_key="EQ-1", reason="runaway")
+    with pytest.raises(ValidationError, match=rf"EQ-1 has an active kill switch \(#{kill.pk}\)"):
+        user_desk_set(actor=adam, user=alice, desk="EQ-2", reason="move desk")
+    with pytest.raises(ValidationError, match="active kill switch"):
+        user_desk_set(actor=adam, user=alice, desk="", reason="off desks")
+    assert desk_of(alice.pk) == "EQ-1"
+    kill.active = False  # as an approved reset leaves it
+    kill.reset_requested_by, kill.reset_by = rita, adam
+    kill.save()
+    order = make_order(alice, demo_instrument())
+    with pytest.raises(ValidationError, match="alice has 1 open order on EQ-1"):
+        user_desk_set(actor=adam, user=alice, desk="EQ-2", reason="move desk")
+    ParentOrder.objects.filter(pk=order.pk).update(status="FILLED")
+    user_desk_set(actor=adam, user=alice, desk="EQ-2", reason="move desk")
+    assert desk_of(alice.pk) == "EQ-2"
