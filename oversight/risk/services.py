@@ -661,7 +661,6 @@ def override_grant(
     """Release the blocked order, for this order and these breaches only, if a worker picks
     it up before the override expires."""
     from execution.models import BLOCKED, ParentOrder
-    from execution.services import dispatch_order
 
     note = reason_given(note, field="note")
 
@@ -674,6 +673,7 @@ def override_grant(
         ) from None
     if not 1 <= minutes <= 24 * 60:
         raise ValidationError({"minutes": f"between 1 and 1440, not {minutes}"})
+    lapsed = ""
     with transaction.atomic():
         ov = Override.objects.select_for_update().get(pk=override_id)
         if ov.requested_by_id == user.pk:
@@ -681,41 +681,64 @@ def override_grant(
         if ov.status != Override.PENDING:
             raise ValidationError(f"override {ov.pk} is {ov.status.lower()}, not pending")
         order = ParentOrder.objects.select_for_update().get(pk=ov.order_id)
-        if order.status != BLOCKED:
-            raise ValidationError(f"order {order.pk} is no longer blocked")
-        from execution.selectors import market_clock
-        from execution.session_clock import session_clock
-
-        clock = market_clock(order.instrument)["minute"]
-        if order.end_minute <= clock + 1:  # the ticket's rule: at least a minute to work
+        if order.owner_id == user.pk:
+            # A trader made risk manager granted an override of their own order (a trial).
             raise ValidationError(
-                f"order {order.pk}'s window ends at {session_clock(order.end_minute * 60, ms=False)}"
-                f" and the {order.instrument.symbol} market is at "
-                f"{session_clock(clock * 60, ms=False)}: there is nothing left to release; "
-                "its trader may enter a new order"
+                "you cannot grant an override of your own order: a risk manager other "
+                "than its trader must"
             )
-        _recheck_blocked(order, ov)
-        now = timezone.now()
-        ov.status, ov.granted_by, ov.granted_at = Override.GRANTED, user, now
-        ov.expires_at, ov.decision_note = now + timedelta(minutes=int(minutes)), note
-        ov.save(update_fields=["status", "granted_by", "granted_at", "expires_at", "decision_note"])
-        order.status = "NEW"
-        order.status_reason = f"override {ov.pk} by {user.get_username()}: {order.status_reason}"[
-            :255
-        ]
-        order.save(update_fields=["status", "status_reason"])
-        audit_record(
-            actor=user,
-            action="override.grant",
-            obj=ov,
-            after={"order": order.pk, "codes": ov.codes, "expires_at": ov.expires_at.isoformat()},
-            reason=note,
+        # Asked as the order's trader, or as a risk manager: a role lost or changed since
+        # lapses the request (a trial granted one whose trader had been made an admin).
+        asked_as = TRADE if ov.requested_by_id == order.owner_id else MANAGE_RISK
+        lapsed = first_eyes_problem(
+            ov.requested_by, asked_as, f"override {ov.pk}", since=ov.requested_at
         )
-        instrument_id = order.instrument_id
-        transaction.on_commit(lambda: dispatch_order(instrument_id))
-        payload = {"id": ov.pk, "order": order.pk, "status": ov.status}
-        transaction.on_commit(lambda: notify.console_send("override", payload))
+        if lapsed:  # ended for good: saved, and said after this transaction commits
+            ov.status, ov.decision_note = Override.REJECTED, f"lapsed: {lapsed}"[:2000]
+            ov.save(update_fields=["status", "decision_note"])
+            audit_record(actor=user, action="override.lapse", obj=ov, reason=lapsed)
+        elif order.status != BLOCKED:
+            raise ValidationError(f"order {order.pk} is no longer blocked")
+        else:
+            _override_release(user, ov, order, minutes, note)
+    if lapsed:
+        raise ValidationError(lapsed)
     return ov
+
+
+def _override_release(user: Any, ov: Override, order: Any, minutes: int, note: str) -> None:
+    """Grant `ov` (pending, locked) and release its order (blocked, locked)."""
+    from execution.selectors import market_clock
+    from execution.services import dispatch_order
+    from execution.session_clock import session_clock
+
+    clock = market_clock(order.instrument)["minute"]
+    if order.end_minute <= clock + 1:  # the ticket's rule: at least a minute to work
+        raise ValidationError(
+            f"order {order.pk}'s window ends at {session_clock(order.end_minute * 60, ms=False)}"
+            f" and the {order.instrument.symbol} market is at "
+            f"{session_clock(clock * 60, ms=False)}: there is nothing left to release; "
+            "its trader may enter a new order"
+        )
+    _recheck_blocked(order, ov)
+    now = timezone.now()
+    ov.status, ov.granted_by, ov.granted_at = Override.GRANTED, user, now
+    ov.expires_at, ov.decision_note = now + timedelta(minutes=int(minutes)), note
+    ov.save(update_fields=["status", "granted_by", "granted_at", "expires_at", "decision_note"])
+    order.status = "NEW"
+    order.status_reason = f"override {ov.pk} by {user.get_username()}: {order.status_reason}"[:255]
+    order.save(update_fields=["status", "status_reason"])
+    audit_record(
+        actor=user,
+        action="override.grant",
+        obj=ov,
+        after={"order": order.pk, "codes": ov.codes, "expires_at": ov.expires_at.isoformat()},
+        reason=note,
+    )
+    instrument_id = order.instrument_id
+    transaction.on_commit(lambda: dispatch_order(instrument_id))
+    payload = {"id": ov.pk, "order": order.pk, "status": ov.status}
+    transaction.on_commit(lambda: notify.console_send("override", payload))
 
 
 def _fits(text: str, size: int) -> str:
