@@ -67,9 +67,13 @@ def audit_records(*, filters: AuditFilters) -> QuerySet[AuditRecord]:
 def audit_filter_choices() -> dict[str, list[str]]:
     """Values the filter inputs suggest (datalists): known actions, object types, people."""
     return {
-        "actions": sorted(AuditRecord.objects.values_list("action", flat=True).distinct()),
+        # order_by(): the model's ordering (seq) would join the DISTINCT, one per record.
+        "actions": sorted(
+            AuditRecord.objects.order_by().values_list("action", flat=True).distinct()
+        ),
         "object_types": sorted(
             AuditRecord.objects.exclude(object_type="")
+            .order_by()
             .values_list("object_type", flat=True)
             .distinct()
         ),

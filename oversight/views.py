@@ -130,7 +130,8 @@ def _audit_page(request: HttpRequest, form: AuditFilterForm, *, status: int = 20
     asked = request.GET.get("page", "")
     if form.is_valid():
         records = audit_records(filters=form.filters())
-        page = Paginator(records, AUDIT_PAGE_ROWS).get_page(asked)
+        below_one = asked.strip().lstrip("-").isdigit() and int(asked) < 1  # before the first
+        page = Paginator(records, AUDIT_PAGE_ROWS).get_page(1 if below_one else asked)
         if asked and str(page.number) != asked.strip():
             # get_page shows the last (or first) page for one that is not there: say so,
             # rather than let page 99999 pass for the trail's end.

@@ -138,6 +138,20 @@ def test_pages_of_one_hundred(adam) -> None:
     # A page that is not there is said not to be (a trial read page 99999 as the end).
     far = c.get(reverse("audit_list"), {"action": "test.", "page": "99999"}).content.decode()
     assert "there is no page &#x27;99999&#x27;; showing page 2 of 2" in far
+    for before in ("0", "-1"):  # before the first: the first, not the last (a trial)
+        got = c.get(reverse("audit_list"), {"action": "test.", "page": before}).content.decode()
+        assert f"there is no page &#x27;{before}&#x27;; showing page 1 of 2" in got
+
+
+def test_the_filters_suggest_each_value_once(adam) -> None:
+    """The model's ordering joined the DISTINCT: 511 suggestions for 49 actions (a trial)."""
+    from oversight.selectors import audit_filter_choices
+
+    for _ in range(3):
+        audit_record(actor=None, action="test.same", obj=adam)
+    choices = audit_filter_choices()
+    assert choices["actions"].count("test.same") == 1
+    assert choices["object_types"].count("User") == 1
 
 
 def test_verify_shows_ok_and_is_recorded(rita, trail) -> None:
