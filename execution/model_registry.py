@@ -629,11 +629,16 @@ def model_reject(*, user: Any, version_id: int, note: str) -> ModelVersion:
                 "version): reject or retire those first, or halt them now with a kill switch"
             )
         before = version_json(mv)
+        if mv.status == ModelVersion.PENDING and mv.recommended_by_id == user.pk:
+            # The recommender withdraws their own recommendation: a candidate again, not
+            # rejected for good under nobody's name (a trial: "Withdraw" rejected it, and
+            # its file could not be registered again).
+            mv.status = ModelVersion.CANDIDATE
+            mv.recommended_by, mv.recommended_at, mv.recommend_reason = None, None, ""
+            _save_audited(mv, user, "model.withdraw", before, reason_given(note, field="note"))
+            return mv
         mv.status = ModelVersion.REJECTED
-        # A recommender may withdraw their own recommendation; decided_by is kept for a
-        # second person (CHECK model_version_four_eyes), and the audit record names them.
-        if mv.recommended_by_id != user.pk:
-            mv.decided_by = user
+        mv.decided_by = user
         mv.decided_at = timezone.now()
         mv.decision_note = reason_given(note, field="note")
         _save_audited(mv, user, "model.reject", before, note)

@@ -228,6 +228,8 @@ def model_approve(request: HttpRequest, pk: int) -> HttpResponse:
 def model_reject(request: HttpRequest, pk: int) -> HttpResponse:
     def go() -> str:
         mv = registry.model_reject(user=request.user, version_id=pk, note=field(request, "note"))
+        if mv.status == ModelVersion.CANDIDATE:
+            return f"your recommendation of {mv.name} is withdrawn: it is a candidate again"
         return f"{mv.name} rejected"
 
     return act(request, _back(pk), go)

@@ -196,6 +196,30 @@ def test_reject_and_retire(rita: User, ruth: User, tmp_path: Path) -> None:
     assert approved_names() == []
 
 
+def test_a_recommender_withdraws_their_recommendation_and_it_is_a_candidate_again(
+    rita: User, ruth: User, tmp_path: Path
+) -> None:
+    """A trial: "Withdraw" rejected the version for good, under nobody's name."""
+    from oversight.models import AuditRecord
+
+    mv = model_register(path=_copy(tmp_path, "w"), user=rita, note="test")
+    model_recommend(user=rita, version_id=mv.pk, reason="looks good")
+    back = model_reject(user=rita, version_id=mv.pk, note="changed my mind")
+    mv.refresh_from_db()
+    assert back.status == mv.status == "CANDIDATE"
+    assert (mv.recommended_by, mv.recommended_at, mv.decided_by) == (None, None, None)
+    rec = AuditRecord.objects.filter(action="model.withdraw").latest("seq")
+    assert (rec.actor_id, rec.reason) == (rita.pk, "changed my mind")
+    model_recommend(user=ruth, version_id=mv.pk, reason="I do think so")  # may be again
+    said = client_for(ruth).post(f"/risk/models/{mv.pk}/reject/", {"note": "no"}, follow=True)
+    assert "your recommendation of w is withdrawn" in said.content.decode()
+    model_recommend(user=ruth, version_id=mv.pk, reason="on second thought")
+    said = client_for(rita).post(f"/risk/models/{mv.pk}/reject/", {"note": "no"}, follow=True)
+    assert "w rejected" in said.content.decode()  # another's recommendation: rejected
+    mv.refresh_from_db()
+    assert mv.status == "REJECTED" and mv.decided_by == rita
+
+
 def test_the_ticket_offers_approved_versions_and_the_order_records_the_exact_one(
     alice: User, instrument: Instrument, rita: User, ruth: User, tmp_path: Path
 ) -> None:
