@@ -133,6 +133,17 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
     }[Scope(scope_type)]()
     if not exists:
         raise ValidationError({"scope_key": f"there is no {scope_type} {shown!r}"})
+    if scope_type == Scope.ORDER and kill:
+        from execution.engine.orders import PARENT_TERMINAL
+
+        status = ParentOrder.objects.filter(pk=int(key)).values_list("status", flat=True)[0]
+        if status in {s.value for s in PARENT_TERMINAL}:
+            # It cannot trade again: a switch on it halts nothing and would still take two
+            # risk managers to reset (a trial's on an expired order).
+            raise ValidationError(
+                {"scope_key": f"order {key} has ended ({status.lower()}): there is nothing "
+                 "to halt"}
+            )  # fmt: skip
     if scope_type == Scope.TRADER and not kill:
         # A limit on a trader applies to their orders: on a risk manager or an admin, who
         # cannot trade, it would never apply (a trial set one on "risk").

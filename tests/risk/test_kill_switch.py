@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
-from execution.models import ChildOrder, Fill, Instrument
+from execution.models import ChildOrder, Fill, Instrument, ParentOrder
 from oversight.models import AuditRecord
 from oversight.risk.models import KillAck, KillSwitch, RiskException
 from oversight.risk.services import (
@@ -108,6 +108,11 @@ def test_who_may_engage_what(
         kill_switch_engage(user=rita, scope_type="firm", reason="  ")
     assert "reason" in e.value.message_dict
     assert mine.pk != theirs.pk
+    # An order that has ended cannot trade again: a switch on it would halt nothing and
+    # still take two risk managers to reset (a trial's, on an expired order).
+    ParentOrder.objects.filter(pk=mine.pk).update(status="EXPIRED")
+    with pytest.raises(ValidationError, match=f"order {mine.pk} has ended \\(expired\\)"):
+        kill_switch_engage(user=rita, scope_type="order", scope_key=str(mine.pk), reason="x")
 
 
 def test_reducing_stops_orders_that_would_add_to_the_position(
