@@ -6,6 +6,7 @@ that cannot be understood is a 400, an unknown object a 404, each with a message
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
@@ -56,24 +57,44 @@ def fail(request: HttpRequest, status: int, message: str, back: str) -> HttpResp
     )
 
 
-def act(request: HttpRequest, default_back: str, action: Callable[[], str]) -> HttpResponse:
-    """Run one service call; answer with its message, or say why it did not happen."""
+KEPT = "kept-form:"  # the session key, per page, of a refused form's typed values
+
+
+def kept_form(request: HttpRequest, page: str) -> dict[str, str]:
+    """What was typed in `page`'s form when it was last refused (once), else {}."""
+    kept = request.session.pop(KEPT + page, None)
+    return kept if isinstance(kept, dict) else {}
+
+
+def act(
+    request: HttpRequest,
+    default_back: str,
+    action: Callable[[], str],
+    keep: tuple[str, ...] = (),
+) -> HttpResponse:
+    """Run one service call; answer with its message, or say why it did not happen. A
+    refused form's fields named in `keep` are handed back to its page, filled in as they
+    were typed (a trial's limit request lost its scope, value and reason to one typo)."""
     back = back_url(request, default_back)
     try:
         text = action()
-    except Bad as e:
-        return fail(request, e.status, str(e), back)
-    except PermissionDenied as e:
-        return fail(request, 403, str(e) or "your role does not allow this", back)
-    except ObjectDoesNotExist as e:
-        return fail(request, 404, str(e) or "that no longer exists", back)
-    except ValidationError as e:
+    except (Bad, ValidationError) as e:
+        if keep and not wants_json(request):
+            request.session[KEPT + urlsplit(back).path] = {
+                k: request.POST.get(k, "")[:5000] for k in keep
+            }
+        if isinstance(e, Bad):
+            return fail(request, e.status, str(e), back)
         lines = messages_of(e)
         if wants_json(request):
             return JsonResponse({"ok": False, "error": " ".join(lines)}, status=400)
         for line in lines:
             messages.error(request, line)
         return redirect(back)
+    except PermissionDenied as e:
+        return fail(request, 403, str(e) or "your role does not allow this", back)
+    except ObjectDoesNotExist as e:
+        return fail(request, 404, str(e) or "that no longer exists", back)
     if wants_json(request):
         return JsonResponse({"ok": True, "message": text})
     messages.success(request, text)

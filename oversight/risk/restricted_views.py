@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from oversight.risk import restricted
-from oversight.risk.answers import Bad, act, field
+from oversight.risk.answers import Bad, act, field, kept_form
 from oversight.risk.models import Restriction
 from oversight.roles import MANAGE_RISK, first_eyes_problem
 
@@ -49,8 +49,10 @@ def restricted_list(request: HttpRequest) -> HttpResponse:
             "unrecorded": restricted.flagged_without_record(),
             "history": restricted.restrictions_recent(),
             "symbols": restricted.unrestricted_symbols(),
-            # After a refusal the form comes back with the instrument still chosen.
+            # After a refusal the form comes back with the instrument still chosen, and
+            # the reason as typed (a trial's was lost).
             "selected": request.GET.get("instrument", "")[:16],
+            "reason": kept_form(request, reverse("risk_restricted")).get("reason", ""),
         },
     )
 
@@ -77,7 +79,7 @@ def restrict(request: HttpRequest) -> HttpResponse:
 
     chosen = request.POST.get("instrument", "")[:16]
     back = reverse("risk_restricted") + (f"?{urlencode({'instrument': chosen})}" if chosen else "")
-    return act(request, back, go)
+    return act(request, back, go, keep=("reason",))
 
 
 @login_required

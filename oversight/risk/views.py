@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from execution.algos.params import written_plainly
 from oversight.risk import selectors, services
-from oversight.risk.answers import Bad, act, field, messages_of
+from oversight.risk.answers import Bad, act, field, kept_form, messages_of
 from oversight.risk.models import (
     LIMIT_SCOPES,
     KillSwitch,
@@ -188,14 +188,14 @@ def _placeholder_exception() -> dict[str, Any]:
 @require_GET
 def limits(request: HttpRequest) -> HttpResponse:
     allowed = {s.value for s in LIMIT_SCOPES}
+    # A link's scope and limit, or a refused request's as typed (value and reason too).
+    asked = {**request.GET.dict(), **kept_form(request, reverse("risk_limits"))}
     prefill = {
-        "scope_type": request.GET.get("scope_type", "")
-        if request.GET.get("scope_type") in allowed
-        else "firm",
-        "scope_key": request.GET.get("scope_key", "")[:64],
-        "metric": request.GET.get("metric", "")
-        if request.GET.get("metric") in Metric.values
-        else "",
+        "scope_type": asked.get("scope_type", "") if asked.get("scope_type") in allowed else "firm",
+        "scope_key": asked.get("scope_key", "")[:64],
+        "metric": asked.get("metric", "") if asked.get("metric") in Metric.values else "",
+        "new_value": asked.get("new_value", "")[:64],
+        "reason": asked.get("reason", ""),
     }
     keys = selectors.scope_keys()
     return render(
@@ -276,7 +276,12 @@ def limit_request(request: HttpRequest) -> HttpResponse:
             return f"Limit request {req.pk} active now (a tightening takes one person): {what}"
         return f"Limit request {req.pk} waits for a second risk manager's approval: {what}"
 
-    return act(request, reverse("risk_limits"), go)
+    return act(
+        request,
+        reverse("risk_limits"),
+        go,
+        keep=("scope_type", "scope_key", "metric", "new_value", "reason"),
+    )
 
 
 @login_required

@@ -69,6 +69,24 @@ def test_limit_request(rita, setup) -> None:
     assert not LimitRequest.objects.exists()
 
 
+def test_a_refused_limit_request_comes_back_as_it_was_typed(rita, setup) -> None:
+    """A trial's typo in the value lost the scope, the limit and a long reason with it."""
+    c = client_for(rita)
+    typed = {"scope_type": "trader", "scope_key": "alice", "metric": "max_order_notional",
+             "new_value": "12abc", "reason": "a long considered reason"}  # fmt: skip
+    page = c.post(reverse("risk_limit_request"), typed, follow=True).content.decode()
+    assert "new value: must be a number written with digits" in unescape(page)
+    form = page.split('id="request-title"')[1].split("</form>")[0]
+    assert '<option value="trader" selected>' in form
+    assert 'name="scope_key" value="alice"' in form
+    assert '<option value="max_order_notional" selected>' in form
+    assert 'name="new_value" value="12abc"' in form
+    assert 'name="reason" value="a long considered reason"' in form
+    again = c.get(reverse("risk_limits")).content.decode()  # once: a fresh visit is blank
+    assert 'name="new_value" value=""' in again.split('id="request-title"')[1]
+    assert not LimitRequest.objects.exists()
+
+
 def test_limit_decisions(rita, rob, setup) -> None:
     c = client_for(rob)
     for name in ("risk_limit_approve", "risk_limit_reject"):

@@ -100,6 +100,14 @@ def test_a_refused_restriction_comes_back_with_its_instrument_chosen(rita, instr
     assert "reason: say why" in page
 
 
+def test_a_refused_restriction_keeps_its_reason_as_typed(rita, instrument) -> None:
+    c = client_for(rita)
+    resp = c.post(reverse("risk_restrict"), {"instrument": "ZZZZ", "reason": "wall-crossed"})
+    page = c.get(resp["Location"]).content.decode()
+    assert 'name="reason" value="wall-crossed"' in page
+    assert 'name="reason" value=""' in c.get(reverse("risk_restricted")).content.decode()
+
+
 def test_a_lapsed_request_is_offered_again_not_for_approval(rita, rob, instrument) -> None:
     """Its author lost the role: approving it is refused, so the page offers a new request
     (as the console's kill card does for a reset)."""
