@@ -9,7 +9,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from execution.selectors import can_watch_orders, events_after, in_chunks
 from execution.services import ORDERS_ALL_GROUP, orders_user_group
-from oversight.risk.notify import user_group
+from oversight.risk.notify import socket_groups
 from oversight.roles import VIEW_ALL_ORDERS
 from oversight.ws_messages import parse_client_message
 
@@ -34,18 +34,19 @@ class BlotterConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         sees_all = await database_sync_to_async(user.has_perm)(VIEW_ALL_ORDERS)
         self.group = ORDERS_ALL_GROUP if sees_all else orders_user_group(user.pk)
-        self.own = user_group(user.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.channel_layer.group_add(self.own, self.channel_name)
+        self.own = socket_groups(self.scope)
+        for group in (self.group, *self.own):
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-            await self.channel_layer.group_discard(self.own, self.channel_name)
+            for group in (self.group, *self.own):
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     async def session_revoked(self, message: dict[str, Any]) -> None:
-        """The user was deactivated or their role changed: this socket ends now."""
+        """The user was deactivated, their role changed, or this session logged out: this
+        socket ends now."""
         await self.close(code=CLOSE_FORBIDDEN)
 
     async def receive(

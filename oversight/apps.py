@@ -23,4 +23,7 @@ class OversightConfig(AppConfig):
         post_migrate.connect(_ensure_roles, sender=self)
         user_logged_in.connect(audit.on_login, dispatch_uid="audit-login")
         user_logged_out.connect(audit.on_logout, dispatch_uid="audit-logout")
+        from oversight.risk.notify import session_sockets_close
+
+        user_logged_out.connect(session_sockets_close, dispatch_uid="logout-sockets")
         user_login_failed.connect(audit.on_login_failed, dispatch_uid="audit-login-failed")

@@ -14,7 +14,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from oversight.risk import selectors
-from oversight.risk.notify import CONSOLE_GROUP, user_group
+from oversight.risk.notify import CONSOLE_GROUP, socket_groups
 from oversight.risk.selectors import exception_json
 from oversight.risk.services import exceptions_escalate
 from oversight.roles import MANAGE_RISK
@@ -59,9 +59,9 @@ class RiskConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.joined = True
-        self.own = user_group(self.scope["user"].pk)
-        await self.channel_layer.group_add(CONSOLE_GROUP, self.channel_name)
-        await self.channel_layer.group_add(self.own, self.channel_name)
+        self.own = socket_groups(self.scope)
+        for group in (CONSOLE_GROUP, *self.own):
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         self.ticker = asyncio.create_task(self._ticks())
 
@@ -72,11 +72,12 @@ class RiskConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 await self.ticker
             self.ticker = None
         if getattr(self, "joined", False):
-            await self.channel_layer.group_discard(CONSOLE_GROUP, self.channel_name)
-            await self.channel_layer.group_discard(self.own, self.channel_name)
+            for group in (CONSOLE_GROUP, *self.own):
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     async def session_revoked(self, message: dict[str, Any]) -> None:
-        """The user was deactivated or their role changed: this socket ends now."""
+        """The user was deactivated, their role changed, or this session logged out: this
+        socket ends now."""
         await self.close(code=CLOSE_FORBIDDEN)
 
     async def _ticks(self) -> None:

@@ -65,6 +65,32 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+def socket_groups(scope: Any) -> list[str]:
+    """The groups a websocket joins so that it can be closed: its user's, and its login
+    session's."""
+    groups = [user_group(scope["user"].pk)]
+    key = getattr(scope.get("session"), "session_key", None)
+    if key:
+        groups.append(session_group(key))
+    return groups
+
+
+def session_group(session_key: str) -> str:
+    """The websockets opened under one login session: closed when it logs out."""
+    return f"session.{session_key}"
+
+
+def session_sockets_close(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """user_logged_out: this session's open websockets end now (a trial's other tab kept
+    streaming fills after its session had logged out). The user's other logins keep
+    theirs."""
+    key = getattr(getattr(request, "session", None), "session_key", None)
+    layer = get_channel_layer()
+    if not key or layer is None:
+        return
+    async_to_sync(layer.group_send)(session_group(key), {"type": "session.revoked"})
+
+
 def user_sockets_close(user_id: int) -> None:
     """Close the user's open websockets (deactivated, or their role changed): each
     consumer re-checks the user on reconnect, so a changed role gets what it now may."""

@@ -175,6 +175,33 @@ def test_a_deactivated_or_re_roled_users_open_sockets_are_closed(
     async_to_sync(go)()
 
 
+def test_logging_out_closes_that_sessions_sockets_and_not_another_logins(alice: User) -> None:
+    """A trial's second tab kept streaming fills after its session logged out."""
+    tab, other = Client(), Client()
+    tab.force_login(alice)
+    other.force_login(alice)  # another browser: its own session
+
+    def headers(c: Client) -> list[tuple[bytes, bytes]]:
+        cookie = f"sessionid={c.cookies['sessionid'].value}".encode()
+        return [(b"origin", b"http://localhost"), (b"cookie", cookie)]
+
+    here, there = headers(tab), headers(other)
+
+    async def go() -> None:
+        mine, ok, _ = await connect(here)
+        theirs, ok2, _ = await connect(there)
+        assert ok and ok2
+        await database_sync_to_async(tab.post)("/logout/")
+        assert await mine.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
+        assert await theirs.receive_nothing(timeout=0.5)
+        await theirs.disconnect()
+        again, ok, code = await connect(here)  # the logged-out session may not reconnect
+        assert not ok and code == 4403
+        await again.disconnect()
+
+    async_to_sync(go)()
+
+
 def test_a_websocket_at_an_unknown_path_is_closed_with_4404(alice: User) -> None:
     headers = session_headers(alice)
 
