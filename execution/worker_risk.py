@@ -234,23 +234,31 @@ class WorkerRisk:
         engine = self.w.engine
         symbol = self.w.instrument.symbol
         orders = self.w._orders
+        # A step's denials of one order for one reason are one write and one broadcast: a
+        # tight collar denied ~900 children an order, each raised on its own, and the
+        # steps grew slow enough for the workers to be declared dead (a trial).
+        denied: dict[tuple[str, str], list[ChildDenied]] = {}
         for ev in events:
             if isinstance(ev, ChildDenied) and ev.reason in RISK_DENIALS:
-                o = orders[ev.order_id]
-                exception_raise(
-                    kind="ORDER_DENIED",
-                    code=ev.reason,
-                    severity=RiskException.WARNING,
-                    scope_type="order",
-                    scope_key=str(o.pk),
-                    title=f"Child order denied on order {o.pk}: {ev.reason}",
-                    detail=ev.detail,
-                    suggested_action="check the strategy's parameters and the limit",
-                    order_id=o.pk,
-                    trader_id=o.owner_id,
-                    cause_at=cause_at,
-                )
-            elif isinstance(ev, ChildRejected):
+                denied.setdefault((ev.order_id, ev.reason), []).append(ev)
+        for (order_id, reason), evs in denied.items():
+            o = orders[order_id]
+            exception_raise(
+                kind="ORDER_DENIED",
+                code=reason,
+                severity=RiskException.WARNING,
+                scope_type="order",
+                scope_key=str(o.pk),
+                title=f"Child order denied on order {o.pk}: {reason}",
+                detail=evs[-1].detail,
+                suggested_action="check the strategy's parameters and the limit",
+                order_id=o.pk,
+                trader_id=o.owner_id,
+                cause_at=cause_at,
+                times=len(evs),
+            )
+        for ev in events:
+            if isinstance(ev, ChildRejected):
                 child = engine.orders[ev.order_id].children.get(ev.client_order_id)
                 q = self._rejects.setdefault(child.venue if child else "", deque())
                 q.append(ev.ts)

@@ -801,8 +801,11 @@ def exception_raise(
     trader_id: int | None = None,
     dedupe_key: str = "",
     cause_at: Any = None,
+    times: int = 1,
 ) -> RiskException:
-    """Raise (or count again, if the same one is still open) an exception for the console.
+    """Raise (or count again, if the same one is still open) an exception for the console;
+    `times`: how many occurrences this call stands for (a step's denials of one order for
+    one reason, counted in one write and one broadcast).
 
     Broadcast after commit; the caller's transaction decides whether it happened.
     """
@@ -815,7 +818,7 @@ def exception_raise(
             .first()
         )
         if e is not None:
-            e.count += 1
+            e.count += times
             e.last_at = now
             e.detail = detail or e.detail
             e.save(update_fields=["count", "last_at", "detail"])
@@ -832,6 +835,7 @@ def exception_raise(
                 detail=detail,
                 suggested_action=suggested_action[:200],
                 dedupe_key=key[:200],
+                count=times,
                 cause_at=cause_at or now,
                 raised_at=now,
                 last_at=now,

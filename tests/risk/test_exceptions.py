@@ -77,6 +77,9 @@ def test_denied_children_and_an_order_behind_schedule_are_raised(
     denied = raised("ORDER_DENIED")
     assert denied and {e.code for e in denied} == {"PRICE_COLLAR"}
     assert denied[0].count > 1  # repeats count up on one open exception, not a flood
+    # Counted one for one, though a step's denials are raised in one write.
+    events = OrderEvent.objects.filter(parent=slow, kind="ChildDenied")
+    assert denied[0].count == sum(e.payload["reason"] == "PRICE_COLLAR" for e in events)
     (behind,) = raised("BEHIND_SCHEDULE")
     assert behind.order_id == slow.pk and behind.trader_id == alice.pk
     w.release()
