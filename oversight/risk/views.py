@@ -188,6 +188,9 @@ def _placeholder_exception() -> dict[str, Any]:
 @require_GET
 def limits(request: HttpRequest) -> HttpResponse:
     allowed = {s.value for s in LIMIT_SCOPES}
+    # Requests past their time are ended now, not when a market worker next looks: one
+    # was offered for approval an hour after it had expired (a trial, no worker running).
+    services.limit_requests_expire()
     # A link's scope and limit, or a refused request's as typed (value and reason too).
     asked = {**request.GET.dict(), **kept_form(request, reverse("risk_limits"))}
     prefill = {

@@ -182,6 +182,11 @@ def test_limits_page_groups_limits_and_shows_requests(rita, rob) -> None:
     row = other[other.index(f'id="request-{req.pk}"') :]
     row = row[: row.index("</tr>")]
     assert "disabled" not in row and "Reject" in row
+    # Past its time it is not offered, though no market worker has run its housekeeping.
+    LimitRequest.objects.filter(pk=req.pk).update(expires_at=timezone.now())
+    later = client_for(rob).get(reverse("risk_limits")).content.decode()
+    assert f'id="request-{req.pk}"' not in later
+    assert LimitRequest.objects.get(pk=req.pk).status == LimitRequest.EXPIRED
 
 
 def test_overrides_page_lists_pending_with_grant_disabled_for_the_requester(
