@@ -118,18 +118,24 @@
   }
 
   // ------------------------------------------------------------------ applying events
-  function applyProgress(tb, ev) {
+  // The share done, of the order's quantity as it is now (an amend cuts it).
+  function showDone(tb) {
     const qty = Number(tb.dataset.qty);
-    tb.dataset.filled = ev.filled_qty;
-    const pct = qty ? Math.round((1000 * ev.filled_qty) / qty) / 10 : 0;
-    setCell(tb, "filled", qtyFmt(ev.filled_qty));
+    const filled = Number(tb.dataset.filled || 0);
+    const pct = qty ? Math.round((1000 * filled) / qty) / 10 : 0;
     setCell(tb, "pct", pct.toFixed(1)); // as the server renders it: one decimal
     const prog = tb.querySelector('[data-field="progress"]');
     if (prog) {
       prog.dataset.sort = pct;
       prog.querySelector(".bar span").style.width = pct + "%";
-      prog.querySelector(".bar").setAttribute("aria-valuenow", ev.filled_qty);
+      prog.querySelector(".bar").setAttribute("aria-valuenow", filled);
     }
+  }
+
+  function applyProgress(tb, ev) {
+    tb.dataset.filled = ev.filled_qty;
+    setCell(tb, "filled", qtyFmt(ev.filled_qty));
+    showDone(tb);
     setCell(tb, "working", qtyFmt(ev.working_qty), ev.working_qty);
     setCell(tb, "avg_px", fixed(ev.avg_px, 4), ev.avg_px || "");
     const arrival = Number(tb.dataset.arrival);
@@ -163,6 +169,12 @@
 
   function applyStatus(tb, ev) {
     tb.dataset.status = ev.status;
+    if (TERMINAL.has(ev.status)) {
+      setCell(tb, "time_left", "—", "");
+      // An order that ended with nothing filled has no participation (as the server
+      // renders it); it showed its expected one until a reload (a trial).
+      if (!Number(tb.dataset.filled || 0)) setCell(tb, "participation", "—", "");
+    }
     const cell = tb.querySelector('[data-field="status"]');
     if (cell) {
       const label = ev.status.replace(/_/g, " ").toLowerCase().replace(/\b\w/g, (c) => c.toUpperCase());
@@ -333,6 +345,7 @@
         if (qcell && was !== undefined && !qcell.title) qcell.title = `cut from ${qtyFmt(was)} by an amend`;
         const bar = tb.querySelector('[data-field="progress"] .bar');
         if (bar) bar.setAttribute("aria-valuemax", after.quantity);
+        showDone(tb); // 5,200 of 40,000 is 13.0%, not the 10.4% of 50,000 (a trial)
         delete after.quantity;
       }
       if ("limit_price" in after) {

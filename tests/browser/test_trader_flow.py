@@ -343,6 +343,15 @@ def test_trader_submits_watches_pauses_resumes_cancels(
         assert p.evaluate(FILLED, [oid]) == order.filled_qty
         shown = p.inner_text(f"#order-{oid} [data-field=filled]").replace(",", "")
         assert int(shown) == order.filled_qty
+    # What the live row says is what the server renders afresh.
+    cells = [
+        f"#order-{oid} tr.main [data-field={f}]" for f in ("pct", "participation", "time_left")
+    ]
+    live = [page.inner_text(c) for c in cells]
+    fresh = page.context.new_page()
+    fresh.goto(stack.url + "/")
+    assert [fresh.inner_text(c) for c in cells] == live
+    fresh.close()
     assert page.evaluate(FILL_ROWS, [oid]) == fills_db.count()
     trades = set(
         re.sub(r"/S[0-9]+:", "/", t)
