@@ -120,7 +120,7 @@ def kills_reset(*, limit: int = 20) -> list[KillSwitch]:
     return list(_kills().filter(active=False).order_by("-reset_at", "-id")[:limit])
 
 
-def _orders_in_scope(scope_type: str, scope_key: str) -> Any:
+def orders_in_scope(scope_type: str, scope_key: str) -> Any:
     from execution.models import ParentOrder
 
     qs = ParentOrder.objects.all()
@@ -188,7 +188,7 @@ def kill_preview(scope_type: str, scope_key: str) -> KillPreview:
     """What a kill switch on this scope would stop now (two counting queries)."""
     from execution.models import ChildOrder
 
-    orders = _orders_in_scope(scope_type, scope_key).filter(status__in=OPEN_ORDER)
+    orders = orders_in_scope(scope_type, scope_key).filter(status__in=OPEN_ORDER)
     return KillPreview(
         scope_type=scope_type,
         scope_key=scope_key,

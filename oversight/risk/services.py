@@ -416,6 +416,26 @@ KILL_REFUSED = (
 )
 
 
+def _blocked_cancel(k: KillSwitch, user: Any) -> None:
+    """A halt cancels everything in scope: the workers cancel what they hold, and this the
+    blocked orders no worker holds, which an override could otherwise have released once
+    the switch was reset (a trial)."""
+    from execution.models import BLOCKED
+    from execution.services import held_end
+    from oversight.risk.selectors import orders_in_scope
+
+    blocked = orders_in_scope(k.scope_type, k.scope_key).filter(status=BLOCKED)
+    for order in blocked.select_for_update(of=("self",)):
+        held_end(
+            order,
+            "CANCELED",
+            f"canceled by kill switch {k.pk} ({user.get_username()}) while blocked",
+        )
+        Override.objects.filter(order=order, status=Override.PENDING).update(
+            status=Override.REJECTED, decision_note=f"the order was canceled by kill switch {k.pk}"
+        )
+
+
 def kill_switch_engage(
     *, user: Any, scope_type: str, scope_key: str = "", reason: str, state: str = "HALTED"
 ) -> KillSwitch:
@@ -454,6 +474,8 @@ def kill_switch_engage(
             engaged_by=user,
             engaged_at=timezone.now(),
         )
+        if state == KillSwitch.HALTED:
+            _blocked_cancel(k, user)  # order rows first, the audit chain after (as workers)
         # The workers first, the moment it commits: every other notice can wait for them.
         transaction.on_commit(lambda: notify.workers_wake("kill", kill=k.pk))
         audit_record(actor=user, action="kill.engage", obj=k, after=kill_json(k), reason=reason)

@@ -245,3 +245,33 @@ def test_a_firm_wide_kill_is_critical_on_the_console_a_narrower_one_a_warning(
         f"kill:{firm.pk}": RiskException.CRITICAL,
         f"kill:{mine.pk}": RiskException.WARNING,
     }
+
+
+def test_a_halt_cancels_the_blocked_orders_in_its_scope(
+    alice: User, rita: User, ruth: User, instrument: Instrument
+) -> None:
+    """No worker holds a blocked order: it stayed blocked under an instrument halt, and an
+    override could release it once the switch was reset (a trial)."""
+    from oversight.risk.models import Override
+    from oversight.risk.services import override_request
+    from tests.personas import demo_instrument
+    from tests.risk.conftest import set_limit
+
+    set_limit("max_order_qty", 10_000)
+    blocked = stepping.submit(alice, instrument)  # 12,000 shares: blocked
+    elsewhere = stepping.submit(alice, demo_instrument("demo-largecap-sell"))
+    assert blocked.status == elsewhere.status == "BLOCKED"
+    ov = override_request(user=alice, order_id=blocked.pk, reason="client's closing order")
+    kill_switch_engage(
+        user=ruth, scope_type="instrument", scope_key=instrument.symbol, reason="bad prints"
+    )
+    blocked.refresh_from_db()
+    elsewhere.refresh_from_db()
+    assert blocked.status == "CANCELED" and "while blocked" in blocked.status_reason
+    assert elsewhere.status == "BLOCKED"  # not in the switch's scope
+    assert Override.objects.get(pk=ov.pk).status == "REJECTED"
+    reduce = kill_switch_engage(
+        user=ruth, scope_type="trader", scope_key="alice", reason="reduce", state="REDUCING"
+    )
+    elsewhere.refresh_from_db()
+    assert reduce.pk and elsewhere.status == "BLOCKED"  # reduce-only cancels nothing blocked
