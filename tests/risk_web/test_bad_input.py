@@ -32,12 +32,13 @@ def refused(c, url: str, data: dict[str, str], *, status: int, says: str) -> Non
 
 @pytest.fixture
 def setup(rita, rob, alice, instrument):
+    # The switch first: a halt cancels the blocked orders it finds in scope.
+    kill = services.kill_switch_engage(user=rita, scope_type="firm", reason="halt")
     blocked = make_order(alice, instrument, status="BLOCKED",
                          status_reason="MAX_ORDER_QTY: 10,000 shares > 5,000 (firm)")  # fmt: skip
     exc = services.exception_raise(
         kind="TEST", severity="WARNING", scope_type="firm", title="something"
     )
-    kill = services.kill_switch_engage(user=rita, scope_type="firm", reason="halt")
     return {"blocked": blocked, "exc": exc, "kill": kill, "rm": rita}
 
 

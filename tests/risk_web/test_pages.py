@@ -217,11 +217,12 @@ def test_nav_shows_risk_links_to_risk_managers_only(rita, alice, adam) -> None:
 def test_trader_blotter_has_kill_button_override_button_and_alerts(
     alice, bob, rita, instrument
 ) -> None:
+    services.kill_switch_engage(user=rita, scope_type="trader", scope_key="alice", reason="x")
+    services.kill_switch_engage(user=rita, scope_type="trader", scope_key="bob", reason="y")
+    # Rows made after the switches (a halt cancels the blocked orders it finds in scope).
     blocked = make_order(alice, instrument, status="BLOCKED",
                          status_reason="MAX_ORDER_QTY: 10,000 shares > 5,000 (firm)")  # fmt: skip
     working = make_order(alice, instrument)
-    services.kill_switch_engage(user=rita, scope_type="trader", scope_key="alice", reason="x")
-    services.kill_switch_engage(user=rita, scope_type="trader", scope_key="bob", reason="y")
     critical = raise_exc("fill far from the mid", "CRITICAL", escalated=True,
                          scope_type="order", order_id=working.pk, trader_id=alice.pk)  # fmt: skip
     resp = client_for(alice).get(reverse("blotter"))
