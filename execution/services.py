@@ -80,7 +80,9 @@ def parent_order_submit(
         errors.setdefault("quantity", []).append(problem)
     entered_start = start_minute
     if not (0 <= start_minute < end_minute <= 390):
-        errors.setdefault("end_minute", []).append("the window must satisfy 0 ≤ start < end ≤ 390")
+        # Beside the field that is wrong: a start of -1 was marked under End (a trial).
+        wrong = "start_minute" if not 0 <= start_minute <= 390 else "end_minute"
+        errors.setdefault(wrong, []).append("the window must satisfy 0 ≤ start < end ≤ 390")
     else:
         clock = market_clock(instrument)
         if start_minute < clock["minute"]:

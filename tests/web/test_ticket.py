@@ -88,6 +88,7 @@ def test_submit_creates_the_order_and_dispatches_after_commit(
         ({"quantity": "lots"}, "quantity", "whole number"),
         ({"start_minute": "120", "end_minute": "60"}, "end_minute", "0 ≤ start < end ≤ 390"),
         ({"end_minute": "400"}, "end_minute", "0 ≤ start < end ≤ 390"),
+        ({"start_minute": "-1"}, "start_minute", "0 ≤ start < end ≤ 390"),  # beside Start
         ({"limit_price": "40.005"}, "limit_price", "multiple of the tick size"),
         ({"limit_price": "-1"}, "limit_price", "positive"),
         # Beyond what the database holds: a message, not a 500.
