@@ -882,6 +882,15 @@
     const killForm = document.getElementById("kill-mine");
     if (killForm) killForm.addEventListener("submit", async (e) => {
       e.preventDefault();
+      // Already halted (a switch over the trader, their desk or the firm): say so now, not
+      // after a dialog offering to stop "0 working orders" (a trial).
+      const halting = [...alertKills.values()].find((k) => k.active && String(k.state).toUpperCase() === "HALTED"
+        && ["firm", "desk", "trader"].includes(k.scope_type)); // all of it, not some orders
+      if (halting) {
+        const where = `${halting.scope_type} ${halting.scope_key || ""}`.trim();
+        say(`Your trading is already halted: kill switch ${halting.id} (${where}). A reset takes two risk managers.`, "info");
+        return;
+      }
       let what = `Stop all of ${risk.me}'s trading: every working order is cancelled and new orders are refused until two risk managers reset it.`;
       try {
         const q = new URLSearchParams({ scope_type: "trader", scope_key: risk.me, state: "HALTED" });
