@@ -104,6 +104,10 @@ class ParentOrderSpec:
 # The reason an order left paused by its trader until its window ended expires with: not
 # its strategy's doing (post-trade analysis counts it as stopped, as a cancel is).
 ENDED_PAUSED = "window ended while paused"
+# A working or paused order reports its progress at least this often, fills or not: the
+# blotter's time left, the order page's mid and schedule, and its market volume went
+# quiet while nothing filled (a trial's chart drew a straight line over two hours).
+PROGRESS_EVERY_S = 60.0
 
 
 @dataclass(slots=True)
@@ -114,6 +118,7 @@ class _Working:
     policy: ExecutionPolicy
     seq: int = 0
     next_decision: float = 0.0
+    progress_at: float = 0.0  # when its last ParentProgress was emitted
     children: dict[str, ChildOrder] = field(default_factory=dict)
     open_children: dict[str, ChildOrder] = field(default_factory=dict)
     child_count: int = 0
@@ -384,6 +389,8 @@ class ExecutionEngine:
             self._wind_down(w, ParentStatus.EXPIRED, ENDED_PAUSED if paused else "window ended")
             return
         w.next_decision = w.strategy.next_decision_after(now)
+        if now - max(w.progress_at, w.spec.start_s) >= PROGRESS_EVERY_S:
+            self._progress(w, now)
         if p.status != ParentStatus.WORKING:
             return
         try:
@@ -677,24 +684,29 @@ class ExecutionEngine:
                 mid_ticks=self.market.mid_ticks(),
             )
         p = w.parent
+        self._progress(w, r.ts)
+        if p.filled_qty == p.qty and p.status in (ParentStatus.WORKING, ParentStatus.PAUSED):
+            if w.end_mid_ticks is None:
+                w.end_mid_ticks = self.market.mid_ticks()
+                self._close_window(w)
+            self._status(w, ParentStatus.FILLED, "filled", ts=r.ts)
+
+    def _progress(self, w: _Working, ts: float) -> None:
+        p = w.parent
         avg = p.avg_px_ticks
+        w.progress_at = ts
         self._emit(
             w,
             ParentProgress,
-            ts=r.ts,
+            ts=ts,
             filled_qty=p.filled_qty,
             leaves_qty=p.qty - p.filled_qty,
             working_qty=w.working_qty,
             avg_px=ticks_to_px(avg, self.tick) if avg is not None else None,
             mid_px=ticks_to_px(self.market.mid_ticks(), self.tick),
             market_volume=round(self.market.tape.volume - w.volume_at_start),
-            target_qty=round(p.qty * w.strategy.planned_fraction(r.ts)),
+            target_qty=round(p.qty * w.strategy.planned_fraction(ts)),
         )
-        if p.filled_qty == p.qty and p.status in (ParentStatus.WORKING, ParentStatus.PAUSED):
-            if w.end_mid_ticks is None:
-                w.end_mid_ticks = self.market.mid_ticks()
-                self._close_window(w)
-            self._status(w, ParentStatus.FILLED, "filled", ts=r.ts)
 
     # -- emitting -----------------------------------------------------------------------
 

@@ -94,7 +94,9 @@
     const scatter = document.getElementById("tca-scatter");
     window.Plotly.newPlot(scatter, scatterTraces(), {
       ...base,
-      xaxis: { gridcolor: "#2a3440", title: { text: "realised participation (%)" }, rangemode: "tozero", tickformat: ".1f" },
+      // Plotly's own tick format: a fixed ".1f" printed 0.0 0.0 0.0 0.1 0.1 for a range
+      // under a tenth of a percent (a trial).
+      xaxis: { gridcolor: "#2a3440", title: { text: "realised participation (%)" }, rangemode: "tozero" },
       yaxis: { ...zeroLine, title: { text: "total shortfall (bps, + = cost)" } },
     }, config);
     scatter.on("plotly_click", openOrder);
