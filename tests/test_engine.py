@@ -18,6 +18,7 @@ from execution.algos.router import Place
 from execution.algos.strategies import TWAP
 from execution.engine.engine import ExecutionEngine, ParentOrderSpec
 from execution.engine.events import (
+    ChildCanceled,
     ChildDenied,
     ChildFilled,
     ChildSubmitted,
@@ -83,6 +84,23 @@ def test_a_limit_price_is_never_traded_through(midcap: Scenario) -> None:
     fills = of(e.events, ChildFilled)
     assert fills and all(f.px <= limit for f in fills)
     assert all(s.px is not None and s.px <= limit for s in of(e.events, ChildSubmitted))
+
+
+@pytest.mark.parametrize("strategy", ["twap", "adaptive"])
+def test_a_child_resting_at_its_limit_is_left_in_its_queue(midcap: Scenario, strategy: str) -> None:
+    """Past its limit a child cannot follow the touch: it was cancelled and sent again at
+    the same price every decision, to the back of the queue (55 cancels for 8 fills, a
+    trial)."""
+    limit = Decimal("39.80")  # a buy well below the market: it can only rest there
+    e = run(midcap, spec(midcap, strategy, limit_px=limit))
+    at_limit = {s.client_order_id for s in of(e.events, ChildSubmitted) if s.px == limit}
+    assert at_limit and not of(e.events, ChildFilled)  # the market stays above it
+    end = midcap.order.end_minute * 60.0
+    recut = [c for c in of(e.events, ChildCanceled) if c.ts < end]
+    # Nothing to reprice, and nothing to take (a catch-up cancelled the resting children
+    # to free shares for a take the limit forbids): they wait, until the window ends.
+    assert recut == []
+    assert {c.client_order_id for c in of(e.events, ChildCanceled)} == at_limit
 
 
 class Rogue(TWAP):

@@ -515,7 +515,9 @@ class Adaptive(Strategy):
         live = [c for c in view.working if not c.cancel_pending]
         working_qty = sum(c.leaves_qty for c in view.working)
         for c in live:
-            if c.intent == "passive" and not self.router.at_touch(side, c, view):
+            if c.intent == "passive" and not self.router.at_touch(
+                side, c, view, self.ctx.limit_px_ticks
+            ):
                 actions.append(Cancel(c.client_order_id))
         cancelled = {a.client_order_id for a in actions if isinstance(a, Cancel)}
         kept = [c for c in live if c.intent != "take" and c.client_order_id not in cancelled]

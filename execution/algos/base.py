@@ -378,7 +378,12 @@ class Strategy(ABC):
     ) -> tuple[int, list[WorkingChild], int, int]:
         """Take up to `want` shares now, appending the orders to `actions`. If fewer are free,
         the resting children are cancelled first (dark ones first) so that the take can go.
-        Returns (shares taken, kept children, their resting quantity, free quantity)."""
+        Returns (shares taken, kept children, their resting quantity, free quantity).
+        With the far touch past the order's limit nothing can be taken, so nothing resting
+        is cancelled for it (they were, every decision, and sent again at the same limit:
+        55 cancels for 8 fills, a trial)."""
+        if not self.router.can_take(self.ctx.side, view, self.ctx.limit_px_ticks):
+            return 0, kept, resting_qty, free
         if want > free and kept:
             for c in sorted(kept, key=lambda c: c.intent != "dark"):
                 actions.append(Cancel(c.client_order_id, "CATCH_UP"))
@@ -409,7 +414,9 @@ class Strategy(ABC):
 
         # Passive orders that lost the touch are repriced: cancelled now, replaced below.
         for c in live:
-            if c.intent == "passive" and not self.router.at_touch(side, c, view):
+            if c.intent == "passive" and not self.router.at_touch(
+                side, c, view, self.ctx.limit_px_ticks
+            ):
                 actions.append(Cancel(c.client_order_id))
         kept = [
             c

@@ -77,10 +77,17 @@ class SmartOrderRouter:
     def has_dark(self, view: _HasQuotes) -> bool:
         return bool(self._usable(view, "dark"))
 
-    def at_touch(self, side: int, child: object, view: _HasQuotes) -> bool:
-        """Is a resting lit child still at (or better than) the best price on its venue?"""
+    def at_touch(
+        self, side: int, child: object, view: _HasQuotes, limit: int | None = None
+    ) -> bool:
+        """Is a resting lit child still at (or better than) the best price on its venue, or
+        at the order's limit, past which it may not follow the touch? (One at its limit was
+        cancelled and sent again at that same price every decision, to the back of the
+        queue: 55 cancels for 8 fills, a trial.)"""
         px = getattr(child, "px_ticks", None)
         venue = getattr(child, "venue", "")
+        if limit is not None and px == limit:
+            return True
         for q in view.quotes:
             if q.name == venue:
                 if not q.up or px is None:
@@ -137,6 +144,12 @@ class SmartOrderRouter:
             for q, part in zip(dark, parts, strict=True)
             if part >= 1
         ]
+
+    @staticmethod
+    def can_take(side: int, view: _HasQuotes, limit: int | None) -> bool:
+        """Whether the far touch is within the order's limit."""
+        touch = view.nbo if side == BUY else view.nbb
+        return limit is None or (touch <= limit if side == BUY else touch >= limit)
 
     def take(
         self, side: int, qty: int, view: _HasQuotes, limit: int | None, max_ticks: int
