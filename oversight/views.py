@@ -25,6 +25,7 @@ from oversight.audit import audit_record, request_id_of
 from oversight.audit_chain import audit_chain_verify, utc_iso
 from oversight.forms import AuditFilterForm, UserActiveForm, UserCreateForm, UserRoleForm
 from oversight.models import AuditRecord
+from oversight.risk.answers import KEPT, kept_form
 from oversight.risk.pretrade import desk_of
 from oversight.roles import MANAGE_USERS, ROLE_LABELS, TRADE, VIEW_ALL_ORDERS, VIEW_AUDIT
 from oversight.selectors import (
@@ -269,13 +270,19 @@ def _users_page(request: HttpRequest, form: UserCreateForm, *, status: int = 200
     from oversight.risk.models import Desk, DeskMembership
 
     desks = dict(DeskMembership.objects.values_list("user_id", "desk__name"))
+    # A refused desk change comes back as typed, on its row (a trial's was lost).
+    kept = kept_form(request, reverse("user_list"))
+    kept_for = str(kept.get("user", ""))
     rows = [
         {
             "u": row.user,
             "role": row.role,
             "role_label": ROLE_LABELS.get(row.role, ""),
             "is_me": row.user.pk == request.user.pk,
-            "desk": desks.get(row.user.pk, ""),
+            "desk": kept.get("desk", "")
+            if kept_for == str(row.user.pk)
+            else desks.get(row.user.pk, ""),
+            "desk_reason": kept.get("reason", "") if kept_for == str(row.user.pk) else "",
         }
         for row in users_with_roles()
     ]
@@ -431,6 +438,11 @@ def user_desk(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except ValidationError as e:
         _refused(request, e)
+        request.session[KEPT + reverse("user_list")] = {
+            "user": str(pk),
+            "desk": desk[:200],
+            "reason": request.POST.get("reason", "")[:5000],
+        }
     else:
         where = f"on desk {desk_of(user.pk)}" if desk.strip() else "on no desk"
         messages.success(request, f"{user.get_username()} is now {where}")

@@ -304,6 +304,13 @@ def test_an_admin_puts_a_trader_on_a_desk_and_its_limits_apply(adam, bob) -> Non
     assert desk_of(bob.pk) == "EQ-2"
     rec = AuditRecord.objects.filter(action="user.desk_set").latest("seq")
     assert (rec.before, rec.after, rec.reason) == ({"desk": ""}, {"desk": "EQ-2"}, "joins")
+    # A refused change comes back as typed, on its row, once.
+    page = c.post(reverse("user_desk", args=[bob.pk]), {"desk": "<b>", "reason": "moving on"},
+                  follow=True).content.decode()  # fmt: skip
+    assert f'id="desk-{bob.pk}" name="desk" value="&lt;b&gt;"' in page
+    assert f'id="desk-reason-{bob.pk}" name="reason" value="moving on"' in page
+    again = c.get(reverse("user_list")).content.decode()
+    assert f'id="desk-{bob.pk}" name="desk" value="EQ-2"' in again
     for data, says in [
         ({"desk": "EQ-2", "reason": "again"}, "on EQ-2 already"),
         ({"desk": "EQ-3", "reason": ""}, "say why"),
