@@ -620,6 +620,15 @@ def model_reject(*, user: Any, version_id: int, note: str) -> ModelVersion:
             raise ValidationError(
                 f"{mv.name} is {_status_words(mv)}; only candidates and pending versions are rejected"
             )
+        if mv.status == ModelVersion.PENDING and mv.recommended_by_id == user.pk:
+            # The recommender withdraws their own recommendation: a candidate again, not
+            # rejected for good under nobody's name (a trial: "Withdraw" rejected it, and
+            # its file could not be registered again). It changes nothing a gate trades.
+            before = version_json(mv)
+            mv.status = ModelVersion.CANDIDATE
+            mv.recommended_by, mv.recommended_at, mv.recommend_reason = None, None, ""
+            _save_audited(mv, user, "model.withdraw", before, reason_given(note, field="note"))
+            return mv
         inside = gated_users_of(mv)
         if inside:
             # Its weights are in those files too: rejected alone, it would go on trading
@@ -629,14 +638,6 @@ def model_reject(*, user: Any, version_id: int, note: str) -> ModelVersion:
                 "version): reject or retire those first, or halt them now with a kill switch"
             )
         before = version_json(mv)
-        if mv.status == ModelVersion.PENDING and mv.recommended_by_id == user.pk:
-            # The recommender withdraws their own recommendation: a candidate again, not
-            # rejected for good under nobody's name (a trial: "Withdraw" rejected it, and
-            # its file could not be registered again).
-            mv.status = ModelVersion.CANDIDATE
-            mv.recommended_by, mv.recommended_at, mv.recommend_reason = None, None, ""
-            _save_audited(mv, user, "model.withdraw", before, reason_given(note, field="note"))
-            return mv
         mv.status = ModelVersion.REJECTED
         mv.decided_by = user
         mv.decided_at = timezone.now()

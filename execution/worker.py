@@ -873,7 +873,14 @@ def suspend_orders(orders: Any, *, reason: str) -> None:
                 .select_related("requested_by")
                 .first()
             )
-            if cancel is not None:
+            if order.status == ParentStatus.PENDING_CANCEL.value:
+                # Its worker had applied a cancel (or a kill) and waited on the venues'
+                # acks: the children are cancelled now, so it ends as asked, not resumable
+                # (a review).
+                asked = order.status_reason or reason
+                order.refresh_from_db()
+                held_end(order, ParentStatus.CANCELED.value, asked)
+            elif cancel is not None:
                 order.refresh_from_db()
                 held_cancel(order, cancel)
                 audit_record(

@@ -69,6 +69,7 @@ class InputGuardMiddleware:
         if (
             response.status_code == 302
             and wants_json(request)
+            and request.path != resolve_url("logout")  # a logout is done, not refused
             and not request.user.is_authenticated
             and urlsplit(response.get("Location", "")).path == resolve_url(settings.LOGIN_URL)
         ):

@@ -418,22 +418,50 @@ KILL_REFUSED = (
 
 def _blocked_cancel(k: KillSwitch, user: Any) -> None:
     """A halt cancels everything in scope: the workers cancel what they hold, and this the
-    blocked orders no worker holds, which an override could otherwise have released once
-    the switch was reset (a trial)."""
-    from execution.models import BLOCKED
+    orders no worker holds (blocked, or released and not yet taken up), which could
+    otherwise trade once the switch was reset (a trial; a review). Locks as a grant takes
+    them, pending overrides first, then the orders, each in key order (a review found a
+    halt and a grant deadlocking); the audit chain after both."""
+    from django.db.models import Q
+
+    from execution.models import BLOCKED, ParentOrder
     from execution.services import held_end
     from oversight.risk.selectors import orders_in_scope
 
-    blocked = orders_in_scope(k.scope_type, k.scope_key).filter(status=BLOCKED)
-    for order in blocked.select_for_update(of=("self",)):
-        held_end(
-            order,
-            "CANCELED",
-            f"canceled by kill switch {k.pk} ({user.get_username()}) while blocked",
-        )
-        Override.objects.filter(order=order, status=Override.PENDING).update(
-            status=Override.REJECTED, decision_note=f"the order was canceled by kill switch {k.pk}"
-        )
+    unheld = Q(status=BLOCKED) | Q(status="NEW", session__isnull=True)
+    ids = list(
+        orders_in_scope(k.scope_type, k.scope_key).filter(unheld).values_list("pk", flat=True)
+    )
+    if not ids:
+        return
+    pending = list(
+        Override.objects.select_for_update()
+        .filter(order_id__in=ids, status=Override.PENDING)
+        .order_by("pk")
+    )
+    orders = list(
+        ParentOrder.objects.select_for_update(of=("self",))
+        .filter(unheld, pk__in=ids)
+        .order_by("pk")
+    )
+    now = timezone.now()
+    for order in orders:
+        was = order.status.lower()
+        why = f"canceled by kill switch {k.pk} ({user.get_username()}) while {was}"
+        held_end(order, "CANCELED", why)
+        audit_record(actor=user, action="order.cancel", obj=order, reason=why)
+    canceled = {o.pk for o in orders}
+    for ov in pending:
+        if ov.order_id not in canceled:
+            continue
+        ov.status, ov.granted_at = Override.REJECTED, now
+        if ov.requested_by_id != user.pk:  # who decided; the constraint keeps it another
+            ov.granted_by = user
+        ov.decision_note = f"the order was canceled by kill switch {k.pk}"
+        ov.save(update_fields=["status", "granted_by", "granted_at", "decision_note"])
+        audit_record(actor=user, action="override.reject", obj=ov, reason=ov.decision_note)
+        payload = {"id": ov.pk, "order": ov.order_id, "status": ov.status}
+        transaction.on_commit(lambda payload=payload: notify.console_send("override", payload))
 
 
 def kill_switch_engage(

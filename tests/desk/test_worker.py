@@ -834,3 +834,26 @@ def test_a_cancel_its_worker_did_not_apply_before_the_order_was_suspended_ends_i
     assert statuses[-1] == "CANCELED"
     with pytest.raises(ValidationError):  # nothing left to resume
         order_control_request(user=alice, order=order, action="resume")
+
+
+def test_an_order_its_worker_was_cancelling_ends_canceled_when_the_worker_stops(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The worker applied the cancel and waited on the venues' acks (PENDING_CANCEL) when
+    it stopped: the order was left SUSPENDED and resumable, its cancel said applied (a
+    review)."""
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)
+    w = worker(instrument)
+    run_to(w, 10 * 60)
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(user=alice, order=order, action="cancel")
+    w.step(sim_until=w.market.now + 0.001)  # applied; the acks have not landed yet
+    order.refresh_from_db()
+    assert order.status == "PENDING_CANCEL"
+    w.release()
+    order.refresh_from_db()
+    assert order.status == "CANCELED" and order.status_reason.startswith("canceled by alice")
+    assert not ChildOrder.objects.filter(
+        parent=order, status__in=["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"]
+    ).exists()

@@ -247,6 +247,12 @@ def test_a_firm_wide_kill_is_critical_on_the_console_a_narrower_one_a_warning(
     }
 
 
+def stepping_user() -> User:
+    from tests.personas import make_user
+
+    return make_user("tom", "trader")
+
+
 def test_a_halt_cancels_the_blocked_orders_in_its_scope(
     alice: User, rita: User, ruth: User, instrument: Instrument
 ) -> None:
@@ -259,7 +265,8 @@ def test_a_halt_cancels_the_blocked_orders_in_its_scope(
 
     set_limit("max_order_qty", 10_000)
     blocked = stepping.submit(alice, instrument)  # 12,000 shares: blocked
-    elsewhere = stepping.submit(alice, demo_instrument("demo-largecap-sell"))
+    large = demo_instrument("demo-largecap-sell")
+    elsewhere = stepping.submit(alice, large)
     assert blocked.status == elsewhere.status == "BLOCKED"
     ov = override_request(user=alice, order_id=blocked.pk, reason="client's closing order")
     kill_switch_engage(
@@ -270,8 +277,21 @@ def test_a_halt_cancels_the_blocked_orders_in_its_scope(
     assert blocked.status == "CANCELED" and "while blocked" in blocked.status_reason
     assert elsewhere.status == "BLOCKED"  # not in the switch's scope
     assert Override.objects.get(pk=ov.pk).status == "REJECTED"
-    reduce = kill_switch_engage(
-        user=ruth, scope_type="trader", scope_key="alice", reason="reduce", state="REDUCING"
-    )
+    audited = set(AuditRecord.objects.values_list("action", "object_id"))
+    assert {("order.cancel", str(blocked.pk)), ("override.reject", str(ov.pk))} <= audited
+    # An order released (or entered) that no worker has taken up yet is cancelled too: it
+    # would have traded once the switch was reset (a review).
+    waiting = stepping.submit(alice, large, quantity=1_000)
+    assert waiting.status == "NEW" and waiting.session_id is None
+    kill_switch_engage(user=ruth, scope_type="trader", scope_key="alice", reason="stop her")
+    waiting.refresh_from_db()
     elsewhere.refresh_from_db()
-    assert reduce.pk and elsewhere.status == "BLOCKED"  # reduce-only cancels nothing blocked
+    assert waiting.status == "CANCELED" and "while new" in waiting.status_reason
+    assert elsewhere.status == "CANCELED"  # blocked, and alice's: in this one's scope
+    other = stepping.submit(ruth_trader := stepping_user(), large, quantity=1_000)
+    kill_switch_engage(
+        user=ruth, scope_type="trader", scope_key=ruth_trader.username, reason="reduce",
+        state="REDUCING",
+    )  # fmt: skip
+    other.refresh_from_db()
+    assert other.status == "NEW"  # reduce-only cancels nothing a worker has not taken up

@@ -114,3 +114,25 @@ def test_a_script_whose_session_ended_is_told_so_not_sent_the_login_page(alice, 
     assert order.status == "WORKING"
     page = gone.post(url, {"action": "cancel", "reason": "x"})  # a person: the login page
     assert page.status_code == 302 and "/login" in page["Location"]
+
+
+def test_a_logout_is_done_whatever_the_channel_layer_does(alice, settings) -> None:
+    """Its websockets are closed through the channel layer: with Redis gone the logout was
+    a 500 and the session stayed logged in (a review). A script's logout is not told
+    "nothing was done"."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},  # nothing listens there
+        }
+    }
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    try:
+        c = client_for(alice)
+        resp = c.post(reverse("logout"), HTTP_ACCEPT="application/json")
+        assert resp.status_code == 302
+        assert c.get(reverse("blotter")).status_code == 302  # logged out: the login page
+    finally:
+        channel_layers.backends.clear()
