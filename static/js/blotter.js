@@ -346,6 +346,10 @@
         const bar = tb.querySelector('[data-field="progress"] .bar');
         if (bar) bar.setAttribute("aria-valuemax", after.quantity);
         showDone(tb); // 5,200 of 40,000 is 13.0%, not the 10.4% of 50,000 (a trial)
+        if (chart && tb.dataset.orderId === detailOrderId) {
+          chart.quantity = Number(after.quantity); // the chart's share axis, too
+          queueDraw();
+        }
         delete after.quantity;
       }
       if ("limit_price" in after) {
@@ -354,6 +358,11 @@
         tb.dataset.limit = after.limit_price === null ? "" : String(after.limit_price);
         const limitCell = document.querySelector(`[data-limit-of="${tb.dataset.orderId || ""}"]`);
         if (limitCell) limitCell.textContent = after.limit_price === null ? "none" : String(after.limit_price);
+        if (chart && tb.dataset.orderId === detailOrderId) {
+          // The chart's limit line follows the amend (it kept the old one, a trial).
+          chart.limit = after.limit_price === null ? null : Number(after.limit_price);
+          queueDraw();
+        }
         delete after.limit_price;
       }
       try {

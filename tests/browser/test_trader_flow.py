@@ -313,6 +313,13 @@ def test_trader_submits_watches_pauses_resumes_cancels(
         "the order page's parameters to follow the amend",
         stack,
     )
+    _wait_js(
+        watching,
+        "([want]) => { const t = (document.getElementById('chart').data || []).find((d) => d.name === 'limit'); return !!t && t.y[0] === Number(want); }",
+        [high],
+        "the order chart's limit line to follow the amend",
+        stack,
+    )
     watching.close()
 
     # Cancel: confirmed, CANCELED with the fills kept.
