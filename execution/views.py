@@ -623,8 +623,11 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
             )
         side = request.GET.get("side", "buy")
         side = side if side in ("buy", "sell") else "buy"
+        # The market's price is read once, and only for a limit (the estimate runs at
+        # each keystroke).
+        market = market_price(instrument) if limit is not None else Decimal(0)
         if limit is not None:
-            est["warnings"].extend(_limit_words(instrument, side, limit, est))
+            est["warnings"].extend(_limit_words(market, side, limit, est))
         # What would refuse the order outright (a kill switch, a restriction): said now,
         # not after the whole ticket is filled in.
         strategy = request.GET.get("strategy", "")
@@ -644,9 +647,7 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
             scopes=scopes,
         ):
             est["warnings"].append(f"this order would be refused: {f.message}")
-        away = limit_away_problem(
-            side=side, limit_price=limit, market=market_price(instrument), scopes=scopes
-        )
+        away = limit_away_problem(side=side, limit_price=limit, market=market, scopes=scopes)
         if away:
             est["warnings"].append(f"this order would be refused: {away}")
         # And the limits that would block it until a risk manager overrides them.
@@ -672,14 +673,11 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
 FAT_FINGER_BPS = 1000.0  # a limit this far through the market protects nothing
 
 
-def _limit_words(
-    instrument: Instrument, side: str, limit: Decimal, est: dict[str, Any]
-) -> list[str]:
+def _limit_words(market: Decimal, side: str, limit: Decimal, est: dict[str, Any]) -> list[str]:
     """What a limit price does to the estimate, which is costed without one: a limit
     the price may cross within the window can leave part of the order unfilled; one
     inside the spread can only rest; one beyond the market leaves the order waiting; one
-    far through the market protects nothing (a fat finger's)."""
-    market = market_price(instrument)
+    far through the market protects nothing (a fat finger's). `market`: its price now."""
     if market <= 0:
         return []
     sign = 1 if side == "buy" else -1

@@ -866,13 +866,6 @@ def suspend_orders(orders: Any, *, reason: str) -> None:
                 working_qty=0,
             )
             audit_record(actor=None, action="order.suspend", obj=order, reason=reason)
-            cancel = (
-                ControlRequest.objects.filter(
-                    parent=order, action=ControlRequest.CANCEL, applied_at=None
-                )
-                .select_related("requested_by")
-                .first()
-            )
             if order.status == ParentStatus.PENDING_CANCEL.value:
                 # Its worker had applied a cancel (or a kill) and waited on the venues'
                 # acks: the children are cancelled now, so it ends as asked, not resumable
@@ -880,7 +873,13 @@ def suspend_orders(orders: Any, *, reason: str) -> None:
                 asked = order.status_reason or reason
                 order.refresh_from_db()
                 held_end(order, ParentStatus.CANCELED.value, asked)
-            elif cancel is not None:
+            elif cancel := (
+                ControlRequest.objects.filter(
+                    parent=order, action=ControlRequest.CANCEL, applied_at=None
+                )
+                .select_related("requested_by")
+                .first()
+            ):
                 order.refresh_from_db()
                 held_cancel(order, cancel)
                 audit_record(
