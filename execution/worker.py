@@ -76,6 +76,12 @@ logger = logging.getLogger(__name__)
 # Heartbeats go every 0.25 s; the reaper runs every second in every live worker, so a
 # lost worker is flagged within about 5 s of its last heartbeat.
 HEARTBEAT_STALE_S = 4.0
+# One step covers at most this much wall time's worth of the market (speed x this, in
+# simulated seconds). A worker that fell behind (a slow step, a machine that stalled or
+# slept) catches up over several short steps, each polling and writing its heartbeat,
+# instead of in one long step that outlasts HEARTBEAT_STALE_S and has a peer declare it
+# dead and suspend its orders.
+MAX_STEP_WALL_S = 1.0
 
 
 class SessionTaken(Exception):
@@ -251,10 +257,18 @@ class MarketWorker:
             if self._orders_added:
                 with transaction.atomic():  # new orders get their limits before trading
                     self.risk.refresh()
-        target = self.sim_target if sim_until is None else sim_until
+        if sim_until is None:
+            target = min(self.sim_target, self.market.now + self.speed * MAX_STEP_WALL_S)
+        else:
+            target = sim_until
         if target > self.market.now:
             self.engine.run_until(target)
         return self._persist(heartbeat=polled, cause_at=cause_at)
+
+    @property
+    def behind(self) -> bool:
+        """More than a step's worth of the market is still to run to reach the wall clock."""
+        return self.sim_target - self.market.now > self.speed * MAX_STEP_WALL_S
 
     @property
     def has_open_orders(self) -> bool:
@@ -291,7 +305,9 @@ class MarketWorker:
                     break
                 # Sleep, unless a kill switch, a limit or a control wakes us (notify.py). While
                 # a kill's cancels are in flight, step again at once: its ack waits on them.
-                self._wake.wait(0.002 if self.risk.kills_pending() else tick_s)
+                # Nor while the market is behind the wall clock: it catches up step by step.
+                hurry = self.risk.kills_pending() or self.behind
+                self._wake.wait(0.002 if hurry else tick_s)
         except SessionLost:
             logger.error("session %s was declared dead; stopping", self.session)
             self.session = None  # nothing more may be written in its name

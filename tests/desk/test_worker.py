@@ -503,6 +503,32 @@ def test_a_step_that_does_not_poll_writes_nothing_for_a_session_declared_dead(
     assert not OrderEvent.objects.filter(parent=order, seq__gt=suspended_at).exists()
 
 
+def test_a_worker_that_fell_behind_catches_up_in_steps_that_each_write_a_heartbeat(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Half a minute of wall time lost (a stalled machine) is half an hour of market at
+    60x: run in one step, it outlasted the heartbeat's limit and a peer suspended the
+    orders. Each step now runs at most a second's worth, and beats."""
+    with django_capture_on_commit_callbacks(execute=False):
+        submit(alice, instrument, end_minute=60)
+    wall = [0.0]
+    w = MarketWorker(
+        instrument, speed=60.0, seed=7, wall_clock=lambda: wall[0], poll_interval_s=0.0
+    )
+    session = w.claim()
+    wall[0] = 30.0
+    assert w.behind
+    advances, beats = [], []
+    while w.market.now < 1800.0:
+        before = w.market.now
+        w.step()
+        advances.append(w.market.now - before)
+        beats.append(MarketSession.objects.get(pk=session.pk).heartbeat_at)
+    assert len(advances) == 30 and max(advances) <= 60.0
+    assert beats == sorted(beats) and beats[0] > session.heartbeat_at
+    assert not w.behind
+
+
 def test_an_order_whose_model_fell_back_keeps_its_parameters_amends_and_resumes_so(
     instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
 ) -> None:
