@@ -132,6 +132,9 @@ class MarketWorker:
         self._wake = threading.Event()
         self._listener: threading.Thread | None = None
         self._closing = False
+        # Set (from a SIGTERM handler, see execution/tasks.py) to end the loop after its
+        # step: the session is then released in order, its open orders suspended.
+        self.stop_requested = False
         self._orders_added = False
         self.session: MarketSession | None = None
         self._published = 0
@@ -283,7 +286,7 @@ class MarketWorker:
         next_reap = next_recon = 0.0
         self._listen()
         try:
-            while self.market.now < SESSION_SECONDS:
+            while self.market.now < SESSION_SECONDS and not self.stop_requested:
                 self.step()
                 now = self.wall_clock()
                 if now >= next_reap:  # live workers watch over the dead ones' orders

@@ -18,10 +18,18 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from django.db.models import Sum
 
-from execution.models import SUSPENDED, ChildOrder, Fill, OrderEvent, ParentOrder
+from execution.models import (
+    SUSPENDED,
+    ChildOrder,
+    Fill,
+    MarketSession,
+    OrderEvent,
+    ParentOrder,
+)
 from execution.services import order_control_request, parent_order_submit
 from execution.tasks import market_session_run
 from execution.worker import sessions_reap
+from oversight.risk.models import RiskException
 from oversight.roles import TRADER, roles_ensure
 from tests.conftest import REPO
 from tests.personas import demo_instrument
@@ -141,3 +149,48 @@ def test_a_killed_worker_loses_and_duplicates_nothing_and_the_order_resumes(
         OrderEvent.objects.filter(parent=order).order_by("seq").values_list("seq", flat=True)
     )
     assert seqs == list(range(1, len(seqs) + 1)) and seqs[-1] > seq_at_death
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_stopped_by_sigterm_suspends_its_orders_in_order(
+    start_worker: Start, tmp_path: Path
+) -> None:
+    """How `dev.py run`'s Ctrl-C or a service manager stops a worker: SIGTERM to its process
+    group. Billiard raised SystemExit wherever the pool process was, mid-step as often as
+    not, before the session was released, and Celery logged WorkerLostError with a
+    traceback. Now the step ends, the session is released, the process exits cleanly."""
+    roles_ensure()
+    instrument = demo_instrument()
+    trader = get_user_model().objects.create_user("t1", password="x")
+    trader.groups.add(Group.objects.get(name=TRADER))
+    trader = get_user_model().objects.get(pk=trader.pk)
+
+    proc = start_worker("60")
+    order = parent_order_submit(
+        user=trader,
+        instrument=instrument,
+        side="buy",
+        quantity=30_000,
+        start_minute=0,
+        end_minute=120,
+        strategy="twap",
+        params={},
+    )
+    wait_for(
+        lambda: ParentOrder.objects.get(pk=order.pk).filled_qty > 0, 60, "the first fills", proc
+    )
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+
+    session = MarketSession.objects.get(instrument=instrument)
+    assert session.status == MarketSession.STOPPED
+    order.refresh_from_db()
+    assert order.status == SUSPENDED and 0 < order.filled_qty < order.quantity
+    assert order.status_reason.startswith("market session stopped")
+    assert not ChildOrder.objects.filter(parent=order, status__in=LIVE).exists()
+    assert Fill.objects.filter(parent=order).aggregate(q=Sum("quantity"))["q"] == order.filled_qty
+    assert not sessions_reap(stale_after_s=0.0)  # nothing left for a peer to declare dead
+    assert not RiskException.objects.filter(title__contains="heartbeat").exists()
+    log = (tmp_path / "worker0.log").read_text(errors="replace")
+    assert "WorkerLostError" not in log and "Traceback" not in log
