@@ -872,19 +872,36 @@ def suspend_orders(orders: Any, *, reason: str) -> None:
     """Open orders whose market is gone: children cancelled (the venues went with it),
     fills kept, status SUSPENDED with the reason, resumable on another worker. One whose
     trader asked to cancel it before its worker applied that is canceled now: it had
-    waited for a later resume to end it (a review)."""
+    waited for a later resume to end it (a review). A pause or an amend its worker had
+    not applied is void, and the order's status says so: applied at a resume perhaps
+    hours later, an amend cut the order with nobody told, its price checked against the
+    market of when it was asked (a review). A suspended order the lost worker had taken
+    up to resume, and not yet set working, keeps its status; a cancel asked meanwhile
+    is applied."""
     with transaction.atomic():
-        for order in orders.filter(status__in=OPEN_STATUSES).select_for_update(of=("self",)):
-            ChildOrder.objects.filter(
-                parent=order,
-                status__in=["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"],
-            ).update(status="CANCELED", reason="WORKER_LOST")
-            ParentOrder.objects.filter(pk=order.pk).update(
-                status=SUSPENDED,
-                status_reason=f"{reason}; working child orders cancelled",
-                working_qty=0,
-            )
-            audit_record(actor=None, action="order.suspend", obj=order, reason=reason)
+        for order in orders.filter(status__in=[*OPEN_STATUSES, SUSPENDED]).select_for_update(
+            of=("self",)
+        ):
+            if order.status != SUSPENDED:
+                ChildOrder.objects.filter(
+                    parent=order,
+                    status__in=["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"],
+                ).update(status="CANCELED", reason="WORKER_LOST")
+                voided = ControlRequest.objects.filter(
+                    parent=order,
+                    action__in=[ControlRequest.PAUSE, ControlRequest.AMEND],
+                    applied_at=None,
+                ).update(
+                    applied_at=timezone.now(),
+                    outcome="void: the order was suspended before its worker applied it",
+                )
+                ParentOrder.objects.filter(pk=order.pk).update(
+                    status=SUSPENDED,
+                    status_reason=f"{reason}; working child orders cancelled"
+                    + ("; a pause or amend not yet applied is void" if voided else ""),
+                    working_qty=0,
+                )
+                audit_record(actor=None, action="order.suspend", obj=order, reason=reason)
             if order.status == ParentStatus.PENDING_CANCEL.value:
                 # Its worker had applied a cancel (or a kill) and waited on the venues'
                 # acks: the children are cancelled now, so it ends as asked, not resumable

@@ -883,3 +883,65 @@ def test_an_order_its_worker_was_cancelling_ends_canceled_when_the_worker_stops(
     assert not ChildOrder.objects.filter(
         parent=order, status__in=["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"]
     ).exists()
+
+
+def test_a_cancel_asked_while_a_lost_worker_was_taking_up_the_order_ends_it(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The worker had taken the suspended order up (the cancel waited for it) and died
+    before setting it working: the cancel stayed pending on a suspended order, and killed
+    it at a later resume (a review)."""
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)
+    first = worker(instrument)
+    run_to(first, 10 * 60)
+    second = resumed_on_another(order, first, django_capture_on_commit_callbacks)
+    second._pick_up_orders()  # taken up; set WORKING only at the end of its step
+    with django_capture_on_commit_callbacks(execute=False):
+        req = order_control_request(user=alice, order=order, action="cancel")
+    assert req.applied_at is None  # it waits for the worker that took the order up
+    heartbeat_stops(second)
+    order.refresh_from_db()
+    req.refresh_from_db()
+    assert order.status == "CANCELED"
+    assert order.status_reason == f"canceled by {alice} while suspended"
+    assert req.outcome == "applied"
+
+
+@pytest.mark.parametrize("action", ["pause", "amend"])
+@pytest.mark.parametrize("how", ["lost", "stopped"])
+def test_a_pause_or_amend_its_worker_did_not_apply_is_void_at_suspension(
+    instrument: Instrument,
+    alice: User,
+    django_capture_on_commit_callbacks: Any,
+    action: str,
+    how: str,
+) -> None:
+    """Left pending, it was applied when a resume took the order up, perhaps hours later:
+    an amend cut the order to 3,600 shares with nobody told (a review)."""
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)
+    first = worker(instrument)
+    run_to(first, 10 * 60)
+    order.refresh_from_db()
+    changes = (
+        {"quantity": str(order.filled_qty + order.working_qty + 100)} if action == "amend" else None
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        stale = order_control_request(user=alice, order=order, action=action, changes=changes)
+    assert stale.applied_at is None
+    if how == "stopped":
+        first.release()
+    else:
+        heartbeat_stops(first)
+    order.refresh_from_db()
+    stale.refresh_from_db()
+    assert order.status == SUSPENDED
+    assert order.status_reason.endswith("a pause or amend not yet applied is void")
+    assert stale.outcome == "void: the order was suspended before its worker applied it"
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(user=alice, order=order, action="resume")
+    second = worker(instrument, seed=8)
+    run_to(second, second.market.now + 60)
+    order.refresh_from_db()
+    assert (order.status, order.quantity) == ("WORKING", 20_000)
