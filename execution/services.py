@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -38,6 +40,7 @@ from oversight.reasons import reason_given
 from oversight.risk.models import RiskException
 from oversight.risk.pretrade import (
     breaches,
+    desk_of,
     limit_away_problem,
     market_price,
     order_scopes,
@@ -146,6 +149,19 @@ def parent_order_submit(
         _refuse(user, instrument, side, quantity, strategy, refused)
     try:
         with transaction.atomic():
+            # The trader's row, which a desk move locks too: a move that committed since
+            # the scopes were read puts this order under the new desk's limits and kill
+            # switches, checked again here; one that starts now waits for this order,
+            # which its open-orders check then sees (a review: an order entered during a
+            # move carried its exposure to a desk whose limits it was never checked
+            # against).
+            list(get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk))
+            if desk_of(user.pk) != scopes.desk:
+                scopes = replace(scopes, desk=desk_of(user.pk))
+                if refusals(
+                    user=user, instrument=instrument, side=side, quantity=quantity, scopes=scopes
+                ):
+                    raise _ChangedMeanwhile
             # Again under the instrument's row lock, which restrict() takes too: a
             # restriction that committed since the check above refuses this order.
             if (
@@ -153,7 +169,7 @@ def parent_order_submit(
                 .filter(pk=instrument.pk, restricted=True)
                 .exists()
             ):
-                raise _RestrictedMeanwhile
+                raise _ChangedMeanwhile
             found = breaches(
                 user=user,
                 instrument=instrument,
@@ -210,7 +226,7 @@ def parent_order_submit(
                 )
             else:
                 transaction.on_commit(lambda: dispatch_order(instrument.pk))
-    except _RestrictedMeanwhile:
+    except _ChangedMeanwhile:
         instrument.refresh_from_db()
         _refuse(
             user,
@@ -223,8 +239,9 @@ def parent_order_submit(
     return order
 
 
-class _RestrictedMeanwhile(Exception):
-    """The instrument was restricted between the refusal check and the order's creation."""
+class _ChangedMeanwhile(Exception):
+    """Between the refusal check and the order's creation, the instrument was restricted or
+    the trader moved to a desk that refuses the order."""
 
 
 def _refuse(

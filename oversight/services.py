@@ -169,10 +169,18 @@ def _require_manager(actor: Any) -> None:
 
 
 def _lock(user: Any) -> Any:
-    """The user's row and every active admin's, locked in id order; the user, fresh."""
+    """The user's row and every active admin's, locked in id order; the user, fresh.
+
+    FOR NO KEY UPDATE: it excludes another user service and an order's entry (which take
+    it too), but not the KEY SHARE lock that PostgreSQL's foreign-key check takes when a
+    row naming one of these users is written (an audit record, an order). With FOR UPDATE,
+    such a write holding the audit chain's lock and a user service waiting on that lock
+    deadlocked, and PostgreSQL aborted one of them (a review)."""
     admins = User.objects.filter(is_active=True, groups__name=ADMIN).values("pk")
     locked = (
-        User.objects.select_for_update().filter(Q(pk=user.pk) | Q(pk__in=admins)).order_by("pk")
+        User.objects.select_for_update(no_key=True)
+        .filter(Q(pk=user.pk) | Q(pk__in=admins))
+        .order_by("pk")
     )
     fresh = {u.pk: u for u in locked}.get(user.pk)
     if fresh is None:
