@@ -3,6 +3,7 @@ appended to the hash chain (oversight/audit_chain.py)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -19,6 +20,8 @@ from oversight.audit_chain import GENESIS, json_normalise, record_hash
 from oversight.models import AuditRecord
 from oversight.request_id import current_request_id
 from oversight.roles import role_of
+
+log = logging.getLogger(__name__)
 
 # pg_advisory_xact_lock's key for the chain head: any fixed bigint no other code uses.
 CHAIN_LOCK_KEY = 0x4F56_4155_4449_54  # "OVAUDIT"
@@ -166,8 +169,19 @@ def _user_flags_before(sender: Any, instance: Any, raw: bool = False, **kw: Any)
 
 @receiver(post_save, sender=User, dispatch_uid="audit-user-saved")
 def _user_saved(sender: Any, instance: Any, created: bool, raw: bool = False, **_: Any) -> None:
-    if raw or _services_recording.get():
+    if raw:
         return
+    # set_password() keeps the new password in _password until the save is done. However
+    # it was changed (a reset, the user's own change, `manage.py changepassword`), the
+    # user's open websockets close: the sessions they were opened under end with the old
+    # password, and their sockets had kept streaming (a review).
+    password_changed = not created and instance.__dict__.get("_password") is not None
+    if password_changed:
+        transaction.on_commit(lambda pk=instance.pk: _sockets_close(pk))
+    if _services_recording.get():
+        return
+    if password_changed:
+        audit_record(actor=None, action="user.password_set", obj=instance, reason=OUTSIDE)
     now = {f: getattr(instance, f) for f in WATCHED_FLAGS}
     if created:
         after = {"username": instance.get_username(), **now}
@@ -183,6 +197,15 @@ def _user_saved(sender: Any, instance: Any, created: bool, raw: bool = False, **
             after=now,
             reason=OUTSIDE,
         )
+
+
+def _sockets_close(user_id: int) -> None:
+    from oversight.risk.notify import user_sockets_close
+
+    try:
+        user_sockets_close(user_id)
+    except Exception:  # the password is changed whatever the channel layer does
+        log.warning("could not close user %s's websockets", user_id, exc_info=True)
 
 
 @receiver(m2m_changed, sender=User.groups.through, dispatch_uid="audit-user-groups")

@@ -98,3 +98,25 @@ class UserRoleForm(forms.Form):
 class UserActiveForm(forms.Form):
     active = forms.TypedChoiceField(choices=[("1", "active"), ("0", "inactive")], coerce=int)
     reason = forms.CharField(required=False, max_length=REASON_MAX)
+
+
+class PasswordResetForm(forms.Form):
+    """An admin's reset of another user's password."""
+
+    password = forms.CharField(strip=False, max_length=4096)
+    reason = forms.CharField(required=False, max_length=REASON_MAX)
+
+
+class PasswordChangeForm(forms.Form):
+    """A user's change of their own password."""
+
+    old_password = forms.CharField(strip=False, max_length=4096, label="Current password")
+    new_password = forms.CharField(strip=False, max_length=4096, label="New password")
+    new_password_again = forms.CharField(strip=False, max_length=4096, label="New password, again")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        new, again = data.get("new_password"), data.get("new_password_again")
+        if new is not None and again is not None and new != again:
+            self.add_error("new_password_again", "the two new passwords differ")
+        return data

@@ -63,11 +63,9 @@ def user_create(
     if role not in ROLES:
         errors["role"] = [f"unknown role {role!r}"]
     try:
-        password_validation.validate_password(
-            password, User(username=username), password_validators=_password_validators()
-        )
+        _password_check(password, User(username=username), "password")
     except ValidationError as e:
-        errors["password"] = e.messages
+        errors.update(e.message_dict)
     if errors:
         raise ValidationError(errors)
     with transaction.atomic(), services_recording():
@@ -116,6 +114,65 @@ def user_role_set(
             request_id=request_id,
         )
     return user
+
+
+def user_password_reset(
+    *, actor: Any, user: Any, password: str, reason: str = "", request_id: str = ""
+) -> Any:
+    """An admin sets another user's password (they are locked out, or the login may be
+    known to someone else). Every session of theirs ends at its next request (Django
+    checks each session against the password) and their open websockets close now
+    (oversight/audit.py). Audited with its reason; the password is never recorded."""
+    _require_manager(actor)
+    reason = reason_given(reason)
+    with transaction.atomic(), services_recording():
+        user = _lock(user)
+        if user.pk == actor.pk:
+            raise ValidationError(
+                "change your own password on the Password page: it asks for the current one"
+            )
+        _require_reason(reason, "a password reset")
+        _password_check(password, user, "password")
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        audit_record(
+            actor=actor,
+            action="user.password_reset",
+            obj=user,
+            reason=reason,
+            request_id=request_id,
+        )
+    return user
+
+
+def user_password_change(
+    *, user: Any, old_password: str, new_password: str, request_id: str = ""
+) -> Any:
+    """The user's own password, given the current one. Their other sessions end at their
+    next request and their open websockets close; the caller keeps this request's session
+    (`update_session_auth_hash`). Audited; the password is never recorded."""
+    if not (user is not None and user.is_authenticated):
+        raise PermissionDenied("log in first")
+    with transaction.atomic(), services_recording():
+        user = _lock(user)
+        if not user.check_password(old_password):
+            raise ValidationError({"old_password": "that is not your current password"})
+        if new_password == old_password:
+            raise ValidationError({"new_password": "that is your current password"})
+        _password_check(new_password, user, "new_password")
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        audit_record(actor=user, action="user.password_change", obj=user, request_id=request_id)
+    return user
+
+
+def _password_check(password: str, user: Any, field: str) -> None:
+    try:
+        password_validation.validate_password(
+            password, user, password_validators=_password_validators()
+        )
+    except ValidationError as e:
+        raise ValidationError({field: e.messages}) from None
 
 
 def user_deactivate(*, actor: Any, user: Any, reason: str = "", request_id: str = "") -> Any:

@@ -14,6 +14,8 @@ urlpatterns = [
     path("users/<int:pk>/role/", views.user_role, name="user_role"),
     path("users/<int:pk>/active/", views.user_active, name="user_active"),
     path("users/<int:pk>/desk/", views.user_desk, name="user_desk"),
+    path("users/<int:pk>/password/", views.user_password, name="user_password"),
+    path("password/", views.password_change, name="password_change"),
     path("risk/", include("oversight.risk.urls")),
     path("tca/", include("tca.urls")),
     path("", include("execution.urls")),

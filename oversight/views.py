@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, update_session_auth_hash
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
@@ -23,9 +23,17 @@ from django.views.decorators.http import require_GET, require_POST
 
 from oversight.audit import audit_record, request_id_of
 from oversight.audit_chain import audit_chain_verify, utc_iso
-from oversight.forms import AuditFilterForm, UserActiveForm, UserCreateForm, UserRoleForm
+from oversight.forms import (
+    AuditFilterForm,
+    PasswordChangeForm,
+    PasswordResetForm,
+    UserActiveForm,
+    UserCreateForm,
+    UserRoleForm,
+)
 from oversight.models import AuditRecord
 from oversight.risk.answers import KEPT, kept_form
+from oversight.risk.notify import session_sockets_close
 from oversight.risk.pretrade import desk_of
 from oversight.roles import MANAGE_USERS, ROLE_LABELS, TRADE, VIEW_ALL_ORDERS, VIEW_AUDIT
 from oversight.selectors import (
@@ -39,6 +47,8 @@ from oversight.services import (
     user_create,
     user_deactivate,
     user_desk_set,
+    user_password_change,
+    user_password_reset,
     user_reactivate,
     user_role_set,
 )
@@ -70,6 +80,15 @@ class OversightLoginView(LoginView):
     """After login, each role lands on its own first screen (admins cannot see orders)."""
 
     template_name = "login.html"
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        # Another user logging in on this browser ends the session that was here (Django
+        # flushes it) without a logout: its websockets, which the logout would close,
+        # went on streaming the first user's orders to the second (a review).
+        before = self.request.user
+        if before.is_authenticated and before.pk != form.get_user().pk:
+            session_sockets_close(None, self.request, before)
+        return super().form_valid(form)
 
     def get_default_redirect_url(self) -> str:
         user = self.request.user
@@ -447,3 +466,61 @@ def user_desk(request: HttpRequest, pk: int) -> HttpResponse:
         where = f"on desk {desk_of(user.pk)}" if desk.strip() else "on no desk"
         messages.success(request, f"{user.get_username()} is now {where}")
     return redirect("user_list")
+
+
+@login_required
+@permission_required(MANAGE_USERS, raise_exception=True)
+@require_POST
+def user_password(request: HttpRequest, pk: int) -> HttpResponse:
+    """An admin resets another user's password. The password is never kept for the form
+    to come back with, only said to be refused."""
+    user = get_object_or_404(get_user_model(), pk=pk)
+    form = PasswordResetForm(request.POST)
+    if not form.is_valid():
+        _form_refused(request, user, form)
+        return redirect("user_list")
+    try:
+        user_password_reset(
+            actor=request.user,
+            user=user,
+            password=form.cleaned_data["password"],
+            reason=form.cleaned_data["reason"],
+            request_id=request_id_of(request),
+        )
+    except ValidationError as e:
+        _refused(request, e)
+    else:
+        messages.success(
+            request,
+            f"{user.get_username()}'s password is reset: their sessions have ended; give "
+            "them the new password by a channel of your firm's",
+        )
+    return redirect("user_list")
+
+
+@login_required
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Every user's own password: the current one, and the new one twice."""
+    form = PasswordChangeForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid():
+            d = form.cleaned_data
+            try:
+                user = user_password_change(
+                    user=request.user,
+                    old_password=d["old_password"],
+                    new_password=d["new_password"],
+                    request_id=request_id_of(request),
+                )
+            except ValidationError as e:
+                for field, msgs in e.message_dict.items():
+                    for m in msgs:
+                        form.add_error(field if field in form.fields else None, m)
+            else:
+                update_session_auth_hash(request, user)  # this session goes on
+                messages.success(
+                    request, "Your password is changed; your other sessions have ended"
+                )
+                return redirect("password_change")
+        return render(request, "oversight/password.html", {"form": form}, status=400)
+    return render(request, "oversight/password.html", {"form": form})

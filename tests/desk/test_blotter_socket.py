@@ -304,3 +304,72 @@ def test_a_long_catch_up_comes_in_messages_under_the_limit_and_skips_unlisted_hi
         await comm.disconnect()
 
     async_to_sync(go)()
+
+
+@pytest.mark.parametrize("how", ["reset", "outside"])
+def test_a_password_change_closes_the_users_open_sockets(alice: User, adam: User, how: str) -> None:
+    """The sessions end with the old password, and a new socket under them is refused;
+    the sockets already open went on streaming fills (a review): a reset is what an
+    admin does when a login may be known to someone else."""
+    from oversight.services import user_password_reset
+
+    one, two = session_headers(alice), session_headers(alice)
+
+    def change() -> None:
+        if how == "reset":
+            user_password_reset(
+                actor=adam, user=alice, password="a-new-long-password-91", reason="leaked"
+            )
+        else:  # manage.py changepassword, the shell
+            user = User.objects.get(pk=alice.pk)
+            user.set_password("a-new-long-password-91")
+            user.save()
+
+    async def go() -> None:
+        first, ok, _ = await connect(one)
+        second, ok2, _ = await connect(two)
+        assert ok and ok2
+        await database_sync_to_async(change)()
+        for comm in (first, second):
+            assert await comm.receive_output(timeout=5) == {
+                "type": "websocket.close",
+                "code": 4403,
+            }
+        again, ok, code = await connect(one)
+        assert not ok and code == 4403
+        await again.disconnect()
+
+    async_to_sync(go)()
+
+
+@pytest.mark.parametrize(("second", "closed"), [("bob", True), ("alice", False)])
+def test_another_user_logging_in_on_the_browser_closes_the_first_ones_sockets(
+    alice: User, bob: User, second: str, closed: bool
+) -> None:
+    """Django ends the first user's session without a logout, so the logout's closing of
+    its sockets never came: alice's blotter streamed her fills to bob's screen (a
+    review). The same user logging in again keeps theirs."""
+    tab = Client()
+    assert tab.login(username="alice", password="pw-alice")
+    headers = [
+        (b"origin", b"http://localhost"),
+        (b"cookie", f"sessionid={tab.cookies['sessionid'].value}".encode()),
+    ]
+
+    async def go() -> None:
+        sock, ok, _ = await connect(headers)
+        assert ok
+        again = await database_sync_to_async(tab.post)(
+            "/login/", {"username": second, "password": f"pw-{second}"}
+        )
+        assert again.status_code == 302
+        if closed:
+            assert await sock.receive_output(timeout=5) == {
+                "type": "websocket.close",
+                "code": 4403,
+            }
+        else:
+            assert await sock.receive_nothing(timeout=0.5)
+            await sock.disconnect()
+
+    async_to_sync(go)()

@@ -1,0 +1,150 @@
+"""Passwords: an admin's reset of another user's, and everyone's change of their own. Every
+session under the old password ends; the change is audited, the password never."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.test import Client
+from django.urls import reverse
+
+from oversight.models import AuditRecord
+from oversight.services import user_password_change, user_password_reset
+
+from .conftest import client_for
+
+pytestmark = pytest.mark.django_db
+NEW = "a-new-long-password-91"
+
+
+def actions_on(user: User) -> list[str]:
+    """What the trail says was done to the user's password."""
+    return list(
+        AuditRecord.objects.filter(
+            object_type="User", object_id=str(user.pk), action__startswith="user.password"
+        ).values_list("action", flat=True)
+    )
+
+
+def logged_in(client: Client) -> bool:
+    return client.get(reverse("blotter")).status_code == 200
+
+
+def test_an_admins_reset_ends_the_users_sessions_and_is_audited_without_the_password(
+    adam, alice
+) -> None:
+    tab = client_for(alice)
+    assert logged_in(tab)
+    user_password_reset(actor=adam, user=alice, password=NEW, reason="locked out", request_id="r-1")
+    assert not logged_in(tab)  # the session under the old password has ended
+    assert Client().login(username="alice", password=NEW)
+    assert not Client().login(username="alice", password="pw-alice")
+    rec = AuditRecord.objects.filter(action="user.password_reset").get()
+    assert (rec.actor_username, rec.object_id, rec.reason, rec.request_id) == (
+        "adam",
+        str(alice.pk),
+        "locked out",
+        "r-1",
+    )
+    stored = User.objects.get(pk=alice.pk).password
+    for text in (str(rec.before), str(rec.after)):
+        assert NEW not in text and stored not in text
+    assert actions_on(alice) == ["user.password_reset"]  # once: the safety net stood aside
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"reason": ""}, "say why: a password reset is recorded with its reason"),
+        ({"password": "short"}, "This password is too short"),
+        ({"password": "alice-pw1"}, "too similar to the username"),
+        ({"password": "12345678901"}, "entirely numeric"),
+    ],
+)
+def test_a_reset_refuses_bad_input_by_name(adam, alice, kwargs, message) -> None:
+    args = {"password": NEW, "reason": "locked out"} | kwargs
+    with pytest.raises(ValidationError, match=message):
+        user_password_reset(actor=adam, user=alice, **args)
+    assert Client().login(username="alice", password="pw-alice")  # unchanged
+    assert "user.password_reset" not in actions_on(alice)
+
+
+def test_only_an_admin_resets_and_not_their_own(adam, rita, alice) -> None:
+    with pytest.raises(PermissionDenied):
+        user_password_reset(actor=rita, user=alice, password=NEW, reason="x")
+    with pytest.raises(ValidationError, match="change your own password on the Password page"):
+        user_password_reset(actor=adam, user=adam, password=NEW, reason="x")
+
+
+def test_a_reset_through_the_users_page(adam, alice) -> None:
+    admin = client_for(adam)
+    page = admin.get(reverse("user_list")).content.decode()
+    assert f'action="{reverse("user_password", args=[alice.pk])}"' in page
+    url = reverse("user_password", args=[alice.pk])
+    resp = admin.post(url, {"password": "short", "reason": "locked out"}, follow=True)
+    said = [str(m) for m in resp.context["messages"]]
+    assert any(m.startswith("password: This password is too short") for m in said), said
+    resp = admin.post(url, {"password": NEW, "reason": "locked out"}, follow=True)
+    said = [str(m) for m in resp.context["messages"]]
+    assert said == [
+        "alice's password is reset: their sessions have ended; give them the new password "
+        "by a channel of your firm's"
+    ]
+    assert Client().login(username="alice", password=NEW)
+    trader = client_for(User.objects.get(pk=alice.pk))
+    assert trader.post(url, {"password": NEW, "reason": "x"}).status_code == 403
+
+
+def test_a_user_changes_their_own_password_and_keeps_this_session_only(alice) -> None:
+    here, elsewhere = Client(), Client()
+    assert here.login(username="alice", password="pw-alice")
+    assert elsewhere.login(username="alice", password="pw-alice")
+    url = reverse("password_change")
+    assert here.get(url).status_code == 200
+    wrong = here.post(
+        url,
+        {"old_password": "nope", "new_password": NEW, "new_password_again": NEW},
+    )
+    assert wrong.status_code == 400
+    assert "that is not your current password" in wrong.content.decode()
+    differ = here.post(
+        url,
+        {"old_password": "pw-alice", "new_password": NEW, "new_password_again": NEW + "x"},
+    )
+    assert differ.status_code == 400 and "the two new passwords differ" in differ.content.decode()
+    weak = here.post(
+        url, {"old_password": "pw-alice", "new_password": "123", "new_password_again": "123"}
+    )
+    assert weak.status_code == 400 and "too short" in weak.content.decode()
+    assert actions_on(alice) == []
+    done = here.post(
+        url,
+        {"old_password": "pw-alice", "new_password": NEW, "new_password_again": NEW},
+        follow=True,
+    )
+    assert [str(m) for m in done.context["messages"]] == [
+        "Your password is changed; your other sessions have ended"
+    ]
+    assert logged_in(here) and not logged_in(elsewhere)
+    assert actions_on(alice) == ["user.password_change"]
+    rec = AuditRecord.objects.get(action="user.password_change")
+    assert rec.actor_username == "alice" and NEW not in str(rec.after)
+
+
+def test_a_password_change_needs_the_current_one_and_a_new_one(alice) -> None:
+    with pytest.raises(ValidationError, match="that is your current password"):
+        user_password_change(user=alice, old_password="pw-alice", new_password="pw-alice")
+
+
+def test_a_password_set_outside_the_pages_is_recorded_once(alice) -> None:
+    """`manage.py changepassword` or the shell: set_password and save."""
+    user = User.objects.get(pk=alice.pk)
+    user.set_password(NEW)
+    user.save()
+    user.first_name = "Alice"
+    user.save()  # no password change: nothing recorded
+    assert actions_on(alice) == ["user.password_set"]
+    rec = AuditRecord.objects.get(action="user.password_set")
+    assert rec.actor_role == "system"
+    assert rec.reason.startswith("changed outside the user pages")
