@@ -138,12 +138,30 @@ def experts_of(mv: ModelVersion) -> list[dict[str, Any]]:
 
 
 def _expert_rows(gate: Any) -> list[dict[str, Any]]:
+    """`model`: the expert as the registry knows it, by its bytes: a gate built from a
+    file path (as the gate tool takes a retrained candidate) names the path, and a kill
+    switch or limit on the registered version missed the orders it traded (a trial).
+    `file`: the name the gate's metadata gives it."""
     if gate is None:
         return []
+    # One version per file's bytes: registering the same bytes twice is refused.
+    known = dict(
+        ModelVersion.objects.filter(sha256__in=[e.sha256 for e in gate.experts]).values_list(
+            "sha256", "name"
+        )
+    )
     rows, lo = [], 0.0
     for e in gate.experts:
         hi = None if e.below_bps == math.inf else e.below_bps
-        rows.append({"model": e.name, "sha256": e.sha256, "from_bps": lo, "below_bps": hi})
+        rows.append(
+            {
+                "model": known.get(e.sha256, e.name),
+                "file": e.name,
+                "sha256": e.sha256,
+                "from_bps": lo,
+                "below_bps": hi,
+            }
+        )
         lo = hi if hi is not None else lo
     return rows
 
@@ -169,7 +187,7 @@ def expert_for(mv: ModelVersion, instrument: Any) -> dict[str, Any] | None:
     if gate is None or bps is None:
         return None
     chosen = gate.expert(bps)
-    row = next(e for e in _expert_rows(gate) if e["model"] == chosen.name)
+    row = next(e for e in _expert_rows(gate) if e["file"] == chosen.name)
     return {**row, "spread_bps": bps}
 
 

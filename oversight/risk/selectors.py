@@ -202,14 +202,23 @@ def kill_preview(scope_type: str, scope_key: str) -> KillPreview:
 
 def _gated_around(name: str) -> tuple[str, ...]:
     from execution.model_registry import gated_users_of, live_gates
-    from execution.models import ModelVersion
+    from execution.models import ModelVersion, ParentOrder
 
+    # And the gates of open orders it trades, a gate retired since among them (a trial's
+    # preview named only the approved gate, and counted an order of the retired one).
+    trading = set(
+        ParentOrder.objects.filter(model_expert=name, status__in=OPEN_ORDER)
+        .exclude(model_version__isnull=True)
+        .values_list("model_version__name", flat=True)
+    )
     mv = ModelVersion.objects.filter(name=name).first()
     if mv is not None:
-        return tuple(gated_users_of(mv))
+        return tuple(sorted(set(gated_users_of(mv)) | trading))
     # An expert known only inside a gate: by its name there.
     return tuple(
-        sorted(g for g, experts in live_gates() if any(e["model"] == name for e in experts))
+        sorted(
+            {g for g, experts in live_gates() if any(e["model"] == name for e in experts)} | trading
+        )
     )
 
 

@@ -18,6 +18,7 @@ from execution.algos.adaptive import MODEL_DIR
 from execution.forms import OrderTicketForm, strategy_schemas
 from execution.model_registry import (
     approved_names,
+    experts_of,
     file_sha256,
     integrity_problem,
     model_approve,
@@ -784,6 +785,14 @@ def test_a_kill_switch_on_an_expert_stops_the_orders_it_trades_inside_a_gate(
     ParentOrder.objects.filter(pk=traded.pk).update(status="PAUSED")  # (as if still open)
     model_retire(user=rita, version_id=ModelVersion.objects.get(name="policy-v14").pk, reason="x")
     assert "policy-v13" in scope_keys()["model"]
+    # And its preview names the retired gate its open order trades in (a trial's named
+    # only the approved ones).
+    again = (
+        client_for(rita)
+        .get("/risk/kill/preview/", {"scope_type": "model", "scope_key": "policy-v13"})
+        .json()
+    )
+    assert "also trades as an expert inside policy-v14" in again["text"]
     w.release()
 
 
@@ -812,3 +821,31 @@ def test_a_name_typed_exactly_wins_over_a_case_twin_in_older_data(rita: User, ru
     )  # fmt: skip  # registration refuses this now; older data may hold it
     assert ticket_version("policy-v1")[0] == v1
     assert ticket_version("Policy-V1")[0] is None  # two differ only in case: type it exactly
+
+
+def test_an_expert_registered_under_another_name_than_its_gate_gives_is_known_by_its_bytes(
+    alice: User, instrument: Instrument, rita: User, tmp_path: Path
+) -> None:
+    """A trial gated a retrained candidate by its file's path (the gate tool takes paths)
+    and registered it by name: orders recorded the path as their expert, the gate's page
+    called the expert "not registered", and a kill switch on the registered version
+    stopped none of the orders it traded."""
+    if not (MODEL_DIR / "policy-v14.onnx").is_file():
+        pytest.skip("no shipped gated version")
+    copy = tmp_path / "retrained.onnx"
+    shutil.copyfile(MODEL_DIR / "policy-v13.onnx", copy)  # the bytes the gate names v13
+    shutil.copyfile(MODEL_DIR / "policy-v13.card.json", copy.with_suffix(".card.json"))
+    mine = model_register(path=copy, note="the candidate, by its own name")
+    gated = approved_model("policy-v14")
+    assert [e["model"] for e in experts_of(gated)] == ["policy-v8", mine.name]
+    page = client_for(rita).get(f"/risk/models/{gated.pk}/").content.decode()
+    assert f'href="/risk/models/{mine.pk}/"' in page
+    traded = submit(alice, instrument, strategy="adaptive", params={"model": "policy-v14"})
+    assert traded.model_expert == mine.name
+    w = worker(instrument)
+    run_to(w, 120)
+    kill_switch_engage(user=rita, scope_type="model", scope_key=mine.name, reason="drift")
+    run_to(w, 240)
+    traded.refresh_from_db()
+    assert traded.status == "CANCELED" and "kill switch" in traded.status_reason
+    w.release()
