@@ -603,6 +603,12 @@ def model_approve(*, user: Any, version_id: int, note: str = "") -> ModelVersion
     _require_approver(user, "approve a model version")
     with transaction.atomic():
         mv = _locked(version_id)
+        if not (note or "").strip():
+            # Every step of a version's life is recorded with its reason (docs/MODELS.md);
+            # an approval went through with none (a trial).
+            raise ValidationError(
+                {"note": "say why it may trade: the approval is recorded with it"}
+            )
         if mv.status == ModelVersion.APPROVED:
             raise ValidationError(f"{mv.name} is already approved")
         if mv.status != ModelVersion.PENDING:
@@ -630,15 +636,22 @@ def model_approve(*, user: Any, version_id: int, note: str = "") -> ModelVersion
 
 def model_reject(*, user: Any, version_id: int, note: str) -> ModelVersion:
     _require_approver(user, "reject a model version")
-    if not (note or "").strip():
-        raise ValidationError({"note": "say why it is rejected"})
     with transaction.atomic():
         mv = _locked(version_id)
         if mv.status not in (ModelVersion.CANDIDATE, ModelVersion.PENDING):
             raise ValidationError(
                 f"{mv.name} is {_status_words(mv)}; only candidates and pending versions are rejected"
             )
-        if mv.status == ModelVersion.PENDING and mv.recommended_by_id == user.pk:
+        withdrawal = mv.status == ModelVersion.PENDING and mv.recommended_by_id == user.pk
+        if not (note or "").strip():
+            # The recommender's Withdraw asked why it was "rejected" (a trial).
+            why = (
+                "say why you withdraw your recommendation"
+                if withdrawal
+                else "say why it is rejected"
+            )
+            raise ValidationError({"note": why})
+        if withdrawal:
             # The recommender withdraws their own recommendation: a candidate again, not
             # rejected for good under nobody's name (a trial: "Withdraw" rejected it, and
             # its file could not be registered again). It changes nothing a gate trades.

@@ -88,7 +88,7 @@ def approved_model(name: str = "policy-v1") -> Any:
     first = users.first() or make_user("rm-one", "risk_manager")
     second = users.exclude(pk=first.pk).first() or make_user("rm-two", "risk_manager")
     model_recommend(user=first, version_id=mv.pk, reason="test: evaluated")
-    return model_approve(user=second, version_id=mv.pk)
+    return model_approve(user=second, version_id=mv.pk, note="test: checked")
 
 
 def set_limit(metric: str, value: Any, scope_type: str = "firm", scope_key: str = "") -> Any:

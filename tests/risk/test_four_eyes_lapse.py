@@ -54,7 +54,7 @@ def test_requests_lapse_when_their_author_loses_the_role(rita: User, ruth: User)
     with pytest.raises(ValidationError, match="has not held the role that may throughout since"):
         kill_switch_reset_approve(user=ruth, kill_id=kill.pk)
     with pytest.raises(ValidationError, match="has not held the role that may throughout since"):
-        model_approve(user=ruth, version_id=mv.pk)
+        model_approve(user=ruth, version_id=mv.pk, note="test: checked")
     assert LimitRequest.objects.get(pk=req.pk).status == LimitRequest.PENDING
     assert KillSwitch.objects.get(pk=kill.pk).active
 
@@ -101,7 +101,7 @@ def test_a_request_lapses_for_good_when_its_authors_role_changes_and_comes_back(
     with pytest.raises(ValidationError, match=lapsed):
         kill_switch_reset_approve(user=ruth, kill_id=kill.pk)
     with pytest.raises(ValidationError, match=lapsed):
-        model_approve(user=ruth, version_id=mv.pk)
+        model_approve(user=ruth, version_id=mv.pk, note="test: checked")
     with pytest.raises(ValidationError, match=lapsed):
         model_default_confirm(user=ruth, designation_id=d.pk)
     from django.urls import reverse
@@ -117,7 +117,7 @@ def test_a_request_lapses_for_good_when_its_authors_role_changes_and_comes_back(
     assert not kill_switch_reset_approve(user=ruth, kill_id=kill.pk).active
     again = model_recommend(user=rita, version_id=mv.pk, reason="evaluated, again")
     assert again.recommended_by == rita and again.recommend_reason == "evaluated, again"
-    assert model_approve(user=ruth, version_id=mv.pk).status == "APPROVED"
+    assert model_approve(user=ruth, version_id=mv.pk, note="test: checked").status == "APPROVED"
 
 
 def test_a_role_changed_outside_the_users_page_lapses_a_request_too(rita: User, ruth: User) -> None:

@@ -111,7 +111,7 @@ def test_approval_takes_two_risk_managers(
 ) -> None:
     mv = model_register(path=_copy(tmp_path), user=rita, note="test")
     with pytest.raises(ValidationError, match="recommend it first"):
-        model_approve(user=ruth, version_id=mv.pk)
+        model_approve(user=ruth, version_id=mv.pk, note="test: checked")
     with pytest.raises(ValidationError, match="only a risk manager"):
         model_recommend(user=alice, version_id=mv.pk, reason="I like it")
     with pytest.raises(ValidationError):
@@ -119,7 +119,7 @@ def test_approval_takes_two_risk_managers(
     model_recommend(user=rita, version_id=mv.pk, reason="beats TWAP on held-out days")
     assert "policy-x" not in approved_names()  # recommended is not approved
     with pytest.raises(ValidationError, match="four eyes"):
-        model_approve(user=rita, version_id=mv.pk)
+        model_approve(user=rita, version_id=mv.pk, note="test: checked")
     mv = model_approve(user=ruth, version_id=mv.pk, note="card read")
     assert mv.status == ModelVersion.APPROVED and mv.decided_by == ruth
     assert approved_names() == ["policy-x"]
@@ -149,7 +149,7 @@ def test_a_file_changed_after_registration_cannot_be_approved(
         f.write(b"\0")
     assert "has changed since it was registered" in integrity_problem(mv)
     with pytest.raises(ValidationError, match="has changed"):
-        model_approve(user=ruth, version_id=mv.pk)
+        model_approve(user=ruth, version_id=mv.pk, note="test: checked")
 
 
 def test_an_approved_version_whose_file_changed_trades_no_new_order(
@@ -160,7 +160,7 @@ def test_an_approved_version_whose_file_changed_trades_no_new_order(
     path = _copy(tmp_path)
     mv = model_register(path=path, user=rita, note="test")
     model_recommend(user=rita, version_id=mv.pk, reason="ok")
-    model_approve(user=ruth, version_id=mv.pk)
+    model_approve(user=ruth, version_id=mv.pk, note="test: checked")
     assert strategy_schemas()["adaptive"][0]["name"] == "urgency"  # (the model comes later)
     offered = {p["name"]: p for p in strategy_schemas()["adaptive"]}["model"]["choices"]
     assert offered == ["policy-x"]
@@ -189,7 +189,7 @@ def test_reject_and_retire(rita: User, ruth: User, tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="rejected"):
         model_recommend(user=rita, version_id=a.pk, reason="again")
     model_recommend(user=rita, version_id=b.pk, reason="ok")
-    model_approve(user=ruth, version_id=b.pk)
+    model_approve(user=ruth, version_id=b.pk, note="test: checked")
     assert approved_names() == ["b"]
     with pytest.raises(ValidationError, match="say why"):
         model_retire(user=rita, version_id=b.pk, reason="")
@@ -255,7 +255,7 @@ def test_the_worker_trades_the_registered_file_and_falls_back_if_it_changed(
     path = _copy(tmp_path, "policy-t")
     mv = model_register(path=path, user=rita, note="test")
     model_recommend(user=rita, version_id=mv.pk, reason="ok")
-    model_approve(user=ruth, version_id=mv.pk)
+    model_approve(user=ruth, version_id=mv.pk, note="test: checked")
     good = submit(alice, instrument, strategy="adaptive", quantity=5_000)
     w = worker(instrument)
     run_to(w, 60)
@@ -316,9 +316,21 @@ def test_the_pages_list_versions_and_refuse_actions_to_traders(
     r = client_for(rita).post(f"/risk/models/{mv.pk}/recommend/", {"reason": "evaluated"})
     assert r.status_code == 302
     r = client_for(rita).post(
-        f"/risk/models/{mv.pk}/approve/", {"note": ""}, HTTP_ACCEPT="application/json"
+        f"/risk/models/{mv.pk}/approve/", {"note": "mine"}, HTTP_ACCEPT="application/json"
     )
     assert r.status_code == 400 and "four eyes" in r.json()["error"]
+    # An approval says why, as every step does (a trial's went through with no note).
+    r = client_for(ruth).post(
+        f"/risk/models/{mv.pk}/approve/", {"note": " "}, HTTP_ACCEPT="application/json"
+    )
+    assert r.status_code == 400
+    assert "say why it may trade: the approval is recorded with it" in r.json()["error"]
+    # And the recommender's withdrawal asks why it is withdrawn, not why it is rejected.
+    r = client_for(rita).post(
+        f"/risk/models/{mv.pk}/reject/", {"note": ""}, HTTP_ACCEPT="application/json"
+    )
+    assert r.status_code == 400
+    assert "say why you withdraw your recommendation" in r.json()["error"]
     detail = client_for(rita).get(f"/risk/models/{mv.pk}/").content.decode()
     assert "You recommended this version" in detail
     r = client_for(ruth).post(f"/risk/models/{mv.pk}/approve/", {"note": "ok"})
@@ -480,7 +492,7 @@ def test_model_actions_on_a_version_that_does_not_exist_are_a_404_with_a_message
 def test_approving_an_approved_version_says_so_and_the_card_shows_as_json(ruth: User) -> None:
     mv = approved_model("policy-v1")
     r = client_for(ruth).post(
-        f"/risk/models/{mv.pk}/approve/", {"note": ""}, HTTP_ACCEPT="application/json"
+        f"/risk/models/{mv.pk}/approve/", {"note": "again"}, HTTP_ACCEPT="application/json"
     )
     assert r.status_code == 400 and r.json()["error"] == "policy-v1 is already approved"
     page = client_for(ruth).get(f"/risk/models/{mv.pk}/").content.decode()

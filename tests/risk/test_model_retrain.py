@@ -98,7 +98,7 @@ def test_a_retrain_registers_a_candidate_with_its_evaluation(
     # The loop closes only through a person: not offered until two approve it.
     assert approved_names() == ["policy-v1"]
     model_recommend(user=rita, version_id=mv.pk, reason="evaluated")
-    model_approve(user=ruth, version_id=mv.pk)
+    model_approve(user=ruth, version_id=mv.pk, note="test: checked")
     assert approved_names()[0] == "policy-v2"
 
 
