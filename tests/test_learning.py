@@ -476,6 +476,19 @@ def test_a_model_card_names_the_code_that_made_it(tmp_path: Path) -> None:
         assert code == {"git_commit": "", "dirty": None, "note": "not made in a git checkout"}
 
 
+@pytest.mark.parametrize(
+    ("iterations", "kept"),
+    [(21, [1, 11, 21]), (30, [1, 11, 21, 30]), (1, [1]), (0, [])],
+)
+def test_a_card_s_history_keeps_the_last_iteration_once(iterations: int, kept: list[int]) -> None:
+    """Every tenth iteration from the first, and the last: when the stride took the last
+    already, the card listed it twice (a trial)."""
+    from execution.learning.train import card_history
+
+    history = [{"iteration": float(i + 1)} for i in range(iterations)]
+    assert [h["iteration"] for h in card_history(history, 10)] == kept
+
+
 def test_evaluate_names_an_unknown_baseline(capsys: pytest.CaptureFixture[str]) -> None:
     """It was a ParamError traceback from the worker pool (a review)."""
     from execution.learning import evaluate

@@ -38,7 +38,7 @@ from execution.learning.contexts import contexts_from_log
 from execution.learning.decision_log import decision_arrays, episode_ids, log_files, read_files
 from execution.learning.env import SHIPPED_MIN_CHILD_QTY, run_policy
 from execution.learning.evaluate import compare
-from execution.learning.model_files import sha256
+from execution.learning.model_files import write_card
 from execution.learning.scenarios import (
     validation_seeds,
 )
@@ -189,8 +189,9 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
     # An expert's range is its band's: the log does not say which rows came from orders
     # in that band (a gated version's log holds every band), so its features stay out.
     banded = (cfg.spread_band, cfg.participation_band) != ((0.0, 0.0), (0.0, 0.0))
+    range_rows = None if banded else exp.raw_features
     training_range = trainer.fit_training_range(
-        result.theta, cfg, range_seeds, extra_rows=None if banded else exp.raw_features
+        result.theta, cfg, range_seeds, extra_rows=range_rows
     )
     card: dict[str, Any] = {
         "model": rc.out.name,
@@ -210,11 +211,17 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
         "data": {
             **trainer.training_data(cfg),
             "generator": "execution.learning.scenarios.generate (+ execution.learning.contexts)",
-            "training_range_logged_rows": 0 if exp.raw_features is None else len(exp.raw_features),
+            # What the range was fitted on, not what the log held (retrain.logged_rows).
+            "training_range_logged_rows": 0 if range_rows is None else len(range_rows),
         },
-        "history": result.history[:: max(cfg.log_every, 1)] + result.history[-1:],
+        "history": trainer.card_history(result.history, cfg.log_every),
         "training_s": round(result.elapsed_s, 1),
     }
+    if banded and exp.rows:
+        card["data"]["training_range_note"] = (
+            "an expert's range is its band's: the logged rows are left out, as the log does "
+            "not say which came from orders in its band"
+        )
     if cfg.predictor:
         card["predictor"] = trainer.predictor_metadata(cfg.predictor)
     trainer.export_onnx(result.theta, cfg, rc.out, training_range, card)
@@ -241,10 +248,7 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
         "candidate_minus_base_bps": evaluation["candidate_minus"]["base"],
         "fallbacks": evaluation["fallbacks"]["candidate"],
     }
-    card["wall_s"] = round(time.perf_counter() - started, 1)
-    card["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    card["sha256"] = sha256(rc.out)
-    rc.out.with_suffix(".card.json").write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+    write_card(rc.out, card, started)  # as every trainer does: with the code's commit
     d = evaluation["candidate_minus"]
     print(
         f"retrain: candidate minus base {d['base']['mean']:+.2f} bps "

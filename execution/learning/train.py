@@ -541,6 +541,16 @@ def training_data(cfg: Config) -> dict[str, Any]:
     }
 
 
+def card_history(history: list[dict[str, float]], every: int) -> list[dict[str, float]]:
+    """The card's training curve: every `every`-th iteration from the first, and the last.
+    The last is added only when the stride missed it (it was written twice before)."""
+    every = max(every, 1)
+    kept = history[::every]
+    if history and (len(history) - 1) % every:
+        kept.append(history[-1])
+    return kept
+
+
 def _check_models(
     parser: argparse.ArgumentParser, predictor: str, init_from: str, hidden: tuple[int, ...]
 ) -> None:
@@ -712,7 +722,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {**asdict(cfg), "hidden": list(cfg.hidden), "parameters": n_params(cfg.hidden)},
         "command": "python -m execution.learning.train " + " ".join(argv or sys.argv[1:]),
         "data": training_data(cfg),
-        "history": result.history[:: max(cfg.log_every, 1)] + result.history[-1:],
+        "history": card_history(result.history, cfg.log_every),
         "training_s": round(result.elapsed_s, 1),
         "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
     }

@@ -7,6 +7,7 @@ import importlib.util
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from execution import backtest
 from execution.algos.adaptive import load_policy
 from execution.learning.decision_log import decision_arrays, read_decisions
 from execution.model_registry import approved_names, model_approve, model_recommend
+from execution.model_registry import file_sha256 as sha256_of
 from execution.models import ModelVersion
 from tests.conftest import REPO_SCENARIOS
 from tests.personas import approved_model, client_for
@@ -74,7 +76,8 @@ def test_a_retrain_registers_a_candidate_with_its_evaluation(
         stdout=out,
     )
     mv = ModelVersion.objects.exclude(pk=base.pk).get()
-    assert mv.status == ModelVersion.CANDIDATE and mv.name == "policy-v2"
+    # Named after its base, never the next policy-vN (the docs' names for other models).
+    assert mv.status == ModelVersion.CANDIDATE and mv.name == "policy-v1-r1"
     assert f"registered {mv.name} as a candidate" in out.getvalue()
     # The card names its base and the logged experience it used.
     table = read_decisions(decision_log)
@@ -88,7 +91,7 @@ def test_a_retrain_registers_a_candidate_with_its_evaluation(
     assert set(ev["mean_shortfall_bps"]) == {"candidate", "base", "twap", "vwap", "pov", "is"}
     # Its training range covers every feature value production logged.
     logged = decision_arrays(table)["features_raw"]
-    rng = load_policy(str(Path(tmp_path / "models" / "policy-v2.onnx"))).training_range
+    rng = load_policy(str(Path(tmp_path / "models" / "policy-v1-r1.onnx"))).training_range
     assert rng is not None
     lo, hi = np.array(rng.lo), np.array(rng.hi)
     assert np.all(lo <= logged.min(axis=0)) and np.all(hi >= logged.max(axis=0))
@@ -99,7 +102,190 @@ def test_a_retrain_registers_a_candidate_with_its_evaluation(
     assert approved_names() == ["policy-v1"]
     model_recommend(user=rita, version_id=mv.pk, reason="evaluated")
     model_approve(user=ruth, version_id=mv.pk, note="test: checked")
-    assert approved_names()[0] == "policy-v2"
+    assert approved_names()[0] == "policy-v1-r1"
+
+
+# The smallest retrain the command accepts: a few seconds.
+TINY = [
+    "--iterations",
+    "1",
+    "--pairs",
+    "1",
+    "--episodes-per-pair",
+    "1",
+    "--range-episodes",
+    "1",
+    "--evaluation",
+    "2",
+    "--jobs",
+    "1",
+]
+
+
+@needs_training
+def test_an_expert_s_retrain_card_says_what_it_was_fitted_on_and_by_which_code(
+    decision_log: Path, tmp_path: Path
+) -> None:
+    """policy-v8 trades one band: its range is fitted without the logged rows, and the
+    card said 517 of them were in it (a trial). The card names the code's commit, as every
+    other trainer's does, and its one iteration once."""
+    approved_model("policy-v8")
+    out = io.StringIO()
+    call_command(
+        "model_retrain",
+        "--from",
+        "policy-v8",
+        "--decision-log",
+        str(decision_log),
+        *TINY,
+        "--out-dir",
+        str(tmp_path / "models"),
+        stdout=out,
+    )
+    mv = ModelVersion.objects.get(name="policy-v8-r1")  # not policy-v9, a shipped model's name
+    assert mv.card["retrain"]["logged_rows"] > 0
+    assert mv.card["data"]["training_range_logged_rows"] == 0
+    assert "logged rows are left out" in mv.card["data"]["training_range_note"]
+    assert set(mv.card["code"]) >= {"git_commit", "dirty"}
+    assert [h["iteration"] for h in mv.card["history"]] == [1]
+    written = json.loads((tmp_path / "models" / "policy-v8-r1.card.json").read_text())
+    assert written["code"] == mv.card["code"]
+
+
+@needs_training
+def test_a_base_changed_on_disk_is_refused_before_training(tmp_path: Path) -> None:
+    """A tampered base was retrained, and the card gave the tampered hash as the base's
+    (a trial): refused at once, as recommend and approve refuse it."""
+    from execution.algos.adaptive import MODEL_DIR
+    from execution.model_registry import model_register
+
+    copy = tmp_path / "policy-v1.onnx"
+    copy.write_bytes((MODEL_DIR / "policy-v1.onnx").read_bytes())
+    registered = model_register(path=copy, note="test").sha256
+    approved_model("policy-v1")
+    # Another policy in its place: it loads and trains, as the trial's did.
+    copy.write_bytes((MODEL_DIR / "policy-v2.onnx").read_bytes())
+    now = sha256_of(copy)
+    with pytest.raises(CommandError) as refused:
+        call_command(
+            "model_retrain", "--from", "policy-v1", *TINY, "--out-dir", str(tmp_path / "m")
+        )
+    message = str(refused.value)
+    assert "cannot retrain from policy-v1: a file changed on disk since registration" in message
+    assert now[:12] in message and registered[:12] in message
+    assert ModelVersion.objects.count() == 1
+    assert not list(tmp_path.rglob("*-r1*"))
+
+
+def _fake_retrain(monkeypatch: pytest.MonkeyPatch, fallbacks: dict[str, int]) -> list[Any]:
+    """The command around a stand-in for the training: a shipped file (not the base's
+    bytes) as the candidate, and the evaluation given. Returns the configs it was given."""
+    from execution.algos.adaptive import MODEL_DIR
+
+    seen: list[Any] = []
+    files = iter(("policy-v2", "policy-v4"))  # one file, one version: another each call
+
+    def retrain(rc: Any, log: Any = None) -> dict[str, Any]:
+        seen.append(rc)
+        rc.out.write_bytes((MODEL_DIR / f"{next(files)}.onnx").read_bytes())
+        diff = {"mean": 0.0, "ci95_low": 0.0, "ci95_high": 0.0}
+        ev = {
+            "episodes": 2,
+            "mean_shortfall_bps": {"candidate": 3.0, "base": 3.0, "twap": 3.0},
+            "fallbacks": fallbacks,
+            "candidate_minus": {"base": diff, "twap": diff},
+        }
+        return {"retrain": {"logged_rows": 0, "logged_orders": 0}, "evaluation": ev}
+
+    monkeypatch.setattr("execution.learning.retrain.retrain", retrain)
+    return seen
+
+
+@needs_training
+@pytest.mark.parametrize(
+    ("fallbacks", "said", "not_said"),
+    [
+        (
+            {"candidate": 2, "base": 0},
+            "policy-v1-r1 fell back to TWAP on every evaluation day: it traded as TWAP, so "
+            "this comparison measures nothing",
+            "policy-v1 fell back",
+        ),
+        (
+            {"candidate": 0, "base": 2},
+            "policy-v1 fell back to TWAP on every evaluation day: the comparison with it "
+            "measures policy-v1-r1 against TWAP",
+            "policy-v1-r1 fell back",
+        ),
+        ({"candidate": 1, "base": 0}, "", "every evaluation day"),
+    ],
+)
+def test_the_summary_says_how_often_each_model_fell_back(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    fallbacks: dict[str, int],
+    said: str,
+    not_said: str,
+) -> None:
+    """ "policy-v10 minus twap: +0.00 bps [+0.00, +0.00]" read as a result, when the
+    candidate had been TWAP on both days (a trial)."""
+    approved_model("policy-v1")
+    _fake_retrain(monkeypatch, fallbacks)
+    out = io.StringIO()
+    call_command("model_retrain", "--out-dir", str(tmp_path / "m"), stdout=out)
+    printed = out.getvalue()
+    assert (
+        f"fell back to TWAP: policy-v1-r1 on {fallbacks['candidate']} of 2 days, "
+        f"policy-v1 on {fallbacks['base']} of 2 days"
+    ) in printed
+    assert said in printed and not_said not in printed
+
+
+@needs_training
+def test_a_retrain_without_a_decision_log_says_so_and_names_the_usual_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, settings: Any
+) -> None:
+    """Outside dev.py run nothing sets the log's folder: the retrain said "0 logged
+    decisions in 0 orders" beside a var/decision-log full of files (a trial). It says why,
+    and names the folder, without reading it unasked."""
+    approved_model("policy-v1")
+    settings.DECISION_LOG_DIR = None
+    settings.BASE_DIR = tmp_path
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "var" / "decision-log").mkdir(parents=True)
+    (tmp_path / "var" / "decision-log" / "a.parquet").write_bytes(b"")
+    seen = _fake_retrain(monkeypatch, {"candidate": 0, "base": 0})
+    out = io.StringIO()
+    call_command("model_retrain", stdout=out)
+    printed = out.getvalue()
+    assert seen[0].decision_log is None
+    assert (
+        "no decision log read: OVERSIGHT_DECISION_LOG_DIR is not set (scripts/dev.py run sets "
+        "it) and --decision-log was not given; training on generated days only" in printed
+    )
+    assert "(1 decision file): to train on it, pass --decision-log var/decision-log" in printed
+    # Named by the caller: read, and nothing said.
+    log = tmp_path / "given"
+    log.mkdir()
+    out = io.StringIO()
+    call_command("model_retrain", "--decision-log", str(log), "--name", "given", stdout=out)
+    assert seen[1].decision_log == log and "no decision log" not in out.getvalue()
+
+
+def test_model_retrain_help_shows_the_training_defaults() -> None:
+    from execution.management.commands.model_retrain import Command
+
+    text = " ".join(Command().create_parser("manage.py", "model_retrain").format_help().split())
+    for option, default in [
+        ("--iterations ITERATIONS", 30),
+        ("--pairs PAIRS", 8),
+        ("--episodes-per-pair EPISODES_PER_PAIR", 2),
+        ("--range-episodes RANGE_EPISODES", 60),
+        ("--jobs JOBS", 2),
+        ("--seed SEED", 1),
+    ]:
+        after = text.split(option, 2)[-1]  # the option's help, after its usage line
+        assert f"(default: {default})" in after.split(" --")[0], option
 
 
 def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ approves it (docs/MODELS.md). Needs the training extras (requirements-train.txt)
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import sys
 from pathlib import Path
@@ -20,21 +21,83 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from execution.cli_args import output_folder
-from execution.model_registry import default_version, model_path, model_register
+from execution.model_registry import (
+    VERSION_NAME,
+    default_version,
+    integrity_problem,
+    model_path,
+    model_register,
+)
 from execution.models import ModelVersion
 
 TRAINING_EXTRAS = ("torch", "onnx")
 
 
 def next_name(base: str) -> str:
-    """policy-v2 -> policy-v3 (the first free one); anything else gets -r1, -r2 …"""
-    m = re.fullmatch(r"(.*-v)(\d+)", base)
-    stem, n = (m.group(1), int(m.group(2))) if m else (f"{base}-r", 0)
-    taken = set(ModelVersion.objects.values_list("name", flat=True))
-    while True:
+    """policy-v6 -> policy-v6-r1 (the first free -rN). Never the next policy-vN: the docs
+    give those names to models of their own (docs/ADAPTIVE.md rebuilds policy-v10 to v16),
+    and a retrain under one of them would pass for the documented model."""
+    taken = {n.lower() for n in ModelVersion.objects.values_list("name", flat=True)}
+    n = 1
+    while f"{base}-r{n}".lower() in taken:  # names are unique whatever the case
         n += 1
-        if f"{stem}{n}" not in taken:
-            return f"{stem}{n}"
+    return f"{base}-r{n}"
+
+
+def decision_log_default() -> tuple[Path | None, str]:
+    """The configured decision log if it holds files, else None and why: a retrain that
+    reads no log says so, rather than reporting "0 logged decisions" as if there were none."""
+    if settings.DECISION_LOG_DIR is not None:
+        configured = Path(settings.DECISION_LOG_DIR)
+        if configured.is_dir() and any(configured.rglob("*.parquet")):
+            return configured, ""
+        return None, (
+            f"no decision log read: the configured directory {configured} "
+            "(OVERSIGHT_DECISION_LOG_DIR) holds no decision files; training on generated "
+            "days only"
+        )
+    note = (
+        "no decision log read: OVERSIGHT_DECISION_LOG_DIR is not set (scripts/dev.py run "
+        "sets it) and --decision-log was not given; training on generated days only"
+    )
+    # Named, not read: which log a candidate learns from is the caller's choice.
+    usual = Path(settings.BASE_DIR) / "var" / "decision-log"
+    if usual.is_dir():
+        files = sum(1 for _ in usual.rglob("*.parquet"))
+        note += (
+            f". {usual} exists ({files} decision file{'s' if files != 1 else ''}): "
+            f"to train on it, pass --decision-log {os.path.relpath(usual)}"
+        )
+    return None, note
+
+
+def evaluation_summary(name: str, base: str, ev: dict[str, Any]) -> list[str]:
+    """What the command prints of the evaluation. A model that fell back traded those days
+    as TWAP, so its fallbacks come first: on every day, the comparison measures nothing."""
+    n = ev["episodes"]
+    fell = ev.get("fallbacks", {})
+    cand, prev = fell.get("candidate", 0), fell.get("base", 0)
+    lines = [
+        f"held-out days: {n}; mean shortfall (bps): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in ev["mean_shortfall_bps"].items()),
+        f"fell back to TWAP: {name} on {cand} of {n} days, {base} on {prev} of {n} days",
+    ]
+    if cand == n:
+        lines.append(
+            f"{name} fell back to TWAP on every evaluation day: it traded as TWAP, so this "
+            "comparison measures nothing about the model"
+        )
+    elif prev == n:
+        lines.append(
+            f"{base} fell back to TWAP on every evaluation day: the comparison with it "
+            f"measures {name} against TWAP, not against {base}"
+        )
+    for other, d in ev["candidate_minus"].items():
+        lines.append(
+            f"  {name} minus {other}: {d['mean']:+.2f} bps "
+            f"[{d['ci95_low']:+.2f}, {d['ci95_high']:+.2f}]"
+        )
+    return lines
 
 
 class Command(BaseCommand):
@@ -51,10 +114,11 @@ class Command(BaseCommand):
             "--decision-log",
             type=Path,
             default=None,
-            help="decision log directory (default: DECISION_LOG_DIR if it has files)",
+            help="decision log directory (default: OVERSIGHT_DECISION_LOG_DIR if it has files; "
+            "without either, none is read, and the command says so)",
         )
         parser.add_argument(
-            "--name", default="", help="the new version's name (default: the next after the base)"
+            "--name", default="", help="the new version's name (default: BASE-rN, the first free N)"
         )
         parser.add_argument(
             "--out-dir",
@@ -62,15 +126,39 @@ class Command(BaseCommand):
             default=None,
             help="where the model file goes (default: var/models)",
         )
-        parser.add_argument("--iterations", type=int, default=30)
-        parser.add_argument("--pairs", type=int, default=8)
-        parser.add_argument("--episodes-per-pair", type=int, default=2)
-        parser.add_argument("--range-episodes", type=int, default=60)
         parser.add_argument(
-            "--evaluation", type=int, default=40, help="held-out days in the comparison"
+            "--iterations", type=int, default=30, help="training iterations (default: %(default)s)"
         )
-        parser.add_argument("--jobs", type=int, default=2)
-        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument(
+            "--pairs",
+            type=int,
+            default=8,
+            help="perturbation pairs per iteration (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--episodes-per-pair",
+            type=int,
+            default=2,
+            help="generated days each perturbation is tried on (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--range-episodes",
+            type=int,
+            default=60,
+            help="generated days the saved feature range is fitted on (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--evaluation",
+            type=int,
+            default=40,
+            help="held-out days in the comparison (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--jobs", type=int, default=2, help="worker processes (default: %(default)s)"
+        )
+        parser.add_argument(
+            "--seed", type=int, default=1, help="the training's random seed (default: %(default)s)"
+        )
 
     def handle(self, *args: Any, **o: Any) -> None:
         missing = [m for m in TRAINING_EXTRAS if importlib.util.find_spec(m) is None]
@@ -101,15 +189,25 @@ class Command(BaseCommand):
             base = default_version()
             if base is None:
                 raise CommandError("no approved model version to start from: name one with --from")
-        log_dir = o["decision_log"]
-        if log_dir is None and settings.DECISION_LOG_DIR is not None:
-            configured = Path(settings.DECISION_LOG_DIR)
-            if configured.is_dir() and any(configured.rglob("*.parquet")):
-                log_dir = configured
+        problem = integrity_problem(base)
+        if problem:
+            # As recommend and approve refuse it: training would start from other weights
+            # than the registered ones, and the card would name their hash as the base.
+            raise CommandError(
+                f"cannot retrain from {base.name}: a file changed on disk since "
+                f"registration: {problem}"
+            )
+        log_dir, log_note = o["decision_log"], ""
+        if log_dir is None:
+            log_dir, log_note = decision_log_default()
         if log_dir is not None and not Path(log_dir).exists():
             raise CommandError(f"decision log {log_dir} does not exist")
         name = o["name"] or next_name(base.name)
-        if ModelVersion.objects.filter(name=name).exists():
+        if not VERSION_NAME.fullmatch(name):  # a long base name makes a long default
+            raise CommandError(
+                f"the new version's name {name!r} is too long: choose one with --name"
+            )
+        if ModelVersion.objects.filter(name__iexact=name).exists():  # unique whatever the case
             raise CommandError(f"model version {name!r} is already registered")
         out_dir = o["out_dir"] or Path(settings.BASE_DIR) / "var" / "models"
         problem = output_folder("--out-dir", out_dir)
@@ -119,6 +217,9 @@ class Command(BaseCommand):
         if out.exists():
             raise CommandError(f"{out} exists: choose another --name or remove it")
 
+        if log_note:
+            self.stdout.write(log_note)
+            self.stdout.flush()  # before the training's progress on stderr
         from execution.learning.decision_log import DecisionLogError
         from execution.learning.retrain import GatedBase, RetrainConfig, retrain
 
@@ -154,17 +255,11 @@ class Command(BaseCommand):
             )
         except ValidationError as e:
             raise CommandError("; ".join(e.messages)) from None
-        ev = card["evaluation"]
         self.stdout.write(f"registered {mv.name} as a candidate ({mv.sha256[:12]}) from {out}")
-        self.stdout.write(
-            f"held-out days: {ev['episodes']}; mean shortfall (bps): "
-            + ", ".join(f"{k} {v:.2f}" for k, v in ev["mean_shortfall_bps"].items())
-        )
-        for other, d in ev["candidate_minus"].items():
-            self.stdout.write(
-                f"  {mv.name} minus {other}: {d['mean']:+.2f} bps "
-                f"[{d['ci95_low']:+.2f}, {d['ci95_high']:+.2f}]"
-            )
+        if log_note:  # again beside the result: the progress on stderr may have buried it
+            self.stdout.write(log_note)
+        for line in evaluation_summary(mv.name, base.name, card["evaluation"]):
+            self.stdout.write(line)
         self.stdout.write(
             "It trades only after one risk manager recommends it and a second approves it "
             f"(/risk/models/{mv.pk}/)."
