@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from execution.algos.adaptive import ModelUnavailable, load_policy, resolve_model
+from execution.algos.base import quoted_spread_bps
 from execution.algos.params import ParamError, validate_params
 from execution.algos.registry import strategy_class, strategy_names
 from execution.backtest_stats import (
@@ -46,6 +47,7 @@ from execution.backtest_stats import (
 from execution.cli_args import output_file, output_folder, whole
 from execution.engine.engine import ExecutionEngine
 from execution.learning.decision_log import DecisionRecorder, EpisodeInfo, EpisodeLog
+from execution.learning.model_files import sha256
 from execution.sim.calibration import Knobs, calibrate
 from execution.sim.episode import ORDER_ID, EpisodeResult, run_episode
 from execution.sim.scenario import Scenario, ScenarioError, load_scenario
@@ -238,6 +240,13 @@ def _plan(args: argparse.Namespace) -> list[ScenarioRun]:
     if args.model is not None:
         if "adaptive" not in to_run:
             raise UsageError("--model: the adaptive strategy is not being run (see --strategies)")
+        if not args.model.strip():
+            raise UsageError("--model: name a model version (policy-v14) or an ONNX file")
+        if any(i.partition("=")[0].strip() == "adaptive.model" for i in items):
+            # One of the two was silently dropped (a trial's JSON named the other model).
+            raise UsageError(
+                "--model and --param adaptive.model both name a model: give one of them"
+            )
         items.append(f"adaptive.model={args.model}")
     params = _parse_params(items, to_run)
     model = params.get("adaptive", {}).get("model") if "adaptive" in to_run else None
@@ -267,8 +276,20 @@ def _plan(args: argparse.Namespace) -> list[ScenarioRun]:
         problem = output_file("--json", Path(args.json), inputs=inputs)
         if problem:
             raise UsageError(problem)
+    band = spread_band(str(model)) if model else None
     plans = []
     for path, scenario in _load_scenarios(args.scenarios):
+        if band is not None:
+            inst = scenario.instrument
+            bps = quoted_spread_bps(inst.spread_ticks, inst.tick_size, inst.reference_price)
+            if not band[0] <= bps < band[1]:
+                # Run, as asked, but not in silence: the product refuses this order.
+                print(
+                    f"note: {path}: {model} was trained only for instruments quoting "
+                    f"{band[0]:g} to {band[1]:g} bps of spread and this one quotes "
+                    f"{bps:.2f} bps; an order would refuse it (an expert outside its band)",
+                    file=sys.stderr,
+                )
         seed = scenario.seed if args.seed is None else args.seed
         plan = ScenarioRun(path, scenario, seed, args.episodes, decision_log=decision_log)
         for name in to_run:
@@ -404,6 +425,12 @@ def summarise(plan: ScenarioRun, run: StrategyRun) -> dict[str, Any]:
         "scenario_file": plan.file,
         "strategy": run.strategy,
         "params": dict(run.params),
+        # The exact file that traded: a name or a path alone does not say which bytes.
+        **(
+            {"model_sha256": _model_sha256(str(resolve_model(str(run.params["model"]))))}
+            if run.strategy == "adaptive" and run.params.get("model")
+            else {}
+        ),
         "episodes": len(results),
         "seed": plan.seed,
         "shortfall_bps": shortfall,
@@ -417,6 +444,25 @@ def summarise(plan: ScenarioRun, run: StrategyRun) -> dict[str, Any]:
         "fallbacks": sum(1 for r in results if r.fallback),
         "fallback_reasons": fallback_reasons(results),
     }
+
+
+def spread_band(model: str) -> tuple[float, float] | None:
+    """The band of quoted spread, [lo, hi) bps, that a single expert was trained for (its
+    model card's `config.spread_band`); None for a model of every spread, a gated one, or
+    one without a readable card."""
+    try:
+        card = json.loads(resolve_model(model).with_suffix(".card.json").read_text("utf-8"))
+        lo, hi = (float(v) for v in card["config"]["spread_band"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or (lo, hi) == (0.0, 0.0):
+        return None
+    return lo, hi if hi > 0 else math.inf
+
+
+@functools.cache
+def _model_sha256(path: str) -> str:
+    return sha256(Path(path))
 
 
 def fallback_reasons(results: Sequence[EpisodeResult]) -> dict[str, int]:

@@ -552,7 +552,8 @@ def read_scenario_json(path: str | os.PathLike[str]) -> Any:
             where, f"scenario file is larger than {MAX_SCENARIO_BYTES // 2**20} MiB"
         )
     try:
-        text = raw.decode("utf-8")
+        # A byte order mark, as some editors write, is ignored (RFC 8259 allows it).
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ScenarioError(where, f"cannot read scenario file: {exc}") from None
     try:
