@@ -295,6 +295,9 @@ def kill_json(k: KillSwitch) -> dict[str, Any]:
         if asked and k.reset_requested_at
         else "",
         "reset_lapsed_by": asker.get_username() if lapsed else "",  # type: ignore[union-attr]
+        # For the console's "Recent resets", which a reset now joins in place.
+        "reset_by": k.reset_by.get_username() if k.reset_by else "",
+        "reset_at": k.reset_at.isoformat() if k.reset_at else "",
     }
 
 

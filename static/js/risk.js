@@ -184,6 +184,9 @@
     );
     resolvedRows.prepend(tr);
     flash(tr);
+    // The count in the summary follows (it kept the page's first figure: a trial).
+    const n = document.getElementById("resolved-count");
+    if (n) n.textContent = String(resolvedRows.rows.length);
   }
 
   function upsertException(p) {
@@ -263,10 +266,28 @@
     if (killCount) killCount.textContent = `(${n})`;
     if (killNone) killNone.hidden = n > 0;
   }
+  // A reset joins "Recent resets" as the page would list it, and its count follows.
+  function resetRow(k) {
+    const list = document.getElementById("kills-reset");
+    if (!list) return;
+    document.getElementById("resets-none")?.remove();
+    const li = el("li", { class: "small" });
+    li.append(
+      el("strong", {}, `${k.scope_type} ${k.scope_key}`),
+      ` #${k.id} ${k.state.toLowerCase()} · reset by ${k.reset_by} at ${clock(k.reset_at).slice(0, 8)} UTC: ${k.reset_reason || ""}`,
+    );
+    list.prepend(li);
+    flash(li);
+    const n = document.getElementById("resets-count");
+    if (n) n.textContent = String(list.querySelectorAll("li:not(.muted)").length);
+  }
   function upsertKill(k) {
     let li = document.getElementById(`kill-${k.id}`);
     if (!k.active) {
-      if (li) li.remove();
+      if (li) {
+        li.remove();
+        if (k.reset_by) resetRow(k);
+      }
       showKills();
       return;
     }

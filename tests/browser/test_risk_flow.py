@@ -534,6 +534,10 @@ def test_console_actions_answer_in_place_and_keep_the_details_open(
     detail.locator("button:has-text('Resolve')").click()
     expect(rick.locator(f"#exc-{exc.pk}")).to_have_count(0)
     expect(rick.locator("#resolved-rows")).to_contain_text("browser test: something to handle")
+    # Its summary's count follows (it kept the figure the page opened with: a trial).
+    expect(rick.locator("#resolved-count")).to_have_text(
+        str(rick.locator("#resolved-rows tr").count())
+    )
     assert rick.evaluate("() => window.__notReloaded === true"), "the console reloaded"
     exc.refresh_from_db()
     assert exc.status == RiskException.RESOLVED and exc.resolution == "browser test: handled"
@@ -548,7 +552,9 @@ def test_a_reset_request_is_asked_and_withdrawn_in_place_on_the_console(
     from concurrent.futures import ThreadPoolExecutor
 
     from oversight.risk.models import KillSwitch
-    from oversight.risk.services import kill_switch_engage
+    from oversight.risk.services import kill_switch_engage, kill_switch_reset_approve
+    from oversight.roles import RISK_MANAGER
+    from tests.browser.conftest import _user
 
     expect = _expect()
     with ThreadPoolExecutor(1) as pool:  # off Playwright's thread, as the test above says
@@ -576,4 +582,20 @@ def test_a_reset_request_is_asked_and_withdrawn_in_place_on_the_console(
     assert rick.evaluate("() => window.__notReloaded === true"), "the console reloaded"
     kill = KillSwitch.objects.get(pk=kill.pk)
     assert kill.active and kill.reset_requested_by is None
+    # Asked again and approved by a second risk manager: the card goes, and the reset
+    # joins "Recent resets" with its count, in place (they kept the page's first figures).
+    expect(rick.locator("#resets-count")).to_have_text("0")
+    card.locator(f"#reset-reason-{kill.pk}").fill("browser test: drill over")
+    card.locator("button:has-text('Request reset')").click()
+    expect(card.locator('[data-field="decline"]')).to_have_text("Withdraw")
+    with ThreadPoolExecutor(1) as pool:
+        second = pool.submit(_user, "rosa", RISK_MANAGER).result()
+        pool.submit(kill_switch_reset_approve, user=second, kill_id=kill.pk).result()
+    expect(card).to_have_count(0)
+    expect(rick.locator("#resets-count")).to_have_text("1")
+    expect(rick.locator("#kills-reset")).to_contain_text(
+        f"firm  #{kill.pk} halted · reset by rosa at"
+    )
+    expect(rick.locator("#kills-reset")).to_contain_text("browser test: drill over")
+    assert rick.evaluate("() => window.__notReloaded === true"), "the console reloaded"
     assert rick.js_errors == [], rick.js_errors
