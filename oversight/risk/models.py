@@ -20,10 +20,19 @@ class Scope(models.TextChoices):
     STRATEGY = "strategy", "Strategy"
     INSTRUMENT = "instrument", "Instrument"
     ORDER = "order", "Parent order"  # kill switches only
-    MODEL = "model", "Model version"  # kill switches only: every order an adaptive model trades
+    # Every order an adaptive model version trades, as itself or as an expert in a gate.
+    MODEL = "model", "Model version"
 
 
-LIMIT_SCOPES = [Scope.FIRM, Scope.DESK, Scope.TRADER, Scope.STRATEGY, Scope.INSTRUMENT]
+# A model's limits too: a new version can be let trade small before it trades large.
+LIMIT_SCOPES = [
+    Scope.FIRM,
+    Scope.DESK,
+    Scope.TRADER,
+    Scope.STRATEGY,
+    Scope.INSTRUMENT,
+    Scope.MODEL,
+]
 
 
 class Metric(models.TextChoices):

@@ -334,3 +334,40 @@ def test_an_override_lapses_with_its_askers_role_and_its_trader_cannot_grant_it(
     assert ov2.status == "REJECTED" and ov2.decision_note.startswith("lapsed: alice asked")
     assert other.status == "BLOCKED"
     assert AuditRecord.objects.filter(action="override.lapse", object_id=str(ov2.pk)).exists()
+
+
+def test_a_limit_on_a_model_version_holds_its_orders_and_those_it_trades_as_an_expert(
+    alice: User, instrument: Instrument, rita: User
+) -> None:
+    """Kill switches had a model scope and limits none: a new version could not be let
+    trade small before it traded large."""
+    from oversight.risk.services import limit_change_request
+
+    approved_model("policy-v14")
+    limit_change_request(
+        user=rita,
+        scope_type="model",
+        scope_key="POLICY-V14",  # as the desk types it
+        metric="max_order_qty",
+        new_value="5000",
+        reason="a new version trades small first",
+    )
+    adaptive = submit(alice, instrument, strategy="adaptive", params={"model": "policy-v14"})
+    assert adaptive.status == "BLOCKED"
+    assert adaptive.status_reason.endswith("> 5,000 (model policy-v14)")
+    twap = submit(alice, instrument, quantity=19_000)
+    assert twap.status == "NEW", twap.status_reason  # a TWAP order is not the model's
+    # Its expert's limit holds the orders the expert trades inside the gate.
+    limit_change_request(
+        user=rita,
+        scope_type="model",
+        scope_key=adaptive.model_expert,
+        metric="max_order_qty",
+        new_value="1000",
+        reason="the wide expert trades smaller still",
+    )
+    small = submit(
+        alice, instrument, strategy="adaptive", params={"model": "policy-v14"}, quantity=2_000
+    )
+    assert small.status == "BLOCKED"
+    assert small.status_reason.endswith(f"> 1,000 (model {adaptive.model_expert})")
