@@ -11,7 +11,7 @@ from execution.selectors import can_watch_orders, events_after, in_chunks
 from execution.services import ORDERS_ALL_GROUP, orders_user_group
 from oversight.risk.notify import socket_groups
 from oversight.roles import VIEW_ALL_ORDERS
-from oversight.ws_messages import parse_client_message
+from oversight.ws_messages import CLOSE_RECHECK, parse_client_message
 
 CLOSE_FORBIDDEN = 4403
 # A catch-up is sent in messages of about this size, well under Daphne's 1 MiB limit.
@@ -45,9 +45,10 @@ class BlotterConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 await self.channel_layer.group_discard(group, self.channel_name)
 
     async def session_revoked(self, message: dict[str, Any]) -> None:
-        """The user was deactivated, their role changed, or this session logged out: this
-        socket ends now."""
-        await self.close(code=CLOSE_FORBIDDEN)
+        """The user was deactivated, their role or password changed (CLOSE_RECHECK: the
+        page connects again and is checked afresh), or this session logged out
+        (CLOSE_FORBIDDEN): this socket ends now."""
+        await self.close(code=CLOSE_RECHECK if message.get("recheck") else CLOSE_FORBIDDEN)
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kw: Any

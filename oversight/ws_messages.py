@@ -29,6 +29,11 @@ def parse_client_message(text_data: str | None) -> tuple[Any, str]:
 
 # A close code in the application range, like the 4403 of a refused session.
 CLOSE_NOT_FOUND = 4404
+# What a socket is closed with when what its user may see changed (deactivated, a new
+# role, a new password): the page connects again at once and is let in, or refused
+# (4403), by the check every connection gets. A changed password's own browser stays
+# live; a 4403 here froze it, as the pages take 4403 as final (a review).
+CLOSE_RECHECK = 4401
 
 
 class NoSuchSocket:

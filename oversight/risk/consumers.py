@@ -18,7 +18,7 @@ from oversight.risk.notify import CONSOLE_GROUP, socket_groups
 from oversight.risk.selectors import exception_json
 from oversight.risk.services import exceptions_escalate
 from oversight.roles import MANAGE_RISK
-from oversight.ws_messages import parse_client_message
+from oversight.ws_messages import CLOSE_RECHECK, parse_client_message
 
 CLOSE_FORBIDDEN = 4403
 TICK_S = 1.0
@@ -76,9 +76,10 @@ class RiskConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 await self.channel_layer.group_discard(group, self.channel_name)
 
     async def session_revoked(self, message: dict[str, Any]) -> None:
-        """The user was deactivated, their role changed, or this session logged out: this
-        socket ends now."""
-        await self.close(code=CLOSE_FORBIDDEN)
+        """The user was deactivated, their role or password changed (CLOSE_RECHECK: the
+        page connects again and is checked afresh), or this session logged out
+        (CLOSE_FORBIDDEN): this socket ends now."""
+        await self.close(code=CLOSE_RECHECK if message.get("recheck") else CLOSE_FORBIDDEN)
 
     async def _ticks(self) -> None:
         while True:

@@ -95,9 +95,12 @@ def session_sockets_close(sender: Any, request: Any, user: Any, **kwargs: Any) -
 
 
 def user_sockets_close(user_id: int) -> None:
-    """Close the user's open websockets (deactivated, or their role changed): each
-    consumer re-checks the user on reconnect, so a changed role gets what it now may."""
+    """Close the user's open websockets (deactivated, their role or password changed):
+    each page connects again at once and the consumer checks the user afresh, so a changed
+    role gets what it now may, and a session the change ended is refused."""
     layer = get_channel_layer()
     if layer is None:
         return
-    async_to_sync(layer.group_send)(user_group(user_id), {"type": "session.revoked"})
+    async_to_sync(layer.group_send)(
+        user_group(user_id), {"type": "session.revoked", "recheck": True}
+    )

@@ -538,6 +538,12 @@
         showConn("not allowed", false);
         return;
       }
+      if (e.code === 4401) {
+        // What this login may see changed: connect again now, to be let in or refused.
+        showConn("checking your login", false);
+        setTimeout(connect, 100);
+        return;
+      }
       attempt += 1;
       const wait = Math.min(10000, 500 * 2 ** Math.min(attempt, 5));
       showConn(`reconnecting in ${Math.round(wait / 1000)}s`, false);

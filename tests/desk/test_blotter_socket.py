@@ -158,7 +158,7 @@ def test_a_deactivated_or_re_roled_users_open_sockets_are_closed(
         ok2, _ = await console.connect(timeout=5)
         assert ok and ok2
         await database_sync_to_async(user_deactivate)(actor=adam, user=alice, reason="left")
-        assert await blotter.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
+        assert await blotter.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
         await database_sync_to_async(user_role_set)(
             actor=adam, user=rita, role="trader", reason="moved"
         )
@@ -166,7 +166,7 @@ def test_a_deactivated_or_re_roled_users_open_sockets_are_closed(
             out = await console.receive_output(timeout=5)
             if out["type"] == "websocket.close":
                 break
-        assert out["code"] == 4403
+        assert out["code"] == 4401
         # Reconnecting is checked afresh: alice may not, rita now sees a trader's blotter.
         again, ok, code = await connect(blotter_headers)
         assert not ok and code == 4403
@@ -333,7 +333,7 @@ def test_a_password_change_closes_the_users_open_sockets(alice: User, adam: User
         for comm in (first, second):
             assert await comm.receive_output(timeout=5) == {
                 "type": "websocket.close",
-                "code": 4403,
+                "code": 4401,
             }
         again, ok, code = await connect(one)
         assert not ok and code == 4403
@@ -371,5 +371,47 @@ def test_another_user_logging_in_on_the_browser_closes_the_first_ones_sockets(
         else:
             assert await sock.receive_nothing(timeout=0.5)
             await sock.disconnect()
+
+    async_to_sync(go)()
+
+
+def test_changing_ones_own_password_keeps_this_browsers_pages_live_and_ends_the_others(
+    alice: User,
+) -> None:
+    """Every socket of the user is told to check again (4401): this browser's session
+    goes on under the new password and is let in again; another is refused. A 4403 here
+    froze the changing browser's own blotter, its pages taking 4403 as final (a review)."""
+    here, elsewhere = Client(), Client()
+    assert here.login(username="alice", password="pw-alice")
+    assert elsewhere.login(username="alice", password="pw-alice")
+
+    def cookie(c: Client) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"origin", b"http://localhost"),
+            (b"cookie", f"sessionid={c.cookies['sessionid'].value}".encode()),
+        ]
+
+    before_here, before_there = cookie(here), cookie(elsewhere)
+
+    async def go() -> None:
+        mine, ok, _ = await connect(before_here)
+        theirs, ok2, _ = await connect(before_there)
+        assert ok and ok2
+        new = "a-new-long-password-91"
+        done = await database_sync_to_async(here.post)(
+            "/password/",
+            {"old_password": "pw-alice", "new_password": new, "new_password_again": new},
+        )
+        assert done.status_code == 302
+        for comm in (mine, theirs):
+            assert await comm.receive_output(timeout=5) == {
+                "type": "websocket.close",
+                "code": 4401,
+            }
+        again, ok, _ = await connect(cookie(here))  # this browser, its session kept
+        assert ok
+        await again.disconnect()
+        refused, ok, code = await connect(before_there)
+        assert not ok and code == 4403
 
     async_to_sync(go)()
