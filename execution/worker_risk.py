@@ -18,6 +18,7 @@ from execution.engine.events import ChildDenied, ChildRejected, DomainEvent
 from execution.engine.orders import ticks_to_px
 from execution.engine.risk import ChildLimits
 from execution.models import Fill, ParentOrder
+from oversight.audit import audit_record
 from oversight.risk import notify
 from oversight.risk.models import KillAck, KillSwitch, Metric, RiskException, RiskLimit
 from oversight.risk.pretrade import desk_of, position
@@ -97,7 +98,9 @@ class WorkerRisk:
                 value__isnull=False,
             ).values_list("scope_type", "scope_key", "metric", "value")
         )
-        kills = list(KillSwitch.objects.filter(active=True).order_by("pk"))
+        kills = list(
+            KillSwitch.objects.filter(active=True).select_related("engaged_by").order_by("pk")
+        )
         for eid in open_ids:
             sc = self.scopes[eid]
             lim = tightest(rows, sc)
@@ -206,6 +209,15 @@ class WorkerRisk:
         ack.dirty = True
         if not wk.parent.is_done:
             engine.cancel(eid, why)
+            # Each order the kill stops, on its own record: the trail had the engage
+            # alone, and could not say what became of one order (a trial).
+            audit_record(
+                actor=None,
+                action="order.cancel",
+                obj=self.w._orders[eid],
+                reason=f"canceled by {why} (engaged by {kill.engaged_by.get_username()})",
+                after={"kill_switch": kill.pk, "state": kill.state},
+            )
 
     def kills_settle(self) -> None:
         """Acknowledge each kill once its orders have no child order left at a venue."""

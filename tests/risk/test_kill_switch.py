@@ -52,6 +52,10 @@ def test_a_kill_stops_everything_in_scope_and_nothing_fills_after_the_ack(
         o.refresh_from_db()
         assert o.status == "CANCELED" and o.status_reason.startswith(f"kill switch {kill.pk}")
         assert not ChildOrder.objects.filter(parent=o, status__in=LIVE).exists()
+        # Each order's own record says what became of it (the trail had the engage only).
+        [rec] = AuditRecord.objects.filter(action="order.cancel", object_id=str(o.pk))
+        assert rec.reason == f"canceled by kill switch {kill.pk}: runaway algo (engaged by rita)"
+        assert rec.after == {"kill_switch": kill.pk, "state": "HALTED"}
     filled_at_ack = {o.pk: o.filled_qty for o in (a1, a2)}
 
     run_to(w, 30 * 60)
