@@ -87,7 +87,10 @@ class UserCreateForm(forms.Form):
         strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )
     role = forms.ChoiceField(choices=ROLE_CHOICES)
-    reason = forms.CharField(required=False, max_length=REASON_MAX)
+    reason = forms.CharField(
+        max_length=REASON_MAX,
+        error_messages={"required": "say why: a new login is recorded with its reason"},
+    )
 
 
 class UserRoleForm(forms.Form):
@@ -104,7 +107,16 @@ class PasswordResetForm(forms.Form):
     """An admin's reset of another user's password."""
 
     password = forms.CharField(strip=False, max_length=4096)
+    # Typed twice: a typo would lock the user out with a password nobody knows (a trial).
+    password_again = forms.CharField(strip=False, max_length=4096)
     reason = forms.CharField(required=False, max_length=REASON_MAX)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        new, again = data.get("password"), data.get("password_again")
+        if new is not None and again is not None and new != again:
+            self.add_error("password_again", "the two passwords differ")
+        return data
 
 
 class PasswordChangeForm(forms.Form):

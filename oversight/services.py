@@ -62,6 +62,10 @@ def user_create(
             errors["username"] = [f"{username} is taken"]
     if role not in ROLES:
         errors["role"] = [f"unknown role {role!r}"]
+    if not reason.strip():
+        # Who may do what is the trail's first question: a login made with no reason was
+        # the one user change recorded without one (a trial).
+        errors["reason"] = ["say why: a new login is recorded with its reason"]
     try:
         _password_check(password, User(username=username), "password")
     except ValidationError as e:
@@ -131,6 +135,13 @@ def user_password_reset(
             raise ValidationError(
                 "change your own password on the Password page: it asks for the current one"
             )
+        if user.is_superuser and not actor.is_superuser:
+            # A superuser holds every permission at once; an admin who set one's password
+            # could log in as one, which no service could make them (a review).
+            raise ValidationError(
+                f"{user.get_username()} is a superuser: their password is changed by "
+                "themselves, another superuser or `manage.py changepassword`"
+            )
         _require_reason(reason, "a password reset")
         _password_check(password, user, "password")
         user.set_password(password)
@@ -153,10 +164,19 @@ def user_password_change(
     (`update_session_auth_hash`). Audited; the password is never recorded."""
     if not (user is not None and user.is_authenticated):
         raise PermissionDenied("log in first")
+    if not user.check_password(old_password):
+        # Recorded as a failed login is: a guess at the password from an open session
+        # left no trace (a review).
+        audit_record(
+            actor=user,
+            action="auth.password_check_failed",
+            obj=user,
+            reason="a wrong current password on the Password page",
+            request_id=request_id,
+        )
+        raise ValidationError({"old_password": "that is not your current password"})
     with transaction.atomic(), services_recording():
-        user = _lock(user)
-        if not user.check_password(old_password):
-            raise ValidationError({"old_password": "that is not your current password"})
+        user = User.objects.select_for_update(no_key=True).get(pk=user.pk)
         if new_password == old_password:
             raise ValidationError({"new_password": "that is your current password"})
         _password_check(new_password, user, "new_password")
@@ -198,6 +218,8 @@ def user_reactivate(*, actor: Any, user: Any, reason: str = "", request_id: str 
         user = _lock(user)
         if user.is_active:
             raise ValidationError(f"{user.get_username()} is already active")
+        # Restoring access says why, as taking it away does (a trial's went through blank).
+        _require_reason(reason, "a reactivation")
         return _set_active(actor, user, True, reason=reason, request_id=request_id)
 
 

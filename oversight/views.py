@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model, update_session_auth_hash
+from django.contrib.auth import get_user_model, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
@@ -351,14 +351,21 @@ def user_new(request: HttpRequest) -> HttpResponse:
     return _users_page(request, form, status=400)
 
 
-def _refused(request: HttpRequest, e: ValidationError) -> None:
+def _refused(request: HttpRequest, e: ValidationError, user: Any = None) -> None:
+    """A service's refusal, field by field; on the users page, whose row it was (a trial
+    could not tell which of many users "reason: say why" was about)."""
+    name = user.get_username() if user is not None else ""
+
+    def say(m: str) -> None:
+        messages.error(request, f"{name}: {m}" if name and not m.startswith(name) else m)
+
     if hasattr(e, "error_dict"):  # a field's message says which field
         for field, msgs in e.message_dict.items():
             for m in msgs:
-                messages.error(request, m if field == "__all__" else f"{field}: {m}")
+                say(m if field == "__all__" else f"{field}: {m}")
         return
     for m in e.messages:
-        messages.error(request, m)
+        say(m)
 
 
 def _form_refused(request: HttpRequest, user: Any, form: Any) -> None:
@@ -386,7 +393,7 @@ def user_role(request: HttpRequest, pk: int) -> HttpResponse:
             request_id=request_id_of(request),
         )
     except ValidationError as e:
-        _refused(request, e)
+        _refused(request, e, user)
     else:
         label = ROLE_LABELS[form.cleaned_data["role"]]
         article = "an" if label[0] in "aeiou" else "a"
@@ -431,7 +438,7 @@ def user_active(request: HttpRequest, pk: int) -> HttpResponse:
             request_id=request_id_of(request),
         )
     except ValidationError as e:
-        _refused(request, e)
+        _refused(request, e, user)
     else:
         verb = "reactivated" if active else "deactivated"
         messages.success(request, f"{user.get_username()} {verb}")
@@ -456,7 +463,7 @@ def user_desk(request: HttpRequest, pk: int) -> HttpResponse:
             request_id=request_id_of(request),
         )
     except ValidationError as e:
-        _refused(request, e)
+        _refused(request, e, user)
         request.session[KEPT + reverse("user_list")] = {
             "user": str(pk),
             "desk": desk[:200],
@@ -488,7 +495,7 @@ def user_password(request: HttpRequest, pk: int) -> HttpResponse:
             request_id=request_id_of(request),
         )
     except ValidationError as e:
-        _refused(request, e)
+        _refused(request, e, user)
     else:
         messages.success(
             request,
@@ -496,6 +503,10 @@ def user_password(request: HttpRequest, pk: int) -> HttpResponse:
             "them the new password by a channel of your firm's",
         )
     return redirect("user_list")
+
+
+PASSWORD_TRIES = "password-change-tries"
+PASSWORD_TRIES_MAX = 5
 
 
 @login_required
@@ -513,10 +524,22 @@ def password_change(request: HttpRequest) -> HttpResponse:
                     request_id=request_id_of(request),
                 )
             except ValidationError as e:
+                if "old_password" in e.message_dict:
+                    # Guessing from an open session ends it after a few tries.
+                    tries = request.session.get(PASSWORD_TRIES, 0) + 1
+                    request.session[PASSWORD_TRIES] = tries
+                    if tries >= PASSWORD_TRIES_MAX:
+                        logout(request)
+                        messages.error(
+                            request,
+                            f"{tries} wrong current passwords: you are logged out; log in again",
+                        )
+                        return redirect("login")
                 for field, msgs in e.message_dict.items():
                     for m in msgs:
                         form.add_error(field if field in form.fields else None, m)
             else:
+                request.session.pop(PASSWORD_TRIES, None)
                 update_session_auth_hash(request, user)  # this session goes on
                 messages.success(
                     request, "Your password is changed; your other sessions have ended"

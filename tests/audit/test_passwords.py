@@ -82,10 +82,21 @@ def test_a_reset_through_the_users_page(adam, alice) -> None:
     page = admin.get(reverse("user_list")).content.decode()
     assert f'action="{reverse("user_password", args=[alice.pk])}"' in page
     url = reverse("user_password", args=[alice.pk])
-    resp = admin.post(url, {"password": "short", "reason": "locked out"}, follow=True)
+    resp = admin.post(
+        url, {"password": "short", "password_again": "short", "reason": "locked out"}, follow=True
+    )
     said = [str(m) for m in resp.context["messages"]]
-    assert any(m.startswith("password: This password is too short") for m in said), said
-    resp = admin.post(url, {"password": NEW, "reason": "locked out"}, follow=True)
+    assert any(m.startswith("alice: password: This password is too short") for m in said), said
+    # Typed twice: a typo would lock the user out with a password nobody knows (a trial).
+    resp = admin.post(
+        url, {"password": NEW, "password_again": NEW + "x", "reason": "locked out"}, follow=True
+    )
+    assert [str(m) for m in resp.context["messages"]] == [
+        "alice: password_again: the two passwords differ"
+    ]
+    resp = admin.post(
+        url, {"password": NEW, "password_again": NEW, "reason": "locked out"}, follow=True
+    )
     said = [str(m) for m in resp.context["messages"]]
     assert said == [
         "alice's password is reset: their sessions have ended; give them the new password "
@@ -148,3 +159,30 @@ def test_a_password_set_outside_the_pages_is_recorded_once(alice) -> None:
     rec = AuditRecord.objects.get(action="user.password_set")
     assert rec.actor_role == "system"
     assert rec.reason.startswith("changed outside the user pages")
+
+
+def test_an_admin_cannot_reset_a_superusers_password(adam) -> None:
+    """A superuser holds every permission at once: an admin who set one's password could
+    log in as one (a review)."""
+    root = User.objects.create_superuser("root", password="root-password-long-1")
+    with pytest.raises(ValidationError, match="root is a superuser"):
+        user_password_reset(actor=adam, user=root, password=NEW, reason="locked out")
+    assert Client().login(username="root", password="root-password-long-1")
+    page = client_for(adam).get(reverse("user_list")).content.decode()
+    assert reverse("user_password", args=[root.pk]) not in page
+
+
+def test_a_wrong_current_password_is_recorded_and_five_end_the_session(alice) -> None:
+    """Guessing from an open session was unlimited and left no trace (a review)."""
+    here = client_for(alice)
+    url = reverse("password_change")
+    wrong = {"old_password": "guess", "new_password": NEW, "new_password_again": NEW}
+    for _ in range(4):
+        assert here.post(url, wrong).status_code == 400
+    recs = AuditRecord.objects.filter(action="auth.password_check_failed")
+    assert recs.count() == 4 and {r.actor_username for r in recs} == {"alice"}
+    last = here.post(url, wrong, follow=True)
+    assert last.redirect_chain[-1][0].startswith(reverse("login"))
+    assert "5 wrong current passwords: you are logged out" in last.content.decode()
+    assert not logged_in(here)
+    assert Client().login(username="alice", password="pw-alice")  # unchanged

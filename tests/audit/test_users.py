@@ -36,7 +36,12 @@ def groups(user: User) -> list[str]:
 
 def test_create_records_who_and_what(adam) -> None:
     user = user_create(
-        actor=adam, username=" carol ", password=PASSWORD, role="trader", request_id="req-7"
+        actor=adam,
+        username=" carol ",
+        password=PASSWORD,
+        role="trader",
+        reason="hire",
+        request_id="req-7",
     )
     assert user.username == "carol" and user.check_password(PASSWORD) and user.is_active
     assert groups(user) == ["trader"]
@@ -68,10 +73,12 @@ def test_create_records_who_and_what(adam) -> None:
         ({"password": "short"}, "password"),
         ({"password": "12345678901"}, "password"),
         ({"role": "superuser"}, "role"),
+        ({"reason": " "}, "reason"),  # every user change says why (a trial's did not)
     ],
 )
 def test_create_refuses_bad_input(adam, alice, kwargs, field) -> None:
-    args = {"username": "dave", "password": PASSWORD, "role": "trader", **kwargs}
+    args = {"username": "dave", "password": PASSWORD, "role": "trader", "reason": "hire"}
+    args |= kwargs
     users = User.objects.count()
     with pytest.raises(ValidationError) as e:
         user_create(actor=adam, **args)
@@ -130,7 +137,7 @@ def test_the_last_active_admin_stays(adam) -> None:
     ):
         with pytest.raises(ValidationError, match="only active admin"):
             change()
-    user_reactivate(actor=adam, user=eve)
+    user_reactivate(actor=adam, user=eve, reason="back")
     user_role_set(actor=root, user=adam, role="trader", reason="test")  # eve is still an admin
     assert groups(adam) == ["trader"]
 
@@ -153,6 +160,9 @@ def test_no_op_changes_are_refused(adam, bob) -> None:
         user_role_set(actor=adam, user=bob, role="trader")
     with pytest.raises(ValidationError, match="already active"):
         user_reactivate(actor=adam, user=bob)
+    user_deactivate(actor=adam, user=bob, reason="left")
+    with pytest.raises(ValidationError, match="say why: a reactivation is recorded"):
+        user_reactivate(actor=adam, user=bob, reason="")
 
 
 # -- the pages ---------------------------------------------------------------------------
@@ -185,7 +195,8 @@ def test_create_through_the_page(adam) -> None:
 
 def test_bad_create_shows_messages_by_the_fields(adam, alice) -> None:
     resp = client_for(adam).post(
-        reverse("user_new"), {"username": "alice", "password": "short", "role": "trader"}
+        reverse("user_new"),
+        {"username": "alice", "password": "short", "role": "trader", "reason": "hire"},
     )
     assert resp.status_code == 400
     html = resp.content.decode()
@@ -204,7 +215,7 @@ def test_role_change_and_deactivation_through_the_page(adam, bob) -> None:
     # Their open session ends at its next request; they cannot log in again.
     assert bob_client.get(reverse("blotter")).status_code == 302
     assert not Client().login(username="bob", password="pw-bob")
-    c.post(reverse("user_active", args=[bob.pk]), {"active": "1"})
+    c.post(reverse("user_active", args=[bob.pk]), {"active": "1", "reason": "back"})
     bob.refresh_from_db()
     assert bob.is_active and groups(bob) == ["risk_manager"]
 
@@ -212,10 +223,10 @@ def test_role_change_and_deactivation_through_the_page(adam, bob) -> None:
 def test_the_page_refuses_self_lockout_with_a_message(adam) -> None:
     c = client_for(adam)
     assert said(c, reverse("user_active", args=[adam.pk]), {"active": "0"}) == [
-        "you cannot deactivate yourself"
+        "adam: you cannot deactivate yourself"
     ]
     assert said(c, reverse("user_role", args=[adam.pk]), {"role": "trader"}) == [
-        "you cannot remove your own admin role"
+        "adam: you cannot remove your own admin role"
     ]
     adam.refresh_from_db()
     assert adam.is_active and groups(adam) == ["admin"]
@@ -238,7 +249,7 @@ def test_bad_row_input_is_a_message_not_an_error(adam, bob) -> None:
         "bob: reason: Ensure this value has at most 500 characters (it has 501)."
     ]
     assert said(c, reverse("user_desk", args=[bob.pk]), {"desk": "EQ-2", **long}) == [
-        "reason: at most 500 characters, got 501"
+        "bob: reason: at most 500 characters, got 501"
     ]
     assert c.post(reverse("user_role", args=[99999]), {"role": "admin"}).status_code == 404
     bob.refresh_from_db()

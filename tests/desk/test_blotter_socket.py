@@ -413,5 +413,6 @@ def test_changing_ones_own_password_keeps_this_browsers_pages_live_and_ends_the_
         await again.disconnect()
         refused, ok, code = await connect(before_there)
         assert not ok and code == 4403
+        await refused.disconnect()
 
     async_to_sync(go)()
