@@ -603,12 +603,6 @@ def model_approve(*, user: Any, version_id: int, note: str = "") -> ModelVersion
     _require_approver(user, "approve a model version")
     with transaction.atomic():
         mv = _locked(version_id)
-        if not (note or "").strip():
-            # Every step of a version's life is recorded with its reason (docs/MODELS.md);
-            # an approval went through with none (a trial).
-            raise ValidationError(
-                {"note": "say why it may trade: the approval is recorded with it"}
-            )
         if mv.status == ModelVersion.APPROVED:
             raise ValidationError(f"{mv.name} is already approved")
         if mv.status != ModelVersion.PENDING:
@@ -624,6 +618,13 @@ def model_approve(*, user: Any, version_id: int, note: str = "") -> ModelVersion
         )
         if lapsed:
             raise ValidationError(lapsed)
+        if not (note or "").strip():
+            # Every step of a version's life is recorded with its reason (docs/MODELS.md);
+            # an approval went through with none (a trial). After the refusals above, which
+            # say more (a review).
+            raise ValidationError(
+                {"note": "say why it may trade: the approval is recorded with it"}
+            )
         _refuse_refused_experts(mv)
         _check_file(mv)
         before = version_json(mv)

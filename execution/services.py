@@ -156,12 +156,14 @@ def parent_order_submit(
             # move carried its exposure to a desk whose limits it was never checked
             # against).
             list(get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk))
-            if desk_of(user.pk) != scopes.desk:
-                scopes = replace(scopes, desk=desk_of(user.pk))
-                if refusals(
+            desk_now = desk_of(user.pk)
+            if desk_now != scopes.desk:
+                scopes = replace(scopes, desk=desk_now)
+                refused = refusals(
                     user=user, instrument=instrument, side=side, quantity=quantity, scopes=scopes
-                ):
-                    raise _ChangedMeanwhile
+                )
+                if refused:
+                    raise _ChangedMeanwhile(refused)
             # Again under the instrument's row lock, which restrict() takes too: a
             # restriction that committed since the check above refuses this order.
             if (
@@ -226,22 +228,27 @@ def parent_order_submit(
                 )
             else:
                 transaction.on_commit(lambda: dispatch_order(instrument.pk))
-    except _ChangedMeanwhile:
+    except _ChangedMeanwhile as changed:
         instrument.refresh_from_db()
-        _refuse(
-            user,
-            instrument,
-            side,
-            quantity,
-            strategy,
-            refusals(user=user, instrument=instrument, side=side, quantity=quantity, scopes=scopes),
+        found = changed.found or refusals(
+            user=user, instrument=instrument, side=side, quantity=quantity, scopes=scopes
         )
+        if not found:  # a restriction lifted again as quickly: nothing to name (a review)
+            raise ValidationError(
+                f"{instrument.symbol}'s restriction changed while the order was entered: "
+                "send it again"
+            ) from None
+        _refuse(user, instrument, side, quantity, strategy, found)
     return order
 
 
 class _ChangedMeanwhile(Exception):
     """Between the refusal check and the order's creation, the instrument was restricted or
-    the trader moved to a desk that refuses the order."""
+    the trader moved to a desk that refuses the order (`found`: its refusals, or empty)."""
+
+    def __init__(self, found: list[Any] | None = None) -> None:
+        super().__init__()
+        self.found = found or []
 
 
 def _refuse(

@@ -887,9 +887,11 @@ def suspend_orders(orders: Any, *, reason: str) -> None:
                     parent=order,
                     status__in=["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"],
                 ).update(status="CANCELED", reason="WORKER_LOST")
+                # A resume asked of a paused order too: the next worker would have set it
+                # working unasked, perhaps hours later (a review).
                 voided = ControlRequest.objects.filter(
                     parent=order,
-                    action__in=[ControlRequest.PAUSE, ControlRequest.AMEND],
+                    action__in=[ControlRequest.PAUSE, ControlRequest.AMEND, ControlRequest.RESUME],
                     applied_at=None,
                 ).update(
                     applied_at=timezone.now(),
@@ -898,7 +900,9 @@ def suspend_orders(orders: Any, *, reason: str) -> None:
                 ParentOrder.objects.filter(pk=order.pk).update(
                     status=SUSPENDED,
                     status_reason=f"{reason}; working child orders cancelled"
-                    + ("; a pause or amend not yet applied is void" if voided else ""),
+                    # A paused order read as any other suspended one (a trial).
+                    + ("; it was paused" if order.status == ParentStatus.PAUSED.value else "")
+                    + ("; a pause, resume or amend not yet applied is void" if voided else ""),
                     working_qty=0,
                 )
                 audit_record(actor=None, action="order.suspend", obj=order, reason=reason)

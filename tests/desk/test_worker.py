@@ -937,7 +937,7 @@ def test_a_pause_or_amend_its_worker_did_not_apply_is_void_at_suspension(
     order.refresh_from_db()
     stale.refresh_from_db()
     assert order.status == SUSPENDED
-    assert order.status_reason.endswith("a pause or amend not yet applied is void")
+    assert order.status_reason.endswith("a pause, resume or amend not yet applied is void")
     assert stale.outcome == "void: the order was suspended before its worker applied it"
     with django_capture_on_commit_callbacks(execute=False):
         order_control_request(user=alice, order=order, action="resume")
@@ -945,3 +945,33 @@ def test_a_pause_or_amend_its_worker_did_not_apply_is_void_at_suspension(
     run_to(second, second.market.now + 60)
     order.refresh_from_db()
     assert (order.status, order.quantity) == ("WORKING", 20_000)
+
+
+def test_a_paused_order_suspended_says_it_was_paused_and_a_resume_it_had_not_had_is_void(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """It read as any other suspended order (a trial); and the resume asked of it before
+    its worker was lost set it working on the next worker, unasked (a review)."""
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)
+    first = worker(instrument)
+    run_to(first, 10 * 60)
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(user=alice, order=order, action="pause")
+    run_to(first, first.market.now + 30)
+    order.refresh_from_db()
+    assert order.status == "PAUSED"
+    with django_capture_on_commit_callbacks(execute=False):
+        stale = order_control_request(user=alice, order=order, action="resume")
+    heartbeat_stops(first)
+    order.refresh_from_db()
+    stale.refresh_from_db()
+    assert order.status == SUSPENDED
+    assert "; it was paused; a pause, resume or amend not yet applied is void" in (
+        order.status_reason
+    )
+    assert stale.outcome.startswith("void")
+    second = worker(instrument, seed=8)
+    run_to(second, second.market.now + 60)
+    order.refresh_from_db()
+    assert order.status == SUSPENDED  # nobody asked it to work again since

@@ -371,3 +371,16 @@ def test_a_limit_on_a_model_version_holds_its_orders_and_those_it_trades_as_an_e
     )
     assert small.status == "BLOCKED"
     assert small.status_reason.endswith(f"> 1,000 (model {adaptive.model_expert})")
+
+
+def test_a_restriction_that_came_and_went_during_entry_is_a_message_not_an_error(
+    alice: User, instrument: Instrument, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restricted under the order's lock, then nothing to refuse by the time the refusal
+    was written: `_refuse` was handed no refusal and failed on an IndexError (a review).
+    Here the refusal check sees nothing throughout, as if lifted each time it looked."""
+    monkeypatch.setattr("execution.services.refusals", lambda **kw: [])
+    Instrument.objects.filter(pk=instrument.pk).update(restricted=True)
+    with pytest.raises(ValidationError, match="restriction changed while the order was entered"):
+        submit(alice, instrument)
+    assert not ParentOrder.objects.exists()
