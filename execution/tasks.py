@@ -37,22 +37,34 @@ def market_session_run(instrument_id: int) -> str:
 
 @contextlib.contextmanager
 def _stopped_in_order_on_sigterm(worker: MarketWorker) -> Iterator[None]:
-    """SIGTERM is how a worker is stopped (`dev.py run`'s Ctrl-C, a service manager). In
-    a Celery pool process billiard turns it into SystemExit wherever the process is, as
-    often as not in the middle of a step, whose half-done state `release()` then
-    persisted; and Celery logged WorkerLostError with a traceback. While the market runs,
-    SIGTERM instead ends the loop after its step, and `release()` suspends the open
-    orders as a stopped session's. Only a flag is set here: the loop sleeps at most a
-    tick, and a signal handler must not take locks."""
+    """SIGTERM is how a worker is stopped (a service manager), SIGINT how `dev.py run`
+    stops it (Ctrl-C). In a Celery pool process billiard turned SIGTERM into SystemExit
+    wherever the process was, as often as not in the middle of a step, whose half-done
+    state `release()` then persisted; and Celery logged WorkerLostError with a traceback.
+    While the market runs, either signal instead ends the loop after its step, and
+    `release()` suspends the open orders as a stopped session's. Only a flag is set in
+    the handler: the loop sleeps at most a tick, and a signal handler must not take locks.
+    Where the task runs in Celery's own process (`--pool solo`) Celery's handler is then
+    called, so the worker shuts down as it would have (a review); a pool process's
+    billiard handler is not, as the task has ended in order."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signals reach only the main thread (a threads or gevent pool)
         return
+    received: list[int] = []
 
-    def on_term(signum: int, frame: FrameType | None) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         worker.stop_requested = True
+        received.append(signum)
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(received):
+            handler = previous[s]
+            if callable(handler) and not getattr(handler, "__module__", "").startswith(
+                "billiard"
+            ):
+                handler(s, None)

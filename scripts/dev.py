@@ -199,13 +199,21 @@ def _spawn(name: str, argv: Sequence[str | os.PathLike[str]]) -> subprocess.Pope
     )
 
 
+# How each child is asked to stop. The Celery worker's group gets SIGINT, its warm
+# shutdown: its idle pool processes ignore it (SIGTERM killed them, and Celery logged an
+# ERROR for each on every stop: a trial), and a running market task ends its step and
+# suspends its orders in order (execution/tasks.py).
+STOP_SIGNALS = {"celery worker": signal.SIGINT}
+
+
 def _stop_children(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
-    """Stop the children, newest first: SIGTERM to each group, SIGKILL after the grace period."""
+    """Stop the children, newest first: SIGTERM (or STOP_SIGNALS') to each group, SIGKILL
+    after the grace period."""
     for name, proc in reversed(children):
         if proc.poll() is None:
             print(f"dev.py: stopping {name} (pid {proc.pid})", flush=True)
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, STOP_SIGNALS.get(name, signal.SIGTERM))
         try:
             proc.wait(timeout=RUN_STOP_GRACE_S)
         except subprocess.TimeoutExpired:

@@ -35,7 +35,7 @@ from tests.conftest import REPO
 from tests.personas import demo_instrument
 from tests.processes import stop_process_group, wait_for
 
-Start = Callable[[str], subprocess.Popen[bytes]]
+Start = Callable[..., subprocess.Popen[bytes]]
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def start_worker(tmp_path: Path) -> Iterator[Start]:
     old_queue = app.conf.task_default_queue
     app.conf.task_default_queue = queue
 
-    def start(speed: str) -> subprocess.Popen[bytes]:
+    def start(speed: str, concurrency: int = 1) -> subprocess.Popen[bytes]:
         log_path = tmp_path / f"worker{len(procs)}.log"
         env = dict(
             os.environ,
@@ -67,7 +67,7 @@ def start_worker(tmp_path: Path) -> Iterator[Start]:
                 "-l",
                 "info",
                 "--concurrency",
-                "1",
+                str(concurrency),
                 "-Q",
                 queue,
                 "-n",
@@ -153,8 +153,9 @@ def test_a_killed_worker_loses_and_duplicates_nothing_and_the_order_resumes(
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_stopped_by_sigterm_suspends_its_orders_in_order(
-    start_worker: Start, tmp_path: Path
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_a_worker_stopped_by_a_signal_suspends_its_orders_in_order(
+    start_worker: Start, tmp_path: Path, how: signal.Signals
 ) -> None:
     """How `dev.py run`'s Ctrl-C or a service manager stops a worker: SIGTERM to its process
     group. Billiard raised SystemExit wherever the pool process was, mid-step as often as
@@ -166,7 +167,7 @@ def test_a_worker_stopped_by_sigterm_suspends_its_orders_in_order(
     trader.groups.add(Group.objects.get(name=TRADER))
     trader = get_user_model().objects.get(pk=trader.pk)
 
-    proc = start_worker("60")
+    proc = start_worker("60", concurrency=2)  # one pool process runs the market, one idles
     order = parent_order_submit(
         user=trader,
         instrument=instrument,
@@ -180,8 +181,9 @@ def test_a_worker_stopped_by_sigterm_suspends_its_orders_in_order(
     wait_for(
         lambda: ParentOrder.objects.get(pk=order.pk).filled_qty > 0, 60, "the first fills", proc
     )
-    os.killpg(proc.pid, signal.SIGTERM)
-    assert proc.wait(timeout=20) == 0
+    os.killpg(proc.pid, how)  # SIGINT: how `dev.py run` stops it (scripts/dev.py)
+    # Celery's own exit status: 1 after Ctrl-C's warm shutdown, 0 after SIGTERM's.
+    assert proc.wait(timeout=20) == (1 if how == signal.SIGINT else 0)
 
     session = MarketSession.objects.get(instrument=instrument)
     assert session.status == MarketSession.STOPPED
@@ -194,3 +196,7 @@ def test_a_worker_stopped_by_sigterm_suspends_its_orders_in_order(
     assert not RiskException.objects.filter(title__contains="heartbeat").exists()
     log = (tmp_path / "worker0.log").read_text(errors="replace")
     assert "WorkerLostError" not in log and "Traceback" not in log
+    if how == signal.SIGINT:
+        # SIGTERM kills the idle pool process outright, which Celery logs as an ERROR; a
+        # warm shutdown leaves it to Celery, and a clean stop logs none (a trial).
+        assert "ERROR" not in log, log[-2000:]
