@@ -595,11 +595,13 @@ def kill_switch_reset_decline(
 
 
 def kill_switch_reset_approve(
-    *, user: Any, kill_id: int, asked_at: str | None = None
+    *, user: Any, kill_id: int, asked_at: str | None = None, note: str = ""
 ) -> KillSwitch:
     """The second risk manager's approval: trading in scope may start again (new orders;
-    stopped orders stay stopped)."""
+    stopped orders stay stopped). `note`: the approver's own words, recorded beside the
+    request's reason (a trial's were dropped)."""
     _require_risk_manager(user, "reset a kill switch")
+    note = reason_given(note, field="note") if (note or "").strip() else ""
     with transaction.atomic():
         k = KillSwitch.objects.select_for_update().get(pk=kill_id)
         if not k.active:
@@ -623,8 +625,8 @@ def kill_switch_reset_approve(
             action="kill.reset",
             obj=k,
             before=before,
-            after=kill_json(k),
-            reason=k.reset_reason,
+            after={**kill_json(k), **({"approval_note": note} if note else {})},
+            reason=k.reset_reason + (f"; approved: {note}" if note else ""),
         )
         # Its console exception has nothing left to handle: closed, saying by whom.
         for e in RiskException.objects.filter(

@@ -431,7 +431,10 @@ def kill_reset_approve(request: HttpRequest, pk: int) -> HttpResponse:
     def go() -> str:
         _get(KillSwitch, pk, "kill switch")
         k = services.kill_switch_reset_approve(
-            user=request.user, kill_id=pk, asked_at=request.POST.get("asked_at")
+            user=request.user,
+            kill_id=pk,
+            asked_at=request.POST.get("asked_at"),
+            note=request.POST.get("note", ""),
         )
         if k.scope_type == "order":  # an order does not trade orders: it may work again
             return (

@@ -260,6 +260,8 @@
     why.hidden = why.disabled = mine;
     why.required = !mine;
     li.querySelector('[data-field="decline"]').textContent = mine ? "Withdraw" : "Decline";
+    const note = li.querySelector('[data-field="approve_note"]');
+    if (note) note.disabled = mine;
   }
   function showKills() {
     const n = killList.querySelectorAll("li.kill-card").length;

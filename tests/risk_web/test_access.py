@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
+from oversight.models import AuditRecord
 from oversight.risk import services
 from oversight.risk.models import KillSwitch, LimitRequest, Override, RiskException
 
@@ -271,9 +272,16 @@ def test_four_eyes_on_kill_switch_reset_over_http(rita, rob) -> None:
     own = c.post(reverse("risk_kill_reset_approve", args=[k.pk]), follow=True)
     assert "you cannot approve your own reset" in own.content.decode()
     assert KillSwitch.objects.get(pk=k.pk).active
-    ok = client_for(rob).post(reverse("risk_kill_reset_approve", args=[k.pk]), follow=True)
+    ok = client_for(rob).post(
+        reverse("risk_kill_reset_approve", args=[k.pk]), {"note": "checked the venues"}, follow=True
+    )
     assert f"Kill switch {k.pk} reset" in ok.content.decode()
     assert not KillSwitch.objects.get(pk=k.pk).active
+    # The second person's own words are kept beside the request's (a trial's were dropped).
+    rec = AuditRecord.objects.get(action="kill.reset")
+    assert rec.actor_username == "rob"
+    assert rec.reason == "venues back; approved: checked the venues"
+    assert rec.after["approval_note"] == "checked the venues"
 
 
 def test_exception_handling_by_a_risk_manager(rita, rob) -> None:
