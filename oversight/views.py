@@ -15,6 +15,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -409,12 +410,23 @@ def _still_working(request: HttpRequest, user: Any, why: str) -> None:
     from execution.models import ParentOrder
     from oversight.risk.pretrade import OPEN
 
-    working = ParentOrder.objects.filter(owner=user, status__in=OPEN).count()
-    if working:
+    counts = dict(
+        ParentOrder.objects.filter(owner=user, status__in=OPEN)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+    )
+    total = sum(counts.values())
+    if total:
+        # Said as they are: "4 still working" read 1 working and 3 suspended (a trial).
+        words = {"NEW": "waiting", "PENDING_CANCEL": "cancelling"}
+        parts = ", ".join(
+            f"{n} {words.get(s, s.lower())}"
+            for s, n in sorted(counts.items(), key=lambda i: OPEN.index(i[0]))
+        )
         messages.warning(
             request,
-            f"{user.get_username()} has {working} order{'s' if working != 1 else ''} still "
-            f"working and {why}: a risk manager can stop them with a kill switch on trader "
+            f"{user.get_username()} has {total} open order{'s' if total != 1 else ''} ({parts}) "
+            f"and {why}: a risk manager can stop them with a kill switch on trader "
             f"{user.get_username()}",
         )
 

@@ -368,15 +368,17 @@ def test_deactivating_a_trader_with_working_orders_says_they_still_work(adam, al
 
     instrument = demo_instrument("demo-midcap-buy")
 
-    ParentOrder.objects.create(
-        owner=alice, instrument=instrument, side="buy", quantity=100, start_minute=0,
-        end_minute=60, strategy="twap", status="WORKING",
-    )  # fmt: skip
+    for status in ("WORKING", "SUSPENDED", "SUSPENDED"):
+        ParentOrder.objects.create(
+            owner=alice, instrument=instrument, side="buy", quantity=100, start_minute=0,
+            end_minute=60, strategy="twap", status=status,
+        )  # fmt: skip
     off = {"active": "0", "reason": "left the firm"}
+    # Said as they are: "3 still working" read 1 working and 2 suspended (a trial).
     assert said(client_for(adam), reverse("user_active", args=[alice.pk]), off) == [
         "alice deactivated",
-        "alice has 1 order still working and no login to control them: a risk manager can "
-        "stop them with a kill switch on trader alice",
+        "alice has 3 open orders (1 working, 2 suspended) and no login to control them: a "
+        "risk manager can stop them with a kill switch on trader alice",
     ]
 
 
@@ -394,7 +396,7 @@ def test_a_trader_moved_to_another_role_with_working_orders_is_warned_of(adam, a
     move = {"role": "risk_manager", "reason": "moves to risk"}
     assert said(client_for(adam), reverse("user_role", args=[alice.pk]), move) == [
         "alice is now a risk manager",
-        "alice has 1 order still working and cannot control them now: a risk manager can "
+        "alice has 1 open order (1 working) and cannot control them now: a risk manager can "
         "stop them with a kill switch on trader alice",
     ]
 
