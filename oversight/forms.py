@@ -18,7 +18,10 @@ TIME_HELP = "UTC, e.g. 2026-11-23 or 2026-11-23 14:05:30.250"
 
 def parse_utc(value: str, *, end_of_day: bool = False) -> datetime | None:
     """A date or an ISO-8601 date and time, as UTC. Without an offset it is UTC already; a
-    bare date is the start of that day, or its last microsecond with end_of_day."""
+    bare date is the start of that day, or its last microsecond with end_of_day, and a time
+    to the minute (or second) is the start of that minute, or with end_of_day its last
+    microsecond: "to 00:10" takes in what happened during 00:10 (a trial's ended at
+    00:10:00.000)."""
     value = value.strip()
     if not value:
         return None
@@ -30,10 +33,23 @@ def parse_utc(value: str, *, end_of_day: bool = False) -> datetime | None:
         return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
     try:
         at = datetime.fromisoformat(value)
-        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    except (ValueError, OverflowError):
+    except ValueError:
         raise forms.ValidationError(
             f"“{value[:40]}” is not a date and time; write it like 2026-11-23 14:05 (UTC)"
+        ) from None
+    if end_of_day:
+        clock = value.replace("T", " ").split(" ", 1)[-1]
+        digits = clock.split("+")[0].split("-")[0].split("Z")[0].split("z")[0]
+        if digits.count(":") == 1:  # hh:mm
+            at = at.replace(second=59, microsecond=999_999)
+        elif "." not in digits:  # hh:mm:ss
+            at = at.replace(microsecond=999_999)
+    try:
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except OverflowError:
+        raise forms.ValidationError(
+            f"“{value[:40]}” is out of range: write a date and time between years 1 and 9999 "
+            "in UTC"
         ) from None
 
 

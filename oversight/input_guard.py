@@ -53,17 +53,18 @@ class InputGuardMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        # "Nothing was changed" only where something could have been: a search changes
+        # nothing anyway (a trial read it on the audit filters).
+        search = request.method in ("GET", "HEAD")
         field = _nul_field(request)
         if field is not None:
-            return refusal(
-                request, 400, f"{field}: contains a NUL character (\\x00); nothing was changed"
-            )
+            unchanged = "" if search else "; nothing was changed"
+            return refusal(request, 400, f"{field}: contains a NUL character (\\x00){unchanged}")
         field = _repeated_field(request)
         if field is not None:
+            unchanged = "" if search else " (nothing was changed)"
             return refusal(
-                request,
-                400,
-                f"field “{field}” given more than once; send it once (nothing was changed)",
+                request, 400, f"field “{field}” given more than once; send it once{unchanged}"
             )
         response = self.get_response(request)
         if (

@@ -104,6 +104,8 @@ def test_time_range_is_utc_to_the_millisecond(adam, trail) -> None:
         ({"user": "x" * 200}, "at most 150 characters"),
         ({"object_id": "abc"}, "“abc” is not an object id: the trail records whole numbers"),
         ({"object_id": "１２"}, "is not an object id"),
+        # In range before its offset is applied, not after (a trial read "not a date").
+        ({"since": "9999-12-31T23:59:59-01:00"}, "is out of range"),
     ],
 )
 def test_bad_filters_say_so_and_list_nothing(adam, trail, query, message) -> None:
@@ -240,3 +242,24 @@ def test_an_unfiltered_export_holds_everything_before_it(adam, trail) -> None:
     rows = read_csv(c.get(reverse("audit_export")))
     assert len(rows) == before
     assert [int(r["seq"]) for r in rows] == list(range(1, before + 1))
+
+
+def test_a_time_to_the_minute_or_second_ends_at_its_end() -> None:
+    """ "To 00:10" ended at 00:10:00.000 and left out what happened during that minute (a
+    trial); "From" starts at its start as before."""
+    from datetime import UTC, datetime
+
+    from oversight.forms import parse_utc
+
+    def at(*a: int) -> datetime:
+        return datetime(*a, tzinfo=UTC)
+
+    assert parse_utc("2026-12-07 00:10", end_of_day=True) == at(2026, 12, 7, 0, 10, 59, 999_999)
+    assert parse_utc("2026-12-07T00:10:30", end_of_day=True) == at(2026, 12, 7, 0, 10, 30, 999_999)
+    assert parse_utc("2026-12-07 00:10:30.250", end_of_day=True) == at(
+        2026, 12, 7, 0, 10, 30, 250_000
+    )
+    assert parse_utc("2026-12-07T01:10+01:00", end_of_day=True) == at(
+        2026, 12, 7, 0, 10, 59, 999_999
+    )
+    assert parse_utc("2026-12-07 00:10") == at(2026, 12, 7, 0, 10)

@@ -25,10 +25,9 @@ def test_a_nul_character_is_refused_by_field_before_any_view(rita, alice, instru
     for client, method, url, data, field in cases:
         resp = getattr(client, method)(url, data, HTTP_ACCEPT="application/json")
         assert resp.status_code == 400, (url, resp.content)
-        assert (
-            resp.json()["error"]
-            == f"{field}: contains a NUL character (\\x00); nothing was changed"
-        )
+        # A search changes nothing anyway, and says nothing of it (a trial).
+        changed = "" if method == "get" else "; nothing was changed"
+        assert resp.json()["error"] == f"{field}: contains a NUL character (\\x00){changed}"
     page = c.post(reverse("risk_kill"), {"scope_type": "firm", "reason": "halt\x00"})
     assert page.status_code == 400 and "contains a NUL character" in page.content.decode()
     assert not KillSwitch.objects.exists()
