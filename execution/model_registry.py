@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -527,18 +527,24 @@ def model_register(
                     f"({twin.get_status_display().lower()}): one file, one version"
                 }
             )
-        mv = ModelVersion.objects.create(
-            name=name,
-            file=_stored_file(path),
-            sha256=digest,
-            size_bytes=path.stat().st_size,
-            predictor_file=predictor_file,
-            predictor_sha256=predictor_sha,
-            card=card,
-            metrics=metrics or {},
-            note=note,
-            registered_by=user,
-        )
+        try:
+            with transaction.atomic():
+                mv = ModelVersion.objects.create(
+                    name=name,
+                    file=_stored_file(path),
+                    sha256=digest,
+                    size_bytes=path.stat().st_size,
+                    predictor_file=predictor_file,
+                    predictor_sha256=predictor_sha,
+                    card=card,
+                    metrics=metrics or {},
+                    note=note,
+                    registered_by=user,
+                )
+        except IntegrityError:  # the same name or bytes, registered at the same moment
+            raise ValidationError(
+                {"file": f"{name} or this file was registered at the same time: look again"}
+            ) from None
         audit_record(
             actor=user, action="model.register", obj=mv, after=version_json(mv), reason=note
         )

@@ -306,6 +306,9 @@ class ModelVersion(models.Model):
                 | models.Q(decided_by__isnull=False, recommended_by__isnull=False),
                 name="model_version_approved_by_two",
             ),
+            # One file, one version, whatever two registrations at once do (a review): a
+            # gate's expert is known by its bytes, which must name one version.
+            models.UniqueConstraint(fields=["sha256"], name="model_version_one_per_file"),
         ]
 
     def __str__(self) -> str:

@@ -64,7 +64,5 @@ def _stopped_in_order_on_sigterm(worker: MarketWorker) -> Iterator[None]:
             signal.signal(s, handler)
         for s in dict.fromkeys(received):
             handler = previous[s]
-            if callable(handler) and not getattr(handler, "__module__", "").startswith(
-                "billiard"
-            ):
+            if callable(handler) and not getattr(handler, "__module__", "").startswith("billiard"):
                 handler(s, None)

@@ -861,3 +861,13 @@ def test_an_expert_registered_under_another_name_than_its_gate_gives_is_known_by
     traded.refresh_from_db()
     assert traded.status == "CANCELED" and "kill switch" in traded.status_reason
     w.release()
+
+
+def test_the_database_keeps_one_version_per_file(rita: User, tmp_path: Path) -> None:
+    """The registry's own check reads, then writes: two registrations at once could both
+    pass it, and a gate's expert, known by its bytes, would name either (a review)."""
+    mv = model_register(path=_copy(tmp_path), note="first")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ModelVersion.objects.create(
+            name="policy-twin", file=mv.file, sha256=mv.sha256, size_bytes=mv.size_bytes
+        )

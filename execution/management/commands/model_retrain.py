@@ -204,9 +204,8 @@ class Command(BaseCommand):
             raise CommandError(f"decision log {log_dir} does not exist")
         name = o["name"] or next_name(base.name)
         if not VERSION_NAME.fullmatch(name):  # a long base name makes a long default
-            raise CommandError(
-                f"the new version's name {name!r} is too long: choose one with --name"
-            )
+            why = "is too long" if len(name) > 64 else "is not a version name"
+            raise CommandError(f"the new version's name {name!r} {why}: choose one with --name")
         if ModelVersion.objects.filter(name__iexact=name).exists():  # unique whatever the case
             raise CommandError(f"model version {name!r} is already registered")
         out_dir = o["out_dir"] or Path(settings.BASE_DIR) / "var" / "models"
