@@ -599,3 +599,31 @@ def test_a_reset_request_is_asked_and_withdrawn_in_place_on_the_console(
     expect(rick.locator("#kills-reset")).to_contain_text("browser test: drill over")
     assert rick.evaluate("() => window.__notReloaded === true"), "the console reloaded"
     assert rick.js_errors == [], rick.js_errors
+
+
+def test_changing_ones_password_keeps_this_browsers_live_pages_live(
+    stack: Stack, login: Callable[[str], Any], risk_manager: Any
+) -> None:
+    """The user's sockets are told to check again (4401): this browser's session goes on
+    and its pages connect again; a 4403 had frozen them, showing "not allowed" (a
+    review)."""
+    from tests.browser.conftest import PASSWORD
+
+    expect = _expect()
+    rick = login("rick")
+    rick.goto("/risk/")
+    expect(rick.locator("#conn")).to_contain_text("live")
+    rick.evaluate("() => { window.__notReloaded = true; }")
+    other = rick.context.new_page()
+    other.goto("/password/")
+    new = "a-new-long-password-91"
+    other.fill("#id_old_password", PASSWORD)
+    other.fill("#id_new_password", new)
+    other.fill("#id_new_password_again", new)
+    other.click("main button[type=submit]")
+    expect(other.locator("ul.messages")).to_contain_text("Your password is changed")
+    # The console closed, connected again and is live, on the same page.
+    expect(rick.locator("#conn")).to_contain_text("live")
+    assert rick.evaluate("() => window.__notReloaded === true"), "the console reloaded"
+    assert "not allowed" not in (rick.locator("#conn").text_content() or "")
+    assert rick.js_errors == [], rick.js_errors
