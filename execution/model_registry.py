@@ -580,6 +580,19 @@ def _check_file(mv: ModelVersion) -> None:
         raise ValidationError(problem)
 
 
+def _check_evidence(mv: ModelVersion) -> None:
+    """A version is recommended on its evaluation: a file registered with a card that
+    holds none, and no evaluation by the registry, was recommended and approved with
+    nothing to judge it by (a trial)."""
+    card = mv.card if isinstance(mv.card, dict) else {}
+    if not card.get("validation") and not mv.metrics:
+        raise ValidationError(
+            f"{mv.name} has no evaluation: its model card holds no validation and the "
+            "registry none of its own; evaluate it first (a card with its validation, or "
+            "`manage.py model_retrain`, docs/MODELS.md)"
+        )
+
+
 def model_recommend(*, user: Any, version_id: int, reason: str) -> ModelVersion:
     """The first of two people: a risk manager recommends a candidate for approval."""
     _require_approver(user, "recommend a model version")
@@ -596,6 +609,7 @@ def model_recommend(*, user: Any, version_id: int, reason: str) -> ModelVersion:
             raise ValidationError(f"{mv.name} is {_status_words(mv)}, not a candidate")
         _refuse_refused_experts(mv)  # said now, not only when the second person approves
         _check_file(mv)
+        _check_evidence(mv)
         before = version_json(mv)
         mv.status = ModelVersion.PENDING
         mv.recommended_by, mv.recommended_at = user, timezone.now()

@@ -871,3 +871,15 @@ def test_the_database_keeps_one_version_per_file(rita: User, tmp_path: Path) -> 
         ModelVersion.objects.create(
             name="policy-twin", file=mv.file, sha256=mv.sha256, size_bytes=mv.size_bytes
         )
+
+
+def test_a_version_with_no_evaluation_cannot_be_recommended(rita: User, tmp_path: Path) -> None:
+    """Registered with an empty card, it was recommended and approved with nothing to
+    judge it by (a trial)."""
+    path = _copy(tmp_path, "bare", variant=3)
+    path.with_suffix(".card.json").write_text("{}")
+    mv = model_register(path=path, note="no card")
+    with pytest.raises(ValidationError, match="bare has no evaluation"):
+        model_recommend(user=rita, version_id=mv.pk, reason="looks fine")
+    mv.refresh_from_db()
+    assert mv.status == ModelVersion.CANDIDATE

@@ -161,6 +161,7 @@ def test_a_base_changed_on_disk_is_refused_before_training(tmp_path: Path) -> No
 
     copy = tmp_path / "policy-v1.onnx"
     copy.write_bytes((MODEL_DIR / "policy-v1.onnx").read_bytes())
+    copy.with_suffix(".card.json").write_bytes((MODEL_DIR / "policy-v1.card.json").read_bytes())
     registered = model_register(path=copy, note="test").sha256
     approved_model("policy-v1")
     # Another policy in its place: it loads and trains, as the trial's did.
