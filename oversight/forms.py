@@ -48,8 +48,7 @@ def parse_utc(value: str, *, end_of_day: bool = False) -> datetime | None:
         return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     except OverflowError:
         raise forms.ValidationError(
-            f"“{value[:40]}” is out of range: write a date and time between years 1 and 9999 "
-            "in UTC"
+            f"“{value[:40]}” is out of range: write a date and time between years 1 and 9999 in UTC"
         ) from None
 
 
