@@ -9,6 +9,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from execution.selectors import can_watch_orders, events_after, in_chunks
 from execution.services import ORDERS_ALL_GROUP, orders_user_group
+from oversight.password_due import password_due
 from oversight.risk.notify import socket_groups
 from oversight.roles import VIEW_ALL_ORDERS
 from oversight.ws_messages import CLOSE_RECHECK, parse_client_message
@@ -29,7 +30,11 @@ class BlotterConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if user is None or not await database_sync_to_async(can_watch_orders)(user):
+        if (
+            user is None
+            or not await database_sync_to_async(can_watch_orders)(user)
+            or await database_sync_to_async(password_due)(user)  # its pages redirect too
+        ):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         sees_all = await database_sync_to_async(user.has_perm)(VIEW_ALL_ORDERS)

@@ -86,3 +86,17 @@ __all__ = [
     "RiskException",
     "RiskLimit",
 ]
+
+
+class PasswordChangeDue(models.Model):
+    """A login whose password an admin set: its owner chooses their own before anything
+    else (oversight/password_due.py), so the admin does not go on knowing a working
+    password (a trial)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="password_change_due"
+    )
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    set_at = models.DateTimeField()

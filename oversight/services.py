@@ -18,8 +18,10 @@ from django.contrib.auth.validators import ASCIIUsernameValidator
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from oversight.audit import audit_record, services_recording
+from oversight.models import PasswordChangeDue
 from oversight.reasons import reason_given
 from oversight.risk.notify import user_sockets_close
 from oversight.roles import ADMIN, MANAGE_USERS, ROLE_LABELS, ROLES, role_of
@@ -146,6 +148,10 @@ def user_password_reset(
         _password_check(password, user, "password")
         user.set_password(password)
         user.save(update_fields=["password"])
+        # Its owner chooses their own before anything else (oversight/password_due.py).
+        PasswordChangeDue.objects.update_or_create(
+            user=user, defaults={"set_by": actor, "set_at": timezone.now()}
+        )
         audit_record(
             actor=actor,
             action="user.password_reset",
@@ -182,6 +188,7 @@ def user_password_change(
         _password_check(new_password, user, "new_password")
         user.set_password(new_password)
         user.save(update_fields=["password"])
+        PasswordChangeDue.objects.filter(user=user).delete()
         audit_record(actor=user, action="user.password_change", obj=user, request_id=request_id)
     return user
 

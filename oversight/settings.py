@@ -53,6 +53,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "oversight.input_guard.InputGuardMiddleware",  # NUL characters; 405s that say why
     "django.contrib.messages.middleware.MessageMiddleware",
+    "oversight.password_due.PasswordChangeDueMiddleware",  # a reset password is changed first
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

@@ -557,5 +557,13 @@ def password_change(request: HttpRequest) -> HttpResponse:
                     request, "Your password is changed; your other sessions have ended"
                 )
                 return redirect("password_change")
-        return render(request, "oversight/password.html", {"form": form}, status=400)
-    return render(request, "oversight/password.html", {"form": form})
+        return render(
+            request, "oversight/password.html", {"form": form, "due": _due(request)}, status=400
+        )
+    return render(request, "oversight/password.html", {"form": form, "due": _due(request)})
+
+
+def _due(request: HttpRequest) -> bool:
+    from oversight.models import PasswordChangeDue
+
+    return PasswordChangeDue.objects.filter(user_id=request.user.pk).exists()

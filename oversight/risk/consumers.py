@@ -13,6 +13,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from oversight.password_due import password_due
 from oversight.risk import selectors
 from oversight.risk.notify import CONSOLE_GROUP, socket_groups
 from oversight.risk.selectors import exception_json
@@ -26,7 +27,12 @@ log = logging.getLogger(__name__)
 
 
 def _may_watch(user: Any) -> bool:
-    return bool(user is not None and user.is_authenticated and user.has_perm(MANAGE_RISK))
+    return bool(
+        user is not None
+        and user.is_authenticated
+        and user.has_perm(MANAGE_RISK)
+        and not password_due(user)  # its pages redirect to the Password page too
+    )
 
 
 def _tick() -> list[dict[str, Any]]:

@@ -78,6 +78,8 @@ def test_only_an_admin_resets_and_not_their_own(adam, rita, alice) -> None:
 
 
 def test_a_reset_through_the_users_page(adam, alice) -> None:
+    url = reverse("user_password", args=[alice.pk])
+    assert client_for(alice).post(url, {"password": NEW, "reason": "x"}).status_code == 403
     admin = client_for(adam)
     page = admin.get(reverse("user_list")).content.decode()
     assert f'action="{reverse("user_password", args=[alice.pk])}"' in page
@@ -103,8 +105,6 @@ def test_a_reset_through_the_users_page(adam, alice) -> None:
         "by a channel of your firm's"
     ]
     assert Client().login(username="alice", password=NEW)
-    trader = client_for(User.objects.get(pk=alice.pk))
-    assert trader.post(url, {"password": NEW, "reason": "x"}).status_code == 403
 
 
 def test_a_user_changes_their_own_password_and_keeps_this_session_only(alice) -> None:
@@ -186,3 +186,29 @@ def test_a_wrong_current_password_is_recorded_and_five_end_the_session(alice) ->
     assert "5 wrong current passwords: you are logged out" in last.content.decode()
     assert not logged_in(here)
     assert Client().login(username="alice", password="pw-alice")  # unchanged
+
+
+def test_after_a_reset_the_user_chooses_their_own_password_before_anything_else(
+    adam, alice
+) -> None:
+    """The admin who typed the reset password must not go on knowing a working one (a
+    trial): until its owner changes it, the Password page and Log out are all there is."""
+    user_password_reset(actor=adam, user=alice, password=NEW, reason="locked out")
+    tab = Client()
+    assert tab.login(username="alice", password=NEW)
+    page = tab.get(reverse("blotter"))
+    assert page.status_code == 302 and page["Location"] == reverse("password_change")
+    said = tab.get(reverse("password_change")).content.decode()
+    assert "An admin reset your password: choose your own to go on" in said
+    api = tab.post(reverse("order_new"), {}, HTTP_ACCEPT="application/json")
+    assert api.status_code == 403
+    assert "an admin reset your password: choose your own" in api.json()["error"]
+    mine = "alice-chose-this-one-77"
+    done = tab.post(
+        reverse("password_change"),
+        {"old_password": NEW, "new_password": mine, "new_password_again": mine},
+    )
+    assert done.status_code == 302
+    assert tab.get(reverse("blotter")).status_code == 200
+    # Only a reset asks it: another user, and alice from now on, are as before.
+    assert client_for(adam).get(reverse("user_list")).status_code == 200

@@ -338,6 +338,15 @@ def test_a_password_change_closes_the_users_open_sockets(alice: User, adam: User
         again, ok, code = await connect(one)
         assert not ok and code == 4403
         await again.disconnect()
+        if how == "reset":  # logged in with the admin's password: the Password page first
+            fresh = Client()
+            assert await database_sync_to_async(fresh.login)(
+                username="alice", password="a-new-long-password-91"
+            )
+            cookie = f"sessionid={fresh.cookies['sessionid'].value}".encode()
+            due, ok, code = await connect([(b"origin", b"http://localhost"), (b"cookie", cookie)])
+            assert not ok and code == 4403
+            await due.disconnect()
 
     async_to_sync(go)()
 
