@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -96,18 +97,16 @@ def start_worker(tmp_path: Path) -> Iterator[Start]:
 LIVE = ["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"]
 
 
-@pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
-def test_a_killed_worker_loses_and_duplicates_nothing_and_the_order_resumes(
-    start_worker: Start,
-) -> None:
+def _an_order_filling(
+    start_worker: Start, concurrency: int = 1
+) -> tuple[Any, ParentOrder, subprocess.Popen[bytes]]:
+    """A trader's TWAP order over two simulated hours, on a worker at 60x, once it fills."""
     roles_ensure()
     instrument = demo_instrument()
     trader = get_user_model().objects.create_user("t1", password="x")
     trader.groups.add(Group.objects.get(name=TRADER))
     trader = get_user_model().objects.get(pk=trader.pk)
-
-    first = start_worker("60")  # 60x: two simulated hours take two minutes; we kill it sooner
+    proc = start_worker("60", concurrency=concurrency)
     order = parent_order_submit(
         user=trader,
         instrument=instrument,
@@ -119,8 +118,18 @@ def test_a_killed_worker_loses_and_duplicates_nothing_and_the_order_resumes(
         params={},
     )
     wait_for(
-        lambda: ParentOrder.objects.get(pk=order.pk).filled_qty > 0, 60, "the first fills", first
+        lambda: ParentOrder.objects.get(pk=order.pk).filled_qty > 0, 60, "the first fills", proc
     )
+    return trader, order, proc
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_worker_loses_and_duplicates_nothing_and_the_order_resumes(
+    start_worker: Start,
+) -> None:
+    # 60x: two simulated hours take two minutes; we kill it sooner
+    trader, order, first = _an_order_filling(start_worker)
     os.killpg(first.pid, signal.SIGKILL)  # no goodbye: the session just stops heartbeating
     first.wait(timeout=10)
 
@@ -161,26 +170,9 @@ def test_a_worker_stopped_by_a_signal_suspends_its_orders_in_order(
     group. Billiard raised SystemExit wherever the pool process was, mid-step as often as
     not, before the session was released, and Celery logged WorkerLostError with a
     traceback. Now the step ends, the session is released, the process exits cleanly."""
-    roles_ensure()
-    instrument = demo_instrument()
-    trader = get_user_model().objects.create_user("t1", password="x")
-    trader.groups.add(Group.objects.get(name=TRADER))
-    trader = get_user_model().objects.get(pk=trader.pk)
-
-    proc = start_worker("60", concurrency=2)  # one pool process runs the market, one idles
-    order = parent_order_submit(
-        user=trader,
-        instrument=instrument,
-        side="buy",
-        quantity=30_000,
-        start_minute=0,
-        end_minute=120,
-        strategy="twap",
-        params={},
-    )
-    wait_for(
-        lambda: ParentOrder.objects.get(pk=order.pk).filled_qty > 0, 60, "the first fills", proc
-    )
+    # One pool process runs the market, the other idles.
+    _, order, proc = _an_order_filling(start_worker, concurrency=2)
+    instrument = order.instrument
     os.killpg(proc.pid, how)  # SIGINT: how `dev.py run` stops it (scripts/dev.py)
     # Celery's own exit status: 1 after Ctrl-C's warm shutdown, 0 after SIGTERM's.
     assert proc.wait(timeout=20) == (1 if how == signal.SIGINT else 0)
