@@ -46,6 +46,7 @@ from execution.backtest_stats import (
 )
 from execution.cli_args import output_file, output_folder, whole
 from execution.engine.engine import ExecutionEngine
+from execution.learning.bands import UNREADABLE_BAND, card_spread_band
 from execution.learning.decision_log import DecisionRecorder, EpisodeInfo, EpisodeLog
 from execution.learning.model_files import sha256
 from execution.sim.calibration import Knobs, calibrate
@@ -452,12 +453,10 @@ def spread_band(model: str) -> tuple[float, float] | None:
     one without a readable card."""
     try:
         card = json.loads(resolve_model(model).with_suffix(".card.json").read_text("utf-8"))
-        lo, hi = (float(v) for v in card["config"]["spread_band"])
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError):
         return None
-    if not (math.isfinite(lo) and math.isfinite(hi)) or (lo, hi) == (0.0, 0.0):
-        return None
-    return lo, hi if hi > 0 else math.inf
+    band = card_spread_band(card)
+    return None if band == UNREADABLE_BAND else band
 
 
 @functools.cache

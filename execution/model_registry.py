@@ -36,6 +36,7 @@ from execution.algos.adaptive import (
     shipped_models,
 )
 from execution.algos.base import quoted_spread_bps
+from execution.learning.bands import UNREADABLE_BAND, card_spread_band
 from execution.models import ModelDefault, ModelVersion
 from oversight.audit import audit_record
 from oversight.reasons import reason_given
@@ -266,27 +267,10 @@ def band_words(lo: float, hi: float | None) -> str:
     return f"under {hi:g} bps" if lo <= 0 else f"{lo:g} bps or more and under {hi:g}"
 
 
-# A card that names a spread band that cannot be read: a band no instrument is in.
-UNREADABLE_BAND = (math.inf, math.inf)
-
-
 def spread_band_of(mv: ModelVersion) -> tuple[float, float] | None:
-    """The band of quoted spread, [lo, hi) bps, that a single expert was trained on (its
-    card's `spread_band`); None for a version trained on every spread, or gated; a band
-    that is there but unreadable is UNREADABLE_BAND (it trades nothing rather than all)."""
-    config = mv.card.get("config") if isinstance(mv.card, dict) else None
-    if not isinstance(config, dict) or config.get("spread_band") is None:
-        return None
-    band = config["spread_band"]
-    try:
-        lo, hi = float(band[0]), float(band[1])
-    except (TypeError, ValueError, IndexError, KeyError):
-        return UNREADABLE_BAND
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or hi < 0:
-        return UNREADABLE_BAND
-    if lo == 0 and hi == 0:
-        return None  # the trainer's "no band"
-    return lo, hi if hi > 0 else math.inf
+    """The band of quoted spread a single expert was trained on, from its card
+    (`card_spread_band`); None for a version trained on every spread, or gated."""
+    return card_spread_band(mv.card)
 
 
 def band_problem(mv: ModelVersion, instrument: Any) -> str:

@@ -127,11 +127,7 @@ class PasswordResetForm(forms.Form):
     reason = forms.CharField(required=False, max_length=REASON_MAX)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        new, again = data.get("password"), data.get("password_again")
-        if new is not None and again is not None and new != again:
-            self.add_error("password_again", "the two passwords differ")
-        return data
+        return _typed_twice(self, "password", "password_again", "the two passwords differ")
 
 
 class PasswordChangeForm(forms.Form):
@@ -142,8 +138,14 @@ class PasswordChangeForm(forms.Form):
     new_password_again = forms.CharField(strip=False, max_length=4096, label="New password, again")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        new, again = data.get("new_password"), data.get("new_password_again")
-        if new is not None and again is not None and new != again:
-            self.add_error("new_password_again", "the two new passwords differ")
-        return data
+        return _typed_twice(
+            self, "new_password", "new_password_again", "the two new passwords differ"
+        )
+
+
+def _typed_twice(form: forms.Form, first: str, again: str, differ: str) -> dict[str, Any]:
+    """A password typed twice: the second field says so when the two differ."""
+    data = form.cleaned_data
+    if data.get(first) is not None and data.get(again) is not None and data[first] != data[again]:
+        form.add_error(again, differ)
+    return data

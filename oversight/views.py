@@ -33,6 +33,7 @@ from oversight.forms import (
     UserRoleForm,
 )
 from oversight.models import AuditRecord
+from oversight.password_due import password_due
 from oversight.risk.answers import KEPT, kept_form
 from oversight.risk.notify import session_sockets_close
 from oversight.risk.pretrade import desk_of
@@ -558,12 +559,11 @@ def password_change(request: HttpRequest) -> HttpResponse:
                 )
                 return redirect("password_change")
         return render(
-            request, "oversight/password.html", {"form": form, "due": _due(request)}, status=400
+            request,
+            "oversight/password.html",
+            {"form": form, "due": password_due(request.user)},
+            status=400,
         )
-    return render(request, "oversight/password.html", {"form": form, "due": _due(request)})
-
-
-def _due(request: HttpRequest) -> bool:
-    from oversight.models import PasswordChangeDue
-
-    return PasswordChangeDue.objects.filter(user_id=request.user.pk).exists()
+    return render(
+        request, "oversight/password.html", {"form": form, "due": password_due(request.user)}
+    )

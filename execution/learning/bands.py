@@ -6,7 +6,9 @@ bound."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import Any
 
 from execution.learning.scenarios import (
     TRAIN_SEEDS,
@@ -18,6 +20,27 @@ from execution.learning.scenarios import (
 
 Band = tuple[float, float]
 NO_BAND: Band = (0.0, 0.0)
+# A model card's band that is there but cannot be read: it trades nothing rather than all.
+UNREADABLE_BAND: Band = (math.inf, math.inf)
+
+
+def card_spread_band(card: Any) -> Band | None:
+    """The band of quoted spread, [lo, hi) bps, that a single expert was trained on (its
+    model card's `config.spread_band`; hi inf for no upper bound); None for a model of
+    every spread or a gated one; UNREADABLE_BAND for one that is there but unreadable."""
+    config = card.get("config") if isinstance(card, dict) else None
+    if not isinstance(config, dict) or config.get("spread_band") is None:
+        return None
+    band = config["spread_band"]
+    try:
+        lo, hi = float(band[0]), float(band[1])
+    except (TypeError, ValueError, IndexError, KeyError):
+        return UNREADABLE_BAND
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or hi < 0:
+        return UNREADABLE_BAND
+    if (lo, hi) == NO_BAND:
+        return None  # the trainer's "no band"
+    return lo, hi if hi > 0 else math.inf
 
 
 class Kind:
