@@ -7,7 +7,16 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 
+from oversight.audit import audit_record, request_id_of
+from oversight.login_throttle import (
+    Attempt,
+    browser_of,
+    device_of,
+    lock_message,
+    login_attempt,
+)
 from oversight.reasons import REASON_MAX
 from oversight.roles import ROLE_LABELS, ROLES
 from oversight.selectors import AuditFilters
@@ -149,3 +158,48 @@ def _typed_twice(form: forms.Form, first: str, again: str, differ: str) -> dict[
     if data.get(first) is not None and data.get(again) is not None and data[first] != data[again]:
         form.add_error(again, differ)
     return data
+
+
+class ThrottledLoginForm(AuthenticationForm):
+    """Django's login form, with each try counted before its password is checked and a
+    locked name refused unchecked (oversight/login_throttle.py). The view reads
+    ``attempt`` after a login, to clear the count and give the browser its device cookie."""
+
+    attempt: Attempt | None = None
+
+    def clean(self) -> dict[str, Any]:
+        username = self.cleaned_data.get("username") or ""
+        if not (username and self.cleaned_data.get("password")):
+            return super().clean()
+        attempt = self.attempt = login_attempt(
+            username,
+            device_of(self.request, username),
+            request_id=request_id_of(self.request),
+        )
+        if attempt.refused:
+            raise forms.ValidationError(lock_message(attempt), code="locked")
+        try:
+            return super().clean()
+        except forms.ValidationError:
+            if attempt.locks:  # this try's failure locked the name (audit.py has the failure)
+                audit_record(
+                    actor=None,
+                    role="anonymous",
+                    action="auth.login_locked",
+                    after={
+                        "username": attempt.username,
+                        "locked_until": _until(attempt),
+                        "browser": browser_of(attempt.device),
+                    },
+                    request_id=request_id_of(self.request),
+                )
+                raise forms.ValidationError(
+                    [self.get_invalid_login_error(), lock_message(attempt)]
+                ) from None
+            raise
+
+
+def _until(attempt: Attempt) -> str:
+    if attempt.held:
+        return "until unlocked"
+    return attempt.locked_until.isoformat() if attempt.locked_until else ""

@@ -100,3 +100,26 @@ class PasswordChangeDue(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
     )
     set_at = models.DateTimeField()
+
+
+class LoginFailures(models.Model):
+    """Tries at logging in under one name from one kind of browser, counted before each
+    password is checked (oversight/login_throttle.py). Kept by the name that was typed,
+    whether or not such a user exists, so a lock says nothing of which names are real."""
+
+    username = models.CharField(max_length=150)
+    # "" for browsers not known for this name; else the device id of the signed cookie a
+    # browser gets when it logs in as the user, so strangers' tries cannot lock them out.
+    device = models.CharField(max_length=32, blank=True)
+    count = models.PositiveIntegerField(default=0)  # since the last lock ran out
+    total = models.PositiveIntegerField(default=0)  # since the last login or unlock
+    last_at = models.DateTimeField(db_index=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    held = models.BooleanField(default=False)  # locked until an admin unlocks it
+    refused = models.PositiveIntegerField(default=0)  # refusals not yet in the trail
+    refused_recorded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["username", "device"], name="login_failures_one_row")
+        ]

@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from oversight.audit import audit_record, services_recording
+from oversight.login_throttle import locks_cleared, login_locks
 from oversight.models import PasswordChangeDue
 from oversight.reasons import reason_given
 from oversight.risk.notify import user_sockets_close
@@ -152,10 +153,13 @@ def user_password_reset(
         PasswordChangeDue.objects.update_or_create(
             user=user, defaults={"set_by": actor, "set_at": timezone.now()}
         )
+        # Locked out by failed logins is why passwords get reset: the new one works now.
+        cleared = locks_cleared(user.get_username())
         audit_record(
             actor=actor,
             action="user.password_reset",
             obj=user,
+            before={"login_locks": cleared} if cleared else None,
             reason=reason,
             request_id=request_id,
         )
@@ -190,6 +194,38 @@ def user_password_change(
         user.save(update_fields=["password"])
         PasswordChangeDue.objects.filter(user=user).delete()
         audit_record(actor=user, action="user.password_change", obj=user, request_id=request_id)
+    return user
+
+
+def user_login_unlock(*, actor: Any, user: Any, reason: str = "", request_id: str = "") -> Any:
+    """Ends the locks failed logins put on the user's name (oversight/login_throttle.py),
+    every browser's, before they run out: after the admin has made sure that the owner was
+    the one trying. Not one's own (another admin's eyes), nor, for an admin who is not one,
+    a superuser's (as with a password reset)."""
+    _require_manager(actor)
+    reason = reason_given(reason)
+    with transaction.atomic(), services_recording():
+        user = _lock(user)
+        name = user.get_username()
+        if user.pk == actor.pk:
+            raise ValidationError("another admin unlocks your login")
+        if user.is_superuser and not actor.is_superuser:
+            raise ValidationError(
+                f"{name} is a superuser: another superuser or `manage.py login_unlock` "
+                "unlocks their login"
+            )
+        if not any(w["locked_until"] for w in login_locks(name)):
+            raise ValidationError(f"{name} is not locked")
+        _require_reason(reason, "an unlock")
+        audit_record(
+            actor=actor,
+            action="user.login_unlock",
+            obj=user,
+            before={"login_locks": locks_cleared(name)},
+            after={"login_locks": []},
+            reason=reason,
+            request_id=request_id,
+        )
     return user
 
 

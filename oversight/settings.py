@@ -122,6 +122,14 @@ _decision_log = (env_str("OVERSIGHT_DECISION_LOG_DIR") or "").strip()
 DECISION_LOG_DIR: Path | None = BASE_DIR / _decision_log if _decision_log else None
 
 LOGIN_URL = "login"
+# After this many failed logins in a row for one name, the name is locked for
+# LOGIN_LOCK_MINUTES (oversight/login_throttle.py): a guess every three minutes at most.
+# An admin can unlock it sooner from the Users page.
+LOGIN_FAILURES_MAX = 5
+LOGIN_LOCK_MINUTES = 15
+# After this many in a row (locks running out in between), the name stays locked until an
+# admin unlocks it (NIST SP 800-63B §5.2.2 allows at most 100).
+LOGIN_FAILURES_HOLD = 100
 LOGIN_REDIRECT_URL = "blotter"
 LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_HTTPONLY = True

@@ -15,6 +15,7 @@ urlpatterns = [
     path("users/<int:pk>/active/", views.user_active, name="user_active"),
     path("users/<int:pk>/desk/", views.user_desk, name="user_desk"),
     path("users/<int:pk>/password/", views.user_password, name="user_password"),
+    path("users/<int:pk>/unlock/", views.user_unlock, name="user_unlock"),
     path("password/", views.password_change, name="password_change"),
     path("risk/", include("oversight.risk.urls")),
     path("tca/", include("tca.urls")),

@@ -15,7 +15,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -28,11 +28,13 @@ from oversight.forms import (
     AuditFilterForm,
     PasswordChangeForm,
     PasswordResetForm,
+    ThrottledLoginForm,
     UserActiveForm,
     UserCreateForm,
     UserRoleForm,
 )
-from oversight.models import AuditRecord
+from oversight.login_throttle import device_cookie_set, login_succeeded
+from oversight.models import AuditRecord, LoginFailures
 from oversight.password_due import password_due
 from oversight.risk.answers import KEPT, kept_form
 from oversight.risk.notify import session_sockets_close
@@ -49,6 +51,7 @@ from oversight.services import (
     user_create,
     user_deactivate,
     user_desk_set,
+    user_login_unlock,
     user_password_change,
     user_password_reset,
     user_reactivate,
@@ -82,6 +85,7 @@ class OversightLoginView(LoginView):
     """After login, each role lands on its own first screen (admins cannot see orders)."""
 
     template_name = "login.html"
+    authentication_form = ThrottledLoginForm
 
     def form_valid(self, form: Any) -> HttpResponse:
         # Another user logging in on this browser ends the session that was here (Django
@@ -90,7 +94,13 @@ class OversightLoginView(LoginView):
         before = self.request.user
         if before.is_authenticated and before.pk != form.get_user().pk:
             session_sockets_close(None, self.request, before)
-        return super().form_valid(form)
+        response = super().form_valid(form)
+        attempt = form.attempt
+        if attempt is not None:
+            login_succeeded(attempt)
+            # From now on this browser's tries at the name are counted apart from strangers'.
+            device_cookie_set(self.request, response, form.get_user(), attempt.device)
+        return response
 
     def get_default_redirect_url(self) -> str:
         user = self.request.user
@@ -291,6 +301,13 @@ def _users_page(request: HttpRequest, form: UserCreateForm, *, status: int = 200
     from oversight.risk.models import Desk, DeskMembership
 
     desks = dict(DeskMembership.objects.values_list("user_id", "desk__name"))
+    locks: dict[str, list[str]] = {}
+    for name, until, held, device in LoginFailures.objects.filter(
+        Q(locked_until__gt=timezone.now()) | Q(held=True)
+    ).values_list("username", "locked_until", "held", "device"):
+        when = "until unlocked" if held else f"until {until:%H:%M:%S} UTC"
+        where = "on a browser of theirs" if device else "for browsers they have not used"
+        locks.setdefault(name, []).append(f"{when} {where}")
     # A refused desk change comes back as typed, on its row (a trial's was lost).
     kept = kept_form(request, reverse("user_list"))
     kept_for = str(kept.get("user", ""))
@@ -304,6 +321,11 @@ def _users_page(request: HttpRequest, form: UserCreateForm, *, status: int = 200
             if kept_for == str(row.user.pk)
             else desks.get(row.user.pk, ""),
             "desk_reason": kept.get("reason", "") if kept_for == str(row.user.pk) else "",
+            "locked": "; ".join(locks.get(row.user.get_username(), [])),
+            # As user_login_unlock allows: not one's own, a superuser's only by one.
+            "can_unlock": row.user.get_username() in locks
+            and row.user.pk != request.user.pk
+            and (not row.user.is_superuser or request.user.is_superuser),
         }
         for row in users_with_roles()
     ]
@@ -515,6 +537,26 @@ def user_password(request: HttpRequest, pk: int) -> HttpResponse:
             f"{user.get_username()}'s password is reset: their sessions have ended; give "
             "them the new password by a channel of your firm's",
         )
+    return redirect("user_list")
+
+
+@login_required
+@permission_required(MANAGE_USERS, raise_exception=True)
+@require_POST
+def user_unlock(request: HttpRequest, pk: int) -> HttpResponse:
+    """An admin ends the lock that failed logins put on a user's name."""
+    user = get_object_or_404(get_user_model(), pk=pk)
+    try:
+        user_login_unlock(
+            actor=request.user,
+            user=user,
+            reason=request.POST.get("reason", ""),
+            request_id=request_id_of(request),
+        )
+    except ValidationError as e:
+        _refused(request, e, user)
+    else:
+        messages.success(request, f"{user.get_username()} can log in again")
     return redirect("user_list")
 
 

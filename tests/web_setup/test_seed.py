@@ -75,6 +75,33 @@ def test_idempotent(settings, monkeypatch):
     assert "created" not in out.replace("up to date", "")
 
 
+def test_the_printed_logins_work_after_a_reset_or_a_lock(settings, monkeypatch):
+    """A demo login whose password an admin reset, or that failed logins locked, is
+    restored by a new seed: the printed login works as printed."""
+    from django.test import Client
+    from django.urls import reverse
+
+    from oversight.services import user_password_reset
+
+    monkeypatch.delenv("OVERSIGHT_DEMO_PASSWORD", raising=False)
+    settings.DEBUG = True
+    seed()
+    users = get_user_model().objects
+    user_password_reset(
+        actor=users.get(username="admin"),
+        user=users.get(username="trader"),
+        password="an-admins-long-password-7",
+        reason="a test",
+    )
+    for _ in range(settings.LOGIN_FAILURES_MAX):
+        Client().post(reverse("login"), {"username": "risk", "password": "wrong"})
+    seed()
+    for name in ("trader", "risk"):
+        c = Client()
+        c.post(reverse("login"), {"username": name, "password": DEMO_PASSWORD})
+        assert c.get(reverse("blotter")).status_code == 200, name
+
+
 def test_password_from_the_environment_wins(settings, monkeypatch):
     settings.DEBUG = False
     monkeypatch.setenv("OVERSIGHT_DEMO_PASSWORD", "s3cret-from-env")

@@ -36,6 +36,8 @@ from execution.models import PRICE, Instrument, ModelVersion
 from execution.sim.calibration import Knobs, calibrate
 from execution.sim.scenario import ScenarioError, ignored_keys, parse_scenario, read_scenario_json
 from oversight.audit import audit_record
+from oversight.login_throttle import locks_cleared
+from oversight.models import PasswordChangeDue
 from oversight.risk.models import Desk, DeskMembership, RiskLimit
 from oversight.roles import ADMIN, RISK_MANAGER, TRADER, roles_ensure
 
@@ -190,6 +192,20 @@ class Command(BaseCommand):
                     changed = True
                 if changed:
                     user.save()
+                # The logins printed below work as printed: the demo password is published,
+                # so no choice of one's own is due after it, and no lock from failed tries
+                # stands in the way.
+                PasswordChangeDue.objects.filter(user=user).delete()
+                cleared = locks_cleared(username)
+                if any(w["locked_until"] for w in cleared):
+                    audit_record(
+                        actor=None,
+                        action="user.login_unlock",
+                        obj=user,
+                        before={"login_locks": cleared},
+                        after={"login_locks": []},
+                        reason="seed_demo: the demo logins work as printed",
+                    )
                 user.groups.set([Group.objects.get(name=role)])
             desk, _ = Desk.objects.get_or_create(name=DEMO_DESK)
             DeskMembership.objects.get_or_create(

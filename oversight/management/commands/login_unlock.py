@@ -1,0 +1,44 @@
+"""manage.py login_unlock USERNAME --reason TEXT: end the locks that failed logins put on a
+name (oversight/login_throttle.py), for when no admin can log in to do it on the Users
+page, or the name is a superuser's. Recorded in the audit trail as the system, with the
+reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from oversight.audit import audit_record
+from oversight.login_throttle import locks_cleared, login_locks
+from oversight.reasons import REASON_MAX
+
+
+class Command(BaseCommand):
+    help = "Unlock a login that failed logins locked (recorded in the audit trail)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("username")
+        parser.add_argument("--reason", required=True, help="why: recorded with the unlock")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        name, reason = options["username"], options["reason"].strip()
+        if not reason:
+            raise CommandError("--reason: say why; the unlock is recorded with its reason")
+        if len(reason) > REASON_MAX:
+            raise CommandError(f"--reason: at most {REASON_MAX} characters, got {len(reason)}")
+        with transaction.atomic():
+            if not any(w["locked_until"] for w in login_locks(name)):
+                raise CommandError(f"{name!r} is not locked")
+            user = get_user_model().objects.filter(username=name).first()
+            audit_record(
+                actor=None,
+                action="user.login_unlock",
+                obj=user,
+                before={"username": name, "login_locks": locks_cleared(name)},
+                after={"login_locks": []},
+                reason=reason,
+            )
+        self.stdout.write(f"{name} is unlocked")
