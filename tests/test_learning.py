@@ -210,8 +210,14 @@ def test_an_expert_trains_on_its_band_s_days_only() -> None:
     # Both bands are common among generated days, so neither skips far.
     assert max(tight[-1], wide[-1]) - scenarios.TRAIN_SEEDS.start - 123 < 200
     assert in_band(tight[0], (0.0, 0.0)) and in_band(wide[0], (0.0, 0.0))
-    with pytest.raises(ValueError, match="training days have a spread in"):
+    with pytest.raises(ValueError, match="too few generated days lie in spread"):
         band_seeds(0, 5, (5000.0, 0.0))  # no generated instrument is that wide
+    from execution.learning.bands import validation_band_seeds
+
+    last = len(scenarios.VALIDATION_SEEDS) - 64
+    assert len(validation_band_seeds(last, 64, (0.0, 0.0), (0.0, 0.0))) == 64
+    with pytest.raises(ValueError, match="only 64 validation days have a spread in"):
+        validation_band_seeds(last, 65, (0.0, 0.0), (0.0, 0.0))  # past the last one
 
 
 def test_an_order_s_expected_participation_is_its_share_of_its_window_s_volume() -> None:
