@@ -311,7 +311,9 @@ def clean_limit(value: Any, tick: Decimal) -> tuple[Decimal | None, str]:
         limit = Decimal(str(value))
     except InvalidOperation:
         return None, "must be a price"
-    if not limit.is_finite() or limit <= 0:
+    if not limit.is_finite():
+        return None, "must be a price"  # NaN or Infinity, which Decimal reads
+    if limit <= 0:
         return None, "must be positive"
     if limit > MAX_PRICE:
         return None, f"must be at most {MAX_PRICE:,}"

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models.signals import m2m_changed, post_save, pre_save
 from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.functional import LazyObject, empty
 
 from oversight.audit_chain import GENESIS, json_normalise, record_hash
 from oversight.models import AuditRecord
@@ -44,6 +45,12 @@ def audit_record(
     action it describes, and seq stays gapless either way.
     """
     person = actor if actor is not None and actor.is_authenticated else None
+    if isinstance(obj, LazyObject):
+        # request.user, as the logout signal passes it: recorded as the User it wraps, not
+        # as "SimpleLazyObject" (a trial).
+        if obj._wrapped is empty:
+            obj._setup()
+        obj = obj._wrapped
     record = AuditRecord(
         actor=person,
         actor_username=person.get_username() if person is not None else "",
@@ -118,14 +125,28 @@ def on_logout(sender: Any, request: Any, user: Any, **_: Any) -> None:
 def on_login_failed(
     sender: Any, credentials: dict[str, Any], request: Any = None, **_: Any
 ) -> None:
-    # Never the password: only the name that was tried.
+    # Never the password: only the name that was tried, and where the try came from.
+    username = str(credentials.get("username", ""))[:150]
     audit_record(
         actor=None,
         role="anonymous",
         action="auth.login_failed",
-        after={"username": str(credentials.get("username", ""))[:150]},
+        obj=login_target(username),
+        after={"username": username, **source_of(request)},
         request_id=request_id_of(request),
     )
+
+
+def login_target(username: str) -> Any:
+    """The user a login try named, if there is one: so a user's page of the trail (object
+    User N) shows the tries at their name (a trial found them only inside the JSON)."""
+    return get_user_model().objects.filter(username=username[:150]).first()
+
+
+def source_of(request: Any) -> dict[str, str]:
+    """Where a request came from, as the server saw it (behind a proxy, the proxy's)."""
+    addr = getattr(request, "META", {}).get("REMOTE_ADDR", "") if request is not None else ""
+    return {"from": str(addr)[:64]} if addr else {}
 
 
 # -- the safety net: user and role changes made outside oversight/services.py --------------

@@ -48,3 +48,21 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     if wants_json(request):
         return JsonResponse({"ok": False, "error": message}, status=400)
     return render(request, "oversight/error.html", {"status": 400, "message": message}, status=400)
+
+
+CSRF_REFUSED = (
+    "this page is out of date: you logged in or out since it was loaded (in this tab or "
+    "another), so its form is no longer accepted; reload the page and try again. "
+    "Nothing was done"
+)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Django's bare "CSRF verification failed" for a form or script older than the
+    session: said as what it is, and what to do (a trial's Pause said "the server did not
+    answer; try again", which never works). Django's reason goes to its own log only."""
+    if wants_json(request):
+        return JsonResponse({"ok": False, "error": CSRF_REFUSED}, status=403)
+    return render(
+        request, "oversight/error.html", {"status": 403, "message": CSRF_REFUSED}, status=403
+    )

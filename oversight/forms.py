@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from oversight.audit import audit_record, request_id_of
+from oversight.audit import audit_record, login_target, request_id_of, source_of
 from oversight.login_throttle import (
     Attempt,
     browser_of,
@@ -175,6 +175,7 @@ class ThrottledLoginForm(AuthenticationForm):
             username,
             device_of(self.request, username),
             request_id=request_id_of(self.request),
+            source=source_of(self.request),
         )
         if attempt.refused:
             raise forms.ValidationError(lock_message(attempt), code="locked")
@@ -186,10 +187,12 @@ class ThrottledLoginForm(AuthenticationForm):
                     actor=None,
                     role="anonymous",
                     action="auth.login_locked",
+                    obj=login_target(attempt.username),
                     after={
                         "username": attempt.username,
                         "locked_until": _until(attempt),
                         "browser": browser_of(attempt.device),
+                        **source_of(self.request),
                     },
                     request_id=request_id_of(self.request),
                 )

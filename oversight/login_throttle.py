@@ -34,7 +34,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from oversight.audit import audit_record
+from oversight.audit import audit_record, login_target
 from oversight.models import LoginFailures
 
 DEVICE_COOKIE = "oversight_login_device"
@@ -64,7 +64,9 @@ class Attempt:
     locks: bool = False  # this try set the lock: it stands if the password is wrong
 
 
-def login_attempt(username: str, device: str = "", *, request_id: str = "") -> Attempt:
+def login_attempt(
+    username: str, device: str = "", *, request_id: str = "", source: dict[str, str] | None = None
+) -> Attempt:
     """Counts a try at ``username`` from ``device``, or refuses it if the name is locked
     (and records the refusal: a refused try is never checked, so no authenticate() and
     no user_login_failed signal records it)."""
@@ -81,7 +83,7 @@ def login_attempt(username: str, device: str = "", *, request_id: str = "") -> A
             if row.refused_recorded_at is None or now - row.refused_recorded_at >= (
                 REFUSALS_RECORDED_EVERY
             ):
-                _refusals_recorded(row, request_id)
+                _refusals_recorded(row, request_id, source or {})
                 row.refused_recorded_at = now
             row.save(update_fields=["refused", "refused_recorded_at"])
             return Attempt(
@@ -163,17 +165,20 @@ def _forget_old(now: datetime) -> None:
 def _delete(rows: QuerySet[LoginFailures]) -> None:
     """Deletes the rows, recording first the refusals each held back (nothing is lost)."""
     for row in rows.filter(refused__gt=0):
-        _refusals_recorded(row, "")
+        _refusals_recorded(row, "", {})
     rows.delete()
 
 
-def _refusals_recorded(row: LoginFailures, request_id: str) -> None:
-    """One record for the refusals the row counted since its last one; the count is reset."""
+def _refusals_recorded(row: LoginFailures, request_id: str, source: dict[str, str]) -> None:
+    """One record for the refusals the row counted since its last one (``source``: where
+    the last came from); the count is reset."""
     audit_record(
         actor=None,
         role="anonymous",
         action="auth.login_failed",
+        obj=login_target(row.username),
         after={
+            **source,
             "username": row.username,
             "locked_until": "until unlocked"
             if row.held
@@ -222,6 +227,16 @@ def device_cookie_set(request: HttpRequest, response: HttpResponse, user: Any, d
         samesite="Lax",
         secure=settings.SESSION_COOKIE_SECURE,
     )
+
+
+def device_cookie_renewed(request: HttpRequest, response: HttpResponse, user: Any) -> None:
+    """After the user changed their own password on this browser: it stays known to them
+    (sealed anew, its own count kept). Otherwise the new password made it a stranger's,
+    lockable by whoever was guessing, which is when a user changes it (a trial)."""
+    entry = _devices(request).get(user.get_username())
+    device = entry[0] if isinstance(entry, list) and len(entry) == 2 else ""
+    ok = isinstance(device, str) and 0 < len(device) <= 32
+    device_cookie_set(request, response, user, device if ok else "")
 
 
 def _devices(request: HttpRequest | None) -> dict[str, Any]:

@@ -104,8 +104,20 @@ def request_unchanged(requested_at: Any, asked_at: str | None, what: str) -> Non
 
     if asked_at is None:
         return
+    said = asked_at.strip()
+    if said:
+        from datetime import datetime
+
+        try:
+            datetime.fromisoformat(said)
+        except ValueError:
+            # Not a time at all: a form that was tampered with or cut, not a request that
+            # changed meanwhile (a trial's garbage read as "has changed").
+            raise ValidationError(
+                f"asked_at: {said[:40]!r} is not a time; reload the page and read the request again"
+            ) from None
     now = requested_at.isoformat() if requested_at is not None else ""
-    if now != asked_at.strip():
+    if now != said:
         raise ValidationError(
             f"{what} has changed since you read it (withdrawn, or asked again): read it "
             "again before you decide"

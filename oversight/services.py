@@ -78,10 +78,14 @@ def user_create(
     with transaction.atomic(), services_recording():
         user = User.objects.create_user(username=username, password=password)
         user.groups.add(Group.objects.get(name=role))
+        # Tries at the name before it was anyone's are no one's to answer for: a stranger
+        # could otherwise lock a new joiner's login before it exists (a trial).
+        cleared = locks_cleared(username)
         audit_record(
             actor=actor,
             action="user.create",
             obj=user,
+            before={"login_locks": cleared} if cleared else None,
             after=_user_json(user),
             reason=reason,
             request_id=request_id,
@@ -207,6 +211,8 @@ def user_login_unlock(*, actor: Any, user: Any, reason: str = "", request_id: st
     with transaction.atomic(), services_recording():
         user = _lock(user)
         name = user.get_username()
+        if not any(w["locked_until"] for w in login_locks(name)):
+            raise ValidationError(f"{name} is not locked")
         if user.pk == actor.pk:
             raise ValidationError("another admin unlocks your login")
         if user.is_superuser and not actor.is_superuser:
@@ -214,8 +220,6 @@ def user_login_unlock(*, actor: Any, user: Any, reason: str = "", request_id: st
                 f"{name} is a superuser: another superuser or `manage.py login_unlock` "
                 "unlocks their login"
             )
-        if not any(w["locked_until"] for w in login_locks(name)):
-            raise ValidationError(f"{name} is not locked")
         _require_reason(reason, "an unlock")
         audit_record(
             actor=actor,

@@ -121,6 +121,7 @@ if not 1.0 <= MARKET_SPEED <= 600.0:
 _decision_log = (env_str("OVERSIGHT_DECISION_LOG_DIR") or "").strip()
 DECISION_LOG_DIR: Path | None = BASE_DIR / _decision_log if _decision_log else None
 
+CSRF_FAILURE_VIEW = "oversight.error_views.csrf_failure"
 LOGIN_URL = "login"
 # After this many failed logins in a row for one name, the name is locked for
 # LOGIN_LOCK_MINUTES (oversight/login_throttle.py): a guess every three minutes at most.

@@ -33,7 +33,7 @@ from oversight.forms import (
     UserCreateForm,
     UserRoleForm,
 )
-from oversight.login_throttle import device_cookie_set, login_succeeded
+from oversight.login_throttle import device_cookie_renewed, device_cookie_set, login_succeeded
 from oversight.models import AuditRecord, LoginFailures
 from oversight.password_due import password_due
 from oversight.risk.answers import KEPT, kept_form
@@ -599,7 +599,9 @@ def password_change(request: HttpRequest) -> HttpResponse:
                 messages.success(
                     request, "Your password is changed; your other sessions have ended"
                 )
-                return redirect("password_change")
+                response = redirect("password_change")
+                device_cookie_renewed(request, response, user)
+                return response
         return render(
             request,
             "oversight/password.html",

@@ -352,3 +352,46 @@ def test_refusals_held_back_are_recorded_when_a_login_clears_them(alice) -> None
         for r in AuditRecord.objects.filter(reason__startswith="refused").order_by("seq")
     ]
     assert counts == [1, 2]
+
+
+def test_changing_ones_own_password_keeps_this_browser_known(alice) -> None:
+    # The trial's steps: under attack, she changes her password, logs out, and logs in
+    # again on the same browser; the new password must not make it a stranger's.
+    own, _ = try_login("alice", "pw-alice")
+    fail("alice", MAX)  # a stranger
+    r = own.post(
+        reverse("password_change"),
+        {
+            "old_password": "pw-alice",
+            "new_password": "a-new-long-password-91",
+            "new_password_again": "a-new-long-password-91",
+        },
+    )
+    assert r.status_code == 302
+    own.post(reverse("logout"))
+    assert logged_in(try_login("alice", "a-new-long-password-91", own)[0])
+    assert LOCKED in try_login("alice", "a-new-long-password-91")[1]  # strangers: still
+
+
+def test_a_new_login_is_not_born_locked(adam) -> None:
+    from oversight.services import user_create
+
+    fail("newbie", MAX)  # before anyone has the name
+    user_create(
+        actor=adam, username="newbie", password="a-new-long-password-91", role="trader", reason="r"
+    )
+    assert logged_in(try_login("newbie", "a-new-long-password-91")[0])
+    rec = AuditRecord.objects.get(action="user.create", actor_username="adam")
+    assert rec.before["login_locks"][0]["locked_until"]
+
+
+def test_tries_and_locks_are_on_the_users_page_of_the_trail(alice) -> None:
+    fail("alice", MAX + 1)
+    mine = AuditRecord.objects.filter(
+        object_type="User", object_id=str(alice.pk), action__startswith="auth."
+    )
+    assert sorted(set(mine.values_list("action", flat=True))) == [
+        "auth.login_failed",
+        "auth.login_locked",
+    ]
+    assert all(r.after["from"] == "127.0.0.1" for r in mine)

@@ -20,7 +20,7 @@ from django.db.models import Sum
 
 from execution.models import ControlRequest, Fill, MarketSession, OrderEvent, ParentOrder
 from tca.metrics import implementation_shortfall_bps
-from tests.browser.conftest import Stack
+from tests.browser.conftest import VIEWPORT, Stack
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.browser
@@ -65,6 +65,18 @@ ROW_STATE = (
     " return {ready: document.readyState, rows: document.querySelectorAll('#order-' + id).length,"
     " status: tb?.dataset.status, lastSeq: tb?.dataset.lastSeq,"
     " hidden: document.getElementById('detail-' + id)?.hidden}; }"
+)
+
+
+CANCEL_BOX = (
+    "([id]) => { const w = document.querySelector('.table-wrap'), r = w.getBoundingClientRect();"
+    " const b = document.querySelector('#order-' + id + ' button[value=cancel]')"
+    ".getBoundingClientRect(); return {button: [b.left, b.right],"
+    " wrap: [r.left, r.left + w.clientWidth], table: w.scrollWidth}; }"
+)
+CANCEL_IN_VIEW = (
+    f"([id]) => {{ const x = ({CANCEL_BOX})([id]);"
+    " return x.button[0] >= x.wrap[0] && x.button[1] <= x.wrap[1]; }"
 )
 
 
@@ -201,6 +213,13 @@ def test_trader_submits_watches_pauses_resumes_cancels(
     assert page.is_disabled(f"#order-{oid} button[value=pause]")
     assert page.is_enabled(f"#order-{oid} button[value=resume]")
     paused_at = page.evaluate(FILLED, [oid])
+    # On a narrow screen the row's controls stay in view, whatever the table's width (a
+    # trial found Cancel past the edge at 1280 px, once a row showed a badge).
+    page.set_viewport_size({"width": 1024, "height": 720})
+    box = page.evaluate(CANCEL_BOX, [oid])
+    assert box["table"] > box["wrap"][1] - box["wrap"][0], f"the table fits: {box}"
+    assert page.evaluate(CANCEL_IN_VIEW, [oid]), box
+    page.set_viewport_size(VIEWPORT)
     page.wait_for_timeout(2000)
     assert page.evaluate(FILLED, [oid]) == paused_at, "fills kept coming while paused"
     # Its children were cancelled: the Working column says 0 live, without a reload.

@@ -212,6 +212,15 @@ def test_an_approval_or_decline_is_for_the_request_that_was_read(rita, rob, inst
         )
         assert resp.json()["ok"] is False, name
         assert resp.json()["error"].startswith(f"{what} has changed since you read it"), name
+        # Not a time at all is said as that, not as a change (a trial).
+        resp = client_for(rob).post(
+            reverse(name, args=[pk]),
+            {"asked_at": "garbage", **data},
+            HTTP_ACCEPT="application/json",
+        )
+        assert resp.json()["error"] == (
+            "asked_at: 'garbage' is not a time; reload the page and read the request again"
+        ), name
     r.refresh_from_db()
     kill.refresh_from_db()
     assert r.active and r.lift_reason == "cleared, say the lawyers"

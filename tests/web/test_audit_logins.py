@@ -26,6 +26,14 @@ def test_logins_and_failures_are_audited() -> None:
         ("auth.logout", "trader"),
     ]
     failed = AuditRecord.objects.get(action="auth.login_failed")
-    assert failed.after == {"username": "tina"}
+    # The name tried and where from; linked to the user it names, as the logout is (not
+    # to a "SimpleLazyObject", a trial's find).
+    assert failed.after == {"username": "tina", "from": "127.0.0.1"}
+    for action in ("auth.login_failed", "auth.login", "auth.logout"):
+        rec = AuditRecord.objects.get(action=action)
+        assert (rec.object_type, rec.object_id) == ("User", str(user.pk)), action
+    c.post("/login/", {"username": "nobody-here", "password": "x"})
+    stranger = AuditRecord.objects.filter(action="auth.login_failed").last()
+    assert (stranger.object_type, stranger.object_id) == ("", "")
     assert "password" not in str(failed.after)
     assert failed.at.tzinfo is not None

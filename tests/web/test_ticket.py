@@ -648,6 +648,8 @@ def test_the_estimate_says_a_limit_the_collar_refuses(alice, instrument) -> None
     [
         ("abc", "limit price must be a price"),
         ("-1", "limit price must be positive"),
+        ("NaN", "limit price must be a price"),  # Decimal reads it; a trial got "positive"
+        ("Infinity", "limit price must be a price"),
         ("10.001", "limit price must be a multiple of the tick size 0.01"),
         ("８.３０", "limit price write it with the digits 0-9"),
     ],
