@@ -214,6 +214,7 @@ RISK_CODES = {
     DenyReason.MAX_CHILD_NOTIONAL,
     DenyReason.PRICE_COLLAR,
     DenyReason.DUPLICATE_ORDER,
+    DenyReason.OPPOSITE_SIDE_WORKING,
     DenyReason.MESSAGE_RATE,
     DenyReason.MAX_ORDER_QTY,
     DenyReason.MAX_ORDER_NOTIONAL,

@@ -18,7 +18,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from execution.engine.policy import DenyReason
@@ -267,6 +267,29 @@ def breaches(
                 DenyReason.DUPLICATE_ORDER,
                 f"order {dup.first().pk} for the same {side} {quantity:,} {instrument.symbol} "  # type: ignore[union-attr]
                 f"was entered less than {DUPLICATE_WINDOW.seconds} s ago",
+            )
+        )
+    # The trader's own order on the other side, still open: the two could trade with each
+    # other in the market (a wash trade, MAR Annex I; the simulator does not prevent
+    # self-matching either). Blocked, so a second person looks before it goes.
+    other = (
+        ParentOrder.objects.filter(
+            owner_id=user.pk, instrument=instrument, status__in=OPEN, filled_qty__lt=F("quantity")
+        )
+        .exclude(side=side)
+        .order_by("pk")
+    )
+    if order_id is not None:
+        other = other.exclude(pk=order_id)
+    first = other.first()
+    if first is not None:
+        more = other.count() - 1
+        also = f" (and {more} more)" if more else ""
+        out.append(
+            Finding(
+                DenyReason.OPPOSITE_SIDE_WORKING,
+                f"your order {first.pk} to {first.side} {first.quantity - first.filled_qty:,} "
+                f"{instrument.symbol} is still open{also}: this {side} could trade against it",
             )
         )
     return out

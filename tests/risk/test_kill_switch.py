@@ -33,7 +33,7 @@ def test_a_kill_stops_everything_in_scope_and_nothing_fills_after_the_ack(
     alice: User, bob: User, rita: User, instrument: Instrument
 ) -> None:
     a1 = submit(alice, instrument)
-    a2 = submit(alice, instrument, side="sell", quantity=25_000)
+    a2 = submit(alice, instrument, quantity=25_000)
     b1 = submit(bob, instrument, quantity=20_000)
     w = worker(instrument)
     run_to(w, 10 * 60)

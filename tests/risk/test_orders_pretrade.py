@@ -94,6 +94,23 @@ def test_the_same_order_twice_within_a_minute_is_a_duplicate(
     assert submit(alice, instrument, quantity=20_001).status == "NEW"
 
 
+def test_an_order_against_ones_own_open_order_is_blocked_as_a_possible_wash_trade(
+    alice: User, bob: User, rita: User, instrument: Instrument
+) -> None:
+    buy = submit(alice, instrument)
+    sell = submit(alice, instrument, side="sell", quantity=5_000)
+    assert sell.status == "BLOCKED"
+    assert sell.status_reason == (
+        f"OPPOSITE_SIDE_WORKING: your order {buy.pk} to buy 20,000 {instrument.symbol} is "
+        "still open: this sell could trade against it"
+    )
+    assert submit(bob, instrument, side="sell", quantity=5_000).status == "NEW"  # not his
+    assert submit(alice, instrument, quantity=7_000).status == "NEW"  # the same side
+    ParentOrder.objects.filter(pk=buy.pk).update(status="FILLED", filled_qty=20_000)
+    ParentOrder.objects.filter(owner=alice, quantity=7_000).update(status="CANCELED")
+    assert submit(alice, instrument, side="sell", quantity=5_001).status == "NEW"  # none open
+
+
 def test_a_kill_switch_refuses_new_orders_and_the_attempt_is_recorded(
     alice: User, bob: User, rita: User, instrument: Instrument
 ) -> None:
