@@ -436,18 +436,32 @@ def order_control_request(
                     ]
                 }
             )
+        # Every field's problem at once, not the first's (a trial fixed one bad field to
+        # be told of the next).
+        errors: dict[str, list[str]] = {}
         try:
             merged = validate_params(specs.values(), {**order.running_params(), **params})
         except ParamError as e:
-            raise ValidationError({f"param_{e.key}": [e.message]}) from None
-        bad = [k for k in params if not specs[k].amendable]
-        if bad:
-            raise ValidationError({f"param_{bad[0]}": ["cannot be changed while the order works"]})
-        clean = {k: merged[k] for k in params}
+            errors[f"param_{e.key}"] = [e.message]
+        else:
+            clean = {k: merged[k] for k in params}
+        for k in params:
+            if k in specs and not specs[k].amendable:  # an unknown one: validate_params said
+                errors.setdefault(f"param_{k}", []).append(
+                    "cannot be changed while the order works"
+                )
+        if "quantity" in (changes or {}):
+            try:
+                clean["quantity"] = _reduced_quantity(order, (changes or {})["quantity"])
+            except ValidationError as e:
+                errors.update(e.message_dict)
         if "limit_price" in (changes or {}):
             limit, problem = clean_limit((changes or {})["limit_price"], order.instrument.tick_size)
             if problem:
-                raise ValidationError({"limit_price": [problem]})
+                errors["limit_price"] = [problem]
+        if errors:
+            raise ValidationError(errors)
+        if "limit_price" in (changes or {}):
             market = market_price(order.instrument)  # now, not the window's average
             scopes = order_scopes(
                 user=user,
@@ -462,8 +476,6 @@ def order_control_request(
             if away:
                 raise ValidationError({"limit_price": [away]})
             clean["limit_price"] = str(limit) if limit is not None else None
-        if "quantity" in (changes or {}):
-            clean["quantity"] = _reduced_quantity(order, (changes or {})["quantity"])
         if not clean:
             raise ValidationError({"changes": ["nothing to amend"]})
     with transaction.atomic():

@@ -166,6 +166,24 @@ def test_an_amend_may_reduce_the_quantity_not_below_what_is_filled_or_working(
     ]
 
 
+def test_an_amend_names_every_bad_field_at_once(alice, instrument) -> None:
+    # A trial fixed the field it was told of, to be told of the next.
+    order = make_order(alice, instrument, quantity=10_000)
+    resp = control(
+        client_for(alice),
+        order,
+        action="amend",
+        param_quantity="abc",
+        param_decision_interval_s="0",
+        param_limit_price="NaN",
+    )
+    assert resp.status_code == 400
+    errors = resp.json()["errors"]
+    assert sorted(errors) == ["limit_price", "param_decision_interval_s", "quantity"], errors
+    assert errors["limit_price"] == ["must be a price"]
+    assert not ControlRequest.objects.exists()
+
+
 def test_a_blocked_order_cancelled_says_it_is_canceled_now(alice, instrument) -> None:
     """No worker holds it: it is canceled at once, and the answer says so (it said a
     worker would apply it)."""
