@@ -9,12 +9,12 @@ from typing import Any
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from oversight.audit import audit_record, login_target, request_id_of, source_of
+from oversight.audit import request_id_of, source_of
 from oversight.login_throttle import (
     Attempt,
-    browser_of,
     device_of,
     lock_message,
+    lock_recorded,
     login_attempt,
 )
 from oversight.reasons import REASON_MAX
@@ -182,27 +182,9 @@ class ThrottledLoginForm(AuthenticationForm):
         try:
             return super().clean()
         except forms.ValidationError:
-            if attempt.locks:  # this try's failure locked the name (audit.py has the failure)
-                audit_record(
-                    actor=None,
-                    role="anonymous",
-                    action="auth.login_locked",
-                    obj=login_target(attempt.username),
-                    after={
-                        "username": attempt.username,
-                        "locked_until": _until(attempt),
-                        "browser": browser_of(attempt.device),
-                        **source_of(self.request),
-                    },
-                    request_id=request_id_of(self.request),
-                )
+            if attempt.locks:  # this try's failure locked the name
+                lock_recorded(attempt, request_id_of(self.request), source_of(self.request))
                 raise forms.ValidationError(
                     [self.get_invalid_login_error(), lock_message(attempt)]
                 ) from None
             raise
-
-
-def _until(attempt: Attempt) -> str:
-    if attempt.held:
-        return "until unlocked"
-    return attempt.locked_until.isoformat() if attempt.locked_until else ""

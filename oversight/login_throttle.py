@@ -172,24 +172,56 @@ def _delete(rows: QuerySet[LoginFailures]) -> None:
 def _refusals_recorded(row: LoginFailures, request_id: str, source: dict[str, str]) -> None:
     """One record for the refusals the row counted since its last one (``source``: where
     the last came from); the count is reset."""
+    _recorded(
+        "auth.login_failed",
+        row.username,
+        row.device,
+        row.held,
+        row.locked_until,
+        request_id,
+        {**source, "refused": row.refused},
+        reason="refused unchecked: the name is locked after failed logins",
+    )
+    row.refused = 0
+
+
+def lock_recorded(attempt: Attempt, request_id: str, source: dict[str, str]) -> None:
+    """The try whose failure locked the name (audit.py records the failure itself)."""
+    _recorded(
+        "auth.login_locked",
+        attempt.username,
+        attempt.device,
+        attempt.held,
+        attempt.locked_until,
+        request_id,
+        source,
+    )
+
+
+def _recorded(
+    action: str,
+    username: str,
+    device: str,
+    held: bool,
+    until: datetime | None,
+    request_id: str,
+    extra: dict[str, Any],
+    reason: str = "",
+) -> None:
     audit_record(
         actor=None,
         role="anonymous",
-        action="auth.login_failed",
-        obj=login_target(row.username),
+        action=action,
+        obj=login_target(username),
         after={
-            **source,
-            "username": row.username,
-            "locked_until": "until unlocked"
-            if row.held
-            else (row.locked_until.isoformat() if row.locked_until else ""),
-            "browser": browser_of(row.device),
-            "refused": row.refused,
+            "username": username,
+            "locked_until": "until unlocked" if held else (until.isoformat() if until else ""),
+            "browser": browser_of(device),
+            **extra,
         },
-        reason="refused unchecked: the name is locked after failed logins",
+        reason=reason,
         request_id=request_id,
     )
-    row.refused = 0
 
 
 def browser_of(device: str) -> str:
