@@ -522,7 +522,7 @@
     socket.addEventListener("close", (e) => {
       live = false;
       if (e.code === 4403) {
-        showConn("not allowed", false);
+        showConn("not allowed or logged out: reload the page", false);
         return;
       }
       if (e.code === 4401) {
