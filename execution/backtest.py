@@ -33,7 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from execution.algos.adaptive import ModelUnavailable, load_policy, resolve_model
+from execution.algos.adaptive import (
+    ModelUnavailable,
+    load_policy,
+    load_policy_predictor,
+    policy_checked,
+    resolve_model,
+)
 from execution.algos.base import quoted_spread_bps
 from execution.algos.params import ParamError, validate_params
 from execution.algos.registry import strategy_class, strategy_names
@@ -255,7 +261,9 @@ def _plan(args: argparse.Namespace) -> list[ScenarioRun]:
         try:
             # A model named on the command line must be usable: an order would fall back
             # to TWAP on it, and the run would measure TWAP under the model's name.
-            load_policy(str(model))
+            policy = policy_checked(load_policy(str(model)))
+            if policy.metadata.get("predictor"):
+                load_policy_predictor(policy)  # missing or another file: refused here too
         except ModelUnavailable as exc:
             option = "--model" if args.model is not None else "--param adaptive.model"
             raise UsageError(f"{option} {model}: {exc}") from None

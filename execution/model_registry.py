@@ -33,6 +33,7 @@ from execution.algos.adaptive import (
     AdaptiveFallback,
     OnnxPolicy,
     load_policy,
+    policy_checked,
     shipped_models,
 )
 from execution.algos.base import quoted_spread_bps
@@ -481,7 +482,7 @@ def model_register(
     if not path.is_file():
         raise ValidationError({"file": f"model file {path} not found"})
     try:
-        policy = OnnxPolicy(path)
+        policy = policy_checked(OnnxPolicy(path))
     except AdaptiveFallback as e:
         raise ValidationError({"file": str(e)}) from None
     if card is None:
@@ -496,6 +497,17 @@ def model_register(
         raise ValidationError({"card": "a model card is a JSON object"})
     predictor_file, predictor_sha = _predictor_of(policy, path)
     digest = file_sha256(path)
+    if card and card.get("sha256") != digest:
+        # A card describes the bytes it was written with: another file's validation shown
+        # as this one's is what a risk manager would approve on (a trial copied v8's card
+        # beside an edited file, and it was approved).
+        said = str(card.get("sha256") or "no file hash")
+        raise ValidationError(
+            {
+                "card": f"the model card is not this file's: it names {said[:12]}…, the file "
+                f"is {digest[:12]}…; a card is written with the file it describes"
+            }
+        )
     with transaction.atomic():
         taken = ModelVersion.objects.filter(name__iexact=name).first()
         if taken is not None:

@@ -506,6 +506,27 @@ def test_bad_input_exits_2_naming_the_problem(
     assert proc.stdout == ""  # nothing was run
 
 
+def test_a_model_that_answers_nan_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """It ran as "fell back to twap in 2 of 2 episodes", exit 0: TWAP measured under the
+    model's name (a trial). BACKTEST.md promises status 2."""
+    onnx = pytest.importorskip("onnx", reason="the training extras (requirements-train.txt)")
+    import numpy as np
+    from onnx import numpy_helper
+
+    from execution.algos.adaptive import MODEL_DIR
+
+    model = onnx.load(str(MODEL_DIR / "policy-v8.onnx"))
+    init = model.graph.initializer[0]
+    nan = np.full_like(numpy_helper.to_array(init), np.nan)
+    init.CopyFrom(numpy_helper.from_array(nan, init.name))
+    path = tmp_path / "nan.onnx"
+    onnx.save(model, str(path))
+    proc = run_cli(MIDCAP, "--strategies", "adaptive", "--model", str(path))
+    assert proc.returncode == 2, proc.stderr
+    assert "answers a neutral observation with a non-finite value" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
 def test_the_results_name_the_models_bytes_and_an_expert_outside_its_band_is_said(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -536,6 +537,27 @@ def test_a_file_nested_too_deeply_or_too_large_is_refused_by_name(tmp_path) -> N
             module.load_scenario(big)
     finally:
         module.MAX_SCENARIO_BYTES = old
+
+
+@pytest.mark.parametrize(
+    ("where", "key"),
+    [
+        (("order", "quantity"), "order.quantity"),
+        (("instrument", "adv_shares"), "instrument.adv_shares"),
+        (("order", "start_minute"), "order.start_minute"),
+        (("venues", 0, "volume_share"), "venues[0].volume_share"),
+    ],
+)
+def test_an_integer_too_large_for_a_float_is_refused_by_key(where, key) -> None:
+    # 1 and 400 zeros reads as a Python int, which no float holds: OverflowError came out
+    # of whichever check met it first (a trial).
+    data = valid()
+    target = data
+    for step in where[:-1]:
+        target = target[step]
+    target[where[-1]] = 10**400
+    with pytest.raises(ScenarioError, match=re.escape(key) + ": a number too large"):
+        parse_scenario(data)
 
 
 # ---------------------------------------------------------------- the simulator's knobs

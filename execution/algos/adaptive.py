@@ -324,6 +324,34 @@ def load_policy(model: str, sha256: str = "") -> OnnxPolicy:
     return policy
 
 
+def policy_checked(policy: OnnxPolicy) -> OnnxPolicy:
+    """The policy, if it answers a neutral observation (every input 0, the centre of its
+    scaling) with finite values, each expert of a gated one; else ModelUnavailable. A model
+    with NaN weights loaded, registered and backtested as "fell back on every episode"
+    under its own name (a trial): refused where it is named instead."""
+    obs = np.zeros(OBS_DIM, dtype=np.float32)
+    probes: list[tuple[str, float | None]] = [("", None)]
+    if policy.gate is not None:
+        probes, low = [], 0.0
+        for e in policy.gate.experts:
+            # A spread inside the expert's band: halfway to its bound, or past the last one.
+            probes.append(
+                (e.name, low + 1.0 if math.isinf(e.below_bps) else (low + e.below_bps) / 2)
+            )
+            low = e.below_bps
+    for name, spread in probes:
+        out = policy(obs, spread)
+        if out.shape != (ACTION_DIM,) or not np.all(np.isfinite(out)):
+            who = f" (expert {name})" if name else ""
+            raise ModelUnavailable(
+                f"{policy.path}: answers a neutral observation{who} with "
+                f"{out.shape[0]} values, not {ACTION_DIM} finite ones"
+                if out.shape != (ACTION_DIM,)
+                else f"{policy.path}: answers a neutral observation{who} with a non-finite value"
+            )
+    return policy
+
+
 def load_policy_predictor(policy: OnnxPolicy) -> Callable[[Vector], float]:
     """The short-horizon predictor a policy was trained with (its metadata's "predictor":
     a shipped name, or a file relative to the policy's; and "predictor_sha256").

@@ -9,6 +9,7 @@ back to a baseline when any is flagged. docs/FEATURES.md has the table with reas
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -214,7 +215,20 @@ class TrainingRange:
     def from_dict(cls, d: Mapping[str, Any]) -> TrainingRange:
         if list(d["names"]) != list(NAMES):
             raise ValueError("the training range was saved for a different feature set")
-        return cls(tuple(float(v) for v in d["lo"]), tuple(float(v) for v in d["hi"]))
+        lo, hi = tuple(float(v) for v in d["lo"]), tuple(float(v) for v in d["hi"])
+        # A range the out-of-range check cannot use is refused, not trusted: NaN compares
+        # false, so a NaN bound never flags anything (a trial's edited model traded on).
+        if len(lo) != N_FEATURES or len(hi) != N_FEATURES:
+            raise ValueError(
+                f"the training range has {len(lo)} lows and {len(hi)} highs, "
+                f"not {N_FEATURES} of each"
+            )
+        for name, a, b in zip(NAMES, lo, hi, strict=True):
+            if not (math.isfinite(a) and math.isfinite(b)):
+                raise ValueError(f"the training range of {name} is not finite: [{a}, {b}]")
+            if a > b:
+                raise ValueError(f"the training range of {name} is upside down: [{a}, {b}]")
+        return cls(lo, hi)
 
 
 @dataclass(frozen=True, slots=True)

@@ -478,9 +478,29 @@ def ignored_keys(root: dict[str, Any]) -> tuple[str, ...]:
 # ---------------------------------------------------------------- public entry points
 
 
+def _no_number_past_float(data: Any, path: str) -> None:
+    """ScenarioError naming the first integer too large for a float (1 and 400 zeros):
+    every check compares numbers as floats, and such an integer raised OverflowError from
+    whichever check met it first (a trial found a dozen keys that did)."""
+    if isinstance(data, bool):
+        return
+    if isinstance(data, int):
+        try:
+            float(data)
+        except OverflowError:
+            raise ScenarioError(path or "scenario", "a number too large to be one") from None
+    elif isinstance(data, dict):
+        for k, v in data.items():
+            _no_number_past_float(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            _no_number_past_float(v, f"{path}[{i}]")
+
+
 def parse_scenario(data: Any, *, source: str | None = None) -> Scenario:
     """Validate a decoded JSON scenario; raises ScenarioError naming the bad key."""
     root = _obj(data, "scenario")
+    _no_number_past_float(root, "")
     default_name = Path(source).stem if source else "scenario"
     name = _nonempty_string(root.get("name", default_name), "name")
     description = _string(root.get("description", ""), "description")

@@ -4,10 +4,12 @@ kill switch on a model version."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -46,8 +48,45 @@ def _copy(tmp_path: Path, name: str = "policy-x", variant: int = 0) -> Path:
     shutil.copyfile(SHIPPED, dst)
     if variant:
         dst.write_bytes(dst.read_bytes() + b"\xa0\x06" + bytes([variant]))
-    shutil.copyfile(SHIPPED.with_suffix(".card.json"), dst.with_suffix(".card.json"))
+    card = json.loads(SHIPPED.with_suffix(".card.json").read_text())
+    card["sha256"] = file_sha256(dst)  # a card names the bytes it was written with
+    dst.with_suffix(".card.json").write_text(json.dumps(card))
     return dst
+
+
+def test_a_card_written_for_other_bytes_is_refused(rita: User, tmp_path: Path) -> None:
+    """A trial copied v8's card beside an edited file: v8's validation was shown as the
+    edited file's, and the file was approved on it."""
+    path = _copy(tmp_path, "edited", variant=3)
+    shutil.copyfile(SHIPPED.with_suffix(".card.json"), path.with_suffix(".card.json"))
+    with pytest.raises(ValidationError, match="the model card is not this file's"):
+        model_register(path=path, user=rita, note="test")
+    assert not ModelVersion.objects.exists()
+
+
+def test_a_model_whose_checks_cannot_work_is_refused(rita: User, tmp_path: Path) -> None:
+    """A NaN training range never flags anything out of range; NaN weights answer NaN:
+    refused at registration (both traded or backtested as something else, in a trial)."""
+    onnx = pytest.importorskip("onnx", reason="the training extras (requirements-train.txt)")
+    from onnx import numpy_helper
+
+    for what, says in (("range", "training range of"), ("weights", "non-finite value")):
+        model = onnx.load(str(SHIPPED))
+        if what == "range":
+            meta = {p.key: p for p in model.metadata_props}
+            tr = json.loads(meta["training_range"].value)
+            tr["lo"][0] = float("nan")
+            meta["training_range"].value = json.dumps(tr)
+        else:
+            init = model.graph.initializer[0]
+            init.CopyFrom(numpy_helper.from_array(
+                np.full_like(numpy_helper.to_array(init), np.nan), init.name
+            ))  # fmt: skip
+        path = tmp_path / f"bad-{what}.onnx"
+        onnx.save(model, str(path))
+        with pytest.raises(ValidationError, match=says):
+            model_register(path=path, user=rita, note="test")
+    assert not ModelVersion.objects.exists()
 
 
 def test_registering_records_the_hash_card_and_audit(rita: User, tmp_path: Path) -> None:

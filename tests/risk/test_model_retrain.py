@@ -196,7 +196,11 @@ def _fake_retrain(monkeypatch: pytest.MonkeyPatch, fallbacks: dict[str, int]) ->
             "fallbacks": fallbacks,
             "candidate_minus": {"base": diff, "twap": diff},
         }
-        return {"retrain": {"logged_rows": 0, "logged_orders": 0}, "evaluation": ev}
+        return {
+            "retrain": {"logged_rows": 0, "logged_orders": 0},
+            "evaluation": ev,
+            "sha256": sha256_of(rc.out),  # as write_card does
+        }
 
     monkeypatch.setattr("execution.learning.retrain.retrain", retrain)
     return seen
