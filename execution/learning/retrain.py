@@ -33,15 +33,13 @@ import numpy.typing as npt
 
 from execution.algos.adaptive import load_policy
 from execution.learning import train as trainer
-from execution.learning.bands import band_seeds
+from execution.learning.bands import band_seeds, validation_band_seeds
 from execution.learning.contexts import contexts_from_log
 from execution.learning.decision_log import decision_arrays, episode_ids, log_files, read_files
 from execution.learning.env import SHIPPED_MIN_CHILD_QTY, run_policy
 from execution.learning.evaluate import compare
 from execution.learning.model_files import write_card
-from execution.learning.scenarios import (
-    validation_seeds,
-)
+from execution.learning.scenarios import VALIDATION_SEEDS, validation_seeds
 
 # The comparison's held-out days: validation seeds the shipped models' own validation
 # (the first 100) never used.
@@ -232,7 +230,15 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
     card["onnx_vs_torch_max_abs_diff"] = trainer.onnx_agreement(
         result.theta, cfg, rc.out, np.stack(held).astype(np.float32)
     )
-    seeds = validation_seeds(rc.evaluation, offset=EVALUATION_OFFSET)
+    # An expert is judged on days of its band, where it trades: on all days, most of a
+    # wide-spread expert's fell back (it refuses a tight name) and measured TWAP (a trial).
+    seeds = (
+        validation_band_seeds(
+            EVALUATION_OFFSET, rc.evaluation, cfg.spread_band, cfg.participation_band
+        )
+        if banded
+        else validation_seeds(rc.evaluation, offset=EVALUATION_OFFSET)
+    )
     evaluation = compare(
         {"candidate": rc.out, "base": rc.base_model},
         seeds,
@@ -240,6 +246,12 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
         jobs=rc.jobs,
         schedule=cfg.schedule,  # evaluated around the curve it was trained around
     )
+    if banded:
+        evaluation["days"] = (
+            f"the first {len(seeds)} held-out days from {VALIDATION_SEEDS.start + EVALUATION_OFFSET:,} "
+            f"with a spread in {list(cfg.spread_band)} bps and a participation in "
+            f"{list(cfg.participation_band)}: the expert's band"
+        )
     card["evaluation"] = evaluation
     card["validation"] = {  # the registry's list reads these
         "scenarios": evaluation["episodes"],

@@ -153,6 +153,23 @@ def test_an_expert_s_retrain_card_says_what_it_was_fitted_on_and_by_which_code(
 
 
 @needs_training
+def test_an_expert_is_judged_on_days_of_its_band(tmp_path: Path) -> None:
+    """policy-v13 trades spreads of 5 bps and more; judged on the first held-out days, it
+    fell back on 3 of 4 (tighter names, which it refuses) and measured TWAP (a trial)."""
+    from execution.learning.scenarios import quoted_spread
+
+    approved_model("policy-v13")
+    out = io.StringIO()
+    call_command(
+        "model_retrain", "--from", "policy-v13", *TINY, "--out-dir", str(tmp_path / "m"), stdout=out
+    )
+    ev = ModelVersion.objects.get(name="policy-v13-r1").card["evaluation"]
+    assert ev["seeds"] and all(quoted_spread(s)[1] >= 5.0 for s in ev["seeds"]), ev["seeds"]
+    assert ev["fallbacks"]["base"] == 0  # v13 itself trades them (a tiny candidate's range may not)
+    assert "the expert's band" in ev["days"] and "which days: the first" in out.getvalue()
+
+
+@needs_training
 def test_a_base_changed_on_disk_is_refused_before_training(tmp_path: Path) -> None:
     """A tampered base was retrained, and the card gave the tampered hash as the base's
     (a trial): refused at once, as recommend and approve refuse it."""

@@ -82,6 +82,8 @@ def evaluation_summary(name: str, base: str, ev: dict[str, Any]) -> list[str]:
         + ", ".join(f"{k} {v:.2f}" for k, v in ev["mean_shortfall_bps"].items()),
         f"fell back to TWAP: {name} on {cand} of {n} days, {base} on {prev} of {n} days",
     ]
+    if ev.get("days"):
+        lines.insert(1, f"  which days: {ev['days']}")
     if cand == n:
         lines.append(
             f"{name} fell back to TWAP on every evaluation day: it traded as TWAP, so this "
