@@ -91,6 +91,8 @@ def output_file(option: str, path: Path, *, inputs: Iterable[Path] = ()) -> str:
 
 def output_folder(option: str, path: Path) -> str:
     """Create `path` (and its parents) for a command's outputs; why it cannot be used, or ""."""
+    if path.exists() and not path.is_dir():
+        return f"{option} {path}: is a file, not a folder"  # not "File exists" (a trial)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

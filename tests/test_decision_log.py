@@ -347,6 +347,8 @@ def test_backtest_flag_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert backtest.main([sc, "--strategies", "adaptive", "--decision-log", bad]) == 2
     err = capsys.readouterr().err
     assert f"--decision-log {bad}: cannot create it" in err and "Traceback" not in err
+    assert backtest.main([sc, "--strategies", "adaptive", "--decision-log", str(blocker)]) == 2
+    assert f"--decision-log {blocker}: is a file, not a folder" in capsys.readouterr().err
 
 
 def test_backtest_a_log_that_cannot_be_written_is_an_error(
