@@ -37,6 +37,17 @@ def verify_command() -> tuple[int, str, str]:
     return 0, out.getvalue().strip(), err.getvalue().strip()
 
 
+def test_the_full_head_is_printed_as_expect_takes_it(db) -> None:
+    records = chain()
+    out = StringIO()
+    call_command("audit_verify", "--full-head", stdout=out)
+    filed = out.getvalue().splitlines()[-1].removeprefix("file this head: ")
+    assert filed == f"{records[-1].seq}:{records[-1].hash}"
+    out = StringIO()
+    call_command("audit_verify", "--expect", filed, stdout=out)  # and it checks
+    assert f"filed head of record {records[-1].seq} matches" in out.getvalue()
+
+
 def test_an_intact_chain_verifies(db) -> None:
     records = chain()
     report = audit_chain_verify()

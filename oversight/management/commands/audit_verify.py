@@ -38,6 +38,9 @@ class Command(BaseCommand):
             self.stderr.write(summary)
             raise SystemExit(1)
         self.stdout.write(summary)
+        if options["full_head"] and report.count:
+            # What to file, as --expect takes it: the record number is the count.
+            self.stdout.write(f"file this head: {report.count}:{report.head}")
         if filed is not None:
             problem = filed_head_problem(*filed)
             if problem:
