@@ -250,8 +250,11 @@ class Command(BaseCommand):
                 card=card,
                 metrics=card["evaluation"],
                 note=(
-                    f"retrained from {base.name} on {r['logged_rows']} logged decisions "
-                    f"({r['logged_orders']} orders)"
+                    # What the log did: its orders are some training days' orders (said
+                    # as "on N logged decisions", it read as learned from them, a trial).
+                    f"retrained from {base.name}; {r['logged_orders']} logged orders "
+                    f"({r['logged_rows']} decisions) were the orders of some of its "
+                    "training days"
                 ),
             )
         except ValidationError as e:
