@@ -48,22 +48,27 @@ def arms(
     return out
 
 
-def _episode(task: tuple[Arm, int, Callable[[int], Scenario], float]) -> tuple[float, str]:
+def _episode(
+    task: tuple[Arm, int, Callable[[int], Scenario], float],
+) -> tuple[float, str, float]:
     arm, seed, scenario_for, urgency = task
     params = dict(arm.params)
     if arm.strategy == "adaptive":
         params.setdefault("urgency", urgency)
     r = run_episode(scenario_for(seed), arm.strategy, seed, params)
-    return r.shortfall_bps, r.fallback
+    return r.shortfall_bps, r.fallback, r.fill_rate
 
 
 def _run(
     tasks: Sequence[tuple[Arm, int, Callable[[int], Scenario], float]], jobs: int, chunksize: int
-) -> list[tuple[float, str]]:
+) -> list[tuple[float, str, float]]:
     if jobs > 1:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
             return pool.map(_episode, tasks, chunksize=chunksize)
     return [_episode(t) for t in tasks]
+
+
+FILLED = 0.999  # a baseline's mean fill rate that counts as finishing its orders
 
 
 def compare(
@@ -103,7 +108,11 @@ def compare(
             if k != candidate
         },
     }
-    best = min(baselines, key=lambda b: out["mean_shortfall_bps"][b])
+    out["fill_rate"] = {k: float(np.mean([r[2] for r in rs])) for k, rs in by_arm.items()}
+    # The cheapest baseline that finished its orders: one that leaves shares unfilled
+    # (POV at its rate) pays less only for doing less, and is no yardstick.
+    filling = [b for b in baselines if out["fill_rate"][b] >= FILLED]
+    best = min(filling or baselines, key=lambda b: out["mean_shortfall_bps"][b])
     out["best_baseline"] = best
     return out
 
