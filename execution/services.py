@@ -457,25 +457,24 @@ def order_control_request(
                 errors.update(e.message_dict)
         if "limit_price" in (changes or {}):
             limit, problem = clean_limit((changes or {})["limit_price"], order.instrument.tick_size)
+            if not problem:
+                market = market_price(order.instrument)  # now, not the window's average
+                scopes = order_scopes(
+                    user=user,
+                    instrument=order.instrument,
+                    strategy=order.strategy,
+                    model=order.model_version.name if order.model_version else "",
+                    expert=order.model_expert,
+                )
+                problem = limit_away_problem(
+                    side=order.side, limit_price=limit, market=market, scopes=scopes
+                )
             if problem:
                 errors["limit_price"] = [problem]
+            else:
+                clean["limit_price"] = str(limit) if limit is not None else None
         if errors:
             raise ValidationError(errors)
-        if "limit_price" in (changes or {}):
-            market = market_price(order.instrument)  # now, not the window's average
-            scopes = order_scopes(
-                user=user,
-                instrument=order.instrument,
-                strategy=order.strategy,
-                model=order.model_version.name if order.model_version else "",
-                expert=order.model_expert,
-            )
-            away = limit_away_problem(
-                side=order.side, limit_price=limit, market=market, scopes=scopes
-            )
-            if away:
-                raise ValidationError({"limit_price": [away]})
-            clean["limit_price"] = str(limit) if limit is not None else None
         if not clean:
             raise ValidationError({"changes": ["nothing to amend"]})
     with transaction.atomic():

@@ -6,6 +6,7 @@ bound."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -138,6 +139,7 @@ def validation_band_seeds(offset: int, n: int, band: Band, participation: Band) 
     )
 
 
+@functools.cache  # band_seeds asks at every training iteration; the answer never changes
 def check_bands(band: Band, participation: Band) -> None:
     """ValueError unless enough generated days lie in both bands to train on."""
     if band == NO_BAND and participation == NO_BAND:

@@ -176,6 +176,25 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
         schedule=_schedule_of(base.metadata),
         min_child_qty=_min_child_of(base.metadata),
     )
+    # An expert's range is its band's: the log does not say which rows came from orders
+    # in that band (a gated version's log holds every band), so its features stay out.
+    banded = (cfg.spread_band, cfg.participation_band) != ((0.0, 0.0), (0.0, 0.0))
+    # The evaluation's days are found before training: a band too narrow for them failed
+    # after the whole run, with the file half written (a review). An expert is judged on
+    # days of its band, where it trades: on all days, most of a wide-spread expert's fell
+    # back (it refuses a tight name) and measured TWAP (a trial).
+    try:
+        seeds = (
+            validation_band_seeds(
+                EVALUATION_OFFSET, rc.evaluation, cfg.spread_band, cfg.participation_band
+            )
+            if banded
+            else validation_seeds(rc.evaluation, offset=EVALUATION_OFFSET)
+        )
+    except ValueError as e:
+        raise ValueError(
+            f"--evaluation {rc.evaluation}: {e} (from {EVALUATION_OFFSET:,} on); ask for fewer"
+        ) from None
     runner = trainer.Runner(cfg.jobs, cfg.contexts, cfg.context_share)
     try:
         result = trainer.train(cfg, runner, log=log)
@@ -184,9 +203,6 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
     range_seeds = band_seeds(
         10_000 * cfg.seed + 700_000, cfg.range_episodes, cfg.spread_band, cfg.participation_band
     )
-    # An expert's range is its band's: the log does not say which rows came from orders
-    # in that band (a gated version's log holds every band), so its features stay out.
-    banded = (cfg.spread_band, cfg.participation_band) != ((0.0, 0.0), (0.0, 0.0))
     range_rows = None if banded else exp.raw_features
     training_range = trainer.fit_training_range(
         result.theta, cfg, range_seeds, extra_rows=range_rows
@@ -229,15 +245,6 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
         run_policy(env, trainer.NumpyPolicy(result.theta, cfg.hidden), s, record=held)
     card["onnx_vs_torch_max_abs_diff"] = trainer.onnx_agreement(
         result.theta, cfg, rc.out, np.stack(held).astype(np.float32)
-    )
-    # An expert is judged on days of its band, where it trades: on all days, most of a
-    # wide-spread expert's fell back (it refuses a tight name) and measured TWAP (a trial).
-    seeds = (
-        validation_band_seeds(
-            EVALUATION_OFFSET, rc.evaluation, cfg.spread_band, cfg.participation_band
-        )
-        if banded
-        else validation_seeds(rc.evaluation, offset=EVALUATION_OFFSET)
     )
     evaluation = compare(
         {"candidate": rc.out, "base": rc.base_model},

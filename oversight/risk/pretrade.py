@@ -274,7 +274,14 @@ def breaches(
     # self-matching either). Blocked, so a second person looks before it goes.
     other = (
         ParentOrder.objects.filter(
-            owner_id=user.pk, instrument=instrument, status__in=OPEN, filled_qty__lt=F("quantity")
+            owner_id=user.pk,
+            instrument=instrument,
+            status__in=OPEN,
+            filled_qty__lt=F("quantity"),
+            # Only orders whose windows overlap can meet: a morning buy and an afternoon
+            # sell entered together are a round trip, not a wash (a review).
+            start_minute__lt=end_minute,
+            end_minute__gt=start_minute,
         )
         .exclude(side=side)
         .order_by("pk")

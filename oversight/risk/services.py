@@ -663,6 +663,9 @@ def override_request(*, user: Any, order_id: int, reason: str) -> Override:
         if Override.objects.filter(order=order, status=Override.PENDING).exists():
             raise ValidationError(f"an override for order {order.pk} is already pending")
         codes = [c.split(":")[0] for c in order.status_reason.split("; ") if c]
+        # And what it breaches now: the reason is cut at 255 characters, and a long one
+        # lost its last code, so the grant always failed on it (a review).
+        codes += [f.code.value for f in _findings_now(order)[1] if f.code.value not in codes]
         ov = Override.objects.create(
             order=order,
             codes=codes,
@@ -682,10 +685,8 @@ def override_request(*, user: Any, order_id: int, reason: str) -> Override:
     return ov
 
 
-def _recheck_blocked(order: Any, ov: Override) -> None:
-    """The override covers the breaches it was asked for, as things stood then. Checked
-    again now: a kill switch or restriction since, or a limit the order now breaches as
-    well (the desk's day filled up meanwhile), keeps it blocked, and says which."""
+def _findings_now(order: Any) -> tuple[list[Any], list[Any]]:
+    """What would refuse the order now (no override helps) and what it breaches now."""
     scopes = order_scopes(
         user=order.owner,
         instrument=order.instrument,
@@ -698,24 +699,34 @@ def _recheck_blocked(order: Any, ov: Override) -> None:
         user=order.owner, instrument=order.instrument, side=order.side,
         quantity=order.quantity, scopes=scopes,
     )  # fmt: skip
-    if now_refused:
-        raise ValidationError(
-            f"order {order.pk} cannot go to the market now: "
-            + "; ".join(str(f) for f in now_refused)
-        )
     found = breaches(
         user=order.owner, instrument=order.instrument, side=order.side,
         quantity=order.quantity, limit_price=order.limit_price,
         start_minute=order.start_minute, end_minute=order.end_minute, scopes=scopes,
         order_id=order.pk,
     )  # fmt: skip
-    new = [f for f in found if f.code.value not in ov.codes]
-    if new:
+    return now_refused, found
+
+
+def _recheck_blocked(order: Any, ov: Override) -> str:
+    """The override covers the breaches it was asked for, as things stood then. Checked
+    again now: a kill switch or restriction since refuses (ValidationError); a limit the
+    order now breaches as well (the desk's day filled up meanwhile, an opposite order of
+    its trader's) is returned, said, for the caller to lapse the request."""
+    now_refused, found = _findings_now(order)
+    if now_refused:
         raise ValidationError(
-            f"since override {ov.pk} was asked for, order {order.pk} also breaches: "
-            + "; ".join(str(f) for f in new)
-            + ". It stays blocked; the trader may ask again for all of them"
+            f"order {order.pk} cannot go to the market now: "
+            + "; ".join(str(f) for f in now_refused)
         )
+    new = [f for f in found if f.code.value not in ov.codes]
+    if not new:
+        return ""
+    return (
+        f"since override {ov.pk} was asked for, order {order.pk} also breaches: "
+        + "; ".join(str(f) for f in new)
+        + ". It stays blocked and this request has lapsed; ask again: a new request covers all of them"
+    )
 
 
 def override_grant(
@@ -763,7 +774,15 @@ def override_grant(
         elif order.status != BLOCKED:
             raise ValidationError(f"order {order.pk} is no longer blocked")
         else:
-            _override_release(user, ov, order, minutes, note)
+            lapsed = _recheck_blocked(order, ov)
+            if lapsed:
+                # Ended, so that a new request may be made for every breach (with this one
+                # pending, "ask again" met "already pending": a review).
+                ov.status, ov.decision_note = Override.REJECTED, f"lapsed: {lapsed}"[:2000]
+                ov.save(update_fields=["status", "decision_note"])
+                audit_record(actor=user, action="override.lapse", obj=ov, reason=lapsed)
+            else:
+                _override_release(user, ov, order, minutes, note)
     if lapsed:
         raise ValidationError(lapsed)
     return ov
@@ -783,7 +802,6 @@ def _override_release(user: Any, ov: Override, order: Any, minutes: int, note: s
             f"{session_clock(clock * 60, ms=False)}: there is nothing left to release; "
             "its trader may enter a new order"
         )
-    _recheck_blocked(order, ov)
     now = timezone.now()
     ov.status, ov.granted_by, ov.granted_at = Override.GRANTED, user, now
     ov.expires_at, ov.decision_note = now + timedelta(minutes=int(minutes)), note

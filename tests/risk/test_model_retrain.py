@@ -170,6 +170,17 @@ def test_an_expert_is_judged_on_days_of_its_band(tmp_path: Path) -> None:
 
 
 @needs_training
+def test_too_few_band_days_for_the_evaluation_is_said_before_training(tmp_path: Path) -> None:
+    """It raised after the whole training run, a traceback, with the file half written (a
+    review)."""
+    approved_model("policy-v13")
+    args = [*TINY[: TINY.index("--evaluation")], "--evaluation", "30000", "--jobs", "1"]
+    with pytest.raises(CommandError, match=r"--evaluation 30000: only \d+ validation days"):
+        call_command("model_retrain", "--from", "policy-v13", *args, "--out-dir", str(tmp_path))
+    assert not list(tmp_path.rglob("*.onnx"))
+
+
+@needs_training
 def test_a_base_changed_on_disk_is_refused_before_training(tmp_path: Path) -> None:
     """A tampered base was retrained, and the card gave the tampered hash as the base's
     (a trial): refused at once, as recommend and approve refuse it."""

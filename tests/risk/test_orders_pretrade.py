@@ -105,6 +105,9 @@ def test_an_order_against_ones_own_open_order_is_blocked_as_a_possible_wash_trad
         "still open: this sell could trade against it"
     )
     assert submit(bob, instrument, side="sell", quantity=5_000).status == "NEW"  # not his
+    # A window that begins after the buy's ends cannot meet it.
+    later = submit(alice, instrument, side="sell", quantity=5_002, start_minute=30, end_minute=60)
+    assert later.status == "NEW"
     assert submit(alice, instrument, quantity=7_000).status == "NEW"  # the same side
     ParentOrder.objects.filter(pk=buy.pk).update(status="FILLED", filled_qty=20_000)
     ParentOrder.objects.filter(owner=alice, quantity=7_000).update(status="CANCELED")
@@ -207,7 +210,14 @@ def test_an_override_is_checked_again_when_granted(
     with pytest.raises(ValidationError, match="also breaches: MAX_ORDER_NOTIONAL"):
         override_grant(user=rita, override_id=ov.pk)
     order.refresh_from_db()
-    assert order.status == "BLOCKED" and Override.objects.get(pk=ov.pk).status == "PENDING"
+    # The request lapses, so that a new one may cover both (with it pending, "ask again"
+    # met "already pending", and the order could never be released: a review).
+    assert order.status == "BLOCKED" and Override.objects.get(pk=ov.pk).status == "REJECTED"
+    again = override_request(user=alice, order_id=order.pk, reason="both, knowingly")
+    assert set(again.codes) == {"MAX_ORDER_QTY", "MAX_ORDER_NOTIONAL"}
+    override_grant(user=rita, override_id=again.pk)
+    order.refresh_from_db()
+    assert order.status == "NEW"
 
 
 def test_a_refused_override_rejects_the_order_and_traders_cannot_grant(

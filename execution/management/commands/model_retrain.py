@@ -240,7 +240,7 @@ class Command(BaseCommand):
             card = retrain(rc, log=sys.stderr)
         except DecisionLogError as e:
             raise CommandError(f"decision log: {e}") from None
-        except GatedBase as e:
+        except (GatedBase, ValueError) as e:  # a band too narrow for --evaluation, too
             raise CommandError(str(e)) from None
         r = card["retrain"]
         try:
