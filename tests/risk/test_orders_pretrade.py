@@ -220,6 +220,26 @@ def test_an_override_is_checked_again_when_granted(
     assert order.status == "NEW"
 
 
+def test_an_override_asks_for_every_breach_even_past_the_cut_reason(
+    alice: User, rita: User, instrument: Instrument
+) -> None:
+    """A blocked order's reason is cut at 255 characters; with five breaches the last code
+    was lost from the request, and the grant always failed on it (a review)."""
+    submit(alice, instrument, side="sell", quantity=1_000)
+    for metric, value in (("max_order_qty", 10), ("max_order_notional", 10),
+                          ("max_participation_pct", 0.001), ("daily_notional", 10)):  # fmt: skip
+        set_limit(metric, value)
+    submit(alice, instrument)  # blocked too; the next is its duplicate
+    order = submit(alice, instrument)
+    assert order.status == "BLOCKED" and len(order.status_reason) == 255
+    assert "OPPOSITE_SIDE_WORKING" not in order.status_reason  # cut off
+    ov = override_request(user=alice, order_id=order.pk, reason="all of them, knowingly")
+    assert "OPPOSITE_SIDE_WORKING" in ov.codes
+    override_grant(user=rita, override_id=ov.pk)
+    order.refresh_from_db()
+    assert order.status == "NEW"
+
+
 def test_a_refused_override_rejects_the_order_and_traders_cannot_grant(
     alice: User, bob: User, rita: User, instrument: Instrument
 ) -> None:

@@ -182,6 +182,14 @@ def test_an_amend_names_every_bad_field_at_once(alice, instrument) -> None:
     assert sorted(errors) == ["limit_price", "param_decision_interval_s", "quantity"], errors
     assert errors["limit_price"] == ["must be a price"]
     assert not ControlRequest.objects.exists()
+    # A limit that parses but the price collar refuses is said with the others too.
+    from tests.personas import set_limit
+
+    set_limit("price_collar_bps", 50)
+    resp = control(
+        client_for(alice), order, action="amend", param_quantity="abc", param_limit_price="1.00"
+    )
+    assert sorted(resp.json()["errors"]) == ["limit_price", "quantity"], resp.json()
 
 
 def test_a_blocked_order_cancelled_says_it_is_canceled_now(alice, instrument) -> None:
