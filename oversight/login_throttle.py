@@ -110,6 +110,16 @@ def login_succeeded(attempt: Attempt) -> None:
     _delete(LoginFailures.objects.filter(username=attempt.username, device=attempt.device))
 
 
+def locked_rows(now: datetime | None = None) -> QuerySet[LoginFailures]:
+    """The counts that lock their name now: held, or locked until later."""
+    return LoginFailures.objects.filter(Q(held=True) | Q(locked_until__gt=now or timezone.now()))
+
+
+def is_locked(username: str) -> bool:
+    """Whether any browser's count locks the name now."""
+    return locked_rows().filter(username=username[:150]).exists()
+
+
 def login_locks(username: str) -> list[dict[str, Any]]:
     """Every count on the name, every browser's, as the trail and the Users page say it:
     ``locked_until`` is "until unlocked", an ISO time, or None when it is not locked."""
@@ -235,11 +245,8 @@ def device_of(request: HttpRequest | None, username: str) -> str:
     """The device id this browser holds for ``username``, or "" if it holds none, or one
     from before the user's password last changed: a copied cookie is of no use to its
     thief once the password is reset (a review)."""
-    entry = _devices(request).get(username[:150])
-    if not (isinstance(entry, list) and len(entry) == 2):
-        return ""
-    device, seal = entry
-    if not (isinstance(device, str) and 0 < len(device) <= 32 and isinstance(seal, str)):
+    device, seal = _device_entry(request, username)
+    if not device:
         return ""
     user = get_user_model().objects.filter(username=username[:150]).first()
     return device if user is not None and constant_time_compare(seal, _seal(user)) else ""
@@ -265,10 +272,17 @@ def device_cookie_renewed(request: HttpRequest, response: HttpResponse, user: An
     """After the user changed their own password on this browser: it stays known to them
     (sealed anew, its own count kept). Otherwise the new password made it a stranger's,
     lockable by whoever was guessing, which is when a user changes it (a trial)."""
-    entry = _devices(request).get(user.get_username())
-    device = entry[0] if isinstance(entry, list) and len(entry) == 2 else ""
-    ok = isinstance(device, str) and 0 < len(device) <= 32
-    device_cookie_set(request, response, user, device if ok else "")
+    device_cookie_set(request, response, user, _device_entry(request, user.get_username())[0])
+
+
+def _device_entry(request: HttpRequest | None, username: str) -> tuple[str, str]:
+    """The (device id, seal) this browser's cookie holds for the name, or ("", "")."""
+    entry = _devices(request).get(username[:150])
+    if isinstance(entry, list) and len(entry) == 2:
+        device, seal = entry
+        if isinstance(device, str) and 0 < len(device) <= 32 and isinstance(seal, str):
+            return device, seal
+    return "", ""
 
 
 def _devices(request: HttpRequest | None) -> dict[str, Any]:

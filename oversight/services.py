@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from oversight.audit import audit_record, services_recording
-from oversight.login_throttle import locks_cleared, login_locks
+from oversight.login_throttle import is_locked, locks_cleared
 from oversight.models import PasswordChangeDue
 from oversight.reasons import reason_given
 from oversight.risk.notify import user_sockets_close
@@ -211,7 +211,7 @@ def user_login_unlock(*, actor: Any, user: Any, reason: str = "", request_id: st
     with transaction.atomic(), services_recording():
         user = _lock(user)
         name = user.get_username()
-        if not any(w["locked_until"] for w in login_locks(name)):
+        if not is_locked(name):
             raise ValidationError(f"{name} is not locked")
         if user.pk == actor.pk:
             raise ValidationError("another admin unlocks your login")

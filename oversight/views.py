@@ -15,7 +15,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -33,8 +33,13 @@ from oversight.forms import (
     UserCreateForm,
     UserRoleForm,
 )
-from oversight.login_throttle import device_cookie_renewed, device_cookie_set, login_succeeded
-from oversight.models import AuditRecord, LoginFailures
+from oversight.login_throttle import (
+    device_cookie_renewed,
+    device_cookie_set,
+    locked_rows,
+    login_succeeded,
+)
+from oversight.models import AuditRecord
 from oversight.password_due import password_due
 from oversight.risk.answers import KEPT, kept_form
 from oversight.risk.notify import session_sockets_close
@@ -302,9 +307,9 @@ def _users_page(request: HttpRequest, form: UserCreateForm, *, status: int = 200
 
     desks = dict(DeskMembership.objects.values_list("user_id", "desk__name"))
     locks: dict[str, list[str]] = {}
-    for name, until, held, device in LoginFailures.objects.filter(
-        Q(locked_until__gt=timezone.now()) | Q(held=True)
-    ).values_list("username", "locked_until", "held", "device"):
+    for name, until, held, device in locked_rows().values_list(
+        "username", "locked_until", "held", "device"
+    ):
         when = "until unlocked" if held else f"until {until:%H:%M:%S} UTC"
         where = "on a browser of theirs" if device else "for browsers they have not used"
         locks.setdefault(name, []).append(f"{when} {where}")

@@ -665,7 +665,8 @@ def override_request(*, user: Any, order_id: int, reason: str) -> Override:
         codes = [c.split(":")[0] for c in order.status_reason.split("; ") if c]
         # And what it breaches now: the reason is cut at 255 characters, and a long one
         # lost its last code, so the grant always failed on it (a review).
-        codes += [f.code.value for f in _findings_now(order)[1] if f.code.value not in codes]
+        now = _findings_now(order, lock=False)[1]  # read only: the grant checks again, locked
+        codes += [f.code.value for f in now if f.code.value not in codes]
         ov = Override.objects.create(
             order=order,
             codes=codes,
@@ -685,8 +686,9 @@ def override_request(*, user: Any, order_id: int, reason: str) -> Override:
     return ov
 
 
-def _findings_now(order: Any) -> tuple[list[Any], list[Any]]:
-    """What would refuse the order now (no override helps) and what it breaches now."""
+def _findings_now(order: Any, *, lock: bool = True) -> tuple[list[Any], list[Any]]:
+    """What would refuse the order now (no override helps) and what it breaches now
+    (`lock`: the daily-notional limit rows locked, as a release needs)."""
     scopes = order_scopes(
         user=order.owner,
         instrument=order.instrument,
@@ -703,7 +705,7 @@ def _findings_now(order: Any) -> tuple[list[Any], list[Any]]:
         user=order.owner, instrument=order.instrument, side=order.side,
         quantity=order.quantity, limit_price=order.limit_price,
         start_minute=order.start_minute, end_minute=order.end_minute, scopes=scopes,
-        order_id=order.pk,
+        order_id=order.pk, lock=lock,
     )  # fmt: skip
     return now_refused, found
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from oversight.audit import audit_record
-from oversight.login_throttle import locks_cleared, login_locks
-from oversight.reasons import REASON_MAX
+from oversight.login_throttle import is_locked, locks_cleared
+from oversight.reasons import reason_given
 
 
 class Command(BaseCommand):
@@ -24,13 +25,15 @@ class Command(BaseCommand):
         parser.add_argument("--reason", required=True, help="why: recorded with the unlock")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        name, reason = options["username"], options["reason"].strip()
-        if not reason:
-            raise CommandError("--reason: say why; the unlock is recorded with its reason")
-        if len(reason) > REASON_MAX:
-            raise CommandError(f"--reason: at most {REASON_MAX} characters, got {len(reason)}")
+        name = options["username"]
+        try:
+            reason = reason_given(
+                options["reason"], "say why; the unlock is recorded with its reason"
+            )
+        except ValidationError as e:
+            raise CommandError(f"--reason: {e.messages[0]}") from None
         with transaction.atomic():
-            if not any(w["locked_until"] for w in login_locks(name)):
+            if not is_locked(name):
                 raise CommandError(f"{name!r} is not locked")
             user = get_user_model().objects.filter(username=name).first()
             audit_record(
