@@ -58,6 +58,7 @@ from execution.sim.scenario import ScenarioError, parse_scenario
 from execution.templatetags.desk_format import price
 from execution.worker import sessions_reap
 from execution.worker_risk import RISK_DENIALS
+from oversight.risk.models import RiskException
 from oversight.risk.pretrade import (
     breaches,
     limit_away_problem,
@@ -74,6 +75,8 @@ BLOTTER_ROWS = 200
 # rest, up to this many; the order page has them all. A busy order has thousands, and the
 # blotter drew every one (613 KB of HTML for 18 orders).
 SUB_ROWS = 50
+# Exceptions shown on an order's page, newest first; the console has every one.
+ORDER_EXCEPTIONS = 20
 WORKING_CHILD = ("SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL")
 
 
@@ -805,8 +808,15 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "config": config,
             "controls": ControlRequest.objects.filter(parent=order).select_related("requested_by"),
             "expert": _expert_of(order),
+            "exceptions": _exceptions_of(order),
         },
     )
+
+
+def _exceptions_of(order: ParentOrder) -> list[Any]:
+    """The exceptions raised about this order, newest first, in full: the status line keeps
+    only 255 characters of a fallback's reason, the exception keeps all of it (a note)."""
+    return list(RiskException.objects.filter(order=order).order_by("-id")[:ORDER_EXCEPTIONS])
 
 
 def _expert_of(order: ParentOrder) -> dict[str, Any] | None:

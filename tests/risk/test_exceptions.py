@@ -10,6 +10,7 @@ from functools import partial
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils import timezone
 
 from execution.algos.base import REGISTRY, Action, DecisionView
@@ -26,7 +27,7 @@ from oversight.risk.services import (
     exceptions_escalate,
 )
 from tests import stepping
-from tests.personas import demo_instrument
+from tests.personas import client_for, demo_instrument
 from tests.risk.conftest import set_limit
 from tests.stepping import worker
 
@@ -63,6 +64,37 @@ def test_a_failing_strategy_falls_back_and_raises_a_critical(
     (e,) = raised("STRATEGY_FAILURE")
     assert e.severity == "CRITICAL" and e.order_id == order.pk and "NaN" in e.detail
     w.release()
+
+
+class BrokenAtLength(TWAP):
+    name = "broken_long"
+    WHY = "model output is NaN at " + ", ".join(f"feature {i} out of range" for i in range(20))
+
+    def decide(self, view: DecisionView) -> list[Action]:
+        if view.filled_qty > 0:
+            raise FloatingPointError(self.WHY)
+        return super().decide(view)
+
+
+def test_the_order_page_gives_a_fallback_s_whole_reason(
+    alice: User, rita: User, instrument: Instrument, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The status line keeps 255 characters; a reason longer than that is on the order's
+    # page in full, through the exception, for its trader and for risk.
+    monkeypatch.setitem(REGISTRY.strategies, "broken_long", BrokenAtLength)
+    assert len(BrokenAtLength.WHY) > 300
+    order = submit(alice, instrument, strategy="broken_long")
+    w = worker(instrument)
+    run_to(w, 5 * 60)
+    w.release()
+    order.refresh_from_db()
+    assert order.fallback_strategy == "twap" and BrokenAtLength.WHY not in order.status_reason
+    page = client_for(alice).get(reverse("order_detail", args=[order.pk])).content.decode()
+    (e,) = raised("STRATEGY_FAILURE")
+    assert BrokenAtLength.WHY in page and f'data-exception="{e.pk}"' in page
+    assert "on the console" not in page  # a trader has no console to go to
+    page = client_for(rita).get(reverse("order_detail", args=[order.pk])).content.decode()
+    assert BrokenAtLength.WHY in page and f"#exc-{e.pk}" in page
 
 
 def test_denied_children_and_an_order_behind_schedule_are_raised(
