@@ -8,11 +8,15 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 
-from execution.algos.registry import strategy_names
+from execution.algos.registry import strategy_class, strategy_names
 from execution.models import Instrument, ModelVersion, ParentOrder
 from oversight.roles import VIEW_ALL_ORDERS
 
 FILTER_KEYS = ("trader", "instrument", "strategy", "model", "side")
+
+
+def _takes_a_model(strategy: str) -> bool:
+    return any(p.name == "model" for p in strategy_class(strategy).schema())
 
 
 class TcaFilterForm(forms.Form):
@@ -108,6 +112,13 @@ class TcaFilterForm(forms.Form):
             # page answered with the trader's own as if filtered (a trial).
             raise forms.ValidationError(
                 f"you see only your own orders, not trader “{typed.strip()[:64]}”'s"
+            )
+        strategy, model = data.get("strategy"), data.get("model")
+        if strategy and model and not _takes_a_model(strategy):
+            # Always empty, and "no finished orders match" did not say why (a note).
+            raise forms.ValidationError(
+                f"{strategy.upper()} orders trade without a model: a model version filters "
+                "adaptive orders only"
             )
         return data
 

@@ -340,6 +340,12 @@ def test_adaptive_orders_are_summarised_by_model_version_and_can_be_filtered_by_
     assert rows_of(client_for(alice).get(URL, {"model": " POLICY-V2 "})) == [b.pk]
     bad = client_for(alice).get(URL, {"model": "policy-v9"}).content.decode()
     assert "there is no model version “policy-v9” with orders" in bad
+    # A model with a strategy that has none is always empty: said, not "no orders match".
+    both = client_for(alice).get(URL, {"model": "policy-v2", "strategy": "twap"})
+    assert both.status_code == 400 and "TWAP orders trade without a model" in both.content.decode()
+    assert rows_of(client_for(alice).get(URL, {"model": "policy-v2", "strategy": "adaptive"})) == [
+        b.pk
+    ]
     # A gated version's orders, by the expert that traded each (recorded at entry).
     v14 = approved_model("policy-v14")
     c = finished(
