@@ -88,6 +88,13 @@ class AuditFilterForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        unknown = sorted(k for k in self.data if k not in self.fields and k != "page")
+        if unknown:
+            # Ignored, it listed the whole trail as if filtered (as TCA's ?expert= did).
+            raise forms.ValidationError(
+                f"“{unknown[0][:40]}” is not a filter here; the filters are "
+                f"{', '.join(self.fields)}"
+            )
         since, until = data.get("since"), data.get("until")
         if since is not None and until is not None and since > until:
             self.add_error("until", "“To” is before “From”")

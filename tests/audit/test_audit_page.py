@@ -106,6 +106,8 @@ def test_time_range_is_utc_to_the_millisecond(adam, trail) -> None:
         ({"object_id": "１２"}, "is not an object id"),
         # In range before its offset is applied, not after (a trial read "not a date").
         ({"since": "9999-12-31T23:59:59-01:00"}, "is out of range"),
+        # An unknown key was ignored, and the whole trail listed as if filtered.
+        ({"actor": "risk"}, "“actor” is not a filter here; the filters are user, action"),
     ],
 )
 def test_bad_filters_say_so_and_list_nothing(adam, trail, query, message) -> None:
