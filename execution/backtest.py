@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from execution.algos.adaptive import (
+    SMALL_ORDER_LOTS,
     ModelUnavailable,
     load_policy,
     load_policy_predictor,
@@ -452,7 +453,31 @@ def summarise(plan: ScenarioRun, run: StrategyRun) -> dict[str, Any]:
         "elapsed_s": math.fsum(r.elapsed_s for r in results),
         "fallbacks": sum(1 for r in results if r.fallback),
         "fallback_reasons": fallback_reasons(results),
+        **(
+            {"by_curve_alone": by_curve_alone(plan.scenario.order.quantity, run.params)}
+            if run.strategy == "adaptive"
+            else {}
+        ),
     }
+
+
+def by_curve_alone(quantity: int, params: Mapping[str, Any]) -> bool:
+    """Whether an adaptive order this size is worked along its curve without the model
+    (Adaptive.by_curve_alone): its figures are then not the model's (a note: a 100-share
+    order showed 0.00 bps under the model's name)."""
+    return quantity < SMALL_ORDER_LOTS * int(params["min_child_qty"])
+
+
+def curve_alone_note(plan: ScenarioRun, run: StrategyRun) -> str | None:
+    qty = plan.scenario.order.quantity
+    if run.strategy != "adaptive" or not by_curve_alone(qty, run.params):
+        return None
+    lot = int(run.params["min_child_qty"])
+    return (
+        f"{run.strategy}: {qty:,} sh is under {SMALL_ORDER_LOTS} lots of {lot:,}, so it was "
+        "worked along its curve at the midpoint, without the model: these are not the "
+        "model's figures"
+    )
 
 
 def spread_band(model: str) -> tuple[float, float] | None:
@@ -572,6 +597,7 @@ def format_table(plan: ScenarioRun) -> str:
 
     lines = [scenario_header(plan), line(_COLUMNS), *(line(r) for r in rows)]
     lines.extend(note for run in plan.runs if (note := fallback_note(run)) is not None)
+    lines.extend(note for run in plan.runs if (note := curve_alone_note(plan, run)) is not None)
     if not all(r.requested for r in plan.runs):
         lines.append(f"* {BASELINE} was not requested: run only as the baseline of 'vs TWAP'.")
     return "\n".join(lines)

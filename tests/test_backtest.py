@@ -45,7 +45,7 @@ REQUIRED_KEYS = {
     "fallbacks",
     "fallback_reasons",
 }
-OPTIONAL_KEYS = {"paired_vs_twap_bps", "scenario_file", "model_sha256"}
+OPTIONAL_KEYS = {"paired_vs_twap_bps", "scenario_file", "model_sha256", "by_curve_alone"}
 
 
 def run_main(
@@ -549,6 +549,25 @@ def test_the_results_name_the_models_bytes_and_an_expert_outside_its_band_is_sai
         "adaptive", "--model", "policy-v8", "--episodes", "1",
     )  # fmt: skip
     assert "trained only for" not in err  # inside its band: nothing to say
+
+
+def test_an_adaptive_order_too_small_for_the_model_is_said_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Under 5 lots the order is worked along its curve without the model; a 100-share
+    order showed 0.00 bps on every day under the model's name without a word (a note)."""
+    small = json.loads(Path(MIDCAP).read_text())
+    small["order"]["quantity"] = 300
+    path = tmp_path / "small.json"
+    path.write_text(json.dumps(small))
+    results, out, _ = run_main(
+        capsys, tmp_path, str(path), MIDCAP, "--strategies", "twap,adaptive", "--episodes", "1"
+    )
+    twap, tiny, _, whole = results
+    assert tiny["by_curve_alone"] is True and whole["by_curve_alone"] is False
+    assert "by_curve_alone" not in twap
+    assert "adaptive: 300 sh is under 5 lots of 100, so it was worked along its curve" in out
+    assert out.count("without the model") == 1
 
 
 def test_a_scenario_file_with_a_byte_order_mark_is_read(
