@@ -40,6 +40,7 @@ from execution.algos.adaptive import (
     load_policy_predictor,
     policy_checked,
     resolve_model,
+    too_small_for_the_model,
 )
 from execution.algos.base import quoted_spread_bps
 from execution.algos.params import ParamError, validate_params
@@ -465,7 +466,7 @@ def by_curve_alone(quantity: int, params: Mapping[str, Any]) -> bool:
     """Whether an adaptive order this size is worked along its curve without the model
     (Adaptive.by_curve_alone): its figures are then not the model's (a note: a 100-share
     order showed 0.00 bps under the model's name)."""
-    return quantity < SMALL_ORDER_LOTS * int(params["min_child_qty"])
+    return too_small_for_the_model(quantity, int(params["min_child_qty"]))
 
 
 def curve_alone_note(plan: ScenarioRun, run: StrategyRun) -> str | None:

@@ -35,6 +35,7 @@ from execution.algos.adaptive import (
     load_policy,
     policy_checked,
     shipped_models,
+    too_small_for_the_model,
 )
 from execution.algos.base import quoted_spread_bps
 from execution.learning.bands import UNREADABLE_BAND, card_spread_band
@@ -251,7 +252,7 @@ def ticket_model_words(
             f", traded by its expert {expert['model']} (for a spread of {band}; "
             f"{instrument.symbol} quotes {expert['spread_bps']:.2f} bps)"
         )
-    if quantity < SMALL_ORDER_LOTS * lot:
+    if too_small_for_the_model(quantity, lot):
         words += (
             f"; under {SMALL_ORDER_LOTS} lots of {lot:,} shares the order is worked along "
             "its curve without the model"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery
 
+from execution.algos.adaptive import SMALL_ORDER_LOTS, too_small_for_the_model
+from execution.algos.registry import strategy_class
 from execution.engine.engine import ENDED_PAUSED
 from execution.engine.orders import ParentStatus
 from execution.models import OrderEvent, ParentOrder
@@ -15,6 +18,7 @@ from tca.summary import OrderFacts, OrderResult, order_result
 
 FINISHED = (ParentStatus.FILLED.value, ParentStatus.CANCELED.value, ParentStatus.EXPIRED.value)
 TCA_ROWS = 500  # newest first; the page says when there are more
+CURVE_ALONE = f"its curve, no model (under {SMALL_ORDER_LOTS} lots)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +96,28 @@ def order_facts(order: ParentOrder) -> OrderFacts:
             and final.get("reason") == ENDED_PAUSED
         ),
         fallback=order.fallback_strategy or "",
-        # A gated version's rows are split by the expert that traded (how did v13 do?).
-        model=(
-            order.model_version.name + (f" · {order.model_expert}" if order.model_expert else "")
-            if order.model_version is not None
-            else ""
-        ),
+        model=_model_label(order),
     )
+
+
+@cache
+def _default_lot() -> int:
+    (spec,) = (p for p in strategy_class("adaptive").schema() if p.name == "min_child_qty")
+    return int(spec.default)
+
+
+def _model_label(order: ParentOrder) -> str:
+    """What traded the order: its version and, for a gated one, the expert (how did v13
+    do?); an order too small for the model says so, not the model's name (a note: such
+    orders showed 0.00 bps under it)."""
+    if order.model_version is None:
+        return ""
+    # Entered params are stored whole (defaults filled in); the schema's default is for
+    # a row that lacks the key.
+    lot = int((order.params or {}).get("min_child_qty") or _default_lot())
+    if too_small_for_the_model(order.quantity, lot):
+        return f"{order.model_version.name} · {CURVE_ALONE}"
+    return order.model_version.name + (f" · {order.model_expert}" if order.model_expert else "")
 
 
 def tca_rows(*, user: Any, limit: int, **filters: str) -> tuple[list[TcaRow], bool]:

@@ -58,6 +58,14 @@ MODES = ("passive", "midpoint", "take")
 ACTION_DIM = 1 + len(MODES) + 1
 MAX_PACE = 3.0  # the pace multiplier lies in [1/MAX_PACE, MAX_PACE]
 SMALL_ORDER_LOTS = 5  # smaller orders are worked by the curve alone (Adaptive.by_curve_alone)
+
+
+def too_small_for_the_model(quantity: int, lot: int) -> bool:
+    """Whether an order this size is worked along its curve without the model: the
+    strategy, the ticket, the backtest's table and TCA ask the same question."""
+    return quantity < SMALL_ORDER_LOTS * lot
+
+
 _LOG_MAX_PACE = math.log(MAX_PACE)
 
 Vector = npt.NDArray[np.float32]
@@ -484,8 +492,8 @@ class Adaptive(Strategy):
         policy has almost nothing to choose, and a first lot puts the order further ahead
         of its schedule than any training day did (a trial: 13 of 27 orders of 110-250
         shares fell back to TWAP with a critical alert each)."""
-        return not self.external and self.ctx.qty < SMALL_ORDER_LOTS * int(
-            self.params["min_child_qty"]
+        return not self.external and too_small_for_the_model(
+            self.ctx.qty, int(self.params["min_child_qty"])
         )
 
     def _decide(self, view: DecisionView) -> list[Action]:

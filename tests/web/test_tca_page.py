@@ -354,6 +354,17 @@ def test_adaptive_orders_are_summarised_by_model_version_and_can_be_filtered_by_
     page = client_for(alice).get(URL).content.decode()
     assert '<tr data-strategy="adaptive" data-model="policy-v14 · policy-v13">' in page
     assert rows_of(client_for(alice).get(URL, {"model": "policy-v13"})) == [c.pk]
+    # Under 5 lots the model does not trade the order: its figures are not the model's.
+    tiny = finished(
+        alice, instrument, strategy="adaptive", model_version=v14, model_expert="policy-v8",
+        quantity=300, filled_qty=300, params={"min_child_qty": 100},
+    )  # fmt: skip
+    page = client_for(alice).get(URL).content.decode()
+    label = "policy-v14 · its curve, no model (under 5 lots)"
+    assert f'<tr data-strategy="adaptive" data-model="{label}">' in page
+    assert '<tr data-strategy="adaptive" data-model="policy-v14 · policy-v8">' not in page
+    row = page.split(f'id="tca-{tiny.pk}"')[1].split("</tr>")[0]
+    assert label in row
     lines = list(csv.reader(io.StringIO(b"".join(client_for(alice).get(EXPORT)).decode())))
     rows = {r["order_id"]: r for r in (dict(zip(CSV_COLUMNS, x, strict=True)) for x in lines[1:])}
     assert (rows[str(c.pk)]["model_version"], rows[str(c.pk)]["model_expert"]) == (
