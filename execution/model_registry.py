@@ -429,7 +429,7 @@ def _require_approver(user: Any, what: str) -> None:
 
 def _locked(version_id: int) -> ModelVersion:
     try:
-        return ModelVersion.objects.select_for_update().get(pk=version_id)
+        return ModelVersion.objects.select_for_update(no_key=True).get(pk=version_id)
     except ModelVersion.DoesNotExist:
         # Not a validation problem but a missing object: the screens answer 404 with this.
         raise ModelVersion.DoesNotExist(f"there is no model version {version_id}") from None
@@ -709,7 +709,7 @@ def designation_json(d: ModelDefault) -> dict[str, Any]:
 def _designation_locked(designation_id: int) -> ModelDefault:
     try:
         return (
-            ModelDefault.objects.select_for_update()
+            ModelDefault.objects.select_for_update(no_key=True)
             .select_related("version")
             .get(pk=designation_id)
         )
@@ -745,7 +745,9 @@ def model_default_propose(*, user: Any, version_id: int, reason: str) -> ModelDe
         current = designated_default()
         if current is not None and current.version_id == mv.pk:
             raise ValidationError(f"{mv.name} is already the default")
-        replaced = ModelDefault.objects.select_for_update().filter(status=ModelDefault.PENDING)
+        replaced = ModelDefault.objects.select_for_update(no_key=True).filter(
+            status=ModelDefault.PENDING
+        )
         for old in replaced:
             _end(old, ModelDefault.WITHDRAWN, f"replaced by a proposal of {mv.name}")
         d = ModelDefault.objects.create(version=mv, requested_by=user, reason=reason_given(reason))
@@ -772,11 +774,13 @@ def model_default_confirm(*, user: Any, designation_id: int) -> ModelDefault:
         )
         if lapsed:
             raise ValidationError(lapsed)
-        mv = ModelVersion.objects.select_for_update().get(pk=d.version_id)
+        mv = ModelVersion.objects.select_for_update(no_key=True).get(pk=d.version_id)
         if mv.status != ModelVersion.APPROVED:
             raise ValidationError(f"{mv.name} is {_status_words(mv)} now: propose another")
         _check_file(mv)
-        for old in ModelDefault.objects.select_for_update().filter(status=ModelDefault.ACTIVE):
+        for old in ModelDefault.objects.select_for_update(no_key=True).filter(
+            status=ModelDefault.ACTIVE
+        ):
             _end(old, ModelDefault.ENDED, f"replaced by {mv.name}")
         before = designation_json(d)
         d.status, d.confirmed_by, d.confirmed_at = ModelDefault.ACTIVE, user, timezone.now()
@@ -830,7 +834,7 @@ def model_retire(*, user: Any, version_id: int, reason: str) -> ModelVersion:
         mv.retire_reason = reason_given(reason)
         _save_audited(mv, user, "model.retire", before, reason)
         # A retired version is nobody's default, and a proposal of it cannot be confirmed.
-        for d in ModelDefault.objects.select_for_update().filter(
+        for d in ModelDefault.objects.select_for_update(no_key=True).filter(
             version=mv, status__in=(ModelDefault.ACTIVE, ModelDefault.PENDING)
         ):
             before_d = designation_json(d)

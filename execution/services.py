@@ -167,7 +167,7 @@ def parent_order_submit(
             # Again under the instrument's row lock, which restrict() takes too: a
             # restriction that committed since the check above refuses this order.
             if (
-                Instrument.objects.select_for_update()
+                Instrument.objects.select_for_update(no_key=True)
                 .filter(pk=instrument.pk, restricted=True)
                 .exists()
             ):
@@ -483,7 +483,7 @@ def order_control_request(
         # order up since (a review: a cancel of a suspended order a worker was resuming
         # ended it here while the worker worked it, and the worker's step then failed).
         order = (
-            ParentOrder.objects.select_for_update(of=("self",))
+            ParentOrder.objects.select_for_update(no_key=True, of=("self",))
             .select_related("instrument", "session", "model_version")
             .get(pk=order.pk)
         )
@@ -591,7 +591,7 @@ def blocked_expire() -> int:
             continue
         with transaction.atomic():
             still = (
-                ParentOrder.objects.select_for_update(of=("self",))
+                ParentOrder.objects.select_for_update(no_key=True, of=("self",))
                 .select_related("session")
                 .filter(pk=order.pk, status=order.status)
                 .first()
@@ -617,7 +617,7 @@ def _taken_up(order: ParentOrder) -> bool:
 
 
 def _suspended_cancel(order: ParentOrder, req: ControlRequest, user: Any) -> None:
-    held_cancel(ParentOrder.objects.select_for_update().get(pk=order.pk), req, user)
+    held_cancel(ParentOrder.objects.select_for_update(no_key=True).get(pk=order.pk), req, user)
 
 
 def held_cancel(locked: ParentOrder, req: ControlRequest, user: Any = None) -> None:

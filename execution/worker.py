@@ -515,13 +515,13 @@ class MarketWorker:
 
     def _expire_held(self, order: ParentOrder, reason: str) -> None:
         with transaction.atomic():
-            locked = ParentOrder.objects.select_for_update().get(pk=order.pk)
+            locked = ParentOrder.objects.select_for_update(no_key=True).get(pk=order.pk)
             held_end(locked, ParentStatus.EXPIRED.value, reason)
             audit_record(actor=None, action="order.expire", obj=order, reason=reason)
 
     def _reject(self, order: ParentOrder, reason: str) -> None:
         with transaction.atomic():  # an event too, so open blotters show it
-            locked = ParentOrder.objects.select_for_update().get(pk=order.pk)
+            locked = ParentOrder.objects.select_for_update(no_key=True).get(pk=order.pk)
             order_status_set(locked, ParentStatus.REJECTED.value, reason)
             audit_record(actor=None, action="order.reject", obj=order, reason=reason)
 
@@ -809,7 +809,7 @@ def market_unusable(instrument: Instrument, error: BaseException) -> list[int]:
     why = f"the simulated market for {instrument.symbol} cannot be built: {error}"
     refused = []
     with transaction.atomic():
-        waiting = ParentOrder.objects.select_for_update().filter(
+        waiting = ParentOrder.objects.select_for_update(no_key=True).filter(
             instrument=instrument, status=ParentStatus.NEW.value, session=None
         )
         for order in waiting:
@@ -818,7 +818,7 @@ def market_unusable(instrument: Instrument, error: BaseException) -> list[int]:
             refused.append(order.pk)
         # A suspended order asked to resume waits for the same market: its request is
         # refused (the order stays suspended, and may be cancelled).
-        resumes = ControlRequest.objects.select_for_update().filter(
+        resumes = ControlRequest.objects.select_for_update(no_key=True).filter(
             parent__instrument=instrument,
             parent__status=SUSPENDED,
             action=ControlRequest.RESUME,
@@ -880,7 +880,7 @@ def suspend_orders(orders: Any, *, reason: str) -> None:
     is applied."""
     with transaction.atomic():
         for order in orders.filter(status__in=[*OPEN_STATUSES, SUSPENDED]).select_for_update(
-            of=("self",)
+            no_key=True, of=("self",)
         ):
             if order.status != SUSPENDED:
                 ChildOrder.objects.filter(

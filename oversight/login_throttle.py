@@ -75,7 +75,7 @@ def login_attempt(
     username = username[:150]
     with transaction.atomic():
         _forget_old(now)
-        row, _ = LoginFailures.objects.select_for_update().get_or_create(
+        row, _ = LoginFailures.objects.select_for_update(no_key=True).get_or_create(
             username=username, device=device, defaults={"last_at": now}
         )
         if row.held or (row.locked_until is not None and row.locked_until > now):

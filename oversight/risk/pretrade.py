@@ -238,7 +238,7 @@ def breaches(
                     f"{pct:.1f}% of the window's expected volume > {plain_number(v)}% ({where})",
                 )
             )
-    limits = RiskLimit.objects.select_for_update() if lock else RiskLimit.objects.all()
+    limits = RiskLimit.objects.select_for_update(no_key=True) if lock else RiskLimit.objects.all()
     daily = limits.filter(metric=Metric.DAILY_NOTIONAL, value__isnull=False).order_by("pk")
     for row in daily:
         if (row.scope_type, row.scope_key) not in keys:

@@ -73,7 +73,7 @@ def restrict(*, user: Any, symbol: str, reason: str) -> Restriction:
         raise ValidationError({"instrument": "choose an instrument"})
     reason = reason_given(reason, "say why (it goes to the audit trail)")
     with transaction.atomic():
-        inst = Instrument.objects.select_for_update().filter(symbol=symbol).first()
+        inst = Instrument.objects.select_for_update(no_key=True).filter(symbol=symbol).first()
         if inst is None:
             shown = symbol if len(symbol) <= 64 else symbol[:64] + "…"  # not an echo
             raise ValidationError({"instrument": f"there is no instrument {shown!r}"})
@@ -95,7 +95,11 @@ def restrict(*, user: Any, symbol: str, reason: str) -> Restriction:
 
 def _active_locked(restriction_id: int) -> Restriction:
     """The restriction, row-locked for this transaction; ValidationError once lifted."""
-    r = Restriction.objects.select_for_update().select_related("instrument").get(pk=restriction_id)
+    r = (
+        Restriction.objects.select_for_update(no_key=True)
+        .select_related("instrument")
+        .get(pk=restriction_id)
+    )
     if not r.active:
         raise ValidationError(f"restriction {r.pk} is lifted already")
     return r

@@ -236,14 +236,14 @@ def limit_change_request(
     reason = reason_given(reason, "say why")
     now = timezone.now()
     with transaction.atomic():
-        limit, _ = RiskLimit.objects.select_for_update().get_or_create(
+        limit, _ = RiskLimit.objects.select_for_update(no_key=True).get_or_create(
             scope_type=scope_type, scope_key=key, metric=metric
         )
         if value == limit.value:
             raise ValidationError({"new_value": "that is the limit already"})
         tightening = value is not None and (limit.value is None or value < limit.value)
         # A newer request replaces any still pending for the same limit.
-        for old in LimitRequest.objects.select_for_update().filter(
+        for old in LimitRequest.objects.select_for_update(no_key=True).filter(
             scope_type=scope_type, scope_key=key, metric=metric, status=LimitRequest.PENDING
         ):
             old.status = LimitRequest.SUPERSEDED
@@ -304,7 +304,7 @@ def limit_request_approve(*, user: Any, request_id: int, note: str = "") -> Limi
     note = reason_given(note, field="note")
     _require_risk_manager(user, "approve a limit change")
     with transaction.atomic():
-        req = LimitRequest.objects.select_for_update().get(pk=request_id)
+        req = LimitRequest.objects.select_for_update(no_key=True).get(pk=request_id)
         if req.requested_by_id == user.pk:
             raise ValidationError("you cannot approve your own request: a second risk manager must")
         if req.status != LimitRequest.PENDING:
@@ -320,7 +320,7 @@ def limit_request_approve(*, user: Any, request_id: int, note: str = "") -> Limi
             req.save(update_fields=["status"])
             audit_record(actor=user, action="limit.request.expired", obj=req)
             return req
-        limit = RiskLimit.objects.select_for_update().get(
+        limit = RiskLimit.objects.select_for_update(no_key=True).get(
             scope_type=req.scope_type, scope_key=req.scope_key, metric=req.metric
         )
         if limit.version != req.old_version:
@@ -345,7 +345,7 @@ def limit_request_reject(*, user: Any, request_id: int, note: str = "") -> Limit
     note = reason_given(note, field="note")
     _require_risk_manager(user, "reject a limit change")
     with transaction.atomic():
-        req = LimitRequest.objects.select_for_update().get(pk=request_id)
+        req = LimitRequest.objects.select_for_update(no_key=True).get(pk=request_id)
         if req.status != LimitRequest.PENDING:
             raise ValidationError(f"request {req.pk} is {req.status.lower()}, not pending")
         if req.requested_by_id != user.pk and not note:
@@ -435,12 +435,12 @@ def _blocked_cancel(k: KillSwitch, user: Any) -> None:
     if not ids:
         return
     pending = list(
-        Override.objects.select_for_update()
+        Override.objects.select_for_update(no_key=True)
         .filter(order_id__in=ids, status=Override.PENDING)
         .order_by("pk")
     )
     orders = list(
-        ParentOrder.objects.select_for_update(of=("self",))
+        ParentOrder.objects.select_for_update(no_key=True, of=("self",))
         .filter(unheld, pk__in=ids)
         .order_by("pk")
     )
@@ -551,7 +551,7 @@ def kill_switch_reset_request(*, user: Any, kill_id: int, reason: str) -> KillSw
     _require_risk_manager(user, "ask for a kill switch reset")
     reason = reason_given(reason, "say why it is safe to trade again")
     with transaction.atomic():
-        k = KillSwitch.objects.select_for_update().get(pk=kill_id)
+        k = KillSwitch.objects.select_for_update(no_key=True).get(pk=kill_id)
         if not k.active:
             raise ValidationError(f"kill switch {k.pk} is already reset")
         asked = asked_already(
@@ -576,7 +576,7 @@ def kill_switch_reset_decline(
     request nobody means to approve should not wait for someone who might)."""
     _require_risk_manager(user, "decline a kill switch reset")
     with transaction.atomic():
-        k = KillSwitch.objects.select_for_update().get(pk=kill_id)
+        k = KillSwitch.objects.select_for_update(no_key=True).get(pk=kill_id)
         if not k.active:
             raise ValidationError(f"kill switch {k.pk} is already reset")
         verb, note = set_aside_as(
@@ -603,7 +603,7 @@ def kill_switch_reset_approve(
     _require_risk_manager(user, "reset a kill switch")
     note = reason_given(note, field="note") if (note or "").strip() else ""
     with transaction.atomic():
-        k = KillSwitch.objects.select_for_update().get(pk=kill_id)
+        k = KillSwitch.objects.select_for_update(no_key=True).get(pk=kill_id)
         if not k.active:
             raise ValidationError(f"kill switch {k.pk} is already reset")
         problem = second_eyes_problem(
@@ -751,12 +751,12 @@ def override_grant(
         raise ValidationError({"minutes": f"between 1 and 1440, not {minutes}"})
     lapsed = ""
     with transaction.atomic():
-        ov = Override.objects.select_for_update().get(pk=override_id)
+        ov = Override.objects.select_for_update(no_key=True).get(pk=override_id)
         if ov.requested_by_id == user.pk:
             raise ValidationError("you cannot grant your own request: a second person must")
         if ov.status != Override.PENDING:
             raise ValidationError(f"override {ov.pk} is {ov.status.lower()}, not pending")
-        order = ParentOrder.objects.select_for_update().get(pk=ov.order_id)
+        order = ParentOrder.objects.select_for_update(no_key=True).get(pk=ov.order_id)
         if order.owner_id == user.pk:
             # A trader made risk manager granted an override of their own order (a trial).
             raise ValidationError(
@@ -836,7 +836,7 @@ def override_reject(*, user: Any, override_id: int, note: str = "") -> Override:
 
     _require_risk_manager(user, "reject an override")
     with transaction.atomic():
-        ov = Override.objects.select_for_update().get(pk=override_id)
+        ov = Override.objects.select_for_update(no_key=True).get(pk=override_id)
         if ov.status != Override.PENDING:
             raise ValidationError(f"override {ov.pk} is {ov.status.lower()}, not pending")
         ov.status, ov.decision_note = Override.REJECTED, note
@@ -845,7 +845,9 @@ def override_reject(*, user: Any, override_id: int, note: str = "") -> Override:
         ov.granted_at = timezone.now()
         ov.save(update_fields=["status", "decision_note", "granted_by", "granted_at"])
         blocked = (
-            ParentOrder.objects.select_for_update().filter(pk=ov.order_id, status="BLOCKED").first()
+            ParentOrder.objects.select_for_update(no_key=True)
+            .filter(pk=ov.order_id, status="BLOCKED")
+            .first()
         )
         if blocked is not None:
             from execution.services import order_status_set
@@ -885,7 +887,7 @@ def exception_raise(
     key = dedupe_key or f"{kind}:{code}:{scope_type}:{scope_key}:{order_id or ''}"
     with transaction.atomic():
         e = (
-            RiskException.objects.select_for_update()
+            RiskException.objects.select_for_update(no_key=True)
             .filter(dedupe_key=key, status__in=[RiskException.OPEN, RiskException.ACKNOWLEDGED])
             .first()
         )
@@ -926,7 +928,7 @@ def exception_raise(
 def _exception_change(user: Any, exception_id: int, action: str, **changes: Any) -> RiskException:
     _require_risk_manager(user, "handle exceptions")
     with transaction.atomic():
-        e = RiskException.objects.select_for_update().get(pk=exception_id)
+        e = RiskException.objects.select_for_update(no_key=True).get(pk=exception_id)
         before = {
             "status": e.status,
             "assigned_to": e.assigned_to.get_username() if e.assigned_to_id else "",

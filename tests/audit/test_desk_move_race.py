@@ -147,3 +147,65 @@ def test_a_user_service_does_not_deadlock_with_an_audited_write_naming_an_admin(
     second.join(20)
     assert out["write"] == "committed", out["write"]
     assert not isinstance(out["service"], Exception), out["service"]
+
+
+@only_pg
+def test_a_control_holding_an_order_s_row_does_not_stop_its_worker_writing_under_it(
+    instrument: Instrument, alice: Any, monkeypatch: Any
+) -> None:
+    """A control request locks its order's row; the order's worker meanwhile writes child
+    orders, fills and events that name the order, whose foreign-key checks take a KEY
+    SHARE lock on it. Against FOR UPDATE they waited for the control to commit, and a
+    kill locking several orders could deadlock with a worker holding one of them (a
+    note); every service lock is now FOR NO KEY UPDATE, which still keeps two lockers
+    apart (the second control below waits)."""
+    from django.db import OperationalError, transaction
+
+    from execution.models import OrderEvent
+
+    monkeypatch.setattr(order_services, "dispatch_order", lambda _id: None)
+    order = submit(alice, instrument, quantity=2_000, end_minute=60)  # NEW: amend or cancel
+    holding, go = threading.Event(), threading.Event()
+    real = order_services._order_json
+
+    def lock_held_then_wait(o: Any) -> Any:  # inside the control's transaction
+        holding.set()
+        go.wait(10)
+        return real(o)
+
+    monkeypatch.setattr(order_services, "_order_json", lock_held_then_wait)
+    out: dict[str, Any] = {}
+    control = in_thread(
+        lambda: order_services.order_control_request(
+            user=alice, order=order, action="amend", changes={"quantity": "1500"}, reason="less"
+        ),
+        out,
+        "control",
+    )
+    assert holding.wait(10)
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cur:
+                cur.execute("SET LOCAL lock_timeout = '2s'")
+            OrderEvent.objects.create(
+                parent=order, seq=999, kind="ParentProgress", sim_ts=1.0, payload={}
+            )
+        wrote: Any = "written"
+    except OperationalError as e:
+        wrote = e
+    second = in_thread(
+        lambda: order_services.order_control_request(
+            user=alice, order=order, action="cancel", reason="done"
+        ),
+        out,
+        "second",
+    )
+    second.join(1.0)
+    waited = second.is_alive()
+    go.set()
+    control.join(20)
+    second.join(20)
+    assert wrote == "written", wrote
+    assert waited, "a second control did not wait for the first's lock"
+    assert not isinstance(out["control"], Exception), out["control"]
+    assert out["second"].action == "cancel", out["second"]  # queued behind the amend
