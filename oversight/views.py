@@ -162,13 +162,25 @@ def _audit_row(r: AuditRecord) -> dict[str, Any]:
     }
 
 
+def _page_number(asked: str) -> int:
+    """The page asked for, as get_page takes it: 1 for what is not a number written in
+    0-9 ("²" is a digit to str.isdigit, not to int: a 500), or before the first; past the
+    last for a number too long to read (int refuses 4,300 digits: a 500)."""
+    text = asked.strip()
+    digits = text.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        return 1
+    if len(digits) > 12:
+        return 1 if text.startswith("-") else 10**12
+    return max(1, int(text))
+
+
 def _audit_page(request: HttpRequest, form: AuditFilterForm, *, status: int = 200) -> HttpResponse:
     page = None
     asked = request.GET.get("page", "")
     if form.is_valid():
         records = audit_records(filters=form.filters())
-        below_one = asked.strip().lstrip("-").isdigit() and int(asked) < 1  # before the first
-        page = Paginator(records, AUDIT_PAGE_ROWS).get_page(1 if below_one else asked)
+        page = Paginator(records, AUDIT_PAGE_ROWS).get_page(_page_number(asked))
         if asked and str(page.number) != asked.strip():
             # get_page shows the last (or first) page for one that is not there: say so,
             # rather than let page 99999 pass for the trail's end.

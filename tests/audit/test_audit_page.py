@@ -145,6 +145,13 @@ def test_pages_of_one_hundred(adam) -> None:
     for before in ("0", "-1"):  # before the first: the first, not the last (a trial)
         got = c.get(reverse("audit_list"), {"action": "test.", "page": before}).content.decode()
         assert f"there is no page &#x27;{before}&#x27;; showing page 1 of 2" in got
+    # A digit int() does not read, and numbers too long for it, were a 500 (a fuzz).
+    for odd, shown in (("²", 1), ("9" * 5000, 2), ("-" + "9" * 5000, 1)):
+        got = c.get(reverse("audit_list"), {"action": "test.", "page": odd})
+        assert got.status_code == 200
+        assert f"there is no page &#x27;{odd[:20]}&#x27;; showing page {shown} of 2" in (
+            got.content.decode()
+        )
 
 
 def test_the_filters_suggest_each_value_once(adam) -> None:
