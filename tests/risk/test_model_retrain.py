@@ -333,10 +333,20 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
         call_command("model_retrain", "--from", "nope")
     with pytest.raises(CommandError, match="does not exist"):
         call_command("model_retrain", "--decision-log", str(tmp_path / "missing"))
-    with pytest.raises(CommandError, match="at least 1"):
+    with pytest.raises(CommandError, match="--iterations: must be from 1 to 100,000, got 0"):
         call_command("model_retrain", "--iterations", "0")
-    with pytest.raises(CommandError, match="--evaluation must be at least 2"):
+    with pytest.raises(CommandError, match="--evaluation: must be from 2 to 10,000, got 1"):
         call_command("model_retrain", "--evaluation", "1")
+    # A seed too large for numpy failed after the model had loaded, not naming --seed.
+    with pytest.raises(CommandError, match="--seed: must be from 0 to 2,147,483,647"):
+        call_command("model_retrain", "--seed", "99999999999999999999")
+    # call_command's keywords skip the parser's types: checked again.
+    with pytest.raises(CommandError, match="--iterations must be at least 1"):
+        call_command("model_retrain", iterations=0)
+    with pytest.raises(CommandError, match="--evaluation must be at least 2"):
+        call_command("model_retrain", evaluation=1)
+    with pytest.raises(CommandError, match="--seed must be from 0 to 2,147,483,647"):
+        call_command("model_retrain", seed=2**31)
     for name in ("../../escape", "a/b", ".hidden", "x" * 65):
         with pytest.raises(CommandError, match=r"--name .*: use letters, digits"):
             call_command("model_retrain", "--name", name, "--out-dir", str(tmp_path / "m"))

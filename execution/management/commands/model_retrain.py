@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from execution.cli_args import output_folder
+from execution.cli_args import output_folder, whole
 from execution.model_registry import (
     VERSION_NAME,
     default_version,
@@ -102,6 +102,9 @@ def evaluation_summary(name: str, base: str, ev: dict[str, Any]) -> list[str]:
     return lines
 
 
+SEED_MAX = 2**31 - 1  # train.py's bound: the seed goes into numpy and torch
+
+
 class Command(BaseCommand):
     help = "Retrain the adaptive policy from the approved version and the decision log; register a candidate."
 
@@ -129,37 +132,43 @@ class Command(BaseCommand):
             help="where the model file goes (default: var/models)",
         )
         parser.add_argument(
-            "--iterations", type=int, default=30, help="training iterations (default: %(default)s)"
+            "--iterations",
+            type=whole(1, 100_000),
+            default=30,
+            help="training iterations (default: %(default)s)",
         )
         parser.add_argument(
             "--pairs",
-            type=int,
+            type=whole(1, 10_000),
             default=8,
             help="perturbation pairs per iteration (default: %(default)s)",
         )
         parser.add_argument(
             "--episodes-per-pair",
-            type=int,
+            type=whole(1, 10_000),
             default=2,
             help="generated days each perturbation is tried on (default: %(default)s)",
         )
         parser.add_argument(
             "--range-episodes",
-            type=int,
+            type=whole(1, 100_000),
             default=60,
             help="generated days the saved feature range is fitted on (default: %(default)s)",
         )
         parser.add_argument(
             "--evaluation",
-            type=int,
+            type=whole(2, 10_000),
             default=40,
             help="held-out days in the comparison (default: %(default)s)",
         )
         parser.add_argument(
-            "--jobs", type=int, default=2, help="worker processes (default: %(default)s)"
+            "--jobs", type=whole(1, 256), default=2, help="worker processes (default: %(default)s)"
         )
         parser.add_argument(
-            "--seed", type=int, default=1, help="the training's random seed (default: %(default)s)"
+            "--seed",
+            type=whole(0, SEED_MAX),
+            default=1,
+            help="the training's random seed (default: %(default)s)",
         )
 
     def handle(self, *args: Any, **o: Any) -> None:
@@ -168,6 +177,9 @@ class Command(BaseCommand):
             raise CommandError(
                 f"retraining needs {', '.join(missing)}: pip install -r requirements-train.txt"
             )
+        # The command line's types check these (as train.py's do); call_command's keyword
+        # arguments skip the types, so they are checked again here. A seed past 2**31
+        # failed only after the model had loaded, without naming --seed (a fuzz).
         for key in ("iterations", "pairs", "episodes_per_pair", "evaluation", "jobs"):
             if o[key] < 1:
                 raise CommandError(f"--{key.replace('_', '-')} must be at least 1")
@@ -175,8 +187,8 @@ class Command(BaseCommand):
             raise CommandError("--range-episodes must be at least 1")
         if o["evaluation"] < 2:
             raise CommandError("--evaluation must be at least 2 (a paired interval needs two days)")
-        if o["seed"] < 0:
-            raise CommandError("--seed must be >= 0")
+        if not 0 <= o["seed"] <= SEED_MAX:
+            raise CommandError(f"--seed must be from 0 to {SEED_MAX:,}")
         if o["name"] and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", o["name"]):
             # Also a file name: no folder in it, nothing that leaves --out-dir.
             raise CommandError(
