@@ -481,7 +481,9 @@ def model_register(
     if user is not None:
         _require_approver(user, "register a model version")
     if not path.is_file():
-        raise ValidationError({"file": f"model file {path} not found"})
+        # A folder is not "not found" (a fuzz): the backtest says the same.
+        what = "is a folder, not a file" if path.is_dir() else "not found"
+        raise ValidationError({"file": f"model file {path} {what}"})
     try:
         policy = policy_checked(OnnxPolicy(path))
     except AdaptiveFallback as e:

@@ -762,7 +762,12 @@ def test_the_register_command_registers_a_candidate_under_a_risk_manager(
         ([str(path), "--by", "alice", "--note", "x", "--name", "other"], "only a risk manager"),
         ([str(path), "--by", "nobody", "--note", "x"], "there is no active user 'nobody'"),
         ([str(path), "--by", "rita", "--note", "x"], "already registered"),
-        ([str(tmp_path / "none.onnx"), "--by", "rita", "--note", "x"], "not found"),
+        (
+            [str(tmp_path / "none.onnx"), "--by", "rita", "--note", "x"],
+            "FILE: model file .* not found",
+        ),
+        ([str(tmp_path), "--by", "rita", "--note", "x"], "is a folder, not a file"),
+        ([str(path), "--by", "rita", "--note", "x", "--name", "../x"], "--name: ASCII letters"),
     ):
         with pytest.raises(CommandError, match=says):
             call_command("model_register", *argv, stdout=StringIO())

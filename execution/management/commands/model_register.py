@@ -17,6 +17,18 @@ from django.core.management.base import BaseCommand, CommandError
 
 from execution.model_registry import model_register
 
+# The service's fields as this command names them (a fuzz: a bad name was refused
+# without saying it was --name's).
+_OPTION = {"name": "--name", "note": "--note", "file": "FILE", "card": "the model card"}
+
+
+def _said(e: ValidationError) -> str:
+    if not hasattr(e, "error_dict"):
+        return "; ".join(e.messages)
+    return "; ".join(
+        f"{_OPTION.get(field, field)}: {m}" for field, ms in e.message_dict.items() for m in ms
+    )
+
 
 class Command(BaseCommand):
     help = "Register an ONNX policy file as a candidate model version (audited)."
@@ -38,7 +50,7 @@ class Command(BaseCommand):
                 path=options["file"], name=options["name"], note=options["note"], user=who
             )
         except ValidationError as e:
-            raise CommandError("; ".join(e.messages)) from None
+            raise CommandError(_said(e)) from None
         self.stdout.write(
             f"registered {mv.name} as a candidate (sha256 {mv.sha256[:12]}…): a risk manager "
             "recommends it and a second approves it before it may trade"
