@@ -266,6 +266,8 @@ class MarketWorker:
             target = sim_until
         if target > self.market.now:
             self.engine.run_until(target)
+        if self.market.now >= SESSION_SECONDS:
+            self.engine.close_session()  # in this step's commit and broadcast
         return self._persist(heartbeat=polled, cause_at=cause_at)
 
     @property

@@ -358,14 +358,31 @@ class ExecutionEngine:
         self.run_until(end)
         # Let cancels and late reports land, then close anything still winding down.
         self.run_until(min(end + 1.0, 390 * 60.0))
+        self.close_session()
+
+    def close_session(self) -> None:
+        """The day is over (or, in a backtest, every window and its last second): nothing
+        more is acknowledged. Each order still open ends as its window's end ends it
+        (expired; canceled where a cancel was winding it down), its resting children
+        cancelled by the close. A live worker reached the close with an order's last
+        cancels in flight, and the order was suspended, then read as cancelled by a lost
+        worker, with no end mid (a trial)."""
         for w in self.orders.values():
-            if not w.parent.is_done:
-                for c in list(w.open_children.values()):
-                    self._emit_child(
-                        w, c, ChildCanceled, canceled_qty=c.leaves_qty, reason="SESSION_END"
-                    )
-                    del w.open_children[c.client_order_id]
-                self._finish_wind_down(w)
+            p = w.parent
+            if p.is_done or p.status == ParentStatus.NEW:
+                continue  # NEW: its window never opened; whoever holds it decides
+            if p.status != ParentStatus.PENDING_CANCEL:
+                if w.end_mid_ticks is None:
+                    w.end_mid_ticks = self.market.mid_ticks()
+                    self._close_window(w)
+                paused = p.status == ParentStatus.PAUSED
+                self._wind_down(w, ParentStatus.EXPIRED, ENDED_PAUSED if paused else "window ended")
+            for c in list(w.open_children.values()):
+                self._emit_child(
+                    w, c, ChildCanceled, canceled_qty=c.leaves_qty, reason="SESSION_END"
+                )
+                del w.open_children[c.client_order_id]
+            self._finish_wind_down(w)
 
     @property
     def all_done(self) -> bool:

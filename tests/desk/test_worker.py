@@ -218,6 +218,38 @@ def test_a_worker_that_stops_with_open_orders_suspends_them(
     assert MarketSession.objects.get(pk=w.session.pk).status == "STOPPED"
 
 
+def test_an_order_working_at_the_close_expires_with_its_end_mid_not_suspended(
+    instrument: Instrument, alice: User
+) -> None:
+    """Its window ends at the close; its last cancels were in flight when the market
+    stopped, so it was suspended, then read as cancelled by a lost worker, with no end
+    mid, and TCA counted it as stopped at a 100% fill rate (a trial)."""
+    from decimal import Decimal
+
+    from oversight.models import AuditRecord
+
+    resting = submit(
+        alice, instrument, quantity=2_000, start_minute=370, end_minute=390,
+        limit_price=Decimal("35.00"),  # far under the market: its children rest, unfilled
+    )  # fmt: skip
+    paused = submit(alice, instrument, quantity=1_500, start_minute=370, end_minute=390)
+    w = worker(instrument)
+    run_to(w, 380 * 60)
+    order_control_request(user=alice, order=paused, action="pause", reason="hold")
+    run_to(w, 390 * 60)
+    assert ChildOrder.objects.filter(parent=resting, status="CANCELED").exists()
+    w.release()
+    for order, why in ((resting, "window ended"), (paused, "window ended while paused")):
+        order.refresh_from_db()
+        assert (order.status, order.status_reason) == ("EXPIRED", why)
+        final = OrderEvent.objects.filter(parent=order, kind="ParentStatusChanged").last()
+        assert final.payload["status"] == "EXPIRED" and final.payload["end_mid_px"]
+        suspended = AuditRecord.objects.filter(action="order.suspend", object_id=str(order.pk))
+        assert not suspended.exists()
+    live = ["ACCEPTED", "PARTIALLY_FILLED", "SUBMITTED", "PENDING_CANCEL"]
+    assert not ChildOrder.objects.filter(parent=resting, status__in=live).exists()
+
+
 def test_the_limit_price_can_be_amended_mid_flight(
     instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
 ) -> None:
