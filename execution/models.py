@@ -91,6 +91,9 @@ class ParentOrder(models.Model):
     market_notional = models.FloatField(default=0.0)  # currency, for the window's VWAP
     last_seq = models.IntegerField(default=0)
     session = models.ForeignKey("MarketSession", null=True, blank=True, on_delete=models.SET_NULL)
+    # The instrument's market day it was entered for: its window is that day's. Null for
+    # orders from before the field (their day is their session's, where they have one).
+    day = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -37,7 +37,7 @@ from execution.selectors import market_clock
 from execution.session_clock import session_clock
 from oversight.audit import audit_record
 from oversight.reasons import reason_given
-from oversight.risk.models import RiskException
+from oversight.risk.models import Override, RiskException
 from oversight.risk.pretrade import (
     breaches,
     desk_of,
@@ -194,6 +194,7 @@ def parent_order_submit(
                 params=clean,
                 model_version=version,
                 model_expert=expert["model"] if expert is not None else "",
+                day=clock["day"],
                 status=BLOCKED if found else ParentStatus.NEW.value,
                 status_reason="; ".join(str(f) for f in found)[:255],
             )
@@ -583,10 +584,12 @@ def blocked_expire() -> int:
         if order.instrument_id not in clocks:
             clocks[order.instrument_id] = market_clock(order.instrument)
         clock = clocks[order.instrument_id]
-        # A suspended order's day is its lost session's: once that day has closed, its
-        # window is over whatever the minute (after the close the clock reads the next
-        # day's 09:30, and it never expired: a review).
-        day_over = order.session is not None and order.session.day < clock["day"]
+        # A suspended order's day is its lost session's, a blocked one's the day it was
+        # entered for: once that day has closed, its window is over whatever the minute
+        # (after the close the clock reads the next day's 09:30: a suspended order never
+        # expired, a review; a blocked one was released by an override and traded on a
+        # later day, a trial).
+        day_over = _day_of(order) is not None and _day_of(order) < clock["day"]
         if order.end_minute > clock["minute"] and not day_over:
             continue
         with transaction.atomic():
@@ -603,6 +606,12 @@ def blocked_expire() -> int:
             audit_record(actor=None, action="order.expire", obj=order, reason=why)
             n += 1
     return n
+
+
+def _day_of(order: ParentOrder) -> int | None:
+    """The market day the order's window is on: its session's, or the day it was entered
+    for; None for an old order that has neither."""
+    return order.session.day if order.session is not None else order.day
 
 
 def _taken_up(order: ParentOrder) -> bool:
@@ -654,6 +663,15 @@ def held_end(locked: ParentOrder, status: str, reason: str) -> None:
     ControlRequest.objects.filter(parent=locked, applied_at__isnull=True).update(
         applied_at=timezone.now(), outcome=f"void: the order was {status.lower()}"
     )
+    # An override asked for it has nothing left to release: it lapses (it stayed pending
+    # for good, its Grant answering "no longer blocked": a trial).
+    for ov in Override.objects.select_for_update(no_key=True).filter(
+        order=locked, status=Override.PENDING
+    ):
+        why = f"lapsed: order {locked.pk} was {status.lower()} ({reason})"[:2000]
+        ov.status, ov.decision_note = Override.REJECTED, why
+        ov.save(update_fields=["status", "decision_note"])
+        audit_record(actor=None, action="override.lapse", obj=ov, reason=why)
 
 
 def _order_json(o: ParentOrder) -> dict[str, Any]:

@@ -420,6 +420,10 @@ class MarketWorker:
                 and MarketSession.objects.filter(
                     pk=order.session_id, day__lt=self.session.day
                 ).exists()
+            ) or (
+                # Entered for an earlier day and never worked (blocked, then released by
+                # an override on a later day: a trial): its window is over.
+                order.session_id is None and order.day is not None and order.day < self.session.day
             )
             if spec.end_s <= now + 1.0 or day_over:
                 why = (

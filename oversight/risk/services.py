@@ -796,7 +796,16 @@ def _override_release(user: Any, ov: Override, order: Any, minutes: int, note: s
     from execution.services import dispatch_order
     from execution.session_clock import session_clock
 
-    clock = market_clock(order.instrument)["minute"]
+    market = market_clock(order.instrument)
+    if order.day is not None and order.day < market["day"]:
+        # Its window was on a day that has closed (an override released an order blocked
+        # on day 2 to trade on day 3: a trial).
+        raise ValidationError(
+            f"order {order.pk} was entered for day {order.day} of {order.instrument.symbol}, "
+            f"whose market is now on day {market['day']}: its window is over, there is "
+            "nothing left to release; its trader may enter a new order"
+        )
+    clock = market["minute"]
     if order.end_minute <= clock + 1:  # the ticket's rule: at least a minute to work
         raise ValidationError(
             f"order {order.pk}'s window ends at {session_clock(order.end_minute * 60, ms=False)}"

@@ -836,6 +836,29 @@ def test_a_suspended_order_whose_day_has_closed_expires(
     assert other.status == "EXPIRED"
 
 
+def test_an_order_entered_for_a_day_that_has_closed_is_refused_not_worked(
+    instrument: Instrument, alice: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Entered for day 1 and never worked there (blocked, then released late): the next
+    day's worker must not work it on day 2 (a trial's order did)."""
+    from django.utils import timezone
+
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, start_minute=300, end_minute=390)
+    assert order.day == 1 and order.session is None
+    MarketSession.objects.create(
+        instrument=instrument, worker="w1", seed=1, speed=60.0, day=1, sim_ts=390 * 60.0,
+        status=MarketSession.STOPPED, heartbeat_at=timezone.now(),
+    )  # fmt: skip
+    w = worker(instrument)
+    assert w.session.day == 2
+    w.step(sim_until=60.0)
+    order.refresh_from_db()
+    assert order.status == "REJECTED" and "of an earlier day" in order.status_reason
+    assert order.filled_qty == 0 and order.engine_id not in w.engine.orders
+    w.release()
+
+
 def test_a_sell_resting_at_a_limit_above_the_market_is_sized_at_that_limit(
     alice: User, django_capture_on_commit_callbacks: Any
 ) -> None:

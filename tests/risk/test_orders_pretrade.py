@@ -349,6 +349,44 @@ def test_a_blocked_order_whose_window_ends_expires_and_is_not_released(
     assert blocked_expire() == 0
 
 
+def test_a_blocked_order_s_window_is_on_its_day_and_its_override_lapses_when_it_ends(
+    alice: User, rita: User, instrument: Instrument
+) -> None:
+    """A trial: an order blocked on day 2 stayed blocked through the close (the next day's
+    clock reads 09:30, before its end), and an override granted on day 3 released it to
+    trade that day; and the override request of an order that expired stayed pending for
+    good, its Grant answering "no longer blocked"."""
+    from execution.models import MarketSession
+    from execution.services import blocked_expire
+
+    set_limit("max_order_qty", 10_000)
+    day2 = MarketSession.objects.create(
+        instrument=instrument, worker="w", seed=1, speed=60.0, day=2, sim_ts=160 * 60,
+        heartbeat_at=timezone.now(),
+    )  # fmt: skip
+    order = submit(alice, instrument, start_minute=170, end_minute=390)
+    assert (order.status, order.day) == ("BLOCKED", 2)
+    ov = override_request(user=alice, order_id=order.pk, reason="client's closing order")
+    # Day 2 closes; day 3 runs, at 12:10, before the order's 16:00.
+    MarketSession.objects.filter(pk=day2.pk).update(status=MarketSession.STOPPED, sim_ts=390 * 60)
+    MarketSession.objects.create(
+        instrument=instrument, worker="w", seed=2, speed=60.0, day=3, sim_ts=160 * 60,
+        heartbeat_at=timezone.now(),
+    )  # fmt: skip
+    with pytest.raises(ValidationError, match=r"entered for day 2 of .*now on day 3"):
+        override_grant(user=rita, override_id=ov.pk)
+    assert blocked_expire() == 1
+    order.refresh_from_db()
+    assert (order.status, order.status_reason) == (
+        "EXPIRED",
+        "its window ended while it was blocked",
+    )
+    ov.refresh_from_db()
+    assert ov.status == "REJECTED"
+    assert ov.decision_note.startswith(f"lapsed: order {order.pk} was expired (its window")
+    assert AuditRecord.objects.filter(action="override.lapse", object_id=str(ov.pk)).exists()
+
+
 def test_an_override_lapses_with_its_askers_role_and_its_trader_cannot_grant_it(
     alice: User, rita: User, ruth: User, adam: User, instrument: Instrument
 ) -> None:
