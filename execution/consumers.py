@@ -12,7 +12,7 @@ from execution.services import ORDERS_ALL_GROUP, orders_user_group
 from oversight.password_due import password_due
 from oversight.risk.notify import socket_groups
 from oversight.roles import VIEW_ALL_ORDERS
-from oversight.ws_messages import CLOSE_RECHECK, parse_client_message
+from oversight.ws_messages import CLOSE_RECHECK, parse_client_message, parse_last_seq
 
 CLOSE_FORBIDDEN = 4403
 # A catch-up is sent in messages of about this size, well under Daphne's 1 MiB limit.
@@ -71,13 +71,14 @@ class BlotterConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 {"type": "error", "message": 'expected {"type": "resume", "last_seq": {...}}'}
             )
             return
-        raw = content.get("last_seq", {})
-        try:
-            # int(float("inf")) is an OverflowError, not a ValueError.
-            last_seq = {int(k): int(v) for k, v in dict(raw).items()}
-        except (TypeError, ValueError, OverflowError):
+        last_seq = parse_last_seq(content.get("last_seq", {}))
+        if last_seq is None:
             await self.send_json(
-                {"type": "error", "message": "last_seq must map order ids to sequence numbers"}
+                {
+                    "type": "error",
+                    "message": "last_seq must map order ids (strings of digits 0-9) to "
+                    "sequence numbers (whole numbers from 0)",
+                }
             )
             return
         events, complete = await database_sync_to_async(events_after)(self.scope["user"], last_seq)

@@ -27,6 +27,31 @@ def parse_client_message(text_data: str | None) -> tuple[Any, str]:
         return None, "message is not JSON"
 
 
+# An order id or a sequence number is a row's number: at most this many digits.
+MAX_ID_DIGITS = 18
+
+
+def parse_last_seq(raw: Any) -> dict[int, int] | None:
+    """A resume's {"<order id>": <sequence number>} as ints, or None if it is not one.
+    Strict: int() read "1_0" as order 10, " 1 " and "١" as order 1, true as 1 and 1.7 as 1,
+    and a list of pairs as a mapping (a fuzz)."""
+    if not isinstance(raw, dict):
+        return None
+    out: dict[int, int] = {}
+    for key, value in raw.items():
+        if not (
+            isinstance(key, str)
+            and key.isascii()
+            and key.isdigit()
+            and len(key) <= MAX_ID_DIGITS
+            and type(value) is int
+            and 0 <= value < 10**MAX_ID_DIGITS
+        ):
+            return None
+        out[int(key)] = value
+    return out
+
+
 # A close code in the application range, like the 4403 of a refused session.
 CLOSE_NOT_FOUND = 4404
 # What a socket is closed with when what its user may see changed (deactivated, a new

@@ -61,6 +61,14 @@ def test_bad_messages_get_an_error_not_a_closed_socket(alice: User) -> None:
             '{"type": "resume", "last_seq": {"x": "y"}}': "last_seq must map order ids",
             # Python's json reads Infinity, and int(inf) is an OverflowError.
             '{"type": "resume", "last_seq": {"1": Infinity}}': "last_seq must map order ids",
+            # int() read these as orders 10 and 1, 1 and 1, and a list of pairs as a map.
+            '{"type": "resume", "last_seq": {"1_0": 1}}': "last_seq must map order ids",
+            '{"type": "resume", "last_seq": {" 1 ": 1}}': "last_seq must map order ids",
+            '{"type": "resume", "last_seq": {"\u0661": 1}}': "last_seq must map order ids",
+            '{"type": "resume", "last_seq": {"1": true}}': "last_seq must map order ids",
+            '{"type": "resume", "last_seq": {"1": 1.7}}': "last_seq must map order ids",
+            '{"type": "resume", "last_seq": {"1": "1"}}': "last_seq must map order ids",
+            '{"type": "resume", "last_seq": [[1, 2]]}': "last_seq must map order ids",
             "[" * 100_000: "message is nested too deeply",
             '{"type": "resume", "x": "' + "a" * 300_000 + '"}': "message is too large",
         }
