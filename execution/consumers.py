@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from execution.selectors import can_watch_orders, events_after, in_chunks
 from execution.services import ORDERS_ALL_GROUP, orders_user_group
 from oversight.password_due import password_due
 from oversight.risk.notify import socket_groups
 from oversight.roles import VIEW_ALL_ORDERS
+from oversight.ws_consumer import Consumer
 from oversight.ws_messages import CLOSE_RECHECK, parse_client_message, parse_last_seq
 
 CLOSE_FORBIDDEN = 4403
@@ -19,7 +19,7 @@ CLOSE_FORBIDDEN = 4403
 REPLAY_CHUNK_BYTES = 256 * 1024
 
 
-class BlotterConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class BlotterConsumer(Consumer):
     """Client → server: {"type": "resume", "last_seq": {"<order id>": <seq>, ...}}.
     Server → client: {"type": "events", "events": [...]} (a catch-up: "replay": true, in
     several messages, all but the last with "more": true; the last with "incomplete": true

@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from oversight.password_due import password_due
 from oversight.risk import selectors
@@ -19,6 +18,7 @@ from oversight.risk.notify import CONSOLE_GROUP, socket_groups
 from oversight.risk.selectors import exception_json
 from oversight.risk.services import exceptions_escalate
 from oversight.roles import MANAGE_RISK
+from oversight.ws_consumer import Consumer
 from oversight.ws_messages import CLOSE_RECHECK, parse_client_message
 
 CLOSE_FORBIDDEN = 4403
@@ -51,7 +51,7 @@ def _sync() -> dict[str, Any]:
     }
 
 
-class RiskConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class RiskConsumer(Consumer):
     """Client → server: {"type": "sync"} (answered with the open exceptions and active
     kill switches). Server → client: {"type": "exception"|"kill"|"limit"|"override",
     "payload": ..., "sent_at": ...}, {"type": "exposure", "groups": [...], "sent_at": ...},

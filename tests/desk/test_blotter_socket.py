@@ -433,3 +433,24 @@ def test_changing_ones_own_password_keeps_this_browsers_pages_live_and_ends_the_
         await refused.disconnect()
 
     async_to_sync(go)()
+
+
+def test_a_message_to_a_socket_the_browser_just_closed_is_dropped_not_an_error() -> None:
+    """Daphne raises Disconnected for a send that meets a tab closing; it reached the
+    server's log as "Exception inside application" (a trial). Daphne's own transport is
+    stood in for by a send that raises as its protocol does."""
+    from autobahn.exception import Disconnected
+
+    from execution.consumers import BlotterConsumer
+    from oversight.risk.consumers import RiskConsumer
+
+    async def closed(message: dict[str, Any]) -> None:
+        raise Disconnected("Attempt to send on a closed protocol")
+
+    async def go() -> None:
+        for cls in (BlotterConsumer, RiskConsumer):
+            consumer = cls()
+            consumer.base_send = closed
+            await consumer.send_json({"type": "events", "events": []})  # does not raise
+
+    async_to_sync(go)()
