@@ -418,7 +418,8 @@ def test_rebate_allowed() -> None:
 # ---------------------------------------------------------------- derived quantities
 
 
-@pytest.mark.parametrize("profile", ["u_shape", "flat", [1, 2, 3, 4, 5]])
+# Weights near the float range summed to inf, and the profile became zeros (a fuzz).
+@pytest.mark.parametrize("profile", ["u_shape", "flat", [1, 2, 3, 4, 5], [1e308] * 10])
 def test_volume_fraction_sums_to_one(profile: Any) -> None:
     data = valid()
     data["volume_profile"] = profile
@@ -444,6 +445,8 @@ def test_flat_and_custom_fractions() -> None:
     assert s.volume_profile == pytest.approx((0.25, 0.75))
     assert s.volume_fraction_between(0, 195) == pytest.approx(0.25)
     assert s.volume_fraction_between(97.5, 292.5) == pytest.approx(0.125 + 0.375)
+    data["volume_profile"] = [1e308, 1.5e308, 1.5e308]
+    assert parse_scenario(data).volume_profile == pytest.approx((0.25, 0.375, 0.375))
 
 
 def test_u_shape_profile() -> None:

@@ -395,7 +395,15 @@ def _parse_profile(data: Any) -> tuple[str, tuple[float, ...]]:
             f'must be "u_shape", "flat" or a non-empty list of positive weights, got {_show(data)}',
         )
     weights = [_positive(w, f"volume_profile[{i}]") for i, w in enumerate(data)]
+    # Relative weights: scaled by the largest first, so that weights near the float range
+    # do not sum to inf (ten of 1e308 became a profile of zeros, a market with almost no
+    # volume and nonsense results: a fuzz).
+    # (Only then: an ordinary profile keeps its bits, and every backtest its numbers.)
     total = sum(weights)
+    if not math.isfinite(total):
+        top = max(weights)
+        weights = [w / top for w in weights]
+        total = sum(weights)
     return "custom", tuple(w / total for w in weights)
 
 
