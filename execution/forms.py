@@ -66,6 +66,23 @@ class _InstrumentChoice(forms.ModelChoiceField):
     def label_from_instance(self, obj: Any) -> str:
         return f"{obj} (restricted)" if obj.restricted else str(obj)
 
+    def to_python(self, value: Any) -> Any:
+        # An instrument's number in 0-9 only: int() read "١" and " 1 " as instrument 1, and
+        # an order was entered on it (a fuzz), where a quantity so written is refused.
+        if value not in self.empty_values and not plain_id(value):
+            raise forms.ValidationError(
+                self.error_messages["invalid_choice"],
+                code="invalid_choice",
+                params={"value": str(value)[:40]},
+            )
+        return super().to_python(value)
+
+
+def plain_id(value: Any) -> bool:
+    """A row's number as a browser sends it: digits 0-9 only, at most 18 of them."""
+    text = str(value)
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
 
 class _OptionalDecimal(forms.DecimalField):
     """Blank or only spaces is no value (spaces read as "Enter a number": a trial)."""

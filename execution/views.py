@@ -24,7 +24,7 @@ from execution.algos.base import OrderContext
 from execution.algos.params import ParamError, validate_params, written_plainly_no_exponent
 from execution.algos.pretrade import planned_schedule, pretrade_estimate, window_volume_fraction
 from execution.algos.registry import strategy_class, strategy_names
-from execution.forms import PARAM_PREFIX, OrderTicketForm, strategy_schemas
+from execution.forms import PARAM_PREFIX, OrderTicketForm, plain_id, strategy_schemas
 from execution.model_registry import (
     approved_names,
     band_problem,
@@ -565,15 +565,23 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
         return JsonResponse(
             {"error": f"strategy: unknown; one of {', '.join(strategy_names())}"}, status=400
         )
+    typed = request.GET.get("instrument", "")
+    instrument = Instrument.objects.filter(pk=int(typed)).first() if plain_id(typed) else None
+    if instrument is None:
+        # Named, not "fill in instrument, quantity and window" (a fuzz); and in 0-9 only:
+        # int() read "١" and " 1 " as instrument 1.
+        shown = typed[:40]
+        return JsonResponse(
+            {"error": f"instrument: there is no instrument {shown!r}; choose one from the list"},
+            status=400,
+        )
     try:
-        instrument = Instrument.objects.get(pk=int(request.GET.get("instrument", "")))
         quantity = int(request.GET.get("quantity", ""))
         start = float(request.GET.get("start_minute", ""))
         end = float(request.GET.get("end_minute", ""))
-    except (ValueError, Instrument.DoesNotExist):
+    except ValueError:
         return JsonResponse(
-            {"error": "fill in instrument, quantity (whole shares) and window (minutes)"},
-            status=400,
+            {"error": "fill in quantity (whole shares) and window (minutes)"}, status=400
         )
     problem = quantity_problem(quantity)
     if problem:

@@ -516,6 +516,12 @@ def test_the_estimate_warns_of_a_limit_that_would_block_the_order(alice, instrum
         ({"quantity": "1_000"}, "quantity: write it with the digits 0-9"),
         ({"side": "x"}, 'side: must be "buy" or "sell"'),
         ({"strategy": "bogus"}, "strategy: unknown; one of "),
+        # Each was costed as instrument 1, or answered "fill in instrument, quantity
+        # and window" (a fuzz).
+        ({"instrument": "\u0661"}, "instrument: there is no instrument '\u0661'"),
+        ({"instrument": " 1 "}, "instrument: there is no instrument ' 1 '"),
+        ({"instrument": "1_0"}, "instrument: there is no instrument '1_0'"),
+        ({"instrument": "999999"}, "instrument: there is no instrument '999999'"),
     ],
 )
 def test_the_estimate_reads_its_fields_as_the_ticket_does(alice, instrument, over, error) -> None:
@@ -524,6 +530,19 @@ def test_the_estimate_reads_its_fields_as_the_ticket_does(alice, instrument, ove
              "end_minute": "60", "side": "buy", "strategy": "twap", **over}  # fmt: skip
     resp = client_for(alice).get(reverse("order_estimate"), query)
     assert resp.status_code == 400 and resp.json()["error"].startswith(error)
+
+
+def test_an_instrument_is_named_in_digits_0_to_9(alice, instrument) -> None:
+    """ "١" (an Arabic-Indic one) entered an order on instrument 1 (a fuzz)."""
+    from execution.models import ParentOrder
+
+    assert instrument.pk == 1
+    for typed in ("\u0661", " 1 "):
+        resp = client_for(alice).post(
+            reverse("order_new"), {**ticket(instrument), "instrument": typed}
+        )
+        assert resp.status_code == 400 and "Select a valid choice" in resp.content.decode()
+    assert not ParentOrder.objects.exists()
 
 
 def test_a_field_sent_twice_is_refused_not_read_as_the_last(alice, instrument) -> None:
