@@ -344,14 +344,13 @@ def _reduced_quantity(order: ParentOrder, value: Any) -> int:
             if order.working_qty and order.status != "PAUSED"
             else " (cancel it to stop here)"
         )
-        raise ValidationError(
-            {
-                "quantity": [
-                    f"not above the {order.filled_qty:,} filled and {order.working_qty:,} "
-                    f"working{how}"
-                ]
-            }
+        # Said as what it may be ("not above the 200 filled" read as a cap: a trial).
+        least = (
+            f"at least {floor:,}: {order.filled_qty:,} filled and {order.working_qty:,} working"
+            if order.working_qty
+            else f"more than the {order.filled_qty:,} already filled"
         )
+        raise ValidationError({"quantity": [least + how]})
     return new
 
 
@@ -408,7 +407,9 @@ def order_control_request(
     # As the row is now (the page's copy may be minutes old); checked again under its lock.
     order = ParentOrder.objects.select_related("instrument", "model_version").get(pk=order.pk)
     if order.status not in CONTROLS[action]:
-        raise ValidationError({"action": [f"cannot {action} an order that is {order.status}"]})
+        raise ValidationError(
+            {"action": [f"cannot {action} an order that is {order.status.lower()}"]}
+        )
     clean: dict[str, Any] = {}
     if action == ControlRequest.RESUME:
         # Re-plan: what is left over what is left of the window, not caught up at once.
@@ -489,7 +490,9 @@ def order_control_request(
             .get(pk=order.pk)
         )
         if order.status not in CONTROLS[action]:
-            raise ValidationError({"action": [f"cannot {action} an order that is {order.status}"]})
+            raise ValidationError(
+                {"action": [f"cannot {action} an order that is {order.status.lower()}"]}
+            )
         # Only while a worker holds the order does a pending request mean "wait for it".
         # A suspended or blocked order has no worker to apply it (one that was lost may
         # have left requests unapplied): its cancel is done here and now, and a resume

@@ -76,8 +76,8 @@ def test_a_resume_may_replan(alice, instrument, django_capture_on_commit_callbac
     [
         ("WORKING", {"action": "explode"}, "action", "unknown action"),
         ("WORKING", {}, "action", "unknown action"),
-        ("WORKING", {"action": "resume"}, "action", "cannot resume an order that is WORKING"),
-        ("FILLED", {"action": "cancel"}, "action", "cannot cancel an order that is FILLED"),
+        ("WORKING", {"action": "resume"}, "action", "cannot resume an order that is working"),
+        ("FILLED", {"action": "cancel"}, "action", "cannot cancel an order that is filled"),
         ("CANCELED", {"action": "pause"}, "action", "cannot pause"),
         ("WORKING", {"action": "amend"}, "changes", "nothing to amend"),
         (
@@ -146,8 +146,8 @@ def test_an_amend_may_reduce_the_quantity_not_below_what_is_filled_or_working(
     for typed, says in (
         ("12000", "an amend reduces the quantity: below 10,000"),
         ("10000", "an amend reduces the quantity: below 10,000"),
-        ("4000", "not above the 3,000 filled and 1,500 working: pause the order first"),
-        ("3000", "not above the 3,000 filled"),
+        ("4000", "at least 4,500: 3,000 filled and 1,500 working: pause the order first"),
+        ("3000", "at least 4,500: 3,000 filled"),
         ("５０００", "a whole number of shares, written with the digits 0-9"),
         ("5000.5", "a whole number of shares"),
     ):
@@ -162,7 +162,7 @@ def test_an_amend_may_reduce_the_quantity_not_below_what_is_filled_or_working(
     paused = make_order(alice, instrument, quantity=10_000, filled_qty=3_000, status="PAUSED")
     resp = control(c, paused, action="amend", param_quantity="3000")
     assert resp.json()["errors"]["quantity"] == [
-        "not above the 3,000 filled and 0 working (cancel it to stop here)"
+        "more than the 3,000 already filled (cancel it to stop here)"
     ]
 
 
@@ -209,7 +209,7 @@ def test_without_javascript_errors_come_back_as_messages(alice, instrument) -> N
     resp = c.post(reverse("order_control", args=[order.pk]), {"action": "cancel", "next": detail})
     assert resp.status_code == 302 and resp["Location"] == detail
     texts = [str(m) for m in get_messages(resp.wsgi_request)]
-    assert texts == [f"Order {order.pk}: cannot cancel an order that is FILLED"]
+    assert texts == [f"Order {order.pk}: cannot cancel an order that is filled"]
 
 
 def test_without_javascript_success_redirects_to_the_blotter(alice, instrument) -> None:
