@@ -492,6 +492,10 @@ def order_new(request: HttpRequest) -> HttpResponse:
                     "symbol": i.symbol,
                     "tick": _plain(i.tick_size),
                     "px": price(i.reference_price),
+                    # Where its market's clock is: an untouched 0-60 window moves there
+                    # before any estimate (it stayed at 09:30 with the market at 13:05
+                    # until a quantity was typed, and was refused: a trial).
+                    "minute": market_clock(i)["minute"],
                 }
                 for i in Instrument.objects.all()
             },

@@ -72,6 +72,16 @@
     const m = Math.round(570 + Number(minute));
     return `${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
   };
+  // An untouched window that has already passed moves to start at the market's clock.
+  function fitWindow(minute) {
+    const start = form.elements.start_minute, end = form.elements.end_minute;
+    if (windowTouched || !(Number(start.value) < minute)) return false;
+    const len = Number(end.value) - Number(start.value);
+    start.value = Math.ceil(minute);
+    end.value = Math.min(390, Number(start.value) + len);
+    showWindow();
+    return Number(end.value) > Number(start.value);
+  }
   function showWindow() {
     const a = form.elements.start_minute.value, b = form.elements.end_minute.value;
     if (a === "" || b === "" || Number(b) <= Number(a)) {
@@ -152,15 +162,7 @@
     if (data.market) {
       const sym = instruments[form.elements.instrument.value].symbol;
       marketOut.textContent = `${sym} market: day ${data.market.day}, ${data.market.at}${data.market.running ? " (running)" : " (resumes here with the next order)"}`;
-      // An untouched window that has already passed moves to start at the market's clock.
-      const start = form.elements.start_minute, end = form.elements.end_minute;
-      if (!windowTouched && Number(start.value) < data.market.minute) {
-        const len = Number(end.value) - Number(start.value);
-        start.value = Math.ceil(data.market.minute);
-        end.value = Math.min(390, Number(start.value) + len);
-        showWindow();
-        if (Number(end.value) > Number(start.value)) scheduleEstimate();
-      }
+      if (fitWindow(data.market.minute)) scheduleEstimate();
     }
     data.warnings.forEach((w) => warnings.append(el("li", { role: "alert" }, "⚠ " + w)));
   }
@@ -180,12 +182,15 @@
     showWindow();
   }));
   form.elements.instrument.addEventListener("change", showTick);
+  const clockOf = () => (instruments[form.elements.instrument.value] || {}).minute;
+  form.elements.instrument.addEventListener("change", () => fitWindow(clockOf()));
 
   // Focus the first field with an error, else the quantity.
   const bad = form.querySelector(".has-error input, .has-error select");
   (bad || form.elements.quantity).focus();
 
   showWindow();
+  fitWindow(clockOf());
   showTick();
   estimate();
 })();

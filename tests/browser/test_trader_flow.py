@@ -8,6 +8,7 @@ OVERSIGHT_SCREENSHOTS=1 also saves docs/img/blotter.png and docs/img/order.png (
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -426,6 +427,24 @@ def test_trader_submits_watches_pauses_resumes_cancels(
         tca.screenshot(path=str(IMG / "tca.png"), full_page=True)
     assert tca_errors == [], tca_errors
     tca.close()
+
+    # A new ticket's untouched window starts at the market's clock, before any quantity
+    # is typed (it stayed at 09:30-10:30 with the market at 13:05, and was refused: a
+    # trial).
+    ticket = page.context.new_page()
+    ticket.goto("/orders/new/")
+    hbrk = ticket.locator("#id_instrument option", has_text="HBRK").first
+    ticket.select_option("#id_instrument", value=hbrk.get_attribute("value"))
+    clock = ticket.evaluate(
+        "(pk) => JSON.parse(document.getElementById('instruments').textContent)[pk].minute",
+        hbrk.get_attribute("value"),
+    )
+    assert clock > 0  # the order above ran the market
+    start = int(ticket.input_value("#id_start_minute"))
+    assert start == math.ceil(clock), (start, clock)
+    assert float(ticket.input_value("#id_end_minute")) == min(390, start + 60)
+    assert ticket.input_value("#id_quantity") == ""
+    ticket.close()
 
     # Kill my trading: confirmed with a reason; a second click says it is halted already
     # instead of offering to stop "0 working orders" (a trial).
