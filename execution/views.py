@@ -555,8 +555,24 @@ def _ticket_kills(user: Any) -> list[dict[str, str]]:
 @login_required
 @require_GET
 def order_estimate(request: HttpRequest) -> JsonResponse:
+    """The ticket's estimate, and with every answer the kill switches that would refuse
+    its order now: the ticket asks again every few seconds, so its banner follows a reset
+    (it kept a reset kill switch's warning until a reload: a trial)."""
     if not request.user.has_perm(TRADE):
         return JsonResponse({"error": "traders only"}, status=403)
+    typed = request.GET.get("instrument", "")
+    chosen = plain_id(typed) and Instrument.objects.filter(pk=int(typed)).exists()
+    if chosen and request.GET.get("quantity", "").strip() == "":
+        # Not bad input: a ticket not filled in yet, asking for its banner.
+        answer = JsonResponse({"error": "enter a quantity for the estimate"})
+    else:
+        answer = _order_estimate(request)
+    data = json.loads(answer.content)
+    data["kills"] = [k["text"] for k in _ticket_kills(request.user)]
+    return JsonResponse(data, status=answer.status_code)
+
+
+def _order_estimate(request: HttpRequest) -> JsonResponse:
     # As the ticket reads them (a review: "１０００" was costed as 1000, a side of "x" as a
     # buy, an unknown strategy as none, all without a word).
     for name in ("quantity", "start_minute", "end_minute"):

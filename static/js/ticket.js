@@ -113,14 +113,14 @@
     clearTimeout(timer);
     timer = setTimeout(estimate, 250);
   }
+  // The kill switches that would refuse the order, as of the last answer.
+  const killBox = document.getElementById("ticket-kills");
+  function showKills(texts) {
+    if (!Array.isArray(texts)) return;
+    killBox.querySelector("ul").replaceChildren(...texts.map((t) => el("li", {}, "⚠ " + t)));
+    killBox.hidden = texts.length === 0;
+  }
   async function estimate() {
-    if (form.elements.quantity.value.trim() === "") {
-      // Nothing to cost yet: say what is missing rather than ask the server and log a 400.
-      document.querySelectorAll("[data-est]").forEach((e) => { e.textContent = "—"; });
-      warnings.replaceChildren();
-      errorOut.textContent = "enter a quantity for the estimate";
-      return;
-    }
     const q = new URLSearchParams({
       instrument: form.elements.instrument.value,
       quantity: form.elements.quantity.value,
@@ -140,6 +140,7 @@
       data = { error: "estimate unavailable" };
     }
     if (mine !== generation) return; // a newer request is on its way
+    showKills(data.kills);
     warnings.replaceChildren();
     document.querySelectorAll("[data-est]").forEach((e) => { e.textContent = "—"; });
     // Which model version (and which expert of a gated one) would trade the order.
@@ -193,4 +194,7 @@
   fitWindow(clockOf());
   showTick();
   estimate();
+  // Asked again while the page is in view: a kill switch engaged or reset, a limit
+  // changed or the market's clock moving change what the ticket should say.
+  setInterval(() => { if (!document.hidden) scheduleEstimate(); }, 10000);
 })();

@@ -7,9 +7,11 @@ from typing import Any
 from django.contrib.auth.models import User
 
 from execution.models import Instrument, ParentOrder
-from tests.personas import adam, alice, bob, client_for, instrument, make_user, rita
+from tests.personas import adam, alice, bob, client_for, instrument, make_user, rita, ruth
 
-__all__ = ["adam", "alice", "bob", "client_for", "instrument", "make_order", "make_user", "rita"]
+__all__ = [
+    "adam", "alice", "bob", "client_for", "instrument", "make_order", "make_user", "rita", "ruth",
+]  # fmt: skip
 
 
 def make_order(owner: User, instrument: Instrument, **over: Any) -> ParentOrder:

@@ -470,7 +470,9 @@ def test_the_ticket_writes_numbers_as_its_script_does(alice) -> None:
 def test_the_ticket_says_which_kill_switches_would_refuse_an_order(alice, rita, instrument) -> None:
     from oversight.risk.services import kill_switch_engage
 
-    assert 'id="ticket-kills"' not in client_for(alice).get(reverse("order_new")).content.decode()
+    assert (
+        'id="ticket-kills" hidden>' in client_for(alice).get(reverse("order_new")).content.decode()
+    )
     kill_switch_engage(user=rita, scope_type="trader", scope_key="alice", reason="review")
     kill_switch_engage(user=rita, scope_type="trader", scope_key="rita", reason="other")
     kill_switch_engage(user=rita, scope_type="strategy", scope_key="pov", reason="bug")
@@ -490,6 +492,33 @@ def test_the_ticket_says_which_kill_switches_would_refuse_an_order(alice, rita, 
         f"instrument HBRK: reduce-only by kill switch {k.pk} (news); only an order that "
         "reduces your position without reversing it is accepted"
     ) in banner
+
+
+def test_every_estimate_says_the_kill_switches_now_so_the_banner_follows_a_reset(
+    alice, rita, ruth, instrument
+) -> None:
+    """The ticket kept a reset kill switch's warning until a reload (a trial): it asks for
+    an estimate every few seconds, filled in or not, and each answer carries the banner."""
+    from oversight.risk.services import (
+        kill_switch_engage,
+        kill_switch_reset_approve,
+        kill_switch_reset_request,
+    )
+
+    c = client_for(alice)
+    blank = {"instrument": instrument.pk, "quantity": "", "start_minute": 0, "end_minute": 60}
+    full = {**blank, "quantity": 1000}
+    answer = c.get(reverse("order_estimate"), blank)
+    assert answer.status_code == 200  # a ticket not filled in yet is not bad input
+    assert answer.json() == {"error": "enter a quantity for the estimate", "kills": []}
+    k = kill_switch_engage(user=rita, scope_type="instrument", scope_key="HBRK", reason="news")
+    for q in (blank, full):
+        (text,) = c.get(reverse("order_estimate"), q).json()["kills"]
+        assert text.startswith(f"instrument HBRK: halted by kill switch {k.pk} (news)")
+    assert c.get(reverse("order_estimate"), {**full, "quantity": "x"}).json()["kills"]
+    kill_switch_reset_request(user=rita, kill_id=k.pk, reason="news is out")
+    kill_switch_reset_approve(user=ruth, kill_id=k.pk)
+    assert c.get(reverse("order_estimate"), full).json()["kills"] == []
 
 
 def test_the_estimate_warns_of_a_limit_that_would_block_the_order(alice, instrument) -> None:
@@ -615,7 +644,7 @@ def test_a_window_shorter_than_a_minute_is_refused_at_the_ticket_and_the_estimat
             },
         )
         assert got.status_code == 400
-        assert got.json() == {"error": "the window must last at least 1 minute"}
+        assert got.json()["error"] == "the window must last at least 1 minute"
 
 
 def _estimate_with_limit(c: Any, instrument: Instrument, side: str, offset_bps: float) -> Any:
