@@ -145,6 +145,12 @@ def _row(mv: ModelVersion, user: Any, gates: Any = None) -> dict[str, Any]:
     card = mv.card if isinstance(mv.card, dict) else {}
     validation = card.get("validation") or {}
     diff = validation.get("adaptive_minus_twap_bps") or {}
+    inside = registry.gated_users_of(mv, gates)
+    approved = set(
+        ModelVersion.objects.filter(name__in=inside, status=ModelVersion.APPROVED).values_list(
+            "name", flat=True
+        )
+    )
     return {
         "mv": mv,
         # A file changed or gone since it was registered: said on the list, not only on
@@ -152,7 +158,11 @@ def _row(mv: ModelVersion, user: Any, gates: Any = None) -> dict[str, Any]:
         "problem": registry.integrity_problem(mv) if mv.status != mv.REJECTED else "",
         # An expert trades inside the gated versions that carry it, whatever its own
         # status (a trial: v13 read "Candidate" while it traded every wide name).
-        "inside": registry.gated_users_of(mv, gates),
+        "inside": inside,
+        # Said as covered by the gate's approval (a trial read "Candidate · expert in
+        # policy-v14" as an unapproved model trading live).
+        "inside_approved": [n for n in inside if n in approved],
+        "inside_pending": [n for n in inside if n not in approved],
         "mine": mv.recommended_by_id == user.pk,
         "trained": card.get("date", ""),
         "method": card.get("method", ""),

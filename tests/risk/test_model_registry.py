@@ -635,6 +635,12 @@ def test_an_expert_inside_an_approved_gated_version_cannot_be_rejected_alone(
         model_reject(user=rita, version_id=expert.pk, note="not convinced")
     expert.refresh_from_db()
     assert expert.status == ModelVersion.CANDIDATE
+    # The list says it trades under the gate's approval (a trial read "Candidate · expert
+    # in policy-v9" as an unapproved model trading live).
+    listed = client_for(rita).get("/risk/models/").content.decode()
+    row = listed.split(f'<tr id="model-{expert.pk}">')[1].split("</tr>")[0]
+    assert "approved as the expert of policy-v9: trades inside it" in row
+    assert "awaiting approval" not in row
     model_retire(user=rita, version_id=gated.pk, reason="replaced")
     assert model_reject(user=rita, version_id=expert.pk, note="not convinced").status == (
         ModelVersion.REJECTED
@@ -665,7 +671,7 @@ def test_a_gated_version_carrying_a_rejected_expert_cannot_be_approved(
     assert gated.status == ModelVersion.PENDING
     listed = client_for(rita).get("/risk/models/").content.decode()
     row = listed.split(f'<tr id="model-{expert.pk}">')[1].split("</tr>")[0]
-    assert 'data-field="inside"' in row and "expert in policy-v9" in row
+    assert 'data-field="inside"' in row and "expert in policy-v9 (awaiting approval)" in row
     page = client_for(rita).get(f"/risk/models/{gated.pk}/").content.decode()
     shown = page.split('id="experts"')[1].split("</ul>")[0]
     assert f'href="/risk/models/{expert.pk}/">policy-v8</a>' in shown
