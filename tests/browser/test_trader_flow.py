@@ -220,6 +220,21 @@ def test_trader_submits_watches_pauses_resumes_cancels(
     box = page.evaluate(CANCEL_BOX, [oid])
     assert box["table"] > box["wrap"][1] - box["wrap"][0], f"the table fits: {box}"
     assert page.evaluate(CANCEL_IN_VIEW, [oid]), box
+    # At a laptop's 1280 px a trader's row fits whole: no Trader column of their own
+    # name, and its time left is not under the sticky actions (a trial).
+    page.set_viewport_size({"width": 1280, "height": 800})
+    fits = page.evaluate(
+        "([id]) => { const row = document.querySelector('#order-' + id + ' tr.main');"
+        " const cells = [...row.children]; const acts = row.querySelector('td.actions');"
+        " const before = cells[cells.indexOf(acts) - 1].getBoundingClientRect();"
+        " const wrap = row.closest('table').parentElement.getBoundingClientRect();"
+        " return {left_end: before.right, actions: acts.getBoundingClientRect().left,"
+        " actions_end: acts.getBoundingClientRect().right, wrap_end: wrap.right,"
+        " trader_shown: row.querySelector('.col-trader').offsetParent !== null}; }",
+        [oid],
+    )
+    assert fits["left_end"] <= fits["actions"] + 0.5 and not fits["trader_shown"], fits
+    assert fits["actions_end"] <= fits["wrap_end"] + 0.5, fits
     page.set_viewport_size(VIEWPORT)
     page.wait_for_timeout(2000)
     assert page.evaluate(FILLED, [oid]) == paused_at, "fills kept coming while paused"
