@@ -249,6 +249,8 @@ def test_the_blotter_row_shows_realised_participation_and_the_arrival_to_its_dig
     order = worked_order(alice, instrument)  # 300 filled
     before = client_for(alice).get(reverse("blotter")).content.decode()
     assert 'title="expected: quantity ÷ the window' in before
+    # Told apart at a glance, not by a tooltip alone (a trial read one as the other).
+    assert re.search(r'title="expected: [^"]+"><span class="muted">≈[0-9.]+%</span>', before)
     order.market_volume, order.arrival_price = 3000.0, Decimal("40.005")
     order.save()
     page = client_for(alice).get(reverse("blotter")).content.decode()
