@@ -170,9 +170,13 @@ class KillPreview:
                 f"to a position will be stopped and their child orders cancelled; new orders "
                 f"must reduce a position"
             ) + self.inside_note()
-        return f"Halt {self.where}: {o}, {c} will be cancelled; no new orders until reset" + (
-            self.inside_note()
-        )
+        # "Now": the orders keep sending children until the switch acts, and the card's
+        # count after it is of what was working then (a trial read 1 here and 2 there
+        # as a mismatch).
+        return (
+            f"Halt {self.where}: {o} stopped and every child order working then cancelled "
+            f"({c} now); no new orders until reset"
+        ) + self.inside_note()
 
     def inside_note(self) -> str:
         if not self.inside:

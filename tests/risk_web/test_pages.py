@@ -155,8 +155,8 @@ def test_kill_preview_counts_working_orders_and_children(rita, alice, instrument
     data = resp.json()
     assert (data["orders"], data["children"]) == (1, 2)
     assert data["text"] == (
-        "Halt trader alice: 1 open order, 2 working child orders will be cancelled; "
-        "no new orders until reset"
+        "Halt trader alice: 1 open order stopped and every child order working then "
+        "cancelled (2 working child orders now); no new orders until reset"
     )
 
 
