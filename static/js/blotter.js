@@ -495,10 +495,26 @@
     socket.send(JSON.stringify({ type: "resume", last_seq: last }));
   }
 
+  // A refused handshake reaches the page as a bare close (1006), like a server that is
+  // down: the page asks whether its session still holds, and if not says so and stops,
+  // instead of "reconnecting" for ever under a blotter that no longer updates (a trial:
+  // an admin had reset this user's password).
+  const SESSION_ENDED = "session ended (logged out, or your password or access changed): reload the page to log in";
+  async function sessionOver() {
+    try {
+      const r = await fetch(location.pathname, { headers: { Accept: "text/html" }, credentials: "same-origin", redirect: "manual" });
+      return r.type === "opaqueredirect" || r.status === 401 || r.status === 403;
+    } catch (x) {
+      return false; // the server is down: keep trying
+    }
+  }
+
   function connect() {
     const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + config.ws_path;
     socket = new WebSocket(url);
+    let opened = false;
     socket.addEventListener("open", () => {
+      opened = true;
       attempt = 0;
       showConn("● live", true);
       resume();
@@ -533,9 +549,9 @@
         setTimeout(() => socket.readyState === 1 && resume(), 250);
       }
     });
-    socket.addEventListener("close", (e) => {
-      if (e.code === 4403) {
-        showConn("not allowed or logged out: reload the page", false);
+    socket.addEventListener("close", async (e) => {
+      if (e.code === 4403 || (!opened && await sessionOver())) {
+        showConn(SESSION_ENDED, false);
         return;
       }
       if (e.code === 4401) {

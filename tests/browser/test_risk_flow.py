@@ -627,3 +627,33 @@ def test_changing_ones_password_keeps_this_browsers_live_pages_live(
     assert rick.evaluate("() => window.__notReloaded === true"), "the console reloaded"
     assert "not allowed" not in (rick.locator("#conn").text_content() or "")
     assert rick.js_errors == [], rick.js_errors
+
+
+def test_a_password_an_admin_reset_ends_the_open_pages_live_view_with_a_word(
+    stack: Stack, login: Callable[[str], Any], trader: Any, risk_manager: Any
+) -> None:
+    """The sockets close to be checked again (4401), the check refuses (the session
+    ended with the old password), and the refusal reaches a page as a bare close: the
+    blotter and the console said "reconnecting" for ever over figures no longer live (a
+    trial). They now ask whether the session holds, and say it has ended."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from oversight.roles import ADMIN
+    from oversight.services import user_password_reset
+    from tests.browser.conftest import _user
+
+    expect = _expect()
+    tina, rick = login("tina"), login("rick")
+    rick.goto("/risk/")
+    for page in (tina, rick):
+        expect(page.locator("#conn")).to_contain_text("live")
+    with ThreadPoolExecutor(1) as pool:  # off Playwright's thread, as the tests above say
+        admin = pool.submit(_user, "ada", ADMIN).result()
+        for user in (trader, risk_manager):
+            pool.submit(
+                user_password_reset, actor=admin, user=user, password="another-long-pass-73",
+                reason="browser test: a leaked login",
+            ).result()  # fmt: skip
+    for page in (tina, rick):
+        expect(page.locator("#conn")).to_contain_text("session ended", timeout=20_000)
+        assert page.js_errors == [], page.js_errors
