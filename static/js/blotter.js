@@ -470,6 +470,12 @@
       wireRow(tb);
       if (expanded) toggle(tb, true);
       lastSeq.set(id, seq);
+      // An order page opened before its order started has no arrival line: it comes
+      // with the row (a trial's chart lacked it until a reload).
+      if (chart && String(id) === String(detailOrderId) && !chart.arrival && tb.dataset.arrival) {
+        chart.arrival = Number(tb.dataset.arrival);
+        queueDraw();
+      }
     } catch (e) {
       /* the live row stays */
     } finally {
@@ -966,6 +972,12 @@
   let chartRevision = 0;
   const at = (ts) => "1970-01-01 " + clock(ts);
   const VENUE_COLOURS = ["#4da3ff", "#f0b429", "#c38bff", "#2fd0c4", "#ff8a5c", "#9ccc65"];
+  // A round step for about five share ticks (auto ticks beside the price axis read
+  // 3,542 / 7,960 / 12,378: a trial).
+  const roundStep = (x) => {
+    const p = 10 ** Math.floor(Math.log10(Math.max(x, 1)));
+    return [1, 2, 2.5, 5, 10].map((m) => m * p).find((s) => s >= x);
+  };
 
   function chartTraces() {
     const venues = Object.keys(chart.fills).sort();
@@ -994,7 +1006,7 @@
       xaxis: { type: "date", tickformat: "%H:%M", gridcolor: "#2a3440", range: [at(chart.start_s), at(chart.end_s)] },
       yaxis: { title: { text: "price" }, gridcolor: "#2a3440", tickformat: ".2f" },
       // Whole shares with thousands separators (plotly's default SI ticks read "20k", "1.5M").
-      yaxis2: { title: { text: "shares" }, overlaying: "y", side: "right", range: [0, chart.quantity * 1.05], showgrid: false, tickformat: ",d", rangemode: "tozero", nticks: 6 },
+      yaxis2: { title: { text: "shares" }, overlaying: "y", side: "right", range: [0, chart.quantity * 1.05], showgrid: false, tickformat: ",d", tickmode: "linear", tick0: 0, dtick: roundStep(chart.quantity / 5) },
     };
     window.Plotly.react(chartEl, chartTraces(), layout, { displaylogo: false, responsive: true });
   }
