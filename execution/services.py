@@ -37,7 +37,7 @@ from execution.selectors import market_clock
 from execution.session_clock import session_clock
 from oversight.audit import audit_record
 from oversight.reasons import reason_given
-from oversight.risk.models import Override, RiskException
+from oversight.risk.models import RiskException
 from oversight.risk.pretrade import (
     breaches,
     desk_of,
@@ -46,7 +46,7 @@ from oversight.risk.pretrade import (
     order_scopes,
     refusals,
 )
-from oversight.risk.services import exception_raise
+from oversight.risk.services import exception_raise, overrides_lapse
 from oversight.roles import TRADE
 
 ORDERS_ALL_GROUP = "orders.all"
@@ -667,14 +667,12 @@ def held_end(locked: ParentOrder, status: str, reason: str) -> None:
         applied_at=timezone.now(), outcome=f"void: the order was {status.lower()}"
     )
     # An override asked for it has nothing left to release: it lapses (it stayed pending
-    # for good, its Grant answering "no longer blocked": a trial).
-    for ov in Override.objects.select_for_update(no_key=True).filter(
-        order=locked, status=Override.PENDING
-    ):
-        why = f"lapsed: order {locked.pk} was {status.lower()} ({reason})"[:2000]
-        ov.status, ov.decision_note = Override.REJECTED, why
-        ov.save(update_fields=["status", "decision_note"])
-        audit_record(actor=None, action="override.lapse", obj=ov, reason=why)
+    # for good, its Grant answering "no longer blocked": a trial). After this commits, in
+    # its own transaction: a grant and a halt lock an override before its order, and a
+    # lapse here, under the order's lock, deadlocked with a grant (a review); a halt that
+    # rejects the override itself has done so by then.
+    order_id, why = locked.pk, f"lapsed: order {locked.pk} was {status.lower()} ({reason})"
+    transaction.on_commit(lambda: overrides_lapse(order_id, why))
 
 
 def _order_json(o: ParentOrder) -> dict[str, Any]:

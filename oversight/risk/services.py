@@ -648,6 +648,30 @@ def kill_switch_reset_approve(
 # -- overrides ---------------------------------------------------------------------------
 
 
+def overrides_lapse(order_id: int, why: str) -> int:
+    """The pending overrides of an order that has ended lapse, audited and said to the
+    console. Locks the overrides only (as a grant and a halt take them, before the order)."""
+    from execution.models import ParentOrder
+
+    n = 0
+    with transaction.atomic():
+        for ov in Override.objects.select_for_update(no_key=True).filter(
+            order_id=order_id, status=Override.PENDING
+        ):
+            if not ParentOrder.objects.filter(pk=order_id, status__in=ENDED).exists():
+                break
+            ov.status, ov.decision_note = Override.REJECTED, _fits(why, 2000)
+            ov.save(update_fields=["status", "decision_note"])
+            audit_record(actor=None, action="override.lapse", obj=ov, reason=ov.decision_note)
+            payload = {"id": ov.pk, "order": order_id, "status": ov.status}
+            transaction.on_commit(lambda payload=payload: notify.console_send("override", payload))
+            n += 1
+    return n
+
+
+ENDED = ("FILLED", "CANCELED", "EXPIRED", "REJECTED")
+
+
 def override_request(*, user: Any, order_id: int, reason: str) -> Override:
     from execution.models import BLOCKED, ParentOrder
 
@@ -660,6 +684,11 @@ def override_request(*, user: Any, order_id: int, reason: str) -> Override:
         raise ValidationError(f"order {order.pk} is {order.status.lower()}, not blocked")
     reason = reason_given(reason, "say why the order should go ahead")
     with transaction.atomic():
+        # Checked again under the order's lock: one that ended meanwhile (expired, cancelled,
+        # halted) would leave this request pending for good (a review).
+        order = ParentOrder.objects.select_for_update(no_key=True).get(pk=order.pk)
+        if order.status != BLOCKED:
+            raise ValidationError(f"order {order.pk} is {order.status.lower()}, not blocked")
         if Override.objects.filter(order=order, status=Override.PENDING).exists():
             raise ValidationError(f"an override for order {order.pk} is already pending")
         codes = [c.split(":")[0] for c in order.status_reason.split("; ") if c]

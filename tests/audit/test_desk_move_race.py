@@ -209,3 +209,54 @@ def test_a_control_holding_an_order_s_row_does_not_stop_its_worker_writing_under
     assert waited, "a second control did not wait for the first's lock"
     assert not isinstance(out["control"], Exception), out["control"]
     assert out["second"].action == "cancel", out["second"]  # queued behind the amend
+
+
+@only_pg
+def test_a_blocked_order_s_cancel_and_a_grant_of_its_override_do_not_deadlock(
+    instrument: Instrument, alice: Any, rita: Any, monkeypatch: Any
+) -> None:
+    """A grant locks the override, then the order; a cancel of the blocked order locks the
+    order, and its end lapsed the pending overrides under that lock: each waited for the
+    other, and PostgreSQL aborted the grant (a review). The lapse now runs after the
+    cancel commits: the grant is told the order is no longer blocked, and the override
+    lapses."""
+    from oversight.models import AuditRecord
+    from oversight.risk.services import override_grant, override_request
+
+    monkeypatch.setattr(order_services, "dispatch_order", lambda _id: None)
+    set_limit("max_order_qty", 10_000)
+    order = submit(alice, instrument)  # 20,000 shares: blocked
+    assert order.status == "BLOCKED"
+    ov = override_request(user=alice, order_id=order.pk, reason="client's closing order")
+    holding, go = threading.Event(), threading.Event()
+    real = order_services.order_status_set
+
+    def locked_then_wait(*a: Any, **kw: Any) -> Any:  # under the order's lock
+        holding.set()
+        go.wait(10)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(order_services, "order_status_set", locked_then_wait)
+    out: dict[str, Any] = {}
+    cancel = in_thread(
+        lambda: order_services.order_control_request(
+            user=alice, order=order, action="cancel", reason="not today"
+        ),
+        out,
+        "cancel",
+    )
+    assert holding.wait(10)
+    grant = in_thread(lambda: override_grant(user=rita, override_id=ov.pk), out, "grant")
+    grant.join(1.5)  # it holds the override and waits for the order
+    go.set()
+    cancel.join(20)
+    grant.join(20)
+    assert not isinstance(out["cancel"], Exception), out["cancel"]
+    assert "is no longer blocked" in str(out["grant"]), out["grant"]
+    order.refresh_from_db()
+    ov.refresh_from_db()
+    assert order.status == "CANCELED"
+    assert ov.status == "REJECTED" and ov.decision_note.startswith(
+        f"lapsed: order {order.pk} was canceled"
+    )
+    assert AuditRecord.objects.filter(action="override.lapse", object_id=str(ov.pk)).count() == 1

@@ -283,6 +283,13 @@ def test_a_halt_cancels_the_blocked_orders_in_its_scope(
     assert Override.objects.get(pk=ov.pk).status == "REJECTED"
     audited = set(AuditRecord.objects.values_list("action", "object_id"))
     assert {("order.cancel", str(blocked.pk)), ("override.reject", str(ov.pk))} <= audited
+    # Rejected once, by the halt (a review: also lapsed by the order's end, twice over).
+    trail = AuditRecord.objects.filter(object_type="Override", object_id=str(ov.pk))
+    assert list(trail.order_by("seq").values_list("action", flat=True)) == [
+        "override.request",
+        "override.reject",
+    ]
+    assert Override.objects.get(pk=ov.pk).decision_note.startswith("the order was canceled by")
     # An order released (or entered) that no worker has taken up yet is cancelled too: it
     # would have traded once the switch was reset (a review).
     waiting = stepping.submit(alice, large, quantity=1_000)

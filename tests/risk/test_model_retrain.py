@@ -335,16 +335,18 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
         call_command("model_retrain", "--decision-log", str(tmp_path / "missing"))
     with pytest.raises(CommandError, match="--iterations: must be from 1 to 100,000, got 0"):
         call_command("model_retrain", "--iterations", "0")
-    with pytest.raises(CommandError, match="--evaluation: must be from 2 to 10,000, got 1"):
+    with pytest.raises(CommandError, match="--evaluation: must be from 2 to 100,000, got 1"):
         call_command("model_retrain", "--evaluation", "1")
     # A seed too large for numpy failed after the model had loaded, not naming --seed.
     with pytest.raises(CommandError, match="--seed: must be from 0 to 2,147,483,647"):
         call_command("model_retrain", "--seed", "99999999999999999999")
     # call_command's keywords skip the parser's types: checked again.
-    with pytest.raises(CommandError, match="--iterations must be at least 1"):
+    with pytest.raises(CommandError, match="--iterations must be from 1 to 100,000"):
         call_command("model_retrain", iterations=0)
-    with pytest.raises(CommandError, match="--evaluation must be at least 2"):
+    with pytest.raises(CommandError, match=r"--evaluation must be from 2 to 100,000 \(a paired"):
         call_command("model_retrain", evaluation=1)
+    with pytest.raises(CommandError, match="--jobs must be from 1 to 256"):
+        call_command("model_retrain", jobs=10_000)
     with pytest.raises(CommandError, match="--seed must be from 0 to 2,147,483,647"):
         call_command("model_retrain", seed=2**31)
     for name in ("../../escape", "a/b", ".hidden", "x" * 65):

@@ -103,6 +103,17 @@ def evaluation_summary(name: str, base: str, ev: dict[str, Any]) -> list[str]:
 
 
 SEED_MAX = 2**31 - 1  # train.py's bound: the seed goes into numpy and torch
+# Each option's range, as train.py's: the parser checks a command line, and handle()
+# again for call_command's keywords, which skip the parser's types.
+BOUNDS = {
+    "iterations": (1, 100_000),
+    "pairs": (1, 10_000),
+    "episodes_per_pair": (1, 10_000),
+    "range_episodes": (1, 100_000),
+    "evaluation": (2, 100_000),  # the held-out validation days there are
+    "jobs": (1, 256),
+    "seed": (0, SEED_MAX),
+}
 
 
 class Command(BaseCommand):
@@ -133,40 +144,43 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--iterations",
-            type=whole(1, 100_000),
+            type=whole(*BOUNDS["iterations"]),
             default=30,
             help="training iterations (default: %(default)s)",
         )
         parser.add_argument(
             "--pairs",
-            type=whole(1, 10_000),
+            type=whole(*BOUNDS["pairs"]),
             default=8,
             help="perturbation pairs per iteration (default: %(default)s)",
         )
         parser.add_argument(
             "--episodes-per-pair",
-            type=whole(1, 10_000),
+            type=whole(*BOUNDS["episodes_per_pair"]),
             default=2,
             help="generated days each perturbation is tried on (default: %(default)s)",
         )
         parser.add_argument(
             "--range-episodes",
-            type=whole(1, 100_000),
+            type=whole(*BOUNDS["range_episodes"]),
             default=60,
             help="generated days the saved feature range is fitted on (default: %(default)s)",
         )
         parser.add_argument(
             "--evaluation",
-            type=whole(2, 10_000),
+            type=whole(*BOUNDS["evaluation"]),
             default=40,
             help="held-out days in the comparison (default: %(default)s)",
         )
         parser.add_argument(
-            "--jobs", type=whole(1, 256), default=2, help="worker processes (default: %(default)s)"
+            "--jobs",
+            type=whole(*BOUNDS["jobs"]),
+            default=2,
+            help="worker processes (default: %(default)s)",
         )
         parser.add_argument(
             "--seed",
-            type=whole(0, SEED_MAX),
+            type=whole(*BOUNDS["seed"]),
             default=1,
             help="the training's random seed (default: %(default)s)",
         )
@@ -180,15 +194,10 @@ class Command(BaseCommand):
         # The command line's types check these (as train.py's do); call_command's keyword
         # arguments skip the types, so they are checked again here. A seed past 2**31
         # failed only after the model had loaded, without naming --seed (a fuzz).
-        for key in ("iterations", "pairs", "episodes_per_pair", "evaluation", "jobs"):
-            if o[key] < 1:
-                raise CommandError(f"--{key.replace('_', '-')} must be at least 1")
-        if o["range_episodes"] < 1:
-            raise CommandError("--range-episodes must be at least 1")
-        if o["evaluation"] < 2:
-            raise CommandError("--evaluation must be at least 2 (a paired interval needs two days)")
-        if not 0 <= o["seed"] <= SEED_MAX:
-            raise CommandError(f"--seed must be from 0 to {SEED_MAX:,}")
+        for key, (lo, hi) in BOUNDS.items():
+            if not lo <= o[key] <= hi:
+                why = " (a paired interval needs two days)" if key == "evaluation" else ""
+                raise CommandError(f"--{key.replace('_', '-')} must be from {lo:,} to {hi:,}{why}")
         if o["name"] and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", o["name"]):
             # Also a file name: no folder in it, nothing that leaves --out-dir.
             raise CommandError(
