@@ -17,6 +17,7 @@ urlpatterns = [
     path("users/<int:pk>/password/", views.user_password, name="user_password"),
     path("users/<int:pk>/unlock/", views.user_unlock, name="user_unlock"),
     path("password/", views.password_change, name="password_change"),
+    path("session/", views.session_status, name="session_status"),
     path("risk/", include("oversight.risk.urls")),
     path("tca/", include("tca.urls")),
     path("", include("execution.urls")),

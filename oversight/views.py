@@ -16,7 +16,13 @@ from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -170,9 +176,10 @@ def _page_number(asked: str) -> int:
     digits = text.removeprefix("-")
     if not (digits.isascii() and digits.isdigit()):
         return 1
-    if len(digits) > 12:
-        return 1 if text.startswith("-") else 10**12
-    return max(1, int(text))
+    if text.startswith("-"):
+        return 1  # before the first
+    digits = digits.lstrip("0") or "0"  # page=0000000000005 is page 5 (a review)
+    return 10**12 if len(digits) > 12 else max(1, int(digits))
 
 
 def _audit_page(request: HttpRequest, form: AuditFilterForm, *, status: int = 200) -> HttpResponse:
@@ -181,7 +188,7 @@ def _audit_page(request: HttpRequest, form: AuditFilterForm, *, status: int = 20
     if form.is_valid():
         records = audit_records(filters=form.filters())
         page = Paginator(records, AUDIT_PAGE_ROWS).get_page(_page_number(asked))
-        if asked and str(page.number) != asked.strip():
+        if asked and str(page.number) != asked.strip().lstrip("0"):
             # get_page shows the last (or first) page for one that is not there: say so,
             # rather than let page 99999 pass for the trail's end.
             messages.info(
@@ -628,3 +635,14 @@ def password_change(request: HttpRequest) -> HttpResponse:
     return render(
         request, "oversight/password.html", {"form": form, "due": password_due(request.user)}
     )
+
+
+@require_GET
+def session_status(request: HttpRequest) -> JsonResponse:
+    """Whether this browser's session still holds, for a live page whose socket was
+    refused (a refusal reaches the page as a bare close, like a server that is down).
+    Light on purpose: the pages asked for themselves, and rendered them, at every retry.
+    A session whose password change is due is answered 403 by its middleware."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "logged out"}, status=401)
+    return JsonResponse({"user": request.user.get_username()})

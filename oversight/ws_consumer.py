@@ -17,3 +17,8 @@ class Consumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         closed protocol" (a trial). The disconnect that follows cleans up."""
         with contextlib.suppress(Disconnected):
             await super().send_json(content, close=close)
+
+    async def close(self, code: Any = None, reason: Any = None) -> None:
+        # A socket told to close (a revoked session) may be gone already (a review).
+        with contextlib.suppress(Disconnected):
+            await super().close(code=code, reason=reason)

@@ -508,7 +508,7 @@
   const SESSION_ENDED = "session ended (logged out, or your password or access changed): reload the page to log in";
   async function sessionOver() {
     try {
-      const r = await fetch(location.pathname, { headers: { Accept: "text/html" }, credentials: "same-origin", redirect: "manual" });
+      const r = await fetch("/session/", { headers: { Accept: "application/json" }, credentials: "same-origin", redirect: "manual", signal: AbortSignal.timeout(5000) });
       return r.type === "opaqueredirect" || r.status === 401 || r.status === 403;
     } catch (x) {
       return false; // the server is down: keep trying

@@ -117,7 +117,10 @@
   const killBox = document.getElementById("ticket-kills");
   function showKills(texts) {
     if (!Array.isArray(texts)) return;
-    killBox.querySelector("ul").replaceChildren(...texts.map((t) => el("li", {}, "⚠ " + t)));
+    const list = killBox.querySelector("ul");
+    // Only a change is written: the banner is an alert, re-read aloud when it changes.
+    if ([...list.children].map((li) => li.textContent).join("\n") === texts.map((t) => "⚠ " + t).join("\n")) return;
+    list.replaceChildren(...texts.map((t) => el("li", {}, "⚠ " + t)));
     killBox.hidden = texts.length === 0;
   }
   async function estimate() {

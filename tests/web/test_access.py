@@ -155,3 +155,20 @@ def test_a_refusal_is_logged_in_one_line_and_a_fault_with_its_traceback() -> Non
     fault.status_code = 500
     assert quiet.filter(forbidden) and forbidden.exc_info is None
     assert quiet.filter(fault) and fault.exc_info is info
+
+
+def test_a_live_page_can_ask_whether_its_session_holds(alice) -> None:
+    """What a page asks when its socket is refused: 401 once logged out, 403 (JSON) when a
+    password change is due, and the user otherwise; never a redirect or a page."""
+    from django.test import Client
+    from django.utils import timezone
+
+    from oversight.models import PasswordChangeDue
+
+    json = {"HTTP_ACCEPT": "application/json"}
+    assert Client().get("/session/", **json).status_code == 401
+    c = client_for(alice)
+    assert c.get("/session/", **json).json() == {"user": "alice"}
+    PasswordChangeDue.objects.create(user=alice, set_at=timezone.now())
+    due = c.get("/session/", **json)
+    assert due.status_code == 403 and "password" in due.json()["error"]
