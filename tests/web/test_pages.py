@@ -467,7 +467,11 @@ def test_a_pov_order_not_yet_started_expects_its_own_rate(alice, instrument) -> 
         params={"participation_rate": 0.2}, status="NEW", filled_qty=0,
     )  # fmt: skip
     page = client_for(alice).get(reverse("blotter")).content.decode()
-    cell = re.search(r'<td class="num" data-field="participation" title="[^"]+">([^<]+)</td>', page)
+    cell = re.search(
+        r'<td class="num" data-field="participation" title="[^"]+"><span class="muted">≈'
+        r"([^<]+)</span></td>",
+        page,
+    )
     assert cell is not None and 15.0 < float(cell[1].rstrip("%")) <= 20.0
 
 
