@@ -115,7 +115,8 @@ def _model_label(order: ParentOrder) -> str:
     # Entered params are stored whole (defaults filled in); the schema's default is for
     # a row that lacks the key.
     lot = int((order.params or {}).get("min_child_qty") or _default_lot())
-    if too_small_for_the_model(order.quantity, lot):
+    # As entered: an order the model traded, then cut under 5 lots, was the model's.
+    if too_small_for_the_model(max(order.quantity, order.entered_quantity or 0), lot):
         return f"{order.model_version.name} · {CURVE_ALONE}"
     return order.model_version.name + (f" · {order.model_expert}" if order.model_expert else "")
 
