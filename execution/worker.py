@@ -37,6 +37,7 @@ from execution.engine.events import (
     DomainEvent,
     ParentAmended,
     ParentReplanned,
+    ParentStatusChanged,
     ParentStrategyFallback,
 )
 from execution.engine.orders import InvalidTransition, ParentStatus, ticks_to_px
@@ -759,7 +760,22 @@ class MarketWorker:
                     "WHERE id = %s",
                     [(c.status, c.filled_qty, c.pk) for c in changed_children],
                 )
+        # An order's end in its worker is in the audit trail, as an end outside one is (a
+        # blocked order's expiry); after the order rows, as every writer takes the chain.
+        # Two trials found a paused order's expiry at its window's end missing.
+        for e in events:
+            if isinstance(e, ParentStatusChanged) and e.status in AUDITED_ENDS:
+                ended = self._orders.get(e.order_id)
+                if ended is not None:
+                    audit_record(
+                        actor=None, action=AUDITED_ENDS[e.status], obj=ended, reason=e.reason
+                    )
         return messages
+
+
+# The ends an order reaches in its worker by itself; a cancel or a kill is audited where
+# it is asked and applied.
+AUDITED_ENDS = {ParentStatus.EXPIRED.value: "order.expire", ParentStatus.FILLED.value: "order.fill"}
 
 
 def sessions_reap(

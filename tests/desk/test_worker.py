@@ -246,6 +246,9 @@ def test_an_order_working_at_the_close_expires_with_its_end_mid_not_suspended(
         assert final.payload["status"] == "EXPIRED" and final.payload["end_mid_px"]
         suspended = AuditRecord.objects.filter(action="order.suspend", object_id=str(order.pk))
         assert not suspended.exists()
+        # Its end is audited, as a blocked order's expiry is (two trials found it missing).
+        expired = AuditRecord.objects.filter(action="order.expire", object_id=str(order.pk))
+        assert [r.reason for r in expired] == [why]
     live = ["ACCEPTED", "PARTIALLY_FILLED", "SUBMITTED", "PENDING_CANCEL"]
     assert not ChildOrder.objects.filter(parent=resting, status__in=live).exists()
 
@@ -437,6 +440,12 @@ def test_a_paused_order_is_cut_to_a_smaller_quantity_and_finishes_there(
     order.refresh_from_db()
     assert order.status == "FILLED" and order.filled_qty == new
     assert Fill.objects.filter(parent=order).aggregate(n=Sum("quantity"))["n"] == new
+    from oversight.models import AuditRecord
+
+    (end,) = AuditRecord.objects.filter(object_type="ParentOrder", object_id=str(order.pk)).filter(
+        action="order.fill"
+    )  # its end, audited once
+    assert end.actor_id is None
 
 
 def test_children_are_sized_within_the_child_limits_not_denied_by_them(
