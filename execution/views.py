@@ -569,6 +569,11 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
         answer = _order_estimate(request)
     data = json.loads(answer.content)
     data["kills"] = [k["text"] for k in _ticket_kills(request.user)]
+    if chosen and "market" not in data:
+        # Where the market is, with every answer: a ticket without a quantity, or with a
+        # window the market has passed, showed no clock or a stale one (a trial).
+        clock = market_clock(Instrument.objects.get(pk=int(typed)))
+        data["market"] = {**clock, "at": session_clock(clock["minute"] * 60, ms=False)}
     return JsonResponse(data, status=answer.status_code)
 
 

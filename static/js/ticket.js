@@ -72,15 +72,25 @@
     const m = Math.round(570 + Number(minute));
     return `${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
   };
-  // An untouched window that has already passed moves to start at the market's clock.
+  // An untouched window follows the market's clock: it starts at the clock's next
+  // minute, keeping its length, and back at 09:30 once the day has rolled; within two
+  // minutes of the close it stays (a trial's ticket, left open through the close, set a
+  // window of 16:00 to 16:00 and then could not be sent).
+  const startLen = Number(form.elements.end_minute.value) - Number(form.elements.start_minute.value);
   function fitWindow(minute) {
+    if (windowTouched || minute === undefined || !(startLen > 0)) return false;
     const start = form.elements.start_minute, end = form.elements.end_minute;
-    if (windowTouched || !(Number(start.value) < minute)) return false;
-    const len = Number(end.value) - Number(start.value);
-    start.value = Math.ceil(minute);
-    end.value = Math.min(390, Number(start.value) + len);
+    const want = Math.ceil(minute);
+    if (want === Number(start.value) || want + 2 > 390) return false;
+    start.value = want;
+    end.value = Math.min(390, want + startLen);
     showWindow();
-    return Number(end.value) > Number(start.value);
+    return true;
+  }
+  function showMarket(market) {
+    const sym = instruments[form.elements.instrument.value].symbol;
+    marketOut.textContent = `${sym} market: day ${market.day}, ${market.at}${market.running ? " (running)" : " (resumes here with the next order)"}`;
+    return fitWindow(market.minute);
   }
   function showWindow() {
     const a = form.elements.start_minute.value, b = form.elements.end_minute.value;
@@ -149,8 +159,10 @@
     // Which model version (and which expert of a gated one) would trade the order.
     modelOut.textContent = data.model || "";
     modelOut.hidden = modelTerm.hidden = !data.model;
+    const moved = data.market ? showMarket(data.market) : false;
     if (data.error) {
       errorOut.textContent = data.error;
+      if (moved) scheduleEstimate(); // the window it moved may be the fix
       return;
     }
     errorOut.textContent = "";
@@ -163,11 +175,7 @@
       fill_pct: (v) => v.toFixed(0),
     };
     for (const [k, f] of Object.entries(fmt)) if (out(k) && data[k] !== undefined) out(k).textContent = f(data[k]);
-    if (data.market) {
-      const sym = instruments[form.elements.instrument.value].symbol;
-      marketOut.textContent = `${sym} market: day ${data.market.day}, ${data.market.at}${data.market.running ? " (running)" : " (resumes here with the next order)"}`;
-      if (fitWindow(data.market.minute)) scheduleEstimate();
-    }
+    if (moved) scheduleEstimate();
     data.warnings.forEach((w) => warnings.append(el("li", { role: "alert" }, "⚠ " + w)));
   }
 

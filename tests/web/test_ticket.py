@@ -510,7 +510,10 @@ def test_every_estimate_says_the_kill_switches_now_so_the_banner_follows_a_reset
     full = {**blank, "quantity": 1000}
     answer = c.get(reverse("order_estimate"), blank)
     assert answer.status_code == 200  # a ticket not filled in yet is not bad input
-    assert answer.json() == {"error": "enter a quantity for the estimate", "kills": []}
+    said = answer.json()
+    assert (said["error"], said["kills"]) == ("enter a quantity for the estimate", [])
+    # Where the market is, before any quantity (the clock line stayed empty: a trial).
+    assert (said["market"]["day"], said["market"]["at"]) == (1, "09:30:00")
     k = kill_switch_engage(user=rita, scope_type="instrument", scope_key="HBRK", reason="news")
     for q in (blank, full):
         (text,) = c.get(reverse("order_estimate"), q).json()["kills"]
