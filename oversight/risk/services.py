@@ -770,6 +770,11 @@ def override_grant(
     note = reason_given(note, field="note")
 
     _require_risk_manager(user, "grant an override")
+    from execution.services import blocked_expire
+
+    # An order whose window or day is over expires first, and its request lapses: the
+    # grant then says so (a trial granted one the day after; nothing had expired it).
+    blocked_expire()
     try:
         minutes = int(minutes)
     except (TypeError, ValueError):
@@ -784,7 +789,7 @@ def override_grant(
         if ov.requested_by_id == user.pk:
             raise ValidationError("you cannot grant your own request: a second person must")
         if ov.status != Override.PENDING:
-            raise ValidationError(f"override {ov.pk} is {ov.status.lower()}, not pending")
+            raise ValidationError(_not_pending(ov))
         order = ParentOrder.objects.select_for_update(no_key=True).get(pk=ov.order_id)
         if order.owner_id == user.pk:
             # A trader made risk manager granted an override of their own order (a trial).
@@ -862,6 +867,12 @@ def _override_release(user: Any, ov: Override, order: Any, minutes: int, note: s
     transaction.on_commit(lambda: notify.console_send("override", payload))
 
 
+def _not_pending(ov: Override) -> str:
+    """Why an override can no longer be decided, with a lapse's own words."""
+    lapsed = ov.decision_note if ov.decision_note.startswith("lapsed:") else ""
+    return f"override {ov.pk} is {ov.status.lower()}{f' ({lapsed})' if lapsed else ''}, not pending"
+
+
 def _fits(text: str, size: int) -> str:
     """`text` for a column of `size`: whole, or its start saying where the rest is."""
     more = "… (the whole note is in the audit trail)"
@@ -876,7 +887,7 @@ def override_reject(*, user: Any, override_id: int, note: str = "") -> Override:
     with transaction.atomic():
         ov = Override.objects.select_for_update(no_key=True).get(pk=override_id)
         if ov.status != Override.PENDING:
-            raise ValidationError(f"override {ov.pk} is {ov.status.lower()}, not pending")
+            raise ValidationError(_not_pending(ov))
         ov.status, ov.decision_note = Override.REJECTED, note
         if ov.requested_by_id != user.pk:
             ov.granted_by = user  # who decided; the constraint keeps it a second person

@@ -114,6 +114,9 @@ def _plain(d: Decimal | None) -> str:
 @permission_required(MANAGE_RISK, raise_exception=True)
 @require_GET
 def console(request: HttpRequest) -> HttpResponse:
+    from execution.services import blocked_expire
+
+    blocked_expire()  # as the overrides page: nothing over is shown as waiting
     exposure = selectors.exposure()
     keys = selectors.scope_keys()
     return render(
@@ -239,6 +242,11 @@ def limits(request: HttpRequest) -> HttpResponse:
 @permission_required(MANAGE_RISK, raise_exception=True)
 @require_GET
 def overrides(request: HttpRequest) -> HttpResponse:
+    from execution.services import blocked_expire
+
+    # An order whose window (or day) is over expires, and its request lapses, before the
+    # page lists it as pending (a trial's stayed so until a trader opened a blotter).
+    blocked_expire()
     return render(
         request,
         "risk/overrides.html",

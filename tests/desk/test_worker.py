@@ -313,6 +313,33 @@ def test_a_market_that_went_idle_in_its_last_minute_opens_the_next_day(
     assert market_clock(instrument) == {"day": 2, "minute": 388.0, "running": False}
 
 
+def test_a_worker_that_runs_to_the_close_expires_the_day_s_blocked_orders(
+    instrument: Instrument, alice: User
+) -> None:
+    """At the close, by the worker's own housekeeping: the orders and the requests are
+    ended, not left "Blocked" and "Pending" for a blotter to end (a trial saw them so; the
+    overrides page and the console now end them too, as the blotter does)."""
+    from oversight.risk.models import Override
+    from oversight.risk.services import override_request
+
+    set_limit("max_order_qty", 10_000)
+    blocked = submit(alice, instrument, start_minute=300, end_minute=390)  # 20,000: blocked
+    ov = override_request(user=alice, order_id=blocked.pk, reason="client's closing order")
+    ticks = iter(range(10**6))  # a wall clock a second on at every reading
+    w = MarketWorker(
+        instrument, speed=600.0, seed=7, wall_clock=lambda: float(next(ticks)), poll_interval_s=0.0
+    )
+    w.claim()
+    w.run(idle_exit_s=1e9, tick_s=0.0, max_wall_s=10_000)  # 39 wall seconds make the day
+    blocked.refresh_from_db()
+    ov.refresh_from_db()
+    assert w.market.now == 390 * 60
+    assert (blocked.status, blocked.status_reason) == (
+        "EXPIRED", "its window ended while it was blocked",
+    )  # fmt: skip
+    assert ov.status == Override.REJECTED and ov.decision_note.startswith("lapsed:")
+
+
 def test_a_session_that_stopped_idle_is_continued_and_a_window_already_past_is_refused(
     instrument: Instrument, alice: User
 ) -> None:
