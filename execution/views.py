@@ -319,6 +319,9 @@ def _order_row(
         "participation_realised": realised,
         "time_left_s": time_left,
         "window": f"{_short_clock(order.start_minute * 60)}–{_short_clock(end_s)}",
+        # The market day the window is on (a trial: orders of five days all read
+        # "09:30–16:00"); an old order without one has none to show.
+        "day": order.session.day if order.session else order.day,
         # Newest first, as the live page adds them.
         "children": [
             {"c": c, "at": session_clock(c.sim_ts), "detail": details.get(c.client_order_id, "")}

@@ -260,6 +260,13 @@ def test_the_blotter_row_shows_realised_participation_and_the_arrival_to_its_dig
     assert cell is not None and cell[2] == "10.0%" and cell[1].startswith("realised")
     assert '<td class="num" data-field="arrival">40.005</td>' in page
     assert ">09:30–10:30<" in page  # the window, in whole minutes
+    # On its market day, where the order has one (orders of five days all read the same).
+    order.day = 3
+    order.save()
+    page = client_for(alice).get(reverse("blotter")).content.decode()
+    assert re.search(r">d3</span> <span>09:30–10:30</span>", page)
+    detail = client_for(alice).get(reverse("order_detail", args=[order.pk])).content.decode()
+    assert "<dd>day 3, 09:30–10:30</dd>" in detail
 
 
 def test_an_order_that_ended_without_trading_expects_no_participation(alice, instrument) -> None:
