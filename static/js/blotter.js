@@ -1008,6 +1008,12 @@
       // Whole shares with thousands separators (plotly's default SI ticks read "20k", "1.5M").
       yaxis2: { title: { text: "shares" }, overlaying: "y", side: "right", range: [0, chart.quantity * 1.05], showgrid: false, tickformat: ",d", tickmode: "linear", tick0: 0, dtick: roundStep(chart.quantity / 5) },
     };
+    // Nothing priced yet (an order that never started): no axis of -1 to 4 (a trial).
+    const priced = chart.mid.y.length || Object.keys(chart.fills).length || chart.arrival || chart.limit;
+    if (!priced) {
+      layout.yaxis.visible = false;
+      layout.annotations = [{ text: "no market data: the order has not traded", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#8a96a3" } }];
+    }
     window.Plotly.react(chartEl, chartTraces(), layout, { displaylogo: false, responsive: true });
   }
   function queueDraw() {
