@@ -502,19 +502,7 @@
   killList.addEventListener("submit", actInPlace);
 
   let attempt = 0;
-  // A refused handshake reaches the page as a bare close (1006), like a server that is
-  // down: the page asks whether its session still holds, and if not says so and stops,
-  // instead of "reconnecting" for ever under a blotter that no longer updates (a trial:
-  // an admin had reset this user's password).
-  const SESSION_ENDED = "session ended (logged out, or your password or access changed): reload the page to log in";
-  async function sessionOver() {
-    try {
-      const r = await fetch("/session/", { headers: { Accept: "application/json" }, credentials: "same-origin", redirect: "manual", signal: AbortSignal.timeout(5000) });
-      return r.type === "opaqueredirect" || r.status === 401 || r.status === 403;
-    } catch (x) {
-      return false; // the server is down: keep trying
-    }
-  }
+  const { ENDED: SESSION_ENDED, over: sessionOver } = window.oversightSession;
   function connect() {
     const socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + config.ws_path);
     let opened = false;
