@@ -59,9 +59,12 @@ def _today() -> datetime:
 # -- exceptions ---------------------------------------------------------------------------
 
 
+ORDER_ENDED = ("FILLED", "CANCELED", "EXPIRED", "REJECTED")
+
+
 def _exceptions() -> QuerySet[RiskException]:
     return RiskException.objects.select_related(
-        "assigned_to", "acked_by", "resolved_by"
+        "assigned_to", "acked_by", "resolved_by", "order"
     ).prefetch_related(
         Prefetch("comments", queryset=ExceptionComment.objects.select_related("author"))
     )
@@ -248,6 +251,13 @@ def exception_json(e: RiskException) -> dict[str, Any]:
         "resolved_by": e.resolved_by.get_username() if e.resolved_by_id else "",
         "resolved_at": e.resolved_at.isoformat() if e.resolved_at else None,
         "resolution": e.resolution,
+        # The order it is about has ended: nothing more will come of it (a trial found
+        # the console full of open exceptions about orders long finished).
+        "order_ended": (
+            e.order.status.lower()
+            if e.order_id is not None and e.order is not None and e.order.status in ORDER_ENDED
+            else ""
+        ),
     }
 
 

@@ -183,6 +183,7 @@ def _placeholder_exception() -> dict[str, Any]:
         "pinned": False,
         "escalated": False,
         "comments": [],
+        "order_ended": "",
     }
 
 

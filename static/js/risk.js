@@ -153,6 +153,11 @@
       st.className = `badge exc-st-${p.status}`;
       flash(st.parentElement);
     }
+    const ended = tb.querySelector('[data-field="order_ended"]');
+    if (ended) {
+      ended.hidden = !p.order_ended;
+      ended.textContent = p.order_ended ? `order ${p.order_ended}` : "";
+    }
     setText(tb, "assigned_to", p.assigned_to || "—");
     tb.querySelector(".btn-ack").disabled = p.status !== "OPEN";
     setText(tb, "detail", p.detail || "");

@@ -76,6 +76,21 @@ def test_console_shows_exceptions_in_order_and_a_kill_switch(rita, alice, instru
     assert '<datalist id="keys-instrument"><option value="HBRK"></option></datalist>' in html
 
 
+def test_an_exception_about_an_order_that_has_ended_says_so(rita, alice, instrument) -> None:
+    """The console filled with open exceptions about orders long finished, told apart
+    from live ones by nothing (a trial)."""
+    live = make_order(alice, instrument)
+    done = make_order(alice, instrument, status="EXPIRED")
+    for order in (live, done):
+        raise_exc(f"about {order.pk}", "WARNING", scope_type="order", order_id=order.pk)
+    page = client_for(rita).get(reverse("risk_console")).content.decode()
+    rows = {pk: page.split(f'title="about {pk}"')[1].split("</tr>")[0] for pk in (live.pk, done.pk)}
+    assert re.search(r'data-field="order_ended"[^>]*>order expired<', rows[done.pk])
+    assert re.search(r'data-field="order_ended"[^>]* hidden>order <', rows[live.pk])
+    e = RiskException.objects.get(order=done)
+    assert selectors.exception_json(e)["order_ended"] == "expired"
+
+
 def test_reset_approval_is_disabled_for_whoever_asked(rita, rob) -> None:
     k = services.kill_switch_engage(user=rita, scope_type="firm", reason="market-wide halt")
     services.kill_switch_reset_request(user=rita, kill_id=k.pk, reason="venues are back")
