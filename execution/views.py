@@ -564,65 +564,60 @@ def order_estimate(request: HttpRequest) -> JsonResponse:
     if not request.user.has_perm(TRADE):
         return JsonResponse({"error": "traders only"}, status=403)
     typed = request.GET.get("instrument", "")
-    chosen = plain_id(typed) and Instrument.objects.filter(pk=int(typed)).exists()
-    if chosen and request.GET.get("quantity", "").strip() == "":
+    instrument = Instrument.objects.filter(pk=int(typed)).first() if plain_id(typed) else None
+    if instrument is not None and request.GET.get("quantity", "").strip() == "":
         # Not bad input: a ticket not filled in yet, asking for its banner.
-        answer = JsonResponse({"error": "enter a quantity for the estimate"})
+        data: dict[str, Any] = {"error": "enter a quantity for the estimate"}
+        status = 200
     else:
-        answer = _order_estimate(request)
-    data = json.loads(answer.content)
+        data, status = _order_estimate(request, instrument)
     data["kills"] = [k["text"] for k in _ticket_kills(request.user)]
-    if chosen and "market" not in data:
+    if instrument is not None and "market" not in data:
         # Where the market is, with every answer: a ticket without a quantity, or with a
         # window the market has passed, showed no clock or a stale one (a trial).
-        clock = market_clock(Instrument.objects.get(pk=int(typed)))
+        clock = market_clock(instrument)
         data["market"] = {**clock, "at": session_clock(clock["minute"] * 60, ms=False)}
-    return JsonResponse(data, status=answer.status_code)
+    return JsonResponse(data, status=status)
 
 
-def _order_estimate(request: HttpRequest) -> JsonResponse:
+def _order_estimate(
+    request: HttpRequest, instrument: Instrument | None
+) -> tuple[dict[str, Any], int]:
+    """The estimate and its status, or what is wrong and 400; `instrument`: the one the
+    ticket names, read once by the caller (None: no such instrument)."""
     # As the ticket reads them (a review: "１０００" was costed as 1000, a side of "x" as a
     # buy, an unknown strategy as none, all without a word).
     for name in ("quantity", "start_minute", "end_minute"):
         if not written_plainly_no_exponent(request.GET.get(name, "")):
-            return JsonResponse({"error": f"{name}: write it with the digits 0-9"}, status=400)
+            return {"error": f"{name}: write it with the digits 0-9"}, 400
     if request.GET.get("side", "buy") not in ("buy", "sell"):
-        return JsonResponse({"error": 'side: must be "buy" or "sell"'}, status=400)
+        return {"error": 'side: must be "buy" or "sell"'}, 400
     strategy = request.GET.get("strategy", "")
     if strategy and strategy not in strategy_names():
-        return JsonResponse(
-            {"error": f"strategy: unknown; one of {', '.join(strategy_names())}"}, status=400
-        )
-    typed = request.GET.get("instrument", "")
-    instrument = Instrument.objects.filter(pk=int(typed)).first() if plain_id(typed) else None
+        return {"error": f"strategy: unknown; one of {', '.join(strategy_names())}"}, 400
     if instrument is None:
         # Named, not "fill in instrument, quantity and window" (a fuzz); and in 0-9 only:
         # int() read "١" and " 1 " as instrument 1.
-        shown = typed[:40]
-        return JsonResponse(
-            {"error": f"instrument: there is no instrument {shown!r}; choose one from the list"},
-            status=400,
-        )
+        shown = request.GET.get("instrument", "")[:40]
+        return {
+            "error": f"instrument: there is no instrument {shown!r}; choose one from the list"
+        }, 400
     try:
         quantity = int(request.GET.get("quantity", ""))
         start = float(request.GET.get("start_minute", ""))
         end = float(request.GET.get("end_minute", ""))
     except ValueError:
-        return JsonResponse(
-            {"error": "fill in quantity (whole shares) and window (minutes)"}, status=400
-        )
+        return {"error": "fill in quantity (whole shares) and window (minutes)"}, 400
     problem = quantity_problem(quantity)
     if problem:
-        return JsonResponse({"error": f"quantity {problem}"}, status=400)
+        return {"error": f"quantity {problem}"}, 400
     limit, problem = clean_limit(request.GET.get("limit_price", "").strip(), instrument.tick_size)
     if problem:
-        return JsonResponse({"error": f"limit price {problem}"}, status=400)
+        return {"error": f"limit price {problem}"}, 400
     if not (0 <= start < end <= 390):
-        return JsonResponse({"error": "the window must satisfy 0 ≤ start < end ≤ 390"}, status=400)
+        return {"error": "the window must satisfy 0 ≤ start < end ≤ 390"}, 400
     if end - start < MIN_WINDOW_MINUTES:
-        return JsonResponse(
-            {"error": f"the window must last at least {MIN_WINDOW_MINUTES:g} minute"}, status=400
-        )
+        return {"error": f"the window must last at least {MIN_WINDOW_MINUTES:g} minute"}, 400
     try:
         params = {
             key.removeprefix(PARAM_PREFIX): value.strip()
@@ -704,9 +699,9 @@ def _order_estimate(request: HttpRequest) -> JsonResponse:
             est["warnings"].append(
                 f"this order would be blocked until a risk manager overrides it: {f}"
             )
-        return JsonResponse(est)
+        return est, 200
     except (ScenarioError, ValueError) as e:
-        return JsonResponse({"error": str(e)}, status=400)
+        return {"error": str(e)}, 400
 
 
 FAT_FINGER_BPS = 1000.0  # a limit this far through the market protects nothing

@@ -146,10 +146,14 @@ def _row(mv: ModelVersion, user: Any, gates: Any = None) -> dict[str, Any]:
     validation = card.get("validation") or {}
     diff = validation.get("adaptive_minus_twap_bps") or {}
     inside = registry.gated_users_of(mv, gates)
-    approved = set(
-        ModelVersion.objects.filter(name__in=inside, status=ModelVersion.APPROVED).values_list(
-            "name", flat=True
+    approved = (  # asked only for an expert: not a query for every row of the list
+        set(
+            ModelVersion.objects.filter(name__in=inside, status=ModelVersion.APPROVED).values_list(
+                "name", flat=True
+            )
         )
+        if inside
+        else set()
     )
     return {
         "mv": mv,
