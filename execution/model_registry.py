@@ -482,7 +482,12 @@ def model_register(
         _require_approver(user, "register a model version")
     if not path.is_file():
         # A folder is not "not found" (a fuzz): the backtest says the same.
-        what = "is a folder, not a file" if path.is_dir() else "not found"
+        if path.is_dir():
+            what = "is a folder, not a file"
+        elif path.exists():
+            what = "is not a regular file"  # a named pipe or a device: never opened
+        else:
+            what = "not found"
         raise ValidationError({"file": f"model file {path} {what}"})
     try:
         policy = policy_checked(OnnxPolicy(path))

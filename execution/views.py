@@ -954,7 +954,9 @@ def order_control(request: HttpRequest, pk: int) -> HttpResponseBase:
         return JsonResponse(
             {"ok": True, "message": text, "request_id": req.pk, "changes": req.changes}
         )
-    messages.success(request, text)
+    # A request that waits for the worker is marked, so the live page can say its outcome.
+    waiting = "" if req.applied_at is not None else f"{order.pk}:{action}"
+    messages.success(request, text, extra_tags=waiting)
     return _back(request, order)
 
 

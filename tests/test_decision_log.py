@@ -4,6 +4,7 @@ computed, the outcomes, the files, and the reader's errors (execution/learning/d
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -491,3 +492,7 @@ def test_nothing_to_read(tmp_path: Path) -> None:
         read_decisions(tmp_path / "nope")
     with pytest.raises(DecisionLogError, match=r"no decision log files \(\*\.parquet\)"):
         read_decisions(tmp_path)
+    pipe = tmp_path / "pipe.parquet"
+    os.mkfifo(pipe)  # a reader would block on it until a writer came
+    with pytest.raises(DecisionLogError, match="pipe.parquet: not a regular file or a folder"):
+        read_decisions(pipe)

@@ -7,7 +7,9 @@ import dataclasses
 import itertools
 import json
 import math
+import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -501,7 +503,30 @@ def test_load_scenario_file_errors(tmp_path: Path) -> None:
     folder.mkdir()
     with pytest.raises(ScenarioError) as info:
         load_scenario(folder)
-    assert info.value.key == str(folder) and "cannot read" in str(info.value)
+    assert info.value.key == str(folder) and "is a folder" in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_is_refused_not_waited_on(tmp_path: Path) -> None:
+    # open() on a FIFO with no writer blocks forever: the loader must refuse it by kind.
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            load_scenario(fifo)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # release the reader
+        pytest.fail("load_scenario waited on a named pipe")
+    assert len(outcome) == 1 and isinstance(outcome[0], ScenarioError)
+    assert "is not a regular file (a named pipe)" in str(outcome[0])
 
 
 def test_load_scenario_uses_file_stem_and_validates(tmp_path: Path) -> None:

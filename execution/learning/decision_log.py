@@ -487,6 +487,8 @@ def log_files(path: Path) -> list[Path]:
         if not files:
             raise DecisionLogError(f"{path}: no decision log files (*.parquet) under it")
         return files
+    if path.exists():  # a named pipe or a device: never opened, it could block
+        raise DecisionLogError(f"{path}: not a regular file or a folder")
     raise DecisionLogError(f"{path}: no such file or directory")
 
 

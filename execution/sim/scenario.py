@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -563,11 +564,29 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     return parse_scenario(read_scenario_json(where), source=where)
 
 
+def _file_kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "named pipe"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    ):
+        if test(mode):
+            return name
+    return "special file"
+
+
 def read_scenario_json(path: str | os.PathLike[str]) -> Any:
     """A scenario file's JSON, decoded; a file or JSON problem (a key given twice in one
     object included) raises ScenarioError keyed by the path."""
     where = os.fspath(path)
     try:
+        # A FIFO or a device would block open() or read() forever: refuse it by its kind.
+        kind = os.stat(where).st_mode
+        if stat.S_ISDIR(kind):
+            raise ScenarioError(where, "is a folder, not a scenario file")
+        if not stat.S_ISREG(kind):
+            raise ScenarioError(where, f"is not a regular file (a {_file_kind(kind)})")
         with open(where, "rb") as f:
             # Bounded: a device or a runaway file must not be read forever.
             raw = f.read(MAX_SCENARIO_BYTES + 1)

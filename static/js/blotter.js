@@ -8,6 +8,8 @@
   const detailOrderId = config.order_id ? String(config.order_id) : null; // order page
   const WORKING = new Set(["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"]);
   const TERMINAL = new Set(["FILLED", "CANCELED", "EXPIRED", "REJECTED"]);
+  // The statuses that answer a control request: any end answers every one.
+  const ANSWERS = { cancel: new Set(), pause: new Set(["PAUSED"]), resume: new Set(["WORKING"]) };
   const SESSION_OPEN_S = 9 * 3600 + 30 * 60;
 
   // Highest sequence number applied per order: what a reconnect resumes from.
@@ -184,6 +186,7 @@
       if (denied) cell.append(denied);
       flash(cell);
     }
+    answerPending(tb, ev.status, ev.status.replace(/_/g, " "));
     const reason = document.querySelector('[data-field="reason"]');
     if (reason && detailOrderId === tb.dataset.orderId) reason.textContent = ev.reason || "";
     updateButtons(tb);
@@ -579,6 +582,8 @@
     const form = tb.querySelector("[data-control-form]");
     if (form) form.addEventListener("submit", (e) => askControl(e, tb));
     updateButtons(tb);
+    // A request the page was redirected with may be answered already.
+    answerPending(tb, tb.dataset.status || "", (tb.dataset.status || "").replace(/_/g, " "));
   }
   document.querySelectorAll("tbody.order").forEach(wireRow);
 
@@ -717,7 +722,10 @@
     first.focus();
   }
 
-  function say(text, kind) {
+  // `pending` ("<order id>:<action>") marks a request the worker has yet to apply: the
+  // line is rewritten with the outcome when the order's status arrives, so it never says
+  // "cancel requested" beside a row that is already Canceled (a trial).
+  function say(text, kind, pending) {
     let list = document.querySelector("ul.messages");
     if (!list) {
       list = el("ul", { class: "messages", role: "status", "aria-live": "polite" });
@@ -725,7 +733,20 @@
     }
     const li = el("li", { class: `msg msg-${kind}` }, text);
     list.prepend(li);
-    setTimeout(() => li.remove(), 8000);
+    // A waiting request stays until its outcome replaces it (then goes like the rest).
+    if (pending) li.dataset.pending = pending;
+    else setTimeout(() => li.remove(), 8000);
+  }
+
+  function answerPending(tb, status, label) {
+    document.querySelectorAll("ul.messages li[data-pending]").forEach((li) => {
+      const [id, action] = li.dataset.pending.split(":");
+      if (id !== tb.dataset.orderId || !ANSWERS[action]) return;
+      if (!TERMINAL.has(status) && !ANSWERS[action].has(status)) return;
+      li.textContent = `Order ${id}: ${label.toLowerCase()}`;
+      delete li.dataset.pending;
+      setTimeout(() => li.remove(), 8000);
+    });
   }
 
   if (dialog) {
@@ -762,7 +783,14 @@
       }
       if (data.ok) {
         dialog.close();
-        say(data.message, "success");
+        // Applied at once (a blocked order canceled here) says so; otherwise it waits.
+        const waits = ANSWERS[action] && /requested/.test(data.message)
+          ? `${tb.dataset.orderId}:${action}` : "";
+        say(data.message, "success", waits);
+        if (waits && (TERMINAL.has(tb.dataset.status)
+            || ANSWERS[action].has(tb.dataset.status))) {
+          answerPending(tb, tb.dataset.status, tb.dataset.status.replace(/_/g, " "));
+        }
         return;
       }
       // A refusal before any view ran (logged out, a NUL character) says `error`.

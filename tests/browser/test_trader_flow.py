@@ -361,6 +361,16 @@ def test_trader_submits_watches_pauses_resumes_cancels(
     before_cancel = page.evaluate(FILLED, [oid])
     _control(page, oid, "cancel")
     _status_is(page, oid, "CANCELED", stack)
+    # The "cancel requested" line gives way to the outcome (it stayed beside a Canceled row).
+    _wait_js(
+        page,
+        "([id]) => [...document.querySelectorAll('ul.messages li')].map((li) => li.textContent)"
+        ".includes(`Order ${id}: canceled`)",
+        [oid],
+        "the request's message to say the order is canceled",
+        stack,
+    )
+    assert "cancel requested" not in page.inner_text("ul.messages")
     _status_is(risk, oid, "CANCELED", stack)
     t_cancel = time.monotonic()
 

@@ -5,6 +5,7 @@ kill switch on a model version."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -764,6 +765,8 @@ def test_the_register_command_registers_a_candidate_under_a_risk_manager(
     assert mv.status == ModelVersion.CANDIDATE and mv.registered_by == rita
     assert "registered policy-cmd as a candidate" in out.getvalue()
     assert AuditRecord.objects.filter(action="model.register", actor=rita).exists()
+    fifo = tmp_path / "pipe.onnx"  # a named pipe would block a reader: refused by kind
+    os.mkfifo(fifo)
     for argv, says in (
         ([str(path), "--by", "alice", "--note", "x", "--name", "other"], "only a risk manager"),
         ([str(path), "--by", "nobody", "--note", "x"], "there is no active user 'nobody'"),
@@ -773,6 +776,7 @@ def test_the_register_command_registers_a_candidate_under_a_risk_manager(
             "FILE: model file .* not found",
         ),
         ([str(tmp_path), "--by", "rita", "--note", "x"], "is a folder, not a file"),
+        ([str(fifo), "--by", "rita", "--note", "x"], "pipe.onnx is not a regular file"),
         ([str(path), "--by", "rita", "--note", "x", "--name", "../x"], "--name: ASCII letters"),
     ):
         with pytest.raises(CommandError, match=says):

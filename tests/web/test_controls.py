@@ -222,6 +222,8 @@ def test_without_javascript_success_redirects_to_the_blotter(alice, instrument) 
     assert resp.status_code == 302 and resp["Location"] == reverse("blotter")
     page = c.get(reverse("blotter")).content.decode()
     assert "pause requested" in page
+    # Marked as waiting for the worker, so the live page replaces it with the outcome.
+    assert f'<li class="msg msg-success" data-pending="{order.pk}:pause">' in page
 
 
 def test_control_needs_post(alice, instrument) -> None:
