@@ -494,5 +494,5 @@ def test_nothing_to_read(tmp_path: Path) -> None:
         read_decisions(tmp_path)
     pipe = tmp_path / "pipe.parquet"
     os.mkfifo(pipe)  # a reader would block on it until a writer came
-    with pytest.raises(DecisionLogError, match="pipe.parquet: not a regular file or a folder"):
+    with pytest.raises(DecisionLogError, match=r"pipe\.parquet: not a regular file or a folder"):
         read_decisions(pipe)
