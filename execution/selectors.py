@@ -75,6 +75,12 @@ def day_over(sim_ts: float) -> bool:
     return sim_ts >= DAY_OVER_S
 
 
+def order_market_day(order: Any) -> int | None:
+    """The market day the order's window is on: its session's (the day it traded on), or
+    the day it was entered for; None for an old order that has neither."""
+    return order.session.day if order.session_id is not None else order.day
+
+
 def market_day_next(instrument: Any) -> tuple[int, float]:
     """The (day, simulated seconds after the open) at which the instrument's next market
     session starts: where the last one stopped, unless that day is over (day_over)."""

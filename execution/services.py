@@ -33,7 +33,7 @@ from execution.models import (
     OrderEvent,
     ParentOrder,
 )
-from execution.selectors import market_clock
+from execution.selectors import market_clock, order_market_day
 from execution.session_clock import session_clock
 from oversight.audit import audit_record
 from oversight.reasons import reason_given
@@ -592,7 +592,8 @@ def blocked_expire() -> int:
         # (after the close the clock reads the next day's 09:30: a suspended order never
         # expired, a review; a blocked one was released by an override and traded on a
         # later day, a trial).
-        day_over = _day_of(order) is not None and _day_of(order) < clock["day"]
+        day = order_market_day(order)
+        day_over = day is not None and day < clock["day"]
         if order.end_minute > clock["minute"] and not day_over:
             continue
         with transaction.atomic():
@@ -609,12 +610,6 @@ def blocked_expire() -> int:
             audit_record(actor=None, action="order.expire", obj=order, reason=why)
             n += 1
     return n
-
-
-def _day_of(order: ParentOrder) -> int | None:
-    """The market day the order's window is on: its session's, or the day it was entered
-    for; None for an old order that has neither."""
-    return order.session.day if order.session is not None else order.day
 
 
 def _taken_up(order: ParentOrder) -> bool:

@@ -55,7 +55,7 @@ from execution.models import (
     OrderEvent,
     ParentOrder,
 )
-from execution.selectors import market_day_next
+from execution.selectors import market_day_next, order_market_day
 from execution.services import (
     blocked_expire,
     broadcast_events,
@@ -415,16 +415,15 @@ class MarketWorker:
                     obj=order,
                     reason=f"resumed on {worker_name()}",
                 )
+            # A suspended order of a session on an earlier day, or one entered for an
+            # earlier day and never worked (blocked, then released by an override on a
+            # later day: a trial): its window is over. The day is read as the services'
+            # blocked_expire reads it.
+            day = order_market_day(order)
             day_over = (
-                order.status == SUSPENDED
-                and order.session_id is not None
-                and MarketSession.objects.filter(
-                    pk=order.session_id, day__lt=self.session.day
-                ).exists()
-            ) or (
-                # Entered for an earlier day and never worked (blocked, then released by
-                # an override on a later day: a trial): its window is over.
-                order.session_id is None and order.day is not None and order.day < self.session.day
+                (order.session_id is None or order.status == SUSPENDED)
+                and day is not None
+                and day < self.session.day
             )
             if spec.end_s <= now + 1.0 or day_over:
                 why = (
