@@ -96,6 +96,14 @@ def exceptions_open_count() -> int:
     return RiskException.objects.exclude(status=RiskException.RESOLVED).count()
 
 
+def exceptions_open_about_ended() -> QuerySet[RiskException]:
+    """Unresolved exceptions about an order that has ended: nothing more will come of
+    them, and the console offers to resolve them together."""
+    return RiskException.objects.exclude(status=RiskException.RESOLVED).filter(
+        order__status__in=ORDER_ENDED
+    )
+
+
 def exceptions_resolved(*, limit: int = HISTORY_ROWS) -> list[RiskException]:
     return list(
         _exceptions().filter(status=RiskException.RESOLVED).order_by("-resolved_at", "-id")[:limit]

@@ -1042,6 +1042,38 @@ def exception_resolve(*, user: Any, exception_id: int, resolution: str) -> RiskE
     )
 
 
+def exceptions_resolve_ended(*, user: Any, resolution: str) -> int:
+    """Resolve, with one resolution, every unresolved exception about an order that has
+    ended (a trial: the console filled with them). Each is resolved and audited on its
+    own, as if resolved by hand; returns how many."""
+    from oversight.risk.selectors import exceptions_open_about_ended
+
+    _require_risk_manager(user, "handle exceptions")
+    resolution = reason_given(resolution, "say how they were resolved", field="resolution")
+    with transaction.atomic():
+        # Locked as they are read: one resolved by hand meanwhile is not resolved again.
+        ids = list(
+            exceptions_open_about_ended()
+            .select_for_update(no_key=True, of=("self",))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if not ids:
+            raise ValidationError("no unresolved exception is about an order that has ended")
+        now = timezone.now()
+        for pk in ids:
+            _exception_change(
+                user,
+                pk,
+                "resolve",
+                status=RiskException.RESOLVED,
+                resolved_by=user,
+                resolved_at=now,
+                resolution=resolution.strip(),
+            )
+    return len(ids)
+
+
 def exception_comment(*, user: Any, exception_id: int, text: str) -> ExceptionComment:
     _require_risk_manager(user, "comment on exceptions")
     if not (text or "").strip():

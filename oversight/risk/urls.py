@@ -61,4 +61,9 @@ urlpatterns = [
         name="risk_restriction_lift_decline",
     ),
     path("exceptions/<int:pk>/resolve/", views.exception_resolve, name="risk_exception_resolve"),
+    path(
+        "exceptions/resolve-ended/",
+        views.exceptions_resolve_ended,
+        name="risk_exceptions_resolve_ended",
+    ),
 ]

@@ -125,6 +125,7 @@ def console(request: HttpRequest) -> HttpResponse:
         {
             "exceptions": [_exception_row(e) for e in selectors.exceptions_open()],
             "open_count": selectors.exceptions_open_count(),
+            "ended_count": selectors.exceptions_open_about_ended().count(),
             "resolved": [_exception_row(e) for e in selectors.exceptions_resolved(limit=20)],
             "kills": [_kill_row(k, request.user) for k in selectors.kills_active()],
             "kills_reset": [_kill_row(k, request.user) for k in selectors.kills_reset(limit=10)],
@@ -526,6 +527,19 @@ def exception_resolve(request: HttpRequest, pk: int) -> HttpResponse:
         ),
         "resolved",
     )
+
+
+@login_required
+@permission_required(MANAGE_RISK, raise_exception=True)
+@require_POST
+def exceptions_resolve_ended(request: HttpRequest) -> HttpResponse:
+    def go() -> str:
+        n = services.exceptions_resolve_ended(
+            user=request.user, resolution=field(request, "resolution")
+        )
+        return f"Resolved {n} exception{'' if n == 1 else 's'} about orders that have ended"
+
+    return act(request, reverse("risk_console"), go)
 
 
 # -- overrides ---------------------------------------------------------------------------

@@ -114,6 +114,22 @@
       if (tb.nextSibling !== excEmpty) excTable.insertBefore(tb, excEmpty);
     } else excTable.append(tb);
   }
+  // How many unresolved exceptions are about ended orders: those the table shows, by id,
+  // plus those the server counted beyond its page; the "resolve them all" form follows.
+  const endedForm = document.getElementById("resolve-ended");
+  const endedIds = new Set(excRows()
+    .filter((tb) => !(tb.querySelector('[data-field="order_ended"]') || { hidden: true }).hidden)
+    .map((tb) => tb.dataset.id));
+  let endedBeyond = Math.max(0, Number(endedForm ? endedForm.dataset.count : 0) - endedIds.size);
+  function showEnded(p) {
+    if (!endedForm) return;
+    if (p.order_ended && p.status !== "RESOLVED") endedIds.add(String(p.id));
+    else endedIds.delete(String(p.id));
+    const n = endedIds.size + endedBeyond;
+    setText(endedForm, "ended_count", String(n));
+    endedForm.hidden = n === 0;
+  }
+
   function showCount() {
     if (excCount) excCount.textContent = String(Math.max(0, openCount));
     if (excEmpty) excEmpty.hidden = excRows().length > 0;
@@ -195,6 +211,7 @@
   }
 
   function upsertException(p) {
+    showEnded(p);
     let tb = document.getElementById(`exc-${p.id}`);
     if (p.status === "RESOLVED") {
       if (tb) {
@@ -502,9 +519,21 @@
     } else {
       say(data.error || "refused", "error");
     }
+    return data;
   }
   excTable.addEventListener("submit", actInPlace);
   killList.addEventListener("submit", actInPlace);
+  if (endedForm) {
+    endedForm.addEventListener("submit", async (e) => {
+      const data = await actInPlace(e);
+      // Those beyond the table's page were resolved too (the ones shown go as their
+      // events arrive); a refusal leaves the count as it was.
+      if (data && data.ok) {
+        endedBeyond = 0;
+        showEnded({ id: -1, status: "RESOLVED" });
+      }
+    });
+  }
 
   let attempt = 0;
   const { ENDED: SESSION_ENDED, over: sessionOver } = window.oversightSession;

@@ -657,3 +657,61 @@ def test_a_password_an_admin_reset_ends_the_open_pages_live_view_with_a_word(
     for page in (tina, rick):
         expect(page.locator("#conn")).to_contain_text("session ended", timeout=20_000)
         assert page.js_errors == [], page.js_errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_exceptions_about_ended_orders_are_resolved_together_in_place(
+    stack: Stack,
+    login: Callable[[str], Any],
+    risk_manager: Any,
+    trader: Any,
+    browser_instrument: Any,
+) -> None:
+    """The console's "resolve them all" counts the exceptions about ended orders, follows
+    an order that ends while the page is open, and resolves them in place."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from oversight.risk.services import exception_raise
+    from tests.risk_web.conftest import make_order
+
+    expect = _expect()
+
+    def about(order: ParentOrder) -> RiskException:
+        return exception_raise(
+            kind="TEST",
+            severity=RiskException.WARNING,
+            scope_type="order",
+            scope_key=str(order.pk),
+            order_id=order.pk,
+            title=f"browser test: about order {order.pk}",
+        )
+
+    # Django's calls run off this thread (Playwright's loop runs here).
+    with ThreadPoolExecutor(1) as pool:
+        ended = pool.submit(make_order, trader, browser_instrument, status="EXPIRED").result()
+        live = pool.submit(make_order, trader, browser_instrument).result()
+        for order in (ended, live):
+            pool.submit(about, order).result()
+        rick = login("rick")
+        rick.goto("/risk/")
+        expect(rick.locator("#conn")).to_contain_text("live")
+        rick.evaluate("() => { window.__notReloaded = true; }")
+        expect(rick.locator("#ended-count")).to_have_text("1")
+        # The live order is canceled; its exception is raised again, so the console
+        # hears that it is now about an ended order.
+        pool.submit(ParentOrder.objects.filter(pk=live.pk).update, status="CANCELED").result()
+        pool.submit(about, live).result()
+        expect(rick.locator("#ended-count")).to_have_text("2")
+        rick.fill("#resolve-ended-text", "browser test: both orders over")
+        rick.click("#resolve-ended button[type=submit]")
+        expect(rick.locator("ul.messages")).to_contain_text(
+            "Resolved 2 exceptions about orders that have ended"
+        )
+        expect(rick.locator("#exceptions tbody.exc")).to_have_count(0)
+        expect(rick.locator("#resolve-ended")).to_be_hidden()
+        assert rick.evaluate("() => window.__notReloaded === true"), "the console reloaded"
+        states = pool.submit(
+            lambda: sorted(RiskException.objects.values_list("status", "resolution"))
+        ).result()
+    assert states == [("RESOLVED", "browser test: both orders over")] * 2
+    assert rick.js_errors == [], rick.js_errors

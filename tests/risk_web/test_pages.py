@@ -91,6 +91,62 @@ def test_an_exception_about_an_order_that_has_ended_says_so(rita, alice, instrum
     assert selectors.exception_json(e)["order_ended"] == "expired"
 
 
+def test_exceptions_about_ended_orders_are_resolved_together(rita, alice, instrument) -> None:
+    """A risk manager faced with dozens of them had to resolve each by hand (a trial)."""
+    from oversight.models import AuditRecord
+
+    live = make_order(alice, instrument)
+    ended = [make_order(alice, instrument, status=s) for s in ("EXPIRED", "CANCELED", "FILLED")]
+    for order in (live, *ended):
+        raise_exc(f"about {order.pk}", "WARNING", scope_type="order", order_id=order.pk)
+    firm = raise_exc("firm-wide", "CRITICAL")
+    resolved_by_hand = RiskException.objects.get(order=ended[2])
+    services.exception_resolve(user=rita, exception_id=resolved_by_hand.pk, resolution="seen")
+    c = client_for(rita)
+    page = c.get(reverse("risk_console")).content.decode()
+    assert re.search(r'id="resolve-ended"[^>]* data-count="2">', page)
+    url = reverse("risk_exceptions_resolve_ended")
+
+    # A resolution is required, and nothing is resolved without one.
+    resp = c.post(url, {"resolution": "  "}, HTTP_ACCEPT="application/json")
+    assert (
+        resp.status_code == 400 and "resolution: say how they were resolved" in resp.json()["error"]
+    )
+    assert RiskException.objects.filter(status=RiskException.RESOLVED).count() == 1
+
+    resp = c.post(url, {"resolution": "orders over; nothing to do"}, follow=True)
+    assert "Resolved 2 exceptions about orders that have ended" in resp.content.decode()
+    state = {
+        e.order_id: (e.status, e.resolution, e.resolved_by_id) for e in RiskException.objects.all()
+    }
+    for order in ended[:2]:
+        assert state[order.pk] == ("RESOLVED", "orders over; nothing to do", rita.pk)
+    assert state[ended[2].pk] == ("RESOLVED", "seen", rita.pk)  # not resolved a second time
+    assert state[live.pk][0] == "OPEN"
+    assert RiskException.objects.get(pk=firm.pk).status == "OPEN"
+    # Each is audited on its own, as if resolved by hand.
+    audited = AuditRecord.objects.filter(
+        action="exception.resolve", reason="orders over; nothing to do"
+    )
+    assert sorted(int(a.object_id) for a in audited) == sorted(
+        RiskException.objects.get(order=o).pk for o in ended[:2]
+    )
+    page = resp.content.decode()
+    assert re.search(r'id="resolve-ended"[^>]* data-count="0" hidden>', page)
+    # Again, with none left: said, not a silent success.
+    resp = c.post(url, {"resolution": "again"}, HTTP_ACCEPT="application/json")
+    assert resp.status_code == 400
+    assert resp.json()["error"] == "no unresolved exception is about an order that has ended"
+
+
+def test_only_a_risk_manager_resolves_exceptions_together(alice, instrument) -> None:
+    done = make_order(alice, instrument, status="EXPIRED")
+    raise_exc("about it", "WARNING", scope_type="order", order_id=done.pk)
+    resp = client_for(alice).post(reverse("risk_exceptions_resolve_ended"), {"resolution": "mine"})
+    assert resp.status_code == 403
+    assert RiskException.objects.get(order=done).status == "OPEN"
+
+
 def test_reset_approval_is_disabled_for_whoever_asked(rita, rob) -> None:
     k = services.kill_switch_engage(user=rita, scope_type="firm", reason="market-wide halt")
     services.kill_switch_reset_request(user=rita, kill_id=k.pk, reason="venues are back")
