@@ -243,7 +243,8 @@ def _password_check(password: str, user: Any, field: str) -> None:
 
 
 def user_deactivate(*, actor: Any, user: Any, reason: str = "", request_id: str = "") -> Any:
-    """The user can no longer log in; a session they have ends at its next request."""
+    """The user can no longer log in; every session of theirs is deleted, and their open
+    websockets close."""
     _require_manager(actor)
     reason = reason_given(reason)
     with transaction.atomic(), services_recording():
@@ -270,19 +271,37 @@ def user_reactivate(*, actor: Any, user: Any, reason: str = "", request_id: str 
         return _set_active(actor, user, True, reason=reason, request_id=request_id)
 
 
+def _sessions_end(user_id: int) -> int:
+    """Delete every session logged in as the user; returns how many. A deactivation that
+    only refused their next request left the session alive, so a reactivation brought it
+    back without a login (an authorization audit). The live ones are decoded one by one:
+    the session table is not indexed by user, and there are few."""
+    from django.contrib.sessions.models import Session
+
+    doomed = [
+        s.pk
+        for s in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+        if str(s.get_decoded().get("_auth_user_id", "")) == str(user_id)
+    ]
+    Session.objects.filter(pk__in=doomed).delete()
+    return len(doomed)
+
+
 def _set_active(actor: Any, user: Any, active: bool, *, reason: str, request_id: str) -> Any:
     before = _user_json(user)
     user.is_active = active
     user.save(update_fields=["is_active"])
+    ended = 0
     if not active:
         uid = user.pk
+        ended = _sessions_end(uid)
         transaction.on_commit(lambda: user_sockets_close(uid))
     audit_record(
         actor=actor,
         action="user.reactivate" if active else "user.deactivate",
         obj=user,
         before=before,
-        after=_user_json(user),
+        after={**_user_json(user), "sessions_ended": ended} if not active else _user_json(user),
         reason=reason,
         request_id=request_id,
     )

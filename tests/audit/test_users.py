@@ -218,6 +218,21 @@ def test_role_change_and_deactivation_through_the_page(adam, bob) -> None:
     c.post(reverse("user_active", args=[bob.pk]), {"active": "1", "reason": "back"})
     bob.refresh_from_db()
     assert bob.is_active and groups(bob) == ["risk_manager"]
+    # The session did not come back with the account (an authorization audit: it did,
+    # with no login): deactivating deleted it.
+    assert bob_client.get(reverse("risk_console")).status_code == 302
+    deactivated = AuditRecord.objects.get(action="user.deactivate", object_id=str(bob.pk))
+    assert deactivated.after["sessions_ended"] == 1
+
+
+def test_deactivation_ends_every_session_of_theirs_and_no_one_elses(adam, bob, alice) -> None:
+    phone, desk = client_for(bob), client_for(bob)
+    other = client_for(alice)
+    user_deactivate(actor=adam, user=bob, reason="left the firm")
+    user_reactivate(actor=adam, user=bob, reason="rehired")
+    for c in (phone, desk):
+        assert c.get(reverse("blotter")).status_code == 302
+    assert other.get(reverse("blotter")).status_code == 200
 
 
 def test_the_page_refuses_self_lockout_with_a_message(adam) -> None:
