@@ -14,7 +14,7 @@ from oversight.input_guard import refusal
 from oversight.models import PasswordChangeDue
 from oversight.risk.answers import wants_json
 
-SAY = "an admin reset your password: choose your own before anything else"
+SAY = "an admin set your password: choose your own before anything else"
 
 
 def password_due(user: object) -> bool:

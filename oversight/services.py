@@ -78,6 +78,9 @@ def user_create(
     with transaction.atomic(), services_recording():
         user = User.objects.create_user(username=username, password=password)
         user.groups.add(Group.objects.get(name=role))
+        # Its owner chooses their own at the first login, as after a reset: the admin who
+        # typed it must not go on knowing a working password (an authorization audit).
+        PasswordChangeDue.objects.create(user=user, set_by=actor, set_at=timezone.now())
         # Tries at the name before it was anyone's are no one's to answer for: a stranger
         # could otherwise lock a new joiner's login before it exists (a trial).
         cleared = locks_cleared(username)

@@ -199,10 +199,10 @@ def test_after_a_reset_the_user_chooses_their_own_password_before_anything_else(
     page = tab.get(reverse("blotter"))
     assert page.status_code == 302 and page["Location"] == reverse("password_change")
     said = tab.get(reverse("password_change")).content.decode()
-    assert "An admin reset your password: choose your own to go on" in said
+    assert "An admin set your password (a new login, or a reset): choose your own to go on" in said
     api = tab.post(reverse("order_new"), {}, HTTP_ACCEPT="application/json")
     assert api.status_code == 403
-    assert "an admin reset your password: choose your own" in api.json()["error"]
+    assert "an admin set your password: choose your own" in api.json()["error"]
     mine = "alice-chose-this-one-77"
     done = tab.post(
         reverse("password_change"),

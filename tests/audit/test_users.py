@@ -190,7 +190,20 @@ def test_create_through_the_page(adam) -> None:
     carol = User.objects.get(username="carol")
     assert groups(carol) == ["risk_manager"]
     assert records_for(carol)[0].reason == "hire"
-    assert Client().login(username="carol", password=PASSWORD)
+    # Carol logs in with what the admin typed, and must choose her own before anything
+    # else: the admin does not go on knowing a working password (an authorization audit:
+    # an admin made two risk managers whose passwords they knew and approved with both).
+    tab = Client()
+    assert tab.login(username="carol", password=PASSWORD)
+    page = tab.get(reverse("risk_console"))
+    assert page.status_code == 302 and page["Location"] == reverse("password_change")
+    mine = "carol-chose-this-one-31"
+    tab.post(
+        reverse("password_change"),
+        {"old_password": PASSWORD, "new_password": mine, "new_password_again": mine},
+    )
+    assert tab.get(reverse("risk_console")).status_code == 200
+    assert not Client().login(username="carol", password=PASSWORD)
 
 
 def test_bad_create_shows_messages_by_the_fields(adam, alice) -> None:
