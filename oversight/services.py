@@ -398,6 +398,28 @@ def _desk_move_problem(user: Any, desk: str) -> None:
         )  # fmt: skip
 
 
+def _desk_limits_lifted(source: str, target: str) -> list[str]:
+    """The source desk's limits that the target desk (or no desk, "") does not hold as
+    tight: moving a trader so would lift them for that trader, one admin's doing where
+    loosening them takes two risk managers (an authorization audit)."""
+    from oversight.risk.models import RiskLimit
+    from oversight.risk.pretrade import plain_number
+
+    def limits(desk: str) -> dict[str, Any]:
+        if not desk:
+            return {}
+        rows = RiskLimit.objects.filter(scope_type="desk", scope_key=desk, value__isnull=False)
+        return {r.metric: r.value for r in rows}
+
+    there = limits(target)
+    return [
+        f"{metric} {plain_number(value)} ({target or 'no desk'}: "
+        f"{'none' if there.get(metric) is None else plain_number(there[metric])})"
+        for metric, value in sorted(limits(source).items())
+        if there.get(metric) is None or there[metric] > value
+    ]
+
+
 def user_desk_set(*, actor: Any, user: Any, desk: str, reason: str, request_id: str = "") -> Any:
     """Put the user on a desk (made if new) or on none (""): the desk's limits and kill
     switches apply to their orders from the next order on. Audited, with a reason."""
@@ -431,6 +453,15 @@ def user_desk_set(*, actor: Any, user: Any, desk: str, reason: str, request_id: 
             raise ValidationError(f"{user.get_username()} is on {name or 'no desk'} already")
         if before:
             _desk_move_problem(user, before)
+            lifted = _desk_limits_lifted(before, name)
+            if lifted:
+                raise ValidationError(
+                    {"desk": f"moving {user.get_username()} from {before} to "
+                     f"{name or 'no desk'} would lift {before}'s limits for them: "
+                     f"{'; '.join(lifted)}. Lifting limits takes two risk managers: they "
+                     f"set {name or 'a desk'}'s limits at least as tight first, or loosen "
+                     f"{before}'s"}
+                )  # fmt: skip
         if current is not None:
             current.delete()
         if name:

@@ -458,3 +458,36 @@ def test_a_desk_move_cannot_lift_a_desk_kill_nor_carry_open_orders_off_it(
     ParentOrder.objects.filter(pk=order.pk).update(status="FILLED")
     user_desk_set(actor=adam, user=alice, desk="EQ-2", reason="move desk")
     assert desk_of(alice.pk) == "EQ-2"
+
+
+def test_a_desk_move_cannot_lift_the_desks_limits(adam, alice) -> None:
+    """An authorization audit: a desk's order limit tightened to 100 shares; one admin moved
+    its trader to a new desk with no limits and the trader sold 900. Loosening a desk's
+    limits takes two risk managers; a move may only keep them or tighten them."""
+    from oversight.risk.pretrade import desk_of
+    from oversight.services import user_desk_set
+    from tests.personas import set_limit
+
+    user_desk_set(actor=adam, user=alice, desk="EQ-B", reason="joins")
+    set_limit("max_order_qty", 100, "desk", "EQ-B")
+    set_limit("daily_notional", 2_500_000, "desk", "EQ-B")
+    set_limit("max_order_qty", 1_000, "desk", "EQ-C")  # looser
+    set_limit("daily_notional", 1_000_000, "desk", "EQ-C")  # tighter
+    for desk, says in (
+        ("EQ-Z", "daily_notional 2,500,000 (EQ-Z: none); max_order_qty 100 (EQ-Z: none)."),
+        ("", "daily_notional 2,500,000 (no desk: none); max_order_qty 100 (no desk: none)."),
+        # Only what the other desk holds looser is named.
+        ("EQ-C", "would lift EQ-B's limits for them: max_order_qty 100 (EQ-C: 1,000)."),
+    ):
+        with pytest.raises(ValidationError) as refused:
+            user_desk_set(actor=adam, user=alice, desk=desk, reason="reorg")
+        text = " ".join(refused.value.message_dict["desk"])
+        assert says in text, text
+        assert text.endswith("Lifting limits takes two risk managers: they set "
+                             f"{desk or 'a desk'}'s limits at least as tight first, or "
+                             "loosen EQ-B's")  # fmt: skip
+    assert desk_of(alice.pk) == "EQ-B"
+    # Held as tight (equal) or tighter everywhere: the move goes ahead.
+    set_limit("max_order_qty", 100, "desk", "EQ-C")
+    user_desk_set(actor=adam, user=alice, desk="EQ-C", reason="reorg")
+    assert desk_of(alice.pk) == "EQ-C"
