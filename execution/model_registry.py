@@ -40,9 +40,9 @@ from execution.algos.adaptive import (
 from execution.algos.base import quoted_spread_bps
 from execution.learning.bands import UNREADABLE_BAND, card_spread_band
 from execution.models import ModelDefault, ModelVersion
-from oversight.audit import audit_record
+from oversight.audit import audit_record, four_eyes_refusals_audited
 from oversight.reasons import reason_given
-from oversight.roles import APPROVE_MODEL, first_eyes_problem
+from oversight.roles import APPROVE_MODEL, FourEyesRefused, first_eyes_problem
 
 VERSION_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -622,6 +622,7 @@ def model_recommend(*, user: Any, version_id: int, reason: str) -> ModelVersion:
     return mv
 
 
+@four_eyes_refusals_audited("model.approve", "execution.ModelVersion", "version_id")
 def model_approve(*, user: Any, version_id: int, note: str = "") -> ModelVersion:
     """The second person: another risk manager approves; the version may then trade."""
     _require_approver(user, "approve a model version")
@@ -634,14 +635,14 @@ def model_approve(*, user: Any, version_id: int, note: str = "") -> ModelVersion
                 f"{mv.name} is {_status_words(mv)}: a risk manager must recommend it first"
             )
         if mv.recommended_by_id == user.pk:
-            raise ValidationError(
+            raise FourEyesRefused(
                 "four eyes: a second risk manager must approve the version you recommended"
             )
         lapsed = first_eyes_problem(
             mv.recommended_by, APPROVE_MODEL, f"{mv.name}'s approval", mv.recommended_at
         )
         if lapsed:
-            raise ValidationError(lapsed)
+            raise FourEyesRefused(lapsed)
         if not (note or "").strip():
             # Every step of a version's life is recorded with its reason (docs/MODELS.md);
             # an approval went through with none (a trial). After the refusals above, which
@@ -765,6 +766,7 @@ def model_default_propose(*, user: Any, version_id: int, reason: str) -> ModelDe
     return d
 
 
+@four_eyes_refusals_audited("model.default_confirm", "execution.ModelDefault", "designation_id")
 def model_default_confirm(*, user: Any, designation_id: int) -> ModelDefault:
     """The second person: the proposed version becomes the default for new orders."""
     _require_approver(user, "confirm the default model version")
@@ -773,14 +775,14 @@ def model_default_confirm(*, user: Any, designation_id: int) -> ModelDefault:
         if d.status != ModelDefault.PENDING:
             raise ValidationError(f"this proposal is {d.status.lower()}, not pending")
         if d.requested_by_id == user.pk:
-            raise ValidationError(
+            raise FourEyesRefused(
                 "four eyes: a second risk manager must confirm the default you proposed"
             )
         lapsed = first_eyes_problem(
             d.requested_by, APPROVE_MODEL, f"{d.version.name} as default", d.requested_at
         )
         if lapsed:
-            raise ValidationError(lapsed)
+            raise FourEyesRefused(lapsed)
         mv = ModelVersion.objects.select_for_update(no_key=True).get(pk=d.version_id)
         if mv.status != ModelVersion.APPROVED:
             raise ValidationError(f"{mv.name} is {_status_words(mv)} now: propose another")

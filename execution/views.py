@@ -58,6 +58,7 @@ from execution.sim.scenario import ScenarioError, parse_scenario
 from execution.templatetags.desk_format import price
 from execution.worker import sessions_reap
 from execution.worker_risk import RISK_DENIALS
+from oversight.access_audit import record_denied
 from oversight.risk.models import RiskException
 from oversight.risk.pretrade import (
     breaches,
@@ -902,6 +903,10 @@ def _only_amendable(request: HttpRequest) -> None:
 def order_control(request: HttpRequest, pk: int) -> HttpResponseBase:
     order = orders_visible_to(request.user).filter(pk=pk).first()
     if order is None:
+        if ParentOrder.objects.filter(pk=pk).exists():
+            # Answered as if there were none (nothing about another's order leaks), but
+            # recorded: someone tried to control an order that is not theirs to see.
+            record_denied(request, f"order {pk} is not one they may see")
         if _wants_json(request):  # the blotter's script: an answer it can show
             return JsonResponse(
                 {"ok": False, "errors": {"__all__": [f"there is no order {pk} you can see"]}},

@@ -3,8 +3,9 @@ appended to the hash chain (oversight/audit_chain.py)."""
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -20,12 +21,42 @@ from django.utils.functional import LazyObject, empty
 from oversight.audit_chain import GENESIS, json_normalise, record_hash
 from oversight.models import AuditRecord
 from oversight.request_id import current_request_id
-from oversight.roles import role_of
+from oversight.roles import FourEyesRefused, role_of
 
 log = logging.getLogger(__name__)
 
 # pg_advisory_xact_lock's key for the chain head: any fixed bigint no other code uses.
 CHAIN_LOCK_KEY = 0x4F56_4155_4449_54  # "OVAUDIT"
+
+
+def four_eyes_refusals_audited(
+    action: str, model: str, key: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A service whose FourEyesRefused is recorded as `action`.refused, by its `user`, on
+    the `model` ("app.Model") row whose id is its keyword `key`, with the refusal's words:
+    after the service's own transaction has rolled back, so the record is not undone with
+    it. A regulator's first question about four eyes is who tried to do without them."""
+
+    def wrap(service: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(service)
+        def audited(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return service(*args, **kwargs)
+            except FourEyesRefused as refused:
+                from django.apps import apps
+
+                obj = apps.get_model(model).objects.filter(pk=kwargs.get(key)).first()
+                audit_record(
+                    actor=kwargs.get("user"),
+                    action=f"{action}.refused",
+                    obj=obj,
+                    reason=" ".join(refused.messages),
+                )
+                raise
+
+        return audited
+
+    return wrap
 
 
 def audit_record(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from oversight.access_audit import denied_because
 from oversight.risk.answers import wants_json
 
 NOT_ALLOWED = "your role does not allow this: ask an admin if it should"
@@ -16,6 +17,7 @@ NOT_ALLOWED = "your role does not allow this: ask an admin if it should"
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     message = ((str(exception) if exception is not None else "") or NOT_ALLOWED).rstrip(".")
+    denied_because(request, message)
     if wants_json(request):
         return JsonResponse({"ok": False, "error": message}, status=403)
     return render(request, "oversight/error.html", {"status": 403, "message": message}, status=403)
@@ -61,6 +63,7 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """Django's bare "CSRF verification failed" for a form or script older than the
     session: said as what it is, and what to do (a trial's Pause said "the server did not
     answer; try again", which never works). Django's reason goes to its own log only."""
+    denied_because(request, f"CSRF: {reason}" if reason else "CSRF")
     if wants_json(request):
         return JsonResponse({"ok": False, "error": CSRF_REFUSED}, status=403)
     return render(

@@ -5,6 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, Permission
+from django.core.exceptions import ValidationError
+
+
+class FourEyesRefused(ValidationError):
+    """A refusal by the four-eyes rule itself: one's own request approved, or one whose
+    author has lost the role. `four_eyes_refusals_audited` records it once the service's
+    transaction has rolled back (an authorization audit: no attempt left a trace)."""
+
 
 TRADER = "trader"
 RISK_MANAGER = "risk_manager"

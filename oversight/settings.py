@@ -51,6 +51,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "oversight.access_audit.DeniedAccessAuditMiddleware",  # refused changes are recorded
     "oversight.input_guard.InputGuardMiddleware",  # NUL characters; 405s that say why
     "django.contrib.messages.middleware.MessageMiddleware",
     "oversight.password_due.PasswordChangeDueMiddleware",  # a reset password is changed first

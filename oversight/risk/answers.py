@@ -47,6 +47,9 @@ def messages_of(e: ValidationError) -> list[str]:
 
 
 def fail(request: HttpRequest, status: int, message: str, back: str) -> HttpResponse:
+    from oversight.access_audit import denied_because
+
+    denied_because(request, message)
     if wants_json(request):
         return JsonResponse({"ok": False, "error": message}, status=status)
     return render(

@@ -15,13 +15,14 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from oversight.audit import audit_record
+from oversight.audit import audit_record, four_eyes_refusals_audited
 from oversight.reasons import reason_given
 from oversight.risk import notify
 from oversight.risk.models import Restriction
 from oversight.risk.services import _require_risk_manager
 from oversight.roles import (
     MANAGE_RISK,
+    FourEyesRefused,
     asked_already,
     request_unchanged,
     second_eyes_problem,
@@ -144,6 +145,7 @@ def lift_decline(
     return r, verb
 
 
+@four_eyes_refusals_audited("restriction.lift.approve", "oversight.Restriction", "restriction_id")
 def lift_approve(*, user: Any, restriction_id: int, asked_at: str | None = None) -> Restriction:
     """The second risk manager's approval: new orders on the instrument are accepted again."""
     _require_risk_manager(user, "lift a restriction")
@@ -158,7 +160,8 @@ def lift_approve(*, user: Any, restriction_id: int, asked_at: str | None = None)
             r.lift_requested_at,
         )
         if problem:
-            raise ValidationError(problem)
+            refusal = FourEyesRefused if r.lift_requested_by_id else ValidationError
+            raise refusal(problem)
         request_unchanged(r.lift_requested_at, asked_at, f"the lift of restriction {r.pk}")
         before = restriction_json(r)
         r.active, r.lifted_by, r.lifted_at = False, user, timezone.now()

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from oversight.audit import audit_record
+from oversight.audit import audit_record, four_eyes_refusals_audited
 from oversight.reasons import reason_given
 from oversight.risk import notify
 from oversight.risk.models import (
@@ -41,6 +41,7 @@ from oversight.risk.selectors import exception_json, kill_json
 from oversight.roles import (
     MANAGE_RISK,
     TRADE,
+    FourEyesRefused,
     asked_already,
     first_eyes_problem,
     request_unchanged,
@@ -300,20 +301,21 @@ def _apply(req: LimitRequest, limit: RiskLimit, *, decided_by: Any, note: str) -
     transaction.on_commit(lambda: notify.console_send("limit", payload))
 
 
+@four_eyes_refusals_audited("limit.request.approve", "oversight.LimitRequest", "request_id")
 def limit_request_approve(*, user: Any, request_id: int, note: str = "") -> LimitRequest:
     note = reason_given(note, field="note")
     _require_risk_manager(user, "approve a limit change")
     with transaction.atomic():
         req = LimitRequest.objects.select_for_update(no_key=True).get(pk=request_id)
         if req.requested_by_id == user.pk:
-            raise ValidationError("you cannot approve your own request: a second risk manager must")
+            raise FourEyesRefused("you cannot approve your own request: a second risk manager must")
         if req.status != LimitRequest.PENDING:
             raise ValidationError(f"request {req.pk} is {req.status.lower()}, not pending")
         lapsed = first_eyes_problem(
             req.requested_by, MANAGE_RISK, f"limit request {req.pk}", req.requested_at
         )
         if lapsed:
-            raise ValidationError(lapsed)
+            raise FourEyesRefused(lapsed)
         now = timezone.now()
         if req.expires_at <= now:
             req.status = LimitRequest.EXPIRED
@@ -594,6 +596,7 @@ def kill_switch_reset_decline(
     return k, verb
 
 
+@four_eyes_refusals_audited("kill.reset.approve", "oversight.KillSwitch", "kill_id")
 def kill_switch_reset_approve(
     *, user: Any, kill_id: int, asked_at: str | None = None, note: str = ""
 ) -> KillSwitch:
@@ -615,7 +618,9 @@ def kill_switch_reset_approve(
             k.reset_requested_at,
         )
         if problem:
-            raise ValidationError(problem)
+            # Nobody asked: a plain refusal; one's own, or a lapsed asker: four eyes'.
+            refusal = FourEyesRefused if k.reset_requested_by_id else ValidationError
+            raise refusal(problem)
         request_unchanged(k.reset_requested_at, asked_at, f"the reset of kill switch {k.pk}")
         before = kill_json(k)
         k.active, k.reset_by, k.reset_at = False, user, timezone.now()
@@ -760,6 +765,7 @@ def _recheck_blocked(order: Any, ov: Override) -> str:
     )
 
 
+@four_eyes_refusals_audited("override.grant", "oversight.Override", "override_id")
 def override_grant(
     *, user: Any, override_id: int, minutes: int = OVERRIDE_DEFAULT_MINUTES, note: str = ""
 ) -> Override:
@@ -787,13 +793,13 @@ def override_grant(
     with transaction.atomic():
         ov = Override.objects.select_for_update(no_key=True).get(pk=override_id)
         if ov.requested_by_id == user.pk:
-            raise ValidationError("you cannot grant your own request: a second person must")
+            raise FourEyesRefused("you cannot grant your own request: a second person must")
         if ov.status != Override.PENDING:
             raise ValidationError(_not_pending(ov))
         order = ParentOrder.objects.select_for_update(no_key=True).get(pk=ov.order_id)
         if order.owner_id == user.pk:
             # A trader made risk manager granted an override of their own order (a trial).
-            raise ValidationError(
+            raise FourEyesRefused(
                 "you cannot grant an override of your own order: a risk manager other "
                 "than its trader must"
             )

@@ -40,7 +40,8 @@ def _who(request, persona: str) -> User:
 
 @pytest.mark.parametrize("persona", ["alice", "rita"])
 def test_traders_and_risk_managers_cannot_reach_or_change_users(request, persona, bob) -> None:
-    c = client_for(_who(request, persona))
+    who = _who(request, persona)
+    c = client_for(who)
     records = AuditRecord.objects.count()
     assert c.get(reverse("user_list")).status_code == 403
     new = {"username": "mallory", "password": "a-long-enough-pass-47", "role": "admin"}
@@ -50,7 +51,18 @@ def test_traders_and_risk_managers_cannot_reach_or_change_users(request, persona
     assert not User.objects.filter(username="mallory").exists()
     bob.refresh_from_db()
     assert bob.is_active and list(bob.groups.values_list("name", flat=True)) == ["trader"]
-    assert AuditRecord.objects.count() == records
+    # Nothing changed; each refused change (not the refused read) is recorded, by whom,
+    # what they tried and why (an authorization audit: they left no trace).
+    denied = list(AuditRecord.objects.filter(seq__gt=records).order_by("seq"))
+    assert [(d.action, d.actor_username, d.after["path"]) for d in denied] == [
+        ("access.denied", who.username, path)
+        for path in (
+            reverse("user_new"),
+            reverse("user_role", args=[bob.pk]),
+            reverse("user_active", args=[bob.pk]),
+        )
+    ]
+    assert all(d.after["method"] == "POST" and d.reason for d in denied)
 
 
 def test_trader_cannot_see_the_audit_trail(alice) -> None:
@@ -59,7 +71,10 @@ def test_trader_cannot_see_the_audit_trail(alice) -> None:
     assert c.get(reverse("audit_list")).status_code == 403
     assert c.get(reverse("audit_export")).status_code == 403
     assert c.post(reverse("audit_verify")).status_code == 403
-    assert AuditRecord.objects.count() == records  # nothing verified, nothing exported
+    # Nothing verified, nothing exported: the refused POST is recorded as refused.
+    assert list(AuditRecord.objects.filter(seq__gt=records).values_list("action", flat=True)) == [
+        "access.denied"
+    ]
     page = c.get(reverse("blotter")).content.decode()
     assert 'href="/audit/"' not in page and 'href="/users/"' not in page
 

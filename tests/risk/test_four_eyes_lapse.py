@@ -131,3 +131,72 @@ def test_a_role_changed_outside_the_users_page_lapses_a_request_too(rita: User, 
     rita.groups.set([Group.objects.get(name=RISK_MANAGER)])
     with pytest.raises(ValidationError, match="has not held the role that may throughout since"):
         kill_switch_reset_approve(user=ruth, kill_id=kill.pk)
+
+
+def test_every_try_to_do_without_four_eyes_is_in_the_audit_trail(
+    rita: User, ruth: User, adam: User, alice: User
+) -> None:
+    """An authorization audit: self-approvals and approvals of lapsed requests were refused
+    and left no trace. Each is recorded as `<action>.refused`, by whoever tried, on the
+    request, with the refusal's words; a plain refusal (nothing asked) is not."""
+    from execution.model_registry import model_default_confirm, model_default_propose
+    from oversight.models import AuditRecord
+    from oversight.risk.restricted import lift_approve, lift_request, restrict
+    from oversight.risk.services import override_grant, override_request
+    from tests.personas import approved_model, demo_instrument
+    from tests.stepping import submit
+
+    req, kill, mv = _asked_by(rita, ruth)
+    d = model_default_propose(user=rita, version_id=approved_model("policy-v2").pk, reason="s")
+    inst = demo_instrument()
+    r = restrict(user=ruth, symbol=inst.symbol, reason="news pending")
+    lift_request(user=rita, restriction_id=r.pk, reason="news out")
+    tries = [
+        (lambda: limit_request_approve(user=rita, request_id=req.pk), "limit.request.approve"),
+        (lambda: kill_switch_reset_approve(user=rita, kill_id=kill.pk), "kill.reset.approve"),
+        (lambda: model_approve(user=rita, version_id=mv.pk, note="n"), "model.approve"),
+        (lambda: model_default_confirm(user=rita, designation_id=d.pk), "model.default_confirm"),
+        (lambda: lift_approve(user=rita, restriction_id=r.pk), "restriction.lift.approve"),
+    ]
+    for attempt, _ in tries:
+        with pytest.raises(ValidationError):
+            attempt()
+    refused = {a.action: a for a in AuditRecord.objects.filter(action__endswith=".refused")}
+    assert sorted(refused) == sorted(f"{action}.refused" for _, action in tries)
+    for rec in refused.values():
+        assert rec.actor_username == "rita" and rec.object_id, rec
+        assert (
+            "own" in rec.reason or "you recommended" in rec.reason or "you proposed" in rec.reason
+        )
+    assert refused["limit.request.approve.refused"].object_id == str(req.pk)
+    assert refused["kill.reset.approve.refused"].object_type == "KillSwitch"
+    # Nothing the refusals were about changed.
+    assert LimitRequest.objects.get(pk=req.pk).status == LimitRequest.PENDING
+    assert KillSwitch.objects.get(pk=kill.pk).active
+    # An override of one's own order, granted by oneself as a risk manager.
+    from oversight.roles import RISK_MANAGER
+
+    lift_approve(user=ruth, restriction_id=r.pk)
+    kill_switch_reset_approve(user=ruth, kill_id=kill.pk)  # the firm trades again
+    order = submit(alice, inst, quantity=20_000)  # over the firm's 10,000: blocked
+    assert order.status == "BLOCKED", order.status_reason
+    ov = override_request(user=alice, order_id=order.pk, reason="client needs it")
+    alice.groups.set([Group.objects.get(name=RISK_MANAGER)])
+    alice = User.objects.get(pk=alice.pk)  # its permissions read afresh
+    with pytest.raises(ValidationError, match="you cannot grant your own request"):
+        override_grant(user=alice, override_id=ov.pk, note="mine")
+    rec = AuditRecord.objects.filter(action="override.grant.refused").get()
+    assert rec.actor_username == "alice" and rec.object_id == str(ov.pk)
+    # A lapsed author: recorded as refused, by the second person who tried.
+    _demote(rita)
+    with pytest.raises(ValidationError, match="has not held the role"):
+        limit_request_approve(user=ruth, request_id=req.pk)
+    lapsed = AuditRecord.objects.filter(action="limit.request.approve.refused").latest("seq")
+    assert lapsed.actor_username == "ruth" and "has not held the role" in lapsed.reason
+    # A reset nobody asked for is a plain refusal, not a four-eyes one.
+    kill_alone = kill_switch_engage(user=ruth, scope_type="trader", scope_key="alice", reason="d")
+    with pytest.raises(ValidationError, match="must first be asked for"):
+        kill_switch_reset_approve(user=ruth, kill_id=kill_alone.pk)
+    assert not AuditRecord.objects.filter(
+        action="kill.reset.approve.refused", object_id=str(kill_alone.pk)
+    ).exists()

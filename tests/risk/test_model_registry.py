@@ -166,7 +166,13 @@ def test_approval_takes_two_risk_managers(
     actions = list(
         AuditRecord.objects.filter(action__startswith="model.").values_list("action", flat=True)
     )
-    assert actions == ["model.register", "model.recommend", "model.approve"]
+    # The recommender's own try at approving is recorded as refused.
+    assert actions == [
+        "model.register",
+        "model.recommend",
+        "model.approve.refused",
+        "model.approve",
+    ]
 
 
 def test_the_database_refuses_a_self_approval(rita: User, tmp_path: Path) -> None:
@@ -572,6 +578,7 @@ def test_the_default_version_is_designated_by_two_risk_managers(
     assert submit(alice, instrument, strategy="adaptive").params["model"] == "policy-v1"
     assert [r.action for r in AuditRecord.objects.filter(action__startswith="model.default")] == [
         "model.default_propose",
+        "model.default_confirm.refused",  # the proposer's own try
         "model.default_confirm",
     ]
     with pytest.raises(ValidationError, match="already the default"):

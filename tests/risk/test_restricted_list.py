@@ -52,6 +52,12 @@ def test_a_restricted_instrument_refuses_new_orders_until_two_people_lift_it(
     assert actions == [
         ("restriction.add", "rita", "deal team wall-crossed"),
         ("restriction.lift.request", "rita", "deal announced"),
+        # rita's own try at the second pair of eyes, refused and recorded.
+        (
+            "restriction.lift.approve.refused",
+            "rita",
+            "you cannot approve your own lift: a second risk manager must",
+        ),
         ("restriction.lift", "ruth", "deal announced"),
     ]
     # And it can be restricted again later, as a new entry.
