@@ -122,6 +122,14 @@ if not 1.0 <= MARKET_SPEED <= 600.0:
 _decision_log = (env_str("OVERSIGHT_DECISION_LOG_DIR") or "").strip()
 DECISION_LOG_DIR: Path | None = BASE_DIR / _decision_log if _decision_log else None
 
+# Where each verified head of the audit trail is filed, outside the database
+# (oversight/audit_anchor.py): a later verification checks the trail still holds the last
+# one, so a trail cut short or rewritten by someone who can drop the database's triggers
+# is found without anyone filing heads by hand. A relative path is under the project;
+# "off" turns it off.
+_anchors = (env_str("OVERSIGHT_AUDIT_ANCHORS") or "var/audit-anchors.jsonl").strip()
+AUDIT_ANCHORS: Path | None = None if _anchors.lower() == "off" else BASE_DIR / _anchors
+
 CSRF_FAILURE_VIEW = "oversight.error_views.csrf_failure"
 LOGIN_URL = "login"
 # After this many failed logins in a row for one name, the name is locked for

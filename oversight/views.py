@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from oversight.audit import audit_record, request_id_of
+from oversight.audit_anchor import anchor_problem, file_head
 from oversight.audit_chain import audit_chain_verify, utc_iso
 from oversight.forms import (
     AuditFilterForm,
@@ -228,28 +229,44 @@ def audit_list(request: HttpRequest) -> HttpResponse:
 def audit_verify(request: HttpRequest) -> HttpResponse:
     """Recompute the whole chain; the result is shown, and recorded with who asked."""
     report = audit_chain_verify()
+    # The chain holds together; does it still hold the head filed outside the database?
+    filed_problem = anchor_problem() if report.ok else ""
     audit_record(
         actor=request.user,
         action="audit.verify",
         after={
-            "ok": report.ok,
+            "ok": report.ok and not filed_problem,
             "records": report.count,
             "head": report.head,
             "bad_seq": report.bad_seq,
             "bad_id": report.bad_id,
-            "problem": report.problem,
+            "problem": report.problem or filed_problem,
         },
         request_id=request_id_of(request),
     )
-    if report.ok:
+    if filed_problem:
+        messages.error(
+            request,
+            f"Chain verification failed: the records link up, but {filed_problem}.",
+        )
+    elif report.ok:
+        filed = file_head(report.count, report.head)
         messages.success(
             request,
             f"Chain verified: {report.count} records, numbered 1 to {report.count} with no gap, "
             "each linked to the one before and each matching its hash. Head (record "
-            f"{report.count}): {report.head}. File it outside the database: later, "
-            f"`manage.py audit_verify --expect {report.count}:<hash>` checks that record "
-            f"{report.count} still has it, the only check that sees a rewrite by someone "
-            "able to drop the database's triggers.",
+            f"{report.count}): {report.head}. "
+            + (
+                f"Filed outside the database in {filed}: the next verification checks the "
+                "trail still holds it, which is what sees a trail cut short or rewritten by "
+                "someone able to drop the database's triggers; keep a copy where they cannot "
+                "write."
+                if filed
+                else "File it outside the database: later, "
+                f"`manage.py audit_verify --expect {report.count}:<hash>` checks that record "
+                f"{report.count} still has it, the only check that sees a rewrite by someone "
+                "able to drop the database's triggers."
+            ),
         )
     else:
         messages.error(request, f"Chain verification failed. {report.summary()}")

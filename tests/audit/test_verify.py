@@ -196,3 +196,54 @@ def test_a_filed_head_is_read_strictly(db) -> None:
     for bad in ("4", "x:abc", "4:" + "g" * 64, "0:" + "a" * 64, "1" * 5000 + ":" + "a" * 64):
         with pytest.raises(CommandError, match="--expect: give the record number"):
             call_command("audit_verify", "--expect", bad, stdout=StringIO(), stderr=StringIO())
+
+
+def test_a_trail_cut_short_at_its_end_is_found_by_the_head_filed_outside(
+    db, settings, tmp_path
+) -> None:
+    """An authorization audit deleted the last three records (triggers dropped) and the
+    in-app check still said "verified": the chain of what is left is whole. Each
+    verification now files its head outside the database and checks the last one filed."""
+    from django.contrib.auth.models import Group, User
+    from django.test import Client
+    from django.urls import reverse
+
+    settings.AUDIT_ANCHORS = tmp_path / "anchors.jsonl"
+    records = chain()
+    assert verify_command()[0] == 0
+    [line] = settings.AUDIT_ANCHORS.read_text().splitlines()
+    assert json.loads(line)["seq"] == records[-1].seq
+    assert json.loads(line)["hash"] == records[-1].hash
+    # A second look with nothing new files nothing more.
+    assert verify_command()[0] == 0
+    assert len(settings.AUDIT_ANCHORS.read_text().splitlines()) == 1
+    with as_dba() as c:
+        c.execute(f"DELETE FROM {TABLE} WHERE seq >= %s", [records[-2].seq])
+    assert audit_chain_verify().ok  # the chain alone cannot tell
+    code, out, err = verify_command()
+    assert code == 1 and out == ""
+    assert f"there is no record {records[-1].seq}: the trail was cut short" in err
+    assert "FILED HEAD DOES NOT MATCH" in err
+    # The page says so, and records it as a failed verification.
+    admin = User.objects.create_user("auditor", password="pw")
+    admin.groups.add(Group.objects.get(name="admin"))
+    c = Client()
+    c.force_login(admin)
+    resp = c.post(reverse("audit_verify"), follow=True)
+    said = [str(m) for m in resp.context["messages"]]
+    # (Making the auditor wrote records again: record 5 exists, but is not the one filed.)
+    assert said[0].startswith(
+        f"Chain verification failed: the records link up, but record {records[-1].seq}'s hash is "
+    ), said
+    assert f"the head filed at {json.loads(line)['at']} in {settings.AUDIT_ANCHORS}" in said[0]
+    verified = AuditRecord.objects.filter(action="audit.verify").latest("seq")
+    assert verified.after["ok"] is False and "not the filed" in verified.after["problem"]
+
+
+def test_a_file_of_heads_that_is_not_one_is_said_not_a_500(db, settings, tmp_path) -> None:
+    settings.AUDIT_ANCHORS = tmp_path / "anchors.jsonl"
+    settings.AUDIT_ANCHORS.write_text('{"seq": 1, "hash": "not a hash"}\n')
+    chain(2)
+    code, _, err = verify_command()
+    assert code == 1
+    assert f"the filed heads cannot be checked: {settings.AUDIT_ANCHORS}, line 1" in err

@@ -1,10 +1,11 @@
 """manage.py audit_verify: recompute the audit trail's hash chain from the first record.
 
 Prints "OK: N records, head <hash prefix>" (exit status 0), or "BROKEN at record seq=S
-id=I: <what is wrong>" on stderr (exit status 1). Read-only, so it can run against a
-replica. Keep the printed head somewhere else, with its record number (N): a chain cut
-short or rewritten by someone who can drop the database's triggers still verifies, and
-only a head filed earlier shows it: `--expect N:HASH` checks that record N still has it.
+id=I: <what is wrong>" on stderr (exit status 1). It reads the database only, so it can
+run against a replica. A chain cut short or rewritten by someone who can drop the
+database's triggers still verifies, and only a head filed earlier shows it: each
+verification checks the last head filed in AUDIT_ANCHORS (oversight/audit_anchor.py) and
+files its own there, and `--expect N:HASH` checks a head kept by hand.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from oversight.audit_anchor import anchor_problem, file_head
 from oversight.audit_chain import audit_chain_verify, filed_head_problem
 
 
@@ -37,6 +39,10 @@ class Command(BaseCommand):
         if not report.ok:
             self.stderr.write(summary)
             raise SystemExit(1)
+        filed_problem = anchor_problem()
+        if filed_problem:
+            self.stderr.write(f"{summary}\nFILED HEAD DOES NOT MATCH: {filed_problem}")
+            raise SystemExit(1)
         self.stdout.write(summary)
         if options["full_head"] and report.count:
             # What to file, as --expect takes it: the record number is the count.
@@ -47,6 +53,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"FILED HEAD DOES NOT MATCH: {problem}")
                 raise SystemExit(1)
             self.stdout.write(f"filed head of record {filed[0]} matches")
+        file_head(report.count, report.head)
 
 
 def _filed(text: str) -> tuple[int, str]:
