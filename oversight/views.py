@@ -474,10 +474,13 @@ def _still_working(request: HttpRequest, user: Any, why: str) -> None:
     from execution.models import ParentOrder
     from oversight.risk.pretrade import OPEN
 
+    # Blocked ones too: a kill switch on the trader cancels them as well (a trial).
+    shown = [*OPEN, "BLOCKED"]
     counts = dict(
-        ParentOrder.objects.filter(owner=user, status__in=OPEN)
+        ParentOrder.objects.filter(owner=user, status__in=shown)
         .values_list("status")
         .annotate(n=Count("pk"))
+        .order_by()
     )
     total = sum(counts.values())
     if total:
@@ -485,7 +488,7 @@ def _still_working(request: HttpRequest, user: Any, why: str) -> None:
         words = {"NEW": "waiting", "PENDING_CANCEL": "cancelling"}
         parts = ", ".join(
             f"{n} {words.get(s, s.lower())}"
-            for s, n in sorted(counts.items(), key=lambda i: OPEN.index(i[0]))
+            for s, n in sorted(counts.items(), key=lambda i: shown.index(i[0]))
         )
         messages.warning(
             request,

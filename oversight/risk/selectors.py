@@ -160,8 +160,9 @@ def orders_in_scope(scope_type: str, scope_key: str) -> Any:
 class KillPreview:
     scope_type: str
     scope_key: str
-    orders: int  # open parent orders in scope
+    orders: int  # open parent orders in scope, blocked ones included
     children: int  # their working child orders at venues
+    blocked: int = 0  # of `orders`, those blocked by pre-trade risk (a kill cancels them too)
     # For a model version that is also an expert inside gated versions: their names (a
     # switch on the expert stops the orders it trades there, not the gate's others).
     inside: tuple[str, ...] = ()
@@ -173,7 +174,9 @@ class KillPreview:
     def text(self, state: str = KillSwitch.HALTED) -> str:
         # Open: working, paused or waiting for its window (a trial read "2 working" for one
         # waiting and one paused).
-        o = f"{self.orders} open order{'' if self.orders == 1 else 's'}"
+        o = f"{self.orders} open order{'' if self.orders == 1 else 's'}" + (
+            f" ({self.blocked} blocked)" if self.blocked else ""
+        )
         c = f"{self.children} working child order{'' if self.children == 1 else 's'}"
         if state == KillSwitch.REDUCING:
             return (
@@ -203,11 +206,15 @@ def kill_preview(scope_type: str, scope_key: str) -> KillPreview:
     """What a kill switch on this scope would stop now (two counting queries)."""
     from execution.models import ChildOrder
 
-    orders = orders_in_scope(scope_type, scope_key).filter(status__in=OPEN_ORDER)
+    # A blocked order is cancelled by the switch as well: counted, and said (a trial read
+    # "1 open order stopped" and saw two cancelled).
+    orders = orders_in_scope(scope_type, scope_key).filter(status__in=[*OPEN_ORDER, "BLOCKED"])
+    counts = dict(orders.values_list("status").annotate(n=Count("pk")).order_by())
     return KillPreview(
         scope_type=scope_type,
         scope_key=scope_key,
-        orders=orders.count(),
+        orders=sum(counts.values()),
+        blocked=counts.get("BLOCKED", 0),
         children=ChildOrder.objects.filter(
             parent__in=orders.values("pk"), status__in=WORKING_CHILD
         ).count(),

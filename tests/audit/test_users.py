@@ -396,17 +396,18 @@ def test_deactivating_a_trader_with_working_orders_says_they_still_work(adam, al
 
     instrument = demo_instrument("demo-midcap-buy")
 
-    for status in ("WORKING", "SUSPENDED", "SUSPENDED"):
+    for status in ("WORKING", "SUSPENDED", "SUSPENDED", "BLOCKED"):
         ParentOrder.objects.create(
             owner=alice, instrument=instrument, side="buy", quantity=100, start_minute=0,
             end_minute=60, strategy="twap", status=status,
         )  # fmt: skip
     off = {"active": "0", "reason": "left the firm"}
-    # Said as they are: "3 still working" read 1 working and 2 suspended (a trial).
+    # Said as they are: "3 still working" read 1 working and 2 suspended (a trial); a
+    # blocked one counted too (a trial: a kill on the trader cancelled one not counted).
     assert said(client_for(adam), reverse("user_active", args=[alice.pk]), off) == [
         "alice deactivated",
-        "alice has 3 open orders (1 working, 2 suspended) and no login to control them: a "
-        "risk manager can stop them with a kill switch on trader alice",
+        "alice has 4 open orders (1 working, 2 suspended, 1 blocked) and no login to control "
+        "them: a risk manager can stop them with a kill switch on trader alice",
     ]
 
 
