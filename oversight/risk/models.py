@@ -211,6 +211,14 @@ class Override(models.Model):
     used_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(blank=True)
 
+    @property
+    def shown_status(self) -> str:
+        """As a person reads it: one that lapsed (its order ended, or its author lost the
+        role) is "lapsed", not "rejected": nobody rejected it (a trial)."""
+        if self.status == self.REJECTED and self.decision_note.startswith("lapsed:"):
+            return "lapsed"
+        return self.status.lower()
+
     class Meta:
         ordering = ["-id"]
         constraints = [

@@ -875,8 +875,10 @@ def _override_release(user: Any, ov: Override, order: Any, minutes: int, note: s
 
 def _not_pending(ov: Override) -> str:
     """Why an override can no longer be decided, with a lapse's own words."""
-    lapsed = ov.decision_note if ov.decision_note.startswith("lapsed:") else ""
-    return f"override {ov.pk} is {ov.status.lower()}{f' ({lapsed})' if lapsed else ''}, not pending"
+    if ov.shown_status == "lapsed":  # "is rejected (lapsed: …)" read as someone's refusal
+        why = ov.decision_note.removeprefix("lapsed:").strip()
+        return f"override {ov.pk} has lapsed ({why}), not pending"
+    return f"override {ov.pk} is {ov.status.lower()}, not pending"
 
 
 def _fits(text: str, size: int) -> str:

@@ -384,7 +384,7 @@ def test_a_blocked_order_s_window_is_on_its_day_and_its_override_lapses_when_it_
     assert f"order {other.pk}" not in pending.lower() and f">{other.pk}<" not in pending
     assert Override.objects.get(pk=ov2.pk).status == "REJECTED"
     # The grant expires the order first: the request has lapsed, and it says why.
-    with pytest.raises(ValidationError, match=r"is rejected \(lapsed: order \d+ was expired"):
+    with pytest.raises(ValidationError, match=r"has lapsed \(order \d+ was expired"):
         override_grant(user=rita, override_id=ov.pk)
     assert blocked_expire() == 0
     order.refresh_from_db()
@@ -397,6 +397,10 @@ def test_a_blocked_order_s_window_is_on_its_day_and_its_override_lapses_when_it_
     assert ov.status == "REJECTED"
     assert ov.decision_note.startswith(f"lapsed: order {order.pk} was expired (its window")
     assert AuditRecord.objects.filter(action="override.lapse", object_id=str(ov.pk)).exists()
+    # Shown as what happened to it: nobody rejected it (a trial read "rejected").
+    history = client_for(rita).get("/risk/overrides/").content.decode().split("History")[1]
+    row = history.split(f'<td class="num">{ov.pk}</td>')[1].split("</tr>")[0]
+    assert '<span class="badge ov-REJECTED">lapsed</span>' in row
 
 
 def test_an_override_lapses_with_its_askers_role_and_its_trader_cannot_grant_it(

@@ -232,9 +232,11 @@ def test_kill_preview_counts_working_orders_and_children(rita, alice, instrument
     # A blocked order is cancelled by the switch too: counted and said (a trial read
     # "1 open order stopped" and saw two cancelled).
     make_order(alice, instrument, status="BLOCKED")
-    data = client_for(rita).get(
-        reverse("risk_kill_preview"), {"scope_type": "trader", "scope_key": "alice"}
-    ).json()
+    data = (
+        client_for(rita)
+        .get(reverse("risk_kill_preview"), {"scope_type": "trader", "scope_key": "alice"})
+        .json()
+    )
     assert data["orders"] == 2
     assert data["text"].startswith("Halt trader alice: 2 open orders (1 blocked) stopped")
 
