@@ -804,14 +804,20 @@ def sessions_reap(
             suspend_orders(ParentOrder.objects.filter(session=s), reason="worker heartbeat lost")
             exception_raise(
                 kind="WORKER_LOST",
-                severity=RiskException.CRITICAL,
+                # Critical when orders were caught in it; with none, nothing is at risk
+                # and a critical pinned to the console's top was noise (a trial).
+                severity=RiskException.CRITICAL if orders else RiskException.WARNING,
                 scope_type="instrument",
                 scope_key=s.instrument.symbol,
                 title=f"Market worker {s.worker} stopped sending heartbeats",
                 detail=f"session {s.pk} on {s.instrument.symbol}, last heartbeat "
                 f"{s.heartbeat_at:%H:%M:%S.%f}"[:-3]
                 + f"; orders suspended, their child orders cancelled: {orders or 'none'}",
-                suggested_action="the traders can resume their orders on another worker",
+                suggested_action=(
+                    "the traders can resume their orders on another worker"
+                    if orders
+                    else "none: the next order on it starts a new worker"
+                ),
                 dedupe_key=f"worker-lost:{s.pk}",
                 cause_at=s.heartbeat_at,
             )

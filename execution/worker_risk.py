@@ -18,13 +18,14 @@ from execution.engine.events import ChildDenied, ChildRejected, DomainEvent
 from execution.engine.orders import ticks_to_px
 from execution.engine.risk import ChildLimits
 from execution.models import Fill, ParentOrder
+from execution.session_clock import session_clock
 from oversight.audit import audit_record
 from oversight.risk import notify
 from oversight.risk.models import KillAck, KillSwitch, Metric, RiskException, RiskLimit
 from oversight.risk.pretrade import desk_of, position
 from oversight.risk.scopes import OrderScopes, covers, tightest
 from oversight.risk.selectors import applied_text, kill_applied, kill_json
-from oversight.risk.services import exception_raise
+from oversight.risk.services import exception_cause_over, exception_raise
 
 if TYPE_CHECKING:
     from execution.worker import MarketWorker
@@ -337,6 +338,14 @@ class WorkerRisk:
                     suggested_action="watch fill rates; pause large orders if liquidity is thin",
                     dedupe_key=f"outage:{symbol}:{q.name}",
                     cause_at=cause_at,
+                )
+            elif q.up and not was:
+                exception_cause_over(
+                    dedupe_key=f"outage:{symbol}:{q.name}",
+                    title=f"Venue {q.name} was down for {symbol}: back up",
+                    detail=f"back up at {session_clock(self.w.market.now, ms=False)} market "
+                    "time; the router sends to it again",
+                    suggested_action="check that its fills resumed, then resolve",
                 )
             self._venues_up[q.name] = q.up
         now = self.w.market.now

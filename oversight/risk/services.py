@@ -982,6 +982,39 @@ def exception_raise(
     return e
 
 
+def exception_cause_over(*, dedupe_key: str, title: str, detail: str, suggested_action: str) -> int:
+    """The cause of an open exception is over (a venue is back up): it is said on the
+    exception, which drops to a warning (no longer pinned above what still needs a
+    person) and stays open for a risk manager to resolve (a trial: "Venue LIT-NORTH is
+    down" stayed an escalated critical long after the venue filled again). Audited and
+    broadcast; returns how many were open (0 or 1)."""
+    with transaction.atomic():
+        e = (
+            RiskException.objects.select_for_update(no_key=True)
+            .filter(dedupe_key=dedupe_key[:200])
+            .exclude(status=RiskException.RESOLVED)
+            .first()
+        )
+        if e is None:
+            return 0
+        before = {"severity": e.severity, "title": e.title}
+        e.severity = RiskException.WARNING
+        e.title, e.detail = title[:200], detail
+        e.suggested_action = suggested_action[:200]
+        e.last_at = timezone.now()
+        e.save(update_fields=["severity", "title", "detail", "suggested_action", "last_at"])
+        audit_record(
+            actor=None,
+            action="exception.cause_over",
+            obj=e,
+            before=before,
+            after={"severity": e.severity, "title": e.title},
+        )
+        payload = exception_json(e)
+        transaction.on_commit(lambda: notify.console_send("exception", payload))
+    return 1
+
+
 def _exception_change(user: Any, exception_id: int, action: str, **changes: Any) -> RiskException:
     _require_risk_manager(user, "handle exceptions")
     with transaction.atomic():

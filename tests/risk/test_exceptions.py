@@ -17,6 +17,7 @@ from execution.algos.base import REGISTRY, Action, DecisionView
 from execution.algos.strategies import TWAP
 from execution.models import Fill, Instrument, MarketSession, OrderEvent
 from execution.worker import sessions_reap
+from oversight.models import AuditRecord
 from oversight.risk.models import RiskException
 from oversight.risk.services import (
     exception_acknowledge,
@@ -185,6 +186,14 @@ def test_a_venue_outage_is_raised_as_critical(alice: User) -> None:
     run_to(w, 246 * 60, step_s=60.0)
     (e,) = raised("VENUE_OUTAGE")
     assert e.severity == "CRITICAL" and "LIT-NORTH" in e.title
+    # Back up at minute 250: said on the exception, which drops to a warning and stays
+    # open for a person (a trial: it stayed a pinned critical long after).
+    run_to(w, 252 * 60, step_s=60.0)
+    (e,) = raised("VENUE_OUTAGE")
+    assert (e.severity, e.status) == ("WARNING", "OPEN")
+    assert e.title == "Venue LIT-NORTH was down for LGVX: back up"
+    assert e.detail.startswith("back up at 13:4") and e.detail.endswith("sends to it again")
+    assert AuditRecord.objects.filter(action="exception.cause_over", object_id=str(e.pk)).exists()
     w.release()
 
 
@@ -199,6 +208,22 @@ def test_a_lost_worker_is_raised_with_its_orders(alice: User, instrument: Instru
     (e,) = raised("WORKER_LOST")
     assert e.severity == "CRITICAL" and str(order.pk) in e.detail
     assert e.cause_at < e.raised_at - timedelta(seconds=25)  # the cause is the last heartbeat
+
+
+def test_a_lost_worker_with_no_orders_is_a_warning_not_a_critical(
+    alice: User, instrument: Instrument
+) -> None:
+    """A trial: killing a worker with nothing on it pinned a CRITICAL to the console's top
+    saying "orders suspended ...: none"."""
+    w = worker(instrument)
+    run_to(w, 60)
+    MarketSession.objects.filter(pk=w.session.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=30)
+    )
+    sessions_reap(stale_after_s=5)
+    (e,) = raised("WORKER_LOST")
+    assert e.severity == "WARNING" and e.detail.endswith("child orders cancelled: none")
+    assert e.suggested_action.startswith("none:")
 
 
 def test_reconciliation_finds_a_fill_missing_from_our_books(
