@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from execution.algos.params import ParamError, ParamSpec, written_plainly_no_exponent
+from execution.algos.params import ParamError, ParamSpec, whole_shares, written_plainly_no_exponent
 from execution.algos.registry import strategy_class, strategy_names
 from execution.model_registry import approved_names, default_version
 from execution.models import SIDE_CHOICES, Instrument
@@ -84,6 +84,18 @@ def plain_id(value: Any) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 18
 
 
+class _Shares(forms.IntegerField):
+    """Whole shares, as typed: "12,000" is 12000 (params.whole_shares), as in the amend
+    dialog; anything else is the field's own "Enter a whole number"."""
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str):
+            shares = whole_shares(value)
+            if shares is not None:
+                value = str(shares)
+        return super().to_python(value)
+
+
 class _OptionalDecimal(forms.DecimalField):
     """Blank or only spaces is no value (spaces read as "Enter a number": a trial)."""
 
@@ -98,7 +110,7 @@ class OrderTicketForm(forms.Form):
     # Text boxes, not number inputs: a browser sends a number input it cannot read ("40.0-",
     # "--5") as empty, and an order went out with no limit at all (a trial). The server
     # reads what was typed and names what is wrong with it.
-    quantity = forms.IntegerField(widget=forms.TextInput(attrs={"inputmode": "numeric"}))
+    quantity = _Shares(widget=forms.TextInput(attrs={"inputmode": "numeric"}))
     start_minute = forms.FloatField(
         label="Start", initial=0, widget=forms.TextInput(attrs={"inputmode": "decimal"})
     )
@@ -134,6 +146,7 @@ class OrderTicketForm(forms.Form):
                 isinstance(raw, str)
                 and not written_plainly_no_exponent(raw)
                 and name not in self.errors
+                and not (name == "quantity" and whole_shares(raw) is not None)
             ):
                 self.add_error(name, "write it with the digits 0-9")
         return data

@@ -20,7 +20,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from execution.algos.params import ParamError, validate_params, written_plainly_no_exponent
+from execution.algos.params import (
+    ParamError,
+    validate_params,
+    whole_shares,
+    written_plainly_no_exponent,
+)
 from execution.algos.registry import strategy_class
 from execution.engine.orders import PARENT_TERMINAL, ParentStatus
 from execution.model_registry import band_problem, expert_for, ticket_version
@@ -326,12 +331,15 @@ def clean_limit(value: Any, tick: Decimal) -> tuple[Decimal | None, str]:
 def _reduced_quantity(order: ParentOrder, value: Any) -> int:
     """An amended quantity: smaller than the order's, above what is filled and working
     (as the worker will find them, re-checked there: execution.engine's _reduced_qty)."""
-    text = str(value).strip().replace(",", "")
-    if not (text.isascii() and text.isdigit()) or len(text) > 13:
+    new = whole_shares(str(value))
+    if new is None:
         raise ValidationError(
-            {"quantity": ["a whole number of shares, written with the digits 0-9"]}
+            {
+                "quantity": [
+                    "a whole number of shares, written with the digits 0-9 (12,000 or 12000)"
+                ]
+            }
         )
-    new = int(text)
     if new >= order.quantity:
         raise ValidationError(
             {"quantity": [f"an amend reduces the quantity: below {order.quantity:,}"]}

@@ -21,7 +21,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from execution.algos.base import OrderContext
-from execution.algos.params import ParamError, validate_params, written_plainly_no_exponent
+from execution.algos.params import (
+    ParamError,
+    validate_params,
+    whole_shares,
+    written_plainly_no_exponent,
+)
 from execution.algos.pretrade import planned_schedule, pretrade_estimate, window_volume_fraction
 from execution.algos.registry import strategy_class, strategy_names
 from execution.forms import PARAM_PREFIX, OrderTicketForm, plain_id, strategy_schemas
@@ -589,7 +594,10 @@ def _order_estimate(
     # As the ticket reads them (a review: "１０００" was costed as 1000, a side of "x" as a
     # buy, an unknown strategy as none, all without a word).
     for name in ("quantity", "start_minute", "end_minute"):
-        if not written_plainly_no_exponent(request.GET.get(name, "")):
+        raw = request.GET.get(name, "")
+        if name == "quantity" and whole_shares(raw) is not None:
+            continue  # "12,000", as the ticket takes it
+        if not written_plainly_no_exponent(raw):
             return {"error": f"{name}: write it with the digits 0-9"}, 400
     if request.GET.get("side", "buy") not in ("buy", "sell"):
         return {"error": 'side: must be "buy" or "sell"'}, 400
@@ -604,7 +612,9 @@ def _order_estimate(
             "error": f"instrument: there is no instrument {shown!r}; choose one from the list"
         }, 400
     try:
-        quantity = int(request.GET.get("quantity", ""))
+        quantity = whole_shares(request.GET.get("quantity", ""))
+        if quantity is None:
+            raise ValueError("quantity")
         start = float(request.GET.get("start_minute", ""))
         end = float(request.GET.get("end_minute", ""))
     except ValueError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,17 @@ def written_plainly(text: str) -> bool:
     and full-width digits and "1_000", which a person may not have meant as that number,
     and which nothing else the product shows reads back."""
     return text.isascii() and "_" not in text
+
+
+_SHARES = re.compile(r"[0-9]{1,30}|[0-9]{1,3}(?:,[0-9]{3}){1,4}")
+
+
+def whole_shares(text: str) -> int | None:
+    """A number of shares as a trader types it: digits 0-9, or grouped in thousands with
+    commas ("12,000"); None for anything else ("12,00", "1,2,3", "1.5", "١٠٠"). The ticket
+    refused "12,000" where the amend dialog took "8,000", and took "8,0,00" too (a trial)."""
+    text = text.strip()
+    return int(text.replace(",", "")) if _SHARES.fullmatch(text) else None
 
 
 def written_plainly_no_exponent(text: str) -> bool:

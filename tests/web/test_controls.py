@@ -150,6 +150,9 @@ def test_an_amend_may_reduce_the_quantity_not_below_what_is_filled_or_working(
         ("3000", "at least 4,500: 3,000 filled"),
         ("５０００", "a whole number of shares, written with the digits 0-9"),
         ("5000.5", "a whole number of shares"),
+        # Thousands are grouped by three or not at all (it took "8,0,00" as 8000).
+        ("5,0,00", "a whole number of shares"),
+        ("50,00", "a whole number of shares"),
     ):
         resp = control(c, order, action="amend", param_quantity=typed)
         assert resp.status_code == 400, typed

@@ -80,6 +80,32 @@ def test_submit_creates_the_order_and_dispatches_after_commit(
     assert f"Order {order.pk} submitted" in page
 
 
+def test_the_ticket_and_its_estimate_take_thousands_grouped_as_the_amend_does(
+    alice, instrument
+) -> None:
+    """A trial: the ticket refused "12,000" ("Enter a whole number") where the amend
+    dialog took "8,000"."""
+    c = client_for(alice)
+    est = c.get(
+        reverse("order_estimate"),
+        {"instrument": str(instrument.pk), "quantity": "12,000", "start_minute": "0",
+         "end_minute": "60", "strategy": "twap"},
+    )  # fmt: skip
+    assert est.status_code == 200, est.content
+    plain = c.get(
+        reverse("order_estimate"),
+        {"instrument": str(instrument.pk), "quantity": "12000", "start_minute": "0",
+         "end_minute": "60", "strategy": "twap"},
+    )  # fmt: skip
+    assert est.json()["cost_usd"] == plain.json()["cost_usd"] > 0
+    for bad in ("12,00", "1,2,000"):
+        resp = c.post(reverse("order_new"), ticket(instrument, quantity=bad))
+        assert resp.status_code == 400 and not ParentOrder.objects.exists(), bad
+    resp = c.post(reverse("order_new"), ticket(instrument, quantity="12,000"))
+    assert resp.status_code == 302
+    assert ParentOrder.objects.get().quantity == 12_000
+
+
 @pytest.mark.parametrize(
     ("over", "field", "text"),
     [
