@@ -531,7 +531,7 @@ def order_control_request(
         req = ControlRequest.objects.create(
             parent=order, action=action, changes=clean, requested_by=user
         )
-        before = _order_json(order)
+        before, asked = _asked(order, action, clean)
         if not held and action == ControlRequest.CANCEL:
             # No worker holds it and nothing works at a venue: cancel it here and now.
             _suspended_cancel(order, req, user)
@@ -544,10 +544,37 @@ def order_control_request(
             action=f"order.{action}.request",
             obj=order,
             before=before,
-            after={"changes": clean} if clean else None,
+            after=asked,
             reason=reason,
         )
     return req
+
+
+# The status a control request asks for.
+_ASKED_STATUS = {
+    ControlRequest.PAUSE: "PAUSED",
+    ControlRequest.RESUME: "WORKING",
+    ControlRequest.CANCEL: "CANCELED",
+}
+
+
+def _asked(
+    order: ParentOrder, action: str, clean: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A control request as the change it asks for: the fields it concerns as they are,
+    and as asked (the audit page showed the whole order "→ —", as if an amend had erased
+    its instrument and quantity: a trial)."""
+    if action == ControlRequest.AMEND:
+        now: dict[str, Any] = {}
+        for key in clean:
+            if key == "quantity":
+                now[key] = order.quantity
+            elif key == "limit_price":
+                now[key] = str(order.limit_price) if order.limit_price is not None else None
+            else:
+                now[key] = (order.params or {}).get(key)
+        return now, dict(clean)
+    return {"status": order.status}, {"status": _ASKED_STATUS[action], **clean}
 
 
 def order_status_set(locked: ParentOrder, status: str, reason: str, **extra: Any) -> ParentOrder:

@@ -134,7 +134,24 @@ def _filter_query(data: QueryDict) -> str:
 
 
 def _json_text(value: Any) -> str:
+    return "" if value is None else json.dumps(_rounded(value), sort_keys=True, ensure_ascii=False)
+
+
+def _json_exact(value: Any) -> str:
+    """As recorded, every digit: for the export."""
     return "" if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _rounded(value: Any) -> Any:
+    """Floats to six decimals, as the page shows them (59.61666666666667 read as noise: a
+    trial); the record itself, and its export, keep every digit."""
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
 
 
 def _changes(before: Any, after: Any) -> list[str]:
@@ -300,8 +317,8 @@ def _csv_lines(records: Iterable[AuditRecord]) -> Iterator[str]:
                 _cell(r.action),
                 _cell(r.object_type),
                 _cell(r.object_id),
-                _cell(_json_text(r.before)),
-                _cell(_json_text(r.after)),
+                _cell(_json_exact(r.before)),
+                _cell(_json_exact(r.after)),
                 _cell(r.reason),
                 _cell(r.request_id),
                 r.prev_hash,

@@ -274,3 +274,16 @@ def test_a_time_to_the_minute_or_second_ends_at_its_end() -> None:
         2026, 12, 7, 0, 10, 59, 999_999
     )
     assert parse_utc("2026-12-07 00:10") == at(2026, 12, 7, 0, 10)
+
+
+def test_the_page_rounds_floats_and_the_export_keeps_every_digit(adam, alice) -> None:
+    """A trial read "start_minute: 59.61666666666667" as noise on the page; the export is
+    the record, as recorded."""
+    audit_record(
+        actor=alice, action="order.submit", obj=alice, after={"start_minute": 59.61666666666667}
+    )
+    c = client_for(adam)
+    page = c.get(reverse("audit_list"), {"action": "order.submit"}).content.decode()
+    assert "start_minute=59.616667" in page and "59.61666666666667" not in page
+    [row] = read_csv(c.get(reverse("audit_export"), {"action": "order.submit"}))
+    assert "59.61666666666667" in row["after"]

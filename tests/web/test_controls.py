@@ -44,7 +44,7 @@ def test_allowed_actions_are_recorded_and_audited(
     assert audit.reason == "desk call"
 
 
-def test_amend_sends_only_parameters(alice, instrument) -> None:
+def test_amend_sends_only_parameters(alice, adam, instrument) -> None:
     order = make_order(alice, instrument, strategy="pov", params={"participation_rate": 0.1})
     resp = control(
         client_for(alice),
@@ -56,6 +56,12 @@ def test_amend_sends_only_parameters(alice, instrument) -> None:
     assert resp.status_code == 200, resp.content
     assert ControlRequest.objects.get().changes == {"participation_rate": 0.2}
     assert resp.json()["changes"] == {"participation_rate": 0.2}
+    # Recorded as the change it asks for (a trial's audit page showed the whole order
+    # "→ —", as if the amend had erased its instrument and quantity).
+    audit = AuditRecord.objects.get(action="order.amend.request")
+    assert (audit.before, audit.after) == ({"participation_rate": 0.1}, {"participation_rate": 0.2})
+    page = client_for(adam).get(reverse("audit_list")).content.decode()
+    assert "participation_rate: 0.1 → 0.2" in page
 
 
 def test_a_resume_may_replan(alice, instrument, django_capture_on_commit_callbacks) -> None:
@@ -68,7 +74,10 @@ def test_a_resume_may_replan(alice, instrument, django_capture_on_commit_callbac
     assert resp.status_code == 200, resp.content
     assert ControlRequest.objects.get().changes == {"replan": True}
     audit = AuditRecord.objects.get(action="order.resume.request")
-    assert audit.after == {"changes": {"replan": True}}
+    assert (audit.before, audit.after) == (
+        {"status": "PAUSED"},
+        {"status": "WORKING", "replan": True},
+    )
 
 
 @pytest.mark.parametrize(
