@@ -296,8 +296,13 @@ def _order_row(
     end_s = order.end_minute * 60
     clock = order.session.sim_ts if order.session else market_s
     time_left = None
+    time_left_fmt = ""
     if order_is_open(order) and clock is not None:
         time_left = max(0.0, end_s - max(order.start_minute * 60, clock))
+        # Before its window: when it starts, not the window's length (a trial read 2:00:00
+        # "left" on an order not yet started).
+        waits = order.start_minute * 60 - clock
+        time_left_fmt = f"starts in {_duration(waits)}" if waits > 0 else _duration(time_left)
     realised = order.filled_qty > 0 and order.market_volume > 0
     if realised:  # what it has done, as the TCA page measures it, once it has traded
         participation = round(100 * order.filled_qty / order.market_volume, 1)
@@ -348,7 +353,7 @@ def _order_row(
         "entered_fmt": f"{order.entered_quantity:,}" if order.entered_quantity is not None else "",
         "filled_fmt": f"{order.filled_qty:,}",
         "working_fmt": f"{order.working_qty:,}",
-        "time_left_fmt": _duration(time_left),
+        "time_left_fmt": time_left_fmt,
         # What the amend dialog offers: the running strategy's (after a fallback, TWAP's).
         "params_json": json.dumps(order.running_params()),
         "allowed": sorted(a for a, states in CONTROLS.items() if order.status in states),

@@ -166,7 +166,9 @@
       return;
     }
     const left = Number(tb.dataset.endS) - Math.max(Number(tb.dataset.startS), Number(ts));
-    setCell(tb, "time_left", duration(left), left);
+    // Before its window: when it starts, not the window's length (as the server shows it).
+    const waits = Number(tb.dataset.startS) - Number(ts);
+    setCell(tb, "time_left", waits > 0 ? `starts in ${duration(waits)}` : duration(left), left);
   }
 
   function applyStatus(tb, ev) {

@@ -489,3 +489,13 @@ def test_an_order_no_worker_has_taken_up_yet_shows_its_time_left(alice, instrume
     page = client_for(alice).get(reverse("blotter")).content.decode()
     cell = re.search(r'data-field="time_left" data-sort="([^"]*)">([^<]+)<', page)
     assert cell is not None and float(cell[1]) == 3600.0 and cell[2] != "—"
+
+
+def test_an_order_before_its_window_says_when_it_starts(alice, instrument) -> None:
+    """A trial read "2:00:00" left on an order whose window had not started: the length
+    of its window, not the time to its start."""
+    make_order(alice, instrument, status="NEW", filled_qty=0, start_minute=30, end_minute=150)
+    page = client_for(alice).get(reverse("blotter")).content.decode()
+    cell = re.search(r'data-field="time_left" data-sort="([^"]*)">([^<]+)<', page)
+    assert cell is not None and float(cell[1]) == 7200.0  # sorted by what it has to work
+    assert cell[2] == "starts in 0:30:00"
