@@ -328,6 +328,23 @@ def clean_limit(value: Any, tick: Decimal) -> tuple[Decimal | None, str]:
     return limit, ""
 
 
+def _same_value(now: Any, asked: Any) -> bool:
+    if now is None or asked is None:
+        return now is None and asked is None
+    try:
+        return Decimal(str(now)) == Decimal(str(asked))  # 41 is 41.00; 0.3 is 0.30
+    except (InvalidOperation, ValueError):
+        return bool(now == asked)
+
+
+def _shown_value(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, Decimal):
+        return f"{value.normalize():f}"
+    return str(value)
+
+
 def _reduced_quantity(order: ParentOrder, value: Any) -> int:
     """An amended quantity: smaller than the order's, above what is filled and working
     (as the worker will find them, re-checked there: execution.engine's _reduced_qty)."""
@@ -356,7 +373,8 @@ def _reduced_quantity(order: ParentOrder, value: Any) -> int:
         least = (
             f"at least {floor:,}: {order.filled_qty:,} filled and {order.working_qty:,} working"
             if order.working_qty
-            else f"more than the {order.filled_qty:,} already filled"
+            # "more than the 300 already filled" read backwards on its own (a trial).
+            else f"at least {order.filled_qty + 1:,}: {order.filled_qty:,} are filled already"
         )
         raise ValidationError({"quantity": [least + how]})
     return new
@@ -485,8 +503,17 @@ def order_control_request(
                 clean["limit_price"] = str(limit) if limit is not None else None
         if errors:
             raise ValidationError(errors)
+        # A value the order has already changes nothing: dropped, and an amend of nothing
+        # else is refused (a trial's limit 41.00 -> 41.00 was recorded as applied).
+        current = {**order.running_params(), "limit_price": order.limit_price}
+        same = [k for k in clean if k != "quantity" and _same_value(current.get(k), clean[k])]
+        for k in same:
+            del clean[k]
         if not clean:
-            raise ValidationError({"changes": ["nothing to amend"]})
+            said = "; ".join(
+                f"{k.replace('_', ' ')} is {_shown_value(current.get(k))} already" for k in same
+            )
+            raise ValidationError({"changes": [f"nothing to amend{': ' + said if said else ''}"]})
     with transaction.atomic():
         # The order's row lock first (as the workers take it): two clicks cannot both pass.
         # Then what the row says now, not what the page read: a worker may have taken the

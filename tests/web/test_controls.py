@@ -174,7 +174,7 @@ def test_an_amend_may_reduce_the_quantity_not_below_what_is_filled_or_working(
     paused = make_order(alice, instrument, quantity=10_000, filled_qty=3_000, status="PAUSED")
     resp = control(c, paused, action="amend", param_quantity="3000")
     assert resp.json()["errors"]["quantity"] == [
-        "more than the 3,000 already filled (cancel it to stop here)"
+        "at least 3,001: 3,000 are filled already (cancel it to stop here)"
     ]
 
 
@@ -296,3 +296,26 @@ def test_a_suspended_order_is_never_stuck_behind_a_request_its_lost_worker_left(
     order.refresh_from_db()
     assert order.status == "CANCELED"
     assert not ControlRequest.objects.filter(parent=order, applied_at__isnull=True).exists()
+
+
+def test_an_amend_to_what_the_order_has_already_is_refused_as_nothing(alice, instrument) -> None:
+    """A trial amended the limit 41.00 to 41.00 and it was recorded as applied."""
+    from decimal import Decimal
+
+    order = make_order(alice, instrument, limit_price=Decimal("41.00"), strategy="pov",
+                       params={"participation_rate": 0.1})  # fmt: skip
+    c = client_for(alice)
+    resp = control(c, order, action="amend", param_limit_price="41")
+    assert resp.status_code == 400
+    assert resp.json()["errors"]["changes"] == ["nothing to amend: limit price is 41 already"]
+    resp = control(c, order, action="amend", param_participation_rate="0.10")
+    assert resp.json()["errors"]["changes"] == [
+        "nothing to amend: participation rate is 0.1 already"
+    ]
+    assert not ControlRequest.objects.exists()
+    # With a real change beside it, the unchanged value is dropped, not sent.
+    resp = control(
+        c, order, action="amend", param_limit_price="41.00", param_participation_rate="0.2"
+    )
+    assert resp.status_code == 200, resp.content
+    assert ControlRequest.objects.get().changes == {"participation_rate": 0.2}
