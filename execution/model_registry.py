@@ -414,6 +414,12 @@ def pending_default() -> ModelDefault | None:
 # -- services -----------------------------------------------------------------------------
 
 
+RETIRED_FOR_GOOD = (
+    "{name} is retired, for good: a retired version is offered to no order again; to trade "
+    "its policy, retrain it (`manage.py model_retrain`) and approve the new candidate"
+)
+
+
 def _status_words(mv: ModelVersion) -> str:
     """ "a candidate", "pending approval", "approved"…: a status as a sentence says it."""
     return {
@@ -609,6 +615,8 @@ def model_recommend(*, user: Any, version_id: int, reason: str) -> ModelVersion:
         lapsed = mv.status == ModelVersion.PENDING and bool(
             first_eyes_problem(mv.recommended_by, APPROVE_MODEL, "it", mv.recommended_at)
         )
+        if mv.status == ModelVersion.RETIRED:
+            raise ValidationError(RETIRED_FOR_GOOD.format(name=mv.name))
         if mv.status != ModelVersion.CANDIDATE and not lapsed:
             raise ValidationError(f"{mv.name} is {_status_words(mv)}, not a candidate")
         _refuse_refused_experts(mv)  # said now, not only when the second person approves
@@ -630,6 +638,9 @@ def model_approve(*, user: Any, version_id: int, note: str = "") -> ModelVersion
         mv = _locked(version_id)
         if mv.status == ModelVersion.APPROVED:
             raise ValidationError(f"{mv.name} is already approved")
+        if mv.status == ModelVersion.RETIRED:
+            # Not "recommend it first", which then says "retired, not a candidate" (a trial).
+            raise ValidationError(RETIRED_FOR_GOOD.format(name=mv.name))
         if mv.status != ModelVersion.PENDING:
             raise ValidationError(
                 f"{mv.name} is {_status_words(mv)}: a risk manager must recommend it first"

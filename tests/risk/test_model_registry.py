@@ -241,6 +241,14 @@ def test_reject_and_retire(rita: User, ruth: User, tmp_path: Path) -> None:
         model_retire(user=rita, version_id=b.pk, reason="")
     model_retire(user=rita, version_id=b.pk, reason="superseded")
     assert approved_names() == []
+    # A retired version is retired for good, said the same by both steps (approving said
+    # "recommend it first", and recommending "retired, not a candidate": a trial).
+    for step in (
+        lambda: model_recommend(user=rita, version_id=b.pk, reason="back"),
+        lambda: model_approve(user=ruth, version_id=b.pk, note="back"),
+    ):
+        with pytest.raises(ValidationError, match=r"b is retired, for good: .* model_retrain"):
+            step()
 
 
 def test_a_recommender_withdraws_their_recommendation_and_it_is_a_candidate_again(
