@@ -48,7 +48,7 @@ def tca_orders(
 
     qs = (
         orders_visible_to(user)
-        .select_related("model_version")
+        .select_related("model_version", "session")
         .filter(status__in=FINISHED, arrival_price__gt=0)
     )
     if trader:

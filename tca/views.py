@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from execution.selectors import can_watch_orders
+from execution.selectors import can_watch_orders, order_market_day
 from execution.session_clock import session_clock
 from tca.forms import FILTER_KEYS, TcaFilterForm
 from tca.selectors import TCA_ROWS, TcaRow, tca_rows
@@ -26,6 +26,7 @@ CSV_COLUMNS = (
     "order_id",
     "entered_utc",
     "window",
+    "market_day",
     "trader",
     "instrument",
     "side",
@@ -141,6 +142,9 @@ def _csv_lines(rows: Iterable[TcaRow]) -> Iterator[str]:
                 o.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 f"{session_clock(o.start_minute * 60, ms=False)}-"
                 f"{session_clock(o.end_minute * 60, ms=False)}",
+                # The instrument's market day the window is on, as the blotter's "d2" (a
+                # trial: two days' 09:30-10:30 read the same).
+                order_market_day(o) or "",
                 _cell(o.owner.get_username()),
                 o.instrument.symbol,
                 o.side,

@@ -234,7 +234,7 @@ def test_a_bad_filter_is_named_and_nothing_is_listed(
 
 
 def test_csv_export_has_a_header_and_the_page_figures(alice, instrument) -> None:
-    order = finished(alice, instrument, model_version=None)
+    order = finished(alice, instrument, model_version=None, day=3)
     resp = client_for(alice).get(EXPORT)
     assert resp.status_code == 200 and resp["Content-Type"].startswith("text/csv")
     assert resp["Content-Disposition"].startswith('attachment; filename="tca-')
@@ -243,6 +243,7 @@ def test_csv_export_has_a_header_and_the_page_figures(alice, instrument) -> None
     (row,) = [dict(zip(CSV_COLUMNS, line, strict=True)) for line in lines[1:]]
     assert row["order_id"] == str(order.pk)
     assert row["window"] == "09:30:00-10:30:00" and row["entered_utc"].endswith("Z")
+    assert row["market_day"] == "3"  # as the blotter's d3 (two days' windows read the same)
     assert (row["trader"], row["instrument"], row["side"], row["strategy"]) == (
         "alice",
         "HBRK",
