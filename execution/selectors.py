@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from execution.models import MarketSession, OrderEvent, ParentOrder
 from execution.sim.calibration import SESSION_SECONDS
@@ -90,6 +90,45 @@ def market_day_next(instrument: Any) -> tuple[int, float]:
     if day_over(last.sim_ts):
         return last.day + 1, 0.0
     return last.day, last.sim_ts
+
+
+def market_days() -> dict[int, int]:
+    """Every instrument's current market day, as market_clock reads it (its running
+    session's day; else the day its next session opens on), in one query."""
+    from django.db.models import OuterRef, Subquery
+
+    from execution.models import Instrument
+
+    last = MarketSession.objects.filter(instrument=OuterRef("pk")).order_by("-pk")
+    rows = Instrument.objects.annotate(
+        last_day=Subquery(last.values("day")[:1]),
+        last_ts=Subquery(last.values("sim_ts")[:1]),
+        last_status=Subquery(last.values("status")[:1]),
+    ).values_list("pk", "last_day", "last_ts", "last_status")
+    days: dict[int, int] = {}
+    for iid, day, ts, status in rows:
+        if day is None:  # never traded: its first session opens on day 1
+            days[iid] = 1
+        else:
+            running = status == MarketSession.RUNNING
+            days[iid] = day if running or not day_over(ts) else day + 1
+    return days
+
+
+def trading_today() -> Q:
+    """Parent orders of "today" for the daily limits, positions and exposure: each on its
+    instrument's current market day. A market at speed runs several trading days in one
+    calendar day, and a daily limit summed them all and never reset (a trial: day 1's
+    $7.85M refused a day-2 order). An order from before orders had a day: entered since
+    midnight UTC."""
+    from django.utils import timezone
+
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    days = market_days()
+    current = Q(pk__in=[])  # matches nothing: no instrument, no order of today
+    for iid, day in days.items():
+        current |= Q(instrument_id=iid, day=day)
+    return current | Q(day__isnull=True, created_at__gte=midnight)
 
 
 def market_clock(instrument: Any) -> dict[str, Any]:

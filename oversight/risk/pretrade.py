@@ -64,14 +64,17 @@ def order_scopes(
 
 
 def position(*, trader_id: int, instrument_id: int) -> int:
-    """The trader's net filled quantity in the instrument today (+ long, - short)."""
+    """The trader's net filled quantity in the instrument today, its market day (+ long,
+    - short)."""
     from execution.models import ParentOrder
+    from execution.selectors import trading_today
 
-    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     net = 0
-    for side, filled in ParentOrder.objects.filter(
-        owner_id=trader_id, instrument_id=instrument_id, created_at__gte=today
-    ).values_list("side", "filled_qty"):
+    for side, filled in (
+        ParentOrder.objects.filter(owner_id=trader_id, instrument_id=instrument_id)
+        .filter(trading_today())
+        .values_list("side", "filled_qty")
+    ):
         net += filled if side == "buy" else -filled
     return net
 
@@ -158,15 +161,15 @@ def refusals(
 
 
 def _daily_used(scope_type: str, scope_key: str) -> Decimal:
-    """Notional traded and working today in a scope: fills at their price, and every open
-    order's unfilled rest where the instrument trades now (working counts the moment it is
-    sent)."""
+    """Notional traded and working today in a scope, each order on its instrument's market
+    day: fills at their price, and every open order's unfilled rest where the instrument
+    trades now (working counts the moment it is sent)."""
     from execution.models import ParentOrder
+    from execution.selectors import trading_today
 
-    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     # Every order's fills, whatever its status (one rejected on a late resume had traded);
     # only open orders' unfilled rest.
-    qs = ParentOrder.objects.filter(created_at__gte=today).exclude(
+    qs = ParentOrder.objects.filter(trading_today()).exclude(
         status__in=["REJECTED", "BLOCKED"], filled_qty=0
     )
     qs = {

@@ -4,7 +4,6 @@ requests, overrides, exposure. Each is a bounded number of queries, whatever the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,8 +23,8 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 
+from execution.selectors import trading_today
 from oversight.risk.models import (
     LIMIT_SCOPES,
     Desk,
@@ -49,11 +48,6 @@ SEVERITY_RANK = {RiskException.CRITICAL: 0, RiskException.WARNING: 1, RiskExcept
 CONSOLE_ROWS = 200
 HISTORY_ROWS = 50
 CENTS = Decimal("0.01")
-
-
-def _today() -> datetime:
-    # The same "today" as the pre-trade check's position and daily notional.
-    return timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 # -- exceptions ---------------------------------------------------------------------------
@@ -476,18 +470,18 @@ def exposure() -> list[Exposure]:
     """
     from execution.models import PRICE, ParentOrder
 
-    today = _today()
+    today = trading_today()  # each instrument's market day, as the daily limit counts
     amount = DecimalField(
         max_digits=PRICE["max_digits"] + 12, decimal_places=PRICE["decimal_places"]
     )
     rows = (
-        ParentOrder.objects.filter(Q(created_at__gte=today) | Q(status__in=OPEN_ORDER))
+        ParentOrder.objects.filter(today | Q(status__in=OPEN_ORDER))
         .values("owner__username", "instrument_id", "instrument__symbol", "side")
         .annotate(
-            filled=Coalesce(Sum("filled_qty", filter=Q(created_at__gte=today)), 0),
+            filled=Coalesce(Sum("filled_qty", filter=today), 0),
             filled_notional=Sum(
                 ExpressionWrapper(F("avg_price") * F("filled_qty"), output_field=amount),
-                filter=Q(created_at__gte=today, avg_price__isnull=False),
+                filter=today & Q(avg_price__isnull=False),
             ),
             unfilled=Coalesce(
                 Sum(F("quantity") - F("filled_qty"), filter=Q(status__in=OPEN_ORDER)), 0
@@ -560,7 +554,7 @@ def trader_alerts(user: Any) -> dict[str, Any]:
     desk = DeskMembership.objects.filter(user=user).values_list("desk__name", flat=True).first()
     # Their orders of today and any still open or blocked: what a kill switch stops or refuses.
     mine = ParentOrder.objects.filter(owner=user).filter(
-        Q(created_at__gte=_today()) | Q(status__in=[*OPEN_ORDER, "BLOCKED"])
+        trading_today() | Q(status__in=[*OPEN_ORDER, "BLOCKED"])
     )
     covered = (
         Q(scope_type=Scope.FIRM)

@@ -84,6 +84,43 @@ def test_the_daily_notional_values_a_new_order_where_the_market_is(
     assert priced.status == "NEW"  # at its limit: $820,000
 
 
+def test_the_daily_notional_and_the_position_are_of_the_instruments_market_day(
+    alice: User, instrument: Instrument
+) -> None:
+    """A trial: at 60x, day 1's $7.85M refused a day-2 order against an $8M daily limit,
+    and the console's exposure summed both days: "today" was the UTC calendar day, which a
+    market at speed spans several trading days of. It is each instrument's market day."""
+    from django.utils import timezone
+
+    from execution.models import MarketSession, ParentOrder
+    from oversight.risk import selectors as risk_selectors
+    from oversight.risk.pretrade import position
+
+    set_limit("daily_notional", 1_000_000)
+    session = MarketSession.objects.create(
+        instrument=instrument, worker="w", seed=1, speed=60.0, sim_ts=3600.0, day=1,
+        status=MarketSession.RUNNING, mid_px=Decimal("40"), heartbeat_at=timezone.now(),
+    )  # fmt: skip
+    ParentOrder.objects.create(
+        owner=alice, instrument=instrument, side="buy", quantity=22_000, filled_qty=22_000,
+        avg_price=Decimal("40"), start_minute=0, end_minute=60, strategy="twap", params={},
+        status="FILLED", day=1, session=session,
+    )  # fmt: skip  # $880,000 on day 1
+    blocked = submit(alice, instrument, quantity=5_000, start_minute=70, end_minute=120)
+    assert blocked.status == "BLOCKED" and "DAILY_NOTIONAL: $880,000 used" in blocked.status_reason
+    assert position(trader_id=alice.pk, instrument_id=instrument.pk) == 22_000
+    # Day 1 closes; the next order is for day 2, which has used nothing yet.
+    MarketSession.objects.filter(pk=session.pk).update(
+        status=MarketSession.STOPPED, sim_ts=23_400.0
+    )
+    fresh = submit(alice, instrument, quantity=6_000, start_minute=10, end_minute=60)
+    assert fresh.status == "NEW" and fresh.day == 2, fresh.status_reason
+    assert position(trader_id=alice.pk, instrument_id=instrument.pk) == 0
+    firm = risk_selectors.exposure_json()[0]["positions"]
+    [row] = [p for p in firm if p["instrument"] == instrument.symbol]
+    assert row["net_qty"] == 0 and float(row["filled_notional"]) == 0  # day 1's are not today
+
+
 def test_the_same_order_twice_within_a_minute_is_a_duplicate(
     alice: User, instrument: Instrument
 ) -> None:

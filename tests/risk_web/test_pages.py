@@ -195,18 +195,19 @@ def test_exposure_nets_today_and_counts_working_at_the_reference_price(
 def test_exposure_takes_a_fixed_number_of_queries(
     rita, alice, bob, instrument, django_assert_max_num_queries
 ) -> None:
-    """However many orders and instruments: the orders, the desks, and the instruments'
-    prices now (their sessions' last mids), three queries."""
+    """However many orders and instruments: the instruments' market days (what "today" is
+    for each), the orders, the desks, and the instruments' prices now (their sessions' last
+    mids), four queries."""
     from tests.personas import demo_instrument
 
     others = [demo_instrument("demo-largecap-sell"), demo_instrument("demo-smallcap-regime")]
     for i in range(20):
         make_order(alice if i % 2 else bob, instrument, filled_qty=i, avg_price=Decimal("10"))
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(4):
         selectors.exposure_json()
     for i, inst in enumerate(others * 10):
         make_order(alice if i % 2 else bob, inst, filled_qty=i, avg_price=Decimal("10"))
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(4):
         groups = selectors.exposure_json()
     assert {p["instrument"] for p in groups[0]["positions"]} == {"HBRK", "LGVX", "SQNT"}
 
