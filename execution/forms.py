@@ -181,6 +181,27 @@ class OrderTicketForm(forms.Form):
                 except ParamError as e:
                     self.param_errors.setdefault(PARAM_PREFIX + spec.name, []).append(e.message)
 
+    def check_parsed(self) -> None:
+        """When some field cannot be read, the service is not asked: the rules it would
+        apply to the fields that could be are applied here, so every message shows at
+        once (a trial was told of a bad quantity, then, on the second submit, of a window
+        backwards and a limit off the tick)."""
+        from execution.services import clean_limit, quantity_problem, window_problem
+
+        d = self.cleaned_data
+        if "quantity" in d and "quantity" not in self.errors:
+            problem = quantity_problem(d["quantity"])
+            if problem:
+                self.add_error("quantity", problem)
+        if all(k in d and k not in self.errors for k in ("start_minute", "end_minute")):
+            wrong = window_problem(d["start_minute"], d["end_minute"])
+            if wrong:
+                self.add_error(wrong[0], wrong[1])
+        if d.get("limit_price") is not None and d.get("instrument") is not None:
+            _, problem = clean_limit(d["limit_price"], d["instrument"].tick_size)
+            if problem and "limit_price" not in self.errors:
+                self.add_error("limit_price", problem)
+
     def add_service_errors(self, message_dict: dict[str, list[str]]) -> None:
         shown = {PARAM_PREFIX + spec.name for spec in self.schema()}
         for key, messages in message_dict.items():

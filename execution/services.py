@@ -87,10 +87,9 @@ def parent_order_submit(
     if problem:
         errors.setdefault("quantity", []).append(problem)
     entered_start = start_minute
-    if not (0 <= start_minute < end_minute <= 390):
-        # Beside the field that is wrong: a start of -1 was marked under End (a trial).
-        wrong = "start_minute" if not 0 <= start_minute <= 390 else "end_minute"
-        errors.setdefault(wrong, []).append("the window must satisfy 0 ≤ start < end ≤ 390")
+    out_of_day = window_problem(start_minute, end_minute)
+    if out_of_day:
+        errors.setdefault(out_of_day[0], []).append(out_of_day[1])
     else:
         clock = market_clock(instrument)
         if start_minute < clock["minute"]:
@@ -296,6 +295,15 @@ def _refuse(
 MAX_ORDER_QTY = 10**12
 # Within what the price columns hold (18 digits, 6 of them after the point).
 MAX_PRICE = Decimal("999999999999")
+
+
+def window_problem(start_minute: float, end_minute: float) -> tuple[str, str] | None:
+    """(field, message) when a window is not within the day, in order; None if it is."""
+    if 0 <= start_minute < end_minute <= 390:
+        return None
+    # Beside the field that is wrong: a start of -1 was marked under End (a trial).
+    wrong = "start_minute" if not 0 <= start_minute <= 390 else "end_minute"
+    return wrong, "the window must satisfy 0 ≤ start < end ≤ 390"
 
 
 def quantity_problem(quantity: Any) -> str:

@@ -449,7 +449,9 @@ def order_new(request: HttpRequest) -> HttpResponse:
         form.check_params()
         # The service is asked even when a parameter is already known to be bad, so the
         # trader sees every field's message at once; it creates nothing unless all pass.
-        if form.is_valid():
+        if not form.is_valid():
+            form.check_parsed()
+        else:
             d = form.cleaned_data
             try:
                 order = parent_order_submit(

@@ -106,6 +106,21 @@ def test_the_ticket_and_its_estimate_take_thousands_grouped_as_the_amend_does(
     assert ParentOrder.objects.get().quantity == 12_000
 
 
+def test_every_fields_problem_is_said_at_once(alice, instrument) -> None:
+    """A trial was told of a bad quantity first, and of a window backwards and a limit
+    off the tick only on the second submit."""
+    resp = client_for(alice).post(
+        reverse("order_new"),
+        ticket(instrument, quantity="lots", start_minute="120", end_minute="60",
+               limit_price="40.005"),
+    )  # fmt: skip
+    assert resp.status_code == 400 and not ParentOrder.objects.exists()
+    errors = resp.context["form"].errors
+    assert "whole number" in errors["quantity"][0]
+    assert errors["end_minute"] == ["the window must satisfy 0 ≤ start < end ≤ 390"]
+    assert "multiple of the tick size" in errors["limit_price"][0]
+
+
 @pytest.mark.parametrize(
     ("over", "field", "text"),
     [
