@@ -627,7 +627,7 @@
         return `Pause order ${id}: cancel ${kids} and send no new ones until resumed.`;
       case "resume": {
         // The schedule kept moving while the order stood still: say what catching up means.
-        const behind = " Its schedule moved on meanwhile: if the order is now more than its catch-up tolerance behind, it takes the difference from the book at once, which costs more than trading it over the window. Re-plan instead spreads what is left over what is left of the window.";
+        const behind = " Its schedule moved on meanwhile. Re-plan (ticked) spreads what is left over what is left of the window. Untick it to keep the old schedule: if the order is then more than its catch-up tolerance behind, it takes the difference from the book at once, which costs more, and may meet the participation limits.";
         return (tb.dataset.status === "SUSPENDED"
           ? `Resume order ${id} on another market worker: the strategy starts sending child orders in ${sym} again.`
           : `Resume order ${id}: the strategy starts sending child orders in ${sym} again.`) + behind;
@@ -691,7 +691,10 @@
 
   function replanField() {
     const box = document.getElementById("control-params");
-    const check = el("input", { type: "checkbox", id: "control-replan", name: "replan", value: "1" });
+    // Ticked unless the trader chooses the catch-up: after a pause the schedule has moved
+    // on, and taking the difference at once burst through a 50% participation limit and
+    // raised "behind schedule" for a pause the trader chose (a trial).
+    const check = el("input", { type: "checkbox", id: "control-replan", name: "replan", value: "1", checked: "" });
     const wrap = el("div", { class: "field check" });
     wrap.append(check, el("label", { for: "control-replan" }, "Re-plan: spread what is left over what is left of the window (no catch-up; an adaptive order's model may still run up to three slices ahead of the new plan)"));
     box.replaceChildren(wrap);

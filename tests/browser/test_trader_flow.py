@@ -250,7 +250,9 @@ def test_trader_submits_watches_pauses_resumes_cancels(
     t_pause = time.monotonic()
 
     # Resume: WORKING again, and it fills again.
-    _control(page, oid, "resume", tick="#control-replan")  # what is left, over what is left
+    # Re-plan is ticked unless the trader unticks it: what is left, over what is left (a
+    # trial's catch-up after a pause burst through the participation limit).
+    _control(page, oid, "resume")
     _status_is(page, oid, "WORKING", stack)
     resumed = ControlRequest.objects.filter(parent_id=oid, action="resume").get()
     assert resumed.changes == {"replan": True}
