@@ -102,6 +102,44 @@ class PasswordChangeDue(models.Model):
     set_at = models.DateTimeField()
 
 
+class RoleGrant(models.Model):
+    """A role given to a login, by one admin, confirmed by a second person (another admin
+    or a risk manager) before it takes effect (oversight/services.py). One admin could
+    otherwise make two risk managers, or a trader, of logins they control, and approve
+    their own limit changes or trade (an authorization audit). Taking a role away is the
+    safe direction: at once."""
+
+    PENDING, CONFIRMED, DECLINED, VOID = "PENDING", "CONFIRMED", "DECLINED", "VOID"
+    STATUSES = [(s, s.title()) for s in (PENDING, CONFIRMED, DECLINED, VOID)]
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="role_grants"
+    )
+    role = models.CharField(max_length=32)
+    reason = models.TextField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(decided_by__isnull=True)
+                | ~models.Q(decided_by=models.F("requested_by"))
+                | ~models.Q(status="CONFIRMED"),
+                name="role_grant_four_eyes",
+            )
+        ]
+
+
 class LoginFailures(models.Model):
     """Tries at logging in under one name from one kind of browser, counted before each
     password is checked (oversight/login_throttle.py). Kept by the name that was typed,

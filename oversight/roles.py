@@ -60,7 +60,13 @@ def role_of(user: AbstractBaseUser | AnonymousUser) -> str:
 
 # What ends a request's standing: its author's role or account changed after asking,
 # through the users page or otherwise (group and flag changes are audited by signal).
-ROLE_CHANGES = ("user.role_set", "user.deactivate", "user.groups_set", "user.flags_set")
+ROLE_CHANGES = (
+    "user.role_set",
+    "user.role_grant.confirm",
+    "user.deactivate",
+    "user.groups_set",
+    "user.flags_set",
+)
 
 
 def first_eyes_problem(first: Any, perm: str, what: str, since: Any = None) -> str:

@@ -20,12 +20,22 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from oversight.audit import audit_record, services_recording
+from oversight.audit import audit_record, four_eyes_refusals_audited, services_recording
 from oversight.login_throttle import is_locked, locks_cleared
-from oversight.models import PasswordChangeDue
+from oversight.models import PasswordChangeDue, RoleGrant
 from oversight.reasons import reason_given
 from oversight.risk.notify import user_sockets_close
-from oversight.roles import ADMIN, MANAGE_USERS, ROLE_LABELS, ROLES, role_of
+from oversight.roles import (
+    ADMIN,
+    MANAGE_RISK,
+    MANAGE_USERS,
+    ROLE_LABELS,
+    ROLES,
+    FourEyesRefused,
+    first_eyes_problem,
+    role_of,
+    set_aside_as,
+)
 
 User = get_user_model()
 
@@ -48,7 +58,8 @@ def user_create(
     reason: str = "",
     request_id: str = "",
 ) -> Any:
-    """A new, active login with one role. Raises ValidationError per field."""
+    """A new, active login; its role waits for a second person to confirm it (a role
+    grant: `role_grant_confirm`). Raises ValidationError per field."""
     _require_manager(actor)
     reason = reason_given(reason)
     username = username.strip()
@@ -77,7 +88,6 @@ def user_create(
         raise ValidationError(errors)
     with transaction.atomic(), services_recording():
         user = User.objects.create_user(username=username, password=password)
-        user.groups.add(Group.objects.get(name=role))
         # Its owner chooses their own at the first login, as after a reset: the admin who
         # typed it must not go on knowing a working password (an authorization audit).
         PasswordChangeDue.objects.create(user=user, set_by=actor, set_at=timezone.now())
@@ -93,6 +103,7 @@ def user_create(
             reason=reason,
             request_id=request_id,
         )
+        _grant_ask(actor, user, role, reason, request_id)
     return user
 
 
@@ -114,8 +125,10 @@ def user_role_set(
         if before["role"] == ADMIN:
             _keep_an_admin(without=user)
         _require_reason(reason, "a role change")
+        # The role held is taken away at once (the safe direction); the new one waits for
+        # a second person (an authorization audit: one admin made risk managers of logins
+        # they controlled and approved their own limit change with them).
         user.groups.remove(*Group.objects.filter(name__in=ROLES))
-        user.groups.add(Group.objects.get(name=role))
         uid = user.pk
         transaction.on_commit(lambda: user_sockets_close(uid))
         audit_record(
@@ -127,7 +140,116 @@ def user_role_set(
             reason=reason,
             request_id=request_id,
         )
+        _grant_ask(actor, user, role, reason, request_id)
     return user
+
+
+def _grant_ask(actor: Any, user: Any, role: str, reason: str, request_id: str) -> RoleGrant:
+    """A role for `user`, asked for by `actor`: pending until a second person confirms it.
+    One asked for before and not decided is void: the last word is the one to confirm."""
+    now = timezone.now()
+    RoleGrant.objects.filter(user=user, status=RoleGrant.PENDING).update(
+        status=RoleGrant.VOID, decided_at=now, decision_note=f"replaced by a request for {role}"
+    )
+    grant = RoleGrant.objects.create(
+        user=user, role=role, reason=reason, requested_by=actor, requested_at=now
+    )
+    audit_record(
+        actor=actor,
+        action="user.role_grant.request",
+        obj=user,
+        after={"role": role, "grant": grant.pk},
+        reason=reason,
+        request_id=request_id,
+    )
+    return grant
+
+
+def may_confirm_roles(user: Any) -> bool:
+    """Who is the second person for a role grant: an admin or a risk manager."""
+    return bool(
+        user is not None
+        and user.is_authenticated
+        and user.is_active
+        and (user.has_perm(MANAGE_USERS) or user.has_perm(MANAGE_RISK))
+    )
+
+
+@four_eyes_refusals_audited("user.role_grant.confirm", "oversight.RoleGrant", "grant_id")
+def role_grant_confirm(*, user: Any, grant_id: int, note: str = "", request_id: str = "") -> Any:
+    """The second person: the role takes effect. Not the admin who asked, not the login
+    it is for, and not once the asker has lost the admin role since asking."""
+    note = reason_given(note, field="note")
+    if not may_confirm_roles(user):
+        raise PermissionDenied("only an admin or a risk manager may confirm a role")
+    with transaction.atomic(), services_recording():
+        grant = RoleGrant.objects.select_for_update(no_key=True).get(pk=grant_id)
+        if grant.status != RoleGrant.PENDING:
+            raise ValidationError(f"role grant {grant.pk} is {grant.status.lower()}, not pending")
+        if grant.requested_by_id == user.pk:
+            raise FourEyesRefused(
+                "you asked for this role: another admin or a risk manager confirms it"
+            )
+        if grant.user_id == user.pk:
+            raise FourEyesRefused("a role of your own is confirmed by someone else")
+        lapsed = first_eyes_problem(
+            grant.requested_by, MANAGE_USERS, f"role grant {grant.pk}", grant.requested_at
+        )
+        if lapsed:
+            raise FourEyesRefused(lapsed)
+        target = _lock(grant.user)
+        if not target.is_active:
+            raise ValidationError(f"{target.get_username()} is inactive: reactivate them first")
+        before = _user_json(target)
+        target.groups.remove(*Group.objects.filter(name__in=ROLES))
+        target.groups.add(Group.objects.get(name=grant.role))
+        grant.status, grant.decided_by = RoleGrant.CONFIRMED, user
+        grant.decided_at, grant.decision_note = timezone.now(), note
+        grant.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+        uid = target.pk
+        transaction.on_commit(lambda: user_sockets_close(uid))
+        audit_record(
+            actor=user,
+            action="user.role_grant.confirm",
+            obj=target,
+            before=before,
+            after={
+                **_user_json(target),
+                "grant": grant.pk,
+                "asked_by": grant.requested_by.get_username(),
+            },
+            reason=note,
+            request_id=request_id,
+        )
+    return target
+
+
+def role_grant_decline(
+    *, user: Any, grant_id: int, note: str = "", request_id: str = ""
+) -> RoleGrant:
+    """Withdrawn by the admin who asked, or declined by a second person, who says why."""
+    if not may_confirm_roles(user):
+        raise PermissionDenied("only an admin or a risk manager may decline a role")
+    with transaction.atomic():
+        grant = RoleGrant.objects.select_for_update(no_key=True).get(pk=grant_id)
+        if grant.status != RoleGrant.PENDING:
+            raise ValidationError(f"role grant {grant.pk} is {grant.status.lower()}, not pending")
+        verb, why = set_aside_as(
+            grant.requested_by, user, "role", f"the role grant {grant.pk}", note
+        )
+        grant.status, grant.decided_at = RoleGrant.DECLINED, timezone.now()
+        grant.decided_by = None if verb == "withdrawn" else user
+        grant.decision_note = why
+        grant.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+        audit_record(
+            actor=user,
+            action=f"user.role_grant.{'withdraw' if verb == 'withdrawn' else 'decline'}",
+            obj=grant.user,
+            after={"role": grant.role, "grant": grant.pk},
+            reason=why,
+            request_id=request_id,
+        )
+    return grant
 
 
 def user_password_reset(

@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.views import LoginView
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import (
@@ -46,7 +46,7 @@ from oversight.login_throttle import (
     locked_rows,
     login_succeeded,
 )
-from oversight.models import AuditRecord
+from oversight.models import AuditRecord, RoleGrant
 from oversight.password_due import password_due
 from oversight.risk.answers import KEPT, kept_form
 from oversight.risk.notify import session_sockets_close
@@ -60,6 +60,9 @@ from oversight.selectors import (
     users_with_roles,
 )
 from oversight.services import (
+    may_confirm_roles,
+    role_grant_confirm,
+    role_grant_decline,
     user_create,
     user_deactivate,
     user_desk_set,
@@ -369,11 +372,15 @@ def _users_page(request: HttpRequest, form: UserCreateForm, *, status: int = 200
     # A refused desk change comes back as typed, on its row (a trial's was lost).
     kept = kept_form(request, reverse("user_list"))
     kept_for = str(kept.get("user", ""))
+    pending = {g.user_id: g for g in RoleGrant.objects.filter(status=RoleGrant.PENDING)}
     rows = [
         {
             "u": row.user,
             "role": row.role,
             "role_label": ROLE_LABELS.get(row.role, ""),
+            "pending": ROLE_LABELS.get(pending[row.user.pk].role, "")
+            if row.user.pk in pending
+            else "",
             "is_me": row.user.pk == request.user.pk,
             "desk": kept.get("desk", "")
             if kept_for == str(row.user.pk)
@@ -428,7 +435,11 @@ def user_new(request: HttpRequest) -> HttpResponse:
                 for m in msgs:
                     form.add_error(field if field in form.fields else None, m)
         else:
-            messages.success(request, f"Created {user.get_username()} as {ROLE_LABELS[d['role']]}")
+            messages.success(
+                request,
+                f"Created {user.get_username()}; the role of {ROLE_LABELS[d['role']]} waits "
+                "for another admin or a risk manager to confirm it (Roles)",
+            )
             return redirect("user_list")
     return _users_page(request, form, status=400)
 
@@ -478,13 +489,64 @@ def user_role(request: HttpRequest, pk: int) -> HttpResponse:
         _refused(request, e, user)
     else:
         label = ROLE_LABELS[form.cleaned_data["role"]]
-        article = "an" if label[0] in "aeiou" else "a"
-        messages.success(request, f"{user.get_username()} is now {article} {label}")
+        messages.success(
+            request,
+            f"{user.get_username()}'s role is taken away now; {label} waits for another "
+            "admin or a risk manager to confirm it (Roles)",
+        )
         if not user.has_perm(TRADE):
             # Only an order's trader controls it: one who no longer trades cannot pause
             # or cancel what they started (a trial), and the orders go on working.
             _still_working(request, user, "cannot control them now")
     return redirect("user_list")
+
+
+@login_required
+@require_GET
+def role_grants(request: HttpRequest) -> HttpResponse:
+    """Roles asked for by an admin, for a second person (another admin or a risk manager)
+    to confirm or decline; and the last decided."""
+    if not may_confirm_roles(request.user):
+        raise PermissionDenied("admins and risk managers only")
+    grants = RoleGrant.objects.select_related("user", "requested_by", "decided_by")
+    pending = list(grants.filter(status=RoleGrant.PENDING).order_by("requested_at"))
+    decided = list(grants.exclude(status=RoleGrant.PENDING)[:50])
+    for g in (*pending, *decided):
+        g.role_label = ROLE_LABELS.get(g.role, g.role)  # type: ignore[attr-defined]
+    return render(request, "oversight/role_grants.html", {"pending": pending, "decided": decided})
+
+
+@login_required
+@require_POST
+def role_grant_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    if not may_confirm_roles(request.user):
+        raise PermissionDenied("admins and risk managers only")
+    grant = get_object_or_404(RoleGrant.objects.select_related("user"), pk=pk)
+    decision = request.POST.get("decision", "")
+    note = request.POST.get("note", "")
+    try:
+        if decision == "confirm":
+            role_grant_confirm(
+                user=request.user, grant_id=pk, note=note, request_id=request_id_of(request)
+            )
+            done = f"{grant.user.get_username()} is now {_a(ROLE_LABELS[grant.role])}"
+        elif decision == "decline":
+            g = role_grant_decline(
+                user=request.user, grant_id=pk, note=note, request_id=request_id_of(request)
+            )
+            verb = "withdrawn" if g.decided_by_id is None else "declined"
+            done = f"The role grant for {grant.user.get_username()} is {verb}"
+        else:
+            raise ValidationError("decision: confirm or decline")
+    except ValidationError as e:
+        _refused(request, e, grant.user)
+    else:
+        messages.success(request, done)
+    return redirect("role_grants")
+
+
+def _a(label: str) -> str:
+    return f"{'an' if label[0] in 'aeiou' else 'a'} {label}"
 
 
 def _still_working(request: HttpRequest, user: Any, why: str) -> None:

@@ -106,3 +106,13 @@ def set_limit(metric: str, value: Any, scope_type: str = "firm", scope_key: str 
     RiskLimit.objects.filter(pk=limit.pk).update(version=limit.version + 1)
     limit.refresh_from_db()
     return limit
+
+
+def confirm_role(user: User, *, by: User) -> User:
+    """The second person confirms the role an admin asked for `user` (oversight.services:
+    a role takes effect only so)."""
+    from oversight.models import RoleGrant
+    from oversight.services import role_grant_confirm
+
+    grant = RoleGrant.objects.get(user=user, status=RoleGrant.PENDING)
+    return role_grant_confirm(user=by, grant_id=grant.pk, note="test: confirmed")

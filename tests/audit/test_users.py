@@ -12,6 +12,7 @@ from django.urls import reverse
 from oversight.audit_chain import audit_chain_verify
 from oversight.models import AuditRecord
 from oversight.services import user_create, user_deactivate, user_reactivate, user_role_set
+from tests.personas import confirm_role
 
 from .conftest import client_for, make_user
 
@@ -34,7 +35,7 @@ def groups(user: User) -> list[str]:
     return sorted(user.groups.values_list("name", flat=True))
 
 
-def test_create_records_who_and_what(adam) -> None:
+def test_create_records_who_and_what(adam, rita) -> None:
     user = user_create(
         actor=adam,
         username=" carol ",
@@ -44,8 +45,10 @@ def test_create_records_who_and_what(adam) -> None:
         request_id="req-7",
     )
     assert user.username == "carol" and user.check_password(PASSWORD) and user.is_active
-    assert groups(user) == ["trader"]
-    [rec] = records_for(user)  # once: the safety net stood aside
+    # No role until a second person confirms the one asked for (an authorization audit:
+    # one admin made two risk managers and approved their own limit change with them).
+    assert groups(user) == []
+    rec, asked = records_for(user)  # once each: the safety net stood aside
     assert (rec.action, rec.actor_username, rec.actor_role, rec.request_id) == (
         "user.create",
         "adam",
@@ -55,11 +58,21 @@ def test_create_records_who_and_what(adam) -> None:
     assert rec.before is None
     assert rec.after == {
         "username": "carol",
-        "role": "trader",
+        "role": "",
         "is_active": True,
         "is_superuser": False,
     }
     assert "password" not in str(rec.after) and PASSWORD not in str(rec.after)
+    assert (asked.action, asked.after["role"], asked.reason) == (
+        "user.role_grant.request",
+        "trader",
+        "hire",
+    )
+    confirm_role(user, by=rita)
+    assert groups(User.objects.get(pk=user.pk)) == ["trader"]
+    confirmed = records_for(user)[-1]
+    assert (confirmed.action, confirmed.actor_username) == ("user.role_grant.confirm", "rita")
+    assert (confirmed.before["role"], confirmed.after["role"]) == ("", "trader")
 
 
 @pytest.mark.parametrize(
@@ -86,8 +99,10 @@ def test_create_refuses_bad_input(adam, alice, kwargs, field) -> None:
     assert User.objects.count() == users
 
 
-def test_role_set_and_deactivation_record_before_and_after(adam, bob) -> None:
+def test_role_set_and_deactivation_record_before_and_after(adam, bob, rita) -> None:
     user_role_set(actor=adam, user=bob, role="risk_manager", reason="moved desks")
+    assert groups(bob) == []  # the old role at once; the new one once confirmed
+    confirm_role(bob, by=rita)
     assert groups(bob) == ["risk_manager"]
     user_deactivate(actor=adam, user=bob, reason="left the firm")
     bob.refresh_from_db()
@@ -98,19 +113,22 @@ def test_role_set_and_deactivation_record_before_and_after(adam, bob) -> None:
     mine = [r for r in records_for(bob) if r.actor_username == "adam"]
     assert [(r.action, r.reason) for r in mine] == [
         ("user.role_set", "moved desks"),
+        ("user.role_grant.request", "moved desks"),
         ("user.deactivate", "left the firm"),
         ("user.reactivate", "came back"),
     ]
-    role, off, on = mine
-    assert (role.before["role"], role.after["role"]) == ("trader", "risk_manager")
+    role, _, off, on = mine
+    assert (role.before["role"], role.after["role"]) == ("trader", "")
     assert (off.before["is_active"], off.after["is_active"]) == (True, False)
     assert (on.before["is_active"], on.after["is_active"]) == (False, True)
     assert audit_chain_verify().ok
 
 
-def test_role_set_keeps_other_groups(adam, bob) -> None:
+def test_role_set_keeps_other_groups(adam, bob, rita) -> None:
     bob.groups.add(Group.objects.create(name="desk-emea"))
     user_role_set(actor=adam, user=bob, role="admin", reason="test")
+    assert groups(bob) == ["desk-emea"]
+    confirm_role(bob, by=rita)
     assert groups(bob) == ["admin", "desk-emea"]
 
 
@@ -139,6 +157,8 @@ def test_the_last_active_admin_stays(adam) -> None:
             change()
     user_reactivate(actor=adam, user=eve, reason="back")
     user_role_set(actor=root, user=adam, role="trader", reason="test")  # eve is still an admin
+    assert groups(adam) == []
+    confirm_role(adam, by=eve)
     assert groups(adam) == ["trader"]
 
 
@@ -182,14 +202,40 @@ def test_users_page_lists_role_and_status(adam, alice, rita) -> None:
     assert f'action="/users/{adam.pk}/active/"' not in html  # not for oneself
 
 
-def test_create_through_the_page(adam) -> None:
+def test_create_through_the_page(adam, rita) -> None:
+    from oversight.models import RoleGrant
+
     c = client_for(adam)
     form = {"username": "carol", "password": PASSWORD, "role": "risk_manager", "reason": "hire"}
-    resp = c.post(reverse("user_new"), form)
-    assert resp.status_code == 302 and resp["Location"] == reverse("user_list")
+    resp = c.post(reverse("user_new"), form, follow=True)
+    assert [str(m) for m in resp.context["messages"]] == [
+        "Created carol; the role of risk manager waits for another admin or a risk manager "
+        "to confirm it (Roles)"
+    ]
+    assert "risk manager awaiting confirmation" in resp.content.decode()
     carol = User.objects.get(username="carol")
-    assert groups(carol) == ["risk_manager"]
+    assert groups(carol) == []
     assert records_for(carol)[0].reason == "hire"
+    # The admin who asked cannot confirm it (an authorization audit: one admin made two
+    # risk managers and approved a limit with both); a risk manager does, on the Roles page.
+    grant = RoleGrant.objects.get(user=carol)
+    page = c.get(reverse("role_grants")).content.decode()
+    row = page.split(f'id="grant-{grant.pk}"')[1].split("</tr>")[0]
+    assert "Withdraw" in row and 'value="confirm"' not in row
+    decide = reverse("role_grant_decide", args=[grant.pk])
+    c.post(decide, {"decision": "confirm", "note": "me"})
+    assert groups(carol) == []
+    assert AuditRecord.objects.filter(action="user.role_grant.confirm.refused").exists()
+    done = client_for(rita).post(decide, {"decision": "confirm", "note": "checked with HR"},
+                                 follow=True)  # fmt: skip
+    assert "carol is now a risk manager" in done.content.decode()
+    assert groups(carol) == ["risk_manager"]
+    grant.refresh_from_db()
+    assert (grant.status, grant.decided_by, grant.decision_note) == (
+        "CONFIRMED",
+        rita,
+        "checked with HR",
+    )
     # Carol logs in with what the admin typed, and must choose her own before anything
     # else: the admin does not go on knowing a working password (an authorization audit:
     # an admin made two risk managers whose passwords they knew and approved with both).
@@ -217,12 +263,17 @@ def test_bad_create_shows_messages_by_the_fields(adam, alice) -> None:
     assert 'aria-invalid="true"' in html and "The user was not created" in html
 
 
-def test_role_change_and_deactivation_through_the_page(adam, bob) -> None:
+def test_role_change_and_deactivation_through_the_page(adam, bob, rita) -> None:
     c = client_for(adam)
     bob_client = client_for(bob)
     assert bob_client.get(reverse("blotter")).status_code == 200
     role = {"role": "risk_manager", "reason": "x"}
-    assert said(c, reverse("user_role", args=[bob.pk]), role) == ["bob is now a risk manager"]
+    assert said(c, reverse("user_role", args=[bob.pk]), role) == [
+        "bob's role is taken away now; risk manager waits for another admin or a risk "
+        "manager to confirm it (Roles)"
+    ]
+    assert bob_client.get(reverse("blotter")).status_code == 403  # the trader role is gone
+    confirm_role(bob, by=rita)
     off = {"active": "0", "reason": "left"}
     assert said(c, reverse("user_active", args=[bob.pk]), off) == ["bob deactivated"]
     # Their open session ends at its next request; they cannot log in again.
@@ -317,6 +368,7 @@ def test_changes_made_in_the_shell_are_recorded_once(adam) -> None:
     user_deactivate(actor=adam, user=zed, reason="test")
     assert [r.action for r in records_for(zed)[len(recs) :]] == [
         "user.role_set",
+        "user.role_grant.request",
         "user.deactivate",
     ]
 
@@ -424,7 +476,8 @@ def test_a_trader_moved_to_another_role_with_working_orders_is_warned_of(adam, a
     )  # fmt: skip
     move = {"role": "risk_manager", "reason": "moves to risk"}
     assert said(client_for(adam), reverse("user_role", args=[alice.pk]), move) == [
-        "alice is now a risk manager",
+        "alice's role is taken away now; risk manager waits for another admin or a risk "
+        "manager to confirm it (Roles)",
         "alice has 1 open order (1 working) and cannot control them now: a risk manager can "
         "stop them with a kill switch on trader alice",
     ]
@@ -492,3 +545,47 @@ def test_a_desk_move_cannot_lift_the_desks_limits(adam, alice) -> None:
     set_limit("max_order_qty", 100, "desk", "EQ-C")
     user_desk_set(actor=adam, user=alice, desk="EQ-C", reason="reorg")
     assert desk_of(alice.pk) == "EQ-C"
+
+
+def test_a_role_grant_takes_a_second_person_who_is_neither_the_asker_nor_its_login(
+    adam, alice, bob, rita
+) -> None:
+    """An authorization audit: one admin made two risk managers of logins they controlled
+    and approved their own limit change with them."""
+    from oversight.models import RoleGrant
+    from oversight.services import role_grant_confirm, role_grant_decline
+
+    eve = make_user("eve", "admin")
+    user_role_set(actor=adam, user=bob, role="risk_manager", reason="moves to risk")
+    grant = RoleGrant.objects.get(user=bob, status="PENDING")
+    for who, says in ((adam, "you asked for this role"), (bob, "confirm a role")):
+        with pytest.raises((ValidationError, PermissionDenied), match=says):
+            role_grant_confirm(user=who, grant_id=grant.pk)
+    with pytest.raises(PermissionDenied):
+        role_grant_confirm(user=alice, grant_id=grant.pk)  # a trader is no second person
+    # A decline says why; the asker's withdrawal need not.
+    with pytest.raises(ValidationError, match="say why you decline"):
+        role_grant_decline(user=rita, grant_id=grant.pk)
+    assert role_grant_decline(user=adam, grant_id=grant.pk).status == "DECLINED"
+    assert groups(bob) == []
+    # Asked again, and the asker loses the admin role before it is confirmed: it lapses.
+    user_role_set(actor=adam, user=bob, role="risk_manager", reason="again")
+    again = RoleGrant.objects.get(user=bob, status="PENDING")
+    user_role_set(actor=eve, user=adam, role="trader", reason="leaves operations")
+    with pytest.raises(ValidationError, match=r"adam asked for role grant .* has not held"):
+        role_grant_confirm(user=rita, grant_id=again.pk)
+    assert groups(bob) == []
+    # A later request replaces an undecided one.
+    user_role_set(actor=eve, user=bob, role="trader", reason="back to the desk, then")
+    again.refresh_from_db()
+    assert again.status == "VOID"
+    role_grant_confirm(user=rita, grant_id=RoleGrant.objects.get(user=bob, status="PENDING").pk)
+    assert groups(bob) == ["trader"]
+    refused = AuditRecord.objects.filter(action="user.role_grant.confirm.refused")
+    assert sorted(r.actor_username for r in refused) == ["adam", "rita"]
+
+
+@pytest.mark.parametrize(("persona", "status"), [("alice", 403), ("rita", 200), ("adam", 200)])
+def test_the_roles_page_is_for_admins_and_risk_managers(request, persona, status) -> None:
+    resp = client_for(request.getfixturevalue(persona)).get(reverse("role_grants"))
+    assert resp.status_code == status

@@ -93,8 +93,12 @@ def test_a_request_lapses_for_good_when_its_authors_role_changes_and_comes_back(
     req, kill, mv = _asked_by(rita, ruth)
     v2 = approved_model("policy-v2")
     d = model_default_propose(user=rita, version_id=v2.pk, reason="steadier")
+    from tests.personas import confirm_role
+
     user_role_set(actor=adam, user=rita, role=TRADER, reason="moved desk")
+    confirm_role(rita, by=ruth)
     user_role_set(actor=adam, user=rita, role=RISK_MANAGER, reason="moved back")
+    confirm_role(rita, by=ruth)
     lapsed = "rita asked for .* but has not held the role that may throughout since"
     with pytest.raises(ValidationError, match=lapsed):
         limit_request_approve(user=ruth, request_id=req.pk)

@@ -447,16 +447,19 @@ def test_an_override_lapses_with_its_askers_role_and_its_trader_cannot_grant_it(
     order; and one asked by a trader since made an admin was granted, for an order of
     someone who could no longer trade."""
     from oversight.services import user_role_set
+    from tests.personas import confirm_role
 
     set_limit("max_order_qty", 10_000)
     order = submit(alice, instrument)
     ov = override_request(user=ruth, order_id=order.pk, reason="on the trader's behalf")
     user_role_set(actor=adam, user=alice, role="risk_manager", reason="promoted")
+    confirm_role(alice, by=rita)
     promoted = User.objects.get(pk=alice.pk)  # as her next request loads her
     with pytest.raises(ValidationError, match="override of your own order"):
         override_grant(user=promoted, override_id=ov.pk)
     assert Override.objects.get(pk=ov.pk).status == "PENDING"
     user_role_set(actor=adam, user=alice, role="trader", reason="back on the desk")
+    confirm_role(alice, by=rita)
     ov.refresh_from_db()
     override_grant(user=rita, override_id=ov.pk)  # ruth's role did not change: it stands
     order.refresh_from_db()
@@ -465,6 +468,7 @@ def test_an_override_lapses_with_its_askers_role_and_its_trader_cannot_grant_it(
     other = submit(alice, instrument, quantity=30_000)
     ov2 = override_request(user=alice, order_id=other.pk, reason="client's closing order")
     user_role_set(actor=adam, user=alice, role="admin", reason="moves to operations")
+    confirm_role(alice, by=rita)
     with pytest.raises(ValidationError, match="the request lapses"):
         override_grant(user=rita, override_id=ov2.pk)
     ov2.refresh_from_db()
