@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from execution.algos.params import (
     ParamError,
+    label_of,
     validate_params,
     whole_shares,
     written_plainly_no_exponent,
@@ -513,13 +514,19 @@ def order_control_request(
             raise ValidationError(errors)
         # A value the order has already changes nothing: dropped, and an amend of nothing
         # else is refused (a trial's limit 41.00 -> 41.00 was recorded as applied).
+        # As the order will be once the amends still queued for its worker are applied:
+        # one may undo another (a review: 30 -> 60 queued, then 30 was "already" so).
         current = {**order.running_params(), "limit_price": order.limit_price}
+        for queued in ControlRequest.objects.filter(
+            parent=order, action=ControlRequest.AMEND, applied_at__isnull=True
+        ).order_by("pk"):
+            current.update(queued.changes or {})
         same = [k for k in clean if k != "quantity" and _same_value(current.get(k), clean[k])]
         for k in same:
             del clean[k]
         if not clean:
             said = "; ".join(
-                f"{k.replace('_', ' ')} is {_shown_value(current.get(k))} already" for k in same
+                f"{label_of(k).lower()} is {_shown_value(current.get(k))} already" for k in same
             )
             raise ValidationError({"changes": [f"nothing to amend{': ' + said if said else ''}"]})
     with transaction.atomic():

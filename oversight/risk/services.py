@@ -952,7 +952,14 @@ def exception_raise(
             e.count += times
             e.last_at = now
             e.detail = detail or e.detail
-            e.save(update_fields=["count", "last_at", "detail"])
+            fields = ["count", "last_at", "detail"]
+            if SEVERITY_ORDER.index(severity) < SEVERITY_ORDER.index(e.severity):
+                # Its cause is back, as bad as before (a venue down again after "back
+                # up" stayed a warning titled "back up": a review): said so again.
+                e.severity, e.title = severity, title[:200]
+                e.suggested_action = suggested_action[:200]
+                fields += ["severity", "title", "suggested_action"]
+            e.save(update_fields=fields)
         else:
             e = RiskException.objects.create(
                 kind=kind,
@@ -1013,6 +1020,9 @@ def exception_cause_over(*, dedupe_key: str, title: str, detail: str, suggested_
         payload = exception_json(e)
         transaction.on_commit(lambda: notify.console_send("exception", payload))
     return 1
+
+
+SEVERITY_ORDER = [RiskException.CRITICAL, RiskException.WARNING, RiskException.INFO]
 
 
 def _exception_change(user: Any, exception_id: int, action: str, **changes: Any) -> RiskException:

@@ -195,6 +195,17 @@ def test_a_venue_outage_is_raised_as_critical(alice: User) -> None:
     assert e.detail.startswith("back up at 13:4") and e.detail.endswith("sends to it again")
     assert AuditRecord.objects.filter(action="exception.cause_over", object_id=str(e.pk)).exists()
     w.release()
+    # Down again while that one is open: critical and "is down" again, not a warning
+    # titled "back up" (a review).
+    from oversight.risk.services import exception_raise
+
+    exception_raise(
+        kind="VENUE_OUTAGE", severity="CRITICAL", scope_type="instrument", scope_key="LGVX",
+        title="Venue LIT-NORTH is down for LGVX", suggested_action="watch fill rates",
+        dedupe_key="outage:LGVX:LIT-NORTH",
+    )  # fmt: skip
+    (e,) = raised("VENUE_OUTAGE")
+    assert (e.severity, e.title, e.count) == ("CRITICAL", "Venue LIT-NORTH is down for LGVX", 2)
 
 
 def test_a_lost_worker_is_raised_with_its_orders(alice: User, instrument: Instrument) -> None:

@@ -312,6 +312,15 @@ def test_an_amend_to_what_the_order_has_already_is_refused_as_nothing(alice, ins
     assert resp.json()["errors"]["changes"] == [
         "nothing to amend: participation rate is 0.1 already"
     ]
+    # Against the order as its queued amends leave it: one may undo another (a review).
+    control(c, order, action="amend", param_participation_rate="0.2")
+    undo = control(c, order, action="amend", param_participation_rate="0.1")
+    assert undo.status_code == 200, undo.content
+    assert [r.changes for r in ControlRequest.objects.order_by("pk")] == [
+        {"participation_rate": 0.2},
+        {"participation_rate": 0.1},
+    ]
+    ControlRequest.objects.all().delete()
     assert not ControlRequest.objects.exists()
     # With a real change beside it, the unchanged value is dropped, not sent.
     resp = control(
