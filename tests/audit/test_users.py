@@ -527,20 +527,36 @@ def test_a_desk_move_cannot_lift_the_desks_limits(adam, alice) -> None:
     set_limit("daily_notional", 2_500_000, "desk", "EQ-B")
     set_limit("max_order_qty", 1_000, "desk", "EQ-C")  # looser
     set_limit("daily_notional", 1_000_000, "desk", "EQ-C")  # tighter
-    for desk, says in (
-        ("EQ-Z", "daily_notional 2,500,000 (EQ-Z: none); max_order_qty 100 (EQ-Z: none)."),
-        ("", "daily_notional 2,500,000 (no desk: none); max_order_qty 100 (no desk: none)."),
+    for desk, says, how in (
+        (
+            "",
+            "daily_notional 2,500,000 (no desk: none); max_order_qty 100 (no desk: none).",
+            "they loosen EQ-B's first; or put alice on a desk that holds them",
+        ),
         # Only what the other desk holds looser is named.
-        ("EQ-C", "would lift EQ-B's limits for them: max_order_qty 100 (EQ-C: 1,000)."),
+        (
+            "EQ-C",
+            "would lift EQ-B's limits for them: max_order_qty 100 (EQ-C: 1,000).",
+            "they set EQ-C's limits at least as tight first, or loosen EQ-B's",
+        ),
     ):
         with pytest.raises(ValidationError) as refused:
             user_desk_set(actor=adam, user=alice, desk=desk, reason="reorg")
         text = " ".join(refused.value.message_dict["desk"])
         assert says in text, text
-        assert text.endswith("Lifting limits takes two risk managers: they set "
-                             f"{desk or 'a desk'}'s limits at least as tight first, or "
-                             "loosen EQ-B's")  # fmt: skip
+        assert text.endswith(f"Lifting limits takes two risk managers: {how}"), text
     assert desk_of(alice.pk) == "EQ-B"
+    # A desk made by the move starts with the limits of the desk its trader came from (a
+    # review: a desk's limits cannot be set before it exists, so no such move could go).
+    from oversight.risk.models import RiskLimit
+
+    user_desk_set(actor=adam, user=alice, desk="EQ-Z", reason="new desk")
+    assert desk_of(alice.pk) == "EQ-Z"
+    new = dict(RiskLimit.objects.filter(scope_type="desk", scope_key="EQ-Z")
+               .values_list("metric", "value"))  # fmt: skip
+    assert new == {"max_order_qty": 100, "daily_notional": 2_500_000}
+    rec = AuditRecord.objects.filter(action="user.desk_set").latest("seq")
+    assert rec.after["limits_from"] == "EQ-B" and set(rec.after["limits"]) == set(new)
     # Held as tight (equal) or tighter everywhere: the move goes ahead.
     set_limit("max_order_qty", 100, "desk", "EQ-C")
     user_desk_set(actor=adam, user=alice, desk="EQ-C", reason="reorg")
