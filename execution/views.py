@@ -977,7 +977,7 @@ def order_control(request: HttpRequest, pk: int) -> HttpResponseBase:
             {"ok": True, "message": text, "request_id": req.pk, "changes": req.changes}
         )
     # A request that waits for the worker is marked, so the live page can say its outcome.
-    waiting = "" if req.applied_at is not None else f"{order.pk}:{action}"
+    waiting = "" if req.applied_at is not None else f"{order.pk}:{action}:{order.status}"
     messages.success(request, text, extra_tags=waiting)
     return _back(request, order)
 

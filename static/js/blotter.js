@@ -8,8 +8,14 @@
   const detailOrderId = config.order_id ? String(config.order_id) : null; // order page
   const WORKING = new Set(["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"]);
   const TERMINAL = new Set(["FILLED", "CANCELED", "EXPIRED", "REJECTED"]);
-  // The statuses that answer a control request: any end answers every one.
-  const ANSWERS = { cancel: new Set(), pause: new Set(["PAUSED"]), resume: new Set(["WORKING"]) };
+  // The statuses that answer a control request: any end answers every one, and so does
+  // a lost worker's suspension (it voids what was asked: a review).
+  const ANSWERS = {
+    cancel: new Set(["SUSPENDED"]),
+    pause: new Set(["PAUSED", "SUSPENDED"]),
+    resume: new Set(["WORKING", "SUSPENDED"]),
+  };
+  const PENDING_MAX_MS = 120000; // a request no status answers (refused) goes after this
   const SESSION_OPEN_S = 9 * 3600 + 30 * 60;
 
   // Highest sequence number applied per order: what a reconnect resumes from.
@@ -738,15 +744,19 @@
     }
     const li = el("li", { class: `msg msg-${kind}` }, text);
     list.prepend(li);
-    // A waiting request stays until its outcome replaces it (then goes like the rest).
-    if (pending) li.dataset.pending = pending;
-    else setTimeout(() => li.remove(), 8000);
+    // A waiting request stays until its outcome replaces it (then goes like the rest), or
+    // for two minutes when nothing answers it (a refusal leaves the status as it was).
+    if (pending) {
+      li.dataset.pending = pending;
+      setTimeout(() => li.remove(), PENDING_MAX_MS);
+    } else setTimeout(() => li.remove(), 8000);
   }
 
   function answerPending(tb, status, label) {
     document.querySelectorAll("ul.messages li[data-pending]").forEach((li) => {
-      const [id, action] = li.dataset.pending.split(":");
-      if (id !== tb.dataset.orderId || !ANSWERS[action]) return;
+      // (The status it was asked in answers nothing: a suspended order asked to resume.)
+      const [id, action, asked] = li.dataset.pending.split(":");
+      if (id !== tb.dataset.orderId || !ANSWERS[action] || status === asked) return;
       if (!TERMINAL.has(status) && !ANSWERS[action].has(status)) return;
       li.textContent = `Order ${id}: ${label.toLowerCase()}`;
       delete li.dataset.pending;
@@ -790,7 +800,7 @@
         dialog.close();
         // Applied at once (a blocked order canceled here) says so; otherwise it waits.
         const waits = ANSWERS[action] && /requested/.test(data.message)
-          ? `${tb.dataset.orderId}:${action}` : "";
+          ? `${tb.dataset.orderId}:${action}:${tb.dataset.status}` : "";
         say(data.message, "success", waits);
         if (waits && (TERMINAL.has(tb.dataset.status)
             || ANSWERS[action].has(tb.dataset.status))) {

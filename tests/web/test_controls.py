@@ -235,7 +235,7 @@ def test_without_javascript_success_redirects_to_the_blotter(alice, instrument) 
     page = c.get(reverse("blotter")).content.decode()
     assert "pause requested" in page
     # Marked as waiting for the worker, so the live page replaces it with the outcome.
-    assert f'<li class="msg msg-success" data-pending="{order.pk}:pause">' in page
+    assert f'<li class="msg msg-success" data-pending="{order.pk}:pause:WORKING">' in page
 
 
 def test_control_needs_post(alice, instrument) -> None:
