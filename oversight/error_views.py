@@ -63,7 +63,7 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """Django's bare "CSRF verification failed" for a form or script older than the
     session: said as what it is, and what to do (a trial's Pause said "the server did not
     answer; try again", which never works). Django's reason goes to its own log only."""
-    denied_because(request, f"CSRF: {reason}" if reason else "CSRF")
+    denied_because(request, f"CSRF: {reason}" if reason else "CSRF", csrf=True)
     if wants_json(request):
         return JsonResponse({"ok": False, "error": CSRF_REFUSED}, status=403)
     return render(
