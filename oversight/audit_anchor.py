@@ -113,4 +113,9 @@ def file_head(seq: int, head: str) -> str:
             os.close(fd)
     except OSError:
         return ""
-    return str(path)
+    # Said as the operator configured it: under the project, relative (the server's
+    # absolute layout is no one else's business: a review).
+    try:
+        return str(path.relative_to(settings.BASE_DIR))
+    except ValueError:
+        return str(path)

@@ -161,11 +161,15 @@ def _changes(before: Any, after: Any) -> list[str]:
     """A one-line summary: the keys that changed, or what was recorded."""
     if isinstance(before, dict) and isinstance(after, dict):
         keys = sorted(set(before) | set(after))
-        return [
-            f"{k}: {_shown(before, k)} → {_shown(after, k)}"
-            for k in keys
-            if k not in before or k not in after or before[k] != after[k]
-        ]
+        out = []
+        for k in keys:
+            if k in before and k in after and before[k] == after[k]:
+                continue
+            was, now = _shown(before, k), _shown(after, k)
+            if was == now:  # equal to six decimals: every digit, or it reads "0.1 → 0.1"
+                was, now = _shown(before, k, exact=True), _shown(after, k, exact=True)
+            out.append(f"{k}: {was} → {now}")
+        return out
     if before is None and isinstance(after, dict):
         return [f"{k}={_json_text(v) or 'null'}" for k, v in sorted(after.items())]
     if before is None and after is None:
@@ -173,8 +177,9 @@ def _changes(before: Any, after: Any) -> list[str]:
     return [f"{_json_text(before) or '—'} → {_json_text(after) or '—'}"]
 
 
-def _shown(values: dict[str, Any], key: str) -> str:
-    return (_json_text(values[key]) or "null") if key in values else "—"
+def _shown(values: dict[str, Any], key: str, *, exact: bool = False) -> str:
+    text = _json_exact if exact else _json_text
+    return (text(values[key]) or "null") if key in values else "—"
 
 
 def _audit_row(r: AuditRecord) -> dict[str, Any]:

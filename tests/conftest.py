@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,7 +53,5 @@ def _fresh_cache() -> Iterator[None]:
     yield
     django_cache = sys.modules.get("django.core.cache")
     if django_cache is not None:
-        try:
+        with contextlib.suppress(Exception):  # a test that never configured Django
             django_cache.cache.clear()
-        except Exception:  # noqa: BLE001 - a test that never configured Django
-            pass

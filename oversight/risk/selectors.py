@@ -91,10 +91,14 @@ def exceptions_open_count() -> int:
 
 
 def exceptions_open_about_ended() -> QuerySet[RiskException]:
-    """Unresolved exceptions about an order that has ended: nothing more will come of
-    them, and the console offers to resolve them together."""
-    return RiskException.objects.exclude(status=RiskException.RESOLVED).filter(
-        order__status__in=ORDER_ENDED
+    """Unresolved warnings and notices about an order that has ended: nothing more will
+    come of them, and the console offers to resolve them together. Not criticals: a fill
+    outside the collar or a strategy failure wants a person's look whether or not its
+    order has ended (a review)."""
+    return (
+        RiskException.objects.exclude(status=RiskException.RESOLVED)
+        .exclude(severity=RiskException.CRITICAL)
+        .filter(order__status__in=ORDER_ENDED)
     )
 
 
@@ -173,6 +177,9 @@ class KillPreview:
         )
         c = f"{self.children} working child order{'' if self.children == 1 else 's'}"
         if state == KillSwitch.REDUCING:
+            # Blocked orders are not stopped by a reducing switch: they stay blocked.
+            n = self.orders - self.blocked
+            o = f"{n} open order{'' if n == 1 else 's'}"
             return (
                 f"Restrict {self.where} to reducing orders: of its {o} ({c}), those that add "
                 f"to a position will be stopped and their child orders cancelled; new orders "

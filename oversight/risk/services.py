@@ -307,10 +307,12 @@ def limit_request_approve(*, user: Any, request_id: int, note: str = "") -> Limi
     _require_risk_manager(user, "approve a limit change")
     with transaction.atomic():
         req = LimitRequest.objects.select_for_update(no_key=True).get(pk=request_id)
-        if req.requested_by_id == user.pk:
-            raise FourEyesRefused("you cannot approve your own request: a second risk manager must")
+        # A decided one first: approving one's own, already decided, is no try at four
+        # eyes (a review: it was recorded as one).
         if req.status != LimitRequest.PENDING:
             raise ValidationError(f"request {req.pk} is {req.status.lower()}, not pending")
+        if req.requested_by_id == user.pk:
+            raise FourEyesRefused("you cannot approve your own request: a second risk manager must")
         lapsed = first_eyes_problem(
             req.requested_by, MANAGE_RISK, f"limit request {req.pk}", req.requested_at
         )
@@ -1094,8 +1096,8 @@ def exception_resolve(*, user: Any, exception_id: int, resolution: str) -> RiskE
 
 
 def exceptions_resolve_ended(*, user: Any, resolution: str) -> int:
-    """Resolve, with one resolution, every unresolved exception about an order that has
-    ended (a trial: the console filled with them). Each is resolved and audited on its
+    """Resolve, with one resolution, every unresolved warning or notice about an order
+    that has ended (a trial: the console filled with them; criticals one by one). Each is resolved and audited on its
     own, as if resolved by hand; returns how many."""
     from oversight.risk.selectors import exceptions_open_about_ended
 
@@ -1110,7 +1112,9 @@ def exceptions_resolve_ended(*, user: Any, resolution: str) -> int:
             .values_list("pk", flat=True)
         )
         if not ids:
-            raise ValidationError("no unresolved exception is about an order that has ended")
+            raise ValidationError(
+                "no unresolved warning or notice is about an order that has ended"
+            )
         now = timezone.now()
         for pk in ids:
             _exception_change(

@@ -397,6 +397,7 @@ def kill_preview(request: HttpRequest) -> JsonResponse:
             "scope_type": scope_type,
             "scope_key": key,
             "orders": p.orders,
+            "blocked": p.blocked,
             "children": p.children,
             "text": p.text(state),
         }

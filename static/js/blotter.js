@@ -966,7 +966,8 @@
         const p = await resp.json();
         if (p.ok) {
           const n = p.orders, c = p.children;
-          what = `Stop all your trading: ${n} working order${n === 1 ? "" : "s"} will be stopped and ${c} working child order${c === 1 ? "" : "s"} cancelled. New orders are refused until two risk managers reset it. This cannot be undone by you.`;
+          const b = p.blocked ? ` (${p.blocked} blocked)` : "";
+          what = `Stop all your trading: ${n} open order${n === 1 ? "" : "s"}${b} will be stopped and ${c} working child order${c === 1 ? "" : "s"} cancelled. New orders are refused until two risk managers reset it. This cannot be undone by you.`;
         }
       } catch (x) { /* the general wording stands */ }
       askRisk({

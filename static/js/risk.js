@@ -118,12 +118,13 @@
   // plus those the server counted beyond its page; the "resolve them all" form follows.
   const endedForm = document.getElementById("resolve-ended");
   const endedIds = new Set(excRows()
-    .filter((tb) => !(tb.querySelector('[data-field="order_ended"]') || { hidden: true }).hidden)
+    .filter((tb) => tb.dataset.severity !== "CRITICAL"
+      && !(tb.querySelector('[data-field="order_ended"]') || { hidden: true }).hidden)
     .map((tb) => tb.dataset.id));
   let endedBeyond = Math.max(0, Number(endedForm ? endedForm.dataset.count : 0) - endedIds.size);
   function showEnded(p) {
     if (!endedForm) return;
-    if (p.order_ended && p.status !== "RESOLVED") endedIds.add(String(p.id));
+    if (p.order_ended && p.status !== "RESOLVED" && p.severity !== "CRITICAL") endedIds.add(String(p.id));
     else endedIds.delete(String(p.id));
     const n = endedIds.size + endedBeyond;
     setText(endedForm, "ended_count", String(n));

@@ -100,6 +100,10 @@ def test_exceptions_about_ended_orders_are_resolved_together(rita, alice, instru
     for order in (live, *ended):
         raise_exc(f"about {order.pk}", "WARNING", scope_type="order", order_id=order.pk)
     firm = raise_exc("firm-wide", "CRITICAL")
+    # A critical about an ended order wants a person's look: not swept (a review).
+    collar = make_order(alice, instrument, status="FILLED")
+    critical = raise_exc("fills outside the collar", "CRITICAL", scope_type="order",
+                         order_id=collar.pk)  # fmt: skip
     resolved_by_hand = RiskException.objects.get(order=ended[2])
     services.exception_resolve(user=rita, exception_id=resolved_by_hand.pk, resolution="seen")
     c = client_for(rita)
@@ -124,6 +128,7 @@ def test_exceptions_about_ended_orders_are_resolved_together(rita, alice, instru
     assert state[ended[2].pk] == ("RESOLVED", "seen", rita.pk)  # not resolved a second time
     assert state[live.pk][0] == "OPEN"
     assert RiskException.objects.get(pk=firm.pk).status == "OPEN"
+    assert RiskException.objects.get(pk=critical.pk).status == "OPEN"
     # Each is audited on its own, as if resolved by hand.
     audited = AuditRecord.objects.filter(
         action="exception.resolve", reason="orders over; nothing to do"
@@ -136,7 +141,9 @@ def test_exceptions_about_ended_orders_are_resolved_together(rita, alice, instru
     # Again, with none left: said, not a silent success.
     resp = c.post(url, {"resolution": "again"}, HTTP_ACCEPT="application/json")
     assert resp.status_code == 400
-    assert resp.json()["error"] == "no unresolved exception is about an order that has ended"
+    assert (
+        resp.json()["error"] == "no unresolved warning or notice is about an order that has ended"
+    )
 
 
 def test_only_a_risk_manager_resolves_exceptions_together(alice, instrument) -> None:
