@@ -358,12 +358,16 @@ class MarketWorker:
         new = ParentOrder.objects.filter(
             instrument=self.instrument, status=ParentStatus.NEW.value, session=None
         )
-        resumed = ParentOrder.objects.filter(
-            instrument=self.instrument,
-            status=SUSPENDED,
-            controls__action=ControlRequest.RESUME,
-            controls__applied_at=None,
-        ).distinct()
+        resumed = (
+            ParentOrder.objects.filter(
+                instrument=self.instrument,
+                status=SUSPENDED,
+                controls__action=ControlRequest.RESUME,
+                controls__applied_at=None,
+            )
+            .select_related("session")  # its day, read below (order_market_day)
+            .distinct()
+        )
         for order in [*new, *resumed]:
             # Compare-and-set: only one worker takes an order.
             if not ParentOrder.objects.filter(

@@ -581,14 +581,18 @@ def read_scenario_json(path: str | os.PathLike[str]) -> Any:
     object included) raises ScenarioError keyed by the path."""
     where = os.fspath(path)
     try:
-        # A FIFO or a device would block open() or read() forever: refuse it by its kind.
-        kind = os.stat(where).st_mode
-        if stat.S_ISDIR(kind):
-            raise ScenarioError(where, "is a folder, not a scenario file")
+        # A FIFO or a device would block open() or read() forever: refuse it by its kind,
+        # as opened (without waiting: O_NONBLOCK), so a path swapped between a look and
+        # the open cannot slip one in (a review).
+        fd = os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        kind = os.fstat(fd).st_mode
         if not stat.S_ISREG(kind):
+            os.close(fd)
+            if stat.S_ISDIR(kind):
+                raise ScenarioError(where, "is a folder, not a scenario file")
             raise ScenarioError(where, f"is not a regular file (a {_file_kind(kind)})")
-        with open(where, "rb") as f:
-            # Bounded: a device or a runaway file must not be read forever.
+        with open(fd, "rb") as f:
+            # Bounded: a runaway file must not be read forever.
             raw = f.read(MAX_SCENARIO_BYTES + 1)
     except FileNotFoundError:
         raise ScenarioError(where, "scenario file not found") from None
