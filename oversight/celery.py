@@ -8,4 +8,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oversight.settings")
 
 app = Celery("oversight")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["execution"])
+app.autodiscover_tasks(["execution", "oversight"])

@@ -106,6 +106,20 @@ CELERY_TASK_ALWAYS_EAGER = False
 # Fail fast when the broker is down: the order stays NEW in the database (see dispatch_order).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# The audit trail is verified on a schedule by Celery beat (`run` starts the worker with
+# an embedded beat; a deployment runs `celery -A oversight beat`): a break is raised on
+# the risk console (oversight/audit_check.py).
+AUDIT_CHECK_MINUTES = env_float("OVERSIGHT_AUDIT_CHECK_MINUTES", 10.0)
+if not 1 <= AUDIT_CHECK_MINUTES <= 1440:
+    raise ImproperlyConfigured(
+        f"OVERSIGHT_AUDIT_CHECK_MINUTES must be between 1 and 1440, got {AUDIT_CHECK_MINUTES}"
+    )
+CELERY_BEAT_SCHEDULE = {
+    "audit-check": {
+        "task": "oversight.audit_check_scheduled",
+        "schedule": AUDIT_CHECK_MINUTES * 60.0,
+    }
+}
 
 # Simulated time runs this many times faster than wall time (1 to 600); the default makes
 # a one-hour order finish in about a minute.

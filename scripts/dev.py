@@ -400,6 +400,10 @@ def cmd_run(args: Sequence[str]) -> None:
                         "info",
                         "--concurrency",
                         "4",
+                        # An embedded beat: the audit trail's scheduled verification.
+                        "-B",
+                        "-s",
+                        str(ROOT / "var" / "celerybeat-schedule"),
                     ],
                 ),
             )

@@ -247,3 +247,31 @@ def test_a_file_of_heads_that_is_not_one_is_said_not_a_500(db, settings, tmp_pat
     code, _, err = verify_command()
     assert code == 1
     assert f"the filed heads cannot be checked: {settings.AUDIT_ANCHORS}, line 1" in err
+
+
+def test_the_scheduled_check_raises_a_broken_trail_on_the_risk_console(
+    db, settings, tmp_path
+) -> None:
+    """A trial: a broken chain was seen only by whoever pressed Verify. Celery beat runs
+    this task (settings.CELERY_BEAT_SCHEDULE); a break is a critical on the console."""
+    from oversight.risk.models import RiskException
+    from oversight.tasks import audit_check_scheduled
+
+    settings.AUDIT_CHECK_MINUTES = 10.0
+    assert settings.CELERY_BEAT_SCHEDULE["audit-check"]["task"] == audit_check_scheduled.name
+    settings.AUDIT_ANCHORS = tmp_path / "anchors.jsonl"
+    records = chain()
+    assert audit_check_scheduled() == "ok"
+    assert not RiskException.objects.filter(kind="AUDIT_BROKEN").exists()
+    verified = AuditRecord.objects.filter(action="audit.verify").latest("seq")
+    assert (verified.actor_role, verified.after["scheduled"]) == ("system", True)
+    assert settings.AUDIT_ANCHORS.read_text().count("\n") == 1
+    with as_dba() as c:
+        c.execute(f"UPDATE {TABLE} SET reason = %s WHERE id = %s", ["edited", records[2].pk])
+    said = audit_check_scheduled()
+    assert said.startswith(f"broken: BROKEN at record seq={records[2].seq}")
+    (e,) = RiskException.objects.filter(kind="AUDIT_BROKEN")
+    assert (e.severity, e.status, e.scope_type) == ("CRITICAL", "OPEN", "firm")
+    assert "content hash mismatch" in e.detail
+    audit_check_scheduled()  # again: the same exception, counted, not a second one
+    assert RiskException.objects.get(kind="AUDIT_BROKEN").count == 2
