@@ -239,6 +239,12 @@ class ControlRequest(models.Model):
     changes = models.JSONField(default=dict)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
     requested_at = models.DateTimeField(auto_now_add=True)
+    # Where the instrument's market was when it was asked (its day and simulated seconds
+    # after the open): the order page reads every other time on that clock (a trial: a
+    # pause at 09:02 UTC read as before an order that started at 10:29).
+    market_day = models.PositiveIntegerField(null=True, blank=True)
+    market_ts = models.FloatField(null=True, blank=True)
+    reason = models.TextField(blank=True)  # as the trader gave it (also in the audit trail)
     applied_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=255, blank=True)
 

@@ -570,8 +570,15 @@ def order_control_request(
                     ]
                 }
             )
+        clock = market_clock(order.instrument)
         req = ControlRequest.objects.create(
-            parent=order, action=action, changes=clean, requested_by=user
+            parent=order,
+            action=action,
+            changes=clean,
+            requested_by=user,
+            reason=reason,
+            market_day=clock["day"],
+            market_ts=clock["minute"] * 60.0,
         )
         before, asked = _asked(order, action, clean)
         if not held and action == ControlRequest.CANCEL:

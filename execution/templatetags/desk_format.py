@@ -82,3 +82,11 @@ def _units() -> dict[str, str]:
         for strategy in strategy_names()
         for spec in strategy_class(strategy).schema()
     }
+
+
+@register.filter(name="session_clock")
+def session_clock_filter(ts: float | None) -> str:
+    """Simulated seconds after the open as the market's clock, to the second (10:29:05)."""
+    from execution.session_clock import session_clock
+
+    return session_clock(ts, ms=False)

@@ -3,6 +3,8 @@ errors are shown, never a 500."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
@@ -328,3 +330,26 @@ def test_an_amend_to_what_the_order_has_already_is_refused_as_nothing(alice, ins
     )
     assert resp.status_code == 200, resp.content
     assert ControlRequest.objects.get().changes == {"participation_rate": 0.2}
+
+
+def test_the_order_page_shows_a_request_on_the_market_clock_with_its_reason(
+    alice, instrument
+) -> None:
+    """A trial: a pause at 09:02 UTC read as before an order that started at 10:29 (its
+    fills were on the market's clock), and the trader's reason was nowhere on the page."""
+    from django.utils import timezone
+
+    from execution.models import MarketSession
+
+    MarketSession.objects.create(
+        instrument=instrument, worker="w", seed=1, speed=60.0, sim_ts=3725.0, day=2,
+        status=MarketSession.RUNNING, mid_px=Decimal("40"), heartbeat_at=timezone.now(),
+    )  # fmt: skip
+    order = make_order(alice, instrument, start_minute=30, end_minute=120)
+    resp = control(client_for(alice), order, action="pause", reason="client on the phone")
+    assert resp.status_code == 200, resp.content
+    req = ControlRequest.objects.get()
+    assert (req.market_day, req.market_ts, req.reason) == (2, 3725.0, "client on the phone")
+    page = client_for(alice).get(reverse("order_detail", args=[order.pk])).content.decode()
+    row = page.split("<h2>Control requests</h2>")[1].split("</tr>")[1]
+    assert "d2 10:32:05" in row and "UTC" in row and "client on the phone" in row
