@@ -357,6 +357,7 @@ def _order_row(
         # What the amend dialog offers: the running strategy's (after a fallback, TWAP's).
         "params_json": json.dumps(order.running_params()),
         "allowed": sorted(a for a, states in CONTROLS.items() if order.status in states),
+        "open": order_is_open(order) or order.status == BLOCKED,
     }
 
 

@@ -132,6 +132,16 @@ def console(request: HttpRequest) -> HttpResponse:
             "exposure": exposure,
             "scope_keys": keys,
             "scopes": Scope.choices,
+            # A blotter row's "Halt…" opens the console on its order's scope (a trial: a
+            # risk manager had to type the order's number here).
+            "kill_prefill": {
+                "scope_type": (
+                    request.GET["scope_type"]
+                    if request.GET.get("scope_type") in services.KILL_SCOPES
+                    else "trader"
+                ),
+                "scope_key": request.GET.get("scope_key", "")[:64],
+            },
             "kill_states": KILL_STATES,
             "managers": selectors.risk_managers(),
             "placeholder": _placeholder_exception(),

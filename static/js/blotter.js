@@ -206,6 +206,8 @@
       const allowed = (config.controls[b.value] || []).includes(tb.dataset.status);
       b.disabled = !allowed;
     });
+    // A risk manager's "Halt…" goes with the order's end.
+    tb.querySelectorAll("a.halt").forEach((a) => { a.hidden = TERMINAL.has(tb.dataset.status); });
     // Only a blocked order can be let through; once released or rejected the button goes.
     tb.querySelectorAll("[data-override-form]").forEach((f) => { f.hidden = tb.dataset.status !== "BLOCKED"; });
   }

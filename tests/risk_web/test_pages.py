@@ -353,3 +353,31 @@ def test_the_console_reads_a_fixed_number_of_queries_whatever_the_rows(
     with CaptureQueriesContext(connection) as many:
         assert c.get(reverse("risk_console")).status_code == 200
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_a_risk_manager_halts_an_order_from_its_blotter_row(rita, alice, instrument) -> None:
+    """A trial: a risk manager had to type an order's number into the console to stop it.
+    Each open row links to the console's kill switch on that order, filled in."""
+    live = make_order(alice, instrument)
+    done = make_order(alice, instrument, status="FILLED")
+    page = client_for(rita).get(reverse("blotter")).content.decode()
+    link = f'href="{reverse("risk_console")}?scope_type=order&amp;scope_key={live.pk}#kill-form"'
+    assert link in page
+    done_row = page.split(f'id="order-{done.pk}"')[1].split("</tr>")[0]
+    assert 'class="btn small halt" hidden' in done_row
+    console = (
+        client_for(rita)
+        .get(reverse("risk_console"), {"scope_type": "order", "scope_key": str(live.pk)})
+        .content.decode()
+    )
+    assert '<option value="order" selected>' in console
+    assert (
+        f'list="keys-order" autocomplete="off" placeholder="name or id" aria-describedby="kill-key-help" value="{live.pk}"'
+        in console
+    )
+    # A scope that is not one is ignored, not echoed.
+    odd = client_for(rita).get(reverse("risk_console"), {"scope_type": "<x>"}).content.decode()
+    assert '<option value="trader" selected>' in odd and "&lt;x&gt;" not in odd
+    # A trader sees their own controls, not this.
+    mine = client_for(alice).get(reverse("blotter")).content.decode()
+    assert "Halt…" not in mine
