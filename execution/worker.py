@@ -70,7 +70,13 @@ from execution.worker_risk import WorkerRisk
 from oversight.audit import audit_record
 from oversight.risk.models import Override, RiskException
 from oversight.risk.notify import control_channel
-from oversight.risk.services import exception_raise, exceptions_escalate, limit_requests_expire
+from oversight.risk.selectors import ORDER_ENDED
+from oversight.risk.services import (
+    exception_raise,
+    exceptions_escalate,
+    exceptions_resend,
+    limit_requests_expire,
+)
 
 logger = logging.getLogger(__name__)
 # A worker whose heartbeat is older than this is declared dead and its orders suspended.
@@ -773,6 +779,10 @@ class MarketWorker:
                     audit_record(
                         actor=None, action=AUDITED_ENDS[e.status], obj=ended, reason=e.reason
                     )
+            if isinstance(e, ParentStatusChanged) and e.status in ORDER_ENDED:
+                ended = self._orders.get(e.order_id)
+                if ended is not None:
+                    exceptions_resend(ended.pk)
         return messages
 
 

@@ -1095,6 +1095,22 @@ def exception_resolve(*, user: Any, exception_id: int, resolution: str) -> RiskE
     )
 
 
+def exceptions_resend(order_id: int) -> int:
+    """The order's unresolved exceptions, sent to the console again after commit: it has
+    ended, and each is marked so live, and counted for "resolve them all" (a review: the
+    mark waited for the exception's next event, or a reload). Returns how many."""
+    sent = 0
+    for e in (
+        RiskException.objects.filter(order_id=order_id)
+        .exclude(status=RiskException.RESOLVED)
+        .select_related("order", "assigned_to", "acked_by", "resolved_by")
+    ):
+        payload = exception_json(e)
+        transaction.on_commit(lambda p=payload: notify.console_send("exception", p))
+        sent += 1
+    return sent
+
+
 def exceptions_resolve_ended(*, user: Any, resolution: str) -> int:
     """Resolve, with one resolution, every unresolved warning or notice about an order
     that has ended (a trial: the console filled with them; criticals one by one). Each is resolved and audited on its

@@ -235,3 +235,40 @@ def test_a_kill_switchs_card_says_what_the_workers_applied_as_it_lands(
         async_to_sync(go)()
     finally:
         w.release()
+
+
+def test_an_exception_is_marked_live_when_its_order_ends(rita, alice, instrument) -> None:
+    """A review: the console's "order filled" mark (and the count for "resolve them all")
+    waited for the exception's next event, or a reload. The worker sends the order's
+    open exceptions again when it ends."""
+    from tests.stepping import run_to, submit, worker
+
+    order = submit(alice, instrument, quantity=500, start_minute=0, end_minute=5)
+    e = services.exception_raise(
+        kind="TEST", severity=RiskException.WARNING, scope_type="order",
+        scope_key=str(order.pk), order_id=order.pk, title="about the order",
+    )  # fmt: skip
+    headers = session_headers(rita)
+
+    def run() -> None:
+        w = worker(instrument)
+        run_to(w, 6 * 60)
+        w.release()
+
+    async def go() -> None:
+        comm, ok, _ = await connect("/ws/risk/", headers)
+        assert ok
+        await database_sync_to_async(run)()
+        msg = await wait_for(
+            comm,
+            lambda m: (
+                m["type"] == "exception"
+                and m["payload"]["id"] == e.pk
+                and bool(m["payload"]["order_ended"])
+            ),
+            seconds=10,
+        )
+        assert msg["payload"]["order_ended"] in ("filled", "expired")
+        await comm.disconnect()
+
+    async_to_sync(go)()
