@@ -51,7 +51,14 @@ from oversight.password_due import password_due
 from oversight.risk.answers import KEPT, kept_form
 from oversight.risk.notify import session_sockets_close
 from oversight.risk.pretrade import desk_of
-from oversight.roles import MANAGE_USERS, ROLE_LABELS, TRADE, VIEW_ALL_ORDERS, VIEW_AUDIT
+from oversight.roles import (
+    MANAGE_RISK,
+    MANAGE_USERS,
+    ROLE_LABELS,
+    TRADE,
+    VIEW_ALL_ORDERS,
+    VIEW_AUDIT,
+)
 from oversight.selectors import (
     audit_filter_choices,
     audit_head_seq,
@@ -731,4 +738,14 @@ def session_status(request: HttpRequest) -> JsonResponse:
     A session whose password change is due is answered 403 by its middleware."""
     if not request.user.is_authenticated:
         return JsonResponse({"error": "logged out"}, status=401)
+    # `need`: what the asking page is for; a role that no longer allows it ends it too.
+    need = request.GET.get("need", "")
+    allowed = {
+        "watch": lambda u: u.has_perm(TRADE) or u.has_perm(VIEW_ALL_ORDERS),
+        "risk": lambda u: u.has_perm(MANAGE_RISK),
+    }
+    if need and need not in allowed:
+        return JsonResponse({"error": f"need: one of {', '.join(allowed)}"}, status=400)
+    if need and not allowed[need](request.user):
+        return JsonResponse({"error": "your role no longer allows this page"}, status=403)
     return JsonResponse({"user": request.user.get_username()})

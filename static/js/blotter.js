@@ -557,7 +557,7 @@
       }
     });
     socket.addEventListener("close", async (e) => {
-      if (e.code === 4403 || (!opened && await sessionOver())) {
+      if (e.code === 4403 || (!opened && await sessionOver("watch"))) {
         showConn(SESSION_ENDED, false);
         return;
       }

@@ -559,7 +559,7 @@
     });
     socket.addEventListener("close", async (e) => {
       live = false;
-      if (e.code === 4403 || (!opened && await sessionOver())) {
+      if (e.code === 4403 || (!opened && await sessionOver("risk"))) {
         showConn(SESSION_ENDED, false);
         return;
       }

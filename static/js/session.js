@@ -5,9 +5,12 @@
 // trial: an admin had reset the user's password).
 window.oversightSession = {
   ENDED: "session ended (logged out, or your password or access changed): reload the page to log in",
-  async over() {
+  // `need`: what the page is for ("watch": orders; "risk": the console): a session that
+  // holds but whose role no longer allows the page is over for it too (a trial: a trader
+  // made a risk manager watched "reconnecting" for ever).
+  async over(need) {
     try {
-      const r = await fetch("/session/", { headers: { Accept: "application/json" }, credentials: "same-origin", redirect: "manual", signal: AbortSignal.timeout(5000) });
+      const r = await fetch(`/session/${need ? `?need=${need}` : ""}`, { headers: { Accept: "application/json" }, credentials: "same-origin", redirect: "manual", signal: AbortSignal.timeout(5000) });
       return r.type === "opaqueredirect" || r.status === 401 || r.status === 403;
     } catch (x) {
       return false; // the server is down: keep trying

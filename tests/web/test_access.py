@@ -169,6 +169,14 @@ def test_a_live_page_can_ask_whether_its_session_holds(alice) -> None:
     assert Client().get("/session/", **json).status_code == 401
     c = client_for(alice)
     assert c.get("/session/", **json).json() == {"user": "alice"}
+    # For the page that asks: a role that no longer allows it ends it too (a trial: a
+    # trader made a risk manager watched "reconnecting" for ever).
+    assert c.get("/session/?need=watch", **json).status_code == 200
+    refused = c.get("/session/?need=risk", **json)
+    assert refused.status_code == 403 and refused.json()["error"] == (
+        "your role no longer allows this page"
+    )
+    assert c.get("/session/?need=<x>", **json).status_code == 400
     PasswordChangeDue.objects.create(user=alice, set_at=timezone.now())
     due = c.get("/session/", **json)
     assert due.status_code == 403 and "password" in due.json()["error"]
