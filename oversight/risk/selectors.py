@@ -90,16 +90,20 @@ def exceptions_open_count() -> int:
     return RiskException.objects.exclude(status=RiskException.RESOLVED).count()
 
 
-def exceptions_open_about_ended() -> QuerySet[RiskException]:
+def exceptions_open_about_ended(user: Any = None) -> QuerySet[RiskException]:
     """Unresolved warnings and notices about an order that has ended: nothing more will
     come of them, and the console offers to resolve them together. Not criticals: a fill
     outside the collar or a strategy failure wants a person's look whether or not its
     order has ended (a review)."""
-    return (
+    qs = (
         RiskException.objects.exclude(status=RiskException.RESOLVED)
         .exclude(severity=RiskException.CRITICAL)
         .filter(order__status__in=ORDER_ENDED)
     )
+    if user is not None:
+        # Not another risk manager's case: assigned to them, it is theirs to close.
+        qs = qs.exclude(~Q(assigned_to=user), assigned_to__isnull=False)
+    return qs
 
 
 def exceptions_resolved(*, limit: int = HISTORY_ROWS) -> list[RiskException]:

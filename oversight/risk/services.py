@@ -1111,7 +1111,7 @@ def exceptions_resend(order_id: int) -> int:
     return sent
 
 
-def exceptions_resolve_ended(*, user: Any, resolution: str) -> int:
+def exceptions_resolve_ended(*, user: Any, resolution: str, seen: int | None = None) -> int:
     """Resolve, with one resolution, every unresolved warning or notice about an order
     that has ended (a trial: the console filled with them; criticals one by one). Each is resolved and audited on its
     own, as if resolved by hand; returns how many."""
@@ -1121,8 +1121,10 @@ def exceptions_resolve_ended(*, user: Any, resolution: str) -> int:
     resolution = reason_given(resolution, "say how they were resolved", field="resolution")
     with transaction.atomic():
         # Locked as they are read: one resolved by hand meanwhile is not resolved again.
+        # Not another risk manager's case: assigned to them, it is theirs to close (a
+        # trial's "investigating: do not close" was resolved by a colleague's sweep).
         ids = list(
-            exceptions_open_about_ended()
+            exceptions_open_about_ended(user=user)
             .select_for_update(no_key=True, of=("self",))
             .order_by("pk")
             .values_list("pk", flat=True)
@@ -1130,6 +1132,13 @@ def exceptions_resolve_ended(*, user: Any, resolution: str) -> int:
         if not ids:
             raise ValidationError(
                 "no unresolved warning or notice is about an order that has ended"
+            )
+        if seen is not None and seen != len(ids):
+            # What the page showed, or nothing: more had come since (a trial resolved
+            # two never on screen).
+            raise ValidationError(
+                f"{len(ids)} are about orders that have ended now, not the {seen} you saw: "
+                "look again before resolving them"
             )
         now = timezone.now()
         for pk in ids:

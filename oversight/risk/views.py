@@ -125,7 +125,7 @@ def console(request: HttpRequest) -> HttpResponse:
         {
             "exceptions": [_exception_row(e) for e in selectors.exceptions_open()],
             "open_count": selectors.exceptions_open_count(),
-            "ended_count": selectors.exceptions_open_about_ended().count(),
+            "ended_count": selectors.exceptions_open_about_ended(user=request.user).count(),
             "resolved": [_exception_row(e) for e in selectors.exceptions_resolved(limit=20)],
             "kills": [_kill_row(k, request.user) for k in selectors.kills_active()],
             "kills_reset": [_kill_row(k, request.user) for k in selectors.kills_reset(limit=10)],
@@ -545,8 +545,11 @@ def exception_resolve(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def exceptions_resolve_ended(request: HttpRequest) -> HttpResponse:
     def go() -> str:
+        seen = request.POST.get("seen", "")
         n = services.exceptions_resolve_ended(
-            user=request.user, resolution=field(request, "resolution")
+            user=request.user,
+            resolution=field(request, "resolution"),
+            seen=int(seen) if seen.isascii() and seen.isdigit() and len(seen) < 9 else None,
         )
         return f"Resolved {n} exception{'' if n == 1 else 's'} about orders that have ended"
 

@@ -118,16 +118,23 @@
   // plus those the server counted beyond its page; the "resolve them all" form follows.
   const endedForm = document.getElementById("resolve-ended");
   const endedIds = new Set(excRows()
-    .filter((tb) => tb.dataset.severity !== "CRITICAL"
-      && !(tb.querySelector('[data-field="order_ended"]') || { hidden: true }).hidden)
+    .filter((tb) => {
+      const who = (tb.querySelector('[data-field="assigned_to"]') || {}).textContent || "—";
+      return tb.dataset.severity !== "CRITICAL" && (who === "—" || who === config.me)
+        && !(tb.querySelector('[data-field="order_ended"]') || { hidden: true }).hidden;
+    })
     .map((tb) => tb.dataset.id));
   let endedBeyond = Math.max(0, Number(endedForm ? endedForm.dataset.count : 0) - endedIds.size);
   function showEnded(p) {
     if (!endedForm) return;
-    if (p.order_ended && p.status !== "RESOLVED" && p.severity !== "CRITICAL") endedIds.add(String(p.id));
+    const others = p.assigned_to && p.assigned_to !== config.me; // their case, not swept
+    if (p.order_ended && p.status !== "RESOLVED" && p.severity !== "CRITICAL" && !others) endedIds.add(String(p.id));
     else endedIds.delete(String(p.id));
     const n = endedIds.size + endedBeyond;
     setText(endedForm, "ended_count", String(n));
+    // What the page shows is what a press resolves: the server refuses another count.
+    document.getElementById("resolve-ended-seen").value = String(n);
+    document.getElementById("ended-noun").textContent = n === 1 ? "warning or notice" : "warnings and notices";
     endedForm.hidden = n === 0;
   }
 

@@ -91,7 +91,7 @@ def test_an_exception_about_an_order_that_has_ended_says_so(rita, alice, instrum
     assert selectors.exception_json(e)["order_ended"] == "expired"
 
 
-def test_exceptions_about_ended_orders_are_resolved_together(rita, alice, instrument) -> None:
+def test_exceptions_about_ended_orders_are_resolved_together(rita, rob, alice, instrument) -> None:
     """A risk manager faced with dozens of them had to resolve each by hand (a trial)."""
     from oversight.models import AuditRecord
 
@@ -118,7 +118,18 @@ def test_exceptions_about_ended_orders_are_resolved_together(rita, alice, instru
     )
     assert RiskException.objects.filter(status=RiskException.RESOLVED).count() == 1
 
-    resp = c.post(url, {"resolution": "orders over; nothing to do"}, follow=True)
+    # Another's case is theirs to close; and what was seen is what is resolved (a trial
+    # resolved two never on screen, and a colleague's "do not close").
+    rob_case = make_order(alice, instrument, status="EXPIRED")
+    theirs = raise_exc("rob's case", "WARNING", scope_type="order", order_id=rob_case.pk)
+    services.exception_assign(user=rob, exception_id=theirs.pk, assignee="rob")
+    seen = c.post(url, {"resolution": "x", "seen": "1"}, HTTP_ACCEPT="application/json")
+    assert seen.status_code == 400
+    assert seen.json()["error"] == (
+        "2 are about orders that have ended now, not the 1 you saw: look again before "
+        "resolving them"
+    )
+    resp = c.post(url, {"resolution": "orders over; nothing to do", "seen": "2"}, follow=True)
     assert "Resolved 2 exceptions about orders that have ended" in resp.content.decode()
     state = {
         e.order_id: (e.status, e.resolution, e.resolved_by_id) for e in RiskException.objects.all()
@@ -129,6 +140,7 @@ def test_exceptions_about_ended_orders_are_resolved_together(rita, alice, instru
     assert state[live.pk][0] == "OPEN"
     assert RiskException.objects.get(pk=firm.pk).status == "OPEN"
     assert RiskException.objects.get(pk=critical.pk).status == "OPEN"
+    assert RiskException.objects.get(pk=theirs.pk).status == "OPEN"
     # Each is audited on its own, as if resolved by hand.
     audited = AuditRecord.objects.filter(
         action="exception.resolve", reason="orders over; nothing to do"
