@@ -9,6 +9,7 @@ id order first, so two admins acting on each other at once queue instead of dead
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -128,18 +129,19 @@ def user_role_set(
         # The role held is taken away at once (the safe direction); the new one waits for
         # a second person (an authorization audit: one admin made risk managers of logins
         # they controlled and approved their own limit change with them).
-        user.groups.remove(*Group.objects.filter(name__in=ROLES))
-        uid = user.pk
-        transaction.on_commit(lambda: user_sockets_close(uid))
-        audit_record(
-            actor=actor,
-            action="user.role_set",
-            obj=user,
-            before=before,
-            after=_user_json(user),
-            reason=reason,
-            request_id=request_id,
-        )
+        if before["role"]:  # one with no role has none to take away (nor to record)
+            user.groups.remove(*Group.objects.filter(name__in=ROLES))
+            uid = user.pk
+            transaction.on_commit(lambda: user_sockets_close(uid))
+            audit_record(
+                actor=actor,
+                action="user.role_set",
+                obj=user,
+                before=before,
+                after=_user_json(user),
+                reason=reason,
+                request_id=request_id,
+            )
         _grant_ask(actor, user, role, reason, request_id)
     return user
 
@@ -148,11 +150,15 @@ def _grant_ask(actor: Any, user: Any, role: str, reason: str, request_id: str) -
     """A role for `user`, asked for by `actor`: pending until a second person confirms it.
     One asked for before and not decided is void: the last word is the one to confirm."""
     now = timezone.now()
-    RoleGrant.objects.filter(user=user, status=RoleGrant.PENDING).update(
-        status=RoleGrant.VOID, decided_at=now, decision_note=f"replaced by a request for {role}"
-    )
     grant = RoleGrant.objects.create(
         user=user, role=role, reason=reason, requested_by=actor, requested_at=now
+    )
+    _grants_void(
+        RoleGrant.objects.filter(user=user, status=RoleGrant.PENDING).exclude(pk=grant.pk),
+        actor,
+        f"replaced by role grant {grant.pk}, for {ROLE_LABELS.get(role, role)}, asked by "
+        f"{actor.get_username()}",
+        request_id,
     )
     audit_record(
         actor=actor,
@@ -163,6 +169,40 @@ def _grant_ask(actor: Any, user: Any, role: str, reason: str, request_id: str) -
         request_id=request_id,
     )
     return grant
+
+
+# A role asked for and neither confirmed nor declined in this long lapses (as a limit
+# request does in a day): whoever confirms it reads a reason that may no longer hold.
+ROLE_GRANT_TTL = timedelta(days=7)
+
+
+def _grants_void(grants: Any, actor: Any, why: str, request_id: str = "") -> int:
+    """Pending role grants set aside without a decision (replaced, lapsed, expired, the
+    login deactivated), each audited as `user.role_grant.void` with why (a trial: a
+    replaced request left no trace). `actor` None: the system."""
+    n = 0
+    for g in grants.select_related("user"):
+        g.status, g.decided_at, g.decision_note = RoleGrant.VOID, timezone.now(), why[:2000]
+        g.save(update_fields=["status", "decided_at", "decision_note"])
+        audit_record(
+            actor=actor,
+            action="user.role_grant.void",
+            obj=g.user,
+            after={"role": g.role, "grant": g.pk},
+            reason=why,
+            request_id=request_id,
+        )
+        n += 1
+    return n
+
+
+def role_grants_expire() -> int:
+    """Pending role grants older than ROLE_GRANT_TTL lapse; returns how many."""
+    with transaction.atomic():
+        old = RoleGrant.objects.select_for_update(no_key=True).filter(
+            status=RoleGrant.PENDING, requested_at__lt=timezone.now() - ROLE_GRANT_TTL
+        )
+        return _grants_void(old, None, f"expired: not confirmed within {ROLE_GRANT_TTL.days} days")
 
 
 def may_confirm_roles(user: Any) -> bool:
@@ -182,6 +222,8 @@ def role_grant_confirm(*, user: Any, grant_id: int, note: str = "", request_id: 
     note = reason_given(note, field="note")
     if not may_confirm_roles(user):
         raise PermissionDenied("only an admin or a risk manager may confirm a role")
+    role_grants_expire()
+    lapsed = ""
     with transaction.atomic(), services_recording():
         grant = RoleGrant.objects.select_for_update(no_key=True).get(pk=grant_id)
         if grant.status != RoleGrant.PENDING:
@@ -196,31 +238,42 @@ def role_grant_confirm(*, user: Any, grant_id: int, note: str = "", request_id: 
             grant.requested_by, MANAGE_USERS, f"role grant {grant.pk}", grant.requested_at
         )
         if lapsed:
-            raise FourEyesRefused(lapsed)
-        target = _lock(grant.user)
-        if not target.is_active:
-            raise ValidationError(f"{target.get_username()} is inactive: reactivate them first")
-        before = _user_json(target)
-        target.groups.remove(*Group.objects.filter(name__in=ROLES))
-        target.groups.add(Group.objects.get(name=grant.role))
-        grant.status, grant.decided_by = RoleGrant.CONFIRMED, user
-        grant.decided_at, grant.decision_note = timezone.now(), note
-        grant.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
-        uid = target.pk
-        transaction.on_commit(lambda: user_sockets_close(uid))
-        audit_record(
-            actor=user,
-            action="user.role_grant.confirm",
-            obj=target,
-            before=before,
-            after={
-                **_user_json(target),
-                "grant": grant.pk,
-                "asked_by": grant.requested_by.get_username(),
-            },
-            reason=note,
-            request_id=request_id,
-        )
+            # Ended for good, saved, and said once this transaction commits (it stayed
+            # under "awaiting confirmation" with working buttons: a trial).
+            _grants_void(RoleGrant.objects.filter(pk=grant.pk), user, f"lapsed: {lapsed}")
+        else:
+            target = _role_grant_apply(grant, user, note, request_id)
+    if lapsed:
+        raise FourEyesRefused(lapsed)
+    return target
+
+
+def _role_grant_apply(grant: RoleGrant, user: Any, note: str, request_id: str) -> Any:
+    """The confirmed role, given (inside role_grant_confirm's transaction)."""
+    target = _lock(grant.user)
+    if not target.is_active:
+        raise ValidationError(f"{target.get_username()} is inactive: reactivate them first")
+    before = _user_json(target)
+    target.groups.remove(*Group.objects.filter(name__in=ROLES))
+    target.groups.add(Group.objects.get(name=grant.role))
+    grant.status, grant.decided_by = RoleGrant.CONFIRMED, user
+    grant.decided_at, grant.decision_note = timezone.now(), note
+    grant.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    uid = target.pk
+    transaction.on_commit(lambda: user_sockets_close(uid))
+    audit_record(
+        actor=user,
+        action="user.role_grant.confirm",
+        obj=target,
+        before=before,
+        after={
+            **_user_json(target),
+            "grant": grant.pk,
+            "asked_by": grant.requested_by.get_username(),
+        },
+        reason=note,
+        request_id=request_id,
+    )
     return target
 
 
@@ -420,6 +473,13 @@ def _set_active(actor: Any, user: Any, active: bool, *, reason: str, request_id:
     if not active:
         uid = user.pk
         ended = _sessions_end(uid)
+        # A role waiting for them is not confirmed on their return (a trial): void.
+        _grants_void(
+            RoleGrant.objects.filter(user=user, status=RoleGrant.PENDING),
+            actor,
+            "the login was deactivated",
+            request_id,
+        )
         transaction.on_commit(lambda: user_sockets_close(uid))
     audit_record(
         actor=actor,

@@ -58,6 +58,7 @@ from oversight.roles import (
     TRADE,
     VIEW_ALL_ORDERS,
     VIEW_AUDIT,
+    role_of,
 )
 from oversight.selectors import (
     audit_filter_choices,
@@ -70,6 +71,7 @@ from oversight.services import (
     may_confirm_roles,
     role_grant_confirm,
     role_grant_decline,
+    role_grants_expire,
     user_create,
     user_deactivate,
     user_desk_set,
@@ -471,6 +473,7 @@ def user_role(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         _form_refused(request, user, form)
         return redirect("user_list")
+    had_role = bool(role_of(user))
     try:
         user_role_set(
             actor=request.user,
@@ -483,10 +486,12 @@ def user_role(request: HttpRequest, pk: int) -> HttpResponse:
         _refused(request, e, user)
     else:
         label = ROLE_LABELS[form.cleaned_data["role"]]
+        # (One with no role has none to lose: a trial read "taken away" of nothing.)
+        lost = f"{user.get_username()}'s role is taken away now; " if had_role else ""
         messages.success(
             request,
-            f"{user.get_username()}'s role is taken away now; {label} waits for another "
-            "admin or a risk manager to confirm it (Roles)",
+            f"{lost}{label} waits for another admin or a risk manager to confirm it "
+            f"for {user.get_username()} (Roles)",
         )
         if not user.has_perm(TRADE):
             # Only an order's trader controls it: one who no longer trades cannot pause
@@ -502,11 +507,18 @@ def role_grants(request: HttpRequest) -> HttpResponse:
     to confirm or decline; and the last decided."""
     if not may_confirm_roles(request.user):
         raise PermissionDenied("admins and risk managers only")
+    role_grants_expire()  # what waits here still can be confirmed
     grants = RoleGrant.objects.select_related("user", "requested_by", "decided_by")
     pending = list(grants.filter(status=RoleGrant.PENDING).order_by("requested_at"))
     decided = list(grants.exclude(status=RoleGrant.PENDING)[:50])
     for g in (*pending, *decided):
         g.role_label = ROLE_LABELS.get(g.role, g.role)  # type: ignore[attr-defined]
+        # A withdrawal is a decline by nobody: said as what it was (a trial read "declined").
+        g.shown_status = (  # type: ignore[attr-defined]
+            "withdrawn"
+            if g.status == RoleGrant.DECLINED and g.decided_by_id is None
+            else g.status.lower()
+        )
     return render(request, "oversight/role_grants.html", {"pending": pending, "decided": decided})
 
 

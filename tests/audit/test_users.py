@@ -270,7 +270,7 @@ def test_role_change_and_deactivation_through_the_page(adam, bob, rita) -> None:
     role = {"role": "risk_manager", "reason": "x"}
     assert said(c, reverse("user_role", args=[bob.pk]), role) == [
         "bob's role is taken away now; risk manager waits for another admin or a risk "
-        "manager to confirm it (Roles)"
+        "manager to confirm it for bob (Roles)"
     ]
     assert bob_client.get(reverse("blotter")).status_code == 403  # the trader role is gone
     confirm_role(bob, by=rita)
@@ -366,9 +366,11 @@ def test_changes_made_in_the_shell_are_recorded_once(adam) -> None:
     # A service's change is recorded by the service alone.
     user_role_set(actor=adam, user=zed, role="trader", reason="test")
     user_deactivate(actor=adam, user=zed, reason="test")
+    # (zed has no role left to take away: only the request is recorded; the deactivation
+    # voids it.)
     assert [r.action for r in records_for(zed)[len(recs) :]] == [
-        "user.role_set",
         "user.role_grant.request",
+        "user.role_grant.void",
         "user.deactivate",
     ]
 
@@ -477,7 +479,7 @@ def test_a_trader_moved_to_another_role_with_working_orders_is_warned_of(adam, a
     move = {"role": "risk_manager", "reason": "moves to risk"}
     assert said(client_for(adam), reverse("user_role", args=[alice.pk]), move) == [
         "alice's role is taken away now; risk manager waits for another admin or a risk "
-        "manager to confirm it (Roles)",
+        "manager to confirm it for alice (Roles)",
         "alice has 1 open order (1 working) and cannot control them now: a risk manager can "
         "stop them with a kill switch on trader alice",
     ]
@@ -591,14 +593,41 @@ def test_a_role_grant_takes_a_second_person_who_is_neither_the_asker_nor_its_log
     with pytest.raises(ValidationError, match=r"adam asked for role grant .* has not held"):
         role_grant_confirm(user=rita, grant_id=again.pk)
     assert groups(bob) == []
-    # A later request replaces an undecided one.
-    user_role_set(actor=eve, user=bob, role="trader", reason="back to the desk, then")
+    # Lapsed for good, off the waiting list (it stayed there with working buttons: a trial).
     again.refresh_from_db()
-    assert again.status == "VOID"
+    assert again.status == "VOID" and again.decision_note.startswith("lapsed: adam asked")
+    # A later request replaces an undecided one, and says so in the trail.
+    user_role_set(actor=eve, user=bob, role="admin", reason="ops, first")
+    first = RoleGrant.objects.get(user=bob, status="PENDING")
+    user_role_set(actor=eve, user=bob, role="trader", reason="back to the desk, then")
+    first.refresh_from_db()
+    assert first.status == "VOID"
+    void = AuditRecord.objects.filter(action="user.role_grant.void").latest("seq")
+    latest = RoleGrant.objects.get(user=bob, status="PENDING")
+    assert void.reason == f"replaced by role grant {latest.pk}, for trader, asked by eve"
     role_grant_confirm(user=rita, grant_id=RoleGrant.objects.get(user=bob, status="PENDING").pk)
     assert groups(bob) == ["trader"]
     refused = AuditRecord.objects.filter(action="user.role_grant.confirm.refused")
     assert sorted(r.actor_username for r in refused) == ["adam", "rita"]
+    # A login deactivated with a role waiting: the role is not confirmed on its return.
+    user_role_set(actor=eve, user=bob, role="risk_manager", reason="to risk")
+    user_deactivate(actor=eve, user=bob, reason="leave")
+    assert not RoleGrant.objects.filter(user=bob, status="PENDING").exists()
+    # And one nobody decided in a week lapses.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    user_reactivate(actor=eve, user=bob, reason="back")
+    user_role_set(actor=eve, user=bob, role="risk_manager", reason="to risk, again")
+    RoleGrant.objects.filter(user=bob, status="PENDING").update(
+        requested_at=timezone.now() - timedelta(days=8)
+    )
+    stale = RoleGrant.objects.get(user=bob, status="PENDING")
+    with pytest.raises(ValidationError, match="is void, not pending"):
+        role_grant_confirm(user=rita, grant_id=stale.pk)
+    stale.refresh_from_db()
+    assert stale.decision_note == "expired: not confirmed within 7 days"
 
 
 @pytest.mark.parametrize(("persona", "status"), [("alice", 403), ("rita", 200), ("adam", 200)])
