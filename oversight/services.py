@@ -635,14 +635,14 @@ def user_desk_set(*, actor: Any, user: Any, desk: str, reason: str, request_id: 
             raise ValidationError(f"{user.get_username()} is on {name or 'no desk'} already")
         if before:
             _desk_move_problem(user, before)
-            # A desk made by this move starts with the limits of the desk its first
-            # trader comes from (a review: limits cannot be set for a desk that does not
-            # exist yet, so a move to a new one could never be made).
-            made_now = bool(name) and existing is None and not _desk_has_limits(name)
-            lifted = [] if made_now else _desk_limits_lifted(before, name)
+            # A new desk too: its limits are set by a risk manager first (a desk's limits
+            # may be set before anyone is on it). Copying the old desk's gave the split
+            # desks a budget each, doubling it (a trial).
+            lifted = _desk_limits_lifted(before, name)
             if lifted:
                 how = (
-                    f"they set {name}'s limits at least as tight first, or loosen {before}'s"
+                    f"they set {name}'s limits at least as tight first (a new desk's may be "
+                    f"set before anyone is on it), or loosen {before}'s"
                     if name
                     else f"they loosen {before}'s first; or put {user.get_username()} on a "
                     "desk that holds them"
@@ -654,38 +654,11 @@ def user_desk_set(*, actor: Any, user: Any, desk: str, reason: str, request_id: 
                 )  # fmt: skip
         if current is not None:
             current.delete()
-        copied: dict[str, str] = {}
         if name:
-            target = existing
-            if target is None:
-                target = Desk.objects.create(name=name)
-                if before and not _desk_has_limits(name):
-                    copied = _desk_limits_copied(before, name)
+            target = existing or Desk.objects.create(name=name)
             DeskMembership.objects.create(user=user, desk=target)
         audit_record(
             actor=actor, action="user.desk_set", obj=user, before={"desk": before},
-            after={"desk": name, **({"limits_from": before, "limits": copied} if copied else {})},
-            reason=reason, request_id=request_id,
+            after={"desk": name}, reason=reason, request_id=request_id,
         )  # fmt: skip
     return user
-
-
-def _desk_has_limits(desk: str) -> bool:
-    from oversight.risk.models import RiskLimit
-
-    return RiskLimit.objects.filter(scope_type="desk", scope_key=desk).exists()
-
-
-def _desk_limits_copied(source: str, target: str) -> dict[str, str]:
-    """A new desk's limits, as tight as the desk its first trader came from: {metric: value}."""
-    from oversight.risk.models import RiskLimit
-
-    now = timezone.now()
-    out: dict[str, str] = {}
-    for row in RiskLimit.objects.filter(scope_type="desk", scope_key=source, value__isnull=False):
-        RiskLimit.objects.create(
-            scope_type="desk", scope_key=target, metric=row.metric, value=row.value,
-            version=1, updated_at=now,
-        )  # fmt: skip
-        out[row.metric] = str(row.value)
-    return out

@@ -69,9 +69,7 @@ class DeskMembership(models.Model):
 
 
 class RiskLimit(models.Model):
-    """The active value of one limit at one scope. Changed only by an applied LimitRequest,
-    or, for a desk a trader's move makes, copied from the desk they came from (a
-    tightening from none: `user_desk_set`, audited with the move)."""
+    """The active value of one limit at one scope. Changed only by an applied LimitRequest."""
 
     scope_type = models.CharField(max_length=16, choices=Scope.choices)
     scope_key = models.CharField(max_length=64, blank=True)  # "" for the firm

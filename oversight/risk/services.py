@@ -72,6 +72,7 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
     from execution.algos.registry import strategy_names
     from execution.model_registry import live_gates
     from execution.models import Instrument, ModelVersion, ParentOrder
+    from oversight.services import DESK_NAME
 
     allowed = [s.value for s in (list(Scope) if kill else LIMIT_SCOPES)]
     if scope_type not in allowed:
@@ -120,7 +121,12 @@ def scope_check(scope_type: str, scope_key: str, *, kill: bool = False) -> str:
     if not key:
         raise ValidationError({"scope_key": f"name the {scope_type}"})
     exists = {
-        Scope.DESK: lambda: Desk.objects.filter(name=key).exists(),
+        # A desk's limits may be set before anyone is on it (a new desk is set up so, and
+        # then a trader moved there: a move may not lift their old desk's limits). A kill
+        # switch needs a desk that is there.
+        Scope.DESK: lambda: (
+            Desk.objects.filter(name=key).exists() or (not kill and bool(DESK_NAME.fullmatch(key)))
+        ),
         Scope.TRADER: lambda: get_user_model().objects.filter(username=key).exists(),
         Scope.STRATEGY: lambda: key in strategy_names(),
         Scope.INSTRUMENT: lambda: Instrument.objects.filter(symbol=key).exists(),

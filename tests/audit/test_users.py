@@ -539,7 +539,8 @@ def test_a_desk_move_cannot_lift_the_desks_limits(adam, alice) -> None:
         (
             "EQ-C",
             "would lift EQ-B's limits for them: max_order_qty 100 (EQ-C: 1,000).",
-            "they set EQ-C's limits at least as tight first, or loosen EQ-B's",
+            "they set EQ-C's limits at least as tight first (a new desk's may be set before "
+            "anyone is on it), or loosen EQ-B's",
         ),
     ):
         with pytest.raises(ValidationError) as refused:
@@ -548,17 +549,20 @@ def test_a_desk_move_cannot_lift_the_desks_limits(adam, alice) -> None:
         assert says in text, text
         assert text.endswith(f"Lifting limits takes two risk managers: {how}"), text
     assert desk_of(alice.pk) == "EQ-B"
-    # A desk made by the move starts with the limits of the desk its trader came from (a
-    # review: a desk's limits cannot be set before it exists, so no such move could go).
-    from oversight.risk.models import RiskLimit
+    # A new desk is set up by a risk manager setting its limits before anyone is on it
+    # (copying the old desk's gave split desks a budget each, doubling it: a trial).
+    from oversight.risk.services import scope_check
 
+    with pytest.raises(ValidationError) as refused:
+        user_desk_set(actor=adam, user=alice, desk="EQ-Z", reason="new desk")
+    assert "(EQ-Z: none)" in " ".join(refused.value.message_dict["desk"])
+    assert scope_check("desk", "EQ-Z") == "EQ-Z"  # a limit may be set for it now
+    with pytest.raises(ValidationError, match="there is no desk 'EQ-Z'"):
+        scope_check("desk", "EQ-Z", kill=True)  # a kill switch needs a desk that is there
+    set_limit("max_order_qty", 100, "desk", "EQ-Z")
+    set_limit("daily_notional", 2_000_000, "desk", "EQ-Z")
     user_desk_set(actor=adam, user=alice, desk="EQ-Z", reason="new desk")
     assert desk_of(alice.pk) == "EQ-Z"
-    new = dict(RiskLimit.objects.filter(scope_type="desk", scope_key="EQ-Z")
-               .values_list("metric", "value"))  # fmt: skip
-    assert new == {"max_order_qty": 100, "daily_notional": 2_500_000}
-    rec = AuditRecord.objects.filter(action="user.desk_set").latest("seq")
-    assert rec.after["limits_from"] == "EQ-B" and set(rec.after["limits"]) == set(new)
     # Held as tight (equal) or tighter everywhere: the move goes ahead.
     set_limit("max_order_qty", 100, "desk", "EQ-C")
     user_desk_set(actor=adam, user=alice, desk="EQ-C", reason="reorg")
