@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -197,8 +198,11 @@ class OrderTicketForm(forms.Form):
             wrong = window_problem(d["start_minute"], d["end_minute"])
             if wrong:
                 self.add_error(wrong[0], wrong[1])
-        if d.get("limit_price") is not None and d.get("instrument") is not None:
-            _, problem = clean_limit(d["limit_price"], d["instrument"].tick_size)
+        if d.get("limit_price") is not None:
+            # Without an instrument, its tick is unknown, but not that a price is positive
+            # (a trial's -3 went unsaid beside a missing instrument).
+            tick = d["instrument"].tick_size if d.get("instrument") else Decimal("1e-6")
+            _, problem = clean_limit(d["limit_price"], tick)
             if problem and "limit_price" not in self.errors:
                 self.add_error("limit_price", problem)
 

@@ -476,12 +476,21 @@ def order_control_request(
         # Every field's problem at once, not the first's (a trial fixed one bad field to
         # be told of the next).
         errors: dict[str, list[str]] = {}
-        try:
-            merged = validate_params(specs.values(), {**order.running_params(), **params})
-        except ParamError as e:
-            errors[f"param_{e.key}"] = [e.message]
-        else:
-            clean = {k: merged[k] for k in params}
+        # Each on its own first, so every bad one is named (a trial was told of the first
+        # of three); then together, for the rules that bind several.
+        for k, v in params.items():
+            if k in specs:
+                try:
+                    specs[k].coerce(v)
+                except ParamError as e:
+                    errors[f"param_{k}"] = [e.message]
+        if not errors:
+            try:
+                merged = validate_params(specs.values(), {**order.running_params(), **params})
+            except ParamError as e:
+                errors[f"param_{e.key}"] = [e.message]
+            else:
+                clean = {k: merged[k] for k in params}
         for k in params:
             if k in specs and not specs[k].amendable:  # an unknown one: validate_params said
                 errors.setdefault(f"param_{k}", []).append(

@@ -204,6 +204,16 @@ def test_an_amend_names_every_bad_field_at_once(alice, instrument) -> None:
         client_for(alice), order, action="amend", param_quantity="abc", param_limit_price="1.00"
     )
     assert sorted(resp.json()["errors"]) == ["limit_price", "quantity"], resp.json()
+    # Every bad parameter, not the first of them (a trial was told of one of three).
+    resp = control(
+        client_for(alice), order, action="amend", param_decision_interval_s="0",
+        param_dark_fraction="9", param_max_take_ticks="-1",
+    )  # fmt: skip
+    assert sorted(resp.json()["errors"]) == [
+        "param_dark_fraction",
+        "param_decision_interval_s",
+        "param_max_take_ticks",
+    ], resp.json()
 
 
 def test_a_blocked_order_cancelled_says_it_is_canceled_now(alice, instrument) -> None:

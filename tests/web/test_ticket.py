@@ -119,6 +119,12 @@ def test_every_fields_problem_is_said_at_once(alice, instrument) -> None:
     assert "whole number" in errors["quantity"][0]
     assert errors["end_minute"] == ["the window must satisfy 0 ≤ start < end ≤ 390"]
     assert "multiple of the tick size" in errors["limit_price"][0]
+    # With no instrument, a price's sign is still said (a trial).
+    resp = client_for(alice).post(
+        reverse("order_new"), {**ticket(instrument, limit_price="-3"), "instrument": ""}
+    )
+    errors = resp.context["form"].errors
+    assert "instrument" in errors and errors["limit_price"] == ["must be positive"], errors
 
 
 @pytest.mark.parametrize(
