@@ -83,8 +83,8 @@ def anchor_problem() -> str:
     problem = filed_head_problem(last.seq, last.hash)
     if problem:
         return (
-            f"{problem} (the head filed at {last.at or 'an unknown time'} in {path}; if the "
-            "database was recreated on purpose, move that file aside)"
+            f"{problem} (the head filed at {last.at or 'an unknown time'} in {shown(path)}; "
+            "if the database was recreated on purpose, move that file aside)"
         )
     return ""
 
@@ -113,8 +113,12 @@ def file_head(seq: int, head: str) -> str:
             os.close(fd)
     except OSError:
         return ""
-    # Said as the operator configured it: under the project, relative (the server's
-    # absolute layout is no one else's business: a review).
+    return shown(path)
+
+
+def shown(path: Path) -> str:
+    """The file as the operator configured it: under the project, relative (the server's
+    absolute layout is no one else's business: a review)."""
     try:
         return str(path.relative_to(settings.BASE_DIR))
     except ValueError:

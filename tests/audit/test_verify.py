@@ -223,7 +223,7 @@ def test_a_trail_cut_short_at_its_end_is_found_by_the_head_filed_outside(
     code, out, err = verify_command()
     assert code == 1 and out == ""
     assert f"there is no record {records[-1].seq}: the trail was cut short" in err
-    assert "FILED HEAD DOES NOT MATCH" in err
+    assert err.startswith(f"BROKEN: {records[-2].seq - 1} records link up, but the filed head")
     # The page says so, and records it as a failed verification.
     admin = User.objects.create_user("auditor", password="pw")
     admin.groups.add(Group.objects.get(name="admin"))
@@ -238,6 +238,9 @@ def test_a_trail_cut_short_at_its_end_is_found_by_the_head_filed_outside(
     assert f"the head filed at {json.loads(line)['at']} in {settings.AUDIT_ANCHORS}" in said[0]
     verified = AuditRecord.objects.filter(action="audit.verify").latest("seq")
     assert verified.after["ok"] is False and "not the filed" in verified.after["problem"]
+    # The page's last-verified line says it as it is (it read "at record seq=None").
+    page = resp.content.decode()
+    assert "seq=None" not in page and "the records link up, but record" in page
 
 
 def test_a_file_of_heads_that_is_not_one_is_said_not_a_500(db, settings, tmp_path) -> None:

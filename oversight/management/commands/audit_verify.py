@@ -41,7 +41,12 @@ class Command(BaseCommand):
             raise SystemExit(1)
         filed_problem = anchor_problem()
         if filed_problem:
-            self.stderr.write(f"{summary}\nFILED HEAD DOES NOT MATCH: {filed_problem}")
+            # Not "OK" first: whatever reads the first line must not take it for a pass
+            # (a trial).
+            self.stderr.write(
+                f"BROKEN: {report.count} records link up, but the filed head does not "
+                f"match: {filed_problem}"
+            )
             raise SystemExit(1)
         self.stdout.write(summary)
         if options["full_head"] and report.count:
