@@ -349,6 +349,8 @@ def _same_value(now: Any, asked: Any) -> bool:
 def _shown_value(value: Any) -> str:
     if value is None:
         return "none"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # "30", not "30.0" (a trial)
     if isinstance(value, Decimal):
         return f"{value.normalize():f}"
     return str(value)

@@ -18,9 +18,29 @@ NOT_ALLOWED = "your role does not allow this: ask an admin if it should"
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     message = ((str(exception) if exception is not None else "") or NOT_ALLOWED).rstrip(".")
     denied_because(request, message)
+    message += _no_role_yet(request)
     if wants_json(request):
         return JsonResponse({"ok": False, "error": message}, status=403)
     return render(request, "oversight/error.html", {"status": 403, "message": message}, status=403)
+
+
+def _no_role_yet(request: HttpRequest) -> str:
+    """For a login with no role: why, and what happens next (a trial's new login met a
+    bare 403 whose "back to the start" led to the same 403)."""
+    from oversight.models import RoleGrant
+    from oversight.roles import ROLE_LABELS, role_of
+
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or role_of(user):
+        return ""
+    waiting = RoleGrant.objects.filter(user=user, status=RoleGrant.PENDING).first()
+    if waiting is not None:
+        return (
+            f". You have no role yet: {ROLE_LABELS.get(waiting.role, waiting.role)}, asked "
+            f"for by {waiting.requested_by.get_username()}, waits for another admin or a "
+            "risk manager to confirm it"
+        )
+    return ". You have no role: ask an admin for one"
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

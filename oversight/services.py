@@ -287,9 +287,14 @@ def role_grant_decline(
         grant = RoleGrant.objects.select_for_update(no_key=True).get(pk=grant_id)
         if grant.status != RoleGrant.PENDING:
             raise ValidationError(f"role grant {grant.pk} is {grant.status.lower()}, not pending")
-        verb, why = set_aside_as(
-            grant.requested_by, user, "role", f"the role grant {grant.pk}", note
-        )
+        try:
+            verb, why = set_aside_as(
+                grant.requested_by, user, "role", f"the role grant {grant.pk}", note
+            )
+        except ValidationError as e:  # the page's field is "note" (a trial read "reason:")
+            if hasattr(e, "error_dict") and "reason" in e.message_dict:
+                raise ValidationError({"note": e.message_dict["reason"]}) from None
+            raise
         grant.status, grant.decided_at = RoleGrant.DECLINED, timezone.now()
         grant.decided_by = None if verb == "withdrawn" else user
         grant.decision_note = why

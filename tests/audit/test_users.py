@@ -638,3 +638,17 @@ def test_a_role_grant_takes_a_second_person_who_is_neither_the_asker_nor_its_log
 def test_the_roles_page_is_for_admins_and_risk_managers(request, persona, status) -> None:
     resp = client_for(request.getfixturevalue(persona)).get(reverse("role_grants"))
     assert resp.status_code == status
+
+
+def test_a_login_with_no_role_yet_is_told_why(adam) -> None:
+    """A trial's new login met a bare 403 whose "back to the start" led to the same 403."""
+    user_create(actor=adam, username="newbie", password=PASSWORD, role="trader", reason="hire")
+    from oversight.models import PasswordChangeDue
+
+    PasswordChangeDue.objects.all().delete()  # chosen already
+    page = client_for(User.objects.get(username="newbie")).get(reverse("blotter"))
+    assert page.status_code == 403
+    assert (
+        "You have no role yet: trader, asked for by adam, waits for another admin or a risk "
+        "manager to confirm it"
+    ) in page.content.decode()
