@@ -171,12 +171,15 @@ def submit_orders(trader: Any, instruments: list[Any], n: int) -> None:
     from execution.services import parent_order_submit
 
     services.dispatch_order = lambda _id: None  # type: ignore[assignment]
+    blocked = 0
     for k in range(n):
         inst = instruments[k % len(instruments)]
-        parent_order_submit(
+        order = parent_order_submit(
             user=trader,
             instrument=inst,
-            side="buy" if k % 2 else "sell",
+            # One side per instrument: a buy against the same trader's open sell is blocked
+            # as a possible wash trade, and alternating sides left 32 of the 50 blocked.
+            side="buy" if (k % len(instruments)) % 2 else "sell",
             # Distinct sizes: the same order twice within a minute is a duplicate (blocked).
             quantity=int(inst.adv_shares * 0.002) + k,
             start_minute=0,
@@ -184,6 +187,9 @@ def submit_orders(trader: Any, instruments: list[Any], n: int) -> None:
             strategy=["twap", "vwap", "pov", "is"][k % 4],
             params={},
         )
+        blocked += order.status == "BLOCKED"
+    if blocked:
+        print(f"{blocked} of {n} orders blocked by pre-trade risk", file=sys.stderr)
 
 
 def run_workers_process(args: argparse.Namespace) -> int:
