@@ -166,14 +166,14 @@ def test_a_control_holding_an_order_s_row_does_not_stop_its_worker_writing_under
     monkeypatch.setattr(order_services, "dispatch_order", lambda _id: None)
     order = submit(alice, instrument, quantity=2_000, end_minute=60)  # NEW: amend or cancel
     holding, go = threading.Event(), threading.Event()
-    real = order_services._order_json
+    real = order_services._asked
 
-    def lock_held_then_wait(o: Any) -> Any:  # inside the control's transaction
+    def lock_held_then_wait(*args: Any) -> Any:  # inside the control's transaction
         holding.set()
         go.wait(10)
-        return real(o)
+        return real(*args)
 
-    monkeypatch.setattr(order_services, "_order_json", lock_held_then_wait)
+    monkeypatch.setattr(order_services, "_asked", lock_held_then_wait)
     out: dict[str, Any] = {}
     control = in_thread(
         lambda: order_services.order_control_request(
