@@ -347,10 +347,12 @@ def _same_value(now: Any, asked: Any) -> bool:
 
 
 def _shown_value(value: Any) -> str:
+    from execution.templatetags.desk_format import param_value
+
     if value is None:
         return "none"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))  # "30", not "30.0" (a trial)
+    if isinstance(value, float):
+        return param_value(value)  # "30", not "30.0" (a trial): as the order page shows it
     if isinstance(value, Decimal):
         return f"{value.normalize():f}"
     return str(value)

@@ -130,9 +130,7 @@ def user_role_set(
         # a second person (an authorization audit: one admin made risk managers of logins
         # they controlled and approved their own limit change with them).
         if before["role"]:  # one with no role has none to take away (nor to record)
-            user.groups.remove(*Group.objects.filter(name__in=ROLES))
-            uid = user.pk
-            transaction.on_commit(lambda: user_sockets_close(uid))
+            _role_groups_set(user, None)
             audit_record(
                 actor=actor,
                 action="user.role_set",
@@ -248,19 +246,26 @@ def role_grant_confirm(*, user: Any, grant_id: int, note: str = "", request_id: 
     return target
 
 
+def _role_groups_set(user: Any, role: str | None) -> None:
+    """The user's role groups: none, or exactly `role` (other groups kept); their open
+    websockets close after commit, to be let in again, or refused, under the new role."""
+    user.groups.remove(*Group.objects.filter(name__in=ROLES))
+    if role is not None:
+        user.groups.add(Group.objects.get(name=role))
+    uid = user.pk
+    transaction.on_commit(lambda: user_sockets_close(uid))
+
+
 def _role_grant_apply(grant: RoleGrant, user: Any, note: str, request_id: str) -> Any:
     """The confirmed role, given (inside role_grant_confirm's transaction)."""
     target = _lock(grant.user)
     if not target.is_active:
         raise ValidationError(f"{target.get_username()} is inactive: reactivate them first")
     before = _user_json(target)
-    target.groups.remove(*Group.objects.filter(name__in=ROLES))
-    target.groups.add(Group.objects.get(name=grant.role))
+    _role_groups_set(target, grant.role)
     grant.status, grant.decided_by = RoleGrant.CONFIRMED, user
     grant.decided_at, grant.decision_note = timezone.now(), note
     grant.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
-    uid = target.pk
-    transaction.on_commit(lambda: user_sockets_close(uid))
     audit_record(
         actor=user,
         action="user.role_grant.confirm",

@@ -160,18 +160,16 @@ def refusals(
     return out
 
 
-def _daily_used(scope_type: str, scope_key: str) -> Decimal:
+def _daily_used(scope_type: str, scope_key: str, today: Q) -> Decimal:
     """Notional traded and working today in a scope, each order on its instrument's market
     day: fills at their price, and every open order's unfilled rest where the instrument
-    trades now (working counts the moment it is sent)."""
+    trades now (working counts the moment it is sent). `today`: trading_today(), read once
+    by the caller for all its scopes."""
     from execution.models import ParentOrder
-    from execution.selectors import trading_today
 
     # Every order's fills, whatever its status (one rejected on a late resume had traded);
     # only open orders' unfilled rest.
-    qs = ParentOrder.objects.filter(trading_today()).exclude(
-        status__in=["REJECTED", "BLOCKED"], filled_qty=0
-    )
+    qs = ParentOrder.objects.filter(today).exclude(status__in=["REJECTED", "BLOCKED"], filled_qty=0)
     qs = {
         "firm": lambda q: q,
         "desk": lambda q: q.filter(owner__desk_membership__desk__name=scope_key),
@@ -243,10 +241,15 @@ def breaches(
             )
     limits = RiskLimit.objects.select_for_update(no_key=True) if lock else RiskLimit.objects.all()
     daily = limits.filter(metric=Metric.DAILY_NOTIONAL, value__isnull=False).order_by("pk")
+    today: Q | None = None
     for row in daily:
         if (row.scope_type, row.scope_key) not in keys:
             continue
-        used = _daily_used(row.scope_type, row.scope_key)
+        if today is None:
+            from execution.selectors import trading_today
+
+            today = trading_today()
+        used = _daily_used(row.scope_type, row.scope_key, today)
         if used + notional > row.value:
             where = f"{row.scope_type} {row.scope_key}".strip()
             out.append(

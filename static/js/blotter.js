@@ -804,10 +804,6 @@
         const waits = ANSWERS[action] && /requested/.test(data.message)
           ? `${tb.dataset.orderId}:${action}:${tb.dataset.status}` : "";
         say(data.message, "success", waits);
-        if (waits && (TERMINAL.has(tb.dataset.status)
-            || ANSWERS[action].has(tb.dataset.status))) {
-          answerPending(tb, tb.dataset.status, tb.dataset.status.replace(/_/g, " "));
-        }
         return;
       }
       // A refusal before any view ran (logged out, a NUL character) says `error`.
