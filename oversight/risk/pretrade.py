@@ -160,12 +160,16 @@ def refusals(
     return out
 
 
-def _daily_used(scope_type: str, scope_key: str, today: Q) -> Decimal:
+def _daily_used(scope_type: str, scope_key: str, today: Q | None = None) -> Decimal:
     """Notional traded and working today in a scope, each order on its instrument's market
     day: fills at their price, and every open order's unfilled rest where the instrument
     trades now (working counts the moment it is sent). `today`: trading_today(), read once
-    by the caller for all its scopes."""
+    by a caller with several scopes; read here when not given."""
     from execution.models import ParentOrder
+    from execution.selectors import trading_today
+
+    if today is None:
+        today = trading_today()
 
     # Every order's fills, whatever its status (one rejected on a late resume had traded);
     # only open orders' unfilled rest.
