@@ -94,6 +94,11 @@ class ParentOrder(models.Model):
     # The instrument's market day it was entered for: its window is that day's. Null for
     # orders from before the field (their day is their session's, where they have one).
     day = models.PositiveIntegerField(null=True, blank=True)
+    # The trader's desk when the order was entered ("" for none): the desk whose limits it
+    # was checked against, whose daily usage and exposure it counts in, and whose kill
+    # switch stops it, wherever the trader sits later (a trial: a trader moved off a desk
+    # took the day's usage along, and the desk's others got the room back).
+    desk = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

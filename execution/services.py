@@ -200,6 +200,7 @@ def parent_order_submit(
                 model_version=version,
                 model_expert=expert["model"] if expert is not None else "",
                 day=clock["day"],
+                desk=scopes.desk,
                 status=BLOCKED if found else ParentStatus.NEW.value,
                 status_reason="; ".join(str(f) for f in found)[:255],
             )

@@ -22,7 +22,7 @@ from execution.session_clock import session_clock
 from oversight.audit import audit_record
 from oversight.risk import notify
 from oversight.risk.models import KillAck, KillSwitch, Metric, RiskException, RiskLimit
-from oversight.risk.pretrade import desk_of, position
+from oversight.risk.pretrade import position
 from oversight.risk.scopes import OrderScopes, covers, tightest
 from oversight.risk.selectors import applied_text, kill_applied, kill_json
 from oversight.risk.services import exception_cause_over, exception_raise
@@ -75,7 +75,7 @@ class WorkerRisk:
         eid = order.engine_id
         self.scopes[eid] = OrderScopes(
             trader=order.owner.get_username(),
-            desk=desk_of(order.owner_id),
+            desk=order.desk,
             strategy=order.strategy,
             instrument=self.w.instrument.symbol,
             order=str(order.pk),

@@ -585,8 +585,8 @@ def _desk_move_problem(user: Any, desk: str) -> None:
     if n:
         raise ValidationError(
             {"desk": f"{user.get_username()} has {n} open order{'s' if n != 1 else ''} on "
-             f"{desk}: its limits and exposure follow them; move them once those have "
-             "ended"}
+             f"{desk}: they trade under {desk}'s limits and kill switches; move them "
+             "once those have ended"}
         )  # fmt: skip
 
 

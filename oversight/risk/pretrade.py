@@ -176,7 +176,7 @@ def _daily_used(scope_type: str, scope_key: str, today: Q | None = None) -> Deci
     qs = ParentOrder.objects.filter(today).exclude(status__in=["REJECTED", "BLOCKED"], filled_qty=0)
     qs = {
         "firm": lambda q: q,
-        "desk": lambda q: q.filter(owner__desk_membership__desk__name=scope_key),
+        "desk": lambda q: q.filter(desk=scope_key),  # the desk it was entered on
         "trader": lambda q: q.filter(owner__username=scope_key),
         "strategy": lambda q: q.filter(strategy=scope_key),
         "instrument": lambda q: q.filter(instrument__symbol=scope_key),

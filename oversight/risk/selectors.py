@@ -140,7 +140,7 @@ def orders_in_scope(scope_type: str, scope_key: str) -> Any:
     if scope_type == Scope.FIRM:
         return qs
     if scope_type == Scope.DESK:
-        return qs.filter(owner__desk_membership__desk__name=scope_key)
+        return qs.filter(desk=scope_key)  # the desk it was entered on
     if scope_type == Scope.TRADER:
         return qs.filter(owner__username=scope_key)
     if scope_type == Scope.STRATEGY:
@@ -476,8 +476,8 @@ def exposure() -> list[Exposure]:
     """Per instrument, for the firm, each desk and each trader: net position and filled
     notional from today's parent orders, and the working notional of every open order.
 
-    Two queries: one aggregate over parent orders grouped by trader, instrument and side,
-    and the desk memberships.
+    One aggregate over parent orders grouped by trader, desk, instrument and side; an
+    order counts on the desk it was entered on, as the desk's daily limit counts it.
     """
     from execution.models import PRICE, ParentOrder
 
@@ -487,7 +487,7 @@ def exposure() -> list[Exposure]:
     )
     rows = (
         ParentOrder.objects.filter(today | Q(status__in=OPEN_ORDER))
-        .values("owner__username", "instrument_id", "instrument__symbol", "side")
+        .values("owner__username", "desk", "instrument_id", "instrument__symbol", "side")
         .annotate(
             filled=Coalesce(Sum("filled_qty", filter=today), 0),
             filled_notional=Sum(
@@ -500,7 +500,6 @@ def exposure() -> list[Exposure]:
         )
         .order_by()
     )
-    desk_of = dict(DeskMembership.objects.values_list("user__username", "desk__name"))
     # What is working is valued where each instrument trades now (its orders' last reported
     # mid), not at the scenario's reference price (a trial: 1,375 × 40.00 while HBRK traded
     # at 40.6).
@@ -515,9 +514,8 @@ def exposure() -> list[Exposure]:
         filled_notional = Decimal(r["filled_notional"] or 0)
         working = Decimal(r["unfilled"]) * prices[r["instrument_id"]]
         targets = [firm, traders.setdefault(trader, Exposure("trader", trader))]
-        if trader in desk_of:
-            desk = desk_of[trader]
-            targets.append(desks.setdefault(desk, Exposure("desk", desk)))
+        if r["desk"]:
+            targets.append(desks.setdefault(r["desk"], Exposure("desk", r["desk"])))
         for t in targets:
             p = t.at(symbol)
             p.net_qty += sign * int(r["filled"])

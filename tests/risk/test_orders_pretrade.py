@@ -121,6 +121,40 @@ def test_the_daily_notional_and_the_position_are_of_the_instruments_market_day(
     assert row["net_qty"] == 0 and float(row["filled_notional"]) == 0  # day 1's are not today
 
 
+def test_an_order_counts_on_the_desk_it_was_entered_on_after_its_trader_moves(
+    adam: User, alice: User, bob: User, instrument: Instrument
+) -> None:
+    """A trial: a desk's daily usage was summed over its members' orders now, so a trader
+    moved off the desk took the day's usage along; the desk's others got the room back, and
+    the new desk was charged for orders it never checked. An order keeps its entry desk."""
+    from oversight.risk import selectors as risk_selectors
+    from oversight.services import user_desk_set
+
+    for who in (alice, bob):
+        user_desk_set(actor=adam, user=who, desk="EQ-A", reason="joins")
+    set_limit("daily_notional", 1_000_000, "desk", "EQ-A")
+    set_limit("daily_notional", 1_000_000, "desk", "EQ-B")  # as tight: the move may go
+    first = submit(alice, instrument, quantity=15_000)  # $600,000
+    assert (first.status, first.desk) == ("NEW", "EQ-A"), first.status_reason
+    ParentOrder.objects.filter(pk=first.pk).update(
+        status="FILLED", filled_qty=15_000, avg_price=Decimal("40")
+    )
+    user_desk_set(actor=adam, user=alice, desk="EQ-B", reason="moves desk")
+
+    theirs = submit(bob, instrument, quantity=15_000, side="sell")
+    assert theirs.status == "BLOCKED", "EQ-A's $600,000 left with alice"
+    assert "DAILY_NOTIONAL: $600,000 used" in theirs.status_reason
+    assert "(desk EQ-A)" in theirs.status_reason
+    mine = submit(alice, instrument, quantity=14_000)
+    assert (mine.status, mine.desk) == ("NEW", "EQ-B"), mine.status_reason
+
+    groups = {(g.level, g.key): g for g in risk_selectors.exposure()}
+    a = groups[("desk", "EQ-A")].positions[instrument.symbol]
+    assert (a.net_qty, a.filled_notional) == (15_000, Decimal("600000"))
+    b = groups[("desk", "EQ-B")].positions[instrument.symbol]
+    assert (b.net_qty, b.filled_notional) == (0, 0) and b.working_notional > 0
+
+
 def test_the_same_order_twice_within_a_minute_is_a_duplicate(
     alice: User, instrument: Instrument
 ) -> None:

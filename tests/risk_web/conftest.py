@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from execution.models import Instrument, ParentOrder
+from oversight.risk.pretrade import desk_of
 from tests.personas import adam, alice, bob, client_for, instrument, make_user, rita
 
 __all__ = [
@@ -44,6 +45,7 @@ def make_order(owner: User, instrument: Instrument, **over: Any) -> ParentOrder:
         "strategy": "twap",
         "params": {},
         "status": "WORKING",
+        "desk": desk_of(owner.pk),  # as entry records it
     }
     fields.update(over)
     return ParentOrder.objects.create(**fields)

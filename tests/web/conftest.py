@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.models import User
 
 from execution.models import Instrument, ParentOrder
+from oversight.risk.pretrade import desk_of
 from tests.personas import adam, alice, bob, client_for, instrument, make_user, rita, ruth
 
 __all__ = [
@@ -26,6 +27,7 @@ def make_order(owner: User, instrument: Instrument, **over: Any) -> ParentOrder:
         "strategy": "twap",
         "params": {"decision_interval_s": 30.0},
         "status": "WORKING",
+        "desk": desk_of(owner.pk),  # as entry records it
     }
     fields.update(over)
     return ParentOrder.objects.create(**fields)
