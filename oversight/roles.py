@@ -110,6 +110,21 @@ def asked_already(first: Any, user: Any, perm: str, noun: str, what: str, since:
     )
 
 
+def asked_at_posted(post: Any) -> str:
+    """The `asked_at` an approval or decline form must carry: which request its sender read.
+    Missing, the stale-request check below would be skipped, so a form without it (cut, or
+    made by hand) is refused (a review: it was optional)."""
+    from django.core.exceptions import ValidationError
+
+    said = post.get("asked_at")
+    if said is None:
+        raise ValidationError(
+            "asked_at: missing; the form says which request you read: reload the page and "
+            "read the request again"
+        )
+    return str(said)
+
+
 def request_unchanged(requested_at: Any, asked_at: str | None, what: str) -> None:
     """ValidationError when the request standing now is not the one the person read (the
     form says when the one they read was asked for): its author withdrew it and asked

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from oversight.risk import restricted
 from oversight.risk.answers import Bad, act, field, kept_form
 from oversight.risk.models import Restriction
-from oversight.roles import MANAGE_RISK, first_eyes_problem
+from oversight.roles import MANAGE_RISK, asked_at_posted, first_eyes_problem
 
 
 def _restriction(pk: int) -> Restriction:
@@ -109,7 +109,7 @@ def lift_decline(request: HttpRequest, pk: int) -> HttpResponse:
             user=request.user,
             restriction_id=pk,
             reason=request.POST.get("reason", ""),
-            asked_at=request.POST.get("asked_at"),
+            asked_at=asked_at_posted(request.POST),
         )
         return (
             f"The lift of restriction {pk} ({r.instrument.symbol}) is {verb}: it stays restricted"
@@ -125,7 +125,7 @@ def lift_approve(request: HttpRequest, pk: int) -> HttpResponse:
     def go() -> str:
         _restriction(pk)
         r = restricted.lift_approve(
-            user=request.user, restriction_id=pk, asked_at=request.POST.get("asked_at")
+            user=request.user, restriction_id=pk, asked_at=asked_at_posted(request.POST)
         )
         return (
             f"Restriction {pk} lifted by {r.lift_requested_by.get_username()} and "

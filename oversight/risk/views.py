@@ -36,7 +36,7 @@ from oversight.risk.models import (
     Scope,
 )
 from oversight.risk.pretrade import plain_number
-from oversight.roles import MANAGE_RISK, TRADE, first_eyes_problem
+from oversight.roles import MANAGE_RISK, TRADE, asked_at_posted, first_eyes_problem
 
 KILL_STATES = [
     (KillSwitch.HALTED, "Halt (cancel everything in scope)"),
@@ -438,7 +438,7 @@ def kill_reset_decline(request: HttpRequest, pk: int) -> HttpResponse:
             user=request.user,
             kill_id=pk,
             reason=request.POST.get("reason", ""),
-            asked_at=request.POST.get("asked_at"),
+            asked_at=asked_at_posted(request.POST),
         )
         return f"The reset of kill switch {pk} is {verb}: it stays engaged"
 
@@ -454,7 +454,7 @@ def kill_reset_approve(request: HttpRequest, pk: int) -> HttpResponse:
         k = services.kill_switch_reset_approve(
             user=request.user,
             kill_id=pk,
-            asked_at=request.POST.get("asked_at"),
+            asked_at=asked_at_posted(request.POST),
             note=request.POST.get("note", ""),
         )
         if k.scope_type == "order":  # an order does not trade orders: it may work again

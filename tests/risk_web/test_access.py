@@ -269,11 +269,14 @@ def test_four_eyes_on_kill_switch_reset_over_http(rita, rob) -> None:
     k = services.kill_switch_engage(user=rita, scope_type="firm", reason="halt")
     c = client_for(rita)
     c.post(reverse("risk_kill_reset_request", args=[k.pk]), {"reason": "venues back"})
-    own = c.post(reverse("risk_kill_reset_approve", args=[k.pk]), follow=True)
+    read = {"asked_at": KillSwitch.objects.get(pk=k.pk).reset_requested_at.isoformat()}
+    own = c.post(reverse("risk_kill_reset_approve", args=[k.pk]), read, follow=True)
     assert "you cannot approve your own reset" in own.content.decode()
     assert KillSwitch.objects.get(pk=k.pk).active
     ok = client_for(rob).post(
-        reverse("risk_kill_reset_approve", args=[k.pk]), {"note": "checked the venues"}, follow=True
+        reverse("risk_kill_reset_approve", args=[k.pk]),
+        {"note": "checked the venues", **read},
+        follow=True,
     )
     assert f"Kill switch {k.pk} reset" in ok.content.decode()
     assert not KillSwitch.objects.get(pk=k.pk).active

@@ -141,8 +141,12 @@ def test_kill_reset(rita, rob, setup) -> None:
     url = reverse("risk_kill_reset_request", args=[kill.pk])
     refused(c, url, {}, status=400, says="the form has no reason field")
     refused(c, url, {"reason": " "}, status=302, says="say why it is safe to trade again")
+    # Without the request it was read for, an approval is refused: the stale-request
+    # check would be skipped (a review).
     refused(c, reverse("risk_kill_reset_approve", args=[kill.pk]), {}, status=302,
-            says="a reset must first be asked for")  # fmt: skip
+            says="asked_at: missing; the form says which request you read")  # fmt: skip
+    refused(c, reverse("risk_kill_reset_approve", args=[kill.pk]), {"asked_at": ""},
+            status=302, says="a reset must first be asked for")  # fmt: skip
     assert KillSwitch.objects.get(pk=kill.pk).active
 
 

@@ -49,9 +49,17 @@ def test_restrict_then_lift_under_four_eyes_from_the_page(alice, rita, rob, inst
         "approval"
     ]
     assert "You asked for this lift" in resp.content.decode()
-    resp = rc.post(reverse("risk_restriction_lift_approve", args=[r.pk]), follow=True)
+    read = {"asked_at": type(r).objects.get(pk=r.pk).lift_requested_at.isoformat()}
+    approve = reverse("risk_restriction_lift_approve", args=[r.pk])
+    resp = rc.post(approve, read, follow=True)
     assert _messages(resp) == ["you cannot approve your own lift: a second risk manager must"]
-    resp = client_for(rob).post(reverse("risk_restriction_lift_approve", args=[r.pk]), follow=True)
+    resp = client_for(rob).post(approve, follow=True)  # not saying which request it read
+    assert _messages(resp) == [
+        "asked_at: missing; the form says which request you read: reload the page and read "
+        "the request again"
+    ]
+    assert Instrument.objects.get(pk=instrument.pk).restricted
+    resp = client_for(rob).post(approve, read, follow=True)
     assert _messages(resp) == [
         f"Restriction {r.pk} lifted by rita and rob: new orders on {instrument.symbol} are "
         "accepted again"
@@ -139,19 +147,21 @@ def test_a_lift_request_is_withdrawn_or_declined_from_the_page(rita, rob, instru
     r = restrict(user=rob, symbol=instrument.symbol, reason="wall-crossed")
     lift_request(user=rita, restriction_id=r.pk, reason="cleared")
     decline = reverse("risk_restriction_lift_decline", args=[r.pk])
+    r.refresh_from_db()
+    read = {"asked_at": r.lift_requested_at.isoformat()}
     mine = client_for(rita).get(reverse("risk_restricted")).content.decode()
     theirs = client_for(rob).get(reverse("risk_restricted")).content.decode()
     assert ">Withdraw</button>" in mine and f'id="decline-reason-{r.pk}"' not in mine
     assert ">Decline</button>" in theirs and f'id="decline-reason-{r.pk}"' in theirs
-    resp = client_for(rob).post(decline, {"reason": ""}, follow=True)
+    resp = client_for(rob).post(decline, {"reason": "", **read}, follow=True)
     assert _messages(resp) == ["reason: say why you decline rita's lift request"]
-    resp = client_for(rob).post(decline, {"reason": "not public yet"}, follow=True)
+    resp = client_for(rob).post(decline, {"reason": "not public yet", **read}, follow=True)
     assert _messages(resp) == [
         f"The lift of restriction {r.pk} ({instrument.symbol}) is declined: it stays restricted"
     ]
     page = resp.content.decode()
     assert f'id="lift-reason-{r.pk}"' in page and "Approve the lift" not in page
-    resp = client_for(rob).post(decline, {"reason": "again"}, follow=True)
+    resp = client_for(rob).post(decline, {"reason": "again", "asked_at": ""}, follow=True)
     assert _messages(resp) == [
         f"nobody has asked for a lift of restriction {r.pk}: there is nothing to decline"
     ]
@@ -167,6 +177,7 @@ def test_a_reset_request_is_withdrawn_from_the_console(rita, rob) -> None:
     assert ">Withdraw</button>" in card
     resp = client_for(rita).post(
         reverse("risk_kill_reset_decline", args=[kill.pk]),
+        {"asked_at": type(kill).objects.get(pk=kill.pk).reset_requested_at.isoformat()},
         HTTP_ACCEPT="application/json",
     )
     assert resp.json() == {
