@@ -1,4 +1,5 @@
-"""Celery tasks of the oversight side: the audit trail's scheduled verification."""
+"""Celery tasks of the oversight side, run by Celery beat: the audit trail's scheduled
+verification, and the lapse of requests nobody decided in time."""
 
 from __future__ import annotations
 
@@ -13,3 +14,17 @@ def audit_check_scheduled() -> str:
 
     check = audit_check(alert=True)
     return "ok" if check.ok else f"broken: {check.problem}"
+
+
+@shared_task(name="oversight.requests_expire_scheduled")
+def requests_expire_scheduled() -> dict[str, int]:
+    """Every minute: what has waited too long lapses, each audited as its own kind."""
+    from execution.services import blocked_expire
+    from oversight.risk.services import limit_requests_expire
+    from oversight.services import role_grants_expire
+
+    return {
+        "role_grants": role_grants_expire(),
+        "limit_requests": limit_requests_expire(),
+        "blocked_orders": blocked_expire(),
+    }

@@ -652,3 +652,47 @@ def test_a_login_with_no_role_yet_is_told_why(adam) -> None:
         "You have no role yet: trader, asked for by adam, waits for another admin or a risk "
         "manager to confirm it"
     ) in page.content.decode()
+
+
+def test_what_nobody_decided_in_time_lapses_on_a_schedule_not_only_when_read(
+    adam, bob, rita
+) -> None:
+    """A review: a role grant's seven days were checked only when the Roles page or a
+    confirmation read it, and a limit request's lapse only in a market worker's
+    housekeeping. Celery beat runs the lapse every minute."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from oversight.models import RoleGrant
+    from oversight.risk.models import LimitRequest
+    from oversight.risk.services import limit_change_request
+    from oversight.tasks import requests_expire_scheduled
+
+    entry = settings.CELERY_BEAT_SCHEDULE["requests-expire"]
+    assert entry["task"] == requests_expire_scheduled.name and entry["schedule"] <= 60
+    from tests.personas import set_limit
+
+    user_role_set(actor=adam, user=bob, role="risk_manager", reason="moves to risk")
+    set_limit("max_order_qty", 10_000)
+    req = limit_change_request(user=rita, scope_type="firm", scope_key="",
+                               metric="max_order_qty", new_value=50_000, reason="loosen")  # fmt: skip
+    assert req.status == LimitRequest.PENDING
+    assert requests_expire_scheduled() == {
+        "role_grants": 0, "limit_requests": 0, "blocked_orders": 0
+    }  # fmt: skip
+    RoleGrant.objects.filter(user=bob, status="PENDING").update(
+        requested_at=timezone.now() - timedelta(days=8)
+    )
+    LimitRequest.objects.filter(pk=req.pk).update(expires_at=timezone.now())
+    assert requests_expire_scheduled() == {
+        "role_grants": 1, "limit_requests": 1, "blocked_orders": 0
+    }  # fmt: skip
+    grant = RoleGrant.objects.get(user=bob)
+    assert (grant.status, grant.decision_note) == (
+        RoleGrant.VOID, "expired: not confirmed within 7 days"
+    )  # fmt: skip
+    assert LimitRequest.objects.get(pk=req.pk).status == LimitRequest.EXPIRED
+    actions = set(AuditRecord.objects.values_list("action", flat=True))
+    assert {"user.role_grant.void", "limit.request.expired"} <= actions
