@@ -118,11 +118,18 @@ CELERY_BEAT_SCHEDULE = {
     "audit-check": {
         "task": "oversight.audit_check_scheduled",
         "schedule": AUDIT_CHECK_MINUTES * 60.0,
+        # One waiting for a free worker process is dropped when the next is due: the
+        # workers' processes also run the markets, and runs must not pile up behind them.
+        "options": {"expires": AUDIT_CHECK_MINUTES * 60.0},
     },
     # Requests that lapse (role grants, limit requests, blocked orders past their window)
     # lapse on time even when no page reads them and no market worker runs (a review: a
     # role grant's seven days were checked only when the Roles page was read).
-    "requests-expire": {"task": "oversight.requests_expire_scheduled", "schedule": 60.0},
+    "requests-expire": {
+        "task": "oversight.requests_expire_scheduled",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
 }
 
 # Simulated time runs this many times faster than wall time (1 to 600); the default makes

@@ -400,7 +400,8 @@ def cmd_run(args: Sequence[str]) -> None:
                         "info",
                         "--concurrency",
                         "4",
-                        # An embedded beat: the audit trail's scheduled verification.
+                        # An embedded beat: the audit trail's scheduled verification, and
+                        # the lapse of requests nobody decided in time.
                         "-B",
                         "-s",
                         str(ROOT / "var" / "celerybeat-schedule"),
