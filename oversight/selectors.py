@@ -20,7 +20,10 @@ class AuditFilters:
     """What the audit page filters on; blank or None means any."""
 
     user: str = ""  # a username, or "system" / "anonymous" for records with no person
-    action: str = ""  # a prefix: "order." finds every order action
+    # From a part's start: "order." finds every order action, "refused" every refusal
+    # (user.role_grant.confirm.refused), "role_grant" every role grant's (a trial's
+    # "refused" found nothing when it was a prefix only).
+    action: str = ""
     object_type: str = ""
     object_id: str = ""
     since: datetime | None = None  # UTC, inclusive
@@ -52,7 +55,7 @@ def audit_records(*, filters: AuditFilters) -> QuerySet[AuditRecord]:
             Q(actor_username__iexact=f.user) | Q(actor__isnull=True, actor_role__iexact=f.user)
         )
     if f.action:
-        qs = qs.filter(action__startswith=f.action)
+        qs = qs.filter(Q(action__startswith=f.action) | Q(action__contains="." + f.action))
     if f.object_type:
         qs = qs.filter(object_type__iexact=f.object_type)
     if f.object_id:

@@ -67,6 +67,11 @@ def test_newest_first_with_every_column(rita, trail) -> None:
         ({"action": "order.submit"}, ["submit", "bob"]),
         ({"action": "order.", "user": "bob"}, ["bob"]),
         ({"object_type": "user", "action": "order"}, ["submit", "cancel", "bob"]),
+        # From any part's start, not only the first: "request" finds order.cancel.request,
+        # "role" finds user.role_set; not from the middle of a part ("ancel").
+        ({"action": "request"}, ["cancel"]),
+        ({"action": "role"}, ["role"]),
+        ({"action": "ancel"}, []),
     ],
 )
 def test_filters(adam, trail, query, expected) -> None:
