@@ -696,3 +696,23 @@ def test_what_nobody_decided_in_time_lapses_on_a_schedule_not_only_when_read(
     assert LimitRequest.objects.get(pk=req.pk).status == LimitRequest.EXPIRED
     actions = set(AuditRecord.objects.values_list("action", flat=True))
     assert {"user.role_grant.void", "limit.request.expired"} <= actions
+
+
+def test_the_roles_link_counts_the_grants_waiting_for_whoever_reads_it(adam, bob, rita) -> None:
+    """A trial: nothing told a second person that a role waited for them."""
+    import re
+
+    from oversight.models import RoleGrant
+    from oversight.services import role_grant_confirm
+
+    def waiting(user) -> int:
+        page = client_for(user).get(reverse("user_list" if user is adam else "risk_console"))
+        found = re.search(r'data-roles-waiting="(\d+)"', page.content.decode())
+        return int(found[1]) if found else 0
+
+    assert (waiting(rita), waiting(adam)) == (0, 0)
+    user_role_set(actor=adam, user=bob, role="risk_manager", reason="moves to risk")
+    assert waiting(rita) == 1
+    assert waiting(adam) == 0  # his own asking is not for him to confirm
+    role_grant_confirm(user=rita, grant_id=RoleGrant.objects.get(user=bob, status="PENDING").pk)
+    assert waiting(rita) == 0
