@@ -157,13 +157,18 @@ def on_login_failed(
     sender: Any, credentials: dict[str, Any], request: Any = None, **_: Any
 ) -> None:
     # Never the password: only the name that was tried, and where the try came from.
+    from oversight.auth_backend import DEACTIVATED_RIGHT_PASSWORD
+
     username = str(credentials.get("username", ""))[:150]
+    after: dict[str, Any] = {"username": username, **source_of(request)}
+    if getattr(request, DEACTIVATED_RIGHT_PASSWORD, False):
+        after["account"] = "deactivated; the password was right"
     audit_record(
         actor=None,
         role="anonymous",
         action="auth.login_failed",
         obj=login_target(username),
-        after={"username": username, **source_of(request)},
+        after=after,
         request_id=request_id_of(request),
     )
 

@@ -158,6 +158,8 @@ AUDIT_ANCHORS: Path | None = None if _anchors.lower() == "off" else BASE_DIR / _
 
 CSRF_FAILURE_VIEW = "oversight.error_views.csrf_failure"
 LOGIN_URL = "login"
+# Django's, and it notes a deactivated login's right password for the audit trail.
+AUTHENTICATION_BACKENDS = ["oversight.auth_backend.AuditedModelBackend"]
 # After this many failed logins in a row for one name, the name is locked for
 # LOGIN_LOCK_MINUTES (oversight/login_throttle.py): a guess every three minutes at most.
 # An admin can unlock it sooner from the Users page.

@@ -395,3 +395,19 @@ def test_tries_and_locks_are_on_the_users_page_of_the_trail(alice) -> None:
         "auth.login_locked",
     ]
     assert all(r.after["from"] == "127.0.0.1" for r in mine)
+
+
+def test_a_deactivated_logins_right_password_is_recorded_as_that(adam, alice) -> None:
+    """A review: someone who has left trying to get back in with their own password was
+    recorded as one more mistyped password (Django cleanses it before its signal)."""
+    from oversight.services import user_deactivate
+
+    user_deactivate(actor=adam, user=alice, reason="left the firm")
+    _, wrong = try_login("alice", "not-the-password")
+    c, right = try_login("alice", "pw-alice")
+    assert not logged_in(c)
+    assert right == wrong  # the page says nothing more to whoever tries
+    tries = AuditRecord.objects.filter(action="auth.login_failed").order_by("seq")
+    assert [r.after.get("account") for r in tries] == [
+        None, "deactivated; the password was right"
+    ]  # fmt: skip
