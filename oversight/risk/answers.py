@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import Resolver404, resolve
 from django.utils.http import url_has_allowed_host_and_scheme
 
 
@@ -23,8 +24,22 @@ class Bad(Exception):
         self.status = status
 
 
+# Views that answer nothing but JSON: their refusals (a NUL character, a wrong method, a
+# lost session, a 403) are JSON whatever the request's Accept (a review: the estimate
+# answered a NUL character with the HTML error page).
+JSON_ONLY_VIEWS = frozenset({"order_estimate", "session_status"})
+
+
 def wants_json(request: HttpRequest) -> bool:
-    return "application/json" in request.headers.get("Accept", "")
+    if "application/json" in request.headers.get("Accept", ""):
+        return True
+    match = getattr(request, "resolver_match", None)
+    if match is None:  # before the view is found (middleware, error handlers)
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return False
+    return match.url_name in JSON_ONLY_VIEWS
 
 
 def back_url(request: HttpRequest, default: str) -> str:

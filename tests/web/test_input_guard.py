@@ -135,3 +135,20 @@ def test_a_logout_is_done_whatever_the_channel_layer_does(alice, settings) -> No
         assert c.get(reverse("blotter")).status_code == 302  # logged out: the login page
     finally:
         channel_layers.backends.clear()
+
+
+def test_a_json_only_view_refuses_in_json_whatever_is_accepted(alice) -> None:
+    """A review: the ticket's estimate answered a NUL character with the HTML error page
+    unless the request asked for JSON; a script reading it could not say why."""
+    c = client_for(alice)
+    for url in (reverse("order_estimate"), reverse("session_status")):
+        resp = c.get(url, {"side": "b\x00uy"})
+        assert resp.status_code == 400 and resp["Content-Type"] == "application/json", url
+        assert resp.json()["error"] == "side: contains a NUL character (\\x00)"
+        wrong = c.post(url)
+        assert wrong.status_code == 405 and wrong.json()["error"].startswith(
+            "this address does not take POST"
+        ), url
+    # A page a person reads still gets the page.
+    page = c.get(reverse("blotter"), {"q": "\x00"})
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")
