@@ -28,7 +28,6 @@ TICKET = {
         ("get", "blotter", []),
         ("get", "order_new", []),
         ("post", "order_new", []),
-        ("get", "order_estimate", []),
         ("get", "order_detail", [1]),
         ("get", "order_row", [1]),
         ("post", "order_control", [1]),
@@ -39,6 +38,14 @@ def test_anonymous_is_sent_to_login(method: str, name: str, args: list[int]) -> 
     resp = getattr(Client(), method)(url)
     assert resp.status_code == 302
     assert resp["Location"].startswith(reverse("login"))
+
+
+def test_anonymous_is_told_in_json_by_a_json_only_view() -> None:
+    """The estimate answers nothing but JSON: a logged-out script is told so, not sent the
+    login page it cannot read."""
+    resp = Client().get(reverse("order_estimate"))
+    assert resp.status_code == 401
+    assert resp.json()["error"].startswith("you are logged out")
 
 
 def test_login_page_renders_and_logs_in(alice) -> None:
