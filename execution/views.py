@@ -445,8 +445,14 @@ def order_row(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @permission_required(TRADE, raise_exception=True)
 def order_new(request: HttpRequest) -> HttpResponse:
-    form = OrderTicketForm(request.POST or None)
+    # Bound on every POST, an empty one too: `request.POST or None` left a POST with no form
+    # fields (a JSON body, or none) unbound, and reading its cleaned data was a 500 (a trial).
+    form = OrderTicketForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
+        if request.content_type == "application/json":
+            form.add_error(
+                None, "the ticket takes form fields (application/x-www-form-urlencoded), not JSON"
+            )
         form.check_params()
         # The service is asked even when a parameter is already known to be bad, so the
         # trader sees every field's message at once; it creates nothing unless all pass.

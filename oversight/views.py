@@ -696,7 +696,7 @@ PASSWORD_TRIES_MAX = 5
 @login_required
 def password_change(request: HttpRequest) -> HttpResponse:
     """Every user's own password: the current one, and the new one twice."""
-    form = PasswordChangeForm(request.POST or None)
+    form = PasswordChangeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
             d = form.cleaned_data

@@ -179,6 +179,25 @@ def test_bad_fields_get_a_message_beside_them_and_nothing_is_created(
     assert not callbacks
 
 
+def test_a_ticket_with_no_form_fields_is_refused_by_field_not_a_500(alice, instrument) -> None:
+    """A trial: a POST with the CSRF token in its header and an empty body, or a JSON body,
+    left the form unbound, and reading its cleaned data was a 500."""
+    c = client_for(alice)
+    empty = c.post(reverse("order_new"))
+    assert empty.status_code == 400
+    assert {"instrument", "side", "quantity"} <= set(empty.context["form"].errors)
+    as_json = c.post(
+        reverse("order_new"),
+        {"instrument": instrument.pk, "side": "sell", "quantity": 100},
+        content_type="application/json",
+    )
+    assert as_json.status_code == 400
+    assert as_json.context["form"].errors["__all__"] == [
+        "the ticket takes form fields (application/x-www-form-urlencoded), not JSON"
+    ]
+    assert not ParentOrder.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("strategy", "param", "value", "text"),
     [
