@@ -116,7 +116,7 @@ def market_days() -> dict[int, int]:
 
 
 def trading_today() -> Q:
-    """Parent orders of "today" for the daily limits, positions and exposure: each on its
+    """Parent orders of "today" for the daily limits and the filled notional: each on its
     instrument's current market day. A market at speed runs several trading days in one
     calendar day, and a daily limit summed them all and never reset (a trial: day 1's
     $7.85M refused a day-2 order). An order from before orders had a day: entered since

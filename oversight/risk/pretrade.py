@@ -64,17 +64,16 @@ def order_scopes(
 
 
 def position(*, trader_id: int, instrument_id: int) -> int:
-    """The trader's net filled quantity in the instrument today, its market day (+ long,
-    - short)."""
+    """What the trader holds in the instrument (+ long, - short): their net filled quantity
+    over every market day. A position carries over the close; the daily notional does not
+    (a trial: at the next day's open a reduce-only switch read a 2,579-share short as flat,
+    and refused the buy that would close it)."""
     from execution.models import ParentOrder
-    from execution.selectors import trading_today
 
     net = 0
-    for side, filled in (
-        ParentOrder.objects.filter(owner_id=trader_id, instrument_id=instrument_id)
-        .filter(trading_today())
-        .values_list("side", "filled_qty")
-    ):
+    for side, filled in ParentOrder.objects.filter(
+        owner_id=trader_id, instrument_id=instrument_id, filled_qty__gt=0
+    ).values_list("side", "filled_qty"):
         net += filled if side == "buy" else -filled
     return net
 

@@ -446,7 +446,7 @@ def scope_keys(*, orders: int = 200) -> dict[str, list[str]]:
 @dataclass
 class Position:
     instrument: str
-    net_qty: int = 0  # shares, + long, - short, from today's fills
+    net_qty: int = 0  # shares held, + long, - short: fills of every day (a position carries)
     filled_notional: Decimal = Decimal(0)  # Σ avg_price × filled_qty, today
     working_notional: Decimal = Decimal(0)  # open orders' unfilled qty × market price now
 
@@ -473,8 +473,9 @@ class Exposure:
 
 
 def exposure() -> list[Exposure]:
-    """Per instrument, for the firm, each desk and each trader: net position and filled
-    notional from today's parent orders, and the working notional of every open order.
+    """Per instrument, for the firm, each desk and each trader: the position held (the net
+    of every day's fills, as a reduce-only kill switch reads it), today's filled notional
+    (as the daily limit counts it), and the working notional of every open order.
 
     One aggregate over parent orders grouped by trader, desk, instrument and side; an
     order counts on the desk it was entered on, as the desk's daily limit counts it.
@@ -486,10 +487,10 @@ def exposure() -> list[Exposure]:
         max_digits=PRICE["max_digits"] + 12, decimal_places=PRICE["decimal_places"]
     )
     rows = (
-        ParentOrder.objects.filter(today | Q(status__in=OPEN_ORDER))
+        ParentOrder.objects.filter(today | Q(status__in=OPEN_ORDER) | Q(filled_qty__gt=0))
         .values("owner__username", "desk", "instrument_id", "instrument__symbol", "side")
         .annotate(
-            filled=Coalesce(Sum("filled_qty", filter=today), 0),
+            filled=Coalesce(Sum("filled_qty"), 0),
             filled_notional=Sum(
                 ExpressionWrapper(F("avg_price") * F("filled_qty"), output_field=amount),
                 filter=today & Q(avg_price__isnull=False),
@@ -521,7 +522,15 @@ def exposure() -> list[Exposure]:
             p.net_qty += sign * int(r["filled"])
             p.filled_notional += filled_notional
             p.working_notional += working
-    return [firm, *(desks[k] for k in sorted(desks)), *(traders[k] for k in sorted(traders))]
+    groups = [firm, *(desks[k] for k in sorted(desks)), *(traders[k] for k in sorted(traders))]
+    # A position closed on an earlier day, with nothing today or working, is not shown.
+    for g in groups:
+        g.positions = {
+            k: p
+            for k, p in g.positions.items()
+            if p.net_qty or p.filled_notional or p.working_notional
+        }
+    return [g for g in groups if g.positions or g.level == "firm"]
 
 
 def _money(d: Decimal) -> str:

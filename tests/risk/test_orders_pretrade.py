@@ -84,8 +84,8 @@ def test_the_daily_notional_values_a_new_order_where_the_market_is(
     assert priced.status == "NEW"  # at its limit: $820,000
 
 
-def test_the_daily_notional_and_the_position_are_of_the_instruments_market_day(
-    alice: User, instrument: Instrument
+def test_the_daily_notional_is_of_the_instruments_market_day_and_a_position_carries(
+    alice: User, rita: User, instrument: Instrument
 ) -> None:
     """A trial: at 60x, day 1's $7.85M refused a day-2 order against an $8M daily limit,
     and the console's exposure summed both days: "today" was the UTC calendar day, which a
@@ -115,10 +115,20 @@ def test_the_daily_notional_and_the_position_are_of_the_instruments_market_day(
     )
     fresh = submit(alice, instrument, quantity=6_000, start_minute=10, end_minute=60)
     assert fresh.status == "NEW" and fresh.day == 2, fresh.status_reason
-    assert position(trader_id=alice.pk, instrument_id=instrument.pk) == 0
+    # What she holds carries over the close (a trial: a reduce-only switch read a short
+    # carried from day 1 as flat); day 1's notional does not count today.
+    assert position(trader_id=alice.pk, instrument_id=instrument.pk) == 22_000
     firm = risk_selectors.exposure_json()[0]["positions"]
     [row] = [p for p in firm if p["instrument"] == instrument.symbol]
-    assert row["net_qty"] == 0 and float(row["filled_notional"]) == 0  # day 1's are not today
+    assert row["net_qty"] == 22_000 and float(row["filled_notional"]) == 0
+    # A reduce-only switch on day 2 reads the long carried from day 1.
+    ParentOrder.objects.filter(pk=fresh.pk).update(status="CANCELED")  # no wash with it
+    kill_switch_engage(user=rita, scope_type="trader", scope_key="alice", reason="reduce",
+                       state="REDUCING")  # fmt: skip
+    sell = submit(alice, instrument, side="sell", quantity=5_000, start_minute=10, end_minute=60)
+    assert sell.status == "NEW", sell.status_reason
+    with pytest.raises(ValidationError, match="REDUCE_ONLY"):
+        submit(alice, instrument, side="buy", quantity=1_000, start_minute=10, end_minute=60)
 
 
 def test_an_order_counts_on_the_desk_it_was_entered_on_after_its_trader_moves(

@@ -178,7 +178,7 @@ def test_reset_approval_is_disabled_for_whoever_asked(rita, rob) -> None:
     assert not re.search(r'data-field="approve" disabled', card)
 
 
-def test_exposure_nets_today_and_counts_working_at_the_reference_price(
+def test_exposure_holds_every_days_position_todays_notional_and_working_at_the_price(
     rita, alice, bob, instrument
 ) -> None:
     desk = Desk.objects.create(name="EQ")
@@ -201,10 +201,12 @@ def test_exposure_nets_today_and_counts_working_at_the_reference_price(
     assert a.filled_notional == Decimal("53000")  # 4,000 × 10.50 + 1,000 × 11
     assert a.working_notional == 6_000 * px
     b = groups[("trader", "bob")].positions[sym]
-    assert (b.net_qty, b.filled_notional, b.working_notional) == (0, 0, 2_000 * px)
+    # Held: the 900 bought two days ago carry; their notional is not today's.
+    assert (b.net_qty, b.filled_notional, b.working_notional) == (900, 0, 2_000 * px)
     assert groups[("desk", "EQ")].positions[sym].net_qty == 3_000
     firm = groups[("firm", "")].positions[sym]
-    assert firm.net_qty == 3_000 and firm.working_notional == 8_000 * px
+    assert firm.net_qty == 3_900 and firm.working_notional == 8_000 * px
+    assert firm.filled_notional == Decimal("53000")
 
     html = client_for(rita).get(reverse("risk_console")).content.decode()
     assert f'data-key="trader:alice:{sym}"' in html and "+3,000" in html
