@@ -186,6 +186,7 @@ def parent_order_submit(
                 start_minute=start_minute,
                 end_minute=end_minute,
                 scopes=scopes,
+                params=clean,
             )
             order = ParentOrder.objects.create(
                 owner=user,

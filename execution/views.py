@@ -720,6 +720,7 @@ def _order_estimate(
             end_minute=end,
             scopes=scopes,
             lock=False,
+            params=params,
         ):
             est["warnings"].append(
                 f"this order would be blocked until a risk manager overrides it: {f}"

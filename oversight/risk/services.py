@@ -747,7 +747,7 @@ def _findings_now(order: Any, *, lock: bool = True) -> tuple[list[Any], list[Any
         user=order.owner, instrument=order.instrument, side=order.side,
         quantity=order.quantity, limit_price=order.limit_price,
         start_minute=order.start_minute, end_minute=order.end_minute, scopes=scopes,
-        order_id=order.pk, lock=lock,
+        order_id=order.pk, lock=lock, params=order.params,
     )  # fmt: skip
     return now_refused, found
 

@@ -165,6 +165,34 @@ def test_an_order_counts_on_the_desk_it_was_entered_on_after_its_trader_moves(
     assert (b.net_qty, b.filled_notional) == (0, 0) and b.working_notional > 0
 
 
+def test_a_pov_orders_participation_is_its_rate_not_its_size_over_the_window(
+    alice: User, instrument: Instrument
+) -> None:
+    """A trial: a 5% POV order of 100,000 was blocked at "60.8% of the window's expected
+    volume" while its estimate said 5.06%: a POV order trades its rate of the volume and
+    fills less, it does not trade the whole order in the window. Told to complete, it
+    sweeps at the end, and is read as the order over its window again."""
+    set_limit("max_participation_pct", 50)
+    window = {"quantity": 100_000, "start_minute": 120, "end_minute": 180}
+    pov = submit(alice, instrument, strategy="pov", params={"participation_rate": 0.05}, **window)
+    assert pov.status == "NEW", pov.status_reason
+    twap = submit(alice, instrument, side="sell", **window)
+    assert twap.status == "BLOCKED" and twap.status_reason.startswith("MAX_PARTICIPATION: ")
+    assert "of the window's expected volume > 50% (firm)" in twap.status_reason
+    ParentOrder.objects.filter(pk=twap.pk).update(status="REJECTED")
+    set_limit("max_participation_pct", 4)
+    low = submit(alice, instrument, strategy="pov", params={"participation_rate": 0.05},
+                 **{**window, "quantity": 90_000})  # fmt: skip
+    assert low.status_reason == (
+        "MAX_PARTICIPATION: 5.0% of the market's volume (its POV rate) > 4% (firm)"
+    )
+    ParentOrder.objects.filter(pk=low.pk).update(status="REJECTED")
+    set_limit("max_participation_pct", 50)
+    sweeps = submit(alice, instrument, strategy="pov", quantity=95_000, start_minute=120,
+                    end_minute=180, params={"participation_rate": 0.05, "complete": True})  # fmt: skip
+    assert sweeps.status == "BLOCKED" and "of the window's expected volume" in sweeps.status_reason
+
+
 def test_the_same_order_twice_within_a_minute_is_a_duplicate(
     alice: User, instrument: Instrument
 ) -> None:

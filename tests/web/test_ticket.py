@@ -607,6 +607,22 @@ def test_the_estimate_warns_of_a_limit_that_would_block_the_order(alice, instrum
     assert not ParentOrder.objects.exists()  # an estimate, nothing entered
 
 
+def test_the_estimate_reads_a_pov_orders_participation_as_its_rate(alice, instrument) -> None:
+    """As the ticket's check does: a trial's 5% POV estimate said 5.06% and warned 60.8%."""
+    from oversight.risk.models import RiskLimit
+
+    RiskLimit.objects.create(
+        scope_type="firm", scope_key="", metric="max_participation_pct", value=50, version=1
+    )
+    c = client_for(alice)
+    q = {"instrument": instrument.pk, "quantity": 100_000, "start_minute": 120,
+         "end_minute": 180, "strategy": "pov", "param_participation_rate": "0.05"}  # fmt: skip
+    pov = c.get(reverse("order_estimate"), q).json()["warnings"]
+    assert not [w for w in pov if "MAX_PARTICIPATION" in w], pov
+    twap = c.get(reverse("order_estimate"), {**q, "strategy": "twap"}).json()["warnings"]
+    assert [w for w in twap if "MAX_PARTICIPATION" in w], twap
+
+
 @pytest.mark.parametrize(
     ("over", "error"),
     [
