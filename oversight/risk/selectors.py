@@ -307,10 +307,14 @@ def applied_text(workers: int, orders: int, children: int) -> str:
 
 def kill_json(k: KillSwitch) -> dict[str, Any]:
     # A request whose author has since lost the role has lapsed: the card offers a new
-    # request instead of an approval nobody can give.
+    # request instead of an approval nobody can give. Only while the switch is engaged: a
+    # reset that was done is history, which later role changes do not rewrite (a trial:
+    # "Recent resets" lost a reset's reason when its asker's role changed afterwards).
     asker = k.reset_requested_by
-    lapsed = asker is not None and bool(
-        first_eyes_problem(asker, MANAGE_RISK, "a reset", k.reset_requested_at)
+    lapsed = (
+        k.active
+        and asker is not None
+        and bool(first_eyes_problem(asker, MANAGE_RISK, "a reset", k.reset_requested_at))
     )
     asked = asker is not None and not lapsed
     return {

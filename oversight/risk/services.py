@@ -685,6 +685,22 @@ def overrides_lapse(order_id: int, why: str) -> int:
 ENDED = ("FILLED", "CANCELED", "EXPIRED", "REJECTED")
 
 
+def _owner_cannot_trade(order: Any) -> str:
+    """Why a blocked order may not be released for its trader, or "": one deactivated, or
+    no longer a trader, could not pause, amend or cancel it (a trial: two risk managers
+    released a deactivated trader's order, which filled 1,136 shares nobody could stop but
+    with a kill switch)."""
+    owner = order.owner
+    if owner.is_active and owner.has_perm(TRADE):
+        return ""
+    why = "is deactivated" if not owner.is_active else "no longer trades"
+    return (
+        f"order {order.pk}'s trader {owner.get_username()} {why}: it is not released, since "
+        "nobody could then control it; it expires at its window's end, or an order kill "
+        "switch ends it now"
+    )
+
+
 def override_request(*, user: Any, order_id: int, reason: str) -> Override:
     from execution.models import BLOCKED, ParentOrder
 
@@ -695,6 +711,9 @@ def override_request(*, user: Any, order_id: int, reason: str) -> Override:
         raise ValidationError("only the order's trader or a risk manager may ask for an override")
     if order.status != BLOCKED:
         raise ValidationError(f"order {order.pk} is {order.status.lower()}, not blocked")
+    cannot = _owner_cannot_trade(order)
+    if cannot:
+        raise ValidationError(cannot)
     reason = reason_given(reason, "say why the order should go ahead")
     with transaction.atomic():
         # Checked again under the order's lock: one that ended meanwhile (expired, cancelled,
@@ -816,7 +835,7 @@ def override_grant(
         asked_as = TRADE if ov.requested_by_id == order.owner_id else MANAGE_RISK
         lapsed = first_eyes_problem(
             ov.requested_by, asked_as, f"override {ov.pk}", since=ov.requested_at
-        )
+        ) or _owner_cannot_trade(order)
         if lapsed:  # ended for good: saved, and said after this transaction commits
             ov.status, ov.decision_note = Override.REJECTED, f"lapsed: {lapsed}"[:2000]
             ov.save(update_fields=["status", "decision_note"])

@@ -193,6 +193,30 @@ def test_a_pov_orders_participation_is_its_rate_not_its_size_over_the_window(
     assert sweeps.status == "BLOCKED" and "of the window's expected volume" in sweeps.status_reason
 
 
+def test_a_deactivated_traders_blocked_order_is_not_released(
+    adam: User, alice: User, rita: User, ruth: User, instrument: Instrument
+) -> None:
+    """A trial: after a deactivation, a risk manager asked for an override of the trader's
+    blocked order and a second granted it; it filled 1,136 shares that nobody could pause
+    or cancel but with a kill switch."""
+    from oversight.services import user_deactivate
+
+    set_limit("max_order_qty", 10_000)
+    order = submit(alice, instrument)
+    assert order.status == "BLOCKED"
+    ov = override_request(user=rita, order_id=order.pk, reason="desk head asked")
+    user_deactivate(actor=adam, user=alice, reason="left the firm")
+    said = "trader alice is deactivated: it is not released, since nobody could then control it"
+    with pytest.raises(ValidationError, match=said):
+        override_grant(user=ruth, override_id=ov.pk)
+    ov.refresh_from_db()
+    assert ov.status == Override.REJECTED and ov.decision_note.startswith("lapsed: order ")
+    with pytest.raises(ValidationError, match=said):
+        override_request(user=rita, order_id=order.pk, reason="ask again")
+    order.refresh_from_db()
+    assert order.status == "BLOCKED"
+
+
 def test_the_same_order_twice_within_a_minute_is_a_duplicate(
     alice: User, instrument: Instrument
 ) -> None:

@@ -395,3 +395,21 @@ def test_a_risk_manager_halts_an_order_from_its_blotter_row(rita, alice, instrum
     # A trader sees their own controls, not this.
     mine = client_for(alice).get(reverse("blotter")).content.decode()
     assert "Halt…" not in mine
+
+
+def test_a_done_reset_keeps_its_reason_after_its_askers_role_changes(rita, rob, adam) -> None:
+    """A trial: "Recent resets" showed "reset by rob at 12:03:59 UTC:" with nothing after
+    it once the reset's asker had been made an admin: the lapse check, meant for a
+    request still waiting, was run on history."""
+    from oversight.services import user_role_set
+
+    k = services.kill_switch_engage(user=rita, scope_type="firm", reason="drill")
+    services.kill_switch_reset_request(user=rita, kill_id=k.pk, reason="issue understood")
+    k.refresh_from_db()
+    services.kill_switch_reset_approve(
+        user=rob, kill_id=k.pk, asked_at=k.reset_requested_at.isoformat()
+    )
+    user_role_set(actor=adam, user=rita, role="admin", reason="moves to admin")  # at once
+    html = client_for(rob).get(reverse("risk_console")).content.decode()
+    resets = html.split('id="kills-reset"')[1].split("</ul>")[0]
+    assert f"#{k.pk}" in resets and "UTC: issue understood</li>" in resets
