@@ -12,10 +12,11 @@ could not read ("the server did not answer"): it is told so.
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.request import RawPostDataException
 from django.shortcuts import render, resolve_url
 
 from oversight.risk.answers import wants_json
@@ -40,6 +41,27 @@ def _repeated_field(request: HttpRequest) -> str | None:
     return None
 
 
+def _not_utf8_field(request: HttpRequest) -> str | None:
+    """A field whose percent-escapes are not UTF-8 text (a lone surrogate, a cut sequence):
+    Django reads them as "\ufffd" and the form took "���" as a reason (a trial)."""
+    sources = [request.META.get("QUERY_STRING", "")]
+    if request.content_type == "application/x-www-form-urlencoded":
+        try:
+            sources.append(request.body.decode("latin-1"))
+        except RawPostDataException:  # read as a stream already; Django's reading stands
+            pass
+    for raw in sources:
+        for part in raw.split("&"):
+            key, _, value = part.partition("=")
+            for piece in (key, value):
+                try:
+                    unquote_to_bytes(piece.replace("+", " ")).decode("utf-8")
+                except UnicodeDecodeError:
+                    name = unquote_to_bytes(key.replace("+", " "))
+                    return name.decode("utf-8", "replace")[:64]
+    return None
+
+
 def _nul_field(request: HttpRequest) -> str | None:
     for where in (request.GET, request.POST):
         for key, values in where.lists():
@@ -60,6 +82,12 @@ class InputGuardMiddleware:
         if field is not None:
             unchanged = "" if search else "; nothing was changed"
             return refusal(request, 400, f"{field}: contains a NUL character (\\x00){unchanged}")
+        field = _not_utf8_field(request)
+        if field is not None:
+            unchanged = "" if search else "; nothing was changed"
+            return refusal(
+                request, 400, f"{field}: is not valid UTF-8 text (send it as UTF-8){unchanged}"
+            )
         field = _repeated_field(request)
         if field is not None:
             unchanged = "" if search else " (nothing was changed)"

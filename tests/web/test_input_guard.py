@@ -152,3 +152,30 @@ def test_a_json_only_view_refuses_in_json_whatever_is_accepted(alice) -> None:
     # A page a person reads still gets the page.
     page = c.get(reverse("blotter"), {"q": "\x00"})
     assert page.status_code == 400 and page["Content-Type"].startswith("text/html")
+
+
+def test_text_that_is_not_utf8_is_refused_by_field_not_stored_as_replacement_marks(
+    rita,
+) -> None:
+    """A trial: a reason with a lone surrogate (%ED%A0%80) was stored as "���", and the limit
+    it came with took effect."""
+    from oversight.risk.models import LimitRequest
+
+    c = client_for(rita)
+    body = "scope_type=firm&metric=max_order_qty&new_value=100&reason=cut%ED%A0%80it"
+    resp = c.post(
+        reverse("risk_limit_request"),
+        body,
+        content_type="application/x-www-form-urlencoded",
+        HTTP_ACCEPT="application/json",
+    )
+    assert resp.status_code == 400
+    assert resp.json()["error"] == (
+        "reason: is not valid UTF-8 text (send it as UTF-8); nothing was changed"
+    )
+    assert not LimitRequest.objects.exists()
+    search = c.get(reverse("audit_list") + "?action=%C3", HTTP_ACCEPT="application/json")
+    assert search.json()["error"] == "action: is not valid UTF-8 text (send it as UTF-8)"
+    # UTF-8 as it should be is taken: "café" and a plus for a space.
+    ok = c.get(reverse("audit_list") + "?action=caf%C3%A9+x")
+    assert ok.status_code == 200
