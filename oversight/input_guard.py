@@ -12,6 +12,7 @@ could not read ("the server did not answer"): it is told so.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from django.conf import settings
@@ -46,10 +47,9 @@ def _not_utf8_field(request: HttpRequest) -> str | None:
     Django reads them as "\ufffd" and the form took "���" as a reason (a trial)."""
     sources = [request.META.get("QUERY_STRING", "")]
     if request.content_type == "application/x-www-form-urlencoded":
-        try:
+        # Read as a stream already: Django's reading stands.
+        with suppress(RawPostDataException):
             sources.append(request.body.decode("latin-1"))
-        except RawPostDataException:  # read as a stream already; Django's reading stands
-            pass
     for raw in sources:
         for part in raw.split("&"):
             key, _, value = part.partition("=")
