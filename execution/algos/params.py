@@ -82,6 +82,12 @@ class ParamSpec:
             raise ParamError(self.name, f"must be a number, got {value!r}")
         if isinstance(value, str) and not written_plainly(value):
             raise ParamError(self.name, f"must be written with the digits 0-9, got {value!r}")
+        if self.type == "int" and isinstance(value, str) and not written_plainly_no_exponent(value):
+            # A count (shares, slices) has no use for one, as an order's size has none: "1e3"
+            # was taken as 1,000 where the quantity beside it refused it (a trial).
+            raise ParamError(
+                self.name, f"must be a whole number written with the digits 0-9, got {value!r}"
+            )
         try:
             number = float(value)
         except (TypeError, ValueError):
