@@ -716,3 +716,14 @@ def test_the_roles_link_counts_the_grants_waiting_for_whoever_reads_it(adam, bob
     assert waiting(adam) == 0  # his own asking is not for him to confirm
     role_grant_confirm(user=rita, grant_id=RoleGrant.objects.get(user=bob, status="PENDING").pk)
     assert waiting(rita) == 0
+
+
+def test_a_fields_messages_share_the_one_id_its_input_names(adam) -> None:
+    """A trial: a weak password's three messages were three elements with the id its
+    input's aria-errormessage names; ids are unique, so two were never read out."""
+    form = {"username": "carol", "password": "123", "role": "trader", "reason": "hire"}
+    page = client_for(adam).post(reverse("user_new"), form).content.decode()
+    assert page.count('id="err-password"') == 1
+    message = page.split('id="err-password">')[1].split("</small>")[0]
+    assert message.count(".") >= 2, message  # every message, in the one element
+    assert 'aria-errormessage="err-password"' in page
