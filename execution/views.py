@@ -302,7 +302,9 @@ def _order_row(
         # Before its window: when it starts, not the window's length (a trial read 2:00:00
         # "left" on an order not yet started).
         waits = order.start_minute * 60 - clock
-        time_left_fmt = f"starts in {_duration(waits)}" if waits > 0 else _duration(time_left)
+        # Under a second to go is "started": a market standing still just before the start
+        # showed "starts in 0:00:00" for as long as it stood (a trial).
+        time_left_fmt = f"starts in {_duration(waits)}" if waits >= 1 else _duration(time_left)
     realised = order.filled_qty > 0 and order.market_volume > 0
     if realised:  # what it has done, as the TCA page measures it, once it has traded
         participation = round(100 * order.filled_qty / order.market_volume, 1)

@@ -174,7 +174,7 @@
     const left = Number(tb.dataset.endS) - Math.max(Number(tb.dataset.startS), Number(ts));
     // Before its window: when it starts, not the window's length (as the server shows it).
     const waits = Number(tb.dataset.startS) - Number(ts);
-    setCell(tb, "time_left", waits > 0 ? `starts in ${duration(waits)}` : duration(left), left);
+    setCell(tb, "time_left", waits >= 1 ? `starts in ${duration(waits)}` : duration(left), left);
   }
 
   function applyStatus(tb, ev) {
