@@ -30,6 +30,7 @@ from oversight.roles import (
     ADMIN,
     MANAGE_RISK,
     MANAGE_USERS,
+    RISK_MANAGER,
     ROLE_LABELS,
     ROLES,
     FourEyesRefused,
@@ -131,6 +132,7 @@ def user_role_set(
         # they controlled and approved their own limit change with them).
         if before["role"]:  # one with no role has none to take away (nor to record)
             _role_groups_set(user, None)
+            _four_eyes_staffing_check(before["role"] == RISK_MANAGER)
             audit_record(
                 actor=actor,
                 action="user.role_set",
@@ -444,6 +446,7 @@ def user_deactivate(*, actor: Any, user: Any, reason: str = "", request_id: str 
         if role_of(user) == ADMIN:
             _keep_an_admin(without=user)
         _require_reason(reason, "a deactivation")
+        _four_eyes_staffing_check(role_of(user) == RISK_MANAGER)
         return _set_active(actor, user, False, reason=reason, request_id=request_id)
 
 
@@ -526,6 +529,42 @@ def _lock(user: Any) -> Any:
     if fresh is None:
         raise ValidationError("no such user")
     return fresh
+
+
+def risk_managers_active() -> int:
+    return User.objects.filter(is_active=True, groups__name=RISK_MANAGER).distinct().count()
+
+
+def _four_eyes_staffing_check(was_risk_manager: bool) -> None:
+    """After a risk manager's role is taken away or their login deactivated (both at once,
+    the safe direction, by one admin): with fewer than two left, no limit can be loosened,
+    no kill switch reset and no override granted. Not refused (a risk manager who leaves
+    must be stopped at once), but raised on the risk console, after commit (a trial: one
+    admin removed every risk manager and nothing said so)."""
+    if not was_risk_manager:
+        return
+
+    def check() -> None:
+        from oversight.risk.models import RiskException
+        from oversight.risk.services import exception_raise
+
+        n = risk_managers_active()
+        if n >= 2:
+            return
+        exception_raise(
+            kind="FOUR_EYES_SHORT",
+            severity=RiskException.CRITICAL if n == 0 else RiskException.WARNING,
+            scope_type="firm",
+            title=f"{n} active risk manager{'' if n == 1 else 's'}: four-eyes approvals "
+            "cannot be given",
+            detail="loosening a limit, resetting a kill switch, granting an override and "
+            "lifting a restriction each need two risk managers",
+            suggested_action="an admin asks for the risk manager role for another login, "
+            "and an admin or risk manager other than the asker confirms it",
+            dedupe_key="four-eyes-short",
+        )
+
+    transaction.on_commit(check)
 
 
 def _keep_an_admin(*, without: AbstractBaseUser) -> None:

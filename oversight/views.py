@@ -69,6 +69,7 @@ from oversight.selectors import (
 )
 from oversight.services import (
     may_confirm_roles,
+    risk_managers_active,
     role_grant_confirm,
     role_grant_decline,
     role_grants_expire,
@@ -398,6 +399,8 @@ def _users_page(request: HttpRequest, form: UserCreateForm, *, status: int = 200
             "form": form,
             "role_choices": form.fields["role"].choices,
             "desk_names": list(Desk.objects.values_list("name", flat=True)),
+            # Four eyes needs two: said where the admin who could change it reads.
+            "risk_managers": risk_managers_active(),
         },
         status=status,
     )

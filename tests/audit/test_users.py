@@ -727,3 +727,35 @@ def test_a_fields_messages_share_the_one_id_its_input_names(adam) -> None:
     message = page.split('id="err-password">')[1].split("</small>")[0]
     assert message.count(".") >= 2, message  # every message, in the one element
     assert 'aria-errormessage="err-password"' in page
+
+
+def test_fewer_than_two_risk_managers_is_said_on_the_console_and_the_users_page(
+    adam, rita, alice, django_capture_on_commit_callbacks
+) -> None:
+    """A trial: one admin took the role away from every risk manager (at once, the safe
+    direction) and nothing said that no four-eyes approval could now be given."""
+    from oversight.risk.models import RiskException
+    from oversight.services import risk_managers_active
+    from tests.personas import make_user
+
+    make_user("rob", "risk_manager")
+    assert risk_managers_active() == 2
+    page = client_for(adam).get(reverse("user_list")).content.decode()
+    assert "data-four-eyes-short" not in page
+    with django_capture_on_commit_callbacks(execute=True):
+        user_role_set(actor=adam, user=rita, role="trader", reason="moves to the desk")
+    e = RiskException.objects.get(kind="FOUR_EYES_SHORT")
+    assert (e.severity, e.title) == (
+        "WARNING", "1 active risk manager: four-eyes approvals cannot be given"
+    )  # fmt: skip
+    page = client_for(adam).get(reverse("user_list")).content.decode()
+    assert 'data-four-eyes-short="1"' in page
+    with django_capture_on_commit_callbacks(execute=True):
+        user_deactivate(actor=adam, user=User.objects.get(username="rob"), reason="left")
+    e.refresh_from_db()
+    assert e.severity == "CRITICAL" and e.title.startswith("0 active risk managers")
+    # A trader's deactivation says nothing of it.
+    n = RiskException.objects.count()
+    with django_capture_on_commit_callbacks(execute=True):
+        user_deactivate(actor=adam, user=alice, reason="left")
+    assert RiskException.objects.count() == n
