@@ -275,10 +275,10 @@ def _plan(args: argparse.Namespace) -> list[ScenarioRun]:
             raise UsageError(
                 "--decision-log: the adaptive strategy is not being run (see --strategies)"
             )
-        target = Path(args.decision_log)
-        problem = output_folder("--decision-log", target)
+        problem = output_folder("--decision-log", args.decision_log)
         if problem:
             raise UsageError(problem)
+        target = Path(args.decision_log)
         decision_log = str(target.resolve())
     if args.json is not None:
         inputs = [Path(f) for f in args.scenarios]

@@ -89,8 +89,14 @@ def output_file(option: str, path: Path, *, inputs: Iterable[Path] = ()) -> str:
     return ""
 
 
-def output_folder(option: str, path: Path) -> str:
+def output_folder(option: str, path: Path | str) -> str:
     """Create `path` (and its parents) for a command's outputs; why it cannot be used, or ""."""
+    if not str(path).strip():
+        # Path("") is the current folder: an empty value wrote the outputs there, into
+        # whatever the command was run from (a trial: the repository's root). Pass the
+        # option's text, not a Path made of it, for this to be seen.
+        return f"{option}: name a folder (an empty value would write into the current one)"
+    path = Path(path)
     if path.exists() and not path.is_dir():
         return f"{option} {path}: is a file, not a folder"  # not "File exists" (a trial)
     try:

@@ -350,6 +350,9 @@ def test_backtest_flag_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert f"--decision-log {bad}: cannot create it" in err and "Traceback" not in err
     assert backtest.main([sc, "--strategies", "adaptive", "--decision-log", str(blocker)]) == 2
     assert f"--decision-log {blocker}: is a file, not a folder" in capsys.readouterr().err
+    # An empty name is the current folder: it wrote the log into the repository (a trial).
+    assert backtest.main([sc, "--strategies", "adaptive", "--decision-log", " "]) == 2
+    assert "--decision-log: name a folder" in capsys.readouterr().err
 
 
 def test_backtest_a_log_that_cannot_be_written_is_an_error(

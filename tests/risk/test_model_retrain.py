@@ -322,10 +322,8 @@ def test_model_retrain_help_shows_the_training_defaults() -> None:
 
 
 def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
-    if importlib.util.find_spec("torch") is None:
-        with pytest.raises(CommandError, match=r"requirements-train\.txt"):
-            call_command("model_retrain")
-        return
+    """Said with or without the training extras (a trial had to install them to learn
+    that --from named no version); only a run that would train asks for them."""
     with pytest.raises(CommandError, match="no approved model version"):
         call_command("model_retrain")
     approved_model("policy-v1")
@@ -357,6 +355,16 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
     a_file.write_text("x")
     with pytest.raises(CommandError, match=r"--out-dir .*: cannot create it"):
         call_command("model_retrain", "--out-dir", str(a_file / "sub"))
+    # An empty folder name is the current folder: refused, not written into (a trial).
+    with pytest.raises(CommandError, match="--out-dir: name a folder"):
+        call_command("model_retrain", "--out-dir", "")
+    with pytest.raises(CommandError, match="--decision-log: name a folder"):
+        call_command("model_retrain", "--decision-log", "")
+    if importlib.util.find_spec("torch") is None:
+        with pytest.raises(CommandError, match=r"requirements-train\.txt"):
+            call_command("model_retrain", "--out-dir", str(tmp_path / "m"))
+        assert ModelVersion.objects.count() == 1
+        return
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "x.parquet").write_bytes(b"not parquet")

@@ -127,8 +127,7 @@ class Command(BaseCommand):
             help="version to start from (default: the designated default version, docs/MODELS.md)",
         )
         parser.add_argument(
-            "--decision-log",
-            type=Path,
+            "--decision-log",  # text, not Path: Path("") would be the current folder
             default=None,
             help="decision log directory (default: OVERSIGHT_DECISION_LOG_DIR if it has files; "
             "without either, none is read, and the command says so)",
@@ -137,8 +136,7 @@ class Command(BaseCommand):
             "--name", default="", help="the new version's name (default: BASE-rN, the first free N)"
         )
         parser.add_argument(
-            "--out-dir",
-            type=Path,
+            "--out-dir",  # text, as --decision-log
             default=None,
             help="where the model file goes (default: var/models)",
         )
@@ -186,11 +184,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **o: Any) -> None:
-        missing = [m for m in TRAINING_EXTRAS if importlib.util.find_spec(m) is None]
-        if missing:
-            raise CommandError(
-                f"retraining needs {', '.join(missing)}: pip install -r requirements-train.txt"
-            )
         # The command line's types check these (as train.py's do); call_command's keyword
         # arguments skip the types, so they are checked again here. A seed past 2**31
         # failed only after the model had loaded, without naming --seed (a fuzz).
@@ -221,6 +214,8 @@ class Command(BaseCommand):
                 f"registration: {problem}"
             )
         log_dir, log_note = o["decision_log"], ""
+        if log_dir is not None and not str(log_dir).strip():
+            raise CommandError("--decision-log: name a folder (an empty value is the current one)")
         if log_dir is None:
             log_dir, log_note = decision_log_default()
         if log_dir is not None and not Path(log_dir).exists():
@@ -231,13 +226,21 @@ class Command(BaseCommand):
             raise CommandError(f"the new version's name {name!r} {why}: choose one with --name")
         if ModelVersion.objects.filter(name__iexact=name).exists():  # unique whatever the case
             raise CommandError(f"model version {name!r} is already registered")
-        out_dir = o["out_dir"] or Path(settings.BASE_DIR) / "var" / "models"
+        given = o["out_dir"]
+        out_dir = given if given is not None else Path(settings.BASE_DIR) / "var" / "models"
         problem = output_folder("--out-dir", out_dir)
         if problem:
             raise CommandError(problem)
-        out = out_dir / f"{name}.onnx"
+        out = Path(out_dir) / f"{name}.onnx"
         if out.exists():
             raise CommandError(f"{out} exists: choose another --name or remove it")
+        # Last: a typo in the arguments is said without the training extras installed (a
+        # trial had to install them to learn that --from named no version).
+        missing = [m for m in TRAINING_EXTRAS if importlib.util.find_spec(m) is None]
+        if missing:
+            raise CommandError(
+                f"retraining needs {', '.join(missing)}: pip install -r requirements-train.txt"
+            )
 
         if log_note:
             self.stdout.write(log_note)
