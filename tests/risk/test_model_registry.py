@@ -762,6 +762,10 @@ def test_a_version_worked_around_the_volume_curve_is_marked_against_twap(rita: U
     assert 'href="#volume-curve-note"' in row["policy-v9"]
     assert 'href="#volume-curve-note"' not in row["policy-v1"]
     assert 'id="volume-curve-note"' in page
+    # And what urgency its days had: above 0 trades ahead of TWAP, part of the figure (a
+    # trial: v14's −8.15 was −2.41 at urgency 0, the ticket's default).
+    note = page.split('id="volume-curve-note">')[1].split("</p>")[0]
+    assert "urgency drawn as in training (0 on half, up to 1 on the rest)" in note
 
 
 def test_the_register_command_registers_a_candidate_under_a_risk_manager(
