@@ -140,6 +140,31 @@ class ParentOrder(models.Model):
         return {k: v for k, v in self.params.items() if k in known}
 
     @property
+    def model_lot(self) -> int:
+        """The adaptive order's lot (`min_child_qty`): entered params are stored whole;
+        the schema's default is for a row that lacks the key."""
+        lot = (self.params or {}).get("min_child_qty")
+        if lot:
+            return int(lot)
+        (spec,) = (p for p in strategy_class("adaptive").schema() if p.name == "min_child_qty")
+        return int(spec.default)
+
+    @property
+    def by_curve_alone(self) -> bool:
+        """An adaptive order too small for its model: worked along its curve alone, so no
+        model or expert traded it, whatever it records (Adaptive.by_curve_alone). As
+        entered: one the model traded, then cut under the size, was the model's. The one
+        reading for the order page, TCA and its export (a trial: the order page named the
+        expert of one that TCA said no model had traded)."""
+        from execution.algos.adaptive import too_small_for_the_model
+
+        if self.model_version_id is None:
+            return False
+        return too_small_for_the_model(
+            max(self.quantity, self.entered_quantity or 0), self.model_lot
+        )
+
+    @property
     def engine_id(self) -> str:
         return f"P{self.pk}"
 

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from execution.algos.adaptive import SMALL_ORDER_LOTS
 from execution.algos.base import OrderContext
 from execution.algos.params import (
     ParamError,
@@ -867,6 +868,8 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "config": config,
             "controls": ControlRequest.objects.filter(parent=order).select_related("requested_by"),
             "expert": _expert_of(order),
+            "curve_alone": order.by_curve_alone,
+            "small_lots": SMALL_ORDER_LOTS,
             "exceptions": _exceptions_of(order),
         },
     )

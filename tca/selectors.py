@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, IntegerField, JSONField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce, Greatest
 
-from execution.algos.adaptive import SMALL_ORDER_LOTS, too_small_for_the_model
+from execution.algos.adaptive import SMALL_ORDER_LOTS
 from execution.algos.registry import strategy_class
 from execution.engine.engine import ENDED_PAUSED
 from execution.engine.orders import ParentStatus
@@ -59,8 +61,16 @@ def tca_orders(
         qs = qs.filter(strategy=strategy)
     if side:
         qs = qs.filter(side=side)
-    if model:  # a version, or an expert of a gated one
-        qs = qs.filter(Q(model_version__name=model) | Q(model_expert=model))
+    if model:  # a version, or an expert of a gated one, where the expert traded it
+        qs = qs.annotate(
+            _lot=Coalesce(Cast(KT("params__min_child_qty"), IntegerField()), Value(_default_lot())),
+            _size=Greatest("quantity", Coalesce("entered_quantity", "quantity")),
+        ).filter(
+            Q(model_version__name=model)
+            # An order too small for the model records the expert it would have had; it
+            # was worked along its curve alone (ParentOrder.by_curve_alone).
+            | Q(model_expert=model, _size__gte=F("_lot") * SMALL_ORDER_LOTS)
+        )
     return qs.annotate(
         final_payload=Subquery(final_status.values("payload")[:1], output_field=JSONField())
     ).order_by("-id")
@@ -112,11 +122,7 @@ def _model_label(order: ParentOrder) -> str:
     orders showed 0.00 bps under it)."""
     if order.model_version is None:
         return ""
-    # Entered params are stored whole (defaults filled in); the schema's default is for
-    # a row that lacks the key.
-    lot = int((order.params or {}).get("min_child_qty") or _default_lot())
-    # As entered: an order the model traded, then cut under 5 lots, was the model's.
-    if too_small_for_the_model(max(order.quantity, order.entered_quantity or 0), lot):
+    if order.by_curve_alone:
         return f"{order.model_version.name} · {CURVE_ALONE}"
     return order.model_version.name + (f" · {order.model_expert}" if order.model_expert else "")
 

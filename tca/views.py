@@ -33,6 +33,9 @@ CSV_COLUMNS = (
     "strategy",
     "model_version",
     "model_expert",
+    # "no" for an adaptive order too small for its model: worked along its curve alone,
+    # whatever version and expert it records (a trial read model_expert as the trader).
+    "model_traded",
     "fallback_strategy",
     "status",
     "quantity",
@@ -151,6 +154,7 @@ def _csv_lines(rows: Iterable[TcaRow]) -> Iterator[str]:
                 o.strategy,
                 _cell(o.model_version.name) if o.model_version else "",
                 _cell(o.model_expert),
+                ("no" if o.by_curve_alone else "yes") if o.model_version else "",
                 o.fallback_strategy or "",
                 o.status,
                 o.quantity,

@@ -371,6 +371,21 @@ def test_adaptive_orders_are_summarised_by_model_version_and_can_be_filtered_by_
     assert (rows[str(c.pk)]["model_version"], rows[str(c.pk)]["model_expert"]) == (
         "policy-v14", "policy-v13",
     )  # fmt: skip
+    # One reading of "no model traded it" everywhere (a trial: the order page named the
+    # expert, the export had no column for it, and the expert's filter listed it).
+    assert (rows[str(c.pk)]["model_traded"], rows[str(tiny.pk)]["model_traded"]) == ("yes", "no")
+    big = finished(
+        alice, instrument, strategy="adaptive", model_version=v14, model_expert="policy-v8",
+        quantity=500, filled_qty=500, params={"min_child_qty": 100},
+    )  # fmt: skip
+    assert rows_of(client_for(alice).get(URL, {"model": "policy-v8"})) == [big.pk]
+    assert set(rows_of(client_for(alice).get(URL, {"model": "policy-v14"}))) == {
+        c.pk, tiny.pk, big.pk
+    }  # fmt: skip
+    detail = client_for(alice).get(reverse("order_detail", args=[tiny.pk])).content.decode()
+    assert 'id="model-expert"' not in detail
+    said = detail.split('id="model-curve-alone">')[1].split("</span>")[0]
+    assert said.startswith("too small for the model (under 5 lots of 100 shares)"), said
 
 
 def test_an_order_cut_by_an_amend_shows_the_size_it_was_entered_with(alice, instrument) -> None:
