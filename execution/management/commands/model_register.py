@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from execution.model_registry import model_register
+from oversight.management.ready import require_migrated
 
 # The service's fields as this command names them (a fuzz: a bad name was refused
 # without saying it was --name's).
@@ -42,6 +43,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        require_migrated()
         who = get_user_model().objects.filter(username__iexact=options["by"]).first()
         if who is None or not who.is_active:
             raise CommandError(f"--by: there is no active user {options['by'][:40]!r}")

@@ -29,6 +29,7 @@ from execution.model_registry import (
     model_register,
 )
 from execution.models import ModelVersion
+from oversight.management.ready import require_migrated
 
 TRAINING_EXTRAS = ("torch", "onnx")
 
@@ -184,6 +185,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **o: Any) -> None:
+        require_migrated()
         # The command line's types check these (as train.py's do); call_command's keyword
         # arguments skip the types, so they are checked again here. A seed past 2**31
         # failed only after the model had loaded, without naming --seed (a fuzz).

@@ -37,6 +37,7 @@ from execution.sim.calibration import Knobs, calibrate
 from execution.sim.scenario import ScenarioError, ignored_keys, parse_scenario, read_scenario_json
 from oversight.audit import audit_record
 from oversight.login_throttle import locks_cleared
+from oversight.management.ready import require_migrated
 from oversight.models import PasswordChangeDue
 from oversight.risk.models import Desk, DeskMembership, RiskLimit
 from oversight.roles import ADMIN, RISK_MANAGER, TRADER, roles_ensure
@@ -143,6 +144,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        require_migrated()
         password = demo_password()
         folder = Path(options["scenarios"])
         if not folder.is_dir():

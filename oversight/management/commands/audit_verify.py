@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from oversight.audit_anchor import anchor_problem, file_head
 from oversight.audit_chain import audit_chain_verify, filed_head_problem
+from oversight.management.ready import require_migrated
 
 
 class Command(BaseCommand):
@@ -33,6 +34,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        require_migrated()
         filed = _filed(options["expect"]) if options["expect"] else None
         report = audit_chain_verify()
         summary = report.summary(prefix=64 if options["full_head"] else 16)

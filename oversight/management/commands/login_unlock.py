@@ -14,6 +14,7 @@ from django.db import transaction
 
 from oversight.audit import audit_record
 from oversight.login_throttle import is_locked, locks_cleared
+from oversight.management.ready import require_migrated
 from oversight.reasons import reason_given
 
 
@@ -25,6 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--reason", required=True, help="why: recorded with the unlock")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        require_migrated()
         name = options["username"]
         try:
             reason = reason_given(
