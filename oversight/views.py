@@ -48,7 +48,7 @@ from oversight.login_throttle import (
 )
 from oversight.models import AuditRecord, RoleGrant
 from oversight.password_due import password_due
-from oversight.risk.answers import KEPT, kept_form
+from oversight.risk.answers import KEPT, export_refused, kept_form
 from oversight.risk.notify import session_sockets_close
 from oversight.risk.pretrade import desk_of
 from oversight.roles import (
@@ -334,7 +334,7 @@ def audit_export(request: HttpRequest) -> HttpResponse:
     """The filtered records as CSV, in chain order, every column including the hashes."""
     form = AuditFilterForm(request.GET)
     if not form.is_valid():
-        return _audit_page(request, form, status=400)
+        return export_refused(request, form, lambda: _audit_page(request, form, status=400))
     filters = form.filters()
     # Bounded by the head now, so the export's own record is not in it.
     records = audit_records(filters=filters).filter(seq__lte=audit_head_seq()).order_by("seq")

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET
 
 from execution.selectors import can_watch_orders, order_market_day
 from execution.session_clock import session_clock
+from oversight.risk.answers import export_refused
 from tca.forms import FILTER_KEYS, TcaFilterForm
 from tca.selectors import TCA_ROWS, TcaRow, tca_rows
 from tca.summary import strategy_summaries
@@ -181,7 +182,7 @@ def tca_export(request: HttpRequest) -> HttpResponse:
     _refuse_unless_watcher(request)
     form = TcaFilterForm(request.GET, user=request.user)
     if not form.is_valid():
-        return _page(request, form)
+        return export_refused(request, form, lambda: _page(request, form))
     rows, _ = tca_rows(user=request.user, limit=TCA_ROWS, **form.filters())
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     resp = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")

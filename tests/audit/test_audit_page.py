@@ -124,6 +124,7 @@ def test_bad_filters_say_so_and_list_nothing(adam, trail, query, message) -> Non
     assert resp.context["rows"] == []
     export = c.get(reverse("audit_export"), query)
     assert export.status_code == 400 and message in export.content.decode()
+    assert export["Content-Type"].startswith("text/plain")  # a script's, not the page
 
 
 def test_a_nul_in_a_filter_is_refused_by_name(adam, trail) -> None:

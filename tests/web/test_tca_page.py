@@ -231,6 +231,11 @@ def test_a_bad_filter_is_named_and_nothing_is_listed(
     assert len(page) < 20_000
     export = client.get(EXPORT, params)
     assert export.status_code == 400 and message in export.content.decode()
+    # A script gets its problem as text; a browser the page (a trial's client read HTML).
+    assert export["Content-Type"].startswith("text/plain") and len(export.content) < 1_000
+    assert client.get(EXPORT, params, HTTP_ACCEPT="text/html")["Content-Type"].startswith(
+        "text/html"
+    )
 
 
 def test_csv_export_has_a_header_and_the_page_figures(alice, instrument) -> None:
