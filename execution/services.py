@@ -410,6 +410,18 @@ def dispatch_order(instrument_id: int) -> None:
 
 MIN_WINDOW_MINUTES = 1.0
 
+
+def _cannot(action: str, order: ParentOrder) -> str:
+    """Why the order cannot take the action in its status, and what it can take."""
+    if action == ControlRequest.PAUSE and order.status == ParentStatus.NEW.value:
+        # "cannot pause an order that is new" said nothing of why (a trial).
+        return (
+            "cannot pause an order that has not started: it starts at its window; cancel "
+            "it, or amend it, until then"
+        )
+    return f"cannot {action} an order that is {order.status.lower()}"
+
+
 CONTROLS = {
     # Not NEW: the engine starts an order at its window, and has no paused-before-start
     # (a pause of an order waiting for its window was accepted here, refused by the
@@ -448,9 +460,7 @@ def order_control_request(
     # As the row is now (the page's copy may be minutes old); checked again under its lock.
     order = ParentOrder.objects.select_related("instrument", "model_version").get(pk=order.pk)
     if order.status not in CONTROLS[action]:
-        raise ValidationError(
-            {"action": [f"cannot {action} an order that is {order.status.lower()}"]}
-        )
+        raise ValidationError({"action": [_cannot(action, order)]})
     clean: dict[str, Any] = {}
     if action == ControlRequest.RESUME:
         # Re-plan: what is left over what is left of the window, not caught up at once.
@@ -555,9 +565,7 @@ def order_control_request(
             .get(pk=order.pk)
         )
         if order.status not in CONTROLS[action]:
-            raise ValidationError(
-                {"action": [f"cannot {action} an order that is {order.status.lower()}"]}
-            )
+            raise ValidationError({"action": [_cannot(action, order)]})
         # Only while a worker holds the order does a pending request mean "wait for it".
         # A suspended or blocked order has no worker to apply it (one that was lost may
         # have left requests unapplied): its cancel is done here and now, and a resume

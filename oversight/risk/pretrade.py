@@ -328,8 +328,11 @@ def breaches(
         out.append(
             Finding(
                 DenyReason.OPPOSITE_SIDE_WORKING,
-                f"your order {first.pk} to {first.side} {first.quantity - first.filled_qty:,} "
-                f"{instrument.symbol} is still open{also}: this {side} could trade against it",
+                # Its size, then what is left of it: "to sell 59,479" read as the order's
+                # size when it was 60,000 (a trial).
+                f"your order {first.pk} to {first.side} {first.quantity:,} "
+                f"{instrument.symbol} is still open with {first.quantity - first.filled_qty:,} "
+                f"left{also}: this {side} could trade against it",
             )
         )
     return out

@@ -657,7 +657,12 @@ def test_an_order_waiting_for_its_window_cannot_be_paused(
     assert order.status == "NEW"
     with pytest.raises(ValidationError) as e:
         order_control_request(user=alice, order=order, action="pause")
-    assert e.value.message_dict == {"action": ["cannot pause an order that is new"]}
+    assert e.value.message_dict == {
+        "action": [
+            "cannot pause an order that has not started: it starts at its window; cancel it, "
+            "or amend it, until then"
+        ]
+    }
     with django_capture_on_commit_callbacks(execute=False):
         order_control_request(user=alice, order=order, action="cancel")
     run_to(w, 6 * 60)

@@ -235,7 +235,7 @@ def test_an_order_against_ones_own_open_order_is_blocked_as_a_possible_wash_trad
     assert sell.status == "BLOCKED"
     assert sell.status_reason == (
         f"OPPOSITE_SIDE_WORKING: your order {buy.pk} to buy 20,000 {instrument.symbol} is "
-        "still open: this sell could trade against it"
+        "still open with 20,000 left: this sell could trade against it"
     )
     assert submit(bob, instrument, side="sell", quantity=5_000).status == "NEW"  # not his
     # A window that begins after the buy's ends cannot meet it.
