@@ -952,8 +952,10 @@ def order_control(request: HttpRequest, pk: int) -> HttpResponseBase:
         raise PermissionDenied("only the order's trader may control it")
     action = request.POST.get("action", "")
     changes = _control_changes(request) if action == ControlRequest.AMEND else None
-    if action == ControlRequest.RESUME and "replan" in request.POST:
-        changes = {"replan": request.POST.get("replan", "")}
+    if action == ControlRequest.RESUME:
+        # Re-planned unless told "0": the dialog ticks it by default, and a client that did
+        # not send the field resumed without it, silently (a trial).
+        changes = {"replan": request.POST.get("replan", "1")}
     cleared = request.POST.get(PARAM_PREFIX + "limit_price")
     if changes is not None and cleared is not None and not cleared.strip() and order.limit_price:
         # The dialog shows the limit; emptying it removes it (a blank strategy parameter
@@ -985,6 +987,12 @@ def order_control(request: HttpRequest, pk: int) -> HttpResponseBase:
         if req.applied_at is not None
         else f"Order {order.pk}: {action} requested; the worker applies it at its next step"
     )
+    if action == ControlRequest.RESUME:
+        text += (
+            " (re-planned: what is left is spread over what is left of the window)"
+            if (req.changes or {}).get("replan")
+            else " (not re-planned: it catches up with its schedule)"
+        )
     if _wants_json(request):
         return JsonResponse(
             {"ok": True, "message": text, "request_id": req.pk, "changes": req.changes}

@@ -785,7 +785,8 @@
         });
       }
       const replan = document.getElementById("control-replan");
-      if (action === "resume" && replan && replan.checked) body.append("replan", "1");
+      // Said either way: the server re-plans unless told "0" (as the dialog's default).
+      if (action === "resume" && replan) body.append("replan", replan.checked ? "1" : "0");
       const err = document.getElementById("control-error");
       err.hidden = true; // an earlier refusal is not this answer
       dialog.querySelectorAll("#control-params [aria-invalid]").forEach((i) => i.removeAttribute("aria-invalid"));

@@ -75,11 +75,29 @@ def test_a_resume_may_replan(alice, instrument, django_capture_on_commit_callbac
         resp = control(c, order, action="resume", replan="1", reason="after lunch")
     assert resp.status_code == 200, resp.content
     assert ControlRequest.objects.get().changes == {"replan": True}
+    assert resp.json()["message"].endswith(
+        "(re-planned: what is left is spread over what is left of the window)"
+    )
     audit = AuditRecord.objects.get(action="order.resume.request")
     assert (audit.before, audit.after) == (
         {"status": "PAUSED"},
         {"status": "WORKING", "replan": True},
     )
+
+
+@pytest.mark.parametrize(("sent", "replanned"), [({}, True), ({"replan": "0"}, False)])
+def test_a_resume_is_replanned_unless_told_not_to_and_says_which(
+    alice, instrument, django_capture_on_commit_callbacks, sent, replanned
+) -> None:
+    """A trial: a client that did not send the field resumed without a re-plan, silently,
+    while the dialog ticks it by default."""
+    order = make_order(alice, instrument, status="PAUSED")
+    with django_capture_on_commit_callbacks(execute=False):
+        resp = control(client_for(alice), order, action="resume", **sent)
+    assert resp.status_code == 200, resp.content
+    assert ControlRequest.objects.get().changes == ({"replan": True} if replanned else {})
+    said = "(re-planned: " if replanned else "(not re-planned: it catches up with its schedule)"
+    assert said in resp.json()["message"]
 
 
 @pytest.mark.parametrize(
