@@ -50,6 +50,8 @@ from oversight.risk.pretrade import (
     limit_away_problem,
     market_price,
     order_scopes,
+    participation_breach,
+    participation_cap,
     refusals,
 )
 from oversight.risk.services import exception_raise, overrides_lapse
@@ -411,6 +413,40 @@ def dispatch_order(instrument_id: int) -> None:
 MIN_WINDOW_MINUTES = 1.0
 
 
+def _amended_participation(
+    order: ParentOrder, user: Any, params: dict[str, Any], merged: dict[str, Any]
+) -> str:
+    """A POV order entered at a rate its participation limit allows, then amended to a
+    higher one or told to complete, would skip the check that reads it so (a review: 5%
+    accepted under a 10% limit, then amended to 50% and complete). Said as a refusal; an
+    order that must go faster is entered anew, under the check."""
+    if order.running_strategy != "pov" or not {"participation_rate", "complete"} & set(params):
+        return ""
+    scopes = order_scopes(
+        user=user, instrument=order.instrument, strategy=order.running_strategy,
+        order_id=order.pk, desk=order.desk,
+    )  # fmt: skip
+
+    def reading(params: dict[str, Any]) -> Any:
+        return participation_breach(
+            instrument=order.instrument, quantity=order.quantity,
+            start_minute=order.start_minute, end_minute=order.end_minute, scopes=scopes,
+            params=params,
+        )  # fmt: skip
+
+    found = reading(merged)
+    if found is None:
+        return ""
+    if reading(order.running_params()) is not None:
+        # Over the limit already (an override let it go): an amend that does not raise
+        # it (a lower rate, or no longer told to complete) is not refused.
+        before = participation_cap("pov", order.running_params())
+        after = participation_cap("pov", merged)
+        if before is None or (after is not None and after <= before):
+            return ""
+    return f"the order would then be read as {found.message}: enter a new order for that"
+
+
 def _cannot(action: str, order: ParentOrder) -> str:
     """Why the order cannot take the action in its status, and what it can take."""
     if action == ControlRequest.PAUSE and order.status == ParentStatus.NEW.value:
@@ -507,6 +543,10 @@ def order_control_request(
                 errors[f"param_{e.key}"] = [e.message]
             else:
                 clean = {k: merged[k] for k in params}
+                problem = _amended_participation(order, user, params, merged)
+                if problem:
+                    key = "participation_rate" if "participation_rate" in params else "complete"
+                    errors[f"param_{key}"] = [problem]
         for k in params:
             if k in specs and not specs[k].amendable:  # an unknown one: validate_params said
                 errors.setdefault(f"param_{k}", []).append(
@@ -527,6 +567,7 @@ def order_control_request(
                     strategy=order.strategy,
                     model=order.model_version.name if order.model_version else "",
                     expert=order.model_expert,
+                    desk=order.desk,
                 )
                 problem = limit_away_problem(
                     side=order.side, limit_price=limit, market=market, scopes=scopes

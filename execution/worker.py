@@ -67,7 +67,7 @@ from execution.sim.calibration import SESSION_SECONDS
 from execution.sim.market import Market
 from execution.sim.scenario import parse_scenario
 from execution.worker_risk import WorkerRisk
-from oversight.audit import audit_record
+from oversight.audit import audit_record, audit_records
 from oversight.risk.models import Override, RiskException
 from oversight.risk.notify import control_channel
 from oversight.risk.selectors import ORDER_ENDED
@@ -772,17 +772,23 @@ class MarketWorker:
         # An order's end in its worker is in the audit trail, as an end outside one is (a
         # blocked order's expiry); after the order rows, as every writer takes the chain.
         # Two trials found a paused order's expiry at its window's end missing.
+        # One write of the chain and one query of the exceptions for the step, not one per
+        # order: a kill ends every order at once (bench_kill).
+        ends, ended_ids = [], []
         for e in events:
             if isinstance(e, ParentStatusChanged) and e.status in AUDITED_ENDS:
                 ended = self._orders.get(e.order_id)
                 if ended is not None:
-                    audit_record(
-                        actor=None, action=AUDITED_ENDS[e.status], obj=ended, reason=e.reason
+                    ends.append(
+                        dict(actor=None, action=AUDITED_ENDS[e.status], obj=ended, reason=e.reason)
                     )
             if isinstance(e, ParentStatusChanged) and e.status in ORDER_ENDED:
                 ended = self._orders.get(e.order_id)
                 if ended is not None:
-                    exceptions_resend(ended.pk)
+                    ended_ids.append(ended.pk)
+        audit_records(ends)
+        if ended_ids:
+            exceptions_resend(*ended_ids)
         return messages
 
 

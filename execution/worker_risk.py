@@ -19,7 +19,7 @@ from execution.engine.orders import ticks_to_px
 from execution.engine.risk import ChildLimits
 from execution.models import Fill, ParentOrder
 from execution.session_clock import session_clock
-from oversight.audit import audit_record
+from oversight.audit import audit_records
 from oversight.risk import notify
 from oversight.risk.models import KillAck, KillSwitch, Metric, RiskException, RiskLimit
 from oversight.risk.pretrade import position
@@ -68,6 +68,7 @@ class WorkerRisk:
         self._venues_up: dict[str, bool] = {}
         self._rejects: dict[str, deque[float]] = {}
         self._behind_raised: set[str] = set()
+        self._audits_due: list[dict[str, Any]] = []  # written at the end of refresh()
 
     # -- orders ---------------------------------------------------------------------------
 
@@ -134,6 +135,9 @@ class WorkerRisk:
                 wk.policy = replace(wk.policy, max_participation=pct / 100)
             if kill is not None:
                 self._stop(eid, kill)
+        if self._audits_due:
+            audit_records(self._audits_due)
+            self._audits_due = []
         for ack in self.applied.values():
             if ack.dirty:
                 KillAck.objects.filter(pk=ack.ack_id).update(
@@ -211,13 +215,17 @@ class WorkerRisk:
         if not wk.parent.is_done:
             engine.cancel(eid, why)
             # Each order the kill stops, on its own record: the trail had the engage
-            # alone, and could not say what became of one order (a trial).
-            audit_record(
-                actor=None,
-                action="order.cancel",
-                obj=self.w._orders[eid],
-                reason=f"canceled by {why} (engaged by {kill.engaged_by.get_username()})",
-                after={"kill_switch": kill.pk, "state": kill.state},
+            # alone, and could not say what became of one order (a trial). Written
+            # together at the end of refresh(), in its transaction: the chain's lock is
+            # then held for one write, not from the first order's on (bench_kill).
+            self._audits_due.append(
+                dict(
+                    actor=None,
+                    action="order.cancel",
+                    obj=self.w._orders[eid],
+                    reason=f"canceled by {why} (engaged by {kill.engaged_by.get_username()})",
+                    after={"kill_switch": kill.pk, "state": kill.state},
+                )
             )
 
     def kills_settle(self) -> None:

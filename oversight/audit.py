@@ -75,6 +75,46 @@ def audit_record(
     Inside the caller's transaction, if any: the record commits or rolls back with the
     action it describes, and seq stays gapless either way.
     """
+    return audit_records([dict(actor=actor, action=action, obj=obj, before=before, after=after,
+                               reason=reason, request_id=request_id, role=role)])[0]  # fmt: skip
+
+
+def audit_records(entries: list[dict[str, Any]]) -> list[AuditRecord]:
+    """Append several records (each audit_record's keywords) under one take of the chain's
+    lock and one read of its head: a kill's worker records every order it stops, and one
+    lock per record held the lock through the whole kill, so the workers applied it one
+    after another (bench_kill: p50 894 ms where it had been 304 on this machine)."""
+    records = [_record_of(**e) for e in entries]
+    if not records:
+        return records
+    with transaction.atomic():
+        _chain_lock()
+        head = AuditRecord.objects.order_by("-seq").values_list("seq", "hash").first()
+        seq, prev = (head[0], head[1]) if head else (0, GENESIS)
+        for record in records:
+            seq += 1
+            record.seq, record.prev_hash = seq, prev
+            # Stamped under the lock, so time never runs backwards along the chain.
+            record.at = timezone.now()
+            record.hash = record_hash(
+                {f: getattr(record, f) for f in ("seq", "at", "prev_hash", *_CONTENT)}
+            )
+            prev = record.hash
+        AuditRecord.objects.bulk_create(records)
+    return records
+
+
+def _record_of(
+    *,
+    actor: Any | None,
+    action: str,
+    obj: Any | None = None,
+    before: Any = None,
+    after: Any = None,
+    reason: str = "",
+    request_id: str = "",
+    role: str | None = None,
+) -> AuditRecord:
     person = actor if actor is not None and actor.is_authenticated else None
     if isinstance(obj, LazyObject):
         # request.user, as the logout signal passes it: recorded as the User it wraps, not
@@ -97,16 +137,6 @@ def audit_record(
         reason=reason,
         request_id=(request_id or current_request_id())[:64],
     )
-    with transaction.atomic():
-        _chain_lock()
-        head = AuditRecord.objects.order_by("-seq").values_list("seq", "hash").first()
-        record.seq, record.prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
-        # Stamped under the lock, so time never runs backwards along the chain.
-        record.at = timezone.now()
-        record.hash = record_hash(
-            {f: getattr(record, f) for f in ("seq", "at", "prev_hash", *_CONTENT)}
-        )
-        record.save(force_insert=True)
     return record
 
 

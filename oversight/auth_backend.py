@@ -22,12 +22,24 @@ class AuditedModelBackend(ModelBackend):
         password: str | None = None,
         **kwargs: Any,
     ) -> Any:
-        user = super().authenticate(request, username=username, password=password, **kwargs)
-        if user is None and request is not None and username and password:
-            model = get_user_model()
-            found = model._default_manager.filter(**{model.USERNAME_FIELD: username}).first()
-            # Checked only for a deactivated login: an active one's failure was a wrong
-            # password, already checked once.
-            if found is not None and not found.is_active and found.check_password(password):
-                setattr(request, DEACTIVATED_RIGHT_PASSWORD, True)
-        return user
+        """ModelBackend.authenticate, step for step: one password hash whatever the name
+        (an unknown one, an active one, a deactivated one), so the time taken does not
+        tell which names are deactivated accounts (a review: checking again after the
+        parent's refusal hashed twice for them)."""
+        model = get_user_model()
+        if username is None:
+            username = kwargs.get(model.USERNAME_FIELD)
+        if username is None or password is None:
+            return None
+        try:
+            user = model._default_manager.get_by_natural_key(username)
+        except model.DoesNotExist:
+            model().set_password(password)  # as Django: the same work as a real check
+            return None
+        if not user.check_password(password):
+            return None
+        if self.user_can_authenticate(user):
+            return user
+        if request is not None:
+            setattr(request, DEACTIVATED_RIGHT_PASSWORD, True)
+        return None

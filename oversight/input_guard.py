@@ -12,12 +12,10 @@ could not read ("the server did not answer"): it is told so.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import suppress
-from urllib.parse import unquote_to_bytes, urlsplit
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.http.request import RawPostDataException
 from django.shortcuts import render, resolve_url
 
 from oversight.risk.answers import wants_json
@@ -43,22 +41,14 @@ def _repeated_field(request: HttpRequest) -> str | None:
 
 
 def _not_utf8_field(request: HttpRequest) -> str | None:
-    """A field whose percent-escapes are not UTF-8 text (a lone surrogate, a cut sequence):
-    Django reads them as "\ufffd" and the form took "���" as a reason (a trial)."""
-    sources = [request.META.get("QUERY_STRING", "")]
-    if request.content_type == "application/x-www-form-urlencoded":
-        # Read as a stream already: Django's reading stands.
-        with suppress(RawPostDataException):
-            sources.append(request.body.decode("latin-1"))
-    for raw in sources:
-        for part in raw.split("&"):
-            key, _, value = part.partition("=")
-            for piece in (key, value):
-                try:
-                    unquote_to_bytes(piece.replace("+", " ")).decode("utf-8")
-                except UnicodeDecodeError:
-                    name = unquote_to_bytes(key.replace("+", " "))
-                    return name.decode("utf-8", "replace")[:64]
+    """A field that was not UTF-8 text (a lone surrogate, a cut sequence, raw bytes): Django
+    decodes what it cannot read as U+FFFD, and the form took "���" as a reason (a trial).
+    Read on the decoded fields, so a query string, a form body and a multipart body alike
+    (a review: multipart went through); a U+FFFD sent on purpose is refused too."""
+    for where in (request.GET, request.POST):
+        for key, values in where.lists():
+            if "\ufffd" in key or any("\ufffd" in v for v in values):
+                return key[:64]
     return None
 
 
@@ -86,7 +76,9 @@ class InputGuardMiddleware:
         if field is not None:
             unchanged = "" if search else "; nothing was changed"
             return refusal(
-                request, 400, f"{field}: is not valid UTF-8 text (send it as UTF-8){unchanged}"
+                request,
+                400,
+                f"{field}: is not UTF-8 text (or has the replacement character U+FFFD){unchanged}",
             )
         field = _repeated_field(request)
         if field is not None:

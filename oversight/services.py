@@ -33,6 +33,7 @@ from oversight.roles import (
     RISK_MANAGER,
     ROLE_LABELS,
     ROLES,
+    TRADER,
     FourEyesRefused,
     first_eyes_problem,
     role_of,
@@ -133,6 +134,10 @@ def user_role_set(
         if before["role"]:  # one with no role has none to take away (nor to record)
             _role_groups_set(user, None)
             _four_eyes_staffing_check(before["role"] == RISK_MANAGER)
+            if before["role"] == TRADER:
+                from oversight.risk.services import overrides_lapse_for_trader
+
+                overrides_lapse_for_trader(user, f"{user.get_username()} no longer trades")
             audit_record(
                 actor=actor,
                 action="user.role_set",
@@ -494,6 +499,9 @@ def _set_active(actor: Any, user: Any, active: bool, *, reason: str, request_id:
             request_id,
         )
         transaction.on_commit(lambda: user_sockets_close(uid))
+        from oversight.risk.services import overrides_lapse_for_trader
+
+        overrides_lapse_for_trader(user, f"{user.get_username()} is deactivated")
     audit_record(
         actor=actor,
         action="user.reactivate" if active else "user.deactivate",
@@ -603,14 +611,21 @@ DESK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,31}")
 
 
 def _desk_move_problem(user: Any, desk: str) -> None:
-    """Moving someone off a desk must not lift its kill switch or its limits for them (a
-    trial: one admin's desk change let a trader on a halted desk trade again, the four
-    eyes of a reset skipped), nor move their open orders' exposure to another desk."""
+    """Moving someone off a desk (`desk`; "" for none) must not lift its kill switch or its
+    limits for them (a trial: one admin's desk change let a trader on a halted desk trade
+    again, the four eyes of a reset skipped), nor leave their open orders on a desk they
+    no longer sit on: an order stays on the desk it was entered on, whose kill switch then
+    would stop it while the new desk's would not (a review: one entered on no desk, then
+    put on EQ-A, kept working under EQ-A's halt)."""
     from execution.engine.orders import PARENT_TERMINAL
     from execution.models import ParentOrder
     from oversight.risk.models import KillSwitch
 
-    kill = KillSwitch.objects.filter(active=True, scope_type="desk", scope_key=desk).first()
+    kill = (
+        KillSwitch.objects.filter(active=True, scope_type="desk", scope_key=desk).first()
+        if desk
+        else None
+    )
     if kill is not None:
         raise ValidationError(
             {"desk": f"{desk} has an active kill switch (#{kill.pk}): moving "
@@ -622,9 +637,10 @@ def _desk_move_problem(user: Any, desk: str) -> None:
     )
     n = open_orders.count()
     if n:
+        where = desk or "no desk"
         raise ValidationError(
             {"desk": f"{user.get_username()} has {n} open order{'s' if n != 1 else ''} on "
-             f"{desk}: they trade under {desk}'s limits and kill switches; move them "
+             f"{where}: they trade under {where}'s limits and kill switches; move them "
              "once those have ended"}
         )  # fmt: skip
 
@@ -682,8 +698,8 @@ def user_desk_set(*, actor: Any, user: Any, desk: str, reason: str, request_id: 
         name = existing.name if existing is not None else name
         if before == name:
             raise ValidationError(f"{user.get_username()} is on {name or 'no desk'} already")
+        _desk_move_problem(user, before)
         if before:
-            _desk_move_problem(user, before)
             # A new desk too: its limits are set by a risk manager first (a desk's limits
             # may be set before anyone is on it). Copying the old desk's gave the split
             # desks a budget each, doubling it (a trial).

@@ -115,6 +115,9 @@ if not 1 <= AUDIT_CHECK_MINUTES <= 1440:
     raise ImproperlyConfigured(
         f"OVERSIGHT_AUDIT_CHECK_MINUTES must be between 1 and 1440, got {AUDIT_CHECK_MINUTES}"
     )
+# The oversight side's scheduled tasks have their own queue (and, under `run`, their own
+# worker process): the markets' long tasks cannot hold them up.
+CELERY_TASK_ROUTES = {"oversight.*": {"queue": "oversight"}}
 CELERY_BEAT_SCHEDULE = {
     "audit-check": {
         "task": "oversight.audit_check_scheduled",

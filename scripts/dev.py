@@ -203,7 +203,7 @@ def _spawn(name: str, argv: Sequence[str | os.PathLike[str]]) -> subprocess.Pope
 # shutdown: its idle pool processes ignore it (SIGTERM killed them, and Celery logged an
 # ERROR for each on every stop: a trial), and a running market task ends its step and
 # suspends its orders in order (execution/tasks.py).
-STOP_SIGNALS = {"celery worker": signal.SIGINT}
+STOP_SIGNALS = {"celery worker": signal.SIGINT, "celery beat worker": signal.SIGINT}
 
 
 def _stop_children(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
@@ -400,8 +400,34 @@ def cmd_run(args: Sequence[str]) -> None:
                         "info",
                         "--concurrency",
                         "4",
-                        # An embedded beat: the audit trail's scheduled verification, and
-                        # the lapse of requests nobody decided in time.
+                        "-n",
+                        "markets@%h",
+                    ],
+                ),
+            )
+        )
+        # The scheduled tasks (the audit trail's verification, the lapse of requests
+        # nobody decided in time) on their own queue and process, with the beat embedded:
+        # the markets' worker is busy for as long as its markets run, and a scheduled run
+        # waiting behind them expired unrun (a review).
+        children.append(
+            (
+                "celery beat worker",
+                _spawn(
+                    "celery beat worker",
+                    [
+                        BIN / "celery",
+                        "-A",
+                        "oversight",
+                        "worker",
+                        "-l",
+                        "info",
+                        "-Q",
+                        "oversight",
+                        "--concurrency",
+                        "1",
+                        "-n",
+                        "oversight@%h",
                         "-B",
                         "-s",
                         str(ROOT / "var" / "celerybeat-schedule"),

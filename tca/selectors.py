@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from django.db.models import F, IntegerField, JSONField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import F, FloatField, JSONField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce, Greatest
 
@@ -63,7 +63,11 @@ def tca_orders(
         qs = qs.filter(side=side)
     if model:  # a version, or an expert of a gated one, where the expert traded it
         qs = qs.annotate(
-            _lot=Coalesce(Cast(KT("params__min_child_qty"), IntegerField()), Value(_default_lot())),
+            # As a number, whatever JSON number it was stored as ("100" or 100.0: a cast
+            # to an integer refuses the second on PostgreSQL, a review).
+            _lot=Coalesce(
+                Cast(KT("params__min_child_qty"), FloatField()), Value(float(_default_lot()))
+            ),
             _size=Greatest("quantity", Coalesce("entered_quantity", "quantity")),
         ).filter(
             Q(model_version__name=model)

@@ -685,6 +685,25 @@ def overrides_lapse(order_id: int, why: str) -> int:
 ENDED = ("FILLED", "CANCELED", "EXPIRED", "REJECTED")
 
 
+def overrides_lapse_for_trader(user: Any, why: str) -> int:
+    """The pending overrides of the orders of a trader who can no longer trade (deactivated,
+    or their role taken away) lapse at once, audited and said to the console: none could be
+    granted (_owner_cannot_trade), yet they stood on the console as grantable until someone
+    tried (a review). Inside the caller's transaction."""
+    n = 0
+    for ov in Override.objects.select_for_update(no_key=True).filter(
+        order__owner=user, status=Override.PENDING
+    ):
+        ov.status = Override.REJECTED
+        ov.decision_note = _fits(f"lapsed: {why}", 2000)
+        ov.save(update_fields=["status", "decision_note"])
+        audit_record(actor=None, action="override.lapse", obj=ov, reason=ov.decision_note)
+        payload = {"id": ov.pk, "order": ov.order_id, "status": ov.status}
+        transaction.on_commit(lambda payload=payload: notify.console_send("override", payload))
+        n += 1
+    return n
+
+
 def _owner_cannot_trade(order: Any) -> str:
     """Why a blocked order may not be released for its trader, or "": one deactivated, or
     no longer a trader, could not pause, amend or cancel it (a trial: two risk managers
@@ -757,6 +776,7 @@ def _findings_now(order: Any, *, lock: bool = True) -> tuple[list[Any], list[Any
         order_id=order.pk,
         model=order.model_version.name if order.model_version_id else "",
         expert=order.model_expert,
+        desk=order.desk,
     )
     now_refused = refusals(
         user=order.owner, instrument=order.instrument, side=order.side,
@@ -1120,13 +1140,14 @@ def exception_resolve(*, user: Any, exception_id: int, resolution: str) -> RiskE
     )
 
 
-def exceptions_resend(order_id: int) -> int:
-    """The order's unresolved exceptions, sent to the console again after commit: it has
+def exceptions_resend(*order_ids: int) -> int:
+    """The orders' unresolved exceptions, sent to the console again after commit: they have
     ended, and each is marked so live, and counted for "resolve them all" (a review: the
-    mark waited for the exception's next event, or a reload). Returns how many."""
+    mark waited for the exception's next event, or a reload). One query for all the orders
+    (a kill ends hundreds in a step). Returns how many."""
     sent = 0
     for e in (
-        RiskException.objects.filter(order_id=order_id)
+        RiskException.objects.filter(order_id__in=order_ids)
         .exclude(status=RiskException.RESOLVED)
         .select_related("order", "assigned_to", "acked_by", "resolved_by")
     ):

@@ -411,3 +411,30 @@ def test_a_deactivated_logins_right_password_is_recorded_as_that(adam, alice) ->
     assert [r.after.get("account") for r in tries] == [
         None, "deactivated; the password was right"
     ]  # fmt: skip
+
+
+def test_a_login_hashes_once_whoever_the_name_is(adam, alice, monkeypatch) -> None:
+    """A review: the backend checked a deactivated account's password a second time, so the
+    time a refusal took told which names were deactivated accounts."""
+    from django.contrib.auth import hashers
+
+    from oversight.services import user_deactivate
+
+    calls: list[str] = []
+    for name in ("MD5PasswordHasher", "PBKDF2PasswordHasher"):
+        cls = getattr(hashers, name)
+        original = cls.encode
+
+        def encode(self, password, salt, *a, _original=original, **k):  # type: ignore[no-untyped-def]
+            calls.append(password)
+            return _original(self, password, salt, *a, **k)
+
+        monkeypatch.setattr(cls, "encode", encode)
+    user_deactivate(actor=adam, user=alice, reason="left the firm")
+    counts = {}
+    for name, password in (("alice", "pw-alice"), ("alice", "wrong"), ("adam", "wrong"),
+                           ("nobody", "wrong")):  # fmt: skip
+        calls.clear()
+        try_login(name, password)
+        counts[(name, password)] = len(calls)
+    assert set(counts.values()) == {1}, counts

@@ -486,7 +486,7 @@ def test_a_trader_moved_to_another_role_with_working_orders_is_warned_of(adam, a
 
 
 def test_a_desk_move_cannot_lift_a_desk_kill_nor_carry_open_orders_off_it(
-    adam, alice, rita
+    adam, alice, bob, rita
 ) -> None:
     """A trial: with a kill switch on EQ-1, one admin moved its trader to EQ-2 and the
     trader traded again, the reset's four eyes skipped; the trader's open orders' exposure
@@ -508,12 +508,19 @@ def test_a_desk_move_cannot_lift_a_desk_kill_nor_carry_open_orders_off_it(
     kill.active = False  # as an approved reset leaves it
     kill.reset_requested_by, kill.reset_by = rita, adam
     kill.save()
-    order = make_order(alice, demo_instrument())
+    inst = demo_instrument()
+    order = make_order(alice, inst)
     with pytest.raises(ValidationError, match="alice has 1 open order on EQ-1"):
         user_desk_set(actor=adam, user=alice, desk="EQ-2", reason="move desk")
     ParentOrder.objects.filter(pk=order.pk).update(status="FILLED")
     user_desk_set(actor=adam, user=alice, desk="EQ-2", reason="move desk")
     assert desk_of(alice.pk) == "EQ-2"
+    # From no desk too: an order entered on none stays on none, so a desk kill would not
+    # stop it while its trader sat on the desk (a review).
+    assert desk_of(bob.pk) == ""
+    make_order(bob, inst)
+    with pytest.raises(ValidationError, match="bob has 1 open order on no desk"):
+        user_desk_set(actor=adam, user=bob, desk="EQ-2", reason="joins")
 
 
 def test_a_desk_move_cannot_lift_the_desks_limits(adam, alice) -> None:
@@ -672,6 +679,13 @@ def test_what_nobody_decided_in_time_lapses_on_a_schedule_not_only_when_read(
 
     entry = settings.CELERY_BEAT_SCHEDULE["requests-expire"]
     assert entry["task"] == requests_expire_scheduled.name and entry["schedule"] <= 60
+    # On their own queue, which `run` gives its own worker: behind the markets' long tasks
+    # a scheduled run expired unrun (a review).
+    from oversight.celery import app
+
+    for task in (requests_expire_scheduled.name, "oversight.audit_check_scheduled"):
+        assert app.amqp.router.route({}, task)["queue"].name == "oversight"
+    assert app.amqp.router.route({}, "execution.market_session_run")["queue"].name == "celery"
     from tests.personas import set_limit
 
     user_role_set(actor=adam, user=bob, role="risk_manager", reason="moves to risk")
