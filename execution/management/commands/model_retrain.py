@@ -220,6 +220,8 @@ class Command(BaseCommand):
             raise CommandError("--decision-log: name a folder (an empty value is the current one)")
         if log_dir is None:
             log_dir, log_note = decision_log_default()
+        else:
+            log_dir = Path(log_dir)
         if log_dir is not None and not Path(log_dir).exists():
             raise CommandError(f"decision log {log_dir} does not exist")
         name = o["name"] or next_name(base.name)
