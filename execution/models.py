@@ -7,6 +7,7 @@ them written in the same transaction. Prices are Decimal with one precision, dec
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +17,14 @@ from execution.algos.registry import strategy_class
 from execution.engine.orders import ChildStatus, ParentStatus
 
 PRICE = {"max_digits": 18, "decimal_places": 6}
+
+
+@cache
+def adaptive_default_lot() -> int:
+    """The adaptive strategy's default `min_child_qty`, for a row that lacks the key."""
+    (spec,) = (p for p in strategy_class("adaptive").schema() if p.name == "min_child_qty")
+    return int(spec.default)
+
 
 # The database knows one status the engine does not: an order whose worker died. Its
 # working children were cancelled; the trader can resume it on another worker.
@@ -144,10 +153,7 @@ class ParentOrder(models.Model):
         """The adaptive order's lot (`min_child_qty`): entered params are stored whole;
         the schema's default is for a row that lacks the key."""
         lot = (self.params or {}).get("min_child_qty")
-        if lot:
-            return int(lot)
-        (spec,) = (p for p in strategy_class("adaptive").schema() if p.name == "min_child_qty")
-        return int(spec.default)
+        return int(lot) if lot else adaptive_default_lot()
 
     @property
     def by_curve_alone(self) -> bool:

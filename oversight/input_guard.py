@@ -40,24 +40,27 @@ def _repeated_field(request: HttpRequest) -> str | None:
     return None
 
 
-def _not_utf8_field(request: HttpRequest) -> str | None:
-    """A field that was not UTF-8 text (a lone surrogate, a cut sequence, raw bytes): Django
-    decodes what it cannot read as U+FFFD, and the form took "���" as a reason (a trial).
-    Read on the decoded fields, so a query string, a form body and a multipart body alike
-    (a review: multipart went through); a U+FFFD sent on purpose is refused too."""
+def _field_with(request: HttpRequest, char: str) -> str | None:
+    """The name of the first field (query or body, decoded) whose name or value has `char`."""
     for where in (request.GET, request.POST):
         for key, values in where.lists():
-            if "\ufffd" in key or any("\ufffd" in v for v in values):
-                return key[:64]
+            if char in key or any(char in v for v in values):
+                return key
     return None
 
 
 def _nul_field(request: HttpRequest) -> str | None:
-    for where in (request.GET, request.POST):
-        for key, values in where.lists():
-            if "\x00" in key or any("\x00" in v for v in values):
-                return key.replace("\x00", "\\x00")
-    return None
+    key = _field_with(request, "\x00")
+    return None if key is None else key.replace("\x00", "\\x00")
+
+
+def _not_utf8_field(request: HttpRequest) -> str | None:
+    """A field that was not UTF-8 text (a lone surrogate, a cut sequence): Django decodes
+    what it cannot read as U+FFFD, and the form took "���" as a reason (a trial). Read on
+    the decoded fields, so a query string, a form body and a multipart body alike (a
+    review: multipart went through); a U+FFFD sent on purpose is refused too."""
+    key = _field_with(request, "\ufffd")
+    return None if key is None else key[:64]
 
 
 class InputGuardMiddleware:

@@ -133,7 +133,8 @@ def user_role_set(
         # they controlled and approved their own limit change with them).
         if before["role"]:  # one with no role has none to take away (nor to record)
             _role_groups_set(user, None)
-            _four_eyes_staffing_check(before["role"] == RISK_MANAGER)
+            if before["role"] == RISK_MANAGER:
+                _four_eyes_staffing_check()
             if before["role"] == TRADER:
                 from oversight.risk.services import overrides_lapse_for_trader
 
@@ -451,7 +452,8 @@ def user_deactivate(*, actor: Any, user: Any, reason: str = "", request_id: str 
         if role_of(user) == ADMIN:
             _keep_an_admin(without=user)
         _require_reason(reason, "a deactivation")
-        _four_eyes_staffing_check(role_of(user) == RISK_MANAGER)
+        if role_of(user) == RISK_MANAGER:
+            _four_eyes_staffing_check()
         return _set_active(actor, user, False, reason=reason, request_id=request_id)
 
 
@@ -543,14 +545,12 @@ def risk_managers_active() -> int:
     return User.objects.filter(is_active=True, groups__name=RISK_MANAGER).distinct().count()
 
 
-def _four_eyes_staffing_check(was_risk_manager: bool) -> None:
+def _four_eyes_staffing_check() -> None:
     """After a risk manager's role is taken away or their login deactivated (both at once,
     the safe direction, by one admin): with fewer than two left, no limit can be loosened,
     no kill switch reset and no override granted. Not refused (a risk manager who leaves
     must be stopped at once), but raised on the risk console, after commit (a trial: one
     admin removed every risk manager and nothing said so)."""
-    if not was_risk_manager:
-        return
 
     def check() -> None:
         from oversight.risk.models import RiskException

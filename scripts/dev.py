@@ -386,55 +386,29 @@ def cmd_run(args: Sequence[str]) -> None:
                 ),
             )
         )
-        children.append(
-            (
-                "celery worker",
-                _spawn(
-                    "celery worker",
-                    [
-                        BIN / "celery",
-                        "-A",
-                        "oversight",
-                        "worker",
-                        "-l",
-                        "info",
-                        "--concurrency",
-                        "4",
-                        "-n",
-                        "markets@%h",
-                    ],
-                ),
-            )
-        )
-        # The scheduled tasks (the audit trail's verification, the lapse of requests
-        # nobody decided in time) on their own queue and process, with the beat embedded:
-        # the markets' worker is busy for as long as its markets run, and a scheduled run
-        # waiting behind them expired unrun (a review).
-        children.append(
+        # The markets' worker; and the scheduled tasks (the audit trail's verification, the
+        # lapse of requests nobody decided in time) on their own queue and process, with the
+        # beat embedded: the markets' worker is busy for as long as its markets run, and a
+        # scheduled run waiting behind them expired unrun (a review).
+        for name, extra in (
+            ("celery worker", ["--concurrency", "4", "-n", "markets@%h"]),
             (
                 "celery beat worker",
-                _spawn(
-                    "celery beat worker",
-                    [
-                        BIN / "celery",
-                        "-A",
-                        "oversight",
-                        "worker",
-                        "-l",
-                        "info",
-                        "-Q",
-                        "oversight",
-                        "--concurrency",
-                        "1",
-                        "-n",
-                        "oversight@%h",
-                        "-B",
-                        "-s",
-                        str(ROOT / "var" / "celerybeat-schedule"),
-                    ],
-                ),
-            )
-        )
+                [
+                    "-Q",
+                    "oversight",
+                    "--concurrency",
+                    "1",
+                    "-n",
+                    "oversight@%h",
+                    "-B",
+                    "-s",
+                    str(ROOT / "var" / "celerybeat-schedule"),
+                ],
+            ),
+        ):
+            argv = [BIN / "celery", "-A", "oversight", "worker", "-l", "info", *extra]
+            children.append((name, _spawn(name, argv)))
         deadline = time.monotonic() + 60
         while not _port_open(port):
             for name, proc in children:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from django.db.models import F, FloatField, JSONField, OuterRef, Q, QuerySet, Subquery, Value
@@ -11,10 +10,9 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce, Greatest
 
 from execution.algos.adaptive import SMALL_ORDER_LOTS
-from execution.algos.registry import strategy_class
 from execution.engine.engine import ENDED_PAUSED
 from execution.engine.orders import ParentStatus
-from execution.models import OrderEvent, ParentOrder
+from execution.models import OrderEvent, ParentOrder, adaptive_default_lot
 from execution.selectors import orders_visible_to
 from tca.summary import OrderFacts, OrderResult, order_result
 
@@ -66,7 +64,8 @@ def tca_orders(
             # As a number, whatever JSON number it was stored as ("100" or 100.0: a cast
             # to an integer refuses the second on PostgreSQL, a review).
             _lot=Coalesce(
-                Cast(KT("params__min_child_qty"), FloatField()), Value(float(_default_lot()))
+                Cast(KT("params__min_child_qty"), FloatField()),
+                Value(float(adaptive_default_lot())),
             ),
             _size=Greatest("quantity", Coalesce("entered_quantity", "quantity")),
         ).filter(
@@ -112,12 +111,6 @@ def order_facts(order: ParentOrder) -> OrderFacts:
         fallback=order.fallback_strategy or "",
         model=_model_label(order),
     )
-
-
-@cache
-def _default_lot() -> int:
-    (spec,) = (p for p in strategy_class("adaptive").schema() if p.name == "min_child_qty")
-    return int(spec.default)
 
 
 def _model_label(order: ParentOrder) -> str:
