@@ -673,13 +673,18 @@ def overrides_lapse(order_id: int, why: str) -> int:
         ):
             if not ParentOrder.objects.filter(pk=order_id, status__in=ENDED).exists():
                 break
-            ov.status, ov.decision_note = Override.REJECTED, _fits(why, 2000)
-            ov.save(update_fields=["status", "decision_note"])
-            audit_record(actor=None, action="override.lapse", obj=ov, reason=ov.decision_note)
-            payload = {"id": ov.pk, "order": order_id, "status": ov.status}
-            transaction.on_commit(lambda payload=payload: notify.console_send("override", payload))
+            _override_lapsed(ov, why)
             n += 1
     return n
+
+
+def _override_lapsed(ov: Override, note: str) -> None:
+    """A pending override (locked) lapses by itself: saved, audited, said to the console."""
+    ov.status, ov.decision_note = Override.REJECTED, _fits(note, 2000)
+    ov.save(update_fields=["status", "decision_note"])
+    audit_record(actor=None, action="override.lapse", obj=ov, reason=ov.decision_note)
+    payload = {"id": ov.pk, "order": ov.order_id, "status": ov.status}
+    transaction.on_commit(lambda: notify.console_send("override", payload))
 
 
 ENDED = ("FILLED", "CANCELED", "EXPIRED", "REJECTED")
@@ -694,12 +699,7 @@ def overrides_lapse_for_trader(user: Any, why: str) -> int:
     for ov in Override.objects.select_for_update(no_key=True).filter(
         order__owner=user, status=Override.PENDING
     ):
-        ov.status = Override.REJECTED
-        ov.decision_note = _fits(f"lapsed: {why}", 2000)
-        ov.save(update_fields=["status", "decision_note"])
-        audit_record(actor=None, action="override.lapse", obj=ov, reason=ov.decision_note)
-        payload = {"id": ov.pk, "order": ov.order_id, "status": ov.status}
-        transaction.on_commit(lambda payload=payload: notify.console_send("override", payload))
+        _override_lapsed(ov, f"lapsed: {why}")
         n += 1
     return n
 
