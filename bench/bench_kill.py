@@ -16,10 +16,10 @@ runs, at --speed. Each trial:
 4. resets the kill switch under four eyes (one risk manager asks, another approves).
 
 Then the exception phase: a risk-manager socket is connected to ws/risk/ through the real
-ASGI application; the child quantity limit is tightened so every worker's next child is
-denied; each resulting exception's time from its cause (`cause_at`: the start of the
-worker step that saw it) to its arrival on the console socket is recorded; the exceptions
-are resolved, so the next denial raises a new one, for --rounds rounds.
+ASGI application; the firm's price collar is cut to 0.01 bps so every worker's next
+priced child is denied; each resulting exception's time from its cause (`cause_at`: the
+start of the worker step that saw it) to its arrival on the console socket is recorded;
+the exceptions are resolved, so the next denial raises a new one, for --rounds rounds.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -118,11 +119,7 @@ def main() -> int:
     )
     print(f"fills or live child orders in scope after an ack: {violations}")
     if not exc_ms and args.rounds > 0:
-        print(
-            "exception phase: no ORDER_DENIED arrived. Since 2026-12-06 the strategies size "
-            "their children within the child limits, so cutting max_child_qty no longer "
-            "makes a worker's child be denied; this phase needs another cause"
-        )
+        print("exception phase: no ORDER_DENIED arrived on the console socket")
     if exc_ms:
         print(
             f"exception cause to console socket over {len(exc_ms)} exceptions: "
@@ -148,6 +145,7 @@ def trials(
     applied_ms: list[float] = []
     children: list[int] = []
     committed_ms: list[float] = []
+    seen_ms: list[float] = []
     violations = 0
     for t in range(args.trials):
         orders = []
@@ -200,6 +198,8 @@ def trials(
                 )
             )
             if sessions <= done:
+                # As the console sees it: the last ack committed (polled every 10 ms).
+                seen_ms.append(1e3 * (time.time() - t0))
                 break
             if time.time() - t0 > 30:
                 acks = list(KillAck.objects.filter(kill=kill).values())
@@ -226,9 +226,14 @@ def trials(
         kill_switch_reset_approve(user=risk[1], kill_id=kill.pk)
         print(
             f"trial {t}: {kill_ms[-1]:.1f} ms (committed {committed_ms[-1]:.1f} ms, "
-            f"applied {applied_ms[-1]:.1f} ms), {children[-1]} child orders",
+            f"applied {applied_ms[-1]:.1f} ms, seen {seen_ms[-1]:.1f} ms), "
+            f"{children[-1]} child orders",
             flush=True,
         )
+    print(
+        f"last ack seen committed: p50 {statistics.median(seen_ms):.1f} ms, "
+        f"p99 {_pct(seen_ms, 0.99):.1f} ms, max {max(seen_ms):.1f} ms"
+    )
     return kill_ms, applied_ms, children, violations
 
 
@@ -272,9 +277,14 @@ def exception_phase(
         if not ok:
             raise SystemExit("the risk console socket was refused")
         for r in range(args.rounds):
-            # Every worker's next child is now over the limit: one new exception each.
+            # Every worker's next priced child is now outside the collar: one new exception
+            # each. (A cut child size no longer does it: since 2026-12-06 the strategies
+            # size their children within the child limits, so nothing was denied.)
             await sync_to_async(RiskLimit.objects.update_or_create)(
-                scope_type="firm", scope_key="", metric="max_child_qty", defaults={"value": 1}
+                scope_type="firm",
+                scope_key="",
+                metric="price_collar_bps",
+                defaults={"value": Decimal("0.01")},
             )
             seen: set[int] = set()
             deadline = time.monotonic() + 30
