@@ -14,7 +14,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from execution.engine.events import ChildDenied, ChildRejected, DomainEvent
+from execution.engine.engine import ENDED_PAUSED
+from execution.engine.events import ChildDenied, ChildRejected, DomainEvent, ParentStatusChanged
 from execution.engine.orders import ticks_to_px
 from execution.engine.risk import ChildLimits
 from execution.models import Fill, ParentOrder
@@ -354,6 +355,33 @@ class WorkerRisk:
                     suggested_action="check that its fills resumed, then resolve",
                 )
             self._venues_up[q.name] = q.up
+        for ev in events:
+            if not (isinstance(ev, ParentStatusChanged) and ev.status == "EXPIRED"):
+                continue
+            wk = engine.orders[ev.order_id]
+            p = wk.parent
+            # Told to finish, and did not, for a reason other than its trader's pause: a
+            # limit the price never came back to, denials, thin liquidity. Nothing said so
+            # when a few shares were left (a trial's order ended 47 short of 28,000).
+            if wk.strategy.params.get("complete") and p.filled_qty < p.qty:
+                if ev.reason == ENDED_PAUSED:
+                    continue
+                o = orders[ev.order_id]
+                limit = wk.policy.limit_px_ticks
+                exception_raise(
+                    kind="ORDER_INCOMPLETE",
+                    severity=RiskException.WARNING,
+                    scope_type="order",
+                    scope_key=str(o.pk),
+                    title=f"Order {o.pk} expired {p.qty - p.filled_qty:,} shares short",
+                    detail=f"told to finish in its last slice; filled {p.filled_qty:,} of "
+                    f"{p.qty:,}"
+                    + (f", limit {ticks_to_px(limit, tick)}" if limit is not None else ""),
+                    suggested_action="tell the trader; the rest needs a new order if wanted",
+                    order_id=o.pk,
+                    trader_id=o.owner_id,
+                    cause_at=cause_at,
+                )
         now = self.w.market.now
         for eid, wk in engine.orders.items():
             p = wk.parent

@@ -503,3 +503,27 @@ def test_an_order_taken_up_unfilled_after_a_worker_loss_has_no_saved_up_headroom
     w = e.orders["P1"]
     sent = sum(s.qty for s in of(e.events, ChildSubmitted))
     assert 0 < sent <= w.policy.participation_grace_qty
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+@pytest.mark.parametrize("strategy", ["twap", "vwap"])
+def test_an_order_off_its_decision_grid_still_gets_its_whole_last_slice(
+    midcap: Scenario, strategy: str, seed: int
+) -> None:
+    """An amend moves the next decision to now, so the grid no longer lines up with the
+    window's end. A trial's order decided 15.072 s before its end (just outside its 15 s
+    last slice), rested a child, and its sweep came 72 ms before the end: the take waited
+    on that child's cancel and the order expired 47 shares short. Now the decision before
+    the last slice stops at its start."""
+    end = 600.0 + 15 * 40
+    e = ExecutionEngine(Market(midcap, seed))
+    e.add_order(
+        spec(midcap, strategy=strategy, qty=20_000, start_s=600.0, end_s=end,
+             params={"decision_interval_s": 15.0, "complete": True})
+    )  # fmt: skip
+    e.run_until(end - 15 * 10 - 0.072)  # the amend lands here: decisions every 15 s from it
+    e.amend("P1", {"decision_interval_s": 15.0})
+    e.run_to_end()
+    parent = e.orders["P1"].parent
+    denied = [d.reason for d in of(e.events, ChildDenied)]
+    assert (parent.status, parent.filled_qty) == ("FILLED", 20_000), denied

@@ -276,11 +276,19 @@ class Strategy(ABC):
         one made 3 s before the end had none left, and the order expired short (a trial
         saw 7% of an IS order left so)."""
         step = self.decision_interval_s
+        end = self.ctx.end_s
         if self.in_last_slice(now):
             step = min(step, FINAL_SWEEP_INTERVAL_S)
-            if self.params.get("complete") and now + FINAL_SWEEP_INTERVAL_S >= self.ctx.end_s:
+            if self.params.get("complete") and now + FINAL_SWEEP_INTERVAL_S >= end:
                 step = min(step, FINAL_SECONDS_STEP_S)
-        return min(now + step, self.ctx.end_s)
+        elif self.params.get("complete"):
+            # An order told to complete decides at the start of its last slice, never past
+            # it: off the decision grid (after an amend or a resume), the decision before
+            # the slice could fall 72 ms short of it, the next 72 ms before the end, and
+            # the sweep had no time for its cancels to land (a trial's order expired 47
+            # shares short).
+            return min(now + step, end - max(step, FINAL_SWEEP_INTERVAL_S))
+        return min(now + step, end)
 
     @abstractmethod
     def schedule_fraction(self, t: float) -> float:

@@ -139,6 +139,34 @@ def test_a_lag_under_a_lot_is_not_behind_schedule(alice: User, instrument: Instr
     w.release()
 
 
+def test_an_order_told_to_finish_that_expires_short_is_raised(
+    alice: User, instrument: Instrument
+) -> None:
+    """A buy limit 37 bps under the market never fills: told to finish, it expires short,
+    and the console hears of it. One that finishes, and one told not to, raise nothing."""
+    short = submit(
+        alice, instrument, quantity=300, end_minute=10, limit_price=Decimal("39.85"),
+        params={"min_child_qty": 100, "complete": True},
+    )  # fmt: skip
+    done = submit(alice, instrument, quantity=500, end_minute=10)
+    lax = submit(
+        alice, instrument, quantity=301, end_minute=10, limit_price=Decimal("39.85"),
+        params={"min_child_qty": 100, "complete": False},
+    )  # fmt: skip
+    w = worker(instrument)
+    run_to(w, 11 * 60)
+    for o in (short, done, lax):
+        o.refresh_from_db()
+    assert (short.status, short.filled_qty) == ("EXPIRED", 0)
+    assert (done.status, done.filled_qty) == ("FILLED", 500)
+    assert lax.status == "EXPIRED"
+    (e,) = raised("ORDER_INCOMPLETE")
+    assert e.order_id == short.pk and e.trader_id == alice.pk and e.severity == "WARNING"
+    assert e.title == f"Order {short.pk} expired 300 shares short"
+    assert "filled 0 of 300, limit 39.85" in e.detail
+    w.release()
+
+
 def test_a_pov_order_is_not_behind_a_schedule_it_does_not_keep(
     alice: User, instrument: Instrument
 ) -> None:
