@@ -820,7 +820,9 @@ def override_grant(
     it up before the override expires."""
     from execution.models import BLOCKED, ParentOrder
 
-    note = reason_given(note, field="note")
+    # The grant is the decision to let an order past the firm's limits: the one who makes
+    # it says why, as the trader who asked did (a trial granted four breaches with none).
+    note = reason_given(note, "say why this order may go past its limits", field="note")
 
     _require_risk_manager(user, "grant an override")
     from execution.services import blocked_expire
@@ -837,7 +839,22 @@ def override_grant(
     if not 1 <= minutes <= 24 * 60:
         raise ValidationError({"minutes": f"between 1 and 1440, not {minutes}"})
     lapsed = ""
+    owner_id = (
+        Override.objects.filter(pk=override_id).values_list("order__owner_id", flat=True).first()
+    )
     with transaction.atomic():
+        # The order's trader first, then the override and the order: the order in which a
+        # deactivation or a role change takes them (the user, then its pending overrides).
+        # Without it a grant read the trader as active while a deactivation waited on the
+        # override's lock, released the order, and the deactivation found nothing left to
+        # lapse: a released order nobody could control (a review, on PostgreSQL).
+        if owner_id is not None:
+            list(
+                get_user_model()
+                .objects.select_for_update(no_key=True)
+                .filter(pk=owner_id)
+                .values_list("pk", flat=True)
+            )
         ov = Override.objects.select_for_update(no_key=True).get(pk=override_id)
         if ov.requested_by_id == user.pk:
             raise FourEyesRefused("you cannot grant your own request: a second person must")

@@ -246,7 +246,9 @@ def test_a_blocked_order_s_cancel_and_a_grant_of_its_override_do_not_deadlock(
         "cancel",
     )
     assert holding.wait(10)
-    grant = in_thread(lambda: override_grant(user=rita, override_id=ov.pk), out, "grant")
+    grant = in_thread(
+        lambda: override_grant(user=rita, override_id=ov.pk, note="checked"), out, "grant"
+    )
     grant.join(1.5)  # it holds the override and waits for the order
     go.set()
     cancel.join(20)

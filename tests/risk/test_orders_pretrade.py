@@ -234,7 +234,7 @@ def test_a_deactivated_traders_blocked_order_is_not_released(
     assert (ov.status, ov.decision_note) == (Override.REJECTED, "lapsed: alice is deactivated")
     assert AuditRecord.objects.filter(action="override.lapse", object_id=str(ov.pk)).exists()
     with pytest.raises(ValidationError):
-        override_grant(user=ruth, override_id=ov.pk)
+        override_grant(user=ruth, override_id=ov.pk, note="checked")
     said = "trader alice is deactivated: it is not released, since nobody could then control it"
     with pytest.raises(ValidationError, match=said):
         override_request(user=rita, order_id=order.pk, reason="ask again")
@@ -331,7 +331,7 @@ def test_an_override_is_granted_by_someone_else_used_once_and_only_in_time(
     assert ov.codes == ["MAX_ORDER_QTY"]
     with pytest.raises(ValidationError, match="already pending"):
         override_request(user=alice, order_id=order.pk, reason="again")
-    override_grant(user=rita, override_id=ov.pk, minutes=10)
+    override_grant(user=rita, override_id=ov.pk, minutes=10, note="checked")
     order.refresh_from_db()
     assert order.status == "NEW" and order.status_reason.startswith(f"override {ov.pk} by rita")
     w = worker(instrument)
@@ -345,8 +345,8 @@ def test_an_override_is_granted_by_someone_else_used_once_and_only_in_time(
     other = submit(alice, instrument, quantity=30_000)
     ov2 = override_request(user=ruth, order_id=other.pk, reason="on the trader's behalf")
     with pytest.raises(ValidationError, match="cannot grant your own"):
-        override_grant(user=ruth, override_id=ov2.pk)
-    override_grant(user=rita, override_id=ov2.pk, minutes=1)
+        override_grant(user=ruth, override_id=ov2.pk, note="checked")
+    override_grant(user=rita, override_id=ov2.pk, minutes=1, note="checked")
     Override.objects.filter(pk=ov2.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     w2 = worker(instrument)
     w2.step(sim_until=w2.market.now + 60.0)
@@ -366,14 +366,14 @@ def test_an_override_is_checked_again_when_granted(
     ov = override_request(user=alice, order_id=order.pk, reason="client's closing order")
     set_limit("max_order_notional", 1_000)
     with pytest.raises(ValidationError, match="also breaches: MAX_ORDER_NOTIONAL"):
-        override_grant(user=rita, override_id=ov.pk)
+        override_grant(user=rita, override_id=ov.pk, note="checked")
     order.refresh_from_db()
     # The request lapses, so that a new one may cover both (with it pending, "ask again"
     # met "already pending", and the order could never be released: a review).
     assert order.status == "BLOCKED" and Override.objects.get(pk=ov.pk).status == "REJECTED"
     again = override_request(user=alice, order_id=order.pk, reason="both, knowingly")
     assert set(again.codes) == {"MAX_ORDER_QTY", "MAX_ORDER_NOTIONAL"}
-    override_grant(user=rita, override_id=again.pk)
+    override_grant(user=rita, override_id=again.pk, note="checked")
     order.refresh_from_db()
     assert order.status == "NEW"
 
@@ -393,7 +393,7 @@ def test_an_override_asks_for_every_breach_even_past_the_cut_reason(
     assert "OPPOSITE_SIDE_WORKING" not in order.status_reason  # cut off
     ov = override_request(user=alice, order_id=order.pk, reason="all of them, knowingly")
     assert "OPPOSITE_SIDE_WORKING" in ov.codes
-    override_grant(user=rita, override_id=ov.pk)
+    override_grant(user=rita, override_id=ov.pk, note="checked")
     order.refresh_from_db()
     assert order.status == "NEW"
 
@@ -407,7 +407,7 @@ def test_a_refused_override_rejects_the_order_and_traders_cannot_grant(
         override_request(user=bob, order_id=order.pk, reason="mine now")
     ov = override_request(user=alice, order_id=order.pk, reason="please")
     with pytest.raises(ValidationError, match="only a risk manager"):
-        override_grant(user=bob, override_id=ov.pk)
+        override_grant(user=bob, override_id=ov.pk, note="checked")
     override_reject(user=rita, override_id=ov.pk, note="too large for today")
     order.refresh_from_db()
     assert order.status == "REJECTED" and "too large" in order.status_reason
@@ -494,7 +494,7 @@ def test_a_blocked_order_whose_window_ends_expires_and_is_not_released(
         heartbeat_at=timezone.now(),
     )  # fmt: skip
     with pytest.raises(ValidationError, match="there is nothing left to release"):
-        override_grant(user=rita, override_id=ov.pk)
+        override_grant(user=rita, override_id=ov.pk, note="checked")
     assert ParentOrder.objects.get(pk=order.pk).status == "BLOCKED"
     MarketSession.objects.filter(pk=session.pk).update(sim_ts=30 * 60)
     assert blocked_expire() == 1
@@ -543,7 +543,7 @@ def test_a_blocked_order_s_window_is_on_its_day_and_its_override_lapses_when_it_
     assert Override.objects.get(pk=ov2.pk).status == "REJECTED"
     # The grant expires the order first: the request has lapsed, and it says why.
     with pytest.raises(ValidationError, match=r"has lapsed \(order \d+ was expired"):
-        override_grant(user=rita, override_id=ov.pk)
+        override_grant(user=rita, override_id=ov.pk, note="checked")
     assert blocked_expire() == 0
     order.refresh_from_db()
     assert ParentOrder.objects.get(pk=other.pk).status == "EXPIRED"
@@ -581,11 +581,13 @@ def test_an_override_lapses_with_its_askers_role_and_its_trader_cannot_grant_it(
     ov.refresh_from_db()
     assert (ov.status, ov.decision_note) == ("REJECTED", "lapsed: alice no longer trades")
     with pytest.raises(ValidationError, match="has lapsed"):
-        override_grant(user=promoted, override_id=ov.pk)
+        override_grant(user=promoted, override_id=ov.pk, note="checked")
     user_role_set(actor=adam, user=alice, role="trader", reason="back on the desk")
     confirm_role(alice, by=rita)
     ov = override_request(user=ruth, order_id=order.pk, reason="on the trader's behalf")
-    override_grant(user=rita, override_id=ov.pk)  # ruth's role did not change: it stands
+    override_grant(
+        user=rita, override_id=ov.pk, note="checked"
+    )  # ruth's role did not change: it stands
     order.refresh_from_db()
     assert order.status == "NEW"
 
@@ -595,7 +597,7 @@ def test_an_override_lapses_with_its_askers_role_and_its_trader_cannot_grant_it(
     confirm_role(alice, by=rita)
     # Lapsed when her trader role went (it was asked by her, for her order), not granted.
     with pytest.raises(ValidationError, match="has lapsed"):
-        override_grant(user=rita, override_id=ov2.pk)
+        override_grant(user=rita, override_id=ov2.pk, note="checked")
     ov2.refresh_from_db()
     other.refresh_from_db()
     assert (ov2.status, ov2.decision_note) == ("REJECTED", "lapsed: alice no longer trades")

@@ -260,7 +260,9 @@ def test_four_eyes_on_overrides_over_http(rita, rob, alice, bob, instrument) -> 
     ov.delete()
     services.override_request(user=rita, order_id=order.pk, reason="desk head asked")
     ov = Override.objects.get()
-    own = client_for(rita).post(reverse("risk_override_grant", args=[ov.pk]), follow=True)
+    own = client_for(rita).post(
+        reverse("risk_override_grant", args=[ov.pk]), {"note": "fine"}, follow=True
+    )
     assert "you cannot grant your own request" in own.content.decode()
     assert Override.objects.get(pk=ov.pk).status == Override.PENDING
 

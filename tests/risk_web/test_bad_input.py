@@ -204,18 +204,47 @@ def test_override_decisions(rita, rob, alice, setup) -> None:
         refused(c, reverse(name, args=[999]), {}, status=404, says="there is no override 999")
     url = reverse("risk_override_grant", args=[ov.pk])
     # Every bad value of the page's field is said back on the page, the same way.
-    refused(c, url, {"minutes": "soon"}, status=302,
+    refused(c, url, {"minutes": "soon", "note": "checked"}, status=302,
             says="minutes: a whole number between 1 and 1440, not 'soon'")  # fmt: skip
-    refused(c, url, {"minutes": "0"}, status=302, says="minutes: between 1 and 1440, not 0")
-    refused(c, url, {"minutes": "1_0"}, status=302, says="not '1_0'")
-    refused(c, url, {"minutes": "9" * 4000}, status=302, says="not '" + "9" * 40 + "'")
-    refused(c, url, {"minutes": "5000"}, status=302, says="minutes: between 1 and 1440, not 5000")
+    refused(
+        c,
+        url,
+        {"minutes": "0", "note": "checked"},
+        status=302,
+        says="minutes: between 1 and 1440, not 0",
+    )
+    refused(c, url, {"minutes": "1_0", "note": "checked"}, status=302, says="not '1_0'")
+    refused(
+        c,
+        url,
+        {"minutes": "9" * 4000, "note": "checked"},
+        status=302,
+        says="not '" + "9" * 40 + "'",
+    )
+    refused(
+        c,
+        url,
+        {"minutes": "5000", "note": "checked"},
+        status=302,
+        says="minutes: between 1 and 1440, not 5000",
+    )
+    # The grant lets an order past the firm's limits: its approver says why.
+    refused(c, url, {"minutes": "30", "note": "  "}, status=302,
+            says="note: say why this order may go past its limits")  # fmt: skip
     assert Override.objects.get(pk=ov.pk).status == Override.PENDING
     # The firm is halted (the setup's kill switch): no override sends the order out.
-    refused(c, url, {"minutes": ""}, status=302, says="cannot go to the market now: TRADING_HALTED")
+    refused(
+        c,
+        url,
+        {"minutes": "", "note": "checked"},
+        status=302,
+        says="cannot go to the market now: TRADING_HALTED",
+    )
     services.kill_switch_reset_request(user=rob, kill_id=setup["kill"].pk, reason="over")
     services.kill_switch_reset_approve(user=rita, kill_id=setup["kill"].pk)
-    ok = c.post(url, {"minutes": ""}, follow=True)  # empty: the default 30 minutes
+    ok = c.post(
+        url, {"minutes": "", "note": "checked"}, follow=True
+    )  # empty: the default 30 minutes
     assert f"Override {ov.pk} granted for 30 min" in ok.content.decode()
     refused(c, reverse("risk_override_reject", args=[ov.pk]), {}, status=302,
             says="is granted, not pending")  # fmt: skip
