@@ -177,6 +177,36 @@ def _grant_ask(actor: Any, user: Any, role: str, reason: str, request_id: str) -
     return grant
 
 
+def _role_held_back(actor: Any, user: Any, why: str, reason: str, request_id: str) -> str:
+    """The role `user` holds, taken away at once and asked for again, to take effect once
+    a second person confirms it; "" when they hold none. For a password an admin set and a
+    login an admin reactivated: one admin could otherwise log in as a risk manager whose
+    password they had set (or whose login they had revived) and be the second pair of eyes
+    on anything, or trade as a trader (a trial)."""
+    role = role_of(user)
+    if not role:
+        return ""
+    before = _user_json(user)
+    _role_groups_set(user, None)
+    if role == RISK_MANAGER:
+        _four_eyes_staffing_check()
+    if role == TRADER:
+        from oversight.risk.services import overrides_lapse_for_trader
+
+        overrides_lapse_for_trader(user, f"{user.get_username()}'s role is on hold: {why}")
+    audit_record(
+        actor=actor,
+        action="user.role_set",
+        obj=user,
+        before=before,
+        after=_user_json(user),
+        reason=f"on hold until a second person confirms it: {why}",
+        request_id=request_id,
+    )
+    _grant_ask(actor, user, role, f"{why}: {reason}", request_id)
+    return role
+
+
 # A role asked for and neither confirmed nor declined in this long lapses (as a limit
 # request does in a day): whoever confirms it reads a reason that may no longer hold.
 ROLE_GRANT_TTL = timedelta(days=7)
@@ -349,6 +379,7 @@ def user_password_reset(
         _password_check(password, user, "password")
         user.set_password(password)
         user.save(update_fields=["password"])
+        _role_held_back(actor, user, "its password was set by an admin", reason, request_id)
         # Its owner chooses their own before anything else (oversight/password_due.py).
         PasswordChangeDue.objects.update_or_create(
             user=user, defaults={"set_by": actor, "set_at": timezone.now()}
@@ -466,7 +497,9 @@ def user_reactivate(*, actor: Any, user: Any, reason: str = "", request_id: str 
             raise ValidationError(f"{user.get_username()} is already active")
         # Restoring access says why, as taking it away does (a trial's went through blank).
         _require_reason(reason, "a reactivation")
-        return _set_active(actor, user, True, reason=reason, request_id=request_id)
+        user = _set_active(actor, user, True, reason=reason, request_id=request_id)
+        _role_held_back(actor, user, "the login was reactivated", reason, request_id)
+        return user
 
 
 def _sessions_end(user_id: int) -> int:

@@ -608,7 +608,7 @@ def user_active(request: HttpRequest, pk: int) -> HttpResponse:
         _refused(request, e, user)
     else:
         verb = "reactivated" if active else "deactivated"
-        messages.success(request, f"{user.get_username()} {verb}")
+        messages.success(request, f"{user.get_username()} {verb}{_on_hold(user) if active else ''}")
         if not active:
             # Deactivating a login stops the person, not the algorithms they started.
             _still_working(request, user, "no login to control them")
@@ -667,9 +667,20 @@ def user_password(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(
             request,
             f"{user.get_username()}'s password is reset: their sessions have ended; give "
-            "them the new password by a channel of your firm's",
+            f"them the new password by a channel of your firm's{_on_hold(user)}",
         )
     return redirect("user_list")
+
+
+def _on_hold(user: Any) -> str:
+    """What a password reset or a reactivation did to the login's role, for the message."""
+    grant = RoleGrant.objects.filter(user=user, status=RoleGrant.PENDING).first()
+    if grant is None:
+        return ""
+    return (
+        f". Their role ({ROLE_LABELS.get(grant.role, grant.role)}) is on hold until a second "
+        f"person confirms it (role grant {grant.pk}, on the Roles page)"
+    )
 
 
 @login_required

@@ -11,6 +11,9 @@ from django.urls import reverse
 
 from oversight.models import AuditRecord
 from oversight.services import user_password_change, user_password_reset
+from tests.personas import confirm_role, ruth, set_limit
+
+__all__ = ["ruth"]
 
 from .conftest import client_for
 
@@ -100,10 +103,11 @@ def test_a_reset_through_the_users_page(adam, alice) -> None:
         url, {"password": NEW, "password_again": NEW, "reason": "locked out"}, follow=True
     )
     said = [str(m) for m in resp.context["messages"]]
-    assert said == [
+    assert len(said) == 1 and said[0].startswith(
         "alice's password is reset: their sessions have ended; give them the new password "
-        "by a channel of your firm's"
-    ]
+        "by a channel of your firm's. Their role (trader) is on hold until a second person "
+        "confirms it (role grant "
+    ), said
     assert Client().login(username="alice", password=NEW)
 
 
@@ -189,7 +193,7 @@ def test_a_wrong_current_password_is_recorded_and_five_end_the_session(alice) ->
 
 
 def test_after_a_reset_the_user_chooses_their_own_password_before_anything_else(
-    adam, alice
+    adam, alice, rita
 ) -> None:
     """The admin who typed the reset password must not go on knowing a working one (a
     trial): until its owner changes it, the Password page and Log out are all there is."""
@@ -209,6 +213,58 @@ def test_after_a_reset_the_user_chooses_their_own_password_before_anything_else(
         {"old_password": NEW, "new_password": mine, "new_password_again": mine},
     )
     assert done.status_code == 302
+    # Her own password now, but her role waits for a second person (below): the admin
+    # who set the password could have chosen this one as well.
+    assert tab.get(reverse("blotter")).status_code == 403
+    confirm_role(alice, by=rita)
     assert tab.get(reverse("blotter")).status_code == 200
     # Only a reset asks it: another user, and alice from now on, are as before.
     assert client_for(adam).get(reverse("user_list")).status_code == 200
+
+
+def test_an_admin_who_sets_a_risk_managers_password_cannot_be_their_second_pair_of_eyes(
+    adam, rita, ruth
+) -> None:
+    """A trial: the admin reset a risk manager's password, logged in as them, chose a new
+    one on the Password page, and approved a limit that loosened the firm's participation
+    cap. A password an admin sets now puts the login's role on hold until a second person
+    (not that admin, not the login's owner) confirms it."""
+    from oversight.models import RoleGrant
+    from oversight.risk.models import LimitRequest
+    from oversight.risk.services import limit_change_request, limit_request_approve
+
+    set_limit("max_participation_pct", 50)  # to loosen: that waits for a second person
+    req = limit_change_request(
+        user=rita,
+        scope_type="firm",
+        scope_key="",
+        metric="max_participation_pct",
+        new_value=100,
+        reason="test",
+    )
+    user_password_reset(actor=adam, user=ruth, password=NEW, reason="forgot")
+    as_ruth = Client()
+    assert as_ruth.login(username="ruth", password=NEW)
+    mine = "the-admin-chose-this-too-5"
+    as_ruth.post(
+        reverse("password_change"),
+        {"old_password": NEW, "new_password": mine, "new_password_again": mine},
+    )
+    ruth.refresh_from_db()
+    assert ruth.check_password(mine) and not ruth.groups.exists()
+    approve = as_ruth.post(reverse("risk_limit_approve", args=[req.pk]), {"note": "fine"})
+    assert approve.status_code == 403
+    with pytest.raises(ValidationError, match="only a risk manager may approve"):
+        limit_request_approve(user=User.objects.get(pk=ruth.pk), request_id=req.pk, note="ok")
+    assert LimitRequest.objects.get(pk=req.pk).status == LimitRequest.PENDING
+    grant = RoleGrant.objects.get(user=ruth, status=RoleGrant.PENDING)
+    assert (grant.role, grant.requested_by) == ("risk_manager", adam)
+    from oversight.roles import FourEyesRefused
+    from oversight.services import role_grant_confirm
+
+    with pytest.raises(FourEyesRefused):  # the admin who set the password cannot
+        role_grant_confirm(user=adam, grant_id=grant.pk, note="it is her")
+    confirm_role(ruth, by=rita)  # a second person, who spoke to her
+    assert list(User.objects.get(pk=ruth.pk).groups.values_list("name", flat=True)) == [
+        "risk_manager"
+    ]

@@ -109,18 +109,25 @@ def test_role_set_and_deactivation_record_before_and_after(adam, bob, rita) -> N
     assert not bob.is_active
     user_reactivate(actor=adam, user=bob, reason="came back")
     bob.refresh_from_db()
-    assert bob.is_active
+    # Active again, but his role waits for a second person, as a new one does: one admin
+    # could otherwise revive a risk manager's login and act through it (a trial).
+    assert bob.is_active and groups(bob) == []
+    confirm_role(bob, by=rita)
+    assert groups(bob) == ["risk_manager"]
     mine = [r for r in records_for(bob) if r.actor_username == "adam"]
     assert [(r.action, r.reason) for r in mine] == [
         ("user.role_set", "moved desks"),
         ("user.role_grant.request", "moved desks"),
         ("user.deactivate", "left the firm"),
         ("user.reactivate", "came back"),
+        ("user.role_set", "on hold until a second person confirms it: the login was reactivated"),
+        ("user.role_grant.request", "the login was reactivated: came back"),
     ]
-    role, _, off, on = mine
+    role, _, off, on, held, _ = mine
     assert (role.before["role"], role.after["role"]) == ("trader", "")
     assert (off.before["is_active"], off.after["is_active"]) == (True, False)
     assert (on.before["is_active"], on.after["is_active"]) == (False, True)
+    assert (held.before["role"], held.after["role"]) == ("risk_manager", "")
     assert audit_chain_verify().ok
 
 
@@ -156,7 +163,8 @@ def test_the_last_active_admin_stays(adam) -> None:
         with pytest.raises(ValidationError, match="only active admin"):
             change()
     user_reactivate(actor=adam, user=eve, reason="back")
-    user_role_set(actor=root, user=adam, role="trader", reason="test")  # eve is still an admin
+    confirm_role(eve, by=root)  # her admin role was on hold until a second person confirmed
+    user_role_set(actor=root, user=adam, role="trader", reason="test")  # eve is an admin again
     assert groups(adam) == []
     confirm_role(adam, by=eve)
     assert groups(adam) == ["trader"]
@@ -279,9 +287,16 @@ def test_role_change_and_deactivation_through_the_page(adam, bob, rita) -> None:
     # Their open session ends at its next request; they cannot log in again.
     assert bob_client.get(reverse("blotter")).status_code == 302
     assert not Client().login(username="bob", password="pw-bob")
-    c.post(reverse("user_active", args=[bob.pk]), {"active": "1", "reason": "back"})
+    on = {"active": "1", "reason": "back"}
+    (back,) = said(c, reverse("user_active", args=[bob.pk]), on)
+    assert back.startswith(
+        "bob reactivated. Their role (risk manager) is on hold until a second person confirms "
+        "it (role grant "
+    ), back
     bob.refresh_from_db()
-    assert bob.is_active and groups(bob) == ["risk_manager"]
+    assert bob.is_active and groups(bob) == []
+    confirm_role(bob, by=rita)
+    assert groups(bob) == ["risk_manager"]
     # The session did not come back with the account (an authorization audit: it did,
     # with no login): deactivating deleted it.
     assert bob_client.get(reverse("risk_console")).status_code == 302
