@@ -6,6 +6,7 @@ request that asks for it (the blotter's and console's scripts)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
@@ -54,9 +55,11 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 _BAD_REQUESTS = {
-    "TooManyFieldsSent": "the request has too many fields",
-    "TooManyFilesSent": "the request has too many files",
-    "RequestDataTooBig": "the request is too large",
+    "TooManyFieldsSent": "the request has too many fields (a form here has at most {fields:,}); "
+    "nothing was done",
+    "TooManyFilesSent": "the request has too many files; nothing was done",
+    "RequestDataTooBig": "the request is too large (a form here sends at most {size}); "
+    "nothing was done",
     "DisallowedHost": "the request's host is not this site",
 }
 
@@ -66,7 +69,10 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     fields, too large a body, a header it does not trust): the reason, as JSON if asked."""
     # Said in the product's words: Django's own (the host it distrusts, the setting to
     # raise) are for the operator's log, not for whoever sent the request.
-    message = _BAD_REQUESTS.get(type(exception).__name__, "the request could not be read")
+    message = _BAD_REQUESTS.get(type(exception).__name__, "the request could not be read").format(
+        fields=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS or 0,
+        size=f"{(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0) / 2**20:g} MB",
+    )
     if wants_json(request):
         return JsonResponse({"ok": False, "error": message}, status=400)
     return render(request, "oversight/error.html", {"status": 400, "message": message}, status=400)
@@ -83,6 +89,13 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """Django's bare "CSRF verification failed" for a form or script older than the
     session: said as what it is, and what to do (a trial's Pause said "the server did not
     answer; try again", which never works). Django's reason goes to its own log only."""
+    if request.method in ("PUT", "PATCH", "DELETE"):
+        # No address here takes these: a PUT was told its page was out of date (a trial),
+        # where a GET of the same address is told which method it takes.
+        said = f"no address here takes {request.method}; forms and controls take POST"
+        if wants_json(request):
+            return JsonResponse({"ok": False, "error": said}, status=405)
+        return render(request, "oversight/error.html", {"status": 405, "message": said}, status=405)
     denied_because(request, f"CSRF: {reason}" if reason else "CSRF", csrf=True)
     if wants_json(request):
         return JsonResponse({"ok": False, "error": CSRF_REFUSED}, status=403)

@@ -11,13 +11,16 @@ could not read ("the server did not answer"): it is told so.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render, resolve_url
 
+from oversight.error_views import bad_request, not_found
 from oversight.risk.answers import wants_json
 
 
@@ -68,27 +71,15 @@ class InputGuardMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        # "Nothing was changed" only where something could have been: a search changes
-        # nothing anyway (a trial read it on the audit filters).
-        search = request.method in ("GET", "HEAD")
-        field = _nul_field(request)
-        if field is not None:
-            unchanged = "" if search else "; nothing was changed"
-            return refusal(request, 400, f"{field}: contains a NUL character (\\x00){unchanged}")
-        field = _not_utf8_field(request)
-        if field is not None:
-            unchanged = "" if search else "; nothing was changed"
-            return refusal(
-                request,
-                400,
-                f"{field}: is not UTF-8 text (or has the replacement character U+FFFD){unchanged}",
-            )
-        field = _repeated_field(request)
-        if field is not None:
-            unchanged = "" if search else " (nothing was changed)"
-            return refusal(
-                request, 400, f"field “{field}” given more than once; send it once{unchanged}"
-            )
+        try:
+            refused = self._input_refused(request)
+        except SuspiciousOperation as e:
+            # Too many fields, too large a body: read here first, so answered here, in the
+            # product's words. Raised on to Django, in debug mode (`run`'s) it drew its
+            # technical page: a traceback and the settings (a trial).
+            return bad_request(request, e)
+        if refused is not None:
+            return refused
         response = self.get_response(request)
         if (
             response.status_code == 302
@@ -110,4 +101,68 @@ class InputGuardMiddleware:
             )
             said["Allow"] = allowed
             return said
+        if response.status_code == 404 and _debug_page(response):
+            # An address that names nothing (`/users/abc/active/`): in debug mode Django
+            # lists every URL pattern instead of saying so.
+            return not_found(request)
         return response
+
+    @staticmethod
+    def _input_refused(request: HttpRequest) -> HttpResponse | None:
+        # "Nothing was changed" only where something could have been: a search changes
+        # nothing anyway (a trial read it on the audit filters).
+        search = request.method in ("GET", "HEAD")
+        field = _nul_field(request)
+        if field is not None:
+            unchanged = "" if search else "; nothing was changed"
+            return refusal(request, 400, f"{field}: contains a NUL character (\\x00){unchanged}")
+        field = _not_utf8_field(request)
+        if field is not None:
+            unchanged = "" if search else "; nothing was changed"
+            return refusal(
+                request,
+                400,
+                f"{field}: is not UTF-8 text (or has the replacement character U+FFFD){unchanged}",
+            )
+        control = _control_field(request)
+        if control is not None:
+            unchanged = "" if search else "; nothing was changed"
+            return refusal(
+                request,
+                400,
+                f"{control[0]}: contains a control character ({control[1]}){unchanged}",
+            )
+        field = _repeated_field(request)
+        if field is not None:
+            unchanged = "" if search else " (nothing was changed)"
+            return refusal(
+                request, 400, f"field “{field}” given more than once; send it once{unchanged}"
+            )
+        return None
+
+
+# C0 controls but tab, line feed and carriage return; DEL and the C1 controls; and the
+# bidirectional overrides and isolates, which make a stored reason read otherwise on a
+# page than it is (a trial put U+202E and a bell in a cancel's reason, and both went into
+# the audit trail and its CSV as sent).
+_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _control_field(request: HttpRequest) -> tuple[str, str] | None:
+    """The first field whose name or value has a control character, and which one."""
+    for where in (request.GET, request.POST):
+        for key, values in where.lists():
+            for text in (key, *values):
+                m = _CONTROL.search(text)
+                if m is not None:
+                    return _CONTROL.sub("", key)[:64], f"U+{ord(m.group()):04X}"
+    return None
+
+
+def _debug_page(response: HttpResponse) -> bool:
+    """Django's technical page of debug mode, not one of ours."""
+    return (
+        settings.DEBUG
+        and not getattr(response, "streaming", False)
+        and b"<code>DEBUG = True</code>" in response.content
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -35,6 +37,28 @@ def test_a_nul_character_is_refused_by_field_before_any_view(rita, alice, instru
     assert order.status == "WORKING"
 
 
+def test_control_characters_are_refused_by_field_and_line_breaks_are_not(alice, instrument):
+    """A cancel's reason with a right-to-left override and a bell went into the audit
+    trail and its CSV as sent (a trial): a reason that reads otherwise than it is."""
+    order = make_order(alice, instrument)
+    trader = client_for(alice)
+    url = reverse("order_control", args=[order.pk])
+    for bad, code in (("a\u202eb", "U+202E"), ("ring\x07", "U+0007"), ("x\x9by", "U+009B")):
+        resp = trader.post(url, {"action": "pause", "reason": bad}, HTTP_ACCEPT="application/json")
+        assert resp.status_code == 400
+        assert resp.json()["error"] == (
+            f"reason: contains a control character ({code}); nothing was changed"
+        )
+    order.refresh_from_db()
+    assert order.status == "WORKING"
+    ok = trader.post(
+        url,
+        {"action": "pause", "reason": "two lines,\r\nand a\ttab"},
+        HTTP_ACCEPT="application/json",
+    )
+    assert ok.status_code == 200, ok.content
+
+
 def test_a_wrong_method_says_which_it_takes(rita) -> None:
     c = client_for(rita)
     resp = c.get(reverse("risk_kill"), HTTP_ACCEPT="application/json")
@@ -42,6 +66,45 @@ def test_a_wrong_method_says_which_it_takes(rita) -> None:
     assert resp.json()["error"] == "this address does not take GET; it takes POST"
     page = c.get(reverse("risk_kill"))
     assert page.status_code == 405 and "does not take GET; it takes POST" in page.content.decode()
+    # With no CSRF token, as a script sends them: not "this page is out of date" (a trial).
+    for method in ("put", "patch", "delete"):
+        resp = getattr(Client(enforce_csrf_checks=True), method)(
+            reverse("risk_kill"), HTTP_ACCEPT="application/json"
+        )
+        assert resp.status_code == 405, method
+        assert resp.json()["error"] == (
+            f"no address here takes {method.upper()}; forms and controls take POST"
+        )
+
+
+@pytest.mark.parametrize("wants", ["json", "page"])
+def test_in_debug_mode_bad_requests_and_missing_pages_are_ours_not_djangos(
+    rita, adam, settings, wants
+) -> None:
+    """`run` is in debug mode: a reason of 3,000,000 characters, 1,200 fields, or an
+    address that names nothing drew Django's technical page (a traceback, the settings,
+    every URL pattern; a trial)."""
+    settings.DEBUG = True
+    accept = {"HTTP_ACCEPT": "application/json"} if wants == "json" else {}
+    c = client_for(rita)
+    cases = [
+        (c, reverse("risk_kill"), {"scope_type": "firm", "reason": "x" * 3_000_000}, 400,
+         "the request is too large (a form here sends at most 2.5 MB); nothing was done"),
+        (c, reverse("risk_kill"), {f"f{i}": "x" for i in range(1_200)}, 400,
+         "the request has too many fields (a form here has at most 1,000); nothing was done"),
+        (client_for(adam), "/users/abc/active/", {"active": "0", "reason": "x"}, 404,
+         "there is no such page"),
+    ]  # fmt: skip
+    for client, url, data, status, said in cases:
+        resp = client.post(url, data, **accept)
+        body = resp.content.decode()
+        assert resp.status_code == status, (url, body[:300])
+        assert "DEBUG = True" not in body and "Traceback" not in body, url
+        if wants == "json":
+            assert resp.json()["error"] == said
+        else:  # the page begins it with a capital
+            assert said[1:] in html.unescape(body), body
+    assert not KillSwitch.objects.exists()
 
 
 def test_too_many_fields_is_a_reason_not_a_bare_400(rita, settings) -> None:
@@ -50,7 +113,9 @@ def test_too_many_fields_is_a_reason_not_a_bare_400(rita, settings) -> None:
     data = {f"f{i}": "x" for i in range(1_200)}
     resp = c.post(reverse("risk_kill"), data, HTTP_ACCEPT="application/json")
     assert resp.status_code == 400
-    assert resp.json()["error"] == "the request has too many fields"
+    assert resp.json()["error"] == (
+        "the request has too many fields (a form here has at most 1,000); nothing was done"
+    )
     # Django's own words (the setting to raise, a distrusted host) are not shown.
     assert "DATA_UPLOAD" not in resp.content.decode()
     bad_host = Client(HTTP_HOST="evil.example").get("/", HTTP_ACCEPT="application/json")
