@@ -490,7 +490,16 @@ def order_control_request(
     """A person asks the worker to pause, resume, cancel or amend; it applies it next step."""
     reason = reason_given(reason)
     if action not in CONTROLS:
-        raise ValidationError({"action": [f"unknown action {action!r}"]})
+        known = ", ".join(CONTROLS)
+        raise ValidationError(
+            {
+                "action": [
+                    f"unknown action {action!r}: one of {known}"
+                    if action
+                    else f"missing: one of {known}"
+                ]
+            }
+        )
     if order.owner_id != user.pk or not user.has_perm(TRADE):
         raise ValidationError("only the order's trader may control it")
     # As the row is now (the page's copy may be minutes old); checked again under its lock.
@@ -504,7 +513,9 @@ def order_control_request(
         if unknown:
             raise ValidationError({"changes": [f"a resume takes only replan, not {unknown[0]}"]})
         replan = (changes or {}).get("replan", False)
-        if replan not in (True, False, "1", "0", "true", "false", "on", ""):
+        # An empty value is not "no": a trial's "replan=" resumed without a re-plan, while
+        # leaving the field out re-plans (the view's default).
+        if replan not in (True, False, "1", "0", "true", "false", "on"):
             raise ValidationError({"replan": ["yes or no"]})
         if replan in (True, "1", "true", "on"):
             clean = {"replan": True}

@@ -950,6 +950,12 @@ def order_control(request: HttpRequest, pk: int) -> HttpResponseBase:
                 status=403,
             )
         raise PermissionDenied("only the order's trader may control it")
+    if request.content_type == "application/json":
+        said = "controls take form fields (application/x-www-form-urlencoded), not JSON"
+        if _wants_json(request):
+            return JsonResponse({"ok": False, "errors": {"__all__": [said]}}, status=400)
+        messages.error(request, f"Order {order.pk}: {said}")
+        return _back(request, order)
     action = request.POST.get("action", "")
     changes = _control_changes(request) if action == ControlRequest.AMEND else None
     if action == ControlRequest.RESUME:

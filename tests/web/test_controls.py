@@ -69,8 +69,9 @@ def test_amend_sends_only_parameters(alice, adam, instrument) -> None:
 def test_a_resume_may_replan(alice, instrument, django_capture_on_commit_callbacks) -> None:
     order = make_order(alice, instrument, status="PAUSED")
     c = client_for(alice)
-    bad = control(c, order, action="resume", replan="maybe")
-    assert bad.status_code == 400 and bad.json()["errors"] == {"replan": ["yes or no"]}
+    for said in ("maybe", ""):
+        bad = control(c, order, action="resume", replan=said)
+        assert bad.status_code == 400 and bad.json()["errors"] == {"replan": ["yes or no"]}
     with django_capture_on_commit_callbacks(execute=False):
         resp = control(c, order, action="resume", replan="1", reason="after lunch")
     assert resp.status_code == 200, resp.content
@@ -103,8 +104,8 @@ def test_a_resume_is_replanned_unless_told_not_to_and_says_which(
 @pytest.mark.parametrize(
     ("status", "data", "key", "text"),
     [
-        ("WORKING", {"action": "explode"}, "action", "unknown action"),
-        ("WORKING", {}, "action", "unknown action"),
+        ("WORKING", {"action": "explode"}, "action", "unknown action 'explode': one of pause, "),
+        ("WORKING", {}, "action", "missing: one of pause, resume, cancel, amend"),
         ("WORKING", {"action": "resume"}, "action", "cannot resume an order that is working"),
         ("FILLED", {"action": "cancel"}, "action", "cannot cancel an order that is filled"),
         ("CANCELED", {"action": "pause"}, "action", "cannot pause"),
@@ -381,3 +382,20 @@ def test_the_order_page_shows_a_request_on_the_market_clock_with_its_reason(
     page = client_for(alice).get(reverse("order_detail", args=[order.pk])).content.decode()
     row = page.split("<h2>Control requests</h2>")[1].split("</tr>")[1]
     assert "d2 10:32:05" in row and "UTC" in row and "client on the phone" in row
+
+
+def test_a_json_body_is_told_controls_take_form_fields(alice, instrument) -> None:
+    """A trial's JSON cancel was told "unknown action ''", as if it had sent no action."""
+    order = make_order(alice, instrument)
+    resp = client_for(alice).post(
+        reverse("order_control", args=[order.pk]),
+        '{"action": "cancel"}',
+        content_type="application/json",
+        HTTP_ACCEPT="application/json",
+    )
+    assert resp.status_code == 400
+    assert resp.json()["errors"] == {
+        "__all__": ["controls take form fields (application/x-www-form-urlencoded), not JSON"]
+    }
+    order.refresh_from_db()
+    assert order.status == "WORKING"
