@@ -13,21 +13,65 @@ from oversight.audit import audit_record
 from oversight.audit_anchor import anchor_problem, file_head
 from oversight.audit_chain import ChainReport, audit_chain_verify
 
+# The triggers that make the table append-only (migration 0004), by database.
+GUARD_TRIGGERS = {
+    "postgresql": ("oversight_auditrecord_append_only", "oversight_auditrecord_no_truncate"),
+    "sqlite": ("oversight_auditrecord_no_update", "oversight_auditrecord_no_delete"),
+}
+
+
+def guard_problem() -> str:
+    """What is wrong with the database's guard on the trail ("" if nothing): a trigger
+    dropped or disabled. The chain still verified with them gone, and said nothing (a
+    trial dropped one): records could then be changed, and only a filed head would show it."""
+    from django.db import connection
+
+    from oversight.models import AuditRecord
+
+    wanted = GUARD_TRIGGERS.get(connection.vendor)
+    if wanted is None:
+        return ""
+    table = AuditRecord._meta.db_table
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass "
+                "AND NOT tgisinternal AND tgenabled <> 'D'",
+                [table],
+            )
+        else:
+            cur.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s",
+                [table],
+            )
+        present = {row[0] for row in cur.fetchall()}
+    gone = [t for t in wanted if t not in present]
+    if not gone:
+        return ""
+    return (
+        f"the database no longer guards them: trigger {', '.join(gone)} is missing or "
+        "disabled, so records can be changed or deleted; restore it (`manage.py migrate "
+        "oversight 0003` then `migrate`, or the SQL in migration 0004) and find out who "
+        "removed it"
+    )
+
 
 @dataclass(frozen=True)
 class AuditCheck:
     report: ChainReport
     filed_problem: str  # the chain links up, but does not hold the last head filed
     filed: str  # where this check's head was filed ('' if it was not)
+    guard_problem: str = ""  # the chain links up, but the table is no longer append-only
 
     @property
     def ok(self) -> bool:
-        return self.report.ok and not self.filed_problem
+        return self.report.ok and not self.filed_problem and not self.guard_problem
 
     @property
     def problem(self) -> str:
-        if self.filed_problem:
-            return f"the records link up, but {self.filed_problem}"
+        if self.filed_problem or self.guard_problem:
+            said = "; and ".join(p for p in (self.filed_problem, self.guard_problem) if p)
+            return f"the records link up, but {said}"
         return "" if self.report.ok else self.report.summary()
 
 
@@ -36,7 +80,7 @@ def audit_check(*, actor: Any = None, request_id: str = "", alert: bool = False)
     is well; with `alert`, raise a failure on the risk console."""
     report = audit_chain_verify()
     filed_problem = anchor_problem() if report.ok else ""
-    check = AuditCheck(report, filed_problem, "")
+    check = AuditCheck(report, filed_problem, "", guard_problem())
     audit_record(
         actor=actor,
         action="audit.verify",
@@ -46,13 +90,16 @@ def audit_check(*, actor: Any = None, request_id: str = "", alert: bool = False)
             "head": report.head,
             "bad_seq": report.bad_seq,
             "bad_id": report.bad_id,
-            "problem": report.problem or filed_problem,
+            "problem": report.problem or check.problem,
             **({"scheduled": True} if actor is None else {}),
         },
         request_id=request_id,
     )
     if check.ok:
         return AuditCheck(report, "", file_head(report.count, report.head))
+    if check.guard_problem and not filed_problem and report.ok:
+        # The head is still good to file: it is what shows a later rewrite.
+        check = AuditCheck(report, "", file_head(report.count, report.head), check.guard_problem)
     if alert:
         from oversight.risk.models import RiskException
         from oversight.risk.services import exception_raise
@@ -61,7 +108,11 @@ def audit_check(*, actor: Any = None, request_id: str = "", alert: bool = False)
             kind="AUDIT_BROKEN",
             severity=RiskException.CRITICAL,
             scope_type="firm",
-            title="The audit trail does not verify",
+            title=(
+                "The audit trail is no longer append-only"
+                if report.ok and not filed_problem
+                else "The audit trail does not verify"
+            ),
             detail=check.problem,
             suggested_action=(
                 "call the admins: compare with the heads filed outside the database; "

@@ -265,7 +265,7 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
     """Recompute the whole chain; the result is shown, and recorded with who asked."""
     check = audit_check(actor=request.user, request_id=request_id_of(request))
     report, filed = check.report, check.filed
-    if check.filed_problem:
+    if check.filed_problem or check.guard_problem:
         messages.error(request, f"Chain verification failed: {check.problem}.")
     elif report.ok:
         messages.success(

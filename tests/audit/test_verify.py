@@ -278,3 +278,28 @@ def test_the_scheduled_check_raises_a_broken_trail_on_the_risk_console(
     assert "content hash mismatch" in e.detail
     audit_check_scheduled()  # again: the same exception, counted, not a second one
     assert RiskException.objects.get(kind="AUDIT_BROKEN").count == 2
+
+
+def test_a_trail_whose_guard_is_gone_does_not_verify(db, settings, tmp_path) -> None:
+    """A trial dropped the UPDATE trigger and pressed Verify: "Chain verified". Records
+    could then be changed, and the chain says nothing until one is. The check names the
+    missing guard, on the page, in the command and on the console."""
+    from oversight.audit_check import GUARD_TRIGGERS, audit_check
+    from oversight.risk.models import RiskException
+    from oversight.tasks import audit_check_scheduled
+
+    settings.AUDIT_ANCHORS = tmp_path / "anchors.jsonl"
+    chain(3)
+    assert audit_check().ok and verify_command()[0] == 0
+    with as_dba():  # the triggers dropped (SQLite) or disabled (PostgreSQL)
+        check = audit_check()
+        assert not check.ok and check.report.ok
+        for name in GUARD_TRIGGERS["postgresql" if on_pg() else "sqlite"]:
+            assert name in check.problem
+        assert check.problem.startswith("the records link up, but the database no longer guards")
+        code, _, err = verify_command()
+        assert code == 1 and err.startswith("BROKEN: ") and "no longer guards" in err
+        assert audit_check_scheduled().startswith("broken: the records link up")
+        (e,) = RiskException.objects.filter(kind="AUDIT_BROKEN")
+        assert e.title == "The audit trail is no longer append-only"
+    assert audit_check().ok  # the guard back

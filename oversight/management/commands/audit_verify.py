@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from oversight.audit_anchor import anchor_problem, file_head
 from oversight.audit_chain import audit_chain_verify, filed_head_problem
+from oversight.audit_check import guard_problem
 from oversight.management.ready import require_migrated
 
 
@@ -49,6 +50,10 @@ class Command(BaseCommand):
                 f"BROKEN: {report.count} records link up, but the filed head does not "
                 f"match: {filed_problem}"
             )
+            raise SystemExit(1)
+        unguarded = guard_problem()
+        if unguarded:
+            self.stderr.write(f"BROKEN: {report.count} records link up, but {unguarded}")
             raise SystemExit(1)
         self.stdout.write(summary)
         if options["full_head"] and report.count:
