@@ -235,7 +235,10 @@ def _grants_void(grants: Any, actor: Any, why: str, request_id: str = "") -> int
 def role_grants_expire() -> int:
     """Pending role grants older than ROLE_GRANT_TTL lapse; returns how many."""
     with transaction.atomic():
-        old = RoleGrant.objects.select_for_update(no_key=True).filter(
+        # The grants' rows only: _grants_void reads each with its user, and a lock on the
+        # user rows too would be taken grant first, where the user services take the user
+        # first (a review: a deadlock, on PostgreSQL).
+        old = RoleGrant.objects.select_for_update(no_key=True, of=("self",)).filter(
             status=RoleGrant.PENDING, requested_at__lt=timezone.now() - ROLE_GRANT_TTL
         )
         return _grants_void(old, None, f"expired: not confirmed within {ROLE_GRANT_TTL.days} days")
@@ -301,6 +304,8 @@ def _role_grant_apply(grant: RoleGrant, user: Any, note: str, request_id: str) -
         raise ValidationError(f"{target.get_username()} is inactive: reactivate them first")
     before = _user_json(target)
     _role_groups_set(target, grant.role)
+    if grant.role == RISK_MANAGER:
+        _four_eyes_staffing_check()
     grant.status, grant.decided_by = RoleGrant.CONFIRMED, user
     grant.decided_at, grant.decision_note = timezone.now(), note
     grant.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
@@ -587,10 +592,18 @@ def _four_eyes_staffing_check() -> None:
 
     def check() -> None:
         from oversight.risk.models import RiskException
-        from oversight.risk.services import exception_raise
+        from oversight.risk.services import exception_cause_over, exception_raise
 
         n = risk_managers_active()
         if n >= 2:
+            # Staffed again (a role confirmed): an open alert says so, for a person to
+            # resolve, instead of standing as it was (a review).
+            exception_cause_over(
+                dedupe_key="four-eyes-short",
+                title=f"{n} active risk managers again: four-eyes approvals can be given",
+                detail="a second risk manager's role was confirmed since",
+                suggested_action="check the roles on the users page, then resolve",
+            )
             return
         exception_raise(
             kind="FOUR_EYES_SHORT",

@@ -56,6 +56,7 @@ from oversight.roles import (
     MANAGE_USERS,
     ROLE_LABELS,
     TRADE,
+    TRADER,
     VIEW_ALL_ORDERS,
     VIEW_AUDIT,
     role_of,
@@ -383,6 +384,9 @@ def _users_page(request: HttpRequest, form: UserCreateForm, *, status: int = 200
             if kept_for == str(row.user.pk)
             else desks.get(row.user.pk, ""),
             "desk_reason": kept.get("reason", "") if kept_for == str(row.user.pk) else "",
+            # A trader on no desk escapes every desk limit and desk kill switch (a trial).
+            "no_desk": TRADER in (row.role, getattr(pending.get(row.user.pk), "role", ""))
+            and not desks.get(row.user.pk),
             "locked": "; ".join(locks.get(row.user.get_username(), [])),
             # As user_login_unlock allows: not one's own, a superuser's only by one.
             "can_unlock": row.user.get_username() in locks

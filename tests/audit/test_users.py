@@ -788,3 +788,37 @@ def test_fewer_than_two_risk_managers_is_said_on_the_console_and_the_users_page(
     with django_capture_on_commit_callbacks(execute=True):
         user_deactivate(actor=adam, user=alice, reason="left")
     assert RiskException.objects.count() == n
+    # Two confirmed again: the open alert says so, for a person to resolve (a review: it
+    # stood as "0 active risk managers" for good).
+    eve = make_user("eve", "admin")
+    rob = User.objects.get(username="rob")
+    with django_capture_on_commit_callbacks(execute=True):
+        user_reactivate(actor=adam, user=rob, reason="back")
+        confirm_role(rob, by=eve)
+    with django_capture_on_commit_callbacks(execute=True):
+        user_role_set(actor=adam, user=rita, role="risk_manager", reason="back to risk")
+        confirm_role(rita, by=eve)
+    e.refresh_from_db()
+    assert (e.severity, e.status, e.title) == (
+        "WARNING", "OPEN", "2 active risk managers again: four-eyes approvals can be given"
+    )  # fmt: skip
+
+
+def test_a_trader_on_no_desk_is_flagged_on_the_users_page(adam, alice, rita) -> None:
+    """A trial made a trader with no desk: their orders escaped the desk's limits and
+    would escape a desk kill switch, and nothing said so."""
+    from oversight.services import user_desk_set
+
+    def flagged(user: User) -> bool:
+        page = client_for(adam).get(reverse("user_list")).content.decode()
+        row = page.split(f'id="user-{user.pk}"')[1].split("</tr>")[0]
+        return 'data-field="no-desk"' in row
+
+    assert flagged(alice)  # a trader, on no desk
+    assert not flagged(rita)  # a risk manager needs none
+    user_desk_set(actor=adam, user=alice, desk="EQ-1", reason="joins")
+    assert not flagged(alice)
+    carol = user_create(
+        actor=adam, username="carol", password=PASSWORD, role="trader", reason="hire"
+    )
+    assert flagged(carol)  # her trader role awaits confirmation: on no desk still
