@@ -689,6 +689,9 @@ class MarketWorker:
         # Projections: the engine's current state of every order and child touched.
         changed_children: list[ChildOrder] = []
         common: list[tuple[Any, ...]] = []
+        # A status's reason alone, the one rare field a kill sets on every order it ends:
+        # one statement for them all, not an ORM UPDATE each (100 a step, bench_kill).
+        reasons: list[tuple[str, int]] = []
         for eid in touched:
             w = self.engine.orders[eid]
             p = w.parent
@@ -765,7 +768,9 @@ class MarketWorker:
                     f"{fallback.from_strategy} failed, {fallback.to_strategy} took over: "
                     f"{fallback.reason}"
                 )[:255]
-            if rare:
+            if set(rare) == {"status_reason"}:
+                reasons.append((rare["status_reason"], order.pk))  # below, with the rest
+            elif rare:
                 ParentOrder.objects.filter(pk=order.pk).update(**rare)
         # One round of statements for all the step's projections, not an ORM UPDATE per row
         # (a kill cancels hundreds of children at once, and every step touches every order).
@@ -777,6 +782,11 @@ class MarketWorker:
                     "target_qty = %s, limit_price = %s, market_volume = %s, "
                     "market_notional = %s WHERE id = %s",
                     common,
+                )
+            if reasons:
+                cur.executemany(
+                    f"UPDATE {ParentOrder._meta.db_table} SET status_reason = %s WHERE id = %s",
+                    reasons,
                 )
             if changed_children:
                 cur.executemany(
