@@ -999,6 +999,8 @@ def order_control(request: HttpRequest, pk: int) -> HttpResponseBase:
             if (req.changes or {}).get("replan")
             else " (not re-planned: it catches up with its schedule)"
         )
+    if action == ControlRequest.AMEND and (req.changes or {}).get("limit_price"):
+        text += _fat_finger_note(order, str(req.changes["limit_price"]))
     if _wants_json(request):
         return JsonResponse(
             {"ok": True, "message": text, "request_id": req.pk, "changes": req.changes}
@@ -1007,6 +1009,27 @@ def order_control(request: HttpRequest, pk: int) -> HttpResponseBase:
     waiting = "" if req.applied_at is not None else f"{order.pk}:{action}:{order.status}"
     messages.success(request, text, extra_tags=waiting)
     return _back(request, order)
+
+
+def _fat_finger_note(order: ParentOrder, limit_text: str) -> str:
+    """The ticket's word on a limit far through the market, said on an amend to one too: a
+    trial amended a $40.6 sell's limit to $1, and was told only "amend requested"."""
+    try:
+        limit = Decimal(limit_text)
+    except ArithmeticError:
+        return ""
+    market = market_price(order.instrument)
+    if market <= 0:
+        return ""
+    room = float((limit - market) / market) * 1e4 * (1 if order.side == "buy" else -1)
+    if room <= FAT_FINGER_BPS:
+        return ""
+    way = "above" if order.side == "buy" else "below"
+    return (
+        f". Note: the limit {price(limit)} is {room:,.0f} bps {way} the market (about "
+        f"{price(market)}): that far through the market it protects nothing; check it is the "
+        "price you meant"
+    )
 
 
 def _back(request: HttpRequest, order: ParentOrder) -> HttpResponse:

@@ -174,8 +174,8 @@ def test_an_amend_may_reduce_the_quantity_not_below_what_is_filled_or_working(
     order = make_order(alice, instrument, quantity=10_000, filled_qty=3_000, working_qty=1_500)
     c = client_for(alice)
     for typed, says in (
-        ("12000", "an amend reduces the quantity: below 10,000"),
-        ("10000", "an amend reduces the quantity: below 10,000"),
+        ("12000", "an amend can only reduce the quantity: enter less than 10,000"),
+        ("10000", "an amend can only reduce the quantity: enter less than 10,000"),
         ("4000", "at least 4,500: 3,000 filled and 1,500 working: pause the order first"),
         ("3000", "at least 4,500: 3,000 filled"),
         ("５０００", "a whole number of shares, written with the digits 0-9"),
@@ -399,3 +399,36 @@ def test_a_json_body_is_told_controls_take_form_fields(alice, instrument) -> Non
     }
     order.refresh_from_db()
     assert order.status == "WORKING"
+
+
+def test_an_amend_to_a_limit_far_through_the_market_is_warned_as_the_ticket_does(
+    alice, instrument, django_capture_on_commit_callbacks
+) -> None:
+    """A trial amended a $40.6 sell's limit to $1 and was told only "amend requested";
+    the ticket says of the same price that it protects nothing."""
+    order = make_order(alice, instrument, side="sell")
+    c = client_for(alice)
+    with django_capture_on_commit_callbacks(execute=False):
+        far = control(c, order, action="amend", param_limit_price="1")
+        near = control(c, order, action="amend", param_limit_price="39.5")
+    assert far.status_code == 200 and near.status_code == 200
+    assert far.json()["message"].endswith(
+        "Note: the limit 1.00 is 9,750 bps below the market (about 40.00): that far through "
+        "the market it protects nothing; check it is the price you meant"
+    ), far.json()["message"]
+    assert "Note:" not in near.json()["message"]
+
+
+def test_the_order_page_says_a_resume_without_replan_and_a_removed_limit(
+    alice, instrument, django_capture_on_commit_callbacks
+) -> None:
+    """Its control requests showed "—" for both (a trial)."""
+    from execution.templatetags.desk_format import param_changes
+
+    assert param_changes({"limit_price": ""}) == "Limit removed"
+    assert param_changes({"replan": True}) == "Replan yes"
+    order = make_order(alice, instrument, status="PAUSED")
+    with django_capture_on_commit_callbacks(execute=False):
+        assert control(client_for(alice), order, action="resume", replan="0").status_code == 200
+    page = client_for(alice).get(reverse("order_detail", args=[order.pk])).content.decode()
+    assert '<td>resume</td><td class="small">Replan no</td>' in page
