@@ -376,7 +376,11 @@ def _reduced_quantity(order: ParentOrder, value: Any) -> int:
         )
     if new >= order.quantity:
         raise ValidationError(
-            {"quantity": [f"an amend reduces the quantity: below {order.quantity:,}"]}
+            {
+                "quantity": [
+                    f"an amend can only reduce the quantity: enter less than {order.quantity:,}"
+                ]
+            }
         )
     floor = order.filled_qty + order.working_qty
     if new <= order.filled_qty or new < floor:

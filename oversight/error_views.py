@@ -17,12 +17,27 @@ NOT_ALLOWED = "your role does not allow this: ask an admin if it should"
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    message = ((str(exception) if exception is not None else "") or NOT_ALLOWED).rstrip(".")
+    message = ((str(exception) if exception is not None else "") or _not_allowed(request)).rstrip(
+        "."
+    )
     denied_because(request, message)
     message += _no_role_yet(request)
     if wants_json(request):
         return JsonResponse({"ok": False, "error": message}, status=403)
     return render(request, "oversight/error.html", {"status": 403, "message": message}, status=403)
+
+
+def _not_allowed(request: HttpRequest) -> str:
+    """An admin was told to "ask an admin" (a trial): they are told what their role is for."""
+    from oversight.roles import ADMIN, role_of
+
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and role_of(user) == ADMIN:
+        return (
+            "your role (admin) does not allow this: admins manage users and review the audit "
+            "trail; trading and risk are for traders and risk managers"
+        )
+    return NOT_ALLOWED
 
 
 def _no_role_yet(request: HttpRequest) -> str:

@@ -100,11 +100,13 @@ class ParamSpec:
             number = int(number)
         if self.minimum is not None and number < self.minimum:
             raise ParamError(
-                self.name, f"must be at least {self.minimum:g}{_unit(self.unit)}, got {value!r}"
+                self.name,
+                f"must be at least {self.minimum:g}{_unit(self.unit, self.minimum)}, got {value!r}",
             )
         if self.maximum is not None and number > self.maximum:
             raise ParamError(
-                self.name, f"must be at most {self.maximum:g}{_unit(self.unit)}, got {value!r}"
+                self.name,
+                f"must be at most {self.maximum:g}{_unit(self.unit, self.maximum)}, got {value!r}",
             )
         return number
 
@@ -154,10 +156,12 @@ def label_of(name: str) -> str:
     return LABELS.get(name) or name.replace("_", " ").capitalize()
 
 
-def _unit(unit: str) -> str:
+def _unit(unit: str, number: float | None = None) -> str:
     # "at least 0 1/$" reads as a number: a unit that starts with a digit goes in brackets.
     if not unit:
         return ""
+    if number == 1 and len(unit) > 1 and unit.endswith("s") and unit.isalpha():
+        unit = unit[:-1]  # "at least 1 share", not "1 shares" (a trial)
     return f" ({unit})" if unit[0].isdigit() else f" {unit}"
 
 

@@ -57,6 +57,9 @@ def param_changes(changes: Any) -> str:
     parts = []
     # In the names' order: PostgreSQL's jsonb keeps its own key order, not the request's.
     for name, value in sorted(changes.items()):
+        if name == "limit_price" and value in ("", None):
+            parts.append("Limit removed")  # not "Limit price —" (a trial)
+            continue
         shown = (
             f"{value:,}" if name == "quantity" and isinstance(value, int) else param_value(value)
         )

@@ -274,8 +274,13 @@
     else tb._deferred.push([ev, render]);
   }
 
-  // The row's "N denied" badge: the trader sees children refused (by the execution policy
-  // or a risk limit) as the risk console does, with the last reason on hover.
+  // The row's "N denied" badge: the trader sees children refused by the firm's controls as
+  // the risk console does, with the last reason on hover. Routine denials (a share still
+  // resting, outside the window) are not counted: the order page lists those (a trial read
+  // "0 denied" beside three on the order page).
+  const DENIED_TITLE =
+    "child orders refused by the firm's controls (risk limits, collar, participation, " +
+    "limit price); the order page lists every denial, routine ones too";
   function countDenial(tb, ev) {
     const badge = tb.querySelector('[data-field="denied"]');
     if (!badge || !(config.counted_denials || []).includes(ev.reason)) return;
@@ -283,7 +288,7 @@
     badge.dataset.count = n;
     badge.textContent = `${n} denied`;
     const last = ev.detail ? `${ev.reason}: ${ev.detail}` : ev.reason || "";
-    badge.title = `child orders refused by the execution policy or the risk limits; the last: ${last}`;
+    badge.title = `${DENIED_TITLE}; the last: ${last}`;
     badge.hidden = false;
     flash(badge);
   }
