@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -112,26 +113,11 @@ class InputGuardMiddleware:
         # "Nothing was changed" only where something could have been: a search changes
         # nothing anyway (a trial read it on the audit filters).
         search = request.method in ("GET", "HEAD")
-        field = _nul_field(request)
-        if field is not None:
-            unchanged = "" if search else "; nothing was changed"
-            return refusal(request, 400, f"{field}: contains a NUL character (\\x00){unchanged}")
-        field = _not_utf8_field(request)
-        if field is not None:
-            unchanged = "" if search else "; nothing was changed"
-            return refusal(
-                request,
-                400,
-                f"{field}: is not UTF-8 text (or has the replacement character U+FFFD){unchanged}",
-            )
-        control = _control_field(request)
-        if control is not None:
-            unchanged = "" if search else "; nothing was changed"
-            return refusal(
-                request,
-                400,
-                f"{control[0]}: contains a control character ({control[1]}){unchanged}",
-            )
+        unchanged = "" if search else "; nothing was changed"
+        for find, said in _CHARACTER_CHECKS:
+            found = find(request)
+            if found is not None:
+                return refusal(request, 400, said(found) + unchanged)
         field = _repeated_field(request)
         if field is not None:
             unchanged = "" if search else " (nothing was changed)"
@@ -157,6 +143,17 @@ def _control_field(request: HttpRequest) -> tuple[str, str] | None:
                 if m is not None:
                     return _CONTROL.sub("", key)[:64], f"U+{ord(m.group()):04X}"
     return None
+
+
+# Each: the field it finds (and what in it), and how that is said.
+_CHARACTER_CHECKS: tuple[tuple[Callable[[HttpRequest], Any], Callable[[Any], str]], ...] = (
+    (_nul_field, lambda field: f"{field}: contains a NUL character (\\x00)"),
+    (
+        _not_utf8_field,
+        lambda field: f"{field}: is not UTF-8 text (or has the replacement character U+FFFD)",
+    ),
+    (_control_field, lambda found: f"{found[0]}: contains a control character ({found[1]})"),
+)
 
 
 def _debug_page(response: HttpResponse) -> bool:

@@ -132,24 +132,40 @@ def user_role_set(
         # a second person (an authorization audit: one admin made risk managers of logins
         # they controlled and approved their own limit change with them).
         if before["role"]:  # one with no role has none to take away (nor to record)
-            _role_groups_set(user, None)
-            if before["role"] == RISK_MANAGER:
-                _four_eyes_staffing_check()
-            if before["role"] == TRADER:
-                from oversight.risk.services import overrides_lapse_for_trader
-
-                overrides_lapse_for_trader(user, f"{user.get_username()} no longer trades")
-            audit_record(
-                actor=actor,
-                action="user.role_set",
-                obj=user,
-                before=before,
-                after=_user_json(user),
+            _role_take_away(
+                actor,
+                user,
+                before,
+                no_longer=f"{user.get_username()} no longer trades",
                 reason=reason,
                 request_id=request_id,
             )
         _grant_ask(actor, user, role, reason, request_id)
     return user
+
+
+def _role_take_away(
+    actor: Any, user: Any, before: dict[str, Any], *, no_longer: str, reason: str, request_id: str
+) -> None:
+    """The role `before` names, taken away at once (the safe direction) and audited; a
+    trader's pending overrides lapse (`no_longer` says why), and a risk manager's going is
+    checked against the four eyes' staffing."""
+    _role_groups_set(user, None)
+    if before["role"] == RISK_MANAGER:
+        _four_eyes_staffing_check()
+    if before["role"] == TRADER:
+        from oversight.risk.services import overrides_lapse_for_trader
+
+        overrides_lapse_for_trader(user, no_longer)
+    audit_record(
+        actor=actor,
+        action="user.role_set",
+        obj=user,
+        before=before,
+        after=_user_json(user),
+        reason=reason,
+        request_id=request_id,
+    )
 
 
 def _grant_ask(actor: Any, user: Any, role: str, reason: str, request_id: str) -> RoleGrant:
@@ -186,20 +202,11 @@ def _role_held_back(actor: Any, user: Any, why: str, reason: str, request_id: st
     role = role_of(user)
     if not role:
         return ""
-    before = _user_json(user)
-    _role_groups_set(user, None)
-    if role == RISK_MANAGER:
-        _four_eyes_staffing_check()
-    if role == TRADER:
-        from oversight.risk.services import overrides_lapse_for_trader
-
-        overrides_lapse_for_trader(user, f"{user.get_username()}'s role is on hold: {why}")
-    audit_record(
-        actor=actor,
-        action="user.role_set",
-        obj=user,
-        before=before,
-        after=_user_json(user),
+    _role_take_away(
+        actor,
+        user,
+        _user_json(user),
+        no_longer=f"{user.get_username()}'s role is on hold: {why}",
         reason=f"on hold until a second person confirms it: {why}",
         request_id=request_id,
     )
