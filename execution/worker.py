@@ -606,19 +606,18 @@ class MarketWorker:
             mid_px = Decimal(repr(mid)).quantize(Decimal("0.000001")) if mid > 0 else None
             if not alive.update(sim_ts=self.market.now, mid_px=mid_px, **beat):
                 raise SessionLost(str(self.session.pk))
+            ends: list[dict[str, Any]] = []
             ended: list[int] = []
             if events:
-                messages, ended = self._write(events)
+                messages, ends, ended = self._write(events)
                 transaction.on_commit(lambda: broadcast_events(messages))
             self.risk.after_step(events, cause_at or timezone.now())
             self.risk.kills_settle()
-            # What follows is bookkeeping that a kill's acknowledgement need not wait on:
-            # the step's audit records (the orders a kill stopped, the orders that ended by
-            # themselves) in one write of the chain, last, so its lock is held the least,
-            # and the ended orders' open exceptions, re-sent in one query (bench_kill).
-            if self.risk.audits_due:
-                audit_records(self.risk.audits_due)
-                self.risk.audits_due = []
+            # Bookkeeping a kill's acknowledgement need not wait on, in the same transaction:
+            # the orders that ended by themselves, in one write of the chain (last, so its
+            # lock is held the least), and their open exceptions, re-sent in one query. Kept
+            # to this step: a step that fails is written again whole, once.
+            audit_records(ends)
             if ended:
                 exceptions_resend(*ended)
         self._published += len(events)
@@ -626,10 +625,10 @@ class MarketWorker:
 
     def _write(
         self, events: list[DomainEvent]
-    ) -> tuple[list[tuple[int, dict[str, Any]]], list[int]]:
+    ) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]], list[int]]:
         """Write the step's events and projections; the messages to broadcast after commit,
-        and the ids of the orders that ended (their audit records are queued in
-        `risk.audits_due`)."""
+        the audit records of the orders that ended by themselves, and the ids of every
+        order that ended."""
         tick = Decimal(repr(self.market.cal.tick_size))
         session_prefix = f"S{self.session.pk}:" if self.session else ""
         rows, messages, touched = [], [], set()
@@ -797,19 +796,19 @@ class MarketWorker:
         # An order's end in its worker is in the audit trail, as an end outside one is (a
         # blocked order's expiry); after the order rows, as every writer takes the chain.
         # Two trials found a paused order's expiry at its window's end missing.
-        ended_ids = []
+        ends, ended_ids = [], []
         for e in events:
             if isinstance(e, ParentStatusChanged) and e.status in AUDITED_ENDS:
                 ended = self._orders.get(e.order_id)
                 if ended is not None:
-                    self.risk.audits_due.append(
+                    ends.append(
                         dict(actor=None, action=AUDITED_ENDS[e.status], obj=ended, reason=e.reason)
                     )
             if isinstance(e, ParentStatusChanged) and e.status in ORDER_ENDED:
                 ended = self._orders.get(e.order_id)
                 if ended is not None:
                     ended_ids.append(ended.pk)
-        return messages, ended_ids
+        return messages, ends, ended_ids
 
 
 # The ends an order reaches in its worker by itself; a cancel or a kill is audited where

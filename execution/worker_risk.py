@@ -20,6 +20,7 @@ from execution.engine.orders import ticks_to_px
 from execution.engine.risk import ChildLimits
 from execution.models import Fill, ParentOrder
 from execution.session_clock import session_clock
+from oversight.audit import audit_records
 from oversight.risk import notify
 from oversight.risk.models import KillAck, KillSwitch, Metric, RiskException, RiskLimit
 from oversight.risk.pretrade import position
@@ -68,8 +69,7 @@ class WorkerRisk:
         self._venues_up: dict[str, bool] = {}
         self._rejects: dict[str, deque[float]] = {}
         self._behind_raised: set[str] = set()
-        # Audit records of what this step did, written with its order rows (MarketWorker._persist)
-        self.audits_due: list[dict[str, Any]] = []
+        self._audits_due: list[dict[str, Any]] = []  # written at the end of refresh()
 
     # -- orders ---------------------------------------------------------------------------
 
@@ -136,6 +136,9 @@ class WorkerRisk:
                 wk.policy = replace(wk.policy, max_participation=pct / 100)
             if kill is not None:
                 self._stop(eid, kill)
+        if self._audits_due:
+            audit_records(self._audits_due)
+            self._audits_due = []
         for ack in self.applied.values():
             if ack.dirty:
                 KillAck.objects.filter(pk=ack.ack_id).update(
@@ -213,11 +216,12 @@ class WorkerRisk:
         if not wk.parent.is_done:
             engine.cancel(eid, why)
             # Each order the kill stops, on its own record: the trail had the engage
-            # alone, and could not say what became of one order (a trial). Written with
-            # the step's order rows, in one write after the kill's acknowledgement: the
-            # chain's lock is then held for one write at the end of the transaction, not
-            # from the first order's on, and the ack does not wait on it (bench_kill).
-            self.audits_due.append(
+            # alone, and could not say what became of one order (a trial). Written
+            # together at the end of refresh(), in its transaction: the chain's lock is
+            # then held for one write, not from the first order's on (bench_kill); and
+            # before the step's control refusals, which the kill may cause (a review found
+            # "pause refused" ahead of the kill's cancel when they were written later).
+            self._audits_due.append(
                 dict(
                     actor=None,
                     action="order.cancel",

@@ -1071,3 +1071,36 @@ def test_a_paused_order_suspended_says_it_was_paused_and_a_resume_it_had_not_had
     run_to(second, second.market.now + 60)
     order.refresh_from_db()
     assert order.status == SUSPENDED  # nobody asked it to work again since
+
+
+def test_a_step_that_fails_is_written_again_once_with_one_record_of_each_end(
+    alice: User, instrument: Instrument, monkeypatch: Any
+) -> None:
+    """The step's transaction rolled back, then release() wrote the step again: an order's
+    fill must be in the trail once (a review found it twice, from a list that outlived the
+    failed step)."""
+    from execution.worker_risk import WorkerRisk
+    from oversight.models import AuditRecord
+
+    order = submit(alice, instrument, quantity=500, end_minute=10)
+    w = worker(instrument)
+    run_to(w, 5 * 60)
+    real = WorkerRisk.after_step
+    failed = []
+
+    def once(self: WorkerRisk, events: Any, cause_at: Any) -> None:
+        if not failed and any(getattr(e, "status", "") == "FILLED" for e in events):
+            failed.append(True)
+            raise RuntimeError("the database went away")
+        real(self, events, cause_at)
+
+    monkeypatch.setattr(WorkerRisk, "after_step", once)
+    with pytest.raises(RuntimeError):
+        run_to(w, 11 * 60)
+    w.release()  # as run()'s `finally` does
+    order.refresh_from_db()
+    assert failed and order.status == "FILLED"
+    ends = AuditRecord.objects.filter(
+        object_type="ParentOrder", object_id=str(order.pk), action="order.fill"
+    )
+    assert ends.count() == 1

@@ -306,3 +306,26 @@ def test_a_halt_cancels_the_blocked_orders_in_its_scope(
     )  # fmt: skip
     other.refresh_from_db()
     assert other.status == "NEW"  # reduce-only cancels nothing a worker has not taken up
+
+
+def test_a_kills_cancel_is_in_the_trail_before_the_control_refusals_it_causes(
+    alice: User, rita: User, instrument: Instrument
+) -> None:
+    """A pause asked as a kill lands is refused, because of the kill: the trail has the
+    kill's cancel of the order first (a review found it after, when the step's records
+    were written at its end)."""
+    from execution.services import order_control_request
+
+    order = submit(alice, instrument)
+    w = worker(instrument)
+    run_to(w, 10 * 60)
+    kill_switch_engage(user=rita, scope_type="trader", scope_key="alice", reason="runaway")
+    order_control_request(user=alice, order=order, action="pause", reason="me too")
+    w.step(sim_until=w.market.now + 0.5)
+    actions = list(
+        AuditRecord.objects.filter(object_type="ParentOrder", object_id=str(order.pk))
+        .order_by("seq")
+        .values_list("action", flat=True)
+    )
+    assert actions.index("order.cancel") < actions.index("order.pause.refused"), actions
+    w.release()
