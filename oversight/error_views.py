@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from oversight.access_audit import denied_because
+from oversight.access_audit import denied_because, record_denied
 from oversight.risk.answers import wants_json
 
 NOT_ALLOWED = "your role does not allow this: ask an admin if it should"
@@ -104,14 +104,18 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """Django's bare "CSRF verification failed" for a form or script older than the
     session: said as what it is, and what to do (a trial's Pause said "the server did not
     answer; try again", which never works). Django's reason goes to its own log only."""
+    denied_because(request, f"CSRF: {reason}" if reason else "CSRF", csrf=True)
     if request.method in ("PUT", "PATCH", "DELETE"):
         # No address here takes these: a PUT was told its page was out of date (a trial),
         # where a GET of the same address is told which method it takes.
         said = f"no address here takes {request.method}; forms and controls take POST"
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            # Recorded as any refused token is: the access middleware records 403s only.
+            record_denied(request, f"CSRF: {reason}" if reason else "CSRF")
         if wants_json(request):
             return JsonResponse({"ok": False, "error": said}, status=405)
         return render(request, "oversight/error.html", {"status": 405, "message": said}, status=405)
-    denied_because(request, f"CSRF: {reason}" if reason else "CSRF", csrf=True)
     if wants_json(request):
         return JsonResponse({"ok": False, "error": CSRF_REFUSED}, status=403)
     return render(

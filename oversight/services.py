@@ -201,7 +201,18 @@ def _role_held_back(actor: Any, user: Any, why: str, reason: str, request_id: st
     on anything, or trade as a trader (a trial)."""
     role = role_of(user)
     if not role:
-        return ""
+        # A role asked for and not yet confirmed is asked for again, by this admin: the
+        # request another admin made stood, and the one who set the password could see
+        # it confirmed and log in with the role (a review).
+        waiting = RoleGrant.objects.filter(user=user, status=RoleGrant.PENDING).first()
+        if waiting is None:
+            return ""
+        _grant_ask(actor, user, waiting.role, f"{why}: {reason}", request_id)
+        return waiting.role
+    if role == ADMIN:
+        # A superuser with no admin role resetting the only admin's password would leave
+        # none (a review): the same refusal as taking the role away.
+        _keep_an_admin(without=user)
     _role_take_away(
         actor,
         user,

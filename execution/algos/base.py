@@ -281,12 +281,12 @@ class Strategy(ABC):
             step = min(step, FINAL_SWEEP_INTERVAL_S)
             if self.params.get("complete") and now + FINAL_SWEEP_INTERVAL_S >= end:
                 step = min(step, FINAL_SECONDS_STEP_S)
-        elif self.params.get("complete"):
+        elif self.params.get("complete") and end - max(step, FINAL_SWEEP_INTERVAL_S) > now:
             # An order told to complete decides at the start of its last slice, never past
             # it: off the decision grid (after an amend or a resume), the decision before
             # the slice could fall 72 ms short of it, the next 72 ms before the end, and
             # the sweep had no time for its cancels to land (a trial's order expired 47
-            # shares short).
+            # shares short). Never at `now` itself, whatever the floats make of it.
             return min(now + step, end - max(step, FINAL_SWEEP_INTERVAL_S))
         return min(now + step, end)
 

@@ -1016,13 +1016,15 @@ def exception_raise(
             e.count += times
             e.last_at = now
             e.detail = detail or e.detail
-            fields = ["count", "last_at", "detail"]
+            # Said as the cause says it now: a venue down again after "back up" stayed a
+            # warning titled "back up", and "2 active risk managers again" stood over one
+            # (two reviews). The severity only rises while it is open.
+            e.title = title[:200]
+            e.suggested_action = suggested_action[:200] or e.suggested_action
+            fields = ["count", "last_at", "detail", "title", "suggested_action"]
             if SEVERITY_ORDER.index(severity) < SEVERITY_ORDER.index(e.severity):
-                # Its cause is back, as bad as before (a venue down again after "back
-                # up" stayed a warning titled "back up": a review): said so again.
-                e.severity, e.title = severity, title[:200]
-                e.suggested_action = suggested_action[:200]
-                fields += ["severity", "title", "suggested_action"]
+                e.severity = severity
+                fields.append("severity")
             e.save(update_fields=fields)
         else:
             e = RiskException.objects.create(

@@ -822,3 +822,60 @@ def test_a_trader_on_no_desk_is_flagged_on_the_users_page(adam, alice, rita) -> 
         actor=adam, username="carol", password=PASSWORD, role="trader", reason="hire"
     )
     assert flagged(carol)  # her trader role awaits confirmation: on no desk still
+
+
+def test_a_reset_of_a_login_whose_role_awaits_confirmation_asks_for_it_again(adam, rita) -> None:
+    """eve asked for carol's risk manager role; adam then set carol's password. eve's
+    request stood, so rita could confirm it and adam log in with the role (a review): it
+    is asked for again, by adam, who then cannot confirm it."""
+    from oversight.models import RoleGrant
+    from oversight.roles import FourEyesRefused
+    from oversight.services import role_grant_confirm, user_password_reset
+
+    eve = make_user("eve", "admin")
+    carol = user_create(
+        actor=eve, username="carol", password=PASSWORD, role="risk_manager", reason="hire"
+    )
+    first = RoleGrant.objects.get(user=carol, status=RoleGrant.PENDING)
+    user_password_reset(actor=adam, user=carol, password=PASSWORD + "x", reason="forgot")
+    first.refresh_from_db()
+    assert first.status == RoleGrant.VOID
+    again = RoleGrant.objects.get(user=carol, status=RoleGrant.PENDING)
+    assert (again.role, again.requested_by) == ("risk_manager", adam)
+    assert again.reason == "its password was set by an admin: forgot"
+    with pytest.raises(FourEyesRefused):
+        role_grant_confirm(user=adam, grant_id=again.pk, note="me")
+    confirm_role(carol, by=rita)
+    assert groups(carol) == ["risk_manager"]
+
+
+def test_a_superuser_cannot_leave_the_firm_without_an_admin_by_a_reset(adam) -> None:
+    from oversight.services import user_password_reset
+
+    root = User.objects.create_superuser("root", password=PASSWORD)
+    with pytest.raises(ValidationError, match="only active admin"):
+        user_password_reset(actor=root, user=adam, password=PASSWORD + "x", reason="locked")
+    adam.refresh_from_db()
+    assert groups(adam) == ["admin"]
+
+
+def test_the_four_eyes_alert_is_titled_as_things_are_now(
+    adam, rita, django_capture_on_commit_callbacks
+) -> None:
+    """Short, staffed again, then short again: the open alert says 1, not "2 again"
+    (a review)."""
+    from oversight.risk.models import RiskException
+
+    rob = make_user("rob", "risk_manager")
+    eve = make_user("eve", "admin")
+    with django_capture_on_commit_callbacks(execute=True):
+        user_role_set(actor=adam, user=rita, role="trader", reason="moves")
+    with django_capture_on_commit_callbacks(execute=True):
+        user_role_set(actor=adam, user=rita, role="risk_manager", reason="back")
+        confirm_role(rita, by=eve)
+    e = RiskException.objects.get(kind="FOUR_EYES_SHORT")
+    assert e.title.startswith("2 active risk managers again")
+    with django_capture_on_commit_callbacks(execute=True):
+        user_role_set(actor=adam, user=rob, role="trader", reason="moves")
+    e.refresh_from_db()
+    assert e.title == "1 active risk manager: four-eyes approvals cannot be given"
