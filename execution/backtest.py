@@ -28,6 +28,7 @@ import os
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,13 +88,15 @@ def run_one(
     seed: int,
     params: Mapping[str, Any],
     decision_log: str | None = None,
+    log_tag: str = "",
 ) -> EpisodeResult:
     """One episode. Module-level and fed only picklable arguments, so spawn workers can run it.
 
     Every process, the parent included when --jobs is 1, re-reads the scenario from its
     file: a Scenario holds a mappingproxy and cannot be pickled, and one code path for every
     --jobs keeps results identical whatever the number of processes. With `decision_log`
-    (a directory), an adaptive episode's decisions are written there as it ends.
+    (a directory), an adaptive episode's decisions are written there as it ends, under an
+    episode id that `log_tag` (the run and the file's place in it) makes unique.
     """
     scenario = _scenario(scenario_file)
     if decision_log is None or strategy != "adaptive":
@@ -103,7 +106,10 @@ def run_one(
     def attach(engine: ExecutionEngine) -> None:
         recorder = DecisionRecorder(engine, on_episode=episodes.append)
         info = EpisodeInfo(
-            episode_id=f"{scenario.name}:{seed}",
+            # The run and the file in it too: two files sharing a scenario name, or two
+            # runs into one folder, were one episode to the reader and to the retrain,
+            # which dropped an order and counted rows twice (a trial).
+            episode_id=f"{scenario.name}:{seed}" + (f":{log_tag}" if log_tag else ""),
             source="backtest",
             instrument=scenario.instrument.symbol,
             scenario=scenario.name,
@@ -125,6 +131,7 @@ class _Job:
     seed: int
     params: dict[str, Any]
     decision_log: str | None = None
+    log_tag: str = ""  # the run and the scenario file's place in it, for the decision log
 
 
 def _ignore_sigint() -> None:
@@ -135,7 +142,7 @@ def _ignore_sigint() -> None:
 
 def _run_job(job: _Job) -> tuple[int, EpisodeResult]:
     return job.index, run_one(
-        job.scenario_file, job.strategy, job.seed, job.params, job.decision_log
+        job.scenario_file, job.strategy, job.seed, job.params, job.decision_log, job.log_tag
     )
 
 
@@ -375,12 +382,19 @@ class Progress:
 
 def _jobs(plans: Sequence[ScenarioRun]) -> list[tuple[_Job, StrategyRun, int]]:
     out: list[tuple[_Job, StrategyRun, int]] = []
-    for plan in plans:
+    run_id = uuid.uuid4().hex[:8]
+    for f, plan in enumerate(plans):
         path = os.path.abspath(plan.file)
         for run in plan.runs:
             for k in range(plan.episodes):
                 job = _Job(
-                    len(out), path, run.strategy, plan.seed + k, run.params, plan.decision_log
+                    len(out),
+                    path,
+                    run.strategy,
+                    plan.seed + k,
+                    run.params,
+                    plan.decision_log,
+                    f"{run_id}.{f + 1}",
                 )
                 out.append((job, run, k))
     return out

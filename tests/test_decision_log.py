@@ -321,8 +321,25 @@ def test_backtest_flag_writes_the_adaptive_episodes(
     assert backtest.main([*args, "--decision-log", str(log), "--jobs", "2"]) == 0
     capsys.readouterr()
     table = read_decisions(log)
-    assert episode_ids(table) == [f"demo-midcap-buy:{SEED}", f"demo-midcap-buy:{SEED + 1}"]
+    ids = episode_ids(table)
+    assert [i.rsplit(":", 1)[0] for i in ids] == [
+        f"demo-midcap-buy:{SEED}",
+        f"demo-midcap-buy:{SEED + 1}",
+    ]
+    (run,) = {i.rsplit(":", 1)[1] for i in ids}  # the run, and the file's place in it
+    assert re.fullmatch(r"[0-9a-f]{8}\.1", run), ids
     assert set(table.column("source").to_pylist()) == {"backtest"}  # TWAP is not logged
+    # Two files of one scenario name, and the same run again into the folder: each order
+    # is its own episode (a trial's two orders were read as one, and a retrain dropped one).
+    other = tmp_path / "copy.json"
+    other.write_text(sc.read_text())
+    assert backtest.main([str(sc), str(other), "--strategies", "adaptive", "--episodes", "1",
+                          "--seed", str(SEED), "--decision-log", str(log)]) == 0  # fmt: skip
+    capsys.readouterr()
+    again = read_decisions(log)
+    assert len(episode_ids(again)) == 4
+    first_day = table.filter(pc.equal(table.column("seed"), SEED)).num_rows
+    assert again.num_rows == table.num_rows + 2 * first_day  # the new two: SEED's, each once
     # Episode SEED's rows are what the strategy computed on that day (a hook of our own).
     capture = Capture()
 

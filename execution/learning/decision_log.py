@@ -152,7 +152,8 @@ NULLABLE = frozenset(
 class EpisodeInfo:
     """Who and where: written on every row of the episode."""
 
-    episode_id: str  # unique per order and engine: "S12-P345" live, "SCENARIO:SEED" backtest
+    # unique per order and engine: "S12-P345" live, "SCENARIO:SEED:RUN.FILE" in a backtest
+    episode_id: str
     source: str  # "live" or "backtest"
     instrument: str
     scenario: str
