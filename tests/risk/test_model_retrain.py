@@ -250,7 +250,13 @@ def _fake_retrain(monkeypatch: pytest.MonkeyPatch, fallbacks: dict[str, int]) ->
             "measures policy-v1-r1 against TWAP",
             "policy-v1-r1 fell back",
         ),
-        ({"candidate": 1, "base": 0}, "", "every evaluation day"),
+        (
+            {"candidate": 1, "base": 0},
+            "policy-v1-r1 fell back to TWAP on 1 of 2 evaluation days (50%): on those days it "
+            "traded as TWAP",
+            "every evaluation day",
+        ),
+        ({"candidate": 0, "base": 1}, "", "evaluation days ("),
     ],
 )
 def test_the_summary_says_how_often_each_model_fell_back(

@@ -72,6 +72,9 @@ def decision_log_default() -> tuple[Path | None, str]:
     return None, note
 
 
+FALLBACK_SHARE_SAID = 0.1  # a candidate that fell back on this share of days is warned of
+
+
 def evaluation_summary(name: str, base: str, ev: dict[str, Any]) -> list[str]:
     """What the command prints of the evaluation. A model that fell back traded those days
     as TWAP, so its fallbacks come first: on every day, the comparison measures nothing."""
@@ -90,7 +93,15 @@ def evaluation_summary(name: str, base: str, ev: dict[str, Any]) -> list[str]:
             f"{name} fell back to TWAP on every evaluation day: it traded as TWAP, so this "
             "comparison measures nothing about the model"
         )
-    elif prev == n:
+    elif cand and cand >= FALLBACK_SHARE_SAID * n:
+        # A trial's candidate fell back on 4 of 5 days and was registered with a
+        # difference that was mostly TWAP's, and nothing said so.
+        lines.append(
+            f"{name} fell back to TWAP on {cand} of {n} evaluation days ({cand / n:.0%}): "
+            "on those days it traded as TWAP, so the comparison says that much less about "
+            "the model; find out why on those days before approving it"
+        )
+    if prev == n and cand != n:
         lines.append(
             f"{base} fell back to TWAP on every evaluation day: the comparison with it "
             f"measures {name} against TWAP, not against {base}"
