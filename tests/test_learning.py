@@ -216,8 +216,21 @@ def test_an_expert_trains_on_its_band_s_days_only() -> None:
 
     last = len(scenarios.VALIDATION_SEEDS) - 64
     assert len(validation_band_seeds(last, 64, (0.0, 0.0), (0.0, 0.0))) == 64
-    with pytest.raises(ValueError, match="only 64 validation days have a spread in"):
+    with pytest.raises(
+        ValueError, match="only 64 validation days have a spread of any and a participation of any"
+    ):
         validation_band_seeds(last, 65, (0.0, 0.0), (0.0, 0.0))  # past the last one
+
+
+def test_a_band_is_said_as_people_read_it() -> None:
+    """0 bounds nothing: "[5.0, 0.0] bps" read as an empty band (a trial)."""
+    from execution.learning.bands import band_words
+
+    assert band_words((5.0, 0.0), "bps") == "5 bps and over"
+    assert band_words((0.0, 5.0), "bps") == "under 5 bps"
+    assert band_words((3.0, 5.0), "bps") == "3 to 5 bps"
+    assert band_words((0.0, 0.0)) == "any"
+    assert band_words((0.15, 0.0)) == "0.15 and over"
 
 
 def test_an_order_s_expected_participation_is_its_share_of_its_window_s_volume() -> None:
@@ -265,7 +278,7 @@ def test_an_expert_can_be_banded_by_participation_as_well_as_spread() -> None:
     held_out = validation_band_seeds(500, 20, (0.0, 0.0), (0.15, 0.0))
     assert all(s in scenarios.VALIDATION_SEEDS and s >= 2_000_500 for s in held_out)
     assert all(scenarios.expected_participation(s) >= 0.15 for s in held_out)
-    with pytest.raises(ValueError, match="participation in"):
+    with pytest.raises(ValueError, match="and a participation of 0.3 and over"):
         validation_band_seeds(len(scenarios.VALIDATION_SEEDS) - 100, 90, (0.0, 0.0), (0.3, 0.0))
 
 

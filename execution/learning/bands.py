@@ -72,6 +72,16 @@ def parse_band(text: str, option: str, kind: Kind) -> Band:
     return (lo, hi)
 
 
+def band_words(band: Band, unit: str = "") -> str:
+    """A band as people read it: 0 bounds nothing ("[5.0, 0.0] bps" read as an empty band:
+    a trial). "5 bps and over", "under 5 bps", "3 to 5 bps", "any"."""
+    lo, hi = band
+    u = f" {unit}" if unit else ""
+    if hi <= 0 or math.isinf(hi):
+        return "any" if lo <= 0 else f"{lo:g}{u} and over"
+    return f"under {hi:g}{u}" if lo <= 0 else f"{lo:g} to {hi:g}{u}"
+
+
 def _within(value: float, band: Band) -> bool:
     lo, hi = band
     return lo <= value and (hi <= 0 or value < hi)
@@ -98,8 +108,8 @@ def _first_in_band(
     while len(out) < n:
         if at >= limit:
             raise ValueError(
-                f"only {len(out)} {what} have a spread in {band} bps "
-                f"and a participation in {participation}"
+                f"only {len(out)} {what} have a spread of {band_words(band, 'bps')} "
+                f"and a participation of {band_words(participation)}"
             )
         for s in seeds_from(at):
             if in_band(s, band, participation):

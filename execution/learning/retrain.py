@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from execution.algos.adaptive import load_policy
 from execution.learning import train as trainer
-from execution.learning.bands import band_seeds, validation_band_seeds
+from execution.learning.bands import band_seeds, band_words, validation_band_seeds
 from execution.learning.contexts import contexts_from_log
 from execution.learning.decision_log import decision_arrays, episode_ids, log_files, read_files
 from execution.learning.env import SHIPPED_MIN_CHILD_QTY, run_policy
@@ -256,8 +256,8 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
     if banded:
         evaluation["days"] = (
             f"the first {len(seeds)} held-out days from {VALIDATION_SEEDS.start + EVALUATION_OFFSET:,} "
-            f"with a spread in {list(cfg.spread_band)} bps and a participation in "
-            f"{list(cfg.participation_band)}: the expert's band"
+            f"with a spread of {band_words(cfg.spread_band, 'bps')} and a participation "
+            f"of {band_words(cfg.participation_band)}: the expert's band"
         )
     card["evaluation"] = evaluation
     card["validation"] = {  # the registry's list reads these
