@@ -278,7 +278,7 @@ def test_an_expert_can_be_banded_by_participation_as_well_as_spread() -> None:
     held_out = validation_band_seeds(500, 20, (0.0, 0.0), (0.15, 0.0))
     assert all(s in scenarios.VALIDATION_SEEDS and s >= 2_000_500 for s in held_out)
     assert all(scenarios.expected_participation(s) >= 0.15 for s in held_out)
-    with pytest.raises(ValueError, match="and a participation of 0.3 and over"):
+    with pytest.raises(ValueError, match=r"and a participation of 0\.3 and over"):
         validation_band_seeds(len(scenarios.VALIDATION_SEEDS) - 100, 90, (0.0, 0.0), (0.3, 0.0))
 
 
@@ -347,6 +347,20 @@ def test_a_retrain_keeps_an_expert_s_band_and_schedule() -> None:
     assert (_band_of(v8), _schedule_of(v8)) == ((0.0, 5.0), "volume")
     assert (_band_of(v4), _schedule_of(v4)) == ((0.0, 0.0), "time")  # trained before either
     assert (_band_of({}), _schedule_of({"config": "not json"})) == ((0.0, 0.0), "time")
+
+
+def test_a_retrain_is_regularised_as_its_base_was() -> None:
+    """A retrain of v13 ran with the trainer's decay (0.005, towards zero), not v13's own
+    (0.1, towards its starting weights), and nothing said so (a trial)."""
+    from execution.algos.adaptive import load_policy
+    from execution.learning.retrain import _regularisation_of
+
+    assert _regularisation_of(load_policy("policy-v13").metadata) == (0.1, "start")
+    assert _regularisation_of({}) == (0.005, "zero")
+    assert _regularisation_of({"config": '{"weight_decay": -1, "decay_to": "start"}'}) == (
+        0.005,
+        "zero",
+    )
 
 
 @pytest.mark.parametrize(

@@ -118,6 +118,18 @@ def _schedule_of(policy_meta: dict[str, str]) -> str:
     return schedule if schedule in ("time", "volume") else "time"
 
 
+def _regularisation_of(policy_meta: dict[str, str]) -> tuple[float, str]:
+    """The base's weight decay and what it pulls towards: a retrain of v13 (0.1, towards
+    its starting weights) ran with the trainer's defaults (0.005, towards zero), and
+    nothing said so (a trial)."""
+    d = trainer.Config()
+    config = _base_config(policy_meta)
+    decay, to = config.get("weight_decay", d.weight_decay), config.get("decay_to", d.decay_to)
+    if not isinstance(decay, int | float) or not 0 <= decay <= 100 or to not in ("zero", "start"):
+        return d.weight_decay, d.decay_to
+    return float(decay), str(to)
+
+
 def _min_child_of(policy_meta: dict[str, str]) -> int:
     value = _base_config(policy_meta).get("min_child_qty", SHIPPED_MIN_CHILD_QTY)
     return value if isinstance(value, int) and value >= 1 else SHIPPED_MIN_CHILD_QTY
@@ -163,6 +175,10 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
         episodes_per_pair=rc.episodes_per_pair,
         sigma=rc.sigma,
         learning_rate=rc.learning_rate,
+        # Regularised as the base was: a fine-tune that pulls towards zero what the base
+        # kept near its own start is another model's training.
+        weight_decay=_regularisation_of(base.metadata)[0],
+        decay_to=_regularisation_of(base.metadata)[1],
         jobs=rc.jobs,
         validation=rc.evaluation,
         range_episodes=rc.range_episodes,
