@@ -68,6 +68,9 @@ def layer_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+SHIPPED_MODELS = Path(__file__).resolve().parent / "learning" / "models"
+
+
 def output_file(option: str, path: Path, *, inputs: Iterable[Path] = ()) -> str:
     """Why `path` cannot be written as a command's output file, or "": its folder must
     exist and be writable, it must not be a folder, and it must not be one of the
@@ -79,6 +82,13 @@ def output_file(option: str, path: Path, *, inputs: Iterable[Path] = ()) -> str:
         return f"{option} {path}: folder {parent} does not exist"
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"{option} {path}: folder {parent} is not writable"
+    if path.exists() and path.resolve().parent == SHIPPED_MODELS.resolve():
+        # Its hash is registered: written over, the registry refuses it and its orders
+        # fall back to TWAP. The docs' reproduction commands did write there (a trial).
+        return (
+            f"{option} {path}: is a shipped model file, whose hash the registry holds; write "
+            "to another path and compare the two files' SHA-256"
+        )
     for given in inputs:
         try:
             # samefile: also a hard link or another path to the same file.

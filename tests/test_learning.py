@@ -550,3 +550,14 @@ def test_evaluate_names_an_unknown_baseline(capsys: pytest.CaptureFixture[str]) 
     assert "--baselines: unknown strategy 'zzz'; the baselines are twap, vwap, pov, is" in (
         capsys.readouterr().err
     )
+
+
+def test_no_command_writes_over_a_shipped_model_file() -> None:
+    """The docs' reproduction commands wrote into the shipped folder: over policy-v1.onnx,
+    the registry would refuse the file and its orders fall back to TWAP (a trial)."""
+    from execution.algos.adaptive import MODEL_DIR
+    from execution.cli_args import output_file
+
+    said = output_file("--out", MODEL_DIR / "policy-v4.onnx")
+    assert said.startswith("--out ") and "is a shipped model file" in said
+    assert output_file("--out", MODEL_DIR / "policy-v99.onnx") == ""  # a new version may
