@@ -134,6 +134,10 @@ class _Job:
     log_tag: str = ""  # the run and the scenario file's place in it, for the decision log
 
 
+def _parquet_count(folder: Path | None) -> int:
+    return 0 if folder is None else sum(1 for _ in folder.rglob("*.parquet"))
+
+
 def _ignore_sigint() -> None:
     # Ctrl-C reaches the whole process group; only the parent should handle it, so the
     # user sees one "interrupted" line rather than a traceback from every worker.
@@ -704,6 +708,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
+    log_dir = Path(args.decision_log) if args.decision_log is not None else None
+    logged_before = _parquet_count(log_dir)
     total = sum(len(plan.runs) * plan.episodes for plan in plans)
     progress = Progress(total, sys.stderr, time.monotonic)
     first = True
@@ -729,6 +735,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --decision-log {args.decision_log}: {exc}", file=sys.stderr)
         return EXIT_WRITE_FAILED
     progress.finish()
+    if log_dir is not None and _parquet_count(log_dir) == logged_before:
+        # An empty folder and no word of it (a trial's model failed at its first decision).
+        print(
+            f"note: --decision-log {args.decision_log}: no decision was logged; every adaptive "
+            "episode fell back before its first decision (see the fallbacks above)",
+            file=sys.stderr,
+        )
     # Only where an interval was printed: a paired difference (a strategy besides TWAP),
     # from at least two episodes.
     compared = [p.episodes for p in plans if any(r.strategy != "twap" for r in p.runs)]

@@ -516,3 +516,40 @@ def test_nothing_to_read(tmp_path: Path) -> None:
     os.mkfifo(pipe)  # a reader would block on it until a writer came
     with pytest.raises(DecisionLogError, match=r"pipe\.parquet: not a regular file or a folder"):
         read_decisions(pipe)
+
+
+def test_the_command_line_says_what_a_folder_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m execution.learning.decision_log DIR` printed nothing (a trial)."""
+    from execution.learning import decision_log
+
+    sc = short_file(tmp_path)
+    log = tmp_path / "log"
+    args = [str(sc), "--strategies", "adaptive", "--episodes", "2", "--seed", str(SEED)]
+    assert backtest.main([*args, "--decision-log", str(log)]) == 0
+    capsys.readouterr()
+    table = read_decisions(log)
+    assert decision_log.main([str(log)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{table.num_rows:,} decisions in 2 orders"
+    assert f"  decisions by source: backtest {table.num_rows:,}" in out
+    assert out[-1] == "  orders by end: FILLED 2"
+    assert decision_log.main([str(tmp_path / "none")]) == 2
+    assert "no such file or directory" in capsys.readouterr().err
+
+
+def test_a_log_left_empty_by_fallbacks_is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every episode fell back at its first decision: the folder stayed empty and the
+    backtest said nothing of it (a trial)."""
+    def fails(self: object, view: object) -> list[object]:
+        raise FloatingPointError("model output is NaN")  # as a model that turns later
+
+    monkeypatch.setattr(Adaptive, "decide", fails)  # --jobs 1: in this process
+    sc = short_file(tmp_path)
+    args = [str(sc), "--strategies", "adaptive", "--episodes", "1", "--jobs", "1"]
+    assert backtest.main([*args, "--decision-log", str(tmp_path / "log")]) == 0
+    err = capsys.readouterr().err
+    assert "no decision was logged; every adaptive episode fell back" in err

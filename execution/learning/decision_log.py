@@ -619,6 +619,52 @@ def feature_record(table: Table, episode_id: str | None = None) -> dict[str, Any
     }
 
 
+def summary(table: Table) -> list[str]:
+    """What a folder holds, as the command line prints it: decisions, orders, and their
+    split by source, model version and expert, and by how the orders ended."""
+    lines = [f"{table.num_rows:,} decisions in {len(episode_ids(table)):,} orders"]
+    ends: dict[str, str] = {}
+    for eid, status, fallback in zip(
+        table.column("episode_id").to_pylist(),
+        table.column("episode_status").to_pylist(),
+        table.column("episode_fallback").to_pylist(),
+        strict=True,
+    ):
+        ends[eid] = "fell back" if fallback else (status or "not ended")
+    for column in ("source", "model_version", "model_expert"):
+        counts: dict[str, int] = {}
+        for value in table.column(column).to_pylist():
+            counts[value or "-"] = counts.get(value or "-", 0) + 1
+        shown = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
+        lines.append(f"  decisions by {column}: {shown}")
+    outcome: dict[str, int] = {}
+    for end in ends.values():
+        outcome[end] = outcome.get(end, 0) + 1
+    lines.append("  orders by end: " + ", ".join(f"{k} {v:,}" for k, v in sorted(outcome.items())))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m execution.learning.decision_log DIR: what a decision log folder holds
+    (it printed nothing: a trial)."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(
+        prog="python -m execution.learning.decision_log",
+        description="Summarise a decision log folder (its Parquet files, checked).",
+    )
+    ap.add_argument("folder", help="the folder --decision-log wrote into")
+    args = ap.parse_args(argv)
+    try:
+        table = read_decisions(args.folder)
+    except (DecisionLogError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(summary(table)))
+    return 0
+
+
 __all__ = [
     "FORMAT",
     "DecisionLogError",
@@ -632,5 +678,10 @@ __all__ = [
     "read_decisions",
     "read_files",
     "schema",
+    "summary",
     "write_table",
 ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
