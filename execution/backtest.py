@@ -53,7 +53,7 @@ from execution.backtest_stats import (
     paired_difference,
     standard_error,
 )
-from execution.cli_args import output_file, output_folder, whole
+from execution.cli_args import OneLineParser, output_file, output_folder, whole
 from execution.engine.engine import ExecutionEngine
 from execution.learning.bands import UNREADABLE_BAND, card_spread_band
 from execution.learning.decision_log import DecisionRecorder, EpisodeInfo, EpisodeLog
@@ -641,7 +641,7 @@ def _seed(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m execution.backtest",
         description="Backtest execution strategies on scenario files (see docs/BACKTEST.md).",
     )

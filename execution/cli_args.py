@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NoReturn
 
 # No command needs more: a larger count is a typing error (and would overflow a list).
 MAX_COUNT = 10_000_000
@@ -126,6 +127,14 @@ def exit_code(main: Callable[[], int], *errors: type[Exception]) -> int:
     except errors as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Its errors as one line on stderr, exit status 2, as the command's own are: argparse
+    put its whole usage block before an out-of-range --episodes (a trial)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def training_extras_or_exit(parser: argparse.ArgumentParser) -> None:

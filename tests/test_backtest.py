@@ -580,3 +580,22 @@ def test_a_scenario_file_with_a_byte_order_mark_is_read(
         capsys, tmp_path, str(marked), "--strategies", "twap", "--episodes", "1"
     )
     assert results[0]["scenario"] == json.loads(Path(MIDCAP).read_text())["name"]
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--episodes", "0"], "error: argument --episodes: must be from 1 to 100,000, got 0"),
+        (["--seed", "abc"], "error: argument --seed: must be a whole number, got 'abc'"),
+        (["--bogus"], "error: unrecognized arguments: --bogus"),
+    ],
+)
+def test_a_bad_option_is_one_line_as_the_docs_say(
+    args: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """argparse printed its whole usage block first (a trial); BACKTEST.md says one line."""
+    with pytest.raises(SystemExit) as exit_:
+        backtest.main([MIDCAP, *args])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(said), err
