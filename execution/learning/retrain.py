@@ -282,6 +282,9 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
         "adaptive_minus_twap_bps": evaluation["candidate_minus"]["twap"],
         "candidate_minus_base_bps": evaluation["candidate_minus"]["base"],
         "fallbacks": evaluation["fallbacks"]["candidate"],
+        # The list marks a version worked around the volume curve (a trial: a retrained
+        # one lost the mark its base had).
+        "schedule": cfg.schedule,
     }
     write_card(rc.out, card, started)  # as every trainer does: with the code's commit
     d = evaluation["candidate_minus"]

@@ -766,6 +766,10 @@ def test_a_version_worked_around_the_volume_curve_is_marked_against_twap(rita: U
     # trial: v14's −8.15 was −2.41 at urgency 0, the ticket's default).
     note = page.split('id="volume-curve-note">')[1].split("</p>")[0]
     assert "urgency drawn as in training (0 on half, up to 1 on the rest)" in note
+    # And over how many days each figure is: a retrain's 5 in-band days stood beside
+    # the shipped cards' 100 as one measure (a trial).
+    days = v9.card["validation"]["scenarios"]
+    assert f'<span class="muted small" data-field="days">{days} days</span>' in row["policy-v9"]
 
 
 def test_the_register_command_registers_a_candidate_under_a_risk_manager(

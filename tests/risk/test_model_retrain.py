@@ -163,10 +163,14 @@ def test_an_expert_is_judged_on_days_of_its_band(tmp_path: Path) -> None:
     call_command(
         "model_retrain", "--from", "policy-v13", *TINY, "--out-dir", str(tmp_path / "m"), stdout=out
     )
-    ev = ModelVersion.objects.get(name="policy-v13-r1").card["evaluation"]
+    card = ModelVersion.objects.get(name="policy-v13-r1").card
+    ev = card["evaluation"]
     assert ev["seeds"] and all(quoted_spread(s)[1] >= 5.0 for s in ev["seeds"]), ev["seeds"]
     assert ev["fallbacks"]["base"] == 0  # v13 itself trades them (a tiny candidate's range may not)
     assert "the expert's band" in ev["days"] and "which days: the first" in out.getvalue()
+    # Said as people read a band, and marked on the list as its base is (two trials).
+    assert "with a spread of 5 bps and over and a participation of any" in ev["days"]
+    assert card["validation"]["schedule"] == "volume"
 
 
 @needs_training
