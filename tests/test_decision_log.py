@@ -544,6 +544,7 @@ def test_a_log_left_empty_by_fallbacks_is_said(
 ) -> None:
     """Every episode fell back at its first decision: the folder stayed empty and the
     backtest said nothing of it (a trial)."""
+
     def fails(self: object, view: object) -> list[object]:
         raise FloatingPointError("model output is NaN")  # as a model that turns later
 

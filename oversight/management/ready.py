@@ -14,6 +14,17 @@ def require_migrated(alias: str = DEFAULT_DB_ALIAS) -> None:
     """CommandError naming what to run when the database is unreachable or has migrations
     not yet applied."""
     connection = connections[alias]
+    name = str(connection.settings_dict.get("NAME") or "")
+    if connection.vendor == "sqlite" and name and ":memory:" not in name:
+        from pathlib import Path
+
+        if not name.startswith("file:") and not Path(name).exists():
+            # Not created by asking: opening it made an empty file, which the next
+            # command then took for a database (a trial).
+            raise CommandError(
+                f"the database {name} does not exist yet: run `manage.py migrate`, or "
+                "`python3 scripts/dev.py run` once, first"
+            )
     try:
         executor = MigrationExecutor(connection)
         plan = executor.migration_plan(executor.loader.graph.leaf_nodes())

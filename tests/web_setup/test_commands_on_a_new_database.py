@@ -43,9 +43,26 @@ def test_a_command_on_an_unmigrated_database_says_to_migrate(tmp_path: Path, arg
     )  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
-    assert (
-        done.stderr.strip()
-        .splitlines()[-1]
-        .startswith("CommandError: the database is not set up (")
-    ), done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    # A file that is not there is not made by asking (a trial found an empty one left).
+    assert last.startswith(f"CommandError: the database {tmp_path / 'new.sqlite3'} does not ")
+    assert not (tmp_path / "new.sqlite3").exists()
     assert "run `manage.py migrate`, or `python3 scripts/dev.py run` once, first" in done.stderr
+
+
+def test_a_command_on_an_empty_database_file_says_to_migrate(tmp_path: Path) -> None:
+    (tmp_path / "new.sqlite3").touch()
+    env = {
+        **os.environ,
+        "OVERSIGHT_DEBUG": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'new.sqlite3'}",
+        "OVERSIGHT_AUDIT_ANCHORS": "off",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "audit_verify"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("CommandError: the database is not set up ("), done.stderr
