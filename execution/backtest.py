@@ -312,6 +312,16 @@ def _plan(args: argparse.Namespace) -> list[ScenarioRun]:
                     f"{bps:.2f} bps; an order would refuse it (an expert outside its band)",
                     file=sys.stderr,
                 )
+        adv = scenario.instrument.adv_shares
+        if scenario.order.quantity > adv:
+            # Run, as asked, but said: an order of 50,000,000% of ADV filled 0.0% with no
+            # word of why (a trial).
+            print(
+                f"note: {path}: the order, {scenario.order.quantity:,} shares, is "
+                f"{scenario.order.quantity / adv:,.0%} of the instrument's ADV ({adv:,.0f}): "
+                "more than the market trades in a day, so expect a low fill rate",
+                file=sys.stderr,
+            )
         seed = scenario.seed if args.seed is None else args.seed
         plan = ScenarioRun(path, scenario, seed, args.episodes, decision_log=decision_log)
         for name in to_run:

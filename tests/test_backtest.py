@@ -599,3 +599,19 @@ def test_a_bad_option_is_one_line_as_the_docs_say(
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(said), err
+
+
+def test_an_order_larger_than_a_days_volume_is_noted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """1e12 shares ran to a 0.0% fill with no word of why (a trial)."""
+    data = json.loads(Path(MIDCAP).read_text())
+    data["order"]["quantity"] = 3 * int(data["instrument"]["adv_shares"])
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps(data))
+    assert backtest.main([str(big), "--strategies", "twap", "--episodes", "1"]) == 0
+    assert f"note: {big}: the order, 4,500,000 shares, is 300% of the instrument's ADV" in (
+        capsys.readouterr().err
+    )
+    assert backtest.main([MIDCAP, "--strategies", "twap", "--episodes", "1"]) == 0
+    assert "of the instrument's ADV" not in capsys.readouterr().err
