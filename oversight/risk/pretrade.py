@@ -335,7 +335,11 @@ def breaches(
         side=side,
         quantity=quantity,
         created_at__gte=timezone.now() - DUPLICATE_WINDOW,
-    ).exclude(status="REJECTED")
+    ).exclude(
+        # One the trader cancelled is replaced, not repeated: cancel and enter again is how
+        # an order is changed beyond an amend (a trial's was blocked as a duplicate).
+        status__in=("REJECTED", "CANCELED")
+    )
     if order_id is not None:
         dup = dup.exclude(pk=order_id)  # not a duplicate of itself
     if dup.exists():

@@ -250,6 +250,10 @@ def test_the_same_order_twice_within_a_minute_is_a_duplicate(
     assert first.status == "NEW" and again.status == "BLOCKED"
     assert again.status_reason.startswith(f"DUPLICATE_ORDER: order {first.pk}")
     assert submit(alice, instrument, quantity=20_001).status == "NEW"
+    # Cancelled, then entered again: a replacement, not a repeat (a trial's was blocked).
+    one = submit(alice, instrument, quantity=7_000)
+    ParentOrder.objects.filter(pk=one.pk).update(status="CANCELED")
+    assert submit(alice, instrument, quantity=7_000).status == "NEW"
 
 
 def test_an_order_against_ones_own_open_order_is_blocked_as_a_possible_wash_trade(
