@@ -521,6 +521,17 @@
 
   const { ENDED: SESSION_ENDED, over: sessionOver } = window.oversightSession;
 
+  // The browser's word that the network is gone: a socket may take a minute to close, and
+  // the badge said "● live" over 15 s in which nothing came (a trial). Back online, what was
+  // missed is asked for again over the socket if it held; if it closed, it reconnects.
+  window.addEventListener("offline", () => showConn("offline: not live", false));
+  window.addEventListener("online", () => {
+    if (socket && socket.readyState === 1) {
+      showConn("● live", true);
+      resume();
+    }
+  });
+
   function connect() {
     const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + config.ws_path;
     socket = new WebSocket(url);

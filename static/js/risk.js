@@ -544,9 +544,20 @@
   }
 
   let attempt = 0;
+  let current = null;
   const { ENDED: SESSION_ENDED, over: sessionOver } = window.oversightSession;
+  // As on the blotter: offline is said at once, not left as "● live" (a trial); back
+  // online, the console syncs again over the socket if it held.
+  window.addEventListener("offline", () => showConn("offline: not live", false));
+  window.addEventListener("online", () => {
+    if (current && current.readyState === 1) {
+      showConn("● live", true);
+      current.send(JSON.stringify({ type: "sync" }));
+    }
+  });
   function connect() {
     const socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + config.ws_path);
+    current = socket;
     let opened = false;
     socket.addEventListener("open", () => {
       opened = true;

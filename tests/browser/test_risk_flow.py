@@ -715,3 +715,20 @@ def test_exceptions_about_ended_orders_are_resolved_together_in_place(
         ).result()
     assert states == [("RESOLVED", "browser test: both orders over")] * 2
     assert rick.js_errors == [], rick.js_errors
+
+
+def test_a_page_that_loses_the_network_says_it_is_not_live(
+    stack: Stack, login: Callable[[str], Any], risk_manager: Any
+) -> None:
+    """The badge said "● live" over 15 s offline in which nothing came (a trial)."""
+    expect = _expect()
+    rick = login("rick")
+    for path in ("/risk/", "/"):
+        rick.goto(path)
+        expect(rick.locator("#conn")).to_have_text("● live")
+        rick.context.set_offline(True)
+        expect(rick.locator("#conn")).to_have_text("offline: not live")
+        rick.context.set_offline(False)
+        expect(rick.locator("#conn")).to_contain_text("live")
+        expect(rick.locator("#conn")).not_to_contain_text("offline")
+    assert rick.js_errors == [], rick.js_errors
