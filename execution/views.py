@@ -332,6 +332,9 @@ def _order_row(
         "participation_pct": participation,
         "participation_realised": realised,
         "time_left_s": time_left,
+        # The market time the row was drawn at: the page's clock never goes back from it
+        # (a blocked order's one event replayed its entry time over it: a trial).
+        "clock_s": clock if order_is_open(order) else None,
         "window": f"{_short_clock(order.start_minute * 60)}–{_short_clock(end_s)}",
         # The market day the window is on (a trial: orders of five days all read
         # "09:30–16:00"); an old order without one has none to show.

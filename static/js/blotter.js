@@ -166,15 +166,34 @@
     chartProgress(tb.dataset.orderId, ev);
   }
 
+  // The market's time as this page last heard it, by instrument: an order no worker holds
+  // (blocked, or waiting for its window) sends no events, and its "Left" stood still for
+  // minutes while its market ran on (a trial); its neighbours' events move it.
+  const marketTs = new Map();
+  const WAITING = new Set(["BLOCKED", "NEW"]);
+
   function updateClock(tb, ts) {
     if (TERMINAL.has(tb.dataset.status)) {
       setCell(tb, "time_left", "—", "");
       return;
     }
-    const left = Number(tb.dataset.endS) - Math.max(Number(tb.dataset.startS), Number(ts));
+    // Never back in time: a replayed event is older than the row the server drew.
+    const now = Math.max(Number(ts), Number(tb.dataset.clock || 0));
+    tb.dataset.clock = now;
+    const left = Math.max(0, Number(tb.dataset.endS) - Math.max(Number(tb.dataset.startS), now));
     // Before its window: when it starts, not the window's length (as the server shows it).
-    const waits = Number(tb.dataset.startS) - Number(ts);
+    const waits = Number(tb.dataset.startS) - now;
     setCell(tb, "time_left", waits >= 1 ? `starts in ${duration(waits)}` : duration(left), left);
+  }
+
+  function marketMoved(symbol, ts) {
+    // A second of market time at a time: every event of a busy blotter is not a walk
+    // over every row.
+    if (!symbol || !(Number(ts) >= (marketTs.get(symbol) || 0) + 1)) return;
+    marketTs.set(symbol, Number(ts));
+    document.querySelectorAll("tbody.order").forEach((row) => {
+      if (row.dataset.symbol === symbol && WAITING.has(row.dataset.status)) updateClock(row, ts);
+    });
   }
 
   function applyStatus(tb, ev) {
@@ -425,6 +444,7 @@
       applyEvent(tb, next);
       applied += 1;
       last = next.seq;
+      if (next.ts !== undefined) marketMoved(tb.dataset.symbol, next.ts);
     }
     lastSeq.set(id, last);
     tb.dataset.lastSeq = last;

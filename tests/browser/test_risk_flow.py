@@ -732,3 +732,49 @@ def test_a_page_that_loses_the_network_says_it_is_not_live(
         expect(rick.locator("#conn")).to_contain_text("live")
         expect(rick.locator("#conn")).not_to_contain_text("offline")
     assert rick.js_errors == [], rick.js_errors
+
+
+def test_a_blocked_orders_time_left_follows_its_market(
+    stack: Stack,
+    login: Callable[[str], Any],
+    trader: Any,
+    risk_manager: Any,
+    browser_instrument: Any,
+) -> None:
+    """A blocked order sends no events: its "Left" stood still for minutes on the live
+    blotter while its market ran on, and the order page showed its entry time's (a
+    trial). Its neighbours' events move it; a replay never moves it back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from execution.services import parent_order_submit
+
+    page = login("tina")
+    _submit_ticket(page, stack, quantity=6000, end_minute=120)
+    page.wait_for_url(stack.url + "/")
+    working = ParentOrder.objects.get(owner=trader)
+    _status_is(page, working.pk, "WORKING", stack)
+    with ThreadPoolExecutor(1) as pool:  # off Playwright's thread, as the tests above say
+        blocked = pool.submit(
+            parent_order_submit,
+            user=trader,
+            instrument=browser_instrument,
+            side="sell",
+            quantity=1000,
+            start_minute=0,
+            end_minute=120,
+            strategy="twap",
+        ).result()
+    assert blocked.status == "BLOCKED"
+    left = (
+        f"() => {{ const c = document.querySelector('#order-{blocked.pk} [data-field=time_left]');"
+        " return c ? Number(c.dataset.sort) : -1; }"
+    )
+    _wait_js(page, f"() => ({left})() > 0", None, "the blocked row", stack)
+    first = page.evaluate(left)
+    # 60x: a minute of market time is a second here.
+    _wait_js(page, f"([n]) => ({left})() <= n - 60", [first], "its time left to fall", stack)
+    # The order page, drawn now and then replaying the order's one event, agrees.
+    detail = page.context.new_page()
+    detail.goto(f"/orders/{blocked.pk}/")
+    _wait_js(detail, f"([n]) => ({left})() <= n - 60", [first], "the order page's", stack)
+    assert page.js_errors == [], page.js_errors
