@@ -631,14 +631,22 @@ def _order_estimate(
         return {
             "error": f"instrument: there is no instrument {shown!r}; choose one from the list"
         }, 400
+    raw_qty = request.GET.get("quantity", "").strip()
+    quantity = whole_shares(raw_qty)
+    if quantity is None:
+        # Each field by name: "-5", "12.5" and "abc" were all "fill in quantity and
+        # window", where 0 was told exactly what was wrong (a trial).
+        if not raw_qty:
+            return {"error": "fill in quantity (whole shares) and window (minutes)"}, 400
+        return {
+            "error": f"quantity: a positive whole number of shares (12,000 or 12000), "
+            f"not {raw_qty[:40]!r}"
+        }, 400
     try:
-        quantity = whole_shares(request.GET.get("quantity", ""))
-        if quantity is None:
-            raise ValueError("quantity")
         start = float(request.GET.get("start_minute", ""))
         end = float(request.GET.get("end_minute", ""))
     except ValueError:
-        return {"error": "fill in quantity (whole shares) and window (minutes)"}, 400
+        return {"error": "fill in the window: start and end, in minutes from the open"}, 400
     problem = quantity_problem(quantity)
     if problem:
         return {"error": f"quantity {problem}"}, 400

@@ -414,6 +414,22 @@ def test_estimate_refuses_a_quantity_no_order_may_have(alice, instrument, quanti
     assert resp.json()["error"] == "quantity must be at most 1,000,000,000,000 shares"
 
 
+@pytest.mark.parametrize("quantity", ["-5", "12.5", "abc"])
+def test_the_estimate_names_a_quantity_that_is_not_whole_shares(
+    alice, instrument, quantity: str
+) -> None:
+    """Both were "fill in quantity (whole shares) and window (minutes)" (a trial)."""
+    resp = client_for(alice).get(
+        reverse("order_estimate"),
+        {"instrument": str(instrument.pk), "quantity": quantity, "start_minute": "0",
+         "end_minute": "60"},
+    )  # fmt: skip
+    assert resp.status_code == 400
+    assert resp.json()["error"] == (
+        f"quantity: a positive whole number of shares (12,000 or 12000), not {quantity!r}"
+    )
+
+
 def test_the_estimate_warns_of_a_kill_switch_before_the_ticket_is_sent(alice, instrument) -> None:
     from oversight.risk.services import kill_switch_engage
 
