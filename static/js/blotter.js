@@ -387,6 +387,9 @@
           chart.quantity = Number(after.quantity); // the chart's share axis, too
           queueDraw();
         }
+        // The order page's heading names the size too (it kept the old one: a trial).
+        const heading = document.querySelector('[data-field="heading-qty"]');
+        if (heading && tb.dataset.orderId === detailOrderId) heading.textContent = qtyFmt(after.quantity);
         delete after.quantity;
       }
       if ("limit_price" in after) {
