@@ -83,7 +83,10 @@ def output_file(option: str, path: Path, *, inputs: Iterable[Path] = ()) -> str:
         return f"{option} {path}: folder {parent} does not exist"
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"{option} {path}: folder {parent} is not writable"
-    if path.exists() and path.resolve().parent == SHIPPED_MODELS.resolve():
+    shipped = path.resolve().parent == SHIPPED_MODELS.resolve()
+    if shipped and (path.exists() or path.with_suffix(".card.json").exists()):
+        # The card too, which a trainer writes beside its output (a review: `--out
+        # models/policy-v1` would have written over policy-v1.card.json).
         # Its hash is registered: written over, the registry refuses it and its orders
         # fall back to TWAP. The docs' reproduction commands did write there (a trial).
         return (

@@ -561,3 +561,5 @@ def test_no_command_writes_over_a_shipped_model_file() -> None:
     said = output_file("--out", MODEL_DIR / "policy-v4.onnx")
     assert said.startswith("--out ") and "is a shipped model file" in said
     assert output_file("--out", MODEL_DIR / "policy-v99.onnx") == ""  # a new version may
+    for beside in ("policy-v1", "policy-v1.card", "policy-v1.new"):  # its card is written
+        assert "is a shipped model file" in output_file("--out", MODEL_DIR / beside), beside

@@ -186,13 +186,17 @@
     setCell(tb, "time_left", waits >= 1 ? `starts in ${duration(waits)}` : duration(left), left);
   }
 
-  function marketMoved(symbol, ts) {
-    // A second of market time at a time: every event of a busy blotter is not a walk
-    // over every row.
-    if (!symbol || !(Number(ts) >= (marketTs.get(symbol) || 0) + 1)) return;
-    marketTs.set(symbol, Number(ts));
+  function marketMoved(symbol, day, ts) {
+    // By market day: each day's clock starts again from the open, and a page left open
+    // over days stopped at the first day's last time (a review). A second of market time
+    // at a time: every event of a busy blotter is not a walk over every row.
+    const key = `${symbol}/${day}`;
+    if (!symbol || !(Number(ts) >= (marketTs.get(key) || 0) + 1)) return;
+    marketTs.set(key, Number(ts));
     document.querySelectorAll("tbody.order").forEach((row) => {
-      if (row.dataset.symbol === symbol && WAITING.has(row.dataset.status)) updateClock(row, ts);
+      if (row.dataset.symbol === symbol && row.dataset.day === String(day) && WAITING.has(row.dataset.status)) {
+        updateClock(row, ts);
+      }
     });
   }
 
@@ -447,7 +451,7 @@
       applyEvent(tb, next);
       applied += 1;
       last = next.seq;
-      if (next.ts !== undefined) marketMoved(tb.dataset.symbol, next.ts);
+      if (next.ts !== undefined) marketMoved(tb.dataset.symbol, tb.dataset.day, next.ts);
     }
     lastSeq.set(id, last);
     tb.dataset.lastSeq = last;
