@@ -327,7 +327,11 @@ def _order_row(
             participation = None
     return {
         "o": order,
-        "pct": round(100 * order.filled_qty / order.quantity, 1) if order.quantity else 0,
+        # Half up, in whole numbers, as the live page's Math.round: Python's round(11.85, 1)
+        # gave 11.8 where the live row showed 11.9 (a browser test on 711 of 6,000).
+        "pct": (2000 * order.filled_qty + order.quantity) // (2 * order.quantity) / 10
+        if order.quantity
+        else 0,
         "shortfall_bps": _shortfall_bps(order),
         "participation_pct": participation,
         "participation_realised": realised,

@@ -84,6 +84,14 @@ def worked_order(owner, instrument):
     return order
 
 
+def test_the_percentage_done_rounds_half_up_as_the_live_row_does(alice, instrument) -> None:
+    """711 of 6,000 is 11.85%: the server said 11.8 (Python's round), the live row 11.9
+    (Math.round), and a browser test read them apart."""
+    make_order(alice, instrument, quantity=6_000, filled_qty=711)
+    (row,) = client_for(alice).get(reverse("blotter")).context["rows"]
+    assert row["pct"] == 11.9
+
+
 def test_blotter_row_shows_progress_shortfall_and_children(alice, instrument) -> None:
     order = worked_order(alice, instrument)
     resp = client_for(alice).get(reverse("blotter"))
