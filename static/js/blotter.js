@@ -549,14 +549,12 @@
   const { ENDED: SESSION_ENDED, over: sessionOver } = window.oversightSession;
 
   // The browser's word that the network is gone: a socket may take a minute to close, and
-  // the badge said "● live" over 15 s in which nothing came (a trial). Back online, what was
-  // missed is asked for again over the socket if it held; if it closed, it reconnects.
+  // the badge said "● live" over 15 s in which nothing came (a trial). Back online, the
+  // socket is closed and opened again, which catches up on what was missed: one that
+  // still says it is open may be a dead connection after a change of network (a review).
   window.addEventListener("offline", () => showConn("offline: not live", false));
   window.addEventListener("online", () => {
-    if (socket && socket.readyState === 1) {
-      showConn("● live", true);
-      resume();
-    }
+    if (socket && socket.readyState <= 1) socket.close();
   });
 
   function connect() {

@@ -547,13 +547,11 @@
   let current = null;
   const { ENDED: SESSION_ENDED, over: sessionOver } = window.oversightSession;
   // As on the blotter: offline is said at once, not left as "● live" (a trial); back
-  // online, the console syncs again over the socket if it held.
+  // online, the socket is opened again and the console syncs (one that says it is open
+  // may be dead after a change of network: a review).
   window.addEventListener("offline", () => showConn("offline: not live", false));
   window.addEventListener("online", () => {
-    if (current && current.readyState === 1) {
-      showConn("● live", true);
-      current.send(JSON.stringify({ type: "sync" }));
-    }
+    if (current && current.readyState <= 1) current.close();
   });
   function connect() {
     const socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + config.ws_path);
