@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -44,27 +43,16 @@ def _repeated_field(request: HttpRequest) -> str | None:
     return None
 
 
-def _field_with(request: HttpRequest, char: str) -> str | None:
-    """The name of the first field (query or body, decoded) whose name or value has `char`."""
+def _field_matching(request: HttpRequest, pattern: re.Pattern[str]) -> tuple[str, str] | None:
+    """The first field (query or body, decoded) whose name or value matches `pattern`: its
+    name, and the character found."""
     for where in (request.GET, request.POST):
         for key, values in where.lists():
-            if char in key or any(char in v for v in values):
-                return key
+            for text in (key, *values):
+                m = pattern.search(text)
+                if m is not None:
+                    return key, m.group()
     return None
-
-
-def _nul_field(request: HttpRequest) -> str | None:
-    key = _field_with(request, "\x00")
-    return None if key is None else key.replace("\x00", "\\x00")
-
-
-def _not_utf8_field(request: HttpRequest) -> str | None:
-    """A field that was not UTF-8 text (a lone surrogate, a cut sequence): Django decodes
-    what it cannot read as U+FFFD, and the form took "���" as a reason (a trial). Read on
-    the decoded fields, so a query string, a form body and a multipart body alike (a
-    review: multipart went through); a U+FFFD sent on purpose is refused too."""
-    key = _field_with(request, "\ufffd")
-    return None if key is None else key[:64]
 
 
 class InputGuardMiddleware:
@@ -114,10 +102,10 @@ class InputGuardMiddleware:
         # nothing anyway (a trial read it on the audit filters).
         search = request.method in ("GET", "HEAD")
         unchanged = "" if search else "; nothing was changed"
-        for find, said in _CHARACTER_CHECKS:
-            found = find(request)
+        for pattern, said in _CHARACTER_CHECKS:
+            found = _field_matching(request, pattern)
             if found is not None:
-                return refusal(request, 400, said(found) + unchanged)
+                return refusal(request, 400, said(*found) + unchanged)
         field = _repeated_field(request)
         if field is not None:
             unchanged = "" if search else " (nothing was changed)"
@@ -131,28 +119,30 @@ class InputGuardMiddleware:
 # bidirectional overrides and isolates, which make a stored reason read otherwise on a
 # page than it is (a trial put U+202E and a bell in a cancel's reason, and both went into
 # the audit trail and its CSV as sent).
-_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile("[\\x01-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]")
 
 
-def _control_field(request: HttpRequest) -> tuple[str, str] | None:
-    """The first field whose name or value has a control character, and which one."""
-    for where in (request.GET, request.POST):
-        for key, values in where.lists():
-            for text in (key, *values):
-                m = _CONTROL.search(text)
-                if m is not None:
-                    return _CONTROL.sub("", key)[:64], f"U+{ord(m.group()):04X}"
-    return None
+def _nul_said(key: str, _found: str) -> str:
+    return key.replace("\x00", "\\x00") + ": contains a NUL character (\\x00)"
 
 
-# Each: the field it finds (and what in it), and how that is said.
-_CHARACTER_CHECKS: tuple[tuple[Callable[[HttpRequest], Any], Callable[[Any], str]], ...] = (
-    (_nul_field, lambda field: f"{field}: contains a NUL character (\\x00)"),
-    (
-        _not_utf8_field,
-        lambda field: f"{field}: is not UTF-8 text (or has the replacement character U+FFFD)",
-    ),
-    (_control_field, lambda found: f"{found[0]}: contains a control character ({found[1]})"),
+def _not_utf8_said(key: str, _found: str) -> str:
+    return f"{key[:64]}: is not UTF-8 text (or has the replacement character U+FFFD)"
+
+
+def _control_said(key: str, found: str) -> str:
+    return f"{_CONTROL.sub('', key)[:64]}: contains a control character (U+{ord(found):04X})"
+
+
+# Each: what a field must not hold, and how that is said. In order: a NUL cannot be stored
+# in a PostgreSQL text column; U+FFFD is what Django decodes a field that was not UTF-8
+# text into (a lone surrogate, a cut sequence), and the form took "���" as a reason (a
+# trial) - read on the decoded fields, so a query string, a form body and a multipart body
+# alike (a review: multipart went through), and one sent on purpose is refused too.
+_CHARACTER_CHECKS: tuple[tuple[re.Pattern[str], Callable[[str, str], str]], ...] = (
+    (re.compile("\\x00"), _nul_said),
+    (re.compile("\\ufffd"), _not_utf8_said),
+    (_CONTROL, _control_said),
 )
 
 
