@@ -751,6 +751,12 @@ def _order_estimate(
 FAT_FINGER_BPS = 1000.0  # a limit this far through the market protects nothing
 
 
+def _limit_room_bps(market: Decimal, side: str, limit: Decimal) -> float:
+    """How far, in bps of the market's price, the price may move the order's way before it
+    reaches the limit (negative: the limit is beyond the market). `market` > 0."""
+    return float((limit - market) / market) * 1e4 * (1 if side == "buy" else -1)
+
+
 def _limit_words(market: Decimal, side: str, limit: Decimal, est: dict[str, Any]) -> list[str]:
     """What a limit price does to the estimate, which is costed without one: a limit
     the price may cross within the window can leave part of the order unfilled; one
@@ -758,8 +764,7 @@ def _limit_words(market: Decimal, side: str, limit: Decimal, est: dict[str, Any]
     far through the market protects nothing (a fat finger's). `market`: its price now."""
     if market <= 0:
         return []
-    sign = 1 if side == "buy" else -1
-    room = float((limit - market) / market) * 1e4 * sign  # bps the price may move our way
+    room = _limit_room_bps(market, side, limit)
     half_spread = est["spread_cost_bps"]
     reach = est["cost_bps"] + 2 * est["uncertainty_bps"]
     about = f"the market (about {price(market)})"
@@ -1036,7 +1041,7 @@ def _fat_finger_note(order: ParentOrder, limit_text: str) -> str:
     market = market_price(order.instrument)
     if market <= 0:
         return ""
-    room = float((limit - market) / market) * 1e4 * (1 if order.side == "buy" else -1)
+    room = _limit_room_bps(market, order.side, limit)
     if room <= FAT_FINGER_BPS:
         return ""
     way = "above" if order.side == "buy" else "below"

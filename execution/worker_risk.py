@@ -360,7 +360,11 @@ class WorkerRisk:
                 )
             self._venues_up[q.name] = q.up
         for ev in events:
-            if not (isinstance(ev, ParentStatusChanged) and ev.status == "EXPIRED"):
+            if not (
+                isinstance(ev, ParentStatusChanged)
+                and ev.status == "EXPIRED"
+                and ev.reason != ENDED_PAUSED
+            ):
                 continue
             wk = engine.orders[ev.order_id]
             p = wk.parent
@@ -368,8 +372,6 @@ class WorkerRisk:
             # limit the price never came back to, denials, thin liquidity. Nothing said so
             # when a few shares were left (a trial's order ended 47 short of 28,000).
             if wk.strategy.params.get("complete") and p.filled_qty < p.qty:
-                if ev.reason == ENDED_PAUSED:
-                    continue
                 o = orders[ev.order_id]
                 limit = wk.policy.limit_px_ticks
                 exception_raise(

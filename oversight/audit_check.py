@@ -95,11 +95,12 @@ def audit_check(*, actor: Any = None, request_id: str = "", alert: bool = False)
         },
         request_id=request_id,
     )
-    if check.ok:
-        return AuditCheck(report, "", file_head(report.count, report.head))
-    if check.guard_problem and not filed_problem and report.ok:
-        # The head is still good to file: it is what shows a later rewrite.
+    chain_holds = report.ok and not filed_problem
+    if chain_holds:
+        # Filed even when the guard is gone: the head is what shows a later rewrite.
         check = AuditCheck(report, "", file_head(report.count, report.head), check.guard_problem)
+    if check.ok:
+        return check
     if alert:
         from oversight.risk.models import RiskException
         from oversight.risk.services import exception_raise
@@ -110,7 +111,7 @@ def audit_check(*, actor: Any = None, request_id: str = "", alert: bool = False)
             scope_type="firm",
             title=(
                 "The audit trail is no longer append-only"
-                if report.ok and not filed_problem
+                if chain_holds
                 else "The audit trail does not verify"
             ),
             detail=check.problem,

@@ -622,25 +622,25 @@ def feature_record(table: Table, episode_id: str | None = None) -> dict[str, Any
 def summary(table: Table) -> list[str]:
     """What a folder holds, as the command line prints it: decisions, orders, and their
     split by source, model version and expert, and by how the orders ended."""
+    from collections import Counter
+
+    def said(counts: Counter[str]) -> str:
+        return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
+
     lines = [f"{table.num_rows:,} decisions in {len(episode_ids(table)):,} orders"]
-    ends: dict[str, str] = {}
-    for eid, status, fallback in zip(
-        table.column("episode_id").to_pylist(),
-        table.column("episode_status").to_pylist(),
-        table.column("episode_fallback").to_pylist(),
-        strict=True,
-    ):
-        ends[eid] = "fell back" if fallback else (status or "not ended")
     for column in ("source", "model_version", "model_expert"):
-        counts: dict[str, int] = {}
-        for value in table.column(column).to_pylist():
-            counts[value or "-"] = counts.get(value or "-", 0) + 1
-        shown = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
-        lines.append(f"  decisions by {column}: {shown}")
-    outcome: dict[str, int] = {}
-    for end in ends.values():
-        outcome[end] = outcome.get(end, 0) + 1
-    lines.append("  orders by end: " + ", ".join(f"{k} {v:,}" for k, v in sorted(outcome.items())))
+        by = Counter(value or "-" for value in table.column(column).to_pylist())
+        lines.append(f"  decisions by {column}: {said(by)}")
+    ends = {
+        eid: "fell back" if fallback else (status or "not ended")
+        for eid, status, fallback in zip(
+            table.column("episode_id").to_pylist(),
+            table.column("episode_status").to_pylist(),
+            table.column("episode_fallback").to_pylist(),
+            strict=True,
+        )
+    }
+    lines.append(f"  orders by end: {said(Counter(ends.values()))}")
     return lines
 
 

@@ -167,6 +167,7 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
         file=log,
         flush=True,
     )
+    weight_decay, decay_to = _regularisation_of(base.metadata)
     cfg = trainer.Config(
         seed=rc.seed,
         hidden=_hidden_of(base.metadata),
@@ -177,8 +178,8 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
         learning_rate=rc.learning_rate,
         # Regularised as the base was: a fine-tune that pulls towards zero what the base
         # kept near its own start is another model's training.
-        weight_decay=_regularisation_of(base.metadata)[0],
-        decay_to=_regularisation_of(base.metadata)[1],
+        weight_decay=weight_decay,
+        decay_to=decay_to,
         jobs=rc.jobs,
         validation=rc.evaluation,
         range_episodes=rc.range_episodes,
