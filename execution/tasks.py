@@ -32,6 +32,11 @@ def market_session_run(instrument_id: int) -> str:
         return "already running"
     with _stopped_in_order_on_sigterm(worker):
         worker.run()
+    if worker.orders_waiting():
+        # Entered as this worker was going idle: their own task found the market still
+        # taken and returned, and no worker would ever take them (a review). The session
+        # is released by now, so the next task can claim the market.
+        market_session_run.delay(instrument_id)
     return "stopped" if worker.stop_requested else "done"
 
 

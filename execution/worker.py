@@ -146,6 +146,10 @@ class MarketWorker:
         self.session: MarketSession | None = None
         self._published = 0
         self._orders: dict[str, ParentOrder] = {}
+        # Controls applied to the engine, marked applied (and audited) in the commit of the
+        # step that carries their effect, only while this session runs: a worker declared
+        # dead marked a cancel "applied" that its successor then never applied (a review).
+        self._controls_done: list[tuple[ControlRequest, str]] = []
         self._child_rows: dict[str, ChildOrder] = {}
         self._wall_start = 0.0
         # The adaptive orders' decision log (settings.DECISION_LOG_DIR; None: off). Files
@@ -226,6 +230,11 @@ class MarketWorker:
                 for eid, w in self.engine.orders.items()
                 if not w.parent.is_done
             ]
+            # And any this session took and never set working (a step that failed between
+            # taking a new order and adding it): they would wait for it for ever.
+            open_ids += ParentOrder.objects.filter(
+                session=self.session, status__in=OPEN_STATUSES
+            ).values_list("pk", flat=True)
             # One commit: a control that waited on an order's lock then finds it
             # suspended by a stopped session, so nobody holds it and the service acts.
             with transaction.atomic():
@@ -259,6 +268,9 @@ class MarketWorker:
         if polled:
             self._wake.clear()
             self._next_poll = time.monotonic() + self.poll_interval_s
+            # Nothing polled is acted on by a session declared dead (a worker that stalled
+            # past the heartbeat limit), not even a kill's acknowledgement.
+            self._assert_alive()
             # Kill switches and limits first: a kill must not wait behind new orders.
             with transaction.atomic():  # one commit for the kill's acks, not one per order
                 self.risk.refresh()
@@ -307,7 +319,7 @@ class MarketWorker:
                 if now >= next_recon:
                     self.risk.reconcile()
                     next_recon = now + 30.0
-                if self.has_open_orders or self._has_new_orders():
+                if self.has_open_orders or self.orders_waiting():
                     idle_since = None
                 else:
                     idle_since = idle_since or now
@@ -353,7 +365,19 @@ class MarketWorker:
 
     # -- orders in ----------------------------------------------------------------------
 
-    def _has_new_orders(self) -> bool:
+    def _assert_alive(self, *, lock: bool = False) -> None:
+        """Raise SessionLost unless this session still runs. With `lock`, in the caller's
+        transaction, the session's row stays locked to its end: the reaper, which marks a
+        session DEAD and suspends its orders in one transaction, waits for it."""
+        assert self.session is not None
+        rows = MarketSession.objects.filter(pk=self.session.pk, status=MarketSession.RUNNING)
+        if lock:
+            rows = rows.select_for_update()
+        if not rows.exists():
+            raise SessionLost(str(self.session.pk))
+
+    def orders_waiting(self) -> bool:
+        """New orders on this market that no worker has taken."""
         return ParentOrder.objects.filter(
             instrument=self.instrument, status=ParentStatus.NEW.value, session=None
         ).exists()
@@ -375,11 +399,14 @@ class MarketWorker:
             .distinct()
         )
         for order in [*new, *resumed]:
-            # Compare-and-set: only one worker takes an order.
-            if not ParentOrder.objects.filter(
-                pk=order.pk, session=order.session_id, status=order.status
-            ).update(session=self.session):
-                continue
+            # Compare-and-set: only one worker takes an order, and only a running session:
+            # one declared dead took a new order that no worker then ever held (a review).
+            with transaction.atomic():
+                self._assert_alive(lock=True)
+                if not ParentOrder.objects.filter(
+                    pk=order.pk, session=order.session_id, status=order.status
+                ).update(session=self.session):
+                    continue
             now = self.market.now
             tick = float(self.instrument.tick_size)
             spec = ParentOrderSpec(
@@ -543,9 +570,12 @@ class MarketWorker:
 
     def _apply_controls(self) -> None:
         ids = [o.pk for o in self._orders.values()]
+        done = {req.pk for req, _ in self._controls_done}  # a step that failed, written again
         for req in ControlRequest.objects.filter(parent_id__in=ids, applied_at=None).select_related(
             "parent"
         ):
+            if req.pk in done:
+                continue
             eid = f"P{req.parent_id}"
             outcome = "applied"
             try:
@@ -577,23 +607,32 @@ class MarketWorker:
                 # exception here would stop the step, and every worker that took the order
                 # up after would meet the same unapplied request.
                 outcome = f"refused: {e}"[:255]
+            self._controls_done.append((req, outcome))
+
+    def _controls_record(self) -> list[dict[str, Any]]:
+        """Mark the controls applied since the last commit; their audit records."""
+        records = []
+        for req, outcome in self._controls_done:
             ControlRequest.objects.filter(pk=req.pk).update(
                 applied_at=timezone.now(), outcome=outcome
             )
-            audit_record(
-                actor=None,
-                action=f"order.{req.action}.{'applied' if outcome == 'applied' else 'refused'}",
-                obj=req.parent,
-                after={"changes": req.changes} if req.changes else None,
-                reason=outcome,
+            records.append(
+                dict(
+                    actor=None,
+                    action=f"order.{req.action}.{'applied' if outcome == 'applied' else 'refused'}",
+                    obj=req.parent,
+                    after={"changes": req.changes} if req.changes else None,
+                    reason=outcome,
+                )
             )
+        return records
 
     # -- events out ---------------------------------------------------------------------
 
     def _persist(self, *, heartbeat: bool = True, cause_at: Any = None) -> int:
         assert self.session is not None
         events = self.engine.events[self._published :]
-        if not events and not heartbeat:
+        if not events and not heartbeat and not self._controls_done:
             return 0
         with transaction.atomic():
             # Whatever is written, only while this session runs, heartbeat or not: the
@@ -611,16 +650,18 @@ class MarketWorker:
             if events:
                 messages, ends, ended = self._write(events)
                 transaction.on_commit(lambda: broadcast_events(messages))
+            controls = self._controls_record()
             self.risk.after_step(events, cause_at or timezone.now())
             self.risk.kills_settle()
             # Bookkeeping a kill's acknowledgement need not wait on, in the same transaction:
             # the orders that ended by themselves, in one write of the chain (last, so its
             # lock is held the least), and their open exceptions, re-sent in one query. Kept
             # to this step: a step that fails is written again whole, once.
-            audit_records(ends)
+            audit_records(controls + ends)
             if ended:
                 exceptions_resend(*ended)
         self._published += len(events)
+        self._controls_done.clear()
         return len(events)
 
     def _write(
@@ -831,9 +872,10 @@ def sessions_reap(
         stale = stale.filter(instrument=instrument)
     for s in stale:
         with transaction.atomic():
-            if not MarketSession.objects.filter(pk=s.pk, status=MarketSession.RUNNING).update(
-                status=MarketSession.DEAD
-            ):
+            # Still stale: a heartbeat committed since the list was read keeps it alive.
+            if not MarketSession.objects.filter(
+                pk=s.pk, status=MarketSession.RUNNING, heartbeat_at__lt=cutoff
+            ).update(status=MarketSession.DEAD):
                 continue
             orders = list(
                 ParentOrder.objects.filter(session=s, status__in=OPEN_STATUSES).values_list(
@@ -963,14 +1005,21 @@ def suspend_orders(orders: Any, *, reason: str) -> None:
                     applied_at=timezone.now(),
                     outcome="void: the order was suspended before its worker applied it",
                 )
-                ParentOrder.objects.filter(pk=order.pk).update(
-                    status=SUSPENDED,
-                    status_reason=f"{reason}; working child orders cancelled"
+                was, was_why = order.status, order.status_reason
+                ParentOrder.objects.filter(pk=order.pk).update(working_qty=0)
+                # The order's next event, broadcast after commit: open blotters showed it
+                # working until a reload, and a catch-up never saw it suspended (a review).
+                order_status_set(
+                    order,
+                    SUSPENDED,
+                    f"{reason}; working child orders cancelled"
                     # A paused order read as any other suspended one (a trial).
-                    + ("; it was paused" if order.status == ParentStatus.PAUSED.value else "")
+                    + ("; it was paused" if was == ParentStatus.PAUSED.value else "")
                     + ("; a pause, resume or amend not yet applied is void" if voided else ""),
                     working_qty=0,
                 )
+                # What it was decides what follows (a cancel under way ends as asked).
+                order.status, order.status_reason = was, was_why
                 audit_record(actor=None, action="order.suspend", obj=order, reason=reason)
             if order.status == ParentStatus.PENDING_CANCEL.value:
                 # Its worker had applied a cancel (or a kill) and waited on the venues'
