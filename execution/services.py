@@ -29,6 +29,7 @@ from execution.algos.params import (
 )
 from execution.algos.registry import strategy_class
 from execution.engine.orders import PARENT_TERMINAL, ParentStatus
+from execution.engine.policy import DenyReason
 from execution.model_registry import band_problem, expert_for, ticket_version
 from execution.models import (
     BLOCKED,
@@ -362,6 +363,32 @@ def _shown_value(value: Any) -> str:
     return str(value)
 
 
+def _amended_notional_problem(
+    order: ParentOrder, user: Any, limit: Decimal | None, clean: dict[str, Any], scopes: Any
+) -> str:
+    """The entry check values an order at its limit against the max order notional, and
+    blocks it over: entered low and amended up, it got past it (a review). The order as
+    it would be, checked as it was at entry, for that limit only (its own rest is in the
+    daily notional already, valued at the market whatever its limit)."""
+    found = [
+        f
+        for f in breaches(
+            user=user,
+            instrument=order.instrument,
+            side=order.side,
+            quantity=int(clean.get("quantity", order.quantity)),
+            limit_price=limit,
+            start_minute=order.start_minute,
+            end_minute=order.end_minute,
+            scopes=scopes,
+            order_id=order.pk,
+            lock=False,
+        )
+        if f.code == DenyReason.MAX_ORDER_NOTIONAL
+    ]
+    return f"at this limit the order is worth {found[0].message}" if found else ""
+
+
 def _reduced_quantity(order: ParentOrder, value: Any) -> int:
     """An amended quantity: smaller than the order's, above what is filled and working
     (as the worker will find them, re-checked there: execution.engine's _reduced_qty)."""
@@ -586,7 +613,7 @@ def order_control_request(
                 )
                 problem = limit_away_problem(
                     side=order.side, limit_price=limit, market=market, scopes=scopes
-                )
+                ) or _amended_notional_problem(order, user, limit, clean, scopes)
             if problem:
                 errors["limit_price"] = [problem]
             else:
@@ -629,6 +656,10 @@ def order_control_request(
         # resume (its session runs; the worker writes WORKING at the end of that step)
         # is held: the request waits for that worker.
         held = order.status not in (SUSPENDED, BLOCKED) or _taken_up(order)
+        # A new order no running worker has taken has nothing at a venue either: a cancel
+        # waited for a worker that might never come (one that was exiting as it was
+        # entered, a review), and a second was refused as "already pending".
+        unworked = order.status == ParentStatus.NEW.value and not _taken_up(order)
         pending = (
             set(
                 ControlRequest.objects.filter(parent=order, applied_at__isnull=True).values_list(
@@ -660,7 +691,7 @@ def order_control_request(
             market_ts=clock["minute"] * 60.0,
         )
         before, asked = _asked(order, action, clean)
-        if not held and action == ControlRequest.CANCEL:
+        if (not held or unworked) and action == ControlRequest.CANCEL:
             # No worker holds it and nothing works at a venue: cancel it here and now.
             _suspended_cancel(order, req, user)
         elif order.status == SUSPENDED and not held:

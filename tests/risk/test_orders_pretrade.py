@@ -481,6 +481,37 @@ def test_a_limit_the_price_collar_would_refuse_every_child_at_is_refused_at_entr
     assert f"(about {now})" in e.value.message_dict["limit_price"][0]
 
 
+def test_an_amend_may_not_raise_the_limit_past_the_max_order_notional(
+    alice: User, instrument: Instrument
+) -> None:
+    """Entered at a low limit under the max order notional, amended up past it: the entry
+    check would have blocked the order at that limit (a review)."""
+    from execution.services import order_control_request
+
+    market = Decimal(instrument.reference_price)
+    set_limit("max_order_notional", str(market * 1_000))
+    low = (market * Decimal("0.98")).quantize(Decimal("0.01"))
+    order = submit(alice, instrument, quantity=1_000, limit_price=str(low))
+    assert order.status == "NEW"
+    order.status = "WORKING"
+    order.save(update_fields=["status"])
+    high = (market * Decimal("1.02")).quantize(Decimal("0.01"))
+    with pytest.raises(ValidationError) as e:
+        order_control_request(
+            user=alice, order=order, action="amend", changes={"limit_price": str(high)}
+        )
+    [message] = e.value.message_dict["limit_price"]
+    assert message.startswith("at this limit the order is worth $") and "(firm)" in message
+    # Cut to 900 shares in the same amend, it fits.
+    ok = order_control_request(
+        user=alice,
+        order=order,
+        action="amend",
+        changes={"limit_price": str(high), "quantity": "900"},
+    )
+    assert ok.changes == {"limit_price": str(high), "quantity": 900}
+
+
 def test_a_blocked_order_whose_window_ends_expires_and_is_not_released(
     alice: User, rita: User, instrument: Instrument
 ) -> None:
