@@ -428,17 +428,23 @@ KILL_REFUSED = (
 
 def _blocked_cancel(k: KillSwitch, user: Any) -> None:
     """A halt cancels everything in scope: the workers cancel what they hold, and this the
-    orders no worker holds (blocked, or released and not yet taken up), which could
-    otherwise trade once the switch was reset (a trial; a review). Locks as a grant takes
+    orders no worker holds (blocked, released and not yet taken up, or suspended by a
+    stopped or lost worker), which could otherwise trade once the switch was reset (a
+    trial; a review: a suspended order's rest went on counting against the daily notional
+    and could be resumed after the reset). Locks as a grant takes
     them, pending overrides first, then the orders, each in key order (a review found a
     halt and a grant deadlocking); the audit chain after both."""
     from django.db.models import Q
 
-    from execution.models import BLOCKED, ParentOrder
+    from execution.models import BLOCKED, SUSPENDED, MarketSession, ParentOrder
     from execution.services import held_end
     from oversight.risk.selectors import orders_in_scope
 
-    unheld = Q(status=BLOCKED) | Q(status="NEW", session__isnull=True)
+    # A suspended order a running worker has taken up to resume is that worker's to cancel.
+    no_worker = Q(session__isnull=True) | ~Q(session__status=MarketSession.RUNNING)
+    unheld = (
+        Q(status=BLOCKED) | Q(status="NEW", session__isnull=True) | Q(no_worker, status=SUSPENDED)
+    )
     ids = list(
         orders_in_scope(k.scope_type, k.scope_key).filter(unheld).values_list("pk", flat=True)
     )

@@ -308,6 +308,26 @@ def test_a_halt_cancels_the_blocked_orders_in_its_scope(
     assert other.status == "NEW"  # reduce-only cancels nothing a worker has not taken up
 
 
+def test_a_halt_cancels_the_suspended_orders_in_its_scope(
+    alice: User, ruth: User, instrument: Instrument
+) -> None:
+    """Suspended by a stopped worker, an order stayed resumable under a halt: its rest
+    counted against the daily notional, and it could be resumed once the switch was reset
+    (a review)."""
+    order = stepping.submit(alice, instrument, quantity=5_000)
+    w = worker(instrument)
+    stepping.run_to(w, 5 * 60)
+    w.release()
+    order.refresh_from_db()
+    assert order.status == "SUSPENDED" and 0 < order.filled_qty < 5_000
+    kill_switch_engage(
+        user=ruth, scope_type="instrument", scope_key=instrument.symbol, reason="bad prints"
+    )
+    order.refresh_from_db()
+    assert order.status == "CANCELED" and "while suspended" in order.status_reason
+    assert order.filled_qty > 0  # its fills stay
+
+
 def test_a_kills_cancel_is_in_the_trail_before_the_control_refusals_it_causes(
     alice: User, rita: User, instrument: Instrument
 ) -> None:
