@@ -1,8 +1,10 @@
 """A request id for every HTTP request, so each audit record names the request that made it.
 
-The id is the caller's X-Request-Id when it sends a sane one (a proxy's or a load
-balancer's), else a new one; it is echoed in the response's X-Request-Id header, so a
-person reporting a problem can quote it and find the records.
+The id is always new, so no caller can give their request another's id (a trial's
+trader sent a risk manager's, and their kill switch shared that approval's id in the
+trail). A sane X-Request-Id from the caller (a proxy's or a load balancer's) goes in
+front of it, to find the request in that proxy's logs. It is echoed in the response's
+X-Request-Id header, so a person reporting a problem can quote it and find the records.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ class RequestIdMiddleware:
 
     def __call__(self, request: Any) -> Any:
         given = request.headers.get("X-Request-Id", "")
-        rid = given if _SANE.match(given) else uuid.uuid4().hex
+        rid = uuid.uuid4().hex
+        if _SANE.match(given):
+            rid = f"{given[:31]}/{rid}"  # 64 at most, the audit record's column
         request.request_id = rid
         token = _current.set(rid)
         try:
