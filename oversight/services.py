@@ -291,6 +291,16 @@ def role_grant_confirm(*, user: Any, grant_id: int, note: str = "", request_id: 
             )
         if grant.user_id == user.pk:
             raise FourEyesRefused("a role of your own is confirmed by someone else")
+        if PasswordChangeDue.objects.filter(user_id=grant.user_id).exists():
+            # Its password is still the one an admin typed: confirmed now, the role was the
+            # admin's to use (a trial's admin logged in as the new risk manager and approved
+            # a limit as the second pair of eyes). Once its owner has chosen their own, the
+            # one confirming asks them, not the admin, that it is theirs.
+            raise FourEyesRefused(
+                f"{grant.user.get_username()} has not chosen their own password yet: an "
+                "admin set it. Confirm the role once they have logged in and chosen one "
+                "(ask them, not the admin)"
+            )
         lapsed = first_eyes_problem(
             grant.requested_by, MANAGE_USERS, f"role grant {grant.pk}", grant.requested_at
         )

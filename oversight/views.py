@@ -46,7 +46,7 @@ from oversight.login_throttle import (
     locked_rows,
     login_succeeded,
 )
-from oversight.models import AuditRecord, RoleGrant
+from oversight.models import AuditRecord, PasswordChangeDue, RoleGrant
 from oversight.password_due import password_due
 from oversight.risk.answers import KEPT, export_refused, kept_form
 from oversight.risk.notify import session_sockets_close
@@ -518,6 +518,13 @@ def role_grants(request: HttpRequest) -> HttpResponse:
     grants = RoleGrant.objects.select_related("user", "requested_by", "decided_by")
     pending = list(grants.filter(status=RoleGrant.PENDING).order_by("requested_at"))
     decided = list(grants.exclude(status=RoleGrant.PENDING)[:50])
+    due = set(
+        PasswordChangeDue.objects.filter(user_id__in=[g.user_id for g in pending]).values_list(
+            "user_id", flat=True
+        )
+    )
+    for g in pending:
+        g.password_due = g.user_id in due  # type: ignore[attr-defined]
     for g in (*pending, *decided):
         g.role_label = ROLE_LABELS.get(g.role, g.role)  # type: ignore[attr-defined]
         # A withdrawal is a decline by nobody: said as what it was (a trial read "declined").

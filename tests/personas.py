@@ -110,9 +110,11 @@ def set_limit(metric: str, value: Any, scope_type: str = "firm", scope_key: str 
 
 def confirm_role(user: User, *, by: User) -> User:
     """The second person confirms the role an admin asked for `user` (oversight.services:
-    a role takes effect only so)."""
-    from oversight.models import RoleGrant
+    a role takes effect only so), once its owner has chosen their own password, as they do
+    at their first login (user_password_change ends the PasswordChangeDue)."""
+    from oversight.models import PasswordChangeDue, RoleGrant
     from oversight.services import role_grant_confirm
 
+    PasswordChangeDue.objects.filter(user=user).delete()
     grant = RoleGrant.objects.get(user=user, status=RoleGrant.PENDING)
     return role_grant_confirm(user=by, grant_id=grant.pk, note="test: confirmed")

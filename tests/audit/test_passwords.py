@@ -268,3 +268,29 @@ def test_an_admin_who_sets_a_risk_managers_password_cannot_be_their_second_pair_
     assert list(User.objects.get(pk=ruth.pk).groups.values_list("name", flat=True)) == [
         "risk_manager"
     ]
+
+
+def test_a_role_is_confirmed_only_once_its_owner_has_chosen_their_own_password(adam, rita) -> None:
+    """A trial: the admin created eve as a risk manager, a risk manager confirmed the
+    role, and the admin logged in with the password they had typed and approved a limit
+    as the second pair of eyes. The confirmation now waits for eve's own password."""
+    from oversight.models import RoleGrant
+    from oversight.roles import FourEyesRefused
+    from oversight.services import role_grant_confirm, user_create, user_password_change
+
+    eve = user_create(
+        actor=adam, username="eve", password=NEW, role="risk_manager", reason="joins risk"
+    )
+    grant = RoleGrant.objects.get(user=eve, status=RoleGrant.PENDING)
+    with pytest.raises(FourEyesRefused, match="eve has not chosen their own password yet"):
+        role_grant_confirm(user=rita, grant_id=grant.pk, note="she is in risk")
+    assert RoleGrant.objects.get(pk=grant.pk).status == RoleGrant.PENDING
+    page = Client()
+    page.force_login(rita)
+    shown = page.get(reverse("role_grants")).content.decode()
+    assert "eve has not chosen their own password yet" in shown
+    user_password_change(user=eve, old_password=NEW, new_password="eves-own-choice-77")
+    role_grant_confirm(user=rita, grant_id=grant.pk, note="asked her")
+    assert list(User.objects.get(pk=eve.pk).groups.values_list("name", flat=True)) == [
+        "risk_manager"
+    ]
