@@ -657,11 +657,12 @@ class MarketWorker:
             # the orders that ended by themselves, in one write of the chain (last, so its
             # lock is held the least), and their open exceptions, re-sent in one query. Kept
             # to this step: a step that fails is written again whole, once.
-            audit_records(controls + ends)
+            audit_records(controls + self.risk.step_audits + ends)
             if ended:
                 exceptions_resend(*ended)
         self._published += len(events)
         self._controls_done.clear()
+        self.risk.step_audits.clear()
         return len(events)
 
     def _write(

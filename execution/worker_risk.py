@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from execution.engine.engine import ENDED_PAUSED
 from execution.engine.events import ChildDenied, ChildRejected, DomainEvent, ParentStatusChanged
-from execution.engine.orders import ticks_to_px
+from execution.engine.orders import ParentStatus, ticks_to_px
 from execution.engine.risk import ChildLimits
 from execution.models import Fill, ParentOrder
 from execution.session_clock import session_clock
@@ -44,6 +44,12 @@ RISK_DENIALS = {
     "VENUE_NOT_ALLOWED",
 }
 REJECT_BURST = 5  # venue rejects within REJECT_WINDOW_S simulated seconds
+# An order whose children the firm's controls deny this often is paused: its strategy is
+# asking for what the limits will not let it do, one child after another (a trial's
+# overridden order had 20,593 children denied for participation in 20 s, raised as one
+# warning). A backtest's order is denied once or twice a day.
+DENIAL_STORM = 50  # denials of one order within DENIAL_STORM_WINDOW_S simulated seconds
+DENIAL_STORM_WINDOW_S = 60.0
 REJECT_WINDOW_S = 10.0
 BEHIND_FRACTION = 0.10  # of the order's quantity behind its schedule
 
@@ -68,6 +74,8 @@ class WorkerRisk:
         self._breaches_seen = 0
         self._venues_up: dict[str, bool] = {}
         self._rejects: dict[str, deque[float]] = {}
+        self._denials: dict[str, deque[float]] = {}  # engine order id -> denial times
+        self.step_audits: list[dict[str, Any]] = []  # written with the step's own records
         self._behind_raised: set[str] = set()
         self._audits_due: list[dict[str, Any]] = []  # written at the end of refresh()
 
@@ -248,6 +256,41 @@ class WorkerRisk:
                 }
                 transaction.on_commit(lambda p=payload: notify.console_send("kill", p))
 
+    def _denial_storm(self, eid: str, evs: list[ChildDenied], cause_at: Any) -> None:
+        """Pause an order whose children were denied DENIAL_STORM times within the window,
+        and raise it as critical: it is for a person to amend, resume or cancel."""
+        q = self._denials.setdefault(eid, deque())
+        q.extend(ev.ts for ev in evs)
+        now = evs[-1].ts
+        while q and q[0] < now - DENIAL_STORM_WINDOW_S:
+            q.popleft()
+        wk = self.w.engine.orders[eid]
+        if len(q) < DENIAL_STORM or wk.parent.status != ParentStatus.WORKING:
+            return
+        n = len(q)
+        q.clear()
+        reasons = ", ".join(sorted({ev.reason for ev in evs}))
+        why = f"{n} child orders denied in {DENIAL_STORM_WINDOW_S:g} s ({reasons})"
+        self.w.engine.pause(eid, f"paused by the worker: {why}")
+        o = self.w._orders[eid]
+        exception_raise(
+            kind="DENIAL_STORM",
+            severity=RiskException.CRITICAL,
+            scope_type="order",
+            scope_key=str(o.pk),
+            title=f"Order {o.pk} paused: {why}",
+            detail=f"the last: {evs[-1].detail}",
+            suggested_action="amend the order (quantity, window, participation) or cancel "
+            "it; resumed as it is, it will be denied again",
+            order_id=o.pk,
+            trader_id=o.owner_id,
+            dedupe_key=f"denial-storm:{o.pk}",
+            cause_at=cause_at,
+        )
+        self.step_audits.append(
+            dict(actor=None, action="order.pause", obj=o, reason=f"paused by the worker: {why}")
+        )
+
     def kills_pending(self) -> bool:
         return any(not a.done for a in self.applied.values())
 
@@ -280,6 +323,12 @@ class WorkerRisk:
                 trader_id=o.owner_id,
                 cause_at=cause_at,
                 times=len(evs),
+            )
+        for order_id in dict.fromkeys(order_id for order_id, _ in denied):
+            self._denial_storm(
+                order_id,
+                [ev for (oid, _), evs in denied.items() if oid == order_id for ev in evs],
+                cause_at,
             )
         for ev in events:
             if isinstance(ev, ChildRejected):

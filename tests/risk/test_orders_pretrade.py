@@ -21,7 +21,7 @@ from oversight.risk.services import (
 )
 from tests.personas import approved_model
 from tests.risk.conftest import set_limit
-from tests.stepping import submit, worker
+from tests.stepping import run_to, submit, worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -688,3 +688,34 @@ def test_a_restriction_that_came_and_went_during_entry_is_a_message_not_an_error
     with pytest.raises(ValidationError, match="restriction changed while the order was entered"):
         submit(alice, instrument)
     assert not ParentOrder.objects.exists()
+
+
+def test_an_order_whose_children_are_denied_again_and_again_is_paused_and_raised(
+    alice: User, rita: User, instrument: Instrument
+) -> None:
+    """A trial's order, released by an override far over the participation cap, had
+    20,593 children denied in 20 s, raised as one warning that one click resolved."""
+    from execution.models import ChildOrder
+    from oversight.risk.services import override_grant, override_request
+
+    set_limit("max_participation_pct", 1)
+    set_limit("max_child_qty", 2_000)  # the strategy splits its catch-up to it
+    order = submit(alice, instrument, quantity=2_000_000, end_minute=30)
+    assert order.status == "BLOCKED"
+    ov = override_request(user=alice, order_id=order.pk, reason="client insists")
+    override_grant(user=rita, override_id=ov.pk, note="checked with the client")
+    w = worker(instrument)
+    run_to(w, 10 * 60, step_s=5.0)
+    order.refresh_from_db()
+    assert order.status == "PAUSED", order.status_reason
+    assert order.status_reason.startswith("paused by the worker: ")
+    assert "child orders denied in 60 s (MAX_PARTICIPATION)" in order.status_reason
+    denied = ChildOrder.objects.filter(parent=order, status="DENIED").count()
+    assert 50 <= denied < 200, denied  # paused at the storm, not after thousands
+    storm = RiskException.objects.get(kind="DENIAL_STORM")
+    assert storm.severity == RiskException.CRITICAL and storm.order_id == order.pk
+    assert storm.title.startswith(f"Order {order.pk} paused: ")
+    assert AuditRecord.objects.filter(
+        action="order.pause", object_id=str(order.pk), reason__startswith="paused by the worker"
+    ).exists()
+    w.release()
