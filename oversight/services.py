@@ -157,6 +157,7 @@ def _role_take_away(
         from oversight.risk.services import overrides_lapse_for_trader
 
         overrides_lapse_for_trader(user, no_longer)
+        _orders_left_uncontrolled(user, no_longer)
     audit_record(
         actor=actor,
         action="user.role_set",
@@ -165,6 +166,38 @@ def _role_take_away(
         after=_user_json(user),
         reason=reason,
         request_id=request_id,
+    )
+
+
+def _orders_left_uncontrolled(user: Any, why: str) -> None:
+    """Only an order's trader controls it, so one who can no longer (deactivated, or no
+    longer a trader) leaves their open orders working with nobody to pause or cancel them:
+    said on the risk console, whose kill switch can stop them (a trial's went on filling
+    while only the admin, who cannot engage one, was told)."""
+    from execution.models import BLOCKED, ParentOrder
+    from oversight.risk.models import RiskException
+    from oversight.risk.pretrade import OPEN
+    from oversight.risk.services import exception_raise
+
+    ids = list(
+        ParentOrder.objects.filter(owner=user, status__in=[*OPEN, BLOCKED])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if not ids:
+        return
+    name = user.get_username()
+    n = len(ids)
+    exception_raise(
+        kind="ORDERS_WITHOUT_TRADER",
+        severity=RiskException.CRITICAL,
+        scope_type="trader",
+        scope_key=name,
+        title=f"{n} open order{'s' if n != 1 else ''} of {name}, who can no longer control them",
+        detail=f"{why}; orders {', '.join(map(str, ids[:20]))}{' and more' if n > 20 else ''}",
+        suggested_action=f"let them finish, or stop them with a kill switch on trader {name}",
+        trader_id=user.pk,
+        dedupe_key=f"orders-without-trader:{user.pk}",
     )
 
 
@@ -518,6 +551,7 @@ def user_deactivate(*, actor: Any, user: Any, reason: str = "", request_id: str 
         _require_reason(reason, "a deactivation")
         if role_of(user) == RISK_MANAGER:
             _four_eyes_staffing_check()
+        _orders_left_uncontrolled(user, f"{user.get_username()} was deactivated")
         return _set_active(actor, user, False, reason=reason, request_id=request_id)
 
 

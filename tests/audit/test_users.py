@@ -484,6 +484,16 @@ def test_deactivating_a_trader_with_working_orders_says_they_still_work(adam, al
         "alice has 4 open orders (1 working, 2 suspended, 1 blocked) and no login to control "
         "them: a risk manager can stop them with a kill switch on trader alice",
     ]
+    # The risk managers are told, on their console: an admin cannot engage a kill switch
+    # (a trial's order went on filling with only the admin told).
+    from oversight.risk.models import RiskException
+
+    raised = RiskException.objects.get(kind="ORDERS_WITHOUT_TRADER")
+    assert raised.severity == RiskException.CRITICAL
+    assert (raised.scope_type, raised.scope_key) == ("trader", "alice")
+    assert raised.title == "4 open orders of alice, who can no longer control them"
+    assert raised.detail.startswith("alice was deactivated; orders ")
+    assert "kill switch on trader alice" in raised.suggested_action
 
 
 def test_a_trader_moved_to_another_role_with_working_orders_is_warned_of(adam, alice) -> None:
@@ -504,6 +514,11 @@ def test_a_trader_moved_to_another_role_with_working_orders_is_warned_of(adam, a
         "alice has 1 open order (1 working) and cannot control them now: a risk manager can "
         "stop them with a kill switch on trader alice",
     ]
+    from oversight.risk.models import RiskException
+
+    raised = RiskException.objects.get(kind="ORDERS_WITHOUT_TRADER")
+    assert raised.title == "1 open order of alice, who can no longer control them"
+    assert raised.detail.startswith("alice no longer trades; orders ")
 
 
 def test_a_desk_move_cannot_lift_a_desk_kill_nor_carry_open_orders_off_it(
