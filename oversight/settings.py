@@ -174,6 +174,18 @@ LOGIN_FAILURES_HOLD = 100
 LOGIN_REDIRECT_URL = "blotter"
 LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_HTTPONLY = True
+# A login left idle this long is logged out (each request renews it), and it ends with
+# the browser: logins that can engage kill switches and approve limits stayed valid for
+# Django's default two weeks (a compliance trial). A trading day by default; the live
+# pages' websockets stay open meanwhile, and their next reconnect is checked afresh.
+SESSION_IDLE_MINUTES = env_float("OVERSIGHT_SESSION_IDLE_MINUTES", 480.0)
+if not 5 <= SESSION_IDLE_MINUTES <= 1440:
+    raise ImproperlyConfigured(
+        f"OVERSIGHT_SESSION_IDLE_MINUTES must be between 5 and 1440, got {SESSION_IDLE_MINUTES}"
+    )
+SESSION_COOKIE_AGE = int(SESSION_IDLE_MINUTES * 60)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_SAMESITE = SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not DEBUG and env_bool("OVERSIGHT_HTTPS", True)
 
