@@ -150,6 +150,7 @@ class MarketWorker:
         # step that carries their effect, only while this session runs: a worker declared
         # dead marked a cancel "applied" that its successor then never applied (a review).
         self._controls_done: list[tuple[ControlRequest, str]] = []
+        self._undo: list[tuple[Any, str, Any]] = []  # cached fields a failed commit restores
         self._child_rows: dict[str, ChildOrder] = {}
         self._wall_start = 0.0
         # The adaptive orders' decision log (settings.DECISION_LOG_DIR; None: off). Files
@@ -630,6 +631,30 @@ class MarketWorker:
     # -- events out ---------------------------------------------------------------------
 
     def _persist(self, *, heartbeat: bool = True, cause_at: Any = None) -> int:
+        """Write what the engine did since the last commit. A step whose commit fails is
+        written again whole (at release, run()'s finally): the cached rows and the risk
+        bookkeeping it changed go back to what was committed, or the second write found
+        nothing changed and skipped it (a review: an amended quantity in its event and not
+        on the order's row, children left working, a kill never acknowledged)."""
+        snapshot = self.risk.snapshot()
+        try:
+            written = self._persist_once(heartbeat=heartbeat, cause_at=cause_at)
+        except BaseException:
+            for obj, name, old in reversed(self._undo):
+                setattr(obj, name, old)
+            self.risk.restore(snapshot)
+            raise
+        finally:
+            self._undo.clear()
+        return written
+
+    def _cached_set(self, obj: Any, **fields: Any) -> None:
+        """Set a cached row's fields, to be undone if this step's commit fails."""
+        for name, value in fields.items():
+            self._undo.append((obj, name, getattr(obj, name)))
+            setattr(obj, name, value)
+
+    def _persist_once(self, *, heartbeat: bool, cause_at: Any) -> int:
         assert self.session is not None
         events = self.engine.events[self._published :]
         if not events and not heartbeat and not self._controls_done:
@@ -743,7 +768,7 @@ class MarketWorker:
                 if row is not None and (
                     row.status != c.status.value or row.filled_qty != c.filled_qty
                 ):
-                    row.status, row.filled_qty = c.status.value, c.filled_qty
+                    self._cached_set(row, status=c.status.value, filled_qty=c.filled_qty)
                     changed_children.append(row)
             avg = ticks_to_px(p.avg_px_ticks, tick) if p.avg_px_ticks is not None else None
             arrival = (
@@ -787,12 +812,14 @@ class MarketWorker:
                     params.update(
                         {k: v for k, v in e.after.items() if k not in ("limit_price", "quantity")}
                     )
-                order.params = rare["params"] = params
+                rare["params"] = params
+                self._cached_set(order, params=params)
                 if w.parent.qty != order.quantity:  # a reduce amend: the entered size kept
                     rare["quantity"] = w.parent.qty
                     if order.entered_quantity is None:
-                        rare["entered_quantity"] = order.entered_quantity = order.quantity
-                    order.quantity = w.parent.qty
+                        rare["entered_quantity"] = order.quantity
+                        self._cached_set(order, entered_quantity=order.quantity)
+                    self._cached_set(order, quantity=w.parent.qty)
             if last_status is not None:
                 rare["status_reason"] = getattr(last_status, "reason", "")[:255]
             fallback = next(

@@ -79,6 +79,28 @@ class WorkerRisk:
         self._behind_raised: set[str] = set()
         self._audits_due: list[dict[str, Any]] = []  # written at the end of refresh()
 
+    def snapshot(self) -> dict[str, Any]:
+        """What a step's bookkeeping changes before its commit: restored if it fails, so
+        the step written again raises and acknowledges what it would have."""
+        return {
+            "fallbacks_seen": self._fallbacks_seen,
+            "breaches_seen": self._breaches_seen,
+            "venues_up": dict(self._venues_up),
+            "rejects": {k: deque(v) for k, v in self._rejects.items()},
+            "denials": {k: deque(v) for k, v in self._denials.items()},
+            "behind_raised": set(self._behind_raised),
+            "applied": {k: replace(a, orders=set(a.orders)) for k, a in self.applied.items()},
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self._fallbacks_seen = snap["fallbacks_seen"]
+        self._breaches_seen = snap["breaches_seen"]
+        self._venues_up = snap["venues_up"]
+        self._rejects = snap["rejects"]
+        self._denials = snap["denials"]
+        self._behind_raised = snap["behind_raised"]
+        self.applied = snap["applied"]
+
     # -- orders ---------------------------------------------------------------------------
 
     def track(self, order: ParentOrder) -> None:

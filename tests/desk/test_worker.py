@@ -1104,3 +1104,52 @@ def test_a_step_that_fails_is_written_again_once_with_one_record_of_each_end(
         object_type="ParentOrder", object_id=str(order.pk), action="order.fill"
     )
     assert ends.count() == 1
+
+
+def test_a_step_whose_commit_fails_is_written_again_whole_at_release(
+    instrument: Instrument,
+    alice: User,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The failed write had already changed the worker's cached rows, so the second found
+    nothing changed: a reduce amend's event was stored and the order's row kept its old
+    quantity, for a resume to trade the original size (a review)."""
+    from django.db import OperationalError
+
+    import execution.worker as worker_module
+
+    with django_capture_on_commit_callbacks(execute=False):
+        order = submit(alice, instrument, end_minute=60)
+    w = worker(instrument)
+    run_to(w, 10 * 60)
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(user=alice, order=order, action="pause")
+    w.step(sim_until=w.market.now + 5)
+    order.refresh_from_db()
+    new = order.filled_qty + 1_000
+    with django_capture_on_commit_callbacks(execute=False):
+        order_control_request(
+            user=alice, order=order, action="amend", changes={"quantity": str(new)}
+        )
+    real = worker_module.audit_records
+    calls = [0]
+
+    def deadlocks_once(*a: Any, **k: Any) -> Any:  # the step's last write
+        calls[0] += 1
+        if calls[0] == 1:
+            raise OperationalError("deadlock detected")
+        return real(*a, **k)
+
+    monkeypatch.setattr(worker_module, "audit_records", deadlocks_once)
+    with pytest.raises(OperationalError):
+        w.step(sim_until=w.market.now + 1)
+    order.refresh_from_db()
+    assert order.quantity == 20_000  # nothing of the failed step was committed
+    w.release()  # run()'s finally
+    order.refresh_from_db()
+    amended = OrderEvent.objects.filter(parent=order, kind="ParentAmended").get()
+    assert amended.payload["after"] == {"quantity": new}
+    assert (order.quantity, order.entered_quantity) == (new, 20_000)
+    assert order.status == "SUSPENDED"
+    assert ControlRequest.objects.get(parent=order, action="amend").outcome == "applied"
