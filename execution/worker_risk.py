@@ -23,7 +23,7 @@ from execution.session_clock import session_clock
 from oversight.audit import audit_records
 from oversight.risk import notify
 from oversight.risk.models import KillAck, KillSwitch, Metric, RiskException, RiskLimit
-from oversight.risk.pretrade import position
+from oversight.risk.pretrade import position, reduce_only_allows
 from oversight.risk.scopes import OrderScopes, covers, tightest
 from oversight.risk.selectors import applied_text, kill_applied, kill_json
 from oversight.risk.services import exception_cause_over, exception_raise
@@ -218,13 +218,29 @@ class WorkerRisk:
                 continue
             if k.state == KillSwitch.HALTED:
                 return k
-            # REDUCING: an order that adds to (or flips) the trader's position stops.
-            wk = self.w.engine.orders[eid]
+            # REDUCING: an order that adds to (or flips) the trader's position stops, with
+            # their earlier open orders counted as the entry check counts them.
             pos = position(trader_id=self.owner[eid], instrument_id=self.w.instrument.pk)
-            leaves = wk.parent.qty - wk.parent.filled_qty
-            if pos == 0 or (pos > 0) == (wk.parent.side > 0) or leaves > abs(pos):
+            if not reduce_only_allows(pos, self._earlier_leaves(eid), self._signed_leaves(eid)):
                 return k
         return None
+
+    def _signed_leaves(self, eid: str) -> int:
+        p = self.w.engine.orders[eid].parent
+        return (p.qty - p.filled_qty) * (1 if p.side > 0 else -1)
+
+    def _earlier_leaves(self, eid: str) -> list[int]:
+        """The signed rest of the same trader's open orders on this market entered before
+        this one (every order of an instrument is in its one market worker)."""
+        pk = self.w._orders[eid].pk
+        return [
+            self._signed_leaves(other)
+            for other, o in sorted(self.w._orders.items(), key=lambda item: item[1].pk)
+            if o.pk < pk
+            and self.owner.get(other) == self.owner[eid]
+            and other in self.w.engine.orders
+            and not self.w.engine.orders[other].parent.is_done
+        ]
 
     def _stop(self, eid: str, kill: KillSwitch) -> None:
         engine = self.w.engine

@@ -81,16 +81,35 @@ def position(*, trader_id: int, instrument_id: int) -> int:
     return net
 
 
-def working_position(*, trader_id: int, instrument_id: int) -> int:
-    """What the trader's open orders in the instrument would still add (+ buys, - sells)."""
+def reduce_only_allows(position: int, earlier: list[int], signed: int) -> bool:
+    """Under a reduce-only kill switch, may an order of `signed` shares (+ buy, - sell)
+    trade, given the trader's position and the signed unfilled rest of their open orders
+    in the instrument that came before it? One of those counts only if it reduces what is
+    left without flipping it: one that adds, or would flip the position, is stopped by the
+    same switch. The entry check and the market worker both ask this (a review: the entry
+    check counted a buy the worker then stopped, let a sell in on its strength, and the
+    worker stopped that too; the worker counted no other order, so two sells that each
+    fit flipped the position)."""
+    after = position
+    for o in earlier:
+        if after != 0 and (o > 0) != (after > 0) and abs(o) <= abs(after):
+            after += o
+    return after != 0 and (signed > 0) != (after > 0) and abs(signed) <= abs(after)
+
+
+def working_orders(*, trader_id: int, instrument_id: int) -> list[int]:
+    """The signed unfilled rest (+ buys, - sells) of the trader's open orders in the
+    instrument, oldest first."""
     from execution.models import ParentOrder
 
-    net = 0
-    for side, qty, filled in ParentOrder.objects.filter(
-        owner_id=trader_id, instrument_id=instrument_id, status__in=OPEN
-    ).values_list("side", "quantity", "filled_qty"):
-        net += (qty - filled) if side == "buy" else -(qty - filled)
-    return net
+    return [
+        (qty - filled) if side == "buy" else -(qty - filled)
+        for side, qty, filled in ParentOrder.objects.filter(
+            owner_id=trader_id, instrument_id=instrument_id, status__in=OPEN
+        )
+        .order_by("pk")
+        .values_list("side", "quantity", "filled_qty")
+    ]
 
 
 def _profile(instrument: Any) -> tuple[float, ...]:
@@ -148,9 +167,10 @@ def refusals(
         else:
             pos = position(trader_id=user.pk, instrument_id=instrument.pk)
             # With what is already working: two sells that each reduce a long can flip it.
-            after = pos + working_position(trader_id=user.pk, instrument_id=instrument.pk)
+            earlier = working_orders(trader_id=user.pk, instrument_id=instrument.pk)
             signed = quantity if side == "buy" else -quantity
-            if not (after != 0 and (after > 0) != (signed > 0) and abs(signed) <= abs(after)):
+            if not reduce_only_allows(pos, earlier, signed):
+                after = pos + sum(earlier)
                 working = f", {after - pos:+,} more working" if after != pos else ""
                 out.append(
                     Finding(

@@ -141,6 +141,28 @@ def test_reducing_stops_orders_that_would_add_to_the_position(
     w.release()
 
 
+def test_reducing_stops_the_later_of_two_sells_that_together_would_flip_the_position(
+    alice: User, rita: User, instrument: Instrument
+) -> None:
+    """Each sell alone reduced the long; the worker looked at each alone, and the two
+    together flipped it short (a review)."""
+    done = submit(alice, instrument, quantity=5_000)
+    ParentOrder.objects.filter(pk=done.pk).update(status="FILLED", filled_qty=5_000)
+    first = submit(alice, instrument, side="sell", quantity=3_000, end_minute=60)
+    second = submit(alice, instrument, side="sell", quantity=2_500, end_minute=60)
+    w = worker(instrument)
+    w.step(sim_until=60.0)
+    kill_switch_engage(
+        user=rita, scope_type="trader", scope_key="alice", reason="de-risk", state="REDUCING"
+    )
+    w.step(sim_until=w.market.now + 0.5)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == "WORKING"
+    assert second.status in ("CANCELED", "PENDING_CANCEL"), second.status
+    w.release()
+
+
 def test_the_workers_hold_children_within_the_current_limits(
     alice: User, instrument: Instrument
 ) -> None:

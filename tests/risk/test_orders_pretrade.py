@@ -313,6 +313,35 @@ def test_reducing_only_lets_through_an_order_that_reduces_the_position(
     assert submit(alice, instrument, side="sell", quantity=2_000).status == "NEW"
 
 
+def test_reducing_does_not_count_a_working_order_that_the_switch_stops(
+    alice: User, rita: User, instrument: Instrument
+) -> None:
+    """Long 5,000 with a buy of 1,000 still working: the entry check read 6,000 to reduce
+    and let a sell of 5,500 in, but the worker stops the buy (it adds) and then the sell
+    (it would flip the position): the two disagreed (a review)."""
+    from oversight.risk.pretrade import reduce_only_allows
+
+    done = submit(alice, instrument, quantity=5_000)
+    ParentOrder.objects.filter(pk=done.pk).update(status="FILLED", filled_qty=5_000)
+    adds = submit(alice, instrument, quantity=1_000)
+    assert adds.status == "NEW", adds.status_reason
+    kill_switch_engage(
+        user=rita, scope_type="trader", scope_key="alice", reason="de-risk", state="REDUCING"
+    )
+    with pytest.raises(ValidationError, match="REDUCE_ONLY"):
+        submit(alice, instrument, side="sell", quantity=5_500)
+    # 5,000 reduces to flat: not refused (blocked for a second look only because the buy
+    # is still open on the other side).
+    flat = submit(alice, instrument, side="sell", quantity=5_000)
+    assert flat.status == "BLOCKED" and flat.status_reason.startswith("OPPOSITE_SIDE_WORKING")
+    # The rule both ask: earlier orders count only as they reduce without flipping.
+    assert reduce_only_allows(5_000, [1_000], -5_000)
+    assert not reduce_only_allows(5_000, [1_000], -5_001)
+    assert not reduce_only_allows(5_000, [-3_000], -2_001)
+    assert reduce_only_allows(5_000, [-6_000], -5_000)  # the flipping one is stopped
+    assert not reduce_only_allows(0, [], -1) and not reduce_only_allows(-200, [], -100)
+
+
 def test_a_restricted_instrument_is_refused_with_its_code(
     alice: User, instrument: Instrument
 ) -> None:
