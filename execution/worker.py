@@ -373,7 +373,7 @@ class MarketWorker:
         assert self.session is not None
         rows = MarketSession.objects.filter(pk=self.session.pk, status=MarketSession.RUNNING)
         if lock:
-            rows = rows.select_for_update()
+            rows = rows.select_for_update(no_key=True)
         if not rows.exists():
             raise SessionLost(str(self.session.pk))
 
