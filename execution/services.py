@@ -29,7 +29,6 @@ from execution.algos.params import (
 )
 from execution.algos.registry import strategy_class
 from execution.engine.orders import PARENT_TERMINAL, ParentStatus
-from execution.engine.policy import DenyReason
 from execution.model_registry import band_problem, expert_for, ticket_version
 from execution.models import (
     BLOCKED,
@@ -50,6 +49,7 @@ from oversight.risk.pretrade import (
     desk_of,
     limit_away_problem,
     market_price,
+    order_notional_breach,
     order_scopes,
     participation_breach,
     participation_cap,
@@ -364,29 +364,18 @@ def _shown_value(value: Any) -> str:
 
 
 def _amended_notional_problem(
-    order: ParentOrder, user: Any, limit: Decimal | None, clean: dict[str, Any], scopes: Any
+    order: ParentOrder, limit: Decimal | None, clean: dict[str, Any], scopes: Any
 ) -> str:
     """The entry check values an order at its limit against the max order notional, and
-    blocks it over: entered low and amended up, it got past it (a review). The order as
-    it would be, checked as it was at entry, for that limit only (its own rest is in the
-    daily notional already, valued at the market whatever its limit)."""
-    found = [
-        f
-        for f in breaches(
-            user=user,
-            instrument=order.instrument,
-            side=order.side,
-            quantity=int(clean.get("quantity", order.quantity)),
-            limit_price=limit,
-            start_minute=order.start_minute,
-            end_minute=order.end_minute,
-            scopes=scopes,
-            order_id=order.pk,
-            lock=False,
-        )
-        if f.code == DenyReason.MAX_ORDER_NOTIONAL
-    ]
-    return f"at this limit the order is worth {found[0].message}" if found else ""
+    blocks it over: entered low and amended up, it got past it (a review). Its own rest
+    is in the daily notional already, valued at the market whatever its limit."""
+    found = order_notional_breach(
+        instrument=order.instrument,
+        quantity=int(clean.get("quantity", order.quantity)),
+        limit_price=limit,
+        scopes=scopes,
+    )
+    return f"at this limit the order is worth {found.message}" if found else ""
 
 
 def _reduced_quantity(order: ParentOrder, value: Any) -> int:
@@ -613,7 +602,7 @@ def order_control_request(
                 )
                 problem = limit_away_problem(
                     side=order.side, limit_price=limit, market=market, scopes=scopes
-                ) or _amended_notional_problem(order, user, limit, clean, scopes)
+                ) or _amended_notional_problem(order, limit, clean, scopes)
             if problem:
                 errors["limit_price"] = [problem]
             else:

@@ -362,12 +362,11 @@ class WorkerRisk:
                 cause_at=cause_at,
                 times=len(evs),
             )
-        for order_id in dict.fromkeys(order_id for order_id, _ in denied):
-            self._denial_storm(
-                order_id,
-                [ev for (oid, _), evs in denied.items() if oid == order_id for ev in evs],
-                cause_at,
-            )
+        by_order: dict[str, list[ChildDenied]] = {}
+        for (order_id, _), evs in denied.items():
+            by_order.setdefault(order_id, []).extend(evs)
+        for order_id, evs in by_order.items():
+            self._denial_storm(order_id, evs, cause_at)
         for ev in events:
             if isinstance(ev, ChildRejected):
                 child = engine.orders[ev.order_id].children.get(ev.client_order_id)

@@ -111,3 +111,12 @@ def users_with_roles() -> list[UserRow]:
         names = {g.name for g in u.groups.all()}
         rows.append(UserRow(user=u, role=next((r for r in ROLES if r in names), "")))
     return rows
+
+
+def orders_open_of(user: Any) -> QuerySet[Any]:
+    """The user's orders that can still trade: open, or blocked (an override or a kill's
+    reset could release it). What a deactivation or a lost trader role leaves behind."""
+    from execution.models import BLOCKED, ParentOrder
+    from oversight.risk.pretrade import OPEN
+
+    return ParentOrder.objects.filter(owner=user, status__in=[*OPEN, BLOCKED])

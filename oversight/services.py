@@ -24,6 +24,7 @@ from django.utils import timezone
 from oversight.audit import audit_record, four_eyes_refusals_audited, services_recording
 from oversight.login_throttle import is_locked, locks_cleared
 from oversight.models import PasswordChangeDue, RoleGrant
+from oversight.password_due import password_due
 from oversight.reasons import reason_given
 from oversight.risk.notify import user_sockets_close
 from oversight.roles import (
@@ -174,16 +175,11 @@ def _orders_left_uncontrolled(user: Any, why: str) -> None:
     longer a trader) leaves their open orders working with nobody to pause or cancel them:
     said on the risk console, whose kill switch can stop them (a trial's went on filling
     while only the admin, who cannot engage one, was told)."""
-    from execution.models import BLOCKED, ParentOrder
     from oversight.risk.models import RiskException
-    from oversight.risk.pretrade import OPEN
     from oversight.risk.services import exception_raise
+    from oversight.selectors import orders_open_of
 
-    ids = list(
-        ParentOrder.objects.filter(owner=user, status__in=[*OPEN, BLOCKED])
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    ids = list(orders_open_of(user).order_by("pk").values_list("pk", flat=True))
     if not ids:
         return
     name = user.get_username()
@@ -324,7 +320,7 @@ def role_grant_confirm(*, user: Any, grant_id: int, note: str = "", request_id: 
             )
         if grant.user_id == user.pk:
             raise FourEyesRefused("a role of your own is confirmed by someone else")
-        if PasswordChangeDue.objects.filter(user_id=grant.user_id).exists():
+        if password_due(grant.user):
             # Its password is still the one an admin typed: confirmed now, the role was the
             # admin's to use (a trial's admin logged in as the new risk manager and approved
             # a limit as the second pair of eyes). Once its owner has chosen their own, the

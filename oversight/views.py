@@ -66,6 +66,7 @@ from oversight.selectors import (
     audit_head_seq,
     audit_last_verification,
     audit_records,
+    orders_open_of,
     users_with_roles,
 )
 from oversight.services import (
@@ -570,17 +571,11 @@ def _a(label: str) -> str:
 
 
 def _still_working(request: HttpRequest, user: Any, why: str) -> None:
-    from execution.models import ParentOrder
     from oversight.risk.pretrade import OPEN
 
     # Blocked ones too: a kill switch on the trader cancels them as well (a trial).
-    shown = [*OPEN, "BLOCKED"]
-    counts = dict(
-        ParentOrder.objects.filter(owner=user, status__in=shown)
-        .values_list("status")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
+    shown = [*OPEN, "BLOCKED"]  # the order they are said in
+    counts = dict(orders_open_of(user).values_list("status").annotate(n=Count("pk")).order_by())
     total = sum(counts.values())
     if total:
         # Said as they are: "4 still working" read 1 working and 3 suspended (a trial).

@@ -286,6 +286,38 @@ def participation_breach(
     )
 
 
+def _limits(scopes: OrderScopes) -> dict[str, tuple[Decimal, str]]:
+    """The tightest limit of each metric over the order's scopes, with where it is set."""
+    keys = scopes.scope_keys()
+    rows = list(
+        RiskLimit.objects.filter(
+            Q(*[Q(scope_type=t, scope_key=k) for t, k in keys], _connector=Q.OR)
+        ).values_list("scope_type", "scope_key", "metric", "value")
+    )
+    return tightest(rows, scopes)
+
+
+def _order_notional(instrument: Any, quantity: int, limit_price: Decimal | None) -> Decimal:
+    # Valued as what is open is valued (_daily_used): at the limit, else the market now.
+    px = limit_price if limit_price is not None else market_price(instrument)
+    return px * quantity
+
+
+def _notional_finding(lim: dict[str, tuple[Decimal, str]], notional: Decimal) -> Finding | None:
+    if Metric.MAX_ORDER_NOTIONAL in lim and notional > lim[Metric.MAX_ORDER_NOTIONAL][0]:
+        v, where = lim[Metric.MAX_ORDER_NOTIONAL]
+        return Finding(DenyReason.MAX_ORDER_NOTIONAL, f"${notional:,.0f} > ${v:,.0f} ({where})")
+    return None
+
+
+def order_notional_breach(
+    *, instrument: Any, quantity: int, limit_price: Decimal | None, scopes: OrderScopes
+) -> Finding | None:
+    """The max order notional alone, as the entry check reads it: an amend of the limit
+    (or the quantity) is held to it (a review: entered low, amended past it)."""
+    return _notional_finding(_limits(scopes), _order_notional(instrument, quantity, limit_price))
+
+
 def breaches(
     *,
     user: Any,
@@ -307,24 +339,15 @@ def breaches(
     from execution.models import ParentOrder
 
     keys = scopes.scope_keys()
-    rows = list(
-        RiskLimit.objects.filter(
-            Q(*[Q(scope_type=t, scope_key=k) for t, k in keys], _connector=Q.OR)
-        ).values_list("scope_type", "scope_key", "metric", "value")
-    )
-    lim = tightest(rows, scopes)
-    # Valued as what is open is valued (_daily_used): at the limit, else the market now.
-    px = limit_price if limit_price is not None else market_price(instrument)
-    notional = px * quantity
+    lim = _limits(scopes)
+    notional = _order_notional(instrument, quantity, limit_price)
     out: list[Finding] = []
     if Metric.MAX_ORDER_QTY in lim and quantity > lim[Metric.MAX_ORDER_QTY][0]:
         v, where = lim[Metric.MAX_ORDER_QTY]
         out.append(Finding(DenyReason.MAX_ORDER_QTY, f"{quantity:,} shares > {v:,.0f} ({where})"))
-    if Metric.MAX_ORDER_NOTIONAL in lim and notional > lim[Metric.MAX_ORDER_NOTIONAL][0]:
-        v, where = lim[Metric.MAX_ORDER_NOTIONAL]
-        out.append(
-            Finding(DenyReason.MAX_ORDER_NOTIONAL, f"${notional:,.0f} > ${v:,.0f} ({where})")
-        )
+    found_notional = _notional_finding(lim, notional)
+    if found_notional is not None:
+        out.append(found_notional)
     found = _participation_finding(
         lim, instrument, quantity, start_minute, end_minute, scopes, params
     )
