@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from execution.algos.base import REGISTRY, OrderContext
+from execution.algos.base import REGISTRY, Cancel, DecisionView, OrderContext
 from execution.algos.router import Place, SmartOrderRouter, VenueInfo, VenueQuoteView
 from execution.engine.engine import ExecutionEngine
 from execution.engine.events import (
@@ -157,6 +157,38 @@ def test_a_capped_child_leaves_no_sliver_where_it_need_not() -> None:
     assert split(2_500) == [1_000, 1_000, 500]
     # With children of any size, as before lots: the cap's parts and the rest.
     assert split(2_050, min_child_qty=1) == [1_000, 1_000, 50]
+
+
+def _room_view(room: float | None, filled: int = 0) -> DecisionView:
+    return DecisionView(
+        now=60.0, filled_qty=filled, working=(), quotes=(), nbb=100, nbo=102,
+        volume_since_start=0.0, our_volume=float(filled), participation_room=room,
+    )  # fmt: skip
+
+
+def test_children_are_sized_within_the_participation_cap_in_whole_lots() -> None:
+    twap = REGISTRY.strategies["twap"](_ctx())
+    asked: list[Any] = [
+        Cancel("P-C1"),
+        Place("L", 600, 101, False, "take"),
+        Place("D1", 300, None, False, "dark"),
+        Place("L", 500, 100, False, "passive"),
+    ]
+    sized = lambda room, filled=0: [  # noqa: E731
+        (type(a).__name__, getattr(a, "qty", None))
+        for a in twap.within_participation(asked, _room_view(room, filled))
+    ]
+    assert sized(None) == [("Cancel", None), ("Place", 600), ("Place", 300), ("Place", 500)]
+    # In the order they go: what fits whole, then the next cut down to whole lots.
+    assert sized(1_050.7) == [("Cancel", None), ("Place", 600), ("Place", 300), ("Place", 100)]
+    assert sized(850.0) == [("Cancel", None), ("Place", 600), ("Place", 200)]
+    # No room (or less than none: the others' volume lags what already works): cancels only.
+    assert sized(99.0) == [("Cancel", None)]
+    assert sized(-250.0) == [("Cancel", None)]
+    # The order's last 40 shares are its lot: they go whole where the room has them.
+    assert [a.qty for a in twap.within_participation(
+        [Place("L", 40, 100, False, "take")], _room_view(45.0, filled=9_960)
+    ) if isinstance(a, Place)] == [40]  # fmt: skip
 
 
 def test_a_dark_split_gives_no_venue_a_sliver() -> None:

@@ -149,14 +149,20 @@ def test_a_well_behaved_strategy_plans_within_the_policy(midcap: Scenario) -> No
 
 
 def test_participation_cap_holds(midcap: Scenario) -> None:
+    """An urgent order under a tight cap trades at the cap: its children are sized within
+    it, not sent over it and refused (an order far behind had a child refused at every
+    decision, and a live one was paused for the refusals)."""
     e = run(
         midcap, spec(midcap, strategy="is", params={"risk_aversion": 1e-4}, max_participation=0.1)
     )
     w = e.orders["P1"]
-    assert any(d.reason == "MAX_PARTICIPATION" for d in of(e.events, ChildDenied))
+    assert w.parent.filled_qty < w.parent.qty  # held back by the cap, not by the market
+    assert not [d for d in of(e.events, ChildDenied) if d.reason == "MAX_PARTICIPATION"]
     grace = max(100, round(0.0005 * midcap.instrument.adv_shares))
     others = w.volume_in_window - w.parent.filled_qty
     assert w.parent.filled_qty <= 0.1 / 0.9 * others + grace
+    # At the cap, not far under it: the last hour's fills are most of what it allowed.
+    assert w.parent.filled_qty > 0.9 * (0.1 / 0.9 * others)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -483,9 +489,12 @@ def test_the_participation_cap_counts_from_a_resume(midcap: Scenario) -> None:
     # At the resume nobody else has traded since: what goes is within the grace, and the
     # rest of the catch-up is held to the cap (it swept the book at once before).
     at_once = [s for s in of(e.events, ChildSubmitted) if s.ts == resumed_at]
-    assert sum(s.qty for s in at_once) <= grace
-    held = [d for d in of(e.events, ChildDenied) if d.ts >= resumed_at]
-    assert held and {d.reason for d in held} == {"MAX_PARTICIPATION"}
+    assert 0 < sum(s.qty for s in at_once) <= grace
+    # Held by sizing its children within the cap, not by refusing them.
+    assert not [d for d in of(e.events, ChildDenied) if d.ts >= resumed_at]
+    assert p.filled_qty + w.working_qty < p.qty * e.orders["P1"].strategy.planned_fraction(
+        e.market.now
+    )
 
 
 def test_an_order_taken_up_unfilled_after_a_worker_loss_has_no_saved_up_headroom(

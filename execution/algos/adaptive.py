@@ -520,11 +520,11 @@ class Adaptive(Strategy):
         decision = decode(raw_action)
         if self.decision_log is not None:
             self.decision_log(self, view, obs, raw_action, decision)
-        return self.cap_child_qty(self.act(view, decision))
+        return self.shape(self.act(view, decision), view)
 
     def act(self, view: DecisionView, d: Decision) -> list[Action]:
         """Turn a decision into cancels and child orders (schedule logic as in base.py)."""
-        self.last_decision = d
+        before, self.last_decision = self.last_decision, d
         ctx, p = self.ctx, self.params
         side = ctx.side
         actions: list[Action] = []
@@ -577,8 +577,13 @@ class Adaptive(Strategy):
 
         # Resting: too much out (the pace fell) -> withdraw the newest; too little -> add.
         # Up to a lot more than the pace asks is what rounding a child up to a lot leaves.
+        # Only a pace that fell (below the last decision's, or the schedule's own)
+        # withdraws: at a steady pace 1 the baselines keep what rests however far it runs
+        # ahead of the fills, and so does the neutral action (an order held to its
+        # participation cap at the open rested two slices, and at pace 1 withdrew one
+        # where VWAP kept it).
         excess = resting_qty - max(need, 0.0) - max(slice_qty, lot)
-        if excess > 0:
+        if excess > 0 and d.pace < max(1.0, before.pace if before else 1.0):
             for c in sorted(kept, key=lambda c: -c.sent_at):
                 if excess <= 0:
                     break

@@ -86,6 +86,10 @@ class DecisionView:
     market_buy_volume: float = 0.0
     market_sell_volume: float = 0.0
     fills: tuple[FillView, ...] = ()  # this order's fills since its previous decision view
+    # Shares the order may still add to its filled and working quantity before the
+    # execution policy's participation cap refuses a child (None: no cap). It can be
+    # negative: the cap counts the others' volume, which can lag what already works.
+    participation_room: float | None = None
 
     @property
     def others_volume(self) -> float:
@@ -320,7 +324,35 @@ class Strategy(ABC):
         return q * self.planned_fraction(view.now), q * self.planned_fraction(nxt)
 
     def decide(self, view: DecisionView) -> list[Action]:
-        return self.cap_child_qty(self._decide(view))
+        return self.shape(self._decide(view), view)
+
+    def shape(self, actions: list[Action], view: DecisionView) -> list[Action]:
+        """The children as the execution policy will take them: split at the max child
+        size, then sized within the participation cap."""
+        return self.within_participation(self.cap_child_qty(actions), view)
+
+    def within_participation(self, actions: list[Action], view: DecisionView) -> list[Action]:
+        """Size the children, in the order they go, within the participation cap's room,
+        in whole lots; what does not fit is not sent (the order falls behind and catches
+        up as the market trades). Without it a far-behind order asked for more than the
+        cap at every decision and had each child refused (1-2 refusals an episode on the
+        shared mid-cap scenarios, and a refusal storm pauses a live order); a professional
+        algorithm trades at its cap instead. The engine still checks every child."""
+        room = view.participation_room
+        if room is None:
+            return actions
+        lot = self.lot(self.ctx.qty - view.filled_qty)
+        left = math.floor(room)
+        sized: list[Action] = []
+        for a in actions:
+            if not isinstance(a, Place):
+                sized.append(a)
+                continue
+            qty = a.qty if a.qty <= left else left // lot * lot
+            if qty >= 1:
+                sized.append(a if qty == a.qty else replace(a, qty=qty))
+                left -= qty
+        return sized
 
     def cap_child_qty(self, actions: list[Action]) -> list[Action]:
         """Split any child larger than the policy's max_child_qty into parts of the cap; a

@@ -51,7 +51,13 @@ from execution.engine.orders import (
     ParentStatus,
     ticks_to_px,
 )
-from execution.engine.policy import ChildCheck, DenyReason, ExecutionPolicy, check_child
+from execution.engine.policy import (
+    ChildCheck,
+    DenyReason,
+    ExecutionPolicy,
+    check_child,
+    participation_allowed,
+)
 from execution.engine.risk import RiskGate
 from execution.sim.market import (
     ACCEPTED,
@@ -255,6 +261,19 @@ class ExecutionEngine:
         # they go (their shares could still fill).
         w.cap_from_ours = float(p.filled_qty)
         w.cap_from_others = max(self.market.tape.volume - w.volume_at_start - p.filled_qty, 0.0)
+
+    def _cap_counts(self, w: _Working) -> tuple[int, float]:
+        """What the participation cap counts now: our filled and working shares, and the
+        others' volume, both since the order last went back to work."""
+        p = w.parent
+        ours = p.filled_qty + w.working_qty - round(w.cap_from_ours)
+        others = self.market.tape.volume - w.volume_at_start - p.filled_qty - w.cap_from_others
+        return ours, max(others, 0.0)
+
+    def _participation_room(self, w: _Working) -> float | None:
+        ours, others = self._cap_counts(w)
+        allowed = participation_allowed(w.policy, others)
+        return None if allowed is None else allowed - ours
 
     def replan(self, order_id: str, r: Replan | None = None) -> None:
         """Plan what is left over what is left of the window from now (or as `r` says:
@@ -530,6 +549,7 @@ class ExecutionEngine:
             market_buy_volume=m.tape.buy_volume,
             market_sell_volume=m.tape.sell_volume,
             fills=fills,
+            participation_room=self._participation_room(w),
         )
 
     # -- children -----------------------------------------------------------------------
@@ -550,6 +570,7 @@ class ExecutionEngine:
         w.children[cid] = child
         working = w.working_qty
         m = self.market
+        ours, others = self._cap_counts(w)
         denial = check_child(
             w.policy,
             ChildCheck(
@@ -559,10 +580,8 @@ class ExecutionEngine:
                 venue=a.venue,
                 now=now,
                 leaves_unallocated=p.qty - p.filled_qty - working,
-                ours_qty=p.filled_qty + working - round(w.cap_from_ours),
-                others_volume=max(
-                    m.tape.volume - w.volume_at_start - p.filled_qty - w.cap_from_others, 0.0
-                ),
+                ours_qty=ours,
+                others_volume=others,
                 venue_known=a.venue in m.by_name,
                 parent_working=p.status == ParentStatus.WORKING,
             ),

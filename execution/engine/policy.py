@@ -83,12 +83,21 @@ def check_child(policy: ExecutionPolicy, c: ChildCheck) -> tuple[DenyReason, str
             return DenyReason.LIMIT_PRICE, "an unpriced child cannot honour the order's limit"
         if (c.side > 0 and c.px_ticks > lim) or (c.side < 0 and c.px_ticks < lim):
             return DenyReason.LIMIT_PRICE, f"price {c.px_ticks} ticks through limit {lim}"
-    cap = policy.max_participation
-    if cap is not None and cap < 1.0:
-        allowed = cap / (1.0 - cap) * c.others_volume + policy.participation_grace_qty
-        if c.ours_qty + c.qty > allowed:
-            return (
-                DenyReason.MAX_PARTICIPATION,
-                f"{c.ours_qty + c.qty} would exceed {cap:.0%} of volume ({allowed:.0f} allowed)",
-            )
+    allowed = participation_allowed(policy, c.others_volume)
+    if allowed is not None and c.ours_qty + c.qty > allowed:
+        return (
+            DenyReason.MAX_PARTICIPATION,
+            f"{c.ours_qty + c.qty} would exceed {policy.max_participation:.0%} of volume "
+            f"({allowed:.0f} allowed)",
+        )
     return None
+
+
+def participation_allowed(policy: ExecutionPolicy, others_volume: float) -> float | None:
+    """Our filled plus working shares the participation cap allows, given the others'
+    volume since the order started; None without a cap. The strategies size their
+    children by it (DecisionView.participation_room) and check_child holds them to it."""
+    cap = policy.max_participation
+    if cap is None or cap >= 1.0:
+        return None
+    return cap / (1.0 - cap) * others_volume + policy.participation_grace_qty
