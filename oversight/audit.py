@@ -18,9 +18,9 @@ from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.functional import LazyObject, empty
 
-from oversight.audit_chain import GENESIS, json_normalise, record_hash
+from oversight.audit_chain import CANONICAL_VERSION, GENESIS, json_normalise, record_hash
 from oversight.models import AuditRecord
-from oversight.request_id import current_request_id
+from oversight.request_id import current_client_addr, current_request_id
 from oversight.roles import FourEyesRefused, role_of
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,8 @@ def _record_of(
         after=json_normalise(after),
         reason=reason,
         request_id=(request_id or current_request_id())[:64],
+        chain_version=CANONICAL_VERSION,
+        client_addr=current_client_addr(),
     )
     return record
 
@@ -151,6 +153,8 @@ _CONTENT = (
     "after",
     "reason",
     "request_id",
+    "chain_version",
+    "client_addr",
 )
 
 

@@ -21,7 +21,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 # The first record's prev_hash. Fixed, so an emptied-and-restarted chain is recognisable.
 GENESIS = "0" * 64
 # Bumped (and kept in every record's hashed content) if the canonical form ever changes.
-CANONICAL_VERSION = 1
+# Each record keeps the version it was written under (its chain_version; NULL is 1), and
+# is verified in that form. Version 2 (2026-12-07) adds client_addr.
+CANONICAL_VERSION = 2
 
 # The columns verification reads, in the order canonical_content() takes them.
 CHAIN_FIELDS = (
@@ -38,6 +40,8 @@ CHAIN_FIELDS = (
     "after",
     "reason",
     "request_id",
+    "chain_version",
+    "client_addr",
     "prev_hash",
     "hash",
 )
@@ -74,9 +78,16 @@ def _fix_numbers(value: Any) -> Any:
 
 
 def canonical_content(fields: Mapping[str, Any]) -> bytes:
-    """The bytes a record's hash covers. `fields` holds CHAIN_FIELDS (id and hash unused)."""
+    """The bytes a record's hash covers. `fields` holds CHAIN_FIELDS (id and hash unused).
+
+    In the form of the record's own version: a version-1 record (chain_version NULL or
+    absent) has no client_addr in its content. The version is in the content, so turning
+    a version-2 record into a version-1 one, to drop where it came from, breaks its hash."""
+    version = fields.get("chain_version") or 1
+    if version not in (1, 2):
+        raise ValueError(f"unknown audit chain version {version!r}")
     content = {
-        "v": CANONICAL_VERSION,
+        "v": version,
         "seq": fields["seq"],
         "at": utc_iso(fields["at"]),
         "actor_id": fields["actor_id"],
@@ -91,6 +102,8 @@ def canonical_content(fields: Mapping[str, Any]) -> bytes:
         "request_id": fields["request_id"],
         "prev_hash": fields["prev_hash"],
     }
+    if version >= 2:
+        content["client_addr"] = fields["client_addr"] or ""
     text = json.dumps(
         content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
@@ -146,7 +159,10 @@ def _problem(row: Mapping[str, Any], expected_seq: int, prev_hash: str) -> str:
             f"broken link: prev_hash {row['prev_hash'][:16]}… is not the previous "
             f"record's hash {prev_hash[:16]}…"
         )
-    recomputed = record_hash(row)
+    try:
+        recomputed = record_hash(row)
+    except ValueError as e:  # a version no writer used: edited
+        return str(e)
     if row["hash"] != recomputed:
         return (
             f"content hash mismatch: stored {row['hash'][:16]}…, "

@@ -35,6 +35,14 @@ class AuditRecord(models.Model):
     after = models.JSONField(null=True, blank=True)
     reason = models.TextField(blank=True)
     request_id = models.CharField(max_length=64, blank=True)
+    # The canonical form the hash covers (audit_chain.CANONICAL_VERSION when written);
+    # NULL on records written before version 2, which hash as version 1. Nullable, with
+    # client_addr, so adding them altered the table in place: on SQLite a NOT NULL column
+    # rebuilds it, and the rebuild drops the append-only triggers.
+    chain_version = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Where the request came from, as the server saw it (REMOTE_ADDR: behind a proxy, the
+    # proxy's); '' for the system's own records; NULL before version 2 kept it.
+    client_addr = models.CharField(max_length=64, null=True, blank=True)
     # Unique: two records claiming the same predecessor would be a fork.
     prev_hash = models.CharField(max_length=64, unique=True)
     hash = models.CharField(max_length=64)

@@ -101,6 +101,8 @@ CSV_COLUMNS = (
     "after",
     "reason",
     "request_id",
+    "chain_version",
+    "client_addr",
     "prev_hash",
     "hash",
 )
@@ -323,6 +325,8 @@ def _csv_lines(records: Iterable[AuditRecord]) -> Iterator[str]:
                 _cell(_json_exact(r.after)),
                 _cell(r.reason),
                 _cell(r.request_id),
+                r.chain_version if r.chain_version is not None else "",
+                _cell(r.client_addr or ""),
                 r.prev_hash,
                 r.hash,
             ]

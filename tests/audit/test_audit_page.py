@@ -223,9 +223,10 @@ def test_export_is_the_filtered_records_with_every_column(rita, trail) -> None:
     first = rows[0]
     assert list(first) == [
         "seq", "id", "at_utc", "actor_id", "actor_username", "actor_role", "action",
-        "object_type", "object_id", "before", "after", "reason", "request_id", "prev_hash",
-        "hash",
+        "object_type", "object_id", "before", "after", "reason", "request_id",
+        "chain_version", "client_addr", "prev_hash", "hash",
     ]  # fmt: skip
+    assert (first["chain_version"], first["client_addr"]) == ("2", "")  # written by no request
     submit = trail["submit"]
     assert first["at_utc"] == utc_iso(submit.at)
     assert (first["actor_username"], first["after"], first["request_id"]) == (

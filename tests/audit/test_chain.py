@@ -53,6 +53,31 @@ def test_the_canonical_form_is_sorted_compact_utf8_json_with_utc_microseconds() 
         assert record_hash({**PINNED, key: other}) != record_hash(PINNED)
 
 
+def test_version_2_hashes_where_the_request_came_from() -> None:
+    v2 = {**PINNED, "chain_version": 2, "client_addr": "203.0.113.9"}
+    text = canonical_content(v2).decode()
+    assert text.startswith('{"action":"user.role_set","actor_id":3,') and text.endswith(
+        f'"prev_hash":"{"ab" * 32}","reason":"promotion — approved","request_id":"req-1",'
+        '"seq":7,"v":2}'
+    )
+    assert '"client_addr":"203.0.113.9"' in text
+    for key, other in [
+        ("client_addr", "203.0.113.10"),
+        ("client_addr", ""),
+        ("chain_version", None),
+    ]:
+        assert record_hash({**v2, key: other}) != record_hash(v2)
+
+
+def test_a_request_records_the_address_it_came_from(client, adam) -> None:
+    client.post("/login/", {"username": "adam", "password": "pw-adam"}, REMOTE_ADDR="203.0.113.7")
+    login = AuditRecord.objects.filter(action="auth.login").get()
+    assert (login.chain_version, login.client_addr) == (2, "203.0.113.7")
+    assert audit_chain_verify().ok
+    page = client.get("/audit/", REMOTE_ADDR="203.0.113.8").content.decode()
+    assert ">203.0.113.7</td>" in page  # the page's "From" column
+
+
 def test_records_chain_from_genesis_with_every_field(adam) -> None:
     before_count = AuditRecord.objects.count()  # adam's creation is audited too
     r = audit_record(
@@ -76,7 +101,9 @@ def test_records_chain_from_genesis_with_every_field(adam) -> None:
     assert (stored.before, stored.after) == ({"limit": 5}, {"limit": 6})
     assert (stored.reason, stored.request_id) == ("desk call", "req-42")
     assert stored.at.utcoffset() == timedelta(0) and stored.at == r.at  # microseconds kept
-    assert stored.hash == r.hash == record_hash({f: getattr(stored, f) for f in PINNED})
+    assert (stored.chain_version, stored.client_addr) == (2, "")  # no request: the system's
+    fields = {f: getattr(stored, f) for f in (*PINNED, "chain_version", "client_addr")}
+    assert stored.hash == r.hash == record_hash(fields)
     assert (system.actor_id, system.actor_username, system.actor_role) == (None, "", "system")
     report = audit_chain_verify()
     assert report.ok and report.count == before_count + 2 and report.head == system.hash

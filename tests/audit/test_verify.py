@@ -10,9 +10,16 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
 from oversight.audit import audit_record
-from oversight.audit_chain import CHAIN_FIELDS, GENESIS, audit_chain_verify, record_hash
+from oversight.audit_chain import (
+    CHAIN_FIELDS,
+    GENESIS,
+    audit_chain_verify,
+    chain_check,
+    record_hash,
+)
 from oversight.models import AuditRecord
 
 from .conftest import as_dba, on_pg
@@ -64,7 +71,17 @@ def _json_param() -> str:
 
 
 @pytest.mark.parametrize(
-    "column", ["reason", "after", "at", "action", "actor_role", "object_id", "actor_username"]
+    "column",
+    [
+        "reason",
+        "after",
+        "at",
+        "action",
+        "actor_role",
+        "object_id",
+        "actor_username",
+        "client_addr",
+    ],
 )
 def test_an_edited_record_is_named(db, column: str) -> None:
     records = chain()
@@ -87,6 +104,41 @@ def test_an_edited_record_is_named(db, column: str) -> None:
     assert err.startswith(
         f"BROKEN at record seq={target.seq} id={target.pk}: content hash mismatch"
     )
+
+
+@pytest.mark.parametrize("version", [None, 1, 3])
+def test_a_record_made_to_look_older_to_drop_its_address_is_named(db, version) -> None:
+    """A version-2 record hashes its client address; written back as version 1 (the form
+    before addresses were kept) with the address gone, it no longer matches its hash."""
+    records = chain()
+    target = records[1]
+    with as_dba() as c:
+        c.execute(
+            f"UPDATE {TABLE} SET chain_version = %s, client_addr = NULL WHERE id = %s",
+            [version, target.pk],
+        )
+    report = audit_chain_verify()
+    assert (report.bad_seq, report.bad_id) == (target.seq, target.pk)
+    assert report.problem.startswith(
+        "unknown audit chain version" if version == 3 else "content hash mismatch"
+    )
+
+
+def test_records_of_both_versions_verify_in_one_chain(db) -> None:
+    """The records written before addresses were kept hash in the form they were written
+    in; the chain runs on through them into version 2."""
+    rows = [
+        {"id": 1, "seq": 1, "prev_hash": GENESIS, "chain_version": None, "client_addr": None},
+        {"id": 2, "seq": 2, "chain_version": 2, "client_addr": "198.51.100.4"},
+    ]
+    prev = GENESIS
+    for row in rows:
+        row.update(prev_hash=prev, at=timezone.now(), actor_id=None, actor_username="",
+                   actor_role="system", action="test.v", object_type="", object_id="",
+                   before=None, after=None, reason="", request_id="")  # fmt: skip
+        row["hash"] = prev = record_hash(row)
+    assert chain_check(rows).ok and chain_check(rows).count == 2
+    assert record_hash({**rows[1], "client_addr": "198.51.100.5"}) != rows[1]["hash"]
 
 
 def test_a_rehashed_edit_breaks_the_next_link(db) -> None:
