@@ -536,3 +536,20 @@ def test_an_order_off_its_decision_grid_still_gets_its_whole_last_slice(
     parent = e.orders["P1"].parent
     denied = [d.reason for d in of(e.events, ChildDenied)]
     assert (parent.status, parent.filled_qty) == ("FILLED", 20_000), denied
+
+
+def test_a_cancel_during_the_windows_wind_down_leaves_the_order_expired(midcap: Scenario) -> None:
+    """The window's end winds the order down (its children's cancels in flight); a cancel
+    that lands then changes nothing about why it ended (it was recorded CANCELED)."""
+    e = ExecutionEngine(Market(midcap, 3))
+    # Slow venues, so the last slice's takes are still in flight when the window ends.
+    e.market.latency_s.update({v: 1.0 for v in e.market.by_name})
+    e.add_order(spec(midcap, strategy="twap", qty=150_000, start_s=600.0, end_s=1_800.0))
+    e.run_until(1_800.0)
+    w = e.orders["P1"]
+    assert w.parent.status == "PENDING_CANCEL" and w.open_children  # cancels in flight
+    e.cancel("P1", "trader cancelled")
+    e.run_to_end()
+    final = of(e.events, ParentStatusChanged)[-1]
+    assert (final.status, final.reason) == ("EXPIRED", "window ended")
+    assert 0 < w.parent.filled_qty < 150_000

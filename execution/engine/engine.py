@@ -642,7 +642,11 @@ class ExecutionEngine:
                 self._request_cancel(w, c, reason)
 
     def _wind_down(self, w: _Working, final: ParentStatus, reason: str) -> None:
-        w.wind_down_to, w.wind_down_reason = final, reason
+        # The first cause decides how the order ends: a cancel that lands while the
+        # window's end is winding the order down asks for nothing more, and the order
+        # expired (it was recorded CANCELED, and TCA read it as stopped by a person).
+        if w.wind_down_to is None:
+            w.wind_down_to, w.wind_down_reason = final, reason
         self._cancel_all(w, reason.upper().replace(" ", "_"))
         if w.parent.status != ParentStatus.PENDING_CANCEL:
             self._status(w, ParentStatus.PENDING_CANCEL, reason)
