@@ -488,17 +488,26 @@ class WorkerRisk:
             # A lag under a lot is not behind: the strategy sends whole lots, so it is
             # never closer to its curve than that (a 60-share order "11 shares behind").
             behind = target - p.filled_qty
-            if behind > BEHIND_FRACTION * p.qty and behind >= wk.strategy.lot(p.qty - p.filled_qty):
+            lot = wk.strategy.lot(p.qty - p.filled_qty)
+            if behind > BEHIND_FRACTION * p.qty and behind >= lot:
                 o = orders[eid]
                 self._behind_raised.add(eid)
+                detail = f"filled {p.filled_qty:,} of {p.qty:,}; schedule says {target:,.0f}"
+                action = "check liquidity and the limit price; amend urgency"
+                cap = wk.policy.max_participation
+                if wk.strategy.held_by_participation and cap is not None:
+                    # Why it is behind, where the answer is ours: the strategy sizes its
+                    # children within the cap, so it trades no faster than that.
+                    detail += f"; held at its participation limit, {cap:.0%} of the market's volume"
+                    action = "it trades as fast as its participation limit allows: extend the window or cut the quantity, or ask for a higher limit"
                 exception_raise(
                     kind="BEHIND_SCHEDULE",
                     severity=RiskException.WARNING,
                     scope_type="order",
                     scope_key=str(o.pk),
                     title=f"Order {o.pk} is {behind:,.0f} shares behind schedule",
-                    detail=f"filled {p.filled_qty:,} of {p.qty:,}; schedule says {target:,.0f}",
-                    suggested_action="check liquidity and the limit price; amend urgency",
+                    detail=detail,
+                    suggested_action=action,
                     order_id=o.pk,
                     trader_id=o.owner_id,
                     cause_at=cause_at,

@@ -232,6 +232,9 @@ class Strategy(ABC):
             allowed = tuple(v for v in ctx.venues if v.name in ctx.allowed_venues)
         self.router = SmartOrderRouter(allowed)
         self._dark_owed = 0.0  # shares of dark share not yet sent (see rest())
+        # Whether the last decision sent less than it asked for, for the participation
+        # cap (see within_participation): why an order is behind, for the console.
+        self.held_by_participation = False
         self.setup()
 
     @classmethod
@@ -339,6 +342,7 @@ class Strategy(ABC):
         shared mid-cap scenarios, and a refusal storm pauses a live order); a professional
         algorithm trades at its cap instead. The engine still checks every child."""
         room = view.participation_room
+        self.held_by_participation = False
         if room is None:
             return actions
         lot = self.lot(self.ctx.qty - view.filled_qty)
@@ -349,6 +353,7 @@ class Strategy(ABC):
                 sized.append(a)
                 continue
             qty = a.qty if a.qty <= left else left // lot * lot
+            self.held_by_participation |= qty < a.qty
             if qty >= 1:
                 sized.append(a if qty == a.qty else replace(a, qty=qty))
                 left -= qty

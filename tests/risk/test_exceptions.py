@@ -118,6 +118,27 @@ def test_denied_children_and_an_order_behind_schedule_are_raised(
     w.release()
 
 
+def test_an_order_held_at_its_participation_limit_trades_at_it_and_says_why_it_is_behind(
+    alice: User, instrument: Instrument
+) -> None:
+    """A limit tightened under a working order holds it to 2% of the market's volume: its
+    children are sized within that (none refused, no refusal storm pausing it), and the
+    console's behind-schedule warning says it is the limit that holds it."""
+    order = submit(alice, instrument)
+    set_limit("max_participation_pct", 2)
+    w = worker(instrument)
+    run_to(w, 20 * 60)
+    order.refresh_from_db()
+    assert order.status == "WORKING" and order.filled_qty > 0
+    assert not OrderEvent.objects.filter(parent=order, kind="ChildDenied").exists()
+    assert not raised("ORDER_DENIED") and not raised("DENIAL_STORM")
+    (behind,) = raised("BEHIND_SCHEDULE")
+    assert behind.order_id == order.pk
+    assert "held at its participation limit, 2% of the market's volume" in behind.detail
+    assert behind.suggested_action.startswith("it trades as fast as its participation limit")
+    w.release()
+
+
 def test_a_lag_under_a_lot_is_not_behind_schedule(alice: User, instrument: Instrument) -> None:
     # A buy limit 37 bps under the market: its children rest there and nothing fills. 300
     # shares over the hour are then 60 behind at minute 12 (20% of the order, twice the
