@@ -45,6 +45,7 @@ from oversight.audit import audit_record
 from oversight.reasons import reason_given
 from oversight.risk.models import RiskException
 from oversight.risk.pretrade import (
+    beyond_override,
     breaches,
     desk_of,
     limit_away_problem,
@@ -191,6 +192,10 @@ def parent_order_submit(
                 scopes=scopes,
                 params=clean,
             )
+            if beyond_override(found):
+                # No override could release it: refused now, not blocked for one that
+                # would be refused (the attempt is recorded, as a refusal's is).
+                raise _BeyondOverride(beyond_override(found))
             order = ParentOrder.objects.create(
                 owner=user,
                 instrument=instrument,
@@ -239,6 +244,8 @@ def parent_order_submit(
                 )
             else:
                 transaction.on_commit(lambda: dispatch_order(instrument.pk))
+    except _BeyondOverride as beyond:
+        _refuse(user, instrument, side, quantity, strategy, beyond.found)
     except _ChangedMeanwhile as changed:
         instrument.refresh_from_db()
         found = changed.found or refusals(
@@ -260,6 +267,14 @@ class _ChangedMeanwhile(Exception):
     def __init__(self, found: list[Any] | None = None) -> None:
         super().__init__()
         self.found = found or []
+
+
+class _BeyondOverride(Exception):
+    """The order breaches a limit by more than an override may release (`found`)."""
+
+    def __init__(self, found: list[Any]) -> None:
+        super().__init__()
+        self.found = found
 
 
 def _refuse(
@@ -289,7 +304,12 @@ def _refuse(
             title=f"Order refused for {user.get_username()}: {found[0].code.value}",
             detail=f"{side} {quantity:,} {instrument.symbol}: "
             + "; ".join(f.message for f in found),
-            suggested_action="check with the trader; the kill switch or restriction stays until reset",
+            suggested_action="check with the trader; "
+            + (
+                "the order is more than an override may release: cut it, or raise the limit"
+                if any(f.beyond_override for f in found)
+                else "the kill switch or restriction stays until reset"
+            ),
             trader_id=user.pk,
         )
     field = "instrument" if found[0].code.value == "RESTRICTED_INSTRUMENT" else "__all__"

@@ -67,6 +67,7 @@ from execution.worker_risk import RISK_DENIALS
 from oversight.access_audit import record_denied
 from oversight.risk.models import RiskException
 from oversight.risk.pretrade import (
+    beyond_override,
     breaches,
     limit_away_problem,
     market_price,
@@ -727,8 +728,9 @@ def _order_estimate(
         away = limit_away_problem(side=side, limit_price=limit, market=market, scopes=scopes)
         if away:
             est["warnings"].append(f"this order would be refused: {away}")
-        # And the limits that would block it until a risk manager overrides them.
-        for f in breaches(
+        # And the limits that would block it until a risk manager overrides them, or
+        # refuse it for being more than an override may release.
+        found = breaches(
             user=request.user,
             instrument=instrument,
             side=side,
@@ -739,10 +741,14 @@ def _order_estimate(
             scopes=scopes,
             lock=False,
             params=params,
-        ):
-            est["warnings"].append(
-                f"this order would be blocked until a risk manager overrides it: {f}"
-            )
+        )
+        for f in beyond_override(found):
+            est["warnings"].append(f"this order would be refused: {f}")
+        for f in found:
+            if not f.beyond_override:
+                est["warnings"].append(
+                    f"this order would be blocked until a risk manager overrides it: {f}"
+                )
         return est, 200
     except (ScenarioError, ValueError) as e:
         return {"error": str(e)}, 400

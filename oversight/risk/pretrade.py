@@ -27,15 +27,46 @@ from oversight.risk.scopes import OrderScopes, covers, tightest
 
 DUPLICATE_WINDOW = timedelta(seconds=60)
 OPEN = ["NEW", "WORKING", "PAUSED", "PENDING_CANCEL", "SUSPENDED"]
+# A single-use override lets one order past a limit by at most this many times the limit.
+# Beyond it the limit is not the question: the order is cut, or the limit raised under
+# four eyes (a trial's one grant released an order 80 times the firm's max order value).
+OVERRIDE_CEILING = Decimal(2)
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
     code: DenyReason
     message: str
+    # How many times its limit the order is, for a limit with a size (None: a yes-or-no
+    # finding, such as a duplicate); infinite against a limit of zero.
+    times: Decimal | None = None
 
     def __str__(self) -> str:
         return f"{self.code.value}: {self.message}"
+
+    @property
+    def beyond_override(self) -> bool:
+        return self.times is not None and self.times > OVERRIDE_CEILING
+
+
+def _times(value: Decimal | int, limit: Decimal) -> Decimal:
+    return Decimal(value) / limit if limit > 0 else Decimal("Infinity")
+
+
+def beyond_override(found: list[Finding]) -> list[Finding]:
+    """The breaches no override may release, each saying so."""
+    return [
+        Finding(
+            f.code,
+            f"{f.message}: "
+            + (f"{f.times:.1f} times the limit" if f.times.is_finite() else "a limit of zero")  # type: ignore[union-attr]
+            + f", more than an override may release ({OVERRIDE_CEILING:.0f} times); cut the "
+            "order, or ask a risk manager for a higher limit",
+            f.times,
+        )
+        for f in found
+        if f.beyond_override
+    ]
 
 
 def desk_of(user_id: int) -> str:
@@ -260,7 +291,9 @@ def _participation_finding(
     if pct <= v:
         return None
     return Finding(
-        DenyReason.MAX_PARTICIPATION, f"{pct:.1f}% {what} > {plain_number(v)}% ({where})"
+        DenyReason.MAX_PARTICIPATION,
+        f"{pct:.1f}% {what} > {plain_number(v)}% ({where})",
+        _times(pct, v),
     )
 
 
@@ -306,7 +339,11 @@ def _order_notional(instrument: Any, quantity: int, limit_price: Decimal | None)
 def _notional_finding(lim: dict[str, tuple[Decimal, str]], notional: Decimal) -> Finding | None:
     if Metric.MAX_ORDER_NOTIONAL in lim and notional > lim[Metric.MAX_ORDER_NOTIONAL][0]:
         v, where = lim[Metric.MAX_ORDER_NOTIONAL]
-        return Finding(DenyReason.MAX_ORDER_NOTIONAL, f"${notional:,.0f} > ${v:,.0f} ({where})")
+        return Finding(
+            DenyReason.MAX_ORDER_NOTIONAL,
+            f"${notional:,.0f} > ${v:,.0f} ({where})",
+            _times(notional, v),
+        )
     return None
 
 
@@ -344,7 +381,13 @@ def breaches(
     out: list[Finding] = []
     if Metric.MAX_ORDER_QTY in lim and quantity > lim[Metric.MAX_ORDER_QTY][0]:
         v, where = lim[Metric.MAX_ORDER_QTY]
-        out.append(Finding(DenyReason.MAX_ORDER_QTY, f"{quantity:,} shares > {v:,.0f} ({where})"))
+        out.append(
+            Finding(
+                DenyReason.MAX_ORDER_QTY,
+                f"{quantity:,} shares > {v:,.0f} ({where})",
+                _times(quantity, v),
+            )
+        )
     found_notional = _notional_finding(lim, notional)
     if found_notional is not None:
         out.append(found_notional)
@@ -370,6 +413,7 @@ def breaches(
                 Finding(
                     DenyReason.DAILY_NOTIONAL,
                     f"${used:,.0f} used + ${notional:,.0f} > ${row.value:,.0f} today ({where})",
+                    _times(used + notional, row.value),
                 )
             )
     dup = ParentOrder.objects.filter(

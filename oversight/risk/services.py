@@ -36,7 +36,7 @@ from oversight.risk.models import (
     RiskLimit,
     Scope,
 )
-from oversight.risk.pretrade import breaches, order_scopes, refusals
+from oversight.risk.pretrade import beyond_override, breaches, order_scopes, refusals
 from oversight.risk.selectors import exception_json, kill_json
 from oversight.roles import (
     MANAGE_RISK,
@@ -752,6 +752,12 @@ def override_request(*, user: Any, order_id: int, reason: str) -> Override:
         # And what it breaches now: the reason is cut at 255 characters, and a long one
         # lost its last code, so the grant always failed on it (a review).
         now = _findings_now(order, lock=False)[1]  # read only: the grant checks again, locked
+        beyond = beyond_override(now)
+        if beyond:  # a limit lowered since it was blocked: no grant could release it
+            raise ValidationError(
+                f"order {order.pk} cannot be released by an override: "
+                + "; ".join(str(f) for f in beyond)
+            )
         codes += [f.code.value for f in now if f.code.value not in codes]
         ov = Override.objects.create(
             order=order,
@@ -807,6 +813,13 @@ def _recheck_blocked(order: Any, ov: Override) -> str:
         raise ValidationError(
             f"order {order.pk} cannot go to the market now: "
             + "; ".join(str(f) for f in now_refused)
+        )
+    beyond = beyond_override(found)
+    if beyond:  # grown past what an override may release (a lower limit, a fuller day)
+        return (
+            f"order {order.pk} cannot be released by an override now: "
+            + "; ".join(str(f) for f in beyond)
+            + ". It stays blocked and this request has lapsed"
         )
     new = [f for f in found if f.code.value not in ov.codes]
     if not new:

@@ -25,11 +25,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def two_desks(instrument: Instrument, alice: Any, adam: Any, monkeypatch: Any) -> None:
-    """alice on EQ-1, whose orders may be 50,000 shares; EQ-2's may be 1,000."""
+    """alice on EQ-1, whose orders may be 50,000 shares; EQ-2's may be 12,000 (an order
+    of 20,000 is blocked there, by less than an override may release)."""
     user_services.user_desk_set(actor=adam, user=alice, desk="EQ-1", reason="joins")
     user_services.user_desk_set(actor=adam, user=adam, desk="EQ-2", reason="makes the desk")
     set_limit("max_order_qty", 50_000, "desk", "EQ-1")
-    set_limit("max_order_qty", 1_000, "desk", "EQ-2")
+    set_limit("max_order_qty", 12_000, "desk", "EQ-2")
     monkeypatch.setattr(order_services, "dispatch_order", lambda _id: None)
 
 

@@ -243,7 +243,7 @@ def test_an_order_blocked_at_entry_and_its_refusal_reach_open_blotters(
     from oversight.risk.services import override_reject, override_request
     from tests.risk.conftest import set_limit
 
-    set_limit("max_order_qty", 1_000)
+    set_limit("max_order_qty", 4_000)
     h_alice, h_rita = session_headers(alice), session_headers(rita)
 
     async def go() -> None:

@@ -174,19 +174,24 @@ def test_the_workers_hold_children_within_the_current_limits(
     )
     w = worker(instrument)
     run_to(w, 5 * 60)
+    wk = w.engine.orders[pov.engine_id]
+    ours_then, market_then = wk.parent.filled_qty, w.engine.market.tape.volume
     # Limits tightened while the order works apply from the worker's next step.
     set_limit("max_participation_pct", 5)
     set_limit("max_child_qty", 300)
-    run_to(w, 30 * 60)
-    wk = w.engine.orders[pov.engine_id]
+    # It had traded 30% of the volume, so it sends nothing until the market's volume has
+    # grown about eightfold; then it trades at the cap.
+    run_to(w, 60 * 60)
     assert wk.policy.max_participation == pytest.approx(0.05)
     after = ChildOrder.objects.filter(parent=pov, sim_ts__gt=5 * 60 + 1)
-    sent = after.exclude(status="DENIED")
-    assert all(c.quantity <= 300 for c in sent)
-    # It had already traded 30% of the volume: the 5% cap holds it back from here on.
-    assert after.filter(status="DENIED", reason="MAX_PARTICIPATION").count() > 10
-    codes = set(RiskException.objects.filter(kind="ORDER_DENIED").values_list("code", flat=True))
-    assert "MAX_PARTICIPATION" in codes
+    assert after.exists() and all(c.quantity <= 300 for c in after)
+    # The 5% cap holds it back from the tightening on, its children sized within it (none
+    # sent over it and refused).
+    assert not after.filter(status="DENIED").exists()
+    assert not RiskException.objects.filter(kind="ORDER_DENIED").exists()
+    ours = wk.parent.filled_qty - ours_then
+    others = w.engine.market.tape.volume - market_then - ours
+    assert 0 < ours <= 0.05 / 0.95 * others + wk.policy.participation_grace_qty
     w.release()
 
 

@@ -44,13 +44,13 @@ def test_an_order_over_a_limit_is_blocked_raised_and_not_dispatched(
 
 
 def test_each_parent_limit_names_its_code(alice: User, instrument: Instrument) -> None:
-    set_limit("max_order_notional", 100_000)  # 20,000 x $40 = $800,000
-    set_limit("max_participation_pct", 1)  # of the window's expected volume
+    set_limit("max_order_notional", 500_000)  # 20,000 x $40 = $800,000
+    set_limit("max_participation_pct", 6)  # of the window's expected volume (10%)
     order = submit(alice, instrument)
     codes = [c.split(":")[0] for c in order.status_reason.split("; ")]
     assert codes == ["MAX_ORDER_NOTIONAL", "MAX_PARTICIPATION"]
-    # The limit as it was set, not as the database keeps it (1.0000%).
-    assert order.status_reason.endswith("> 1% (firm)"), order.status_reason
+    # The limit as it was set, not as the database keeps it (6.0000%).
+    assert order.status_reason.endswith("> 6% (firm)"), order.status_reason
 
 
 def test_working_orders_count_against_the_daily_notional_at_once(
@@ -375,7 +375,7 @@ def test_an_override_is_granted_by_someone_else_used_once_and_only_in_time(
     w.release()
     # A second blocked order: a risk manager who asks cannot grant it themselves, and an
     # override that is not used in time expires.
-    other = submit(alice, instrument, quantity=30_000)
+    other = submit(alice, instrument, quantity=19_000)
     ov2 = override_request(user=ruth, order_id=other.pk, reason="on the trader's behalf")
     with pytest.raises(ValidationError, match="cannot grant your own"):
         override_grant(user=ruth, override_id=ov2.pk, note="checked")
@@ -397,7 +397,7 @@ def test_an_override_is_checked_again_when_granted(
     set_limit("max_order_qty", 10_000)
     order = submit(alice, instrument)  # 12,000 shares: MAX_ORDER_QTY
     ov = override_request(user=alice, order_id=order.pk, reason="client's closing order")
-    set_limit("max_order_notional", 1_000)
+    set_limit("max_order_notional", 500_000)  # 20,000 x $40 = $800,000
     with pytest.raises(ValidationError, match="also breaches: MAX_ORDER_NOTIONAL"):
         override_grant(user=rita, override_id=ov.pk, note="checked")
     order.refresh_from_db()
@@ -417,8 +417,9 @@ def test_an_override_asks_for_every_breach_even_past_the_cut_reason(
     """A blocked order's reason is cut at 255 characters; with five breaches the last code
     was lost from the request, and the grant always failed on it (a review)."""
     submit(alice, instrument, side="sell", quantity=1_000)
-    for metric, value in (("max_order_qty", 10), ("max_order_notional", 10),
-                          ("max_participation_pct", 0.001), ("daily_notional", 10)):  # fmt: skip
+    # Each under twice its limit, which an override may release.
+    for metric, value in (("max_order_qty", 12_000), ("max_order_notional", 500_000),
+                          ("max_participation_pct", 6), ("daily_notional", 500_000)):  # fmt: skip
         set_limit(metric, value)
     submit(alice, instrument)  # blocked too; the next is its duplicate
     order = submit(alice, instrument)
@@ -589,7 +590,7 @@ def test_a_blocked_order_s_window_is_on_its_day_and_its_override_lapses_when_it_
     order = submit(alice, instrument, start_minute=170, end_minute=390)
     assert (order.status, order.day) == ("BLOCKED", 2)
     ov = override_request(user=alice, order_id=order.pk, reason="client's closing order")
-    other = submit(alice, instrument, start_minute=170, end_minute=390, quantity=30_000)
+    other = submit(alice, instrument, start_minute=170, end_minute=390, quantity=19_000)
     ov2 = override_request(user=alice, order_id=other.pk, reason="another")
     # Day 2 closes; day 3 runs, at 12:10, before the order's 16:00.
     MarketSession.objects.filter(pk=day2.pk).update(status=MarketSession.STOPPED, sim_ts=390 * 60)
@@ -655,7 +656,7 @@ def test_an_override_lapses_with_its_askers_role_and_its_trader_cannot_grant_it(
     order.refresh_from_db()
     assert order.status == "NEW"
 
-    other = submit(alice, instrument, quantity=30_000)
+    other = submit(alice, instrument, quantity=19_000)
     ov2 = override_request(user=alice, order_id=other.pk, reason="client's closing order")
     user_role_set(actor=adam, user=alice, role="admin", reason="moves to operations")
     confirm_role(alice, by=rita)
@@ -682,12 +683,12 @@ def test_a_limit_on_a_model_version_holds_its_orders_and_those_it_trades_as_an_e
         scope_type="model",
         scope_key="POLICY-V14",  # as the desk types it
         metric="max_order_qty",
-        new_value="5000",
+        new_value="12000",
         reason="a new version trades small first",
     )
     adaptive = submit(alice, instrument, strategy="adaptive", params={"model": "policy-v14"})
     assert adaptive.status == "BLOCKED"
-    assert adaptive.status_reason.endswith("> 5,000 (model policy-v14)")
+    assert adaptive.status_reason.endswith("> 12,000 (model policy-v14)")
     twap = submit(alice, instrument, quantity=19_000)
     assert twap.status == "NEW", twap.status_reason  # a TWAP order is not the model's
     # Its expert's limit holds the orders the expert trades inside the gate.
@@ -723,22 +724,21 @@ def test_an_order_whose_children_are_denied_again_and_again_is_paused_and_raised
     alice: User, rita: User, instrument: Instrument
 ) -> None:
     """A trial's order, released by an override far over the participation cap, had
-    20,593 children denied in 20 s, raised as one warning that one click resolved."""
+    20,593 children denied in 20 s, raised as one warning that one click resolved. (Its
+    children are sized within the cap now; a price collar tighter than half the spread
+    refuses every child priced at the touch, and small children make many.)"""
     from execution.models import ChildOrder
-    from oversight.risk.services import override_grant, override_request
 
-    set_limit("max_participation_pct", 1)
-    set_limit("max_child_qty", 2_000)  # the strategy splits its catch-up to it
-    order = submit(alice, instrument, quantity=2_000_000, end_minute=30)
-    assert order.status == "BLOCKED"
-    ov = override_request(user=alice, order_id=order.pk, reason="client insists")
-    override_grant(user=rita, override_id=ov.pk, note="checked with the client")
+    set_limit("price_collar_bps", 0.5)
+    set_limit("max_child_qty", 100)  # the strategy splits its catch-up to it
+    order = submit(alice, instrument, quantity=100_000, end_minute=30)
+    assert order.status == "NEW"
     w = worker(instrument)
     run_to(w, 10 * 60, step_s=5.0)
     order.refresh_from_db()
     assert order.status == "PAUSED", order.status_reason
     assert order.status_reason.startswith("paused by the worker: ")
-    assert "child orders denied in 60 s (MAX_PARTICIPATION)" in order.status_reason
+    assert "child orders denied in 60 s (PRICE_COLLAR)" in order.status_reason
     denied = ChildOrder.objects.filter(parent=order, status="DENIED").count()
     assert 50 <= denied < 200, denied  # paused at the storm, not after thousands
     storm = RiskException.objects.get(kind="DENIAL_STORM")
@@ -748,3 +748,37 @@ def test_an_order_whose_children_are_denied_again_and_again_is_paused_and_raised
         action="order.pause", object_id=str(order.pk), reason__startswith="paused by the worker"
     ).exists()
     w.release()
+
+
+def test_an_order_more_than_twice_a_limit_is_refused_and_no_override_releases_one(
+    alice: User, rita: User, instrument: Instrument
+) -> None:
+    """One override released an order 80 times the firm's max order value (a trial). Up
+    to twice a limit an order is blocked for an override; beyond, it is refused at entry,
+    recorded and raised; and a blocked one that a lower limit has put beyond cannot be
+    asked for or granted."""
+    set_limit("max_order_qty", 10_000)
+    at_twice = submit(alice, instrument)  # 20,000: twice the limit, no more
+    assert at_twice.status == "BLOCKED"
+    before = ParentOrder.objects.count()
+    with pytest.raises(ValidationError, match="more than an override may release") as refused:
+        submit(alice, instrument, quantity=20_100)
+    assert "2.0 times the limit" in str(refused.value)  # 2.01, to the digit shown
+    assert ParentOrder.objects.count() == before  # not created, not blocked
+    attempt = AuditRecord.objects.filter(action="order.refused").latest("seq")
+    assert attempt.after["codes"] == ["MAX_ORDER_QTY"] and attempt.after["quantity"] == 20_100
+    denied = RiskException.objects.get(kind="ORDER_DENIED")
+    assert "more than an override may release" in denied.suggested_action
+    # Blocked at twice a limit, then the limit is lowered: no request, no grant.
+    ov = override_request(user=alice, order_id=at_twice.pk, reason="client's closing order")
+    set_limit("max_order_qty", 5_000)
+    with pytest.raises(ValidationError, match="cannot be released by an override now"):
+        override_grant(user=rita, override_id=ov.pk, note="checked")
+    at_twice.refresh_from_db()
+    assert at_twice.status == "BLOCKED" and Override.objects.get(pk=ov.pk).status == "REJECTED"
+    with pytest.raises(ValidationError, match=r"4\.0 times the limit"):
+        override_request(user=alice, order_id=at_twice.pk, reason="again")
+    # A limit of zero is no trading at all, not an order infinitely many times over it.
+    set_limit("max_order_qty", 0, "trader", "alice")
+    with pytest.raises(ValidationError, match="a limit of zero"):
+        submit(alice, instrument, quantity=100)
