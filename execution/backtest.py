@@ -60,6 +60,7 @@ from execution.learning.decision_log import DecisionRecorder, EpisodeInfo, Episo
 from execution.learning.model_files import sha256
 from execution.sim.calibration import Knobs, calibrate
 from execution.sim.episode import ORDER_ID, EpisodeResult, run_episode
+from execution.sim.market import Market
 from execution.sim.scenario import Scenario, ScenarioError, load_scenario
 from tca.summary import t_quantile_975
 
@@ -245,6 +246,16 @@ def _load_scenarios(files: Sequence[str]) -> list[tuple[str, Scenario]]:
                     f"note: {path}: {key} is not a key of the scenario format; ignored",
                     file=sys.stderr,
                 )
+            spread = scenario.instrument.spread_ticks
+            if spread != int(spread):
+                # The book's prices are whole ticks: its usual width is a whole number of
+                # them (a review found 1.5 quoting as 2 and 2.5 as 2, unsaid).
+                print(
+                    f"note: {path}: instrument.spread_ticks {spread:g} is simulated as a book "
+                    f"{Market.book_spread(spread)} ticks wide at its usual width (prices are "
+                    "whole ticks)",
+                    file=sys.stderr,
+                )
             loaded.append((path, scenario))
         except ScenarioError as exc:
             # File-level errors are keyed by the path itself; do not print it twice.
@@ -323,6 +334,15 @@ def _plan(args: argparse.Namespace) -> list[ScenarioRun]:
                 file=sys.stderr,
             )
         seed = scenario.seed if args.seed is None else args.seed
+        last = seed + args.episodes - 1
+        if decision_log is not None and last > DECISION_LOG_MAX_SEED:
+            # The log's seed column is a 64-bit integer: refused before any episode runs
+            # (it failed with a traceback after all of them had, a review).
+            where = "--seed" if args.seed is not None else f"{path}: seed"
+            raise UsageError(
+                f"{where}: episode seeds run to {last}, past the decision log's largest "
+                f"seed ({DECISION_LOG_MAX_SEED}); use a smaller seed with --decision-log"
+            )
         plan = ScenarioRun(path, scenario, seed, args.episodes, decision_log=decision_log)
         for name in to_run:
             plan.runs.append(
@@ -549,6 +569,8 @@ def fallback_note(run: StrategyRun) -> str | None:
     return f"{run.strategy} fell back to {BASELINE} in {fell} of {len(results)} episodes: {why}"
 
 
+# The decision log's seed column is a signed 64-bit integer (Parquet int64).
+DECISION_LOG_MAX_SEED = 2**63 - 1
 # Below this share of the order filled, a strategy's shortfall is not comparable with a
 # strategy's that filled it (the footnote under the table says why).
 FILLED_ENOUGH = 0.999

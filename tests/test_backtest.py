@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from execution import backtest
@@ -417,6 +418,29 @@ def test_another_simulators_knobs_are_ignored_with_a_note(tmp_path: Path) -> Non
     assert shortfall(proc.stdout) == shortfall(plain.stdout)
 
 
+def test_a_fractional_spread_is_said_to_be_simulated_in_whole_ticks(tmp_path: Path) -> None:
+    data = json.loads(Path(MIDCAP).read_text())
+    data["instrument"]["spread_ticks"] = 2.5
+    proc = run_cli(written(tmp_path, "half.json", json.dumps(data)), "--strategies", "twap")
+    assert proc.returncode == 0, proc.stderr
+    assert "instrument.spread_ticks 2.5 is simulated as a book 2 ticks wide" in proc.stderr
+    assert "spread_ticks" not in run_cli(MIDCAP, "--strategies", "twap").stderr
+
+
+def test_seeds_past_32_bits_draw_days_of_their_own() -> None:
+    """A seed was cut to its low 32 bits, so seed s and s + 2**32 were the same day (a
+    review's seeds 2**64 - 1 and 10**35 gave the same figures). Seeds under 2**32, every
+    seed the product and its models use, draw the days they always drew."""
+    from execution.sim.background import rng_for
+
+    def first(seed: int) -> list[float]:
+        return list(rng_for(seed, 1).random(3))
+
+    assert first(5) != first(5 + 2**32) != first(5 + 2**64)
+    legacy = np.random.default_rng(np.random.SeedSequence([5, 1])).random(3)
+    assert first(5) == list(legacy)  # a small seed's stream as before
+
+
 def test_errors_raised_in_a_worker_reach_the_parent_intact() -> None:
     """A pool pickles a worker's exception; one that cannot be rebuilt hangs the pool."""
     import pickle
@@ -491,6 +515,18 @@ def bad_json(tmp_path: Path) -> str:
             ],
             ["--model and --param adaptive.model both name a model: give one of them"],
         ),
+        (
+            lambda t: [
+                MIDCAP,
+                "--strategies",
+                "adaptive",
+                "--seed",
+                str(2**63),
+                "--decision-log",
+                str(t / "log"),
+            ],
+            ["--seed: episode seeds run to 9223372036854775808", "decision log's largest seed"],
+        ),
     ],
     ids=[
         "bad-json",
@@ -513,6 +549,7 @@ def bad_json(tmp_path: Path) -> str:
         "model-is-a-directory",
         "model-blank",
         "model-given-twice",
+        "seed-past-the-decision-log",
     ],
 )
 def test_bad_input_exits_2_naming_the_problem(

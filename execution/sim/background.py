@@ -44,8 +44,15 @@ class BackgroundDay:
         return len(self.times)
 
 
+def seed_entropy(seed: int, stream: int) -> np.random.SeedSequence:
+    """The seed whole: a seed under 2**32 is one 32-bit word, as it always was, and a larger
+    one more words. (It was cut to its low 32 bits, so seed s and s + 2**32 drew the same
+    day: a review's seeds 2**64 - 1 and 10**35 gave the same figures.)"""
+    return np.random.SeedSequence([int(seed), stream])
+
+
 def rng_for(seed: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, stream]))
+    return np.random.default_rng(seed_entropy(seed, stream))
 
 
 def _knots(scenario: Scenario) -> list[float]:
@@ -68,8 +75,7 @@ def draw_day(scenario: Scenario, cal: Calibration, seed: int) -> BackgroundDay:
     # One generator per column: a column's i-th draw then belongs to the i-th event whatever
     # the day's length, so a regime later in the day leaves the morning exactly as it was.
     (r_time, r_kind, r_venue, r_u1, r_u2, r_u3, r_price) = (
-        np.random.default_rng(s)
-        for s in np.random.SeedSequence([int(seed) & 0xFFFFFFFF, STREAM_BACKGROUND]).spawn(7)
+        np.random.default_rng(s) for s in seed_entropy(seed, STREAM_BACKGROUND).spawn(7)
     )
     knots = np.array(_knots(scenario))
     mids = (knots[:-1] + knots[1:]) / 2.0

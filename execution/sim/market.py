@@ -155,6 +155,12 @@ def _ssqrt(x: float) -> float:
 class Market:
     """One instrument's market for one simulated day, driven forward by `advance(t)`."""
 
+    @staticmethod
+    def book_spread(spread_ticks: float) -> int:
+        """The book's usual width in whole ticks for a scenario's typical spread (rounded,
+        half to even: 2.5 is 2)."""
+        return max(1, round(spread_ticks))
+
     def __init__(self, scenario: Scenario, seed: int, knobs: Knobs | None = None) -> None:
         self.scenario = scenario
         self.seed = seed
@@ -163,7 +169,7 @@ class Market:
         self.day: BackgroundDay = draw_day(scenario, self.cal, seed)
         self._ours_rng = rng_for(seed, STREAM_OURS)
         self.now = 0.0
-        self.spread = max(1, round(self.cal.spread_ticks))
+        self.spread = self.book_spread(self.cal.spread_ticks)
         self.requote_ticks = self.cal.spread_ticks / 2.0 + k.requote_extra_ticks
         self.lit: list[LitBook] = []
         self.dark: list[DarkPool] = []
