@@ -487,6 +487,24 @@ def _amended_participation(
     return f"the order would then be read as {found.message}: enter a new order for that"
 
 
+def _order_refusals(order: ParentOrder) -> list[Any]:
+    """What would refuse the order now if it were entered again (kill switches over its
+    scopes, a restriction), read against the desk it was entered on."""
+    scopes = order_scopes(
+        user=order.owner,
+        instrument=order.instrument,
+        strategy=order.strategy,
+        order_id=order.pk,
+        model=order.model_version.name if order.model_version_id else "",
+        expert=order.model_expert,
+        desk=order.desk,
+    )
+    return refusals(
+        user=order.owner, instrument=order.instrument, side=order.side,
+        quantity=order.quantity - order.filled_qty, scopes=scopes,
+    )  # fmt: skip
+
+
 def _cannot(action: str, order: ParentOrder) -> str:
     """Why the order cannot take the action in its status, and what it can take."""
     if action == ControlRequest.PAUSE and order.status == ParentStatus.NEW.value:
@@ -559,6 +577,13 @@ def order_control_request(
             raise ValidationError({"replan": ["yes or no"]})
         if replan in (True, "1", "true", "on"):
             clean = {"replan": True}
+        halted = [f for f in _order_refusals(order) if f.code.value == "TRADING_HALTED"]
+        if halted:
+            # Said now, not as "resume requested" and a cancel by the worker that took it
+            # up (a trial resumed a suspended order under a firm halt).
+            raise ValidationError(
+                {"action": [f"cannot resume: {halted[0].message}; reset the switch first"]}
+            )
     elif changes and action != ControlRequest.AMEND:
         raise ValidationError({"changes": [f"a {action} takes no changes"]})
     if action == ControlRequest.AMEND:

@@ -75,13 +75,16 @@ from oversight.risk.services import (
     exception_raise,
     exceptions_escalate,
     exceptions_resend,
+    halts_apply_to_unheld,
     limit_requests_expire,
 )
 
 logger = logging.getLogger(__name__)
 # A worker whose heartbeat is older than this is declared dead and its orders suspended.
-# Heartbeats go every 0.25 s; the reaper runs every second in every live worker, so a
-# lost worker is flagged within about 5 s of its last heartbeat.
+# Heartbeats go every 0.25 s; the reaper runs every second in every live worker, and every
+# 5 s from the oversight worker's beat (oversight.workers_watch_scheduled, for when every
+# market worker is hung), so a lost worker is flagged within about 5 to 9 s of its last
+# heartbeat.
 HEARTBEAT_STALE_S = 4.0
 # One step covers at most this much wall time's worth of the market (speed x this, in
 # simulated seconds). A worker that fell behind (a slow step, a machine that stalled or
@@ -911,6 +914,8 @@ def sessions_reap(
                 )
             )
             suspend_orders(ParentOrder.objects.filter(session=s), reason="worker heartbeat lost")
+            # A halt engaged while this worker hung was left to it: applied now.
+            halted = halts_apply_to_unheld()
             exception_raise(
                 kind="WORKER_LOST",
                 # Critical when orders were caught in it; with none, nothing is at risk
@@ -921,9 +926,11 @@ def sessions_reap(
                 title=f"Market worker {s.worker} stopped sending heartbeats",
                 detail=f"session {s.pk} on {s.instrument.symbol}, last heartbeat "
                 f"{s.heartbeat_at:%H:%M:%S.%f}"[:-3]
-                + f"; orders suspended, their child orders cancelled: {orders or 'none'}",
+                + f"; orders suspended, their child orders cancelled: {orders or 'none'}"
+                + (f"; {halted} cancelled by a halt engaged meanwhile" if halted else ""),
                 suggested_action=(
-                    "the traders can resume their orders on another worker"
+                    "the traders can resume their orders on another worker, where no kill "
+                    "switch halts them"
                     if orders
                     else "none: the next order on it starts a new worker"
                 ),

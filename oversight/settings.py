@@ -134,6 +134,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    # Market workers that stopped heartbeating are declared dead by this, too, not only
+    # by another market worker (oversight/tasks.py).
+    "workers-watch": {
+        "task": "oversight.workers_watch_scheduled",
+        "schedule": 5.0,
+        "options": {"expires": 5.0},
+    },
 }
 
 # Simulated time runs this many times faster than wall time (1 to 600); the default makes

@@ -1,5 +1,6 @@
 """Celery tasks of the oversight side, run by Celery beat: the audit trail's scheduled
-verification, and the lapse of requests nobody decided in time."""
+verification, the lapse of requests nobody decided in time, and the watch on the market
+workers' heartbeats."""
 
 from __future__ import annotations
 
@@ -28,3 +29,15 @@ def requests_expire_scheduled() -> dict[str, int]:
         "limit_requests": limit_requests_expire(),
         "blocked_orders": blocked_expire(),
     }
+
+
+@shared_task(name="oversight.workers_watch_scheduled")
+def workers_watch_scheduled() -> list[int]:
+    """Every few seconds, from the oversight worker: market workers that stopped sending
+    heartbeats are declared dead, their orders suspended (or cancelled, under a halt), and
+    raised. The market workers reap one another, so with every one of them hung nobody
+    did, and a kill switch engaged then was neither applied nor said to be waiting (a
+    trial)."""
+    from execution.worker import HEARTBEAT_STALE_S, sessions_reap
+
+    return sessions_reap(stale_after_s=HEARTBEAT_STALE_S)

@@ -291,6 +291,23 @@ def kill_applied(k: KillSwitch) -> dict[str, int]:
     return {key: int(got[key] or 0) for key in ("workers", "orders", "children")}
 
 
+def kill_waiting_text(k: KillSwitch) -> str:
+    """An engaged halt that no worker has applied yet, while orders in its scope still
+    work: said on its card (a trial's halt, engaged while every worker hung, looked
+    exactly like one with nothing in scope)."""
+    if not k.active or k.state != KillSwitch.HALTED:
+        return ""
+    still = (
+        orders_in_scope(k.scope_type, k.scope_key)
+        .filter(status__in=("WORKING", "PAUSED", "PENDING_CANCEL"))
+        .count()
+    )
+    if not still:
+        return ""
+    s = "" if still == 1 else "s"
+    return f" · not applied yet: {still} order{s} in scope still with a worker"
+
+
 def applied_text(workers: int, orders: int, children: int) -> str:
     """The card's line, the same whether drawn by the page or the script."""
     if not workers:

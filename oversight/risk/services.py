@@ -426,7 +426,21 @@ KILL_REFUSED = (
 )
 
 
-def _blocked_cancel(k: KillSwitch, user: Any) -> None:
+def halts_apply_to_unheld() -> int:
+    """Every active halt cancels the orders in its scope that no running worker holds. A
+    halt engaged while a worker was hung left that worker's orders to it; declared dead,
+    it could not apply the halt, and the orders were suspended, resumable, instead of
+    cancelled (a trial froze every market worker and engaged a firm halt). Run after
+    orders are suspended; the records are the system's, naming the switch."""
+    return sum(
+        _blocked_cancel(k, None)
+        for k in KillSwitch.objects.filter(active=True, state=KillSwitch.HALTED)
+        .select_related("engaged_by")
+        .order_by("pk")
+    )
+
+
+def _blocked_cancel(k: KillSwitch, user: Any | None) -> int:
     """A halt cancels everything in scope: the workers cancel what they hold, and this the
     orders no worker holds (blocked, released and not yet taken up, or suspended by a
     stopped or lost worker), which could otherwise trade once the switch was reset (a
@@ -449,7 +463,7 @@ def _blocked_cancel(k: KillSwitch, user: Any) -> None:
         orders_in_scope(k.scope_type, k.scope_key).filter(unheld).values_list("pk", flat=True)
     )
     if not ids:
-        return
+        return 0
     pending = list(
         Override.objects.select_for_update(no_key=True)
         .filter(order_id__in=ids, status=Override.PENDING)
@@ -461,9 +475,10 @@ def _blocked_cancel(k: KillSwitch, user: Any) -> None:
         .order_by("pk")
     )
     now = timezone.now()
+    by = (user or k.engaged_by).get_username()
     for order in orders:
         was = order.status.lower()
-        why = f"canceled by kill switch {k.pk} ({user.get_username()}) while {was}"
+        why = f"canceled by kill switch {k.pk} ({by}) while {was}"
         held_end(order, "CANCELED", why)
         audit_record(actor=user, action="order.cancel", obj=order, reason=why)
     canceled = {o.pk for o in orders}
@@ -471,13 +486,14 @@ def _blocked_cancel(k: KillSwitch, user: Any) -> None:
         if ov.order_id not in canceled:
             continue
         ov.status, ov.granted_at = Override.REJECTED, now
-        if ov.requested_by_id != user.pk:  # who decided; the constraint keeps it another
-            ov.granted_by = user
+        if user is not None and ov.requested_by_id != user.pk:  # who decided; the
+            ov.granted_by = user  # constraint keeps it another than the asker
         ov.decision_note = f"the order was canceled by kill switch {k.pk}"
         ov.save(update_fields=["status", "granted_by", "granted_at", "decision_note"])
         audit_record(actor=user, action="override.reject", obj=ov, reason=ov.decision_note)
         payload = {"id": ov.pk, "order": ov.order_id, "status": ov.status}
         transaction.on_commit(lambda payload=payload: notify.console_send("override", payload))
+    return len(orders)
 
 
 def kill_switch_engage(

@@ -99,7 +99,8 @@ def _kill_row(k: KillSwitch, me: Any) -> dict[str, Any]:
         "engaged_clock": _clock(k.engaged_at),
         "mine_reset": k.reset_requested_by_id == me.pk,
         # Counted by the selectors' query (_kills), which every card comes from.
-        "applied_text": selectors.applied_text(k.ack_workers, k.ack_orders, k.ack_children),
+        "applied_text": selectors.applied_text(k.ack_workers, k.ack_orders, k.ack_children)
+        or selectors.kill_waiting_text(k),
     }
 
 

@@ -355,6 +355,71 @@ def test_a_halt_cancels_the_suspended_orders_in_its_scope(
     assert order.filled_qty > 0  # its fills stay
 
 
+def test_a_resume_under_a_halt_is_refused_naming_the_switch(
+    alice: User, ruth: User, instrument: Instrument
+) -> None:
+    """It was "resume requested", and the worker that took the order up cancelled it for
+    the halt (a trial)."""
+    from execution.services import order_control_request
+
+    order = stepping.submit(alice, instrument, quantity=5_000)
+    w = worker(instrument)
+    stepping.run_to(w, 3 * 60)
+    order_control_request(user=alice, order=order, action="pause", reason="a look")
+    stepping.run_to(w, 4 * 60)
+    order.refresh_from_db()
+    assert order.status == "PAUSED"
+    k = kill_switch_engage(user=ruth, scope_type="firm", reason="everything looks wrong")
+    with pytest.raises(
+        ValidationError, match=f"cannot resume: trading is halted for firm by kill switch {k.pk}"
+    ):
+        order_control_request(user=alice, order=order, action="resume", reason="go on")
+    w.release()
+
+
+def test_a_halt_engaged_while_the_worker_hung_is_applied_when_the_watch_finds_it_dead(
+    alice: User, ruth: User, instrument: Instrument
+) -> None:
+    """A trial froze every market worker and engaged a firm halt: the hung worker held the
+    orders, so the halt left them to it; nobody declared it dead (the market workers reap
+    one another), and once it was, its orders were suspended, resumable, not cancelled.
+    The oversight worker's beat now watches the heartbeats, and the reaper applies the
+    halts to what it suspends."""
+    from datetime import timedelta
+
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from execution.models import MarketSession
+    from oversight.tasks import workers_watch_scheduled
+    from tests.personas import client_for
+
+    order = stepping.submit(alice, instrument, quantity=5_000)
+    w = worker(instrument)
+    stepping.run_to(w, 5 * 60)  # working, with a session that then stops heartbeating
+    order.refresh_from_db()
+    assert order.status == "WORKING" and order.session_id == w.session.pk
+    k = kill_switch_engage(user=ruth, scope_type="firm", reason="everything looks wrong")
+    order.refresh_from_db()
+    assert order.status == "WORKING"  # its worker's to cancel: it holds it
+    card = client_for(ruth).get(reverse("risk_console")).content.decode()
+    assert "not applied yet: 1 order in scope still with a worker" in card
+    assert workers_watch_scheduled() == []  # its heartbeat is fresh: not dead yet
+    MarketSession.objects.filter(pk=w.session.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=30)
+    )
+    assert workers_watch_scheduled() == [w.session.pk]
+    order.refresh_from_db()
+    assert order.status == "CANCELED", order.status_reason
+    assert order.status_reason == f"canceled by kill switch {k.pk} (ruth) while suspended"
+    cancel = AuditRecord.objects.filter(action="order.cancel", object_id=str(order.pk)).get()
+    assert (cancel.actor_id, cancel.actor_role) == (None, "system")
+    lost = RiskException.objects.get(kind="WORKER_LOST")
+    assert "1 cancelled by a halt engaged meanwhile" in lost.detail
+    card = client_for(ruth).get(reverse("risk_console")).content.decode()
+    assert "not applied yet" not in card
+
+
 def test_a_kills_cancel_is_in_the_trail_before_the_control_refusals_it_causes(
     alice: User, rita: User, instrument: Instrument
 ) -> None:
