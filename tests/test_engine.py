@@ -215,6 +215,32 @@ def test_pause_resume_cancel_and_amend(midcap: Scenario) -> None:
     assert statuses == ["WORKING", "PAUSED", "WORKING", "PENDING_CANCEL", "CANCELED"]
 
 
+@pytest.mark.parametrize("strategy", ["twap", "vwap", "adaptive"])
+def test_a_working_order_cut_near_what_it_has_done_spreads_the_rest_over_the_rest(
+    midcap: Scenario, strategy: str
+) -> None:
+    """Cut to 500 more than it had filled a fifth of the way through: against the old
+    curve it was far ahead, waited to near the end for the rest, and an adaptive order's
+    schedule deviation left its model's range, a fallback raised as a critical (a
+    trial). The cut re-plans, as a resume does."""
+    e = ExecutionEngine(Market(midcap, 3))
+    start = midcap.order.start_minute * 60
+    e.add_order(spec(midcap, strategy=strategy, qty=20_000, start_s=start, end_s=start + 3600))
+    t = start
+    w = e.orders["P1"]
+    while w.parent.filled_qty < 2_000:
+        t += 10.0
+        e.run_until(t)
+    e.amend("P1", {"quantity": w.parent.filled_qty + 500})
+    assert of(e.events, ParentReplanned)[-1].at_s == t
+    e.run_until(t + 600)  # a sixth of what is left of the window
+    assert not e.fallbacks
+    done_since = w.parent.filled_qty - (w.parent.qty - 500)
+    assert 100 <= done_since < 500  # trading the rest along the window, not waiting
+    e.run_to_end()
+    assert w.parent.filled_qty == w.parent.qty
+
+
 @pytest.mark.parametrize("strategy", ["twap", "vwap", "is", "adaptive"])
 def test_a_reduced_order_finishes_at_its_new_quantity(midcap: Scenario, strategy: str) -> None:
     """Cutting a working order's size (a trial: routine on a desk, refused here): never

@@ -334,6 +334,13 @@ class ExecutionEngine:
                     if through and c.status != ChildStatus.PENDING_CANCEL:
                         self._request_cancel(w, c, "LIMIT_AMENDED")
         self._emit(w, ParentAmended, before=before, after=after)
+        if new_qty is not None and w.parent.status == ParentStatus.WORKING:
+            # What is left over what is left of the window, as a resume re-plans: against
+            # the old curve a cut order was far ahead of it (2,194 of 2,694 done at a
+            # fifth of the window), waited until near the end to trade the rest, and an
+            # adaptive order's schedule deviation left its model's training range, a
+            # fallback raised as a critical for a trader's ordinary amend (a trial).
+            self.replan(order_id)
         if self.risk is not None:
             self.risk.count_message(order_id, self.market.now)
         w.next_decision = self.market.now  # takes effect at the next step, not a slice later
