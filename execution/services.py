@@ -410,11 +410,22 @@ def _reduced_quantity(order: ParentOrder, value: Any) -> int:
                 ]
             }
         )
-    if new >= order.quantity:
+    # Against the quantity the amends still queued for its worker will leave: 9,000 cut
+    # to 6,000 and then "7,000" was accepted here and refused by the worker (a trial).
+    queued = [
+        int(c.changes["quantity"])
+        for c in ControlRequest.objects.filter(
+            parent=order, action=ControlRequest.AMEND, applied_at__isnull=True
+        ).order_by("pk")
+        if "quantity" in (c.changes or {})
+    ]
+    current = min([order.quantity, *queued])
+    if new >= current:
+        pending = f" (an amend to {current:,} is waiting for the worker)" if queued else ""
         raise ValidationError(
             {
                 "quantity": [
-                    f"an amend can only reduce the quantity: enter less than {order.quantity:,}"
+                    f"an amend can only reduce the quantity: enter less than {current:,}" + pending
                 ]
             }
         )

@@ -17,6 +17,7 @@ from django.utils import timezone
 from execution.engine.engine import ENDED_PAUSED
 from execution.engine.events import ChildDenied, ChildRejected, DomainEvent, ParentStatusChanged
 from execution.engine.orders import ParentStatus, ticks_to_px
+from execution.engine.policy import percent
 from execution.engine.risk import ChildLimits
 from execution.models import Fill, ParentOrder
 from execution.session_clock import session_clock
@@ -498,7 +499,9 @@ class WorkerRisk:
                 if wk.strategy.held_by_participation and cap is not None:
                     # Why it is behind, where the answer is ours: the strategy sizes its
                     # children within the cap, so it trades no faster than that.
-                    detail += f"; held at its participation limit, {cap:.0%} of the market's volume"
+                    detail += (
+                        f"; held at its participation limit, {percent(cap)} of the market's volume"
+                    )
                     action = "it trades as fast as its participation limit allows: extend the window or cut the quantity, or ask for a higher limit"
                 exception_raise(
                     kind="BEHIND_SCHEDULE",

@@ -311,3 +311,11 @@ def test_limit_is_exactly_the_worst_acceptable_price(side: int, px: int) -> None
     got = reason(policy(limit_px_ticks=10_000), child(side=side, px_ticks=px))
     through = px > 10_000 if side == BUY else px < 10_000
     assert (got == DenyReason.LIMIT_PRICE) == through
+
+
+def test_a_participation_denial_names_the_cap_as_it_was_set() -> None:
+    """A 0.5% limit was said as "would exceed 0% of volume" (a trial)."""
+    p = policy(max_participation=0.005, participation_grace_qty=0)
+    found = check_child(p, child(ours_qty=0, qty=100, others_volume=1000.0))
+    assert found is not None
+    assert found[1] == "100 would exceed 0.5% of volume (5 allowed)"

@@ -87,10 +87,15 @@ def check_child(policy: ExecutionPolicy, c: ChildCheck) -> tuple[DenyReason, str
     if allowed is not None and c.ours_qty + c.qty > allowed:
         return (
             DenyReason.MAX_PARTICIPATION,
-            f"{c.ours_qty + c.qty} would exceed {policy.max_participation:.0%} of volume "
+            f"{c.ours_qty + c.qty} would exceed {percent(policy.max_participation)} of volume "
             f"({allowed:.0f} allowed)",
         )
     return None
+
+
+def percent(fraction: float | None) -> str:
+    """A fraction as people set it: 0.005 is 0.5%, not "0%" (a trial's limit read so)."""
+    return "none" if fraction is None else f"{round(fraction * 100, 4):g}%"
 
 
 def participation_allowed(policy: ExecutionPolicy, others_volume: float) -> float | None:

@@ -191,6 +191,14 @@ def test_an_amend_may_reduce_the_quantity_not_below_what_is_filled_or_working(
     resp = control(c, order, action="amend", param_quantity="6,000")
     assert resp.status_code == 200, resp.content
     assert ControlRequest.objects.get().changes == {"quantity": 6000}
+    # A second cut is against the first, still waiting for the worker: 7,000 is no cut of
+    # 6,000 (a trial's was accepted here and refused by the worker).
+    resp = control(c, order, action="amend", param_quantity="7000")
+    assert resp.json()["errors"]["quantity"] == [
+        "an amend can only reduce the quantity: enter less than 6,000 (an amend to 6,000 is "
+        "waiting for the worker)"
+    ]
+    assert control(c, order, action="amend", param_quantity="5000").status_code == 200
     # Paused, nothing works: it is not told to pause (a trial's was).
     paused = make_order(alice, instrument, quantity=10_000, filled_qty=3_000, status="PAUSED")
     resp = control(c, paused, action="amend", param_quantity="3000")
