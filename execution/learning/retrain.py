@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ class LoggedExperience:
     files: list[str] = field(default_factory=list)
     contexts: list[tuple[float, str, float, float]] = field(default_factory=list)
     raw_features: npt.NDArray[np.float32] | None = None
+    # Which models made the logged decisions: (version, SHA-256, rows), most rows first.
+    models: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 def logged_experience(path: Path | None) -> LoggedExperience:
@@ -83,12 +86,20 @@ def logged_experience(path: Path | None) -> LoggedExperience:
     raw = arrays["features_raw"]
     finite = raw[np.isfinite(raw).all(axis=1)]
     files = [str(p) for p in paths]
+    made_by = Counter(
+        zip(
+            table.column("model_version").to_pylist(),
+            table.column("model_sha256").to_pylist(),
+            strict=True,
+        )
+    )
     return LoggedExperience(
         rows=int(table.num_rows),
         episodes=len(episode_ids(table)),
         files=files,
         contexts=[c.as_tuple() for c in contexts_from_log(arrays, episodes)],
         raw_features=finite,
+        models=[(str(v), str(h), n) for (v, h), n in made_by.most_common()],
     )
 
 
@@ -167,6 +178,18 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
         file=log,
         flush=True,
     )
+    for version, sha, n in exp.models:
+        if sha != base.sha256:
+            # Allowed: the log gives order contexts and states, not actions to imitate.
+            # But said, and kept on the card (a review found a log of policy-v1 used to
+            # retrain policy-v4 with no word of it).
+            print(
+                f"retrain: note: {n} logged decisions were made by {version or 'an unnamed model'}"
+                f" ({sha[:12] or 'no hash'}), not {rc.base_model.name}: their order contexts "
+                "and features are used, not their actions",
+                file=log,
+                flush=True,
+            )
     weight_decay, decay_to = _regularisation_of(base.metadata)
     cfg = trainer.Config(
         seed=rc.seed,
@@ -236,6 +259,7 @@ def retrain(rc: RetrainConfig, log: Any = sys.stderr) -> dict[str, Any]:
             "decision_log": str(rc.decision_log) if rc.decision_log else None,
             "logged_rows": exp.rows,
             "logged_orders": exp.episodes,
+            "logged_models": [{"version": v, "sha256": h, "rows": n} for v, h, n in exp.models],
             "log_files": len(exp.files),
             "context_share": cfg.context_share,
         },

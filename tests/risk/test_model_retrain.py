@@ -51,7 +51,11 @@ def decision_log(tmp_path: Path) -> Path:
 
 @needs_training
 def test_a_retrain_registers_a_candidate_with_its_evaluation(
-    decision_log: Path, tmp_path: Path, rita: User, ruth: User
+    decision_log: Path,
+    tmp_path: Path,
+    rita: User,
+    ruth: User,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     base = approved_model("policy-v1")
     out = io.StringIO()
@@ -84,6 +88,17 @@ def test_a_retrain_registers_a_candidate_with_its_evaluation(
     assert mv.card["retrain"]["base_sha256"] == base.sha256
     assert mv.card["retrain"]["logged_rows"] == table.num_rows > 0
     assert mv.card["retrain"]["logged_orders"] == 2
+    # And which model made the logged decisions: the default, not this base (allowed: the
+    # log gives order contexts and states, not actions; said, and kept, a review).
+    made = table.column("model_sha256").to_pylist()
+    assert mv.card["retrain"]["logged_models"] == [
+        {"version": "policy-v14", "sha256": made[0], "rows": table.num_rows}
+    ]
+    assert made[0] != base.sha256
+    assert (
+        f"note: {table.num_rows} logged decisions were made by policy-v14 ({made[0][:12]}), "
+        "not policy-v1" in capsys.readouterr().err
+    )
     # Evaluated beside the base and the four baselines, on the same days.
     ev = mv.metrics
     assert ev["episodes"] == 3
