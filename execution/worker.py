@@ -610,7 +610,10 @@ class MarketWorker:
                 # A value the service should have refused refuses this request only: an
                 # exception here would stop the step, and every worker that took the order
                 # up after would meet the same unapplied request.
-                outcome = f"refused: {e}"[:255]
+                # The engine names the order by its own id ("P52: ..."): said as the
+                # people's, order 52 (a trial read "P52" as something else).
+                why = str(e).removeprefix(f"{eid}: ")
+                outcome = f"refused: {why}"[:255]
             self._controls_done.append((req, outcome))
 
     def _controls_record(self) -> list[dict[str, Any]]:

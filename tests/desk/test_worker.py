@@ -765,13 +765,15 @@ def test_a_control_the_engine_cannot_take_is_refused_not_a_failed_step(
         ControlRequest.objects.create(
             parent=order, action="amend", changes=changes, requested_by=alice
         )
-        for changes in ({"limit_price": "abc"}, {"quantity": None})
+        for changes in ({"limit_price": "abc"}, {"quantity": None}, {"quantity": 10**9})
     ]
     run_to(w, 6 * 60)
     order.refresh_from_db()
     for req in reqs:
         req.refresh_from_db()
         assert req.applied_at is not None and req.outcome.startswith("refused: ")
+    # In the people's words, not the engine's id for the order (a trial read "P52: ...").
+    assert reqs[2].outcome.startswith("refused: an amend reduces the quantity; 1,000,000,000 is")
     assert order.status == "WORKING" and order.limit_price is None
 
 
