@@ -291,17 +291,41 @@ def kill_applied(k: KillSwitch) -> dict[str, int]:
     return {key: int(got[key] or 0) for key in ("workers", "orders", "children")}
 
 
-def kill_waiting_text(k: KillSwitch) -> str:
+def kills_waiting(kills: list[KillSwitch]) -> dict[int, int]:
+    """For each active halt, the orders in its scope still with a worker (working, paused,
+    being cancelled): one a worker has applied has none left. One query for every card
+    (the console reads a fixed number of queries)."""
+    halts = [k for k in kills if k.active and k.state == KillSwitch.HALTED]
+    if not halts:
+        return {}
+    from execution.models import ParentOrder
+
+    rows = list(
+        ParentOrder.objects.filter(status__in=("WORKING", "PAUSED", "PENDING_CANCEL")).values(
+            "pk", "desk", "owner__username", "strategy", "instrument__symbol",
+            "model_version__name", "model_expert",
+        )
+    )  # fmt: skip
+
+    def in_scope(k: KillSwitch, r: dict[str, Any]) -> bool:
+        key, kind = k.scope_key, k.scope_type
+        return (
+            kind == Scope.FIRM
+            or (kind == Scope.DESK and r["desk"] == key)
+            or (kind == Scope.TRADER and r["owner__username"] == key)
+            or (kind == Scope.STRATEGY and r["strategy"] == key)
+            or (kind == Scope.INSTRUMENT and r["instrument__symbol"] == key)
+            or (kind == Scope.ORDER and str(r["pk"]) == key)
+            or (kind == Scope.MODEL and key in (r["model_version__name"], r["model_expert"]))
+        )
+
+    return {k.pk: sum(in_scope(k, r) for r in rows) for k in halts}
+
+
+def kill_waiting_text(still: int) -> str:
     """An engaged halt that no worker has applied yet, while orders in its scope still
     work: said on its card (a trial's halt, engaged while every worker hung, looked
     exactly like one with nothing in scope)."""
-    if not k.active or k.state != KillSwitch.HALTED:
-        return ""
-    still = (
-        orders_in_scope(k.scope_type, k.scope_key)
-        .filter(status__in=("WORKING", "PAUSED", "PENDING_CANCEL"))
-        .count()
-    )
     if not still:
         return ""
     s = "" if still == 1 else "s"

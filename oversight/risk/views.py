@@ -92,7 +92,7 @@ def _exception_row(e: RiskException) -> dict[str, Any]:
     }
 
 
-def _kill_row(k: KillSwitch, me: Any) -> dict[str, Any]:
+def _kill_row(k: KillSwitch, me: Any, waiting: dict[int, int] | None = None) -> dict[str, Any]:
     return {
         **selectors.kill_json(k),
         "k": k,
@@ -100,7 +100,7 @@ def _kill_row(k: KillSwitch, me: Any) -> dict[str, Any]:
         "mine_reset": k.reset_requested_by_id == me.pk,
         # Counted by the selectors' query (_kills), which every card comes from.
         "applied_text": selectors.applied_text(k.ack_workers, k.ack_orders, k.ack_children)
-        or selectors.kill_waiting_text(k),
+        or selectors.kill_waiting_text((waiting or {}).get(k.pk, 0)),
     }
 
 
@@ -120,6 +120,8 @@ def console(request: HttpRequest) -> HttpResponse:
     blocked_expire()  # as the overrides page: nothing over is shown as waiting
     exposure = selectors.exposure()
     keys = selectors.scope_keys()
+    kills = list(selectors.kills_active())
+    waiting = selectors.kills_waiting(kills)
     return render(
         request,
         "risk/console.html",
@@ -128,7 +130,7 @@ def console(request: HttpRequest) -> HttpResponse:
             "open_count": selectors.exceptions_open_count(),
             "ended_count": selectors.exceptions_open_about_ended(user=request.user).count(),
             "resolved": [_exception_row(e) for e in selectors.exceptions_resolved(limit=20)],
-            "kills": [_kill_row(k, request.user) for k in selectors.kills_active()],
+            "kills": [_kill_row(k, request.user, waiting) for k in kills],
             "kills_reset": [_kill_row(k, request.user) for k in selectors.kills_reset(limit=10)],
             "exposure": exposure,
             "scope_keys": keys,

@@ -306,7 +306,7 @@
     const li = el("li", { class: "small" });
     li.append(
       el("strong", {}, `${k.scope_type} ${k.scope_key}`),
-      ` #${k.id} ${k.state.toLowerCase()} · reset by ${k.reset_by} at ${clock(k.reset_at).slice(0, 8)} UTC: ${k.reset_reason || ""}`,
+      ` #${k.id} ${k.state.toLowerCase()} · reset by ${k.reset_by} at ${new Date(k.reset_at).toISOString().slice(0, 10)} ${clock(k.reset_at).slice(0, 8)} UTC: ${k.reset_reason || ""}`,
     );
     list.prepend(li);
     flash(li);
