@@ -48,6 +48,7 @@ from oversight.risk.pretrade import (
     beyond_override,
     breaches,
     desk_of,
+    entered_order_scopes,
     limit_away_problem,
     market_price,
     order_notional_breach,
@@ -501,18 +502,9 @@ def _amended_participation(
 def _order_refusals(order: ParentOrder) -> list[Any]:
     """What would refuse the order now if it were entered again (kill switches over its
     scopes, a restriction), read against the desk it was entered on."""
-    scopes = order_scopes(
-        user=order.owner,
-        instrument=order.instrument,
-        strategy=order.strategy,
-        order_id=order.pk,
-        model=order.model_version.name if order.model_version_id else "",
-        expert=order.model_expert,
-        desk=order.desk,
-    )
     return refusals(
         user=order.owner, instrument=order.instrument, side=order.side,
-        quantity=order.quantity - order.filled_qty, scopes=scopes,
+        quantity=order.quantity - order.filled_qty, scopes=entered_order_scopes(order),
     )  # fmt: skip
 
 
@@ -648,14 +640,7 @@ def order_control_request(
             limit, problem = clean_limit((changes or {})["limit_price"], order.instrument.tick_size)
             if not problem:
                 market = market_price(order.instrument)  # now, not the window's average
-                scopes = order_scopes(
-                    user=user,
-                    instrument=order.instrument,
-                    strategy=order.strategy,
-                    model=order.model_version.name if order.model_version else "",
-                    expert=order.model_expert,
-                    desk=order.desk,
-                )
+                scopes = entered_order_scopes(order)  # its trader's: only they control it
                 problem = limit_away_problem(
                     side=order.side, limit_price=limit, market=market, scopes=scopes
                 ) or _amended_notional_problem(order, limit, clean, scopes)

@@ -97,6 +97,20 @@ def order_scopes(
     )
 
 
+def entered_order_scopes(order: Any) -> OrderScopes:
+    """An entered order's scopes: its trader, instrument, strategy, itself, its model and
+    expert, and the desk it was entered on, on which it counts."""
+    return order_scopes(
+        user=order.owner,
+        instrument=order.instrument,
+        strategy=order.strategy,
+        order_id=order.pk,
+        model=order.model_version.name if order.model_version_id else "",
+        expert=order.model_expert,
+        desk=order.desk,
+    )
+
+
 def position(*, trader_id: int, instrument_id: int) -> int:
     """What the trader holds in the instrument (+ long, - short): their net filled quantity
     over every market day. A position carries over the close; the daily notional does not

@@ -37,7 +37,12 @@ from oversight.risk.models import (
     RiskLimit,
     Scope,
 )
-from oversight.risk.pretrade import beyond_override, breaches, order_scopes, refusals
+from oversight.risk.pretrade import (
+    beyond_override,
+    breaches,
+    entered_order_scopes,
+    refusals,
+)
 from oversight.risk.selectors import exception_json, kill_json
 from oversight.roles import (
     MANAGE_RISK,
@@ -816,15 +821,7 @@ def override_request(*, user: Any, order_id: int, reason: str) -> Override:
 def _findings_now(order: Any, *, lock: bool = True) -> tuple[list[Any], list[Any]]:
     """What would refuse the order now (no override helps) and what it breaches now
     (`lock`: the daily-notional limit rows locked, as a release needs)."""
-    scopes = order_scopes(
-        user=order.owner,
-        instrument=order.instrument,
-        strategy=order.strategy,
-        order_id=order.pk,
-        model=order.model_version.name if order.model_version_id else "",
-        expert=order.model_expert,
-        desk=order.desk,
-    )
+    scopes = entered_order_scopes(order)
     now_refused = refusals(
         user=order.owner, instrument=order.instrument, side=order.side,
         quantity=order.quantity, scopes=scopes,
