@@ -917,8 +917,6 @@ def sessions_reap(
                 )
             )
             suspend_orders(ParentOrder.objects.filter(session=s), reason="worker heartbeat lost")
-            # A halt engaged while this worker hung was left to it: applied now.
-            halted = halts_apply_to_unheld()
             exception_raise(
                 kind="WORKER_LOST",
                 # Critical when orders were caught in it; with none, nothing is at risk
@@ -929,11 +927,10 @@ def sessions_reap(
                 title=f"Market worker {s.worker} stopped sending heartbeats",
                 detail=f"session {s.pk} on {s.instrument.symbol}, last heartbeat "
                 f"{s.heartbeat_at:%H:%M:%S.%f}"[:-3]
-                + f"; orders suspended, their child orders cancelled: {orders or 'none'}"
-                + (f"; {halted} cancelled by a halt engaged meanwhile" if halted else ""),
+                + f"; orders suspended, their child orders cancelled: {orders or 'none'}",
                 suggested_action=(
-                    "the traders can resume their orders on another worker, where no kill "
-                    "switch halts them"
+                    "the traders can resume their orders on another worker, unless a kill "
+                    "switch halts them (then they are cancelled)"
                     if orders
                     else "none: the next order on it starts a new worker"
                 ),
@@ -941,6 +938,14 @@ def sessions_reap(
                 cause_at=s.heartbeat_at,
             )
             dead.append(s.pk)
+    if dead:
+        # A halt engaged while a worker hung was left to it: applied now, to what it
+        # suspended. In a transaction of its own, after the reap's: it locks orders and
+        # overrides before it writes to the audit chain, as every writer does; inside the
+        # reap, whose suspensions had written to the chain first, it deadlocked with a
+        # trader's cancel (a review, on PostgreSQL).
+        with transaction.atomic():
+            halts_apply_to_unheld()
     return dead
 
 

@@ -500,9 +500,14 @@ class WorkerRisk:
                     # Why it is behind, where the answer is ours: the strategy sizes its
                     # children within the cap, so it trades no faster than that.
                     detail += (
-                        f"; held at its participation limit, {percent(cap)} of the market's volume"
+                        f"; held at its participation cap, {percent(cap)} of the market's "
+                        "volume (the tighter of the execution policy's cap and any "
+                        "participation limit)"
                     )
-                    action = "it trades as fast as its participation limit allows: extend the window or cut the quantity, or ask for a higher limit"
+                    action = (
+                        "it trades as fast as its participation cap allows: extend the window "
+                        "or cut the quantity, or ask for a higher limit if one holds it"
+                    )
                 exception_raise(
                     kind="BEHIND_SCHEDULE",
                     severity=RiskException.WARNING,

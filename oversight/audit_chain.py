@@ -103,7 +103,9 @@ def canonical_content(fields: Mapping[str, Any]) -> bytes:
         "prev_hash": fields["prev_hash"],
     }
     if version >= 2:
-        content["client_addr"] = fields["client_addr"] or ""
+        # As stored: NULL is not "" (a system record's "no request" could otherwise be
+        # rewritten as "not kept" and still verify, a review).
+        content["client_addr"] = fields["client_addr"]
     text = json.dumps(
         content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )

@@ -389,7 +389,9 @@ def cmd_run(args: Sequence[str]) -> None:
         # The markets' worker; and the scheduled tasks (the audit trail's verification, the
         # lapse of requests nobody decided in time) on their own queue and process, with the
         # beat embedded: the markets' worker is busy for as long as its markets run, and a
-        # scheduled run waiting behind them expired unrun (a review).
+        # scheduled run waiting behind them expired unrun (a review). Two processes: the
+        # 5-second watch on the market workers' heartbeats goes on while a long audit
+        # verification runs (with one, every watch due meanwhile expired unrun: a review).
         for name, extra in (
             ("celery worker", ["--concurrency", "4", "-n", "markets@%h"]),
             (
@@ -398,7 +400,7 @@ def cmd_run(args: Sequence[str]) -> None:
                     "-Q",
                     "oversight",
                     "--concurrency",
-                    "1",
+                    "2",
                     "-n",
                     "oversight@%h",
                     "-B",

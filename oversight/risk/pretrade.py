@@ -59,7 +59,7 @@ def beyond_override(found: list[Finding]) -> list[Finding]:
         Finding(
             f.code,
             f"{f.message}: "
-            + (f"{f.times:.1f} times the limit" if f.times.is_finite() else "a limit of zero")  # type: ignore[union-attr]
+            + (f"{f.times:.2f} times the limit" if f.times.is_finite() else "a limit of zero")  # type: ignore[union-attr]
             + f", more than an override may release ({OVERRIDE_CEILING:.0f} times); cut the "
             "order, or ask a risk manager for a higher limit",
             f.times,

@@ -516,6 +516,16 @@ def _blocked_cancel(k: KillSwitch, user: Any | None) -> int:
         audit_record(actor=user, action="override.reject", obj=ov, reason=ov.decision_note)
         payload = {"id": ov.pk, "order": ov.order_id, "status": ov.status}
         transaction.on_commit(lambda payload=payload: notify.console_send("override", payload))
+    if user is None and orders:
+        # Applied by the system after a lost worker: the cards open on consoles said "not
+        # applied yet" until reloaded (a review).
+        n = len(orders)
+        card = {
+            **kill_json(k),
+            "applied_text": f" · applied after a lost worker: {n} order{'' if n == 1 else 's'} "
+            "cancelled",
+        }
+        transaction.on_commit(lambda: notify.console_send("kill", card))
     return len(orders)
 
 

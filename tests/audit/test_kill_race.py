@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
+import execution.services as order_services
+import execution.worker as worker_module
 import oversight.risk.services as risk_services
-from execution.models import Instrument
+from execution.models import Instrument, MarketSession, ParentOrder
 from oversight.risk.models import KillSwitch
 from tests.audit.conftest import only_pg
 from tests.audit.test_desk_move_race import in_thread
 from tests.personas import instrument, ruth
+from tests.stepping import submit
 
 __all__ = ["instrument", "ruth"]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -58,3 +63,62 @@ def test_two_halts_of_one_scope_at_once_make_one_switch(
         active=True, scope_type="instrument", scope_key=instrument.symbol
     )
     assert active.count() == 1
+
+
+def _session(instrument: Instrument, worker: str, status: str, stale: bool) -> MarketSession:
+    return MarketSession.objects.create(
+        instrument=instrument, worker=worker, seed=1, speed=60.0, day=1, sim_ts=60.0,
+        status=status, heartbeat_at=timezone.now() - timedelta(seconds=60 if stale else 0),
+    )  # fmt: skip
+
+
+@only_pg
+def test_the_reapers_halt_and_a_traders_cancel_do_not_deadlock(
+    instrument: Instrument, alice: Any, ruth: Any, monkeypatch: Any
+) -> None:
+    """The reaper applied the halts inside its own transaction, after its suspensions had
+    written to the audit chain: it then locked orders a trader's cancel held, while the
+    cancel waited for the chain (a review: "deadlock detected"). Now the halts go in a
+    transaction of their own, orders first, as every writer takes them."""
+    monkeypatch.setattr(order_services, "dispatch_order", lambda _id: None)
+    live = _session(instrument, "w-live", MarketSession.RUNNING, stale=False)
+    o1 = submit(alice, instrument, quantity=1_000)
+    ParentOrder.objects.filter(pk=o1.pk).update(status="WORKING", session=live)
+    risk_services.kill_switch_engage(user=ruth, scope_type="firm", reason="bad prints")
+    # o1 suspended under the halt, not cancelled (an engage that raced a reap leaves this)
+    MarketSession.objects.filter(pk=live.pk).update(status=MarketSession.DEAD)
+    ParentOrder.objects.filter(pk=o1.pk).update(status="SUSPENDED")
+    hung = _session(instrument, "w-hung", MarketSession.RUNNING, stale=True)
+    o2 = ParentOrder.objects.create(
+        owner=alice, instrument=instrument, side="buy", quantity=1_000, start_minute=0,
+        end_minute=30, strategy="twap", params={}, day=1, desk=o1.desk, status="WORKING",
+        session=hung,
+    )  # fmt: skip
+    inside, go = threading.Event(), threading.Event()
+    real = worker_module.halts_apply_to_unheld
+
+    def held() -> int:
+        inside.set()  # the reaper has suspended o2 and written its record
+        go.wait(10)
+        return real()
+
+    monkeypatch.setattr(worker_module, "halts_apply_to_unheld", held)
+    out: dict[str, Any] = {}
+    reaper = in_thread(lambda: worker_module.sessions_reap(stale_after_s=4.0), out, "reaper")
+    assert inside.wait(10)
+    cancel = in_thread(
+        lambda: order_services.order_control_request(
+            user=alice, order=ParentOrder.objects.get(pk=o1.pk), action="cancel", reason="stop"
+        ),
+        out,
+        "cancel",
+    )
+    time.sleep(1.5)
+    go.set()
+    reaper.join(30)
+    cancel.join(30)
+    assert not any(isinstance(v, BaseException) for v in out.values()), out
+    assert out["reaper"] == [hung.pk]
+    assert set(
+        ParentOrder.objects.filter(pk__in=(o1.pk, o2.pk)).values_list("status", flat=True)
+    ) == {"CANCELED"}

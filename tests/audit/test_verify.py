@@ -106,10 +106,12 @@ def test_an_edited_record_is_named(db, column: str) -> None:
     )
 
 
-@pytest.mark.parametrize("version", [None, 1, 3])
+@pytest.mark.parametrize("version", [None, 1, 2, 3])
 def test_a_record_made_to_look_older_to_drop_its_address_is_named(db, version) -> None:
     """A version-2 record hashes its client address; written back as version 1 (the form
-    before addresses were kept) with the address gone, it no longer matches its hash."""
+    before addresses were kept) with the address gone, it no longer matches its hash; nor
+    as version 2 with the address NULL, which the page shows as "not kept" (a review: a
+    system record's "" hashed as NULL did)."""
     records = chain()
     target = records[1]
     with as_dba() as c:
@@ -122,6 +124,26 @@ def test_a_record_made_to_look_older_to_drop_its_address_is_named(db, version) -
     assert report.problem.startswith(
         "unknown audit chain version" if version == 3 else "content hash mismatch"
     )
+
+
+def test_a_trail_of_version_1_records_verifies_and_goes_on_in_version_2(db) -> None:
+    """As a database written before addresses were kept reads after migration 0012: its
+    records have no version and no address, and hash in version 1's pinned form (the one
+    test_chain.py spells out); new records follow them in version 2."""
+    prev = GENESIS
+    old = []
+    for seq in (1, 2):
+        fields = dict(seq=seq, at=timezone.now(), actor_id=None, actor_username="",
+                      actor_role="system", action="test.before", object_type="", object_id="",
+                      before=None, after={"n": seq}, reason="", request_id="", prev_hash=prev)  # fmt: skip
+        # Version 1's form: the fields of then, no version and no address.
+        prev = record_hash(fields)
+        old.append(AuditRecord(**fields, hash=prev, chain_version=None, client_addr=None))
+    AuditRecord.objects.bulk_create(old)  # written as the old code wrote them
+    new = audit_record(actor=None, action="test.after")
+    assert (new.seq, new.prev_hash, new.chain_version) == (3, prev, 2)
+    report = audit_chain_verify()
+    assert report.ok and report.count == 3, report.problem
 
 
 def test_records_of_both_versions_verify_in_one_chain(db) -> None:

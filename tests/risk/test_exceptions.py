@@ -134,8 +134,8 @@ def test_an_order_held_at_its_participation_limit_trades_at_it_and_says_why_it_i
     assert not raised("ORDER_DENIED") and not raised("DENIAL_STORM")
     (behind,) = raised("BEHIND_SCHEDULE")
     assert behind.order_id == order.pk
-    assert "held at its participation limit, 2% of the market's volume" in behind.detail
-    assert behind.suggested_action.startswith("it trades as fast as its participation limit")
+    assert "held at its participation cap, 2% of the market's volume" in behind.detail
+    assert behind.suggested_action.startswith("it trades as fast as its participation cap")
     w.release()
 
 

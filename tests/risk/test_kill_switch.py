@@ -415,7 +415,7 @@ def test_a_halt_engaged_while_the_worker_hung_is_applied_when_the_watch_finds_it
     cancel = AuditRecord.objects.filter(action="order.cancel", object_id=str(order.pk)).get()
     assert (cancel.actor_id, cancel.actor_role) == (None, "system")
     lost = RiskException.objects.get(kind="WORKER_LOST")
-    assert "1 cancelled by a halt engaged meanwhile" in lost.detail
+    assert "unless a kill switch halts them (then they are cancelled)" in lost.suggested_action
     card = client_for(ruth).get(reverse("risk_console")).content.decode()
     assert "not applied yet" not in card
 
