@@ -23,7 +23,14 @@ from execution.models import Fill, ParentOrder
 from execution.session_clock import session_clock
 from oversight.audit import audit_records
 from oversight.risk import notify
-from oversight.risk.models import KillAck, KillSwitch, Metric, RiskException, RiskLimit
+from oversight.risk.models import (
+    KillAck,
+    KillSwitch,
+    Metric,
+    Override,
+    RiskException,
+    RiskLimit,
+)
 from oversight.risk.pretrade import position, reduce_only_allows
 from oversight.risk.scopes import OrderScopes, covers, tightest
 from oversight.risk.selectors import applied_text, kill_applied, kill_json
@@ -69,6 +76,9 @@ class WorkerRisk:
         self.w = worker
         self.scopes: dict[str, OrderScopes] = {}
         self.owner: dict[str, int] = {}
+        # Orders a risk manager released past the participation limit (an override that
+        # names MAX_PARTICIPATION): the limit does not cap their children either.
+        self.participation_overridden: set[str] = set()
         self.applied: dict[int, _Kill] = {}  # kill switch id -> its ack in this session
         self.stopped: dict[str, str] = {}  # engine order id -> why it was stopped
         self._fallbacks_seen = 0
@@ -116,6 +126,14 @@ class WorkerRisk:
             expert=order.model_expert,
         )
         self.owner[eid] = order.owner_id
+        codes = Override.objects.filter(order_id=order.pk, status=Override.USED).values_list(
+            "codes", flat=True
+        )
+        if any("MAX_PARTICIPATION" in (c or []) for c in codes):
+            # Granted "for these breaches only": the order was still held to the limit
+            # child by child, fell behind, and expired 1,737 of 3,000 short (a trial).
+            # It keeps the execution policy's own cap.
+            self.participation_overridden.add(eid)
 
     def refresh(self) -> None:
         """Read limits and kill switches; put them in the gate; stop what a kill covers."""
@@ -159,12 +177,18 @@ class WorkerRisk:
             self._size_children_within(eid, max_qty, value(Metric.MAX_CHILD_NOTIONAL))
             pct = value(Metric.MAX_PARTICIPATION_PCT)
             wk = engine.orders[eid]
-            if pct is not None and (
-                wk.policy.max_participation is None or pct / 100 < wk.policy.max_participation
+            if (
+                pct is not None
+                and eid not in self.participation_overridden
+                and (wk.policy.max_participation is None or pct / 100 < wk.policy.max_participation)
             ):
                 from dataclasses import replace
 
                 wk.policy = replace(wk.policy, max_participation=pct / 100)
+                # From now: counted from the order's start, a cap tightened under an order
+                # that had traded more stopped it until the market's volume caught up (a
+                # trial's order traded nothing for 66 minutes of market time).
+                engine.cap_from_now(eid)
             if kill is not None:
                 self._stop(eid, kill)
         if self._audits_due:

@@ -255,6 +255,10 @@ class ExecutionEngine:
         if replan:
             self.replan(order_id)
 
+    def cap_from_now(self, order_id: str) -> None:
+        """The participation cap counts from now (a tighter cap applies from here on)."""
+        self._cap_from_now(self.orders[order_id])
+
     def _cap_from_now(self, w: _Working) -> None:
         p = w.parent
         # Filled only: children still waiting on the pause's cancels count as ours until

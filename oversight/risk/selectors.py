@@ -10,19 +10,22 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import (
     Case,
+    CharField,
     Count,
     DecimalField,
     ExpressionWrapper,
     F,
     IntegerField,
+    OuterRef,
     Prefetch,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce, Concat
 
 from execution.selectors import trading_today
 from oversight.risk.models import (
@@ -115,6 +118,32 @@ def exceptions_resolved(*, limit: int = HISTORY_ROWS) -> list[RiskException]:
 # -- kill switches ------------------------------------------------------------------------
 
 
+# How a halt's cancel of an order no worker holds begins its status reason (_blocked_cancel).
+UNHELD_CANCEL = "canceled by kill switch {pk} ("
+
+
+def _unheld_cancelled() -> Subquery:
+    """The orders no worker held that the switch cancelled itself (blocked, released and
+    not taken up, or suspended by a lost worker): its card said nothing of them, so a halt
+    applied after a lost worker looked like one with nothing in scope (a trial)."""
+    from execution.models import ParentOrder
+
+    prefix = Concat(
+        Value("canceled by kill switch "),
+        Cast(OuterRef("pk"), CharField()),
+        Value(" ("),
+        output_field=CharField(),
+    )
+    counted = (
+        ParentOrder.objects.filter(status="CANCELED", status_reason__startswith=prefix)
+        .order_by()
+        .values("status")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Subquery(counted, output_field=IntegerField())
+
+
 def _kills() -> QuerySet[KillSwitch]:
     return KillSwitch.objects.select_related(
         "engaged_by", "reset_requested_by", "reset_by"
@@ -122,6 +151,7 @@ def _kills() -> QuerySet[KillSwitch]:
         ack_workers=Count("acks"),
         ack_orders=Coalesce(Sum("acks__orders"), 0),
         ack_children=Coalesce(Sum("acks__children_canceled"), 0),
+        ack_unheld=Coalesce(_unheld_cancelled(), 0),
     )
 
 
@@ -288,7 +318,13 @@ def kill_applied(k: KillSwitch) -> dict[str, int]:
         orders=Coalesce(Sum("orders"), 0),
         children=Coalesce(Sum("children_canceled"), 0),
     )
-    return {key: int(got[key] or 0) for key in ("workers", "orders", "children")}
+    counts = {key: int(got[key] or 0) for key in ("workers", "orders", "children")}
+    from execution.models import ParentOrder
+
+    counts["unheld"] = ParentOrder.objects.filter(
+        status="CANCELED", status_reason__startswith=UNHELD_CANCEL.format(pk=k.pk)
+    ).count()
+    return counts
 
 
 def kills_waiting(kills: list[KillSwitch]) -> dict[int, int]:
@@ -332,18 +368,21 @@ def kill_waiting_text(still: int) -> str:
     return f" · not applied yet: {still} order{s} in scope still with a worker"
 
 
-def applied_text(workers: int, orders: int, children: int) -> str:
+def applied_text(workers: int, orders: int, children: int, unheld: int = 0) -> str:
     """The card's line, the same whether drawn by the page or the script."""
-    if not workers:
-        return ""
 
     def s(n: int) -> str:
         return "" if n == 1 else "s"
 
-    return (
-        f" · applied by {workers} worker{s(workers)}: {orders} order{s(orders)} stopped, "
-        f"{children} child order{s(children)} cancelled"
-    )
+    text = ""
+    if workers:
+        text = (
+            f" · applied by {workers} worker{s(workers)}: {orders} order{s(orders)} stopped, "
+            f"{children} child order{s(children)} cancelled"
+        )
+    if unheld:
+        text += f" · {unheld} order{s(unheld)} no running worker held cancelled"
+    return text
 
 
 def kill_json(k: KillSwitch) -> dict[str, Any]:

@@ -43,7 +43,13 @@ from oversight.risk.pretrade import (
     entered_order_scopes,
     refusals,
 )
-from oversight.risk.selectors import exception_json, kill_json
+from oversight.risk.selectors import (
+    UNHELD_CANCEL,
+    applied_text,
+    exception_json,
+    kill_applied,
+    kill_json,
+)
 from oversight.roles import (
     MANAGE_RISK,
     TRADE,
@@ -501,7 +507,9 @@ def _blocked_cancel(k: KillSwitch, user: Any | None) -> int:
     by = (user or k.engaged_by).get_username()
     for order in orders:
         was = order.status.lower()
-        why = f"canceled by kill switch {k.pk} ({by}) while {was}"
+        if user is None and was == "suspended":
+            was = "suspended by its lost worker"  # it was working when the switch engaged
+        why = UNHELD_CANCEL.format(pk=k.pk) + f"{by}) while {was}"
         held_end(order, "CANCELED", why)
         audit_record(actor=user, action="order.cancel", obj=order, reason=why)
     canceled = {o.pk for o in orders}
@@ -519,13 +527,11 @@ def _blocked_cancel(k: KillSwitch, user: Any | None) -> int:
     if user is None and orders:
         # Applied by the system after a lost worker: the cards open on consoles said "not
         # applied yet" until reloaded (a review).
-        n = len(orders)
-        card = {
-            **kill_json(k),
-            "applied_text": f" · applied after a lost worker: {n} order{'' if n == 1 else 's'} "
-            "cancelled",
-        }
-        transaction.on_commit(lambda: notify.console_send("kill", card))
+        transaction.on_commit(
+            lambda: notify.console_send(
+                "kill", {**kill_json(k), "applied_text": applied_text(**kill_applied(k))}
+            )
+        )
     return len(orders)
 
 

@@ -99,8 +99,10 @@ def _kill_row(k: KillSwitch, me: Any, waiting: dict[int, int] | None = None) -> 
         "engaged_clock": _clock(k.engaged_at),
         "mine_reset": k.reset_requested_by_id == me.pk,
         # Counted by the selectors' query (_kills), which every card comes from.
-        "applied_text": selectors.applied_text(k.ack_workers, k.ack_orders, k.ack_children)
-        or selectors.kill_waiting_text((waiting or {}).get(k.pk, 0)),
+        "applied_text": selectors.applied_text(
+            k.ack_workers, k.ack_orders, k.ack_children, k.ack_unheld
+        )
+        + selectors.kill_waiting_text((waiting or {}).get(k.pk, 0)),
     }
 
 

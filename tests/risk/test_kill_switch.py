@@ -179,10 +179,16 @@ def test_the_workers_hold_children_within_the_current_limits(
     # Limits tightened while the order works apply from the worker's next step.
     set_limit("max_participation_pct", 5)
     set_limit("max_child_qty", 300)
-    # It had traded 30% of the volume, so it sends nothing until the market's volume has
-    # grown about eightfold; then it trades at the cap.
-    run_to(w, 60 * 60)
+    # It had traded 30% of the volume; the tighter cap counts from when it was set, so it
+    # trades at 5% from then (counted from the start, it sent nothing until the market's
+    # volume had grown about eightfold: a trial's order stopped for 66 minutes).
+    run_to(w, 20 * 60)
     assert wk.policy.max_participation == pytest.approx(0.05)
+    ours = wk.parent.filled_qty - ours_then
+    others = w.engine.market.tape.volume - market_then - ours
+    assert ours / others > 0.04  # at the cap from the tightening on (2.1% counted from start)
+    assert ours <= 0.05 / 0.95 * others + wk.policy.participation_grace_qty
+    run_to(w, 60 * 60)
     after = ChildOrder.objects.filter(parent=pov, sim_ts__gt=5 * 60 + 1)
     assert after.exists() and all(c.quantity <= 300 for c in after)
     # The 5% cap holds it back from the tightening on, its children sized within it (none
@@ -411,13 +417,18 @@ def test_a_halt_engaged_while_the_worker_hung_is_applied_when_the_watch_finds_it
     assert workers_watch_scheduled() == [w.session.pk]
     order.refresh_from_db()
     assert order.status == "CANCELED", order.status_reason
-    assert order.status_reason == f"canceled by kill switch {k.pk} (ruth) while suspended"
+    assert order.status_reason == (
+        f"canceled by kill switch {k.pk} (ruth) while suspended by its lost worker"
+    )
     cancel = AuditRecord.objects.filter(action="order.cancel", object_id=str(order.pk)).get()
     assert (cancel.actor_id, cancel.actor_role) == (None, "system")
     lost = RiskException.objects.get(kind="WORKER_LOST")
     assert "unless a kill switch halts them (then they are cancelled)" in lost.suggested_action
     card = client_for(ruth).get(reverse("risk_console")).content.decode()
     assert "not applied yet" not in card
+    # Said on the card, not only on a live console (a trial's looked like a halt with
+    # nothing in scope).
+    assert "1 order no running worker held cancelled" in card
 
 
 def test_a_kills_cancel_is_in_the_trail_before_the_control_refusals_it_causes(

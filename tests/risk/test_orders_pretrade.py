@@ -782,3 +782,22 @@ def test_an_order_more_than_twice_a_limit_is_refused_and_no_override_releases_on
     set_limit("max_order_qty", 0, "trader", "alice")
     with pytest.raises(ValidationError, match="a limit of zero"):
         submit(alice, instrument, quantity=100)
+
+
+def test_an_order_released_past_the_participation_limit_trades_past_it(
+    alice: User, rita: User, instrument: Instrument
+) -> None:
+    """Granted "for these breaches only", an order over the participation limit was still
+    held to the limit child by child, fell behind, and expired 1,737 of 3,000 short (a
+    trial). Released, it keeps only the execution policy's own cap."""
+    set_limit("max_participation_pct", 6)  # the order is 10% of its window's volume
+    order = submit(alice, instrument)
+    assert order.status == "BLOCKED" and order.status_reason.startswith("MAX_PARTICIPATION")
+    ov = override_request(user=alice, order_id=order.pk, reason="index rebalance")
+    override_grant(user=rita, override_id=ov.pk, note="checked with the desk head")
+    w = worker(instrument)
+    run_to(w, 35 * 60)
+    order.refresh_from_db()
+    assert (order.status, order.filled_qty) == ("FILLED", 20_000), order.status_reason
+    assert w.engine.orders[order.engine_id].policy.max_participation == 0.5
+    w.release()
