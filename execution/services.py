@@ -307,7 +307,7 @@ def _refuse(
             + "; ".join(f.message for f in found),
             suggested_action="check with the trader; "
             + (
-                "the order is more than an override may release: cut it, or raise the limit"
+                "the order is more than an override may release: a smaller order, or a higher limit"
                 if any(f.beyond_override for f in found)
                 else "the kill switch or restriction stays until reset"
             ),

@@ -60,8 +60,8 @@ def beyond_override(found: list[Finding]) -> list[Finding]:
             f.code,
             f"{f.message}: "
             + (f"{f.times:.2f} times the limit" if f.times.is_finite() else "a limit of zero")  # type: ignore[union-attr]
-            + f", more than an override may release ({OVERRIDE_CEILING:.0f} times); cut the "
-            "order, or ask a risk manager for a higher limit",
+            + f", more than an override may release ({OVERRIDE_CEILING:.0f} times); enter a "
+            "smaller order, or ask a risk manager for a higher limit",
             f.times,
         )
         for f in found
@@ -442,7 +442,10 @@ def breaches(
         status__in=("REJECTED", "CANCELED")
     )
     if order_id is not None:
-        dup = dup.exclude(pk=order_id)  # not a duplicate of itself
+        # An entered order checked again is a duplicate only of one entered before it: a
+        # double click's first order carried DUPLICATE_ORDER into its override request,
+        # for the copies entered after it (a trial).
+        dup = dup.filter(pk__lt=order_id)
     if dup.exists():
         out.append(
             Finding(

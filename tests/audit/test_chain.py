@@ -78,6 +78,27 @@ def test_a_request_records_the_address_it_came_from(client, adam) -> None:
     assert ">203.0.113.7</td>" in page  # the page's "From" column
 
 
+def test_the_systems_records_have_no_client_even_during_a_request(adam) -> None:
+    """A blocked order expiring as a risk manager read the console was recorded by the
+    system with that reader's address (a trial): the address is a person's (or an
+    anonymous login try's), never the system's."""
+    from oversight.request_id import _client
+
+    token = _client.set("203.0.113.9")
+    try:
+        system = audit_record(actor=None, action="test.system")
+        anonymous = audit_record(actor=None, role="anonymous", action="auth.login_failed")
+        person = audit_record(actor=adam, action="test.person")
+    finally:
+        _client.reset(token)
+    assert [r.client_addr for r in (system, anonymous, person)] == [
+        "",
+        "203.0.113.9",
+        "203.0.113.9",
+    ]
+    assert audit_chain_verify().ok
+
+
 def test_records_chain_from_genesis_with_every_field(adam) -> None:
     before_count = AuditRecord.objects.count()  # adam's creation is audited too
     r = audit_record(

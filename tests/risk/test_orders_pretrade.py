@@ -256,6 +256,23 @@ def test_the_same_order_twice_within_a_minute_is_a_duplicate(
     assert submit(alice, instrument, quantity=7_000).status == "NEW"
 
 
+def test_a_double_clicks_first_order_is_not_the_duplicate_of_its_copies(
+    alice: User, instrument: Instrument
+) -> None:
+    """Three clicks entered three orders, the first blocked for a limit and the copies
+    as its duplicates; its override request carried DUPLICATE_ORDER too, for the copies
+    entered after it (a trial)."""
+    set_limit("max_order_qty", 15_000)
+    first, *copies = (submit(alice, instrument) for _ in range(3))
+    assert first.status_reason.startswith("MAX_ORDER_QTY")
+    assert all(c.status_reason.startswith("MAX_ORDER_QTY") for c in copies)
+    assert all("DUPLICATE_ORDER: order " in c.status_reason for c in copies)
+    ov = override_request(user=alice, order_id=first.pk, reason="the one I meant")
+    assert ov.codes == ["MAX_ORDER_QTY"]
+    later = override_request(user=alice, order_id=copies[0].pk, reason="this one too?")
+    assert set(later.codes) == {"MAX_ORDER_QTY", "DUPLICATE_ORDER"}
+
+
 def test_an_order_against_ones_own_open_order_is_blocked_as_a_possible_wash_trade(
     alice: User, bob: User, rita: User, instrument: Instrument
 ) -> None:

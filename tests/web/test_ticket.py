@@ -624,7 +624,7 @@ def test_the_estimate_warns_of_a_limit_that_would_block_the_order(alice, instrum
     (refused,) = c.get(reverse("order_estimate"), {**q, "quantity": 25000}).json()["warnings"]
     assert refused.startswith("this order would be refused: MAX_ORDER_QTY: 25,000 shares")
     assert refused.endswith("2.50 times the limit, more than an override may release (2 times); "
-                            "cut the order, or ask a risk manager for a higher limit")  # fmt: skip
+                            "enter a smaller order, or ask a risk manager for a higher limit")  # fmt: skip
     assert not ParentOrder.objects.exists()  # an estimate, nothing entered
 
 
