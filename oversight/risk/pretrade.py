@@ -306,7 +306,8 @@ def _participation_finding(
         return None
     return Finding(
         DenyReason.MAX_PARTICIPATION,
-        f"{pct:.1f}% {what} > {plain_number(v)}% ({where})",
+        # Two decimals: "1.0% > 1%" was a trial's 1.04% (and the ticket said 1.04%).
+        f"{pct:.2f}% {what} > {plain_number(v)}% ({where})",
         _times(pct, v),
     )
 

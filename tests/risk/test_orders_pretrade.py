@@ -184,7 +184,7 @@ def test_a_pov_orders_participation_is_its_rate_not_its_size_over_the_window(
     low = submit(alice, instrument, strategy="pov", params={"participation_rate": 0.05},
                  **{**window, "quantity": 90_000})  # fmt: skip
     assert low.status_reason == (
-        "MAX_PARTICIPATION: 5.0% of the market's volume (its POV rate) > 4% (firm)"
+        "MAX_PARTICIPATION: 5.00% of the market's volume (its POV rate) > 4% (firm)"
     )
     ParentOrder.objects.filter(pk=low.pk).update(status="REJECTED")
     set_limit("max_participation_pct", 50)
