@@ -94,6 +94,8 @@ def test_json_has_units_in_names() -> None:
     j = estimate().to_json()
     assert set(j) >= {"cost_bps", "uncertainty_bps", "participation_pct", "adv_pct", "warnings"}
     assert j["participation_pct"] == pytest.approx(20.0)
+    # The limit's measure beside it: the order over the window's whole volume.
+    assert j["window_share_pct"] == pytest.approx(20.0)
 
 
 # -- with the strategy's schedule --------------------------------------------------------

@@ -64,6 +64,10 @@ class PretradeEstimate:
     window_volume: float  # V, shares expected to trade in the window
     warnings: tuple[str, ...] = field(default=())
     fill_fraction: float = 1.0  # of the order, expected done by the window's end
+    # Q / V over the whole window: what the participation limit is checked against (a
+    # POV order's rate, where that is lower). `participation` is while it trades, and a
+    # trial read 1.04% there against a 1% limit that had let the order through at 1.00%.
+    window_share: float = 0.0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -75,6 +79,7 @@ class PretradeEstimate:
             "adv_pct": round(self.adv_fraction * 100, 2),
             "window_volume": round(self.window_volume),
             "fill_pct": round(self.fill_fraction * 100, 1),
+            "window_share_pct": round(self.window_share * 100, 2),
             "warnings": list(self.warnings),
         }
 
@@ -193,6 +198,7 @@ def pretrade_estimate(
         window_volume=window_volume,
         warnings=tuple(warnings),
         fill_fraction=fill,
+        window_share=quantity / window_volume if window_volume > 0 else 0.0,
     )
 
 

@@ -168,7 +168,9 @@
     errorOut.textContent = "";
     const fmt = {
       cost_bps: (v) => v.toFixed(1), uncertainty_bps: (v) => v.toFixed(1), spread_cost_bps: (v) => v.toFixed(1),
-      impact_bps: (v) => v.toFixed(1), participation_pct: (v) => v.toFixed(1), adv_pct: (v) => v.toFixed(1),
+      impact_bps: (v) => v.toFixed(1), participation_pct: (v) => v.toFixed(2), adv_pct: (v) => v.toFixed(1),
+      // Two decimals, as the participation limit's own refusal says it.
+      window_share_pct: (v) => v.toFixed(2),
       cost_usd: (v) => v.toLocaleString("en-US", { maximumFractionDigits: 0 }),
       notional_usd: (v) => v.toLocaleString("en-US", { maximumFractionDigits: 0 }),
       window_volume: (v) => v.toLocaleString("en-US"),

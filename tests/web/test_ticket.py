@@ -644,6 +644,28 @@ def test_the_estimate_reads_a_pov_orders_participation_as_its_rate(alice, instru
     assert [w for w in twap if "MAX_PARTICIPATION" in w], twap
 
 
+def test_the_estimate_shows_the_share_the_participation_limit_checks(alice, instrument) -> None:
+    """The ticket said "Expected participation 1.04%" (while the order trades) beside a 1%
+    limit that let the order through at 1.00% of the window's volume (a trial): it shows
+    both now, and a limit just above the window share lets the order through."""
+    from oversight.risk.models import RiskLimit
+
+    c = client_for(alice)
+    q = {"instrument": instrument.pk, "quantity": 2_000, "start_minute": 120, "end_minute": 300}
+    est = c.get(reverse("order_estimate"), q).json()
+    share = est["window_share_pct"]
+    assert share == pytest.approx(100 * 2_000 / est["window_volume"], abs=0.01)
+    assert est["participation_pct"] >= share  # in lots it runs ahead while it trades
+    RiskLimit.objects.create(
+        scope_type="firm", scope_key="", metric="max_participation_pct",
+        value=round(share + 0.01, 2), version=1,
+    )  # fmt: skip
+    warned = c.get(reverse("order_estimate"), q).json()["warnings"]
+    assert not [w for w in warned if "MAX_PARTICIPATION" in w], warned
+    page = c.get(reverse("order_new")).content.decode()
+    assert "Share of window volume" in page and 'data-est="window_share_pct"' in page
+
+
 @pytest.mark.parametrize(
     ("over", "error"),
     [
