@@ -122,16 +122,21 @@ class InputGuardMiddleware:
 _CONTROL = re.compile("[\\x01-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]")
 
 
+def _label(key: str) -> str:
+    """A field's name as people read it ("new value", not "New_value": a trial)."""
+    return key[:64].replace("_", " ")
+
+
 def _nul_said(key: str, _found: str) -> str:
-    return key.replace("\x00", "\\x00") + ": contains a NUL character (\\x00)"
+    return _label(key).replace("\x00", "\\x00") + ": contains a NUL character (\\x00)"
 
 
 def _not_utf8_said(key: str, _found: str) -> str:
-    return f"{key[:64]}: is not UTF-8 text (or has the replacement character U+FFFD)"
+    return f"{_label(key)}: is not UTF-8 text (or has the replacement character U+FFFD)"
 
 
 def _control_said(key: str, found: str) -> str:
-    return f"{_CONTROL.sub('', key)[:64]}: contains a control character (U+{ord(found):04X})"
+    return f"{_label(_CONTROL.sub('', key))}: contains a control character (U+{ord(found):04X})"
 
 
 # Each: what a field must not hold, and how that is said. In order: a NUL cannot be stored

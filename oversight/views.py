@@ -292,6 +292,10 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
     else:
         messages.error(request, f"Chain verification failed. {report.summary()}")
     query = _filter_query(QueryDict(request.POST.get("query", "")))
+    # Back to the filtered list, if its filter reads: a bad one answered "Chain verified"
+    # on a 400 page that listed nothing (a trial).
+    if query and not AuditFilterForm(QueryDict(query)).is_valid():
+        query = ""
     return redirect(reverse("audit_list") + (f"?{query}" if query else ""))
 
 

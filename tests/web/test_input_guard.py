@@ -21,7 +21,8 @@ def test_a_nul_character_is_refused_by_field_before_any_view(rita, alice, instru
     c, trader = client_for(rita), client_for(alice)
     cases = [
         (c, "post", reverse("risk_kill"), {"scope_type": "firm", "reason": "halt\x00"}, "reason"),
-        (c, "get", reverse("risk_kill_preview"), {"scope_type": "instrument", "scope_key": "HB\x00"}, "scope_key"),
+        # Named as people read it: "scope key", not "Scope_key" (a trial).
+        (c, "get", reverse("risk_kill_preview"), {"scope_type": "instrument", "scope_key": "HB\x00"}, "scope key"),
         (trader, "post", reverse("order_control", args=[order.pk]), {"action": "pause", "reason": "x\x00y"}, "reason"),
     ]  # fmt: skip
     for client, method, url, data, field in cases:
