@@ -644,6 +644,18 @@ def test_the_estimate_reads_a_pov_orders_participation_as_its_rate(alice, instru
     assert [w for w in twap if "MAX_PARTICIPATION" in w], twap
 
 
+def test_several_refusals_are_listed_one_by_one(alice, instrument) -> None:
+    """They ran together, joined by a space: "...higher limit DAILY_NOTIONAL: ..." (a trial)."""
+    from tests.personas import set_limit
+
+    set_limit("max_order_qty", 1_000)
+    set_limit("max_order_notional", 100_000)  # 12,000 shares at about $40: 4.8 times
+    page = client_for(alice).post(reverse("order_new"), ticket(instrument)).content.decode()
+    assert "The order was not submitted:<ul><li>MAX_ORDER_QTY: 12,000 shares" in page
+    assert "</li><li>MAX_ORDER_NOTIONAL: $" in page
+    assert not ParentOrder.objects.exists()
+
+
 def test_the_estimate_shows_the_share_the_participation_limit_checks(alice, instrument) -> None:
     """The ticket said "Expected participation 1.04%" (while the order trades) beside a 1%
     limit that let the order through at 1.00% of the window's volume (a trial): it shows
