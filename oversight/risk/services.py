@@ -9,6 +9,7 @@ the requester (refused here, and by CHECK constraints in the database).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import zlib
 from datetime import timedelta
@@ -1002,6 +1003,23 @@ def _override_release(user: Any, ov: Override, order: Any, minutes: int, note: s
     transaction.on_commit(lambda: dispatch_order(instrument_id))
     payload = {"id": ov.pk, "order": order.pk, "status": ov.status}
     transaction.on_commit(lambda: notify.console_send("override", payload))
+    # The breach it was raised for is decided: resolved, by the granter, saying so (it
+    # stayed open on the console after the release, a trial). After commit, each in a
+    # transaction of its own: an exception's row is locked before the audit chain, and
+    # this transaction has written to the chain already.
+    resolution = f"released by override {ov.pk} ({user.get_username()}): {note}"[:480]
+    order_id = order.pk
+    transaction.on_commit(lambda: _breaches_resolved(user, order_id, resolution))
+
+
+def _breaches_resolved(user: Any, order_id: int, resolution: str) -> None:
+    for pk in (
+        RiskException.objects.filter(order_id=order_id, kind="LIMIT_BREACH")
+        .exclude(status=RiskException.RESOLVED)
+        .values_list("pk", flat=True)
+    ):
+        with contextlib.suppress(ValidationError):  # resolved by someone meanwhile
+            exception_resolve(user=user, exception_id=pk, resolution=resolution)
 
 
 def _not_pending(ov: Override) -> str:

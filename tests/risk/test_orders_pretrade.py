@@ -384,6 +384,11 @@ def test_an_override_is_granted_by_someone_else_used_once_and_only_in_time(
     override_grant(user=rita, override_id=ov.pk, minutes=10, note="checked")
     order.refresh_from_db()
     assert order.status == "NEW" and order.status_reason.startswith(f"override {ov.pk} by rita")
+    # The breach is decided: its console exception is resolved by the granter (it stayed
+    # open after the release, a trial).
+    breach = RiskException.objects.get(kind="LIMIT_BREACH", order_id=order.pk)
+    assert (breach.status, breach.resolved_by) == ("RESOLVED", rita)
+    assert breach.resolution == f"released by override {ov.pk} (rita): checked"
     w = worker(instrument)
     w.step(sim_until=60.0)
     ov.refresh_from_db()
