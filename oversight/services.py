@@ -781,7 +781,10 @@ def user_desk_set(*, actor: Any, user: Any, desk: str, reason: str, request_id: 
     name = (desk or "").strip()
     if name and not DESK_NAME.fullmatch(name):
         raise ValidationError(
-            {"desk": "a desk name is 1 to 32 letters, digits, spaces, '_', '.' or '-'"}
+            {
+                "desk": "a desk name is 1 to 32 letters A-Z or a-z, digits, spaces, '_', '.' "
+                "or '-', starting with a letter or a digit"
+            }
         )
     if not (reason or "").strip():
         raise ValidationError({"reason": "say why: desk limits and kill switches follow it"})

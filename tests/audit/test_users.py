@@ -429,6 +429,8 @@ def test_an_admin_puts_a_trader_on_a_desk_and_its_limits_apply(adam, bob) -> Non
         ({"desk": "EQ-2", "reason": "again"}, "on EQ-2 already"),
         ({"desk": "EQ-3", "reason": ""}, "say why"),
         ({"desk": "<b>", "reason": "x"}, "a desk name is 1 to 32 letters"),
+        # Which letters, said: a trial's "Ünï" was refused by a rule that said "letters".
+        ({"desk": "Ünï", "reason": "x"}, "letters A-Z or a-z"),
     ]:
         text = c.post(reverse("user_desk", args=[bob.pk]), data, follow=True).content.decode()
         assert says in text
