@@ -42,6 +42,7 @@ from oversight.risk.models import (
     Scope,
 )
 from oversight.risk.pretrade import market_prices
+from oversight.risk.scopes import OrderScopes, covers
 from oversight.roles import MANAGE_RISK, TRADE, TRADER, first_eyes_problem
 
 # Parent order statuses that still trade or may trade again (the pre-trade check's OPEN).
@@ -336,26 +337,21 @@ def kills_waiting(kills: list[KillSwitch]) -> dict[int, int]:
         return {}
     from execution.models import ParentOrder
 
-    rows = list(
-        ParentOrder.objects.filter(status__in=("WORKING", "PAUSED", "PENDING_CANCEL")).values(
+    # Each order's scopes as the kill switches' own check reads them (scopes.covers).
+    scopes = [
+        OrderScopes(
+            trader=r["owner__username"], desk=r["desk"], strategy=r["strategy"],
+            instrument=r["instrument__symbol"], order=str(r["pk"]),
+            model=r["model_version__name"] or "", expert=r["model_expert"],
+        )
+        for r in ParentOrder.objects.filter(
+            status__in=("WORKING", "PAUSED", "PENDING_CANCEL")
+        ).values(
             "pk", "desk", "owner__username", "strategy", "instrument__symbol",
             "model_version__name", "model_expert",
         )
-    )  # fmt: skip
-
-    def in_scope(k: KillSwitch, r: dict[str, Any]) -> bool:
-        key, kind = k.scope_key, k.scope_type
-        return (
-            kind == Scope.FIRM
-            or (kind == Scope.DESK and r["desk"] == key)
-            or (kind == Scope.TRADER and r["owner__username"] == key)
-            or (kind == Scope.STRATEGY and r["strategy"] == key)
-            or (kind == Scope.INSTRUMENT and r["instrument__symbol"] == key)
-            or (kind == Scope.ORDER and str(r["pk"]) == key)
-            or (kind == Scope.MODEL and key in (r["model_version__name"], r["model_expert"]))
-        )
-
-    return {k.pk: sum(in_scope(k, r) for r in rows) for k in halts}
+    ]  # fmt: skip
+    return {k.pk: sum(covers(k.scope_type, k.scope_key, sc) for sc in scopes) for k in halts}
 
 
 def kill_waiting_text(still: int) -> str:
