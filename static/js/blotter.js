@@ -140,6 +140,15 @@
     }
   }
 
+  function showRealised(tb, filled, volume) {
+    if (!(Number(volume) > 0 && Number(filled) > 0)) return;
+    // Realised, as the server renders it once the order has traded: one decimal.
+    const part = Math.round((1000 * filled) / volume) / 10;
+    setCell(tb, "participation", part.toFixed(1) + "%", part);
+    const cell = cellOf(tb, "participation");
+    if (cell) cell.title = "realised: filled ÷ the market's volume since the order started";
+  }
+
   function applyProgress(tb, ev) {
     tb.dataset.filled = ev.filled_qty;
     setCell(tb, "filled", qtyFmt(ev.filled_qty));
@@ -155,13 +164,7 @@
     } else if (ev.avg_px && !tb.dataset.arrival) {
       refreshRow(tb.dataset.orderId); // the arrival price is on the order row, not in events
     }
-    if (Number(ev.market_volume) > 0 && Number(ev.filled_qty) > 0) {
-      // Realised, as the server renders it once the order has traded: one decimal.
-      const part = Math.round((1000 * ev.filled_qty) / ev.market_volume) / 10;
-      setCell(tb, "participation", part.toFixed(1) + "%", part);
-      const cell = cellOf(tb, "participation");
-      if (cell) cell.title = "realised: filled ÷ the market's volume since the order started";
-    }
+    showRealised(tb, ev.filled_qty, ev.market_volume);
     updateClock(tb, ev.ts);
     chartProgress(tb.dataset.orderId, ev);
   }
@@ -207,6 +210,10 @@
       // An order that ended with nothing filled has no participation (as the server
       // renders it); it showed its expected one until a reload (a trial).
       if (!Number(tb.dataset.filled || 0)) setCell(tb, "participation", "—", "");
+      // The final status carries the market's volume over the whole window; the last
+      // progress event may be a minute of market time older, and the row read 1.0% where
+      // a reload read 0.8% (CI).
+      else showRealised(tb, tb.dataset.filled, ev.market_volume);
     }
     const cell = tb.querySelector('[data-field="status"]');
     if (cell) {
