@@ -34,7 +34,7 @@ from oversight.risk.models import (
 from oversight.risk.pretrade import position, reduce_only_allows
 from oversight.risk.scopes import OrderScopes, covers, tightest
 from oversight.risk.selectors import applied_text, kill_applied, kill_json
-from oversight.risk.services import exception_cause_over, exception_raise
+from oversight.risk.services import exception_cause_over, exception_raise, exception_restate
 
 if TYPE_CHECKING:
     from execution.worker import MarketWorker
@@ -60,6 +60,20 @@ DENIAL_STORM = 50  # denials of one order within DENIAL_STORM_WINDOW_S simulated
 DENIAL_STORM_WINDOW_S = 60.0
 REJECT_WINDOW_S = 10.0
 BEHIND_FRACTION = 0.10  # of the order's quantity behind its schedule
+# Back on schedule at half that: an order hovering at the line is not raised and "caught
+# up" at every other step.
+CAUGHT_UP_FRACTION = 0.05
+BEHIND_RESTATE_S = 60.0  # simulated seconds between restatements of a moving lag
+
+
+@dataclass
+class _Lag:
+    """An order's behind-schedule warning, as last said on the console."""
+
+    stated_at: float  # simulated seconds
+    stated: int  # shares behind, as last said
+    worst: int
+    over: bool = False  # said to be back on schedule
 
 
 @dataclass
@@ -87,7 +101,7 @@ class WorkerRisk:
         self._rejects: dict[str, deque[float]] = {}
         self._denials: dict[str, deque[float]] = {}  # engine order id -> denial times
         self.step_audits: list[dict[str, Any]] = []  # written with the step's own records
-        self._behind_raised: set[str] = set()
+        self._behind: dict[str, _Lag] = {}  # engine order id -> its warning
         self._audits_due: list[dict[str, Any]] = []  # written at the end of refresh()
 
     def snapshot(self) -> dict[str, Any]:
@@ -99,7 +113,7 @@ class WorkerRisk:
             "venues_up": dict(self._venues_up),
             "rejects": {k: deque(v) for k, v in self._rejects.items()},
             "denials": {k: deque(v) for k, v in self._denials.items()},
-            "behind_raised": set(self._behind_raised),
+            "behind": {k: replace(v) for k, v in self._behind.items()},
             "applied": {k: replace(a, orders=set(a.orders)) for k, a in self.applied.items()},
         }
 
@@ -109,7 +123,7 @@ class WorkerRisk:
         self._venues_up = snap["venues_up"]
         self._rejects = snap["rejects"]
         self._denials = snap["denials"]
-        self._behind_raised = snap["behind_raised"]
+        self._behind = snap["behind"]
         self.applied = snap["applied"]
 
     # -- orders ---------------------------------------------------------------------------
@@ -502,7 +516,13 @@ class WorkerRisk:
         now = self.w.market.now
         for eid, wk in engine.orders.items():
             p = wk.parent
-            if p.is_done or p.status.value != "WORKING" or eid in self._behind_raised:
+            lag = self._behind.get(eid)
+            if p.is_done:
+                if lag is not None and not lag.over and p.filled_qty == p.qty:
+                    self._behind_over(orders[eid], lag, f"filled all {p.qty:,} shares")
+                self._behind.pop(eid, None)
+                continue
+            if p.status.value != "WORKING":
                 continue
             if not wk.strategy.keeps_schedule:
                 # A POV order follows the market's volume, not a schedule it must keep: its
@@ -514,36 +534,80 @@ class WorkerRisk:
             # never closer to its curve than that (a 60-share order "11 shares behind").
             behind = target - p.filled_qty
             lot = wk.strategy.lot(p.qty - p.filled_qty)
-            if behind > BEHIND_FRACTION * p.qty and behind >= lot:
-                o = orders[eid]
-                self._behind_raised.add(eid)
-                detail = f"filled {p.filled_qty:,} of {p.qty:,}; schedule says {target:,.0f}"
-                action = "check liquidity and the limit price; amend urgency"
-                cap = wk.policy.max_participation
-                if wk.strategy.held_by_participation and cap is not None:
-                    # Why it is behind, where the answer is ours: the strategy sizes its
-                    # children within the cap, so it trades no faster than that.
-                    detail += (
-                        f"; held at its participation cap, {percent(cap)} of the market's "
-                        "volume (the tighter of the execution policy's cap and any "
-                        "participation limit)"
+            is_behind = behind > BEHIND_FRACTION * p.qty and behind >= lot
+            if lag is not None and not lag.over and not is_behind:
+                if behind <= CAUGHT_UP_FRACTION * p.qty or behind < lot:
+                    self._behind_over(
+                        orders[eid], lag, f"filled {p.filled_qty:,} of {p.qty:,}, on schedule"
                     )
-                    action = (
-                        "it trades as fast as its participation cap allows: extend the window "
-                        "or cut the quantity, or ask for a higher limit if one holds it"
-                    )
-                exception_raise(
-                    kind="BEHIND_SCHEDULE",
-                    severity=RiskException.WARNING,
-                    scope_type="order",
-                    scope_key=str(o.pk),
-                    title=f"Order {o.pk} is {behind:,.0f} shares behind schedule",
-                    detail=detail,
-                    suggested_action=action,
-                    order_id=o.pk,
-                    trader_id=o.owner_id,
-                    cause_at=cause_at,
+                continue
+            if not is_behind:
+                continue
+            shares = round(behind)
+            if lag is not None and not lag.over:
+                # Still behind: restated at most once a simulated minute, when the lag moved.
+                lag.worst = max(lag.worst, shares)
+                if now - lag.stated_at < BEHIND_RESTATE_S or shares == lag.stated:
+                    continue
+                lag.stated_at, lag.stated = now, shares
+                exception_restate(
+                    dedupe_key=f"behind:{orders[eid].pk}",
+                    **self._behind_words(orders[eid], wk, target, shares, lag.worst),
                 )
+                continue
+            # Behind for the first time, or again after catching up: an occurrence.
+            o = orders[eid]
+            worst = shares if lag is None else max(lag.worst, shares)
+            self._behind[eid] = _Lag(stated_at=now, stated=shares, worst=worst)
+            exception_raise(
+                kind="BEHIND_SCHEDULE",
+                severity=RiskException.WARNING,
+                scope_type="order",
+                scope_key=str(o.pk),
+                order_id=o.pk,
+                trader_id=o.owner_id,
+                dedupe_key=f"behind:{o.pk}",
+                cause_at=cause_at,
+                **self._behind_words(o, wk, target, shares, worst),
+            )
+
+    def _behind_words(
+        self, o: ParentOrder, wk: Any, target: float, shares: int, worst: int
+    ) -> dict[str, str]:
+        p = wk.parent
+        detail = f"filled {p.filled_qty:,} of {p.qty:,}; schedule says {target:,.0f}"
+        if worst > shares:
+            detail += f"; {worst:,} behind at its worst"
+        action = "check liquidity and the limit price; amend urgency"
+        cap = wk.policy.max_participation
+        if wk.strategy.held_by_participation and cap is not None:
+            # Why it is behind, where the answer is ours: the strategy sizes its children
+            # within the cap, so it trades no faster than that.
+            detail += (
+                f"; held at its participation cap, {percent(cap)} of the market's volume "
+                "(the tighter of the execution policy's cap and any participation limit)"
+            )
+            action = (
+                "it trades as fast as its participation cap allows: extend the window or cut "
+                "the quantity, or ask for a higher limit if one holds it"
+            )
+        return {
+            "title": f"Order {o.pk} is {shares:,} shares behind schedule",
+            "detail": detail,
+            "suggested_action": action,
+        }
+
+    def _behind_over(self, o: ParentOrder, lag: _Lag, now_words: str) -> None:
+        """An order behind its schedule is back on it: said on its warning, which stays
+        open for a person to resolve, as a venue back up does."""
+        lag.over = True
+        exception_cause_over(
+            dedupe_key=f"behind:{o.pk}",
+            title=f"Order {o.pk} was {lag.worst:,} shares behind schedule: caught up",
+            detail=f"caught up at {session_clock(self.w.market.now, ms=False)} market time; "
+            f"{now_words}",
+            suggested_action="nothing to do if that was expected; resolve",
+        )
 
     # -- post-trade reconciliation -------------------------------------------------------
 

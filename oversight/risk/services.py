@@ -1140,6 +1140,30 @@ def exception_raise(
     return e
 
 
+def exception_restate(*, dedupe_key: str, title: str, detail: str, suggested_action: str) -> int:
+    """Say an open exception's cause as it stands now, without counting it again: an order
+    behind its schedule is one occurrence whose lag moves (its warning kept the lag of the
+    step it was raised at, however far behind the order fell or caught up). Not audited, as a count-up is not:
+    the raise and the resolution are. Broadcast; returns how many were open (0 or 1): one
+    a risk manager resolved stays resolved."""
+    with transaction.atomic():
+        e = (
+            RiskException.objects.select_for_update(no_key=True)
+            .filter(dedupe_key=dedupe_key[:200])
+            .exclude(status=RiskException.RESOLVED)
+            .first()
+        )
+        if e is None:
+            return 0
+        e.title, e.detail = title[:200], detail
+        e.suggested_action = suggested_action[:200]
+        e.last_at = timezone.now()
+        e.save(update_fields=["title", "detail", "suggested_action", "last_at"])
+        payload = exception_json(e)
+        transaction.on_commit(lambda: notify.console_send("exception", payload))
+    return 1
+
+
 def exception_cause_over(*, dedupe_key: str, title: str, detail: str, suggested_action: str) -> int:
     """The cause of an open exception is over (a venue is back up): it is said on the
     exception, which drops to a warning (no longer pinned above what still needs a

@@ -155,8 +155,13 @@ def test_a_lag_under_a_lot_is_not_behind_schedule(alice: User, instrument: Instr
     order.refresh_from_db()
     (behind,) = raised("BEHIND_SCHEDULE")
     assert behind.order_id == order.pk and order.filled_qty == 0
-    # Raised at the first step a whole lot behind (10 s steps: 100 to 101 shares).
-    assert behind.title in {f"Order {order.pk} is {n} shares behind schedule" for n in (100, 101)}
+    # Raised at the first step a whole lot behind (10 s steps: 100 to 101 shares), and
+    # restated since as the lag grew.
+    at_raise = AuditRecord.objects.get(action="exception.raise", object_id=str(behind.pk))
+    assert at_raise.after["title"] in {
+        f"Order {order.pk} is {n} shares behind schedule" for n in (100, 101)
+    }
+    assert behind.title == f"Order {order.pk} is 125 shares behind schedule"
     w.release()
 
 
@@ -332,3 +337,31 @@ def test_risk_managers_handle_exceptions_and_unacknowledged_criticals_escalate(
     # Once resolved, the same cause raises a new exception rather than reopening this one.
     again = exception_raise(kind="VENUE_OUTAGE", severity="CRITICAL", scope_type="firm", title="x")
     assert again.pk != e.pk
+
+
+def test_a_behind_schedule_warning_follows_the_lag_and_says_when_the_order_caught_up(
+    alice: User, instrument: Instrument
+) -> None:
+    """One occurrence, restated as the lag moves (it kept the lag of the step it was
+    raised at), and said to be over when the order is back on its schedule."""
+    set_limit("price_collar_bps", 0.5)  # its priced children are denied: it falls behind
+    slow = submit(alice, instrument)
+    w = worker(instrument)
+    run_to(w, 20 * 60)
+    (first,) = raised("BEHIND_SCHEDULE")
+    run_to(w, 30 * 60)
+    (later,) = raised("BEHIND_SCHEDULE")
+    lag = lambda e: int(e.title.split(" is ")[1].split(" shares")[0].replace(",", ""))  # noqa: E731
+    assert later.pk == first.pk and later.count == 1
+    assert lag(later) > lag(first) + 1_000, (first.title, later.title)
+    assert later.status == "OPEN"
+    set_limit("price_collar_bps", 500)  # its children go again: it catches up
+    run_to(w, 50 * 60)
+    slow.refresh_from_db()
+    (over,) = raised("BEHIND_SCHEDULE")
+    assert over.title.startswith(f"Order {slow.pk} was ") and over.title.endswith(
+        " shares behind schedule: caught up"
+    ), over.title
+    assert int(over.title.split(" was ")[1].split(" shares")[0].replace(",", "")) >= lag(later)
+    assert over.count == 1 and over.status == "OPEN" and "caught up at" in over.detail
+    w.release()
