@@ -318,6 +318,7 @@ def _apply(req: LimitRequest, limit: RiskLimit, *, decided_by: Any, note: str) -
     payload = {**_limit_json(req), "request": req.pk}
     transaction.on_commit(lambda: notify.workers_wake("limits"))
     transaction.on_commit(lambda: notify.console_send("limit", payload))
+    transaction.on_commit(blocked_reasons_restate)  # its own transactions, order rows first
 
 
 @four_eyes_refusals_audited("limit.request.approve", "oversight.LimitRequest", "request_id")
@@ -850,6 +851,38 @@ def _findings_now(order: Any, *, lock: bool = True) -> tuple[list[Any], list[Any
         order_id=order.pk, lock=lock, params=order.params,
     )  # fmt: skip
     return now_refused, found
+
+
+def blocked_reasons_restate() -> int:
+    """Each blocked order's reason as its limits stand now, after a limit changed: it kept
+    the figures it was blocked with ("> 1,000,000 (firm)" under a limit since raised or
+    lowered), and an order a loosening had put within every limit still read as a breach.
+    It stays blocked either way: releasing it is a person's decision (an override), not a
+    side effect of a limit change. Restated as its next event, so open blotters show it;
+    returns how many changed."""
+    from execution.models import BLOCKED, ParentOrder
+    from execution.services import order_status_set
+
+    n = 0
+    for pk in ParentOrder.objects.filter(status=BLOCKED).values_list("pk", flat=True):
+        with transaction.atomic():
+            order = (
+                ParentOrder.objects.select_for_update(no_key=True)
+                .select_related("instrument", "owner")
+                .filter(pk=pk, status=BLOCKED)
+                .first()
+            )
+            if order is None:
+                continue
+            refused, found = _findings_now(order, lock=False)
+            reason = "; ".join(str(f) for f in [*refused, *found]) or (
+                "within its limits as they stand now (a limit changed since it was "
+                "blocked): an override releases it, or its trader may enter it again"
+            )
+            if reason[:255] != order.status_reason:
+                order_status_set(order, BLOCKED, reason)
+                n += 1
+    return n
 
 
 def _recheck_blocked(order: Any, ov: Override) -> str:

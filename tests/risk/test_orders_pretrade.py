@@ -823,3 +823,38 @@ def test_an_order_released_past_the_participation_limit_trades_past_it(
     assert (order.status, order.filled_qty) == ("FILLED", 20_000), order.status_reason
     assert w.engine.orders[order.engine_id].policy.max_participation == 0.5
     w.release()
+
+
+def test_a_blocked_orders_reason_follows_a_limit_change(
+    alice: User, rita: User, ruth: User, instrument: Instrument
+) -> None:
+    """It kept the figures it was blocked with under a limit since changed; within every
+    limit after a loosening, it says so and stays blocked for a person to release."""
+    from oversight.risk.services import limit_change_request, limit_request_approve
+
+    set_limit("max_order_qty", 10_000)
+    order = submit(alice, instrument)
+    assert order.status_reason == "MAX_ORDER_QTY: 20,000 shares > 10,000 (firm)"
+    req = limit_change_request(
+        user=rita, scope_type="firm", scope_key="", metric="max_order_qty",
+        new_value=15_000, reason="a larger day",
+    )  # fmt: skip
+    limit_request_approve(user=ruth, request_id=req.pk, note="checked")
+    order.refresh_from_db()
+    assert (order.status, order.status_reason) == (
+        "BLOCKED",
+        "MAX_ORDER_QTY: 20,000 shares > 15,000 (firm)",
+    )
+    req = limit_change_request(
+        user=rita, scope_type="firm", scope_key="", metric="max_order_qty",
+        new_value=25_000, reason="a larger day still",
+    )  # fmt: skip
+    limit_request_approve(user=ruth, request_id=req.pk, note="checked")
+    order.refresh_from_db()
+    assert order.status == "BLOCKED"
+    assert order.status_reason.startswith("within its limits as they stand now"), (
+        order.status_reason
+    )
+    # Its blotter heard it: the order's latest event says it.
+    last = order.events.order_by("-seq").first()
+    assert last is not None and last.payload["reason"] == order.status_reason
