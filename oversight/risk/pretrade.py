@@ -53,13 +53,27 @@ def _times(value: Decimal | int, limit: Decimal) -> Decimal:
     return Decimal(value) / limit if limit > 0 else Decimal("Infinity")
 
 
+def times_said(times: Decimal) -> str:
+    """How many times its limit an order is, to two decimals, and to as many more as it
+    takes to read as more than the ceiling it is over: 100,001 shares against 50,000 said
+    "2.00 times the limit, more than an override may release (2 times)" (a trial)."""
+    places = 2
+    while places < 8 and round(times, places) <= OVERRIDE_CEILING < times:
+        places += 1
+    return f"{times:.{places}f}"
+
+
 def beyond_override(found: list[Finding]) -> list[Finding]:
     """The breaches no override may release, each saying so."""
     return [
         Finding(
             f.code,
             f"{f.message}: "
-            + (f"{f.times:.2f} times the limit" if f.times.is_finite() else "a limit of zero")  # type: ignore[union-attr]
+            + (
+                f"{times_said(f.times)} times the limit"
+                if f.times.is_finite()
+                else "a limit of zero"
+            )  # type: ignore[union-attr,arg-type]
             + f", more than an override may release ({OVERRIDE_CEILING:.0f} times); enter a "
             "smaller order, or ask a risk manager for a higher limit",
             f.times,

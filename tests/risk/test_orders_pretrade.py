@@ -791,6 +791,9 @@ def test_an_order_more_than_twice_a_limit_is_refused_and_no_override_releases_on
     assert attempt.after["codes"] == ["MAX_ORDER_QTY"] and attempt.after["quantity"] == 20_100
     denied = RiskException.objects.get(kind="ORDER_DENIED")
     assert "more than an override may release" in denied.suggested_action
+    # Just over twice reads as over it, not as "2.00 times ..., more than ... (2 times)".
+    with pytest.raises(ValidationError, match=r"2\.0005 times the limit"):
+        submit(alice, instrument, quantity=20_005)
     # Blocked at twice a limit, then the limit is lowered: no request, no grant.
     ov = override_request(user=alice, order_id=at_twice.pk, reason="client's closing order")
     set_limit("max_order_qty", 5_000)
