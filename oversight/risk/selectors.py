@@ -76,7 +76,11 @@ def exceptions_open(*, limit: int = CONSOLE_ROWS) -> list[RiskException]:
         .exclude(status=RiskException.RESOLVED)
         .annotate(
             pinned=Case(
+                # An escalated one whose cause is over (a warning now) stays on top until
+                # someone acknowledges it: nobody has looked yet (a trial found one below
+                # newer warnings, its "was critical" unsaid).
                 When(severity=RiskException.CRITICAL, escalated_at__isnull=False, then=Value(0)),
+                When(status=RiskException.OPEN, escalated_at__isnull=False, then=Value(0)),
                 default=Value(1),
                 output_field=IntegerField(),
             ),

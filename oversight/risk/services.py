@@ -1200,7 +1200,8 @@ def exception_restate(*, dedupe_key: str, title: str, detail: str, suggested_act
 def exception_cause_over(*, dedupe_key: str, title: str, detail: str, suggested_action: str) -> int:
     """The cause of an open exception is over (a venue is back up): it is said on the
     exception, which drops to a warning (no longer pinned above what still needs a
-    person) and stays open for a risk manager to resolve (a trial: "Venue LIT-NORTH is
+    person, once someone has acknowledged it: an escalated one nobody has looked at stays
+    on top, exceptions_open) and stays open for a risk manager to resolve (a trial: "Venue LIT-NORTH is
     down" stayed an escalated critical long after the venue filled again). Audited and
     broadcast; returns how many were open (0 or 1)."""
     with transaction.atomic():

@@ -80,7 +80,8 @@ def _exception_row(e: RiskException) -> dict[str, Any]:
         **selectors.exception_json(e),
         "raised_clock": _clock(e.raised_at),
         "last_clock": _clock(e.last_at),
-        "pinned": e.severity == RiskException.CRITICAL and e.escalated_at is not None,
+        "pinned": e.escalated_at is not None
+        and (e.severity == RiskException.CRITICAL or e.status == RiskException.OPEN),
         "acked_by": e.acked_by.get_username() if e.acked_by_id else "",
         "resolved_by": e.resolved_by.get_username() if e.resolved_by_id else "",
         "resolved_clock": _clock(e.resolved_at),

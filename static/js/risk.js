@@ -96,7 +96,10 @@
   let openCount = Number(excCount ? excCount.textContent : 0) || 0;
 
   const excRows = () => [...excTable.tBodies].filter((t) => t.classList.contains("exc"));
-  const pinned = (tb) => tb.dataset.severity === "CRITICAL" && tb.dataset.escalated === "1";
+  // As the server pins them: escalated and critical, or escalated and still unacknowledged
+  // (its cause over, a warning now: nobody has looked yet).
+  const pinned = (tb) =>
+    tb.dataset.escalated === "1" && (tb.dataset.severity === "CRITICAL" || tb.dataset.status === "OPEN");
   // Escalated criticals first, then by severity, then the newest.
   function sortKey(tb) {
     return [pinned(tb) ? 0 : 1, SEVERITY[tb.dataset.severity] ?? 3, -Date.parse(tb.dataset.raised || 0) || 0, -Number(tb.dataset.id)];

@@ -28,7 +28,7 @@ from oversight.risk.services import (
     exceptions_escalate,
 )
 from tests import stepping
-from tests.personas import client_for, demo_instrument
+from tests.personas import client_for, demo_instrument, make_user
 from tests.risk.conftest import set_limit
 from tests.stepping import worker
 
@@ -249,10 +249,21 @@ def test_a_venue_outage_is_raised_as_critical(alice: User) -> None:
     assert e.detail.startswith("back up at 13:4") and e.detail.endswith("sends to it again")
     assert AuditRecord.objects.filter(action="exception.cause_over", object_id=str(e.pk)).exists()
     w.release()
+    # Escalated while nobody acknowledged it: its cause over, it stays on top of newer
+    # warnings until someone does (a trial found it below them, "was critical" unsaid).
+    from oversight.risk.selectors import exceptions_open
+
+    RiskException.objects.filter(pk=e.pk).update(escalated_at=timezone.now())
+    newer = exception_raise(
+        kind="BEHIND_SCHEDULE", severity="WARNING", scope_type="order", scope_key="1",
+        title="a newer warning",
+    )  # fmt: skip
+    assert [x.pk for x in exceptions_open()][:2] == [e.pk, newer.pk]
+    rita = make_user("rita", "risk_manager")
+    exception_acknowledge(user=rita, exception_id=e.pk)
+    assert [x.pk for x in exceptions_open()][:2] == [newer.pk, e.pk]
     # Down again while that one is open: critical and "is down" again, not a warning
     # titled "back up" (a review).
-    from oversight.risk.services import exception_raise
-
     exception_raise(
         kind="VENUE_OUTAGE", severity="CRITICAL", scope_type="instrument", scope_key="LGVX",
         title="Venue LIT-NORTH is down for LGVX", suggested_action="watch fill rates",
