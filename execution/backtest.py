@@ -241,6 +241,12 @@ def _load_scenarios(files: Sequence[str]) -> list[tuple[str, Scenario]]:
                     f"note: {path}: simulator.{key} is not a knob of this simulator; ignored",
                     file=sys.stderr,
                 )
+            for key in scenario.foreign:
+                print(
+                    f"note: {path}: {key} is not this simulator's (an object of its knobs); "
+                    "ignored",
+                    file=sys.stderr,
+                )
             for key in scenario.ignored:
                 print(
                     f"note: {path}: {key} is not a key of the scenario format; ignored",

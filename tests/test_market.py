@@ -168,3 +168,46 @@ def test_dark_prints_follow_the_dark_volume_share(midcap: Scenario) -> None:
     share = next(v.volume_share for v in midcap.venues if v.kind == "dark")
     assert abs(dark / m.tape.volume - share) < 0.25 * share
     assert KIND_DARK in m.day.kinds
+
+
+def test_a_venue_is_down_until_the_last_of_its_overlapping_outages_ends(
+    midcap: Scenario,
+) -> None:
+    """One scheduled end per outage brought a venue back up inside another still running
+    (a review: down 70-150, it filled orders from minute 100, where an outage 90-100
+    inside it ended). Listed in either order, touching ones too."""
+    data = midcap.to_dict()
+    data["outages"] = [
+        {"venue": "LIT-NORTH", "start_minute": 70, "end_minute": 150},
+        {"venue": "LIT-NORTH", "start_minute": 90, "end_minute": 100},
+        {"venue": "LIT-NORTH", "start_minute": 160, "end_minute": 170},
+        {"venue": "LIT-NORTH", "start_minute": 150, "end_minute": 160},
+    ]
+    m = Market(parse_scenario(data), 2)
+
+    def up_at(minute: float) -> bool:
+        m.advance(minute * 60.0)
+        return next(q.up for q in m.quotes() if q.name == "LIT-NORTH")
+
+    assert [up_at(t) for t in (60, 80, 95, 120, 150.5, 165, 171)] == [
+        True, False, False, False, False, False, True,
+    ]  # fmt: skip
+
+
+def test_the_price_stays_positive_at_a_volatility_the_format_allows() -> None:
+    """daily_volatility is the standard deviation of the day's log return (FORMAT.md): the
+    arithmetic path in ticks went below zero at 0.95 (a review: an arrival mid of -15.06,
+    then a traceback that stopped the run), and the log return's spread is as asked."""
+    import numpy as np
+
+    data = json.loads((REPO_SCENARIOS / "demo-midcap-buy.json").read_text())
+    data["instrument"]["daily_volatility"] = 0.95
+    data.pop("regimes", None)
+    sc = parse_scenario(data)
+    closes = []
+    for seed in range(20):
+        m = Market(sc, seed)
+        assert min(mids_every(m, 1800.0, 389 * 60.0)) > 0
+        closes.append(m.latent_ticks() / (sc.instrument.reference_price / sc.instrument.tick_size))
+    spread = float(np.std(np.log(closes)))
+    assert 0.5 < spread < 1.4, spread

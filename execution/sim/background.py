@@ -111,13 +111,20 @@ def draw_day(scenario: Scenario, cal: Calibration, seed: int) -> BackgroundDay:
 
     u1, u2, u3 = r_u1.random(n), r_u2.random(n), r_u3.random(n)
 
-    # Fundamental price: Brownian in ticks, variance spread evenly over the session and
-    # scaled by the regime's volatility multiplier (squared: it multiplies sigma).
+    # Fundamental price: geometric Brownian, as FORMAT.md's daily_volatility is the
+    # standard deviation of the day's log return; variance spread evenly over the session
+    # and scaled by the regime's volatility multiplier (squared: it multiplies sigma). The
+    # -s**2/2 keeps the price itself a martingale, as the arithmetic path was: no side
+    # gains by waiting. The arithmetic path in ticks went below zero at volatilities the
+    # format allows (a review: an arrival mid of -15.06 at 0.95, then a traceback).
     vol_mult, liq = _regime_columns(scenario, times)
     dt = np.diff(np.concatenate([[0.0], times]))
-    sigma_per_sqrt_s = cal.sigma_ticks_per_day / np.sqrt(SESSION_SECONDS)
-    steps = r_price.standard_normal(n) * sigma_per_sqrt_s * vol_mult * np.sqrt(dt)
-    fundamental = cal.reference_ticks + np.cumsum(steps)
+    sigma_log_per_sqrt_s = cal.sigma_ticks_per_day / cal.reference_ticks / np.sqrt(SESSION_SECONDS)
+    s = sigma_log_per_sqrt_s * vol_mult * np.sqrt(dt)
+    log_path = np.cumsum(r_price.standard_normal(n) * s - 0.5 * s * s)
+    # Never within a spread of zero, where no book can be quoted: a floor only a day far
+    # past any real volatility meets.
+    fundamental = np.maximum(cal.reference_ticks * np.exp(log_path), cal.spread_ticks + 1.0)
 
     return BackgroundDay(
         times=times.tolist(),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ from execution.sim.background import (
     rng_for,
 )
 from execution.sim.calibration import SESSION_SECONDS, Calibration, Knobs, calibrate
-from execution.sim.scenario import Scenario
+from execution.sim.scenario import Outage, Scenario
 from execution.sim.venues import BUY, SELL, DarkPool, Execution, LitBook, RestingOrder
 
 # Venue report kinds: what a venue tells the order's owner.
@@ -152,6 +152,25 @@ def _ssqrt(x: float) -> float:
     return math.copysign(math.sqrt(abs(x)), x)
 
 
+def outage_windows(outages: Iterable[Outage]) -> list[tuple[str, float, float]]:
+    """Each venue's outages as the windows it is down in: overlapping or touching ones
+    merged. One scheduled end per outage brought a venue back up inside another outage
+    that was still running (a review: a venue down 70-150 filled orders from minute 100,
+    where a second outage, 90-100, ended)."""
+    out: list[tuple[str, float, float]] = []
+    for name in dict.fromkeys(o.venue for o in outages):
+        spans = sorted((o.start_minute, o.end_minute) for o in outages if o.venue == name)
+        start, end = spans[0]
+        for s, e in spans[1:]:
+            if s <= end:
+                end = max(end, e)
+            else:
+                out.append((name, start, end))
+                start, end = s, e
+        out.append((name, start, end))
+    return out
+
+
 class Market:
     """One instrument's market for one simulated day, driven forward by `advance(t)`."""
 
@@ -222,9 +241,9 @@ class Market:
         # Called after every background event, for diagnostics; None in normal runs.
         self.observer: Callable[[Market], None] | None = None
         self.executions: list[VenueReport] = []  # every fill of ours, as the venues saw it
-        for o in scenario.outages:
-            self._schedule(o.start_minute * 60.0, _ACT_OUTAGE_START, o.venue)
-            self._schedule(o.end_minute * 60.0, _ACT_OUTAGE_END, o.venue)
+        for venue_name, start, end in outage_windows(scenario.outages):
+            self._schedule(start * 60.0, _ACT_OUTAGE_START, venue_name)
+            self._schedule(end * 60.0, _ACT_OUTAGE_END, venue_name)
 
     # -- what participants can see ----------------------------------------------------
 

@@ -123,6 +123,9 @@ class Scenario:
     regimes: tuple[Regime, ...]
     outages: tuple[Outage, ...]
     simulator: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # Top-level keys of the format this simulator reads but found in another's form, and
+    # ignored: "simulator" when it is not an object of knobs.
+    foreign: tuple[str, ...] = field(default=(), compare=False)
     source: str | None = None
     # Keys inside the format's objects that it does not define (a misspelt "limit_prce"
     # looks the same as an extension): ignored, and listed so a command can say so.
@@ -423,15 +426,18 @@ def _parse_regimes(data: Any) -> tuple[Regime, ...]:
         start = _number(_required(obj, "start_minute", p), p + "start_minute")
         if not 0 <= start < SESSION_MINUTES:
             raise ScenarioError(p + "start_minute", f"must be in [0, 390), got {start:g}")
-        if regimes and start <= regimes[-1].start_minute:
+        same = next((j for j, r in enumerate(regimes) if r.start_minute == start), None)
+        if same is not None:
             raise ScenarioError(
                 p + "start_minute",
-                f"must be after the previous regime's start ({regimes[-1].start_minute:g}), got {start:g}",
+                f"regimes[{same}] starts at minute {start:g} too: one regime from a minute on",
             )
         vol = _multiplier(obj, "volatility_multiplier", p)
         liq = _multiplier(obj, "liquidity_multiplier", p)
         regimes.append(Regime(start, vol, liq))
-    return tuple(regimes)
+    # In time order whatever order the file lists them in: each holds "until the next
+    # regime" (FORMAT.md), the next in time (a review's file listed minute 300 first).
+    return tuple(sorted(regimes, key=lambda r: r.start_minute))
 
 
 def _parse_outages(data: Any, venues: tuple[VenueSpec, ...]) -> tuple[Outage, ...]:
@@ -511,8 +517,10 @@ def parse_scenario(data: Any, *, source: str | None = None) -> Scenario:
     root = _obj(data, "scenario")
     _no_number_past_float(root, "")
     default_name = Path(source).stem if source else "scenario"
-    name = _nonempty_string(root.get("name", default_name), "name")
-    description = _string(root.get("description", ""), "description")
+    name = _nonempty_string(_or(root.get("name"), default_name), "name")
+    # An optional key given as null is a key not given (FORMAT.md's own example writes the
+    # optional limit_price so; "regimes": null was refused, and stopped a whole run).
+    description = _string(_or(root.get("description"), ""), "description")
     seed = _required(root, "seed", "")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ScenarioError("seed", f"must be an integer, got {_show(seed)}")
@@ -523,9 +531,13 @@ def parse_scenario(data: Any, *, source: str | None = None) -> Scenario:
     order = _parse_order(_required(root, "order", ""))
     venues = _parse_venues(_required(root, "venues", ""))
     profile_name, profile = _parse_profile(_required(root, "volume_profile", ""))
-    regimes = _parse_regimes(root.get("regimes", []))
-    outages = _parse_outages(root.get("outages", []), venues)
-    simulator = _obj(root.get("simulator", {}), "simulator")
+    regimes = _parse_regimes(_or(root.get("regimes"), []))
+    outages = _parse_outages(_or(root.get("outages"), []), venues)
+    # "simulator" is a top-level key the format leaves to each simulator: one that is not
+    # an object of knobs is another simulator's ("abides-v2"), ignored as unknown keys are.
+    raw_simulator = root.get("simulator")
+    simulator = raw_simulator if isinstance(raw_simulator, dict) else {}
+    foreign = () if raw_simulator is None or isinstance(raw_simulator, dict) else ("simulator",)
     return Scenario(
         name=name,
         description=description,
@@ -541,7 +553,12 @@ def parse_scenario(data: Any, *, source: str | None = None) -> Scenario:
         simulator=MappingProxyType(copy.deepcopy(simulator)),
         source=source,
         ignored=ignored_keys(root),
+        foreign=foreign,
     )
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 # Far above any real scenario (a 50 MB file with a long volume profile still loads).
