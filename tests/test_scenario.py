@@ -377,7 +377,11 @@ REJECTIONS = [
     (_set("volume_profile", [1, "x"]), "volume_profile[1]", "number"),
     (_set("volume_profile", [1, math.inf]), "volume_profile[1]", "finite"),
     # regimes
-    (_set("regimes.1.start_minute", 0), "regimes[1].start_minute", "regimes[0] starts at minute 0 too"),
+    (
+        _set("regimes.1.start_minute", 0),
+        "regimes[1].start_minute",
+        "regimes[0] starts at minute 0 too",
+    ),
     (_set("regimes.1.start_minute", 390), "regimes[1].start_minute", "[0, 390)"),
     (_set("regimes.0.start_minute", -5), "regimes[0].start_minute", "[0, 390)"),
     (_set("regimes.1.volatility_multiplier", 0), "regimes[1].volatility_multiplier", "> 0"),

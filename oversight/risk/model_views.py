@@ -229,8 +229,14 @@ def model_approve(request: HttpRequest, pk: int) -> HttpResponse:
         mv = registry.model_approve(
             user=request.user, version_id=pk, note=request.POST.get("note", "")
         )
+        # A gated version trades through its experts, whatever their own status: said
+        # here, where the approval is made (a trial read "approved" and found its expert,
+        # a candidate, trading the next order).
+        experts = ", ".join(e["model"] for e in registry.experts_of(mv))
+        through = f"; it trades through its experts {experts}" if experts else ""
         return (
-            f"{mv.name} approved: the order ticket offers it from now on; {registry.default_note()}"
+            f"{mv.name} approved: the order ticket offers it from now on{through}; "
+            f"{registry.default_note()}"
         )
 
     return act(request, _back(pk), go)

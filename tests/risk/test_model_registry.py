@@ -960,3 +960,21 @@ def test_a_version_with_no_evaluation_cannot_be_recommended(rita: User, tmp_path
         model_recommend(user=rita, version_id=mv.pk, reason="looks fine")
     mv.refresh_from_db()
     assert mv.status == ModelVersion.CANDIDATE
+
+
+def test_approving_a_gated_version_says_which_experts_it_trades_through(
+    rita: User, ruth: User
+) -> None:
+    """A trial read "policy-v9 approved" and found its expert, still a candidate, trading
+    the next order: the approval says what it lets trade."""
+    from execution.model_registry import experts_of
+
+    if not (MODEL_DIR / "policy-v9.onnx").is_file():
+        pytest.skip("no shipped gated model")
+    shipped_register()
+    mv = ModelVersion.objects.get(name="policy-v9")
+    experts = [e["model"] for e in experts_of(mv)]
+    assert len(experts) == 2
+    client_for(rita).post(f"/risk/models/{mv.pk}/recommend/", {"reason": "evaluated"})
+    said = client_for(ruth).post(f"/risk/models/{mv.pk}/approve/", {"note": "ok"}, follow=True)
+    assert f"it trades through its experts {', '.join(experts)}" in said.content.decode()
