@@ -581,3 +581,22 @@ def test_a_cancel_during_the_windows_wind_down_leaves_the_order_expired(midcap: 
     final = of(e.events, ParentStatusChanged)[-1]
     assert (final.status, final.reason) == ("EXPIRED", "window ended")
     assert 0 < w.parent.filled_qty < 150_000
+
+
+@pytest.mark.parametrize("strategy", ["twap", "vwap", "is", "adaptive"])
+def test_an_order_that_finishes_asks_for_no_more_than_it_has_left(
+    midcap: Scenario, strategy: str
+) -> None:
+    """Its completion take counted the shares of children it had only asked to cancel, and
+    was refused as more than the order has left (EXCEEDS_LEAVES) on every order that
+    ended with a child resting (a trial): those shares go once the cancels land."""
+    denied = Counter()
+    for seed in range(1, 4):
+        e = run(
+            midcap,
+            spec(midcap, strategy, end_s=midcap.order.start_minute * 60 + 1800.0, qty=20_000),
+            seed=seed,
+        )
+        assert e.orders["P1"].parent.status == ParentStatus.FILLED
+        denied.update(d.reason for d in of(e.events, ChildDenied))
+    assert denied["EXCEEDS_LEAVES"] == 0, denied

@@ -422,7 +422,11 @@ class Strategy(ABC):
         actions: list[Action],
     ) -> tuple[int, list[WorkingChild], int, int]:
         """Take up to `want` shares now, appending the orders to `actions`. If fewer are free,
-        the resting children are cancelled first (dark ones first) so that the take can go.
+        the resting children are cancelled (dark ones first) so that the rest of the take
+        can go at the next decision, once the venues have confirmed: until then their
+        shares are still working there and may fill, and a take that counted on them was
+        refused as more than the order has left (EXCEEDS_LEAVES, on every order that
+        finished with a child resting: a trial).
         Returns (shares taken, kept children, their resting quantity, free quantity).
         With the far touch past the order's limit nothing can be taken, so nothing resting
         is cancelled for it (they were, every decision, and sent again at the same limit:
@@ -432,7 +436,6 @@ class Strategy(ABC):
         if want > free and kept:
             for c in sorted(kept, key=lambda c: c.intent != "dark"):
                 actions.append(Cancel(c.client_order_id, "CATCH_UP"))
-            free += resting_qty
             kept, resting_qty = [], 0
         want = min(want, free)
         taken = 0
