@@ -211,3 +211,18 @@ def test_the_price_stays_positive_at_a_volatility_the_format_allows() -> None:
         closes.append(m.latent_ticks() / (sc.instrument.reference_price / sc.instrument.tick_size))
     spread = float(np.std(np.log(closes)))
     assert 0.5 < spread < 1.4, spread
+
+
+def test_a_dark_pool_does_not_cross_while_no_lit_venue_quotes(midcap: Scenario) -> None:
+    """It crosses at the lit midpoint (FORMAT.md); with every lit venue down it crossed at
+    the latent price, which no participant sees (a review)."""
+    data = midcap.to_dict()
+    lit = [v["name"] for v in data["venues"] if v["kind"] == "lit"]
+    data["outages"] = [{"venue": n, "start_minute": 60, "end_minute": 90} for n in lit]
+    m = Market(parse_scenario(data), 3)
+    m.advance(61 * 60.0)
+    before = m.tape.volume
+    m.advance(89 * 60.0)
+    assert m.tape.volume == before
+    m.advance(95 * 60.0)
+    assert m.tape.volume > before

@@ -369,9 +369,15 @@ class Market:
         slope = self._slope
         if kind == KIND_DARK:
             assert isinstance(venue, DarkPool)
+            # A dark pool crosses at the lit midpoint (FORMAT.md): with no lit quote (every
+            # lit venue down) it has none, and does not cross. It crossed at the latent
+            # price, which no participant sees (a review).
+            bid, ask = self.nbbo()
+            if bid == 0 and ask == 0:
+                return
             # Dark contra flow leans to the latent price too: fills come when the price is
             # about to move against the resting side (adverse selection, as in real pools).
-            mid = self.mid_ticks()
+            mid = (bid + ask) / 2.0
             lean = 0.25 * math.tanh(slope * (latent - mid))
             side = BUY if u1 < 0.5 + lean else SELL
             size = max(1.0, self._dark_size * liq * day.size[i])
