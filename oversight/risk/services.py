@@ -29,6 +29,7 @@ from oversight.risk.models import (
     LIMIT_SCOPES,
     LIMIT_VALUE,
     Desk,
+    DeskMembership,
     ExceptionComment,
     KillSwitch,
     LimitRequest,
@@ -195,9 +196,15 @@ MAX_COMMENT_CHARS = 4000
 # Limits counted in whole things: shares and percentages have their own bounds.
 WHOLE_METRICS = {Metric.MAX_ORDER_QTY, Metric.MAX_CHILD_QTY}
 PERCENT_METRICS = {Metric.MAX_PARTICIPATION_PCT}
+# Dollars: to the cent (a trial's "1,000,000.555" was taken as a limit).
+MONEY_METRICS = {Metric.MAX_ORDER_NOTIONAL, Metric.DAILY_NOTIONAL, Metric.MAX_CHILD_NOTIONAL}
 PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 # As the page shows limits (2,000,000): commas between groups of exactly three digits.
 GROUPED_NUMBER = re.compile(r"-?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?")
+
+
+def desk_has_members(name: str) -> bool:
+    return DeskMembership.objects.filter(desk__name=name).exists()
 
 
 def _parse_value(value: Any, metric: str = "") -> Decimal | None:
@@ -225,6 +232,8 @@ def _parse_value(value: Any, metric: str = "") -> Decimal | None:
         raise ValidationError({"new_value": f"must be at most {MAX_LIMIT_VALUE:,}"})
     if metric in WHOLE_METRICS and v != v.to_integral_value():
         raise ValidationError({"new_value": "is a number of shares: a whole number"})
+    if metric in MONEY_METRICS and v != v.quantize(Decimal("0.01")):
+        raise ValidationError({"new_value": "is an amount of dollars: at most two decimal places"})
     if metric in PERCENT_METRICS and v > 100:
         raise ValidationError({"new_value": "is a percentage of the market's volume: at most 100"})
     places = LIMIT_VALUE["decimal_places"]

@@ -301,9 +301,16 @@ def limit_request(request: HttpRequest) -> HttpResponse:
             f"{scope}, {req.get_metric_display()}: "
             f"{_plain(req.old_value)} → {_plain(req.new_value)}"
         )
+        # A desk's limit may be set before anyone sits on it; said, so a mistyped desk is
+        # not taken for the one meant (a trial's "NO-SUCH-DESK" was "active now").
+        empty = ""
+        if req.scope_type == "desk" and not services.desk_has_members(req.scope_key):
+            empty = f" (nobody is on desk {req.scope_key} yet: it binds nobody until someone is)"
         if req.status == LimitRequest.ACTIVE:
-            return f"Limit request {req.pk} active now (a tightening takes one person): {what}"
-        return f"Limit request {req.pk} waits for a second risk manager's approval: {what}"
+            return (
+                f"Limit request {req.pk} active now (a tightening takes one person): {what}" + empty
+            )
+        return f"Limit request {req.pk} waits for a second risk manager's approval: {what}" + empty
 
     return act(
         request,

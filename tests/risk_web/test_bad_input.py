@@ -64,8 +64,11 @@ def test_limit_request(rita, setup) -> None:
     refused(c, url, {**good, "new_value": "9999999999999999.9999"}, status=302,
             says="must be at most 1,000,000,000,000")  # fmt: skip
     # Refused, not silently rounded to the column's 4 places (0.00001 would become 0).
-    refused(c, url, {**good, "metric": "max_order_notional", "new_value": "0.00001"},
+    refused(c, url, {**good, "metric": "price_collar_bps", "new_value": "0.00001"},
             status=302, says="may have at most 4 decimal places")  # fmt: skip
+    # Dollars to the cent (a trial's $1,000,000.555 was taken).
+    refused(c, url, {**good, "metric": "max_order_notional", "new_value": "1000000.555"},
+            status=302, says="an amount of dollars: at most two decimal places")  # fmt: skip
     refused(c, url, {**good, "reason": "  "}, status=302, says="reason: say why")
     assert not LimitRequest.objects.exists()
 
@@ -248,3 +251,21 @@ def test_override_decisions(rita, rob, alice, setup) -> None:
     assert f"Override {ov.pk} granted for 30 min" in ok.content.decode()
     refused(c, reverse("risk_override_reject", args=[ov.pk]), {}, status=302,
             says="is granted, not pending")  # fmt: skip
+
+
+def test_a_limit_on_a_desk_nobody_sits_on_says_so(rita) -> None:
+    """A desk's limit may be set before anyone is on it, but a mistyped desk read "active
+    now" as if it bound the desk meant (a trial)."""
+    c = client_for(rita)
+    page = c.post(
+        reverse("risk_limit_request"),
+        {
+            "scope_type": "desk",
+            "scope_key": "EQ-9",
+            "metric": "max_order_qty",
+            "new_value": "5",
+            "reason": "set up a new desk",
+        },  # fmt: skip
+        follow=True,
+    ).content.decode()
+    assert "nobody is on desk EQ-9 yet: it binds nobody until someone is" in unescape(page)
