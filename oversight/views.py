@@ -532,8 +532,19 @@ def role_grants(request: HttpRequest) -> HttpResponse:
             "user_id", flat=True
         )
     )
+    from oversight.risk.models import DeskMembership
+
+    # The desk a trader's orders will count on: one on no desk is outside every desk's
+    # limits and kill switches, which the one confirming should know (a trial confirmed
+    # a new trader on none, whose order then passed the desk's tighter limit).
+    desks = dict(
+        DeskMembership.objects.filter(user_id__in=[g.user_id for g in pending]).values_list(
+            "user_id", "desk__name"
+        )
+    )
     for g in pending:
         g.password_due = g.user_id in due  # type: ignore[attr-defined]
+        g.desk = desks.get(g.user_id, "")  # type: ignore[attr-defined]
     for g in (*pending, *decided):
         g.role_label = ROLE_LABELS.get(g.role, g.role)  # type: ignore[attr-defined]
         # A withdrawal is a decline by nobody: said as what it was (a trial read "declined").

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from oversight.audit_chain import audit_chain_verify
-from oversight.models import AuditRecord
+from oversight.models import AuditRecord, RoleGrant
 from oversight.services import user_create, user_deactivate, user_reactivate, user_role_set
 from tests.personas import confirm_role
 
@@ -902,3 +902,22 @@ def test_the_four_eyes_alert_is_titled_as_things_are_now(
         user_role_set(actor=adam, user=rob, role="trader", reason="moves")
     e.refresh_from_db()
     assert e.title == "1 active risk manager: four-eyes approvals cannot be given"
+
+
+def test_the_roles_page_shows_the_desk_a_new_trader_will_count_on(adam, rita) -> None:
+    """A trial confirmed a new trader on no desk, whose order then passed the desk's
+    tighter limit: the one confirming sees the desk, or that there is none."""
+    from oversight.services import user_create, user_desk_set
+
+    tina = user_create(actor=adam, username="tina", password=PASSWORD, role="trader", reason="hire")
+    tom = user_create(actor=adam, username="tom", password=PASSWORD, role="trader", reason="hire")
+    user_desk_set(actor=adam, user=tom, desk="EQ-1", reason="his desk")
+    page = client_for(rita).get(reverse("role_grants")).content.decode()
+
+    def desk_cell(user: User) -> str:
+        grant = RoleGrant.objects.get(user=user, status="PENDING")
+        row = page.split(f'id="grant-{grant.pk}"')[1].split("</tr>")[0]
+        return row.split('data-field="desk">')[1].split("</td>")[0]
+
+    assert "no desk" in desk_cell(tina) and "desk kill switches will not cover" in desk_cell(tina)
+    assert desk_cell(tom) == "EQ-1"

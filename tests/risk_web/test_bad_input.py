@@ -265,7 +265,7 @@ def test_a_limit_on_a_desk_nobody_sits_on_says_so(rita) -> None:
             "metric": "max_order_qty",
             "new_value": "5",
             "reason": "set up a new desk",
-        },  # fmt: skip
+        },
         follow=True,
     ).content.decode()
     assert "nobody is on desk EQ-9 yet: it binds nobody until someone is" in unescape(page)
