@@ -89,6 +89,11 @@ def _number(payload: Any, key: str) -> float | None:
 def order_facts(order: ParentOrder) -> OrderFacts:
     """An order from tca_orders, as the pure summary takes it."""
     final = getattr(order, "final_payload", None)
+    left_paused = (
+        order.status == "EXPIRED"
+        and isinstance(final, dict)
+        and final.get("reason") == ENDED_PAUSED
+    )
     return OrderFacts(
         order_id=order.pk,
         strategy=order.strategy,
@@ -102,12 +107,8 @@ def order_facts(order: ParentOrder) -> OrderFacts:
         market_vwap_px=_number(final, "market_vwap_px"),
         # Canceled, or left paused by its trader until the window ended: not the
         # strategy's doing (a trial's paused orders counted against TWAP's fill rate).
-        stopped=order.status == "CANCELED"
-        or (
-            order.status == "EXPIRED"
-            and isinstance(final, dict)
-            and final.get("reason") == ENDED_PAUSED
-        ),
+        stopped=order.status == "CANCELED" or left_paused,
+        left_paused=left_paused,
         fallback=order.fallback_strategy or "",
         model=_model_label(order),
     )

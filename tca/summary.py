@@ -53,6 +53,12 @@ class OrderFacts:
     # Canceled (by its trader, or a kill switch), not left to finish: its fills and costs
     # count, but not against the strategy's fill rate, which it had no chance to reach.
     stopped: bool = False
+    # Left paused by its trader until its window ended: the market's volume and VWAP over
+    # its window count time it stood still, so its participation and its fills against
+    # that VWAP measure the pause, not the strategy (a trial's read -141.77 bps against
+    # VWAP, the price having rallied while it stood, and moved its strategy's mean to
+    # -74.54). Both are left undefined for it.
+    left_paused: bool = False
     # The strategy it was entered with stopped deciding (an adaptive model fell back) and
     # this one finished it; the order still counts under the strategy entered.
     fallback: str = ""
@@ -96,10 +102,10 @@ def order_result(facts: OrderFacts) -> OrderResult:
             )
         )
     participation = None
-    if facts.market_volume:  # unknown or zero: no share of it to speak of
+    if facts.market_volume and not facts.left_paused:  # unknown or zero: no share of it
         participation = 100.0 * facts.filled_qty / facts.market_volume
     vwap = None
-    if facts.filled_qty > 0:
+    if facts.filled_qty > 0 and not facts.left_paused:
         vwap = vwap_slippage_bps(
             side=sign, avg_fill_px=facts.avg_px, market_vwap=facts.market_vwap_px
         )

@@ -163,3 +163,16 @@ def test_orders_stopped_by_a_person_or_a_kill_switch_are_not_in_the_fill_rate() 
     assert s.filled.n == 2  # its fills still count
     (only,) = strategy_summaries([stopped])
     assert only.fill_rate_pct is None and only.stopped == 1
+
+
+def test_an_order_left_paused_to_its_windows_end_has_no_vwap_or_participation() -> None:
+    """The market's VWAP and volume over its window count the time it stood still: a
+    trial's read -141.77 bps against VWAP (the price rallied while it stood) and moved its
+    strategy's mean to -74.54. Its shortfall still counts, as a stopped order's does."""
+    worked = order_result(facts(order_id=1, market_vwap_px=40.05))
+    paused = order_result(facts(order_id=2, market_vwap_px=41.50, stopped=True, left_paused=True))
+    assert paused.vwap_slippage_bps is None and paused.participation_pct is None
+    assert paused.filled_shortfall_bps == worked.filled_shortfall_bps
+    (s,) = strategy_summaries([worked, paused])
+    assert s.vwap.n == 1 and s.vwap.mean == pytest.approx(worked.vwap_slippage_bps)
+    assert s.filled.n == 2
