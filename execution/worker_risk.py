@@ -60,9 +60,9 @@ DENIAL_STORM = 50  # denials of one order within DENIAL_STORM_WINDOW_S simulated
 DENIAL_STORM_WINDOW_S = 60.0
 REJECT_WINDOW_S = 10.0
 BEHIND_FRACTION = 0.10  # of the order's quantity behind its schedule
-# Back on schedule at half that: an order hovering at the line is not raised and "caught
-# up" at every other step.
-CAUGHT_UP_FRACTION = 0.05
+# Back on schedule at half the line it was raised at (the larger of that share and a
+# lot): an order hovering at the line is not raised and "caught up" at every other step.
+CAUGHT_UP_SHARE = 0.5
 BEHIND_RESTATE_S = 60.0  # simulated seconds between restatements of a moving lag
 
 
@@ -535,17 +535,16 @@ class WorkerRisk:
             behind = target - p.filled_qty
             lot = wk.strategy.lot(p.qty - p.filled_qty)
             is_behind = behind > BEHIND_FRACTION * p.qty and behind >= lot
-            if lag is not None and not lag.over and not is_behind:
-                if behind <= CAUGHT_UP_FRACTION * p.qty or behind < lot:
+            shares = round(behind)
+            if lag is not None and not lag.over:
+                # A lot is a tenth of a small order or more: the band is then the lot's.
+                if behind <= CAUGHT_UP_SHARE * max(BEHIND_FRACTION * p.qty, lot):
                     self._behind_over(
                         orders[eid], lag, f"filled {p.filled_qty:,} of {p.qty:,}, on schedule"
                     )
-                continue
-            if not is_behind:
-                continue
-            shares = round(behind)
-            if lag is not None and not lag.over:
-                # Still behind: restated at most once a simulated minute, when the lag moved.
+                    continue
+                # Still behind, or not yet back: restated at most once a simulated minute,
+                # when the lag moved (between the two lines too, or it kept a lag long gone).
                 lag.worst = max(lag.worst, shares)
                 if now - lag.stated_at < BEHIND_RESTATE_S or shares == lag.stated:
                     continue
@@ -555,9 +554,19 @@ class WorkerRisk:
                     **self._behind_words(orders[eid], wk, target, shares, lag.worst),
                 )
                 continue
-            # Behind for the first time, or again after catching up: an occurrence.
+            if not is_behind:
+                continue
+            # Behind for the first time, or again after catching up: an occurrence, counted
+            # on its warning if that is still open (its worst goes on), else a new one
+            # with a worst of its own (a review found a resolved one's carried over).
             o = orders[eid]
-            worst = shares if lag is None else max(lag.worst, shares)
+            worst = shares
+            if lag is not None and (
+                RiskException.objects.filter(dedupe_key=f"behind:{o.pk}")
+                .exclude(status=RiskException.RESOLVED)
+                .exists()
+            ):
+                worst = max(lag.worst, shares)
             self._behind[eid] = _Lag(stated_at=now, stated=shares, worst=worst)
             exception_raise(
                 kind="BEHIND_SCHEDULE",

@@ -10,6 +10,7 @@ the requester (refused here, and by CHECK constraints in the database).
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import zlib
 from datetime import timedelta
@@ -18,10 +19,11 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from execution.engine.policy import DenyReason
 from oversight.audit import audit_record, four_eyes_refusals_audited
 from oversight.reasons import reason_given
 from oversight.risk import notify
@@ -45,6 +47,7 @@ from oversight.risk.pretrade import (
     entered_order_scopes,
     refusals,
 )
+from oversight.risk.scopes import covers
 from oversight.risk.selectors import (
     UNHELD_CANCEL,
     applied_text,
@@ -62,6 +65,8 @@ from oversight.roles import (
     second_eyes_problem,
     set_aside_as,
 )
+
+logger = logging.getLogger(__name__)
 
 LIMIT_REQUEST_TTL = timedelta(hours=24)
 OVERRIDE_DEFAULT_MINUTES = 30
@@ -327,7 +332,9 @@ def _apply(req: LimitRequest, limit: RiskLimit, *, decided_by: Any, note: str) -
     payload = {**_limit_json(req), "request": req.pk}
     transaction.on_commit(lambda: notify.workers_wake("limits"))
     transaction.on_commit(lambda: notify.console_send("limit", payload))
-    transaction.on_commit(blocked_reasons_restate)  # its own transactions, order rows first
+    # In its own transactions, order rows first; robust: the change has committed.
+    scope = (limit.scope_type, limit.scope_key)
+    transaction.on_commit(lambda: blocked_reasons_restate(*scope), robust=True)
 
 
 @four_eyes_refusals_audited("limit.request.approve", "oversight.LimitRequest", "request_id")
@@ -510,9 +517,7 @@ def _blocked_cancel(k: KillSwitch, user: Any | None) -> int:
         .order_by("pk")
     )
     orders = list(
-        ParentOrder.objects.select_for_update(no_key=True, of=("self",))
-        .filter(unheld, pk__in=ids)
-        .order_by("pk")
+        ParentOrder.objects.select_for_update(no_key=True).filter(unheld, pk__in=ids).order_by("pk")
     )
     now = timezone.now()
     by = (user or k.engaged_by).get_username()
@@ -815,7 +820,12 @@ def override_request(*, user: Any, order_id: int, reason: str) -> Override:
             raise ValidationError(f"order {order.pk} is {order.status.lower()}, not blocked")
         if Override.objects.filter(order=order, status=Override.PENDING).exists():
             raise ValidationError(f"an override for order {order.pk} is already pending")
-        codes = [c.split(":")[0] for c in order.status_reason.split("; ") if c]
+        # The reason's codes, and only codes: a reason restated after a limit change may
+        # say the order is within its limits (a review found that sentence taken as one).
+        known = {r.value for r in DenyReason}
+        codes = [
+            code for c in order.status_reason.split("; ") if (code := c.split(":")[0]) in known
+        ]
         # And what it breaches now: the reason is cut at 255 characters, and a long one
         # lost its last code, so the grant always failed on it (a review).
         now = _findings_now(order, lock=False)[1]  # read only: the grant checks again, locked
@@ -862,35 +872,47 @@ def _findings_now(order: Any, *, lock: bool = True) -> tuple[list[Any], list[Any
     return now_refused, found
 
 
-def blocked_reasons_restate() -> int:
-    """Each blocked order's reason as its limits stand now, after a limit changed: it kept
-    the figures it was blocked with ("> 1,000,000 (firm)" under a limit since raised or
-    lowered), and an order a loosening had put within every limit still read as a breach.
-    It stays blocked either way: releasing it is a person's decision (an override), not a
-    side effect of a limit change. Restated as its next event, so open blotters show it;
-    returns how many changed."""
+def blocked_reasons_restate(scope_type: str, scope_key: str) -> int:
+    """The reason of each blocked order a changed limit's scope covers, as its limits
+    stand now: it kept the figures it was blocked with ("> 1,000,000 (firm)" under a limit
+    since raised or lowered), and an order a loosening had put within every limit still
+    read as a breach. It stays blocked either way: releasing it is a person's decision (an
+    override), not a side effect of a limit change. Restated as its next event, so open
+    blotters show it; returns how many changed. Each order in its own transaction, and
+    one that fails is logged and skipped: the limit change it follows has committed."""
     from execution.models import BLOCKED, ParentOrder
     from execution.services import order_status_set
 
     n = 0
-    for pk in ParentOrder.objects.filter(status=BLOCKED).values_list("pk", flat=True):
-        with transaction.atomic():
-            order = (
-                ParentOrder.objects.select_for_update(no_key=True)
-                .select_related("instrument", "owner")
-                .filter(pk=pk, status=BLOCKED)
-                .first()
-            )
-            if order is None:
-                continue
-            refused, found = _findings_now(order, lock=False)
-            reason = "; ".join(str(f) for f in [*refused, *found]) or (
-                "within its limits as they stand now (a limit changed since it was "
-                "blocked): an override releases it, or its trader may enter it again"
-            )
-            if reason[:255] != order.status_reason:
-                order_status_set(order, BLOCKED, reason)
-                n += 1
+    blocked = ParentOrder.objects.filter(status=BLOCKED).select_related(
+        "instrument", "owner", "model_version"
+    )
+    for candidate in blocked:
+        if not covers(scope_type, scope_key, entered_order_scopes(candidate)):
+            continue
+        try:
+            with transaction.atomic():
+                # The order's row alone: its trader's too (select_related without `of`)
+                # made a lock cycle with a grant or a halt, which lock the trader first
+                # (a review: "deadlock detected" on PostgreSQL).
+                order = (
+                    ParentOrder.objects.select_for_update(no_key=True, of=("self",))
+                    .select_related("instrument", "owner", "model_version")
+                    .filter(pk=candidate.pk, status=BLOCKED)
+                    .first()
+                )
+                if order is None:
+                    continue
+                refused, found = _findings_now(order, lock=False)
+                reason = "; ".join(str(f) for f in [*refused, *found]) or (
+                    "within its limits as they stand now (a limit changed since it was "
+                    "blocked): an override releases it, or its trader may enter it again"
+                )
+                if reason[:255] != order.status_reason:
+                    order_status_set(order, BLOCKED, reason)
+                    n += 1
+        except DatabaseError:
+            logger.exception("blocked order %s: its reason was not restated", candidate.pk)
     return n
 
 

@@ -238,9 +238,11 @@
       tb = instantiate("exc-template", p.id);
       openCount += 1;
     }
-    const wasPinned = !fresh && pinned(tb);
+    // Placed again when anything it sorts by changed, as the server would sort it: an
+    // escalated critical dropping to a warning stays pinned but moves below the criticals.
+    const keyBefore = fresh ? "" : sortKey(tb).join(",");
     fillException(tb, p);
-    if (fresh || wasPinned !== pinned(tb)) place(tb);
+    if (fresh || keyBefore !== sortKey(tb).join(",")) place(tb);
     else if (!tb.isConnected) place(tb);
     if (fresh) flash(tb.querySelector("tr.main"));
     // A table that grew past the server's page keeps its size: the oldest least urgent go.

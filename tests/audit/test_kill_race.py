@@ -122,3 +122,40 @@ def test_the_reapers_halt_and_a_traders_cancel_do_not_deadlock(
     assert set(
         ParentOrder.objects.filter(pk__in=(o1.pk, o2.pk)).values_list("status", flat=True)
     ) == {"CANCELED"}
+
+
+@only_pg
+def test_restating_blocked_orders_and_a_grant_do_not_deadlock(
+    instrument: Instrument, alice: Any, monkeypatch: Any, caplog: Any
+) -> None:
+    """A grant (and a halt, a deactivation) locks the trader's row, then the order's; the
+    restate after a limit change locked the order's and, through select_related without
+    `of`, the trader's too (a review: "deadlock detected"). It locks the order's alone."""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+
+    from tests.risk.conftest import set_limit
+
+    monkeypatch.setattr(order_services, "dispatch_order", lambda _id: None)
+    set_limit("max_order_qty", 10_000)
+    order = submit(alice, instrument)
+    assert order.status == "BLOCKED"
+    inside, go = threading.Event(), threading.Event()
+
+    def as_a_grant_locks() -> str:
+        with transaction.atomic():
+            list(get_user_model().objects.select_for_update(no_key=True).filter(pk=alice.pk))
+            inside.set()
+            go.wait(10)
+            time.sleep(1.0)  # the restate has the order's row by now
+            list(ParentOrder.objects.select_for_update(no_key=True).filter(pk=order.pk))
+        return "ok"
+
+    out: dict[str, Any] = {}
+    grant = in_thread(as_a_grant_locks, out, "grant")
+    assert inside.wait(10)
+    go.set()
+    out["restate"] = risk_services.blocked_reasons_restate("firm", "")
+    grant.join(30)
+    assert out == {"grant": "ok", "restate": 0}, out
+    assert "was not restated" not in caplog.text  # it was not the deadlock's victim either

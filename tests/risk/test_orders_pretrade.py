@@ -829,7 +829,7 @@ def test_an_order_released_past_the_participation_limit_trades_past_it(
 
 
 def test_a_blocked_orders_reason_follows_a_limit_change(
-    alice: User, rita: User, ruth: User, instrument: Instrument
+    alice: User, bob: User, rita: User, ruth: User, instrument: Instrument
 ) -> None:
     """It kept the figures it was blocked with under a limit since changed; within every
     limit after a loosening, it says so and stays blocked for a person to release."""
@@ -861,3 +861,20 @@ def test_a_blocked_orders_reason_follows_a_limit_change(
     # Its blotter heard it: the order's latest event says it.
     last = order.events.order_by("-seq").first()
     assert last is not None and last.payload["reason"] == order.status_reason
+    # A limit whose scope does not cover it leaves it alone (every blocked order was
+    # checked again at every change: a review).
+    set_limit("max_order_qty", 10_000)
+    seq = order.last_seq
+    req = limit_change_request(
+        user=rita, scope_type="trader", scope_key="bob", metric="max_order_qty",
+        new_value=5, reason="not alice",
+    )  # fmt: skip
+    order.refresh_from_db()
+    assert order.last_seq == seq
+    # An override asked for now carries codes, not the restated sentence (a review).
+    ParentOrder.objects.filter(pk=order.pk).update(
+        status_reason="within its limits as they stand now (a limit changed since it was "
+        "blocked): an override releases it, or its trader may enter it again"
+    )
+    ov = override_request(user=alice, order_id=order.pk, reason="client order")
+    assert ov.codes == ["MAX_ORDER_QTY"], ov.codes
