@@ -517,7 +517,9 @@ def _blocked_cancel(k: KillSwitch, user: Any | None) -> int:
         .order_by("pk")
     )
     orders = list(
-        ParentOrder.objects.select_for_update(no_key=True).filter(unheld, pk__in=ids).order_by("pk")
+        ParentOrder.objects.select_for_update(no_key=True, of=("self",))
+        .filter(unheld, pk__in=ids)
+        .order_by("pk")
     )
     now = timezone.now()
     by = (user or k.engaged_by).get_username()
