@@ -1209,34 +1209,25 @@ def exception_raise(
 def exception_restate(*, dedupe_key: str, title: str, detail: str, suggested_action: str) -> int:
     """Say an open exception's cause as it stands now, without counting it again: an order
     behind its schedule is one occurrence whose lag moves (its warning kept the lag of the
-    step it was raised at, however far behind the order fell or caught up). Not audited, as a count-up is not:
-    the raise and the resolution are. Broadcast; returns how many were open (0 or 1): one
-    a risk manager resolved stays resolved."""
-    with transaction.atomic():
-        e = (
-            RiskException.objects.select_for_update(no_key=True)
-            .filter(dedupe_key=dedupe_key[:200])
-            .exclude(status=RiskException.RESOLVED)
-            .first()
-        )
-        if e is None:
-            return 0
-        e.title, e.detail = title[:200], detail
-        e.suggested_action = suggested_action[:200]
-        e.last_at = timezone.now()
-        e.save(update_fields=["title", "detail", "suggested_action", "last_at"])
-        payload = exception_json(e)
-        transaction.on_commit(lambda: notify.console_send("exception", payload))
-    return 1
+    step it was raised at, however far behind the order fell or caught up). Not audited,
+    as a count-up is not: the raise and the resolution are. Broadcast; returns how many
+    were open (0 or 1): one a risk manager resolved stays resolved."""
+    return _exception_say(dedupe_key, title, detail, suggested_action, over=False)
 
 
 def exception_cause_over(*, dedupe_key: str, title: str, detail: str, suggested_action: str) -> int:
     """The cause of an open exception is over (a venue is back up): it is said on the
     exception, which drops to a warning (no longer pinned above what still needs a
     person, once someone has acknowledged it: an escalated one nobody has looked at stays
-    on top, exceptions_open) and stays open for a risk manager to resolve (a trial: "Venue LIT-NORTH is
-    down" stayed an escalated critical long after the venue filled again). Audited and
-    broadcast; returns how many were open (0 or 1)."""
+    on top, exceptions_open) and stays open for a risk manager to resolve (a trial: "Venue
+    LIT-NORTH is down" stayed an escalated critical long after the venue filled again).
+    Audited and broadcast; returns how many were open (0 or 1)."""
+    return _exception_say(dedupe_key, title, detail, suggested_action, over=True)
+
+
+def _exception_say(
+    dedupe_key: str, title: str, detail: str, suggested_action: str, *, over: bool
+) -> int:
     with transaction.atomic():
         e = (
             RiskException.objects.select_for_update(no_key=True)
@@ -1247,18 +1238,22 @@ def exception_cause_over(*, dedupe_key: str, title: str, detail: str, suggested_
         if e is None:
             return 0
         before = {"severity": e.severity, "title": e.title}
-        e.severity = RiskException.WARNING
         e.title, e.detail = title[:200], detail
         e.suggested_action = suggested_action[:200]
         e.last_at = timezone.now()
-        e.save(update_fields=["severity", "title", "detail", "suggested_action", "last_at"])
-        audit_record(
-            actor=None,
-            action="exception.cause_over",
-            obj=e,
-            before=before,
-            after={"severity": e.severity, "title": e.title},
-        )
+        fields = ["title", "detail", "suggested_action", "last_at"]
+        if over:
+            e.severity = RiskException.WARNING
+            fields.append("severity")
+        e.save(update_fields=fields)
+        if over:
+            audit_record(
+                actor=None,
+                action="exception.cause_over",
+                obj=e,
+                before=before,
+                after={"severity": e.severity, "title": e.title},
+            )
         payload = exception_json(e)
         transaction.on_commit(lambda: notify.console_send("exception", payload))
     return 1
