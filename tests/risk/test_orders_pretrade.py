@@ -838,21 +838,21 @@ def test_a_blocked_orders_reason_follows_a_limit_change(
     set_limit("max_order_qty", 10_000)
     order = submit(alice, instrument)
     assert order.status_reason == "MAX_ORDER_QTY: 20,000 shares > 10,000 (firm)"
-    req = limit_change_request(
-        user=rita, scope_type="firm", scope_key="", metric="max_order_qty",
-        new_value=15_000, reason="a larger day",
-    )  # fmt: skip
-    limit_request_approve(user=ruth, request_id=req.pk, note="checked")
+
+    def loosen(value: int) -> None:
+        req = limit_change_request(
+            user=rita, scope_type="firm", scope_key="", metric="max_order_qty",
+            new_value=value, reason="a larger day",
+        )  # fmt: skip
+        limit_request_approve(user=ruth, request_id=req.pk, note="checked")
+
+    loosen(15_000)
     order.refresh_from_db()
     assert (order.status, order.status_reason) == (
         "BLOCKED",
         "MAX_ORDER_QTY: 20,000 shares > 15,000 (firm)",
     )
-    req = limit_change_request(
-        user=rita, scope_type="firm", scope_key="", metric="max_order_qty",
-        new_value=25_000, reason="a larger day still",
-    )  # fmt: skip
-    limit_request_approve(user=ruth, request_id=req.pk, note="checked")
+    loosen(25_000)
     order.refresh_from_db()
     assert order.status == "BLOCKED"
     assert order.status_reason.startswith("within its limits as they stand now"), (
@@ -865,7 +865,7 @@ def test_a_blocked_orders_reason_follows_a_limit_change(
     # checked again at every change: a review).
     set_limit("max_order_qty", 10_000)
     seq = order.last_seq
-    req = limit_change_request(
+    limit_change_request(
         user=rita, scope_type="trader", scope_key="bob", metric="max_order_qty",
         new_value=5, reason="not alice",
     )  # fmt: skip
