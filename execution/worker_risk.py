@@ -15,7 +15,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from execution.engine.engine import ENDED_PAUSED
-from execution.engine.events import ChildDenied, ChildRejected, DomainEvent, ParentStatusChanged
+from execution.engine.events import (
+    ChildDenied,
+    ChildRejected,
+    DomainEvent,
+    ParentReplanned,
+    ParentStatusChanged,
+)
 from execution.engine.orders import ParentStatus, ticks_to_px
 from execution.engine.policy import percent
 from execution.engine.risk import ChildLimits
@@ -452,7 +458,8 @@ class WorkerRisk:
                 scope_key=str(o.pk),
                 title=f"Fills outside the {b.collar_bps:g} bps collar on order {o.pk}",
                 detail=f"the last: {b.client_order_id} at {ticks_to_px(b.px_ticks, tick)}, "
-                f"{b.off_bps:.0f} bps from the mid {ticks_to_px(b.mid_ticks, tick)}",
+                # To a hundredth: "1 bps from the mid" read as no breach of a 1 bps collar.
+                f"{b.off_bps:.2f} bps from the mid {ticks_to_px(b.mid_ticks, tick)}",
                 suggested_action="check the venue print and the order; pause it if in doubt",
                 order_id=o.pk,
                 trader_id=o.owner_id,
@@ -474,6 +481,7 @@ class WorkerRisk:
                     suggested_action="watch fill rates; pause large orders if liquidity is thin",
                     dedupe_key=f"outage:{symbol}:{q.name}",
                     cause_at=cause_at,
+                    reopen=True,
                 )
             elif q.up and not was:
                 exception_cause_over(
@@ -514,9 +522,24 @@ class WorkerRisk:
                     cause_at=cause_at,
                 )
         now = self.w.market.now
+        replanned = {ev.order_id for ev in events if isinstance(ev, ParentReplanned)}
         for eid, wk in engine.orders.items():
             p = wk.parent
             lag = self._behind.get(eid)
+            if eid in replanned and lag is not None and not lag.over:
+                # Its schedule was redrawn (a resume or a cut that re-plans what is left
+                # over what is left): not caught up, but on a new plan (a trial read
+                # "caught up" on an order that had filled nothing, then counted it twice).
+                lag.over = True
+                exception_cause_over(
+                    dedupe_key=f"behind:{orders[eid].pk}",
+                    title=f"Order {orders[eid].pk} was {lag.worst:,} shares behind schedule: "
+                    "re-planned",
+                    detail=f"re-planned at {session_clock(now, ms=False)} market time: what is "
+                    f"left over what is left of the window; filled {p.filled_qty:,} of {p.qty:,}",
+                    suggested_action="watch it on its new plan; resolve",
+                )
+                continue
             if p.is_done:
                 if lag is not None and not lag.over and p.filled_qty == p.qty:
                     self._behind_over(orders[eid], lag, f"filled all {p.qty:,} shares")
@@ -569,6 +592,7 @@ class WorkerRisk:
                 worst = max(lag.worst, shares)
             self._behind[eid] = _Lag(stated_at=now, stated=shares, worst=worst)
             exception_raise(
+                reopen=lag is not None,
                 kind="BEHIND_SCHEDULE",
                 severity=RiskException.WARNING,
                 scope_type="order",

@@ -58,6 +58,7 @@ from oversight.risk.selectors import (
 from oversight.roles import (
     MANAGE_RISK,
     TRADE,
+    TRADER,
     FourEyesRefused,
     asked_already,
     first_eyes_problem,
@@ -208,8 +209,12 @@ PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 GROUPED_NUMBER = re.compile(r"-?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?")
 
 
-def desk_has_members(name: str) -> bool:
-    return DeskMembership.objects.filter(desk__name=name).exists()
+def desk_has_traders(name: str) -> bool:
+    """Whether an active trader sits on the desk: a desk limit binds their orders only (a
+    trial put a risk manager on a desk, whose limit then read as binding someone)."""
+    return DeskMembership.objects.filter(
+        desk__name=name, user__is_active=True, user__groups__name=TRADER
+    ).exists()
 
 
 def _parse_value(value: Any, metric: str = "") -> Decimal | None:
@@ -906,12 +911,30 @@ def blocked_reasons_restate(scope_type: str, scope_key: str) -> int:
                 if order is None:
                     continue
                 refused, found = _findings_now(order, lock=False)
-                reason = "; ".join(str(f) for f in [*refused, *found]) or (
+                # A breach no override may now release says so, as entry would (a trial's
+                # read "> 1,200" and still offered Override).
+                said = [*refused, *((beyond_override([f]) or [f])[0] for f in found)]
+                reason = "; ".join(str(f) for f in said) or (
                     "within its limits as they stand now (a limit changed since it was "
                     "blocked): an override releases it, or its trader may enter it again"
                 )
                 if reason[:255] != order.status_reason:
                     order_status_set(order, BLOCKED, reason)
+                    # Its console exception says what the order says (a trial's kept the
+                    # figures it was blocked with).
+                    for key in (
+                        RiskException.objects.filter(kind="LIMIT_BREACH", order_id=order.pk)
+                        .exclude(status=RiskException.RESOLVED)
+                        .values_list("dedupe_key", flat=True)
+                    ):
+                        exception_restate(
+                            dedupe_key=key,
+                            title=f"Order {order.pk} blocked: "
+                            + (", ".join(f.code.value for f in said) or "within its limits now"),
+                            detail="; ".join(f.message for f in said) or reason,
+                            suggested_action="review the order; grant a single-use override "
+                            "or reject it",
+                        )
                     n += 1
         except DatabaseError:
             logger.exception("blocked order %s: its reason was not restated", candidate.pk)
@@ -1148,6 +1171,7 @@ def exception_raise(
     dedupe_key: str = "",
     cause_at: Any = None,
     times: int = 1,
+    reopen: bool = False,
 ) -> RiskException:
     """Raise (or count again, if the same one is still open) an exception for the console;
     `times`: how many occurrences this call stands for (a step's denials of one order for
@@ -1176,7 +1200,22 @@ def exception_raise(
             if SEVERITY_ORDER.index(severity) < SEVERITY_ORDER.index(e.severity):
                 e.severity = severity
                 fields.append("severity")
+            # `reopen`: a new occurrence of a cause said to be over (a venue down again, an
+            # order behind again): an acknowledgement of the last one does not cover it,
+            # and the trail says it came back (a trial found one left acknowledged, its
+            # return recorded nowhere).
+            reopened = reopen and e.status == RiskException.ACKNOWLEDGED
+            if reopened:
+                e.status, e.acked_by, e.acked_at = RiskException.OPEN, None, None
+                fields += ["status", "acked_by", "acked_at"]
             e.save(update_fields=fields)
+            if reopen:
+                audit_record(
+                    actor=None,
+                    action="exception.recur",
+                    obj=e,
+                    after={"title": e.title, "count": e.count, "reopened": reopened},
+                )
         else:
             e = RiskException.objects.create(
                 kind=kind,

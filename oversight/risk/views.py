@@ -256,6 +256,16 @@ def limits(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _desk_empty_note(req: LimitRequest) -> str:
+    """A desk's limit may be set before a trader sits on it; said, so a mistyped desk is
+    not taken for the one meant (a trial's "NO-SUCH-DESK" was "active now")."""
+    if req.scope_type != "desk" or req.new_value is None:
+        return ""
+    if services.desk_has_traders(req.scope_key):
+        return ""
+    return f" (no trader is on desk {req.scope_key} yet: it binds nobody until one is)"
+
+
 @login_required
 @permission_required(MANAGE_RISK, raise_exception=True)
 @require_GET
@@ -303,9 +313,7 @@ def limit_request(request: HttpRequest) -> HttpResponse:
         )
         # A desk's limit may be set before anyone sits on it; said, so a mistyped desk is
         # not taken for the one meant (a trial's "NO-SUCH-DESK" was "active now").
-        empty = ""
-        if req.scope_type == "desk" and not services.desk_has_members(req.scope_key):
-            empty = f" (nobody is on desk {req.scope_key} yet: it binds nobody until someone is)"
+        empty = _desk_empty_note(req)
         if req.status == LimitRequest.ACTIVE:
             return (
                 f"Limit request {req.pk} active now (a tightening takes one person): {what}" + empty
@@ -333,7 +341,7 @@ def limit_approve(request: HttpRequest, pk: int) -> HttpResponse:
             where = f"{req.get_scope_type_display().lower()} {req.scope_key}".strip()
             return (
                 f"Limit request {pk} approved and active: {where}, "
-                f"{req.get_metric_display()} = {_plain(req.new_value)}"
+                f"{req.get_metric_display()} = {_plain(req.new_value)}" + _desk_empty_note(req)
             )
         # Approved too late, or the limit moved since: the service says so on the request.
         raise ValidationError(
@@ -618,7 +626,13 @@ def override_grant(request: HttpRequest, pk: int) -> HttpResponse:
         )
         return (
             f"Override {pk} granted for {minutes} min: order {ov.order_id} goes to the market "
-            f"for these breaches only ({', '.join(ov.codes)})"
+            + (
+                f"for these breaches only ({', '.join(ov.codes)})"
+                if ov.codes
+                # Asked for after a limit change put it within its limits (a trial read
+                # "for these breaches only ()").
+                else "within its limits as they stand now"
+            )
         )
 
     return act(request, reverse("risk_overrides"), go)

@@ -8,6 +8,7 @@
   const detailOrderId = config.order_id ? String(config.order_id) : null; // order page
   const WORKING = new Set(["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"]);
   const TERMINAL = new Set(["FILLED", "CANCELED", "EXPIRED", "REJECTED"]);
+  const ENDED_PAUSED = "window ended while paused"; // execution/engine/engine.py
   // The statuses that answer a control request: any end answers every one, and so does
   // a lost worker's suspension (it voids what was asked: a review).
   const ANSWERS = {
@@ -209,11 +210,16 @@
       setCell(tb, "time_left", "—", "");
       // An order that ended with nothing filled has no participation (as the server
       // renders it); it showed its expected one until a reload (a trial).
-      if (!Number(tb.dataset.filled || 0)) setCell(tb, "participation", "—", "");
-      // The final status carries the market's volume over the whole window; the last
-      // progress event may be a minute of market time older, and the row read 1.0% where
-      // a reload read 0.8% (CI).
-      else showRealised(tb, tb.dataset.filled, ev.market_volume);
+      // Nor one left paused until its window ended: the market's volume over its window
+      // counts the time it stood still (as the server and the TCA page say).
+      if (!Number(tb.dataset.filled || 0) || ev.reason === ENDED_PAUSED) {
+        setCell(tb, "participation", "—", "");
+      } else {
+        // The final status carries the market's volume over the whole window; the last
+        // progress event may be a minute of market time older, and the row read 1.0%
+        // where a reload read 0.8% (CI).
+        showRealised(tb, tb.dataset.filled, ev.market_volume);
+      }
     }
     const cell = tb.querySelector('[data-field="status"]');
     if (cell) {

@@ -84,3 +84,9 @@ def test_an_order_left_paused_until_its_window_ended_counts_as_stopped(
     page = client_for(alice).get(reverse("tca_report")).content.decode()
     row = page.split('<tr data-strategy="twap">')[1].split("</tr>")[0]
     assert '<td class="num" data-field="stopped">1</td>' in row
+    # Nor has it a participation on the blotter, as on the TCA page: the market's volume
+    # over its window counts the time it stood still (a trial read 0.2% there, "—" here).
+    assert facts[paused.pk].left_paused and not facts[worked.pk].left_paused
+    blotter = client_for(alice).get(reverse("blotter")).content.decode()
+    cell = blotter.split(f'id="order-{paused.pk}"')[1].split('data-field="participation"')[1]
+    assert cell.split("</td>")[0].endswith(">—"), cell[:300]

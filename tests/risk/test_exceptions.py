@@ -376,3 +376,34 @@ def test_a_behind_schedule_warning_follows_the_lag_and_says_when_the_order_caugh
     assert int(over.title.split(" was ")[1].split(" shares")[0].replace(",", "")) >= lag(later)
     assert over.count == 1 and over.status == "OPEN" and "caught up at" in over.detail
     w.release()
+
+
+def test_a_re_planned_order_is_not_caught_up_and_a_return_reopens_its_warning(
+    alice: User, instrument: Instrument
+) -> None:
+    """Resumed re-planned, an order far behind read "caught up" with nothing filled (a
+    trial): its schedule was redrawn, which is said. Behind again after a risk manager
+    acknowledged that, its warning opens again and the trail says it came back."""
+    from execution.services import order_control_request
+
+    rita = make_user("rita", "risk_manager")
+    set_limit("price_collar_bps", 0.5)  # its priced children are denied: it falls behind
+    slow = submit(alice, instrument)
+    w = worker(instrument)
+    run_to(w, 20 * 60)
+    (e,) = raised("BEHIND_SCHEDULE")
+    order_control_request(user=alice, order=slow, action="pause")
+    run_to(w, 21 * 60)
+    order_control_request(user=alice, order=slow, action="resume", changes={"replan": "1"})
+    run_to(w, 22 * 60)
+    e.refresh_from_db()
+    assert e.title.endswith("shares behind schedule: re-planned"), e.title
+    assert "caught up" not in e.title and "re-planned at " in e.detail
+    exception_acknowledge(user=rita, exception_id=e.pk)
+    run_to(w, 45 * 60)  # still denied: behind its new plan
+    e.refresh_from_db()
+    assert (e.status, e.count) == ("OPEN", 2), (e.status, e.count, e.title)
+    assert e.title.endswith("shares behind schedule") and e.acked_by is None
+    came_back = AuditRecord.objects.get(action="exception.recur", object_id=str(e.pk))
+    assert came_back.after["reopened"] is True
+    w.release()

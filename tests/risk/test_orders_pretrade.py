@@ -878,3 +878,14 @@ def test_a_blocked_orders_reason_follows_a_limit_change(
     )
     ov = override_request(user=alice, order_id=order.pk, reason="client order")
     assert ov.codes == ["MAX_ORDER_QTY"], ov.codes
+    # Tightened past twice its size: it says no override can release it, as entry would,
+    # and so does its console exception (a trial's kept "> 2,000" and offered Override).
+    limit_change_request(
+        user=rita, scope_type="firm", scope_key="", metric="max_order_qty",
+        new_value=9_000, reason="a smaller day",
+    )  # fmt: skip
+    order.refresh_from_db()
+    assert order.status_reason.startswith("MAX_ORDER_QTY: 20,000 shares > 9,000 (firm): 2.22")
+    assert "more than an override may release" in order.status_reason
+    e = RiskException.objects.get(kind="LIMIT_BREACH", order_id=order.pk)
+    assert "> 9,000 (firm)" in e.detail and "more than an override may release" in e.detail

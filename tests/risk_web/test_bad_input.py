@@ -268,4 +268,27 @@ def test_a_limit_on_a_desk_nobody_sits_on_says_so(rita) -> None:
         },
         follow=True,
     ).content.decode()
-    assert "nobody is on desk EQ-9 yet: it binds nobody until someone is" in unescape(page)
+    assert "no trader is on desk EQ-9 yet: it binds nobody until one is" in unescape(page)
+
+
+def test_a_limit_on_a_desk_only_a_risk_manager_sits_on_binds_no_trader(rita, rob, adam) -> None:
+    """A trial put a risk manager on a desk, whose limit then read as binding someone."""
+    from oversight.services import user_desk_set
+
+    user_desk_set(actor=adam, user=rob, desk="EQ-7", reason="seat")
+    page = (
+        client_for(rita)
+        .post(
+            reverse("risk_limit_request"),
+            {
+                "scope_type": "desk",
+                "scope_key": "EQ-7",
+                "metric": "max_order_qty",
+                "new_value": "5",
+                "reason": "a desk of risk",
+            },
+            follow=True,
+        )
+        .content.decode()
+    )
+    assert "no trader is on desk EQ-7 yet" in unescape(page)
