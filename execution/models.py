@@ -171,6 +171,15 @@ class ParentOrder(models.Model):
         )
 
     @property
+    def left_paused(self) -> bool:
+        """Left paused by its trader until its window ended: the market's volume and VWAP
+        over its window count the time it stood still, so it has no participation or VWAP
+        comparison to speak of. The one reading for the blotter, the order page and TCA."""
+        from execution.engine.engine import ENDED_PAUSED
+
+        return self.status == ParentStatus.EXPIRED.value and self.status_reason == ENDED_PAUSED
+
+    @property
     def engine_id(self) -> str:
         return f"P{self.pk}"
 

@@ -30,7 +30,6 @@ from execution.algos.params import (
 )
 from execution.algos.pretrade import planned_schedule, pretrade_estimate, window_volume_fraction
 from execution.algos.registry import strategy_class, strategy_names
-from execution.engine.engine import ENDED_PAUSED
 from execution.forms import PARAM_PREFIX, OrderTicketForm, plain_id, strategy_schemas
 from execution.model_registry import (
     approved_names,
@@ -308,11 +307,9 @@ def _order_row(
         # Under a second to go is "started": a market standing still just before the start
         # showed "starts in 0:00:00" for as long as it stood (a trial).
         time_left_fmt = f"starts in {_duration(waits)}" if waits >= 1 else _duration(time_left)
-    # Left paused until its window ended: the market's volume over its window counts the
-    # time it stood still, so it has no participation to speak of (as the TCA page: a
-    # trial read 0.2% here and "—" there).
-    left_paused = order.status == "EXPIRED" and order.status_reason == ENDED_PAUSED
-    realised = order.filled_qty > 0 and order.market_volume > 0 and not left_paused
+    # Left paused until its window ended: no participation to speak of (as the TCA page:
+    # a trial read 0.2% here and "—" there).
+    realised = order.filled_qty > 0 and order.market_volume > 0 and not order.left_paused
     if realised:  # what it has done, as the TCA page measures it, once it has traded
         participation = round(100 * order.filled_qty / order.market_volume, 1)
     elif not order_is_open(order):  # a blocked one is open: it waits for an override

@@ -10,7 +10,6 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce, Greatest
 
 from execution.algos.adaptive import SMALL_ORDER_LOTS
-from execution.engine.engine import ENDED_PAUSED
 from execution.engine.orders import ParentStatus
 from execution.models import OrderEvent, ParentOrder, adaptive_default_lot
 from execution.selectors import orders_visible_to
@@ -89,11 +88,7 @@ def _number(payload: Any, key: str) -> float | None:
 def order_facts(order: ParentOrder) -> OrderFacts:
     """An order from tca_orders, as the pure summary takes it."""
     final = getattr(order, "final_payload", None)
-    left_paused = (
-        order.status == "EXPIRED"
-        and isinstance(final, dict)
-        and final.get("reason") == ENDED_PAUSED
-    )
+    left_paused = order.left_paused
     return OrderFacts(
         order_id=order.pk,
         strategy=order.strategy,
